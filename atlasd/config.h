@@ -1,0 +1,45 @@
+// atlasd settings (docs/operations.md §Settings): flags, a TOML config file (--config), and
+// defaults, in that order of precedence. Names are the same in both places.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace atlas {
+
+struct Config {
+  std::string config_file;
+  std::string data_dir = "./atlas-data";
+  std::string socket;  // default: <data-dir>/atlas.sock
+  std::string socket_mode = "0660";
+  std::string region = "local";
+  std::string node_name;  // default: the host name
+  std::string listen = "127.0.0.1:7400";
+  std::string advertise;  // default: listen
+  std::string http_listen = "127.0.0.1:7480";
+  std::string join;
+  std::string join_token;
+  int fn = 0;
+  int fz = 0;
+  std::string principal_mode = "assume";
+  std::vector<std::string> admin_users;
+  size_t max_line_bytes = size_t{1} << 20;
+  size_t max_blob_bytes = size_t{128} << 20;
+  size_t max_inflight_per_conn = 1024;
+  size_t max_pending_output_bytes = size_t{16} << 20;
+  int io_threads = 2;
+  std::string log_level = "info";
+  std::string log_format = "text";
+
+  bool embedded_default = false;  // started with no arguments at all
+  unsigned socket_mode_bits = 0660;
+};
+
+// Parses argv (and the config file it names). On --help, prints usage and returns a
+// Cancelled status whose message is the help text; on bad input, InvalidArgument with a
+// message that names the setting.
+absl::StatusOr<Config> ParseConfig(int argc, char** argv);
+
+}  // namespace atlas

@@ -1,0 +1,452 @@
+#include "atlasd/executor.h"
+
+#include <algorithm>
+#include <random>
+
+#include "socketproto/str.h"
+#include "absl/strings/str_format.h"
+#include "atlasd/acl.h"
+#include "storage/keys.h"
+
+namespace atlas {
+
+using socketproto::Reply;
+namespace sp = socketproto;
+
+struct Executor::Call {
+  sp::Request request;
+  std::optional<std::string> principal;
+  bool admin = false;
+  std::function<void(Reply)> done;
+  Reply reply;
+  void Finish() { done(std::move(reply)); }
+  void Warn(std::string_view msg) {
+    reply.Warn(msg);
+    Finish();
+  }
+};
+
+namespace {
+
+std::string ReservedError(std::string_view table) {
+  return StrCat("table '", table, "' is reserved");
+}
+
+proto::Perm ToProto(sp::Perm p) {
+  switch (p) {
+    case sp::Perm::kRead: return proto::READ;
+    case sp::Perm::kWrite: return proto::WRITE;
+    case sp::Perm::kOwner: return proto::OWNER;
+  }
+  return proto::READ;
+}
+
+std::string_view PermText(storage::AclPerm p) {
+  switch (p) {
+    case storage::AclPerm::kRead: return "READ";
+    case storage::AclPerm::kWrite: return "WRITE";
+    case storage::AclPerm::kOwner: return "OWNER";
+  }
+  return "?";
+}
+
+// Where a SCAN resumes: AFTER may name a key of another table, which then either precedes the
+// whole range (no effect) or follows it (nothing left).
+enum class AfterPos { kNone, kBefore, kInside, kPast };
+
+}  // namespace
+
+Executor::Executor(storage::Store* store, Replicator* replicator, NodeIdentity self,
+                   ExecutorOptions options)
+    : store_(store),
+      replicator_(replicator),
+      self_(std::move(self)),
+      options_(std::move(options)),
+      started_(std::chrono::steady_clock::now()) {}
+
+bool Executor::IsAdmin(const std::optional<std::string>& principal) const {
+  return principal && std::find(options_.admin_users.begin(), options_.admin_users.end(),
+                                *principal) != options_.admin_users.end();
+}
+
+absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
+  auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(table, "acl"));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return storage::TableAcl{};
+  auto acl = storage::DecodeTableAcl(**raw);
+  if (!acl) return absl::DataLossError(StrCat("corrupt ACL of table ", table));
+  return *acl;
+}
+
+void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
+                       std::function<void(Reply)> done) {
+  if (options_.principal_mode == PrincipalMode::kPeercred && !ctx.principal &&
+      !ctx.peer_user.empty()) {
+    ctx.principal = ctx.peer_user;  // peercred: the Unix user is who you are
+  }
+  auto call = std::make_shared<Call>();
+  call->reply = Reply(request.id);
+  call->done = std::move(done);
+  call->principal = ctx.principal;
+  call->request = std::move(request);
+  sp::Command& command = call->request.command;
+
+  // Session commands: answered right here, on the session's strand.
+  if (auto* assume = std::get_if<sp::PrincipalAssume>(&command)) {
+    if (options_.principal_mode == PrincipalMode::kPeercred && assume->name != ctx.peer_user &&
+        !IsAdmin(ctx.peer_user)) {
+      call->Warn(StrCat("permission denied for principal '", ctx.peer_user,
+                              "': PRINCIPAL ASSUME (principal-mode peercred: only admin-users may "
+                              "assume another principal)"));
+      return;
+    }
+    ctx.principal = assume->name;
+    call->reply.Ok();
+    call->Finish();
+    return;
+  }
+  if (std::holds_alternative<sp::PrincipalWhoami>(command)) {
+    call->reply.Line(StrCat("PRINCIPAL ", ctx.principal ? *ctx.principal : "(none)")).Ok();
+    call->Finish();
+    return;
+  }
+  if (auto* put = std::get_if<sp::KeyPut>(&command); put && put->principal) {
+    // Acting as another principal for one command follows the PRINCIPAL ASSUME rules.
+    if (options_.principal_mode == PrincipalMode::kPeercred && *put->principal != ctx.peer_user &&
+        !IsAdmin(ctx.peer_user)) {
+      call->Warn(StrCat("permission denied for principal '", ctx.peer_user,
+                              "': KEY PUT PRINCIPAL (principal-mode peercred: only admin-users "
+                              "may act as another principal)"));
+      return;
+    }
+    call->principal = put->principal;
+  }
+  call->admin = IsAdmin(call->principal);
+
+  // Writes: build the replicated command.
+  proto::Command cmd;
+  cmd.set_principal(call->principal.value_or(""));
+  cmd.set_admin(call->admin);
+  bool is_write = true;
+  std::string_view write_table;
+  std::visit(
+      [&](auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, sp::KeyPut>) {
+          write_table = c.key.table();
+          auto* p = cmd.mutable_put();
+          p->set_row(std::string(c.key.row()));
+          p->set_value(std::move(c.value));
+          if (c.worm && c.worm->kind == sp::Worm::Kind::kTtl) p->set_worm_ttl_ms(c.worm->ttl_ms);
+          if (c.worm && c.worm->kind == sp::Worm::Kind::kExpires) {
+            p->set_worm_expires_ms(c.worm->expires_ms);
+          }
+        } else if constexpr (std::is_same_v<T, sp::KeyBlobSet>) {
+          write_table = c.key.table();
+          auto* p = cmd.mutable_put();
+          p->set_row(std::string(c.key.row()));
+          p->set_value(std::move(c.value));
+        } else if constexpr (std::is_same_v<T, sp::KeyDel>) {
+          write_table = c.key.table();
+          cmd.mutable_del()->set_row(std::string(c.key.row()));
+        } else if constexpr (std::is_same_v<T, sp::AclGrant> || std::is_same_v<T, sp::AclRevoke>) {
+          write_table = c.table;
+          auto* a = cmd.mutable_acl();
+          a->set_principal(c.principal);
+          a->set_perm(ToProto(c.perm));
+          a->set_grant(std::is_same_v<T, sp::AclGrant>);
+        } else if constexpr (std::is_same_v<T, sp::TablePin>) {
+          write_table = c.table;
+          if (c.region && *c.region != self_.region) {
+            // Only regions that have members can hold a table.
+            is_write = false;
+            return;
+          }
+          cmd.mutable_placement()->set_pinned_region(c.region.value_or(""));
+        } else if constexpr (std::is_same_v<T, sp::TableGroup>) {
+          write_table = c.table;
+          cmd.mutable_placement()->set_group(c.group.value_or(""));
+        } else {
+          is_write = false;
+        }
+      },
+      command);
+  if (is_write) {
+    if (sp::IsReservedTable(write_table)) {
+      call->Warn(ReservedError(write_table));
+      return;
+    }
+    cmd.set_table(std::string(write_table));
+    Write(call, std::move(cmd));
+    return;
+  }
+  if (auto* pin = std::get_if<sp::TablePin>(&command)) {
+    call->Warn(StrCat("unknown region '", *pin->region, "'"));
+    return;
+  }
+  // Reads see every write acknowledged before them.
+  std::string table;
+  std::visit(
+      [&](const auto& c) {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (requires { c.key; }) {
+          table = std::string(c.key.table());
+        } else if constexpr (requires { c.range; }) {
+          table = c.range.table;
+        } else if constexpr (requires { c.table; }) {
+          table = c.table;
+        }
+        (void)sizeof(T);
+      },
+      command);
+  replicator_->ReadBarrier(table, [this, call](absl::Status s) {
+    if (!s.ok()) {
+      call->Warn(ToStd(s.message()));
+      return;
+    }
+    Read(call);
+  });
+}
+
+void Executor::Write(std::shared_ptr<Call> call, proto::Command cmd) {
+  replicator_->Propose(std::move(cmd), [call](ApplyResult r) {
+    if (r.ok) {
+      call->reply.Ok();
+    } else {
+      call->reply.Warn(r.error);
+    }
+    call->Finish();
+  });
+}
+
+void Executor::Read(std::shared_ptr<Call> call_ptr) {
+  Call& call = *call_ptr;
+  sp::Command& command = call.request.command;
+  auto check_read = [&](const std::string& table) -> bool {
+    auto acl = LoadAcl(table);
+    if (!acl.ok()) {
+      call.Warn(StrCat("internal error: ", acl.status().message()));
+      return false;
+    }
+    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead)) {
+      call.Warn(PermissionDenied(call.principal, "READ", table));
+      return false;
+    }
+    return true;
+  };
+  auto internal = [&](const absl::Status& s) {
+    call.Warn(StrCat("internal error: ", s.message()));
+  };
+
+  if (auto* get = std::get_if<sp::KeyGet>(&command)) {
+    std::string table(get->key.table());
+    if (!check_read(table)) return;
+    auto rec = store_->GetRow(table, get->key.row());
+    if (!rec.ok()) return internal(rec.status());
+    if (!rec->has_value()) {
+      call.reply.Line("NOT_FOUND").Ok();
+      return call.Finish();
+    }
+    if ((*rec)->binary) return call.Warn("value is binary; use KEY BLOB GET");
+    auto value = store_->ReadValue(table, get->key.row(), **rec);
+    if (!value.ok()) return internal(value.status());
+    call.reply.buffer().reserve(value->size() + 16);
+    call.reply.Line(StrCat("VALUE:", *value)).Ok();
+    return call.Finish();
+  }
+  if (auto* bget = std::get_if<sp::KeyBlobGet>(&command)) {
+    std::string table(bget->key.table());
+    if (!check_read(table)) return;
+    // A concurrent overwrite can change a chunked value between its record and its chunks.
+    for (int attempt = 0;; ++attempt) {
+      auto rec = store_->GetRow(table, bget->key.row());
+      if (!rec.ok()) return internal(rec.status());
+      if (!rec->has_value()) {
+        call.reply.Line("EMPTY").Ok();
+        return call.Finish();
+      }
+      auto value = store_->ReadValue(table, bget->key.row(), **rec);
+      if (absl::IsAborted(value.status()) && attempt < 5) continue;
+      if (!value.ok()) return internal(value.status());
+      call.reply.Blob(*value).Ok();
+      return call.Finish();
+    }
+  }
+  if (auto* scan = std::get_if<sp::Scan>(&command)) {
+    const std::string& table = scan->range.table;
+    if (!check_read(table)) return;
+    std::optional<std::string> after_row;
+    if (scan->after) {
+      std::string_view a = *scan->after;
+      std::string_view at = a.substr(0, a.find('.'));
+      if (at < table) {
+        // precedes the range: no effect
+      } else if (at > table) {
+        call.reply.Line("KEYS:0").Ok();
+        return call.Finish();
+      } else {
+        after_row = std::string(a.substr(a.find('.') + 1));
+      }
+    }
+    uint64_t limit = scan->limit.value_or(options_.scan_keys_max);
+    std::vector<std::string> keys;
+    bool truncated = false;
+    absl::Status s = store_->ForEachRow(table, scan->range.row_prefix, after_row,
+                                        [&](std::string_view row) {
+                                          if (keys.size() >= limit) {
+                                            truncated = true;
+                                            return false;
+                                          }
+                                          keys.push_back(StrCat(table, ".", row));
+                                          return true;
+                                        });
+    if (!s.ok()) return internal(s);
+    if (truncated && !scan->limit) {
+      return call.Warn(StrCat("scan too large: more than ", options_.scan_keys_max,
+                                    " keys; page with LIMIT <n> AFTER <key>"));
+    }
+    call.reply.Line(StrCat("KEYS:", keys.size()));
+    for (const auto& k : keys) call.reply.Line(k);
+    call.reply.Ok();
+    return call.Finish();
+  }
+  if (auto* count = std::get_if<sp::Count>(&command)) {
+    if (!check_read(count->range.table)) return;
+    uint64_t n = 0;
+    absl::Status s = store_->ForEachRow(count->range.table, count->range.row_prefix, std::nullopt,
+                                        [&](std::string_view) {
+                                          ++n;
+                                          return true;
+                                        });
+    if (!s.ok()) return internal(s);
+    call.reply.Line(StrCat("COUNT:", n)).Ok();
+    return call.Finish();
+  }
+  if (auto* sample = std::get_if<sp::Sample>(&command)) {
+    const std::string& table = sample->range.table;
+    if (!check_read(table)) return;
+    uint64_t n = std::min<uint64_t>(sample->n, options_.scan_keys_max);
+    // Reservoir sampling (Algorithm R): one pass, every key equally likely, O(n) memory.
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::vector<std::string> reservoir;
+    uint64_t seen = 0;
+    absl::Status s = store_->ForEachRow(table, sample->range.row_prefix, std::nullopt,
+                                        [&](std::string_view row) {
+                                          ++seen;
+                                          if (reservoir.size() < n) {
+                                            reservoir.push_back(StrCat(table, ".", row));
+                                          } else if (n > 0) {
+                                            uint64_t j = rng() % seen;
+                                            if (j < n) reservoir[j] = StrCat(table, ".", row);
+                                          }
+                                          return true;
+                                        });
+    if (!s.ok()) return internal(s);
+    std::sort(reservoir.begin(), reservoir.end());
+    call.reply.Line(StrCat("KEYS:", reservoir.size()));
+    for (const auto& k : reservoir) call.reply.Line(k);
+    call.reply.Ok();
+    return call.Finish();
+  }
+  if (auto* list = std::get_if<sp::AclList>(&command)) {
+    auto acl = LoadAcl(list->table);
+    if (!acl.ok()) return internal(acl.status());
+    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead) &&
+        !AclAllows(*acl, call.principal, call.admin, AclOp::kAdminister)) {
+      return call.Warn(PermissionDenied(call.principal, "ACL LIST", list->table));
+    }
+    for (const auto& g : acl->grants) {
+      call.reply.Line(StrCat("ACL ", g.principal, " ", PermText(g.perm)));
+    }
+    call.reply.Ok();
+    return call.Finish();
+  }
+  if (std::holds_alternative<sp::NodeList>(command)) {
+    call.reply.Line(NodeLine(false)).Ok();
+    return call.Finish();
+  }
+  if (auto* info = std::get_if<sp::NodeInfo>(&command)) {
+    if (info->id != self_.id) return call.Warn(StrCat("unknown node ", info->id));
+    call.reply.Line(NodeLine(true)).Ok();
+    return call.Finish();
+  }
+  if (auto* ping = std::get_if<sp::NodePing>(&command)) {
+    if (ping->id != self_.id) return call.Warn(StrCat("unknown node ", ping->id));
+    // One node: the round trip is through this node's own command path.
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t id = self_.id;
+    replicator_->ReadBarrier("", [call_ptr, t0, id](absl::Status) {
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                      .count();
+      call_ptr->reply.Line(absl::StrFormat("PONG node=%d rtt_ms=%.3f", id, ms)).Ok();
+      call_ptr->Finish();
+    });
+    return;
+  }
+  if (std::holds_alternative<sp::QuorumInfo>(command)) {
+    std::string member = StrCat("id=", self_.id, " region=", self_.region,
+                                      " addr=", self_.addr, " port=", self_.port);
+    call.reply.Line("Q1 size=1").Line(member).Line("Q2 size=1").Line(member).Ok();
+    return call.Finish();
+  }
+  if (auto* tinfo = std::get_if<sp::TableInfo>(&command)) {
+    auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(tinfo->table, "state"));
+    if (!raw.ok()) return internal(raw.status());
+    storage::TableState st;
+    if (raw->has_value()) {
+      auto decoded = storage::DecodeTableState(**raw);
+      if (!decoded) return internal(absl::DataLossError("corrupt table state"));
+      st = *decoded;
+    }
+    uint64_t rows = 0;
+    absl::Status s = store_->ForEachRow(tinfo->table, "", std::nullopt, [&](std::string_view) {
+      ++rows;
+      return true;
+    });
+    if (!s.ok()) return internal(s);
+    call.reply
+        .Line(StrCat("TABLE name=", tinfo->table, " owner=", self_.id,
+                           " region=", self_.region, " ballot=1.", self_.id, " rows=", rows,
+                           " group=", st.group.empty() ? "-" : st.group,
+                           " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region))
+        .Ok();
+    return call.Finish();
+  }
+  if (auto* move = std::get_if<sp::TableMove>(&command)) {
+    if (move->target == self_.region || move->target == StrCat(self_.id)) {
+      call.reply.Ok();  // already owned there
+      return call.Finish();
+    }
+    return call.Warn(StrCat("unknown region or node '", move->target, "'"));
+  }
+  call.Warn("not implemented: command");
+}
+
+std::string Executor::NodeLine(bool detailed) {
+  std::string line = StrCat("NODE id=", self_.id, " region=", self_.region,
+                                  " status=ACTIVE rtt_ms=0.000 addr=", self_.addr,
+                                  " port=", self_.port);
+  if (detailed) {
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+    StrAppend(&line, " name=", self_.name, " owned_tables=", OwnedTables(),
+                    " version=", self_.version, " uptime_s=", uptime);
+  }
+  return line;
+}
+
+uint64_t Executor::OwnedTables() {
+  // Every table with replicated state has been written; on one node this node owns them all.
+  uint64_t n = 0;
+  std::string prefix("t\0", 2);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(storage::Cf::kMeta)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    if (k.size() > 6 && k.substr(k.size() - 6) == std::string_view("\0state", 6)) ++n;
+  }
+  return n;
+}
+
+}  // namespace atlas

@@ -1,0 +1,65 @@
+// Executes the socket commands of docs/protocol.md §5 on this node: reads from the store after
+// a read barrier, writes through the Replicator, cluster commands from the node's view of the
+// cluster. Implements socketproto::CommandHandler.
+//
+// Thread-safe: Execute runs on session strands of any io thread.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "atlasd/replicator.h"
+#include "socketproto/server.h"
+#include "storage/store.h"
+
+namespace atlas {
+
+enum class PrincipalMode { kAssume, kPeercred };
+
+// How this node appears in NODE / QUORUM / TABLE replies.
+struct NodeIdentity {
+  uint64_t id = 1;
+  std::string region = "local";
+  std::string name;
+  std::string addr = "127.0.0.1";
+  int port = 7400;
+  std::string version = "0.1.0";
+};
+
+struct ExecutorOptions {
+  PrincipalMode principal_mode = PrincipalMode::kAssume;
+  std::vector<std::string> admin_users;
+  // SCAN without LIMIT returns at most this many keys (the reply is built in memory).
+  uint64_t scan_keys_max = 1'000'000;
+};
+
+class Executor final : public socketproto::CommandHandler {
+ public:
+  Executor(storage::Store* store, Replicator* replicator, NodeIdentity self,
+           ExecutorOptions options);
+
+  void Execute(socketproto::Request request, socketproto::SessionContext& ctx,
+               std::function<void(socketproto::Reply)> done) override;
+
+ private:
+  struct Call;  // one request in progress
+  void Read(std::shared_ptr<Call> call);
+  void Write(std::shared_ptr<Call> call, proto::Command cmd);
+
+  bool IsAdmin(const std::optional<std::string>& principal) const;
+  // The principal a command acts as: its own PRINCIPAL option or the connection's.
+  std::optional<std::string> EffectivePrincipal(const socketproto::SessionContext& ctx) const;
+  absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);
+  std::string NodeLine(bool detailed);
+  uint64_t OwnedTables();
+
+  storage::Store* store_;
+  Replicator* replicator_;
+  NodeIdentity self_;
+  ExecutorOptions options_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace atlas

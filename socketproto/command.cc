@@ -1,0 +1,440 @@
+#include "socketproto/command.h"
+
+#include <charconv>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "socketproto/str.h"
+#include "absl/time/time.h"
+
+namespace atlas::socketproto {
+namespace {
+
+constexpr size_t kMaxKeyBytes = 1024;
+constexpr size_t kMaxTableBytes = 255;
+constexpr size_t kMaxPrincipalChars = 256;
+
+bool Eq(std::string_view a, std::string_view b) { return EqualsIgnoreCase(a, b); }
+
+// Decodes one UTF-8 code point starting at s[*i]; false on any malformed sequence
+// (overlong forms, surrogates and values above U+10FFFF are malformed).
+bool DecodeUtf8(std::string_view s, size_t* i, uint32_t* cp) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(*i);
+  size_t len;
+  uint32_t min;
+  if (c < 0x80) {
+    *cp = c;
+    *i += 1;
+    return true;
+  } else if ((c & 0xE0) == 0xC0) {
+    len = 2, *cp = c & 0x1F, min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3, *cp = c & 0x0F, min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4, *cp = c & 0x07, min = 0x10000;
+  } else {
+    return false;
+  }
+  if (*i + len > s.size()) return false;
+  for (size_t k = 1; k < len; ++k) {
+    if ((b(*i + k) & 0xC0) != 0x80) return false;
+    *cp = (*cp << 6) | (b(*i + k) & 0x3F);
+  }
+  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return false;
+  *i += len;
+  return true;
+}
+
+// Control characters and Unicode white space: never part of a key or principal.
+bool IsControlOrSpace(uint32_t cp) {
+  if (cp <= 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0xA0)) return true;
+  return cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+}
+
+std::string Usage(std::string_view syntax) { return StrCat("usage: ", syntax); }
+
+constexpr std::string_view kUsageKey = "KEY GET|PUT|SET|DEL|BLOB SET|BLOB GET <key> ...";
+constexpr std::string_view kUsageGet = "KEY GET <key>";
+constexpr std::string_view kUsagePut =
+    "KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] <value>";
+constexpr std::string_view kUsageDel = "KEY DEL <key>";
+constexpr std::string_view kUsageBlobSet = "KEY BLOB SET <key> <length>";
+constexpr std::string_view kUsageBlobGet = "KEY BLOB GET <key>";
+constexpr std::string_view kUsageScan = "SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]";
+constexpr std::string_view kUsageCount = "COUNT <table>[.<row-prefix>]";
+constexpr std::string_view kUsageSample = "SAMPLE <table>[.<row-prefix>] <n>";
+constexpr std::string_view kUsagePrincipal = "PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI";
+constexpr std::string_view kUsageAcl =
+    "ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>";
+constexpr std::string_view kUsageNode = "NODE LIST | NODE INFO <id> | NODE PING <id>";
+constexpr std::string_view kUsageQuorum = "QUORUM INFO <table>";
+constexpr std::string_view kUsageTable =
+    "TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> <region|NONE> "
+    "| TABLE GROUP <table> <group|NONE>";
+
+struct Parser {
+  std::string_view rest;      // the line after the request id
+  std::vector<Token> tok;     // tokens of rest
+  std::optional<std::string> id;
+  std::optional<std::string>* blob;
+
+  ParseError Err(std::string msg) const { return ParseError{id, std::move(msg)}; }
+
+  std::variant<Key, std::string> ParseKey(std::string_view k) const {
+    std::string why = ValidateKey(k);
+    if (!why.empty()) return why;
+    return Key{std::string(k)};
+  }
+
+  std::variant<TableRange, std::string> ParseRange(std::string_view s) const {
+    size_t dot = s.find('.');
+    std::string_view table = s.substr(0, dot);
+    std::string why = ValidateTableName(table);
+    if (!why.empty()) return StrCat("invalid key '", s, "': ", why);
+    if (dot != std::string_view::npos) {
+      // The prefix obeys the key rules (printable, no white space) but may be empty.
+      std::string_view prefix = s.substr(dot + 1);
+      if (s.size() > kMaxKeyBytes) return StrCat("invalid key '", s, "': longer than 1024 bytes");
+      if (!prefix.empty()) {
+        std::string why2 = ValidateKey(s);
+        if (!why2.empty()) return why2;
+      }
+      return TableRange{std::string(table), std::string(prefix)};
+    }
+    return TableRange{std::string(table), ""};
+  }
+
+};
+
+std::optional<uint64_t> ParseU64(std::string_view s) {
+  uint64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<Perm> ParsePerm(std::string_view s) {
+  if (Eq(s, "READ")) return Perm::kRead;
+  if (Eq(s, "WRITE")) return Perm::kWrite;
+  if (Eq(s, "OWNER")) return Perm::kOwner;
+  return std::nullopt;
+}
+
+// Table names for ACL / QUORUM / TABLE: a bare table name (a key's table part is accepted too,
+// so that `QUORUM INFO atlas.nodes` names the `atlas` table as the original README shows).
+std::variant<std::string, ParseError> TableArg(const Parser& p, std::string_view s) {
+  std::string_view table = s.substr(0, s.find('.'));
+  std::string why = ValidateTableName(table);
+  if (!why.empty()) return p.Err(StrCat("invalid table '", s, "': ", why));
+  return std::string(table);
+}
+
+std::variant<Request, ParseError> ParseKeyCommand(Parser& p) {
+  auto& t = p.tok;
+  if (t.size() < 2) return p.Err(Usage(kUsageKey));
+  std::string_view sub = t[1].text;
+  auto key_or = [&](size_t idx, std::string_view usage) -> std::variant<Key, ParseError> {
+    if (t.size() <= idx) return p.Err(Usage(usage));
+    auto k = p.ParseKey(t[idx].text);
+    if (auto* e = std::get_if<std::string>(&k)) return p.Err(*e);
+    return std::get<Key>(std::move(k));
+  };
+  if (Eq(sub, "GET") || Eq(sub, "DEL")) {
+    bool get = Eq(sub, "GET");
+    std::string_view usage = get ? kUsageGet : kUsageDel;
+    if (t.size() != 3) return p.Err(Usage(usage));
+    auto k = key_or(2, usage);
+    if (auto* e = std::get_if<ParseError>(&k)) return *e;
+    if (get) return Request{p.id, KeyGet{std::get<Key>(std::move(k))}};
+    return Request{p.id, KeyDel{std::get<Key>(std::move(k))}};
+  }
+  if (Eq(sub, "PUT") || Eq(sub, "SET")) {
+    auto k = key_or(2, kUsagePut);
+    if (auto* e = std::get_if<ParseError>(&k)) return *e;
+    KeyPut put{std::get<Key>(std::move(k)), std::nullopt, std::nullopt, ""};
+    size_t i = 3;
+    while (i < t.size()) {
+      if (Eq(t[i].text, "PRINCIPAL") && !put.principal) {
+        if (i + 2 >= t.size()) return p.Err(Usage(kUsagePut));
+        std::string why = ValidatePrincipal(t[i + 1].text);
+        if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+        put.principal = std::string(t[i + 1].text);
+        i += 2;
+      } else if (Eq(t[i].text, "WORM") && !put.worm) {
+        if (i + 3 >= t.size()) return p.Err(Usage(kUsagePut));
+        if (Eq(t[i + 1].text, "TTL")) {
+          auto ms = ParseDurationMs(t[i + 2].text);
+          if (!ms) {
+            return p.Err(StrCat("invalid WORM duration '", t[i + 2].text,
+                                      "': expected e.g. 90s, 15m, 2h, 7d"));
+          }
+          put.worm = Worm{Worm::Kind::kTtl, *ms, 0};
+        } else if (Eq(t[i + 1].text, "EXPIRES")) {
+          auto ms = ParseRfc3339Ms(t[i + 2].text);
+          if (!ms) {
+            return p.Err(StrCat("invalid WORM expiry '", t[i + 2].text,
+                                      "': expected RFC 3339, e.g. 2030-01-01T00:00:00Z"));
+          }
+          put.worm = Worm{Worm::Kind::kExpires, 0, *ms};
+        } else {
+          return p.Err(Usage(kUsagePut));
+        }
+        i += 3;
+      } else {
+        break;
+      }
+    }
+    if (i >= t.size()) return p.Err(Usage(kUsagePut));
+    // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
+    put.value = std::string(p.rest.substr(t[i].offset));
+    return Request{p.id, std::move(put)};
+  }
+  if (Eq(sub, "BLOB")) {
+    if (t.size() >= 3 && Eq(t[2].text, "SET")) {
+      if (t.size() != 5 || !p.blob->has_value()) return p.Err(Usage(kUsageBlobSet));
+      auto k = key_or(3, kUsageBlobSet);
+      if (auto* e = std::get_if<ParseError>(&k)) return *e;
+      return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob)}};
+    }
+    if (t.size() >= 3 && Eq(t[2].text, "GET")) {
+      if (t.size() != 4) return p.Err(Usage(kUsageBlobGet));
+      auto k = key_or(3, kUsageBlobGet);
+      if (auto* e = std::get_if<ParseError>(&k)) return *e;
+      return Request{p.id, KeyBlobGet{std::get<Key>(std::move(k))}};
+    }
+    return p.Err(Usage("KEY BLOB SET <key> <length> | KEY BLOB GET <key>"));
+  }
+  return p.Err(StrCat("unknown command 'KEY ", sub, "'"));
+}
+
+std::variant<Request, ParseError> ParseRangeCommand(Parser& p, std::string_view verb) {
+  auto& t = p.tok;
+  if (Eq(verb, "SCAN")) {
+    if (t.size() < 2) return p.Err(Usage(kUsageScan));
+    auto r = p.ParseRange(t[1].text);
+    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+    Scan scan{std::get<TableRange>(std::move(r)), std::nullopt, std::nullopt};
+    for (size_t i = 2; i < t.size(); i += 2) {
+      if (i + 1 >= t.size()) return p.Err(Usage(kUsageScan));
+      if (Eq(t[i].text, "LIMIT") && !scan.limit) {
+        auto n = ParseU64(t[i + 1].text);
+        if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
+        scan.limit = *n;
+      } else if (Eq(t[i].text, "AFTER") && !scan.after) {
+        std::string why = ValidateKey(t[i + 1].text);
+        if (!why.empty()) return p.Err(why);
+        scan.after = std::string(t[i + 1].text);
+      } else {
+        return p.Err(Usage(kUsageScan));
+      }
+    }
+    return Request{p.id, std::move(scan)};
+  }
+  if (Eq(verb, "COUNT")) {
+    if (t.size() != 2) return p.Err(Usage(kUsageCount));
+    auto r = p.ParseRange(t[1].text);
+    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+    return Request{p.id, Count{std::get<TableRange>(std::move(r))}};
+  }
+  // SAMPLE
+  if (t.size() != 3) return p.Err(Usage(kUsageSample));
+  auto r = p.ParseRange(t[1].text);
+  if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+  auto n = ParseU64(t[2].text);
+  if (!n) return p.Err(StrCat("invalid sample size '", t[2].text, "'"));
+  return Request{p.id, Sample{std::get<TableRange>(std::move(r)), *n}};
+}
+
+std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
+  auto& t = p.tok;
+  std::string_view sub = t.size() > 1 ? t[1].text : "";
+  if (Eq(verb, "PRINCIPAL")) {
+    if (Eq(sub, "ASSUME")) {
+      if (t.size() != 3) return p.Err(Usage("PRINCIPAL ASSUME <name>"));
+      std::string why = ValidatePrincipal(t[2].text);
+      if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+      return Request{p.id, PrincipalAssume{std::string(t[2].text)}};
+    }
+    if (Eq(sub, "WHOAMI") && t.size() == 2) return Request{p.id, PrincipalWhoami{}};
+    return p.Err(Usage(kUsagePrincipal));
+  }
+  if (Eq(verb, "ACL")) {
+    if ((Eq(sub, "GRANT") || Eq(sub, "REVOKE"))) {
+      if (t.size() != 6 || !Eq(t[4].text, "PERMS")) return p.Err(Usage(kUsageAcl));
+      auto table = TableArg(p, t[2].text);
+      if (auto* e = std::get_if<ParseError>(&table)) return *e;
+      std::string why = ValidatePrincipal(t[3].text);
+      if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+      auto perm = ParsePerm(t[5].text);
+      if (!perm) {
+        return p.Err(StrCat("invalid permission '", t[5].text, "': expected READ, WRITE or OWNER"));
+      }
+      if (Eq(sub, "GRANT")) {
+        return Request{p.id, AclGrant{std::get<std::string>(table), std::string(t[3].text), *perm}};
+      }
+      return Request{p.id, AclRevoke{std::get<std::string>(table), std::string(t[3].text), *perm}};
+    }
+    if (Eq(sub, "LIST") && t.size() == 3) {
+      auto table = TableArg(p, t[2].text);
+      if (auto* e = std::get_if<ParseError>(&table)) return *e;
+      return Request{p.id, AclList{std::get<std::string>(table)}};
+    }
+    return p.Err(Usage(kUsageAcl));
+  }
+  if (Eq(verb, "NODE")) {
+    if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, NodeList{}};
+    if ((Eq(sub, "INFO") || Eq(sub, "PING")) && t.size() == 3) {
+      auto id = ParseU64(t[2].text);
+      if (!id) return p.Err(StrCat("invalid node id '", t[2].text, "'"));
+      if (Eq(sub, "INFO")) return Request{p.id, NodeInfo{*id}};
+      return Request{p.id, NodePing{*id}};
+    }
+    return p.Err(Usage(kUsageNode));
+  }
+  if (Eq(verb, "QUORUM")) {
+    if (!Eq(sub, "INFO") || t.size() != 3) return p.Err(Usage(kUsageQuorum));
+    auto table = TableArg(p, t[2].text);
+    if (auto* e = std::get_if<ParseError>(&table)) return *e;
+    return Request{p.id, QuorumInfo{std::get<std::string>(table)}};
+  }
+  if (Eq(verb, "TABLE")) {
+    if (t.size() < 3) return p.Err(Usage(kUsageTable));
+    auto table = TableArg(p, t[2].text);
+    if (auto* e = std::get_if<ParseError>(&table)) return *e;
+    std::string name = std::get<std::string>(table);
+    if (Eq(sub, "INFO") && t.size() == 3) return Request{p.id, TableInfo{name}};
+    if (t.size() != 4) return p.Err(Usage(kUsageTable));
+    std::string arg(t[3].text);
+    if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};
+    std::optional<std::string> opt;
+    if (!Eq(arg, "NONE")) {
+      std::string why = ValidateTableName(arg);  // regions and groups share the table-name rules
+      if (!why.empty()) return p.Err(StrCat("invalid name '", arg, "': ", why));
+      opt = arg;
+    }
+    if (Eq(sub, "PIN")) return Request{p.id, TablePin{name, opt}};
+    if (Eq(sub, "GROUP")) return Request{p.id, TableGroup{name, opt}};
+    return p.Err(Usage(kUsageTable));
+  }
+  return p.Err(StrCat("unknown command '", verb.substr(0, 64), "'"));
+}
+
+}  // namespace
+
+std::string_view PermName(Perm p) {
+  switch (p) {
+    case Perm::kRead: return "READ";
+    case Perm::kWrite: return "WRITE";
+    case Perm::kOwner: return "OWNER";
+  }
+  return "?";
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  uint32_t cp;
+  while (i < s.size()) {
+    if (!DecodeUtf8(s, &i, &cp)) return false;
+  }
+  return true;
+}
+
+std::string ValidateTableName(std::string_view table) {
+  if (table.empty()) return "empty table name";
+  if (table.size() > kMaxTableBytes) return "table name longer than 255 bytes";
+  for (char c : table) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+      return "table name may only contain A-Z a-z 0-9 _ -";
+    }
+  }
+  return "";
+}
+
+std::string ValidateKey(std::string_view key) {
+  auto bad = [&](std::string_view why) {
+    // Quote at most 1 KiB of a bad key back; the message is sanitised by the formatter.
+    return StrCat("invalid key '", key.substr(0, kMaxKeyBytes), "': ", why);
+  };
+  if (key.empty()) return bad("empty key");
+  if (key.size() > kMaxKeyBytes) return bad("longer than 1024 bytes");
+  size_t i = 0;
+  uint32_t cp;
+  while (i < key.size()) {
+    if (!DecodeUtf8(key, &i, &cp)) return bad("not valid UTF-8");
+    if (IsControlOrSpace(cp)) return bad("control or white-space character");
+  }
+  size_t dot = key.find('.');
+  if (dot == std::string_view::npos) return bad("expected <table>.<row>");
+  std::string why = ValidateTableName(key.substr(0, dot));
+  if (!why.empty()) return bad(why);
+  if (dot + 1 == key.size()) return bad("empty row; expected <table>.<row>");
+  return "";
+}
+
+std::string ValidatePrincipal(std::string_view name) {
+  if (name.empty()) return "empty name";
+  size_t i = 0, chars = 0;
+  uint32_t cp;
+  while (i < name.size()) {
+    if (!DecodeUtf8(name, &i, &cp)) return "not valid UTF-8";
+    if (IsControlOrSpace(cp)) return "control or white-space character";
+    ++chars;
+  }
+  if (chars > kMaxPrincipalChars) return "longer than 256 characters";
+  return "";
+}
+
+bool IsReservedTable(std::string_view table) { return table.substr(0, 5) == "atlas"; }
+
+std::optional<int64_t> ParseDurationMs(std::string_view s) {
+  if (s.size() < 2) return std::nullopt;
+  int64_t unit;
+  switch (absl::ascii_tolower(static_cast<unsigned char>(s.back()))) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60 * 1000; break;
+    case 'h': unit = 3600 * 1000; break;
+    case 'd': unit = 86400 * 1000; break;
+    default: return std::nullopt;
+  }
+  auto n = ParseU64(s.substr(0, s.size() - 1));
+  // Bound to ~100 years so that timestamp + TTL never overflows.
+  if (!n || *n == 0 || *n > uint64_t{3'153'600'000'000} / static_cast<uint64_t>(unit)) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(*n) * unit;
+}
+
+std::optional<int64_t> ParseRfc3339Ms(std::string_view s) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err)) return std::nullopt;
+  int64_t ms = absl::ToUnixMillis(t);
+  if (ms < 0 || ms > int64_t{253402300799000}) return std::nullopt;  // 0000..9999 years
+  return ms;
+}
+
+std::string FormatRfc3339Ms(int64_t ms) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(ms), absl::UTCTimeZone());
+}
+
+std::variant<Request, ParseError> ParseCommand(Frame frame) {
+  Parser p;
+  std::string err;
+  std::string_view line = frame.line;
+  if (!SplitRequestId(line, &p.id, &p.rest, &err)) return ParseError{std::nullopt, err};
+  p.tok = Tokenize(p.rest);
+  p.blob = &frame.blob;
+  if (p.tok.empty()) return p.Err(Usage("[ID:<id>] <command>"));
+  std::string_view verb = p.tok[0].text;
+  // A blob payload only belongs to KEY BLOB SET; the framer guarantees nothing else has one.
+  if (Eq(verb, "KEY")) return ParseKeyCommand(p);
+  if (Eq(verb, "SCAN") || Eq(verb, "COUNT") || Eq(verb, "SAMPLE")) {
+    return ParseRangeCommand(p, verb);
+  }
+  return ParseOther(p, verb);
+}
+
+}  // namespace atlas::socketproto

@@ -1,0 +1,105 @@
+// The command set of docs/protocol.md §5, parsed from one frame.
+//
+// Pure and allocation-bounded by the frame size. Validation of keys, table names, principals
+// and options happens here so that the executor only sees well-formed commands; every rejection
+// carries the exact `ERROR WARN` text that protocol.md promises scripts.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "socketproto/frame_parser.h"
+
+namespace atlas::socketproto {
+
+// A validated `table.row` key (protocol.md §4).
+struct Key {
+  std::string full;  // "table.row"
+  std::string_view table() const { return std::string_view(full).substr(0, full.find('.')); }
+  std::string_view row() const { return std::string_view(full).substr(full.find('.') + 1); }
+};
+
+// `<table>` or `<table>.<row-prefix>` for SCAN / COUNT / SAMPLE.
+struct TableRange {
+  std::string table;
+  std::string row_prefix;  // may be empty
+};
+
+enum class Perm { kRead, kWrite, kOwner };
+std::string_view PermName(Perm p);
+
+// WORM retention as written by the client; resolved against the entry's commit timestamp.
+struct Worm {
+  enum class Kind { kTtl, kExpires } kind;
+  int64_t ttl_ms = 0;       // kTtl
+  int64_t expires_ms = 0;   // kExpires: unix epoch milliseconds
+};
+
+struct KeyGet { Key key; };
+struct KeyPut {
+  Key key;
+  std::optional<std::string> principal;
+  std::optional<Worm> worm;
+  std::string value;
+};
+struct KeyDel { Key key; };
+struct KeyBlobSet { Key key; std::string value; };
+struct KeyBlobGet { Key key; };
+struct Scan {
+  TableRange range;
+  std::optional<uint64_t> limit;
+  std::optional<std::string> after;
+};
+struct Count { TableRange range; };
+struct Sample { TableRange range; uint64_t n; };
+struct PrincipalAssume { std::string name; };
+struct PrincipalWhoami {};
+struct AclGrant { std::string table; std::string principal; Perm perm; };
+struct AclRevoke { std::string table; std::string principal; Perm perm; };
+struct AclList { std::string table; };
+struct NodeList {};
+struct NodeInfo { uint64_t id; };
+struct NodePing { uint64_t id; };
+struct QuorumInfo { std::string table; };
+struct TableInfo { std::string table; };
+struct TableMove { std::string table; std::string target; };  // region or node id
+struct TablePin { std::string table; std::optional<std::string> region; };
+struct TableGroup { std::string table; std::optional<std::string> group; };
+
+using Command =
+    std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
+                 PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
+                 NodeInfo, NodePing, QuorumInfo, TableInfo, TableMove, TablePin, TableGroup>;
+
+struct Request {
+  std::optional<std::string> id;  // [ID:<id>]
+  Command command;
+};
+
+// A command that could not be parsed. The connection stays usable (ERROR WARN).
+struct ParseError {
+  std::optional<std::string> id;  // set when the tag itself was well-formed
+  std::string message;
+};
+
+// Parses one frame (after the handshake). `frame.blob` is moved into KEY BLOB SET.
+std::variant<Request, ParseError> ParseCommand(Frame frame);
+
+// Validation helpers, exposed for the executor, the client and tests.
+// Each returns an empty string when valid, else the reason.
+std::string ValidateKey(std::string_view key);        // "table.row"
+std::string ValidateTableName(std::string_view table);
+std::string ValidatePrincipal(std::string_view name);
+bool IsValidUtf8(std::string_view s);
+bool IsReservedTable(std::string_view table);  // system tables: names starting with "atlas"
+
+// "90s", "15m", "2h", "7d" (a positive integer and one unit). Returns milliseconds or nullopt.
+std::optional<int64_t> ParseDurationMs(std::string_view s);
+// RFC 3339 timestamp -> unix epoch milliseconds.
+std::optional<int64_t> ParseRfc3339Ms(std::string_view s);
+std::string FormatRfc3339Ms(int64_t ms);
+
+}  // namespace atlas::socketproto

@@ -1,0 +1,72 @@
+// Incremental framing of the client byte stream (docs/protocol.md §1, §3, KEY BLOB SET).
+//
+// Pure: bytes in, frames out; no I/O, so it can be fuzzed (tests/fuzz/fuzz_frame_parser.cc).
+// A frame is one command line plus, when that line is a well-formed `KEY BLOB SET <key> <n>`,
+// exactly n raw payload bytes. The parser has to recognise blob announcements itself because
+// the payload is not line-framed: everything else about a line is left to ParseCommand.
+//
+// Not thread-safe; one parser per connection.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "socketproto/limits.h"
+
+namespace atlas::socketproto {
+
+struct Frame {
+  std::string line;                 // without the "\r\n" / "\n" terminator
+  std::optional<std::string> blob;  // the payload, when the line announced one
+};
+
+enum class ParseStatus {
+  kFrame,     // *frame holds a complete frame
+  kNeedMore,  // all input consumed; feed more bytes
+  kFatal,     // stream can no longer be framed: send ERROR FATAL <error> and close
+};
+
+class FrameParser {
+ public:
+  explicit FrameParser(const Limits& limits) : limits_(limits) {}
+
+  // Until the handshake is done, lines are returned without looking for blob announcements.
+  void set_handshake_done() { handshake_done_ = true; }
+
+  // Consumes bytes from the front of *input. Blank lines are skipped (protocol.md §3).
+  ParseStatus Next(std::string_view* input, Frame* frame, std::string* error);
+
+  // Bytes buffered inside the parser (a partial line or payload); bounded by the limits.
+  size_t buffered_bytes() const { return line_.size() + payload_.size(); }
+
+ private:
+  // Decides whether a finished line announces a payload. Returns false on a bad length.
+  bool InspectLine(std::string* error);
+
+  Limits limits_;
+  bool handshake_done_ = false;
+  std::string line_;
+  bool in_payload_ = false;
+  uint64_t payload_remaining_ = 0;
+  std::string payload_;
+  std::string pending_line_;  // the line that announced the payload being read
+};
+
+// Splits a line into whitespace-separated tokens, remembering where each starts so a command
+// can take "the rest of the line" verbatim (KEY PUT values keep inner runs of spaces).
+struct Token {
+  std::string_view text;
+  size_t offset;  // into the line
+};
+bool IsAsciiSpace(char c);
+std::vector<Token> Tokenize(std::string_view line, size_t max_tokens = SIZE_MAX);
+
+// Splits an optional `[ID:<id>]` prefix off a line. Returns false (with *error) when the line
+// starts with "[ID:" but the tag is malformed.
+bool SplitRequestId(std::string_view line, std::optional<std::string>* id, std::string_view* rest,
+                    std::string* error);
+
+}  // namespace atlas::socketproto

@@ -1,0 +1,344 @@
+#include "socketproto/server.h"
+
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "socketproto/str.h"
+#include "socketproto/frame_parser.h"
+
+namespace atlas::socketproto {
+
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+namespace {
+
+std::string UserName(uid_t uid) {
+  struct passwd pw;
+  struct passwd* result = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result != nullptr) {
+    return pw.pw_name;
+  }
+  return StrCat("uid:", uid);
+}
+
+}  // namespace
+
+// One client connection. All members are touched only on strand_.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(SocketServer* server, stream::socket socket)
+      : server_(server),
+        socket_(std::move(socket)),
+        strand_(asio::make_strand(server->io_)),
+        parser_(server->options_.limits) {}
+
+  void Start() {
+    ctx_.connection_id = server_->next_connection_id_++;
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      ctx_.peer_uid = cred.uid;
+      ctx_.peer_pid = cred.pid;
+      ctx_.peer_user = UserName(cred.uid);
+    }
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      self->Enqueue(StrCat("WELCOME 1.0 ", self->server_->options_.server_id, "\r\n"));
+      self->Pump();
+    });
+  }
+
+  void Close() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->Shutdown(); });
+  }
+
+  SessionContext& ctx() { return ctx_; }
+
+ private:
+  // Parses and dispatches as much buffered input as the ordering rules allow, then reads more.
+  void Pump() {
+    while (!closed_ && !closing_ && !waiting_untagged_ &&
+           pending_output_ <= server_->options_.max_pending_output_bytes) {
+      std::string_view view(inbuf_);
+      view.remove_prefix(inbuf_pos_);
+      Frame frame;
+      std::string error;
+      ParseStatus st = parser_.Next(&view, &frame, &error);
+      inbuf_pos_ = inbuf_.size() - view.size();
+      if (inbuf_pos_ == inbuf_.size()) {
+        inbuf_.clear();
+        inbuf_pos_ = 0;
+      }
+      if (st == ParseStatus::kFatal) {
+        Fatal(std::nullopt, error);
+        return;
+      }
+      if (st == ParseStatus::kNeedMore) {
+        if (eof_) {
+          MaybeFinish();
+          return;
+        }
+        Read();
+        return;
+      }
+      if (!handshake_done_) {
+        Handshake(frame.line);
+      } else {
+        Dispatch(std::move(frame));
+      }
+    }
+  }
+
+  void Handshake(std::string_view line) {
+    std::vector<Token> t = Tokenize(line);
+    if (t.size() == 3 && EqualsIgnoreCase(t[0].text, "HELLO")) {
+      if (t[1].text != "1.0") {
+        Fatal(std::nullopt, "invalid protocol version");
+        return;
+      }
+      handshake_done_ = true;
+      parser_.set_handshake_done();
+      Enqueue("READY\r\n");
+      return;
+    }
+    Fatal(std::nullopt, "invalid handshake");
+  }
+
+  void Dispatch(Frame frame) {
+    auto parsed = ParseCommand(std::move(frame));
+    if (auto* err = std::get_if<ParseError>(&parsed)) {
+      Enqueue(Reply(err->id).Warn(err->message).Take());
+      return;
+    }
+    Request req = std::get<Request>(std::move(parsed));
+    std::optional<std::string> id = req.id;
+    if (id) {
+      if (inflight_ids_.size() >= server_->options_.limits.max_inflight_per_conn) {
+        Enqueue(Reply(id).Warn("too many requests in flight").Take());
+        return;
+      }
+      if (!inflight_ids_.insert(*id).second) {
+        // Two live requests with one id could not be told apart by the client.
+        Enqueue(Reply(id).Warn(StrCat("request id '", *id, "' is already in flight")).Take());
+        return;
+      }
+    } else {
+      waiting_untagged_ = true;
+    }
+    ++server_->inflight_;
+    server_->handler_->Execute(
+        std::move(req), ctx_, [self = shared_from_this(), id](Reply reply) mutable {
+          asio::post(self->strand_, [self, id = std::move(id), reply = std::move(reply)]() mutable {
+            --self->server_->inflight_;
+            self->Enqueue(reply.Take());
+            if (id) {
+              self->inflight_ids_.erase(*id);
+            } else {
+              self->waiting_untagged_ = false;
+            }
+            self->Pump();
+            self->MaybeFinish();
+          });
+        });
+  }
+
+  void Fatal(const std::optional<std::string>& id, std::string_view message) {
+    Enqueue(Reply(id).Error(ErrorLevel::kFatal, message).Take());
+    closing_ = true;  // close once the frame is written
+    MaybeFinish();
+  }
+
+  void Read() {
+    if (reading_ || closed_ || eof_) return;
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(readbuf_),
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
+                                                                 size_t n) {
+          self->reading_ = false;
+          if (ec) {
+            // EOF: the client may have half-closed after sending its commands (a script piping
+            // into the socket); finish what it sent and write the replies before closing.
+            self->eof_ = true;
+            if (ec != asio::error::eof) self->broken_ = true;
+          } else {
+            self->inbuf_.append(self->readbuf_.data(), n);
+          }
+          self->Pump();
+          self->MaybeFinish();
+        }));
+  }
+
+  void Enqueue(std::string bytes) {
+    if (closed_ || broken_ || bytes.empty()) return;
+    pending_output_ += bytes.size();
+    outq_.push_back(std::move(bytes));
+    Write();
+  }
+
+  void Write() {
+    if (writing_ || outq_.empty() || closed_) return;
+    writing_ = true;
+    batch_.clear();
+    while (!outq_.empty() && batch_.size() < 64) {
+      batch_.push_back(std::move(outq_.front()));
+      outq_.pop_front();
+    }
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(batch_.size());
+    for (const auto& b : batch_) bufs.push_back(asio::buffer(b));
+    asio::async_write(
+        socket_, bufs,
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
+                                                                 size_t n) {
+          self->writing_ = false;
+          self->pending_output_ -= n;
+          if (ec) {
+            self->broken_ = true;
+            self->outq_.clear();
+            self->pending_output_ = 0;
+            self->Shutdown();
+            return;
+          }
+          self->batch_.clear();
+          self->Write();
+          self->Pump();
+          self->MaybeFinish();
+        }));
+  }
+
+  // Closes the connection once nothing more will be written to it.
+  void MaybeFinish() {
+    if (closed_ || writing_ || !outq_.empty()) return;
+    if (closing_ || broken_ || (eof_ && inflight_ids_.empty() && !waiting_untagged_ &&
+                                inbuf_pos_ == inbuf_.size())) {
+      Shutdown();
+    }
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(stream::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_->Forget(this);
+  }
+
+  SocketServer* server_;
+  stream::socket socket_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  FrameParser parser_;
+  SessionContext ctx_;
+  std::array<char, 64 * 1024> readbuf_{};
+  std::string inbuf_;
+  size_t inbuf_pos_ = 0;
+  bool handshake_done_ = false;
+  bool waiting_untagged_ = false;
+  absl::flat_hash_set<std::string> inflight_ids_;
+  std::deque<std::string> outq_;
+  std::vector<std::string> batch_;
+  size_t pending_output_ = 0;
+  bool reading_ = false, writing_ = false;
+  bool eof_ = false, broken_ = false, closing_ = false, closed_ = false;
+};
+
+SocketServer::SocketServer(asio::io_context& io, ServerOptions options, CommandHandler* handler)
+    : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}
+
+SocketServer::~SocketServer() { StopAccepting(); }
+
+absl::Status SocketServer::Start() {
+  const std::string& path = options_.socket_path;
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(
+        StrCat("socket path too long (max ", sizeof(sockaddr_un::sun_path) - 1,
+                     " bytes): ", path));
+  }
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          StrCat(path, " exists and is not a socket; refusing to replace it"));
+    }
+    stream::socket probe(io_);
+    boost::system::error_code ec;
+    probe.connect(stream::endpoint(path), ec);
+    if (!ec) {
+      return absl::FailedPreconditionError(
+          StrCat("socket ", path, " is served by a live process; is atlasd already running?"));
+    }
+    ::unlink(path.c_str());  // stale: its daemon is gone
+  }
+  boost::system::error_code ec;
+  acceptor_.open(stream(), ec);
+  if (!ec) {
+    // Create the socket file with its final mode: no window in which it is more open.
+    mode_t old = ::umask(static_cast<mode_t>(~options_.socket_mode & 0777));
+    acceptor_.bind(stream::endpoint(path), ec);
+    ::umask(old);
+  }
+  if (!ec) ::chmod(path.c_str(), static_cast<mode_t>(options_.socket_mode));
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return absl::UnavailableError(StrCat("listening on ", path, ": ", ec.message()));
+  accepting_ = true;
+  Accept();
+  return absl::OkStatus();
+}
+
+void SocketServer::Accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, stream::socket socket) {
+    if (!accepting_) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(this, std::move(socket));
+      {
+        absl::MutexLock lock(&mu_);
+        sessions_[session.get()] = session;
+      }
+      session->Start();
+    } else if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    // Out of descriptors and similar errors: keep serving existing sessions and retry.
+    Accept();
+  });
+}
+
+void SocketServer::StopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(options_.socket_path.c_str());
+}
+
+void SocketServer::CloseAll() {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Close();
+}
+
+size_t SocketServer::open_sessions() {
+  absl::MutexLock lock(&mu_);
+  return sessions_.size();
+}
+
+void SocketServer::Forget(Session* s) {
+  absl::MutexLock lock(&mu_);
+  sessions_.erase(s);
+}
+
+}  // namespace atlas::socketproto

@@ -1,0 +1,92 @@
+// The Unix-socket server of docs/protocol.md: handshake, framing, [ID:x] concurrency, limits,
+// FATAL vs WARN, socket file creation. It knows nothing about what commands do: each parsed
+// Request goes to a CommandHandler, whose reply comes back as one buffer of complete frames.
+//
+// Threading: a session's state is touched only on its strand; handlers may reply from any
+// thread (the reply is posted back). The server object itself is used from the thread that
+// owns the io_context's lifetime (Start/Stop).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio.hpp"
+#include "socketproto/command.h"
+#include "socketproto/formatter.h"
+#include "socketproto/limits.h"
+
+namespace atlas::socketproto {
+
+// Per-connection state visible to the command handler.
+struct SessionContext {
+  uint64_t connection_id = 0;
+  std::optional<std::string> principal;
+  uid_t peer_uid = static_cast<uid_t>(-1);
+  pid_t peer_pid = 0;
+  std::string peer_user;  // the peer's Unix user name (SO_PEERCRED), empty if unknown
+};
+
+class CommandHandler {
+ public:
+  virtual ~CommandHandler() = default;
+  // Runs one command. `done` must be called exactly once, from any thread, with the whole reply.
+  // Changes to `ctx` (PRINCIPAL ASSUME) must be made before Execute returns: `ctx` is only
+  // valid during the call. The handler must not block for long (no waiting on consensus).
+  virtual void Execute(Request request, SessionContext& ctx,
+                       std::function<void(Reply)> done) = 0;
+};
+
+struct ServerOptions {
+  std::string socket_path;
+  unsigned socket_mode = 0660;
+  std::string server_id = "atlasd/0.1.0";
+  Limits limits;
+  // A session stops reading new commands while this many reply bytes wait to be written, so a
+  // client that never reads cannot grow the server's memory without bound.
+  size_t max_pending_output_bytes = size_t{16} << 20;
+};
+
+class Session;
+
+class SocketServer {
+ public:
+  SocketServer(boost::asio::io_context& io, ServerOptions options, CommandHandler* handler);
+  ~SocketServer();
+
+  // Creates the socket file (replacing a stale one, refusing one a live process serves),
+  // applies the mode, and starts accepting.
+  absl::Status Start();
+  // Stops accepting and removes the socket file. Existing sessions keep running.
+  void StopAccepting();
+  // Closes every session (after StopAccepting, once in-flight commands are done).
+  void CloseAll();
+
+  size_t inflight_commands() const { return inflight_.load(); }
+  size_t open_sessions();
+
+ private:
+  friend class Session;
+  void Accept();
+  void Forget(Session* s);
+
+  boost::asio::io_context& io_;
+  ServerOptions options_;
+  CommandHandler* handler_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  std::atomic<uint64_t> next_connection_id_{1};
+  std::atomic<size_t> inflight_{0};
+  bool accepting_ = false;
+  absl::Mutex mu_;
+  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace atlas::socketproto

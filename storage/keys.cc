@@ -1,0 +1,67 @@
+#include "storage/keys.h"
+
+#include "storage/coding.h"
+
+namespace atlas::storage {
+
+std::string RowKey(std::string_view table, std::string_view row) {
+  std::string k;
+  k.reserve(table.size() + 1 + row.size());
+  k.append(table);
+  k.push_back('\0');
+  k.append(row);
+  return k;
+}
+
+std::string RowRangeStart(std::string_view table, std::string_view row_prefix) {
+  return RowKey(table, row_prefix);
+}
+
+std::string RowRangeLimit(std::string_view table, std::string_view row_prefix) {
+  std::string k = RowKey(table, row_prefix);
+  // Smallest string greater than every string with this prefix: strip trailing 0xFF bytes and
+  // increment the last byte. The table part ends in 0x00 so this never runs off the front.
+  while (!k.empty() && static_cast<unsigned char>(k.back()) == 0xFF) k.pop_back();
+  k.back() = static_cast<char>(static_cast<unsigned char>(k.back()) + 1);
+  return k;
+}
+
+bool DecodeRowKey(std::string_view encoded, std::string* table, std::string* row) {
+  size_t z = encoded.find('\0');
+  if (z == std::string_view::npos || z == 0) return false;
+  table->assign(encoded.substr(0, z));
+  row->assign(encoded.substr(z + 1));
+  return true;
+}
+
+std::string BlobChunkKey(std::string_view table, std::string_view row, uint32_t chunk) {
+  std::string k = RowKey(table, row);
+  k.push_back('\0');
+  PutBigEndian32(&k, chunk);
+  return k;
+}
+
+std::string TableMetaKey(std::string_view table, std::string_view field) {
+  std::string k = "t";
+  k.push_back('\0');
+  k.append(table);
+  k.push_back('\0');
+  k.append(field);
+  return k;
+}
+
+std::string NodeMetaKey(std::string_view field) {
+  std::string k = "n";
+  k.push_back('\0');
+  k.append(field);
+  return k;
+}
+
+std::string LogKey(std::string_view object, uint64_t slot) {
+  std::string k(object);
+  k.push_back('\0');
+  PutBigEndian64(&k, slot);
+  return k;
+}
+
+}  // namespace atlas::storage

@@ -1,0 +1,34 @@
+// Key encoding of every column family (docs/storage.md §Keys).
+//
+// rows:   <table> 0x00 <row>                 a table's rows are one contiguous, ordered range
+// blobs:  <table> 0x00 <row> 0x00 <be32 i>   chunk i of a large value
+// meta:   "t" 0x00 <table> 0x00 <field>      per-table replicated state (ACL, table state)
+//         "n" 0x00 <field>                   node-local metadata (identity, cluster)
+// log / acceptor: <object> 0x00 <be64 slot>  per-object Paxos log and acceptor state
+//
+// Table names never contain 0x00 and rows are printable UTF-8, so 0x00 separates unambiguously
+// and sorts before every row byte: byte order of the encoded key equals byte order of the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace atlas::storage {
+
+std::string RowKey(std::string_view table, std::string_view row);
+// The first encoded key of rows in `table` starting with `row_prefix`, and the first key past
+// them (exclusive upper bound).
+std::string RowRangeStart(std::string_view table, std::string_view row_prefix);
+std::string RowRangeLimit(std::string_view table, std::string_view row_prefix);
+// Splits an encoded row key back into "table.row"; false if it is not a row key.
+bool DecodeRowKey(std::string_view encoded, std::string* table, std::string* row);
+
+std::string BlobChunkKey(std::string_view table, std::string_view row, uint32_t chunk);
+
+std::string TableMetaKey(std::string_view table, std::string_view field);
+std::string NodeMetaKey(std::string_view field);
+
+std::string LogKey(std::string_view object, uint64_t slot);
+
+}  // namespace atlas::storage

@@ -1,0 +1,103 @@
+#include "storage/records.h"
+
+#include <algorithm>
+
+#include "storage/coding.h"
+
+namespace atlas::storage {
+namespace {
+constexpr uint8_t kRowFormat = 1;
+constexpr uint8_t kFlagChunked = 1;
+constexpr uint8_t kFlagBinary = 2;
+constexpr uint8_t kAclFormat = 1;
+constexpr uint8_t kStateFormat = 1;
+
+// WORM timestamps are stored zig-zag free: they are never negative (checked on decode).
+}  // namespace
+
+std::string EncodeRowRecord(const RowRecord& r) {
+  std::string out;
+  out.reserve(16 + r.inline_value.size());
+  out.push_back(static_cast<char>(kRowFormat));
+  out.push_back(static_cast<char>((r.chunked ? kFlagChunked : 0) | (r.binary ? kFlagBinary : 0)));
+  PutVarint(&out, static_cast<uint64_t>(r.worm_until_ms));
+  PutVarint(&out, r.size);
+  PutVarint(&out, r.revision);
+  if (!r.chunked) out.append(r.inline_value);
+  return out;
+}
+
+std::optional<RowRecord> DecodeRowRecord(std::string_view in) {
+  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kRowFormat) return std::nullopt;
+  RowRecord r;
+  auto flags = static_cast<uint8_t>(in[1]);
+  r.chunked = flags & kFlagChunked;
+  r.binary = flags & kFlagBinary;
+  in.remove_prefix(2);
+  uint64_t worm;
+  if (!GetVarint(&in, &worm) || !GetVarint(&in, &r.size) || !GetVarint(&in, &r.revision)) {
+    return std::nullopt;
+  }
+  if (worm > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+  r.worm_until_ms = static_cast<int64_t>(worm);
+  if (!r.chunked) {
+    if (in.size() != r.size) return std::nullopt;
+    r.inline_value.assign(in);
+  }
+  return r;
+}
+
+std::string EncodeTableAcl(const TableAcl& acl) {
+  std::string out;
+  out.push_back(static_cast<char>(kAclFormat));
+  out.push_back(acl.ever_owned ? 1 : 0);
+  PutVarint(&out, acl.grants.size());
+  for (const auto& g : acl.grants) {
+    PutLengthPrefixed(&out, g.principal);
+    out.push_back(static_cast<char>(g.perm));
+  }
+  return out;
+}
+
+std::optional<TableAcl> DecodeTableAcl(std::string_view in) {
+  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kAclFormat) return std::nullopt;
+  TableAcl acl;
+  acl.ever_owned = in[1] != 0;
+  in.remove_prefix(2);
+  uint64_t n;
+  if (!GetVarint(&in, &n) || n > in.size()) return std::nullopt;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view p;
+    if (!GetLengthPrefixed(&in, &p) || in.empty()) return std::nullopt;
+    auto perm = static_cast<uint8_t>(in[0]);
+    in.remove_prefix(1);
+    if (perm > 2) return std::nullopt;
+    acl.grants.push_back({std::string(p), static_cast<AclPerm>(perm)});
+  }
+  return acl;
+}
+
+std::string EncodeTableState(const TableState& s) {
+  std::string out;
+  out.push_back(static_cast<char>(kStateFormat));
+  PutVarint(&out, s.commit_index);
+  PutLengthPrefixed(&out, s.pinned_region);
+  PutLengthPrefixed(&out, s.group);
+  return out;
+}
+
+std::optional<TableState> DecodeTableState(std::string_view in) {
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kStateFormat) return std::nullopt;
+  in.remove_prefix(1);
+  TableState s;
+  std::string_view pin, group;
+  if (!GetVarint(&in, &s.commit_index) || !GetLengthPrefixed(&in, &pin) ||
+      !GetLengthPrefixed(&in, &group)) {
+    return std::nullopt;
+  }
+  s.pinned_region = pin;
+  s.group = group;
+  return s;
+}
+
+}  // namespace atlas::storage

@@ -1,0 +1,60 @@
+// Value formats of the rows and meta column families (docs/storage.md §Values).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atlas::storage {
+
+// Values up to this size live inline in the row record; larger ones are split into chunks of
+// kBlobChunkBytes in the blobs column family (RocksDB blob files), so a 100 MiB value is never
+// one RocksDB value and can be read chunk by chunk.
+inline constexpr size_t kInlineValueBytesMax = 64 * 1024;
+inline constexpr size_t kBlobChunkBytes = 1024 * 1024;
+
+struct RowRecord {
+  bool chunked = false;       // value lives in the blobs CF
+  bool binary = false;        // value contains CR or LF: KEY GET refuses it
+  int64_t worm_until_ms = 0;  // 0: not WORM-protected
+  uint64_t size = 0;          // value bytes
+  uint64_t revision = 0;      // the table's commit index of the write that produced this row
+  std::string inline_value;   // when !chunked
+
+  uint32_t chunk_count() const {
+    return chunked ? static_cast<uint32_t>((size + kBlobChunkBytes - 1) / kBlobChunkBytes) : 0;
+  }
+};
+
+std::string EncodeRowRecord(const RowRecord& r);
+std::optional<RowRecord> DecodeRowRecord(std::string_view in);
+
+enum class AclPerm : uint8_t { kRead = 0, kWrite = 1, kOwner = 2 };
+
+// A table's access-control list (protocol.md §6). Replicated with the table's data.
+struct TableAcl {
+  struct Grant {
+    std::string principal;
+    AclPerm perm;
+    bool operator==(const Grant&) const = default;
+  };
+  std::vector<Grant> grants;  // sorted by (principal, perm), no duplicates
+  bool ever_owned = false;    // once an OWNER existed, ownerless means "administered by nobody"
+};
+
+std::string EncodeTableAcl(const TableAcl& acl);
+std::optional<TableAcl> DecodeTableAcl(std::string_view in);
+
+// Replicated per-table placement settings and the apply position.
+struct TableState {
+  uint64_t commit_index = 0;  // last applied slot of this table
+  std::string pinned_region;  // empty: not pinned
+  std::string group;          // empty: no group
+};
+
+std::string EncodeTableState(const TableState& s);
+std::optional<TableState> DecodeTableState(std::string_view in);
+
+}  // namespace atlas::storage
