@@ -1,0 +1,288 @@
+// atlas: the atlasd client. REPL on a terminal, script runner on a pipe, one-shot with -c.
+// Exit status (docs/operations.md): 0 every command got OK, 1 any got ERROR, 2 connection or
+// usage error.
+#include <editline/readline.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "socketproto/frame_parser.h"
+#include "socketproto/str.h"
+#include "tools/atlas/connection.h"
+
+namespace {
+
+using atlas::StrCat;
+using atlas::client::Connection;
+using atlas::client::ReplyFrame;
+
+constexpr int kExitOk = 0, kExitError = 1, kExitConnection = 2;
+
+const char* const kVerbs[] = {
+    "KEY GET",        "KEY PUT",        "KEY SET",     "KEY DEL",       "KEY BLOB SET",
+    "KEY BLOB GET",   "SCAN",           "COUNT",       "SAMPLE",        "PRINCIPAL ASSUME",
+    "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
+    "NODE INFO",      "NODE PING",      "QUORUM INFO", "TABLE INFO",    "TABLE MOVE",
+    "TABLE PIN",      "TABLE GROUP",    "help",        "quit",
+};
+
+constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
+  KEY GET <key>                          KEY PUT <key> [PRINCIPAL <p>] [WORM TTL <d>|WORM EXPIRES <t>] <value>
+  KEY DEL <key>                          KEY BLOB SET <key> @<file>      KEY BLOB GET <key> (--out FILE saves it)
+  SCAN <table>[.<prefix>] [LIMIT n] [AFTER key]    COUNT <table>[.<prefix>]    SAMPLE <table>[.<prefix>] <n>
+  PRINCIPAL ASSUME <name> | WHOAMI       ACL GRANT|REVOKE <table> <principal> PERMS READ|WRITE|OWNER
+  ACL LIST <table>                       NODE LIST | INFO <id> | PING <id>      QUORUM INFO <table>
+  TABLE INFO <table> | MOVE <table> <region|node> | PIN <table> <region|NONE> | GROUP <table> <group|NONE>
+  Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
+)";
+
+struct Options {
+  std::string socket_path;
+  std::vector<std::string> commands;
+  std::string out_file;
+  std::string history_file;
+};
+
+// Shows a blob as its size and a preview: text when it is printable, else hex.
+std::string Preview(const std::string& b) {
+  bool text = true;
+  for (unsigned char c : b) {
+    if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7f) {
+      text = false;
+      break;
+    }
+  }
+  constexpr size_t kMax = 256;
+  std::string out;
+  if (text) {
+    out = "  text: \"";
+    for (size_t i = 0; i < b.size() && i < kMax; ++i) {
+      char c = b[i];
+      if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
+      else if (c == '"') out += "\\\"";
+      else out += c;
+    }
+    out += b.size() > kMax ? "\"..." : "\"";
+  } else {
+    out = "  hex:";
+    for (size_t i = 0; i < b.size() && i < 64; ++i) {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, " %02x", static_cast<unsigned char>(b[i]));
+      out += hex;
+    }
+    if (b.size() > 64) out += " ...";
+  }
+  return out;
+}
+
+class Runner {
+ public:
+  Runner(Connection* conn, const Options& opt) : conn_(conn), opt_(opt) {}
+
+  // Runs one input line. Returns false when the connection is unusable.
+  bool Run(const std::string& raw, std::istream* payload_source) {
+    std::string line = raw;
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    std::string_view rest;
+    std::optional<std::string> id;
+    std::string err;
+    if (!atlas::socketproto::SplitRequestId(line, &id, &rest, &err)) rest = line;
+    auto tok = atlas::socketproto::Tokenize(rest);
+    if (tok.empty()) return true;
+    std::optional<std::string> blob;
+    // KEY BLOB SET <key> @file uploads a file; in a script, KEY BLOB SET <key> <n> takes the
+    // next n bytes of the script itself.
+    if (tok.size() == 5 && atlas::EqualsIgnoreCase(tok[0].text, "KEY") &&
+        atlas::EqualsIgnoreCase(tok[1].text, "BLOB") && atlas::EqualsIgnoreCase(tok[2].text, "SET")) {
+      std::string_view arg = tok[4].text;
+      if (!arg.empty() && arg[0] == '@') {
+        std::ifstream f(std::string(arg.substr(1)), std::ios::binary);
+        if (!f) {
+          std::fprintf(stderr, "atlas: cannot read %s\n", std::string(arg.substr(1)).c_str());
+          failed_ = true;
+          return true;
+        }
+        std::stringstream ss;
+        ss << f.rdbuf();
+        blob = ss.str();
+        line = StrCat(line.substr(0, rest.data() - line.data() + tok[4].offset), blob->size());
+      } else if (payload_source != nullptr) {
+        size_t n = std::strtoull(std::string(arg).c_str(), nullptr, 10);
+        std::string data(n, '\0');
+        payload_source->read(data.data(), static_cast<std::streamsize>(n));
+        data.resize(static_cast<size_t>(payload_source->gcount()));
+        blob = std::move(data);
+      } else {
+        std::fprintf(stderr, "atlas: in the REPL, upload a file with KEY BLOB SET <key> @<file>\n");
+        failed_ = true;
+        return true;
+      }
+    }
+    auto frames = conn_->Call(line, blob ? std::optional<std::string_view>(*blob) : std::nullopt);
+    if (!frames.ok()) {
+      std::fprintf(stderr, "atlas: %s\n", std::string(frames.status().message()).c_str());
+      lost_ = true;
+      return false;
+    }
+    for (const ReplyFrame& f : *frames) Print(f);
+    if (!frames->empty() && frames->back().IsError()) failed_ = true;
+    if (!frames->empty() && frames->back().IsFatal()) {
+      lost_ = true;
+      return false;
+    }
+    if (!frames->empty() && frames->back().text == "OK" && tok.size() == 3 &&
+        atlas::EqualsIgnoreCase(tok[0].text, "PRINCIPAL") &&
+        atlas::EqualsIgnoreCase(tok[1].text, "ASSUME")) {
+      principal_ = std::string(tok[2].text);
+    }
+    return true;
+  }
+
+  void Print(const ReplyFrame& f) {
+    std::string prefix = f.id ? StrCat("[ID:", *f.id, "] ") : "";
+    if (f.blob) {
+      if (!opt_.out_file.empty()) {
+        std::ofstream out(opt_.out_file, std::ios::binary | std::ios::trunc);
+        out.write(f.blob->data(), static_cast<std::streamsize>(f.blob->size()));
+        std::printf("%s%s (saved to %s)\n", prefix.c_str(), f.text.c_str(), opt_.out_file.c_str());
+      } else {
+        std::printf("%s%s\n%s\n", prefix.c_str(), f.text.c_str(), Preview(*f.blob).c_str());
+      }
+    } else {
+      std::printf("%s%s\n", prefix.c_str(), f.text.c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  bool failed() const { return failed_; }
+  bool lost() const { return lost_; }
+  const std::string& principal() const { return principal_; }
+
+ private:
+  Connection* conn_;
+  const Options& opt_;
+  bool failed_ = false;
+  bool lost_ = false;
+  std::string principal_;
+};
+
+int ExitCode(const Runner& r) {
+  if (r.lost()) return r.failed() ? kExitError : kExitConnection;
+  return r.failed() ? kExitError : kExitOk;
+}
+
+// Completion of verbs: the first two words of a command.
+char* CompletionGenerator(const char* text, int state) {
+  static size_t index;
+  static std::string prefix;
+  if (state == 0) {
+    index = 0;
+    prefix = std::string(rl_line_buffer, static_cast<size_t>(rl_point));
+  }
+  while (index < sizeof kVerbs / sizeof kVerbs[0]) {
+    std::string_view verb = kVerbs[index++];
+    if (verb.size() >= prefix.size() && atlas::EqualsIgnoreCase(verb.substr(0, prefix.size()), prefix)) {
+      // Complete the current word only.
+      size_t word_start = prefix.size() - std::strlen(text);
+      std::string_view candidate = verb.substr(word_start);
+      candidate = candidate.substr(0, candidate.find(' '));
+      return strdup(std::string(candidate).c_str());
+    }
+  }
+  return nullptr;
+}
+
+char** Complete(const char* text, int, int) {
+  rl_attempted_completion_over = 1;
+  return rl_completion_matches(text, CompletionGenerator);
+}
+
+int Repl(Connection* conn, const Options& opt) {
+  Runner runner(conn, opt);
+  std::string history = opt.history_file;
+  if (history.empty()) {
+    const char* home = std::getenv("HOME");
+    history = StrCat(home ? home : ".", "/.atlas_history");
+  }
+  using_history();
+  read_history(history.c_str());
+  rl_attempted_completion_function = Complete;
+  std::printf("Connected: %s. Type 'help' for commands, 'quit' to leave.\n",
+              conn->welcome().c_str());
+  for (;;) {
+    std::string prompt =
+        runner.principal().empty() ? "atlas> " : StrCat("atlas(", runner.principal(), ")> ");
+    char* input = readline(prompt.c_str());
+    if (input == nullptr) {
+      std::printf("\n");
+      break;
+    }
+    std::string line(input);
+    std::free(input);
+    std::string_view trimmed = line;
+    while (!trimmed.empty() && atlas::socketproto::IsAsciiSpace(trimmed.front())) trimmed.remove_prefix(1);
+    while (!trimmed.empty() && atlas::socketproto::IsAsciiSpace(trimmed.back())) trimmed.remove_suffix(1);
+    if (trimmed.empty()) continue;
+    add_history(line.c_str());
+    if (trimmed == "quit" || trimmed == "exit" || trimmed == "\\q") break;
+    if (trimmed == "help" || trimmed == "\\h" || trimmed == "?") {
+      std::fputs(kHelp, stdout);
+      continue;
+    }
+    if (!runner.Run(line, nullptr)) break;
+  }
+  write_history(history.c_str());
+  history_truncate_file(history.c_str(), 10000);
+  return runner.lost() ? kExitConnection : kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  const char* env_socket = std::getenv("ATLAS_SOCKET");
+  opt.socket_path = env_socket ? env_socket : "./atlas-data/atlas.sock";
+  CLI::App app{"atlas - client for atlasd (REPL on a terminal, script runner on a pipe)", "atlas"};
+  app.add_option("-s,--socket", opt.socket_path, "atlasd Unix socket ($ATLAS_SOCKET)")
+      ->capture_default_str();
+  app.add_option("-c,--command", opt.commands, "Run this command and exit (repeatable)");
+  app.add_option("-o,--out", opt.out_file, "Save BLOB replies to this file");
+  app.add_option("--history-file", opt.history_file, "REPL history (default ~/.atlas_history)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitConnection;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  auto conn = Connection::Open(opt.socket_path);
+  if (!conn.ok()) {
+    std::fprintf(stderr, "atlas: %s\n", std::string(conn.status().message()).c_str());
+    return kExitConnection;
+  }
+  if (!opt.commands.empty()) {
+    Runner runner(conn->get(), opt);
+    for (const auto& c : opt.commands) {
+      if (!runner.Run(c, nullptr)) break;
+    }
+    return ExitCode(runner);
+  }
+  if (isatty(STDIN_FILENO)) return Repl(conn->get(), opt);
+  // Script: one command per line, in order; KEY BLOB SET <key> <n> reads its n payload bytes
+  // from the script right after the line.
+  Runner runner(conn->get(), opt);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!runner.Run(line, &std::cin)) break;
+  }
+  return ExitCode(runner);
+}
