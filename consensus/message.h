@@ -1,0 +1,66 @@
+// Messages exchanged between replicas (docs/consensus.md, "Messages"). One flat struct keeps
+// the core free of any serialization library; proto/ converts it to the wire format and must
+// validate untrusted input before handing it to Replica::Step.
+#ifndef ATLAS_CONSENSUS_MESSAGE_H_
+#define ATLAS_CONSENSUS_MESSAGE_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "consensus/types.h"
+
+namespace atlas::consensus {
+
+enum class MessageType {
+  kPrepare,          // Phase 1a (steal): ballot, commit_index of the stealer.
+  kPromise,          // Phase 1b: ok, ballot (promised), commit_index, entries above it.
+  kAccept,           // Phase 2a: ballot, entries (slot, value), commit_index piggyback.
+  kAccepted,         // Phase 2b: ok, ballot, slots accepted.
+  kCommit,           // Commit notice / owner heartbeat: ballot, commit_index.
+  kConfirm,          // Read barrier round: ballot, round.
+  kConfirmAck,       // ok, ballot, round.
+  kForward,          // Non-owner -> owner: ballot believed, commands (writes).
+  kForwardReject,    // Owner -> origin: request ids not taken, ok=definitely-not-executed.
+  kReadIndexRequest,   // Non-owner -> owner: read ids.
+  kReadIndexResponse,  // Owner -> origin: ok, read ids, read_index.
+  kCatchupRequest,   // Learner -> peer: slot = first slot wanted.
+  kCatchupResponse,  // snapshot (optional), committed entries, commit_index.
+  kHeartbeat,        // Liveness + per-object commit indexes (learners detect lag).
+  kMoveHint,         // Owner -> node in the dominating zone: please steal (migration policy).
+};
+
+const char* MessageTypeName(MessageType type);
+
+struct SlotEntry {
+  Slot slot = 0;
+  LogEntry entry;
+};
+
+struct Message {
+  MessageType type = MessageType::kHeartbeat;
+  NodeId from = kNoNode;
+  NodeId to = kNoNode;
+  ObjectId object;
+  Ballot ballot;
+  bool ok = false;
+  Slot slot = 0;
+  Slot commit_index = 0;
+  uint64_t round = 0;
+  std::vector<SlotEntry> entries;
+  std::vector<Slot> slots;
+  Batch commands;
+  std::vector<RequestId> request_ids;
+  // Catch-up snapshot: the application state after applying every slot <= snapshot_slot.
+  Slot snapshot_slot = 0;
+  std::string snapshot;
+  // Heartbeat: (object, commit_index) pairs, sorted by object.
+  std::vector<std::pair<ObjectId, Slot>> commit_indexes;
+
+  // One line, deterministic; used for simulator traces.
+  std::string DebugString() const;
+};
+
+}  // namespace atlas::consensus
+
+#endif  // ATLAS_CONSENSUS_MESSAGE_H_

@@ -1,0 +1,87 @@
+// Migration policy: which node owns an Object (WPaxos §4.3 "object stealing" and the adaptive
+// ownership of the paper's evaluation). Specified in docs/consensus.md, "Migration policy".
+//
+// The core asks the policy two questions: at a non-owner, "forward this request to the believed
+// owner or steal the object?"; at the owner, after each access, "should ownership move to
+// another zone?". Policies are deterministic functions of their inputs (no clocks: ticks).
+#ifndef ATLAS_CONSENSUS_POLICY_H_
+#define ATLAS_CONSENSUS_POLICY_H_
+
+#include <optional>
+
+#include "absl/container/btree_map.h"
+#include "consensus/types.h"
+
+namespace atlas::consensus {
+
+struct RouteContext {
+  NodeId self = kNoNode;
+  ZoneId self_zone = 0;
+  NodeId believed_owner = kNoNode;  // kNoNode when unknown.
+  bool owner_alive = false;         // Heard from the believed owner recently.
+};
+
+enum class RouteDecision { kForward, kSteal, kReject };
+
+class MigrationPolicy {
+ public:
+  virtual ~MigrationPolicy() = default;
+  // At a non-owner that received a client request for `object`.
+  virtual RouteDecision Route(const ObjectId& object, const RouteContext& ctx) = 0;
+  // At the owner, once per client request it serves (local or forwarded from `zone`). Returns a
+  // zone that should own the object instead, or nullopt.
+  virtual std::optional<ZoneId> RecordAccess(const ObjectId& object, ZoneId owner_zone,
+                                             ZoneId zone, Tick now) = 0;
+  // Ownership of `object` changed at this node (gained or lost): forget counters.
+  virtual void Reset(const ObjectId& object) = 0;
+};
+
+// Default policy: forward to a live owner, steal otherwise; the owner counts accesses per zone
+// in fixed windows and moves the object when one other zone has dominated (>= dominance x the
+// owner zone's count, and >= min_accesses) for sustain_windows consecutive windows. A 50/50
+// split never satisfies dominance > 1, so two zones cannot ping-pong an object.
+class AccessCountingPolicy : public MigrationPolicy {
+ public:
+  struct Options {
+    Tick window_ticks = 1000;
+    double dominance = 2.0;
+    int min_accesses = 8;
+    int sustain_windows = 2;
+  };
+  AccessCountingPolicy() : AccessCountingPolicy(Options{}) {}
+  explicit AccessCountingPolicy(Options options) : options_(options) {}
+
+  RouteDecision Route(const ObjectId& object, const RouteContext& ctx) override;
+  std::optional<ZoneId> RecordAccess(const ObjectId& object, ZoneId owner_zone, ZoneId zone,
+                                     Tick now) override;
+  void Reset(const ObjectId& object) override { stats_.erase(object); }
+
+ private:
+  struct Stats {
+    Tick window_start = 0;
+    absl::btree_map<ZoneId, int> counts;
+    ZoneId candidate = 0;
+    int streak = 0;
+  };
+  Options options_;
+  absl::btree_map<ObjectId, Stats> stats_;
+};
+
+// Static placement (TABLE PIN, and the single-leader Multi-Paxos baseline): never moves; a
+// non-owner forwards to the believed owner; only `home` steals when no owner is known.
+class StaticPolicy : public MigrationPolicy {
+ public:
+  explicit StaticPolicy(NodeId home) : home_(home) {}
+  RouteDecision Route(const ObjectId& object, const RouteContext& ctx) override;
+  std::optional<ZoneId> RecordAccess(const ObjectId&, ZoneId, ZoneId, Tick) override {
+    return std::nullopt;
+  }
+  void Reset(const ObjectId&) override {}
+
+ private:
+  NodeId home_;
+};
+
+}  // namespace atlas::consensus
+
+#endif  // ATLAS_CONSENSUS_POLICY_H_

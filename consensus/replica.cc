@@ -1,0 +1,1150 @@
+#include "consensus/replica.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "consensus/check.h"
+
+namespace atlas::consensus {
+
+namespace {
+constexpr int kRouteAttemptsMax = 3;
+constexpr Slot kLogTailSlots = 16;  // Entries kept below a snapshot for cheap catch-up.
+}  // namespace
+
+const char* ReplyCodeName(ReplyCode code) {
+  switch (code) {
+    case ReplyCode::kOk: return "OK";
+    case ReplyCode::kNotOwner: return "NOT_OWNER";
+    case ReplyCode::kQuorumUnavailable: return "QUORUM_UNAVAILABLE";
+    case ReplyCode::kTimeout: return "TIMEOUT";
+    case ReplyCode::kBusy: return "BUSY";
+  }
+  return "?";
+}
+
+void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state) {
+  ObjectHardState& h = state[update.object];
+  h.promised = update.promised;
+  h.commit_index = update.commit_index;
+  h.truncated_through = update.truncated_through;
+  for (const SlotEntry& e : update.entries) h.log[e.slot] = e.entry;
+  h.log.erase(h.log.begin(), h.log.upper_bound(h.truncated_through));
+}
+
+Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* snapshots,
+                 std::unique_ptr<MigrationPolicy> policy, uint64_t seed)
+    : config_(std::move(config)),
+      quorums_(config_.topology, config_.quorum),
+      snapshots_(snapshots),
+      policy_(std::move(policy)),
+      rng_(seed) {
+  ATLAS_CHECK(config_.id != kNoNode);
+  ATLAS_CHECK(config_.topology.zone_of.contains(config_.id));
+  ATLAS_CHECK(snapshots_ != nullptr && policy_ != nullptr);
+  ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
+  for (auto& [object, hard] : restart) {
+    ObjectState& o = objects_[object];
+    o.hard = std::move(hard);
+    if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
+    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
+    o.applied = snap ? snap->slot : 0;
+    o.snapshot_slot = o.applied;
+    o.snapshot_asked = o.applied;
+    // The host installs/takes snapshots durably before the truncation that relies on them is
+    // persisted (Ready contract), so the log always covers (applied, commit_index].
+    ATLAS_CHECK(o.applied >= o.hard.truncated_through);
+    ATLAS_CHECK(o.applied <= o.hard.commit_index);
+    // Any ballot we create from now on is above everything this node promised before.
+    restart_counter_floor_ = std::max(restart_counter_floor_, o.hard.promised.counter);
+    for (const auto& [slot, entry] : o.hard.log) {
+      restart_counter_floor_ = std::max(restart_counter_floor_, entry.ballot.counter);
+    }
+    o.owner_ballot = o.hard.promised;
+    o.ballot = o.hard.promised;
+    if (o.applied < o.hard.commit_index) work_ = true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+Replica::ObjectState& Replica::Obj(const ObjectId& object) {
+  auto it = objects_.find(object);
+  if (it != objects_.end()) return it->second;
+  ObjectState& o = objects_[object];
+  // A new object's ballots also start above anything used before a restart.
+  o.ballot = Ballot{restart_counter_floor_, kNoNode};
+  return o;
+}
+
+const Replica::ObjectState* Replica::FindObj(const ObjectId& object) const {
+  auto it = objects_.find(object);
+  return it == objects_.end() ? nullptr : &it->second;
+}
+
+bool Replica::Alive(NodeId node) const {
+  if (node == config_.id) return true;
+  auto it = heard_.find(node);
+  return it != heard_.end() && now_ - it->second <= config_.peer_timeout_ticks;
+}
+
+NodeSet Replica::LiveNodes() const {
+  NodeSet live;
+  for (const auto& [node, zone] : config_.topology.zone_of) {
+    if (Alive(node)) live.insert(node);
+  }
+  return live;
+}
+
+absl::Status Replica::QuorumStatus() const {
+  return quorums_.CheckAvailable(ZoneOf(config_.id), LiveNodes());
+}
+
+void Replica::Send(Message msg) {
+  msg.from = config_.id;
+  if (msg.to == config_.id) {
+    local_.push_back(std::move(msg));
+  } else {
+    ready_.messages.push_back(std::move(msg));
+  }
+}
+
+void Replica::Broadcast(const Message& msg, bool include_self) {
+  for (const auto& [node, zone] : config_.topology.zone_of) {
+    if (node == config_.id && !include_self) continue;
+    Message m = msg;
+    m.to = node;
+    Send(std::move(m));
+  }
+}
+
+void Replica::DrainLocal() {
+  // Bounded: self-messages only ever produce a finite cascade (prepare->promise->accept...).
+  while (!local_.empty()) {
+    Message msg = std::move(local_.front());
+    local_.pop_front();
+    Step(msg);
+  }
+}
+
+void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {
+  o.hard.log[slot] = std::move(entry);
+  o.dirty_slots.insert(slot);
+  MarkDirty(o);
+}
+
+void Replica::MarkDirty(ObjectState& o) {
+  o.dirty = true;
+  work_ = true;
+}
+
+void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
+  if (b <= o.hard.promised) return;
+  o.hard.promised = b;
+  MarkDirty(o);
+  ObserveBallot(o, b, kNoNode, false);
+  // Our own acceptor promised someone else: our ballot can no longer gather a quorum that
+  // includes us, and continuing would duel forever (WPaxos §4.2: adopt the higher ballot).
+  if (o.role != Role::kFollower && b > o.ballot) StepDown(object, o);
+}
+
+void Replica::ObserveBallot(ObjectState& o, Ballot b, NodeId from, bool from_owner) {
+  if (b > o.owner_ballot) o.owner_ballot = b;
+  if (from_owner && b == o.owner_ballot && from == b.node) o.owner_heard = now_;
+}
+
+bool Replica::IsOwner(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o != nullptr && o->role == Role::kOwner;
+}
+
+NodeId Replica::BelievedOwner(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  if (o == nullptr) return kNoNode;
+  if (o->role == Role::kOwner) return config_.id;
+  return o->owner_ballot.node;
+}
+
+Ballot Replica::Promised(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? Ballot{} : o->hard.promised;
+}
+
+Slot Replica::CommitIndex(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? 0 : o->hard.commit_index;
+}
+
+Slot Replica::AppliedIndex(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? 0 : o->applied;
+}
+
+std::vector<ObjectId> Replica::Objects() const {
+  std::vector<ObjectId> out;
+  for (const auto& [object, o] : objects_) out.push_back(object);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client requests and routing.
+
+void Replica::Propose(const ObjectId& object, std::string command, RequestId id) {
+  ATLAS_CHECK(id.node == config_.id);
+  ATLAS_CHECK(!pending_.contains(id));
+  if (pending_.size() >= config_.pending_requests_max) {
+    ready_.replies.push_back({id, object, false, ReplyCode::kBusy, true, "too many requests"});
+    return;
+  }
+  PendingRequest& p = pending_[id];
+  p.object = object;
+  p.command = command;
+  p.deadline = now_ + config_.request_timeout_ticks;
+  deadlines_.insert({p.deadline, id});
+  RouteWrite(object, Command{id, std::move(command)});
+  DrainLocal();
+}
+
+void Replica::Read(const ObjectId& object, RequestId id) {
+  ATLAS_CHECK(id.node == config_.id);
+  ATLAS_CHECK(!pending_.contains(id));
+  if (pending_.size() >= config_.pending_requests_max) {
+    ready_.replies.push_back({id, object, true, ReplyCode::kBusy, true, "too many requests"});
+    return;
+  }
+  PendingRequest& p = pending_[id];
+  p.object = object;
+  p.is_read = true;
+  p.deadline = now_ + config_.request_timeout_ticks;
+  deadlines_.insert({p.deadline, id});
+  RouteRead(object, id);
+  DrainLocal();
+}
+
+void Replica::Steal(const ObjectId& object) {
+  ObjectState& o = Obj(object);
+  o.backoff_until = 0;
+  StartSteal(object);
+  DrainLocal();
+}
+
+void Replica::Move(const ObjectId& object, NodeId target) {
+  if (target == config_.id) {
+    Steal(object);
+    return;
+  }
+  Message m;
+  m.type = MessageType::kMoveHint;
+  m.to = target;
+  m.object = object;
+  Send(std::move(m));
+}
+
+RouteDecision Replica::Decide(const ObjectId& object, const ObjectState& o) {
+  RouteContext ctx;
+  ctx.self = config_.id;
+  ctx.self_zone = ZoneOf(config_.id);
+  ctx.believed_owner = o.owner_ballot.node;
+  ctx.owner_alive = ctx.believed_owner != kNoNode && Alive(ctx.believed_owner);
+  return policy_->Route(object, ctx);
+}
+
+void Replica::FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  ready_.replies.push_back({id, it->second.object, it->second.is_read, code, definite,
+                            std::move(detail)});
+  deadlines_.erase({it->second.deadline, id});
+  reads_indexed_.erase(id);
+  pending_.erase(it);
+}
+
+void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd,
+                            bool definite) {
+  if (cmd.id.node == config_.id) {
+    auto it = pending_.find(cmd.id);
+    if (it == pending_.end()) return;
+    if (definite && ++it->second.attempts <= kRouteAttemptsMax) {
+      RouteWrite(object, cmd);
+    } else {
+      FinishRequest(cmd.id, ReplyCode::kNotOwner, definite, "ownership changed");
+    }
+    return;
+  }
+  Message m;
+  m.type = MessageType::kForwardReject;
+  m.to = cmd.id.node;
+  m.object = object;
+  m.ok = definite;
+  m.ballot = o.owner_ballot;
+  m.request_ids.push_back(cmd.id);
+  Send(std::move(m));
+}
+
+void Replica::RouteWrite(const ObjectId& object, Command cmd) {
+  ObjectState& o = Obj(object);
+  if (o.role == Role::kFollower) {
+    switch (Decide(object, o)) {
+      case RouteDecision::kForward: {
+        Message m;
+        m.type = MessageType::kForward;
+        m.to = o.owner_ballot.node;
+        m.object = object;
+        m.ballot = o.owner_ballot;
+        m.commands.push_back(std::move(cmd));
+        ++probes_.forwards;
+        Send(std::move(m));
+        return;
+      }
+      case RouteDecision::kReject:
+        FinishRequest(cmd.id, ReplyCode::kNotOwner, true, "no owner known for " + object);
+        return;
+      case RouteDecision::kSteal:
+        break;
+    }
+  }
+  if (o.proposals.size() >= config_.proposals_max) {
+    if (cmd.id.node == config_.id) {
+      FinishRequest(cmd.id, ReplyCode::kBusy, true, "proposal queue full");
+    } else {
+      RejectCommand(object, o, cmd, true);
+    }
+    return;
+  }
+  Remember(o, cmd.id);
+  if (o.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
+  o.proposals.push_back(std::move(cmd));
+  work_ = true;
+  if (o.role == Role::kFollower) StartSteal(object);
+}
+
+void Replica::Remember(ObjectState& o, RequestId id) {
+  if (!o.proposed_ids.insert(id).second) return;
+  o.proposed_order.push_back(id);
+  if (o.proposed_order.size() > config_.dedup_ids_max) {
+    o.proposed_ids.erase(o.proposed_order.front());
+    o.proposed_order.pop_front();
+    o.dedup_evicted = true;
+  }
+}
+
+void Replica::RouteRead(const ObjectId& object, RequestId id) {
+  ObjectState& o = Obj(object);
+  if (o.role == Role::kFollower) {
+    switch (Decide(object, o)) {
+      case RouteDecision::kForward: {
+        Message m;
+        m.type = MessageType::kReadIndexRequest;
+        m.to = o.owner_ballot.node;
+        m.object = object;
+        m.ballot = o.owner_ballot;
+        m.request_ids.push_back(id);
+        ++probes_.forwards;
+        Send(std::move(m));
+        return;
+      }
+      case RouteDecision::kReject:
+        FinishRequest(id, ReplyCode::kNotOwner, true, "no owner known for " + object);
+        return;
+      case RouteDecision::kSteal:
+        break;
+    }
+  }
+  if (o.reads_waiting.size() >= config_.reads_max) {
+    FinishRequest(id, ReplyCode::kBusy, true, "read queue full");
+    return;
+  }
+  if (o.role == Role::kOwner) NoteAccess(object, o, config_.id);
+  o.reads_waiting.push_back({id, config_.id});
+  work_ = true;
+  if (o.role == Role::kFollower) StartSteal(object);
+}
+
+void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
+  if (o.role != Role::kOwner) return;
+  const ZoneId zone = ZoneOf(from);
+  o.last_from_zone[zone] = from;
+  std::optional<ZoneId> move = policy_->RecordAccess(object, ZoneOf(config_.id), zone, now_);
+  if (!move || *move == ZoneOf(config_.id)) return;
+  auto it = o.last_from_zone.find(*move);
+  if (it == o.last_from_zone.end()) return;
+  ++probes_.moves_suggested;
+  Message m;
+  m.type = MessageType::kMoveHint;
+  m.to = it->second;
+  m.object = object;
+  Send(std::move(m));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step: one handler per message type.
+
+void Replica::Step(const Message& msg) {
+  if (msg.to != config_.id) return;
+  if (!config_.topology.zone_of.contains(msg.from)) return;  // Not a member.
+  heard_[msg.from] = now_;
+  switch (msg.type) {
+    case MessageType::kPrepare: HandlePrepare(msg); break;
+    case MessageType::kPromise: HandlePromise(msg); break;
+    case MessageType::kAccept: HandleAccept(msg); break;
+    case MessageType::kAccepted: HandleAccepted(msg); break;
+    case MessageType::kCommit: HandleCommit(msg); break;
+    case MessageType::kConfirm: HandleConfirm(msg); break;
+    case MessageType::kConfirmAck: HandleConfirmAck(msg); break;
+    case MessageType::kForward: HandleForward(msg); break;
+    case MessageType::kForwardReject: HandleForwardReject(msg); break;
+    case MessageType::kReadIndexRequest: HandleReadIndexRequest(msg); break;
+    case MessageType::kReadIndexResponse: HandleReadIndexResponse(msg); break;
+    case MessageType::kCatchupRequest: HandleCatchupRequest(msg); break;
+    case MessageType::kCatchupResponse: HandleCatchupResponse(msg); break;
+    case MessageType::kHeartbeat: HandleHeartbeat(msg); break;
+    case MessageType::kMoveHint: HandleMoveHint(msg); break;
+  }
+  if (msg.from != config_.id) DrainLocal();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 1 (steal). WPaxos §4.2.
+
+void Replica::StartSteal(const ObjectId& object) {
+  ObjectState& o = Obj(object);
+  if (o.role != Role::kFollower) return;
+  if (now_ < o.backoff_until) {
+    o.want_steal = true;
+    return;
+  }
+  o.want_steal = false;
+  const uint64_t counter =
+      std::max({o.hard.promised.counter, o.owner_ballot.counter, o.ballot.counter,
+                restart_counter_floor_}) + 1;
+  o.ballot = Ballot{counter, config_.id};
+  o.role = Role::kCandidate;
+  o.promises.clear();
+  o.recovered.clear();
+  o.recovered_commit = 0;
+  o.recovered_commit_from = kNoNode;
+  o.phase1_sent = now_;
+  ++probes_.steals_started;
+  policy_->Reset(object);
+  Message m;
+  m.type = MessageType::kPrepare;
+  m.object = object;
+  m.ballot = o.ballot;
+  m.commit_index = o.hard.commit_index;
+  Broadcast(m, /*include_self=*/true);
+}
+
+void Replica::HandlePrepare(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  Message r;
+  r.type = MessageType::kPromise;
+  r.to = msg.from;
+  r.object = msg.object;
+  if (msg.ballot >= o.hard.promised) {
+    Promise(msg.object, o, msg.ballot);
+    r.ok = true;
+    r.ballot = msg.ballot;
+    r.commit_index = o.hard.commit_index;
+    // Every accepted entry above our commit index: the stealer must re-propose the
+    // highest-ballot value of each such slot (WPaxos §4.2, phase-1 recovery).
+    for (auto it = o.hard.log.upper_bound(o.hard.commit_index); it != o.hard.log.end(); ++it) {
+      r.entries.push_back({it->first, it->second});
+    }
+  } else {
+    r.ballot = o.hard.promised;
+  }
+  Send(std::move(r));
+}
+
+void Replica::HandlePromise(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) {
+    ObserveBallot(o, msg.ballot, msg.from, false);
+    if (o.role == Role::kCandidate && msg.ballot > o.ballot) StepDown(msg.object, o);
+    return;
+  }
+  if (o.role != Role::kCandidate || msg.ballot != o.ballot) return;
+  o.promises.insert(msg.from);
+  if (msg.commit_index > o.recovered_commit) {
+    o.recovered_commit = msg.commit_index;
+    o.recovered_commit_from = msg.from;
+  }
+  for (const SlotEntry& e : msg.entries) {
+    auto it = o.recovered.find(e.slot);
+    if (it == o.recovered.end() || e.entry.ballot > it->second.ballot) {
+      o.recovered[e.slot] = e.entry;
+    }
+  }
+  if (quorums_.IsQ1(o.promises)) BecomeOwner(msg.object, o);
+}
+
+void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
+  o.role = Role::kOwner;
+  o.steal_attempts = 0;
+  ++probes_.steals_won;
+  ObserveBallot(o, o.ballot, config_.id, true);
+  policy_->Reset(object);
+  // Slots <= recovered_commit are chosen somewhere: learn them (catch-up), never re-propose,
+  // because acceptors that already know them committed did not report them. Slots above were
+  // reported by every Q1 acceptor: re-propose the highest-ballot value, or a no-op for a gap.
+  const Slot base = std::max(o.recovered_commit, o.hard.commit_index);
+  Slot top = base;
+  if (!o.recovered.empty()) top = std::max(top, o.recovered.rbegin()->first);
+  Message m;
+  m.type = MessageType::kAccept;
+  m.object = object;
+  m.ballot = o.ballot;
+  m.commit_index = o.hard.commit_index;
+  for (Slot s = base + 1; s <= top; ++s) {
+    Batch value;
+    auto it = o.recovered.find(s);
+    if (it != o.recovered.end()) {
+      value = it->second.value;
+      ++probes_.recovered_uncommitted;
+    } else {
+      ++probes_.recovered_noop;
+    }
+    o.in_flight[s] = InFlight{value, {}, now_};
+    m.entries.push_back({s, LogEntry{o.ballot, std::move(value)}});
+  }
+  o.recovered.clear();
+  o.next_slot = top + 1;
+  // Reads wait for the recovered prefix: the new owner catches up before it serves reads.
+  o.read_ready_slot = top;
+  if (!m.entries.empty()) Broadcast(m, /*include_self=*/true);
+  if (o.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.recovered_commit_from);
+  o.last_commit_sent = 0;
+  work_ = true;
+}
+
+void Replica::StepDown(const ObjectId& object, ObjectState& o) {
+  if (o.role == Role::kCandidate) {
+    ++probes_.steals_preempted;
+    ++o.steal_attempts;
+    // Randomized exponential backoff so duelling stealers separate (seeded, deterministic).
+    const consensus::Tick base = config_.steal_backoff_ticks;
+    const consensus::Tick cap = base << std::min(o.steal_attempts, 5);
+    o.backoff_until = now_ + rng_.Range(base / 2, cap);
+  } else if (o.role == Role::kOwner && !o.in_flight.empty()) {
+    ++probes_.steal_during_phase2;
+  }
+  o.role = Role::kFollower;
+  o.in_flight.clear();
+  o.chosen.clear();
+  o.promises.clear();
+  o.recovered.clear();
+  o.round_active = false;
+  policy_->Reset(object);
+  // Never-proposed commands are certainly not executed: re-route ours, hand others back.
+  std::deque<Command> proposals;
+  proposals.swap(o.proposals);
+  std::vector<PendingRead> reads = std::move(o.reads_in_round);
+  reads.insert(reads.end(), o.reads_waiting.begin(), o.reads_waiting.end());
+  o.reads_in_round.clear();
+  o.reads_waiting.clear();
+  if (now_ < o.backoff_until && o.owner_ballot.node == config_.id) {
+    // Nobody better known yet: keep the work queued until the backoff ends.
+    o.proposals = std::move(proposals);
+    o.reads_waiting = std::move(reads);
+    o.want_steal = true;
+    return;
+  }
+  for (Command& cmd : proposals) RejectCommand(object, o, cmd, /*definite=*/true);
+  for (const PendingRead& r : reads) RejectRead(object, o, r);
+}
+
+void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r) {
+  if (r.origin == config_.id) {
+    auto it = pending_.find(r.id);
+    if (it == pending_.end()) return;
+    if (++it->second.attempts <= kRouteAttemptsMax) {
+      RouteRead(object, r.id);
+    } else {
+      FinishRequest(r.id, ReplyCode::kNotOwner, true, "ownership changed");
+    }
+    return;
+  }
+  Message m;
+  m.type = MessageType::kReadIndexResponse;
+  m.to = r.origin;
+  m.object = object;
+  m.ok = false;
+  m.ballot = o.owner_ballot;
+  m.request_ids.push_back(r.id);
+  Send(std::move(m));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2. WPaxos §4.2: the owner runs phase 2 on a Q2 closest-first; Accept goes to every
+// replica so remote ones also learn the value, and the nearest Q2 answers first.
+
+void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
+  if (o.role != Role::kOwner || o.proposals.empty()) return;
+  Message m;
+  m.type = MessageType::kAccept;
+  m.object = object;
+  m.ballot = o.ballot;
+  m.commit_index = o.hard.commit_index;
+  while (!o.proposals.empty() && o.in_flight.size() < config_.window_slots) {
+    Batch batch;
+    while (!o.proposals.empty() && batch.size() < config_.batch_commands_max) {
+      batch.push_back(std::move(o.proposals.front()));
+      o.proposals.pop_front();
+    }
+    const Slot s = o.next_slot++;
+    o.in_flight[s] = InFlight{batch, {}, now_};
+    m.entries.push_back({s, LogEntry{o.ballot, std::move(batch)}});
+  }
+  if (!m.entries.empty()) Broadcast(m, /*include_self=*/true);
+}
+
+void Replica::HandleAccept(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  Message r;
+  r.type = MessageType::kAccepted;
+  r.to = msg.from;
+  r.object = msg.object;
+  for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
+  if (msg.ballot < o.hard.promised) {
+    r.ballot = o.hard.promised;
+    Send(std::move(r));
+    return;
+  }
+  Promise(msg.object, o, msg.ballot);
+  ObserveBallot(o, msg.ballot, msg.from, true);
+  for (const SlotEntry& e : msg.entries) {
+    ATLAS_CHECK(e.entry.ballot == msg.ballot);
+    // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
+    if (e.slot <= o.hard.commit_index) continue;
+    auto it = o.hard.log.find(e.slot);
+    if (it != o.hard.log.end() && it->second == e.entry) continue;
+    PutEntry(o, e.slot, e.entry);
+  }
+  r.ok = true;
+  r.ballot = msg.ballot;
+  Send(std::move(r));
+  LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+}
+
+void Replica::HandleAccepted(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) {
+    ObserveBallot(o, msg.ballot, msg.from, false);
+    if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
+    return;
+  }
+  if (o.role != Role::kOwner || msg.ballot != o.ballot) return;
+  for (Slot s : msg.slots) {
+    auto it = o.in_flight.find(s);
+    if (it == o.in_flight.end()) continue;
+    it->second.acks.insert(msg.from);
+    if (quorums_.IsQ2(it->second.acks)) o.chosen.insert(s);
+  }
+  AdvanceOwnerCommit(msg.object, o);
+}
+
+void Replica::AdvanceOwnerCommit(const ObjectId& object, ObjectState& o) {
+  (void)object;
+  while (o.chosen.contains(o.hard.commit_index + 1)) {
+    const Slot s = o.hard.commit_index + 1;
+    auto it = o.in_flight.find(s);
+    ATLAS_CHECK(it != o.in_flight.end());
+    LogEntry chosen{o.ballot, std::move(it->second.value)};
+    auto local = o.hard.log.find(s);
+    if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));
+    o.hard.commit_index = s;
+    o.chosen.erase(s);
+    o.in_flight.erase(it);
+    MarkDirty(o);
+  }
+}
+
+void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
+  Message m;
+  m.type = MessageType::kCommit;
+  m.object = object;
+  m.ballot = o.ballot;
+  m.commit_index = o.hard.commit_index;
+  Broadcast(m, /*include_self=*/false);
+  o.last_commit_sent = o.hard.commit_index;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Learner.
+
+void Replica::HandleCommit(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  ObserveBallot(o, msg.ballot, msg.from, true);
+  LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+}
+
+void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
+                        NodeId from) {
+  if (commit_index > o.notice_commit) {
+    o.notice_commit = commit_index;
+    o.notice_ballot = ballot;
+  }
+  // The owner of `ballot` proposed at most one value per slot, and it only reports slots it saw
+  // chosen; so a local entry accepted in that same ballot is the chosen value.
+  bool advanced = false;
+  while (o.hard.commit_index < commit_index) {
+    auto it = o.hard.log.find(o.hard.commit_index + 1);
+    if (it == o.hard.log.end() || it->second.ballot != ballot) break;
+    ++o.hard.commit_index;
+    advanced = true;
+  }
+  if (advanced) MarkDirty(o);
+  if (o.hard.commit_index < commit_index) RequestCatchup(object, o, from);
+}
+
+void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
+  if (from == config_.id || from == kNoNode) return;
+  if (o.catchup_sent >= 0 && now_ - o.catchup_sent < config_.resend_ticks / 2) return;
+  o.catchup_sent = now_;
+  Message m;
+  m.type = MessageType::kCatchupRequest;
+  m.to = from;
+  m.object = object;
+  m.slot = o.hard.commit_index + 1;
+  Send(std::move(m));
+}
+
+void Replica::HandleCatchupRequest(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (o.hard.commit_index < msg.slot) return;
+  Message r;
+  r.type = MessageType::kCatchupResponse;
+  r.to = msg.from;
+  r.object = msg.object;
+  r.commit_index = o.hard.commit_index;
+  Slot start = msg.slot;
+  if (start <= o.hard.truncated_through) {
+    // The log tail no longer covers the request: ship the application snapshot.
+    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
+    ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
+    r.snapshot_slot = snap->slot;
+    r.snapshot = std::move(snap->data);
+    start = r.snapshot_slot + 1;
+  }
+  for (Slot s = start; s <= o.hard.commit_index && r.entries.size() < config_.catchup_entries_max;
+       ++s) {
+    auto it = o.hard.log.find(s);
+    ATLAS_CHECK(it != o.hard.log.end());
+    r.entries.push_back({s, it->second});
+  }
+  Send(std::move(r));
+}
+
+void Replica::HandleCatchupResponse(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  o.catchup_sent = -1;
+  if (msg.snapshot_slot > o.hard.commit_index && !o.install.has_value()) {
+    // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
+    const Slot s = msg.snapshot_slot;
+    o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
+    for (auto it = o.dirty_slots.begin(); it != o.dirty_slots.end();) {
+      it = *it <= s ? o.dirty_slots.erase(it) : std::next(it);
+    }
+    o.hard.commit_index = s;
+    o.hard.truncated_through = s;
+    o.applied = s;
+    o.snapshot_slot = s;
+    o.snapshot_asked = s;
+    o.install = Snapshot{s, msg.snapshot};
+    ++probes_.snapshots_installed;
+    MarkDirty(o);
+  }
+  bool advanced = false;
+  for (const SlotEntry& e : msg.entries) {
+    if (e.slot != o.hard.commit_index + 1) continue;
+    PutEntry(o, e.slot, e.entry);
+    o.hard.commit_index = e.slot;
+    ++probes_.catchup_entries;
+    advanced = true;
+  }
+  if (advanced) MarkDirty(o);
+  if (o.role == Role::kOwner) AdvanceOwnerCommit(msg.object, o);
+  if (o.notice_commit > o.hard.commit_index) {
+    LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
+  }
+  if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
+}
+
+void Replica::HandleHeartbeat(const Message& msg) {
+  for (const auto& [object, commit_index] : msg.commit_indexes) {
+    ObjectState& o = Obj(object);
+    if (commit_index > o.hard.commit_index) RequestCatchup(object, o, msg.from);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linearizable reads: the owner confirms its ballot with a Q2 round batched across all reads
+// that arrived before the round started (docs/consensus.md, "Read path").
+
+void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
+  if (o.role != Role::kOwner || o.round_active || o.reads_waiting.empty()) return;
+  if (o.hard.commit_index < o.read_ready_slot) return;
+  o.round_active = true;
+  ++o.round;
+  o.reads_in_round = std::move(o.reads_waiting);
+  o.reads_waiting.clear();
+  o.round_acks.clear();
+  o.round_read_index = o.hard.commit_index;
+  o.round_sent = now_;
+  ++probes_.read_rounds;
+  Message m;
+  m.type = MessageType::kConfirm;
+  m.object = object;
+  m.ballot = o.ballot;
+  m.round = o.round;
+  Broadcast(m, /*include_self=*/true);
+}
+
+void Replica::HandleConfirm(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  Message r;
+  r.type = MessageType::kConfirmAck;
+  r.to = msg.from;
+  r.object = msg.object;
+  r.round = msg.round;
+  if (msg.ballot < o.hard.promised) {
+    r.ballot = o.hard.promised;
+  } else {
+    // Acking binds us like an Accept would: we promise not to join a lower ballot.
+    Promise(msg.object, o, msg.ballot);
+    ObserveBallot(o, msg.ballot, msg.from, true);
+    r.ok = true;
+    r.ballot = msg.ballot;
+  }
+  Send(std::move(r));
+}
+
+void Replica::HandleConfirmAck(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) {
+    ObserveBallot(o, msg.ballot, msg.from, false);
+    if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
+    return;
+  }
+  if (o.role != Role::kOwner || !o.round_active || msg.round != o.round ||
+      msg.ballot != o.ballot) {
+    return;
+  }
+  o.round_acks.insert(msg.from);
+  if (!quorums_.IsQ2(o.round_acks)) return;
+  o.round_active = false;
+  absl::btree_map<NodeId, std::vector<RequestId>> remote;
+  for (const PendingRead& r : o.reads_in_round) {
+    if (r.origin == config_.id) {
+      SetReadIndex(r.id, o.round_read_index);
+    } else {
+      remote[r.origin].push_back(r.id);
+    }
+  }
+  o.reads_in_round.clear();
+  for (auto& [origin, ids] : remote) {
+    Message m;
+    m.type = MessageType::kReadIndexResponse;
+    m.to = origin;
+    m.object = msg.object;
+    m.ok = true;
+    m.ballot = o.ballot;
+    m.slot = o.round_read_index;
+    m.request_ids = std::move(ids);
+    Send(std::move(m));
+  }
+  work_ = true;
+}
+
+void Replica::SetReadIndex(RequestId id, Slot index) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || !it->second.is_read) return;
+  it->second.read_index = index;
+  reads_indexed_.insert(id);
+  work_ = true;
+}
+
+void Replica::HandleReadIndexRequest(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  for (RequestId id : msg.request_ids) {
+    PendingRead r{id, msg.from};
+    if (o.role == Role::kFollower || o.reads_waiting.size() >= config_.reads_max) {
+      RejectRead(msg.object, o, r);
+      continue;
+    }
+    NoteAccess(msg.object, o, msg.from);
+    o.reads_waiting.push_back(r);
+    work_ = true;
+  }
+}
+
+void Replica::HandleReadIndexResponse(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  ObserveBallot(o, msg.ballot, msg.from, msg.ok);
+  for (RequestId id : msg.request_ids) {
+    if (msg.ok) {
+      SetReadIndex(id, msg.slot);
+      continue;
+    }
+    auto it = pending_.find(id);
+    if (it == pending_.end() || !it->second.is_read || reads_indexed_.contains(id)) continue;
+    if (++it->second.attempts <= kRouteAttemptsMax) {
+      RouteRead(msg.object, id);
+    } else {
+      FinishRequest(id, ReplyCode::kNotOwner, true, "owner rejected the read");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding and migration.
+
+void Replica::HandleForward(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  // Taken only by the exact ballot the origin addressed: a ballot is held for one interval,
+  // so duplicates of a forward can only be taken inside it, where proposed_ids dedups them.
+  const bool take = o.role != Role::kFollower && msg.ballot == o.ballot;
+  for (const Command& cmd : msg.commands) {
+    if (take) {
+      if (o.proposed_ids.contains(cmd.id)) continue;
+      RouteWrite(msg.object, cmd);
+      continue;
+    }
+    ++probes_.forward_rejects;
+    // Certainly never proposed here iff the addressed ballot is ours from this incarnation
+    // and no copy of the command was ever taken (the dedup window never overflowed).
+    const bool definite = msg.ballot.node == config_.id &&
+                          msg.ballot.counter > restart_counter_floor_ && !o.dedup_evicted &&
+                          !o.proposed_ids.contains(cmd.id);
+    RejectCommand(msg.object, o, cmd, definite);
+  }
+}
+
+void Replica::HandleForwardReject(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  ObserveBallot(o, msg.ballot, msg.from, false);
+  for (RequestId id : msg.request_ids) {
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second.is_read) continue;
+    if (msg.ok && ++it->second.attempts <= kRouteAttemptsMax) {
+      RouteWrite(msg.object, Command{id, it->second.command});
+    } else {
+      FinishRequest(id, ReplyCode::kNotOwner, msg.ok,
+                    msg.ok ? "forward rejected" : "forward rejected; outcome unknown");
+    }
+  }
+}
+
+void Replica::HandleMoveHint(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (o.role == Role::kFollower) StartSteal(msg.object);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time.
+
+void Replica::Tick() {
+  ++now_;
+  if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
+    last_heartbeat_ = now_;
+    Message hb;
+    hb.type = MessageType::kHeartbeat;
+    for (const auto& [object, o] : objects_) {
+      hb.commit_indexes.push_back({object, o.hard.commit_index});
+    }
+    Broadcast(hb, /*include_self=*/false);
+    for (auto& [object, o] : objects_) {
+      if (o.role == Role::kOwner) SendCommitNotice(object, o);
+    }
+  }
+  for (auto& [object, o] : objects_) {
+    switch (o.role) {
+      case Role::kCandidate:
+        if (now_ - o.phase1_sent >= config_.resend_ticks) {
+          o.phase1_sent = now_;
+          Message m;
+          m.type = MessageType::kPrepare;
+          m.object = object;
+          m.ballot = o.ballot;
+          m.commit_index = o.hard.commit_index;
+          for (const auto& [node, zone] : config_.topology.zone_of) {
+            if (o.promises.contains(node)) continue;
+            m.to = node;
+            Send(m);
+          }
+        }
+        break;
+      case Role::kOwner: {
+        // Retransmit unacknowledged phase-2 slots (messages may be lost).
+        absl::btree_map<NodeId, Message> resend;
+        for (auto& [slot, f] : o.in_flight) {
+          if (now_ - f.sent_tick < config_.resend_ticks) continue;
+          f.sent_tick = now_;
+          ++probes_.accept_resends;
+          for (const auto& [node, zone] : config_.topology.zone_of) {
+            if (f.acks.contains(node)) continue;
+            Message& m = resend[node];
+            m.type = MessageType::kAccept;
+            m.to = node;
+            m.object = object;
+            m.ballot = o.ballot;
+            m.commit_index = o.hard.commit_index;
+            m.entries.push_back({slot, LogEntry{o.ballot, f.value}});
+          }
+        }
+        for (auto& [node, m] : resend) Send(std::move(m));
+        if (o.round_active && now_ - o.round_sent >= config_.resend_ticks) {
+          o.round_sent = now_;
+          Message m;
+          m.type = MessageType::kConfirm;
+          m.object = object;
+          m.ballot = o.ballot;
+          m.round = o.round;
+          for (const auto& [node, zone] : config_.topology.zone_of) {
+            if (o.round_acks.contains(node)) continue;
+            m.to = node;
+            Send(m);
+          }
+        }
+        if (o.recovered_commit > o.hard.commit_index) {
+          RequestCatchup(object, o, o.recovered_commit_from);
+        }
+        break;
+      }
+      case Role::kFollower:
+        if ((o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty()) &&
+            now_ >= o.backoff_until) {
+          o.want_steal = false;
+          std::deque<Command> proposals;
+          proposals.swap(o.proposals);
+          std::vector<PendingRead> reads = std::move(o.reads_waiting);
+          o.reads_waiting.clear();
+          const bool any = !proposals.empty() || !reads.empty();
+          for (Command& cmd : proposals) {
+            if (cmd.id.node == config_.id) {
+              RouteWrite(object, std::move(cmd));
+            } else {
+              RejectCommand(object, o, cmd, true);
+            }
+          }
+          for (const PendingRead& r : reads) {
+            if (r.origin == config_.id) {
+              RouteRead(object, r.id);
+            } else {
+              RejectRead(object, o, r);
+            }
+          }
+          if (!any) StartSteal(object);
+        }
+        break;
+    }
+  }
+  // Request deadlines.
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now_) {
+    const RequestId id = deadlines_.begin()->second;
+    absl::Status quorum = QuorumStatus();
+    if (!quorum.ok()) {
+      FinishRequest(id, ReplyCode::kQuorumUnavailable, false, std::string(quorum.message()));
+    } else {
+      FinishRequest(id, ReplyCode::kTimeout, false, "request timed out");
+    }
+  }
+  DrainLocal();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ready.
+
+bool Replica::HasReady() const {
+  return work_ || !ready_.messages.empty() || !ready_.replies.empty() || !ready_.persist.empty();
+}
+
+void Replica::CollectReady() {
+  for (auto& [object, o] : objects_) {
+    FlushProposals(object, o);
+    StartReadRound(object, o);
+  }
+  DrainLocal();
+  for (auto& [object, o] : objects_) {
+    if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent) {
+      SendCommitNotice(object, o);
+    }
+    if (o.install.has_value()) {
+      ready_.snapshots.push_back({object, std::move(*o.install)});
+      o.install.reset();
+    }
+    for (Slot s = o.applied + 1; s <= o.hard.commit_index; ++s) {
+      auto it = o.hard.log.find(s);
+      ATLAS_CHECK(it != o.hard.log.end());
+      for (const Command& cmd : it->second.value) {
+        if (cmd.id.node != config_.id) continue;
+        auto p = pending_.find(cmd.id);
+        if (p != pending_.end() && !p->second.is_read) FinishRequest(cmd.id, ReplyCode::kOk, true, "");
+      }
+      ready_.committed.push_back({object, s, it->second.value});
+      o.applied = s;
+    }
+    if (o.applied >= o.snapshot_asked + config_.snapshot_interval_slots) {
+      o.snapshot_asked = o.applied;
+      ready_.snapshot_requests.push_back({object, o.applied});
+    }
+  }
+  for (auto it = reads_indexed_.begin(); it != reads_indexed_.end();) {
+    const RequestId id = *it;
+    auto p = pending_.find(id);
+    ATLAS_CHECK(p != pending_.end());
+    const ObjectState* o = FindObj(p->second.object);
+    if (o != nullptr && o->applied >= p->second.read_index) {
+      ready_.reads.push_back({id, p->second.object});
+      deadlines_.erase({p->second.deadline, id});
+      pending_.erase(p);
+      it = reads_indexed_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [object, o] : objects_) {
+    if (!o.dirty) continue;
+    HardStateUpdate u;
+    u.object = object;
+    u.promised = o.hard.promised;
+    u.commit_index = o.hard.commit_index;
+    u.truncated_through = o.hard.truncated_through;
+    for (Slot s : o.dirty_slots) {
+      auto it = o.hard.log.find(s);
+      if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
+    }
+    ready_.persist.push_back(std::move(u));
+    o.dirty = false;
+    o.dirty_slots.clear();
+  }
+}
+
+Ready Replica::TakeReady() {
+  CollectReady();
+  work_ = false;
+  Ready out = std::move(ready_);
+  ready_ = Ready{};
+  return out;
+}
+
+void Replica::Advance(const Ready& ready) {
+  // The host durably took these snapshots: the log below them may go (bounded memory).
+  for (const SnapshotRequest& req : ready.snapshot_requests) {
+    ObjectState& o = Obj(req.object);
+    o.snapshot_slot = std::max(o.snapshot_slot, req.slot);
+    const Slot through = o.snapshot_slot > kLogTailSlots ? o.snapshot_slot - kLogTailSlots : 0;
+    if (through > o.hard.truncated_through) {
+      o.hard.truncated_through = through;
+      o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));
+      for (auto it = o.dirty_slots.begin(); it != o.dirty_slots.end();) {
+        it = *it <= through ? o.dirty_slots.erase(it) : std::next(it);
+      }
+      MarkDirty(o);
+    }
+  }
+}
+
+}  // namespace atlas::consensus

@@ -1,0 +1,378 @@
+// Replica: the pure WPaxos state machine of one node (docs/consensus.md).
+//
+// A Replica plays every WPaxos role for every Object it knows: Acceptor (promises, accepted
+// entries), Learner (commit index, catch-up), and, for the objects it owns, Owner/proposer
+// (phase 1 steal, phase 2 with pipelining and batching, read barriers). It does no I/O, reads
+// no clock and starts no thread: the host drives it, etcd-raft style:
+//
+//   replica.Step(msg) / replica.Tick() / replica.Propose(...) / replica.Read(...)
+//   while (replica.HasReady()) {
+//     Ready rd = replica.TakeReady();
+//     1. durably install rd.snapshots, then durably write rd.persist (fsync; may be one atomic
+//        batch; group commit allowed)                                 -- BEFORE anything else
+//     2. send rd.messages (any order; the network may drop/reorder)
+//     3. apply rd.committed in order (per object, slots are consecutive)
+//     4. durably take the snapshots asked in rd.snapshot_requests
+//     5. serve rd.reads against the applied state; deliver rd.replies
+//     replica.Advance(rd);
+//   }
+//
+// Step 1 before 2 is the Paxos durability contract: a promise or an accepted entry is on disk
+// before any node can learn about it. Step 3 before 5: a read index or an OK reply refers to
+// state that must already be applied. If the host crashes anywhere in the loop it restarts
+// from what step 1 made durable (RestartState), which is always safe.
+//
+// Thread-safety: none. One thread (or strand) owns a Replica.
+#ifndef ATLAS_CONSENSUS_REPLICA_H_
+#define ATLAS_CONSENSUS_REPLICA_H_
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "consensus/message.h"
+#include "consensus/policy.h"
+#include "consensus/quorum.h"
+#include "consensus/random.h"
+#include "consensus/types.h"
+
+namespace atlas::consensus {
+
+// ---------------------------------------------------------------------------------------------
+// Durable state.
+
+// The durable acceptor/learner state of one object.
+struct ObjectHardState {
+  Ballot promised;                           // Acceptor: highest ballot promised.
+  Slot commit_index = 0;                     // Learner: every slot <= is chosen.
+  Slot truncated_through = 0;                // Log compacted through here (after a snapshot).
+  absl::btree_map<Slot, LogEntry> log;       // Accepted (and committed) entries.
+};
+
+// What a node reads back on restart: everything ever written through Ready::persist.
+using PersistentState = absl::btree_map<ObjectId, ObjectHardState>;
+
+// Incremental update of one object's hard state, in Ready::persist. Apply as: set promised,
+// commit_index and truncated_through; upsert `entries`; then delete log entries
+// <= truncated_through.
+struct HardStateUpdate {
+  ObjectId object;
+  Ballot promised;
+  Slot commit_index = 0;
+  Slot truncated_through = 0;
+  std::vector<SlotEntry> entries;
+};
+
+// Applies one update to a PersistentState (helper for hosts and the simulator).
+void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state);
+
+// ---------------------------------------------------------------------------------------------
+// Application hooks.
+
+// An application snapshot of one object: the state after applying every slot <= slot.
+struct Snapshot {
+  Slot slot = 0;
+  std::string data;
+};
+
+// Implemented by the host; the core stays pure and treats snapshot bytes as opaque.
+class SnapshotSource {
+ public:
+  virtual ~SnapshotSource() = default;
+  // The latest durable snapshot of `object`, or nullopt if none was taken.
+  virtual std::optional<Snapshot> LatestSnapshot(const ObjectId& object) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Ready.
+
+enum class ReplyCode {
+  kOk,
+  kNotOwner,            // Could not route to an owner.
+  kQuorumUnavailable,   // Live nodes cannot form Q1/Q2; detail says why.
+  kTimeout,             // No outcome within request_timeout_ticks.
+  kBusy,                // A bounded queue is full.
+};
+const char* ReplyCodeName(ReplyCode code);
+
+struct Reply {
+  RequestId id;
+  ObjectId object;
+  bool is_read = false;
+  ReplyCode code = ReplyCode::kOk;
+  // For a failed write: true when the command was certainly not executed (safe to retry); false
+  // when the outcome is unknown (it may still commit later).
+  bool definite = false;
+  std::string detail;
+};
+
+struct CommittedEntry {
+  ObjectId object;
+  Slot slot = 0;
+  Batch commands;  // Empty for a no-op slot.
+};
+
+// A linearizable read is ready: serve it from the applied state of `object` (already applied
+// through at least the read index when this is delivered).
+struct ReadState {
+  RequestId id;
+  ObjectId object;
+};
+
+struct SnapshotRequest {
+  ObjectId object;
+  Slot slot = 0;  // Snapshot the state as of exactly this slot (just applied).
+};
+
+struct Ready {
+  std::vector<HardStateUpdate> persist;
+  std::vector<Message> messages;
+  std::vector<std::pair<ObjectId, Snapshot>> snapshots;  // Install durably before `persist`.
+  std::vector<CommittedEntry> committed;
+  std::vector<SnapshotRequest> snapshot_requests;
+  std::vector<ReadState> reads;
+  std::vector<Reply> replies;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Configuration.
+
+struct ReplicaConfig {
+  NodeId id = kNoNode;
+  Topology topology;
+  QuorumSpec quorum;
+
+  Tick heartbeat_ticks = 50;          // Owner commit notices and node heartbeats.
+  Tick peer_timeout_ticks = 300;      // A peer unheard for this long is suspect.
+  Tick resend_ticks = 400;            // Retransmit unanswered phase-1/phase-2/confirm rounds.
+  Tick request_timeout_ticks = 4000;  // Client requests fail after this long.
+  Tick steal_backoff_ticks = 100;     // Base of the randomized backoff after losing a steal.
+
+  size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
+  size_t batch_commands_max = 64;         // Commands per slot.
+  size_t proposals_max = 4096;            // Queued proposals per object.
+  size_t pending_requests_max = 1 << 16;  // Client requests in progress on this node.
+  size_t reads_max = 4096;                // Reads waiting per object.
+  size_t catchup_entries_max = 128;       // Entries per catch-up response.
+  size_t dedup_ids_max = 1 << 14;         // Forwarded request ids remembered per object.
+  Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
+
+  // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
+  // prove that the simulator's checkers catch it). Never set outside tests.
+  bool test_forget_promises_on_restart = false;
+};
+
+// Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
+struct Probes {
+  uint64_t steals_started = 0;
+  uint64_t steals_won = 0;
+  uint64_t steals_preempted = 0;          // Duelling proposers: our phase 1 lost.
+  uint64_t steal_during_phase2 = 0;       // We were preempted with slots in flight.
+  uint64_t recovered_uncommitted = 0;     // Phase 1 re-proposed an accepted value.
+  uint64_t recovered_noop = 0;            // Phase 1 filled a gap with a no-op.
+  uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
+  uint64_t catchup_entries = 0;
+  uint64_t forwards = 0;
+  uint64_t forward_rejects = 0;
+  uint64_t read_rounds = 0;
+  uint64_t moves_suggested = 0;
+  uint64_t accept_resends = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class Replica {
+ public:
+  // `restart` is the PersistentState written through earlier Readys (empty for a new node).
+  // `snapshots` must outlive the Replica; `policy` decides forwarding vs stealing.
+  Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* snapshots,
+          std::unique_ptr<MigrationPolicy> policy, uint64_t seed);
+
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Delivers one message from the network. Messages not addressed to this node are ignored.
+  void Step(const Message& msg);
+  // Advances logical time by one tick: retransmissions, heartbeats, timeouts, backoff.
+  void Tick();
+  // Client write: `command` is opaque; `id.node` must be this node. Replied through Ready.
+  void Propose(const ObjectId& object, std::string command, RequestId id);
+  // Linearizable read barrier; Ready::reads says when to read the applied state.
+  void Read(const ObjectId& object, RequestId id);
+  // Explicit ownership move: steal `object` to this node now (TABLE MOVE to here).
+  void Steal(const ObjectId& object);
+  // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
+  void Move(const ObjectId& object, NodeId target);
+
+  bool HasReady() const;
+  Ready TakeReady();
+  // Acknowledges that every step of the Ready contract was done for `ready`.
+  void Advance(const Ready& ready);
+
+  // Introspection (tests, QUORUM INFO, the simulator's checkers).
+  NodeId id() const { return config_.id; }
+  bool IsOwner(const ObjectId& object) const;
+  NodeId BelievedOwner(const ObjectId& object) const;
+  Ballot Promised(const ObjectId& object) const;
+  Slot CommitIndex(const ObjectId& object) const;
+  Slot AppliedIndex(const ObjectId& object) const;
+  std::vector<ObjectId> Objects() const;
+  const Probes& probes() const { return probes_; }
+  const QuorumSystem& quorums() const { return quorums_; }
+  absl::Status QuorumStatus() const;  // From the peers heard recently.
+
+ private:
+  enum class Role { kFollower, kCandidate, kOwner };
+
+  struct InFlight {
+    Batch value;
+    NodeSet acks;
+    consensus::Tick sent_tick = 0;
+  };
+  struct PendingRead {
+    RequestId id;
+    NodeId origin = kNoNode;
+  };
+  struct ObjectState {
+    // Acceptor + learner (durable, mirrored in persist).
+    ObjectHardState hard;
+    bool dirty = false;
+    absl::btree_set<Slot> dirty_slots;
+    // Learner (volatile).
+    Slot applied = 0;
+    Slot snapshot_slot = 0;        // Latest application snapshot we know of.
+    Slot snapshot_asked = 0;
+    Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
+    consensus::Tick owner_heard = -1;
+    consensus::Tick catchup_sent = -1;
+    Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
+    Slot notice_commit = 0;
+    std::optional<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
+    // Proposer / owner.
+    Role role = Role::kFollower;
+    Ballot ballot;
+    NodeSet promises;
+    absl::btree_map<Slot, LogEntry> recovered;
+    Slot recovered_commit = 0;
+    NodeId recovered_commit_from = kNoNode;
+    consensus::Tick phase1_sent = 0;
+    consensus::Tick backoff_until = 0;
+    int steal_attempts = 0;
+    bool want_steal = false;
+    Slot next_slot = 1;
+    Slot read_ready_slot = 0;      // Owner serves reads once commit_index >= this.
+    absl::btree_map<Slot, InFlight> in_flight;
+    absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
+    std::deque<Command> proposals;
+    absl::btree_set<RequestId> proposed_ids;
+    std::deque<RequestId> proposed_order;
+    bool dedup_evicted = false;
+    absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
+    Slot last_commit_sent = 0;
+    consensus::Tick last_commit_sent_tick = -1;
+    // Read barrier (batched Q2 round).
+    std::vector<PendingRead> reads_waiting;
+    std::vector<PendingRead> reads_in_round;
+    uint64_t round = 0;
+    bool round_active = false;
+    NodeSet round_acks;
+    Slot round_read_index = 0;
+    consensus::Tick round_sent = 0;
+  };
+  struct PendingRequest {
+    ObjectId object;
+    bool is_read = false;
+    std::string command;  // Kept to re-route a write that was certainly not executed.
+    consensus::Tick deadline = 0;
+    Slot read_index = 0;
+    int attempts = 0;
+  };
+
+  ObjectState& Obj(const ObjectId& object);
+  const ObjectState* FindObj(const ObjectId& object) const;
+  ZoneId ZoneOf(NodeId node) const { return quorums_.topology().ZoneOf(node); }
+  bool Alive(NodeId node) const;
+  NodeSet LiveNodes() const;
+  void Send(Message msg);
+  void Broadcast(const Message& msg, bool include_self);
+  void DrainLocal();
+  void MarkDirty(ObjectState& o);
+  void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
+  // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
+  void Promise(const ObjectId& object, ObjectState& o, Ballot b);
+  void Remember(ObjectState& o, RequestId id);
+
+  // Routing of client requests.
+  void RouteWrite(const ObjectId& object, Command cmd);
+  void RouteRead(const ObjectId& object, RequestId id);
+  RouteDecision Decide(const ObjectId& object, const ObjectState& o);
+  void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
+  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite);
+  void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
+  void SetReadIndex(RequestId id, Slot index);
+  void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
+
+  // Phase 1.
+  void StartSteal(const ObjectId& object);
+  void HandlePrepare(const Message& msg);
+  void HandlePromise(const Message& msg);
+  void BecomeOwner(const ObjectId& object, ObjectState& o);
+  void StepDown(const ObjectId& object, ObjectState& o);
+  void ObserveBallot(ObjectState& o, Ballot b, NodeId from, bool from_owner);
+
+  // Phase 2.
+  void FlushProposals(const ObjectId& object, ObjectState& o);
+  void HandleAccept(const Message& msg);
+  void HandleAccepted(const Message& msg);
+  void AdvanceOwnerCommit(const ObjectId& object, ObjectState& o);
+  void SendCommitNotice(const ObjectId& object, ObjectState& o);
+
+  // Learner.
+  void HandleCommit(const Message& msg);
+  void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
+                 NodeId from);
+  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  void HandleCatchupRequest(const Message& msg);
+  void HandleCatchupResponse(const Message& msg);
+  void HandleHeartbeat(const Message& msg);
+
+  // Reads.
+  void StartReadRound(const ObjectId& object, ObjectState& o);
+  void HandleConfirm(const Message& msg);
+  void HandleConfirmAck(const Message& msg);
+  void HandleReadIndexRequest(const Message& msg);
+  void HandleReadIndexResponse(const Message& msg);
+
+  // Forwarding.
+  void HandleForward(const Message& msg);
+  void HandleForwardReject(const Message& msg);
+  void HandleMoveHint(const Message& msg);
+
+  void CollectReady();
+
+  ReplicaConfig config_;
+  QuorumSystem quorums_;
+  SnapshotSource* snapshots_;
+  std::unique_ptr<MigrationPolicy> policy_;
+  Rng rng_;
+  consensus::Tick now_ = 0;
+  consensus::Tick last_heartbeat_ = -1;
+  uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
+  bool work_ = false;                    // TakeReady has something to collect.
+  absl::btree_map<ObjectId, ObjectState> objects_;
+  absl::btree_map<NodeId, consensus::Tick> heard_;
+  absl::btree_map<RequestId, PendingRequest> pending_;
+  absl::btree_set<std::pair<consensus::Tick, RequestId>> deadlines_;
+  absl::btree_set<RequestId> reads_indexed_;  // Reads whose read index is known.
+  std::deque<Message> local_;  // Messages to self, delivered before returning to the host.
+  Ready ready_;                // Being accumulated.
+  Probes probes_;
+};
+
+}  // namespace atlas::consensus
+
+#endif  // ATLAS_CONSENSUS_REPLICA_H_

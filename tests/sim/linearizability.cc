@@ -1,0 +1,159 @@
+#include "tests/sim/linearizability.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <unordered_set>
+
+namespace atlas::sim {
+
+namespace {
+
+// Doubly-linked list of call/return events, as in Lowe's presentation of WGL.
+struct Node {
+  int op = -1;
+  bool is_call = false;
+  int match = -1;  // For a call: index of its return node.
+  int prev = -1;
+  int next = -1;
+};
+
+struct Key {
+  std::vector<uint64_t> bits;
+  std::string state;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    uint64_t h = std::hash<std::string>()(k.state);
+    for (uint64_t w : k.bits) h = (h ^ w) * 0x100000001b3ULL;
+    return static_cast<size_t>(h);
+  }
+};
+
+LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_t max_steps) {
+  LinearizabilityResult result;
+  const int n = static_cast<int>(ops.size());
+  // Events: (time, kind) with calls before returns only when times differ (times are unique).
+  struct Ev {
+    uint64_t time;
+    int op;
+    bool call;
+  };
+  std::vector<Ev> evs;
+  for (int i = 0; i < n; ++i) {
+    evs.push_back({ops[i]->invoke, i, true});
+    const uint64_t ret = ops[i]->completed ? ops[i]->ret : std::numeric_limits<uint64_t>::max();
+    evs.push_back({ret, i, false});
+  }
+  std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
+    if (a.time != b.time) return a.time < b.time;
+    return a.call && !b.call;  // Only unknown-outcome returns tie (at +inf).
+  });
+  // Node 0 is the head sentinel.
+  std::vector<Node> nodes(evs.size() + 1);
+  std::vector<int> call_node(n), ret_node(n);
+  for (size_t i = 0; i < evs.size(); ++i) {
+    Node& nd = nodes[i + 1];
+    nd.op = evs[i].op;
+    nd.is_call = evs[i].call;
+    nd.prev = static_cast<int>(i);
+    nd.next = i + 1 < evs.size() ? static_cast<int>(i + 2) : -1;
+    (evs[i].call ? call_node : ret_node)[evs[i].op] = static_cast<int>(i + 1);
+  }
+  nodes[0].next = evs.empty() ? -1 : 1;
+  for (int i = 0; i < n; ++i) nodes[call_node[i]].match = ret_node[i];
+
+  auto lift = [&](int c) {
+    const int r = nodes[c].match;
+    nodes[nodes[c].prev].next = nodes[c].next;
+    if (nodes[c].next >= 0) nodes[nodes[c].next].prev = nodes[c].prev;
+    nodes[nodes[r].prev].next = nodes[r].next;
+    if (nodes[r].next >= 0) nodes[nodes[r].next].prev = nodes[r].prev;
+  };
+  auto unlift = [&](int c) {
+    const int r = nodes[c].match;
+    nodes[nodes[r].prev].next = r;
+    if (nodes[r].next >= 0) nodes[nodes[r].next].prev = r;
+    nodes[nodes[c].prev].next = c;
+    if (nodes[c].next >= 0) nodes[nodes[c].next].prev = c;
+  };
+
+  std::vector<uint64_t> bits((n + 63) / 64, 0);
+  std::string state;  // "" = key absent.
+  std::unordered_set<Key, KeyHash> cache;
+  std::vector<std::pair<int, std::string>> stack;  // (call node, state before)
+  int entry = nodes[0].next;
+  while (nodes[0].next >= 0) {
+    if (++result.steps > max_steps) {
+      result.inconclusive = true;
+      return result;
+    }
+    if (entry < 0) {
+      // Cannot happen: the last event is a return, handled below.
+      result.ok = false;
+      result.detail = "internal: ran off the event list";
+      return result;
+    }
+    const Node& nd = nodes[entry];
+    if (nd.is_call) {
+      const Operation& op = *ops[nd.op];
+      bool legal = op.is_write || op.value == state;
+      if (legal) {
+        std::string next_state = op.is_write ? op.value : state;
+        bits[nd.op / 64] |= (1ULL << (nd.op % 64));
+        Key key{bits, next_state};
+        if (cache.insert(key).second) {
+          stack.push_back({entry, state});
+          state = std::move(next_state);
+          lift(entry);
+          entry = nodes[0].next;
+          continue;
+        }
+        bits[nd.op / 64] &= ~(1ULL << (nd.op % 64));
+      }
+      entry = nd.next;
+    } else {
+      if (stack.empty()) {
+        result.ok = false;
+        const Operation& op = *ops[nd.op];
+        result.detail = "key " + op.key + ": no linearization before the return of " +
+                        (op.is_write ? "put(" : "get()->") + op.value +
+                        (op.is_write ? ")" : "") + " by client " + std::to_string(op.client) +
+                        " [invoke " + std::to_string(op.invoke) + ", return " +
+                        std::to_string(op.ret) + "]";
+        return result;
+      }
+      auto [c, before] = stack.back();
+      stack.pop_back();
+      state = before;
+      bits[nodes[c].op / 64] &= ~(1ULL << (nodes[c].op % 64));
+      unlift(c);
+      entry = nodes[c].next;
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+LinearizabilityResult CheckLinearizable(const std::vector<Operation>& history,
+                                        uint64_t max_steps) {
+  std::map<std::string, std::vector<const Operation*>> by_key;
+  for (const Operation& op : history) by_key[op.key].push_back(&op);
+  LinearizabilityResult total;
+  for (auto& [key, ops] : by_key) {
+    LinearizabilityResult r = CheckKey(ops, max_steps);
+    total.steps += r.steps;
+    if (r.inconclusive) total.inconclusive = true;
+    if (!r.ok) {
+      total.ok = false;
+      total.detail = r.detail;
+      return total;
+    }
+  }
+  return total;
+}
+
+}  // namespace atlas::sim

@@ -1,0 +1,45 @@
+// Tests of the WGL linearizability checker itself (tests/sim/linearizability.h).
+#include <catch2/catch.hpp>
+
+#include "tests/sim/linearizability.h"
+
+namespace atlas::sim {
+namespace {
+
+Operation Put(const std::string& v, uint64_t inv, uint64_t ret, bool completed = true) {
+  return Operation{"k", true, v, inv, ret, completed, 0};
+}
+Operation Get(const std::string& v, uint64_t inv, uint64_t ret) {
+  return Operation{"k", false, v, inv, ret, true, 1};
+}
+
+TEST_CASE("sequential history is linearizable", "[lin]") {
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Get("1", 3, 4), Put("2", 5, 6), Get("2", 7, 8)}).ok);
+}
+
+TEST_CASE("a stale read after a completed write is caught", "[lin]") {
+  auto r = CheckLinearizable({Put("1", 1, 2), Put("2", 3, 4), Get("1", 5, 6)});
+  REQUIRE_FALSE(r.ok);
+  REQUIRE(r.detail.find("key k") == 0);
+}
+
+TEST_CASE("concurrent operations may take either order", "[lin]") {
+  REQUIRE(CheckLinearizable({Put("1", 1, 4), Get("1", 2, 3), Get("", 0, 5)}).ok);
+  REQUIRE(CheckLinearizable({Put("1", 1, 10), Put("2", 2, 9), Get("2", 3, 4), Get("1", 5, 6)}).ok);
+  REQUIRE_FALSE(
+      CheckLinearizable({Put("1", 1, 10), Put("2", 2, 9), Get("2", 3, 4), Get("1", 5, 6),
+                         Get("2", 7, 8)}).ok);
+}
+
+TEST_CASE("a write with unknown outcome may or may not take effect", "[lin]") {
+  REQUIRE(CheckLinearizable({Put("1", 1, 0, false), Get("", 2, 3), Get("1", 4, 5)}).ok);
+  REQUIRE(CheckLinearizable({Put("1", 1, 0, false), Get("", 2, 3)}).ok);
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 0, false), Get("1", 2, 3), Get("", 4, 5)}).ok);
+}
+
+TEST_CASE("a lost acknowledged write is caught", "[lin]") {
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Get("", 3, 4)}).ok);
+}
+
+}  // namespace
+}  // namespace atlas::sim

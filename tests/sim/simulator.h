@@ -1,0 +1,110 @@
+// Deterministic cluster simulator for the WPaxos core (docs/consensus.md, "Simulator").
+//
+// Many Replicas (the real consensus/ code) in several zones run in one process over an
+// in-memory network with a zone latency matrix; the simulator injects seeded message drop,
+// duplication, reordering and delay, partitions, and crash-restarts that lose unsynced state.
+// Closed-loop clients record the invoke/return of every get/put (unique written values), and
+// checkers run at the end: linearizability (per key), agreement (one value per slot), promises
+// never decrease, no acknowledged write lost, and convergence after heal.
+//
+// A run is a pure function of SimOptions (including the seed): same options, same trace.
+#ifndef ATLAS_TESTS_SIM_SIMULATOR_H_
+#define ATLAS_TESTS_SIM_SIMULATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "consensus/replica.h"
+
+namespace atlas::sim {
+
+// RTT matrix between named zones, in microseconds.
+struct WanMatrix {
+  std::vector<std::string> zones;
+  std::vector<std::vector<int64_t>> rtt_us;
+  int64_t intra_zone_rtt_us = 427;
+};
+
+// Parses the "zone,a,b,..." CSV of /work/shared/wan/rtt-5zones.csv (milliseconds).
+bool ParseRttCsv(const std::string& text, WanMatrix& out);
+// The matrix from `path` if readable, else the built-in copy of rtt-5zones.csv.
+WanMatrix LoadWan(const std::string& path);
+WanMatrix DefaultWan();
+
+struct FaultMix {
+  double drop = 0;          // Probability a message is lost.
+  double duplicate = 0;     // Probability a message is delivered twice.
+  int64_t jitter_us = 0;    // Extra uniform delay (reordering).
+  bool partitions = false;  // Random zone/node partitions that heal.
+  bool crashes = false;     // Crash-restart of nodes (losing unsynced state).
+  bool crash_all = false;   // At some point every node crashes at once, then restarts.
+
+  std::string ToString() const;  // Flag form accepted by ParseFaults.
+};
+// "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, all.
+bool ParseFaults(const std::string& spec, FaultMix& out);
+
+enum class Workload { kUniform, kLocality, kTwoZone };
+
+struct SimOptions {
+  uint64_t seed = 1;
+  // Nodes per zone; zone i uses row i of the WAN matrix (so at most wan.zones.size() zones).
+  std::vector<int> zone_sizes = {3, 3, 3};
+  consensus::QuorumSpec quorum{1, 0};
+  WanMatrix wan = DefaultWan();
+  FaultMix faults;
+  bool randomize_cluster = false;  // Derive zone sizes / Fn / Fz from the seed.
+
+  int objects = 3;
+  int keys_per_object = 2;
+  int clients = 6;
+  double read_fraction = 0.4;
+  int64_t think_us = 2000;
+  int64_t chaos_us = 2'000'000;  // Clients run and faults happen.
+  int64_t quiet_us = 3'000'000;  // Faults healed, no new client ops; replicas converge.
+  int64_t tick_us = 1000;
+  Workload workload = Workload::kUniform;
+  std::vector<std::vector<double>> locality;  // [client zone][home zone] shares.
+  bool multi_paxos = false;  // One static leader (node 1) owns every object.
+  int64_t warmup_us = 0;     // Latency samples and ownership moves before this are ignored.
+  // Steal-latency probe: at steal_probe_us, node steal_probe_node steals object "t0".
+  int64_t steal_probe_us = -1;
+  consensus::NodeId steal_probe_node = 0;
+
+  consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).
+  bool bug_forget_promises = false;
+  bool trace = false;
+  std::function<void(const std::string&)> trace_sink;  // Defaults to stdout.
+};
+
+struct LatencyStats {
+  std::vector<double> write_ms;
+  std::vector<double> read_ms;
+};
+
+struct SimResult {
+  std::vector<std::string> violations;
+  bool inconclusive = false;
+  uint64_t ops_invoked = 0, ops_ok = 0, ops_failed = 0, ops_unknown = 0;
+  uint64_t messages = 0, dropped = 0, crashes = 0;
+  uint64_t ownership_changes = 0;  // Steals won after warmup.
+  double steal_latency_ms = -1;    // Steal probe: Steal() until the node owns the object.
+  consensus::Probes probes;        // Summed over every replica incarnation.
+  uint64_t trace_hash = 0;         // FNV-1a over the trace lines (computed when tracing).
+  LatencyStats latency;
+  std::string cluster;             // Description of the (possibly randomized) cluster.
+};
+
+SimResult RunSimulation(const SimOptions& options);
+
+// The one command that replays a run (printed on failure).
+std::string ReplayCommand(const SimOptions& options);
+
+void AddProbes(consensus::Probes& into, const consensus::Probes& from);
+
+}  // namespace atlas::sim
+
+#endif  // ATLAS_TESTS_SIM_SIMULATOR_H_
