@@ -1,0 +1,255 @@
+// Framing, command parsing and reply formatting of docs/protocol.md, without any I/O.
+#include <catch2/catch.hpp>
+
+#include "socketproto/command.h"
+#include "socketproto/formatter.h"
+#include "socketproto/frame_parser.h"
+
+using namespace atlas::socketproto;
+
+namespace {
+
+struct Parsed {
+  std::vector<Frame> frames;
+  std::optional<std::string> fatal;
+};
+
+// Feeds `input` in chunks of `chunk` bytes (0: all at once).
+Parsed Feed(std::string_view input, size_t chunk = 0, Limits limits = {}, bool handshake = true) {
+  FrameParser p(limits);
+  if (handshake) p.set_handshake_done();
+  Parsed out;
+  size_t pos = 0;
+  while (pos < input.size()) {
+    size_t n = chunk == 0 ? input.size() - pos : std::min(chunk, input.size() - pos);
+    std::string_view piece = input.substr(pos, n);
+    pos += n;
+    for (;;) {
+      Frame f;
+      std::string err;
+      ParseStatus st = p.Next(&piece, &f, &err);
+      if (st == ParseStatus::kFrame) {
+        out.frames.push_back(std::move(f));
+        continue;
+      }
+      if (st == ParseStatus::kFatal) {
+        out.fatal = err;
+        return out;
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+Request MustParse(std::string line, std::optional<std::string> blob = std::nullopt) {
+  auto r = ParseCommand(Frame{std::move(line), std::move(blob)});
+  if (auto* e = std::get_if<ParseError>(&r)) FAIL("unexpected parse error: " << e->message);
+  return std::get<Request>(std::move(r));
+}
+
+std::string MustFail(std::string line) {
+  auto r = ParseCommand(Frame{std::move(line), std::nullopt});
+  if (std::holds_alternative<Request>(r)) FAIL("expected a parse error");
+  return std::get<ParseError>(r).message;
+}
+
+}  // namespace
+
+TEST_CASE("frames end in CRLF or LF alone, and blank lines are skipped") {
+  auto p = Feed("KEY GET a.b\r\n\r\n   \nKEY GET a.c\n");
+  REQUIRE(p.frames.size() == 2);
+  CHECK(p.frames[0].line == "KEY GET a.b");
+  CHECK(p.frames[1].line == "KEY GET a.c");
+}
+
+TEST_CASE("framing is the same whatever the chunking of the byte stream") {
+  std::string input =
+      "KEY PUT a.b hello  world\r\n[ID:7] KEY BLOB SET a.c 7\r\nab\r\ncd\nKEY GET a.c\r\n"
+      "KEY BLOB SET a.z 0\r\nSCAN a\n";
+  auto whole = Feed(input);
+  REQUIRE(whole.frames.size() == 5);
+  for (size_t chunk = 1; chunk <= 9; ++chunk) {
+    auto split = Feed(input, chunk);
+    REQUIRE(split.frames.size() == whole.frames.size());
+    for (size_t i = 0; i < whole.frames.size(); ++i) {
+      CHECK(split.frames[i].line == whole.frames[i].line);
+      CHECK(split.frames[i].blob == whole.frames[i].blob);
+    }
+  }
+  CHECK(whole.frames[1].blob == std::string("ab\r\ncd\n"));
+  CHECK(whole.frames[3].blob == std::string());
+}
+
+TEST_CASE("a bad blob length is fatal: the stream can no longer be framed") {
+  for (const char* bad : {"KEY BLOB SET a.b abc\r\n", "KEY BLOB SET a.b -1\r\n",
+                          "KEY BLOB SET a.b +5\r\n", "KEY BLOB SET a.b 99999999999999999999999\r\n"}) {
+    auto p = Feed(bad);
+    REQUIRE(p.fatal);
+    CHECK(p.fatal->find("invalid blob length") == 0);
+  }
+  Limits small;
+  small.max_blob_bytes = 10;
+  auto p = Feed("KEY BLOB SET a.b 11\r\n", 0, small);
+  REQUIRE(p.fatal);
+  CHECK(p.fatal->find("too large") != std::string::npos);
+}
+
+TEST_CASE("a line over the limit is fatal, one at the limit is not") {
+  Limits l;
+  l.max_line_bytes = 1024;
+  std::string ok = "KEY PUT a.b " + std::string(1024 - 12, 'x');
+  REQUIRE(ok.size() == 1024);
+  CHECK(Feed(ok + "\r\n", 0, l).frames.size() == 1);
+  CHECK(Feed(ok + "\n", 7, l).frames.size() == 1);
+  auto p = Feed(ok + "y\r\n", 0, l);
+  REQUIRE(p.fatal);
+  CHECK(*p.fatal == "line too large (limit 1024 bytes)");
+  // Detected before the terminator arrives: an endless line never grows the buffer.
+  FrameParser parser(l);
+  std::string endless(5000, 'x');
+  std::string_view v = endless;
+  Frame f;
+  std::string err;
+  CHECK(parser.Next(&v, &f, &err) == ParseStatus::kFatal);
+}
+
+TEST_CASE("before the handshake no line is taken as a blob announcement") {
+  auto p = Feed("KEY BLOB SET a.b 5\r\n", 0, {}, /*handshake=*/false);
+  REQUIRE(p.frames.size() == 1);
+  CHECK_FALSE(p.frames[0].blob);
+}
+
+TEST_CASE("request ids are 1-64 printable characters without ] or white space") {
+  auto r = MustParse("[ID:abc-1] KEY GET a.b");
+  CHECK(r.id == std::string("abc-1"));
+  CHECK(MustParse("[id:x]key get a.b").id == std::string("x"));
+  CHECK(MustFail("[ID:] KEY GET a.b").find("invalid request id") == 0);
+  CHECK(MustFail("[ID:" + std::string(65, 'a') + "] KEY GET a.b").find("invalid request id") == 0);
+  CHECK(MustFail("[ID:abc KEY GET a.b").find("invalid request id") == 0);
+  auto e = ParseCommand(Frame{"[ID:9]", std::nullopt});
+  REQUIRE(std::holds_alternative<ParseError>(e));
+  CHECK(std::get<ParseError>(e).id == std::string("9"));
+}
+
+TEST_CASE("verbs are case-insensitive, keys case-preserving") {
+  auto r = MustParse("key get Users.Alice");
+  CHECK(std::get<KeyGet>(r.command).key.full == "Users.Alice");
+}
+
+TEST_CASE("KEY PUT takes the rest of the line verbatim as the value") {
+  auto r = MustParse("KEY PUT a.b   hello   world  ");
+  CHECK(std::get<KeyPut>(r.command).value == "hello   world  ");
+  auto s = MustParse("KEY SET a.b x");
+  CHECK(std::get<KeyPut>(s.command).value == "x");
+  auto tagged = MustParse("[ID:1] KEY PUT a.b v");
+  CHECK(std::get<KeyPut>(tagged.command).value == "v");  // the key never leaks into the value
+}
+
+TEST_CASE("KEY PUT options: PRINCIPAL and WORM, in either order") {
+  auto r = MustParse("KEY PUT a.b PRINCIPAL alice WORM TTL 2h the value");
+  auto& put = std::get<KeyPut>(r.command);
+  CHECK(put.principal == std::string("alice"));
+  REQUIRE(put.worm);
+  CHECK(put.worm->kind == Worm::Kind::kTtl);
+  CHECK(put.worm->ttl_ms == 2 * 3600 * 1000);
+  CHECK(put.value == "the value");
+  auto e = MustParse("KEY PUT a.b WORM EXPIRES 2030-01-02T03:04:05Z PRINCIPAL bob v");
+  auto& put2 = std::get<KeyPut>(e.command);
+  CHECK(put2.worm->kind == Worm::Kind::kExpires);
+  CHECK(put2.worm->expires_ms == 1893553445000);
+  CHECK(put2.principal == std::string("bob"));
+  CHECK(MustFail("KEY PUT a.b WORM TTL 5x v").find("invalid WORM duration") == 0);
+  CHECK(MustFail("KEY PUT a.b WORM EXPIRES tomorrow v").find("invalid WORM expiry") == 0);
+  CHECK(MustFail("KEY PUT a.b WORM TTL 5m").find("usage: KEY PUT") == 0);
+  CHECK(MustFail("KEY PUT a.b").find("usage: KEY PUT") == 0);
+}
+
+TEST_CASE("durations: a positive integer and one of s m h d") {
+  CHECK(ParseDurationMs("90s") == 90000);
+  CHECK(ParseDurationMs("15m") == 900000);
+  CHECK(ParseDurationMs("7d") == 7 * 86400000LL);
+  CHECK_FALSE(ParseDurationMs("0s"));
+  CHECK_FALSE(ParseDurationMs("s"));
+  CHECK_FALSE(ParseDurationMs("-5s"));
+  CHECK_FALSE(ParseDurationMs("5w"));
+  CHECK_FALSE(ParseDurationMs("99999999999999999999d"));
+}
+
+TEST_CASE("keys: table.row, printable non-whitespace UTF-8, 1-1024 bytes") {
+  CHECK(ValidateKey("users.alice") == "");
+  CHECK(ValidateKey("t.r.more.dots") == "");
+  CHECK(ValidateKey("t.h\xC3\xA9llo") == "");
+  CHECK(ValidateKey("nodot") == "invalid key 'nodot': expected <table>.<row>");
+  CHECK(ValidateKey("t.") != "");
+  CHECK(ValidateKey(".r") != "");
+  CHECK(ValidateKey("bad$table.r") != "");
+  CHECK(ValidateKey("t.\xff") != "");          // not UTF-8
+  CHECK(ValidateKey("t.\xC0\xAF") != "");      // overlong
+  CHECK(ValidateKey("t.\xED\xA0\x80") != "");  // surrogate
+  CHECK(ValidateKey("t.a\xC2\x85") != "");     // U+0085 NEL
+  CHECK(ValidateKey("t.a\xE2\x80\xA8") != "");  // U+2028
+  CHECK(ValidateKey("t." + std::string(1022, 'r')) == "");
+  CHECK(ValidateKey("t." + std::string(1023, 'r')) != "");
+  CHECK(ValidateTableName(std::string(255, 'a')) == "");
+  CHECK(ValidateTableName(std::string(256, 'a')) != "");
+  CHECK(IsReservedTable("atlas"));
+  CHECK(IsReservedTable("atlas_x"));
+  CHECK_FALSE(IsReservedTable("users"));
+}
+
+TEST_CASE("every command of protocol.md parses") {
+  CHECK(std::holds_alternative<KeyDel>(MustParse("KEY DEL a.b").command));
+  CHECK(std::holds_alternative<KeyBlobGet>(MustParse("KEY BLOB GET a.b").command));
+  CHECK(std::get<KeyBlobSet>(MustParse("KEY BLOB SET a.b 3", "xyz").command).value == "xyz");
+  auto scan = std::get<Scan>(MustParse("SCAN users.al LIMIT 10 AFTER users.alice").command);
+  CHECK(scan.range.table == "users");
+  CHECK(scan.range.row_prefix == "al");
+  CHECK(scan.limit == 10u);
+  CHECK(scan.after == std::string("users.alice"));
+  CHECK(std::get<Count>(MustParse("COUNT users").command).range.row_prefix == "");
+  CHECK(std::get<Sample>(MustParse("SAMPLE users 3").command).n == 3);
+  CHECK(std::get<PrincipalAssume>(MustParse("PRINCIPAL ASSUME bob").command).name == "bob");
+  CHECK(std::holds_alternative<PrincipalWhoami>(MustParse("principal whoami").command));
+  auto g = std::get<AclGrant>(MustParse("ACL GRANT users bob perms write").command);
+  CHECK(g.perm == Perm::kWrite);
+  CHECK(std::holds_alternative<AclRevoke>(MustParse("ACL REVOKE users bob PERMS OWNER").command));
+  CHECK(std::get<AclList>(MustParse("ACL LIST users").command).table == "users");
+  CHECK(std::holds_alternative<NodeList>(MustParse("NODE LIST").command));
+  CHECK(std::get<NodeInfo>(MustParse("NODE INFO 3").command).id == 3);
+  CHECK(std::get<NodePing>(MustParse("NODE PING 1").command).id == 1);
+  CHECK(std::get<QuorumInfo>(MustParse("QUORUM INFO atlas.nodes").command).table == "atlas");
+  CHECK(std::get<TableInfo>(MustParse("TABLE INFO users").command).table == "users");
+  CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");
+  CHECK_FALSE(std::get<TablePin>(MustParse("TABLE PIN users none").command).region);
+  CHECK(std::get<TableGroup>(MustParse("TABLE GROUP users g1").command).group == std::string("g1"));
+}
+
+TEST_CASE("errors name the problem the way protocol.md promises") {
+  CHECK(MustFail("FROB x") == "unknown command 'FROB'");
+  CHECK(MustFail("KEY GET") == "usage: KEY GET <key>");
+  CHECK(MustFail("KEY GET a.b extra") == "usage: KEY GET <key>");
+  CHECK(MustFail("KEY GET nodot") == "invalid key 'nodot': expected <table>.<row>");
+  CHECK(MustFail("KEY BLOB SET a.b 3") == "usage: KEY BLOB SET <key> <length>");  // no payload
+  CHECK(MustFail("ACL GRANT t bob PERMS ROOT").find("invalid permission 'ROOT'") == 0);
+  CHECK(MustFail("SCAN t LIMIT x").find("invalid LIMIT") == 0);
+  CHECK(MustFail("NODE INFO x").find("invalid node id") == 0);
+  CHECK(MustFail("PRINCIPAL ASSUME").find("usage: PRINCIPAL ASSUME") == 0);
+}
+
+TEST_CASE("every frame of a tagged reply carries the tag") {
+  Reply r(std::string("q1"));
+  r.Line("KEYS:1").Line("a.b").Ok();
+  CHECK(r.Take() == "[ID:q1] KEYS:1\r\n[ID:q1] a.b\r\n[ID:q1] OK\r\n");
+  Reply b(std::string("z"));
+  b.Blob("a\r\nb").Ok();
+  CHECK(b.Take() == "[ID:z] BLOB 4\r\na\r\nb[ID:z] OK\r\n");
+}
+
+TEST_CASE("error messages cannot inject frames") {
+  Reply r;
+  r.Warn("bad\r\nOK\x01\x7f\xC2\x85x\xE2\x80\xA8y\xE2\x80\xA9z\xff");
+  std::string out = r.Take();
+  CHECK(out == "ERROR WARN bad  OK   x y z \r\n");
+  CHECK(SanitizeMessage("h\xC3\xA9llo") == "h\xC3\xA9llo");
+}

@@ -1,0 +1,152 @@
+// Key encoding and value formats of docs/storage.md, and the RocksDB store itself.
+#include <algorithm>
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "storage/coding.h"
+#include "storage/keys.h"
+#include "storage/records.h"
+#include "storage/store.h"
+#include "tests/unit/temp_dir.h"
+
+using namespace atlas::storage;
+
+TEST_CASE("encoded row keys sort like table.row keys and a table's rows are contiguous") {
+  std::mt19937_64 rng(42);
+  const std::string alphabet = "ab-_.Z0\xc3\xa9";
+  auto rand_str = [&](size_t max) {
+    std::string s;
+    size_t n = 1 + rng() % max;
+    for (size_t i = 0; i < n; ++i) s += alphabet[rng() % alphabet.size()];
+    return s;
+  };
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (int i = 0; i < 2000; ++i) {
+    std::string table = rand_str(3);
+    table.erase(std::remove(table.begin(), table.end(), '.'), table.end());
+    table.erase(std::remove_if(table.begin(), table.end(),
+                               [](char c) { return static_cast<unsigned char>(c) >= 0x80; }),
+                table.end());
+    if (table.empty()) table = "t";
+    keys.emplace_back(table, rand_str(4));
+  }
+  std::vector<std::string> encoded;
+  for (auto& [t, r] : keys) encoded.push_back(RowKey(t, r));
+  std::sort(encoded.begin(), encoded.end());
+  // Every table's rows form one contiguous run in encoded order, sorted by row.
+  for (auto& [t, r] : keys) {
+    std::string lo = RowRangeStart(t, ""), hi = RowRangeLimit(t, "");
+    auto first = std::lower_bound(encoded.begin(), encoded.end(), lo);
+    auto last = std::lower_bound(encoded.begin(), encoded.end(), hi);
+    for (auto it = first; it != last; ++it) {
+      std::string table, row;
+      REQUIRE(DecodeRowKey(*it, &table, &row));
+      REQUIRE(table == t);
+    }
+    for (auto it = encoded.begin(); it != first; ++it) {
+      std::string table, row;
+      DecodeRowKey(*it, &table, &row);
+      REQUIRE(table != t);
+    }
+  }
+  // Prefix ranges: exactly the rows starting with the prefix.
+  for (int i = 0; i < 200; ++i) {
+    auto& [t, r] = keys[rng() % keys.size()];
+    std::string prefix = r.substr(0, 1 + rng() % r.size());
+    std::string lo = RowRangeStart(t, prefix), hi = RowRangeLimit(t, prefix);
+    for (auto& e : encoded) {
+      std::string table, row;
+      DecodeRowKey(e, &table, &row);
+      bool in_range = e >= lo && e < hi;
+      bool matches = table == t && row.compare(0, prefix.size(), prefix) == 0;
+      REQUIRE(in_range == matches);
+    }
+  }
+}
+
+TEST_CASE("varints and length prefixes round-trip and reject truncation") {
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, ~0ull}) {
+    std::string s;
+    PutVarint(&s, v);
+    std::string_view in = s;
+    uint64_t out = 0;
+    REQUIRE(GetVarint(&in, &out));
+    CHECK(out == v);
+    CHECK(in.empty());
+    std::string_view cut = std::string_view(s).substr(0, s.size() - 1);
+    CHECK_FALSE(GetVarint(&cut, &out));
+  }
+}
+
+TEST_CASE("row records, ACLs and table state round-trip; garbage is rejected") {
+  RowRecord r;
+  r.binary = true;
+  r.worm_until_ms = 1893553445000;
+  r.revision = 77;
+  r.inline_value = "a\r\nb";
+  r.size = r.inline_value.size();
+  auto back = DecodeRowRecord(EncodeRowRecord(r));
+  REQUIRE(back);
+  CHECK(back->binary);
+  CHECK(back->worm_until_ms == r.worm_until_ms);
+  CHECK(back->inline_value == r.inline_value);
+  RowRecord big;
+  big.chunked = true;
+  big.size = 3 * kBlobChunkBytes + 1;
+  CHECK(DecodeRowRecord(EncodeRowRecord(big))->chunk_count() == 4);
+  CHECK_FALSE(DecodeRowRecord("\x07garbage"));
+  CHECK_FALSE(DecodeRowRecord(""));
+
+  TableAcl acl;
+  acl.ever_owned = true;
+  acl.grants = {{"alice", AclPerm::kOwner}, {"bob", AclPerm::kRead}};
+  auto acl2 = DecodeTableAcl(EncodeTableAcl(acl));
+  REQUIRE(acl2);
+  CHECK(acl2->grants == acl.grants);
+  CHECK(acl2->ever_owned);
+  CHECK_FALSE(DecodeTableAcl("\x01\x00\x05"));
+
+  TableState st{42, "eu", "g"};
+  auto st2 = DecodeTableState(EncodeTableState(st));
+  REQUIRE(st2);
+  CHECK(st2->commit_index == 42);
+  CHECK(st2->pinned_region == "eu");
+  CHECK(st2->group == "g");
+}
+
+TEST_CASE("the store survives reopen and refuses a second opener of the same directory") {
+  atlas::testing::TempDir dir;
+  {
+    auto store = Store::Open(dir.path(), {});
+    REQUIRE(store.ok());
+    rocksdb::WriteBatch b;
+    RowRecord r;
+    r.inline_value = "v";
+    r.size = 1;
+    b.Put((*store)->cf(Cf::kRows), RowKey("t", "r1"), EncodeRowRecord(r));
+    b.Put((*store)->cf(Cf::kRows), RowKey("t", "r2"), EncodeRowRecord(r));
+    b.Put((*store)->cf(Cf::kRows), RowKey("u", "r0"), EncodeRowRecord(r));
+    REQUIRE((*store)->Write(&b, true).ok());
+
+    auto second = Store::Open(dir.path(), {});
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(second.status().message()).find("in use by another process") !=
+          std::string::npos);
+  }
+  auto store = Store::Open(dir.path(), {});
+  REQUIRE(store.ok());
+  std::vector<std::string> rows;
+  REQUIRE((*store)->ForEachRow("t", "", std::nullopt, [&](std::string_view row) {
+    rows.emplace_back(row);
+    return true;
+  }).ok());
+  CHECK(rows == std::vector<std::string>{"r1", "r2"});
+  rows.clear();
+  REQUIRE((*store)->ForEachRow("t", "", std::string("r1"), [&](std::string_view row) {
+    rows.emplace_back(row);
+    return true;
+  }).ok());
+  CHECK(rows == std::vector<std::string>{"r2"});
+}
