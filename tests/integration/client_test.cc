@@ -1,0 +1,130 @@
+// The atlas client as scripts use it: -c, stdin scripts, exit codes, blob upload and save;
+// and peercred principal mode with a real second Unix user.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/daemon.h"
+
+using atlas::testing::BinDir;
+using atlas::testing::Daemon;
+using atlas::testing::Run;
+using atlas::testing::Texts;
+
+namespace {
+std::string Atlas(const Daemon& d) { return BinDir() + "/atlas --socket " + d.socket_path(); }
+}  // namespace
+
+TEST_CASE("atlas runs piped commands in order and exits 0 when all got OK") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto [rc, out] = Run("printf 'KEY PUT a.b hi\\nKEY GET a.b\\n' | " + Atlas(d));
+  CHECK(rc == 0);
+  CHECK(out == "OK\nVALUE:hi\nOK\n");
+}
+
+TEST_CASE("atlas exits 1 when any command got ERROR, 2 when it cannot connect") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto [rc, out] = Run("printf 'KEY GET nodot\\nKEY PUT a.b x\\n' | " + Atlas(d));
+  CHECK(rc == 1);
+  CHECK(out == "ERROR WARN invalid key 'nodot': expected <table>.<row>\nOK\n");
+  auto [rc2, out2] = Run(BinDir() + "/atlas --socket /nonexistent/sock -c 'NODE LIST' 2>&1");
+  CHECK(rc2 == 2);
+  CHECK(out2.find("cannot connect") != std::string::npos);
+  auto [rc3, out3] = Run(BinDir() + "/atlas --bogus-flag 2>&1");
+  CHECK(rc3 == 2);
+}
+
+TEST_CASE("atlas -c runs one command; tagged replies are shown with their tag") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto [rc, out] = Run(Atlas(d) + " -c 'KEY PUT t.x 1' -c '[ID:7] KEY GET t.x'");
+  CHECK(rc == 0);
+  CHECK(out == "OK\n[ID:7] VALUE:1\n[ID:7] OK\n");
+}
+
+TEST_CASE("atlas uploads a file with @file and saves a blob with --out") {
+  Daemon d;
+  REQUIRE(d.Start());
+  std::string in = d.data_dir() + "/../in.bin", saved = d.data_dir() + "/../out.bin";
+  std::string bytes("\x00\x01\x02\r\nbinary", 11);
+  std::ofstream(in, std::ios::binary) << bytes;
+  auto [rc, out] = Run(Atlas(d) + " -c 'KEY BLOB SET files.f @" + in + "'");
+  CHECK(rc == 0);
+  CHECK(out == "OK\n");
+  auto [rc2, out2] = Run(Atlas(d) + " -c 'KEY BLOB GET files.f'");
+  CHECK(rc2 == 0);
+  CHECK(out2 == "BLOB 11\n  hex: 00 01 02 0d 0a 62 69 6e 61 72 79\nOK\n");
+  auto [rc3, out3] = Run(Atlas(d) + " --out " + saved + " -c 'KEY BLOB GET files.f'");
+  CHECK(rc3 == 0);
+  std::ifstream f(saved, std::ios::binary);
+  std::string back((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(back == bytes);
+  // In a script, KEY BLOB SET <key> <n> takes the next n bytes of the script.
+  auto [rc4, out4] = Run("printf 'KEY BLOB SET files.s 4\\nab\\ncKEY BLOB GET files.s\\n' | " + Atlas(d));
+  CHECK(rc4 == 0);
+  CHECK(out4 == "OK\nBLOB 4\n  text: \"ab\\nc\"\nOK\n");
+}
+
+TEST_CASE("peercred: the principal is the Unix user and only admins assume others") {
+  if (geteuid() != 0) {
+    WARN("skipped: needs root to connect as a second Unix user");
+    return;
+  }
+  Daemon d({"--principal-mode", "peercred", "--admin-users", "root", "--socket-mode", "0666"});
+  REQUIRE(d.Start());
+  ::chmod(d.data_dir().c_str(), 0755);
+  ::chmod((d.data_dir() + "/..").c_str(), 0755);
+  auto root = d.Connect();
+  REQUIRE(root);
+  CHECK(Texts(*root->Call("PRINCIPAL WHOAMI")) == "PRINCIPAL root\nOK");
+  CHECK(Texts(*root->Call("ACL GRANT secret root PERMS OWNER")) == "OK");
+  CHECK(Texts(*root->Call("KEY PUT secret.k v")) == "OK");
+  CHECK(Texts(*root->Call("PRINCIPAL ASSUME someone")) == "OK");  // admins may
+
+  // A child process as user nobody.
+  struct passwd* nobody = getpwnam("nobody");
+  REQUIRE(nobody != nullptr);
+  int pipefd[2];
+  REQUIRE(pipe(pipefd) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    if (setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0) _exit(3);
+    auto c = atlas::client::Connection::Open(d.socket_path(), "clientId=nobody",
+                                             std::chrono::milliseconds(5000));
+    std::string out;
+    if (!c.ok()) {
+      out = "connect failed: " + std::string(c.status().message());
+    } else {
+      for (const char* cmd : {"PRINCIPAL WHOAMI", "PRINCIPAL ASSUME root", "KEY GET secret.k",
+                              "KEY PUT secret.k PRINCIPAL root stolen"}) {
+        out += Texts(*(*c)->Call(cmd)) + "\n";
+      }
+    }
+    (void)!write(pipefd[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(out ==
+        "PRINCIPAL nobody\nOK\n"
+        "ERROR WARN permission denied for principal 'nobody': PRINCIPAL ASSUME (principal-mode "
+        "peercred: only admin-users may assume another principal)\n"
+        "ERROR WARN permission denied for principal 'nobody': READ on secret\n"
+        "ERROR WARN permission denied for principal 'nobody': KEY PUT PRINCIPAL (principal-mode "
+        "peercred: only admin-users may act as another principal)\n");
+}

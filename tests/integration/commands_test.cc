@@ -1,0 +1,168 @@
+// Every command of docs/protocol.md §5 and its error paths, against a real atlasd.
+#include <catch2/catch.hpp>
+
+#include "tests/integration/daemon.h"
+
+using atlas::client::Connection;
+using atlas::testing::Daemon;
+using atlas::testing::Texts;
+
+namespace {
+
+std::string Call(Connection& c, const std::string& line) {
+  auto r = c.Call(line);
+  REQUIRE(r.ok());
+  return Texts(*r);
+}
+
+struct Fixture {
+  Fixture() { REQUIRE(daemon.Start()); conn = daemon.Connect(); REQUIRE(conn); }
+  Daemon daemon;
+  std::unique_ptr<Connection> conn;
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "KEY PUT/SET/GET/DEL round-trip with exact value bytes") {
+  CHECK(Call(*conn, "KEY PUT users.alice hello   world ") == "OK");
+  CHECK(Call(*conn, "KEY GET users.alice") == "VALUE:hello   world \nOK");
+  CHECK(Call(*conn, "key set users.alice v2") == "OK");
+  CHECK(Call(*conn, "KEY GET users.alice") == "VALUE:v2\nOK");
+  CHECK(Call(*conn, "KEY DEL users.alice") == "OK");
+  CHECK(Call(*conn, "KEY GET users.alice") == "NOT_FOUND\nOK");
+  CHECK(Call(*conn, "KEY DEL users.nobody") == "OK");
+  CHECK(Call(*conn, "KEY PUT Users.Bob x") == "OK");  // case-preserving keys
+  CHECK(Call(*conn, "KEY GET users.bob") == "NOT_FOUND\nOK");
+}
+
+TEST_CASE_METHOD(Fixture, "blobs: any value can be read as a blob; binary values need BLOB GET") {
+  auto r = conn->Call("KEY BLOB SET files.a 6", std::string_view("a\r\nb\0c", 6));
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+  CHECK(Call(*conn, "KEY GET files.a") == "ERROR WARN value is binary; use KEY BLOB GET");
+  auto b = conn->Call("KEY BLOB GET files.a");
+  REQUIRE(b.ok());
+  REQUIRE(b->size() == 2);
+  CHECK((*b)[0].text == "BLOB 6");
+  CHECK((*b)[0].blob == std::string("a\r\nb\0c", 6));
+  CHECK(Call(*conn, "KEY BLOB GET files.none") == "EMPTY\nOK");
+  CHECK(Call(*conn, "KEY PUT files.t text") == "OK");
+  auto t = conn->Call("KEY BLOB GET files.t");
+  REQUIRE(t.ok());
+  CHECK((*t)[0].blob == std::string("text"));
+  auto z = conn->Call("KEY BLOB SET files.z 0", std::string_view());
+  REQUIRE(z.ok());
+  CHECK(Texts(*z) == "OK");
+  CHECK(Call(*conn, "KEY BLOB GET files.z") == "BLOB 0\nOK");
+}
+
+TEST_CASE_METHOD(Fixture, "SCAN, COUNT and SAMPLE over a table and a row prefix") {
+  for (const char* k : {"users.alice", "users.albert", "users.bob", "other.x", "usersx.y"}) {
+    REQUIRE(Call(*conn, std::string("KEY PUT ") + k + " v") == "OK");
+  }
+  CHECK(Call(*conn, "SCAN users") == "KEYS:3\nusers.albert\nusers.alice\nusers.bob\nOK");
+  CHECK(Call(*conn, "SCAN users.al") == "KEYS:2\nusers.albert\nusers.alice\nOK");
+  CHECK(Call(*conn, "SCAN users LIMIT 2") == "KEYS:2\nusers.albert\nusers.alice\nOK");
+  CHECK(Call(*conn, "SCAN users LIMIT 2 AFTER users.alice") == "KEYS:1\nusers.bob\nOK");
+  CHECK(Call(*conn, "SCAN nothing") == "KEYS:0\nOK");
+  CHECK(Call(*conn, "COUNT users") == "COUNT:3\nOK");
+  CHECK(Call(*conn, "COUNT users.b") == "COUNT:1\nOK");
+  auto s = Call(*conn, "SAMPLE users 2");
+  CHECK(s.rfind("KEYS:2\nusers.", 0) == 0);
+  CHECK(Call(*conn, "SAMPLE users 10").rfind("KEYS:3\n", 0) == 0);
+  CHECK(Call(*conn, "SAMPLE users 0") == "KEYS:0\nOK");
+}
+
+TEST_CASE_METHOD(Fixture, "PRINCIPAL and ACL: grants enforced for reads and writes") {
+  CHECK(Call(*conn, "PRINCIPAL WHOAMI") == "PRINCIPAL (none)\nOK");
+  CHECK(Call(*conn, "KEY PUT docs.a v") == "OK");
+  CHECK(Call(*conn, "PRINCIPAL ASSUME alice") == "OK");
+  CHECK(Call(*conn, "PRINCIPAL WHOAMI") == "PRINCIPAL alice\nOK");
+  CHECK(Call(*conn, "ACL GRANT docs alice PERMS OWNER") == "OK");
+  CHECK(Call(*conn, "ACL GRANT docs bob PERMS write") == "OK");
+  CHECK(Call(*conn, "ACL GRANT docs carol PERMS READ") == "OK");
+  CHECK(Call(*conn, "ACL LIST docs") ==
+        "ACL alice OWNER\nACL bob WRITE\nACL carol READ\nOK");
+
+  auto other = daemon.Connect();
+  REQUIRE(other);
+  CHECK(Call(*other, "KEY GET docs.a") == "ERROR WARN permission denied: READ on docs");
+  CHECK(Call(*other, "KEY PUT docs.a x") == "ERROR WARN permission denied: WRITE on docs");
+  CHECK(Call(*other, "PRINCIPAL ASSUME bob") == "OK");
+  CHECK(Call(*other, "KEY PUT docs.b x") == "OK");
+  CHECK(Call(*other, "KEY GET docs.b") ==
+        "ERROR WARN permission denied for principal 'bob': READ on docs");
+  CHECK(Call(*other, "SCAN docs") ==
+        "ERROR WARN permission denied for principal 'bob': READ on docs");
+  CHECK(Call(*other, "ACL GRANT docs bob PERMS OWNER") ==
+        "ERROR WARN permission denied for principal 'bob': ACL GRANT on docs");
+  CHECK(Call(*other, "PRINCIPAL ASSUME carol") == "OK");
+  CHECK(Call(*other, "KEY GET docs.b") == "VALUE:x\nOK");
+  CHECK(Call(*other, "KEY DEL docs.b") ==
+        "ERROR WARN permission denied for principal 'carol': WRITE on docs");
+  // KEY PUT ... PRINCIPAL acts as that principal for one command.
+  CHECK(Call(*other, "KEY PUT docs.c PRINCIPAL alice v") == "OK");
+  CHECK(Call(*conn, "ACL REVOKE docs carol PERMS READ") == "OK");
+  CHECK(Call(*other, "KEY GET docs.b") ==
+        "ERROR WARN permission denied for principal 'carol': READ on docs");
+  // Other tables stay open.
+  CHECK(Call(*other, "KEY PUT open.x 1") == "OK");
+}
+
+TEST_CASE_METHOD(Fixture, "WORM rows refuse changes until retention ends") {
+  CHECK(Call(*conn, "KEY PUT audit.e1 WORM TTL 1h entry") == "OK");
+  std::string put = Call(*conn, "KEY PUT audit.e1 changed");
+  CHECK(put.rfind("ERROR WARN row 'audit.e1' is WORM-protected until 20", 0) == 0);
+  CHECK(Call(*conn, "KEY DEL audit.e1").rfind("ERROR WARN row 'audit.e1' is WORM-protected", 0) == 0);
+  auto blob = conn->Call("KEY BLOB SET audit.e1 1", std::string_view("x"));
+  REQUIRE(blob.ok());
+  CHECK(Texts(*blob).rfind("ERROR WARN row 'audit.e1' is WORM-protected", 0) == 0);
+  CHECK(Call(*conn, "KEY GET audit.e1") == "VALUE:entry\nOK");
+  CHECK(Call(*conn, "KEY PUT audit.e2 WORM EXPIRES 2000-01-01T00:00:00Z old") == "OK");
+  CHECK(Call(*conn, "KEY PUT audit.e2 new") == "OK");
+}
+
+TEST_CASE_METHOD(Fixture, "NODE, QUORUM and TABLE answer for the one-node cluster") {
+  CHECK(Call(*conn, "NODE LIST") ==
+        "NODE id=1 region=local status=ACTIVE rtt_ms=0.000 addr=127.0.0.1 port=7400\nOK");
+  std::string info = Call(*conn, "NODE INFO 1");
+  CHECK(info.find("owned_tables=") != std::string::npos);
+  CHECK(info.find("version=0.1.0") != std::string::npos);
+  CHECK(info.find("uptime_s=") != std::string::npos);
+  CHECK(Call(*conn, "NODE INFO 9") == "ERROR WARN unknown node 9");
+  CHECK(Call(*conn, "NODE PING 1").rfind("PONG node=1 rtt_ms=", 0) == 0);
+  CHECK(Call(*conn, "QUORUM INFO atlas.nodes") ==
+        "Q1 size=1\nid=1 region=local addr=127.0.0.1 port=7400\n"
+        "Q2 size=1\nid=1 region=local addr=127.0.0.1 port=7400\nOK");
+  REQUIRE(Call(*conn, "KEY PUT t1.a 1") == "OK");
+  REQUIRE(Call(*conn, "KEY PUT t1.b 1") == "OK");
+  CHECK(Call(*conn, "TABLE INFO t1") ==
+        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=- pinned=-\nOK");
+  CHECK(Call(*conn, "TABLE PIN t1 local") == "OK");
+  CHECK(Call(*conn, "TABLE GROUP t1 g1") == "OK");
+  CHECK(Call(*conn, "TABLE INFO t1") ==
+        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=g1 pinned=local\nOK");
+  CHECK(Call(*conn, "TABLE PIN t1 NONE") == "OK");
+  CHECK(Call(*conn, "TABLE GROUP t1 none") == "OK");
+  CHECK(Call(*conn, "TABLE INFO t1").find("group=- pinned=-") != std::string::npos);
+  CHECK(Call(*conn, "TABLE PIN t1 mars") == "ERROR WARN unknown region 'mars'");
+  CHECK(Call(*conn, "TABLE MOVE t1 local") == "OK");
+  CHECK(Call(*conn, "TABLE MOVE t1 1") == "OK");
+  CHECK(Call(*conn, "TABLE MOVE t1 mars") == "ERROR WARN unknown region or node 'mars'");
+}
+
+TEST_CASE_METHOD(Fixture, "malformed commands get the WARN frames protocol.md names") {
+  CHECK(Call(*conn, "FROB") == "ERROR WARN unknown command 'FROB'");
+  CHECK(Call(*conn, "KEY GET") == "ERROR WARN usage: KEY GET <key>");
+  CHECK(Call(*conn, "KEY GET a") == "ERROR WARN invalid key 'a': expected <table>.<row>");
+  CHECK(Call(*conn, "KEY PUT atlas.nodes x") == "ERROR WARN table 'atlas' is reserved");
+  CHECK(Call(*conn, "KEY PUT atlasfoo.x x") == "ERROR WARN table 'atlasfoo' is reserved");
+  CHECK(Call(*conn, "KEY GET atlas.nodes") == "NOT_FOUND\nOK");  // readable
+  CHECK(Call(*conn, "KEY GET t.\xff\xfe").rfind("ERROR WARN invalid key 't.  ': not valid UTF-8", 0) == 0);
+  CHECK(Call(*conn, "SCAN") == "ERROR WARN usage: SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]");
+  CHECK(Call(*conn, "ACL GRANT t x PERMS ALL").rfind("ERROR WARN invalid permission", 0) == 0);
+  CHECK(Call(*conn, "[ID:q] NODE INFO") == "[ID:q] ERROR WARN usage: NODE LIST | NODE INFO <id> | NODE PING <id>");
+  CHECK(Call(*conn, "[ID:] KEY GET a.b").rfind("ERROR WARN invalid request id", 0) == 0);
+  // The connection is still usable after every one of them.
+  CHECK(Call(*conn, "KEY PUT ok.still works") == "OK");
+}

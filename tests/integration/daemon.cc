@@ -1,0 +1,121 @@
+#include "tests/integration/daemon.h"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace atlas::testing {
+
+std::string BinDir() { return ATLAS_BIN_DIR; }
+
+Daemon::Daemon(std::vector<std::string> extra_args) : args_(std::move(extra_args)) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "atlasd-it-XXXXXX").string();
+  root_ = mkdtemp(tmpl.data());
+  data_dir_ = root_ + "/data";
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) Kill9();
+  std::error_code ec;
+  std::filesystem::remove_all(root_, ec);
+}
+
+bool Daemon::Start() {
+  std::filesystem::create_directories(data_dir_);
+  std::vector<std::string> argv = {BinDir() + "/atlasd", "--data-dir", data_dir_};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    FILE* log = std::fopen(log_path().c_str(), "a");
+    if (log != nullptr) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 400; ++i) {
+    if (!Running()) return false;
+    if (std::filesystem::exists(socket_path())) {
+      auto c = client::Connection::Open(socket_path(), "clientId=probe",
+                                        std::chrono::milliseconds(2000));
+      if (c.ok()) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+bool Daemon::Running() {
+  if (pid_ <= 0) return false;
+  int status;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int Daemon::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return -WTERMSIG(status);
+}
+
+void Daemon::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::unique_ptr<client::Connection> Daemon::Connect(std::chrono::milliseconds timeout) {
+  auto c = client::Connection::Open(socket_path(), "clientId=test", timeout);
+  if (!c.ok()) return nullptr;
+  return std::move(*c);
+}
+
+std::string Daemon::Log() const {
+  std::ifstream f(log_path());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::pair<int, std::string> Run(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string Texts(const std::vector<client::ReplyFrame>& frames) {
+  std::string out;
+  for (const auto& f : frames) {
+    if (!out.empty()) out += "\n";
+    if (f.id) out += "[ID:" + *f.id + "] ";
+    out += f.text;
+  }
+  return out;
+}
+
+}  // namespace atlas::testing

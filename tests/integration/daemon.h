@@ -1,0 +1,54 @@
+// Test harness: a real atlasd process on a temporary data directory.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tools/atlas/connection.h"
+
+namespace atlas::testing {
+
+std::string BinDir();
+
+class Daemon {
+ public:
+  // Creates a temp data dir; does not start.
+  explicit Daemon(std::vector<std::string> extra_args = {});
+  ~Daemon();
+
+  // Starts atlasd and waits until its socket accepts connections. Returns false if it exited.
+  bool Start();
+  // SIGTERM and wait; returns the exit status (or -signal).
+  int Stop();
+  // SIGKILL and reap.
+  void Kill9();
+  bool Running();
+
+  std::unique_ptr<client::Connection> Connect(std::chrono::milliseconds timeout =
+                                                  std::chrono::milliseconds(30000));
+
+  const std::string& data_dir() const { return data_dir_; }
+  std::string socket_path() const { return data_dir_ + "/atlas.sock"; }
+  std::string log_path() const { return data_dir_ + "/../atlasd.log"; }
+  std::string Log() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string root_;  // temp dir holding data/ and the log
+  std::string data_dir_;
+  std::vector<std::string> args_;
+  pid_t pid_ = -1;
+};
+
+// Runs a shell command, returns {exit status, stdout}.
+std::pair<int, std::string> Run(const std::string& command);
+
+// Joins the text of frames with "\n" (blob payloads left out) for compact assertions.
+std::string Texts(const std::vector<client::ReplyFrame>& frames);
+
+}  // namespace atlas::testing

@@ -1,0 +1,143 @@
+// Process lifecycle and durability: restarts, kill -9 under load, one daemon per data dir,
+// socket file handling, graceful shutdown.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/daemon.h"
+#include "tests/integration/raw_socket.h"
+
+using atlas::testing::Daemon;
+using atlas::testing::Texts;
+
+TEST_CASE("data survives a graceful restart; SIGTERM exits 0") {
+  Daemon d;
+  REQUIRE(d.Start());
+  {
+    auto c = d.Connect();
+    REQUIRE(c);
+    REQUIRE(Texts(*c->Call("KEY PUT keep.a 1")) == "OK");
+    REQUIRE(Texts(*c->Call("KEY BLOB SET keep.b 3", std::string_view("x\ny"))) == "OK");
+    REQUIRE(Texts(*c->Call("ACL GRANT keep alice PERMS OWNER")) == "OK");
+  }
+  CHECK(d.Stop() == 0);
+  CHECK(d.Log().find("shutting down") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(d.socket_path()));
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  CHECK(Texts(*c->Call("KEY GET keep.a")) == "ERROR WARN permission denied: READ on keep");
+  REQUIRE(Texts(*c->Call("PRINCIPAL ASSUME alice")) == "OK");
+  CHECK(Texts(*c->Call("KEY GET keep.a")) == "VALUE:1\nOK");
+  CHECK(Texts(*c->Call("ACL LIST keep")) == "ACL alice OWNER\nOK");
+  CHECK((*c->Call("KEY BLOB GET keep.b"))[0].blob == std::string("x\ny"));
+}
+
+TEST_CASE("kill -9 during a write burst loses no acknowledged write") {
+  Daemon d;
+  REQUIRE(d.Start());
+  std::mutex mu;
+  std::vector<std::string> acked;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      auto c = d.Connect(std::chrono::milliseconds(5000));
+      if (!c) return;
+      // Keep 16 tagged writes in flight per connection.
+      int next = 0;
+      std::map<std::string, std::string> inflight;
+      while (!stop) {
+        while (inflight.size() < 16) {
+          std::string id = std::to_string(next);
+          std::string key = "burst" + std::to_string(w) + ".k" + std::to_string(next++);
+          if (!c->Send("[ID:" + id + "] KEY PUT " + key + " v" + id + "\r\n").ok()) return;
+          inflight[id] = key;
+        }
+        auto f = c->Read();
+        if (!f.ok()) return;  // the daemon died
+        if (f->id && f->text == "OK") {
+          std::lock_guard<std::mutex> lock(mu);
+          acked.push_back(inflight[*f->id] + "=v" + *f->id);
+          inflight.erase(*f->id);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  d.Kill9();
+  stop = true;
+  for (auto& t : writers) t.join();
+  std::vector<std::string> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    snapshot = acked;
+  }
+  INFO("acknowledged writes before kill -9: " << snapshot.size());
+  REQUIRE(snapshot.size() > 100);
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  size_t missing = 0;
+  for (const auto& kv : snapshot) {
+    std::string key = kv.substr(0, kv.find('='));
+    std::string value = kv.substr(kv.find('=') + 1);
+    auto r = c->Call("KEY GET " + key);
+    REQUIRE(r.ok());
+    if (Texts(*r) != "VALUE:" + value + "\nOK") ++missing;
+  }
+  CHECK(missing == 0);
+}
+
+TEST_CASE("a second atlasd on the same data dir is refused with a clear message") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto [rc, out] = atlas::testing::Run(atlas::testing::BinDir() + "/atlasd --data-dir " +
+                                       d.data_dir() + " --socket " + d.data_dir() +
+                                       "/other.sock 2>&1");
+  CHECK(rc == 1);
+  CHECK(out.find("is in use by another process") != std::string::npos);
+  // Another data dir but the live daemon's socket path: refused too.
+  std::string other = d.data_dir() + "-b";
+  auto [rc2, out2] = atlas::testing::Run(atlas::testing::BinDir() + "/atlasd --data-dir " +
+                                         other + " --socket " + d.socket_path() + " 2>&1");
+  CHECK(rc2 == 1);
+  CHECK(out2.find("is served by a live process") != std::string::npos);
+  std::filesystem::remove_all(other);
+  CHECK(d.Running());
+}
+
+TEST_CASE("a stale socket file from a killed daemon is replaced; the socket has mode 0660") {
+  Daemon d;
+  REQUIRE(d.Start());
+  d.Kill9();
+  REQUIRE(std::filesystem::exists(d.socket_path()));
+  REQUIRE(d.Start());
+  struct stat st {};
+  REQUIRE(stat(d.socket_path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+  auto c = d.Connect();
+  CHECK(c);
+}
+
+TEST_CASE("bad settings exit 2 with a message naming the setting") {
+  auto [rc, out] = atlas::testing::Run(atlas::testing::BinDir() +
+                                       "/atlasd --principal-mode trust 2>&1");
+  CHECK(rc == 2);
+  CHECK(out.find("principal-mode") != std::string::npos);
+  auto [rc2, out2] = atlas::testing::Run(atlas::testing::BinDir() + "/atlasd --help");
+  CHECK(rc2 == 0);
+  for (const char* setting : {"--data-dir", "--socket", "--socket-mode", "--region", "--node-name",
+                              "--listen", "--advertise", "--http-listen", "--join", "--join-token",
+                              "--fn", "--fz", "--principal-mode", "--admin-users",
+                              "--max-line-bytes", "--max-blob-bytes", "--max-inflight-per-conn",
+                              "--log-level", "--log-format", "--config"}) {
+    CHECK(out2.find(setting) != std::string::npos);
+  }
+}

@@ -1,0 +1,215 @@
+// Framing, limits, FATAL vs WARN, tagged concurrency and large values against a real atlasd.
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/daemon.h"
+#include "tests/integration/raw_socket.h"
+
+using atlas::client::Connection;
+using atlas::testing::Daemon;
+using atlas::testing::RawSocket;
+using atlas::testing::Texts;
+
+namespace {
+constexpr const char* kReady = "WELCOME 1.0 atlasd/0.1.0\r\nREADY\r\n";
+}
+
+TEST_CASE("handshake: WELCOME, HELLO 1.0 <id>, READY; anything else is FATAL and closes") {
+  Daemon d;
+  REQUIRE(d.Start());
+  {
+    RawSocket s(d.socket_path());
+    REQUIRE(s.ok());
+    s.Send("hello 1.0 clientId=x\n");
+    CHECK(s.ReadUntil("READY\r\n") == kReady);
+  }
+  {
+    RawSocket s(d.socket_path());
+    s.Send("KEY GET a.b\r\n");
+    CHECK(s.WaitClosed());
+    CHECK(s.buffer() == "WELCOME 1.0 atlasd/0.1.0\r\nERROR FATAL invalid handshake\r\n");
+  }
+  {
+    RawSocket s(d.socket_path());
+    s.Send("HELLO 2.0 me\r\n");
+    CHECK(s.WaitClosed());
+    CHECK(s.buffer() == "WELCOME 1.0 atlasd/0.1.0\r\nERROR FATAL invalid protocol version\r\n");
+  }
+  {
+    RawSocket s(d.socket_path());
+    s.Send("HELLO 1.0\r\n");
+    CHECK(s.WaitClosed());
+    CHECK(s.buffer().find("ERROR FATAL invalid handshake") != std::string::npos);
+  }
+}
+
+TEST_CASE("empty lines are ignored and untagged replies come back in order") {
+  Daemon d;
+  REQUIRE(d.Start());
+  RawSocket s(d.socket_path());
+  s.Send("HELLO 1.0 c\r\n\r\n\n  \r\nKEY PUT a.b 1\r\n\r\nKEY GET a.b\nKEY GET a.c\r\n");
+  std::string out = s.ReadUntil("NOT_FOUND\r\nOK\r\n");
+  CHECK(out == std::string(kReady) + "OK\r\nVALUE:1\r\nOK\r\nNOT_FOUND\r\nOK\r\n");
+}
+
+TEST_CASE("a line over the limit is FATAL; exactly at the limit is served") {
+  Daemon d;
+  REQUIRE(d.Start());
+  {
+    auto c = d.Connect();
+    REQUIRE(c);
+    std::string line = "KEY PUT big.line " + std::string((1 << 20) - 17, 'x');
+    REQUIRE(line.size() == (1u << 20));
+    auto r = c->Call(line);
+    REQUIRE(r.ok());
+    CHECK(Texts(*r) == "OK");
+  }
+  RawSocket s(d.socket_path());
+  s.Send("HELLO 1.0 c\r\n");
+  s.ReadUntil("READY\r\n");
+  std::string line = "KEY PUT big.line " + std::string((1 << 20) - 16, 'x') + "\r\n";
+  s.Send(line);
+  CHECK(s.WaitClosed());
+  CHECK(s.buffer() == std::string(kReady) + "ERROR FATAL line too large (limit 1048576 bytes)\r\n");
+  // The daemon serves others.
+  auto c = d.Connect();
+  REQUIRE(c);
+  auto r = c->Call("KEY GET big.line");
+  REQUIRE(r.ok());
+  CHECK(r->back().text == "OK");
+}
+
+TEST_CASE("bad blob lengths are FATAL and the daemon keeps serving other connections") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto other = d.Connect();
+  REQUIRE(other);
+  for (const char* bad : {"KEY BLOB SET a.b xyz", "KEY BLOB SET a.b -5",
+                          "KEY BLOB SET a.b 999999999999", "[ID:1] KEY BLOB SET a.b 1e3"}) {
+    RawSocket s(d.socket_path());
+    s.Send(std::string("HELLO 1.0 c\r\n") + bad + "\r\n");
+    CHECK(s.WaitClosed());
+    CHECK(s.buffer().find("ERROR FATAL invalid blob length") != std::string::npos);
+  }
+  auto r = other->Call("KEY PUT a.b still-here");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+}
+
+TEST_CASE("tagged requests run concurrently, every frame is tagged, blobs interleave whole") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  // Pipeline 200 tagged blob writes with payloads that contain CRLF and fake frames.
+  std::string batch;
+  const int n = 200;
+  auto payload = [](int i) {
+    return "[ID:x] OK\r\nBLOB 3\r\n" + std::string(static_cast<size_t>(i * 37 % 5000), 'p') +
+           std::to_string(i);
+  };
+  for (int i = 0; i < n; ++i) {
+    std::string p = payload(i);
+    batch += "[ID:w" + std::to_string(i) + "] KEY BLOB SET blobs.k" + std::to_string(i) + " " +
+             std::to_string(p.size()) + "\r\n" + p;
+  }
+  REQUIRE(c->Send(batch).ok());
+  std::set<std::string> done;
+  while (done.size() < static_cast<size_t>(n)) {
+    auto f = c->Read();
+    REQUIRE(f.ok());
+    REQUIRE(f->id);
+    CHECK(f->text == "OK");
+    CHECK(done.insert(*f->id).second);
+  }
+  // Now read them back concurrently, interleaved with untagged commands.
+  batch.clear();
+  for (int i = 0; i < n; ++i) {
+    batch += "[ID:r" + std::to_string(i) + "] KEY BLOB GET blobs.k" + std::to_string(i) + "\r\n";
+    if (i % 50 == 0) batch += "COUNT blobs\r\n";
+  }
+  REQUIRE(c->Send(batch).ok());
+  int oks = 0, counts = 0;
+  std::map<std::string, std::string> got;
+  while (oks < n || counts < 4) {
+    auto f = c->Read();
+    REQUIRE(f.ok());
+    if (!f->id) {
+      if (f->text.rfind("COUNT:", 0) == 0) {
+        CHECK(f->text == "COUNT:200");
+        ++counts;
+      } else {
+        CHECK(f->text == "OK");
+      }
+      continue;
+    }
+    REQUIRE(f->id->rfind("r", 0) == 0);
+    if (f->blob) got[*f->id] = *f->blob;
+    else if (f->text == "OK") ++oks;
+    else FAIL("unexpected frame " << f->text);
+  }
+  for (int i = 0; i < n; ++i) CHECK(got["r" + std::to_string(i)] == payload(i));
+}
+
+TEST_CASE("in-flight tagged requests are limited per connection") {
+  Daemon d({"--max-inflight-per-conn", "4"});
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  std::string batch;
+  for (int i = 0; i < 64; ++i) batch += "[ID:" + std::to_string(i) + "] KEY PUT lim.k v\r\n";
+  REQUIRE(c->Send(batch).ok());
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 64; ++i) {
+    auto f = c->Read();
+    REQUIRE(f.ok());
+    if (f->text == "OK") ++ok;
+    else if (f->text == "ERROR WARN too many requests in flight") ++limited;
+    else FAIL(f->text);
+  }
+  CHECK(ok + limited == 64);
+  CHECK(ok >= 4);
+  auto r = c->Call("KEY GET lim.k");  // still usable
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "VALUE:v\nOK");
+}
+
+TEST_CASE("a 100 MiB blob is stored and read back intact") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto c = d.Connect(std::chrono::milliseconds(120000));
+  REQUIRE(c);
+  std::string big(100u << 20, '\0');
+  for (size_t i = 0; i < big.size(); i += 8) {
+    uint64_t v = i * 0x9E3779B97F4A7C15ull;
+    std::memcpy(&big[i], &v, 8);
+  }
+  auto w = c->Call("KEY BLOB SET huge.one " + std::to_string(big.size()), big);
+  REQUIRE(w.ok());
+  CHECK(Texts(*w) == "OK");
+  auto r = c->Call("KEY BLOB GET huge.one");
+  REQUIRE(r.ok());
+  REQUIRE(r->size() == 2);
+  CHECK((*r)[0].text == "BLOB 104857600");
+  CHECK((*r)[0].blob == big);
+}
+
+TEST_CASE("abrupt disconnects mid-command and mid-blob leave the daemon serving") {
+  Daemon d;
+  REQUIRE(d.Start());
+  for (int i = 0; i < 20; ++i) {
+    RawSocket s(d.socket_path());
+    s.Send("HELLO 1.0 c\r\nKEY BLOB SET cut.x 1000\r\nhalf");
+    s.Send("[ID:a] KEY PU");
+  }
+  auto c = d.Connect();
+  REQUIRE(c);
+  auto r = c->Call("KEY GET cut.x");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "NOT_FOUND\nOK");  // a half-written blob is never applied
+  CHECK(d.Running());
+}
