@@ -219,6 +219,10 @@ void Replica::Read(const ObjectId& object, RequestId id) {
   p.is_read = true;
   p.deadline = now_ + config_.request_timeout_ticks;
   deadlines_.insert({p.deadline, id});
+  if (config_.test_unsafe_local_reads) {
+    SetReadIndex(id, 0);
+    return;
+  }
   RouteRead(object, id);
   DrainLocal();
 }
@@ -262,7 +266,7 @@ void Replica::FinishRequest(RequestId id, ReplyCode code, bool definite, std::st
 }
 
 void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd,
-                            bool definite) {
+                            bool definite, uint64_t route) {
   if (cmd.id.node == config_.id) {
     auto it = pending_.find(cmd.id);
     if (it == pending_.end()) return;
@@ -278,13 +282,26 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
   m.to = cmd.id.node;
   m.object = object;
   m.ok = definite;
+  m.round = route;
   m.ballot = o.owner_ballot;
   m.request_ids.push_back(cmd.id);
   Send(std::move(m));
 }
 
-void Replica::RouteWrite(const ObjectId& object, Command cmd) {
+void Replica::RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd) {
+  auto it = o.proposed_ids.find(cmd.id);
+  RejectCommand(object, o, cmd, /*definite=*/true, it == o.proposed_ids.end() ? 0 : it->second);
+}
+
+void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
   ObjectState& o = Obj(object);
+  if (cmd.id.node == config_.id) {
+    // Each routing of our own command is a new attempt: only a rejection of the current
+    // attempt may trigger another, so duplicated rejections never fork the command.
+    auto p = pending_.find(cmd.id);
+    if (p == pending_.end()) return;  // Already answered.
+    route = ++p->second.route;
+  }
   if (o.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
@@ -293,6 +310,7 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd) {
         m.to = o.owner_ballot.node;
         m.object = object;
         m.ballot = o.owner_ballot;
+        m.round = route;
         m.commands.push_back(std::move(cmd));
         ++probes_.forwards;
         Send(std::move(m));
@@ -309,19 +327,23 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd) {
     if (cmd.id.node == config_.id) {
       FinishRequest(cmd.id, ReplyCode::kBusy, true, "proposal queue full");
     } else {
-      RejectCommand(object, o, cmd, true);
+      RejectCommand(object, o, cmd, true, route);
     }
     return;
   }
-  Remember(o, cmd.id);
+  Remember(o, cmd.id, route);
   if (o.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
   o.proposals.push_back(std::move(cmd));
   work_ = true;
   if (o.role == Role::kFollower) StartSteal(object);
 }
 
-void Replica::Remember(ObjectState& o, RequestId id) {
-  if (!o.proposed_ids.insert(id).second) return;
+void Replica::Remember(ObjectState& o, RequestId id, uint64_t route) {
+  auto [it, inserted] = o.proposed_ids.insert({id, route});
+  if (!inserted) {
+    it->second = route;
+    return;
+  }
   o.proposed_order.push_back(id);
   if (o.proposed_order.size() > config_.dedup_ids_max) {
     o.proposed_ids.erase(o.proposed_order.front());
@@ -551,7 +573,7 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o) {
     o.want_steal = true;
     return;
   }
-  for (Command& cmd : proposals) RejectCommand(object, o, cmd, /*definite=*/true);
+  for (Command& cmd : proposals) RejectQueued(object, o, cmd);
   for (const PendingRead& r : reads) RejectRead(object, o, r);
 }
 
@@ -909,7 +931,7 @@ void Replica::HandleForward(const Message& msg) {
   for (const Command& cmd : msg.commands) {
     if (take) {
       if (o.proposed_ids.contains(cmd.id)) continue;
-      RouteWrite(msg.object, cmd);
+      RouteWrite(msg.object, cmd, msg.round);
       continue;
     }
     ++probes_.forward_rejects;
@@ -918,7 +940,7 @@ void Replica::HandleForward(const Message& msg) {
     const bool definite = msg.ballot.node == config_.id &&
                           msg.ballot.counter > restart_counter_floor_ && !o.dedup_evicted &&
                           !o.proposed_ids.contains(cmd.id);
-    RejectCommand(msg.object, o, cmd, definite);
+    RejectCommand(msg.object, o, cmd, definite, msg.round);
   }
 }
 
@@ -928,6 +950,7 @@ void Replica::HandleForwardReject(const Message& msg) {
   for (RequestId id : msg.request_ids) {
     auto it = pending_.find(id);
     if (it == pending_.end() || it->second.is_read) continue;
+    if (msg.round != it->second.route) continue;  // Answers an older attempt.
     if (msg.ok && ++it->second.attempts <= kRouteAttemptsMax) {
       RouteWrite(msg.object, Command{id, it->second.command});
     } else {
@@ -1026,7 +1049,7 @@ void Replica::Tick() {
             if (cmd.id.node == config_.id) {
               RouteWrite(object, std::move(cmd));
             } else {
-              RejectCommand(object, o, cmd, true);
+              RejectQueued(object, o, cmd);
             }
           }
           for (const PendingRead& r : reads) {

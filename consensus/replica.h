@@ -164,6 +164,9 @@ struct ReplicaConfig {
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
   bool test_forget_promises_on_restart = false;
+  // TEST ONLY: serve every read from the local applied state with no ballot confirmation
+  // (stale follower reads; proves the linearizability checker has teeth).
+  bool test_unsafe_local_reads = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -268,7 +271,9 @@ class Replica {
     absl::btree_map<Slot, InFlight> in_flight;
     absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
     std::deque<Command> proposals;
-    absl::btree_set<RequestId> proposed_ids;
+    // Request ids taken into the queue (dedup of forwarded duplicates), with the origin's
+    // routing attempt so a rejection can name the attempt it answers.
+    absl::btree_map<RequestId, uint64_t> proposed_ids;
     std::deque<RequestId> proposed_order;
     bool dedup_evicted = false;
     absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
@@ -290,6 +295,7 @@ class Replica {
     consensus::Tick deadline = 0;
     Slot read_index = 0;
     int attempts = 0;
+    uint64_t route = 0;  // Current routing attempt; stale rejections are ignored.
   };
 
   ObjectState& Obj(const ObjectId& object);
@@ -304,14 +310,20 @@ class Replica {
   void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
   // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
   void Promise(const ObjectId& object, ObjectState& o, Ballot b);
-  void Remember(ObjectState& o, RequestId id);
+  void Remember(ObjectState& o, RequestId id, uint64_t route);
 
   // Routing of client requests.
-  void RouteWrite(const ObjectId& object, Command cmd);
+  // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
+  // command forwarded to us; our own commands get a fresh attempt here.
+  void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
   void RouteRead(const ObjectId& object, RequestId id);
   RouteDecision Decide(const ObjectId& object, const ObjectState& o);
   void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
-  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite);
+  // Hands a command back: re-routes our own, or tells the origin (attempt `route`).
+  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite,
+                     uint64_t route);
+  // Hands back a command we had queued (looks up the origin's attempt).
+  void RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd);
   void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
   void SetReadIndex(RequestId id, Slot index);
   void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);

@@ -85,6 +85,8 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
   std::unordered_set<Key, KeyHash> cache;
   std::vector<std::pair<int, std::string>> stack;  // (call node, state before)
   int entry = nodes[0].next;
+  size_t deepest = 0;
+  int deepest_block = -1;  // The return that blocked the longest linearized prefix.
   while (nodes[0].next >= 0) {
     if (++result.steps > max_steps) {
       result.inconclusive = true;
@@ -115,10 +117,15 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
       }
       entry = nd.next;
     } else {
+      if (stack.size() >= deepest) {
+        deepest = stack.size();
+        deepest_block = nd.op;
+      }
       if (stack.empty()) {
         result.ok = false;
-        const Operation& op = *ops[nd.op];
-        result.detail = "key " + op.key + ": no linearization before the return of " +
+        const Operation& op = *ops[deepest_block >= 0 ? deepest_block : nd.op];
+        result.detail = "key " + op.key + ": after " + std::to_string(deepest) +
+                        " ops, no linearization before the return of " +
                         (op.is_write ? "put(" : "get()->") + op.value +
                         (op.is_write ? ")" : "") + " by client " + std::to_string(op.client) +
                         " [invoke " + std::to_string(op.invoke) + ", return " +

@@ -309,6 +309,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.topology = topology_;
   cfg.quorum = quorum_;
   cfg.test_forget_promises_on_restart = opt_.bug_forget_promises;
+  cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
   std::unique_ptr<consensus::MigrationPolicy> policy;
   if (opt_.multi_paxos) {
     policy = std::make_unique<consensus::StaticPolicy>(1);
@@ -374,7 +375,7 @@ void Simulation::Pump(SimNode& node) {
     }
     for (const consensus::HardStateUpdate& u : rd.persist) {
       auto it = node.durable.find(u.object);
-      if (it != node.durable.end() && u.promised < it->second.promised) {
+      if (opt_.check_promises && it != node.durable.end() && u.promised < it->second.promised) {
         Violation(absl::StrCat("promise went backwards on node ", node.id, " object ", u.object,
                                ": ", it->second.promised.ToString(), " -> ",
                                u.promised.ToString()));
@@ -581,7 +582,18 @@ void Simulation::FinalChecks() {
   }
   LinearizabilityResult lin = CheckLinearizable(ops);
   if (lin.inconclusive) result_.inconclusive = true;
-  if (!lin.ok) Violation("linearizability: " + lin.detail);
+  if (!lin.ok) {
+    Violation("linearizability: " + lin.detail);
+    if (opt_.trace) {
+      const std::string key = lin.detail.substr(4, lin.detail.find(':') - 4);
+      for (const Operation& op : ops) {
+        if (op.key != key) continue;
+        Trace(absl::StrCat("history ", key, " client ", op.client, " ",
+                           op.is_write ? "put " : "get ", op.value, " [", op.invoke, ", ",
+                           op.completed ? std::to_string(op.ret) : "?", "]"));
+      }
+    }
+  }
 }
 
 SimResult Simulation::Run() {
@@ -804,6 +816,8 @@ std::string ReplayCommand(const SimOptions& o) {
   }
   absl::StrAppend(&cmd, " --objects ", o.objects, " --clients ", o.clients);
   if (o.bug_forget_promises) absl::StrAppend(&cmd, " --bug-forget-promises");
+  if (o.bug_unsafe_reads) absl::StrAppend(&cmd, " --bug-unsafe-reads");
+  if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");
   absl::StrAppend(&cmd, " --trace");
   return cmd;
 }

@@ -76,6 +76,8 @@ struct SimOptions {
 
   consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).
   bool bug_forget_promises = false;
+  bool bug_unsafe_reads = false;
+  bool check_promises = true;  // The direct "promises never decrease" check.
   bool trace = false;
   std::function<void(const std::string&)> trace_sink;  // Defaults to stdout.
 };

@@ -30,7 +30,8 @@ void Usage() {
                "usage: atlas-sim [--seed N | --seeds A:B] [--faults SPEC|mix] [--random-cluster |\n"
                "                 --zones 3,3,3 --fn F --fz F] [--objects N] [--clients N]\n"
                "                 [--chaos-ms N] [--quiet-ms N] [--rtt FILE] [--trace]\n"
-               "                 [--bug-forget-promises] [--expect-violation] [--require-probes]\n"
+               "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
+               "                 [--expect-violation] [--require-probes]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall | all\n"
                "mix: each seed picks one of the standard fault mixes (seed %% 8)\n");
@@ -218,6 +219,10 @@ int main(int argc, char** argv) {
       opt.trace = true;
     } else if (a == "--bug-forget-promises") {
       opt.bug_forget_promises = true;
+    } else if (a == "--bug-unsafe-reads") {
+      opt.bug_unsafe_reads = true;
+    } else if (a == "--no-promise-check") {
+      opt.check_promises = false;
     } else if (a == "--expect-violation") {
       expect_violation = true;
     } else if (a == "--require-probes") {
