@@ -35,7 +35,8 @@ std::optional<ZoneId> AccessCountingPolicy::RecordAccess(const ObjectId& object,
       s.candidate = top;
     }
     if (s.streak >= options_.sustain_windows) {
-      move = top;
+      auto allowed = allowed_.find(object);
+      if (allowed == allowed_.end() || allowed->second.contains(top)) move = top;
       s.streak = 0;
     }
     s.counts.clear();

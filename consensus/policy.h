@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "consensus/types.h"
 
 namespace atlas::consensus {
@@ -43,9 +44,9 @@ class MigrationPolicy {
 class AccessCountingPolicy : public MigrationPolicy {
  public:
   struct Options {
-    Tick window_ticks = 1000;
+    Tick window_ticks = 2000;
     double dominance = 2.0;
-    int min_accesses = 8;
+    int min_accesses = 6;
     int sustain_windows = 2;
   };
   AccessCountingPolicy() : AccessCountingPolicy(Options{}) {}
@@ -56,6 +57,13 @@ class AccessCountingPolicy : public MigrationPolicy {
                                      Tick now) override;
   void Reset(const ObjectId& object) override { stats_.erase(object); }
 
+  // TABLE PIN / zone restriction: automatic moves of `object` only target these zones (an
+  // empty set pins it where it is). Explicit Replica::Move/Steal are not restricted here.
+  void RestrictZones(const ObjectId& object, absl::btree_set<ZoneId> zones) {
+    allowed_[object] = std::move(zones);
+  }
+  void Unrestrict(const ObjectId& object) { allowed_.erase(object); }
+
  private:
   struct Stats {
     Tick window_start = 0;
@@ -65,6 +73,7 @@ class AccessCountingPolicy : public MigrationPolicy {
   };
   Options options_;
   absl::btree_map<ObjectId, Stats> stats_;
+  absl::btree_map<ObjectId, absl::btree_set<ZoneId>> allowed_;
 };
 
 // Static placement (TABLE PIN, and the single-leader Multi-Paxos baseline): never moves; a

@@ -787,7 +787,13 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     advanced = true;
   }
   if (advanced) MarkDirty(o);
-  if (o.role == Role::kOwner) AdvanceOwnerCommit(msg.object, o);
+  if (o.role == Role::kOwner) {
+    // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
+    // (else phase 1 of whoever chose it would have found it), so drop it.
+    o.in_flight.erase(o.in_flight.begin(), o.in_flight.upper_bound(o.hard.commit_index));
+    o.chosen.erase(o.chosen.begin(), o.chosen.upper_bound(o.hard.commit_index));
+    AdvanceOwnerCommit(msg.object, o);
+  }
   if (o.notice_commit > o.hard.commit_index) {
     LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
   }

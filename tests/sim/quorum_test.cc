@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "consensus/policy.h"
 #include "consensus/quorum.h"
 #include "consensus/random.h"
 
@@ -181,6 +182,37 @@ TEST_CASE("quorum unavailable explains why", "[quorum]") {
   REQUIRE_FALSE(status.ok());
   REQUIRE(std::string(status.message()).find("quorum unavailable: ") == 0);
   REQUIRE(q.CheckAvailable(0, NodeSet{1, 2, 4, 5, 7, 8}).ok());
+}
+
+TEST_CASE("the access-counting policy moves to a dominating zone, never on 50/50",
+          "[policy]") {
+  AccessCountingPolicy::Options opts;
+  opts.window_ticks = 100;
+  opts.min_accesses = 5;
+  opts.dominance = 2.0;
+  opts.sustain_windows = 2;
+  {
+    AccessCountingPolicy p(opts);
+    std::optional<ZoneId> move;
+    // Zone 2 sends 3x the owner zone's (0) accesses for several windows.
+    for (Tick t = 0; t < 1000 && !move; ++t) {
+      if (t % 4 == 0) move = p.RecordAccess("t", 0, 0, t);
+      if (!move && t % 4 != 0) move = p.RecordAccess("t", 0, 2, t);
+    }
+    REQUIRE(move.has_value());
+    REQUIRE(*move == 2);
+  }
+  {
+    AccessCountingPolicy p(opts);
+    for (Tick t = 0; t < 100000; ++t) {
+      REQUIRE_FALSE(p.RecordAccess("t", 0, t % 2 == 0 ? 0 : 1, t).has_value());
+    }
+  }
+  {
+    AccessCountingPolicy p(opts);
+    p.RestrictZones("t", {});  // Pinned.
+    for (Tick t = 0; t < 10000; ++t) REQUIRE_FALSE(p.RecordAccess("t", 0, 2, t).has_value());
+  }
 }
 
 TEST_CASE("ballots order by counter then node id", "[ballot]") {

@@ -521,7 +521,11 @@ void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::stri
   Event ev;
   ev.kind = EventKind::kClient;
   ev.target = c.index;
-  Schedule(now_ + 1 + rng_.Range(0, opt_.think_us), std::move(ev));
+  if (opt_.open_loop_interval_us > 0) {
+    Schedule(std::max(now_ + 1, c.invoke_us + opt_.open_loop_interval_us), std::move(ev));
+  } else {
+    Schedule(now_ + 1 + rng_.Range(0, opt_.think_us), std::move(ev));
+  }
 }
 
 void Simulation::FinalChecks() {
@@ -710,6 +714,13 @@ SimResult Simulation::Run() {
     AddProbes(result_.probes, node.replica->probes());
   }
   result_.ownership_changes = result_.probes.steals_won - steals_at_warmup_;
+  for (size_t i = 0; i < objects_.size(); ++i) {
+    for (auto& [id, node] : nodes_) {
+      if (node.replica->IsOwner(objects_[i]) && node.zone == object_home_[i]) {
+        ++result_.objects_at_home;
+      }
+    }
+  }
   FinalChecks();
   return result_;
 }

@@ -63,6 +63,9 @@ struct SimOptions {
   int clients = 6;
   double read_fraction = 0.4;
   int64_t think_us = 2000;
+  // > 0: each client invokes one op every interval (or as soon as its previous op returns),
+  // so slow and fast zones contribute equally many samples (no closed-loop bias).
+  int64_t open_loop_interval_us = 0;
   int64_t chaos_us = 2'000'000;  // Clients run and faults happen.
   int64_t quiet_us = 3'000'000;  // Faults healed, no new client ops; replicas converge.
   int64_t tick_us = 1000;
@@ -94,6 +97,7 @@ struct SimResult {
   uint64_t messages = 0, dropped = 0, crashes = 0;
   uint64_t ownership_changes = 0;  // Steals won after warmup.
   double steal_latency_ms = -1;    // Steal probe: Steal() until the node owns the object.
+  int objects_at_home = 0;         // Objects owned, at the end, by a node of their home zone.
   consensus::Probes probes;        // Summed over every replica incarnation.
   uint64_t trace_hash = 0;         // FNV-1a over the trace lines (computed when tracing).
   LatencyStats latency;

@@ -122,7 +122,7 @@ int WanFigures(const SimOptions& base, const std::string& locality_path) {
       w.clients = 30;
       w.keys_per_object = 4;
       w.read_fraction = 0.5;
-      w.think_us = 5000;
+      w.open_loop_interval_us = 400'000;
       w.workload = atlas::sim::Workload::kLocality;
       w.locality = locality;
       w.multi_paxos = multi == 1;
@@ -132,11 +132,12 @@ int WanFigures(const SimOptions& base, const std::string& locality_path) {
       std::vector<double> all = wr.latency.write_ms;
       all.insert(all.end(), wr.latency.read_ms.begin(), wr.latency.read_ms.end());
       std::printf("Fz=%d 70%%-locality %-11s: ops=%zu mean=%.2f ms p50=%.2f ms p99=%.2f ms "
-                  "(writes mean %.2f, reads mean %.2f) ownership moves after warmup=%llu%s\n",
+                  "(writes mean %.2f, reads mean %.2f) ownership moves after warmup=%llu, "
+                  "tables owned in their home zone at the end=%d/10%s\n",
                   fz, multi ? "Multi-Paxos" : "WPaxos", all.size(), Mean(all),
                   Percentile(all, 0.5), Percentile(all, 0.99), Mean(wr.latency.write_ms),
                   Mean(wr.latency.read_ms),
-                  static_cast<unsigned long long>(wr.ownership_changes),
+                  static_cast<unsigned long long>(wr.ownership_changes), wr.objects_at_home,
                   wr.violations.empty() ? "" : " VIOLATION");
     }
     // 4. 50/50 two-zone workload: must not thrash.
@@ -144,7 +145,7 @@ int WanFigures(const SimOptions& base, const std::string& locality_path) {
     t.objects = 4;
     t.clients = 12;
     t.read_fraction = 0.5;
-    t.think_us = 5000;
+    t.open_loop_interval_us = 200'000;
     t.workload = atlas::sim::Workload::kTwoZone;
     t.chaos_us = 20'000'000;
     t.warmup_us = 5'000'000;
