@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Single-node reference benchmark: a fresh atlasd against redis-server on this machine, both on
+# a Unix socket, 100-byte values, the same key space. Redis runs with `appendonly yes` and
+# `appendfsync always` (each acknowledged write is on disk, as atlasd's are); SET is measured
+# again with `appendfsync no` to show what durability costs.
+#
+# Usage: tools/bench/single-node.sh            (needs build/bin/atlasd and build/bin/atlas-bench)
+# Environment: ATLAS_BUILD_DIR (default build/), BENCH_OPS (ops per concurrent/pipelined run,
+# default 50000), BENCH_SERIAL_OPS (ops per depth-1 single-connection run, default 5000),
+# BENCH_MAX_SECONDS (cap per atlas-bench run, default 10), BENCH_KEEP=1 keeps the temp dir.
+# Installs redis-server / redis-tools with apt-get when missing. Total runtime: about a minute.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build_dir=${ATLAS_BUILD_DIR:-$root/build}
+ops=${BENCH_OPS:-50000}
+serial_ops=${BENCH_SERIAL_OPS:-5000}
+max_s=${BENCH_MAX_SECONDS:-10}
+keys=10000
+value_size=100
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+for b in atlasd atlas-bench; do
+  [ -x "$build_dir/bin/$b" ] || die "$build_dir/bin/$b missing; build it (tools/dev build)"
+done
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  log "installing redis-server redis-tools"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    redis-server redis-tools >&2
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-bench.XXXXXX")
+atlasd_pid='' redis_pid=''
+cleanup() {
+  local pid
+  for pid in $atlasd_pid $redis_pid; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+# atlasd also listens on TCP (peers, HTTPS); pick ports nobody is using so that a developer's
+# own atlasd on the defaults (7400/7480) is left alone.
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+  die "no free TCP port found"
+}
+
+wait_for() {  # wait_for <what> <pid> <test command...>
+  local what=$1 pid=$2 i
+  shift 2
+  for i in $(seq 1 200); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || die "$what exited; see $tmp"
+    sleep 0.05
+  done
+  die "$what did not come up; see $tmp"
+}
+
+log "starting atlasd and redis-server in $tmp"
+"$build_dir/bin/atlasd" --data-dir "$tmp/atlas" --listen "127.0.0.1:$(free_port)" \
+  --http-listen "127.0.0.1:$(free_port)" --log-level warn >"$tmp/atlasd.log" 2>&1 &
+atlasd_pid=$!
+wait_for atlasd "$atlasd_pid" test -S "$tmp/atlas/atlas.sock"
+
+redis-server --port 0 --unixsocket "$tmp/redis.sock" --dir "$tmp" --save '' \
+  --appendonly yes --appendfsync always >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+wait_for redis-server "$redis_pid" redis-cli -s "$tmp/redis.sock" ping
+
+# --- atlasd -----------------------------------------------------------------------------------
+declare -A res  # res[<row>,<field>]: ops, p50, p99 (ops/s, microseconds)
+
+json_field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+
+atlas_run() {  # atlas_run <row> <op> <connections> <depth> <ops>
+  local row=$1 op=$2 c=$3 d=$4 n=$5 out
+  log "atlas-bench --op $op --connections $c --depth $d --ops $n"
+  out=$("$build_dir/bin/atlas-bench" --socket "$tmp/atlas/atlas.sock" --op "$op" \
+        --connections "$c" --depth "$d" --ops "$n" --duration "$max_s" --keys "$keys" \
+        --value-size "$value_size" --table bench --no-preload --json 2>/dev/null) ||
+    die "atlas-bench failed: $out"
+  res[$row,a_ops]=$(json_field "$out" ops_per_sec)
+  res[$row,a_p50]=$(json_field "$out" p50)
+  res[$row,a_p99]=$(json_field "$out" p99)
+}
+
+# PUTs first: they also load every key the GETs read (keys are drawn from the same space).
+"$build_dir/bin/atlas-bench" --socket "$tmp/atlas/atlas.sock" --op put --connections 4 \
+  --depth 64 --ops "$keys" --keys "$keys" --value-size "$value_size" --table bench \
+  >/dev/null 2>&1 || die "atlasd preload failed"
+atlas_run put1 put 1 1 "$serial_ops"
+atlas_run put64p put 1 64 "$ops"
+atlas_run put64c put 64 1 "$ops"
+atlas_run get1 get 1 1 "$serial_ops"
+atlas_run get64p get 1 64 "$ops"
+atlas_run get64c get 64 1 "$ops"
+
+# --- redis ------------------------------------------------------------------------------------
+# CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+#      "p99_latency_ms","max_latency_ms"
+redis_run() {  # redis_run <set-row> <get-row|-> <tests> <n> <redis-benchmark args...>
+  local set_row=$1 get_row=$2 tests=$3 n=$4 line name row
+  shift 4
+  log "redis-benchmark -t $tests -n $n $*"
+  while IFS= read -r line; do
+    line=${line//\"/}
+    IFS=, read -r name rps _ _ p50 _ p99 _ <<<"$line"
+    case $name in
+      SET) row=$set_row ;;
+      GET) row=$get_row ;;
+      *) continue ;;
+    esac
+    res[$row,r_ops]=$rps
+    res[$row,r_p50]=$(awk -v v="$p50" 'BEGIN { printf "%.1f", v * 1000 }')
+    res[$row,r_p99]=$(awk -v v="$p99" 'BEGIN { printf "%.1f", v * 1000 }')
+  done < <(redis-benchmark -s "$tmp/redis.sock" -t "$tests" -d "$value_size" -r "$keys" -n "$n" \
+             --csv "$@")
+}
+
+redis-benchmark -s "$tmp/redis.sock" -t set -d "$value_size" -r "$keys" -n "$keys" -c 4 -P 64 \
+  >/dev/null
+redis_run put1 get1 set,get "$serial_ops" -c 1
+redis_run put64p get64p set,get "$ops" -c 1 -P 64
+redis_run put64c get64c set,get "$ops" -c 64
+redis-cli -s "$tmp/redis.sock" config set appendfsync no >/dev/null
+redis_run nofsync1 - set "$serial_ops" -c 1
+redis_run nofsync64p - set "$ops" -c 1 -P 64
+redis_run nofsync64c - set "$ops" -c 64
+
+# --- table ------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+row() {  # row <label> <atlas-row> <redis-row> <redis label>
+  local a=$2 r=$3
+  printf '%-24s %10.0f %9s %9s | %-22s %10.0f %9s %9s | %6s\n' "$1" "${res[$a,a_ops]}" \
+    "${res[$a,a_p50]}" "${res[$a,a_p99]}" "$4" "${res[$r,r_ops]}" "${res[$r,r_p50]}" \
+    "${res[$r,r_p99]}" "$(ratio "${res[$a,a_ops]}" "${res[$r,r_ops]}")"
+}
+
+echo
+echo "single node, Unix socket, ${value_size}-byte values, ${keys} keys, $(nproc) CPUs," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "atlasd $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
+  "$(redis-server --version | cut -d' ' -f1-3)"
+printf '%-24s %10s %9s %9s | %-22s %10s %9s %9s | %6s\n' "atlasd (atlas-bench)" ops/s \
+  "p50 us" "p99 us" "redis (redis-benchmark)" ops/s "p50 us" "p99 us" "ratio"
+printf '%s\n' "$(printf '%.0s-' $(seq 1 118))"
+echo "durable: redis appendonly yes, appendfsync always"
+row "PUT  c=1  depth=1" put1 put1 "SET -c 1"
+row "PUT  c=1  depth=64" put64p put64p "SET -c 1 -P 64"
+row "PUT  c=64 depth=1" put64c put64c "SET -c 64"
+row "GET  c=1  depth=1" get1 get1 "GET -c 1"
+row "GET  c=1  depth=64" get64p get64p "GET -c 1 -P 64"
+row "GET  c=64 depth=1" get64c get64c "GET -c 64"
+echo "not durable: redis appendfsync no (atlasd unchanged: it always syncs)"
+row "PUT  c=1  depth=1" put1 nofsync1 "SET -c 1"
+row "PUT  c=1  depth=64" put64p nofsync64p "SET -c 1 -P 64"
+row "PUT  c=64 depth=1" put64c nofsync64c "SET -c 64"
+echo "ratio = atlasd ops/s / redis ops/s. redis-benchmark -P 64 latency is per pipelined batch."
