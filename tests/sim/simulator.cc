@@ -826,6 +826,7 @@ std::string ReplayCommand(const SimOptions& o) {
                     " --fz ", o.quorum.fz);
   }
   absl::StrAppend(&cmd, " --objects ", o.objects, " --clients ", o.clients);
+  if (o.multi_paxos) absl::StrAppend(&cmd, " --multi-paxos");
   if (o.bug_forget_promises) absl::StrAppend(&cmd, " --bug-forget-promises");
   if (o.bug_unsafe_reads) absl::StrAppend(&cmd, " --bug-unsafe-reads");
   if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");

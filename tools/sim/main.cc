@@ -31,7 +31,7 @@ void Usage() {
                "                 --zones 3,3,3 --fn F --fz F] [--objects N] [--clients N]\n"
                "                 [--chaos-ms N] [--quiet-ms N] [--rtt FILE] [--trace]\n"
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
-               "                 [--expect-violation] [--require-probes]\n"
+               "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall | all\n"
                "mix: each seed picks one of the standard fault mixes (seed %% 8)\n");
@@ -228,6 +228,8 @@ int main(int argc, char** argv) {
       expect_violation = true;
     } else if (a == "--require-probes") {
       require_probes = true;
+    } else if (a == "--multi-paxos") {
+      opt.multi_paxos = true;
     } else if (a == "--wan-figures") {
       wan = true;
     } else {
