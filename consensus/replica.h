@@ -20,7 +20,14 @@
 // Step 1 before 2 is the Paxos durability contract: a promise or an accepted entry is on disk
 // before any node can learn about it. Step 3 before 5: a read index or an OK reply refers to
 // state that must already be applied. If the host crashes anywhere in the loop it restarts
-// from what step 1 made durable (RestartState), which is always safe.
+// from what step 1 made durable, which is always safe:
+//   - rebuild PersistentState by ApplyHardStateUpdate over every persisted update;
+//   - restore the application from its latest durable snapshot (SnapshotSource), or empty;
+//   - construct a new Replica from both: it re-emits, in Ready::committed, every committed slot
+//     after that snapshot, so the application converges to its pre-crash state.
+// Request ids (RequestId.node = this node, seq unique across restarts) are chosen by the host.
+// Commands are opaque bytes; for an OK write reply, the host's apply result of that command is
+// the response payload.
 //
 // Thread-safety: none. One thread (or strand) owns a Replica.
 #ifndef ATLAS_CONSENSUS_REPLICA_H_

@@ -203,5 +203,57 @@ TEST_CASE("writes are batched and pipelined under load", "[replica]") {
   REQUIRE(c.N(1).applied.size() < 100);
 }
 
+TEST_CASE("a duplicated forward is proposed only once", "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0});
+  c.R(1).Propose("t", "a", RequestId{1, 1});
+  c.Settle(100);  // Node 2 learns the owner from commit notices.
+  REQUIRE(c.R(2).BelievedOwner("t") == 1);
+  c.R(2).Propose("t", "b", RequestId{2, 1});
+  Ready rd = c.R(2).TakeReady();
+  c.R(2).Advance(rd);
+  std::vector<Message> forwards;
+  for (const Message& m : rd.messages) {
+    if (m.type == MessageType::kForward) forwards.push_back(m);
+  }
+  REQUIRE(forwards.size() == 1);
+  c.R(1).Step(forwards[0]);
+  c.R(1).Step(forwards[0]);
+  c.Settle(100);
+  int copies = 0;
+  for (const CommittedEntry& e : c.N(1).applied) {
+    for (const Command& cmd : e.commands) copies += cmd.id == RequestId{2, 1} ? 1 : 0;
+  }
+  REQUIRE(copies == 1);
+  REQUIRE(c.N(2).replies.size() == 1);
+  REQUIRE(c.N(2).replies[0].code == ReplyCode::kOk);
+}
+
+TEST_CASE("a write without a live quorum fails with 'quorum unavailable: <why>'", "[replica]") {
+  Topology t;
+  t.zone_of = {{1, 0}, {2, 0}, {3, 0}};
+  ReplicaConfig cfg;
+  cfg.id = 1;
+  cfg.topology = t;
+  cfg.quorum = QuorumSpec{1, 0};
+  cfg.request_timeout_ticks = 50;
+  NoSnapshots snaps;
+  Replica r(cfg, {}, &snaps, std::make_unique<AccessCountingPolicy>(), 1);
+  r.Propose("t", "x", RequestId{1, 1});
+  std::vector<Reply> replies;
+  for (int i = 0; i < 100; ++i) {
+    r.Tick();  // Peers never answer: the steal cannot gather a Q1.
+    while (r.HasReady()) {
+      Ready rd = r.TakeReady();
+      replies.insert(replies.end(), rd.replies.begin(), rd.replies.end());
+      r.Advance(rd);
+    }
+  }
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].code == ReplyCode::kQuorumUnavailable);
+  REQUIRE_FALSE(replies[0].definite);
+  REQUIRE(replies[0].detail.find("quorum unavailable: ") == 0);
+  REQUIRE_FALSE(r.QuorumStatus().ok());
+}
+
 }  // namespace
 }  // namespace atlas::consensus
