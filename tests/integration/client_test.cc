@@ -42,7 +42,7 @@ TEST_CASE("atlas exits 1 when any command got ERROR, 2 when it cannot connect") 
   CHECK(rc3 == 2);
 }
 
-TEST_CASE("atlas -c runs one command; tagged replies are shown with their tag") {
+TEST_CASE("atlas -c runs one command - tagged replies are shown with their tag") {
   Daemon d;
   REQUIRE(d.Start());
   auto [rc, out] = Run(Atlas(d) + " -c 'KEY PUT t.x 1' -c '[ID:7] KEY GET t.x'");

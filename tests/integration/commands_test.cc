@@ -35,7 +35,7 @@ TEST_CASE_METHOD(Fixture, "KEY PUT/SET/GET/DEL round-trip with exact value bytes
   CHECK(Call(*conn, "KEY GET users.bob") == "NOT_FOUND\nOK");
 }
 
-TEST_CASE_METHOD(Fixture, "blobs: any value can be read as a blob; binary values need BLOB GET") {
+TEST_CASE_METHOD(Fixture, "blobs: any value can be read as a blob - binary values need BLOB GET") {
   auto r = conn->Call("KEY BLOB SET files.a 6", std::string_view("a\r\nb\0c", 6));
   REQUIRE(r.ok());
   CHECK(Texts(*r) == "OK");

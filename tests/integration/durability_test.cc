@@ -16,7 +16,7 @@
 using atlas::testing::Daemon;
 using atlas::testing::Texts;
 
-TEST_CASE("data survives a graceful restart; SIGTERM exits 0") {
+TEST_CASE("data survives a graceful restart - SIGTERM exits 0") {
   Daemon d;
   REQUIRE(d.Start());
   {
@@ -113,7 +113,7 @@ TEST_CASE("a second atlasd on the same data dir is refused with a clear message"
   CHECK(d.Running());
 }
 
-TEST_CASE("a stale socket file from a killed daemon is replaced; the socket has mode 0660") {
+TEST_CASE("a stale socket file from a killed daemon is replaced - the socket has mode 0660") {
   Daemon d;
   REQUIRE(d.Start());
   d.Kill9();

@@ -18,7 +18,7 @@ namespace {
 constexpr const char* kReady = "WELCOME 1.0 atlasd/0.1.0\r\nREADY\r\n";
 }
 
-TEST_CASE("handshake: WELCOME, HELLO 1.0 <id>, READY; anything else is FATAL and closes") {
+TEST_CASE("handshake: WELCOME, HELLO 1.0 <id>, READY - anything else is FATAL and closes") {
   Daemon d;
   REQUIRE(d.Start());
   {
@@ -56,7 +56,7 @@ TEST_CASE("empty lines are ignored and untagged replies come back in order") {
   CHECK(out == std::string(kReady) + "OK\r\nVALUE:1\r\nOK\r\nNOT_FOUND\r\nOK\r\n");
 }
 
-TEST_CASE("a line over the limit is FATAL; exactly at the limit is served") {
+TEST_CASE("a line over the limit is FATAL - exactly at the limit is served") {
   Daemon d;
   REQUIRE(d.Start());
   {

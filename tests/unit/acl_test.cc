@@ -22,7 +22,7 @@ TEST_CASE("a table with no grants is open to everyone, even without a principal"
   }
 }
 
-TEST_CASE("OWNER reads, writes and administers; WRITE only writes; READ only reads") {
+TEST_CASE("OWNER reads, writes and administers - WRITE only writes - READ only reads") {
   TableAcl acl;
   AclApplyChange(&acl, "o", AclPerm::kOwner, true);
   AclApplyChange(&acl, "w", AclPerm::kWrite, true);

@@ -120,7 +120,7 @@ TEST_CASE("before the handshake no line is taken as a blob announcement") {
   CHECK_FALSE(p.frames[0].blob);
 }
 
-TEST_CASE("request ids are 1-64 printable characters without ] or white space") {
+TEST_CASE("request ids are 1-64 printable characters, no closing bracket or white space") {
   auto r = MustParse("[ID:abc-1] KEY GET a.b");
   CHECK(r.id == std::string("abc-1"));
   CHECK(MustParse("[id:x]key get a.b").id == std::string("x"));

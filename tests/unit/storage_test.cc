@@ -79,7 +79,7 @@ TEST_CASE("varints and length prefixes round-trip and reject truncation") {
   }
 }
 
-TEST_CASE("row records, ACLs and table state round-trip; garbage is rejected") {
+TEST_CASE("row records, ACLs and table state round-trip - garbage is rejected") {
   RowRecord r;
   r.binary = true;
   r.worm_until_ms = 1893553445000;
