@@ -33,6 +33,7 @@ std::string Message::DebugString() const {
   if (slot) absl::StrAppend(&out, " slot=", slot);
   if (commit_index) absl::StrAppend(&out, " ci=", commit_index);
   if (round) absl::StrAppend(&out, " round=", round);
+  if (seq) absl::StrAppend(&out, " seq=", seq);
   if (!entries.empty()) {
     absl::StrAppend(&out, " entries=[");
     for (const SlotEntry& e : entries) {

@@ -47,6 +47,7 @@ struct Message {
   Slot slot = 0;
   Slot commit_index = 0;
   uint64_t round = 0;
+  uint64_t seq = 0;  // Forward: per (origin, addressed ballot) sequence number, from 1.
   std::vector<SlotEntry> entries;
   std::vector<Slot> slots;
   Batch commands;

@@ -289,8 +289,12 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
 }
 
 void Replica::RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd) {
-  auto it = o.proposed_ids.find(cmd.id);
-  RejectCommand(object, o, cmd, /*definite=*/true, it == o.proposed_ids.end() ? 0 : it->second);
+  uint64_t route = 0;
+  if (auto it = o.queued_routes.find(cmd.id); it != o.queued_routes.end()) {
+    route = it->second;
+    o.queued_routes.erase(it);
+  }
+  RejectCommand(object, o, cmd, /*definite=*/true, route);
 }
 
 void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
@@ -305,12 +309,17 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
   if (o.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
+        if (o.forward_ballot != o.owner_ballot) {
+          o.forward_ballot = o.owner_ballot;
+          o.forward_seq = 0;
+        }
         Message m;
         m.type = MessageType::kForward;
         m.to = o.owner_ballot.node;
         m.object = object;
         m.ballot = o.owner_ballot;
         m.round = route;
+        m.seq = ++o.forward_seq;
         m.commands.push_back(std::move(cmd));
         ++probes_.forwards;
         Send(std::move(m));
@@ -331,25 +340,31 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
     }
     return;
   }
-  Remember(o, cmd.id, route);
+  if (cmd.id.node != config_.id) o.queued_routes[cmd.id] = route;
   if (o.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
   o.proposals.push_back(std::move(cmd));
   work_ = true;
   if (o.role == Role::kFollower) StartSteal(object);
 }
 
-void Replica::Remember(ObjectState& o, RequestId id, uint64_t route) {
-  auto [it, inserted] = o.proposed_ids.insert({id, route});
-  if (!inserted) {
-    it->second = route;
-    return;
+bool Replica::ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const {
+  auto it = o.windows.find(origin);
+  if (it == o.windows.end()) return false;
+  return seq < it->second.next || it->second.above.contains(seq);
+}
+
+bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
+  if (seq == 0 || ForwardSeen(o, origin, seq)) return false;
+  ForwardWindow& w = o.windows[origin];
+  w.above.insert(seq);
+  while (w.above.contains(w.next)) w.above.erase(w.next++);
+  if (w.above.size() > config_.forward_window_max) {
+    // Bound memory: treat the oldest gap as delivered. A forward that arrives in it later is
+    // dropped as a duplicate; its origin times out with an unknown outcome (never a double).
+    w.next = *w.above.begin();
+    while (w.above.contains(w.next)) w.above.erase(w.next++);
   }
-  o.proposed_order.push_back(id);
-  if (o.proposed_order.size() > config_.dedup_ids_max) {
-    o.proposed_ids.erase(o.proposed_order.front());
-    o.proposed_order.pop_front();
-    o.dedup_evicted = true;
-  }
+  return true;
 }
 
 void Replica::RouteRead(const ObjectId& object, RequestId id) {
@@ -443,6 +458,8 @@ void Replica::StartSteal(const ObjectId& object) {
                 restart_counter_floor_}) + 1;
   o.ballot = Ballot{counter, config_.id};
   o.role = Role::kCandidate;
+  o.window_ballot = o.ballot;
+  o.windows.clear();
   o.promises.clear();
   o.recovered.clear();
   o.recovered_commit = 0;
@@ -612,6 +629,7 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
   while (!o.proposals.empty() && o.in_flight.size() < config_.window_slots) {
     Batch batch;
     while (!o.proposals.empty() && batch.size() < config_.batch_commands_max) {
+      o.queued_routes.erase(o.proposals.front().id);
       batch.push_back(std::move(o.proposals.front()));
       o.proposals.pop_front();
     }
@@ -931,21 +949,22 @@ void Replica::HandleReadIndexResponse(const Message& msg) {
 
 void Replica::HandleForward(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  // Taken only by the exact ballot the origin addressed: a ballot is held for one interval,
-  // so duplicates of a forward can only be taken inside it, where proposed_ids dedups them.
+  // Taken only by the exact ballot the origin addressed. A ballot is held for one interval,
+  // and within it each (origin, seq) is taken at most once, so a duplicated or delayed
+  // forward never proposes a command twice.
   const bool take = o.role != Role::kFollower && msg.ballot == o.ballot;
+  if (take) {
+    if (!TakeForward(o, msg.from, msg.seq)) return;  // Duplicate.
+    for (const Command& cmd : msg.commands) RouteWrite(msg.object, cmd, msg.round);
+    return;
+  }
+  // Certainly never proposed here iff the addressed ballot is our latest one (its forward
+  // window is still here, from this incarnation) and this forward was never taken.
+  const bool definite = msg.ballot == o.window_ballot && msg.ballot.node == config_.id &&
+                        msg.ballot.counter > restart_counter_floor_ &&
+                        !ForwardSeen(o, msg.from, msg.seq);
   for (const Command& cmd : msg.commands) {
-    if (take) {
-      if (o.proposed_ids.contains(cmd.id)) continue;
-      RouteWrite(msg.object, cmd, msg.round);
-      continue;
-    }
     ++probes_.forward_rejects;
-    // Certainly never proposed here iff the addressed ballot is ours from this incarnation
-    // and no copy of the command was ever taken (the dedup window never overflowed).
-    const bool definite = msg.ballot.node == config_.id &&
-                          msg.ballot.counter > restart_counter_floor_ && !o.dedup_evicted &&
-                          !o.proposed_ids.contains(cmd.id);
     RejectCommand(msg.object, o, cmd, definite, msg.round);
   }
 }

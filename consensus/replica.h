@@ -165,7 +165,7 @@ struct ReplicaConfig {
   size_t pending_requests_max = 1 << 16;  // Client requests in progress on this node.
   size_t reads_max = 4096;                // Reads waiting per object.
   size_t catchup_entries_max = 128;       // Entries per catch-up response.
-  size_t dedup_ids_max = 1 << 14;         // Forwarded request ids remembered per object.
+  size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
@@ -243,6 +243,11 @@ class Replica {
     NodeSet acks;
     consensus::Tick sent_tick = 0;
   };
+  // Sequence numbers seen from one origin: all < next, plus `above`.
+  struct ForwardWindow {
+    uint64_t next = 1;
+    absl::btree_set<uint64_t> above;
+  };
   struct PendingRead {
     RequestId id;
     NodeId origin = kNoNode;
@@ -278,11 +283,15 @@ class Replica {
     absl::btree_map<Slot, InFlight> in_flight;
     absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
     std::deque<Command> proposals;
-    // Request ids taken into the queue (dedup of forwarded duplicates), with the origin's
-    // routing attempt so a rejection can name the attempt it answers.
-    absl::btree_map<RequestId, uint64_t> proposed_ids;
-    std::deque<RequestId> proposed_order;
-    bool dedup_evicted = false;
+    // Origin side: sequence numbers of our Forwards to the ballot `forward_ballot`.
+    Ballot forward_ballot;
+    uint64_t forward_seq = 0;
+    // Owner side: which forward sequence numbers each origin already delivered to our ballot
+    // `window_ballot` (exactly-once under network duplication; bounded, see TakeForward).
+    Ballot window_ballot;
+    absl::btree_map<NodeId, ForwardWindow> windows;
+    // Origin's routing attempt of each queued forwarded command, echoed in rejections.
+    absl::btree_map<RequestId, uint64_t> queued_routes;
     absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
     Slot last_commit_sent = 0;
     consensus::Tick last_commit_sent_tick = -1;
@@ -317,7 +326,9 @@ class Replica {
   void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
   // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
   void Promise(const ObjectId& object, ObjectState& o, Ballot b);
-  void Remember(ObjectState& o, RequestId id, uint64_t route);
+  // Records forward `seq` from `origin` for our current ballot; false if already seen.
+  bool TakeForward(ObjectState& o, NodeId origin, uint64_t seq);
+  bool ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const;
 
   // Routing of client requests.
   // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <set>
 #include <unordered_set>
 
 namespace atlas::sim {
@@ -147,8 +148,17 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
 
 LinearizabilityResult CheckLinearizable(const std::vector<Operation>& history,
                                         uint64_t max_steps) {
+  // Values are unique per write, so a write of unknown outcome that no read ever returned can
+  // always be linearized as "never happened": drop it (it only inflates the search).
+  std::map<std::string, std::set<std::string>> read_values;
+  for (const Operation& op : history) {
+    if (!op.is_write) read_values[op.key].insert(op.value);
+  }
   std::map<std::string, std::vector<const Operation*>> by_key;
-  for (const Operation& op : history) by_key[op.key].push_back(&op);
+  for (const Operation& op : history) {
+    if (op.is_write && !op.completed && !read_values[op.key].contains(op.value)) continue;
+    by_key[op.key].push_back(&op);
+  }
   LinearizabilityResult total;
   for (auto& [key, ops] : by_key) {
     LinearizabilityResult r = CheckKey(ops, max_steps);

@@ -97,6 +97,12 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
       // A duplicated ForwardReject re-routed one write twice; one copy failed "definitely"
       // while the other committed. Fixed by numbering routing attempts.
       {113, "crash,dup,reorder", false},
+      // Randomized tiny forward-dedup window: a duplicated Forward arrived after its request
+      // id was evicted and the write committed twice. Fixed by per-origin forward sequence
+      // windows (exactly-once per ballot, bounded memory).
+      {2198, "drop,dup,reorder,crash", true},
+      // Catch-up of 1 entry per round trip could not converge within the quiet period.
+      {52, "crash", true},
   };
   for (const Pinned& p : pinned) {
     SimOptions o = Base(p.seed, p.faults);

@@ -230,6 +230,24 @@ void Simulation::Setup() {
     }
     quorum_.fz = static_cast<int>(rng_.Range(0, std::min(1, zones - 1)));
     quorum_.fn = static_cast<int>(rng_.Range(0, std::min(1, max_size - 1)));
+    // Randomized configuration (FoundationDB style): tiny windows, batches, queues and
+    // snapshot intervals reach paths that default sizes rarely do.
+    consensus::ReplicaConfig& b = opt_.base;
+    auto pick = [this](std::initializer_list<int64_t> v) {
+      return *(v.begin() + rng_.Uniform(v.size()));
+    };
+    b.window_slots = static_cast<size_t>(pick({1, 2, 8, 32}));
+    b.batch_commands_max = static_cast<size_t>(pick({1, 3, 64}));
+    b.snapshot_interval_slots = static_cast<consensus::Slot>(pick({4, 16, 64}));
+    b.catchup_entries_max = static_cast<size_t>(pick({16, 128}));
+    b.forward_window_max = static_cast<size_t>(pick({2, 64, 4096}));
+    b.proposals_max = static_cast<size_t>(pick({4, 4096}));
+    b.reads_max = static_cast<size_t>(pick({4, 4096}));
+    b.resend_ticks = pick({150, 400, 1000});
+    b.heartbeat_ticks = pick({20, 50, 200});
+    b.peer_timeout_ticks = b.heartbeat_ticks * pick({3, 6});
+    b.request_timeout_ticks = pick({1000, 4000});
+    b.steal_backoff_ticks = pick({20, 100, 300});
   }
   ATLAS_CHECK(sizes.size() <= opt_.wan.zones.size());
   NodeId next = 1;
@@ -246,8 +264,10 @@ void Simulation::Setup() {
           z == w ? opt_.wan.intra_zone_rtt_us : opt_.wan.rtt_us[z][w];
     }
   }
-  result_.cluster = absl::StrCat("zones=", absl::StrJoin(sizes, "/"), " fn=", quorum_.fn,
-                                 " fz=", quorum_.fz);
+  result_.cluster = absl::StrCat(
+      "zones=", absl::StrJoin(sizes, "/"), " fn=", quorum_.fn, " fz=", quorum_.fz,
+      " window=", opt_.base.window_slots, " batch=", opt_.base.batch_commands_max,
+      " snap=", opt_.base.snapshot_interval_slots, " fwd_window=", opt_.base.forward_window_max);
   for (int i = 0; i < opt_.objects; ++i) {
     objects_.push_back(absl::StrCat("t", i));
     object_home_.push_back(static_cast<ZoneId>(i % sizes.size()));

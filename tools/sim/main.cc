@@ -255,7 +255,12 @@ int main(int argc, char** argv) {
     ops += r.ops_invoked;
     ok_ops += r.ops_ok;
     unknown += r.ops_unknown;
-    if (r.inconclusive) ++inconclusive;
+    if (r.inconclusive) {
+      ++inconclusive;
+      std::printf("seed %llu inconclusive (linearizability search bound hit; %s, faults %s)\n",
+                  static_cast<unsigned long long>(seed), r.cluster.c_str(),
+                  o.faults.ToString().c_str());
+    }
     atlas::sim::AddProbes(probes, r.probes);
     if (!r.violations.empty()) {
       ++failed;
