@@ -59,13 +59,14 @@ SEEDS = {
     "scan_count_sample": b" " + HELLO + crlf(
         b"SCAN users", b"SCAN users.al LIMIT 10", b"SCAN users AFTER users.a LIMIT 2",
         b"SCAN users LIMIT x", b"SCAN users LIMIT", b"COUNT users", b"COUNT users.a",
-        b"count users.", b"SAMPLE users 3", b"SAMPLE users.a -1", b"SAMPLE", b"SCAN bad!name"),
+        b"count users.", b"SAMPLE users 3", b"SAMPLE users.a -1", b"SAMPLE", b"SCAN bad!name",
+        b"SCAN users FROM x"),
     "principal_acl": b" " + HELLO + crlf(
         b"PRINCIPAL ASSUME alice", b"PRINCIPAL WHOAMI", b"principal assume",
         b"PRINCIPAL ASSUME " + "é".encode() * 257, b"ACL GRANT users bob PERMS READ",
         b"acl grant users bob perms owner", b"ACL REVOKE users bob PERMS WRITE",
         b"ACL GRANT users bob PERMS ALL", b"ACL GRANT users bob READ", b"ACL LIST users",
-        b"ACL LIST atlas.nodes"),
+        b"ACL LIST atlas.nodes", b"PRINCIPAL FORGET", b"ACL SHOW users"),
     "node_quorum_table": b" " + HELLO + crlf(
         b"NODE LIST", b"NODE INFO 1", b"NODE PING 2", b"NODE PING x", b"NODE INFO",
         b"QUORUM INFO users", b"QUORUM INFO atlas.nodes", b"TABLE INFO users",
@@ -79,11 +80,13 @@ SEEDS = {
         b"KEY PUT t.k WORM EXPIRES 2030-01-01T00:00:00.123+02:00 v",
         b"KEY PUT t.k WORM EXPIRES infinite-future v", b"KEY PUT t.k WORM EXPIRES 1969-12-31T23:59:59Z v",
         b"KEY PUT t.k PRINCIPAL bob WORM TTL 2h  spaced   value  ", b"KEY PUT t.k WORM",
-        b"KEY PUT t.k PRINCIPAL", b"KEY PUT atlas.nodes x"),
+        b"KEY PUT t.k PRINCIPAL", b"KEY PUT atlas.nodes x", b"KEY PUT t.k WORM FOR 1d v",
+        b"KEY PUT t.k WORM TTL 15m v", b"KEY PUT t.k WORM TTL 5w v"),
     "blank_and_unknown": b" " + b"\r\n \t\r\n" + HELLO + b"\r\n\n \r\n\t\n" + crlf(
         b"FROB", b"KEY", b"KEY FROB t.k", b"\x00\x01\x02", b"\x1b[31mred", b"ERROR FATAL x"),
     "bad_handshake": b" " + crlf(b"HELLO 2.0 x", b"KEY GET t.k"),
     "small_limits_line": b"(" + b"HELLO 1.0 c\r\n" + crlf(b"KEY GET t.k", b"KEY PUT t.k " + b"v" * 60),
+    "small_limits_line_lf_one_over": b"(" + b"HELLO 1.0 c\r\n" + b"x" * 65 + b"\n",
     "small_limits_blob": b"0" + b"H 1 c\r\n" + b"KEY BLOB SET t.k 3\r\n",
     # Reproducer (socketproto bug, see git log): the payload of a blob announced behind a
     # malformed tag is framed as command lines, so `KEY DEL t.a` below would run.
