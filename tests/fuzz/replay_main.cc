@@ -2,7 +2,13 @@
 // sanitizer build) runs the in-tree corpus and the reproducers of past crashes as a ctest.
 //
 // Usage: fuzz_<name>_replay <file-or-dir>...   (directories are read recursively, sorted)
+// Each input runs in a child process, so one crashing input (a pinned reproducer of an open bug)
+// does not hide the others; the exit status is 1 when any input crashed.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -16,6 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
+// Returns false when the input could not be read or made the target crash.
 bool RunFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -23,10 +30,32 @@ bool RunFile(const std::filesystem::path& path) {
     return false;
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Printed first so that a crash names the input that caused it.
   std::fprintf(stderr, "replay %s (%zu bytes)\n", path.c_str(), bytes.size());
-  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  return true;
+  std::fflush(stderr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    return false;
+  }
+  if (pid == 0) {
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    std::fflush(nullptr);
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      std::perror("waitpid");
+      return false;
+    }
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  if (WIFSIGNALED(status)) {
+    std::fprintf(stderr, "FAILED %s: killed by signal %d\n", path.c_str(), WTERMSIG(status));
+  } else {
+    std::fprintf(stderr, "FAILED %s: exit status %d\n", path.c_str(), WEXITSTATUS(status));
+  }
+  return false;
 }
 
 }  // namespace
@@ -36,8 +65,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s <file-or-dir>...\n", argv[0]);
     return 2;
   }
-  size_t count = 0;
-  bool ok = true;
+  size_t count = 0, failed = 0;
   for (int i = 1; i < argc; ++i) {
     std::filesystem::path arg(argv[i]);
     std::error_code ec;
@@ -48,22 +76,22 @@ int main(int argc, char** argv) {
       }
       if (ec) {
         std::fprintf(stderr, "cannot list %s: %s\n", argv[i], ec.message().c_str());
-        ok = false;
+        ++failed;
       }
       std::sort(files.begin(), files.end());
       for (const auto& f : files) {
-        ok = RunFile(f) && ok;
+        failed += RunFile(f) ? 0 : 1;
         ++count;
       }
     } else {
-      ok = RunFile(arg) && ok;
+      failed += RunFile(arg) ? 0 : 1;
       ++count;
     }
   }
-  std::fprintf(stderr, "replayed %zu inputs\n", count);
+  std::fprintf(stderr, "replayed %zu inputs, %zu failed\n", count, failed);
   if (count == 0) {
     std::fprintf(stderr, "no inputs found\n");
     return 1;
   }
-  return ok ? 0 : 1;
+  return failed == 0 ? 0 : 1;
 }
