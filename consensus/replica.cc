@@ -144,15 +144,16 @@ void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
   if (b <= o.hard.promised) return;
   o.hard.promised = b;
   MarkDirty(o);
-  ObserveBallot(o, b, kNoNode, false);
+  ObserveBallot(o, b);
   // Our own acceptor promised someone else: our ballot can no longer gather a quorum that
   // includes us, and continuing would duel forever (WPaxos §4.2: adopt the higher ballot).
   if (o.role != Role::kFollower && b > o.ballot) StepDown(object, o);
 }
 
-void Replica::ObserveBallot(ObjectState& o, Ballot b, NodeId from, bool from_owner) {
+void Replica::ObserveBallot(ObjectState& o, Ballot b) {
+  // The node of the highest ballot seen is our best guess of the owner (it may still be
+  // stealing); forwards address that exact ballot.
   if (b > o.owner_ballot) o.owner_ballot = b;
-  if (from_owner && b == o.owner_ballot && from == b.node) o.owner_heard = now_;
 }
 
 bool Replica::IsOwner(const ObjectId& object) const {
@@ -500,7 +501,7 @@ void Replica::HandlePrepare(const Message& msg) {
 void Replica::HandlePromise(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
-    ObserveBallot(o, msg.ballot, msg.from, false);
+    ObserveBallot(o, msg.ballot);
     if (o.role == Role::kCandidate && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
   }
@@ -523,7 +524,7 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   o.role = Role::kOwner;
   o.steal_attempts = 0;
   ++probes_.steals_won;
-  ObserveBallot(o, o.ballot, config_.id, true);
+  ObserveBallot(o, o.ballot);
   policy_->Reset(object);
   // Slots <= recovered_commit are chosen somewhere: learn them (catch-up), never re-propose,
   // because acceptors that already know them committed did not report them. Slots above were
@@ -653,7 +654,7 @@ void Replica::HandleAccept(const Message& msg) {
     return;
   }
   Promise(msg.object, o, msg.ballot);
-  ObserveBallot(o, msg.ballot, msg.from, true);
+  ObserveBallot(o, msg.ballot);
   for (const SlotEntry& e : msg.entries) {
     ATLAS_CHECK(e.entry.ballot == msg.ballot);
     // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
@@ -671,7 +672,7 @@ void Replica::HandleAccept(const Message& msg) {
 void Replica::HandleAccepted(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
-    ObserveBallot(o, msg.ballot, msg.from, false);
+    ObserveBallot(o, msg.ballot);
     if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
   }
@@ -682,11 +683,10 @@ void Replica::HandleAccepted(const Message& msg) {
     it->second.acks.insert(msg.from);
     if (quorums_.IsQ2(it->second.acks)) o.chosen.insert(s);
   }
-  AdvanceOwnerCommit(msg.object, o);
+  AdvanceOwnerCommit(o);
 }
 
-void Replica::AdvanceOwnerCommit(const ObjectId& object, ObjectState& o) {
-  (void)object;
+void Replica::AdvanceOwnerCommit(ObjectState& o) {
   while (o.chosen.contains(o.hard.commit_index + 1)) {
     const Slot s = o.hard.commit_index + 1;
     auto it = o.in_flight.find(s);
@@ -716,7 +716,7 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
 
 void Replica::HandleCommit(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  ObserveBallot(o, msg.ballot, msg.from, true);
+  ObserveBallot(o, msg.ballot);
   LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 
@@ -810,7 +810,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     // (else phase 1 of whoever chose it would have found it), so drop it.
     o.in_flight.erase(o.in_flight.begin(), o.in_flight.upper_bound(o.hard.commit_index));
     o.chosen.erase(o.chosen.begin(), o.chosen.upper_bound(o.hard.commit_index));
-    AdvanceOwnerCommit(msg.object, o);
+    AdvanceOwnerCommit(o);
   }
   if (o.notice_commit > o.hard.commit_index) {
     LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
@@ -860,7 +860,7 @@ void Replica::HandleConfirm(const Message& msg) {
   } else {
     // Acking binds us like an Accept would: we promise not to join a lower ballot.
     Promise(msg.object, o, msg.ballot);
-    ObserveBallot(o, msg.ballot, msg.from, true);
+    ObserveBallot(o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
   }
@@ -870,7 +870,7 @@ void Replica::HandleConfirm(const Message& msg) {
 void Replica::HandleConfirmAck(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
-    ObserveBallot(o, msg.ballot, msg.from, false);
+    ObserveBallot(o, msg.ballot);
     if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
   }
@@ -928,7 +928,7 @@ void Replica::HandleReadIndexRequest(const Message& msg) {
 
 void Replica::HandleReadIndexResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  ObserveBallot(o, msg.ballot, msg.from, msg.ok);
+  ObserveBallot(o, msg.ballot);
   for (RequestId id : msg.request_ids) {
     if (msg.ok) {
       SetReadIndex(id, msg.slot);
@@ -971,7 +971,7 @@ void Replica::HandleForward(const Message& msg) {
 
 void Replica::HandleForwardReject(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  ObserveBallot(o, msg.ballot, msg.from, false);
+  ObserveBallot(o, msg.ballot);
   for (RequestId id : msg.request_ids) {
     auto it = pending_.find(id);
     if (it == pending_.end() || it->second.is_read) continue;

@@ -262,7 +262,6 @@ class Replica {
     Slot snapshot_slot = 0;        // Latest application snapshot we know of.
     Slot snapshot_asked = 0;
     Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
-    consensus::Tick owner_heard = -1;
     consensus::Tick catchup_sent = -1;
     Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
     Slot notice_commit = 0;
@@ -294,7 +293,6 @@ class Replica {
     absl::btree_map<RequestId, uint64_t> queued_routes;
     absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
     Slot last_commit_sent = 0;
-    consensus::Tick last_commit_sent_tick = -1;
     // Read barrier (batched Q2 round).
     std::vector<PendingRead> reads_waiting;
     std::vector<PendingRead> reads_in_round;
@@ -352,13 +350,13 @@ class Replica {
   void HandlePromise(const Message& msg);
   void BecomeOwner(const ObjectId& object, ObjectState& o);
   void StepDown(const ObjectId& object, ObjectState& o);
-  void ObserveBallot(ObjectState& o, Ballot b, NodeId from, bool from_owner);
+  void ObserveBallot(ObjectState& o, Ballot b);
 
   // Phase 2.
   void FlushProposals(const ObjectId& object, ObjectState& o);
   void HandleAccept(const Message& msg);
   void HandleAccepted(const Message& msg);
-  void AdvanceOwnerCommit(const ObjectId& object, ObjectState& o);
+  void AdvanceOwnerCommit(ObjectState& o);
   void SendCommitNotice(const ObjectId& object, ObjectState& o);
 
   // Learner.
