@@ -50,6 +50,34 @@ TEST_CASE("same seed gives a byte-identical trace", "[sim]") {
   REQUIRE(a.second != c.second);
 }
 
+TEST_CASE("acknowledged writes survive a crash of every node", "[sim]") {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    SimOptions o = Base(seed, "crashall");
+    o.randomize_cluster = seed % 2 == 0;
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << " " << (r.violations.empty() ? "" : r.violations[0]));
+    REQUIRE(r.violations.empty());
+    REQUIRE(r.crashes >= 1);
+    REQUIRE(r.ops_ok > 0);
+  }
+}
+
+TEST_CASE("concurrent steals from every zone keep one value per slot", "[sim]") {
+  consensus::Probes total;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    SimOptions o = Base(seed, seed % 2 ? "steals" : "steals,dup,reorder");
+    o.zone_sizes = {3, 3, 3, 3, 3};
+    o.quorum = {1, static_cast<int>(seed % 2)};
+    o.clients = 10;
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << " " << (r.violations.empty() ? "" : r.violations[0]));
+    REQUIRE(r.violations.empty());
+    AddProbes(total, r.probes);
+  }
+  REQUIRE(total.steals_preempted > 0);
+  REQUIRE(total.steal_during_phase2 > 0);
+}
+
 TEST_CASE("the checkers catch an acceptor that forgets its promises on restart", "[sim]") {
   int caught = 0;
   std::string first;

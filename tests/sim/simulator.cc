@@ -137,7 +137,8 @@ struct ClientState {
 };
 
 enum class EventKind {
-  kDeliver, kTick, kClient, kCrash, kRestart, kPartition, kHeal, kEndChaos, kEndWarmup, kStealProbe
+  kDeliver, kTick, kClient, kCrash, kRestart, kPartition, kHeal, kEndChaos, kEndWarmup, kStealProbe,
+  kStealStorm
 };
 
 struct Event {
@@ -312,6 +313,13 @@ void Simulation::Setup() {
     ev.kind = EventKind::kCrash;
     ev.target = 0;  // Every node.
     Schedule(rng_.Range(opt_.chaos_us / 4, opt_.chaos_us * 3 / 4), std::move(ev));
+  }
+  if (opt_.faults.steal_storms) {
+    const int storms = static_cast<int>(rng_.Range(2, 5));
+    for (int i = 0; i < storms; ++i) {
+      Schedule(rng_.Range(opt_.chaos_us / 20, opt_.chaos_us * 9 / 10),
+               Event{EventKind::kStealStorm, {}, 0});
+    }
   }
   if (opt_.faults.partitions) {
     const int parts = static_cast<int>(rng_.Range(1, 3));
@@ -696,6 +704,21 @@ SimResult Simulation::Run() {
         partition_group_.clear();
         Trace("heal");
         break;
+      case EventKind::kStealStorm: {
+        if (!chaos_) break;
+        // Concurrent steals of one object from every zone (duelling proposers, WPaxos §4.2).
+        const ObjectId object = objects_[rng_.Uniform(objects_.size())];
+        std::map<ZoneId, std::vector<NodeId>> by_zone;
+        for (auto& [id, node] : nodes_) {
+          if (node.up) by_zone[node.zone].push_back(id);
+        }
+        std::vector<NodeId> stealers;
+        for (auto& [zone, ids] : by_zone) stealers.push_back(ids[rng_.Uniform(ids.size())]);
+        Trace(absl::StrCat("steal storm on ", object, " by ", absl::StrJoin(stealers, ",")));
+        for (NodeId id : stealers) nodes_[id].replica->Steal(object);
+        for (NodeId id : stealers) Pump(nodes_[id]);
+        break;
+      }
       case EventKind::kEndWarmup: {
         consensus::Probes p = result_.probes;
         for (auto& [id, node] : nodes_) {
@@ -810,6 +833,7 @@ std::string FaultMix::ToString() const {
   if (partitions) parts.push_back("partition");
   if (crashes) parts.push_back("crash");
   if (crash_all) parts.push_back("crashall");
+  if (steal_storms) parts.push_back("steals");
   return parts.empty() ? "none" : absl::StrJoin(parts, ",");
 }
 
@@ -823,8 +847,10 @@ bool ParseFaults(const std::string& spec, FaultMix& out) {
     if (part == "partition" || part == "all") out.partitions = true;
     if (part == "crash" || part == "all") out.crashes = true;
     if (part == "crashall" || part == "all") out.crash_all = true;
+    if (part == "steals" || part == "all") out.steal_storms = true;
     if (part != "none" && part != "drop" && part != "dup" && part != "reorder" &&
-        part != "partition" && part != "crash" && part != "crashall" && part != "all") {
+        part != "partition" && part != "crash" && part != "crashall" && part != "steals" &&
+        part != "all") {
       return false;
     }
   }

@@ -41,10 +41,11 @@ struct FaultMix {
   bool partitions = false;  // Random zone/node partitions that heal.
   bool crashes = false;     // Crash-restart of nodes (losing unsynced state).
   bool crash_all = false;   // At some point every node crashes at once, then restarts.
+  bool steal_storms = false;  // One node per zone steals the same object at the same instant.
 
   std::string ToString() const;  // Flag form accepted by ParseFaults.
 };
-// "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, all.
+// "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, steals, all.
 bool ParseFaults(const std::string& spec, FaultMix& out);
 
 enum class Workload { kUniform, kLocality, kTwoZone };

@@ -22,7 +22,7 @@ using atlas::sim::FaultMix;
 using atlas::sim::SimOptions;
 using atlas::sim::SimResult;
 
-const char* const kMix[] = {"none", "drop", "dup,reorder", "partition", "crash",
+const char* const kMix[] = {"none", "drop,steals", "dup,reorder", "partition,steals", "crash",
                             "crashall", "drop,dup,reorder,crash", "all"};
 
 void Usage() {
@@ -33,7 +33,7 @@ void Usage() {
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--wan-figures [--locality FILE]]\n"
-               "faults: none | comma list of drop,dup,reorder,partition,crash,crashall | all\n"
+               "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals | all\n"
                "mix: each seed picks one of the standard fault mixes (seed %% 8)\n");
 }
 
