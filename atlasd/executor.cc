@@ -204,7 +204,11 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
       call->Warn(ToStd(s.message()));
       return;
     }
-    Read(call);
+    if (options_.post_read) {
+      options_.post_read([this, call] { Read(call); });
+    } else {
+      Read(call);
+    }
   });
 }
 
@@ -375,7 +379,7 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     // One node: the round trip is through this node's own command path.
     auto t0 = std::chrono::steady_clock::now();
     uint64_t id = self_.id;
-    replicator_->ReadBarrier("", [call_ptr, t0, id](absl::Status) {
+    replicator_->Ping([call_ptr, t0, id]() {
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                       .count();
       call_ptr->reply.Line(absl::StrFormat("PONG node=%d rtt_ms=%.3f", id, ms)).Ok();
@@ -404,13 +408,18 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       return true;
     });
     if (!s.ok()) return internal(s);
-    call.reply
-        .Line(StrCat("TABLE name=", tinfo->table, " owner=", self_.id,
-                           " region=", self_.region, " ballot=1.", self_.id, " rows=", rows,
-                           " group=", st.group.empty() ? "-" : st.group,
-                           " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region))
-        .Ok();
-    return call.Finish();
+    std::string table = tinfo->table;
+    std::string region = self_.region;
+    replicator_->Describe(table, [call_ptr, table, region, rows, st](ObjectInfo info) {
+      call_ptr->reply
+          .Line(StrCat("TABLE name=", table, " owner=", info.owner, " region=", region,
+                       " ballot=", info.ballot, " rows=", rows,
+                       " group=", st.group.empty() ? "-" : st.group,
+                       " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region))
+          .Ok();
+      call_ptr->Finish();
+    });
+    return;
   }
   if (auto* move = std::get_if<sp::TableMove>(&command)) {
     if (move->target == self_.region || move->target == StrCat(self_.id)) {

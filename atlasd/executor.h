@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct ExecutorOptions {
   std::vector<std::string> admin_users;
   // SCAN without LIMIT returns at most this many keys (the reply is built in memory).
   uint64_t scan_keys_max = 1'000'000;
+  // Runs a read on a client-serving thread once its read barrier passed. The barrier completes
+  // on the replication thread, which must not be held up by large reads. Default: inline.
+  std::function<void(std::function<void()>)> post_read;
 };
 
 class Executor final : public socketproto::CommandHandler {

@@ -13,7 +13,7 @@
 #include "atlasd/config.h"
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
-#include "atlasd/replicator.h"
+#include "atlasd/paxos_replicator.h"
 #include "boost/asio.hpp"
 #include "socketproto/server.h"
 #include "spdlog/spdlog.h"
@@ -93,7 +93,15 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  atlas::LocalReplicator replicator(store->get(), {});
+  atlas::PaxosReplicatorOptions paxos_options;
+  paxos_options.node_id = 1;
+  paxos_options.quorum = {config.fn, config.fz};
+  auto replicator_or = atlas::PaxosReplicator::Start(store->get(), paxos_options);
+  if (!replicator_or.ok()) {
+    spdlog::error("loading consensus state: {}", replicator_or.status().message());
+    return 1;
+  }
+  atlas::PaxosReplicator& replicator = **replicator_or;
   atlas::NodeIdentity self;
   self.region = config.region;
   self.name = config.node_name;
@@ -103,9 +111,10 @@ int main(int argc, char** argv) {
                                     ? atlas::PrincipalMode::kPeercred
                                     : atlas::PrincipalMode::kAssume;
   exec_options.admin_users = config.admin_users;
+  boost::asio::io_context io;
+  exec_options.post_read = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
   atlas::Executor executor(store->get(), &replicator, self, exec_options);
 
-  boost::asio::io_context io;
   atlas::socketproto::ServerOptions server_options;
   server_options.socket_path = config.socket;
   server_options.socket_mode = config.socket_mode_bits;

@@ -6,6 +6,7 @@
 #include "socketproto/str.h"
 #include "atlasd/acl.h"
 #include "socketproto/command.h"
+#include "storage/coding.h"
 #include "storage/keys.h"
 
 namespace atlas {
@@ -32,8 +33,10 @@ std::string Key(const std::string& table, const std::string& row) {
 
 bool StateMachine::GetThroughBatch(Cf cf, const std::string& key, std::string* value,
                                    rocksdb::WriteBatchWithIndex* batch) {
-  rocksdb::Status s = batch->GetFromBatchAndDB(store_->db(), rocksdb::ReadOptions(),
-                                               store_->cf(cf), key, value);
+  rocksdb::Status s = batch != nullptr
+                          ? batch->GetFromBatchAndDB(store_->db(), rocksdb::ReadOptions(),
+                                                     store_->cf(cf), key, value)
+                          : store_->db()->Get(rocksdb::ReadOptions(), store_->cf(cf), key, value);
   if (s.IsNotFound()) return false;
   if (!s.ok()) CorruptState(StrCat("read failed: ", s.ToString()));
   return true;
@@ -60,6 +63,80 @@ storage::TableState StateMachine::LoadState(const std::string& table,
 uint64_t StateMachine::CommitIndex(const std::string& table,
                                    rocksdb::WriteBatchWithIndex* batch) {
   return LoadState(table, batch).commit_index;
+}
+
+void StateMachine::MarkApplied(const std::string& table, uint64_t slot,
+                               rocksdb::WriteBatchWithIndex* batch) {
+  storage::TableState state = LoadState(table, batch);
+  state.commit_index = slot;
+  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
+             storage::EncodeTableState(state));
+}
+
+namespace {
+// Snapshot format: repeated (u8 column family, len-prefixed key, len-prefixed value) covering
+// every key of the table in rows, blobs and meta.
+constexpr Cf kSnapshotCfs[] = {Cf::kRows, Cf::kBlobs, Cf::kMeta};
+
+std::pair<std::string, std::string> TableRange(Cf cf, const std::string& table) {
+  if (cf == Cf::kMeta) {
+    std::string lo = storage::TableMetaKey(table, "");
+    std::string hi = lo;
+    hi.back() = '\x01';  // "t" 00 <table> 01: just past the table's meta keys
+    return {lo, hi};
+  }
+  return {storage::RowRangeStart(table, ""), storage::RowRangeLimit(table, "")};
+}
+}  // namespace
+
+std::string StateMachine::SnapshotTable(const std::string& table) {
+  std::string out;
+  const rocksdb::Snapshot* snap = store_->db()->GetSnapshot();
+  for (Cf cf : kSnapshotCfs) {
+    auto [lo, hi] = TableRange(cf, table);
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->cf(cf)));
+    for (it->Seek(lo); it->Valid(); it->Next()) {
+      out.push_back(static_cast<char>(cf));
+      storage::PutLengthPrefixed(&out, it->key().ToStringView());
+      storage::PutLengthPrefixed(&out, it->value().ToStringView());
+    }
+  }
+  store_->db()->ReleaseSnapshot(snap);
+  return out;
+}
+
+bool StateMachine::InstallSnapshot(const std::string& table, std::string_view snapshot,
+                                   rocksdb::WriteBatchWithIndex* batch) {
+  for (Cf cf : kSnapshotCfs) {
+    auto [lo, hi] = TableRange(cf, table);
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::vector<std::string> doomed;  // collected first: the batch must not change under it
+    {
+      std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
+          store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
+      for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+        doomed.push_back(it->key().ToString());
+      }
+    }
+    for (const auto& k : doomed) batch->Delete(store_->cf(cf), k);
+  }
+  while (!snapshot.empty()) {
+    auto cf = static_cast<uint8_t>(snapshot[0]);
+    snapshot.remove_prefix(1);
+    std::string_view key, value;
+    if (cf >= static_cast<uint8_t>(Cf::kCount) || !storage::GetLengthPrefixed(&snapshot, &key) ||
+        !storage::GetLengthPrefixed(&snapshot, &value)) {
+      return false;
+    }
+    batch->Put(store_->cf(static_cast<Cf>(cf)), key, value);
+  }
+  return true;
 }
 
 void StateMachine::DropChunks(const std::string& table, const std::string& row,

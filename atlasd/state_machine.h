@@ -33,8 +33,18 @@ class StateMachine {
   ApplyResult Apply(const proto::Command& cmd, uint64_t slot,
                     rocksdb::WriteBatchWithIndex* batch);
 
-  // The table's last applied slot (through the batch).
+  // Records that `slot` of `table` was applied without a command (a no-op slot).
+  void MarkApplied(const std::string& table, uint64_t slot, rocksdb::WriteBatchWithIndex* batch);
+
+  // The table's last applied slot (through the batch; batch may be null).
   uint64_t CommitIndex(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+
+  // A table's whole replicated state (rows, chunks, ACL, table state) as one byte string:
+  // the application snapshot that lagging replicas install (docs/storage.md §Snapshots).
+  std::string SnapshotTable(const std::string& table);
+  // Replaces the table's state with `snapshot` in `batch`. False if it does not decode.
+  bool InstallSnapshot(const std::string& table, std::string_view snapshot,
+                       rocksdb::WriteBatchWithIndex* batch);
 
  private:
   ApplyResult ApplyPut(const proto::Command& cmd, uint64_t slot,

@@ -1,0 +1,268 @@
+#include "atlasd/paxos_replicator.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+#include "storage/paxos_state.h"
+
+namespace atlas {
+
+// The application side of snapshots: a table's state in RocksDB *is* its snapshot, taken as of
+// the table's durable commit index (written in the same batch as every apply).
+class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
+ public:
+  explicit Snapshots(StateMachine* sm) : sm_(sm) {}
+  std::optional<consensus::Snapshot> LatestSnapshot(const consensus::ObjectId& object) override {
+    consensus::Snapshot snap;
+    snap.slot = sm_->CommitIndex(object, nullptr);
+    // While the Replica is constructed only the slot is needed; building every table's bytes
+    // there would read the whole database at start-up.
+    if (!slot_only_) snap.data = sm_->SnapshotTable(object);
+    return snap;
+  }
+  bool slot_only_ = true;
+
+ private:
+  StateMachine* sm_;
+};
+
+absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
+    storage::Store* store, PaxosReplicatorOptions options) {
+  auto state = storage::LoadPersistentState(store);
+  if (!state.ok()) return state.status();
+  auto r = std::unique_ptr<PaxosReplicator>(new PaxosReplicator(store, options));
+  for (const auto& [object, hard] : *state) r->truncated_[object] = hard.truncated_through;
+
+  consensus::ReplicaConfig config;
+  config.id = options.node_id;
+  config.topology.zone_of[options.node_id] = 1;
+  config.quorum = options.quorum;
+  // Tick counts for a 5 ms tick: heartbeats 100 ms, peers suspect after 1 s, resend after
+  // 200 ms, client requests time out after 10 s.
+  const int64_t per_second = 1000 / std::max<int64_t>(1, options.tick.count());
+  config.heartbeat_ticks = per_second / 10;
+  config.peer_timeout_ticks = per_second;
+  config.resend_ticks = per_second / 5;
+  config.request_timeout_ticks = 10 * per_second;
+  config.steal_backoff_ticks = per_second / 10;
+  r->replica_ = std::make_unique<consensus::Replica>(
+      config, std::move(*state), r->snapshots_.get(),
+      std::make_unique<consensus::AccessCountingPolicy>(), /*seed=*/options.node_id);
+  r->snapshots_->slot_only_ = false;
+  r->thread_ = std::thread([p = r.get()] { p->Run(); });
+  return r;
+}
+
+PaxosReplicator::PaxosReplicator(storage::Store* store, PaxosReplicatorOptions options)
+    : store_(store),
+      options_(options),
+      state_machine_(store),
+      snapshots_(std::make_unique<Snapshots>(&state_machine_)) {
+  // Request ids must not repeat across restarts (the core deduplicates forwarded requests by
+  // id), so the sequence starts from the wall clock in microseconds.
+  next_seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+PaxosReplicator::~PaxosReplicator() { Shutdown(); }
+
+bool PaxosReplicator::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || events_.size() >= options_.queue_events_max) return false;
+  events_.push_back(std::move(fn));
+  cv_.notify_one();
+  return true;
+}
+
+void PaxosReplicator::Propose(proto::Command cmd, Done done) {
+  auto shared_done = std::make_shared<Done>(std::move(done));
+  bool posted = Post([this, cmd = std::move(cmd), shared_done]() mutable {
+    // The proposing node stamps the command; never decreasing, so WORM retention cannot be
+    // shortened by a clock step backwards. Replicas judge retention by this stamp alone.
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    last_timestamp_ms_ = std::max<int64_t>(last_timestamp_ms_, now_ms);
+    cmd.set_timestamp_ms(last_timestamp_ms_);
+    consensus::RequestId id = NextRequestId();
+    writes_[id.seq] = PendingWrite{std::move(*shared_done), std::nullopt};
+    std::string table = cmd.table();
+    replica_->Propose(table, cmd.SerializeAsString(), id);
+  });
+  if (!posted) {
+    ApplyResult r;
+    r.ok = false;
+    r.error = "overloaded: replication queue full, retry later";
+    (*shared_done)(std::move(r));
+  }
+}
+
+void PaxosReplicator::ReadBarrier(const std::string& table,
+                                  std::function<void(absl::Status)> done) {
+  auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  bool posted = Post([this, table, shared_done] {
+    consensus::RequestId id = NextRequestId();
+    reads_[id.seq] = std::move(*shared_done);
+    replica_->Read(table, id);
+  });
+  if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+void PaxosReplicator::Ping(std::function<void()> done) {
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  if (!Post([shared_done] { (*shared_done)(); })) (*shared_done)();
+}
+
+void PaxosReplicator::Describe(const std::string& table, std::function<void(ObjectInfo)> done) {
+  auto shared_done = std::make_shared<std::function<void(ObjectInfo)>>(std::move(done));
+  bool posted = Post([this, table, shared_done] {
+    ObjectInfo info;
+    consensus::Ballot b = replica_->Promised(table);
+    info.owner = replica_->IsOwner(table) ? options_.node_id : replica_->BelievedOwner(table);
+    info.ballot = b.ToString();
+    info.commit_index = replica_->CommitIndex(table);
+    (*shared_done)(std::move(info));
+  });
+  if (!posted) (*shared_done)(ObjectInfo{});
+}
+
+void PaxosReplicator::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void PaxosReplicator::Run() {
+  auto next_tick = std::chrono::steady_clock::now() + options_.tick;
+  std::deque<std::function<void()>> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, next_tick, [this] { return stopping_ || !events_.empty(); });
+      // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
+      if (stopping_ && events_.empty() && writes_.empty() && reads_.empty()) return;
+      batch.swap(events_);
+    }
+    for (auto& fn : batch) fn();
+    batch.clear();
+    auto now = std::chrono::steady_clock::now();
+    while (now >= next_tick) {
+      replica_->Tick();
+      next_tick += options_.tick;
+    }
+    ProcessReady();
+  }
+}
+
+void PaxosReplicator::ProcessReady() {
+  while (replica_->HasReady()) {
+    consensus::Ready rd = replica_->TakeReady();
+    ++readies_;
+    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+    for (const auto& [object, snap] : rd.snapshots) {
+      if (!state_machine_.InstallSnapshot(object, snap.data, &wb)) {
+        std::fprintf(stderr, "FATAL: undecodable snapshot of %s\n", object.c_str());
+        std::abort();
+      }
+    }
+    for (const consensus::HardStateUpdate& u : rd.persist) {
+      consensus::Slot& truncated = truncated_[u.object];
+      storage::AddHardStateUpdate(store_, u, truncated, &wb);
+      truncated = std::max(truncated, u.truncated_through);
+    }
+    for (const consensus::CommittedEntry& e : rd.committed) {
+      if (e.commands.empty()) state_machine_.MarkApplied(e.object, e.slot, &wb);
+      for (const consensus::Command& c : e.commands) {
+        proto::Command cmd;
+        ApplyResult r;
+        if (!cmd.ParseFromString(c.data) || cmd.table() != e.object) {
+          // Every replica fails the same undecodable command the same way.
+          state_machine_.MarkApplied(e.object, e.slot, &wb);
+          r = {false, "internal error: undecodable command", e.slot};
+        } else {
+          r = state_machine_.Apply(cmd, e.slot, &wb);
+        }
+        if (c.id.node == options_.node_id) {
+          auto it = writes_.find(c.id.seq);
+          if (it != writes_.end()) it->second.result = std::move(r);
+        }
+      }
+    }
+    if (wb.GetWriteBatch()->Count() > 0) {
+      absl::Status s = store_->Write(wb.GetWriteBatch(), options_.sync);
+      if (!s.ok()) {
+        // After a failed synced write the disk state is unknown: never acknowledge on it.
+        std::fprintf(stderr, "FATAL: persisting consensus state failed: %s\n",
+                     s.ToString().c_str());
+        std::abort();
+      }
+    }
+    if (!rd.messages.empty()) {
+      // A one-node cluster has no peers; the transport of «Cluster» sends these.
+      spdlog::debug("dropping {} messages: no peer transport", rd.messages.size());
+    }
+    for (const consensus::ReadState& rs : rd.reads) {
+      auto it = reads_.find(rs.id.seq);
+      if (it == reads_.end()) continue;
+      auto done = std::move(it->second);
+      reads_.erase(it);
+      done(absl::OkStatus());
+    }
+    for (const consensus::Reply& reply : rd.replies) {
+      std::string detail = reply.detail.empty() ? reply.object : reply.detail;
+      if (reply.is_read) {
+        auto it = reads_.find(reply.id.seq);
+        if (it == reads_.end()) continue;
+        auto done = std::move(it->second);
+        reads_.erase(it);
+        switch (reply.code) {
+          case consensus::ReplyCode::kOk: done(absl::OkStatus()); break;
+          case consensus::ReplyCode::kTimeout:
+            done(absl::DeadlineExceededError(StrCat("timeout: read of ", reply.object)));
+            break;
+          case consensus::ReplyCode::kQuorumUnavailable:
+            done(absl::UnavailableError(StrCat("quorum unavailable: ", detail)));
+            break;
+          default:
+            done(absl::UnavailableError(
+                StrCat(consensus::ReplyCodeName(reply.code), ": ", detail)));
+        }
+        continue;
+      }
+      auto it = writes_.find(reply.id.seq);
+      if (it == writes_.end()) continue;
+      PendingWrite w = std::move(it->second);
+      writes_.erase(it);
+      ApplyResult r;
+      if (reply.code == consensus::ReplyCode::kOk && w.result) {
+        r = std::move(*w.result);
+      } else {
+        r.ok = false;
+        switch (reply.code) {
+          case consensus::ReplyCode::kTimeout:
+            r.error = StrCat("timeout: write to ", reply.object,
+                             reply.definite ? " (not applied)" : " (outcome unknown)");
+            break;
+          case consensus::ReplyCode::kQuorumUnavailable:
+            r.error = StrCat("quorum unavailable: ", detail);
+            break;
+          case consensus::ReplyCode::kBusy:
+            r.error = StrCat("overloaded: ", detail);
+            break;
+          default:
+            r.error = StrCat(consensus::ReplyCodeName(reply.code), ": ", detail);
+        }
+      }
+      w.done(std::move(r));
+    }
+    replica_->Advance(rd);
+  }
+}
+
+}  // namespace atlas

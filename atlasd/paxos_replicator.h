@@ -1,0 +1,92 @@
+// The WPaxos implementation of the Replicator seam (docs/design.md §Write path): a
+// consensus::Replica driven by one node thread, with RocksDB as its durable state and the
+// StateMachine as its application.
+//
+// The node thread runs the Ready contract of consensus/replica.h:
+//   1. hard-state updates (promises, accepted entries, commit index) and the apply of committed
+//      entries go into ONE RocksDB WriteBatch, written with sync=true;
+//   2. only then are messages sent (none leave a one-node cluster; the gRPC transport of
+//      «Cluster» plugs in here);
+//   3. read barriers and client replies complete after that.
+// Everything queued while a batch syncs is handled before the next Ready, so the number of
+// fsyncs per second does not grow with the number of clients (group commit).
+//
+// Thread-safe: every public method may be called from any thread; the Replica and the
+// per-request bookkeeping are touched only by the node thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "atlasd/replicator.h"
+#include "atlasd/state_machine.h"
+#include "consensus/replica.h"
+#include "storage/store.h"
+
+namespace atlas {
+
+struct PaxosReplicatorOptions {
+  consensus::NodeId node_id = 1;
+  consensus::QuorumSpec quorum;
+  std::chrono::milliseconds tick{5};  // one consensus tick of wall time
+  size_t queue_events_max = 65536;    // proposals/reads waiting for the node thread
+  bool sync = true;                   // fsync every Ready (the durability contract)
+};
+
+class PaxosReplicator final : public Replicator {
+ public:
+  // Loads the durable Paxos state from `store` and starts the node thread.
+  static absl::StatusOr<std::unique_ptr<PaxosReplicator>> Start(storage::Store* store,
+                                                               PaxosReplicatorOptions options);
+  ~PaxosReplicator() override;
+
+  void Propose(proto::Command cmd, Done done) override;
+  void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) override;
+  void Ping(std::function<void()> done) override;
+  void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;
+  void Shutdown() override;
+
+  uint64_t readies() const { return readies_.load(); }
+
+ private:
+  class Snapshots;
+  PaxosReplicator(storage::Store* store, PaxosReplicatorOptions options);
+
+  // Runs `fn` on the node thread; false (and `fn` not run) when the queue is full or stopping.
+  bool Post(std::function<void()> fn);
+  void Run();
+  void ProcessReady();
+  consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
+
+  storage::Store* store_;
+  PaxosReplicatorOptions options_;
+  StateMachine state_machine_;
+  std::unique_ptr<Snapshots> snapshots_;
+  std::unique_ptr<consensus::Replica> replica_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> events_;  // guarded by mu_
+  bool stopping_ = false;                     // guarded by mu_
+
+  // Node-thread state.
+  uint64_t next_seq_;
+  int64_t last_timestamp_ms_ = 0;
+  absl::flat_hash_map<consensus::ObjectId, consensus::Slot> truncated_;
+  struct PendingWrite {
+    Done done;
+    std::optional<ApplyResult> result;  // set when the command is applied
+  };
+  absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
+  absl::flat_hash_map<uint64_t, std::function<void(absl::Status)>> reads_;
+
+  std::atomic<uint64_t> readies_{0};
+  std::thread thread_;
+};
+
+}  // namespace atlas

@@ -1,0 +1,133 @@
+#include "storage/paxos_state.h"
+
+#include "fmt/format.h"
+#include "storage/coding.h"
+#include "storage/keys.h"
+
+namespace atlas::storage {
+namespace {
+
+constexpr uint8_t kLogFormat = 1;
+constexpr uint8_t kAcceptorFormat = 1;
+
+struct AcceptorRecord {
+  consensus::Ballot promised;
+  consensus::Slot commit_index = 0;
+  consensus::Slot truncated_through = 0;
+};
+
+std::string EncodeAcceptor(const AcceptorRecord& r) {
+  std::string out;
+  out.push_back(static_cast<char>(kAcceptorFormat));
+  PutVarint(&out, r.promised.counter);
+  PutVarint(&out, r.promised.node);
+  PutVarint(&out, r.commit_index);
+  PutVarint(&out, r.truncated_through);
+  return out;
+}
+
+std::optional<AcceptorRecord> DecodeAcceptor(std::string_view in) {
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kAcceptorFormat) return std::nullopt;
+  in.remove_prefix(1);
+  AcceptorRecord r;
+  uint64_t node;
+  if (!GetVarint(&in, &r.promised.counter) || !GetVarint(&in, &node) ||
+      !GetVarint(&in, &r.commit_index) || !GetVarint(&in, &r.truncated_through) || !in.empty() ||
+      node > UINT32_MAX) {
+    return std::nullopt;
+  }
+  r.promised.node = static_cast<consensus::NodeId>(node);
+  return r;
+}
+
+}  // namespace
+
+std::string EncodeLogEntry(const consensus::LogEntry& entry) {
+  std::string out;
+  out.push_back(static_cast<char>(kLogFormat));
+  PutVarint(&out, entry.ballot.counter);
+  PutVarint(&out, entry.ballot.node);
+  PutVarint(&out, entry.value.size());
+  for (const consensus::Command& c : entry.value) {
+    PutVarint(&out, c.id.node);
+    PutVarint(&out, c.id.seq);
+    PutLengthPrefixed(&out, c.data);
+  }
+  return out;
+}
+
+std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in) {
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kLogFormat) return std::nullopt;
+  in.remove_prefix(1);
+  consensus::LogEntry e;
+  uint64_t node, n;
+  if (!GetVarint(&in, &e.ballot.counter) || !GetVarint(&in, &node) || node > UINT32_MAX ||
+      !GetVarint(&in, &n) || n > in.size()) {
+    return std::nullopt;
+  }
+  e.ballot.node = static_cast<consensus::NodeId>(node);
+  e.value.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    consensus::Command c;
+    uint64_t cnode;
+    std::string_view data;
+    if (!GetVarint(&in, &cnode) || cnode > UINT32_MAX || !GetVarint(&in, &c.id.seq) ||
+        !GetLengthPrefixed(&in, &data)) {
+      return std::nullopt;
+    }
+    c.id.node = static_cast<consensus::NodeId>(cnode);
+    c.data = std::string(data);
+    e.value.push_back(std::move(c));
+  }
+  if (!in.empty()) return std::nullopt;
+  return e;
+}
+
+void AddHardStateUpdate(Store* store, const consensus::HardStateUpdate& u,
+                        consensus::Slot previous_truncated_through,
+                        rocksdb::WriteBatchBase* batch) {
+  batch->Put(store->cf(Cf::kAcceptor), u.object,
+             EncodeAcceptor({u.promised, u.commit_index, u.truncated_through}));
+  for (const consensus::SlotEntry& e : u.entries) {
+    if (e.slot <= u.truncated_through) continue;
+    batch->Put(store->cf(Cf::kLog), LogKey(u.object, e.slot), EncodeLogEntry(e.entry));
+  }
+  // Compaction of the log after a snapshot (bounded by the snapshot interval per update).
+  for (consensus::Slot s = previous_truncated_through + 1; s <= u.truncated_through; ++s) {
+    batch->Delete(store->cf(Cf::kLog), LogKey(u.object, s));
+  }
+}
+
+absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store* store) {
+  consensus::PersistentState state;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Cf::kAcceptor)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string object = it->key().ToString();
+    auto rec = DecodeAcceptor(it->value().ToStringView());
+    if (!rec) return absl::DataLossError(fmt::format("corrupt acceptor state of {}", object));
+    consensus::ObjectHardState& hard = state[object];
+    hard.promised = rec->promised;
+    hard.commit_index = rec->commit_index;
+    hard.truncated_through = rec->truncated_through;
+    std::string lo = LogKey(object, 0), hi = LogKey(object, UINT64_MAX);
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> log(store->db()->NewIterator(ro, store->cf(Cf::kLog)));
+    for (log->Seek(lo); log->Valid(); log->Next()) {
+      std::string_view key = log->key().ToStringView();
+      consensus::Slot slot = GetBigEndian64(key.substr(key.size() - 8));
+      auto entry = DecodeLogEntry(log->value().ToStringView());
+      if (!entry) {
+        return absl::DataLossError(fmt::format("corrupt log entry {} of {}", slot, object));
+      }
+      hard.log.emplace(slot, std::move(*entry));
+    }
+    if (!log->status().ok()) return absl::InternalError(log->status().ToString());
+  }
+  if (!it->status().ok()) return absl::InternalError(it->status().ToString());
+  return state;
+}
+
+}  // namespace atlas::storage
