@@ -229,8 +229,8 @@ void Simulation::Setup() {
       sizes.push_back(static_cast<int>(rng_.Range(1, 3)));
       max_size = std::max(max_size, sizes.back());
     }
-    quorum_.fz = static_cast<int>(rng_.Range(0, std::min(1, zones - 1)));
-    quorum_.fn = static_cast<int>(rng_.Range(0, std::min(1, max_size - 1)));
+    quorum_.fz = static_cast<int>(rng_.Range(0, zones - 1));
+    quorum_.fn = static_cast<int>(rng_.Range(0, max_size - 1));
     // Randomized configuration (FoundationDB style): tiny windows, batches, queues and
     // snapshot intervals reach paths that default sizes rarely do.
     consensus::ReplicaConfig& b = opt_.base;
