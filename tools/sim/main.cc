@@ -150,9 +150,10 @@ int WanFigures(const SimOptions& base, const std::string& locality_path) {
     t.chaos_us = 20'000'000;
     t.warmup_us = 5'000'000;
     SimResult tr = atlas::sim::RunSimulation(t);
-    std::printf("Fz=%d 50/50 two-zone (va,or) workload: ownership moves after warmup=%llu "
-                "(4 tables) mean=%.2f ms%s\n",
+    std::printf("Fz=%d 50/50 two-zone (va,or) workload: ownership moves after warmup=%llu, "
+                "steals in the whole run=%llu (4 tables) mean=%.2f ms%s\n",
                 fz, static_cast<unsigned long long>(tr.ownership_changes),
+                static_cast<unsigned long long>(tr.probes.steals_won),
                 Mean(tr.latency.write_ms), tr.violations.empty() ? "" : " VIOLATION");
   }
   return 0;
