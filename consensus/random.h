@@ -1,6 +1,6 @@
 // Deterministic pseudo-random numbers for the consensus core (backoff jitter) and the simulator.
 // The core never seeds itself: every Rng is constructed from a seed passed in by the caller, so a
-// simulator run is a pure function of its seed.
+// simulator run is a pure function of its seed. See docs/consensus.md, "Purity".
 #ifndef ATLAS_CONSENSUS_RANDOM_H_
 #define ATLAS_CONSENSUS_RANDOM_H_
 
