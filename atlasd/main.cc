@@ -135,14 +135,25 @@ int main(int argc, char** argv) {
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer drain_timer(io);
   int drain_polls = 0;
+  std::function<void()> close_sessions = [&] {
+    // Give the "server shutting down" frames up to a second to reach their clients.
+    if (server.open_sessions() > 0 && ++drain_polls < 20) {
+      drain_timer.expires_after(std::chrono::milliseconds(50));
+      drain_timer.async_wait([&](boost::system::error_code) { close_sessions(); });
+      return;
+    }
+    io.stop();
+  };
   std::function<void()> drain = [&] {
+    // In-flight commands finish (bounded by the replication timeout, at most 10 s here).
     if (server.inflight_commands() > 0 && ++drain_polls < 200) {
       drain_timer.expires_after(std::chrono::milliseconds(50));
       drain_timer.async_wait([&](boost::system::error_code) { drain(); });
       return;
     }
     server.CloseAll();
-    io.stop();
+    drain_polls = 0;
+    close_sessions();
   };
   signals.async_wait([&](boost::system::error_code err, int sig) {
     if (err) return;

@@ -136,7 +136,20 @@ bool FrameParser::InspectLine(std::string* error) {
   std::optional<std::string> id;
   std::string_view rest;
   std::string ignored;
-  if (!SplitRequestId(line_, &id, &rest, &ignored)) return true;  // reported by ParseCommand
+  if (!SplitRequestId(line_, &id, &rest, &ignored)) {
+    // A malformed tag is normally a WARN (ParseCommand reports it). But if the line announces
+    // a blob, its payload follows and where it ends cannot be trusted: treating the payload as
+    // command lines would execute whatever the blob contains. The stream is unframeable.
+    std::vector<Token> all = Tokenize(line_);
+    for (size_t i = 0; i + 2 < all.size(); ++i) {
+      if (EqualsIgnoreCase(all[i].text, "KEY") && EqualsIgnoreCase(all[i + 1].text, "BLOB") &&
+          EqualsIgnoreCase(all[i + 2].text, "SET")) {
+        *error = "invalid request id on KEY BLOB SET: the blob cannot be framed";
+        return false;
+      }
+    }
+    return true;
+  }
   std::vector<Token> t = Tokenize(rest, 6);
   if (t.size() < 5 || !EqualsIgnoreCase(t[0].text, "KEY") ||
       !EqualsIgnoreCase(t[1].text, "BLOB") || !EqualsIgnoreCase(t[2].text, "SET")) {

@@ -1,6 +1,6 @@
 // Incremental framing of the client byte stream (docs/protocol.md §1, §3, KEY BLOB SET).
 //
-// Pure: bytes in, frames out; no I/O, so it can be fuzzed (tests/fuzz/fuzz_frame_parser.cc).
+// Pure: bytes in, frames out; no I/O, so it can be fuzzed (tests/fuzz/fuzz_socket_parser.cc).
 // A frame is one command line plus, when that line is a well-formed `KEY BLOB SET <key> <n>`,
 // exactly n raw payload bytes. The parser has to recognise blob announcements itself because
 // the payload is not line-framed: everything else about a line is left to ParseCommand.

@@ -56,8 +56,12 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Ends the session for a server shutdown: says so, then closes once that frame is written.
   void Close() {
-    asio::dispatch(strand_, [self = shared_from_this()] { self->Shutdown(); });
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      if (self->closed_) return;
+      self->Fatal(std::nullopt, "server shutting down");
+    });
   }
 
   SessionContext& ctx() { return ctx_; }
@@ -65,7 +69,8 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   // Parses and dispatches as much buffered input as the ordering rules allow, then reads more.
   void Pump() {
-    while (!closed_ && !closing_ && !waiting_untagged_ &&
+    // While the server drains for shutdown, no new command starts; in-flight ones finish.
+    while (!closed_ && !closing_ && !waiting_untagged_ && !server_->draining_.load() &&
            pending_output_ <= server_->options_.max_pending_output_bytes) {
       std::string_view view(inbuf_);
       view.remove_prefix(inbuf_pos_);
@@ -313,6 +318,7 @@ void SocketServer::Accept() {
 }
 
 void SocketServer::StopAccepting() {
+  draining_ = true;
   if (!accepting_) return;
   accepting_ = false;
   boost::system::error_code ignored;
@@ -324,9 +330,7 @@ void SocketServer::CloseAll() {
   std::vector<std::shared_ptr<Session>> live;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [ptr, weak] : sessions_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-    }
+    for (auto& [ptr, session] : sessions_) live.push_back(session);
   }
   for (auto& s : live) s->Close();
 }
@@ -337,8 +341,12 @@ size_t SocketServer::open_sessions() {
 }
 
 void SocketServer::Forget(Session* s) {
+  std::shared_ptr<Session> last;  // released outside the lock
   absl::MutexLock lock(&mu_);
-  sessions_.erase(s);
+  auto it = sessions_.find(s);
+  if (it == sessions_.end()) return;
+  last = std::move(it->second);
+  sessions_.erase(it);
 }
 
 }  // namespace atlas::socketproto

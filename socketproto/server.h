@@ -65,9 +65,11 @@ class SocketServer {
   // Creates the socket file (replacing a stale one, refusing one a live process serves),
   // applies the mode, and starts accepting.
   absl::Status Start();
-  // Stops accepting and removes the socket file. Existing sessions keep running.
+  // Stops accepting, removes the socket file, and stops sessions from starting new commands
+  // (commands already running finish and their replies are written).
   void StopAccepting();
-  // Closes every session (after StopAccepting, once in-flight commands are done).
+  // Ends every session with `ERROR FATAL server shutting down` (after StopAccepting, once
+  // in-flight commands are done).
   void CloseAll();
 
   size_t inflight_commands() const { return inflight_.load(); }
@@ -84,9 +86,12 @@ class SocketServer {
   boost::asio::local::stream_protocol::acceptor acceptor_;
   std::atomic<uint64_t> next_connection_id_{1};
   std::atomic<size_t> inflight_{0};
+  std::atomic<bool> draining_{false};
   bool accepting_ = false;
   absl::Mutex mu_;
-  absl::flat_hash_map<Session*, std::weak_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
+  // Owned here until the session closes: a session waiting on nothing (e.g. draining for
+  // shutdown) has no pending handler to keep it alive.
+  absl::flat_hash_map<Session*, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace atlas::socketproto

@@ -95,6 +95,45 @@ TEST_CASE("kill -9 during a write burst loses no acknowledged write") {
   CHECK(missing == 0);
 }
 
+TEST_CASE("SIGTERM under load: running commands finish, new ones do not start, clients are told") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto c = d.Connect(std::chrono::milliseconds(10000));
+  REQUIRE(c);
+  std::vector<std::string> acked;
+  std::string last;
+  std::thread client([&] {
+    std::map<std::string, std::string> inflight;
+    int next = 0;
+    for (;;) {
+      while (inflight.size() < 8) {
+        std::string id = std::to_string(next++);
+        if (!c->Send("[ID:" + id + "] KEY PUT term.k" + id + " v\r\n").ok()) break;
+        inflight[id] = "term.k" + id;
+      }
+      auto f = c->Read();
+      if (!f.ok()) return;  // closed
+      last = f->text;
+      if (f->id && f->text == "OK") {
+        acked.push_back(inflight[*f->id]);
+        inflight.erase(*f->id);
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(d.Stop() == 0);
+  auto took = std::chrono::steady_clock::now() - t0;
+  client.join();
+  CHECK(took < std::chrono::seconds(3));
+  CHECK(last == "ERROR FATAL server shutting down");
+  REQUIRE(acked.size() > 10);
+  REQUIRE(d.Start());
+  auto check = d.Connect();
+  REQUIRE(check);
+  for (const auto& key : acked) CHECK(Texts(*check->Call("KEY GET " + key)) == "VALUE:v\nOK");
+}
+
 TEST_CASE("a second atlasd on the same data dir is refused with a clear message") {
   Daemon d;
   REQUIRE(d.Start());

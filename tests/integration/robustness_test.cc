@@ -100,6 +100,22 @@ TEST_CASE("bad blob lengths are FATAL and the daemon keeps serving other connect
   CHECK(Texts(*r) == "OK");
 }
 
+TEST_CASE("a blob behind a malformed tag is never executed as commands") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  REQUIRE(Texts(*c->Call("KEY PUT t.a precious")) == "OK");
+  RawSocket s(d.socket_path());
+  s.Send("HELLO 1.0 c\r\n[ID:" + std::string(65, 'x') +
+         "] KEY BLOB SET t.upload 13\r\nKEY DEL t.a\r\n");
+  CHECK(s.WaitClosed());
+  CHECK(s.buffer() == std::string(kReady) +
+                          "ERROR FATAL invalid request id on KEY BLOB SET: the blob cannot be "
+                          "framed\r\n");
+  CHECK(Texts(*c->Call("KEY GET t.a")) == "VALUE:precious\nOK");
+}
+
 TEST_CASE("tagged requests run concurrently, every frame is tagged, blobs interleave whole") {
   Daemon d;
   REQUIRE(d.Start());

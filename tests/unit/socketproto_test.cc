@@ -95,6 +95,21 @@ TEST_CASE("a bad blob length is fatal: the stream can no longer be framed") {
   CHECK(p.fatal->find("too large") != std::string::npos);
 }
 
+TEST_CASE("a blob announced under a malformed tag is FATAL, never executed as commands") {
+  // Found by the fuzzer: the payload used to be parsed as command lines (a smuggled KEY DEL).
+  for (std::string tag : {"[ID:" + std::string(65, 'x') + "]", std::string("[ID:]"),
+                          std::string("[ID:7\0] ", 8), std::string("[ID:abc")}) {
+    auto p = Feed(tag + " KEY BLOB SET t.upload 13\r\nKEY DEL t.a\r\n");
+    REQUIRE(p.fatal);
+    CHECK(*p.fatal == "invalid request id on KEY BLOB SET: the blob cannot be framed");
+    CHECK(p.frames.empty());
+  }
+  // A malformed tag on any other command stays a WARN of ParseCommand.
+  auto ok = Feed("[ID:] KEY GET a.b\r\n");
+  CHECK_FALSE(ok.fatal);
+  CHECK(ok.frames.size() == 1);
+}
+
 TEST_CASE("a line over the limit is fatal, one at the limit is not") {
   Limits l;
   l.max_line_bytes = 1024;
