@@ -34,9 +34,10 @@ class Cluster {
     for (const auto& [id, zone] : topology_.zone_of) Start(id);
   }
 
-  void Start(NodeId id) {
+  void Start(NodeId id, bool forget_promises = false) {
     ReplicaConfig cfg;
     cfg.id = id;
+    cfg.test_forget_promises_on_restart = forget_promises;
     cfg.topology = topology_;
     cfg.quorum = spec_;
     cfg.snapshot_interval_slots = 1000;
@@ -45,6 +46,28 @@ class Cluster {
   }
 
   Replica& R(NodeId id) { return *nodes_[id].replica; }
+
+  // Runs one node's Ready loop (persist, apply) and returns the messages it would send.
+  std::vector<Message> Drain(NodeId id) {
+    std::vector<Message> out;
+    TestNode& n = nodes_[id];
+    while (n.replica->HasReady()) {
+      Ready rd = n.replica->TakeReady();
+      for (const HardStateUpdate& u : rd.persist) ApplyHardStateUpdate(u, n.durable);
+      for (Message& m : rd.messages) out.push_back(std::move(m));
+      for (auto& c : rd.committed) n.applied.push_back(c);
+      for (auto& r : rd.replies) n.replies.push_back(r);
+      n.replica->Advance(rd);
+    }
+    return out;
+  }
+  // Delivers the messages of `msgs` of `type` addressed to `to`, then drains `to`.
+  std::vector<Message> DeliverTo(const std::vector<Message>& msgs, MessageType type, NodeId to) {
+    for (const Message& m : msgs) {
+      if (m.type == type && m.to == to) nodes_[to].replica->Step(m);
+    }
+    return Drain(to);
+  }
   TestNode& N(NodeId id) { return nodes_[id]; }
 
   // Runs every node's Ready loop and delivers messages until quiescent.
@@ -201,6 +224,48 @@ TEST_CASE("writes are batched and pipelined under load", "[replica]") {
   REQUIRE(commands == 499);
   // 498 commands went out in far fewer slots than commands (batching).
   REQUIRE(c.N(1).applied.size() < 100);
+}
+
+// The schedule that makes a forgetful acceptor unsafe: node 3 steals with Q1 {3, 2}; node 2
+// restarts; the old owner (node 1), cut off from node 3, gets node 2 to accept its lower ballot.
+std::pair<std::string, std::string> ForgetfulAcceptorSchedule(bool forget) {
+  Cluster c({3}, QuorumSpec{1, 0});  // Q1 = Q2 = 2 of 3.
+  c.R(1).Propose("t", "a", RequestId{1, 1});
+  c.Settle(100);
+  REQUIRE(c.R(1).IsOwner("t"));
+  c.R(3).Steal("t");
+  auto prepares = c.Drain(3);
+  auto promises = c.DeliverTo(prepares, MessageType::kPrepare, 2);
+  c.DeliverTo(promises, MessageType::kPromise, 3);
+  REQUIRE(c.R(3).IsOwner("t"));
+  c.Start(2, forget);  // Node 2 crashes and restarts from its durable state.
+  c.R(1).Propose("t", "x", RequestId{1, 2});
+  auto accepts = c.Drain(1);
+  auto acks = c.DeliverTo(accepts, MessageType::kAccept, 2);
+  c.DeliverTo(acks, MessageType::kAccepted, 1);
+  c.R(3).Propose("t", "y", RequestId{3, 1});
+  auto accepts3 = c.Drain(3);
+  auto acks3 = c.DeliverTo(accepts3, MessageType::kAccept, 2);
+  c.DeliverTo(acks3, MessageType::kAccepted, 3);
+  auto value_at_2 = [&](NodeId id) -> std::string {
+    for (const CommittedEntry& e : c.N(id).applied) {
+      if (e.slot == 2 && !e.commands.empty()) return e.commands[0].data;
+    }
+    return "";
+  };
+  return {value_at_2(1), value_at_2(3)};
+}
+
+TEST_CASE("an acceptor that forgets its promise on restart lets two values be chosen",
+          "[replica]") {
+  // With the injected bug, slot 2 is chosen twice: node 1 applies "x", node 3 applies "y"
+  // (what the simulator's agreement checker flags). Without it, node 2 rejects node 1.
+  auto [bug1, bug3] = ForgetfulAcceptorSchedule(true);
+  REQUIRE(bug1 == "x");
+  REQUIRE(bug3 == "y");
+  auto [ok1, ok3] = ForgetfulAcceptorSchedule(false);
+  REQUIRE(ok1 == "");
+  REQUIRE(ok3 == "y");
 }
 
 TEST_CASE("a duplicated forward is proposed only once", "[replica]") {

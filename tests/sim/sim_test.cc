@@ -94,6 +94,24 @@ TEST_CASE("the checkers catch an acceptor that forgets its promises on restart",
   REQUIRE(caught > 0);
 }
 
+TEST_CASE("the linearizability checker catches reads served without a ballot confirmation",
+          "[sim]") {
+  int caught = 0;
+  std::string first;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SimOptions o = Base(seed, "partition,reorder");
+    o.bug_unsafe_reads = true;
+    SimResult r = RunSimulation(o);
+    for (const std::string& v : r.violations) {
+      if (v.rfind("linearizability", 0) == 0) {
+        if (caught++ == 0) first = v + " | replay: " + ReplayCommand(o);
+      }
+    }
+  }
+  INFO(first);
+  REQUIRE(caught > 0);
+}
+
 TEST_CASE("coverage probes: rare paths are exercised across a sweep", "[sim]") {
   consensus::Probes total;
   const char* mixes[] = {"all", "crash,partition", "drop,dup,reorder"};

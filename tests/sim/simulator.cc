@@ -5,6 +5,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -161,6 +162,10 @@ class Simulation {
   void CrashNode(SimNode& node, const char* why);
   void Pump(SimNode& node);
   void Send(const Message& msg);
+  bool Cut(NodeId a, NodeId b) {
+    if (cut_links_.contains({std::min(a, b), std::max(a, b)})) return true;
+    return !partition_group_.empty() && partition_group_[a] != partition_group_[b];
+  }
   int64_t OneWayUs(NodeId a, NodeId b) const;
   void ClientStep(ClientState& c);
   void CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value);
@@ -186,6 +191,7 @@ class Simulation {
   uint64_t steals_at_warmup_ = 0;
   int64_t steal_probe_start_ = -1;
   std::map<NodeId, int> partition_group_;
+  std::set<std::pair<NodeId, NodeId>> cut_links_;  // Partial partition: these links are down.
   std::map<std::pair<ObjectId, Slot>, std::string> chosen_;  // Agreement witness.
   std::map<RequestId, std::pair<ObjectId, Slot>> write_slot_;
   std::vector<ObjectId> objects_;
@@ -365,13 +371,15 @@ void Simulation::CrashNode(SimNode& node, const char* why) {
   Event ev;
   ev.kind = EventKind::kRestart;
   ev.target = static_cast<int>(node.id);
-  Schedule(now_ + rng_.Range(50'000, 400'000), std::move(ev));
+  // Half the restarts are fast (a process restart, 1-20 ms), so messages sent before the crash
+  // can still arrive after it: that is what exposes an acceptor that forgets its promises.
+  const int64_t down = rng_.Chance(0.5) ? rng_.Range(1'000, 20'000) : rng_.Range(50'000, 400'000);
+  Schedule(now_ + down, std::move(ev));
 }
 
 void Simulation::Send(const Message& msg) {
   ++result_.messages;
-  const bool cut = !partition_group_.empty() &&
-                   partition_group_[msg.from] != partition_group_[msg.to];
+  const bool cut = Cut(msg.from, msg.to);
   if (cut || (chaos_ && rng_.Chance(opt_.faults.drop))) {
     ++result_.dropped;
     if (opt_.trace) Trace("drop " + msg.DebugString());
@@ -401,8 +409,10 @@ void Simulation::Pump(SimNode& node) {
       Trace(absl::StrCat("node ", node.id, " install snapshot ", object, "@", snap.slot));
       node.app.Install(object, snap);
     }
+    bool raised_promise = false;
     for (const consensus::HardStateUpdate& u : rd.persist) {
       auto it = node.durable.find(u.object);
+      if (it == node.durable.end() || it->second.promised < u.promised) raised_promise = true;
       if (opt_.check_promises && it != node.durable.end() && u.promised < it->second.promised) {
         Violation(absl::StrCat("promise went backwards on node ", node.id, " object ", u.object,
                                ": ", it->second.promised.ToString(), " -> ",
@@ -454,6 +464,12 @@ void Simulation::Pump(SimNode& node) {
       }
     }
     node.replica->Advance(rd);
+    // Targeted crash point: right after a new promise is durable and its reply sent, the
+    // moment at which an acceptor that forgot its promises would do the most damage.
+    if (raised_promise && chaos_ && opt_.faults.crashes && rng_.Chance(0.01)) {
+      CrashNode(node, "after promise");
+      return;
+    }
   }
 }
 
@@ -640,8 +656,7 @@ SimResult Simulation::Run() {
       case EventKind::kDeliver: {
         SimNode& node = nodes_[ev.msg.to];
         if (!node.up) break;
-        const bool cut = !partition_group_.empty() &&
-                         partition_group_[ev.msg.from] != partition_group_[ev.msg.to];
+        const bool cut = Cut(ev.msg.from, ev.msg.to);
         if (cut) break;
         if (opt_.trace) Trace("deliver " + ev.msg.DebugString());
         node.replica->Step(ev.msg);
@@ -683,6 +698,21 @@ SimResult Simulation::Run() {
       case EventKind::kPartition: {
         if (!chaos_) break;
         partition_group_.clear();
+        cut_links_.clear();
+        if (rng_.Chance(0.34)) {
+          // Partial partition: some links down, the rest up (non-transitive connectivity).
+          std::string links;
+          for (auto& [a, na] : nodes_) {
+            for (auto& [b, nb] : nodes_) {
+              if (a < b && rng_.Chance(0.3)) {
+                cut_links_.insert({a, b});
+                absl::StrAppend(&links, a, "-", b, " ");
+              }
+            }
+          }
+          Trace("partial partition, links down: " + links);
+          break;
+        }
         if (rng_.Chance(0.5)) {
           // Isolate one node.
           const NodeId victim = static_cast<NodeId>(rng_.Range(1, nodes_.size()));
@@ -702,6 +732,7 @@ SimResult Simulation::Run() {
       }
       case EventKind::kHeal:
         partition_group_.clear();
+        cut_links_.clear();
         Trace("heal");
         break;
       case EventKind::kStealStorm: {
@@ -738,6 +769,7 @@ SimResult Simulation::Run() {
       case EventKind::kEndChaos: {
         chaos_ = false;
         partition_group_.clear();
+        cut_links_.clear();
         Trace("end of chaos: heal all, restart all, clients stop");
         for (auto& [id, node] : nodes_) {
           if (!node.up) {
