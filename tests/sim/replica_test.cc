@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "consensus/membership.h"
 #include "consensus/replica.h"
 
 namespace atlas::consensus {
@@ -266,6 +267,50 @@ TEST_CASE("an acceptor that forgets its promise on restart lets two values be ch
   auto [ok1, ok3] = ForgetfulAcceptorSchedule(false);
   REQUIRE(ok1 == "");
   REQUIRE(ok3 == "y");
+}
+
+TEST_CASE("simultaneous joiners get different node ids allocated inside the decision",
+          "[membership]") {
+  Cluster c({3}, QuorumSpec{1, 0});
+  // Two joins (and a quorum change) race from different nodes through the `atlas.nodes` log.
+  c.R(1).Propose(kMembershipObject, EncodeJoin(0, "10.0.0.1:7000"), RequestId{1, 1});
+  c.R(3).Propose(kMembershipObject, EncodeJoin(1, "10.0.0.2:7000"), RequestId{3, 1});
+  c.R(2).Propose(kMembershipObject, EncodeJoin(1, "10.0.0.2:7000"), RequestId{2, 1});  // Dup.
+  c.Settle(300);
+  std::vector<ClusterConfig> configs;
+  std::vector<std::vector<std::string>> results;
+  for (NodeId id = 1; id <= 3; ++id) {
+    ClusterConfig cfg;
+    std::vector<std::string> out;
+    for (const CommittedEntry& e : c.N(id).applied) {
+      if (e.object != kMembershipObject) continue;
+      for (const Command& cmd : e.commands) {
+        auto r = ApplyMembershipCommand(cfg, cmd.data);
+        out.push_back(r.ok() ? *r : std::string(r.status().message()));
+      }
+    }
+    configs.push_back(cfg);
+    results.push_back(out);
+  }
+  REQUIRE(configs[0].members.size() == 2);
+  REQUIRE(configs[0] == configs[1]);
+  REQUIRE(configs[1] == configs[2]);
+  REQUIRE(results[0] == results[2]);
+  NodeId a = configs[0].members.begin()->first, b = configs[0].members.rbegin()->first;
+  REQUIRE(a != b);
+  // The duplicate address was rejected the same way everywhere.
+  int rejected = 0;
+  for (const std::string& r : results[0]) rejected += r.find("already node") != std::string::npos;
+  REQUIRE(rejected == 1);
+  // Fz must leave at least one zone for Q1: rejected without changing the config.
+  ClusterConfig cfg = configs[0];
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 2})).ok());
+  REQUIRE(cfg == configs[0]);
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 1})).ok());
+  REQUIRE(cfg.epoch == configs[0].epoch + 1);
+  auto decoded = DecodeClusterConfig(EncodeClusterConfig(cfg));
+  REQUIRE(decoded.ok());
+  REQUIRE(*decoded == cfg);
 }
 
 TEST_CASE("a duplicated forward is proposed only once", "[replica]") {
