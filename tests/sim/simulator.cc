@@ -288,7 +288,9 @@ void Simulation::Setup() {
   for (int i = 0; i < opt_.clients; ++i) {
     ClientState c;
     c.index = i;
-    c.node = homes[i % homes.size()];
+    c.node = opt_.client_nodes.empty() ? homes[i % homes.size()]
+                                       : opt_.client_nodes[i % opt_.client_nodes.size()];
+    ATLAS_CHECK(nodes_.contains(c.node));
     c.zone = nodes_[c.node].zone;
     clients_.push_back(c);
     Event ev;

@@ -62,6 +62,7 @@ struct SimOptions {
   int objects = 3;
   int keys_per_object = 2;
   int clients = 6;
+  std::vector<consensus::NodeId> client_nodes;  // If set: client i runs on client_nodes[i % n].
   double read_fraction = 0.4;
   int64_t think_us = 2000;
   // > 0: each client invokes one op every interval (or as soon as its previous op returns),
