@@ -468,7 +468,7 @@ void Simulation::Pump(SimNode& node) {
     node.replica->Advance(rd);
     // Targeted crash point: right after a new promise is durable and its reply sent, the
     // moment at which an acceptor that forgot its promises would do the most damage.
-    if (raised_promise && chaos_ && opt_.faults.crashes && rng_.Chance(0.01)) {
+    if (raised_promise && chaos_ && opt_.faults.crashes && rng_.Chance(0.05)) {
       CrashNode(node, "after promise");
       return;
     }
