@@ -1,0 +1,29 @@
+// libFuzzer target: peer messages as they arrive from the network (proto/peer_convert.h).
+// Any bytes: parse as a PeerMessage, validate; whatever validates must convert back to the same
+// wire form (no field is silently changed) and validate again.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "proto/peer_convert.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  atlas::proto::PeerMessage in;
+  if (!in.ParseFromArray(data, static_cast<int>(size))) return 0;
+  atlas::proto::PeerLimits limits;
+  limits.entries_max = 64;
+  limits.commands_max = 64;
+  limits.commands_per_entry_max = 64;
+  limits.command_bytes_max = 4096;
+  limits.snapshot_bytes_max = 4096;
+  limits.ids_max = 64;
+  limits.commit_indexes_max = 64;
+  auto m = atlas::proto::FromProto(in, limits);
+  if (!m.ok()) return 0;
+  atlas::proto::PeerMessage out;
+  atlas::proto::ToProto(*m, &out);
+  auto again = atlas::proto::FromProto(out, limits);
+  if (!again.ok() || again->DebugString() != m->DebugString()) std::abort();
+  if (m->object.empty() && m->type != atlas::consensus::MessageType::kHeartbeat) std::abort();
+  return 0;
+}
