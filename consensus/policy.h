@@ -39,8 +39,8 @@ class MigrationPolicy {
 
 // Default policy: forward to a live owner, steal otherwise; the owner counts accesses per zone
 // in fixed windows and moves the object when one other zone has dominated (>= dominance x the
-// owner zone's count, and >= min_accesses) for sustain_windows consecutive windows. A 50/50
-// split never satisfies dominance > 1, so two zones cannot ping-pong an object.
+// owner zone's count, and >= min_accesses) for sustain_windows consecutive windows. An even
+// split sits at 1x, far from the 2x needed twice in a row, so two zones do not ping-pong it.
 class AccessCountingPolicy : public MigrationPolicy {
  public:
   struct Options {
