@@ -8,7 +8,9 @@ set(banned
   "#include <iostream>" "#include <fstream>" "#include <filesystem>"
   "system_clock::now" "steady_clock::now" "high_resolution_clock" "random_device"
   "fopen" "std::cout" "std::cerr" "std::thread" "std::mutex" "absl::Mutex" "absl::Now"
-  "getenv" "srand" "rand()" "time(nullptr)")
+  "getenv" "srand" "rand()" "time(nullptr)"
+  "#include \"storage/" "#include \"proto/" "#include \"socketproto/" "#include \"atlasd/"
+  "#include \"tests/")
 set(failures "")
 foreach(f ${sources})
   file(READ ${f} text)
