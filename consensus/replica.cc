@@ -11,6 +11,7 @@ namespace atlas::consensus {
 namespace {
 constexpr int kRouteAttemptsMax = 3;
 constexpr Slot kLogTailSlots = 16;  // Entries kept below a snapshot for cheap catch-up.
+constexpr uint64_t kFullHeartbeatEvery = 10;
 }  // namespace
 
 const char* ReplyCodeName(ReplyCode code) {
@@ -999,12 +1000,21 @@ void Replica::Tick() {
     last_heartbeat_ = now_;
     Message hb;
     hb.type = MessageType::kHeartbeat;
-    for (const auto& [object, o] : objects_) {
-      hb.commit_indexes.push_back({object, o.hard.commit_index});
+    // Heartbeats carry only commit indexes that moved since the previous heartbeat, plus all of
+    // them every kFullHeartbeatEvery-th time (covers lost heartbeats and restarted peers), so
+    // their size follows activity rather than the number of tables.
+    const bool full = heartbeats_sent_++ % kFullHeartbeatEvery == 0;
+    for (auto& [object, o] : objects_) {
+      if (full || o.hard.commit_index != o.heartbeat_commit) {
+        hb.commit_indexes.push_back({object, o.hard.commit_index});
+        o.heartbeat_commit = o.hard.commit_index;
+      }
     }
     Broadcast(hb, /*include_self=*/false);
     for (auto& [object, o] : objects_) {
-      if (o.role == Role::kOwner) SendCommitNotice(object, o);
+      // Owners re-announce (ballot, commit index) on full heartbeats: followers that missed a
+      // notice or restarted learn the owner here; new commits are announced as they happen.
+      if (o.role == Role::kOwner && full) SendCommitNotice(object, o);
     }
   }
   for (auto& [object, o] : objects_) {

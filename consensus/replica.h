@@ -265,6 +265,7 @@ class Replica {
     consensus::Tick catchup_sent = -1;
     Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
     Slot notice_commit = 0;
+    Slot heartbeat_commit = 0;     // Commit index in our previous heartbeat.
     std::optional<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
     // Proposer / owner.
     Role role = Role::kFollower;
@@ -389,6 +390,7 @@ class Replica {
   Rng rng_;
   consensus::Tick now_ = 0;
   consensus::Tick last_heartbeat_ = -1;
+  uint64_t heartbeats_sent_ = 0;
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
   absl::btree_map<ObjectId, ObjectState> objects_;
