@@ -1,0 +1,299 @@
+#include "atlasd/peer_transport.h"
+
+#include <charconv>
+#include <optional>
+
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "proto/peer.grpc.pb.h"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+
+namespace atlas {
+
+namespace {
+
+constexpr std::string_view kNodeNamePrefix = "atlasd-node-";
+
+// The node id a peer proved with its client certificate, from its common name.
+std::optional<consensus::NodeId> PeerIdOf(const grpc::AuthContext& auth) {
+  for (const grpc::string_ref& cn : auth.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+    std::string_view v(cn.data(), cn.size());
+    if (v.substr(0, kNodeNamePrefix.size()) != kNodeNamePrefix) continue;
+    v.remove_prefix(kNodeNamePrefix.size());
+    consensus::NodeId id = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), id);
+    if (ec == std::errc() && p == v.data() + v.size() && id != consensus::kNoNode) return id;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string NodeTlsName(consensus::NodeId id) { return StrCat(kNodeNamePrefix, id); }
+
+// ---------------------------------------------------------------------------------------------
+// Receiving side.
+
+class PeerTransport::Service final : public proto::Peer::Service {
+ public:
+  explicit Service(PeerTransport* t) : t_(t) {}
+
+  grpc::Status Exchange(grpc::ServerContext* ctx, grpc::ServerReader<proto::MessageBatch>* reader,
+                        proto::StreamSummary* summary) override {
+    auto from = PeerIdOf(*ctx->auth_context());
+    if (!from) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "client certificate carries no atlasd node identity");
+    }
+    proto::MessageBatch batch;
+    uint64_t batches = 0;
+    while (reader->Read(&batch)) {
+      ++batches;
+      for (const proto::PeerMessage& pm : batch.messages()) {
+        auto m = proto::FromProto(pm, t_->options_.limits, *from);
+        if (!m.ok() || m->to != t_->options_.self) {
+          ++t_->stats_.dropped_invalid;
+          spdlog::debug("dropped message from node {}: {}", *from,
+                        m.ok() ? std::string("addressed elsewhere")
+                               : std::string(ToStd(m.status().message())));
+          continue;
+        }
+        ++t_->stats_.received;
+        t_->deliver_(std::move(*m));
+      }
+    }
+    summary->set_batches(batches);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Ping(grpc::ServerContext* ctx, const proto::PingRequest* req,
+                    proto::PingResponse* resp) override {
+    if (!PeerIdOf(*ctx->auth_context())) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no atlasd node identity");
+    }
+    resp->set_node(t_->options_.self);
+    resp->set_nonce(req->nonce());
+    return grpc::Status::OK;
+  }
+
+ private:
+  PeerTransport* t_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sending side: one link (channel + stream + sender thread) per peer.
+
+class PeerTransport::PeerLink {
+ public:
+  PeerLink(PeerTransport* t, consensus::NodeId id, std::string address)
+      : t_(t), id_(id), address_(std::move(address)) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = t_->options_.tls.ca_pem;
+    ssl.pem_private_key = t_->options_.tls.key_pem;
+    ssl.pem_cert_chain = t_->options_.tls.cert_pem;
+    grpc::ChannelArguments args;
+    // Verify the peer as "the node with this id", whatever address it is reached at.
+    args.SetSslTargetNameOverride(NodeTlsName(id_));
+    args.SetMaxSendMessageSize(t_->options_.message_bytes_max);
+    args.SetMaxReceiveMessageSize(t_->options_.message_bytes_max);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
+    channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(ssl), args);
+    stub_ = proto::Peer::NewStub(channel_);
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~PeerLink() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      if (ctx_) ctx_->TryCancel();
+      cv_.notify_all();
+    }
+    thread_.join();
+  }
+
+  const std::string& address() const { return address_; }
+
+  void Enqueue(consensus::Message m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= t_->options_.queue_messages_max) {
+      ++t_->stats_.dropped_queue_full;
+      return;
+    }
+    queue_.push_back(std::move(m));
+    cv_.notify_one();
+  }
+
+  absl::StatusOr<double> PingMs() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + t_->options_.ping_timeout);
+    proto::PingRequest req;
+    req.set_from(t_->options_.self);
+    req.set_nonce(++nonce_);
+    proto::PingResponse resp;
+    auto t0 = std::chrono::steady_clock::now();
+    grpc::Status s = stub_->Ping(&ctx, req, &resp);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
+    if (!s.ok()) {
+      return absl::UnavailableError(StrCat("ping node ", id_, " at ", address_, ": ",
+                                           s.error_message()));
+    }
+    if (resp.node() != id_ || resp.nonce() != req.nonce()) {
+      return absl::DataLossError(StrCat("ping node ", id_, ": answered by node ", resp.node()));
+    }
+    return ms;
+  }
+
+ private:
+  void Run() {
+    auto backoff = std::chrono::milliseconds(100);
+    while (!Stopping()) {
+      grpc::ClientContext ctx;
+      proto::StreamSummary summary;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ctx_ = &ctx;
+      }
+      std::unique_ptr<grpc::ClientWriter<proto::MessageBatch>> writer =
+          stub_->Exchange(&ctx, &summary);
+      bool wrote = false;
+      for (;;) {
+        std::deque<consensus::Message> batch;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+          if (stopping_) break;
+          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max) {
+            batch.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+          }
+        }
+        proto::MessageBatch wire;
+        for (const consensus::Message& m : batch) proto::ToProto(m, wire.add_messages());
+        if (!writer->Write(wire)) break;  // stream broken: the batch is lost, WPaxos resends
+        t_->stats_.sent += batch.size();
+        wrote = true;
+        backoff = std::chrono::milliseconds(100);
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ctx_ = nullptr;
+      }
+      ctx.TryCancel();
+      writer->Finish();
+      if (Stopping()) break;
+      ++t_->stats_.reconnects;
+      if (!wrote) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, backoff, [this] { return stopping_; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+    }
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  }
+
+  PeerTransport* t_;
+  consensus::NodeId id_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<proto::Peer::Stub> stub_;
+  std::atomic<uint64_t> nonce_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<consensus::Message> queue_;  // guarded by mu_
+  bool stopping_ = false;                 // guarded by mu_
+  grpc::ClientContext* ctx_ = nullptr;    // guarded by mu_: the live stream, to cancel it
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+PeerTransport::PeerTransport(PeerTransportOptions options, Deliver deliver)
+    : options_(std::move(options)), deliver_(std::move(deliver)) {}
+
+PeerTransport::~PeerTransport() { Shutdown(); }
+
+absl::Status PeerTransport::Start() {
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = options_.tls.ca_pem;
+  ssl.pem_key_cert_pairs.push_back({options_.tls.key_pem, options_.tls.cert_pem});
+  service_ = std::make_unique<Service>(this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::SslServerCredentials(ssl), &bound_port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(options_.message_bytes_max);
+  builder.SetMaxSendMessageSize(options_.message_bytes_max);
+  server_ = builder.BuildAndStart();
+  if (!server_ || bound_port_ == 0) {
+    return absl::UnavailableError(StrCat("cannot listen for peers on ", options_.listen));
+  }
+  return absl::OkStatus();
+}
+
+void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
+  std::shared_ptr<PeerLink> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = peers_.find(id);
+    if (it != peers_.end() && it->second->address() == address) return;
+    if (it != peers_.end()) old = std::move(it->second);
+    peers_[id] = std::make_shared<PeerLink>(this, id, address);
+  }
+}
+
+void PeerTransport::RemovePeer(consensus::NodeId id) {
+  std::shared_ptr<PeerLink> old;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return;
+  old = std::move(it->second);
+  peers_.erase(it);
+}
+
+void PeerTransport::Send(std::vector<consensus::Message> messages) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (consensus::Message& m : messages) {
+    auto it = peers_.find(m.to);
+    if (it == peers_.end()) {
+      ++stats_.dropped_queue_full;
+      continue;
+    }
+    it->second->Enqueue(std::move(m));
+  }
+}
+
+absl::StatusOr<double> PeerTransport::PingMs(consensus::NodeId id) {
+  std::shared_ptr<PeerLink> link;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return absl::NotFoundError(StrCat("unknown node ", id));
+    link = it->second;
+  }
+  return link->PingMs();
+}
+
+void PeerTransport::Shutdown() {
+  std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    peers.swap(peers_);
+  }
+  peers.clear();  // joins the sender threads
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_.reset();
+  }
+}
+
+}  // namespace atlas

@@ -1,0 +1,101 @@
+// The node-to-node transport of docs/cluster.md: WPaxos messages over gRPC with mutual TLS.
+//
+// Every node runs a gRPC server (proto/peer.proto, service Peer) that accepts only clients
+// presenting a certificate signed by the cluster CA, and opens one client stream to each peer.
+// The peer's node id comes from its certificate (CN "atlasd-node-<id>"), never from the
+// message: a message claiming another sender is dropped (proto::FromProto).
+//
+// Sending never blocks the caller (the node thread): each peer has a bounded queue drained by
+// its own sender thread, which batches everything queued into one MessageBatch per write. When
+// the queue is full or the peer is down, messages are dropped — WPaxos retransmits what
+// matters, and an unbounded queue to a dead peer would grow forever. Streams reconnect with
+// exponential backoff.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "consensus/message.h"
+#include "proto/peer_convert.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace atlas {
+
+struct PeerTlsConfig {
+  std::string ca_pem;    // the cluster CA: the only trust anchor
+  std::string cert_pem;  // this node's certificate (CN atlasd-node-<id>)
+  std::string key_pem;
+};
+
+struct PeerTransportOptions {
+  consensus::NodeId self = 0;
+  std::string listen;  // host:port; port 0 picks one (see bound_port())
+  PeerTlsConfig tls;
+  proto::PeerLimits limits;
+  size_t queue_messages_max = 65536;  // per peer
+  size_t batch_messages_max = 1024;
+  int message_bytes_max = 256 << 20;  // one gRPC message (a batch)
+  std::chrono::milliseconds ping_timeout{2000};
+};
+
+// The TLS server name every node certificate carries, so that peers are verified by identity
+// rather than by whatever address they are reached at.
+std::string NodeTlsName(consensus::NodeId id);
+
+class PeerTransport {
+ public:
+  using Deliver = std::function<void(consensus::Message)>;
+
+  explicit PeerTransport(PeerTransportOptions options, Deliver deliver);
+  ~PeerTransport();
+
+  absl::Status Start();
+  int bound_port() const { return bound_port_; }
+
+  // Adds or updates a peer's address ("host:port").
+  void SetPeer(consensus::NodeId id, const std::string& address);
+  void RemovePeer(consensus::NodeId id);
+
+  // Queues messages for their `to` nodes; never blocks.
+  void Send(std::vector<consensus::Message> messages);
+
+  // One RTT sample over the peer channel (blocking up to ping_timeout; call off the node thread).
+  absl::StatusOr<double> PingMs(consensus::NodeId id);
+
+  void Shutdown();
+
+  struct Stats {
+    std::atomic<uint64_t> sent{0}, received{0}, dropped_queue_full{0}, dropped_invalid{0},
+        reconnects{0};
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  class Service;
+  class PeerLink;
+
+  PeerTransportOptions options_;
+  Deliver deliver_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int bound_port_ = 0;
+  std::mutex mu_;
+  std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_;  // guarded by mu_
+  Stats stats_;
+};
+
+}  // namespace atlas
