@@ -1,0 +1,205 @@
+#include "atlasd/cluster/http_handler.h"
+
+#include <atomic>
+#include <charconv>
+
+#include "atlasd/cluster/join_token.h"
+#include "nlohmann/json.hpp"
+#include "socketproto/str.h"
+
+namespace atlas::cluster {
+namespace {
+
+using nlohmann::json;
+
+// Error messages may quote what a stranger sent; never let invalid UTF-8 make dump() throw.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = Dump(body);
+  return r;
+}
+
+int HttpStatusFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+// "host:port" with a non-empty host and a port in 1..65535 (IPv6 hosts in brackets).
+bool IsHostPort(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size()) return false;
+  std::string_view port = s.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size()) return false;
+  if (value == 0 || value > 65535) return false;
+  for (char c : s.substr(0, colon)) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '@') return false;
+  }
+  return true;
+}
+
+// Reads a string field; `required` fields must be present and non-empty.
+absl::StatusOr<std::string> StringField(const json& body, const char* name, size_t bytes_max,
+                                        bool required) {
+  auto it = body.find(name);
+  if (it == body.end()) {
+    if (required) return absl::InvalidArgumentError(StrCat("missing field '", name, "'"));
+    return std::string();
+  }
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError(StrCat("field '", name, "' must be a string"));
+  }
+  const std::string& value = it->get_ref<const std::string&>();
+  if (required && value.empty()) {
+    return absl::InvalidArgumentError(StrCat("field '", name, "' must not be empty"));
+  }
+  if (value.size() > bytes_max) {
+    return absl::InvalidArgumentError(
+        StrCat("field '", name, "' is longer than ", bytes_max, " bytes"));
+  }
+  return value;
+}
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse r = ErrorResponse(405, StrCat("method not allowed; use ", allow));
+  r.allow = std::string(allow);
+  return r;
+}
+
+HttpResponse Health(const HttpHandlerContext& ctx) {
+  HealthInfo info{0, "UNKNOWN", ""};
+  if (ctx.health) info = ctx.health();
+  return JsonResponse(200,
+                      {{"node_id", info.node_id}, {"status", info.status}, {"zone", info.zone}});
+}
+
+json MembersJson(const std::vector<Member>& members) {
+  json out = json::array();
+  for (const Member& m : members) {
+    out.push_back({{"id", m.id}, {"region", m.region}, {"addr", m.addr}, {"port", m.port}});
+  }
+  return out;
+}
+
+void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerContext>& context,
+          std::function<void(HttpResponse)> reply) {
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return reply(ErrorResponse(400, "request body is not valid JSON"));
+  if (!body.is_object()) return reply(ErrorResponse(400, "request body must be a JSON object"));
+
+  // The secret is checked before anything else is examined, so a caller without it learns
+  // nothing about what a valid request looks like, and costs us no CSR verification.
+  absl::StatusOr<std::string> secret = StringField(body, "secret", kJoinSecretHexChars, true);
+  if (!secret.ok() || context->join_secret.empty() ||
+      !SecretMatches(context->join_secret, *secret)) {
+    return reply(ErrorResponse(403, "invalid join token"));
+  }
+
+  absl::StatusOr<std::string> csr_pem = StringField(body, "csr", 16 * 1024, true);
+  absl::StatusOr<std::string> region = StringField(body, "region", kRegionBytesMax, true);
+  absl::StatusOr<std::string> advertise = StringField(body, "advertise", kAdvertiseBytesMax, true);
+  absl::StatusOr<std::string> node_name = StringField(body, "node_name", kNodeNameBytesMax, false);
+  for (const auto* field : {&csr_pem, &region, &advertise, &node_name}) {
+    if (!field->ok()) return reply(ErrorResponse(400, ToStd(field->status().message())));
+  }
+  if (!IsHostPort(*advertise)) {
+    return reply(ErrorResponse(400, "field 'advertise' must be host:port"));
+  }
+  absl::StatusOr<X509ReqPtr> csr = CsrFromPem(*csr_pem);
+  if (!csr.ok()) return reply(ErrorResponse(400, ToStd(csr.status().message())));
+  absl::StatusOr<SubjectAltNames> sans = ValidateCsr(csr->get());
+  if (!sans.ok()) return reply(ErrorResponse(400, ToStd(sans.status().message())));
+
+  if (!context->ca || !context->ca->cert) {
+    return reply(ErrorResponse(503, "this member has no cluster CA"));
+  }
+  if (!context->ca->key) {
+    return reply(ErrorResponse(503,
+                               "this member does not hold the cluster CA key; join "
+                               "through the member that created the cluster"));
+  }
+  if (!context->join) return reply(ErrorResponse(503, "this member does not accept joins"));
+
+  JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),
+                   std::move(*sans)};
+  // The CSR is owned by the callback: the handler may complete on another thread, later.
+  std::shared_ptr<X509_REQ> shared_csr(csr->release(), X509ReqDeleter());
+  context->join(
+      join, [context, shared_csr, reply = std::move(reply)](absl::StatusOr<JoinDecision> decision) {
+        if (!decision.ok()) {
+          return reply(
+              ErrorResponse(HttpStatusFor(decision.status()), ToStd(decision.status().message())));
+        }
+        absl::StatusOr<X509Ptr> cert =
+            SignNodeCsr(shared_csr.get(), *context->ca, StrCat("atlasd node ", decision->node_id));
+        if (!cert.ok()) return reply(ErrorResponse(500, ToStd(cert.status().message())));
+        reply(JsonResponse(200, {{"node_id", decision->node_id},
+                                 {"cert", CertToPem(cert->get())},
+                                 {"ca", CertToPem(context->ca->cert.get())},
+                                 {"cluster_id", decision->cluster_id},
+                                 {"fn", decision->fn},
+                                 {"fz", decision->fz},
+                                 {"members", MembersJson(decision->members)}}));
+      });
+}
+
+}  // namespace
+
+std::string JsonError(std::string_view message) { return Dump({{"error", message}}); }
+
+HttpResponse ErrorResponse(int status, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = JsonError(message);
+  return r;
+}
+
+void HandleHttpRequest(const HttpRequest& request,
+                       const std::shared_ptr<const HttpHandlerContext>& context,
+                       std::function<void(HttpResponse)> reply) {
+  // Exactly one reply even if something throws after replying (see the catch below).
+  auto replied = std::make_shared<std::atomic<bool>>(false);
+  auto once = [replied, reply = std::move(reply)](HttpResponse r) {
+    if (!replied->exchange(true)) reply(std::move(r));
+  };
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+  try {
+    if (path == "/health") {
+      if (request.method != "GET") return once(MethodNotAllowed("GET"));
+      return once(Health(*context));
+    }
+    if (path == "/metrics" && context->metrics) {
+      if (request.method != "GET") return once(MethodNotAllowed("GET"));
+      HttpResponse r;
+      r.content_type = std::string(kPrometheusContentType);
+      r.body = context->metrics();
+      return once(std::move(r));
+    }
+    if (path == "/v1/join") {
+      if (request.method != "POST") return once(MethodNotAllowed("POST"));
+      return Join(request, context, once);
+    }
+    once(ErrorResponse(404, "no such endpoint"));
+  } catch (const std::exception&) {
+    // nlohmann and std::string throw on exhaustion; no input may take the server down.
+    once(ErrorResponse(500, "internal error"));
+  }
+}
+
+}  // namespace atlas::cluster

@@ -1,0 +1,100 @@
+// The request → response logic of the node's HTTPS port (bootstrap, health, metrics), kept
+// free of I/O so it can be unit-tested and fuzzed without sockets or TLS. The Beast server in
+// https_server.h only moves bytes in and out of it. Endpoints and JSON schemas:
+// docs/cluster-bootstrap.md §Endpoints.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "atlasd/cluster/pki.h"
+
+namespace atlas::cluster {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // origin-form, e.g. "/v1/join" (a query string is ignored)
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string allow;  // the Allow header of a 405
+};
+
+inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4";
+
+// Bounds on the strings of a join request (JSON has none of its own).
+inline constexpr size_t kRegionBytesMax = 64;
+inline constexpr size_t kNodeNameBytesMax = 255;
+inline constexpr size_t kAdvertiseBytesMax = 261;  // 255-byte host name, ':', 5-digit port
+
+struct HealthInfo {
+  uint64_t node_id = 0;
+  std::string status;  // e.g. "ACTIVE", "CATCHING_UP"
+  std::string zone;
+};
+
+struct Member {
+  uint64_t id = 0;
+  std::string region;
+  std::string addr;  // host the peer transport dials
+  uint16_t port = 0;
+
+  bool operator==(const Member&) const = default;
+};
+
+// A join request after the secret, the CSR and the fields below have been validated.
+struct JoinRequest {
+  std::string region;
+  std::string advertise;  // "host:port" the new node's peer transport listens on
+  std::string node_name;
+  SubjectAltNames sans;  // from the CSR, already validated
+};
+
+// What the cluster decided about a joiner (the real handler gets the node id from a consensus
+// decision on atlas.nodes).
+struct JoinDecision {
+  uint64_t node_id = 0;
+  std::string cluster_id;
+  int fn = 0;
+  int fz = 0;
+  std::vector<Member> members;
+};
+
+using JoinDone = std::function<void(absl::StatusOr<JoinDecision>)>;
+// Asynchronous: must call `done` exactly once, from any thread. An error status becomes the
+// HTTP status (InvalidArgument 400, PermissionDenied 403, AlreadyExists/FailedPrecondition 409,
+// Unavailable 503, others 500) with the status message as the JSON error.
+using JoinHandler = std::function<void(const JoinRequest&, JoinDone done)>;
+
+// Everything HandleHttpRequest needs. Shared, immutable after construction; it must outlive
+// pending join handlers, hence the shared_ptr in HandleHttpRequest.
+struct HttpHandlerContext {
+  // The cluster CA. Its key is needed to answer joins; a member without it answers 503.
+  std::shared_ptr<const ClusterCa> ca;
+  // The join secret (hex, as in the token). Empty: every join is refused with 403.
+  std::string join_secret;
+  std::function<HealthInfo()> health;    // null: {"node_id":0,"status":"UNKNOWN","zone":""}
+  std::function<std::string()> metrics;  // null: /metrics is 404
+  JoinHandler join;                      // null: joins answer 503
+};
+
+// Computes the response to one request and passes it to `reply` exactly once: synchronously
+// for everything except a join that reached the JoinHandler, which replies from whatever thread
+// the handler calls `done` on. Never throws; any input yields a well-formed response.
+void HandleHttpRequest(const HttpRequest& request,
+                       const std::shared_ptr<const HttpHandlerContext>& context,
+                       std::function<void(HttpResponse)> reply);
+
+// JSON helpers shared with the client (and tests).
+std::string JsonError(std::string_view message);
+HttpResponse ErrorResponse(int status, std::string_view message);
+
+}  // namespace atlas::cluster

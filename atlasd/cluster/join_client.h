@@ -1,0 +1,71 @@
+// The joining side of bootstrap (docs/cluster-bootstrap.md §Join exchange): a new node, given
+// `https://host:port` of any member and a join token, proves it holds the secret and gets its
+// node id, certificate, the CA and the member list.
+//
+// Server authentication is by pinning, never by system roots: the TLS handshake succeeds only
+// if the server's chain contains a certificate whose SHA-256 fingerprint equals the token's,
+// and the server's leaf verifies against that certificate. Host names are not checked: the
+// pin already names the one CA that may vouch for the server, and every member's certificate
+// from that CA is equally entitled to answer, whatever name or address we dialled it by. The
+// secret is sent only after that check, so a wrong server never sees it.
+//
+// Synchronous (it runs once, at first start); each call owns a private io_context. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "atlasd/cluster/http_handler.h"
+#include "atlasd/cluster/join_token.h"
+#include "atlasd/cluster/pki.h"
+
+namespace atlas::cluster {
+
+// One HTTPS request to a server that must present the CA with fingerprint `ca_fingerprint`
+// (lowercase hex). `url` is "https://host:port" (a trailing "/" is allowed, nothing else).
+// Errors: InvalidArgument (bad URL), Unavailable (resolve/connect/I/O), Unauthenticated (the
+// server failed the pin), DeadlineExceeded (the whole exchange took longer than `timeout`).
+// Any HTTP status is a successful result. Response bodies are capped at 1 MiB.
+absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
+                                                std::string_view ca_fingerprint,
+                                                std::string_view method, std::string_view target,
+                                                std::string_view body,
+                                                std::chrono::milliseconds timeout);
+
+struct JoinOptions {
+  std::string url;  // https://host:port of any member that holds the CA key
+  JoinToken token;
+  std::string region;
+  std::string advertise;  // host:port this node's peer transport listens on
+  std::string node_name;
+  SubjectAltNames sans;  // names this node's certificate should carry
+  std::chrono::milliseconds timeout{30'000};
+};
+
+struct JoinResult {
+  JoinDecision decision;  // node id, cluster id, Fn/Fz, members
+  PkeyPtr key;            // this node's new private key
+  X509Ptr cert;           // its certificate, verified against `ca`
+  X509Ptr ca;             // the cluster CA, its fingerprint equal to the token's
+};
+
+// Generates a key and CSR, POSTs /v1/join, and checks the answer: the returned CA has the
+// token's fingerprint, the certificate chains to it, certifies our key and names our node id.
+// A 403 becomes PermissionDenied carrying the server's message; other refusals map back from
+// their HTTP status (400 InvalidArgument, 409 FailedPrecondition, 503 Unavailable, else
+// Internal).
+absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options);
+
+// File names under the data dir (docs/cluster-bootstrap.md §PKI layout).
+inline constexpr std::string_view kCaCertFile = "ca.pem";
+inline constexpr std::string_view kCaKeyFile = "ca-key.pem";
+inline constexpr std::string_view kNodeCertFile = "node.pem";
+inline constexpr std::string_view kNodeKeyFile = "node-key.pem";
+
+// Writes ca.pem, node.pem (0644) and node-key.pem (0600) under `data_dir`: everything a
+// restart needs from the PKI, so the token is never needed again.
+absl::Status SaveJoinCredentials(const std::string& data_dir, const JoinResult& result);
+
+}  // namespace atlas::cluster

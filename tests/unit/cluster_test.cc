@@ -1,0 +1,622 @@
+// Cluster PKI, join tokens and the HTTPS bootstrap endpoint (docs/cluster-bootstrap.md):
+// pure pieces directly, and the join exchange over real TLS on 127.0.0.1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <optional>
+#include <thread>
+
+#include "atlasd/cluster/http_handler.h"
+#include "atlasd/cluster/https_server.h"
+#include "atlasd/cluster/join_client.h"
+#include "atlasd/cluster/join_token.h"
+#include "atlasd/cluster/pki.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "nlohmann/json.hpp"
+#include "tests/unit/temp_dir.h"
+
+namespace atlas::cluster {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+ClusterCa NewCa(std::string_view id = "c0ffee") {
+  absl::StatusOr<ClusterCa> ca = CreateClusterCa(id);
+  REQUIRE(ca.ok());
+  return std::move(*ca);
+}
+
+struct NodeCreds {
+  PkeyPtr key;
+  X509Ptr cert;
+};
+
+NodeCreds NewNode(const ClusterCa& ca, uint64_t id, const SubjectAltNames& sans = {}) {
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(sans);
+  REQUIRE(csr.ok());
+  absl::StatusOr<X509Ptr> cert =
+      SignNodeCsr(csr->csr.get(), ca, "atlasd node " + std::to_string(id));
+  REQUIRE(cert.ok());
+  return {std::move(csr->key), std::move(*cert)};
+}
+
+unsigned FileMode(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 0777;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PKI
+
+TEST_CASE(
+    "a node certificate signed by the cluster CA verifies against it and carries "
+    "the CSR's names",
+    "[unit]") {
+  ClusterCa ca = NewCa();
+  CHECK(CertCommonName(ca.cert.get()) == "atlasd cluster c0ffee");
+  CHECK(X509_check_ca(ca.cert.get()) != 0);
+  SubjectAltNames sans{{"node1.example", "localhost"}, {"127.0.0.1", "::1"}};
+  NodeCreds node = NewNode(ca, 7, sans);
+  CHECK(VerifyChain(node.cert.get(), ca.cert.get()).ok());
+  CHECK(VerifyChain(node.cert.get(), ca.cert.get(), Purpose::kServer).ok());
+  CHECK(VerifyChain(node.cert.get(), ca.cert.get(), Purpose::kClient).ok());
+  CHECK(CertSans(node.cert.get()) == sans);
+  CHECK(CertCommonName(node.cert.get()) == "atlasd node 7");
+  CHECK(X509_check_ca(node.cert.get()) == 0);
+  CHECK(X509_check_private_key(node.cert.get(), node.key.get()) == 1);
+  // The CA itself is not a server certificate (no digitalSignature key usage).
+  CHECK(!VerifyChain(ca.cert.get(), ca.cert.get(), Purpose::kServer).ok());
+}
+
+TEST_CASE("a certificate from another CA is rejected by VerifyChain", "[unit]") {
+  ClusterCa ours = NewCa("ours");
+  ClusterCa theirs = NewCa("theirs");
+  NodeCreds stranger = NewNode(theirs, 1);
+  absl::Status s = VerifyChain(stranger.cert.get(), ours.cert.get());
+  CHECK(absl::IsPermissionDenied(s));
+  // Same subject name, different key: still refused (the signature decides, not the name).
+  ClusterCa twin = NewCa("ours");
+  NodeCreds impostor = NewNode(twin, 1);
+  CHECK(absl::IsPermissionDenied(VerifyChain(impostor.cert.get(), ours.cert.get())));
+}
+
+TEST_CASE("serial numbers are random and fingerprints are 64 lowercase hex digits", "[unit]") {
+  ClusterCa ca = NewCa();
+  NodeCreds a = NewNode(ca, 1);
+  NodeCreds b = NewNode(ca, 1);
+  CHECK(ASN1_INTEGER_cmp(X509_get_serialNumber(a.cert.get()),
+                         X509_get_serialNumber(b.cert.get())) != 0);
+  std::string fp = Fingerprint(ca.cert.get());
+  CHECK(fp.size() == 64);
+  CHECK(fp.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(fp != Fingerprint(a.cert.get()));
+}
+
+TEST_CASE("ValidateCsr refuses a CSR whose signature does not match its key", "[unit]") {
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr({});
+  REQUIRE(csr.ok());
+  CHECK(ValidateCsr(csr->csr.get()).ok());
+  absl::StatusOr<NodeKeyAndCsr> other = CreateNodeCsr({});
+  REQUIRE(other.ok());
+  // Swap in another public key without re-signing: no proof of possession any more.
+  REQUIRE(X509_REQ_set_pubkey(csr->csr.get(), other->key.get()) == 1);
+  CHECK(absl::IsInvalidArgument(ValidateCsr(csr->csr.get()).status()));
+  ClusterCa ca = NewCa();
+  CHECK(!SignNodeCsr(csr->csr.get(), ca, "atlasd node 1").ok());
+}
+
+TEST_CASE("ValidateCsr refuses keys other than ECDSA P-256/P-384", "[unit]") {
+  PkeyPtr rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+  REQUIRE(rsa);
+  X509ReqPtr req(X509_REQ_new());
+  REQUIRE(X509_REQ_set_pubkey(req.get(), rsa.get()) == 1);
+  REQUIRE(X509_REQ_sign(req.get(), rsa.get(), EVP_sha256()) > 0);
+  CHECK(absl::IsInvalidArgument(ValidateCsr(req.get()).status()));
+}
+
+TEST_CASE("SAN validation accepts host names and IP literals and nothing else", "[unit]") {
+  CHECK(ValidateSans({{"a", "node-1.zone-a.example", "LOCALHOST"}, {"10.0.0.1", "fe80::1"}}).ok());
+  for (const std::string& bad :
+       std::vector<std::string>{"", "*.example", "-a.example", "a-.example", "a..b", "a.b.", "a b",
+                                "a_b", std::string(64, 'a'), std::string("x\0y", 3)}) {
+    INFO(bad);
+    CHECK(!ValidateSans({{bad}, {}}).ok());
+  }
+  for (std::string bad : {"", "1.2.3", "256.1.1.1", "example.com", "1.2.3.4/8"}) {
+    INFO(bad);
+    CHECK(!ValidateSans({{}, {bad}}).ok());
+  }
+  SubjectAltNames many;
+  for (size_t i = 0; i <= kSansMax; ++i) many.dns.push_back("n" + std::to_string(i));
+  CHECK(!ValidateSans(many).ok());
+  CHECK(!CreateNodeCsr({{"*.example"}, {}}).ok());
+}
+
+TEST_CASE("certificates, CSRs and keys survive PEM and files, and keys are written 0600",
+          "[unit]") {
+  testing::TempDir dir;
+  ClusterCa ca = NewCa();
+  const std::string cert_path = dir.path() + "/ca.pem";
+  const std::string key_path = dir.path() + "/ca-key.pem";
+  REQUIRE(SaveCert(cert_path, ca.cert.get()).ok());
+  REQUIRE(SaveKey(key_path, ca.key.get()).ok());
+  CHECK(FileMode(key_path) == 0600);
+  CHECK(FileMode(cert_path) == 0644);
+  absl::StatusOr<X509Ptr> cert = LoadCert(cert_path);
+  absl::StatusOr<PkeyPtr> key = LoadKey(key_path);
+  REQUIRE(cert.ok());
+  REQUIRE(key.ok());
+  CHECK(Fingerprint(cert->get()) == Fingerprint(ca.cert.get()));
+  CHECK(X509_check_private_key(cert->get(), key->get()) == 1);
+
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr({{"n1"}, {}});
+  REQUIRE(csr.ok());
+  absl::StatusOr<X509ReqPtr> csr2 = CsrFromPem(CsrToPem(csr->csr.get()));
+  REQUIRE(csr2.ok());
+  CHECK(ValidateCsr(csr2->get())->dns == std::vector<std::string>{"n1"});
+
+  CHECK(!CertFromPem("not a certificate").ok());
+  CHECK(
+      !CsrFromPem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+           .ok());
+  CHECK(!KeyFromPem("").ok());
+  CHECK(absl::IsNotFound(LoadCert(dir.path() + "/missing.pem").status()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Join token
+
+TEST_CASE("a join token survives formatting and parsing", "[unit]") {
+  ClusterCa ca = NewCa();
+  absl::StatusOr<JoinToken> token = NewJoinToken(Fingerprint(ca.cert.get()));
+  REQUIRE(token.ok());
+  std::string text = FormatJoinToken(*token);
+  CHECK(text.size() == 6 + 1 + 64 + 1 + 64);
+  CHECK(text.rfind("atlas1.", 0) == 0);
+  absl::StatusOr<JoinToken> parsed = ParseJoinToken(text);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == *token);
+  // Trailing newline from a file and upper-case hex are fine.
+  std::string upper = text;
+  for (size_t i = 7; i < upper.size(); ++i) upper[i] = static_cast<char>(std::toupper(upper[i]));
+  CHECK(*ParseJoinToken(upper + "\n") == *token);
+  // Two tokens never share a secret.
+  CHECK(NewJoinToken(Fingerprint(ca.cert.get()))->secret != token->secret);
+}
+
+TEST_CASE("ParseJoinToken rejects anything but atlas1.<64 hex>.<64 hex>", "[unit]") {
+  const std::string hex64(64, 'a');
+  for (std::string bad :
+       {std::string(""), std::string("atlas1"), "atlas1." + hex64, "atlas2." + hex64 + "." + hex64,
+        "atlas1." + hex64 + "." + hex64 + ".", "atlas1." + hex64 + "." + hex64.substr(1),
+        "atlas1." + hex64 + "x." + hex64, "atlas1." + hex64 + "." + hex64 + "a", "atlas1.." + hex64,
+        "atlas1." + std::string(64, 'g') + "." + hex64, "atlas1." + hex64 + " ." + hex64}) {
+    INFO(bad);
+    absl::StatusOr<JoinToken> t = ParseJoinToken(bad);
+    CHECK(absl::IsInvalidArgument(t.status()));
+  }
+  CHECK(!NewJoinToken("abc").ok());
+}
+
+TEST_CASE("secrets compare equal only when identical", "[unit]") {
+  CHECK(SecretMatches("abcd", "abcd"));
+  CHECK(!SecretMatches("abcd", "abce"));
+  CHECK(!SecretMatches("abcd", "abc"));
+  CHECK(!SecretMatches("", ""));  // an unset secret admits nobody
+}
+
+TEST_CASE("the join token file is written with mode 0600 and reads back", "[unit]") {
+  testing::TempDir dir;
+  ClusterCa ca = NewCa();
+  absl::StatusOr<JoinToken> token = NewJoinToken(Fingerprint(ca.cert.get()));
+  REQUIRE(token.ok());
+  REQUIRE(WriteJoinToken(dir.path(), *token).ok());
+  CHECK(FileMode(dir.path() + "/join-token") == 0600);
+  absl::StatusOr<JoinToken> read = ReadJoinToken(dir.path());
+  REQUIRE(read.ok());
+  CHECK(*read == *token);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HandleHttpRequest, without sockets
+
+struct PureFixture {
+  PureFixture() {
+    auto shared_ca = std::make_shared<ClusterCa>(NewCa());
+    token = *NewJoinToken(Fingerprint(shared_ca->cert.get()));
+    auto c = std::make_shared<HttpHandlerContext>();
+    c->ca = shared_ca;
+    c->join_secret = token.secret;
+    c->health = [] { return HealthInfo{3, "ACTIVE", "us-east"}; };
+    c->metrics = [] { return std::string("atlas_up 1\n"); };
+    c->join = [this](const JoinRequest& r, JoinDone done) {
+      ++joins;
+      last = r;
+      done(JoinDecision{42, "c0ffee", 1, 0, {{1, "us-east", "10.0.0.1", 7400}}});
+    };
+    ctx = c;
+  }
+  HttpResponse Call(std::string method, std::string target, std::string body = "") {
+    std::optional<HttpResponse> out;
+    int calls = 0;
+    HandleHttpRequest({std::move(method), std::move(target), std::move(body)}, ctx,
+                      [&](HttpResponse r) {
+                        ++calls;
+                        out = std::move(r);
+                      });
+    REQUIRE(calls == 1);
+    return *out;
+  }
+  std::string JoinBody(std::string secret) {
+    absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr({{"n2"}, {"10.0.0.2"}});
+    REQUIRE(csr.ok());
+    return json{{"secret", secret},
+                {"csr", CsrToPem(csr->csr.get())},
+                {"region", "eu"},
+                {"advertise", "10.0.0.2:7400"},
+                {"node_name", "n2"}}
+        .dump();
+  }
+  JoinToken token;
+  std::shared_ptr<const HttpHandlerContext> ctx;
+  int joins = 0;
+  JoinRequest last;
+};
+
+TEST_CASE("HandleHttpRequest routes, refuses wrong methods and unknown paths", "[unit]") {
+  PureFixture f;
+  HttpResponse health = f.Call("GET", "/health?verbose=1");
+  CHECK(health.status == 200);
+  CHECK(json::parse(health.body) ==
+        json{{"node_id", 3}, {"status", "ACTIVE"}, {"zone", "us-east"}});
+  HttpResponse metrics = f.Call("GET", "/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.content_type == "text/plain; version=0.0.4");
+  CHECK(metrics.body == "atlas_up 1\n");
+  HttpResponse wrong = f.Call("GET", "/v1/join");
+  CHECK(wrong.status == 405);
+  CHECK(wrong.allow == "POST");
+  CHECK(f.Call("POST", "/health").status == 405);
+  HttpResponse missing = f.Call("GET", "/nope");
+  CHECK(missing.status == 404);
+  CHECK(json::parse(missing.body).at("error").is_string());
+}
+
+TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR", "[unit]") {
+  PureFixture f;
+  HttpResponse ok = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));
+  REQUIRE(ok.status == 200);
+  CHECK(f.joins == 1);
+  CHECK(f.last.region == "eu");
+  CHECK(f.last.advertise == "10.0.0.2:7400");
+  CHECK(f.last.sans == SubjectAltNames{{"n2"}, {"10.0.0.2"}});
+  json body = json::parse(ok.body);
+  CHECK(body.at("node_id") == 42);
+  CHECK(body.at("members").at(0).at("port") == 7400);
+  absl::StatusOr<X509Ptr> cert = CertFromPem(body.at("cert").get<std::string>());
+  REQUIRE(cert.ok());
+  CHECK(VerifyChain(cert->get(), f.ctx->ca->cert.get()).ok());
+  CHECK(CertCommonName(cert->get()) == "atlasd node 42");
+
+  std::string wrong_secret(64, '0');
+  HttpResponse denied = f.Call("POST", "/v1/join", f.JoinBody(wrong_secret));
+  CHECK(denied.status == 403);
+  CHECK(json::parse(denied.body).at("error") == "invalid join token");
+
+  for (std::string bad : {"", "{", "[]", "null", "{\"secret\": 5}", "\xff\xfe"}) {
+    INFO(bad);
+    HttpResponse r = f.Call("POST", "/v1/join", bad);
+    CHECK((r.status == 400 || r.status == 403));
+    CHECK(json::parse(r.body).contains("error"));
+  }
+  json with_bad_csr = json::parse(f.JoinBody(f.token.secret));
+  with_bad_csr["csr"] = "garbage";
+  CHECK(f.Call("POST", "/v1/join", with_bad_csr.dump()).status == 400);
+  json with_bad_advertise = json::parse(f.JoinBody(f.token.secret));
+  with_bad_advertise["advertise"] = "no-port";
+  CHECK(f.Call("POST", "/v1/join", with_bad_advertise.dump()).status == 400);
+  json with_number_region = json::parse(f.JoinBody(f.token.secret));
+  with_number_region["region"] = 5;
+  CHECK(f.Call("POST", "/v1/join", with_number_region.dump()).status == 400);
+  CHECK(f.joins == 1);  // none of the refused requests reached the handler
+}
+
+TEST_CASE(
+    "HandleHttpRequest: a member without the CA key, or a failing handler, refuses "
+    "joins with a JSON error",
+    "[unit]") {
+  PureFixture f;
+  auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
+  auto cert_only = std::make_shared<ClusterCa>();
+  cert_only->cert.reset(X509_dup(f.ctx->ca->cert.get()));
+  c->ca = cert_only;
+  f.ctx = c;
+  CHECK(f.Call("POST", "/v1/join", f.JoinBody(f.token.secret)).status == 503);
+
+  auto c2 = std::make_shared<HttpHandlerContext>(*c);
+  auto full = std::make_shared<ClusterCa>(NewCa());
+  c2->ca = full;
+  c2->join = [](const JoinRequest&, JoinDone done) {
+    done(absl::FailedPreconditionError("node name already taken"));
+  };
+  f.ctx = c2;
+  HttpResponse r = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));
+  CHECK(r.status == 409);
+  CHECK(json::parse(r.body).at("error") == "node name already taken");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over real HTTPS on loopback
+
+// A one-node "cluster": CA, the node's certificate, a token, and the HTTPS server running on a
+// background io_context thread.
+class LoopbackCluster {
+ public:
+  explicit LoopbackCluster(HttpsServerOptions options = {}, std::string_view cluster_id = "c0ffee")
+      : work_(ioc_.get_executor()) {
+    ca_ = std::make_shared<ClusterCa>(NewCa(cluster_id));
+    token_ = *NewJoinToken(Fingerprint(ca_->cert.get()));
+    node_ = NewNode(*ca_, 1, {{"localhost"}, {"127.0.0.1"}});
+    auto ctx = std::make_shared<HttpHandlerContext>();
+    ctx->ca = ca_;
+    ctx->join_secret = token_.secret;
+    ctx->health = [] { return HealthInfo{1, "ACTIVE", "local"}; };
+    ctx->join = [this](const JoinRequest& r, JoinDone done) {
+      uint64_t id = 1 + joins_.fetch_add(1) + 1;
+      // Like the real handler, answer later from another thread (consensus decides the id).
+      std::thread([r, id, done = std::move(done)] {
+        done(JoinDecision{id,
+                          "c0ffee",
+                          1,
+                          0,
+                          {{1, "local", "127.0.0.1", 7400}, {id, r.region, "127.0.0.1", 7401}}});
+      }).detach();
+    };
+    options.listen = "127.0.0.1:0";
+    absl::StatusOr<std::unique_ptr<HttpsServer>> server =
+        HttpsServer::Start(ioc_, options, node_.cert.get(), node_.key.get(), ctx);
+    REQUIRE(server.ok());
+    server_ = std::move(*server);
+    url_ = "https://127.0.0.1:" + std::to_string(server_->port());
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~LoopbackCluster() {
+    server_->Stop();
+    work_.reset();
+    ioc_.stop();
+    thread_.join();
+    server_.reset();
+  }
+
+  JoinOptions Options(JoinToken token) const {
+    JoinOptions o;
+    o.url = url_;
+    o.token = std::move(token);
+    o.region = "eu";
+    o.advertise = "127.0.0.1:7401";
+    o.node_name = "n2";
+    o.sans = {{"localhost"}, {"127.0.0.1"}};
+    o.timeout = 10s;
+    return o;
+  }
+  absl::StatusOr<HttpResponse> Request(std::string method, std::string target,
+                                       std::string body = "") {
+    return PinnedHttpsRequest(url_, token_.ca_fingerprint, method, target, body, 10s);
+  }
+
+  const JoinToken& token() const { return token_; }
+  const ClusterCa& ca() const { return *ca_; }
+  const std::string& url() const { return url_; }
+  HttpsServer& server() { return *server_; }
+  int joins() const { return joins_.load(); }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::shared_ptr<ClusterCa> ca_;
+  JoinToken token_;
+  NodeCreds node_;
+  std::unique_ptr<HttpsServer> server_;
+  std::string url_;
+  std::thread thread_;
+  std::atomic<int> joins_{0};
+};
+
+// A plain TCP connection to 127.0.0.1:port with a receive timeout, for what no HTTPS client
+// would send.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  }
+  ~RawConnection() { ::close(fd_); }
+  void Send(std::string_view data) {
+    REQUIRE(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(data.size()));
+  }
+  // True when the server closed the connection (EOF or reset) before the receive timeout.
+  bool ClosedByServer() {
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+TEST_CASE("a node joins over HTTPS and gets a certificate that verifies against the CA", "[unit]") {
+  LoopbackCluster cluster;
+  absl::StatusOr<JoinResult> joined = JoinCluster(cluster.Options(cluster.token()));
+  REQUIRE(joined.ok());
+  CHECK(joined->decision.node_id == 2);
+  CHECK(joined->decision.cluster_id == "c0ffee");
+  CHECK(joined->decision.fn == 1);
+  CHECK(joined->decision.fz == 0);
+  REQUIRE(joined->decision.members.size() == 2);
+  CHECK(joined->decision.members[1] == Member{2, "eu", "127.0.0.1", 7401});
+  CHECK(Fingerprint(joined->ca.get()) == cluster.token().ca_fingerprint);
+  CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kServer).ok());
+  CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kClient).ok());
+  CHECK(X509_check_private_key(joined->cert.get(), joined->key.get()) == 1);
+  CHECK(CertSans(joined->cert.get()) == SubjectAltNames{{"localhost"}, {"127.0.0.1"}});
+
+  testing::TempDir dir;
+  REQUIRE(SaveJoinCredentials(dir.path(), *joined).ok());
+  CHECK(FileMode(dir.path() + "/node-key.pem") == 0600);
+  CHECK(FileMode(dir.path() + "/node.pem") == 0644);
+  CHECK(Fingerprint(LoadCert(dir.path() + "/ca.pem")->get()) == cluster.token().ca_fingerprint);
+
+  // The token is reusable until rotated (docs/cluster-bootstrap.md §Token reuse).
+  absl::StatusOr<JoinResult> again = JoinCluster(cluster.Options(cluster.token()));
+  REQUIRE(again.ok());
+  CHECK(again->decision.node_id == 3);
+}
+
+TEST_CASE("a join with the wrong secret is refused with 403 and the server's message", "[unit]") {
+  LoopbackCluster cluster;
+  JoinToken wrong = cluster.token();
+  wrong.secret = std::string(64, '0');
+  absl::StatusOr<JoinResult> joined = JoinCluster(cluster.Options(wrong));
+  REQUIRE(absl::IsPermissionDenied(joined.status()));
+  CHECK_THAT(std::string(joined.status().message()),
+             Catch::Contains("HTTP 403") && Catch::Contains("invalid join token"));
+  CHECK(cluster.joins() == 0);
+}
+
+TEST_CASE(
+    "a joiner refuses a server whose CA does not match the token, before sending the "
+    "secret",
+    "[unit]") {
+  LoopbackCluster real;
+  // An impostor with its own CA that would accept the real secret if it ever saw it.
+  LoopbackCluster impostor({}, "impostor");
+  JoinToken token = real.token();
+  JoinOptions options = impostor.Options(token);
+  absl::StatusOr<JoinResult> joined = JoinCluster(options);
+  REQUIRE(absl::IsUnauthenticated(joined.status()));
+  CHECK_THAT(std::string(joined.status().message()), Catch::Contains("fingerprint"));
+  CHECK(impostor.joins() == 0);
+  // Same for any request.
+  absl::StatusOr<HttpResponse> health =
+      PinnedHttpsRequest(impostor.url(), token.ca_fingerprint, "GET", "/health", "", 10s);
+  CHECK(absl::IsUnauthenticated(health.status()));
+}
+
+TEST_CASE(
+    "the HTTPS port serves /health, and answers unknown paths, malformed JSON and "
+    "oversized bodies with JSON errors",
+    "[unit]") {
+  HttpsServerOptions options;
+  options.body_bytes_max = 4096;
+  LoopbackCluster cluster(options);
+
+  absl::StatusOr<HttpResponse> health = cluster.Request("GET", "/health");
+  REQUIRE(health.ok());
+  CHECK(health->status == 200);
+  CHECK(health->content_type == "application/json");
+  CHECK(json::parse(health->body) == json{{"node_id", 1}, {"status", "ACTIVE"}, {"zone", "local"}});
+
+  absl::StatusOr<HttpResponse> missing = cluster.Request("GET", "/v2/nothing");
+  REQUIRE(missing.ok());
+  CHECK(missing->status == 404);
+  CHECK(json::parse(missing->body).contains("error"));
+
+  absl::StatusOr<HttpResponse> method = cluster.Request("DELETE", "/v1/join");
+  REQUIRE(method.ok());
+  CHECK(method->status == 405);
+  CHECK(method->allow == "POST");
+
+  absl::StatusOr<HttpResponse> malformed = cluster.Request("POST", "/v1/join", "{\"secret\":");
+  REQUIRE(malformed.ok());
+  CHECK(malformed->status == 400);
+  CHECK(json::parse(malformed->body).contains("error"));
+
+  absl::StatusOr<HttpResponse> big =
+      cluster.Request("POST", "/v1/join", std::string(64 * 1024, 'x'));
+  INFO(big.status().ToString());
+  REQUIRE(big.ok());
+  CHECK(big->status == 413);
+  CHECK(json::parse(big->body).contains("error"));
+
+  // Still serving after all of that.
+  CHECK(cluster.Request("GET", "/health")->status == 200);
+}
+
+TEST_CASE("plaintext HTTP on the TLS port is dropped and the server keeps serving", "[unit]") {
+  LoopbackCluster cluster;
+  for (int i = 0; i < 3; ++i) {
+    RawConnection raw(cluster.server().port());
+    raw.Send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(raw.ClosedByServer());
+  }
+  RawConnection garbage(cluster.server().port());
+  garbage.Send(std::string(1000, '\x16'));
+  CHECK(garbage.ClosedByServer());
+  absl::StatusOr<HttpResponse> health = cluster.Request("GET", "/health");
+  REQUIRE(health.ok());
+  CHECK(health->status == 200);
+}
+
+TEST_CASE("idle connections time out and connections beyond the limit are shed", "[unit]") {
+  HttpsServerOptions options;
+  options.io_timeout = 1s;
+  options.connections_max = 2;
+  LoopbackCluster cluster(options);
+  auto start = std::chrono::steady_clock::now();
+  {
+    RawConnection a(cluster.server().port());
+    RawConnection b(cluster.server().port());
+    for (int i = 0; i < 200 && cluster.server().connections() < 2; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(cluster.server().connections() == 2);
+    RawConnection c(cluster.server().port());
+    CHECK(c.ClosedByServer());  // shed at once, long before a's and b's timeouts
+    CHECK(std::chrono::steady_clock::now() - start < 1s);
+    CHECK(a.ClosedByServer());  // the handshake read timeout
+    CHECK(b.ClosedByServer());
+  }
+  for (int i = 0; i < 200 && cluster.server().connections() > 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(cluster.server().connections() == 0);
+  CHECK(cluster.Request("GET", "/health")->status == 200);
+}
+
+TEST_CASE("PinnedHttpsRequest reports bad URLs and unreachable servers as errors", "[unit]") {
+  std::string fp(64, 'a');
+  CHECK(absl::IsInvalidArgument(
+      PinnedHttpsRequest("http://127.0.0.1:1", fp, "GET", "/", "", 1s).status()));
+  CHECK(absl::IsInvalidArgument(
+      PinnedHttpsRequest("https://127.0.0.1:1/x", fp, "GET", "/", "", 1s).status()));
+  CHECK(absl::IsInvalidArgument(
+      PinnedHttpsRequest("https://127.0.0.1", fp, "GET", "/", "", 1s).status()));
+  // Port 1 on loopback: nothing listens, connection refused.
+  CHECK(absl::IsUnavailable(
+      PinnedHttpsRequest("https://127.0.0.1:1", fp, "GET", "/", "", 1s).status()));
+}
+
+}  // namespace
+}  // namespace atlas::cluster
