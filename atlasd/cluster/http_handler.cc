@@ -146,7 +146,7 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
               ErrorResponse(HttpStatusFor(decision.status()), ToStd(decision.status().message())));
         }
         absl::StatusOr<X509Ptr> cert =
-            SignNodeCsr(shared_csr.get(), *context->ca, StrCat("atlasd node ", decision->node_id));
+            SignNodeCsr(shared_csr.get(), *context->ca, NodeCommonName(decision->node_id));
         if (!cert.ok()) return reply(ErrorResponse(500, ToStd(cert.status().message())));
         reply(JsonResponse(200, {{"node_id", decision->node_id},
                                  {"cert", CertToPem(cert->get())},

@@ -266,7 +266,7 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
     return absl::UnauthenticatedError(
         StrCat("join response from ", options.url, ": certificate is not for our key"));
   }
-  if (CertCommonName(cert->get()) != StrCat("atlasd node ", result.decision.node_id)) {
+  if (CertCommonName(cert->get()) != NodeCommonName(result.decision.node_id)) {
     return absl::UnauthenticatedError(StrCat("join response from ", options.url,
                                              ": certificate does not name node ",
                                              result.decision.node_id));

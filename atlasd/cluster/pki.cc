@@ -222,6 +222,8 @@ std::string OpenSslError() {
   return buf;
 }
 
+std::string NodeCommonName(uint64_t node_id) { return StrCat(kNodeCommonNamePrefix, node_id); }
+
 absl::Status ValidateSans(const SubjectAltNames& sans) {
   if (sans.dns.size() + sans.ips.size() > kSansMax) {
     return absl::InvalidArgumentError(
@@ -270,7 +272,7 @@ absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans) {
   X509ReqPtr req(X509_REQ_new());
   if (!req) return SslError("allocating a CSR");
   if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) return SslError("CSR version");
-  if (absl::Status s = SetCommonName(X509_REQ_get_subject_name(req.get()), "atlasd node");
+  if (absl::Status s = SetCommonName(X509_REQ_get_subject_name(req.get()), "atlasd-node");
       !s.ok()) {
     return s;
   }

@@ -63,12 +63,18 @@ struct NodeKeyAndCsr {
   X509ReqPtr csr;
 };
 
+// A node certificate's subject CN, "atlasd-node-<id>": the node id the peer transport
+// (atlasd/peer_transport.cc) reads from a mutual-TLS peer's certificate. The CA writes it, so
+// a node cannot claim another's id.
+inline constexpr std::string_view kNodeCommonNamePrefix = "atlasd-node-";
+std::string NodeCommonName(uint64_t node_id);
+
 // Creates a fresh cluster CA: ECDSA P-256 key, self-signed certificate with
 // subject CN="atlasd cluster <cluster_id>", basicConstraints critical CA:TRUE, pathlen:0,
 // keyUsage keyCertSign+cRLSign, valid for kCaValiditySeconds.
 absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id);
 
-// Creates a node key (ECDSA P-256) and a CSR for it with subject CN="atlasd node" and the
+// Creates a node key (ECDSA P-256) and a CSR for it with subject CN="atlasd-node" and the
 // given subject alternative names (validated as in ValidateSans).
 absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans);
 
@@ -82,7 +88,8 @@ absl::StatusOr<SubjectAltNames> ValidateCsr(X509_REQ* csr);
 // no wildcard; IPs parse with inet_pton. InvalidArgument names the offending entry.
 absl::Status ValidateSans(const SubjectAltNames& sans);
 
-// Signs `csr` with the CA into a node certificate: subject CN=`common_name` (the CSR's own
+// Signs `csr` with the CA into a node certificate: subject CN=`common_name`, normally
+// NodeCommonName(id) (the CSR's own
 // subject is ignored: the CA decides identity), the CSR's SANs after ValidateCsr, a random
 // 127-bit serial, basicConstraints critical CA:FALSE, keyUsage digitalSignature, extended key
 // usage serverAuth+clientAuth (the same certificate serves HTTPS, and both ends of mutual-TLS

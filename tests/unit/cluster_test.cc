@@ -43,8 +43,7 @@ struct NodeCreds {
 NodeCreds NewNode(const ClusterCa& ca, uint64_t id, const SubjectAltNames& sans = {}) {
   absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(sans);
   REQUIRE(csr.ok());
-  absl::StatusOr<X509Ptr> cert =
-      SignNodeCsr(csr->csr.get(), ca, "atlasd node " + std::to_string(id));
+  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->csr.get(), ca, NodeCommonName(id));
   REQUIRE(cert.ok());
   return {std::move(csr->key), std::move(*cert)};
 }
@@ -71,7 +70,7 @@ TEST_CASE(
   CHECK(VerifyChain(node.cert.get(), ca.cert.get(), Purpose::kServer).ok());
   CHECK(VerifyChain(node.cert.get(), ca.cert.get(), Purpose::kClient).ok());
   CHECK(CertSans(node.cert.get()) == sans);
-  CHECK(CertCommonName(node.cert.get()) == "atlasd node 7");
+  CHECK(CertCommonName(node.cert.get()) == "atlasd-node-7");
   CHECK(X509_check_ca(node.cert.get()) == 0);
   CHECK(X509_check_private_key(node.cert.get(), node.key.get()) == 1);
   // The CA itself is not a server certificate (no digitalSignature key usage).
@@ -112,7 +111,7 @@ TEST_CASE("ValidateCsr refuses a CSR whose signature does not match its key", "[
   REQUIRE(X509_REQ_set_pubkey(csr->csr.get(), other->key.get()) == 1);
   CHECK(absl::IsInvalidArgument(ValidateCsr(csr->csr.get()).status()));
   ClusterCa ca = NewCa();
-  CHECK(!SignNodeCsr(csr->csr.get(), ca, "atlasd node 1").ok());
+  CHECK(!SignNodeCsr(csr->csr.get(), ca, NodeCommonName(1)).ok());
 }
 
 TEST_CASE("ValidateCsr refuses keys other than ECDSA P-256/P-384", "[unit]") {
@@ -306,7 +305,7 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   absl::StatusOr<X509Ptr> cert = CertFromPem(body.at("cert").get<std::string>());
   REQUIRE(cert.ok());
   CHECK(VerifyChain(cert->get(), f.ctx->ca->cert.get()).ok());
-  CHECK(CertCommonName(cert->get()) == "atlasd node 42");
+  CHECK(CertCommonName(cert->get()) == "atlasd-node-42");
 
   std::string wrong_secret(64, '0');
   HttpResponse denied = f.Call("POST", "/v1/join", f.JoinBody(wrong_secret));
