@@ -37,7 +37,8 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
 
   consensus::ReplicaConfig config;
   config.id = options.node_id;
-  config.topology.zone_of[options.node_id] = 1;
+  config.topology = options.topology;
+  if (config.topology.zone_of.empty()) config.topology.zone_of[options.node_id] = 1;
   config.quorum = options.quorum;
   // Tick counts for a 5 ms tick: heartbeats 100 ms, peers suspect after 1 s, resend after
   // 200 ms, client requests time out after 10 s.
@@ -129,6 +130,11 @@ void PaxosReplicator::Describe(const std::string& table, std::function<void(Obje
   if (!posted) (*shared_done)(ObjectInfo{});
 }
 
+void PaxosReplicator::Deliver(consensus::Message message) {
+  // A full queue drops the message like a lossy network would; WPaxos retransmits.
+  Post([this, m = std::move(message)] { replica_->Step(m); });
+}
+
 void PaxosReplicator::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -203,9 +209,13 @@ void PaxosReplicator::ProcessReady() {
         std::abort();
       }
     }
+    // Only now, with the Ready durable, may other nodes learn of its promises and accepts.
     if (!rd.messages.empty()) {
-      // A one-node cluster has no peers; the transport of «Cluster» sends these.
-      spdlog::debug("dropping {} messages: no peer transport", rd.messages.size());
+      if (options_.send) {
+        options_.send(std::move(rd.messages));
+      } else {
+        spdlog::debug("dropping {} messages: no peer transport", rd.messages.size());
+      }
     }
     for (const consensus::ReadState& rs : rd.reads) {
       auto it = reads_.find(rs.id.seq);

@@ -33,6 +33,11 @@ namespace atlas {
 struct PaxosReplicatorOptions {
   consensus::NodeId node_id = 1;
   consensus::QuorumSpec quorum;
+  // The cluster's nodes and zones; empty means a one-node cluster of node_id in zone 1.
+  consensus::Topology topology;
+  // Sends Ready::messages to their nodes (the peer transport); null in a one-node cluster.
+  // Called on the node thread after the Ready was made durable; must not block.
+  std::function<void(std::vector<consensus::Message>)> send;
   std::chrono::milliseconds tick{5};  // one consensus tick of wall time
   size_t queue_events_max = 65536;    // proposals/reads waiting for the node thread
   bool sync = true;                   // fsync every Ready (the durability contract)
@@ -50,6 +55,9 @@ class PaxosReplicator final : public Replicator {
   void Ping(std::function<void()> done) override;
   void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;
   void Shutdown() override;
+
+  // A message from a peer (already validated by the transport); handled on the node thread.
+  void Deliver(consensus::Message message);
 
   uint64_t readies() const { return readies_.load(); }
 
