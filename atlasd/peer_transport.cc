@@ -176,7 +176,10 @@ class PeerTransport::PeerLink {
         }
         proto::MessageBatch wire;
         for (const consensus::Message& m : batch) proto::ToProto(m, wire.add_messages());
-        if (!writer->Write(wire)) break;  // stream broken: the batch is lost, WPaxos resends
+        if (!writer->Write(wire)) {  // stream broken: the batch is lost, WPaxos resends
+          t_->stats_.dropped_link_down += batch.size();
+          break;
+        }
         t_->stats_.sent += batch.size();
         wrote = true;
         backoff = std::chrono::milliseconds(100);

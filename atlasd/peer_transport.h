@@ -79,8 +79,8 @@ class PeerTransport {
   void Shutdown();
 
   struct Stats {
-    std::atomic<uint64_t> sent{0}, received{0}, dropped_queue_full{0}, dropped_invalid{0},
-        reconnects{0};
+    std::atomic<uint64_t> sent{0}, received{0}, dropped_queue_full{0}, dropped_link_down{0},
+        dropped_invalid{0}, reconnects{0};
   };
   const Stats& stats() const { return stats_; }
 
