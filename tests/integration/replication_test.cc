@@ -10,12 +10,16 @@
 #include "atlasd/paxos_replicator.h"
 #include "atlasd/peer_transport.h"
 #include "tests/integration/test_pki.h"
+#include "tests/unit/replicator_sync.h"
 #include "tests/unit/temp_dir.h"
 
 using atlas::ApplyResult;
 using atlas::PaxosReplicator;
 using atlas::PeerTransport;
 using atlas::proto::Command;
+using atlas::testing::ProposeSync;
+using atlas::testing::ReadBarrierSync;
+constexpr auto Put = atlas::testing::PutCommand;
 
 namespace {
 
@@ -88,27 +92,8 @@ class Cluster {
   std::vector<Node> nodes_;
 };
 
-Command Put(const std::string& table, const std::string& row, const std::string& value) {
-  Command c;
-  c.set_table(table);
-  c.mutable_put()->set_row(row);
-  c.mutable_put()->set_value(value);
-  return c;
-}
 
-ApplyResult ProposeSync(PaxosReplicator& r, Command c) {
-  auto p = std::make_shared<std::promise<ApplyResult>>();
-  auto f = p->get_future();
-  r.Propose(std::move(c), [p](ApplyResult res) { p->set_value(std::move(res)); });
-  return f.get();
-}
 
-absl::Status ReadBarrierSync(PaxosReplicator& r, const std::string& table) {
-  auto p = std::make_shared<std::promise<absl::Status>>();
-  auto f = p->get_future();
-  r.ReadBarrier(table, [p](absl::Status s) { p->set_value(std::move(s)); });
-  return f.get();
-}
 
 bool Eventually(const std::function<bool()>& pred, int ms = 10000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);

@@ -6,29 +6,20 @@
 
 #include "atlasd/paxos_replicator.h"
 #include "storage/paxos_state.h"
+#include "tests/unit/replicator_sync.h"
 #include "tests/unit/temp_dir.h"
 
 using atlas::ApplyResult;
 using atlas::PaxosReplicator;
 using atlas::proto::Command;
+using atlas::testing::ProposeSync;
+using atlas::testing::ReadBarrierSync;
+constexpr auto Put = atlas::testing::PutCommand;
 using namespace atlas::storage;
 
 namespace {
 
-Command Put(const std::string& table, const std::string& row, const std::string& value) {
-  Command c;
-  c.set_table(table);
-  c.mutable_put()->set_row(row);
-  c.mutable_put()->set_value(value);
-  return c;
-}
 
-ApplyResult ProposeSync(PaxosReplicator& r, Command c) {
-  std::promise<ApplyResult> p;
-  auto f = p.get_future();
-  r.Propose(std::move(c), [&p](ApplyResult res) { p.set_value(std::move(res)); });
-  return f.get();
-}
 
 std::optional<std::string> Value(Store* store, const std::string& t, const std::string& row) {
   auto rec = store->GetRow(t, row);
@@ -58,9 +49,7 @@ TEST_CASE("writes are chosen in the Paxos log before they are applied and acknow
     ApplyResult denied = ProposeSync(**r, Put("t", "w", "2"));
     CHECK_FALSE(denied.ok);
     CHECK(denied.error.find("WORM-protected") != std::string::npos);
-    std::promise<absl::Status> read;
-    (*r)->ReadBarrier("t", [&](absl::Status s) { read.set_value(s); });
-    CHECK(read.get_future().get().ok());
+    CHECK(ReadBarrierSync(**r, "t").ok());
     (*r)->Shutdown();
   }
   auto state = LoadPersistentState(store->get());
