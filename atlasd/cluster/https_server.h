@@ -9,6 +9,13 @@
 // and closed at once, so the backlog never fills with connections we will not serve). A failed
 // TLS handshake (plaintext HTTP, a port scanner) just drops the connection.
 //
+// A connection waiting for the JoinHandler has no timeout of its own (the handler must call
+// `done`; the daemon's handler bounds its consensus round), but it still counts against
+// `connections_max`, so a stuck handler cannot make the server accept without bound.
+//
+// Lifetime: destroy the server before its io_context. Connections still open when the
+// io_context stops are freed with it.
+//
 // Thread-safety: the server runs on the given io_context, which may be run by several threads;
 // each connection is confined to its own strand, the acceptor to another. port() and
 // connections() may be called from any thread; Stop() too.

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "atlasd/cluster/http_handler.h"
@@ -354,6 +355,36 @@ TEST_CASE(
   CHECK(json::parse(r.body).at("error") == "node name already taken");
 }
 
+TEST_CASE("HandleHttpRequest answers every mangled join body with exactly one JSON reply",
+          "[unit]") {
+  PureFixture f;
+  const std::string valid = f.JoinBody(f.token.secret);
+  std::mt19937 rng(20261122);  // fixed seed: a failure replays
+  for (int i = 0; i < 2000; ++i) {
+    std::string body = valid;
+    int edits = 1 + static_cast<int>(rng() % 8);
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      size_t at = rng() % body.size();
+      switch (rng() % 3) {
+        case 0:
+          body[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          body.erase(at, 1 + rng() % 16);
+          break;
+        default:
+          body.insert(at, std::string(1 + rng() % 4, static_cast<char>(rng())));
+          break;
+      }
+    }
+    HttpResponse r = f.Call("POST", "/v1/join", body);
+    INFO(body);
+    CHECK((r.status == 200 || r.status == 400 || r.status == 403));
+    json parsed = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    CHECK(parsed.is_object());
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Over real HTTPS on loopback
 
@@ -521,6 +552,39 @@ TEST_CASE(
   absl::StatusOr<HttpResponse> health =
       PinnedHttpsRequest(impostor.url(), token.ca_fingerprint, "GET", "/health", "", 10s);
   CHECK(absl::IsUnauthenticated(health.status()));
+}
+
+TEST_CASE("a joiner refuses a server that presents the pinned CA with a leaf it did not sign",
+          "[unit]") {
+  LoopbackCluster real;
+  // The impostor copies the real CA certificate (public) into its chain, but can only sign its
+  // leaf with its own CA.
+  ClusterCa other = NewCa("impostor");
+  NodeCreds leaf = NewNode(other, 1, {{}, {"127.0.0.1"}});
+  auto ctx = std::make_shared<HttpHandlerContext>();
+  auto presented = std::make_shared<ClusterCa>();
+  presented->cert.reset(X509_dup(real.ca().cert.get()));
+  ctx->ca = presented;
+  ctx->join_secret = real.token().secret;
+  std::atomic<int> requests{0};
+  ctx->health = [&] {
+    ++requests;
+    return HealthInfo{};
+  };
+  boost::asio::io_context ioc;
+  absl::StatusOr<std::unique_ptr<HttpsServer>> server =
+      HttpsServer::Start(ioc, {}, leaf.cert.get(), leaf.key.get(), ctx);
+  REQUIRE(server.ok());
+  std::thread thread([&] { ioc.run(); });
+  absl::StatusOr<HttpResponse> r =
+      PinnedHttpsRequest("https://127.0.0.1:" + std::to_string((*server)->port()),
+                         real.token().ca_fingerprint, "GET", "/health", "", 10s);
+  (*server)->Stop();
+  ioc.stop();
+  thread.join();
+  CHECK(absl::IsUnauthenticated(r.status()));
+  CHECK_THAT(std::string(r.status().message()), Catch::Contains("does not chain"));
+  CHECK(requests == 0);
 }
 
 TEST_CASE(
