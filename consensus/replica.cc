@@ -721,8 +721,16 @@ void Replica::HandleCommit(const Message& msg) {
   LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 
+void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
+  if (commit_index > o.known_commit && from != config_.id) {
+    o.known_commit = commit_index;
+    o.known_commit_from = from;
+  }
+}
+
 void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                         NodeId from) {
+  NoteCommitIndex(o, commit_index, from);
   if (commit_index > o.notice_commit) {
     o.notice_commit = commit_index;
     o.notice_ballot = ballot;
@@ -742,6 +750,11 @@ void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, S
 
 void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
   if (from == config_.id || from == kNoNode) return;
+  // Remember the best-informed peer we heard of; Tick retries from it.
+  if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
+      o.known_commit_from != kNoNode) {
+    from = o.known_commit_from;
+  }
   if (o.catchup_sent >= 0 && now_ - o.catchup_sent < config_.resend_ticks / 2) return;
   o.catchup_sent = now_;
   Message m;
@@ -816,12 +829,14 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   if (o.notice_commit > o.hard.commit_index) {
     LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
   }
+  NoteCommitIndex(o, msg.commit_index, msg.from);
   if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
 }
 
 void Replica::HandleHeartbeat(const Message& msg) {
   for (const auto& [object, commit_index] : msg.commit_indexes) {
     ObjectState& o = Obj(object);
+    NoteCommitIndex(o, commit_index, msg.from);
     if (commit_index > o.hard.commit_index) RequestCatchup(object, o, msg.from);
   }
 }
@@ -1018,6 +1033,7 @@ void Replica::Tick() {
     }
   }
   for (auto& [object, o] : objects_) {
+    if (o.known_commit > o.hard.commit_index) RequestCatchup(object, o, o.known_commit_from);
     switch (o.role) {
       case Role::kCandidate:
         if (now_ - o.phase1_sent >= config_.resend_ticks) {

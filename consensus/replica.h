@@ -266,6 +266,10 @@ class Replica {
     Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
     Slot notice_commit = 0;
     Slot heartbeat_commit = 0;     // Commit index in our previous heartbeat.
+    // Highest commit index some peer reported, and that peer: catch-up is retried from Tick
+    // until we reach it (a request may be rate-limited, lost, or sent to a lagging peer).
+    Slot known_commit = 0;
+    NodeId known_commit_from = kNoNode;
     std::optional<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
     // Proposer / owner.
     Role role = Role::kFollower;
@@ -365,6 +369,7 @@ class Replica {
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
   void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void HandleCatchupRequest(const Message& msg);
   void HandleCatchupResponse(const Message& msg);
   void HandleHeartbeat(const Message& msg);

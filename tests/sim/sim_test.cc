@@ -180,6 +180,10 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
       {2198, "drop,dup,reorder,crash", true},
       // Catch-up of 1 entry per round trip could not converge within the quiet period.
       {52, "crash", true},
+      // Soak: a rate-limited or unanswerable catch-up request was never retried once commit
+      // notices and heartbeats went quiet; learners now retry from the best-informed peer.
+      {146030, "drop,dup,reorder,crash", true},
+      {131590, "drop,dup,reorder,crash", true},
   };
   for (const Pinned& p : pinned) {
     SimOptions o = Base(p.seed, p.faults);
