@@ -237,7 +237,8 @@ void PaxosReplicator::ProcessReady() {
             done(absl::DeadlineExceededError(StrCat("timeout: read of ", reply.object)));
             break;
           case consensus::ReplyCode::kQuorumUnavailable:
-            done(absl::UnavailableError(StrCat("quorum unavailable: ", detail)));
+            // The core's detail already reads "quorum unavailable: <why>".
+            done(absl::UnavailableError(detail));
             break;
           default:
             done(absl::UnavailableError(
@@ -260,7 +261,7 @@ void PaxosReplicator::ProcessReady() {
                              reply.definite ? " (not applied)" : " (outcome unknown)");
             break;
           case consensus::ReplyCode::kQuorumUnavailable:
-            r.error = StrCat("quorum unavailable: ", detail);
+            r.error = detail;  // already "quorum unavailable: <why>"
             break;
           case consensus::ReplyCode::kBusy:
             r.error = StrCat("overloaded: ", detail);
