@@ -1,5 +1,7 @@
 #include "atlasd/peer_transport.h"
 
+#include "atlasd/cluster/pki.h"
+
 #include <charconv>
 #include <optional>
 
@@ -14,7 +16,8 @@ namespace atlas {
 
 namespace {
 
-constexpr std::string_view kNodeNamePrefix = "atlasd-node-";
+// The name the cluster PKI gives node certificates (atlasd/cluster/pki.h).
+constexpr std::string_view kNodeNamePrefix = cluster::kNodeCommonNamePrefix;
 
 // The node id a peer proved with its client certificate, from its common name.
 std::optional<consensus::NodeId> PeerIdOf(const grpc::AuthContext& auth) {
@@ -31,7 +34,7 @@ std::optional<consensus::NodeId> PeerIdOf(const grpc::AuthContext& auth) {
 
 }  // namespace
 
-std::string NodeTlsName(consensus::NodeId id) { return StrCat(kNodeNamePrefix, id); }
+std::string NodeTlsName(consensus::NodeId id) { return cluster::NodeCommonName(id); }
 
 // ---------------------------------------------------------------------------------------------
 // Receiving side.
