@@ -123,6 +123,13 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
   }
   call->admin = IsAdmin(call->principal);
 
+  // Only regions that have members can hold a table.
+  if (auto* pin = std::get_if<sp::TablePin>(&command); pin && pin->region &&
+                                                        *pin->region != self_.region) {
+    call->Warn(StrCat("unknown region '", *pin->region, "'"));
+    return;
+  }
+
   // Writes: build the replicated command.
   proto::Command cmd;
   cmd.set_principal(call->principal.value_or(""));
@@ -157,11 +164,6 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
           a->set_grant(std::is_same_v<T, sp::AclGrant>);
         } else if constexpr (std::is_same_v<T, sp::TablePin>) {
           write_table = c.table;
-          if (c.region && *c.region != self_.region) {
-            // Only regions that have members can hold a table.
-            is_write = false;
-            return;
-          }
           cmd.mutable_placement()->set_pinned_region(c.region.value_or(""));
         } else if constexpr (std::is_same_v<T, sp::TableGroup>) {
           write_table = c.table;
@@ -180,15 +182,10 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     Write(call, std::move(cmd));
     return;
   }
-  if (auto* pin = std::get_if<sp::TablePin>(&command)) {
-    call->Warn(StrCat("unknown region '", *pin->region, "'"));
-    return;
-  }
   // Reads see every write acknowledged before them.
   std::string table;
   std::visit(
       [&](const auto& c) {
-        using T = std::decay_t<decltype(c)>;
         if constexpr (requires { c.key; }) {
           table = std::string(c.key.table());
         } else if constexpr (requires { c.range; }) {
@@ -196,7 +193,6 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
         } else if constexpr (requires { c.table; }) {
           table = c.table;
         }
-        (void)sizeof(T);
       },
       command);
   replicator_->ReadBarrier(table, [this, call](absl::Status s) {
