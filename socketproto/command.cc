@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "socketproto/str.h"
+#include "socketproto/utf8.h"
 #include "absl/time/time.h"
 
 namespace atlas::socketproto {
@@ -15,36 +16,6 @@ constexpr size_t kMaxTableBytes = 255;
 constexpr size_t kMaxPrincipalChars = 256;
 
 bool Eq(std::string_view a, std::string_view b) { return EqualsIgnoreCase(a, b); }
-
-// Decodes one UTF-8 code point starting at s[*i]; false on any malformed sequence
-// (overlong forms, surrogates and values above U+10FFFF are malformed).
-bool DecodeUtf8(std::string_view s, size_t* i, uint32_t* cp) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(*i);
-  size_t len;
-  uint32_t min;
-  if (c < 0x80) {
-    *cp = c;
-    *i += 1;
-    return true;
-  } else if ((c & 0xE0) == 0xC0) {
-    len = 2, *cp = c & 0x1F, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, *cp = c & 0x0F, min = 0x800;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4, *cp = c & 0x07, min = 0x10000;
-  } else {
-    return false;
-  }
-  if (*i + len > s.size()) return false;
-  for (size_t k = 1; k < len; ++k) {
-    if ((b(*i + k) & 0xC0) != 0x80) return false;
-    *cp = (*cp << 6) | (b(*i + k) & 0x3F);
-  }
-  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return false;
-  *i += len;
-  return true;
-}
 
 // Control characters and Unicode white space: never part of a key or principal.
 bool IsControlOrSpace(uint32_t cp) {

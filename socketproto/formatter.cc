@@ -1,6 +1,7 @@
 #include "socketproto/formatter.h"
 
 #include "socketproto/str.h"
+#include "socketproto/utf8.h"
 
 namespace atlas::socketproto {
 
@@ -9,35 +10,16 @@ std::string SanitizeMessage(std::string_view m) {
   out.reserve(m.size());
   size_t i = 0;
   while (i < m.size()) {
-    auto c = static_cast<unsigned char>(m[i]);
-    if (c < 0x20 || c == 0x7F) {
-      out.push_back(' ');
-      ++i;
-    } else if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
+    size_t start = i;
+    uint32_t cp;
+    if (!DecodeUtf8(m, &i, &cp)) {
+      out.push_back(' ');  // one malformed byte
+      i = start + 1;
+    } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0x2028 ||
+               cp == 0x2029) {
+      out.push_back(' ');  // C0, DEL, C1 (incl. U+0085), line/paragraph separators
     } else {
-      // Copy one well-formed UTF-8 sequence, or replace one bad byte.
-      size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-      bool ok = len != 0 && i + len <= m.size();
-      uint32_t cp = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-      for (size_t k = 1; ok && k < len; ++k) {
-        auto b = static_cast<unsigned char>(m[i + k]);
-        ok = (b & 0xC0) == 0x80;
-        cp = (cp << 6) | (b & 0x3F);
-      }
-      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = ok && cp >= kMin[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-      if (!ok) {
-        out.push_back(' ');
-        ++i;
-      } else if (cp == 0x85 || cp == 0x2028 || cp == 0x2029 || (cp >= 0x80 && cp < 0xA0)) {
-        out.push_back(' ');
-        i += len;
-      } else {
-        out.append(m.substr(i, len));
-        i += len;
-      }
+      out.append(m.substr(start, i - start));
     }
   }
   return out;
