@@ -27,6 +27,11 @@ absl::Status Validate(const ClusterConfig& c) {
   return absl::OkStatus();
 }
 
+// Every command ends with "<sep>@<expected epoch>".
+std::string WithEpoch(std::string command, uint64_t expected_epoch) {
+  return absl::StrCat(command, std::string(1, kSep), "@", expected_epoch);
+}
+
 }  // namespace
 
 Topology ClusterConfig::ToTopology(
@@ -37,20 +42,35 @@ Topology ClusterConfig::ToTopology(
   return t;
 }
 
-std::string EncodeJoin(ZoneId zone, const std::string& address) {
-  return absl::StrCat("join", std::string(1, kSep), zone, std::string(1, kSep), address);
+std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch) {
+  return WithEpoch(absl::StrCat("join", std::string(1, kSep), zone, std::string(1, kSep), address),
+                   expected_epoch);
 }
 
-std::string EncodeLeave(NodeId id) { return absl::StrCat("leave", std::string(1, kSep), id); }
+std::string EncodeLeave(NodeId id, uint64_t expected_epoch) {
+  return WithEpoch(absl::StrCat("leave", std::string(1, kSep), id), expected_epoch);
+}
 
-std::string EncodeSetQuorum(QuorumSpec quorum) {
-  return absl::StrCat("quorum", std::string(1, kSep), quorum.fn, std::string(1, kSep),
-                      quorum.fz);
+std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch) {
+  return WithEpoch(absl::StrCat("quorum", std::string(1, kSep), quorum.fn, std::string(1, kSep),
+                                quorum.fz),
+                   expected_epoch);
 }
 
 absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
                                                    const std::string& command) {
   std::vector<std::string> f = absl::StrSplit(command, kSep);
+  uint64_t expected = 0;
+  if (f.size() < 2 || f.back().empty() || f.back()[0] != '@' ||
+      !absl::SimpleAtoi(f.back().substr(1), &expected)) {
+    return absl::InvalidArgumentError("membership command without an expected epoch");
+  }
+  f.pop_back();
+  if (expected != config.epoch) {
+    // Optimistic concurrency: each change is judged against the epoch its proposer saw settled.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "membership changed concurrently: epoch is ", config.epoch, ", expected ", expected));
+  }
   ClusterConfig next = config;
   std::string result;
   if (f.size() == 3 && f[0] == "join") {

@@ -4,9 +4,11 @@
 // allocated inside the decision: two simultaneous joiners are ordered by the log and get
 // different ids.
 //
-// What is built: the deterministic state machine (commands, validation, id allocation,
-// snapshot encoding). Not built yet: applying a new configuration to running Replicas, which
-// needs a joint phase 1 across configurations (see docs).
+// Each applied change is a new configuration epoch; the host hands it to its Replica with
+// Replica::SetConfig (docs/consensus.md, "Reconfiguration"). Commands carry the epoch they
+// expect to change (optimistic concurrency): a change is proposed only when the proposer sees
+// its current epoch settled (Replica::Settled), and two concurrent changes cannot both apply,
+// so no epoch is skipped before it settled.
 #ifndef ATLAS_CONSENSUS_MEMBERSHIP_H_
 #define ATLAS_CONSENSUS_MEMBERSHIP_H_
 
@@ -44,14 +46,17 @@ struct ClusterConfig {
   }
 };
 
-// Command encoders (the bytes proposed to `atlas.nodes`).
-std::string EncodeJoin(ZoneId zone, const std::string& address);
-std::string EncodeLeave(NodeId id);
-std::string EncodeSetQuorum(QuorumSpec quorum);
+// Command encoders (the bytes proposed to `atlas.nodes`). `expected_epoch` is the epoch the
+// change applies to (the proposer's current ClusterConfig::epoch).
+std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch);
+std::string EncodeLeave(NodeId id, uint64_t expected_epoch);
+std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch);
 
 // Applies one committed command. On success returns the result text (for a join: the allocated
-// node id); on a rejected command (invalid, or one that would leave no possible quorum) returns
-// an error and leaves `config` unchanged. Deterministic: same config + command, same outcome.
+// node id); on a rejected command (invalid, one that would leave no possible quorum, or one
+// whose expected epoch is not config.epoch: "membership changed concurrently: epoch is X,
+// expected Y") returns an error and leaves `config` unchanged. Deterministic: same config +
+// command, same outcome.
 absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
                                                    const std::string& command);
 

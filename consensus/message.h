@@ -57,6 +57,16 @@ struct Message {
   std::string snapshot;
   // Heartbeat: (object, commit_index) pairs, sorted by object.
   std::vector<std::pair<ObjectId, Slot>> commit_indexes;
+  // Reconfiguration (docs/consensus.md, "Reconfiguration").
+  // Prepare/Accept/Confirm and Heartbeat: the sender's latest configuration epoch (the fence);
+  // a rejected Promise/Accepted/ConfirmAck (ok=false): the rejecting acceptor's latest epoch.
+  // 0 is read as 1 (a peer that predates reconfiguration runs the initial configuration).
+  uint64_t epoch = 0;
+  // Promise and CatchupResponse: the sender's committed anchor of `object` (epoch and the
+  // EncodeQuorumConfig bytes; 0/empty = none). Heartbeat: anchor_epoch = the lowest anchor
+  // epoch over every object the sender holds (its latest epoch if it holds none).
+  uint64_t anchor_epoch = 0;
+  std::string anchor_config;
 
   // One line, deterministic; used for simulator traces.
   std::string DebugString() const;

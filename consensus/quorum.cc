@@ -4,7 +4,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "consensus/check.h"
 
 namespace atlas::consensus {
@@ -179,6 +181,40 @@ std::string QuorumSystem::Describe() const {
   return absl::StrCat("Fn=", spec_.fn, " Fz=", spec_.fz, " zones{", absl::StrJoin(sizes, " "),
                       "} Q1=min(Fn+1,n) in ", Q1Zones(), " zone(s), Q2=max(n-Fn,1) in ",
                       Q2Zones(), " zone(s) incl. the owner's");
+}
+
+std::string EncodeQuorumConfig(uint64_t epoch, const Topology& topology, QuorumSpec spec) {
+  std::vector<std::string> members;
+  for (const auto& [node, zone] : topology.zone_of) members.push_back(absl::StrCat(node, ":", zone));
+  return absl::StrCat("C1 ", epoch, " ", spec.fn, " ", spec.fz, " ", absl::StrJoin(members, ","));
+}
+
+bool DecodeQuorumConfig(const std::string& data, uint64_t& epoch, Topology& topology,
+                        QuorumSpec& spec) {
+  std::vector<std::string> f = absl::StrSplit(data, ' ');
+  uint64_t e = 0;
+  QuorumSpec q;
+  Topology t;
+  if (f.size() != 5 || f[0] != "C1" || !absl::SimpleAtoi(f[1], &e) || e == 0 ||
+      !absl::SimpleAtoi(f[2], &q.fn) || !absl::SimpleAtoi(f[3], &q.fz) || q.fn < 0 || q.fz < 0) {
+    return false;
+  }
+  for (absl::string_view m : absl::StrSplit(f[4], ',', absl::SkipEmpty())) {
+    std::vector<std::string> nz = absl::StrSplit(m, ':');
+    NodeId node = 0;
+    ZoneId zone = 0;
+    if (nz.size() != 2 || !absl::SimpleAtoi(nz[0], &node) || !absl::SimpleAtoi(nz[1], &zone) ||
+        node == kNoNode) {
+      return false;
+    }
+    t.zone_of[node] = zone;
+  }
+  // Same preconditions as the QuorumSystem constructor, which CHECKs them.
+  if (t.zone_of.empty() || q.fz >= static_cast<int>(t.Zones().size())) return false;
+  epoch = e;
+  topology = std::move(t);
+  spec = q;
+  return true;
 }
 
 }  // namespace atlas::consensus

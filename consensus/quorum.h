@@ -86,6 +86,14 @@ class QuorumSystem {
   std::vector<int> zone_size_;
 };
 
+// A self-describing configuration C_e = (epoch, node -> zone, Fn, Fz), as carried by anchor
+// entries and Promise/catch-up messages (docs/consensus.md, "Reconfiguration"). The distance
+// oracle is not part of it: it only orders zones, never decides a quorum.
+std::string EncodeQuorumConfig(uint64_t epoch, const Topology& topology, QuorumSpec spec);
+// False (and outputs untouched) on malformed bytes or a configuration QuorumSystem rejects.
+bool DecodeQuorumConfig(const std::string& data, uint64_t& epoch, Topology& topology,
+                        QuorumSpec& spec);
+
 }  // namespace atlas::consensus
 
 #endif  // ATLAS_CONSENSUS_QUORUM_H_

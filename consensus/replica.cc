@@ -12,6 +12,11 @@ namespace {
 constexpr int kRouteAttemptsMax = 3;
 constexpr Slot kLogTailSlots = 16;  // Entries kept below a snapshot for cheap catch-up.
 constexpr uint64_t kFullHeartbeatEvery = 10;
+constexpr int kSweepStealsPerHeartbeat = 2;
+
+// An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is the
+// EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
+bool IsAnchor(const Batch& batch) { return batch.size() == 1 && batch[0].id.node == kNoNode; }
 }  // namespace
 
 const char* ReplyCodeName(ReplyCode code) {
@@ -30,6 +35,8 @@ void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state)
   h.promised = update.promised;
   h.commit_index = update.commit_index;
   h.truncated_through = update.truncated_through;
+  h.anchor_epoch = update.anchor_epoch;
+  h.anchor_config = update.anchor_config;
   for (const SlotEntry& e : update.entries) h.log[e.slot] = e.entry;
   h.log.erase(h.log.begin(), h.log.upper_bound(h.truncated_through));
 }
@@ -37,12 +44,14 @@ void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state)
 Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* snapshots,
                  std::unique_ptr<MigrationPolicy> policy, uint64_t seed)
     : config_(std::move(config)),
-      quorums_(config_.topology, config_.quorum),
       snapshots_(snapshots),
       policy_(std::move(policy)),
       rng_(seed) {
   ATLAS_CHECK(config_.id != kNoNode);
-  ATLAS_CHECK(config_.topology.zone_of.contains(config_.id));
+  ATLAS_CHECK(config_.epoch >= 1);
+  // A removed node may restart before its removal settles: it need not be a member.
+  AddConfig(config_.epoch, config_.topology, config_.quorum);
+  latest_epoch_ = config_.epoch;
   ATLAS_CHECK(snapshots_ != nullptr && policy_ != nullptr);
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
   for (auto& [object, hard] : restart) {
@@ -64,6 +73,8 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
     }
     o.owner_ballot = o.hard.promised;
     o.ballot = o.hard.promised;
+    o.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
+    if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
     if (o.applied < o.hard.commit_index) work_ = true;
   }
 }
@@ -93,14 +104,218 @@ bool Replica::Alive(NodeId node) const {
 
 NodeSet Replica::LiveNodes() const {
   NodeSet live;
-  for (const auto& [node, zone] : config_.topology.zone_of) {
-    if (Alive(node)) live.insert(node);
+  for (const auto& [epoch, c] : configs_) {
+    for (const auto& [node, zone] : c.quorums.topology().zone_of) {
+      if (Alive(node)) live.insert(node);
+    }
   }
   return live;
 }
 
-absl::Status Replica::QuorumStatus() const {
-  return quorums_.CheckAvailable(ZoneOf(config_.id), LiveNodes());
+ZoneId Replica::ZoneOf(NodeId node) const {
+  // Newest configuration first: a removed node keeps the zone it last had.
+  for (auto it = configs_.rbegin(); it != configs_.rend(); ++it) {
+    auto z = it->second.quorums.topology().zone_of.find(node);
+    if (z != it->second.quorums.topology().zone_of.end()) return z->second;
+  }
+  return 0;
+}
+
+absl::Status Replica::QuorumStatus() const { return CheckAvailableIn({latest_epoch_}); }
+
+absl::Status Replica::QuorumStatus(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  if (o == nullptr) {
+    ObjectState fresh;
+    return CheckAvailableIn(ObjectEpochs(fresh));
+  }
+  return CheckAvailableIn(ObjectEpochs(*o));
+}
+
+absl::Status Replica::CheckAvailableIn(const EpochSet& epochs) const {
+  const NodeSet live = LiveNodes();
+  const ZoneId zone = ZoneOf(config_.id);
+  for (uint64_t e : epochs) {
+    const ConfigInfo* c = FindConfig(e);
+    if (c == nullptr) {
+      return absl::UnavailableError(absl::StrCat(
+          "quorum unavailable: configuration epoch ", e, " is not known to this node yet"));
+    }
+    absl::Status s = c->quorums.CheckAvailable(zone, live);
+    if (!s.ok()) {
+      if (epochs.size() == 1) return s;
+      return absl::UnavailableError(absl::StrCat(s.message(), " (in epoch ", e,
+                                                 " of a joint quorum)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configurations (docs/consensus.md, "Reconfiguration").
+
+void Replica::AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
+  if (configs_.contains(epoch)) return;
+  std::string encoded = EncodeQuorumConfig(epoch, topology, quorum);
+  configs_.emplace(epoch, ConfigInfo{QuorumSystem(std::move(topology), quorum),
+                                     std::move(encoded)});
+}
+
+void Replica::LearnConfig(uint64_t epoch, const std::string& encoded) {
+  if (configs_.contains(epoch)) return;
+  uint64_t e = 0;
+  Topology t;
+  QuorumSpec q;
+  // Undecodable: the epoch stays unknown, so no quorum in it can form (the safe direction).
+  if (!DecodeQuorumConfig(encoded, e, t, q) || e != epoch) return;
+  t.distance = Latest().quorums.topology().distance;  // Only orders zones.
+  AddConfig(epoch, std::move(t), q);
+}
+
+void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
+  ATLAS_CHECK(epoch >= 1);
+  AddConfig(epoch, std::move(topology), quorum);
+  if (epoch <= latest_epoch_) return;
+  latest_epoch_ = epoch;
+  // Quorums of every object now include C_L: re-send what is in flight at once, in the new
+  // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
+  for (auto& [object, o] : objects_) {
+    if (o.role == Role::kCandidate) o.phase1_sent = now_ - config_.resend_ticks;
+    for (auto& [slot, f] : o.in_flight) f.sent_tick = now_ - config_.resend_ticks;
+    if (o.round_active) o.round_sent = now_ - config_.resend_ticks;
+  }
+  work_ = true;
+}
+
+const Replica::ConfigInfo* Replica::FindConfig(uint64_t epoch) const {
+  auto it = configs_.find(epoch);
+  return it == configs_.end() ? nullptr : &it->second;
+}
+
+bool Replica::IsMember(uint64_t epoch, NodeId node) const {
+  const ConfigInfo* c = FindConfig(epoch);
+  return c != nullptr && c->quorums.topology().zone_of.contains(node);
+}
+
+bool Replica::KnownNode(NodeId node) const {
+  for (const auto& [epoch, c] : configs_) {
+    if (c.quorums.topology().zone_of.contains(node)) return true;
+  }
+  return false;
+}
+
+Replica::EpochSet Replica::ObjectEpochs(const ObjectState& o) const {
+  const uint64_t l = latest_epoch_;
+  if (config_.test_latest_config_only) return {l};
+  EpochSet out;
+  const uint64_t a = std::max(o.hard.anchor_epoch, o.adopted);
+  if (a == l) {
+    out.insert(l);
+  } else {
+    // Not anchored at L (yet): its values may have been chosen in its anchor's configuration,
+    // and (when it has none, or an older one) in C_{L-1}, the last one that could choose
+    // without C_L. Asking C_{L-1} also for a stale anchor is stronger than needed by the lead's
+    // rule and closes the case "anchored at L-1 elsewhere, our copy still at an older anchor".
+    if (a != 0) out.insert(a);
+    if (l > 1) out.insert(l - 1);
+    out.insert(l);
+  }
+  if (o.role != Role::kFollower) out.insert(o.joint.begin(), o.joint.end());
+  return out;
+}
+
+bool Replica::IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const {
+  for (uint64_t e : epochs) {
+    const ConfigInfo* c = FindConfig(e);
+    if (c == nullptr || !c->quorums.IsQ1(nodes)) return false;
+  }
+  return true;
+}
+
+bool Replica::IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const {
+  for (uint64_t e : epochs) {
+    const ConfigInfo* c = FindConfig(e);
+    if (c == nullptr || !c->quorums.IsQ2(nodes)) return false;
+  }
+  return true;
+}
+
+NodeSet Replica::MembersOf(const EpochSet& epochs) const {
+  NodeSet out;
+  for (uint64_t e : epochs) {
+    const ConfigInfo* c = FindConfig(e);
+    if (c == nullptr) continue;
+    for (const auto& [node, zone] : c->quorums.topology().zone_of) out.insert(node);
+  }
+  return out;
+}
+
+bool Replica::NeedsAnchor(const ObjectState& o) const {
+  if (config_.test_latest_config_only) return false;
+  // No anchor means "written in the initial configuration only" (ObjectEpochs gives {1} at
+  // epoch 1), so a cluster that never reconfigured pays nothing for anchors.
+  return std::max<uint64_t>({o.hard.anchor_epoch, o.adopted, 1}) < latest_epoch_;
+}
+
+bool Replica::Held(const ObjectState& o) const {
+  return o.hard.commit_index > 0 || !o.hard.log.empty();
+}
+
+uint64_t Replica::AnchorFloor() const {
+  uint64_t floor = latest_epoch_;
+  for (const auto& [object, o] : objects_) {
+    if (Held(o)) floor = std::min(floor, o.hard.anchor_epoch);
+  }
+  return floor;
+}
+
+bool Replica::Fenced(const Message& msg) const {
+  return std::max<uint64_t>(msg.epoch, 1) < latest_epoch_;
+}
+
+void Replica::NoteFence(const Message& reply) {
+  fenced_epoch_ = std::max(fenced_epoch_, reply.epoch);
+}
+
+bool Replica::Settled() const {
+  const uint64_t l = latest_epoch_;
+  if (l <= 1) return true;
+  const ConfigInfo* prev = FindConfig(l - 1);
+  if (prev == nullptr) return false;  // The host must SetConfig the history; until then, no.
+  NodeSet s;
+  for (const auto& [node, zone] : prev->quorums.topology().zone_of) {
+    if (node == config_.id) {
+      if (AnchorFloor() >= l) s.insert(node);
+      continue;
+    }
+    auto it = settle_witness_.find(node);
+    if (it != settle_witness_.end() && it->second >= l) s.insert(node);
+  }
+  return prev->quorums.IsQ1(s) && prev->quorums.IsQ2(s);
+}
+
+void Replica::ScanAnchors(ObjectState& o) {
+  Slot from = std::max(o.anchor_scanned, o.hard.truncated_through) + 1;
+  for (auto it = o.hard.log.lower_bound(from);
+       it != o.hard.log.end() && it->first <= o.hard.commit_index; ++it) {
+    if (!IsAnchor(it->second.value)) continue;
+    const Command& a = it->second.value[0];
+    if (a.id.seq >= o.hard.anchor_epoch) {
+      o.hard.anchor_epoch = a.id.seq;
+      o.hard.anchor_config = a.data;
+      LearnConfig(a.id.seq, a.data);
+      MarkDirty(o);
+    }
+  }
+  o.anchor_scanned = std::max(o.anchor_scanned, o.hard.commit_index);
+  if (o.anchor_slot != 0 && o.hard.commit_index >= o.anchor_slot) {
+    // Our anchor committed: every earlier slot is committed too, so only the base quorums
+    // matter from here on.
+    o.anchor_slot = 0;
+    o.joint.clear();
+    o.adopted = 0;
+    if (o.hard.anchor_epoch == latest_epoch_) ++probes_.reanchors_committed;
+  }
 }
 
 void Replica::Send(Message msg) {
@@ -113,7 +328,13 @@ void Replica::Send(Message msg) {
 }
 
 void Replica::Broadcast(const Message& msg, bool include_self) {
-  for (const auto& [node, zone] : config_.topology.zone_of) {
+  EpochSet epochs{latest_epoch_};
+  if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
+  SendTo(MembersOf(epochs), msg, include_self);
+}
+
+void Replica::SendTo(const NodeSet& nodes, const Message& msg, bool include_self) {
+  for (NodeId node : nodes) {
     if (node == config_.id && !include_self) continue;
     Message m = msg;
     m.to = node;
@@ -177,6 +398,11 @@ Ballot Replica::Promised(const ObjectId& object) const {
 Slot Replica::CommitIndex(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
   return o == nullptr ? 0 : o->hard.commit_index;
+}
+
+uint64_t Replica::AnchorEpoch(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? 0 : o->hard.anchor_epoch;
 }
 
 Slot Replica::AppliedIndex(const ObjectId& object) const {
@@ -254,6 +480,12 @@ RouteDecision Replica::Decide(const ObjectId& object, const ObjectState& o) {
   ctx.self_zone = ZoneOf(config_.id);
   ctx.believed_owner = o.owner_ballot.node;
   ctx.owner_alive = ctx.believed_owner != kNoNode && Alive(ctx.believed_owner);
+  if (!IsMember(latest_epoch_, config_.id)) {
+    // Removed: we may still accept for old anchors, but never own anything again.
+    return ctx.believed_owner != kNoNode && ctx.believed_owner != config_.id
+               ? RouteDecision::kForward
+               : RouteDecision::kReject;
+  }
   return policy_->Route(object, ctx);
 }
 
@@ -422,7 +654,7 @@ void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
 
 void Replica::Step(const Message& msg) {
   if (msg.to != config_.id) return;
-  if (!config_.topology.zone_of.contains(msg.from)) return;  // Not a member.
+  if (!KnownNode(msg.from)) return;  // Not a member of any configuration we know.
   heard_[msg.from] = now_;
   switch (msg.type) {
     case MessageType::kPrepare: HandlePrepare(msg); break;
@@ -450,7 +682,12 @@ void Replica::Step(const Message& msg) {
 void Replica::StartSteal(const ObjectId& object) {
   ObjectState& o = Obj(object);
   if (o.role != Role::kFollower) return;
-  if (now_ < o.backoff_until) {
+  if (!IsMember(latest_epoch_, config_.id)) return;  // Removed nodes never own.
+  if (now_ < o.backoff_until || fenced_epoch_ > latest_epoch_) {
+    // Fenced: an acceptor knows a newer epoch; we cannot win before our host's SetConfig.
+    if (fenced_epoch_ > latest_epoch_ && now_ >= o.backoff_until) {
+      o.backoff_until = now_ + config_.steal_backoff_ticks;
+    }
     o.want_steal = true;
     return;
   }
@@ -466,6 +703,9 @@ void Replica::StartSteal(const ObjectId& object) {
   o.recovered.clear();
   o.recovered_commit = 0;
   o.recovered_commit_from = kNoNode;
+  o.joint.clear();
+  o.adopted = 0;
+  o.anchor_slot = 0;
   o.phase1_sent = now_;
   ++probes_.steals_started;
   policy_->Reset(object);
@@ -473,8 +713,9 @@ void Replica::StartSteal(const ObjectId& object) {
   m.type = MessageType::kPrepare;
   m.object = object;
   m.ballot = o.ballot;
+  m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
-  Broadcast(m, /*include_self=*/true);
+  SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
 void Replica::HandlePrepare(const Message& msg) {
@@ -483,11 +724,18 @@ void Replica::HandlePrepare(const Message& msg) {
   r.type = MessageType::kPromise;
   r.to = msg.from;
   r.object = msg.object;
-  if (msg.ballot >= o.hard.promised) {
+  if (Fenced(msg)) {
+    // The epoch fence: no promise to a proposer that has not applied our latest epoch.
+    ++probes_.fence_rejections;
+    r.ballot = o.hard.promised;
+    r.epoch = latest_epoch_;
+  } else if (msg.ballot >= o.hard.promised) {
     Promise(msg.object, o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
     r.commit_index = o.hard.commit_index;
+    r.anchor_epoch = o.hard.anchor_epoch;
+    r.anchor_config = o.hard.anchor_config;
     // Every accepted entry above our commit index: the stealer must re-propose the
     // highest-ballot value of each such slot (WPaxos §4.2, phase-1 recovery).
     for (auto it = o.hard.log.upper_bound(o.hard.commit_index); it != o.hard.log.end(); ++it) {
@@ -502,6 +750,11 @@ void Replica::HandlePrepare(const Message& msg) {
 void Replica::HandlePromise(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
+    if (msg.epoch > latest_epoch_) {
+      NoteFence(msg);
+      if (o.role == Role::kCandidate) StepDown(msg.object, o);
+      return;
+    }
     ObserveBallot(o, msg.ballot);
     if (o.role == Role::kCandidate && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
@@ -512,13 +765,44 @@ void Replica::HandlePromise(const Message& msg) {
     o.recovered_commit = msg.commit_index;
     o.recovered_commit_from = msg.from;
   }
+  const EpochSet before = ObjectEpochs(o);
+  if (msg.anchor_epoch != 0 && !config_.test_latest_config_only) {
+    // Values may have been chosen in the responder's anchor configuration: need its Q1 too.
+    // A newer anchor than ours becomes our view (entries below it arrive by catch-up).
+    LearnConfig(msg.anchor_epoch, msg.anchor_config);
+    o.joint.insert(msg.anchor_epoch);
+    o.adopted = std::max(o.adopted, msg.anchor_epoch);
+  }
   for (const SlotEntry& e : msg.entries) {
+    if (IsAnchor(e.entry.value) && !config_.test_latest_config_only) {
+      // A possibly chosen anchor: slots after it may be chosen in its configuration.
+      LearnConfig(e.entry.value[0].id.seq, e.entry.value[0].data);
+      o.joint.insert(e.entry.value[0].id.seq);
+    }
     auto it = o.recovered.find(e.slot);
     if (it == o.recovered.end() || e.entry.ballot > it->second.ballot) {
       o.recovered[e.slot] = e.entry;
     }
   }
-  if (quorums_.IsQ1(o.promises)) BecomeOwner(msg.object, o);
+  const EpochSet need = ObjectEpochs(o);
+  if (need != before) {
+    // More configurations to hear from: ask their members now.
+    Message m;
+    m.type = MessageType::kPrepare;
+    m.object = msg.object;
+    m.ballot = o.ballot;
+    m.epoch = latest_epoch_;
+    m.commit_index = o.hard.commit_index;
+    for (NodeId node : MembersOf(need)) {
+      if (o.promises.contains(node) || MembersOf(before).contains(node)) continue;
+      m.to = node;
+      Send(m);
+    }
+  }
+  if (IsQ1In(need, o.promises)) {
+    if (need.size() > 1) ++probes_.joint_phase1;
+    BecomeOwner(msg.object, o);
+  }
 }
 
 void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
@@ -537,6 +821,7 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   m.type = MessageType::kAccept;
   m.object = object;
   m.ballot = o.ballot;
+  m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
   for (Slot s = base + 1; s <= top; ++s) {
     Batch value;
@@ -554,7 +839,7 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   o.next_slot = top + 1;
   // Reads wait for the recovered prefix: the new owner catches up before it serves reads.
   o.read_ready_slot = top;
-  if (!m.entries.empty()) Broadcast(m, /*include_self=*/true);
+  if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
   if (o.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.recovered_commit_from);
   o.last_commit_sent = 0;
   work_ = true;
@@ -572,6 +857,9 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o) {
     ++probes_.steal_during_phase2;
   }
   o.role = Role::kFollower;
+  o.joint.clear();
+  o.adopted = 0;
+  o.anchor_slot = 0;
   o.in_flight.clear();
   o.chosen.clear();
   o.promises.clear();
@@ -622,12 +910,28 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
 // replica so remote ones also learn the value, and the nearest Q2 answers first.
 
 void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
-  if (o.role != Role::kOwner || o.proposals.empty()) return;
+  if (o.role != Role::kOwner) return;
+  if (o.anchor_slot != 0) return;  // Nothing after our anchor until it commits.
   Message m;
   m.type = MessageType::kAccept;
   m.object = object;
   m.ballot = o.ballot;
+  m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
+  if (NeedsAnchor(o)) {
+    // Re-anchor in C_L once every earlier slot is committed here, so the Accept's commit index
+    // lets acceptors certify the prefix (they ack an anchor only with everything before it).
+    if (o.hard.commit_index + 1 != o.next_slot || !o.in_flight.empty()) return;
+    const ConfigInfo& c = Latest();
+    const Slot s = o.next_slot++;
+    Batch anchor{Command{RequestId{kNoNode, latest_epoch_}, c.encoded}};
+    o.anchor_slot = s;
+    o.in_flight[s] = InFlight{anchor, {}, now_};
+    m.entries.push_back({s, LogEntry{o.ballot, std::move(anchor)}});
+    SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+    return;
+  }
+  if (o.proposals.empty()) return;
   while (!o.proposals.empty() && o.in_flight.size() < config_.window_slots) {
     Batch batch;
     while (!o.proposals.empty() && batch.size() < config_.batch_commands_max) {
@@ -639,7 +943,7 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     o.in_flight[s] = InFlight{batch, {}, now_};
     m.entries.push_back({s, LogEntry{o.ballot, std::move(batch)}});
   }
-  if (!m.entries.empty()) Broadcast(m, /*include_self=*/true);
+  if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
 void Replica::HandleAccept(const Message& msg) {
@@ -648,8 +952,16 @@ void Replica::HandleAccept(const Message& msg) {
   r.type = MessageType::kAccepted;
   r.to = msg.from;
   r.object = msg.object;
-  for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
+  if (Fenced(msg)) {
+    for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
+    ++probes_.fence_rejections;
+    r.ballot = o.hard.promised;
+    r.epoch = latest_epoch_;
+    Send(std::move(r));
+    return;
+  }
   if (msg.ballot < o.hard.promised) {
+    for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
     r.ballot = o.hard.promised;
     Send(std::move(r));
     return;
@@ -664,15 +976,59 @@ void Replica::HandleAccept(const Message& msg) {
     if (it != o.hard.log.end() && it->second == e.entry) continue;
     PutEntry(o, e.slot, e.entry);
   }
+  bool anchor = false;
+  for (const SlotEntry& e : msg.entries) anchor = anchor || IsAnchor(e.entry.value);
+  // With an anchor, learn the piggybacked commit index first: it may complete the prefix.
+  if (anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+  for (const SlotEntry& e : msg.entries) {
+    if (IsAnchor(e.entry.value) && e.slot > o.hard.commit_index + 1 &&
+        !config_.test_latest_config_only) {
+      // An anchor certifies the prefix: ack it only once every earlier slot is committed here,
+      // so any Q1 of its configuration finds a node reporting commit >= slot-1.
+      o.deferred_anchor = e.slot;
+      o.deferred_ballot = msg.ballot;
+      o.deferred_to = msg.from;
+      ++probes_.anchor_acks_deferred;
+      RequestCatchup(msg.object, o, msg.from);
+      continue;
+    }
+    r.slots.push_back(e.slot);
+  }
   r.ok = true;
   r.ballot = msg.ballot;
   Send(std::move(r));
-  LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+  if (!anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+}
+
+void Replica::SendDeferredAnchorAck(const ObjectId& object, ObjectState& o) {
+  if (o.deferred_anchor == 0) return;
+  const Slot s = o.deferred_anchor;
+  auto it = o.hard.log.find(s);
+  if (o.hard.promised != o.deferred_ballot || it == o.hard.log.end() ||
+      it->second.ballot != o.deferred_ballot || o.hard.commit_index >= s) {
+    o.deferred_anchor = 0;  // Superseded (or committed: the owner no longer needs our ack).
+    return;
+  }
+  if (o.hard.commit_index + 1 < s) return;
+  Message r;
+  r.type = MessageType::kAccepted;
+  r.to = o.deferred_to;
+  r.object = object;
+  r.ok = true;
+  r.ballot = o.deferred_ballot;
+  r.slots.push_back(s);
+  o.deferred_anchor = 0;
+  Send(std::move(r));
 }
 
 void Replica::HandleAccepted(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
+    if (msg.epoch > latest_epoch_) {
+      NoteFence(msg);
+      if (o.role == Role::kOwner) StepDown(msg.object, o);
+      return;
+    }
     ObserveBallot(o, msg.ballot);
     if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
@@ -682,7 +1038,7 @@ void Replica::HandleAccepted(const Message& msg) {
     auto it = o.in_flight.find(s);
     if (it == o.in_flight.end()) continue;
     it->second.acks.insert(msg.from);
-    if (quorums_.IsQ2(it->second.acks)) o.chosen.insert(s);
+    o.chosen.insert(s);  // Acked; whether a joint Q2 is what AdvanceOwnerCommit decides.
   }
   AdvanceOwnerCommit(o);
 }
@@ -692,6 +1048,9 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
     const Slot s = o.hard.commit_index + 1;
     auto it = o.in_flight.find(s);
     ATLAS_CHECK(it != o.in_flight.end());
+    // Judged now, not at ack time: the configurations needed may have grown since (a newer
+    // epoch from SetConfig, an anchor learned by catch-up). A superset is always safe.
+    if (!IsQ2In(ObjectEpochs(o), it->second.acks)) break;
     LogEntry chosen{o.ballot, std::move(it->second.value)};
     auto local = o.hard.log.find(s);
     if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));
@@ -699,6 +1058,7 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
     o.chosen.erase(s);
     o.in_flight.erase(it);
     MarkDirty(o);
+    ScanAnchors(o);
   }
 }
 
@@ -708,7 +1068,10 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
   m.object = object;
   m.ballot = o.ballot;
   m.commit_index = o.hard.commit_index;
-  Broadcast(m, /*include_self=*/false);
+  EpochSet epochs = ObjectEpochs(o);
+  epochs.insert(latest_epoch_);
+  if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
+  SendTo(MembersOf(epochs), m, /*include_self=*/false);
   o.last_commit_sent = o.hard.commit_index;
 }
 
@@ -744,7 +1107,10 @@ void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, S
     ++o.hard.commit_index;
     advanced = true;
   }
-  if (advanced) MarkDirty(o);
+  if (advanced) {
+    MarkDirty(o);
+    ScanAnchors(o);
+  }
   if (o.hard.commit_index < commit_index) RequestCatchup(object, o, from);
 }
 
@@ -773,6 +1139,9 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   r.to = msg.from;
   r.object = msg.object;
   r.commit_index = o.hard.commit_index;
+  // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
+  r.anchor_epoch = o.hard.anchor_epoch;
+  r.anchor_config = o.hard.anchor_config;
   Slot start = msg.slot;
   if (start <= o.hard.truncated_through) {
     // The log tail no longer covers the request: ship the application snapshot.
@@ -808,6 +1177,13 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     o.snapshot_asked = s;
     o.install = Snapshot{s, msg.snapshot};
     ++probes_.snapshots_installed;
+    // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
+    if (msg.anchor_epoch > o.hard.anchor_epoch) {
+      o.hard.anchor_epoch = msg.anchor_epoch;
+      o.hard.anchor_config = msg.anchor_config;
+      LearnConfig(msg.anchor_epoch, msg.anchor_config);
+    }
+    o.anchor_scanned = std::max(o.anchor_scanned, s);
     MarkDirty(o);
   }
   bool advanced = false;
@@ -818,7 +1194,10 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     ++probes_.catchup_entries;
     advanced = true;
   }
-  if (advanced) MarkDirty(o);
+  if (advanced) {
+    MarkDirty(o);
+    ScanAnchors(o);
+  }
   if (o.role == Role::kOwner) {
     // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
     // (else phase 1 of whoever chose it would have found it), so drop it.
@@ -834,6 +1213,8 @@ void Replica::HandleCatchupResponse(const Message& msg) {
 }
 
 void Replica::HandleHeartbeat(const Message& msg) {
+  uint64_t& w = settle_witness_[msg.from];
+  w = std::max(w, std::min(msg.epoch, msg.anchor_epoch));
   for (const auto& [object, commit_index] : msg.commit_indexes) {
     ObjectState& o = Obj(object);
     NoteCommitIndex(o, commit_index, msg.from);
@@ -860,8 +1241,9 @@ void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
   m.type = MessageType::kConfirm;
   m.object = object;
   m.ballot = o.ballot;
+  m.epoch = latest_epoch_;
   m.round = o.round;
-  Broadcast(m, /*include_self=*/true);
+  SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
 void Replica::HandleConfirm(const Message& msg) {
@@ -871,7 +1253,11 @@ void Replica::HandleConfirm(const Message& msg) {
   r.to = msg.from;
   r.object = msg.object;
   r.round = msg.round;
-  if (msg.ballot < o.hard.promised) {
+  if (Fenced(msg)) {
+    ++probes_.fence_rejections;
+    r.ballot = o.hard.promised;
+    r.epoch = latest_epoch_;
+  } else if (msg.ballot < o.hard.promised) {
     r.ballot = o.hard.promised;
   } else {
     // Acking binds us like an Accept would: we promise not to join a lower ballot.
@@ -886,6 +1272,11 @@ void Replica::HandleConfirm(const Message& msg) {
 void Replica::HandleConfirmAck(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) {
+    if (msg.epoch > latest_epoch_) {
+      NoteFence(msg);
+      if (o.role == Role::kOwner) StepDown(msg.object, o);
+      return;
+    }
     ObserveBallot(o, msg.ballot);
     if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
     return;
@@ -895,7 +1286,7 @@ void Replica::HandleConfirmAck(const Message& msg) {
     return;
   }
   o.round_acks.insert(msg.from);
-  if (!quorums_.IsQ2(o.round_acks)) return;
+  if (!IsQ2In(ObjectEpochs(o), o.round_acks)) return;
   o.round_active = false;
   absl::btree_map<NodeId, std::vector<RequestId>> remote;
   for (const PendingRead& r : o.reads_in_round) {
@@ -1015,6 +1406,8 @@ void Replica::Tick() {
     last_heartbeat_ = now_;
     Message hb;
     hb.type = MessageType::kHeartbeat;
+    hb.epoch = latest_epoch_;
+    hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
     // Heartbeats carry only commit indexes that moved since the previous heartbeat, plus all of
     // them every kFullHeartbeatEvery-th time (covers lost heartbeats and restarted peers), so
     // their size follows activity rather than the number of tables.
@@ -1031,6 +1424,11 @@ void Replica::Tick() {
       // notice or restarted learn the owner here; new commits are announced as they happen.
       if (o.role == Role::kOwner && full) SendCommitNotice(object, o);
     }
+    Sweep();
+    if (latest_epoch_ > settled_epoch_ && Settled()) {
+      settled_epoch_ = latest_epoch_;
+      if (latest_epoch_ > 1) ++probes_.settles_reached;
+    }
   }
   for (auto& [object, o] : objects_) {
     if (o.known_commit > o.hard.commit_index) RequestCatchup(object, o, o.known_commit_from);
@@ -1042,8 +1440,9 @@ void Replica::Tick() {
           m.type = MessageType::kPrepare;
           m.object = object;
           m.ballot = o.ballot;
+          m.epoch = latest_epoch_;
           m.commit_index = o.hard.commit_index;
-          for (const auto& [node, zone] : config_.topology.zone_of) {
+          for (NodeId node : MembersOf(ObjectEpochs(o))) {
             if (o.promises.contains(node)) continue;
             m.to = node;
             Send(m);
@@ -1053,17 +1452,19 @@ void Replica::Tick() {
       case Role::kOwner: {
         // Retransmit unacknowledged phase-2 slots (messages may be lost).
         absl::btree_map<NodeId, Message> resend;
+        const NodeSet members = MembersOf(ObjectEpochs(o));
         for (auto& [slot, f] : o.in_flight) {
           if (now_ - f.sent_tick < config_.resend_ticks) continue;
           f.sent_tick = now_;
           ++probes_.accept_resends;
-          for (const auto& [node, zone] : config_.topology.zone_of) {
+          for (NodeId node : members) {
             if (f.acks.contains(node)) continue;
             Message& m = resend[node];
             m.type = MessageType::kAccept;
             m.to = node;
             m.object = object;
             m.ballot = o.ballot;
+            m.epoch = latest_epoch_;
             m.commit_index = o.hard.commit_index;
             m.entries.push_back({slot, LogEntry{o.ballot, f.value}});
           }
@@ -1075,8 +1476,9 @@ void Replica::Tick() {
           m.type = MessageType::kConfirm;
           m.object = object;
           m.ballot = o.ballot;
+          m.epoch = latest_epoch_;
           m.round = o.round;
-          for (const auto& [node, zone] : config_.topology.zone_of) {
+          for (NodeId node : members) {
             if (o.round_acks.contains(node)) continue;
             m.to = node;
             Send(m);
@@ -1118,7 +1520,8 @@ void Replica::Tick() {
   // Request deadlines.
   while (!deadlines_.empty() && deadlines_.begin()->first <= now_) {
     const RequestId id = deadlines_.begin()->second;
-    absl::Status quorum = QuorumStatus();
+    auto p = pending_.find(id);
+    absl::Status quorum = p == pending_.end() ? QuorumStatus() : QuorumStatus(p->second.object);
     if (!quorum.ok()) {
       FinishRequest(id, ReplyCode::kQuorumUnavailable, false, std::string(quorum.message()));
     } else {
@@ -1126,6 +1529,25 @@ void Replica::Tick() {
     }
   }
   DrainLocal();
+}
+
+void Replica::Sweep() {
+  // Settling needs every object re-anchored in C_L, including ones nobody writes: steal those
+  // whose owner is gone (or unknown) so the new owner re-anchors them. Bounded per heartbeat;
+  // StartSteal's backoff spaces retries.
+  if (config_.test_latest_config_only || latest_epoch_ <= 1) return;
+  if (!IsMember(latest_epoch_, config_.id)) return;
+  int started = 0;
+  for (auto& [object, o] : objects_) {
+    if (started >= kSweepStealsPerHeartbeat) break;
+    if (o.role != Role::kFollower || !Held(o) || !NeedsAnchor(o)) continue;
+    if (now_ < o.backoff_until) continue;
+    const NodeId owner = o.owner_ballot.node;
+    if (owner != kNoNode && owner != config_.id && Alive(owner)) continue;
+    ++probes_.sweeper_steals;
+    ++started;
+    StartSteal(object);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1137,8 +1559,14 @@ bool Replica::HasReady() const {
 
 void Replica::CollectReady() {
   for (auto& [object, o] : objects_) {
+    if (o.role == Role::kOwner && o.anchor_slot == 0 && !NeedsAnchor(o) &&
+        !IsMember(o.hard.anchor_epoch, config_.id) && o.hard.anchor_epoch != 0 &&
+        o.hard.anchor_epoch == latest_epoch_) {
+      StepDown(object, o);  // Re-anchored in a configuration without us: hand it over.
+    }
     FlushProposals(object, o);
     StartReadRound(object, o);
+    SendDeferredAnchorAck(object, o);
   }
   DrainLocal();
   for (auto& [object, o] : objects_) {
@@ -1157,7 +1585,9 @@ void Replica::CollectReady() {
         auto p = pending_.find(cmd.id);
         if (p != pending_.end() && !p->second.is_read) FinishRequest(cmd.id, ReplyCode::kOk, true, "");
       }
-      ready_.committed.push_back({object, s, it->second.value});
+      // Anchors are the core's: the host applies an empty batch (a no-op).
+      ready_.committed.push_back(
+          {object, s, IsAnchor(it->second.value) ? Batch{} : it->second.value});
       o.applied = s;
     }
     if (o.applied >= o.snapshot_asked + config_.snapshot_interval_slots) {
@@ -1186,6 +1616,8 @@ void Replica::CollectReady() {
     u.promised = o.hard.promised;
     u.commit_index = o.hard.commit_index;
     u.truncated_through = o.hard.truncated_through;
+    u.anchor_epoch = o.hard.anchor_epoch;
+    u.anchor_config = o.hard.anchor_config;
     for (Slot s : o.dirty_slots) {
       auto it = o.hard.log.find(s);
       if (it != o.hard.log.end()) u.entries.push_back({s, it->second});

@@ -34,6 +34,7 @@
 #define ATLAS_CONSENSUS_REPLICA_H_
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,13 +59,17 @@ struct ObjectHardState {
   Slot commit_index = 0;                     // Learner: every slot <= is chosen.
   Slot truncated_through = 0;                // Log compacted through here (after a snapshot).
   absl::btree_map<Slot, LogEntry> log;       // Accepted (and committed) entries.
+  // The object's anchor: the configuration of the latest anchor entry <= commit_index
+  // (docs/consensus.md, "Reconfiguration"); 0/empty = none (a fresh object).
+  uint64_t anchor_epoch = 0;
+  std::string anchor_config;                 // EncodeQuorumConfig bytes.
 };
 
 // What a node reads back on restart: everything ever written through Ready::persist.
 using PersistentState = absl::btree_map<ObjectId, ObjectHardState>;
 
 // Incremental update of one object's hard state, in Ready::persist. Apply as: set promised,
-// commit_index and truncated_through; upsert `entries`; then delete log entries
+// commit_index, truncated_through and the anchor; upsert `entries`; then delete log entries
 // <= truncated_through.
 struct HardStateUpdate {
   ObjectId object;
@@ -72,6 +77,8 @@ struct HardStateUpdate {
   Slot commit_index = 0;
   Slot truncated_through = 0;
   std::vector<SlotEntry> entries;
+  uint64_t anchor_epoch = 0;   // ObjectHardState::anchor_epoch (always the full current value).
+  std::string anchor_config;
 };
 
 // Applies one update to a PersistentState (helper for hosts and the simulator).
@@ -120,7 +127,7 @@ struct Reply {
 struct CommittedEntry {
   ObjectId object;
   Slot slot = 0;
-  Batch commands;  // Empty for a no-op slot.
+  Batch commands;  // Empty for a no-op slot (and for an anchor slot: the core keeps those).
 };
 
 // A linearizable read is ready: serve it from the applied state of `object` (already applied
@@ -152,6 +159,9 @@ struct ReplicaConfig {
   NodeId id = kNoNode;
   Topology topology;
   QuorumSpec quorum;
+  // Epoch of `topology`/`quorum` (ClusterConfig::epoch of `atlas.nodes`). Later
+  // configurations arrive through Replica::SetConfig.
+  uint64_t epoch = 1;
 
   Tick heartbeat_ticks = 50;          // Owner commit notices and node heartbeats.
   Tick peer_timeout_ticks = 300;      // A peer unheard for this long is suspect.
@@ -174,6 +184,9 @@ struct ReplicaConfig {
   // TEST ONLY: serve every read from the local applied state with no ballot confirmation
   // (stale follower reads; proves the linearizability checker has teeth).
   bool test_unsafe_local_reads = false;
+  // TEST ONLY: quorums in the latest configuration only (no joint quorums, no anchors in
+  // phase 1): the naive reconfiguration the simulator's checkers must catch.
+  bool test_latest_config_only = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -191,6 +204,13 @@ struct Probes {
   uint64_t read_rounds = 0;
   uint64_t moves_suggested = 0;
   uint64_t accept_resends = 0;
+  // Reconfiguration.
+  uint64_t reanchors_committed = 0;       // An owner's anchor entry committed.
+  uint64_t joint_phase1 = 0;              // A steal needed a Q1 in more than one configuration.
+  uint64_t fence_rejections = 0;          // An acceptor refused a lower-epoch proposer.
+  uint64_t settles_reached = 0;           // Settled() became true for a new epoch.
+  uint64_t sweeper_steals = 0;            // Steals started to re-anchor an ownerless object.
+  uint64_t anchor_acks_deferred = 0;      // An anchor ack waited for the acceptor's catch-up.
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +238,16 @@ class Replica {
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
+  // The host's latest configuration, from every applied `atlas.nodes` change (and, on restart,
+  // the whole history before serving). Epochs only grow; an epoch already known is ignored, an
+  // older unknown one is added to the history (joint quorums may need it).
+  void SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
+  // True iff this node sees epoch L settled: nodes of C_{L-1} reporting latest epoch >= L and
+  // every held object anchored at >= L contain a Q1 and a Q2 of C_{L-1}. Only then may the
+  // host propose the next membership change (with expected epoch L). True at the first epoch.
+  bool Settled() const;
+  uint64_t epoch() const { return latest_epoch_; }
+
   bool HasReady() const;
   Ready TakeReady();
   // Acknowledges that every step of the Ready contract was done for `ready`.
@@ -232,11 +262,19 @@ class Replica {
   Slot AppliedIndex(const ObjectId& object) const;
   std::vector<ObjectId> Objects() const;
   const Probes& probes() const { return probes_; }
-  const QuorumSystem& quorums() const { return quorums_; }
-  absl::Status QuorumStatus() const;  // From the peers heard recently.
+  const QuorumSystem& quorums() const { return Latest().quorums; }
+  absl::Status QuorumStatus() const;  // Latest configuration, from the peers heard recently.
+  // The object's own (possibly joint) quorums, from the peers heard recently.
+  absl::Status QuorumStatus(const ObjectId& object) const;
+  uint64_t AnchorEpoch(const ObjectId& object) const;
 
  private:
   enum class Role { kFollower, kCandidate, kOwner };
+  struct ConfigInfo {
+    QuorumSystem quorums;
+    std::string encoded;  // EncodeQuorumConfig: what an anchor entry carries.
+  };
+  using EpochSet = absl::btree_set<uint64_t>;
 
   struct InFlight {
     Batch value;
@@ -306,6 +344,18 @@ class Replica {
     NodeSet round_acks;
     Slot round_read_index = 0;
     consensus::Tick round_sent = 0;
+    // Reconfiguration. Candidate/owner: configurations found in phase 1 (reported anchors,
+    // anchor entries among recovered ones) whose quorums are needed on top of the base ones
+    // until our own anchor commits; `adopted` = newest committed anchor reported to us.
+    EpochSet joint;
+    uint64_t adopted = 0;
+    Slot anchor_slot = 0;          // Our anchor entry in flight (no slot after it meanwhile).
+    Slot anchor_scanned = 0;       // Log scanned for anchor entries through here.
+    // Acceptor: an anchor entry accepted while we lacked an earlier committed slot; acked
+    // once we caught up (an anchor certifies the whole prefix before it).
+    Slot deferred_anchor = 0;
+    Ballot deferred_ballot;
+    NodeId deferred_to = kNoNode;
   };
   struct PendingRequest {
     ObjectId object;
@@ -319,11 +369,35 @@ class Replica {
 
   ObjectState& Obj(const ObjectId& object);
   const ObjectState* FindObj(const ObjectId& object) const;
-  ZoneId ZoneOf(NodeId node) const { return quorums_.topology().ZoneOf(node); }
+  ZoneId ZoneOf(NodeId node) const;
   bool Alive(NodeId node) const;
   NodeSet LiveNodes() const;
   void Send(Message msg);
-  void Broadcast(const Message& msg, bool include_self);
+  void Broadcast(const Message& msg, bool include_self);  // Members of C_{L-1} and C_L.
+  void SendTo(const NodeSet& nodes, const Message& msg, bool include_self);
+
+  // Reconfiguration (docs/consensus.md, "Reconfiguration").
+  const ConfigInfo& Latest() const { return configs_.at(latest_epoch_); }
+  const ConfigInfo* FindConfig(uint64_t epoch) const;
+  bool IsMember(uint64_t epoch, NodeId node) const;
+  bool KnownNode(NodeId node) const;
+  void AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
+  void LearnConfig(uint64_t epoch, const std::string& encoded);
+  // Configurations whose quorums the object needs: {L} once anchored at L, else {A, L-1, L}
+  // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
+  EpochSet ObjectEpochs(const ObjectState& o) const;
+  bool IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const;
+  bool IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const;
+  NodeSet MembersOf(const EpochSet& epochs) const;
+  absl::Status CheckAvailableIn(const EpochSet& epochs) const;
+  bool NeedsAnchor(const ObjectState& o) const;
+  bool Held(const ObjectState& o) const;
+  uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
+  bool Fenced(const Message& msg) const;  // A proposer message from an older epoch.
+  void NoteFence(const Message& reply);
+  void ScanAnchors(ObjectState& o);
+  void SendDeferredAnchorAck(const ObjectId& object, ObjectState& o);
+  void Sweep();
   void DrainLocal();
   void MarkDirty(ObjectState& o);
   void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
@@ -389,7 +463,13 @@ class Replica {
   void CollectReady();
 
   ReplicaConfig config_;
-  QuorumSystem quorums_;
+  std::map<uint64_t, ConfigInfo> configs_;  // Every configuration known, by epoch (stable refs).
+  uint64_t latest_epoch_ = 0;               // L: the host's latest (SetConfig).
+  uint64_t fenced_epoch_ = 0;               // Highest epoch an acceptor fenced us with.
+  // Per peer: the highest e such that one of its heartbeats reported latest >= e and every
+  // held object anchored at >= e (a true statement once made: both only grow).
+  absl::btree_map<NodeId, uint64_t> settle_witness_;
+  uint64_t settled_epoch_ = 0;              // For the settles_reached probe.
   SnapshotSource* snapshots_;
   std::unique_ptr<MigrationPolicy> policy_;
   Rng rng_;

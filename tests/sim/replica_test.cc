@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "consensus/membership.h"
 #include "consensus/replica.h"
 
@@ -272,24 +273,44 @@ TEST_CASE("an acceptor that forgets its promise on restart lets two values be ch
 TEST_CASE("simultaneous joiners get different node ids allocated inside the decision",
           "[membership]") {
   Cluster c({3}, QuorumSpec{1, 0});
-  // Two joins (and a quorum change) race from different nodes through the `atlas.nodes` log.
-  c.R(1).Propose(kMembershipObject, EncodeJoin(0, "10.0.0.1:7000"), RequestId{1, 1});
-  c.R(3).Propose(kMembershipObject, EncodeJoin(1, "10.0.0.2:7000"), RequestId{3, 1});
-  c.R(2).Propose(kMembershipObject, EncodeJoin(1, "10.0.0.2:7000"), RequestId{2, 1});  // Dup.
-  c.Settle(300);
-  std::vector<ClusterConfig> configs;
-  std::vector<std::vector<std::string>> results;
-  for (NodeId id = 1; id <= 3; ++id) {
+  // Applies node `id`'s committed `atlas.nodes` commands in slot order.
+  auto replay = [&](NodeId id, std::vector<std::string>* out) {
     ClusterConfig cfg;
-    std::vector<std::string> out;
     for (const CommittedEntry& e : c.N(id).applied) {
       if (e.object != kMembershipObject) continue;
       for (const Command& cmd : e.commands) {
         auto r = ApplyMembershipCommand(cfg, cmd.data);
-        out.push_back(r.ok() ? *r : std::string(r.status().message()));
+        out->push_back(r.ok() ? *r : std::string(r.status().message()));
       }
     }
-    configs.push_back(cfg);
+    return cfg;
+  };
+  // Two joins race from different nodes through the `atlas.nodes` log, both expecting epoch
+  // 0: the log orders them, the first applies, the second is refused as concurrent.
+  c.R(1).Propose(kMembershipObject, EncodeJoin(0, "10.0.0.1:7000", 0), RequestId{1, 1});
+  c.R(3).Propose(kMembershipObject, EncodeJoin(1, "10.0.0.2:7000", 0), RequestId{3, 1});
+  c.Settle(300);
+  std::vector<std::string> first;
+  ClusterConfig after_race = replay(1, &first);
+  REQUIRE(after_race.epoch == 1);
+  REQUIRE(after_race.members.size() == 1);
+  REQUIRE(first.size() == 2);
+  REQUIRE(first[1] == "membership changed concurrently: epoch is 1, expected 0");
+  // The loser retries against the epoch it now sees; a third node races it with the same
+  // address (rejected once the retry applied) and both get judged the same way everywhere.
+  const std::string loser = after_race.members.begin()->second.address == "10.0.0.1:7000"
+                                ? "10.0.0.2:7000"
+                                : "10.0.0.1:7000";
+  const ZoneId loser_zone = loser == "10.0.0.1:7000" ? 0 : 1;
+  c.R(3).Propose(kMembershipObject, EncodeJoin(loser_zone, loser, 1), RequestId{3, 2});
+  c.Settle(300);
+  c.R(2).Propose(kMembershipObject, EncodeJoin(1, loser, 2), RequestId{2, 1});  // Dup.
+  c.Settle(300);
+  std::vector<ClusterConfig> configs;
+  std::vector<std::vector<std::string>> results;
+  for (NodeId id = 1; id <= 3; ++id) {
+    std::vector<std::string> out;
+    configs.push_back(replay(id, &out));
     results.push_back(out);
   }
   REQUIRE(configs[0].members.size() == 2);
@@ -304,10 +325,21 @@ TEST_CASE("simultaneous joiners get different node ids allocated inside the deci
   REQUIRE(rejected == 1);
   // Fz must leave at least one zone for Q1: rejected without changing the config.
   ClusterConfig cfg = configs[0];
-  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 2})).ok());
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 2}, cfg.epoch)).ok());
   REQUIRE(cfg == configs[0]);
-  REQUIRE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 1})).ok());
+  // A stale expected epoch is refused, the current one applies.
+  auto stale = ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 1}, cfg.epoch - 1));
+  REQUIRE_FALSE(stale.ok());
+  REQUIRE(stale.status().message() ==
+          absl::StrCat("membership changed concurrently: epoch is ", cfg.epoch, ", expected ",
+                       cfg.epoch - 1));
+  REQUIRE(cfg == configs[0]);
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeSetQuorum({0, 1}, cfg.epoch)).ok());
   REQUIRE(cfg.epoch == configs[0].epoch + 1);
+  ClusterConfig left = configs[0];
+  REQUIRE(ApplyMembershipCommand(left, EncodeLeave(a, left.epoch)).ok());
+  REQUIRE(left.members.size() == 1);
+  REQUIRE_FALSE(ApplyMembershipCommand(left, "leave\t2").ok());  // No expected epoch.
   auto decoded = DecodeClusterConfig(EncodeClusterConfig(cfg));
   REQUIRE(decoded.ok());
   REQUIRE(*decoded == cfg);
