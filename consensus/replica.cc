@@ -968,6 +968,7 @@ void Replica::HandleAccept(const Message& msg) {
   }
   Promise(msg.object, o, msg.ballot);
   ObserveBallot(o, msg.ballot);
+  if (msg.ballot == o.owner_ballot) o.owner_heard = now_;
   for (const SlotEntry& e : msg.entries) {
     ATLAS_CHECK(e.entry.ballot == msg.ballot);
     // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
@@ -1081,11 +1082,16 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
 void Replica::HandleCommit(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
+  if (msg.ballot == o.owner_ballot) o.owner_heard = now_;
   LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 
 void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
-  if (commit_index > o.known_commit && from != config_.id) {
+  if (from == config_.id) return;
+  // An equally informed peer replaces one that went silent (crashed, or removed and stopped).
+  if (commit_index > o.known_commit ||
+      (commit_index == o.known_commit && o.known_commit_from != from &&
+       !Alive(o.known_commit_from))) {
     o.known_commit = commit_index;
     o.known_commit_from = from;
   }
@@ -1118,7 +1124,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   if (from == config_.id || from == kNoNode) return;
   // Remember the best-informed peer we heard of; Tick retries from it.
   if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
-      o.known_commit_from != kNoNode) {
+      o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
     from = o.known_commit_from;
   }
   if (o.catchup_sent >= 0 && now_ - o.catchup_sent < config_.resend_ticks / 2) return;
@@ -1542,8 +1548,14 @@ void Replica::Sweep() {
     if (started >= kSweepStealsPerHeartbeat) break;
     if (o.role != Role::kFollower || !Held(o) || !NeedsAnchor(o)) continue;
     if (now_ < o.backoff_until) continue;
+    // An owner re-announces itself every full heartbeat; one alive but silent for longer has
+    // stepped down (or lost the object) and will not re-anchor it.
     const NodeId owner = o.owner_ballot.node;
-    if (owner != kNoNode && owner != config_.id && Alive(owner)) continue;
+    const bool owner_active =
+        owner != kNoNode && owner != config_.id && Alive(owner) && o.owner_heard >= 0 &&
+        now_ - o.owner_heard <= 2 * static_cast<consensus::Tick>(kFullHeartbeatEvery) *
+                                     config_.heartbeat_ticks;
+    if (owner_active) continue;
     ++probes_.sweeper_steals;
     ++started;
     StartSteal(object);

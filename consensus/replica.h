@@ -300,6 +300,7 @@ class Replica {
     Slot snapshot_slot = 0;        // Latest application snapshot we know of.
     Slot snapshot_asked = 0;
     Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
+    consensus::Tick owner_heard = -1;  // Last Accept/Commit of owner_ballot (sweeper).
     consensus::Tick catchup_sent = -1;
     Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
     Slot notice_commit = 0;

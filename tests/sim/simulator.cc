@@ -9,15 +9,19 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "consensus/check.h"
+#include "consensus/membership.h"
 #include "consensus/random.h"
 #include "tests/sim/linearizability.h"
 
 namespace atlas::sim {
 
 using consensus::Ballot;
+using consensus::ClusterConfig;
+using consensus::kMembershipObject;
 using consensus::Message;
 using consensus::NodeId;
 using consensus::ObjectId;
@@ -48,9 +52,22 @@ std::string EncodePut(const std::string& key, const std::string& value) {
   return absl::StrCat("P", std::string(1, kFieldSep), key, std::string(1, kFieldSep), value);
 }
 
-// The in-memory KV state machine of one node, plus its durable snapshots.
+// The in-memory KV state machine of one node, plus its durable snapshots. `atlas.nodes` is
+// applied with ApplyMembershipCommand; its state is the history of configurations (one key per
+// epoch), so snapshots and catch-up carry the whole history.
 class KvApp : public consensus::SnapshotSource {
  public:
+  void SetInitialConfig(ClusterConfig initial) { initial_ = std::move(initial); }
+
+  // The `atlas.nodes` configuration as applied so far.
+  ClusterConfig Membership() const {
+    auto o = data_.find(kMembershipObject);
+    if (o == data_.end() || o->second.empty()) return initial_;
+    auto c = consensus::DecodeClusterConfig(o->second.rbegin()->second);
+    ATLAS_CHECK(c.ok());
+    return *c;
+  }
+
   std::optional<Snapshot> LatestSnapshot(const ObjectId& object) override {
     auto it = durable_.find(object);
     if (it == durable_.end()) return std::nullopt;
@@ -73,10 +90,23 @@ class KvApp : public consensus::SnapshotSource {
     applied_[object] = snap.slot;
   }
 
-  // Returns false on an apply gap (a slot skipped).
-  bool Apply(const ObjectId& object, Slot slot, const consensus::Batch& batch) {
+  // Returns false on an apply gap (a slot skipped). Appends applied membership changes.
+  bool Apply(const ObjectId& object, Slot slot, const consensus::Batch& batch,
+             std::vector<ClusterConfig>* changes, uint64_t* refused) {
     if (applied_[object] + 1 != slot) return false;
     applied_[object] = slot;
+    if (object == kMembershipObject) {
+      for (const consensus::Command& cmd : batch) {
+        ClusterConfig c = Membership();
+        if (consensus::ApplyMembershipCommand(c, cmd.data).ok()) {
+          data_[object][absl::StrFormat("epoch/%020d", c.epoch)] = consensus::EncodeClusterConfig(c);
+          changes->push_back(c);
+        } else {
+          ++*refused;
+        }
+      }
+      return true;
+    }
     for (const consensus::Command& cmd : batch) {
       std::vector<std::string> parts = absl::StrSplit(cmd.data, kFieldSep);
       if (parts.size() == 3 && parts[0] == "P") data_[object][parts[1]] = parts[2];
@@ -114,12 +144,17 @@ class KvApp : public consensus::SnapshotSource {
   std::map<ObjectId, std::map<std::string, std::string>> data_;
   std::map<ObjectId, Slot> applied_;
   std::map<ObjectId, Snapshot> durable_;
+  ClusterConfig initial_;
 };
 
 struct SimNode {
   NodeId id = 0;
   ZoneId zone = 0;
   bool up = false;
+  bool stopped = false;  // Removed from the cluster and its removal settled: gone for good.
+  // Durable history of applied `atlas.nodes` configurations (as the daemon persists it): a
+  // restart hands all of it to the Replica before serving.
+  std::map<uint64_t, ClusterConfig> configs;
   int incarnation = 0;
   std::unique_ptr<Replica> replica;
   PersistentState durable;
@@ -139,7 +174,7 @@ struct ClientState {
 
 enum class EventKind {
   kDeliver, kTick, kClient, kCrash, kRestart, kPartition, kHeal, kEndChaos, kEndWarmup, kStealProbe,
-  kStealStorm
+  kStealStorm, kMembership
 };
 
 struct Event {
@@ -171,6 +206,11 @@ class Simulation {
   void CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value);
   void Violation(std::string what);
   void FinalChecks();
+  void ConfigApplied(SimNode& node, const ClusterConfig& c);
+  void ProposeMembershipChange(int retries);
+  void StopSettledRemovals();
+  consensus::Topology TopologyOf(const ClusterConfig& c) const { return c.ToTopology(distance_); }
+  bool FinalMember(NodeId id) const { return final_.members.contains(id); }
   std::string PickObject(const ClientState& c);
 
   SimOptions opt_;
@@ -198,6 +238,11 @@ class Simulation {
   std::vector<ZoneId> object_home_;
   consensus::Topology topology_;
   consensus::QuorumSpec quorum_;
+  absl::btree_map<std::pair<ZoneId, ZoneId>, int64_t> distance_;  // Every WAN zone pair.
+  ClusterConfig initial_;
+  ClusterConfig final_;                       // Newest configuration applied anywhere.
+  std::map<NodeId, uint64_t> pending_stop_;   // Removed node -> epoch that removed it.
+  int membership_proposed_ = 0;
 };
 
 void Simulation::Trace(const std::string& line) {
@@ -279,6 +324,25 @@ void Simulation::Setup() {
     objects_.push_back(absl::StrCat("t", i));
     object_home_.push_back(static_cast<ZoneId>(i % sizes.size()));
   }
+  // Joiners may land in any zone of the WAN matrix.
+  for (size_t z = 0; z < opt_.wan.zones.size(); ++z) {
+    for (size_t w = 0; w < opt_.wan.zones.size(); ++w) {
+      distance_[{static_cast<ZoneId>(z), static_cast<ZoneId>(w)}] =
+          z == w ? opt_.wan.intra_zone_rtt_us : opt_.wan.rtt_us[z][w];
+    }
+  }
+  // The initial configuration is epoch 1 of `atlas.nodes`.
+  initial_.epoch = 1;
+  initial_.next_id = next;
+  initial_.quorum = quorum_;
+  for (auto& [id, node] : nodes_) {
+    initial_.members[id] = consensus::Member{id, node.zone, absl::StrCat("n", id)};
+  }
+  final_ = initial_;
+  for (auto& [id, node] : nodes_) {
+    node.configs[1] = initial_;
+    node.app.SetInitialConfig(initial_);
+  }
   for (auto& [id, node] : nodes_) StartNode(node);
   // Clients: spread over nodes round-robin (TwoZone: only zones 0 and 1).
   std::vector<NodeId> homes;
@@ -329,6 +393,15 @@ void Simulation::Setup() {
                Event{EventKind::kStealStorm, {}, 0});
     }
   }
+  if (opt_.faults.membership) {
+    const int changes = static_cast<int>(rng_.Range(1, opt_.membership_changes_max));
+    for (int i = 0; i < changes; ++i) {
+      Event ev;
+      ev.kind = EventKind::kMembership;
+      ev.target = 40;  // Retries left while nothing is settled.
+      Schedule(rng_.Range(opt_.chaos_us / 20, opt_.chaos_us * 8 / 10), std::move(ev));
+    }
+  }
   if (opt_.faults.partitions) {
     const int parts = static_cast<int>(rng_.Range(1, 3));
     for (int i = 0; i < parts; ++i) {
@@ -340,12 +413,18 @@ void Simulation::Setup() {
 }
 
 void Simulation::StartNode(SimNode& node) {
+  ATLAS_CHECK(!node.configs.empty() && !node.stopped);
+  // Restart from the durable configuration history: the latest one in the constructor, every
+  // earlier one through SetConfig, before the node serves anything.
+  const ClusterConfig& latest = node.configs.rbegin()->second;
   consensus::ReplicaConfig cfg = opt_.base;
   cfg.id = node.id;
-  cfg.topology = topology_;
-  cfg.quorum = quorum_;
+  cfg.epoch = latest.epoch;
+  cfg.topology = TopologyOf(latest);
+  cfg.quorum = latest.quorum;
   cfg.test_forget_promises_on_restart = opt_.bug_forget_promises;
   cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
+  cfg.test_latest_config_only = opt_.bug_latest_config_only;
   std::unique_ptr<consensus::MigrationPolicy> policy;
   if (opt_.multi_paxos) {
     policy = std::make_unique<consensus::StaticPolicy>(1);
@@ -355,6 +434,7 @@ void Simulation::StartNode(SimNode& node) {
   node.app.Restore();
   node.replica = std::make_unique<Replica>(cfg, node.durable, &node.app, std::move(policy),
                                            opt_.seed * 7919 + node.id * 131 + node.incarnation);
+  for (const auto& [epoch, c] : node.configs) node.replica->SetConfig(epoch, TopologyOf(c), c.quorum);
   node.up = true;
   Trace(absl::StrCat("start node ", node.id, " incarnation ", node.incarnation));
 }
@@ -431,10 +511,14 @@ void Simulation::Pump(SimNode& node) {
         Violation(absl::StrCat("agreement: object ", e.object, " slot ", e.slot, " node ",
                                node.id, " applied a different value"));
       }
-      if (!node.app.Apply(e.object, e.slot, e.commands)) {
+      std::vector<ClusterConfig> changes;
+      uint64_t refused = 0;
+      if (!node.app.Apply(e.object, e.slot, e.commands, &changes, &refused)) {
         Violation(absl::StrCat("apply gap on node ", node.id, " object ", e.object, " slot ",
                                e.slot));
       }
+      if (inserted) result_.membership_refused += refused;  // Count each slot once.
+      for (const ClusterConfig& c : changes) ConfigApplied(node, c);
       for (const consensus::Command& c : e.commands) {
         write_slot_.insert({c.id, {e.object, e.slot}});
       }
@@ -475,6 +559,126 @@ void Simulation::Pump(SimNode& node) {
   }
 }
 
+void Simulation::ConfigApplied(SimNode& node, const ClusterConfig& c) {
+  node.configs[c.epoch] = c;  // Durable with the apply (the daemon persists it the same way).
+  if (node.replica) node.replica->SetConfig(c.epoch, TopologyOf(c), c.quorum);
+  if (c.epoch <= final_.epoch) return;
+  // The first node to apply this change: act on it cluster-wide.
+  ATLAS_CHECK(c.epoch == final_.epoch + 1);
+  const ClusterConfig prev = final_;
+  final_ = c;
+  ++result_.membership_applied;
+  std::string members;
+  for (const auto& [id, m] : c.members) absl::StrAppend(&members, id, ":z", m.zone, " ");
+  Trace(absl::StrCat("membership epoch ", c.epoch, " applied first on node ", node.id, ": ",
+                     members, "fn=", c.quorum.fn, " fz=", c.quorum.fz));
+  for (const auto& [id, m] : c.members) {
+    if (nodes_.contains(id)) continue;
+    // A joiner starts empty, knowing the configuration history (the join exchange's answer).
+    SimNode& j = nodes_[id];
+    j.id = id;
+    j.zone = m.zone;
+    j.configs = node.configs;
+    j.app.SetInitialConfig(initial_);
+    StartNode(j);
+  }
+  for (const auto& [id, m] : prev.members) {
+    if (!c.members.contains(id)) pending_stop_[id] = c.epoch;
+  }
+  // The dangerous moment: values chosen in the old configuration only, nodes that have not
+  // applied the change yet. Duelling steals right then (the nemesis' concurrent steals).
+  if (chaos_) {
+    const int storms = static_cast<int>(rng_.Range(1, 2));
+    for (int i = 0; i < storms; ++i) {
+      Schedule(now_ + rng_.Range(0, 30'000), Event{EventKind::kStealStorm, {}, 0});
+    }
+  }
+}
+
+void Simulation::StopSettledRemovals() {
+  for (auto it = pending_stop_.begin(); it != pending_stop_.end();) {
+    const auto [victim, epoch] = *it;
+    // Some member sees the removing epoch settled (or already moved past it, which it only
+    // could after it settled): the removed node is outside every live configuration.
+    bool settled = false;
+    for (auto& [id, n] : nodes_) {
+      if (!n.up || pending_stop_.contains(id)) continue;
+      const uint64_t e = n.replica->epoch();
+      if (e > epoch || (e == epoch && n.replica->Settled())) {
+        settled = true;
+        break;
+      }
+    }
+    if (!settled) {
+      ++it;
+      continue;
+    }
+    SimNode& node = nodes_[victim];
+    Trace(absl::StrCat("stop removed node ", victim, " (epoch ", epoch, " settled)"));
+    if (node.up) {
+      AddProbes(result_.probes, node.replica->probes());
+      node.replica.reset();
+      node.up = false;
+      for (ClientState& c : clients_) {
+        if (c.node == victim && c.busy) CompleteOp(c, false, false, "");
+      }
+    }
+    node.stopped = true;
+    it = pending_stop_.erase(it);
+  }
+}
+
+void Simulation::ProposeMembershipChange(int retries) {
+  if (!chaos_ || membership_proposed_ >= opt_.membership_changes_max) return;
+  std::vector<NodeId> ready;
+  for (auto& [id, n] : nodes_) {
+    if (n.up && n.configs.rbegin()->second.members.contains(id) && n.replica->Settled()) {
+      ready.push_back(id);
+    }
+  }
+  if (ready.empty()) {
+    if (retries > 0) {
+      Event ev;
+      ev.kind = EventKind::kMembership;
+      ev.target = retries - 1;
+      Schedule(now_ + 50'000, std::move(ev));
+    }
+    return;
+  }
+  SimNode& p = nodes_[ready[rng_.Uniform(ready.size())]];
+  const ClusterConfig& cur = p.configs.rbegin()->second;
+  std::map<ZoneId, int> zone_size;
+  for (const auto& [id, m] : cur.members) ++zone_size[m.zone];
+  int max_size = 1;
+  for (const auto& [z, n] : zone_size) max_size = std::max(max_size, n);
+  std::string cmd, what;
+  int kind = static_cast<int>(rng_.Uniform(3));
+  if (kind == 0 && cur.members.size() >= 9) kind = 1;
+  if (kind == 1 && cur.members.size() <= 1) kind = 0;
+  if (kind == 0) {
+    const ZoneId max_zone = zone_size.rbegin()->first;
+    const ZoneId zone = static_cast<ZoneId>(
+        rng_.Uniform(std::min<uint64_t>(opt_.wan.zones.size(), max_zone + 2)));
+    cmd = consensus::EncodeJoin(zone, absl::StrCat("n", cur.next_id), cur.epoch);
+    what = absl::StrCat("join zone ", zone);
+  } else if (kind == 1) {
+    auto it = cur.members.begin();
+    std::advance(it, rng_.Uniform(cur.members.size()));
+    cmd = consensus::EncodeLeave(it->first, cur.epoch);
+    what = absl::StrCat("leave ", it->first);
+  } else {
+    consensus::QuorumSpec q;
+    q.fn = static_cast<int>(rng_.Range(0, max_size - 1));
+    q.fz = static_cast<int>(rng_.Range(0, static_cast<int64_t>(zone_size.size()) - 1));
+    cmd = consensus::EncodeSetQuorum(q, cur.epoch);
+    what = absl::StrCat("quorum fn=", q.fn, " fz=", q.fz);
+  }
+  ++membership_proposed_;
+  Trace(absl::StrCat("membership: node ", p.id, " proposes ", what, " at epoch ", cur.epoch));
+  p.replica->Propose(kMembershipObject, cmd, RequestId{p.id, ++request_seq_});
+  Pump(p);
+}
+
 std::string Simulation::PickObject(const ClientState& c) {
   if (opt_.workload == Workload::kLocality && !opt_.locality.empty()) {
     const auto& row = opt_.locality[c.zone % opt_.locality.size()];
@@ -499,6 +703,15 @@ std::string Simulation::PickObject(const ClientState& c) {
 
 void Simulation::ClientStep(ClientState& c) {
   if (!chaos_ || c.busy) return;
+  if (nodes_[c.node].stopped) {
+    // Its node left the cluster: move to a member, preferably in the same zone.
+    NodeId to = 0;
+    for (const auto& [id, m] : final_.members) {
+      if (!nodes_.contains(id)) continue;
+      if (to == 0 || (m.zone == c.zone && nodes_[to].zone != c.zone)) to = id;
+    }
+    if (to != 0) c.node = to;
+  }
   SimNode& node = nodes_[c.node];
   if (!node.up) {
     Event ev;
@@ -575,15 +788,31 @@ void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::stri
 }
 
 void Simulation::FinalChecks() {
-  // Convergence after heal: every replica holds the same committed prefix and the same state.
-  std::map<ObjectId, bool> seen;
+  // Convergence after heal: every replica of the final configuration holds the same committed
+  // prefix and the same state (removed nodes are gone, or on their way out).
+  std::vector<SimNode*> members;
   for (auto& [id, node] : nodes_) {
-    for (const ObjectId& o : node.replica->Objects()) seen[o] = true;
+    if (!FinalMember(id)) continue;
+    if (!node.up) {
+      Violation(absl::StrCat("final member ", id, " is not running"));
+      return;
+    }
+    members.push_back(&node);
+  }
+  if (members.empty()) {
+    Violation("no member of the final configuration is running");
+    return;
+  }
+  std::map<ObjectId, bool> seen;
+  for (SimNode* node : members) {
+    for (const ObjectId& o : node->replica->Objects()) seen[o] = true;
   }
   for (const auto& [object, unused] : seen) {
-    const SimNode& first = nodes_.begin()->second;
+    const SimNode& first = *members.front();
     const Slot commit = first.replica->CommitIndex(object);
-    for (auto& [id, node] : nodes_) {
+    for (SimNode* np : members) {
+      SimNode& node = *np;
+      const NodeId id = node.id;
       const Slot c = node.replica->CommitIndex(object);
       const Slot a = node.app.Applied(object);
       if (c != commit || a != c) {
@@ -592,7 +821,7 @@ void Simulation::FinalChecks() {
                                " commit=", commit));
         break;
       }
-      if (node.app.Data(object) != nodes_.begin()->second.app.Data(object)) {
+      if (node.app.Data(object) != members.front()->app.Data(object)) {
         Violation(absl::StrCat("replicas diverge: object ", object, " node ", id,
                                " state differs from node ", first.id));
         break;
@@ -601,10 +830,10 @@ void Simulation::FinalChecks() {
   }
   // No acknowledged write lost: each is in the chosen log, under every replica's commit index.
   for (const auto& [req, where] : write_slot_) {
-    for (auto& [id, node] : nodes_) {
-      if (node.replica->CommitIndex(where.first) < where.second) {
+    for (SimNode* node : members) {
+      if (node->replica->CommitIndex(where.first) < where.second) {
         Violation(absl::StrCat("write ", req.ToString(), " at ", where.first, "@", where.second,
-                               " missing on node ", id));
+                               " missing on node ", node->id));
         break;
       }
     }
@@ -619,7 +848,7 @@ void Simulation::FinalChecks() {
   for (const Operation& op : history_) {
     if (!op.key.empty()) ops.push_back(op);
   }
-  SimNode& observer = nodes_.begin()->second;
+  SimNode& observer = *members.front();
   for (const auto& [key, unused] : keys) {
     Operation r;
     r.key = key;
@@ -656,8 +885,9 @@ SimResult Simulation::Run() {
     Event& ev = handle.mapped();
     switch (ev.kind) {
       case EventKind::kDeliver: {
-        SimNode& node = nodes_[ev.msg.to];
-        if (!node.up) break;
+        auto target = nodes_.find(ev.msg.to);
+        if (target == nodes_.end() || !target->second.up) break;
+        SimNode& node = target->second;
         const bool cut = Cut(ev.msg.from, ev.msg.to);
         if (cut) break;
         if (opt_.trace) Trace("deliver " + ev.msg.DebugString());
@@ -671,6 +901,7 @@ SimResult Simulation::Run() {
           node.replica->Tick();
           Pump(node);
         }
+        if (!pending_stop_.empty()) StopSettledRemovals();
         if (steal_probe_start_ >= 0 && result_.steal_latency_ms < 0 &&
             nodes_[opt_.steal_probe_node].up &&
             nodes_[opt_.steal_probe_node].replica->IsOwner("t0")) {
@@ -692,7 +923,7 @@ SimResult Simulation::Run() {
         break;
       case EventKind::kRestart: {
         SimNode& node = nodes_[ev.target];
-        if (node.up) break;
+        if (node.up || node.stopped) break;
         StartNode(node);
         Pump(node);
         break;
@@ -774,13 +1005,16 @@ SimResult Simulation::Run() {
         cut_links_.clear();
         Trace("end of chaos: heal all, restart all, clients stop");
         for (auto& [id, node] : nodes_) {
-          if (!node.up) {
+          if (!node.up && !node.stopped) {
             StartNode(node);
             Pump(node);
           }
         }
         break;
       }
+      case EventKind::kMembership:
+        ProposeMembershipChange(ev.target);
+        break;
     }
   }
   now_ = end_us;
@@ -788,12 +1022,16 @@ SimResult Simulation::Run() {
     if (c.busy) CompleteOp(c, false, false, "");
   }
   for (auto& [id, node] : nodes_) {
-    AddProbes(result_.probes, node.replica->probes());
+    if (node.replica) AddProbes(result_.probes, node.replica->probes());
+  }
+  for (const auto& [id, m] : final_.members) {
+    absl::StrAppend(&result_.final_members, result_.final_members.empty() ? "" : " ", id, ":z",
+                    m.zone);
   }
   result_.ownership_changes = result_.probes.steals_won - steals_at_warmup_;
   for (size_t i = 0; i < objects_.size(); ++i) {
     for (auto& [id, node] : nodes_) {
-      if (node.replica->IsOwner(objects_[i]) && node.zone == object_home_[i]) {
+      if (node.replica && node.replica->IsOwner(objects_[i]) && node.zone == object_home_[i]) {
         ++result_.objects_at_home;
       }
     }
@@ -818,6 +1056,12 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.read_rounds += from.read_rounds;
   into.moves_suggested += from.moves_suggested;
   into.accept_resends += from.accept_resends;
+  into.reanchors_committed += from.reanchors_committed;
+  into.joint_phase1 += from.joint_phase1;
+  into.fence_rejections += from.fence_rejections;
+  into.settles_reached += from.settles_reached;
+  into.sweeper_steals += from.sweeper_steals;
+  into.anchor_acks_deferred += from.anchor_acks_deferred;
 }
 
 bool ParseRttCsv(const std::string& text, WanMatrix& out) {
@@ -868,6 +1112,7 @@ std::string FaultMix::ToString() const {
   if (crashes) parts.push_back("crash");
   if (crash_all) parts.push_back("crashall");
   if (steal_storms) parts.push_back("steals");
+  if (membership) parts.push_back("membership");
   return parts.empty() ? "none" : absl::StrJoin(parts, ",");
 }
 
@@ -882,9 +1127,10 @@ bool ParseFaults(const std::string& spec, FaultMix& out) {
     if (part == "crash" || part == "all") out.crashes = true;
     if (part == "crashall" || part == "all") out.crash_all = true;
     if (part == "steals" || part == "all") out.steal_storms = true;
+    if (part == "membership") out.membership = true;
     if (part != "none" && part != "drop" && part != "dup" && part != "reorder" &&
         part != "partition" && part != "crash" && part != "crashall" && part != "steals" &&
-        part != "all") {
+        part != "all" && part != "membership") {
       return false;
     }
   }
@@ -909,6 +1155,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.multi_paxos) absl::StrAppend(&cmd, " --multi-paxos");
   if (o.bug_forget_promises) absl::StrAppend(&cmd, " --bug-forget-promises");
   if (o.bug_unsafe_reads) absl::StrAppend(&cmd, " --bug-unsafe-reads");
+  if (o.bug_latest_config_only) absl::StrAppend(&cmd, " --bug-latest-config-only");
   if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");
   absl::StrAppend(&cmd, " --trace");
   return cmd;

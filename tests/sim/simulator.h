@@ -42,10 +42,15 @@ struct FaultMix {
   bool crashes = false;     // Crash-restart of nodes (losing unsynced state).
   bool crash_all = false;   // At some point every node crashes at once, then restarts.
   bool steal_storms = false;  // One node per zone steals the same object at the same instant.
+  // Membership changes through `atlas.nodes` mid-run: join (a new, empty node), leave (the node
+  // stops once the change settles), Fn/Fz changes; each proposed only when Settled() on the
+  // proposing node, with its epoch as the expected one. Not part of "all".
+  bool membership = false;
 
   std::string ToString() const;  // Flag form accepted by ParseFaults.
 };
-// "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, steals, all.
+// "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, steals, all,
+// membership.
 bool ParseFaults(const std::string& spec, FaultMix& out);
 
 enum class Workload { kUniform, kLocality, kTwoZone };
@@ -82,6 +87,8 @@ struct SimOptions {
   consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).
   bool bug_forget_promises = false;
   bool bug_unsafe_reads = false;
+  bool bug_latest_config_only = false;  // Naive reconfiguration: no joint quorums, no anchors.
+  int membership_changes_max = 4;       // Under faults.membership.
   bool check_promises = true;  // The direct "promises never decrease" check.
   bool trace = false;
   std::function<void(const std::string&)> trace_sink;  // Defaults to stdout.
@@ -104,6 +111,9 @@ struct SimResult {
   uint64_t trace_hash = 0;         // FNV-1a over the trace lines (computed when tracing).
   LatencyStats latency;
   std::string cluster;             // Description of the (possibly randomized) cluster.
+  uint64_t membership_applied = 0;  // Changes applied (final epoch - 1).
+  uint64_t membership_refused = 0;  // Proposed changes refused by ApplyMembershipCommand.
+  std::string final_members;        // "1:z0 2:z0 ..." of the final configuration.
 };
 
 SimResult RunSimulation(const SimOptions& options);

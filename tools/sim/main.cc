@@ -2,6 +2,7 @@
 //
 //   atlas-sim --seed 42 --faults all --random-cluster --trace   replay one seed with a trace
 //   atlas-sim --seeds 0:1000 --faults mix                       sweep; exit 1 on any violation
+//   atlas-sim --seeds 0:1000 --faults mix --membership          the same with membership changes
 //   atlas-sim --wan-figures                                      simulated WAN latency figures
 // See docs/consensus.md, "Replaying a seed".
 #include <algorithm>
@@ -31,10 +32,13 @@ void Usage() {
                "                 --zones 3,3,3 --fn F --fz F] [--objects N] [--clients N]\n"
                "                 [--chaos-ms N] [--quiet-ms N] [--rtt FILE] [--trace]\n"
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
+               "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--wan-figures [--locality FILE]]\n"
-               "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals | all\n"
-               "mix: each seed picks one of the standard fault mixes (seed %% 8)\n");
+               "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
+               "        membership | all (all = every fault but membership)\n"
+               "mix: each seed picks one of the standard fault mixes (seed %% 8)\n"
+               "--membership: add membership changes (join/leave/Fn,Fz via atlas.nodes) to every run\n");
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -172,6 +176,7 @@ int main(int argc, char** argv) {
   uint64_t first = 1, last = 1;
   std::string faults = "none", rtt_path, locality_path;
   bool expect_violation = false, require_probes = false, wan = false, mix = false;
+  bool membership = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -228,6 +233,12 @@ int main(int argc, char** argv) {
       opt.bug_forget_promises = true;
     } else if (a == "--bug-unsafe-reads") {
       opt.bug_unsafe_reads = true;
+    } else if (a == "--bug-latest-config-only") {
+      opt.bug_latest_config_only = true;
+    } else if (a == "--membership") {
+      membership = true;
+    } else if (a == "--membership-max") {
+      opt.membership_changes_max = static_cast<int>(num());
     } else if (a == "--no-promise-check") {
       opt.check_promises = false;
     } else if (a == "--expect-violation") {
@@ -251,16 +262,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   uint64_t runs = 0, failed = 0, inconclusive = 0, ops = 0, ok_ops = 0, unknown = 0;
+  uint64_t changes = 0, refused = 0;
   atlas::consensus::Probes probes;
   for (uint64_t seed = first; seed <= last; ++seed) {
     SimOptions o = opt;
     o.seed = seed;
     if (mix) atlas::sim::ParseFaults(kMix[seed % 8], o.faults);
+    if (membership) o.faults.membership = true;
     SimResult r = atlas::sim::RunSimulation(o);
     ++runs;
     ops += r.ops_invoked;
     ok_ops += r.ops_ok;
     unknown += r.ops_unknown;
+    changes += r.membership_applied;
+    refused += r.membership_refused;
     if (r.inconclusive) {
       ++inconclusive;
       std::printf("seed %llu inconclusive (linearizability search bound hit; %s, faults %s)\n",
@@ -276,8 +291,10 @@ int main(int argc, char** argv) {
                   atlas::sim::ReplayCommand(o).c_str());
     }
     if (opt.trace) {
-      std::printf("trace hash %016llx; %s; ops %llu ok %llu unknown %llu; violations %zu\n",
+      std::printf("trace hash %016llx; %s; final members %s; ops %llu ok %llu unknown %llu; "
+                  "violations %zu\n",
                   static_cast<unsigned long long>(r.trace_hash), r.cluster.c_str(),
+                  r.final_members.c_str(),
                   static_cast<unsigned long long>(r.ops_invoked),
                   static_cast<unsigned long long>(r.ops_ok),
                   static_cast<unsigned long long>(r.ops_unknown), r.violations.size());
@@ -289,10 +306,16 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(runs), static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(inconclusive), static_cast<unsigned long long>(ops),
               static_cast<unsigned long long>(ok_ops), static_cast<unsigned long long>(unknown));
+  if (changes + refused > 0) {
+    std::printf("membership: changes applied=%llu refused=%llu\n",
+                static_cast<unsigned long long>(changes),
+                static_cast<unsigned long long>(refused));
+  }
   std::printf("probes: steals=%llu won=%llu preempted(duels)=%llu steal_during_phase2=%llu "
               "recovered_uncommitted=%llu recovered_noop=%llu snapshots_installed=%llu "
               "catchup_entries=%llu forwards=%llu forward_rejects=%llu read_rounds=%llu "
-              "moves=%llu accept_resends=%llu\n",
+              "moves=%llu accept_resends=%llu reanchors=%llu joint_phase1=%llu fence_rejections=%llu "
+              "settles=%llu sweeper_steals=%llu anchor_acks_deferred=%llu\n",
               (unsigned long long)probes.steals_started, (unsigned long long)probes.steals_won,
               (unsigned long long)probes.steals_preempted,
               (unsigned long long)probes.steal_during_phase2,
@@ -302,7 +325,13 @@ int main(int argc, char** argv) {
               (unsigned long long)probes.catchup_entries, (unsigned long long)probes.forwards,
               (unsigned long long)probes.forward_rejects, (unsigned long long)probes.read_rounds,
               (unsigned long long)probes.moves_suggested,
-              (unsigned long long)probes.accept_resends);
+              (unsigned long long)probes.accept_resends,
+              (unsigned long long)probes.reanchors_committed,
+              (unsigned long long)probes.joint_phase1,
+              (unsigned long long)probes.fence_rejections,
+              (unsigned long long)probes.settles_reached,
+              (unsigned long long)probes.sweeper_steals,
+              (unsigned long long)probes.anchor_acks_deferred);
   if (require_probes) {
     const bool hit = probes.steals_preempted > 0 && probes.steal_during_phase2 > 0 &&
                      probes.recovered_uncommitted > 0 && probes.snapshots_installed > 0;
