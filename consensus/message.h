@@ -37,6 +37,8 @@ struct SlotEntry {
   LogEntry entry;
 };
 
+inline constexpr Slot kNotOwning = 1;
+
 struct Message {
   MessageType type = MessageType::kHeartbeat;
   NodeId from = kNoNode;
@@ -44,6 +46,8 @@ struct Message {
   ObjectId object;
   Ballot ballot;
   bool ok = false;
+  // Also, in a ForwardReject / rejecting ReadIndexResponse: kNotOwning when the sender does not
+  // own the object at all (so the origin stops forwarding to it).
   Slot slot = 0;
   Slot commit_index = 0;
   uint64_t round = 0;

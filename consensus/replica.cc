@@ -372,6 +372,17 @@ void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
   if (o.role != Role::kFollower && b > o.ballot) StepDown(object, o);
 }
 
+// A rejection from the node we believe owns the object, saying it does not own it (it
+// restarted, or stepped down without anyone stealing since): forwarding there again would only
+// be rejected again, so the next routing steals (Decide treats that owner as gone).
+void Replica::NoteDisowned(ObjectState& o, const Message& msg) {
+  if (msg.slot == kNotOwning && !msg.ok && msg.type == MessageType::kReadIndexResponse) {
+    if (o.owner_ballot.node == msg.from) o.disowned = o.owner_ballot;
+  } else if (msg.slot == kNotOwning && msg.type == MessageType::kForwardReject) {
+    if (o.owner_ballot.node == msg.from) o.disowned = o.owner_ballot;
+  }
+}
+
 void Replica::ObserveBallot(ObjectState& o, Ballot b) {
   // The node of the highest ballot seen is our best guess of the owner (it may still be
   // stealing); forwards address that exact ballot.
@@ -479,7 +490,8 @@ RouteDecision Replica::Decide(const ObjectId& object, const ObjectState& o) {
   ctx.self = config_.id;
   ctx.self_zone = ZoneOf(config_.id);
   ctx.believed_owner = o.owner_ballot.node;
-  ctx.owner_alive = ctx.believed_owner != kNoNode && Alive(ctx.believed_owner);
+  ctx.owner_alive = ctx.believed_owner != kNoNode && Alive(ctx.believed_owner) &&
+                   o.disowned != o.owner_ballot;
   if (!IsMember(latest_epoch_, config_.id)) {
     // Removed: we may still accept for old anchors, but never own anything again.
     return ctx.believed_owner != kNoNode && ctx.believed_owner != config_.id
@@ -518,6 +530,7 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
   m.ok = definite;
   m.round = route;
   m.ballot = o.owner_ballot;
+  m.slot = o.role == Role::kFollower ? kNotOwning : 0;
   m.request_ids.push_back(cmd.id);
   Send(std::move(m));
 }
@@ -856,6 +869,12 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o) {
   } else if (o.role == Role::kOwner && !o.in_flight.empty()) {
     ++probes_.steal_during_phase2;
   }
+  if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent &&
+      latest_epoch_ > 1) {
+    // Announce what we committed before letting go: a removed owner may be stopped next, and
+    // then nobody else could tell the learners.
+    SendCommitNotice(object, o);
+  }
   o.role = Role::kFollower;
   o.joint.clear();
   o.adopted = 0;
@@ -901,6 +920,7 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
   m.object = object;
   m.ok = false;
   m.ballot = o.owner_ballot;
+  m.slot = o.role == Role::kFollower ? kNotOwning : 0;
   m.request_ids.push_back(r.id);
   Send(std::move(m));
 }
@@ -1342,6 +1362,7 @@ void Replica::HandleReadIndexRequest(const Message& msg) {
 void Replica::HandleReadIndexResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
+  NoteDisowned(o, msg);
   for (RequestId id : msg.request_ids) {
     if (msg.ok) {
       SetReadIndex(id, msg.slot);
@@ -1385,6 +1406,7 @@ void Replica::HandleForward(const Message& msg) {
 void Replica::HandleForwardReject(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
+  NoteDisowned(o, msg);
   for (RequestId id : msg.request_ids) {
     auto it = pending_.find(id);
     if (it == pending_.end() || it->second.is_read) continue;
@@ -1546,7 +1568,11 @@ void Replica::Sweep() {
   int started = 0;
   for (auto& [object, o] : objects_) {
     if (started >= kSweepStealsPerHeartbeat) break;
-    if (o.role != Role::kFollower || !Held(o) || !NeedsAnchor(o)) continue;
+    // Also finish slots an owner left accepted but not known committed (a removed owner that
+    // handed over): nobody else would complete them without client traffic.
+    const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
+                            o.known_commit <= o.hard.commit_index;
+    if (o.role != Role::kFollower || !Held(o) || !(NeedsAnchor(o) || unfinished)) continue;
     if (now_ < o.backoff_until) continue;
     // An owner re-announces itself every full heartbeat; one alive but silent for longer has
     // stepped down (or lost the object) and will not re-anchor it.

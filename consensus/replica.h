@@ -300,6 +300,7 @@ class Replica {
     Slot snapshot_slot = 0;        // Latest application snapshot we know of.
     Slot snapshot_asked = 0;
     Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
+    Ballot disowned;               // owner_ballot's node told us it does not own the object.
     consensus::Tick owner_heard = -1;  // Last Accept/Commit of owner_ballot (sweeper).
     consensus::Tick catchup_sent = -1;
     Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
@@ -431,6 +432,7 @@ class Replica {
   void BecomeOwner(const ObjectId& object, ObjectState& o);
   void StepDown(const ObjectId& object, ObjectState& o);
   void ObserveBallot(ObjectState& o, Ballot b);
+  void NoteDisowned(ObjectState& o, const Message& msg);
 
   // Phase 2.
   void FlushProposals(const ObjectId& object, ObjectState& o);
