@@ -1156,6 +1156,9 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_forget_promises) absl::StrAppend(&cmd, " --bug-forget-promises");
   if (o.bug_unsafe_reads) absl::StrAppend(&cmd, " --bug-unsafe-reads");
   if (o.bug_latest_config_only) absl::StrAppend(&cmd, " --bug-latest-config-only");
+  if (o.faults.membership && o.membership_changes_max != SimOptions{}.membership_changes_max) {
+    absl::StrAppend(&cmd, " --membership-max ", o.membership_changes_max);
+  }
   if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");
   absl::StrAppend(&cmd, " --trace");
   return cmd;
