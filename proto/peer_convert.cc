@@ -31,10 +31,14 @@ void CommandToProto(const consensus::Command& c, PeerCommand* out) {
   out->set_data(c.data);
 }
 
+// `anchor_allowed`: a log entry whose batch is a single command may be an anchor entry, the
+// core's own record of a configuration (id.node 0; docs/consensus.md §Reconfiguration).
 absl::Status CommandFromProto(const PeerCommand& in, const PeerLimits& limits,
-                              consensus::Command* out) {
+                              consensus::Command* out, bool anchor_allowed = false) {
   if (in.data().size() > limits.command_bytes_max) return Invalid("command too large");
-  if (in.id().node() == consensus::kNoNode) return Invalid("command without origin node");
+  if (in.id().node() == consensus::kNoNode && !anchor_allowed) {
+    return Invalid("command without origin node");
+  }
   out->id = {in.id().node(), in.id().seq()};
   out->data = in.data();
   return absl::OkStatus();
@@ -71,6 +75,9 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
   }
   out->set_snapshot_slot(m.snapshot_slot);
   out->set_snapshot(m.snapshot);
+  out->set_epoch(m.epoch);
+  out->set_anchor_epoch(m.anchor_epoch);
+  out->set_anchor_config(m.anchor_config);
   for (const auto& [object, index] : m.commit_indexes) {
     ObjectCommit* oc = out->add_commit_indexes();
     oc->set_object(object);
@@ -119,7 +126,8 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
     e.entry.ballot = {pe.ballot().counter(), pe.ballot().node()};
     e.entry.value.resize(static_cast<size_t>(pe.value_size()));
     for (int i = 0; i < pe.value_size(); ++i) {
-      if (auto s = CommandFromProto(pe.value(i), limits, &e.entry.value[static_cast<size_t>(i)]);
+      if (auto s = CommandFromProto(pe.value(i), limits, &e.entry.value[static_cast<size_t>(i)],
+                                    /*anchor_allowed=*/pe.value_size() == 1);
           !s.ok()) {
         return s;
       }
@@ -148,6 +156,12 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   if (in.snapshot().size() > limits.snapshot_bytes_max) return Invalid("snapshot too large");
   m.snapshot_slot = in.snapshot_slot();
   m.snapshot = in.snapshot();
+  if (in.anchor_config().size() > limits.anchor_config_bytes_max) {
+    return Invalid("anchor configuration too large");
+  }
+  m.epoch = in.epoch();
+  m.anchor_epoch = in.anchor_epoch();
+  m.anchor_config = in.anchor_config();
   if (static_cast<size_t>(in.commit_indexes_size()) > limits.commit_indexes_max) {
     return Invalid("too many commit indexes");
   }

@@ -22,6 +22,7 @@ struct PeerLimits {
   size_t ids_max = 65536;                 // request ids / slots per message
   size_t snapshot_bytes_max = size_t{1} << 31;
   size_t commit_indexes_max = size_t{1} << 22;  // objects listed in one heartbeat
+  size_t anchor_config_bytes_max = size_t{1} << 20;  // an encoded configuration
 };
 
 void ToProto(const consensus::Message& in, PeerMessage* out);

@@ -8,12 +8,18 @@ namespace atlas::storage {
 namespace {
 
 constexpr uint8_t kLogFormat = 1;
-constexpr uint8_t kAcceptorFormat = 1;
+// Format 1: promise, commit index, truncation. Format 2 adds the object's anchor (the
+// configuration its log is replicated in, docs/consensus.md §Reconfiguration); format 1
+// records (single-node data dirs) read as "no anchor".
+constexpr uint8_t kAcceptorFormatV1 = 1;
+constexpr uint8_t kAcceptorFormat = 2;
 
 struct AcceptorRecord {
   consensus::Ballot promised;
   consensus::Slot commit_index = 0;
   consensus::Slot truncated_through = 0;
+  uint64_t anchor_epoch = 0;
+  std::string anchor_config;
 };
 
 std::string EncodeAcceptor(const AcceptorRecord& r) {
@@ -23,19 +29,29 @@ std::string EncodeAcceptor(const AcceptorRecord& r) {
   PutVarint(&out, r.promised.node);
   PutVarint(&out, r.commit_index);
   PutVarint(&out, r.truncated_through);
+  PutVarint(&out, r.anchor_epoch);
+  PutLengthPrefixed(&out, r.anchor_config);
   return out;
 }
 
 std::optional<AcceptorRecord> DecodeAcceptor(std::string_view in) {
-  if (in.empty() || static_cast<uint8_t>(in[0]) != kAcceptorFormat) return std::nullopt;
+  if (in.empty()) return std::nullopt;
+  const uint8_t format = static_cast<uint8_t>(in[0]);
+  if (format != kAcceptorFormat && format != kAcceptorFormatV1) return std::nullopt;
   in.remove_prefix(1);
   AcceptorRecord r;
   uint64_t node;
   if (!GetVarint(&in, &r.promised.counter) || !GetVarint(&in, &node) ||
-      !GetVarint(&in, &r.commit_index) || !GetVarint(&in, &r.truncated_through) || !in.empty() ||
+      !GetVarint(&in, &r.commit_index) || !GetVarint(&in, &r.truncated_through) ||
       node > UINT32_MAX) {
     return std::nullopt;
   }
+  if (format == kAcceptorFormat) {
+    std::string_view config;
+    if (!GetVarint(&in, &r.anchor_epoch) || !GetLengthPrefixed(&in, &config)) return std::nullopt;
+    r.anchor_config = std::string(config);
+  }
+  if (!in.empty()) return std::nullopt;
   r.promised.node = static_cast<consensus::NodeId>(node);
   return r;
 }
@@ -87,7 +103,8 @@ void AddHardStateUpdate(Store* store, const consensus::HardStateUpdate& u,
                         consensus::Slot previous_truncated_through,
                         rocksdb::WriteBatchBase* batch) {
   batch->Put(store->cf(Cf::kAcceptor), u.object,
-             EncodeAcceptor({u.promised, u.commit_index, u.truncated_through}));
+             EncodeAcceptor({u.promised, u.commit_index, u.truncated_through, u.anchor_epoch,
+                             u.anchor_config}));
   for (const consensus::SlotEntry& e : u.entries) {
     if (e.slot <= u.truncated_through) continue;
     batch->Put(store->cf(Cf::kLog), LogKey(u.object, e.slot), EncodeLogEntry(e.entry));
@@ -110,6 +127,8 @@ absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store* store) {
     hard.promised = rec->promised;
     hard.commit_index = rec->commit_index;
     hard.truncated_through = rec->truncated_through;
+    hard.anchor_epoch = rec->anchor_epoch;
+    hard.anchor_config = rec->anchor_config;
     std::string lo = LogKey(object, 0), hi = LogKey(object, UINT64_MAX);
     rocksdb::Slice upper(hi);
     rocksdb::ReadOptions ro;

@@ -32,6 +32,10 @@ Message Full() {
   m.snapshot_slot = 8;
   m.snapshot = std::string(1000, 's');
   m.commit_indexes = {{"atlas.nodes", 4}, {"users", 11}};
+  m.epoch = 6;
+  m.anchor_epoch = 5;
+  m.anchor_config = "5\n1\t1\n";
+  m.entries.push_back({12, {{42, 3}, {{{0, 6}, "anchor"}}}});  // an anchor entry: id.node 0
   return m;
 }
 
@@ -50,6 +54,9 @@ TEST_CASE("every field survives the round trip through the wire format") {
   CHECK(back->DebugString() == m.DebugString());
   CHECK(back->entries[0].entry.value[0].data == std::string("a\0b", 3));
   CHECK(back->snapshot == m.snapshot);
+  CHECK(back->epoch == 6);
+  CHECK(back->anchor_epoch == 5);
+  CHECK(back->anchor_config == m.anchor_config);
   // And through bytes.
   PeerMessage parsed;
   REQUIRE(parsed.ParseFromString(Wire(m).SerializeAsString()));
@@ -78,6 +85,12 @@ TEST_CASE("malformed messages are rejected, not handed to the core") {
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(1)->set_slot(10); }));  // not increasing
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(0)->set_slot(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commands(0)->mutable_id()->set_node(0); }));
+  // Only a one-command batch can be an anchor entry.
+  CHECK(reject([](PeerMessage& p) {
+    auto* v = p.mutable_entries(0)->add_value();
+    v->mutable_id()->set_node(0);
+  }));
+  CHECK(reject([](PeerMessage& p) { p.set_anchor_config(std::string((1 << 20) + 1, 'c')); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_request_ids(0)->set_node(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commit_indexes(0)->set_object("zzz"); }));  // unsorted
   PeerLimits small;
