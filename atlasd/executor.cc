@@ -125,7 +125,7 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
 
   // Only regions that have members can hold a table.
   if (auto* pin = std::get_if<sp::TablePin>(&command); pin && pin->region &&
-                                                        *pin->region != self_.region) {
+                                                        !RegionHasMembers(*pin->region)) {
     call->Warn(StrCat("unknown region '", *pin->region, "'"));
     return;
   }
@@ -181,6 +181,17 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     cmd.set_table(std::string(write_table));
     Write(call, std::move(cmd));
     return;
+  }
+  // Cluster commands report this node's view of the cluster; they need no read barrier (and
+  // must work when quorums do not).
+  if (std::holds_alternative<sp::NodeList>(command) ||
+      std::holds_alternative<sp::NodeInfo>(command) ||
+      std::holds_alternative<sp::NodePing>(command) ||
+      std::holds_alternative<sp::NodeLeave>(command) ||
+      std::holds_alternative<sp::QuorumInfo>(command) ||
+      std::holds_alternative<sp::TableInfo>(command) ||
+      std::holds_alternative<sp::TableMove>(command)) {
+    return Read(call);
   }
   // Reads see every write acknowledged before them.
   std::string table;
@@ -362,32 +373,75 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return call.Finish();
   }
   if (std::holds_alternative<sp::NodeList>(command)) {
-    call.reply.Line(NodeLine(false)).Ok();
+    for (const NodeView& n : Nodes()) call.reply.Line(NodeLine(n, false));
+    call.reply.Ok();
     return call.Finish();
   }
   if (auto* info = std::get_if<sp::NodeInfo>(&command)) {
-    if (info->id != self_.id) return call.Warn(StrCat("unknown node ", info->id));
-    call.reply.Line(NodeLine(true)).Ok();
-    return call.Finish();
+    for (const NodeView& n : Nodes()) {
+      if (n.id != info->id) continue;
+      call.reply.Line(NodeLine(n, true)).Ok();
+      return call.Finish();
+    }
+    return call.Warn(StrCat("unknown node ", info->id));
   }
   if (auto* ping = std::get_if<sp::NodePing>(&command)) {
-    if (ping->id != self_.id) return call.Warn(StrCat("unknown node ", ping->id));
+    uint64_t id = ping->id;
+    auto pong = [call_ptr, id](absl::StatusOr<double> ms) {
+      if (!ms.ok()) return call_ptr->Warn(ToStd(ms.status().message()));
+      call_ptr->reply.Line(absl::StrFormat("PONG node=%d rtt_ms=%.3f", id, *ms)).Ok();
+      call_ptr->Finish();
+    };
+    if (options_.cluster) return options_.cluster->Ping(id, std::move(pong));
+    if (id != self_.id) return call.Warn(StrCat("unknown node ", id));
     // One node: the round trip is through this node's own command path.
     auto t0 = std::chrono::steady_clock::now();
-    uint64_t id = self_.id;
-    replicator_->Ping([call_ptr, t0, id]() {
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                      .count();
-      call_ptr->reply.Line(absl::StrFormat("PONG node=%d rtt_ms=%.3f", id, ms)).Ok();
+    replicator_->Ping([pong, t0]() {
+      pong(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+               .count());
+    });
+    return;
+  }
+  if (auto* leave = std::get_if<sp::NodeLeave>(&command)) {
+    // Membership is the cluster's business: with admin-users set, only they may change it.
+    if (!options_.admin_users.empty() && !call.admin) {
+      return call.Warn(PermissionDenied(call.principal, "NODE LEAVE", "atlas.nodes"));
+    }
+    if (!options_.cluster) return call.Warn("NODE LEAVE: this node runs without a cluster");
+    options_.cluster->RemoveNode(leave->id, [call_ptr](absl::Status s) {
+      if (!s.ok()) return call_ptr->Warn(ToStd(s.message()));
+      call_ptr->reply.Ok();
       call_ptr->Finish();
     });
     return;
   }
-  if (std::holds_alternative<sp::QuorumInfo>(command)) {
-    std::string member = StrCat("id=", self_.id, " region=", self_.region,
-                                      " addr=", self_.addr, " port=", self_.port);
-    call.reply.Line("Q1 size=1").Line(member).Line("Q2 size=1").Line(member).Ok();
-    return call.Finish();
+  if (auto* qinfo = std::get_if<sp::QuorumInfo>(&command)) {
+    if (!options_.cluster) {
+      std::string member = StrCat("id=", self_.id, " region=", self_.region,
+                                  " addr=", self_.addr, " port=", self_.port);
+      call.reply.Line("Q1 size=1").Line(member).Line("Q2 size=1").Line(member).Ok();
+      return call.Finish();
+    }
+    std::vector<NodeView> nodes = Nodes();
+    options_.cluster->Quorums(qinfo->table, [call_ptr, nodes](absl::StatusOr<QuorumView> q) {
+      if (!q.ok()) return call_ptr->Warn(ToStd(q.status().message()));
+      auto lines = [&](const char* name, const std::vector<uint64_t>& ids) {
+        call_ptr->reply.Line(StrCat(name, " size=", ids.size()));
+        for (uint64_t id : ids) {
+          NodeView v;
+          for (const NodeView& n : nodes) {
+            if (n.id == id) v = n;
+          }
+          call_ptr->reply.Line(StrCat("id=", id, " region=", v.region, " addr=", v.addr,
+                                      " port=", v.port));
+        }
+      };
+      lines("Q1", q->q1);
+      lines("Q2", q->q2);
+      call_ptr->reply.Ok();
+      call_ptr->Finish();
+    });
+    return;
   }
   if (auto* tinfo = std::get_if<sp::TableInfo>(&command)) {
     auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(tinfo->table, "state"));
@@ -405,8 +459,12 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     });
     if (!s.ok()) return internal(s);
     std::string table = tinfo->table;
-    std::string region = self_.region;
-    replicator_->Describe(table, [call_ptr, table, region, rows, st](ObjectInfo info) {
+    std::vector<NodeView> nodes = Nodes();
+    replicator_->Describe(table, [call_ptr, table, nodes, rows, st](ObjectInfo info) {
+      std::string region = "-";
+      for (const NodeView& n : nodes) {
+        if (n.id == info.owner) region = n.region;
+      }
       call_ptr->reply
           .Line(StrCat("TABLE name=", table, " owner=", info.owner, " region=", region,
                        " ballot=", info.ballot, " rows=", rows,
@@ -418,25 +476,73 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return;
   }
   if (auto* move = std::get_if<sp::TableMove>(&command)) {
-    if (move->target == self_.region || move->target == StrCat(self_.id)) {
-      call.reply.Ok();  // already owned there
+    // The target is a node id, or a region: then its live member nearest to us (this node if
+    // it is in that region).
+    uint64_t target = 0;
+    std::vector<NodeView> nodes = Nodes();
+    uint64_t as_id = 0;
+    if (absl::SimpleAtoi(move->target, &as_id)) {
+      for (const NodeView& n : nodes) {
+        if (n.id == as_id && n.status != "LEFT") target = n.id;
+      }
+    } else {
+      double best = 0;
+      for (const NodeView& n : nodes) {
+        if (n.region != move->target || n.status == "LEFT" || n.status == "DOWN") continue;
+        double d = n.self ? -1 : n.rtt_ms;
+        if (target == 0 || d < best) target = n.id, best = d;
+      }
+    }
+    if (target == 0) return call.Warn(StrCat("unknown region or node '", move->target, "'"));
+    if (!options_.cluster) {
+      call.reply.Ok();  // one node: already owned here
       return call.Finish();
     }
-    return call.Warn(StrCat("unknown region or node '", move->target, "'"));
+    options_.cluster->MoveTable(move->table, target, [call_ptr](absl::Status s) {
+      if (!s.ok()) return call_ptr->Warn(ToStd(s.message()));
+      call_ptr->reply.Ok();
+      call_ptr->Finish();
+    });
+    return;
   }
   call.Warn("not implemented: command");
 }
 
-std::string Executor::NodeLine(bool detailed) {
-  std::string line = StrCat("NODE id=", self_.id, " region=", self_.region,
-                                  " status=ACTIVE rtt_ms=0.000 addr=", self_.addr,
-                                  " port=", self_.port);
+std::vector<NodeView> Executor::Nodes() {
+  if (options_.cluster) return options_.cluster->Nodes();
+  NodeView self;
+  self.id = self_.id;
+  self.region = self_.region;
+  self.name = self_.name;
+  self.addr = self_.addr;
+  self.port = self_.port;
+  self.status = "ACTIVE";
+  self.self = true;
+  return {self};
+}
+
+bool Executor::RegionHasMembers(const std::string& region) {
+  for (const NodeView& n : Nodes()) {
+    if (n.region == region && n.status != "LEFT") return true;
+  }
+  return false;
+}
+
+std::string Executor::NodeLine(const NodeView& node, bool detailed) {
+  std::string line = StrCat("NODE id=", node.id, " region=", node.region, " status=", node.status,
+                            absl::StrFormat(" rtt_ms=%.3f", node.rtt_ms), " addr=", node.addr,
+                            " port=", node.port);
   if (detailed) {
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now() - started_)
-                      .count();
-    StrAppend(&line, " name=", self_.name, " owned_tables=", OwnedTables(),
-                    " version=", self_.version, " uptime_s=", uptime);
+    StrAppend(&line, " name=", node.name.empty() ? "-" : node.name);
+    if (node.self) {
+      auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count();
+      StrAppend(&line, " owned_tables=", OwnedTables(), " version=", self_.version,
+                " uptime_s=", uptime);
+    } else {
+      StrAppend(&line, " owned_tables=-", " version=-", " uptime_s=-");
+    }
   }
   return line;
 }

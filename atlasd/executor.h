@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "atlasd/cluster_view.h"
 #include "atlasd/replicator.h"
 #include "socketproto/server.h"
 #include "storage/store.h"
@@ -37,6 +38,8 @@ struct ExecutorOptions {
   // Runs a read on a client-serving thread once its read barrier passed. The barrier completes
   // on the replication thread, which must not be held up by large reads. Default: inline.
   std::function<void(std::function<void()>)> post_read;
+  // The cluster for NODE / QUORUM / TABLE MOVE; null: this node is the whole cluster.
+  ClusterView* cluster = nullptr;
 };
 
 class Executor final : public socketproto::CommandHandler {
@@ -56,7 +59,9 @@ class Executor final : public socketproto::CommandHandler {
   // The principal a command acts as: its own PRINCIPAL option or the connection's.
   std::optional<std::string> EffectivePrincipal(const socketproto::SessionContext& ctx) const;
   absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);
-  std::string NodeLine(bool detailed);
+  std::string NodeLine(const NodeView& node, bool detailed);
+  std::vector<NodeView> Nodes();
+  bool RegionHasMembers(const std::string& region);
   uint64_t OwnedTables();
 
   storage::Store* store_;

@@ -10,7 +10,10 @@
 #include <thread>
 
 #include "socketproto/str.h"
+#include "atlasd/cluster/https_server.h"
+#include "atlasd/cluster_node.h"
 #include "atlasd/config.h"
+#include "atlasd/node_setup.h"
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
 #include "atlasd/paxos_replicator.h"
@@ -22,21 +25,22 @@
 
 namespace {
 
-// Node identity is created once, on first start, and kept in node metadata.
-absl::StatusOr<std::string> LoadOrCreateClusterId(atlas::storage::Store* store) {
-  const std::string key = atlas::storage::NodeMetaKey("cluster_id");
-  auto existing = store->Get(atlas::storage::Cf::kMeta, key);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) return **existing;
-  std::random_device rd;
-  std::string id = StrCat(absl::Hex(rd(), absl::kZeroPad8), absl::Hex(rd(), absl::kZeroPad8));
-  rocksdb::WriteBatch batch;
-  batch.Put(store->cf(atlas::storage::Cf::kMeta), key, id);
-  batch.Put(store->cf(atlas::storage::Cf::kMeta), atlas::storage::NodeMetaKey("node_id"), "1");
-  absl::Status s = store->Write(&batch, /*sync=*/true);
-  if (!s.ok()) return s;
-  spdlog::info("created cluster {} (node id 1)", id);
-  return id;
+// `listen` with port 0 (tests, ad-hoc clusters): pick a free port now, because the address
+// goes into the membership before the transport starts.
+std::string ResolveListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || listen.substr(colon + 1) != "0") return listen;
+  std::string host = listen.substr(0, colon);
+  boost::asio::io_context io;
+  boost::system::error_code ec;
+  boost::asio::ip::tcp::acceptor a(io);
+  auto addr = boost::asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return listen;
+  boost::asio::ip::tcp::endpoint ep(addr, 0);
+  a.open(ep.protocol(), ec);
+  if (!ec) a.bind(ep, ec);
+  if (ec) return listen;
+  return atlas::StrCat(host, ":", a.local_endpoint().port());
 }
 
 std::pair<std::string, int> SplitHostPort(const std::string& addr) {
@@ -66,11 +70,6 @@ int main(int argc, char** argv) {
   atlas::SetupLogging(config.log_level, config.log_format);
   std::signal(SIGPIPE, SIG_IGN);
 
-  if (!config.join.empty()) {
-    spdlog::error("--join: this build runs single-node clusters only; multi-node clusters "
-                  "arrive with the cluster transport (see docs/design.md)");
-    return 2;
-  }
   if (config.embedded_default) {
     spdlog::info("no arguments: starting the embedded default, a single-node cluster with data "
                  "in {} and its socket at {}", config.data_dir, config.socket);
@@ -87,22 +86,59 @@ int main(int argc, char** argv) {
     spdlog::error("{}", store.status().message());
     return 1;
   }
-  auto cluster_id = LoadOrCreateClusterId(store->get());
-  if (!cluster_id.ok()) {
-    spdlog::error("reading node metadata: {}", cluster_id.status().message());
+  config.listen = ResolveListen(config.listen);
+  if (config.advertise.empty() || config.advertise.ends_with(":0")) config.advertise = config.listen;
+  auto setup = atlas::SetUpNode(config, store->get());
+  if (!setup.ok()) {
+    if (absl::IsPermissionDenied(setup.status())) {
+      spdlog::error("join refused by {}: {}", config.join, setup.status().message());
+    } else {
+      spdlog::error("{}", setup.status().message());
+    }
+    return 1;
+  }
+
+  // The peer transport (gRPC, mutual TLS with the cluster CA) and the node's cluster runtime.
+  atlas::ClusterNodeOptions cluster_options;
+  cluster_options.self = setup->node_id;
+  cluster_options.cluster_id = setup->cluster_id;
+  cluster_options.desired_quorum = {config.fn, config.fz};
+  std::unique_ptr<atlas::ClusterNode> cluster_node;
+  atlas::PeerTransportOptions transport_options;
+  transport_options.self = static_cast<atlas::consensus::NodeId>(setup->node_id);
+  transport_options.listen = config.listen;
+  transport_options.tls = {setup->ca_pem, setup->cert_pem, setup->key_pem};
+  atlas::PeerTransport transport(transport_options, [&cluster_node](atlas::consensus::Message m) {
+    if (cluster_node) cluster_node->Deliver(std::move(m));
+  });
+  cluster_node = std::make_unique<atlas::ClusterNode>(cluster_options, &transport);
+  if (absl::Status s = transport.Start(); !s.ok()) {
+    spdlog::error("peer transport on {} (setting listen): {}", config.listen, s.message());
     return 1;
   }
 
   atlas::PaxosReplicatorOptions paxos_options;
-  paxos_options.node_id = 1;
-  paxos_options.quorum = {config.fn, config.fz};
+  paxos_options.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
+  paxos_options.membership = setup->membership;
+  paxos_options.previous_membership = setup->previous_membership;
+  paxos_options.quorum = {config.fn, 0};
+  paxos_options.send = [&transport](std::vector<atlas::consensus::Message> m) {
+    transport.Send(std::move(m));
+  };
+  paxos_options.on_membership = [&cluster_node](const atlas::consensus::ClusterConfig& c) {
+    cluster_node->OnMembership(c);
+  };
   auto replicator_or = atlas::PaxosReplicator::Start(store->get(), paxos_options);
   if (!replicator_or.ok()) {
     spdlog::error("loading consensus state: {}", replicator_or.status().message());
     return 1;
   }
   atlas::PaxosReplicator& replicator = **replicator_or;
+  cluster_node->Attach(&replicator);
+  cluster_node->StartFailureDetector();
+
   atlas::NodeIdentity self;
+  self.id = setup->node_id;
   self.region = config.region;
   self.name = config.node_name;
   std::tie(self.addr, self.port) = SplitHostPort(config.advertise);
@@ -111,6 +147,7 @@ int main(int argc, char** argv) {
                                     ? atlas::PrincipalMode::kPeercred
                                     : atlas::PrincipalMode::kAssume;
   exec_options.admin_users = config.admin_users;
+  exec_options.cluster = cluster_node.get();
   boost::asio::io_context io;
   exec_options.post_read = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
   atlas::Executor executor(store->get(), &replicator, self, exec_options);
@@ -127,8 +164,28 @@ int main(int argc, char** argv) {
     spdlog::error("{}", s.message());
     return 1;
   }
-  spdlog::info("atlasd {} serving cluster {} as node {} (region {}) on {}", self.version,
-               *cluster_id, self.id, self.region, config.socket);
+  // HTTPS: health, and joins (answered by the member holding the CA key and the token).
+  auto http_context = std::make_shared<atlas::cluster::HttpHandlerContext>();
+  http_context->ca = setup->ca;
+  if (setup->ca->key) http_context->join_secret = setup->join_secret;
+  http_context->health = [&cluster_node] { return cluster_node->Health(); };
+  http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
+                                       atlas::cluster::JoinDone done) {
+    cluster_node->HandleJoin(r, std::move(done));
+  };
+  atlas::cluster::HttpsServerOptions https_options;
+  https_options.listen = config.http_listen;
+  auto https = atlas::cluster::HttpsServer::Start(io, https_options, setup->cert.get(),
+                                                  setup->key.get(), http_context);
+  if (!https.ok()) {
+    spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
+                  https.status().message());
+    return 1;
+  }
+  spdlog::info("atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "
+               "on port {}",
+               self.version, setup->cluster_id, self.id, self.region, config.socket,
+               config.listen, (*https)->port());
 
   // Graceful shutdown: stop accepting, let in-flight commands finish (bounded), close
   // sessions, then drain the commit queue and close RocksDB.
@@ -159,6 +216,7 @@ int main(int argc, char** argv) {
     if (err) return;
     spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.StopAccepting();
+    (*https)->Stop();
     drain();
   });
 
@@ -167,6 +225,8 @@ int main(int argc, char** argv) {
   io.run();
   for (auto& t : threads) t.join();
   replicator.Shutdown();
+  cluster_node->Stop();
+  transport.Shutdown();
   store->reset();
   spdlog::info("stopped");
   return 0;

@@ -5,28 +5,40 @@
 
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
+#include "storage/keys.h"
 #include "storage/paxos_state.h"
 
 namespace atlas {
 
 // The application side of snapshots: a table's state in RocksDB *is* its snapshot, taken as of
 // the table's durable commit index (written in the same batch as every apply).
+// `atlas.nodes` is the exception: its state is the ClusterConfig, kept in node metadata.
 class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
  public:
-  explicit Snapshots(StateMachine* sm) : sm_(sm) {}
+  Snapshots(StateMachine* sm, const consensus::ClusterConfig* membership)
+      : sm_(sm), membership_(membership) {}
   std::optional<consensus::Snapshot> LatestSnapshot(const consensus::ObjectId& object) override {
     consensus::Snapshot snap;
     snap.slot = sm_->CommitIndex(object, nullptr);
     // While the Replica is constructed only the slot is needed; building every table's bytes
     // there would read the whole database at start-up.
-    if (!slot_only_) snap.data = sm_->SnapshotTable(object);
+    if (slot_only_) return snap;
+    snap.data = object == consensus::kMembershipObject
+                    ? consensus::EncodeClusterConfig(*membership_)
+                    : sm_->SnapshotTable(object);
     return snap;
   }
   bool slot_only_ = true;
 
  private:
   StateMachine* sm_;
+  const consensus::ClusterConfig* membership_;  // the node thread's applied membership
 };
+
+namespace {
+const std::string kMembershipKey = storage::NodeMetaKey("cluster_config");
+const std::string kPreviousMembershipKey = storage::NodeMetaKey("cluster_config_previous");
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
     storage::Store* store, PaxosReplicatorOptions options) {
@@ -35,11 +47,47 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
   auto r = std::unique_ptr<PaxosReplicator>(new PaxosReplicator(store, options));
   for (const auto& [object, hard] : *state) r->truncated_[object] = hard.truncated_through;
 
+  // The membership: the replicated copy if this node has one, else the starting one (persisted
+  // now, so that a restart never depends on how the node was first started).
+  auto stored = store->Get(storage::Cf::kMeta, kMembershipKey);
+  if (!stored.ok()) return stored.status();
+  auto stored_previous = store->Get(storage::Cf::kMeta, kPreviousMembershipKey);
+  if (!stored_previous.ok()) return stored_previous.status();
+  if (stored->has_value()) {
+    auto decoded = consensus::DecodeClusterConfig(**stored);
+    if (!decoded.ok()) return decoded.status();
+    r->membership_ = *decoded;
+    if (stored_previous->has_value()) {
+      auto previous = consensus::DecodeClusterConfig(**stored_previous);
+      if (!previous.ok()) return previous.status();
+      r->previous_ = *previous;
+    }
+  } else {
+    r->membership_ = options.membership;
+    if (r->membership_.members.empty()) {
+      r->membership_.epoch = 1;
+      r->membership_.next_id = options.node_id + 1;
+      r->membership_.quorum = options.quorum;
+      r->membership_.members[options.node_id] = {options.node_id, 1, ""};
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(store->cf(storage::Cf::kMeta), kMembershipKey,
+              consensus::EncodeClusterConfig(r->membership_));
+    if (options.previous_membership && options.previous_membership->epoch > 0) {
+      r->previous_ = *options.previous_membership;
+      batch.Put(store->cf(storage::Cf::kMeta), kPreviousMembershipKey,
+                consensus::EncodeClusterConfig(r->previous_));
+    }
+    if (absl::Status s = store->Write(&batch, /*sync=*/true); !s.ok()) return s;
+  }
+  r->shared_membership_ = r->membership_;
+  r->shared_previous_ = r->previous_;
+
   consensus::ReplicaConfig config;
   config.id = options.node_id;
-  config.topology = options.topology;
-  if (config.topology.zone_of.empty()) config.topology.zone_of[options.node_id] = 1;
-  config.quorum = options.quorum;
+  config.epoch = r->membership_.epoch;
+  config.topology = r->TopologyOf(r->membership_);
+  config.quorum = r->membership_.quorum;
   // Tick counts for a 5 ms tick: heartbeats 100 ms, peers suspect after 1 s, resend after
   // 200 ms, client requests time out after 10 s.
   const int64_t per_second = 1000 / std::max<int64_t>(1, options.tick.count());
@@ -52,15 +100,27 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
       config, std::move(*state), r->snapshots_.get(),
       std::make_unique<consensus::AccessCountingPolicy>(), /*seed=*/options.node_id);
   r->snapshots_->slot_only_ = false;
+  // The configuration before the latest one: joint quorums of a change still settling use it.
+  if (r->previous_.epoch > 0 && r->previous_.epoch < r->membership_.epoch) {
+    r->replica_->SetConfig(r->previous_.epoch, r->TopologyOf(r->previous_),
+                           r->previous_.quorum);
+  }
+  if (options.on_membership) options.on_membership(r->membership_);
   r->thread_ = std::thread([p = r.get()] { p->Run(); });
   return r;
+}
+
+consensus::Topology PaxosReplicator::TopologyOf(const consensus::ClusterConfig& config) const {
+  consensus::Topology t = config.ToTopology(options_.distance);
+  if (t.zone_of.empty()) t.zone_of[options_.node_id] = 1;
+  return t;
 }
 
 PaxosReplicator::PaxosReplicator(storage::Store* store, PaxosReplicatorOptions options)
     : store_(store),
       options_(options),
       state_machine_(store),
-      snapshots_(std::make_unique<Snapshots>(&state_machine_)) {
+      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)) {
   // Request ids must not repeat across restarts (the core deduplicates forwarded requests by
   // id), so the sequence starts from the wall clock in microseconds.
   next_seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -130,6 +190,67 @@ void PaxosReplicator::Describe(const std::string& table, std::function<void(Obje
   if (!posted) (*shared_done)(ObjectInfo{});
 }
 
+void PaxosReplicator::ProposeMembership(
+    std::string command, std::function<void(absl::StatusOr<MembershipResult>)> done) {
+  auto shared_done =
+      std::make_shared<std::function<void(absl::StatusOr<MembershipResult>)>>(std::move(done));
+  bool posted = Post([this, command = std::move(command), shared_done]() mutable {
+    consensus::RequestId id = NextRequestId();
+    membership_writes_[id.seq] = PendingMembership{std::move(*shared_done), std::nullopt};
+    replica_->Propose(consensus::kMembershipObject, std::move(command), id);
+  });
+  if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+consensus::ClusterConfig PaxosReplicator::Membership() const {
+  std::lock_guard<std::mutex> lock(membership_mu_);
+  return shared_membership_;
+}
+
+consensus::ClusterConfig PaxosReplicator::PreviousMembership() const {
+  std::lock_guard<std::mutex> lock(membership_mu_);
+  return shared_previous_;
+}
+
+bool PaxosReplicator::Inspect(std::function<void(const consensus::Replica&)> fn) {
+  return Post([this, fn = std::move(fn)] { fn(*replica_); });
+}
+
+void PaxosReplicator::Move(const std::string& table, consensus::NodeId target) {
+  Post([this, table, target] {
+    if (target == options_.node_id) {
+      replica_->Steal(table);
+    } else {
+      replica_->Move(table, target);
+    }
+  });
+}
+
+absl::StatusOr<std::string> PaxosReplicator::ApplyMembership(const std::string& command,
+                                                             rocksdb::WriteBatchWithIndex* wb) {
+  consensus::ClusterConfig before = membership_;
+  absl::StatusOr<std::string> result = consensus::ApplyMembershipCommand(membership_, command);
+  if (result.ok()) {
+    previous_ = std::move(before);
+    wb->Put(store_->cf(storage::Cf::kMeta), kMembershipKey,
+            consensus::EncodeClusterConfig(membership_));
+    wb->Put(store_->cf(storage::Cf::kMeta), kPreviousMembershipKey,
+            consensus::EncodeClusterConfig(previous_));
+    membership_changed_ = true;
+  }
+  return result;
+}
+
+void PaxosReplicator::InstallMembership(const consensus::ClusterConfig& config) {
+  {
+    std::lock_guard<std::mutex> lock(membership_mu_);
+    shared_membership_ = config;
+    shared_previous_ = previous_;
+  }
+  replica_->SetConfig(config.epoch, TopologyOf(config), config.quorum);
+  if (options_.on_membership) options_.on_membership(config);
+}
+
 void PaxosReplicator::Deliver(consensus::Message message) {
   // A full queue drops the message like a lossy network would; WPaxos retransmits.
   Post([this, m = std::move(message)] { replica_->Step(m); });
@@ -152,7 +273,10 @@ void PaxosReplicator::Run() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_until(lock, next_tick, [this] { return stopping_ || !events_.empty(); });
       // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
-      if (stopping_ && events_.empty() && writes_.empty() && reads_.empty()) return;
+      if (stopping_ && events_.empty() && writes_.empty() && reads_.empty() &&
+          membership_writes_.empty()) {
+        return;
+      }
       batch.swap(events_);
     }
     for (auto& fn : batch) fn();
@@ -172,6 +296,23 @@ void PaxosReplicator::ProcessReady() {
     ++readies_;
     rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
     for (const auto& [object, snap] : rd.snapshots) {
+      if (object == consensus::kMembershipObject) {
+        auto config = consensus::DecodeClusterConfig(snap.data);
+        if (!config.ok()) {
+          std::fprintf(stderr, "FATAL: undecodable membership snapshot\n");
+          std::abort();
+        }
+        if (config->epoch > membership_.epoch) {
+          previous_ = membership_;
+          wb.Put(store_->cf(storage::Cf::kMeta), kPreviousMembershipKey,
+                 consensus::EncodeClusterConfig(previous_));
+        }
+        membership_ = *config;
+        membership_changed_ = true;
+        wb.Put(store_->cf(storage::Cf::kMeta), kMembershipKey, snap.data);
+        state_machine_.MarkApplied(object, snap.slot, &wb);
+        continue;
+      }
       if (!state_machine_.InstallSnapshot(object, snap.data, &wb)) {
         std::fprintf(stderr, "FATAL: undecodable snapshot of %s\n", object.c_str());
         std::abort();
@@ -183,7 +324,19 @@ void PaxosReplicator::ProcessReady() {
       truncated = std::max(truncated, u.truncated_through);
     }
     for (const consensus::CommittedEntry& e : rd.committed) {
-      if (e.commands.empty()) state_machine_.MarkApplied(e.object, e.slot, &wb);
+      if (e.commands.empty() || e.object == consensus::kMembershipObject) {
+        state_machine_.MarkApplied(e.object, e.slot, &wb);
+      }
+      if (e.object == consensus::kMembershipObject) {
+        for (const consensus::Command& c : e.commands) {
+          absl::StatusOr<std::string> r = ApplyMembership(c.data, &wb);
+          if (!r.ok()) spdlog::info("membership change refused: {}", r.status().message());
+          if (c.id.node != options_.node_id) continue;
+          auto it = membership_writes_.find(c.id.seq);
+          if (it != membership_writes_.end()) it->second.result = std::move(r);
+        }
+        continue;
+      }
       for (const consensus::Command& c : e.commands) {
         proto::Command cmd;
         ApplyResult r;
@@ -208,6 +361,12 @@ void PaxosReplicator::ProcessReady() {
                      s.ToString().c_str());
         std::abort();
       }
+    }
+    if (membership_changed_) {
+      membership_changed_ = false;
+      spdlog::info("membership epoch {}: {} node(s), Fn={} Fz={}", membership_.epoch,
+                   membership_.members.size(), membership_.quorum.fn, membership_.quorum.fz);
+      InstallMembership(membership_);
     }
     // Only now, with the Ready durable, may other nodes learn of its promises and accepts.
     if (!rd.messages.empty()) {
@@ -243,6 +402,24 @@ void PaxosReplicator::ProcessReady() {
           default:
             done(absl::UnavailableError(
                 StrCat(consensus::ReplyCodeName(reply.code), ": ", detail)));
+        }
+        continue;
+      }
+      if (reply.object == consensus::kMembershipObject) {
+        auto mit = membership_writes_.find(reply.id.seq);
+        if (mit == membership_writes_.end()) continue;
+        PendingMembership m = std::move(mit->second);
+        membership_writes_.erase(mit);
+        if (reply.code == consensus::ReplyCode::kOk && m.result) {
+          if (m.result->ok()) {
+            m.done(MembershipResult{**m.result, membership_});
+          } else {
+            m.done(m.result->status());
+          }
+        } else {
+          m.done(absl::UnavailableError(
+              StrCat("membership change not ordered: ", consensus::ReplyCodeName(reply.code),
+                     reply.detail.empty() ? "" : StrCat(": ", reply.detail))));
         }
         continue;
       }

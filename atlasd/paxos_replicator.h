@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "atlasd/replicator.h"
 #include "atlasd/state_machine.h"
+#include "consensus/membership.h"
 #include "consensus/replica.h"
 #include "storage/store.h"
 
@@ -32,9 +33,18 @@ namespace atlas {
 
 struct PaxosReplicatorOptions {
   consensus::NodeId node_id = 1;
+  // The membership to start from when the store has none yet (a new cluster, or what a join
+  // answered); afterwards the store's copy of the replicated `atlas.nodes` state wins. Empty
+  // members: a one-node cluster of node_id in zone 1 with `quorum`.
+  consensus::ClusterConfig membership;
+  // The membership before it, if any (joint quorums of a change in progress need it).
+  std::optional<consensus::ClusterConfig> previous_membership;
   consensus::QuorumSpec quorum;
-  // The cluster's nodes and zones; empty means a one-node cluster of node_id in zone 1.
-  consensus::Topology topology;
+  // Zone distances (e.g. RTT in microseconds) for choosing the nearest quorums.
+  absl::btree_map<std::pair<consensus::ZoneId, consensus::ZoneId>, int64_t> distance;
+  // Called on the node thread after a membership change was applied and made durable (and
+  // once at start with the loaded membership). Must not block.
+  std::function<void(const consensus::ClusterConfig&)> on_membership;
   // Sends Ready::messages to their nodes (the peer transport); null in a one-node cluster.
   // Called on the node thread after the Ready was made durable; must not block.
   std::function<void(std::vector<consensus::Message>)> send;
@@ -59,6 +69,24 @@ class PaxosReplicator final : public Replicator {
   // A message from a peer (already validated by the transport); handled on the node thread.
   void Deliver(consensus::Message message);
 
+  // Orders a membership command (consensus/membership.h encoders) in `atlas.nodes`. `done`
+  // gets the command's result (a join: the allocated node id) and the membership right after
+  // it, or the reason it was refused or could not be ordered.
+  struct MembershipResult {
+    std::string result;
+    consensus::ClusterConfig config;
+  };
+  void ProposeMembership(std::string command,
+                         std::function<void(absl::StatusOr<MembershipResult>)> done);
+  // The replicated membership as applied on this node, and the one before it (thread-safe
+  // copies; previous.epoch == 0 when there was none).
+  consensus::ClusterConfig Membership() const;
+  consensus::ClusterConfig PreviousMembership() const;
+  // Runs `fn` with the replica on the node thread (introspection: NODE/QUORUM commands, tests).
+  bool Inspect(std::function<void(const consensus::Replica&)> fn);
+  // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
+  void Move(const std::string& table, consensus::NodeId target);
+
   uint64_t readies() const { return readies_.load(); }
 
  private:
@@ -69,6 +97,11 @@ class PaxosReplicator final : public Replicator {
   bool Post(std::function<void()> fn);
   void Run();
   void ProcessReady();
+  // Applies one committed `atlas.nodes` command into `wb`; returns the proposer's outcome.
+  absl::StatusOr<std::string> ApplyMembership(const std::string& command,
+                                              rocksdb::WriteBatchWithIndex* wb);
+  void InstallMembership(const consensus::ClusterConfig& config);
+  consensus::Topology TopologyOf(const consensus::ClusterConfig& config) const;
   consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
 
   storage::Store* store_;
@@ -92,6 +125,18 @@ class PaxosReplicator final : public Replicator {
   };
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
   absl::flat_hash_map<uint64_t, std::function<void(absl::Status)>> reads_;
+  struct PendingMembership {
+    std::function<void(absl::StatusOr<MembershipResult>)> done;
+    std::optional<absl::StatusOr<std::string>> result;  // set when applied
+  };
+  absl::flat_hash_map<uint64_t, PendingMembership> membership_writes_;
+  consensus::ClusterConfig membership_;  // node thread; copied into shared_membership_
+  consensus::ClusterConfig previous_;    // node thread: the membership before membership_
+  bool membership_changed_ = false;      // applied in the Ready being processed
+
+  mutable std::mutex membership_mu_;
+  consensus::ClusterConfig shared_membership_;  // guarded by membership_mu_
+  consensus::ClusterConfig shared_previous_;    // guarded by membership_mu_
 
   std::atomic<uint64_t> readies_{0};
   std::thread thread_;

@@ -39,7 +39,8 @@ constexpr std::string_view kUsageSample = "SAMPLE <table>[.<row-prefix>] <n>";
 constexpr std::string_view kUsagePrincipal = "PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI";
 constexpr std::string_view kUsageAcl =
     "ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>";
-constexpr std::string_view kUsageNode = "NODE LIST | NODE INFO <id> | NODE PING <id>";
+constexpr std::string_view kUsageNode =
+    "NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>";
 constexpr std::string_view kUsageQuorum = "QUORUM INFO <table>";
 constexpr std::string_view kUsageTable =
     "TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> <region|NONE> "
@@ -257,10 +258,11 @@ std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
   }
   if (Eq(verb, "NODE")) {
     if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, NodeList{}};
-    if ((Eq(sub, "INFO") || Eq(sub, "PING")) && t.size() == 3) {
+    if ((Eq(sub, "INFO") || Eq(sub, "PING") || Eq(sub, "LEAVE")) && t.size() == 3) {
       auto id = ParseU64(t[2].text);
       if (!id) return p.Err(StrCat("invalid node id '", t[2].text, "'"));
       if (Eq(sub, "INFO")) return Request{p.id, NodeInfo{*id}};
+      if (Eq(sub, "LEAVE")) return Request{p.id, NodeLeave{*id}};
       return Request{p.id, NodePing{*id}};
     }
     return p.Err(Usage(kUsageNode));

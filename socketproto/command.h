@@ -63,6 +63,7 @@ struct AclList { std::string table; };
 struct NodeList {};
 struct NodeInfo { uint64_t id; };
 struct NodePing { uint64_t id; };
+struct NodeLeave { uint64_t id; };  // extension: removes a member (docs/protocol.md)
 struct QuorumInfo { std::string table; };
 struct TableInfo { std::string table; };
 struct TableMove { std::string table; std::string target; };  // region or node id
@@ -72,7 +73,8 @@ struct TableGroup { std::string table; std::optional<std::string> group; };
 using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
-                 NodeInfo, NodePing, QuorumInfo, TableInfo, TableMove, TablePin, TableGroup>;
+                 NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
+                 TableGroup>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

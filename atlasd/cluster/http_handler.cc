@@ -154,7 +154,9 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
                                  {"cluster_id", decision->cluster_id},
                                  {"fn", decision->fn},
                                  {"fz", decision->fz},
-                                 {"members", MembersJson(decision->members)}}));
+                                 {"members", MembersJson(decision->members)},
+                                 {"membership", decision->config},
+                                 {"membership_previous", decision->previous_config}}));
       });
 }
 

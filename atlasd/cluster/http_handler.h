@@ -66,6 +66,10 @@ struct JoinDecision {
   int fn = 0;
   int fz = 0;
   std::vector<Member> members;
+  // The replicated membership (consensus::EncodeClusterConfig) the joiner starts from; it then
+  // follows `atlas.nodes` like every member.
+  std::string config;
+  std::string previous_config;  // the membership before it ("" when none)
 };
 
 using JoinDone = std::function<void(absl::StatusOr<JoinDecision>)>;

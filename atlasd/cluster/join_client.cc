@@ -239,6 +239,12 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
           Member{m.at("id").get<uint64_t>(), m.at("region").get<std::string>(),
                  m.at("addr").get<std::string>(), m.at("port").get<uint16_t>()});
     }
+    if (body.contains("membership")) {
+      result.decision.config = body.at("membership").get<std::string>();
+    }
+    if (body.contains("membership_previous")) {
+      result.decision.previous_config = body.at("membership_previous").get<std::string>();
+    }
     cert_pem = body.at("cert").get<std::string>();
     ca_pem = body.at("ca").get<std::string>();
   } catch (const json::exception& e) {

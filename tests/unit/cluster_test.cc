@@ -242,7 +242,7 @@ struct PureFixture {
     c->join = [this](const JoinRequest& r, JoinDone done) {
       ++joins;
       last = r;
-      done(JoinDecision{42, "c0ffee", 1, 0, {{1, "us-east", "10.0.0.1", 7400}}});
+      done(JoinDecision{42, "c0ffee", 1, 0, {{1, "us-east", "10.0.0.1", 7400}}, "m1", "m0"});
     };
     ctx = c;
   }
@@ -409,7 +409,9 @@ class LoopbackCluster {
                           "c0ffee",
                           1,
                           0,
-                          {{1, "local", "127.0.0.1", 7400}, {id, r.region, "127.0.0.1", 7401}}});
+                          {{1, "local", "127.0.0.1", 7400}, {id, r.region, "127.0.0.1", 7401}},
+                          "membership-of-" + std::to_string(id),
+                          ""});
       }).detach();
     };
     options.listen = "127.0.0.1:0";
@@ -506,6 +508,7 @@ TEST_CASE("a node joins over HTTPS and gets a certificate that verifies against 
   CHECK(joined->decision.fz == 0);
   REQUIRE(joined->decision.members.size() == 2);
   CHECK(joined->decision.members[1] == Member{2, "eu", "127.0.0.1", 7401});
+  CHECK(joined->decision.config == "membership-of-2");  // the replicated membership travels
   CHECK(Fingerprint(joined->ca.get()) == cluster.token().ca_fingerprint);
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kServer).ok());
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kClient).ok());

@@ -233,6 +233,7 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(std::holds_alternative<NodeList>(MustParse("NODE LIST").command));
   CHECK(std::get<NodeInfo>(MustParse("NODE INFO 3").command).id == 3);
   CHECK(std::get<NodePing>(MustParse("NODE PING 1").command).id == 1);
+  CHECK(std::get<NodeLeave>(MustParse("node leave 4").command).id == 4);
   CHECK(std::get<QuorumInfo>(MustParse("QUORUM INFO atlas.nodes").command).table == "atlas");
   CHECK(std::get<TableInfo>(MustParse("TABLE INFO users").command).table == "users");
   CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");

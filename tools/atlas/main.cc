@@ -29,8 +29,8 @@ const char* const kVerbs[] = {
     "KEY GET",        "KEY PUT",        "KEY SET",     "KEY DEL",       "KEY BLOB SET",
     "KEY BLOB GET",   "SCAN",           "COUNT",       "SAMPLE",        "PRINCIPAL ASSUME",
     "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
-    "NODE INFO",      "NODE PING",      "QUORUM INFO", "TABLE INFO",    "TABLE MOVE",
-    "TABLE PIN",      "TABLE GROUP",    "help",        "quit",
+    "NODE INFO",      "NODE PING",      "NODE LEAVE",  "QUORUM INFO",   "TABLE INFO",
+    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "help",          "quit",
 };
 
 constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
@@ -38,7 +38,7 @@ constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
   KEY DEL <key>                          KEY BLOB SET <key> @<file>      KEY BLOB GET <key> (--out FILE saves it)
   SCAN <table>[.<prefix>] [LIMIT n] [AFTER key]    COUNT <table>[.<prefix>]    SAMPLE <table>[.<prefix>] <n>
   PRINCIPAL ASSUME <name> | WHOAMI       ACL GRANT|REVOKE <table> <principal> PERMS READ|WRITE|OWNER
-  ACL LIST <table>                       NODE LIST | INFO <id> | PING <id>      QUORUM INFO <table>
+  ACL LIST <table>                       NODE LIST | INFO <id> | PING <id> | LEAVE <id>    QUORUM INFO <table>
   TABLE INFO <table> | MOVE <table> <region|node> | PIN <table> <region|NONE> | GROUP <table> <group|NONE>
   Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
 )";

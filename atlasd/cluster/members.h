@@ -1,0 +1,82 @@
+// How the daemon describes a member to the consensus core's `atlas.nodes` object
+// (consensus/membership.h), whose Member has only a numeric zone and an opaque address.
+//
+// - Zones: a region name maps to a ZoneId by a fixed hash (FNV-1a, 32 bits, never 0), so every
+//   node derives the same zone for the same region without a registry of its own. Two regions
+//   that collide would share a zone; CheckRegions refuses that when a member joins.
+// - Address: "host:port region name" — the peer address plus what NODE LIST shows. Regions and
+//   node names never contain white space (the join request is validated), so the fields split
+//   unambiguously; the core never looks inside.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "consensus/membership.h"
+
+namespace atlas::cluster {
+
+inline consensus::ZoneId ZoneOfRegion(std::string_view region) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : region) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h == 0 ? 1 : h;
+}
+
+struct MemberAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string region;
+  std::string name;
+
+  std::string HostPort() const { return host + ":" + std::to_string(port); }
+};
+
+inline bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= ' ' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+// "host:port region name"; an empty name is stored as "-".
+inline std::string EncodeMemberAddress(std::string_view host_port, std::string_view region,
+                                       std::string_view name) {
+  std::string out(host_port);
+  out.append(" ").append(region).append(" ").append(name.empty() ? "-" : name);
+  return out;
+}
+
+inline std::optional<MemberAddress> DecodeMemberAddress(std::string_view address) {
+  MemberAddress m;
+  size_t s1 = address.find(' ');
+  if (s1 == std::string_view::npos) return std::nullopt;
+  size_t s2 = address.find(' ', s1 + 1);
+  if (s2 == std::string_view::npos) return std::nullopt;
+  std::string_view hp = address.substr(0, s1);
+  m.region = std::string(address.substr(s1 + 1, s2 - s1 - 1));
+  m.name = std::string(address.substr(s2 + 1));
+  size_t colon = hp.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  m.host = std::string(hp.substr(0, colon));
+  if (m.host.size() > 2 && m.host.front() == '[' && m.host.back() == ']') {
+    m.host = m.host.substr(1, m.host.size() - 2);
+  }
+  unsigned port = 0;
+  std::string_view ps = hp.substr(colon + 1);
+  if (ps.empty() || ps.size() > 5) return std::nullopt;
+  for (char c : ps) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port == 0 || port > 65535 || !IsToken(m.region)) return std::nullopt;
+  m.port = static_cast<uint16_t>(port);
+  return m;
+}
+
+}  // namespace atlas::cluster

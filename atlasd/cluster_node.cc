@@ -1,0 +1,379 @@
+#include "atlasd/cluster_node.h"
+
+#include <algorithm>
+#include <future>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "atlasd/cluster/members.h"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+
+namespace atlas {
+
+namespace {
+constexpr int kDetachedMax = 32;
+using Clock = std::chrono::steady_clock;
+}  // namespace
+
+ClusterNode::ClusterNode(ClusterNodeOptions options, PeerTransport* transport)
+    : options_(std::move(options)), transport_(transport) {}
+
+ClusterNode::~ClusterNode() { Stop(); }
+
+void ClusterNode::Attach(PaxosReplicator* replicator) { replicator_.store(replicator); }
+
+void ClusterNode::Deliver(consensus::Message message) {
+  if (PaxosReplicator* r = replicator_.load()) r->Deliver(std::move(message));
+}
+
+void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, m] : membership_.members) {
+    if (!config.members.contains(id)) {
+      left_[id] = m.address;
+      peers_.erase(id);
+      if (transport_) transport_->RemovePeer(id);
+    }
+  }
+  for (const auto& [id, m] : config.members) {
+    left_.erase(id);
+    if (id == options_.self) continue;
+    auto addr = cluster::DecodeMemberAddress(m.address);
+    if (!addr) {
+      spdlog::warn("member {} has an unreadable address '{}'", id, m.address);
+      continue;
+    }
+    peers_.try_emplace(id);
+    if (transport_) transport_->SetPeer(id, addr->HostPort());
+  }
+  membership_ = config;
+}
+
+void ClusterNode::StartFailureDetector() {
+  if (!transport_) return;
+  detector_ = std::thread([this] { DetectorLoop(); });
+}
+
+void ClusterNode::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (detector_.joinable()) detector_.join();
+  // Detached helpers hold `this`; they are short (bounded by their timeouts).
+  for (int i = 0; i < 400 && detached_.load() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+}
+
+// Failure detection: one ping per peer per interval over the same gRPC channel the consensus
+// messages use, so a peer is ACTIVE exactly when the channel works end to end.
+void ClusterNode::DetectorLoop() {
+  for (;;) {
+    std::vector<uint64_t> ids;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, options_.ping_interval, [this] { return stopping_; })) return;
+      for (const auto& [id, p] : peers_) ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      absl::StatusOr<double> rtt = transport_->PingMs(static_cast<consensus::NodeId>(id));
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      auto it = peers_.find(id);
+      if (it == peers_.end() || !rtt.ok()) continue;
+      Peer& p = it->second;
+      // A smoothed RTT (like TCP's SRTT, gain 1/8) so one slow sample does not reorder quorums.
+      p.rtt_ms = p.ever_ok ? p.rtt_ms + (*rtt - p.rtt_ms) / 8 : *rtt;
+      p.ever_ok = true;
+      p.last_ok = Clock::now();
+    }
+  }
+}
+
+std::string ClusterNode::StatusOf(const Peer& p, Clock::time_point now) const {
+  Clock::time_point ref = p.ever_ok ? p.last_ok : p.since;
+  if (p.ever_ok && now - ref <= options_.suspect_after) return "ACTIVE";
+  if (now - ref <= options_.down_after) return "SUSPECT";
+  return "DOWN";
+}
+
+std::vector<NodeView> ClusterNode::Nodes() {
+  std::vector<NodeView> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = Clock::now();
+  auto add = [&](uint64_t id, const std::string& address, std::string status) {
+    NodeView v;
+    v.id = id;
+    v.self = id == options_.self;
+    if (auto a = cluster::DecodeMemberAddress(address)) {
+      v.region = a->region;
+      v.name = a->name;
+      v.addr = a->host;
+      v.port = a->port;
+    }
+    v.status = std::move(status);
+    if (auto it = peers_.find(id); it != peers_.end()) v.rtt_ms = it->second.rtt_ms;
+    out.push_back(std::move(v));
+  };
+  for (const auto& [id, m] : membership_.members) {
+    if (id == options_.self) {
+      add(id, m.address, "ACTIVE");
+    } else if (auto it = peers_.find(id); it != peers_.end()) {
+      add(id, m.address, StatusOf(it->second, now));
+    } else {
+      add(id, m.address, "SUSPECT");
+    }
+  }
+  for (const auto& [id, address] : left_) add(id, address, "LEFT");
+  std::sort(out.begin(), out.end(), [](const NodeView& a, const NodeView& b) { return a.id < b.id; });
+  return out;
+}
+
+bool ClusterNode::Detach(std::function<void()> fn) {
+  if (detached_.fetch_add(1) >= kDetachedMax) {
+    detached_.fetch_sub(1);
+    return false;
+  }
+  std::thread([this, fn = std::move(fn)] {
+    fn();
+    detached_.fetch_sub(1);
+  }).detach();
+  return true;
+}
+
+void ClusterNode::Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) {
+  if (id == options_.self) {
+    PaxosReplicator* r = replicator_.load();
+    if (!r) return done(absl::UnavailableError("node is starting"));
+    auto t0 = Clock::now();
+    r->Ping([t0, done = std::move(done)] {
+      done(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    });
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!membership_.members.contains(id)) {
+      return done(absl::NotFoundError(StrCat("unknown node ", id)));
+    }
+  }
+  auto shared = std::make_shared<std::function<void(absl::StatusOr<double>)>>(std::move(done));
+  bool ok = Detach([this, id, shared] {
+    absl::StatusOr<double> rtt = transport_->PingMs(static_cast<consensus::NodeId>(id));
+    if (!rtt.ok()) {
+      rtt = absl::UnavailableError(StrCat("node ", id, " did not answer: ", rtt.status().message()));
+    }
+    (*shared)(rtt);
+  });
+  if (!ok) (*shared)(absl::UnavailableError("overloaded: too many pings in progress"));
+}
+
+void ClusterNode::Quorums(const std::string& table,
+                          std::function<void(absl::StatusOr<QuorumView>)> done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  consensus::NodeSet live;
+  for (const NodeView& n : Nodes()) {
+    if (n.status == "ACTIVE") live.insert(static_cast<consensus::NodeId>(n.id));
+  }
+  auto shared = std::make_shared<std::function<void(absl::StatusOr<QuorumView>)>>(std::move(done));
+  const uint64_t self = options_.self;
+  bool posted = r->Inspect([table, live, shared, self](const consensus::Replica& replica) {
+    const consensus::QuorumSystem& qs = replica.quorums();
+    consensus::NodeId owner = replica.IsOwner(table) ? static_cast<consensus::NodeId>(self)
+                                                     : replica.BelievedOwner(table);
+    // A table nobody owns yet is owned by whoever writes it first; show this node's view.
+    if (owner == consensus::kNoNode || !qs.topology().zone_of.contains(owner)) {
+      owner = static_cast<consensus::NodeId>(self);
+    }
+    consensus::ZoneId zone = qs.topology().ZoneOf(owner);
+    auto q1 = qs.ChooseQ1(zone, live);
+    auto q2 = qs.ChooseQ2(zone, live);
+    if (!q1.ok()) return (*shared)(q1.status());
+    if (!q2.ok()) return (*shared)(q2.status());
+    QuorumView v;
+    v.q1.assign(q1->begin(), q1->end());
+    v.q2.assign(q2->begin(), q2->end());
+    (*shared)(std::move(v));
+  });
+  if (!posted) (*shared)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+void ClusterNode::MoveTable(const std::string& table, uint64_t target,
+                            std::function<void(absl::Status)> done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  bool ok = Detach([this, r, table, target, shared] {
+    const auto deadline = Clock::now() + options_.move_timeout;
+    auto last_hint = Clock::time_point{};
+    while (Clock::now() < deadline) {
+      // Re-ask every second: a hint or a steal can lose to a concurrent proposer.
+      if (Clock::now() - last_hint > std::chrono::seconds(1)) {
+        r->Move(table, static_cast<consensus::NodeId>(target));
+        last_hint = Clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::promise<uint64_t> owner;
+      auto f = owner.get_future();
+      r->Describe(table, [&owner](ObjectInfo info) { owner.set_value(info.owner); });
+      if (f.get() == target) return (*shared)(absl::OkStatus());
+    }
+    (*shared)(absl::DeadlineExceededError(
+        StrCat("move of ", table, " to node ", target, " did not complete within ",
+               options_.move_timeout.count() / 1000, " s")));
+  });
+  if (!ok) (*shared)(absl::UnavailableError("overloaded: too many moves in progress"));
+}
+
+void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  ProposeChange(
+      [id](uint64_t epoch) {
+        return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), epoch);
+      },
+      [id, done = std::move(done)](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+        if (!res.ok()) return done(res.status());
+        spdlog::info("node {} left (epoch {})", id, res->config.epoch);
+        done(absl::OkStatus());
+      });
+}
+
+cluster::HealthInfo ClusterNode::Health() {
+  cluster::HealthInfo h;
+  h.node_id = options_.self;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = membership_.members.find(static_cast<consensus::NodeId>(options_.self));
+  if (it == membership_.members.end()) {
+    h.status = left_.contains(options_.self) ? "LEFT" : "JOINING";
+    return h;
+  }
+  h.status = "ACTIVE";
+  if (auto a = cluster::DecodeMemberAddress(it->second.address)) h.zone = a->region;
+  return h;
+}
+
+void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done) {
+  if (!cluster::IsToken(request.region)) {
+    return done(absl::InvalidArgumentError("region must be a non-empty word without spaces"));
+  }
+  if (!request.node_name.empty() && !cluster::IsToken(request.node_name)) {
+    return done(absl::InvalidArgumentError("node_name must not contain spaces"));
+  }
+  const consensus::ZoneId zone = cluster::ZoneOfRegion(request.region);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, m] : membership_.members) {
+      auto a = cluster::DecodeMemberAddress(m.address);
+      if (!a) continue;
+      if (a->HostPort() == request.advertise) {
+        return done(absl::AlreadyExistsError(
+            StrCat(request.advertise, " is already node ", id,
+                   "; remove it first (NODE LEAVE) or advertise another address")));
+      }
+      if (m.zone == zone && a->region != request.region) {
+        return done(absl::FailedPreconditionError(StrCat(
+            "region '", request.region, "' collides with region '", a->region,
+            "' in the zone hash; choose another region name")));
+      }
+    }
+  }
+  std::string address =
+      cluster::EncodeMemberAddress(request.advertise, request.region, request.node_name);
+  spdlog::info("join request from {} (region {})", request.advertise, request.region);
+  auto shared = std::make_shared<cluster::JoinDone>(std::move(done));
+  ProposeChange(
+      [zone, address](uint64_t epoch) { return consensus::EncodeJoin(zone, address, epoch); },
+      [this, shared](absl::StatusOr<PaxosReplicator::MembershipResult> result) {
+        if (!result.ok()) return (*shared)(result.status());
+        uint64_t id = 0;
+        if (!absl::SimpleAtoi(result->result, &id)) {
+          return (*shared)(absl::InternalError("membership returned no node id"));
+        }
+        cluster::JoinDecision d;
+        d.node_id = id;
+        d.cluster_id = options_.cluster_id;
+        d.fn = result->config.quorum.fn;
+        d.fz = result->config.quorum.fz;
+        for (const auto& [mid, m] : result->config.members) {
+          auto a = cluster::DecodeMemberAddress(m.address);
+          if (!a) continue;
+          d.members.push_back({mid, a->region, a->host, a->port});
+        }
+        d.config = consensus::EncodeClusterConfig(result->config);
+        if (PaxosReplicator* r = replicator_.load()) {
+          consensus::ClusterConfig previous = r->PreviousMembership();
+          if (previous.epoch > 0) d.previous_config = consensus::EncodeClusterConfig(previous);
+        }
+        spdlog::info("node {} joined (epoch {})", id, result->config.epoch);
+        (*shared)(std::move(d));
+        MaybeRaiseQuorum(result->config);
+      });
+}
+
+void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
+                                ChangeDone done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  auto shared = std::make_shared<ChangeDone>(std::move(done));
+  bool ok = Detach([this, r, make = std::move(make), shared] {
+    const auto deadline = Clock::now() + options_.settle_timeout;
+    for (;;) {
+      // A change may start only when the current epoch is settled (every table re-anchored
+      // in it; docs/consensus.md §Reconfiguration).
+      std::promise<bool> settled;
+      auto f = settled.get_future();
+      if (!r->Inspect([&settled](const consensus::Replica& rep) { settled.set_value(rep.Settled()); })) {
+        return (*shared)(absl::UnavailableError("overloaded: replication queue full"));
+      }
+      if (!f.get()) {
+        if (Clock::now() > deadline) {
+          return (*shared)(absl::UnavailableError(
+              "the previous membership change has not settled yet (are all members up?); "
+              "retry later"));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      const uint64_t epoch = r->Membership().epoch;
+      std::promise<absl::StatusOr<PaxosReplicator::MembershipResult>> outcome;
+      auto g = outcome.get_future();
+      r->ProposeMembership(make(epoch), [&outcome](auto res) { outcome.set_value(std::move(res)); });
+      absl::StatusOr<PaxosReplicator::MembershipResult> res = g.get();
+      // Lost a race with another change: build it again for the new epoch.
+      if (!res.ok() && absl::StrContains(res.status().message(), "changed concurrently") &&
+          Clock::now() < deadline) {
+        continue;
+      }
+      return (*shared)(std::move(res));
+    }
+  });
+  if (!ok) (*shared)(absl::UnavailableError("overloaded: too many changes in progress"));
+}
+
+// A cluster created with Fz>0 starts at Fz=0 (one zone); the configured Fz applies once the
+// membership has more zones than Fz.
+void ClusterNode::MaybeRaiseQuorum(const consensus::ClusterConfig& config) {
+  const consensus::QuorumSpec want = options_.desired_quorum;
+  if (config.quorum.fn == want.fn && config.quorum.fz == want.fz) return;
+  absl::btree_set<consensus::ZoneId> zones;
+  for (const auto& [id, m] : config.members) zones.insert(m.zone);
+  if (static_cast<int>(zones.size()) <= want.fz) return;
+  if (raising_quorum_.exchange(true)) return;
+  ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
+                       [this, want](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+                         raising_quorum_.store(false);
+                         if (res.ok()) {
+                           spdlog::info("quorum is now Fn={} Fz={}", want.fn, want.fz);
+                         } else {
+                           spdlog::warn("could not set Fn={} Fz={}: {}", want.fn, want.fz,
+                                        res.status().message());
+                         }
+                       });
+}
+
+}  // namespace atlas

@@ -1,0 +1,99 @@
+// The node's place in the cluster at run time: keeps the peer transport's address book equal
+// to the replicated membership (`atlas.nodes`), samples every peer's RTT over the peer channel
+// (failure detection: ACTIVE / SUSPECT / DOWN), answers joins by ordering them in
+// `atlas.nodes`, and serves the executor's cluster questions (ClusterView).
+//
+// Thread-safe. OnMembership runs on the replicator's node thread and only updates maps.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "atlasd/cluster/http_handler.h"
+#include "atlasd/cluster_view.h"
+#include "atlasd/paxos_replicator.h"
+#include "atlasd/peer_transport.h"
+#include "consensus/membership.h"
+
+namespace atlas {
+
+struct ClusterNodeOptions {
+  uint64_t self = 0;
+  std::string cluster_id;
+  // Fn/Fz the operator configured on this node. A new cluster starts with Fz=0 (it has one
+  // zone); when a join brings enough zones, this node proposes the configured quorum.
+  consensus::QuorumSpec desired_quorum;
+  std::chrono::milliseconds ping_interval{500};
+  std::chrono::milliseconds suspect_after{1500};  // no successful ping for this long
+  std::chrono::milliseconds down_after{5000};
+  std::chrono::milliseconds move_timeout{10'000};
+  std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
+};
+
+class ClusterNode final : public ClusterView {
+ public:
+  ClusterNode(ClusterNodeOptions options, PeerTransport* transport);
+  ~ClusterNode() override;
+
+  // The replicator is created after the transport (it needs the transport's send); messages
+  // arriving before Attach are dropped, which the protocol tolerates.
+  void Attach(PaxosReplicator* replicator);
+  void Deliver(consensus::Message message);
+  // PaxosReplicatorOptions::on_membership.
+  void OnMembership(const consensus::ClusterConfig& config);
+
+  void StartFailureDetector();
+  void Stop();
+
+  // HTTPS endpoints.
+  void HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done);
+  cluster::HealthInfo Health();
+
+  // ClusterView.
+  std::vector<NodeView> Nodes() override;
+  void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) override;
+  void Quorums(const std::string& table,
+               std::function<void(absl::StatusOr<QuorumView>)> done) override;
+  void MoveTable(const std::string& table, uint64_t target,
+                 std::function<void(absl::Status)> done) override;
+  void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) override;
+
+ private:
+  struct Peer {
+    double rtt_ms = 0;
+    std::chrono::steady_clock::time_point last_ok{};
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+    bool ever_ok = false;
+  };
+  void DetectorLoop();
+  std::string StatusOf(const Peer& p, std::chrono::steady_clock::time_point now) const;
+  using ChangeDone = std::function<void(absl::StatusOr<PaxosReplicator::MembershipResult>)>;
+  // Orders a membership change built for the current epoch by `make`, once this node sees
+  // that epoch settled (Replica::Settled); retries when another change won the race. Gives up
+  // at settle_timeout.
+  void ProposeChange(std::function<std::string(uint64_t epoch)> make, ChangeDone done);
+  void MaybeRaiseQuorum(const consensus::ClusterConfig& config);
+  // Runs `fn` on a short-lived thread (blocking pings, move polling); false when too many run.
+  bool Detach(std::function<void()> fn);
+
+  ClusterNodeOptions options_;
+  PeerTransport* transport_;
+  std::atomic<PaxosReplicator*> replicator_{nullptr};
+
+  std::mutex mu_;
+  consensus::ClusterConfig membership_;              // guarded by mu_
+  std::map<uint64_t, std::string> left_;             // id -> address; guarded by mu_
+  std::map<uint64_t, Peer> peers_;                   // guarded by mu_
+  std::condition_variable cv_;
+  bool stopping_ = false;                            // guarded by mu_
+  std::thread detector_;
+  std::atomic<int> detached_{0};
+  std::atomic<bool> raising_quorum_{false};
+};
+
+}  // namespace atlas

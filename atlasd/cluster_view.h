@@ -1,0 +1,51 @@
+// What the executor asks of the cluster for NODE / QUORUM / TABLE commands
+// (protocol.md §5): the member list with liveness and RTT, pings over the peer channel, and the
+// quorums a table's owner uses. Implemented by ClusterNode (cluster_node.h); null in tests
+// that run the executor without a cluster.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace atlas {
+
+struct NodeView {
+  uint64_t id = 0;
+  std::string region;
+  std::string name;
+  std::string addr;
+  int port = 0;
+  std::string status;  // ACTIVE | SUSPECT | DOWN | LEFT
+  double rtt_ms = 0;
+  bool self = false;
+};
+
+struct QuorumView {
+  std::vector<uint64_t> q1;
+  std::vector<uint64_t> q2;
+};
+
+class ClusterView {
+ public:
+  virtual ~ClusterView() = default;
+  // Every member (and members that left), sorted by id.
+  virtual std::vector<NodeView> Nodes() = 0;
+  // One round trip over the peer channel to `id` (self: through the node thread). `done` runs
+  // on some other thread.
+  virtual void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) = 0;
+  // The quorums the owner of `table` uses now: Q1 for a steal and Q2 for accepts, chosen from
+  // the live members nearest the owner.
+  virtual void Quorums(const std::string& table,
+                       std::function<void(absl::StatusOr<QuorumView>)> done) = 0;
+  // Moves `table` to node `target`; `done` once the move completed or timed out.
+  virtual void MoveTable(const std::string& table, uint64_t target,
+                         std::function<void(absl::Status)> done) = 0;
+  // Removes member `id` through `atlas.nodes` (NODE LEAVE); `done` once the change committed.
+  virtual void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) = 0;
+};
+
+}  // namespace atlas

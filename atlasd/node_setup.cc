@@ -1,0 +1,211 @@
+#include "atlasd/node_setup.h"
+
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "fmt/format.h"
+
+#include "atlasd/cluster/join_client.h"
+#include "atlasd/cluster/join_token.h"
+#include "atlasd/cluster/members.h"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+#include "storage/keys.h"
+
+namespace atlas {
+namespace {
+
+using cluster::kCaCertFile;
+using cluster::kCaKeyFile;
+using cluster::kNodeCertFile;
+using cluster::kNodeKeyFile;
+
+std::string PathIn(const std::string& dir, std::string_view file) {
+  return dir + "/" + std::string(file);
+}
+
+absl::StatusOr<std::optional<std::string>> Meta(storage::Store* store, const std::string& name) {
+  return store->Get(storage::Cf::kMeta, storage::NodeMetaKey(name));
+}
+
+absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::string& cluster_id) {
+  rocksdb::WriteBatch batch;
+  batch.Put(store->cf(storage::Cf::kMeta), storage::NodeMetaKey("cluster_id"), cluster_id);
+  batch.Put(store->cf(storage::Cf::kMeta), storage::NodeMetaKey("node_id"), StrCat(node_id));
+  return store->Write(&batch, /*sync=*/true);
+}
+
+// Fills the PEM copies the transport wants from the parsed objects.
+absl::Status FillPems(NodeSetup& s) {
+  s.ca_pem = cluster::CertToPem(s.ca->cert.get());
+  s.cert_pem = cluster::CertToPem(s.cert.get());
+  auto key_pem = cluster::KeyToPem(s.key.get());
+  if (!key_pem.ok()) return key_pem.status();
+  s.key_pem = *key_pem;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NodeSetup> Restart(const Config& config, uint64_t node_id,
+                                  const std::string& cluster_id) {
+  NodeSetup s;
+  s.kind = NodeSetup::Kind::kRestarted;
+  s.node_id = node_id;
+  s.cluster_id = cluster_id;
+  auto ca_cert = cluster::LoadCert(PathIn(config.data_dir, kCaCertFile));
+  auto cert = cluster::LoadCert(PathIn(config.data_dir, kNodeCertFile));
+  auto key = cluster::LoadKey(PathIn(config.data_dir, kNodeKeyFile));
+  for (const absl::Status& st : {ca_cert.status(), cert.status(), key.status()}) {
+    if (!st.ok()) {
+      return absl::DataLossError(StrCat("node ", node_id, " of cluster ", cluster_id,
+                                        ": cannot load its certificates from ", config.data_dir,
+                                        ": ", st.message()));
+    }
+  }
+  auto ca = std::make_shared<cluster::ClusterCa>();
+  ca->cert = std::move(*ca_cert);
+  // Only the node that created the cluster has the CA key (and answers joins).
+  if (std::filesystem::exists(PathIn(config.data_dir, kCaKeyFile))) {
+    auto ca_key = cluster::LoadKey(PathIn(config.data_dir, kCaKeyFile));
+    if (!ca_key.ok()) return ca_key.status();
+    ca->key = std::move(*ca_key);
+  }
+  s.ca = ca;
+  s.cert = std::move(*cert);
+  s.key = std::move(*key);
+  if (auto token = cluster::ReadJoinToken(config.data_dir); token.ok()) {
+    s.join_secret = token->secret;
+  }
+  if (absl::Status st = FillPems(s); !st.ok()) return st;
+  return s;
+}
+
+absl::StatusOr<NodeSetup> CreateCluster(const Config& config, storage::Store* store,
+                                        std::string cluster_id) {
+  if (cluster_id.empty()) {
+    std::random_device rd;
+    uint32_t hi = rd(), lo = rd();
+    cluster_id = fmt::format("{:08x}{:08x}", hi, lo);
+  }
+  NodeSetup s;
+  s.kind = NodeSetup::Kind::kCreated;
+  s.node_id = 1;
+  s.cluster_id = cluster_id;
+  auto ca = cluster::CreateClusterCa(cluster_id);
+  if (!ca.ok()) return ca.status();
+  // No subject alternative names: peers verify each other by the CN (node id), and a joiner
+  // verifies this node by the CA fingerprint of the token.
+  auto key_csr = cluster::CreateNodeCsr({});
+  if (!key_csr.ok()) return key_csr.status();
+  auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, cluster::NodeCommonName(1));
+  if (!cert.ok()) return cert.status();
+  auto token = cluster::NewJoinToken(cluster::Fingerprint(ca->cert.get()));
+  if (!token.ok()) return token.status();
+  const std::string& dir = config.data_dir;
+  for (absl::Status st : {cluster::SaveKey(PathIn(dir, kCaKeyFile), ca->key.get()),
+                          cluster::SaveCert(PathIn(dir, kCaCertFile), ca->cert.get()),
+                          cluster::SaveKey(PathIn(dir, kNodeKeyFile), key_csr->key.get()),
+                          cluster::SaveCert(PathIn(dir, kNodeCertFile), cert->get()),
+                          cluster::WriteJoinToken(dir, *token)}) {
+    if (!st.ok()) return st;
+  }
+  if (absl::Status st = SaveIdentity(store, 1, cluster_id); !st.ok()) return st;
+  s.join_secret = token->secret;
+  s.ca = std::make_shared<cluster::ClusterCa>(std::move(*ca));
+  s.cert = std::move(*cert);
+  s.key = std::move(key_csr->key);
+  if (absl::Status st = FillPems(s); !st.ok()) return st;
+
+  s.membership.epoch = 1;
+  s.membership.next_id = 2;
+  // Fz counts zones: a one-zone cluster starts with Fz=0; the configured Fz is proposed when
+  // enough zones have joined (docs/cluster.md §Membership).
+  s.membership.quorum = {config.fn, 0};
+  s.membership.members[1] = {1, cluster::ZoneOfRegion(config.region), SelfAddress(config)};
+  spdlog::info("created cluster {} (node id 1)", cluster_id);
+  spdlog::info("join token (also in {}): {}", PathIn(dir, cluster::kJoinTokenFileName),
+               cluster::FormatJoinToken(*token));
+  return s;
+}
+
+absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
+  if (config.join_token.empty()) {
+    return absl::FailedPreconditionError("join needs join-token (printed by the first node and "
+                                         "stored in its <data-dir>/join-token)");
+  }
+  auto token = cluster::ParseJoinToken(config.join_token);
+  if (!token.ok()) return absl::FailedPreconditionError(token.status().message());
+  cluster::JoinOptions options;
+  options.url = config.join;
+  options.token = *token;
+  options.region = config.region;
+  options.advertise = config.advertise.empty() ? config.listen : config.advertise;
+  options.node_name = config.node_name;
+  spdlog::info("joining the cluster through {}", config.join);
+  auto joined = cluster::JoinCluster(options);
+  if (!joined.ok()) return joined.status();
+  auto membership = consensus::DecodeClusterConfig(joined->decision.config);
+  if (!membership.ok()) {
+    return absl::InternalError(StrCat("the member answered an unreadable membership: ",
+                                      membership.status().message()));
+  }
+  if (absl::Status st = cluster::SaveJoinCredentials(config.data_dir, *joined); !st.ok()) {
+    return st;
+  }
+  NodeSetup s;
+  s.kind = NodeSetup::Kind::kJoined;
+  s.node_id = joined->decision.node_id;
+  s.cluster_id = joined->decision.cluster_id;
+  if (absl::Status st = SaveIdentity(store, s.node_id, s.cluster_id); !st.ok()) return st;
+  auto ca = std::make_shared<cluster::ClusterCa>();
+  ca->cert = std::move(joined->ca);
+  s.ca = ca;
+  s.cert = std::move(joined->cert);
+  s.key = std::move(joined->key);
+  s.membership = *membership;
+  if (!joined->decision.previous_config.empty()) {
+    auto previous = consensus::DecodeClusterConfig(joined->decision.previous_config);
+    if (previous.ok()) s.previous_membership = *previous;
+  }
+  if (absl::Status st = FillPems(s); !st.ok()) return st;
+  spdlog::info("joined cluster {} as node {} ({} member(s), epoch {})", s.cluster_id, s.node_id,
+               s.membership.members.size(), s.membership.epoch);
+  return s;
+}
+
+}  // namespace
+
+std::string SelfAddress(const Config& config) {
+  return cluster::EncodeMemberAddress(config.advertise.empty() ? config.listen : config.advertise,
+                                      config.region, config.node_name);
+}
+
+absl::StatusOr<NodeSetup> SetUpNode(const Config& config, storage::Store* store) {
+  auto node_id = Meta(store, "node_id");
+  auto cluster_id = Meta(store, "cluster_id");
+  if (!node_id.ok()) return node_id.status();
+  if (!cluster_id.ok()) return cluster_id.status();
+  const bool has_pki = std::filesystem::exists(PathIn(config.data_dir, kNodeCertFile));
+  if (node_id->has_value() && has_pki) {
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(**node_id, &id) || id == 0) {
+      return absl::DataLossError(StrCat("bad node id '", **node_id, "' in node metadata"));
+    }
+    if (!config.join.empty()) {
+      spdlog::info("already node {} of cluster {}; ignoring join", id, **cluster_id);
+    }
+    return Restart(config, id, cluster_id->value_or(""));
+  }
+  // A data dir from a single-node build (node 1, no PKI) keeps its cluster id.
+  if (node_id->has_value()) {
+    if (**node_id != "1") {
+      return absl::DataLossError(StrCat("node ", **node_id, ": certificates missing from ",
+                                        config.data_dir));
+    }
+    return CreateCluster(config, store, cluster_id->value_or(""));
+  }
+  if (config.join.empty()) return CreateCluster(config, store, "");
+  return Join(config, store);
+}
+
+}  // namespace atlas
