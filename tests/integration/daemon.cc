@@ -1,6 +1,11 @@
 #include "tests/integration/daemon.h"
 
+#include <algorithm>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +35,12 @@ bool Daemon::Start() {
   std::filesystem::create_directories(data_dir_);
   std::vector<std::string> argv = {BinDir() + "/atlasd", "--data-dir", data_dir_};
   argv.insert(argv.end(), args_.begin(), args_.end());
+  // Tests run daemons side by side: unless a test chose ports, let each pick free ones.
+  auto has = [&](const std::string& flag) {
+    return std::find(args_.begin(), args_.end(), flag) != args_.end();
+  };
+  if (!has("--listen")) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  if (!has("--http-listen")) argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
   pid_ = fork();
   if (pid_ == 0) {
     FILE* log = std::fopen(log_path().c_str(), "a");
@@ -61,6 +72,7 @@ bool Daemon::Running() {
   pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     return false;
   }
   return true;
@@ -95,6 +107,31 @@ std::string Daemon::Log() const {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+int Daemon::WaitExit(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!Running()) return exit_status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
 }
 
 std::pair<int, std::string> Run(const std::string& command) {

@@ -37,13 +37,19 @@ class Daemon {
   std::string log_path() const { return data_dir_ + "/../atlasd.log"; }
   std::string Log() const;
   pid_t pid() const { return pid_; }
+  // Waits for the process to exit on its own; returns its exit status (-1: still running).
+  int WaitExit(std::chrono::milliseconds timeout);
 
  private:
   std::string root_;  // temp dir holding data/ and the log
   std::string data_dir_;
   std::vector<std::string> args_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;  // of the last process reaped
 };
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read, close).
+int FreePort();
 
 // Runs a shell command, returns {exit status, stdout}.
 std::pair<int, std::string> Run(const std::string& command);

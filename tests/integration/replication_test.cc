@@ -47,8 +47,15 @@ class Cluster {
  public:
   explicit Cluster(int n) {
     pki_.MakeCa("ca");
-    atlas::consensus::Topology topology;
-    for (int i = 1; i <= n; ++i) topology.zone_of[static_cast<uint32_t>(i)] = 1;
+    // Every node starts from the same membership, as if all had joined already.
+    atlas::consensus::ClusterConfig membership;
+    membership.epoch = 1;
+    membership.next_id = static_cast<uint32_t>(n + 1);
+    membership.quorum = {1, 0};  // one zone of three: Q1 = Q2 = 2 nodes
+    for (int i = 1; i <= n; ++i) {
+      const auto id = static_cast<uint32_t>(i);
+      membership.members[id] = {id, 1, "127.0.0.1:0 local n" + std::to_string(i)};
+    }
     nodes_.resize(static_cast<size_t>(n));
     for (int i = 1; i <= n; ++i) {
       Node& node = nodes_[static_cast<size_t>(i - 1)];
@@ -66,8 +73,7 @@ class Cluster {
       REQUIRE(node.transport->Start().ok());
       atlas::PaxosReplicatorOptions o;
       o.node_id = static_cast<uint32_t>(i);
-      o.quorum = {1, 0};  // one zone of three: Q1 = Q2 = 2 nodes
-      o.topology = topology;
+      o.membership = membership;
       PeerTransport* tp = node.transport.get();
       o.send = [tp](std::vector<atlas::consensus::Message> ms) { tp->Send(std::move(ms)); };
       auto r = PaxosReplicator::Start(node.store.get(), o);

@@ -1,0 +1,234 @@
+// Acceptance tests of «Cluster» with real atlasd processes: join over HTTPS with the token, gRPC
+// with mutual TLS between them, RocksDB on disk, clients on the Unix sockets.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/daemon.h"
+
+using atlas::client::Connection;
+using atlas::testing::Daemon;
+using atlas::testing::FreePort;
+using atlas::testing::Texts;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// N nodes on loopback with fixed ports (restarts keep their addresses).
+class LocalCluster {
+ public:
+  explicit LocalCluster(std::vector<std::string> regions, std::vector<std::string> extra = {})
+      : regions_(std::move(regions)), extra_(std::move(extra)) {}
+
+  size_t size() const { return nodes_.size(); }
+
+  // Starts node 1 (creates the cluster) or joins node i through node 1.
+  bool Add(const std::string& token_override = "") {
+    const size_t i = nodes_.size() + 1;
+    const std::string region = regions_[(i - 1) % regions_.size()];
+    int peer = FreePort(), http = FreePort();
+    std::vector<std::string> args = {"--region",      region,
+                                     "--node-name",   "n" + std::to_string(i),
+                                     "--listen",      "127.0.0.1:" + std::to_string(peer),
+                                     "--http-listen", "127.0.0.1:" + std::to_string(http)};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    if (i > 1) {
+      args.insert(args.end(), {"--join", "https://127.0.0.1:" + std::to_string(http_ports_[0]),
+                               "--join-token", token_override.empty() ? Token() : token_override});
+    }
+    nodes_.push_back(std::make_unique<Daemon>(args));
+    http_ports_.push_back(http);
+    return nodes_.back()->Start();
+  }
+
+  Daemon& node(size_t i) { return *nodes_.at(i - 1); }
+  std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
+
+  // One command on node i over a fresh connection; "" when the node cannot be reached.
+  std::string Call(size_t i, const std::string& line) {
+    auto c = node(i).Connect(std::chrono::milliseconds(5000));
+    if (!c) return "";
+    auto r = c->Call(line);
+    return r.ok() ? Texts(*r) : "";
+  }
+
+ private:
+  std::vector<std::string> regions_;
+  std::vector<std::string> extra_;
+  std::vector<std::unique_ptr<Daemon>> nodes_;
+  std::vector<int> http_ports_;
+};
+
+// Retries `fn` until it returns true or `timeout` passes.
+template <typename Fn>
+bool Eventually(Fn fn, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return fn();
+}
+
+int CountOf(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+std::string OwnerOf(LocalCluster& c, size_t via, const std::string& table) {
+  std::string info = c.Call(via, "TABLE INFO " + table);
+  size_t p = info.find("owner=");
+  if (p == std::string::npos) return "";
+  return info.substr(p + 6, info.find(' ', p) - p - 6);
+}
+
+}  // namespace
+
+TEST_CASE("three nodes join with the token, a write on node 1 is read on nodes 2 and 3") {
+  LocalCluster c({"east"});
+  REQUIRE(c.Add());
+  REQUIRE(c.Add());
+  REQUIRE(c.Add());
+  for (size_t i = 1; i <= 3; ++i) {
+    INFO("node " << i);
+    CHECK(Eventually([&] { return CountOf(c.Call(i, "NODE LIST"), "status=ACTIVE") == 3; }));
+  }
+  CHECK(c.Call(1, "KEY PUT users.alice hello") == "OK");
+  // Linearizable: a read that starts after the write's OK sees it, on any node, at once.
+  CHECK(c.Call(2, "KEY GET users.alice") == "VALUE:hello\nOK");
+  CHECK(c.Call(3, "KEY GET users.alice") == "VALUE:hello\nOK");
+  // Writes sent to other nodes are forwarded (or stolen) and commit.
+  CHECK(c.Call(3, "KEY PUT users.bob b3") == "OK");
+  CHECK(c.Call(2, "KEY GET users.bob") == "VALUE:b3\nOK");
+  CHECK(c.Call(1, "COUNT users") == "COUNT:2\nOK");
+  // The same node ids everywhere, from the replicated membership.
+  std::string list = c.Call(2, "NODE LIST");
+  CHECK(list.find("NODE id=1 region=east") != std::string::npos);
+  CHECK(list.find("NODE id=3 region=east") != std::string::npos);
+  CHECK(c.Call(1, "NODE PING 3").starts_with("PONG node=3 rtt_ms="));
+}
+
+TEST_CASE("a join with a wrong token is refused with a clear message and exit status 1") {
+  LocalCluster c({"east"});
+  REQUIRE(c.Add());
+  std::string token = c.Token();
+  // Same CA fingerprint (so the seed is trusted), wrong secret.
+  std::string bad = token;
+  bad[7] = bad[7] == 'a' ? 'b' : 'a';
+  CHECK_FALSE(c.Add(bad));
+  CHECK(c.node(2).WaitExit(std::chrono::seconds(10)) == 1);
+  std::string log = c.node(2).Log();
+  CHECK(log.find("join refused") != std::string::npos);
+  CHECK(log.find("invalid join token") != std::string::npos);
+  CHECK(log.find(bad.substr(7, 64)) == std::string::npos);  // the secret is never logged
+  // The cluster is unaffected.
+  CHECK(CountOf(c.Call(1, "NODE LIST"), "NODE id=") == 1);
+}
+
+TEST_CASE("TABLE MOVE hands a table to node 2 and its writes then commit there") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT orders.o1 first") == "OK");
+  CHECK(OwnerOf(c, 1, "orders") == "1");
+  CHECK(c.Call(1, "TABLE MOVE orders 2") == "OK");
+  CHECK(OwnerOf(c, 2, "orders") == "2");
+  CHECK(c.Call(2, "KEY PUT orders.o2 second") == "OK");
+  CHECK(OwnerOf(c, 2, "orders") == "2");
+  CHECK(c.Call(1, "KEY GET orders.o2") == "VALUE:second\nOK");
+  CHECK(c.Call(3, "KEY GET orders.o1") == "VALUE:first\nOK");
+  CHECK(c.Call(1, "TABLE MOVE orders 9").starts_with("ERROR WARN unknown region or node"));
+}
+
+TEST_CASE("restarts one at a time and all at once keep every acknowledged write") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  int acked = 0;
+  for (int k = 0; k < 60; ++k) {
+    size_t via = 1 + k % 3;
+    if (c.Call(via, "KEY PUT t" + std::to_string(k % 4) + ".k" + std::to_string(k) + " v" +
+                        std::to_string(k)) == "OK") {
+      ++acked;
+    }
+  }
+  REQUIRE(acked == 60);
+  std::string last_miss;
+  auto all_there = [&](size_t via) {
+    for (int k = 0; k < 60; ++k) {
+      std::string want = "VALUE:v" + std::to_string(k) + "\nOK";
+      std::string got = c.Call(via, "KEY GET t" + std::to_string(k % 4) + ".k" + std::to_string(k));
+      if (got != want) {
+        last_miss = "node " + std::to_string(via) + " k" + std::to_string(k) + ": " + got;
+        return false;
+      }
+    }
+    return true;
+  };
+  for (size_t i = 1; i <= 3; ++i) {
+    REQUIRE(c.node(i).Stop() == 0);
+    REQUIRE(c.node(i).Start());
+    CHECK(Eventually([&] { return all_there(i); }));
+  }
+  for (size_t i = 1; i <= 3; ++i) c.node(i).Kill9();
+  for (size_t i = 1; i <= 3; ++i) REQUIRE(c.node(i).Start());
+  for (size_t i = 1; i <= 3; ++i) {
+    INFO("node " << i);
+    bool ok = Eventually([&] { return all_there(i); });
+    if (!ok) WARN(last_miss);
+    CHECK(ok);
+  }
+}
+
+TEST_CASE("kill -9 of a non-owner and then of the owner: writes continue, nothing is lost") {
+  // Fn=1 in one zone of 3: Q2 = 2 nodes, so one node may die.
+  LocalCluster c({"east"}, {"--fn", "1"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT kv.before x") == "OK");
+  REQUIRE(OwnerOf(c, 1, "kv") == "1");
+
+  c.node(3).Kill9();  // a non-owner
+  CHECK(c.Call(1, "KEY PUT kv.after3 y") == "OK");
+
+  REQUIRE(c.node(3).Start());
+  CHECK(Eventually([&] { return c.Call(3, "KEY GET kv.after3") == "VALUE:y\nOK"; }));
+  c.node(1).Kill9();  // the owner
+  auto t0 = Clock::now();
+  bool wrote = Eventually([&] { return c.Call(2, "KEY PUT kv.after1 z") == "OK"; },
+                          std::chrono::seconds(30));
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  CHECK(wrote);
+  WARN("writes resumed " << secs << " s after kill -9 of the owner");
+  CHECK(secs < 15);
+  CHECK(OwnerOf(c, 2, "kv") != "1");
+  CHECK(c.Call(3, "KEY GET kv.before") == "VALUE:x\nOK");
+  CHECK(c.Call(3, "KEY GET kv.after3") == "VALUE:y\nOK");
+  CHECK(c.Call(3, "KEY GET kv.after1") == "VALUE:z\nOK");
+}
+
+TEST_CASE("a fourth node joins a cluster that holds data and catches up") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  for (int k = 0; k < 200; ++k) {
+    REQUIRE(c.Call(1 + k % 3, "KEY PUT data" + std::to_string(k % 5) + ".r" + std::to_string(k) +
+                                  " v" + std::to_string(k)) == "OK");
+  }
+  REQUIRE(c.Add());
+  CHECK(Eventually([&] { return CountOf(c.Call(4, "NODE LIST"), "status=ACTIVE") == 4; }));
+  for (int t = 0; t < 5; ++t) {
+    CHECK(c.Call(4, "COUNT data" + std::to_string(t)) == "COUNT:40\nOK");
+  }
+  CHECK(c.Call(4, "KEY GET data3.r3") == "VALUE:v3\nOK");
+  CHECK(c.Call(4, "KEY PUT data0.new n") == "OK");
+  CHECK(c.Call(1, "KEY GET data0.new") == "VALUE:n\nOK");
+}
