@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Replicated reference benchmark (issue «Cluster» report): a 3-node atlasd cluster started by
+# tools/cluster (one zone, Fn=1, Fz=0: every write is fsynced on 2 of 3 nodes before its OK)
+# against a 3-member etcd cluster (Debian etcd-server, every write fsynced on a majority), both
+# on loopback on this machine, in the same run.
+#
+#   atlasd: atlas-bench, 64 connections x 1 in flight (64 concurrent requests), 100-byte values,
+#           PUT then GET (linearizable reads), against node 1 (the owner of the table).
+#   etcd:   `etcdctl check perf --load=l` (its own load generator: a put rate target of 8,000/s
+#           from 1,000 clients for 60 s); it reports the throughput it sustained and the
+#           slowest/stddev latency. (A like-for-like etcd driver is atlas-bench's job, «WAN lab».)
+#
+# Usage: tools/bench/cluster-vs-etcd.sh   (needs build/bin/{atlasd,atlas,atlas-bench})
+# Environment: BENCH_OPS (default 50000), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build_dir=${ATLAS_BUILD_DIR:-$root/build}
+ops=${BENCH_OPS:-50000}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+for b in atlasd atlas atlas-bench; do
+  [ -x "$build_dir/bin/$b" ] || die "$build_dir/bin/$b missing; build it (tools/dev build)"
+done
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  log "installing etcd-server etcd-client"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    etcd-server etcd-client >&2
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-cluster-bench.XXXXXX")
+etcd_pids=()
+cleanup() {
+  ATLAS_BIN=$build_dir/bin "$root/tools/cluster" down --dir "$tmp/atlas" >/dev/null 2>&1 || true
+  for pid in "${etcd_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+log "starting a 3-node atlasd cluster (one zone, Fn=1, Fz=0)"
+ATLAS_BIN=$build_dir/bin "$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --fz 0 \
+  --dir "$tmp/atlas" --base-port 27400 >&2
+sock=$tmp/atlas/n1/atlas.sock
+"$build_dir/bin/atlas" --socket "$sock" -c 'KEY PUT bench.warm x' >/dev/null
+
+bench() {  # op
+  "$build_dir/bin/atlas-bench" --socket "$sock" --op "$1" -c 64 -d 1 -n "$ops" --keys 10000 \
+    --value-size 100 --table bench --json
+}
+log "atlasd PUT, 64 concurrent"
+atlas_put=$(bench put)
+log "atlasd GET, 64 concurrent"
+atlas_get=$(bench get)
+
+log "starting a 3-member etcd cluster"
+cluster=""
+for i in 1 2 3; do cluster+="${cluster:+,}e$i=http://127.0.0.1:$((28380 + i))"; done
+for i in 1 2 3; do
+  etcd --name "e$i" --data-dir "$tmp/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:$((28370 + i))" \
+    --advertise-client-urls "http://127.0.0.1:$((28370 + i))" \
+    --listen-peer-urls "http://127.0.0.1:$((28380 + i))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((28380 + i))" \
+    --initial-cluster "$cluster" --initial-cluster-state new \
+    --initial-cluster-token atlas-bench >"$tmp/etcd$i.log" 2>&1 &
+  etcd_pids+=($!)
+done
+endpoints="http://127.0.0.1:28371,http://127.0.0.1:28372,http://127.0.0.1:28373"
+for _ in $(seq 100); do
+  ETCDCTL_API=3 etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1 && break
+  sleep 0.2
+done
+log "etcdctl check perf --load=l (60 s)"
+etcd_perf=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 || true)
+
+field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d$2)" "$1"; }
+echo "== atlasd 3 nodes (Fn=1): 64 concurrent, 100-byte values =="
+for op in put get; do
+  j=$atlas_put; [ "$op" = get ] && j=$atlas_get
+  printf '%s ops/s %s  p50 %s us  p99 %s us  errors %s\n' "$op" "$(field "$j" "['ops_per_sec']")" \
+    "$(field "$j" "['latency_us']['p50']")" "$(field "$j" "['latency_us']['p99']")" \
+    "$(field "$j" "['errors']")"
+done
+echo "== etcd 3 members: etcdctl check perf --load=l =="
+echo "$etcd_perf" | grep -v '^ *[0-9]* / [0-9]*' | tail -8
