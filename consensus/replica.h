@@ -25,6 +25,10 @@
 //   - restore the application from its latest durable snapshot (SnapshotSource), or empty;
 //   - construct a new Replica from both: it re-emits, in Ready::committed, every committed slot
 //     after that snapshot, so the application converges to its pre-crash state.
+// Membership: the host applies committed `atlas.nodes` commands (consensus/membership.h),
+// persists each resulting ClusterConfig and calls SetConfig on every change; on restart it
+// hands the replica the whole configuration history before serving (docs/consensus.md,
+// "Reconfiguration").
 // Request ids (RequestId.node = this node, seq unique across restarts) are chosen by the host.
 // Commands are opaque bytes; for an OK write reply, the host's apply result of that command is
 // the response payload.
