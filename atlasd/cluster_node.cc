@@ -31,9 +31,10 @@ void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [id, m] : membership_.members) {
     if (!config.members.contains(id)) {
+      // A node that left keeps its transport address: until the change settles, joint
+      // quorums still count it and it must learn the anchors that let it settle.
       left_[id] = m.address;
       peers_.erase(id);
-      if (transport_) transport_->RemovePeer(id);
     }
   }
   for (const auto& [id, m] : config.members) {
@@ -229,17 +230,45 @@ void ClusterNode::MoveTable(const std::string& table, uint64_t target,
   if (!ok) (*shared)(absl::UnavailableError("overloaded: too many moves in progress"));
 }
 
+// OK only once the change settled (every table re-anchored in the configuration without the
+// node): until then joint quorums still count the leaving node, so stopping it earlier could
+// leave tables without a quorum. Repeating NODE LEAVE for a node that already left waits again.
 void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done) {
   PaxosReplicator* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
+  auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  auto wait_settled = [this, r, id, shared] {
+    bool ok = Detach([this, r, id, shared] {
+      const auto deadline = Clock::now() + options_.settle_timeout;
+      while (Clock::now() < deadline) {
+        std::promise<bool> settled;
+        auto f = settled.get_future();
+        if (!r->Inspect([&settled](const consensus::Replica& rep) {
+              settled.set_value(rep.Settled());
+            })) {
+          break;
+        }
+        if (f.get()) return (*shared)(absl::OkStatus());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      (*shared)(absl::UnavailableError(StrCat(
+          "node ", id, " was removed but not every table has moved to the new configuration "
+          "yet; keep it running and repeat NODE LEAVE ", id, " to wait again")));
+    });
+    if (!ok) (*shared)(absl::UnavailableError("overloaded: too many changes in progress"));
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (left_.contains(id)) return wait_settled();
+  }
   ProposeChange(
       [id](uint64_t epoch) {
         return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), epoch);
       },
-      [id, done = std::move(done)](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
-        if (!res.ok()) return done(res.status());
+      [id, shared, wait_settled](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+        if (!res.ok()) return (*shared)(res.status());
         spdlog::info("node {} left (epoch {})", id, res->config.epoch);
-        done(absl::OkStatus());
+        wait_settled();
       });
 }
 

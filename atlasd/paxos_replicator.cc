@@ -330,7 +330,8 @@ void PaxosReplicator::ProcessReady() {
       if (e.object == consensus::kMembershipObject) {
         for (const consensus::Command& c : e.commands) {
           absl::StatusOr<std::string> r = ApplyMembership(c.data, &wb);
-          if (!r.ok()) spdlog::info("membership change refused: {}", r.status().message());
+          // Every node applies (and refuses) the same commands; the proposer reports it.
+          if (!r.ok()) spdlog::debug("membership change refused: {}", r.status().message());
           if (c.id.node != options_.node_id) continue;
           auto it = membership_writes_.find(c.id.seq);
           if (it != membership_writes_.end()) it->second.result = std::move(r);

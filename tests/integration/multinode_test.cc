@@ -2,6 +2,7 @@
 // with mutual TLS between them, RocksDB on disk, clients on the Unix sockets.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -231,4 +232,52 @@ TEST_CASE("a fourth node joins a cluster that holds data and catches up") {
   CHECK(c.Call(4, "KEY GET data3.r3") == "VALUE:v3\nOK");
   CHECK(c.Call(4, "KEY PUT data0.new n") == "OK");
   CHECK(c.Call(1, "KEY GET data0.new") == "VALUE:n\nOK");
+}
+
+TEST_CASE("a node leaves through consensus, the cluster keeps serving and admits a new node") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  for (int k = 0; k < 20; ++k) {
+    REQUIRE(c.Call(1 + k % 3, "KEY PUT left" + std::to_string(k % 3) + ".r" + std::to_string(k) +
+                                  " v") == "OK");
+  }
+  CHECK(c.Call(1, "NODE LEAVE 3") == "OK");
+  CHECK(Eventually([&] { return c.Call(2, "NODE LIST").find("NODE id=3 region=east status=LEFT") !=
+                                std::string::npos; }));
+  CHECK(CountOf(c.Call(1, "NODE LIST"), "status=ACTIVE") == 2);
+  c.node(3).Stop();
+  // Two members now: every table is served by nodes 1 and 2 alone.
+  for (int t = 0; t < 3; ++t) {
+    CHECK(c.Call(2, "KEY PUT left" + std::to_string(t) + ".after x") == "OK");
+    CHECK(c.Call(1, "COUNT left" + std::to_string(t)) == "COUNT:" + std::to_string(7 + (t < 2)) +
+                                                             "\nOK");
+  }
+  // The next change waits for the leave to settle (every table re-anchored), then commits.
+  REQUIRE(c.Add());
+  CHECK(Eventually([&] { return CountOf(c.Call(4, "NODE LIST"), "status=ACTIVE") == 3; }));
+  CHECK(c.Call(4, "KEY GET left1.after") == "VALUE:x\nOK");
+  CHECK(c.Call(1, "NODE LEAVE 9").starts_with("ERROR WARN"));
+}
+
+TEST_CASE("a node whose certificate comes from another cluster's CA is refused by the peers") {
+  LocalCluster a({"east"});
+  REQUIRE(a.Add());
+  REQUIRE(a.Add());
+  LocalCluster b({"east"});
+  REQUIRE(b.Add());
+  REQUIRE(b.Add());
+  // Node 2 of cluster A comes back with node 2's credentials of cluster B: same node id, same
+  // name, a valid certificate — from the wrong CA.
+  a.node(2).Stop();
+  b.node(2).Stop();
+  for (const char* f : {"ca.pem", "node.pem", "node-key.pem"}) {
+    std::filesystem::copy_file(b.node(2).data_dir() + "/" + f, a.node(2).data_dir() + "/" + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  REQUIRE(a.node(2).Start());
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Node 1 never hears it over mutual TLS: not ACTIVE, pings fail.
+  CHECK(a.Call(1, "NODE LIST").find("NODE id=2 region=east status=ACTIVE") == std::string::npos);
+  CHECK(a.Call(1, "NODE PING 2").starts_with("ERROR WARN node 2 did not answer"));
+  CHECK(a.Call(2, "NODE PING 1").starts_with("ERROR WARN node 1 did not answer"));
 }
