@@ -13,6 +13,8 @@ namespace atlas {
 
 namespace {
 constexpr int kDetachedMax = 32;
+// Heartbeats carry every table's commit index every 10th time (every 100 ms): 1 s, plus margin.
+constexpr int64_t kHeartbeatRoundMs = 1500;
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
@@ -79,6 +81,9 @@ void ClusterNode::DetectorLoop() {
       if (cv_.wait_for(lock, options_.ping_interval, [this] { return stopping_; })) return;
       for (const auto& [id, p] : peers_) ids.push_back(id);
     }
+    if (PaxosReplicator* r = replicator_.load()) {
+      r->Inspect([this](const consensus::Replica& rep) { lagging_.store(rep.LaggingObjects()); });
+    }
     for (uint64_t id : ids) {
       absl::StatusOr<double> rtt = transport_->PingMs(static_cast<consensus::NodeId>(id));
       std::lock_guard<std::mutex> lock(mu_);
@@ -86,6 +91,11 @@ void ClusterNode::DetectorLoop() {
       auto it = peers_.find(id);
       if (it == peers_.end() || !rtt.ok()) continue;
       Peer& p = it->second;
+      if (first_peer_ok_ms_.load() < 0) {
+        first_peer_ok_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    Clock::now().time_since_epoch())
+                                    .count());
+      }
       // A smoothed RTT (like TCP's SRTT, gain 1/8) so one slow sample does not reorder quorums.
       p.rtt_ms = p.ever_ok ? p.rtt_ms + (*rtt - p.rtt_ms) / 8 : *rtt;
       p.ever_ok = true;
@@ -281,8 +291,19 @@ cluster::HealthInfo ClusterNode::Health() {
     h.status = left_.contains(options_.self) ? "LEFT" : "JOINING";
     return h;
   }
-  h.status = "ACTIVE";
   if (auto a = cluster::DecodeMemberAddress(it->second.address)) h.zone = a->region;
+  // ACTIVE once caught up: alone, at once; otherwise after a peer answered, a full heartbeat
+  // round (every table's commit index) had time to arrive, and no table is behind it.
+  h.status = "ACTIVE";
+  if (membership_.members.size() > 1) {
+    const int64_t first = first_peer_ok_ms_.load();
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               Clock::now().time_since_epoch())
+                               .count();
+    if (first < 0 || now_ms - first < kHeartbeatRoundMs || lagging_.load() > 0) {
+      h.status = "CATCHING_UP";
+    }
+  }
   return h;
 }
 

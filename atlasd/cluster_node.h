@@ -94,6 +94,11 @@ class ClusterNode final : public ClusterView {
   std::thread detector_;
   std::atomic<int> detached_{0};
   std::atomic<bool> raising_quorum_{false};
+  // Catch-up: objects behind what peers reported, sampled by the detector; and when a peer was
+  // first reachable (a full heartbeat round must have arrived before "nothing to catch up"
+  // means anything).
+  std::atomic<size_t> lagging_{0};
+  std::atomic<int64_t> first_peer_ok_ms_{-1};
 };
 
 }  // namespace atlas

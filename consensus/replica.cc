@@ -421,6 +421,14 @@ Slot Replica::AppliedIndex(const ObjectId& object) const {
   return o == nullptr ? 0 : o->applied;
 }
 
+size_t Replica::LaggingObjects() const {
+  size_t n = 0;
+  for (const auto& [id, o] : objects_) {
+    if (o.applied < o.known_commit || o.applied < o.hard.commit_index) ++n;
+  }
+  return n;
+}
+
 std::vector<ObjectId> Replica::Objects() const {
   std::vector<ObjectId> out;
   for (const auto& [object, o] : objects_) out.push_back(object);

@@ -264,6 +264,9 @@ class Replica {
   Ballot Promised(const ObjectId& object) const;
   Slot CommitIndex(const ObjectId& object) const;
   Slot AppliedIndex(const ObjectId& object) const;
+  // Objects whose applied state is behind a commit index some peer reported (catch-up still
+  // to do): the node reports CATCHING_UP, not ACTIVE, while this is non-zero.
+  size_t LaggingObjects() const;
   std::vector<ObjectId> Objects() const;
   const Probes& probes() const { return probes_; }
   const QuorumSystem& quorums() const { return Latest().quorums; }

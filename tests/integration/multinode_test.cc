@@ -54,6 +54,12 @@ class LocalCluster {
   }
 
   Daemon& node(size_t i) { return *nodes_.at(i - 1); }
+  // GET /health on node i's HTTPS port (curl; the certificate is the cluster's own).
+  std::string Health(size_t i) {
+    return atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                               std::to_string(http_ports_.at(i - 1)) + "/health")
+        .second;
+  }
   std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
 
   // One command on node i over a fresh connection; "" when the node cannot be reached.
@@ -225,6 +231,9 @@ TEST_CASE("a fourth node joins a cluster that holds data and catches up") {
                                   " v" + std::to_string(k)) == "OK");
   }
   REQUIRE(c.Add());
+  // It reports ACTIVE on /health only once every table caught up.
+  CHECK(Eventually([&] { return c.Health(4).find("\"status\":\"ACTIVE\"") != std::string::npos; }));
+  CHECK(c.Health(4).find("\"node_id\":4") != std::string::npos);
   CHECK(Eventually([&] { return CountOf(c.Call(4, "NODE LIST"), "status=ACTIVE") == 4; }));
   for (int t = 0; t < 5; ++t) {
     CHECK(c.Call(4, "COUNT data" + std::to_string(t)) == "COUNT:40\nOK");
