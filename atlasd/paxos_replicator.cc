@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/numbers.h"
+#include "atlasd/cluster/members.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 #include "storage/keys.h"
@@ -108,6 +110,34 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
   if (options.on_membership) options.on_membership(r->membership_);
   r->thread_ = std::thread([p = r.get()] { p->Run(); });
   return r;
+}
+
+// The core names zones by number; operators know them by region ("zone 3107 has 0/1" becomes
+// "zone eu-west has 0/1").
+std::string PaxosReplicator::NameZones(const std::string& text) const {
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t z = text.find("zone ", pos);
+    if (z == std::string::npos) break;
+    size_t d = z + 5, e = d;
+    while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+    out.append(text, pos, d - pos);
+    pos = d;
+    if (e == d) continue;
+    uint64_t zone = 0;
+    std::string region;
+    if (absl::SimpleAtoi(text.substr(d, e - d), &zone)) {
+      for (const auto& [id, m] : membership_.members) {
+        if (m.zone != zone) continue;
+        if (auto a = cluster::DecodeMemberAddress(m.address)) region = a->region;
+      }
+    }
+    out.append(region.empty() ? text.substr(d, e - d) : region);
+    pos = e;
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
 }
 
 consensus::Topology PaxosReplicator::TopologyOf(const consensus::ClusterConfig& config) const {
@@ -385,7 +415,7 @@ void PaxosReplicator::ProcessReady() {
       done(absl::OkStatus());
     }
     for (const consensus::Reply& reply : rd.replies) {
-      std::string detail = reply.detail.empty() ? reply.object : reply.detail;
+      std::string detail = NameZones(reply.detail.empty() ? reply.object : reply.detail);
       if (reply.is_read) {
         auto it = reads_.find(reply.id.seq);
         if (it == reads_.end()) continue;

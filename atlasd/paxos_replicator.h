@@ -102,6 +102,7 @@ class PaxosReplicator final : public Replicator {
                                               rocksdb::WriteBatchWithIndex* wb);
   void InstallMembership(const consensus::ClusterConfig& config);
   consensus::Topology TopologyOf(const consensus::ClusterConfig& config) const;
+  std::string NameZones(const std::string& text) const;
   consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
 
   storage::Store* store_;
