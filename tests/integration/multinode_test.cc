@@ -209,6 +209,9 @@ TEST_CASE("kill -9 of a non-owner and then of the owner: writes continue, nothin
 
   REQUIRE(c.node(3).Start());
   CHECK(Eventually([&] { return c.Call(3, "KEY GET kv.after3") == "VALUE:y\nOK"; }));
+  // Make sure node 1 owns the table when it dies (the read on node 3 may have moved it).
+  REQUIRE(c.Call(2, "TABLE MOVE kv 1") == "OK");
+  REQUIRE(OwnerOf(c, 2, "kv") == "1");
   c.node(1).Kill9();  // the owner
   auto t0 = Clock::now();
   bool wrote = Eventually([&] { return c.Call(2, "KEY PUT kv.after1 z") == "OK"; },
@@ -216,7 +219,7 @@ TEST_CASE("kill -9 of a non-owner and then of the owner: writes continue, nothin
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   CHECK(wrote);
   WARN("writes resumed " << secs << " s after kill -9 of the owner");
-  CHECK(secs < 15);
+  CHECK(secs < 5);  // the bound we state in docs/cluster.md
   CHECK(OwnerOf(c, 2, "kv") != "1");
   CHECK(c.Call(3, "KEY GET kv.before") == "VALUE:x\nOK");
   CHECK(c.Call(3, "KEY GET kv.after3") == "VALUE:y\nOK");

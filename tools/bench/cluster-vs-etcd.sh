@@ -87,4 +87,4 @@ for op in put get; do
     "$(field "$j" "['errors']")"
 done
 echo "== etcd 3 members: etcdctl check perf --load=l =="
-echo "$etcd_perf" | grep -v '^ *[0-9]* / [0-9]*' | tail -8
+echo "$etcd_perf" | tr '\r' '\n' | grep -v ' / 60 ' | grep -v '^ *$' | tail -6
