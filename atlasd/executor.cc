@@ -423,7 +423,15 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       return call.Finish();
     }
     std::vector<NodeView> nodes = Nodes();
-    options_.cluster->Quorums(qinfo->table, [call_ptr, nodes](absl::StatusOr<QuorumView> q) {
+    // A grouped table's quorums are its group's object's.
+    std::string object = qinfo->table;
+    if (auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(object, "state"));
+        raw.ok() && raw->has_value()) {
+      if (auto st = storage::DecodeTableState(**raw)) {
+        object = StateMachine::ObjectOf(qinfo->table, st->group);
+      }
+    }
+    options_.cluster->Quorums(object, [call_ptr, nodes](absl::StatusOr<QuorumView> q) {
       if (!q.ok()) return call_ptr->Warn(ToStd(q.status().message()));
       auto lines = [&](const char* name, const std::vector<uint64_t>& ids) {
         call_ptr->reply.Line(StrCat(name, " size=", ids.size()));

@@ -12,8 +12,8 @@
 
 namespace atlas {
 
-// The application side of snapshots: a table's state in RocksDB *is* its snapshot, taken as of
-// the table's durable commit index (written in the same batch as every apply).
+// The application side of snapshots: an object's state in RocksDB *is* its snapshot, taken as
+// of the object's durable commit index (written in the same batch as every apply).
 // `atlas.nodes` is the exception: its state is the ClusterConfig, kept in node metadata.
 class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
  public:
@@ -27,7 +27,7 @@ class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
     if (slot_only_) return snap;
     snap.data = object == consensus::kMembershipObject
                     ? consensus::EncodeClusterConfig(*membership_)
-                    : sm_->SnapshotTable(object);
+                    : sm_->SnapshotObject(object);
     return snap;
   }
   bool slot_only_ = true;
@@ -38,6 +38,13 @@ class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
 };
 
 namespace {
+// A command that reached a log which no longer (or not yet) governs its table is retried with
+// the newer routing this many times, backing off from 5 ms to 320 ms (~2.5 s in all).
+constexpr int kMoveRetries = 10;
+std::chrono::milliseconds MoveBackoff(int attempt) {
+  return std::chrono::milliseconds(5 << std::min(attempt, 6));
+}
+
 const std::string kMembershipKey = storage::NodeMetaKey("cluster_config");
 const std::string kPreviousMembershipKey = storage::NodeMetaKey("cluster_config_previous");
 }  // namespace
@@ -178,10 +185,7 @@ void PaxosReplicator::Propose(proto::Command cmd, Done done) {
                       .count();
     last_timestamp_ms_ = std::max<int64_t>(last_timestamp_ms_, now_ms);
     cmd.set_timestamp_ms(last_timestamp_ms_);
-    consensus::RequestId id = NextRequestId();
-    writes_[id.seq] = PendingWrite{std::move(*shared_done), std::nullopt};
-    std::string table = cmd.table();
-    replica_->Propose(table, cmd.SerializeAsString(), id);
+    Submit(std::move(cmd), std::move(*shared_done), 0);
   });
   if (!posted) {
     ApplyResult r;
@@ -191,14 +195,49 @@ void PaxosReplicator::Propose(proto::Command cmd, Done done) {
   }
 }
 
+const StateMachine::Route& PaxosReplicator::RouteOf(const std::string& table) {
+  auto it = routes_.find(table);
+  if (it != routes_.end()) return it->second;
+  if (routes_.size() >= 65536) routes_.clear();  // bounded; misses just read RocksDB
+  return routes_.emplace(table, state_machine_.RouteOf(table)).first->second;
+}
+
+void PaxosReplicator::Submit(proto::Command cmd, Done done, int attempt, bool adopt) {
+  const StateMachine::Route& route = RouteOf(cmd.table());
+  std::string object = route.object;
+  if (route.pending && !adopt) MaybeAdopt(cmd.table());
+  consensus::RequestId id = NextRequestId();
+  replica_->Propose(object, cmd.SerializeAsString(), id);
+  writes_[id.seq] = PendingWrite{std::move(done), std::nullopt, std::move(cmd), attempt, adopt};
+}
+
+void PaxosReplicator::MaybeAdopt(const std::string& table) {
+  if (adopting_.contains(table)) return;
+  std::optional<proto::Command> adopt = state_machine_.BuildAdopt(table);
+  if (!adopt) return;
+  adopting_.insert(table);
+  adopt->set_timestamp_ms(last_timestamp_ms_);
+  Submit(std::move(*adopt), [](ApplyResult) {}, 0, /*adopt=*/true);
+}
+
+void PaxosReplicator::IssueRead(const std::string& table,
+                                std::function<void(absl::Status)> done, int attempt) {
+  const StateMachine::Route& route = RouteOf(table);
+  std::string object = route.object;
+  if (route.pending) MaybeAdopt(table);
+  consensus::RequestId id = NextRequestId();
+  reads_[id.seq] = PendingRead{std::move(done), table, object, attempt};
+  replica_->Read(object, id);
+}
+
+void PaxosReplicator::After(std::chrono::milliseconds delay, std::function<void()> fn) {
+  timers_.emplace_back(std::chrono::steady_clock::now() + delay, std::move(fn));
+}
+
 void PaxosReplicator::ReadBarrier(const std::string& table,
                                   std::function<void(absl::Status)> done) {
   auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-  bool posted = Post([this, table, shared_done] {
-    consensus::RequestId id = NextRequestId();
-    reads_[id.seq] = std::move(*shared_done);
-    replica_->Read(table, id);
-  });
+  bool posted = Post([this, table, shared_done] { IssueRead(table, std::move(*shared_done), 0); });
   if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
 }
 
@@ -209,7 +248,9 @@ void PaxosReplicator::Ping(std::function<void()> done) {
 
 void PaxosReplicator::Describe(const std::string& table, std::function<void(ObjectInfo)> done) {
   auto shared_done = std::make_shared<std::function<void(ObjectInfo)>>(std::move(done));
-  bool posted = Post([this, table, shared_done] {
+  bool posted = Post([this, name = table, shared_done] {
+    // A grouped table is described by its group's object.
+    std::string table = RouteOf(name).object;
     ObjectInfo info;
     consensus::Ballot b = replica_->Promised(table);
     info.owner = replica_->IsOwner(table) ? options_.node_id : replica_->BelievedOwner(table);
@@ -247,7 +288,8 @@ bool PaxosReplicator::Inspect(std::function<void(const consensus::Replica&)> fn)
 }
 
 void PaxosReplicator::Move(const std::string& table, consensus::NodeId target) {
-  Post([this, table, target] {
+  Post([this, name = table, target] {
+    std::string table = RouteOf(name).object;  // a grouped table moves with its group
     if (target == options_.node_id) {
       replica_->Steal(table);
     } else {
@@ -304,13 +346,23 @@ void PaxosReplicator::Run() {
       cv_.wait_until(lock, next_tick, [this] { return stopping_ || !events_.empty(); });
       // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
       if (stopping_ && events_.empty() && writes_.empty() && reads_.empty() &&
-          membership_writes_.empty()) {
+          membership_writes_.empty() && timers_.empty()) {
         return;
       }
       batch.swap(events_);
     }
     for (auto& fn : batch) fn();
     batch.clear();
+    if (!timers_.empty()) {
+      auto now = std::chrono::steady_clock::now();
+      std::vector<std::function<void()>> due;
+      std::erase_if(timers_, [&](auto& t) {
+        if (t.first > now) return false;
+        due.push_back(std::move(t.second));
+        return true;
+      });
+      for (auto& fn : due) fn();
+    }
     auto now = std::chrono::steady_clock::now();
     while (now >= next_tick) {
       replica_->Tick();
@@ -343,7 +395,8 @@ void PaxosReplicator::ProcessReady() {
         state_machine_.MarkApplied(object, snap.slot, &wb);
         continue;
       }
-      if (!state_machine_.InstallSnapshot(object, snap.data, &wb)) {
+      routes_.clear();
+      if (!state_machine_.InstallObjectSnapshot(object, snap.data, snap.slot, &wb)) {
         std::fprintf(stderr, "FATAL: undecodable snapshot of %s\n", object.c_str());
         std::abort();
       }
@@ -371,12 +424,15 @@ void PaxosReplicator::ProcessReady() {
       for (const consensus::Command& c : e.commands) {
         proto::Command cmd;
         ApplyResult r;
-        if (!cmd.ParseFromString(c.data) || cmd.table() != e.object) {
+        // A table's own object carries only its commands; a group's, its members'.
+        if (!cmd.ParseFromString(c.data) ||
+            (cmd.table() != e.object && !StateMachine::IsGroupObject(e.object))) {
           // Every replica fails the same undecodable command the same way.
           state_machine_.MarkApplied(e.object, e.slot, &wb);
           r = {false, "internal error: undecodable command", e.slot};
         } else {
-          r = state_machine_.Apply(cmd, e.slot, &wb);
+          if (cmd.has_placement() || cmd.has_adopt()) routes_.erase(cmd.table());
+          r = state_machine_.Apply(cmd, e.object, e.slot, &wb);
         }
         if (c.id.node == options_.node_id) {
           auto it = writes_.find(c.id.seq);
@@ -410,16 +466,28 @@ void PaxosReplicator::ProcessReady() {
     for (const consensus::ReadState& rs : rd.reads) {
       auto it = reads_.find(rs.id.seq);
       if (it == reads_.end()) continue;
-      auto done = std::move(it->second);
+      PendingRead read = std::move(it->second);
       reads_.erase(it);
-      done(absl::OkStatus());
+      // The barrier covers the object it ran on; the table must still be governed there (and
+      // its adopt applied), else the read goes again to where the table is now.
+      const StateMachine::Route& route = RouteOf(read.table);
+      if (route.object == read.object && route.live) {
+        read.done(absl::OkStatus());
+      } else if (read.attempt < kMoveRetries) {
+        After(MoveBackoff(read.attempt), [this, read = std::move(read)]() mutable {
+          IssueRead(read.table, std::move(read.done), read.attempt + 1);
+        });
+      } else {
+        read.done(absl::UnavailableError(
+            StrCat("table '", read.table, "' is changing group; retry")));
+      }
     }
     for (const consensus::Reply& reply : rd.replies) {
       std::string detail = NameZones(reply.detail.empty() ? reply.object : reply.detail);
       if (reply.is_read) {
         auto it = reads_.find(reply.id.seq);
         if (it == reads_.end()) continue;
-        auto done = std::move(it->second);
+        auto done = std::move(it->second.done);
         reads_.erase(it);
         switch (reply.code) {
           case consensus::ReplyCode::kOk: done(absl::OkStatus()); break;
@@ -458,8 +526,43 @@ void PaxosReplicator::ProcessReady() {
       if (it == writes_.end()) continue;
       PendingWrite w = std::move(it->second);
       writes_.erase(it);
+      if (w.adopt) adopting_.erase(w.cmd.table());
+      const bool applied = reply.code == consensus::ReplyCode::kOk && w.result.has_value();
+      if (applied && w.result->moved && w.attempt < kMoveRetries) {
+        // Refused without effect by a log that does not govern the table: the routing here
+        // was stale (or the adopt is still on its way). Go again with the newer one.
+        After(MoveBackoff(w.attempt), [this, w = std::move(w)]() mutable {
+          auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+          last_timestamp_ms_ = std::max<int64_t>(last_timestamp_ms_, now_ms);
+          w.cmd.set_timestamp_ms(last_timestamp_ms_);
+          Submit(std::move(w.cmd), std::move(w.done), w.attempt + 1);
+        });
+        continue;
+      }
+      if (applied && w.result->ok && w.result->sealed && !w.adopt) {
+        // TABLE GROUP sealed the table's old log; answer once the new log has adopted it.
+        std::optional<proto::Command> adopt = state_machine_.BuildAdopt(w.cmd.table());
+        if (adopt && !adopting_.contains(w.cmd.table())) {
+          adopting_.insert(w.cmd.table());
+          adopt->set_timestamp_ms(last_timestamp_ms_);
+          std::string table = w.cmd.table();
+          Submit(std::move(*adopt),
+                 [done = std::move(w.done), table](ApplyResult r) {
+                   if (!r.ok) {
+                     r.error = StrCat("table '", table, "' left its old log but joining the new "
+                                      "one did not complete (", r.error,
+                                      "); the next command on it completes the move");
+                   }
+                   done(std::move(r));
+                 },
+                 0, /*adopt=*/true);
+          continue;
+        }
+      }
       ApplyResult r;
-      if (reply.code == consensus::ReplyCode::kOk && w.result) {
+      if (applied) {
         r = std::move(*w.result);
       } else {
         r.ok = false;

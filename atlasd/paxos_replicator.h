@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "atlasd/replicator.h"
 #include "atlasd/state_machine.h"
 #include "consensus/membership.h"
@@ -101,6 +102,16 @@ class PaxosReplicator final : public Replicator {
   absl::StatusOr<std::string> ApplyMembership(const std::string& command,
                                               rocksdb::WriteBatchWithIndex* wb);
   void InstallMembership(const consensus::ClusterConfig& config);
+  // Groups (docs/consensus.md §Groups), node thread. The table's current route (cached;
+  // dropped whenever a placement, adopt or snapshot may have changed it).
+  const StateMachine::Route& RouteOf(const std::string& table);
+  // Proposes `cmd` to its table's current object. `adopt`: cmd is an adopt this node proposes.
+  void Submit(proto::Command cmd, Done done, int attempt, bool adopt = false);
+  // The table was sealed here and its adopt has not applied: propose it (once at a time).
+  void MaybeAdopt(const std::string& table);
+  void IssueRead(const std::string& table, std::function<void(absl::Status)> done, int attempt);
+  // Runs `fn` on the node thread after `delay`.
+  void After(std::chrono::milliseconds delay, std::function<void()> fn);
   consensus::Topology TopologyOf(const consensus::ClusterConfig& config) const;
   std::string NameZones(const std::string& text) const;
   consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
@@ -123,9 +134,21 @@ class PaxosReplicator final : public Replicator {
   struct PendingWrite {
     Done done;
     std::optional<ApplyResult> result;  // set when the command is applied
+    proto::Command cmd;                 // kept to retry it elsewhere when its table moved
+    int attempt = 0;
+    bool adopt = false;
   };
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
-  absl::flat_hash_map<uint64_t, std::function<void(absl::Status)>> reads_;
+  struct PendingRead {
+    std::function<void(absl::Status)> done;
+    std::string table;
+    std::string object;
+    int attempt = 0;
+  };
+  absl::flat_hash_map<uint64_t, PendingRead> reads_;
+  absl::flat_hash_map<std::string, StateMachine::Route> routes_;
+  absl::flat_hash_set<std::string> adopting_;  // tables whose adopt this node has in flight
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> timers_;
   struct PendingMembership {
     std::function<void(absl::StatusOr<MembershipResult>)> done;
     std::optional<absl::StatusOr<std::string>> result;  // set when applied

@@ -60,17 +60,85 @@ storage::TableState StateMachine::LoadState(const std::string& table,
   return *st;
 }
 
-uint64_t StateMachine::CommitIndex(const std::string& table,
-                                   rocksdb::WriteBatchWithIndex* batch) {
-  return LoadState(table, batch).commit_index;
+void StateMachine::PutState(const std::string& table, const storage::TableState& st,
+                            rocksdb::WriteBatchWithIndex* batch) {
+  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
+             storage::EncodeTableState(st));
 }
 
-void StateMachine::MarkApplied(const std::string& table, uint64_t slot,
+std::vector<storage::TableInterval> StateMachine::LoadMoves(const std::string& table,
+                                                            rocksdb::WriteBatchWithIndex* batch) {
+  std::string raw;
+  if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "moves"), &raw, batch)) {
+    return {{table, 0, 0}};  // never moved: one open interval in its own object
+  }
+  auto moves = storage::DecodeTableMoves(raw);
+  if (!moves || moves->empty()) CorruptState(StrCat("moves of table ", table));
+  return *moves;
+}
+
+std::optional<storage::ObjectMember> StateMachine::LoadMember(
+    const std::string& object, const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+  std::string raw;
+  if (!GetThroughBatch(Cf::kMeta, storage::ObjectMemberKey(object, table), &raw, batch)) {
+    if (object == table) return storage::ObjectMember{0, true, ""};
+    return std::nullopt;
+  }
+  auto m = storage::DecodeObjectMember(raw);
+  if (!m) CorruptState(StrCat("member ", table, " of object ", object));
+  return *m;
+}
+
+std::string StateMachine::ObjectOf(const std::string& table, const std::string& group) {
+  return group.empty() ? table : StrCat("@", group);
+}
+
+uint64_t StateMachine::CommitIndex(const std::string& object,
+                                   rocksdb::WriteBatchWithIndex* batch) {
+  std::string raw;
+  if (GetThroughBatch(Cf::kMeta, storage::ObjectMetaKey(object, "ci"), &raw, batch)) {
+    std::string_view in = raw;
+    uint64_t ci;
+    if (!storage::GetVarint(&in, &ci) || !in.empty()) CorruptState(StrCat("commit index of ", object));
+    return ci;
+  }
+  if (IsGroupObject(object)) return 0;
+  // Stores written before objects had their own record kept it in the table's state.
+  storage::TableState st = LoadState(object, batch);
+  return st.gen == 0 ? st.commit_index : 0;
+}
+
+void StateMachine::MarkApplied(const std::string& object, uint64_t slot,
                                rocksdb::WriteBatchWithIndex* batch) {
-  storage::TableState state = LoadState(table, batch);
-  state.commit_index = slot;
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
-             storage::EncodeTableState(state));
+  std::string v;
+  storage::PutVarint(&v, slot);
+  batch->Put(store_->cf(Cf::kMeta), storage::ObjectMetaKey(object, "ci"), v);
+}
+
+StateMachine::Route StateMachine::RouteOf(const std::string& table) {
+  Route r;
+  if (IsGroupObject(table) || table.find('.') != std::string::npos) {
+    r.object = table;
+    return r;
+  }
+  storage::TableState st = LoadState(table, nullptr);
+  r.object = ObjectOf(table, st.group);
+  r.pending = st.pending;
+  auto member = LoadMember(r.object, table, nullptr);
+  r.live = member && member->open && member->gen == st.gen && !st.pending;
+  return r;
+}
+
+std::optional<proto::Command> StateMachine::BuildAdopt(const std::string& table) {
+  storage::TableState st = LoadState(table, nullptr);
+  if (!st.pending) return std::nullopt;
+  // Sealed and not adopted: nothing changes the table until the adopt applies, so this is
+  // exactly its state as of the seal, whichever node builds it.
+  proto::Command cmd;
+  cmd.set_table(table);
+  cmd.mutable_adopt()->set_gen(st.gen + 1);
+  cmd.mutable_adopt()->set_snapshot(SnapshotTable(table));
+  return cmd;
 }
 
 namespace {
@@ -87,6 +155,40 @@ std::pair<std::string, std::string> TableRange(Cf cf, const std::string& table) 
   }
   return {storage::RowRangeStart(table, ""), storage::RowRangeLimit(table, "")};
 }
+
+// Whether a snapshot entry belongs to `table` (an adopt must not write other tables' keys).
+bool InTable(Cf cf, std::string_view key, const std::string& table) {
+  if (cf != Cf::kRows && cf != Cf::kBlobs && cf != Cf::kMeta) return false;
+  auto [lo, hi] = TableRange(cf, table);
+  return key >= std::string_view(lo) && key < std::string_view(hi);
+}
+
+// The table state inside a table snapshot (default when it has none); nullopt if the snapshot
+// does not decode or holds keys of other tables.
+std::optional<storage::TableState> SnapshotState(const std::string& table,
+                                                 std::string_view snapshot) {
+  storage::TableState st;
+  const std::string state_key = storage::TableMetaKey(table, "state");
+  while (!snapshot.empty()) {
+    auto cf = static_cast<Cf>(static_cast<uint8_t>(snapshot[0]));
+    snapshot.remove_prefix(1);
+    std::string_view key, value;
+    if (!storage::GetLengthPrefixed(&snapshot, &key) ||
+        !storage::GetLengthPrefixed(&snapshot, &value) || !InTable(cf, key, table)) {
+      return std::nullopt;
+    }
+    if (cf == Cf::kMeta && key == state_key) {
+      auto decoded = storage::DecodeTableState(value);
+      if (!decoded) return std::nullopt;
+      st = *decoded;
+    }
+  }
+  return st;
+}
+
+// Object snapshot sections.
+constexpr char kSectionMember = 'M';
+constexpr char kSectionTable = 'T';
 }  // namespace
 
 std::string StateMachine::SnapshotTable(const std::string& table) {
@@ -139,6 +241,92 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
   return true;
 }
 
+uint64_t StateMachine::TableBytes(const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+  uint64_t bytes = 0;
+  for (Cf cf : kSnapshotCfs) {
+    auto [lo, hi] = TableRange(cf, table);
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
+        store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
+    for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+      bytes += 1 + 10 + it->key().size() + it->value().size();  // as SnapshotTable frames it
+    }
+  }
+  return bytes;
+}
+
+std::string StateMachine::SnapshotObject(const std::string& object) {
+  std::string out;
+  std::vector<std::string> governed;
+  bool own_seen = false;
+  const std::string prefix = storage::ObjectMemberPrefix(object);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(Cf::kMeta)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string table(it->key().ToStringView().substr(prefix.size()));
+    auto m = storage::DecodeObjectMember(it->value().ToStringView());
+    if (!m) CorruptState(StrCat("member ", table, " of object ", object));
+    out.push_back(kSectionMember);
+    storage::PutLengthPrefixed(&out, table);
+    storage::PutLengthPrefixed(&out, it->value().ToStringView());
+    if (m->open) governed.push_back(table);
+    own_seen |= table == object;
+  }
+  // A table's own object governs it without a record until it is first sealed.
+  if (!own_seen && !IsGroupObject(object)) governed.push_back(object);
+  for (const std::string& table : governed) {
+    out.push_back(kSectionTable);
+    storage::PutLengthPrefixed(&out, table);
+    storage::PutLengthPrefixed(&out, SnapshotTable(table));
+  }
+  return out;
+}
+
+bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_view snapshot,
+                                         uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+  // The member records are the object's own state: replaced wholesale.
+  const std::string prefix = storage::ObjectMemberPrefix(object);
+  std::vector<std::string> doomed;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
+        store_->cf(Cf::kMeta), store_->db()->NewIterator(rocksdb::ReadOptions(),
+                                                         store_->cf(Cf::kMeta))));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      doomed.push_back(it->key().ToString());
+    }
+  }
+  for (const auto& k : doomed) batch->Delete(store_->cf(Cf::kMeta), k);
+  while (!snapshot.empty()) {
+    char section = snapshot[0];
+    snapshot.remove_prefix(1);
+    std::string_view table, value;
+    if (!storage::GetLengthPrefixed(&snapshot, &table) ||
+        !storage::GetLengthPrefixed(&snapshot, &value)) {
+      return false;
+    }
+    std::string t(table);
+    if (section == kSectionMember) {
+      if (!storage::DecodeObjectMember(value)) return false;
+      batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, t), value);
+    } else if (section == kSectionTable) {
+      // Tables' data may be ahead here (another object's log moved it on): never go back.
+      auto theirs = SnapshotState(t, value);
+      if (!theirs) return false;
+      storage::TableState ours = LoadState(t, batch);
+      if (std::pair(theirs->gen, theirs->commit_index) > std::pair(ours.gen, ours.commit_index) &&
+          !InstallSnapshot(t, value, batch)) {
+        return false;
+      }
+    } else {
+      return false;
+    }
+  }
+  MarkApplied(object, slot, batch);
+  return true;
+}
+
 void StateMachine::DropChunks(const std::string& table, const std::string& row,
                               const RowRecord& old, rocksdb::WriteBatchWithIndex* batch) {
   for (uint32_t i = 0; i < old.chunk_count(); ++i) {
@@ -146,28 +334,111 @@ void StateMachine::DropChunks(const std::string& table, const std::string& row,
   }
 }
 
-ApplyResult StateMachine::Apply(const proto::Command& cmd, uint64_t slot,
-                                rocksdb::WriteBatchWithIndex* batch) {
+namespace {
+std::string DescribeObject(const std::string& object) {
+  if (StateMachine::IsGroupObject(object)) return StrCat("group '", object.substr(1), "'");
+  return "no group";
+}
+}  // namespace
+
+// Which object governs a table is decided by that object's own log alone (its member
+// records), so refusals are the same on every replica whatever the interleaving of logs. The
+// table's data may be ahead of this log on a lagging replica (an adopt from a later interval,
+// or a catch-up snapshot, applied first); its entries are then already included and skipped.
+ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& object,
+                                uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
   ApplyResult result;
+  result.revision = slot;
+  MarkApplied(object, slot, batch);
   const std::string& table = cmd.table();
   if (socketproto::IsReservedTable(table)) {
-    result = {false, StrCat("table '", table, "' is reserved")};
-  } else {
-    switch (cmd.op_case()) {
-      case proto::Command::kPut: result = ApplyPut(cmd, slot, batch); break;
-      case proto::Command::kDel: result = ApplyDel(cmd, batch); break;
-      case proto::Command::kAcl: result = ApplyAcl(cmd, batch); break;
-      case proto::Command::kPlacement: result = ApplyPlacement(cmd, batch); break;
-      case proto::Command::OP_NOT_SET: result = {false, "empty command"}; break;
-    }
+    result.ok = false;
+    result.error = StrCat("table '", table, "' is reserved");
+    return result;
+  }
+  if (cmd.op_case() == proto::Command::kAdopt) {
+    result = ApplyAdopt(cmd, object, slot, batch);
+    result.revision = slot;
+    return result;
+  }
+  std::optional<storage::ObjectMember> member = LoadMember(object, table, batch);
+  if (!member || !member->open) {
+    result.ok = false;
+    result.moved = true;
+    result.error = member && !member->to.empty()
+                       ? StrCat("table '", table, "' moved to ", DescribeObject(member->to),
+                                "; retry")
+                       : StrCat("table '", table, "' is not in ", DescribeObject(object),
+                                " yet; retry");
+    return result;
   }
   storage::TableState state = LoadState(table, batch);
-  state.commit_index = slot;
+  const uint64_t j = member->gen;
+  if (state.gen > j || (state.gen == j && state.commit_index >= slot)) {
+    // Superseded here: the table's state already includes this entry. Only a seal changes
+    // this object's records; the table's history says whether this entry was it.
+    std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
+    if (j < moves.size() && moves[j].object == object && moves[j].end == slot) {
+      member->open = false;
+      member->to = j + 1 < moves.size() ? moves[j + 1].object : ObjectOf(table, state.group);
+      batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+                 storage::EncodeObjectMember(*member));
+      result.sealed = state.pending && state.gen == j;
+      return result;
+    }
+    result.ok = false;
+    result.error = StrCat("outcome unknown: table '", table,
+                          "' changed group while this command was in flight; check and retry");
+    return result;
+  }
+  if (state.gen < j) CorruptState(StrCat("table ", table, " is behind object ", object));
+  switch (cmd.op_case()) {
+    case proto::Command::kPut: result = ApplyPut(cmd, slot, batch); break;
+    case proto::Command::kDel: result = ApplyDel(cmd, batch); break;
+    case proto::Command::kAcl: result = ApplyAcl(cmd, batch); break;
+    case proto::Command::kPlacement: result = ApplyPlacement(cmd, object, slot, batch); break;
+    case proto::Command::kAdopt:  // handled above
+    case proto::Command::OP_NOT_SET: result = {false, "empty command"}; break;
+  }
   // Placement changes were written by ApplyPlacement into the same key; re-read keeps them.
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
-             storage::EncodeTableState(state));
+  state = LoadState(table, batch);
+  state.commit_index = slot;
+  PutState(table, state, batch);
   result.revision = slot;
   return result;
+}
+
+ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::string& object,
+                                     uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+  const std::string& table = cmd.table();
+  const uint64_t k = cmd.adopt().gen();
+  std::optional<storage::ObjectMember> member = LoadMember(object, table, batch);
+  // The first adopt of interval k in this log is the one; later copies (several nodes may
+  // propose it) change nothing.
+  if (member && member->gen >= k) return {};
+  std::optional<storage::TableState> theirs = SnapshotState(table, cmd.adopt().snapshot());
+  if (!theirs || !theirs->pending || theirs->gen + 1 != k ||
+      ObjectOf(table, theirs->group) != object) {
+    return {false, StrCat("invalid adopt of table '", table, "' into ", object)};
+  }
+  batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+             storage::EncodeObjectMember({k, true, ""}));
+  storage::TableState ours = LoadState(table, batch);
+  if (ours.gen >= k) return {};  // this replica's state is already from interval k or later
+  // The snapshot is the state as of the seal: it includes every entry of the old log up to
+  // it, even those this replica has not applied yet (they will be skipped).
+  InstallSnapshot(table, cmd.adopt().snapshot(), batch);
+  std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
+  if (moves.size() != k) CorruptState(StrCat("moves of table ", table, " in adopt"));
+  moves.push_back({object, slot, 0});
+  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "moves"),
+             storage::EncodeTableMoves(moves));
+  storage::TableState st = *theirs;
+  st.gen = k;
+  st.pending = false;
+  st.commit_index = slot;
+  PutState(table, st, batch);
+  return {};
 }
 
 ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
@@ -251,8 +522,8 @@ ApplyResult StateMachine::ApplyAcl(const proto::Command& cmd,
   return {};
 }
 
-ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd,
-                                         rocksdb::WriteBatchWithIndex* batch) {
+ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::string& object,
+                                         uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
   const std::string& table = cmd.table();
   std::optional<std::string> principal;
   if (!cmd.principal().empty()) principal = cmd.principal();
@@ -261,11 +532,30 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd,
     return {false, PermissionDenied(principal, "TABLE placement", table)};
   }
   storage::TableState state = LoadState(table, batch);
+  ApplyResult result;
+  if (cmd.placement().has_group() && cmd.placement().group() != state.group) {
+    // Seal: this interval ends here; the table's next log adopts its state as of now.
+    uint64_t bytes = TableBytes(table, batch);
+    if (bytes > kAdoptBytesMax) {
+      return {false, StrCat("table '", table, "' is too large to change group: ", bytes,
+                            " bytes of state, the limit is ", kAdoptBytesMax, " (one log entry)")};
+    }
+    std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
+    if (moves.size() != state.gen + 1 || moves.back().object != object) {
+      CorruptState(StrCat("moves of table ", table));
+    }
+    moves.back().end = slot;
+    batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "moves"),
+               storage::EncodeTableMoves(moves));
+    state.group = cmd.placement().group();
+    state.pending = true;
+    batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+               storage::EncodeObjectMember({state.gen, false, ObjectOf(table, state.group)}));
+    result.sealed = true;
+  }
   if (cmd.placement().has_pinned_region()) state.pinned_region = cmd.placement().pinned_region();
-  if (cmd.placement().has_group()) state.group = cmd.placement().group();
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
-             storage::EncodeTableState(state));
-  return {};
+  PutState(table, state, batch);
+  return result;
 }
 
 }  // namespace atlas

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "proto/command.pb.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
@@ -22,41 +24,95 @@ struct ApplyResult {
   bool ok = true;
   std::string error;      // the ERROR WARN message when !ok
   uint64_t revision = 0;  // the slot the command was applied as
+  // Refused because the object whose log carried it does not govern the table (it moved, or
+  // has not arrived yet): certainly not executed, safe to retry with the newer routing.
+  bool moved = false;
+  // A TABLE GROUP that sealed the table's interval: its adopt must follow (the proposer
+  // builds it, see PaxosReplicator).
+  bool sealed = false;
 };
+
+// Largest table state TABLE GROUP moves: the adopt carries it inline in one log entry, which
+// must fit a peer message (proto/peer_convert.h: 129 MiB per command, 256 MiB per message)
+// next to other commands of its batch.
+inline constexpr uint64_t kAdoptBytesMax = 64ull << 20;
 
 class StateMachine {
  public:
   explicit StateMachine(storage::Store* store) : store_(store) {}
 
-  // Applies `cmd` as slot `slot` of its table, adding its writes to `batch` (reads see earlier
-  // commands of the same batch). Also records the table's new commit index in the batch.
-  ApplyResult Apply(const proto::Command& cmd, uint64_t slot,
+  // The consensus object of a table in group `group` ("" = none): "@<group>", a name no table
+  // can have, or the table itself.
+  static std::string ObjectOf(const std::string& table, const std::string& group);
+  static bool IsGroupObject(std::string_view object) { return object.starts_with('@'); }
+
+  // Applies `cmd` as slot `slot` of consensus object `object`, adding its writes to `batch`
+  // (reads see earlier commands of the same batch). Records the object's new commit index.
+  ApplyResult Apply(const proto::Command& cmd, const std::string& object, uint64_t slot,
                     rocksdb::WriteBatchWithIndex* batch);
+  // A table's own object.
+  ApplyResult Apply(const proto::Command& cmd, uint64_t slot,
+                    rocksdb::WriteBatchWithIndex* batch) {
+    return Apply(cmd, cmd.table(), slot, batch);
+  }
 
-  // Records that `slot` of `table` was applied without a command (a no-op slot).
-  void MarkApplied(const std::string& table, uint64_t slot, rocksdb::WriteBatchWithIndex* batch);
+  // Records that `slot` of `object` was applied without a command (a no-op slot).
+  void MarkApplied(const std::string& object, uint64_t slot, rocksdb::WriteBatchWithIndex* batch);
 
-  // The table's last applied slot (through the batch; batch may be null).
-  uint64_t CommitIndex(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+  // The object's last applied slot (through the batch; batch may be null).
+  uint64_t CommitIndex(const std::string& object, rocksdb::WriteBatchWithIndex* batch);
 
-  // A table's whole replicated state (rows, chunks, ACL, table state) as one byte string:
-  // the application snapshot that lagging replicas install (docs/storage.md §Snapshots).
+  // Routing, from the locally applied state in the database.
+  struct Route {
+    std::string object;    // where the table's commands go now
+    bool pending = false;  // sealed here, adopt not applied yet
+    // `object` governs the table here and its state is current in it: reads after a read
+    // barrier on `object` are linearizable.
+    bool live = true;
+  };
+  // Names that are objects already (a group "@g", "atlas.nodes") route to themselves.
+  Route RouteOf(const std::string& table);
+  // When the table was sealed here but its adopt has not applied: the adopt to propose.
+  std::optional<proto::Command> BuildAdopt(const std::string& table);
+
+  // A table's whole replicated state (rows, chunks, ACL, table state) as one byte string
+  // (docs/storage.md §Snapshots).
   std::string SnapshotTable(const std::string& table);
   // Replaces the table's state with `snapshot` in `batch`. False if it does not decode.
   bool InstallSnapshot(const std::string& table, std::string_view snapshot,
                        rocksdb::WriteBatchWithIndex* batch);
+  // An object's snapshot: its member records and the state of the tables it governs; what a
+  // lagging replica installs when the log it misses was truncated.
+  std::string SnapshotObject(const std::string& object);
+  // Installs it as of `slot`. A table's state is replaced only if the snapshot's is at a later
+  // position (gen, commit index) than the local one. False if it does not decode.
+  bool InstallObjectSnapshot(const std::string& object, std::string_view snapshot, uint64_t slot,
+                             rocksdb::WriteBatchWithIndex* batch);
 
  private:
   ApplyResult ApplyPut(const proto::Command& cmd, uint64_t slot,
                        rocksdb::WriteBatchWithIndex* batch);
   ApplyResult ApplyDel(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
   ApplyResult ApplyAcl(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
-  ApplyResult ApplyPlacement(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
+  ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
+                             rocksdb::WriteBatchWithIndex* batch);
+  ApplyResult ApplyAdopt(const proto::Command& cmd, const std::string& object, uint64_t slot,
+                         rocksdb::WriteBatchWithIndex* batch);
 
   bool GetThroughBatch(storage::Cf cf, const std::string& key, std::string* value,
                        rocksdb::WriteBatchWithIndex* batch);
   storage::TableAcl LoadAcl(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
   storage::TableState LoadState(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+  void PutState(const std::string& table, const storage::TableState& st,
+                rocksdb::WriteBatchWithIndex* batch);
+  std::vector<storage::TableInterval> LoadMoves(const std::string& table,
+                                                rocksdb::WriteBatchWithIndex* batch);
+  // The object's record of `table`; a table's own object governs it until sealed.
+  std::optional<storage::ObjectMember> LoadMember(const std::string& object,
+                                                  const std::string& table,
+                                                  rocksdb::WriteBatchWithIndex* batch);
+  // Bytes of the table's state (what its snapshot would hold).
+  uint64_t TableBytes(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
   // Removes the blob chunks of a row's current value, if it has any.
   void DropChunks(const std::string& table, const std::string& row,
                   const storage::RowRecord& old, rocksdb::WriteBatchWithIndex* batch);

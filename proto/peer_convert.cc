@@ -9,13 +9,15 @@ using consensus::MessageType;
 
 constexpr int kTypeMax = static_cast<int>(MessageType::kMoveHint);
 
-// Object names are table or group names, 1-255 bytes of [A-Za-z0-9_-] (protocol.md §4), or a
-// system object such as "atlas.nodes" (hence '.').
+// Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (protocol.md §4), a group's
+// object "@<group>" (docs/consensus.md §Groups), or a system object such as "atlas.nodes"
+// (hence '.').
 bool ValidObject(const std::string& s, size_t max) {
-  if (s.empty() || s.size() > max) return false;
-  for (char c : s) {
+  if (s.empty() || s.size() > max || s == "@") return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.';
+              c == '_' || c == '-' || c == '.' || (c == '@' && i == 0);
     if (!ok) return false;
   }
   return true;

@@ -57,6 +57,27 @@ std::string NodeMetaKey(std::string_view field) {
   return k;
 }
 
+std::string ObjectMetaKey(std::string_view object, std::string_view field) {
+  std::string k = "o";
+  k.push_back('\0');
+  k.append(object);
+  k.push_back('\0');
+  k.append(field);
+  return k;
+}
+
+std::string ObjectMemberPrefix(std::string_view object) {
+  std::string k = ObjectMetaKey(object, "m");
+  k.push_back('\0');
+  return k;
+}
+
+std::string ObjectMemberKey(std::string_view object, std::string_view table) {
+  std::string k = ObjectMemberPrefix(object);
+  k.append(table);
+  return k;
+}
+
 std::string LogKey(std::string_view object, uint64_t slot) {
   std::string k(object);
   k.push_back('\0');

@@ -4,6 +4,8 @@
 // blobs:  <table> 0x00 <row> 0x00 <be32 i>   chunk i of a large value
 // meta:   "t" 0x00 <table> 0x00 <field>      per-table replicated state (ACL, table state)
 //         "n" 0x00 <field>                   node-local metadata (identity, cluster)
+//         "o" 0x00 <object> 0x00 "ci"        a consensus object's applied slot
+//         "o" 0x00 <object> 0x00 "m" 0x00 <table>   the object's record of a member table
 // log / acceptor: <object> 0x00 <be64 slot>  per-object Paxos log and acceptor state
 //
 // Table names never contain 0x00 and rows are printable UTF-8, so 0x00 separates unambiguously
@@ -28,6 +30,11 @@ std::string BlobChunkKey(std::string_view table, std::string_view row, uint32_t 
 
 std::string TableMetaKey(std::string_view table, std::string_view field);
 std::string NodeMetaKey(std::string_view field);
+// Per consensus object (a table, a group "@<g>", atlas.nodes): state kept by its own log.
+std::string ObjectMetaKey(std::string_view object, std::string_view field);
+std::string ObjectMemberKey(std::string_view object, std::string_view table);
+// The prefix of every ObjectMemberKey of `object`.
+std::string ObjectMemberPrefix(std::string_view object);
 
 std::string LogKey(std::string_view object, uint64_t slot);
 

@@ -10,7 +10,10 @@ constexpr uint8_t kRowFormat = 1;
 constexpr uint8_t kFlagChunked = 1;
 constexpr uint8_t kFlagBinary = 2;
 constexpr uint8_t kAclFormat = 1;
-constexpr uint8_t kStateFormat = 1;
+constexpr uint8_t kStateFormatV1 = 1;  // commit_index, pin, group
+constexpr uint8_t kStateFormat = 2;    // + gen, pending
+constexpr uint8_t kMovesFormat = 1;
+constexpr uint8_t kMemberFormat = 1;
 
 // WORM timestamps are stored zig-zag free: they are never negative (checked on decode).
 }  // namespace
@@ -83,11 +86,15 @@ std::string EncodeTableState(const TableState& s) {
   PutVarint(&out, s.commit_index);
   PutLengthPrefixed(&out, s.pinned_region);
   PutLengthPrefixed(&out, s.group);
+  PutVarint(&out, s.gen);
+  out.push_back(s.pending ? 1 : 0);
   return out;
 }
 
 std::optional<TableState> DecodeTableState(std::string_view in) {
-  if (in.empty() || static_cast<uint8_t>(in[0]) != kStateFormat) return std::nullopt;
+  if (in.empty()) return std::nullopt;
+  auto format = static_cast<uint8_t>(in[0]);
+  if (format != kStateFormat && format != kStateFormatV1) return std::nullopt;
   in.remove_prefix(1);
   TableState s;
   std::string_view pin, group;
@@ -97,7 +104,66 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
   }
   s.pinned_region = pin;
   s.group = group;
+  if (format == kStateFormat) {
+    if (!GetVarint(&in, &s.gen) || in.size() != 1 || static_cast<uint8_t>(in[0]) > 1) {
+      return std::nullopt;
+    }
+    s.pending = in[0] != 0;
+  }
   return s;
+}
+
+std::string EncodeTableMoves(const std::vector<TableInterval>& moves) {
+  std::string out;
+  out.push_back(static_cast<char>(kMovesFormat));
+  PutVarint(&out, moves.size());
+  for (const auto& m : moves) {
+    PutLengthPrefixed(&out, m.object);
+    PutVarint(&out, m.start);
+    PutVarint(&out, m.end);
+  }
+  return out;
+}
+
+std::optional<std::vector<TableInterval>> DecodeTableMoves(std::string_view in) {
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kMovesFormat) return std::nullopt;
+  in.remove_prefix(1);
+  uint64_t n;
+  if (!GetVarint(&in, &n) || n > in.size()) return std::nullopt;
+  std::vector<TableInterval> moves(n);
+  for (auto& m : moves) {
+    std::string_view obj;
+    if (!GetLengthPrefixed(&in, &obj) || !GetVarint(&in, &m.start) || !GetVarint(&in, &m.end)) {
+      return std::nullopt;
+    }
+    m.object = obj;
+  }
+  if (!in.empty()) return std::nullopt;
+  return moves;
+}
+
+std::string EncodeObjectMember(const ObjectMember& m) {
+  std::string out;
+  out.push_back(static_cast<char>(kMemberFormat));
+  PutVarint(&out, m.gen);
+  out.push_back(m.open ? 1 : 0);
+  PutLengthPrefixed(&out, m.to);
+  return out;
+}
+
+std::optional<ObjectMember> DecodeObjectMember(std::string_view in) {
+  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kMemberFormat) return std::nullopt;
+  in.remove_prefix(1);
+  ObjectMember m;
+  std::string_view to;
+  if (!GetVarint(&in, &m.gen) || in.empty() || static_cast<uint8_t>(in[0]) > 1) {
+    return std::nullopt;
+  }
+  m.open = in[0] != 0;
+  in.remove_prefix(1);
+  if (!GetLengthPrefixed(&in, &to) || !in.empty()) return std::nullopt;
+  m.to = to;
+  return m;
 }
 
 }  // namespace atlas::storage

@@ -47,14 +47,42 @@ struct TableAcl {
 std::string EncodeTableAcl(const TableAcl& acl);
 std::optional<TableAcl> DecodeTableAcl(std::string_view in);
 
-// Replicated per-table placement settings and the apply position.
+// Replicated per-table placement settings and the apply position (docs/consensus.md §Groups).
+// A table's data is governed by one consensus object at a time; each stay in one object is a
+// numbered "interval" (gen). The table's position is (gen, commit_index): later positions
+// include every earlier one, which is how replicas that apply two objects' logs in different
+// interleavings still converge.
 struct TableState {
-  uint64_t commit_index = 0;  // last applied slot of this table
+  uint64_t commit_index = 0;  // last slot applied to this table, in its current object's log
   std::string pinned_region;  // empty: not pinned
-  std::string group;          // empty: no group
+  std::string group;          // empty: no group (after a seal: the group it is moving to)
+  uint64_t gen = 0;           // index of the current interval (number of seals before it)
+  bool pending = false;       // the current interval was sealed; the adopt has not applied yet
 };
 
 std::string EncodeTableState(const TableState& s);
 std::optional<TableState> DecodeTableState(std::string_view in);
+
+// Every interval of a table, oldest first (meta field "moves"; absent = one open interval in
+// the table's own object from slot 0). Needed only by seals, adopts and lagging replicas.
+struct TableInterval {
+  std::string object;  // the consensus object whose log governed the table
+  uint64_t start = 0;  // slot of the adopt that opened it (0: the table's first interval)
+  uint64_t end = 0;    // slot of the seal that closed it; 0: open
+  bool operator==(const TableInterval&) const = default;
+};
+std::string EncodeTableMoves(const std::vector<TableInterval>& moves);
+std::optional<std::vector<TableInterval>> DecodeTableMoves(std::string_view in);
+
+// An object's record of one table, written only by that object's log: whether the object
+// governs the table now (open) and for which interval; after a seal, where it went.
+struct ObjectMember {
+  uint64_t gen = 0;
+  bool open = false;
+  std::string to;  // after a seal: the object the table moved to
+  bool operator==(const ObjectMember&) const = default;
+};
+std::string EncodeObjectMember(const ObjectMember& m);
+std::optional<ObjectMember> DecodeObjectMember(std::string_view in);
 
 }  // namespace atlas::storage

@@ -2,6 +2,10 @@
 // enforced at apply time, large values chunked, and determinism across replicas.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
+#include <random>
+
 #include "atlasd/state_machine.h"
 #include "storage/keys.h"
 #include "tests/unit/temp_dir.h"
@@ -21,13 +25,21 @@ class Replica {
     store_ = std::move(*s);
     sm_ = std::make_unique<StateMachine>(store_.get());
   }
-  ApplyResult Apply(const Command& cmd) {
+  ApplyResult Apply(const Command& cmd) { return ApplyTo(cmd.table(), cmd); }
+  // Applies `cmd` as the next slot of consensus object `object`.
+  ApplyResult ApplyTo(const std::string& object, const Command& cmd) {
     rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
-    uint64_t slot = sm_->CommitIndex(cmd.table(), &wb) + 1;
-    ApplyResult r = sm_->Apply(cmd, slot, &wb);
+    uint64_t slot = sm_->CommitIndex(object, &wb) + 1;
+    ApplyResult r = sm_->Apply(cmd, object, slot, &wb);
     REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
     return r;
   }
+  void InstallObject(const std::string& object, const std::string& snap, uint64_t slot) {
+    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
+    REQUIRE(sm_->InstallObjectSnapshot(object, snap, slot, &wb));
+    REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
+  }
+  StateMachine& sm() { return *sm_; }
   std::optional<std::string> Value(const std::string& table, const std::string& row) {
     auto rec = store_->GetRow(table, row);
     REQUIRE(rec.ok());
@@ -64,6 +76,13 @@ Command Put(const std::string& table, const std::string& row, const std::string&
   c.set_principal(principal);
   c.mutable_put()->set_row(row);
   c.mutable_put()->set_value(value);
+  return c;
+}
+
+Command Group(const std::string& table, const std::string& group) {
+  Command c;
+  c.set_table(table);
+  c.mutable_placement()->set_group(group);
   return c;
 }
 
@@ -174,4 +193,208 @@ TEST_CASE("system tables are not writable through the state machine") {
   ApplyResult res = r.Apply(Put("atlas", "nodes", "x", 1));
   CHECK_FALSE(res.ok);
   CHECK(res.error == "table 'atlas' is reserved");
+}
+
+// --- Groups: a table moves between consensus objects by a seal in its old log and an adopt in
+// its new one (docs/consensus.md §Groups).
+
+namespace {
+
+struct Entry {
+  std::string object;
+  Command cmd;
+};
+
+// Builds the two logs of a group/ungroup round trip on `ref`, applying them in causal order:
+// t's own log (object "t") and the group's log (object "@g"). Returns every entry in the order
+// applied on `ref` and each entry's result there.
+std::vector<Entry> RecordRoundTrip(Replica& ref, std::vector<ApplyResult>* results) {
+  std::vector<Entry> order;
+  auto run = [&](const std::string& object, Command c) {
+    results->push_back(ref.ApplyTo(object, c));
+    order.push_back({object, std::move(c)});
+  };
+  run("t", Put("t", "a", "1", 10));
+  run("t", Put("t", "b", std::string(3 * kBlobChunkBytes / 2, 'b'), 11));  // chunked
+  run("t", Acl("t", "alice", atlas::proto::OWNER, true, "alice"));
+  run("@g", Put("u", "x", "in-group", 12));  // refused: u is not in g yet
+  Command join = Group("t", "g");
+  join.set_principal("alice");
+  run("t", join);  // seal of t's own log
+  run("t", Put("t", "c", "late", 13, "alice"));  // refused: t moved
+  run("@g", Put("t", "a", "too-early", 14, "alice"));  // refused: not adopted yet
+  std::optional<Command> adopt = ref.sm().BuildAdopt("t");
+  REQUIRE(adopt.has_value());
+  run("@g", *adopt);
+  run("@g", *adopt);  // a second copy (another node also proposed it) changes nothing
+  run("@g", Put("t", "a", "10", 15, "alice"));
+  run("@g", Del("t", "b", 16));  // refused: no principal on an owned table
+  Command denied = Group("t", "");
+  run("@g", denied);  // refused by the ACL: placement needs OWNER
+  Command ungroup = Group("t", "");
+  ungroup.set_principal("alice");
+  run("@g", ungroup);  // seal of the group's log for t
+  run("@g", Put("t", "z", "late", 17, "alice"));  // refused: moved back
+  std::optional<Command> back = ref.sm().BuildAdopt("t");
+  REQUIRE(back.has_value());
+  run("t", *back);
+  run("t", Put("t", "d", "4", 18, "alice"));
+  return order;
+}
+
+// Applies `log` in the order given by `picks` (object names; each pick takes that object's
+// next entry), which must keep every object's own order.
+void ApplyInterleaving(Replica& r, const std::vector<Entry>& log,
+                       const std::vector<std::string>& picks, std::vector<ApplyResult>* results,
+                       std::vector<size_t>* index) {
+  std::map<std::string, size_t> next;
+  for (const std::string& object : picks) {
+    size_t& i = next[object];
+    while (i < log.size() && log[i].object != object) ++i;
+    REQUIRE(i < log.size());
+    results->push_back(r.ApplyTo(object, log[i].cmd));
+    index->push_back(i);
+    ++i;
+  }
+}
+
+std::vector<std::string> Picks(std::string_view pattern) {  // 't' → "t", 'g' → "@g"
+  std::vector<std::string> out;
+  for (char c : pattern) out.push_back(c == 't' ? "t" : "@g");
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("grouping a table: seal and adopt give the same state in every interleaving of logs") {
+  Replica ref;
+  std::vector<ApplyResult> want;
+  std::vector<Entry> log = RecordRoundTrip(ref, &want);
+  size_t nt = 0, ng = 0;
+  for (const auto& e : log) (e.object == "t" ? nt : ng)++;
+  // The reference results say what the protocol decided.
+  CHECK(want[0].ok);
+  CHECK_FALSE(want[3].ok);
+  CHECK(want[3].moved);
+  CHECK(want[4].ok);
+  CHECK(want[4].sealed);
+  CHECK_FALSE(want[5].ok);
+  CHECK(want[5].moved);
+  CHECK(want[5].error == "table 't' moved to group 'g'; retry");
+  CHECK(want[6].moved);
+  CHECK(want[6].error == "table 't' is not in group 'g' yet; retry");
+  CHECK(want[9].ok);
+  CHECK_FALSE(want[10].ok);
+  CHECK_FALSE(want[10].moved);
+  CHECK_FALSE(want[11].ok);
+  CHECK(want[12].sealed);
+  CHECK(want[13].moved);
+  CHECK(want[13].error == "table 't' moved to no group; retry");
+  CHECK(want.back().ok);
+  CHECK(*ref.Value("t", "a") == "10");
+  CHECK(ref.Value("t", "b")->size() == 3 * kBlobChunkBytes / 2);
+  CHECK(*ref.Value("t", "d") == "4");
+  CHECK_FALSE(ref.Value("t", "c"));
+  CHECK_FALSE(ref.Value("t", "z"));
+  CHECK_FALSE(ref.Value("u", "x"));
+
+  // The group's log entirely ahead of t's (the adopt applies before the seal), the reverse
+  // (t's adopt back applies before the group's seal of the ungroup), and seeded random mixes.
+  std::vector<std::string> patterns = {std::string(ng, 'g') + std::string(nt, 't'),
+                                       std::string(nt, 't') + std::string(ng, 'g')};
+  std::mt19937 rng(7);
+  for (int k = 0; k < 30; ++k) {
+    std::string p = std::string(ng, 'g') + std::string(nt, 't');
+    std::shuffle(p.begin(), p.end(), rng);
+    patterns.push_back(p);
+  }
+  for (const std::string& pattern : patterns) {
+    DYNAMIC_SECTION("interleaving " << pattern) {
+      Replica r;
+      std::vector<ApplyResult> got;
+      std::vector<size_t> index;
+      ApplyInterleaving(r, log, Picks(pattern), &got, &index);
+      CHECK(r.Dump() == ref.Dump());
+      // Routing refusals are the same everywhere; only entries the state already included
+      // (the adopt of a later interval applied first) have an unknown outcome here.
+      size_t unknown = 0;
+      for (size_t k = 0; k < got.size(); ++k) {
+        const ApplyResult& w = want[index[k]];
+        if (got[k].error.starts_with("outcome unknown")) {
+          CHECK_FALSE(w.moved);
+          ++unknown;
+          continue;
+        }
+        INFO("entry " << index[k] << ": " << got[k].error << " / " << w.error);
+        CHECK(got[k].ok == w.ok);
+        CHECK(got[k].moved == w.moved);
+        CHECK(got[k].error == w.error);
+      }
+      if (pattern.starts_with(std::string(ng, 'g'))) CHECK(unknown == 3);  // t's first 3
+    }
+  }
+}
+
+TEST_CASE("moved commands are refused deterministically and a table can leave and rejoin") {
+  Replica r;
+  REQUIRE(r.Apply(Put("t", "a", "1", 1)).ok);
+  REQUIRE(r.Apply(Put("v", "a", "2", 1)).ok);
+  // Joining the group that it is already in (none) is a no-op, not a seal.
+  ApplyResult same = r.Apply(Group("t", ""));
+  CHECK(same.ok);
+  CHECK_FALSE(same.sealed);
+  REQUIRE(r.Apply(Group("t", "g")).sealed);
+  REQUIRE(r.Apply(Group("v", "g")).sealed);
+  CHECK(r.sm().RouteOf("t").object == "@g");
+  CHECK(r.sm().RouteOf("t").pending);
+  CHECK_FALSE(r.sm().RouteOf("t").live);
+  REQUIRE(r.ApplyTo("@g", *r.sm().BuildAdopt("t")).ok);
+  REQUIRE(r.ApplyTo("@g", *r.sm().BuildAdopt("v")).ok);
+  CHECK_FALSE(r.sm().BuildAdopt("t").has_value());
+  CHECK(r.sm().RouteOf("t").live);
+  ApplyResult old_log = r.ApplyTo("t", Put("t", "b", "x", 2));
+  CHECK(old_log.moved);
+  CHECK(r.ApplyTo("@g", Put("t", "b", "x", 2)).ok);
+  CHECK(r.ApplyTo("@g", Put("v", "b", "y", 2)).ok);
+  // Moving between groups: seal in g, adopt in h.
+  REQUIRE(r.ApplyTo("@g", Group("t", "h")).sealed);
+  CHECK(r.ApplyTo("@g", Put("t", "c", "x", 3)).moved);
+  REQUIRE(r.ApplyTo("@h", *r.sm().BuildAdopt("t")).ok);
+  CHECK(r.ApplyTo("@h", Put("t", "c", "x", 3)).ok);
+  CHECK(r.ApplyTo("@g", Put("v", "c", "y", 3)).ok);  // v stays in g
+  // Ungroup.
+  REQUIRE(r.ApplyTo("@h", Group("t", "")).sealed);
+  REQUIRE(r.ApplyTo("t", *r.sm().BuildAdopt("t")).ok);
+  CHECK(r.sm().RouteOf("t").object == "t");
+  CHECK(r.ApplyTo("t", Put("t", "d", "x", 4)).ok);
+  CHECK(*r.Value("t", "a") == "1");
+  CHECK(*r.Value("t", "b") == "x");
+  CHECK(*r.Value("t", "c") == "x");
+  CHECK(*r.Value("v", "c") == "y");
+  // An adopt whose snapshot does not belong to the object carrying it is refused.
+  Command forged;
+  forged.set_table("v");
+  forged.mutable_adopt()->set_gen(5);
+  forged.mutable_adopt()->set_snapshot("junk");
+  CHECK_FALSE(r.ApplyTo("@g", forged).ok);
+}
+
+TEST_CASE("a replica that catches up a group from an object snapshot converges") {
+  Replica ref;
+  std::vector<ApplyResult> want;
+  std::vector<Entry> log = RecordRoundTrip(ref, &want);
+  // A replica that applied only t's log up to the seal then installs @g's snapshot as of the
+  // group's last slot, then t's remaining entries.
+  Replica r;
+  size_t seal = 4;
+  size_t i = 0;
+  for (; i <= seal; ++i) {
+    if (log[i].object == "t") r.ApplyTo("t", log[i].cmd);
+  }
+  rocksdb::WriteBatchWithIndex none(rocksdb::BytewiseComparator(), 0, true);
+  r.InstallObject("@g", ref.sm().SnapshotObject("@g"), ref.sm().CommitIndex("@g", &none));
+  for (; i < log.size(); ++i) {
+    if (log[i].object == "t") r.ApplyTo("t", log[i].cmd);
+  }
+  CHECK(r.Dump() == ref.Dump());
 }
