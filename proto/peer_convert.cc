@@ -13,7 +13,7 @@ constexpr int kTypeMax = static_cast<int>(MessageType::kMoveHint);
 // object "@<group>" (docs/consensus.md §Groups), or a system object such as "atlas.nodes"
 // (hence '.').
 bool ValidObject(const std::string& s, size_t max) {
-  if (s.empty() || s.size() > max || s == "@") return false;
+  if (s.empty() || s.size() > max + (s[0] == '@' ? 1 : 0) || s == "@") return false;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -14,7 +14,7 @@
 namespace atlas::proto {
 
 struct PeerLimits {
-  size_t object_bytes_max = 256;          // a table name, or "@" + a group name
+  size_t object_bytes_max = 255;          // a table or group name (a group's object adds '@')
   size_t entries_max = 4096;              // slot entries per message
   size_t commands_per_entry_max = 4096;   // commands in one slot's batch
   size_t commands_max = 65536;            // forwarded commands per message

@@ -82,6 +82,12 @@ TEST_CASE("malformed messages are rejected, not handed to the core") {
   CHECK(reject([](PeerMessage& p) { p.set_object(""); }));
   CHECK(reject([](PeerMessage& p) { p.set_object("bad name"); }));
   CHECK(reject([](PeerMessage& p) { p.set_object(std::string(256, 'a')); }));
+  CHECK(reject([](PeerMessage& p) { p.set_object("@" + std::string(256, 'a')); }));
+  CHECK(reject([](PeerMessage& p) { p.set_object("@"); }));
+  CHECK(reject([](PeerMessage& p) { p.set_object("a@b"); }));
+  PeerMessage group = Wire(Full());
+  group.set_object("@" + std::string(255, 'g'));  // a group's object
+  CHECK(FromProto(group, PeerLimits{}).ok());
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(1)->set_slot(10); }));  // not increasing
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(0)->set_slot(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commands(0)->mutable_id()->set_node(0); }));
