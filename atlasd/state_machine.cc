@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <tuple>
 
 #include "socketproto/str.h"
 #include "atlasd/acl.h"
@@ -315,9 +316,12 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
       auto theirs = SnapshotState(t, value);
       if (!theirs) return false;
       storage::TableState ours = LoadState(t, batch);
-      if (std::pair(theirs->gen, theirs->commit_index) > std::pair(ours.gen, ours.commit_index) &&
-          !InstallSnapshot(t, value, batch)) {
-        return false;
+      if (std::tuple(theirs->gen, theirs->commit_index, true) >
+          std::tuple(ours.gen, ours.commit_index, ours.whole_slot)) {
+        if (!InstallSnapshot(t, value, batch)) return false;
+        // Snapshots are taken between slots: the state includes its last slot whole.
+        theirs->whole_slot = true;
+        PutState(t, *theirs, batch);
       }
     } else {
       return false;
@@ -374,11 +378,13 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   }
   storage::TableState state = LoadState(table, batch);
   const uint64_t j = member->gen;
-  if (state.gen > j || (state.gen == j && state.commit_index >= slot)) {
+  if (state.gen > j || (state.gen == j && (state.commit_index > slot ||
+                                            (state.commit_index == slot && state.whole_slot)))) {
     // Superseded here: the table's state already includes this entry. Only a seal changes
     // this object's records; the table's history says whether this entry was it.
     std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
-    if (j < moves.size() && moves[j].object == object && moves[j].end == slot) {
+    bool joins = cmd.has_placement() && cmd.placement().has_group();
+    if (joins && j < moves.size() && moves[j].object == object && moves[j].end == slot) {
       member->open = false;
       member->to = j + 1 < moves.size() ? moves[j + 1].object : ObjectOf(table, state.group);
       batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
@@ -403,6 +409,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   // Placement changes were written by ApplyPlacement into the same key; re-read keeps them.
   state = LoadState(table, batch);
   state.commit_index = slot;
+  state.whole_slot = false;
   PutState(table, state, batch);
   result.revision = slot;
   return result;
@@ -437,6 +444,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   st.gen = k;
   st.pending = false;
   st.commit_index = slot;
+  st.whole_slot = false;  // commands after the adopt in its slot still apply
   PutState(table, st, batch);
   return {};
 }

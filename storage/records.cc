@@ -87,7 +87,7 @@ std::string EncodeTableState(const TableState& s) {
   PutLengthPrefixed(&out, s.pinned_region);
   PutLengthPrefixed(&out, s.group);
   PutVarint(&out, s.gen);
-  out.push_back(s.pending ? 1 : 0);
+  out.push_back(static_cast<char>((s.pending ? 1 : 0) | (s.whole_slot ? 2 : 0)));
   return out;
 }
 
@@ -105,10 +105,11 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
   s.pinned_region = pin;
   s.group = group;
   if (format == kStateFormat) {
-    if (!GetVarint(&in, &s.gen) || in.size() != 1 || static_cast<uint8_t>(in[0]) > 1) {
+    if (!GetVarint(&in, &s.gen) || in.size() != 1 || static_cast<uint8_t>(in[0]) > 3) {
       return std::nullopt;
     }
-    s.pending = in[0] != 0;
+    s.pending = in[0] & 1;
+    s.whole_slot = in[0] & 2;
   }
   return s;
 }

@@ -58,6 +58,9 @@ struct TableState {
   std::string group;          // empty: no group (after a seal: the group it is moving to)
   uint64_t gen = 0;           // index of the current interval (number of seals before it)
   bool pending = false;       // the current interval was sealed; the adopt has not applied yet
+  // commit_index's slot is included whole (the state came from a snapshot); otherwise later
+  // commands of that same slot may still apply.
+  bool whole_slot = false;
 };
 
 std::string EncodeTableState(const TableState& s);

@@ -34,6 +34,15 @@ class Replica {
     REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
     return r;
   }
+  // Applies several commands as one slot of `object` (a batched Paxos slot).
+  std::vector<ApplyResult> ApplySlot(const std::string& object, const std::vector<Command>& cmds) {
+    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
+    uint64_t slot = sm_->CommitIndex(object, &wb) + 1;
+    std::vector<ApplyResult> out;
+    for (const auto& c : cmds) out.push_back(sm_->Apply(c, object, slot, &wb));
+    REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
+    return out;
+  }
   void InstallObject(const std::string& object, const std::string& snap, uint64_t slot) {
     rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
     REQUIRE(sm_->InstallObjectSnapshot(object, snap, slot, &wb));
@@ -348,8 +357,11 @@ TEST_CASE("moved commands are refused deterministically and a table can leave an
   CHECK(r.sm().RouteOf("t").object == "@g");
   CHECK(r.sm().RouteOf("t").pending);
   CHECK_FALSE(r.sm().RouteOf("t").live);
-  REQUIRE(r.ApplyTo("@g", *r.sm().BuildAdopt("t")).ok);
-  REQUIRE(r.ApplyTo("@g", *r.sm().BuildAdopt("v")).ok);
+  // The adopt and commands after it share one slot (a batch): they all apply.
+  auto batch = r.ApplySlot("@g", {*r.sm().BuildAdopt("t"), Put("t", "s1", "1", 2),
+                                  Put("t", "s2", "2", 2), *r.sm().BuildAdopt("v")});
+  for (const auto& res : batch) CHECK(res.ok);
+  CHECK(*r.Value("t", "s2") == "2");
   CHECK_FALSE(r.sm().BuildAdopt("t").has_value());
   CHECK(r.sm().RouteOf("t").live);
   ApplyResult old_log = r.ApplyTo("t", Put("t", "b", "x", 2));
