@@ -293,3 +293,57 @@ TEST_CASE("a node whose certificate comes from another cluster's CA is refused b
   CHECK(a.Call(1, "NODE PING 2").starts_with("ERROR WARN node 2 did not answer"));
   CHECK(a.Call(2, "NODE PING 1").starts_with("ERROR WARN node 1 did not answer"));
 }
+
+// TABLE GROUP makes tables one consensus object (docs/consensus.md §Groups): one owner, they
+// move together, writes keep working from every node and across restarts, and ungrouping
+// gives each table its own object back with its data.
+TEST_CASE("grouped tables share one owner, move together and keep their data") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT ga.before a0") == "OK");
+  REQUIRE(c.Call(2, "TABLE MOVE gb 2") == "OK");
+  REQUIRE(c.Call(2, "KEY PUT gb.before b0") == "OK");
+  CHECK(OwnerOf(c, 1, "ga") == "1");
+  CHECK(OwnerOf(c, 2, "gb") == "2");
+
+  CHECK(c.Call(1, "TABLE GROUP ga grp") == "OK");
+  CHECK(c.Call(3, "TABLE GROUP gb grp") == "OK");
+  CHECK(c.Call(2, "TABLE INFO ga").find(" group=grp ") != std::string::npos);
+  // Writes from every node, including ones whose routing may still be stale.
+  for (size_t i = 1; i <= 3; ++i) {
+    CHECK(c.Call(i, "KEY PUT ga.n" + std::to_string(i) + " a" + std::to_string(i)) == "OK");
+    CHECK(c.Call(i, "KEY PUT gb.n" + std::to_string(i) + " b" + std::to_string(i)) == "OK");
+  }
+  // One owner for both, and TABLE MOVE of one moves the other.
+  std::string owner = OwnerOf(c, 1, "ga");
+  CHECK(owner != "0");
+  CHECK(OwnerOf(c, 1, "gb") == owner);
+  size_t target = owner == "3" ? 2 : 3;
+  CHECK(c.Call(1, "TABLE MOVE gb " + std::to_string(target)) == "OK");
+  CHECK(Eventually([&] { return OwnerOf(c, 2, "ga") == std::to_string(target); }));
+  CHECK(OwnerOf(c, 2, "gb") == std::to_string(target));
+  CHECK(c.Call(1, "KEY PUT ga.moved m") == "OK");
+  CHECK(OwnerOf(c, 3, "ga") == std::to_string(target));
+
+  // A restart of a node keeps the group; writes through it work.
+  REQUIRE(c.node(2).Stop() == 0);
+  CHECK(c.Call(1, "KEY PUT gb.during d") == "OK");
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] { return c.Call(2, "KEY GET gb.during") == "VALUE:d\nOK"; }));
+  CHECK(c.Call(2, "KEY PUT ga.after-restart r") == "OK");
+  CHECK(c.Call(2, "TABLE INFO gb").find(" group=grp ") != std::string::npos);
+
+  // Ungroup: each table is its own object again, with everything written so far.
+  CHECK(c.Call(2, "TABLE GROUP ga NONE") == "OK");
+  CHECK(c.Call(3, "KEY PUT ga.ungrouped u") == "OK");
+  CHECK(c.Call(1, "TABLE INFO ga").find(" group=- ") != std::string::npos);
+  CHECK(c.Call(1, "KEY PUT gb.still-grouped s") == "OK");
+  for (size_t i = 1; i <= 3; ++i) {
+    INFO("node " << i);
+    CHECK(Eventually([&] { return c.Call(i, "COUNT ga") == "COUNT:7\nOK"; }));
+    CHECK(c.Call(i, "COUNT gb") == "COUNT:6\nOK");
+    CHECK(c.Call(i, "KEY GET ga.before") == "VALUE:a0\nOK");
+    CHECK(c.Call(i, "KEY GET gb.n3") == "VALUE:b3\nOK");
+    CHECK(c.Call(i, "KEY GET ga.ungrouped") == "VALUE:u\nOK");
+  }
+}
