@@ -44,7 +44,10 @@ std::string Message::DebugString() const {
   if (!slots.empty()) absl::StrAppend(&out, " slots=", slots.front(), "..", slots.back());
   if (!commands.empty()) absl::StrAppend(&out, " cmds=", commands.size());
   if (!request_ids.empty()) absl::StrAppend(&out, " ids=", request_ids.size());
-  if (snapshot_slot) absl::StrAppend(&out, " snap=", snapshot_slot, "/", snapshot.size(), "B");
+  if (snapshot_slot) {
+    absl::StrAppend(&out, " snap=", snapshot_slot, "/", snapshot.size(), "B@", snapshot_offset,
+                    "/", snapshot_total);
+  }
   if (epoch) absl::StrAppend(&out, " e=", epoch);
   if (anchor_epoch) absl::StrAppend(&out, " anchor=", anchor_epoch);
   if (!commit_indexes.empty()) absl::StrAppend(&out, " objs=", commit_indexes.size());

@@ -59,6 +59,11 @@ struct Message {
   // Catch-up snapshot: the application state after applying every slot <= snapshot_slot.
   Slot snapshot_slot = 0;
   std::string snapshot;
+  // Snapshots travel in chunks (ReplicaConfig::snapshot_chunk_bytes): this chunk starts at
+  // byte snapshot_offset of a snapshot of snapshot_total bytes. A CatchupRequest continuing a
+  // transfer names the snapshot (snapshot_slot) and the next offset it wants.
+  uint64_t snapshot_offset = 0;
+  uint64_t snapshot_total = 0;
   // Heartbeat: (object, commit_index) pairs, sorted by object.
   std::vector<std::pair<ObjectId, Slot>> commit_indexes;
   // Reconfiguration (docs/consensus.md, "Reconfiguration").

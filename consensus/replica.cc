@@ -1162,6 +1162,14 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   m.to = from;
   m.object = object;
   m.slot = o.hard.commit_index + 1;
+  if (o.partial.has_value()) {
+    if (o.partial->from == from) {
+      m.snapshot_slot = o.partial->slot;
+      m.snapshot_offset = o.partial->data.size();
+    } else {
+      o.partial.reset();  // Another peer: its snapshot differs; start over.
+    }
+  }
   Send(std::move(m));
 }
 
@@ -1178,11 +1186,43 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   r.anchor_config = o.hard.anchor_config;
   Slot start = msg.slot;
   if (start <= o.hard.truncated_through) {
-    // The log tail no longer covers the request: ship the application snapshot.
-    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
-    ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-    r.snapshot_slot = snap->slot;
-    r.snapshot = std::move(snap->data);
+    // The log tail no longer covers the request: ship the application snapshot, one chunk per
+    // response. Every chunk of a transfer comes from the same snapshot (`serving`), and the
+    // log after it is kept until the transfer ends (Advance), so the learner can continue
+    // with log entries after it instead of starting over.
+    // (A request continuing a snapshot we no longer hold gets ours from offset 0.) A held
+    // snapshot older than our log's start (we installed a newer one meanwhile) is replaced.
+    if (o.serving.has_value() && o.serving->slot < o.hard.truncated_through) {
+      o.serving.reset();
+      --serving_count_;
+    }
+    if (!o.serving.has_value()) {
+      if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries.
+      std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
+      ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
+      o.serving = std::move(snap);
+      ++serving_count_;
+    }
+    o.serving_touched = now_;
+    const Snapshot& snap = *o.serving;
+    const uint64_t offset =
+        msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
+            ? msg.snapshot_offset
+            : 0;
+    const size_t len =
+        std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
+    r.snapshot_slot = snap.slot;
+    r.snapshot_offset = offset;
+    r.snapshot_total = snap.data.size();
+    r.snapshot = snap.data.substr(offset, len);
+    if (offset + len < snap.data.size()) {
+      Send(std::move(r));  // Entries follow with the last chunk.
+      return;
+    }
+    // Last chunk: the transfer is over (a lost last chunk restarts it), so the log may be
+    // truncated again.
+    o.serving.reset();
+    --serving_count_;
     start = r.snapshot_slot + 1;
   }
   for (Slot s = start; s <= o.hard.commit_index && r.entries.size() < config_.catchup_entries_max;
@@ -1197,7 +1237,43 @@ void Replica::HandleCatchupRequest(const Message& msg) {
 void Replica::HandleCatchupResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   o.catchup_sent = -1;
+  // Assemble a chunked snapshot. Chunks come one per request, in order; anything else (a
+  // duplicate, a chunk of another snapshot) restarts or is ignored.
+  std::string assembled;
+  bool snapshot_complete = false;
   if (msg.snapshot_slot > o.hard.commit_index && !o.install.has_value()) {
+    ++probes_.snapshot_chunks;
+    if (msg.snapshot_offset == 0) {
+      o.partial = ObjectState::PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "",
+                                               msg.from};
+    }
+    if (o.partial.has_value() && o.partial->slot == msg.snapshot_slot &&
+        o.partial->total == msg.snapshot_total && o.partial->from == msg.from &&
+        o.partial->data.size() == msg.snapshot_offset &&
+        msg.snapshot_offset + msg.snapshot.size() <= msg.snapshot_total) {
+      o.partial->data.append(msg.snapshot);
+      if (o.partial->data.size() == o.partial->total) {
+        assembled = std::move(o.partial->data);
+        o.partial.reset();
+        snapshot_complete = true;
+      } else {
+        // Ask for the next chunk right away (Tick retries if it is lost).
+        Message m;
+        m.type = MessageType::kCatchupRequest;
+        m.to = msg.from;
+        m.object = msg.object;
+        m.slot = o.hard.commit_index + 1;
+        m.snapshot_slot = o.partial->slot;
+        m.snapshot_offset = o.partial->data.size();
+        o.catchup_sent = now_;
+        Send(std::move(m));
+        return;
+      }
+    } else {
+      return;
+    }
+  }
+  if (snapshot_complete) {
     // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
     const Slot s = msg.snapshot_slot;
     o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
@@ -1209,7 +1285,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     o.applied = s;
     o.snapshot_slot = s;
     o.snapshot_asked = s;
-    o.install = Snapshot{s, msg.snapshot};
+    o.install = Snapshot{s, std::move(assembled)};
     ++probes_.snapshots_installed;
     // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
     if (msg.anchor_epoch > o.hard.anchor_epoch) {
@@ -1449,6 +1525,10 @@ void Replica::Tick() {
     // their size follows activity rather than the number of tables.
     const bool full = heartbeats_sent_++ % kFullHeartbeatEvery == 0;
     for (auto& [object, o] : objects_) {
+      if (o.serving.has_value() && now_ - o.serving_touched > config_.snapshot_serve_idle_ticks) {
+        o.serving.reset();  // The learner finished or went away; free the memory.
+        --serving_count_;
+      }
       if (full || o.hard.commit_index != o.heartbeat_commit) {
         hb.commit_indexes.push_back({object, o.hard.commit_index});
         o.heartbeat_commit = o.hard.commit_index;
@@ -1687,7 +1767,9 @@ void Replica::Advance(const Ready& ready) {
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);
     o.snapshot_slot = std::max(o.snapshot_slot, req.slot);
-    const Slot through = o.snapshot_slot > kLogTailSlots ? o.snapshot_slot - kLogTailSlots : 0;
+    Slot through = o.snapshot_slot > kLogTailSlots ? o.snapshot_slot - kLogTailSlots : 0;
+    // A learner receiving our snapshot continues with the log after it.
+    if (o.serving.has_value()) through = std::min(through, o.serving->slot);
     if (through > o.hard.truncated_through) {
       o.hard.truncated_through = through;
       o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));

@@ -181,6 +181,9 @@ struct ReplicaConfig {
   size_t catchup_entries_max = 128;       // Entries per catch-up response.
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
+  size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
+  size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.
+  Tick snapshot_serve_idle_ticks = 4000;  // A transfer nobody asked to continue is dropped.
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
@@ -202,6 +205,7 @@ struct Probes {
   uint64_t recovered_uncommitted = 0;     // Phase 1 re-proposed an accepted value.
   uint64_t recovered_noop = 0;            // Phase 1 filled a gap with a no-op.
   uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
+  uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
   uint64_t forwards = 0;
   uint64_t forward_rejects = 0;
@@ -318,6 +322,18 @@ class Replica {
     Slot known_commit = 0;
     NodeId known_commit_from = kNoNode;
     std::optional<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
+    // Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
+    struct PartialSnapshot {
+      Slot slot = 0;
+      uint64_t total = 0;
+      std::string data;
+      NodeId from = kNoNode;
+    };
+    std::optional<PartialSnapshot> partial;
+    // Sender: the snapshot this node is transferring to learners, kept so that every chunk
+    // comes from the same snapshot, and the log after it is not truncated meanwhile.
+    std::optional<Snapshot> serving;
+    consensus::Tick serving_touched = 0;
     // Proposer / owner.
     Role role = Role::kFollower;
     Ballot ballot;
@@ -486,6 +502,7 @@ class Replica {
   consensus::Tick now_ = 0;
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;
+  size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
   absl::btree_map<ObjectId, ObjectState> objects_;

@@ -77,6 +77,8 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
   }
   out->set_snapshot_slot(m.snapshot_slot);
   out->set_snapshot(m.snapshot);
+  out->set_snapshot_offset(m.snapshot_offset);
+  out->set_snapshot_total(m.snapshot_total);
   out->set_epoch(m.epoch);
   out->set_anchor_epoch(m.anchor_epoch);
   out->set_anchor_config(m.anchor_config);
@@ -158,6 +160,13 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   if (in.snapshot().size() > limits.snapshot_bytes_max) return Invalid("snapshot too large");
   m.snapshot_slot = in.snapshot_slot();
   m.snapshot = in.snapshot();
+  if (in.snapshot_total() > limits.snapshot_total_bytes_max ||
+      in.snapshot_offset() > in.snapshot_total() ||
+      in.snapshot().size() > in.snapshot_total() - in.snapshot_offset()) {
+    return Invalid("bad snapshot chunk");
+  }
+  m.snapshot_offset = in.snapshot_offset();
+  m.snapshot_total = in.snapshot_total();
   if (in.anchor_config().size() > limits.anchor_config_bytes_max) {
     return Invalid("anchor configuration too large");
   }

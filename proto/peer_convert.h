@@ -20,7 +20,8 @@ struct PeerLimits {
   size_t commands_max = 65536;            // forwarded commands per message
   size_t command_bytes_max = size_t{129} << 20;  // one command (a 128 MiB blob + framing)
   size_t ids_max = 65536;                 // request ids / slots per message
-  size_t snapshot_bytes_max = size_t{1} << 31;
+  size_t snapshot_bytes_max = size_t{64} << 20;         // one snapshot chunk
+  uint64_t snapshot_total_bytes_max = uint64_t{1} << 40;  // a whole snapshot
   size_t commit_indexes_max = size_t{1} << 22;  // objects listed in one heartbeat
   size_t anchor_config_bytes_max = size_t{1} << 20;  // an encoded configuration
 };

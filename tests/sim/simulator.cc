@@ -292,6 +292,9 @@ void Simulation::Setup() {
     b.batch_commands_max = static_cast<size_t>(pick({1, 3, 64}));
     b.snapshot_interval_slots = static_cast<consensus::Slot>(pick({4, 16, 64}));
     b.catchup_entries_max = static_cast<size_t>(pick({16, 128}));
+    // Tiny snapshot chunks in half the runs (tied to an existing draw, so every other seed's
+    // random stream stays as it was): transfers of many chunks, lost and duplicated ones.
+    b.snapshot_chunk_bytes = b.catchup_entries_max == 16 ? 13 : size_t{4} << 20;
     b.forward_window_max = static_cast<size_t>(pick({2, 64, 4096}));
     b.proposals_max = static_cast<size_t>(pick({4, 4096}));
     b.reads_max = static_cast<size_t>(pick({4, 4096}));
@@ -1050,6 +1053,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.recovered_uncommitted += from.recovered_uncommitted;
   into.recovered_noop += from.recovered_noop;
   into.snapshots_installed += from.snapshots_installed;
+  into.snapshot_chunks += from.snapshot_chunks;
   into.catchup_entries += from.catchup_entries;
   into.forwards += from.forwards;
   into.forward_rejects += from.forward_rejects;

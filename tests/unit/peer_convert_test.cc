@@ -31,6 +31,8 @@ Message Full() {
   m.request_ids = {{3, 1}, {5, 9}};
   m.snapshot_slot = 8;
   m.snapshot = std::string(1000, 's');
+  m.snapshot_offset = 4000;
+  m.snapshot_total = 9000;
   m.commit_indexes = {{"atlas.nodes", 4}, {"users", 11}};
   m.epoch = 6;
   m.anchor_epoch = 5;
@@ -97,6 +99,8 @@ TEST_CASE("malformed messages are rejected, not handed to the core") {
     v->mutable_id()->set_node(0);
   }));
   CHECK(reject([](PeerMessage& p) { p.set_anchor_config(std::string((1 << 20) + 1, 'c')); }));
+  CHECK(reject([](PeerMessage& p) { p.set_snapshot_offset(8500); }));  // chunk past the end
+  CHECK(reject([](PeerMessage& p) { p.set_snapshot_total(100); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_request_ids(0)->set_node(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commit_indexes(0)->set_object("zzz"); }));  // unsorted
   PeerLimits small;

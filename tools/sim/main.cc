@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
               "recovered_uncommitted=%llu recovered_noop=%llu snapshots_installed=%llu "
               "catchup_entries=%llu forwards=%llu forward_rejects=%llu read_rounds=%llu "
               "moves=%llu accept_resends=%llu reanchors=%llu joint_phase1=%llu fence_rejections=%llu "
-              "settles=%llu sweeper_steals=%llu anchor_acks_deferred=%llu\n",
+              "settles=%llu sweeper_steals=%llu anchor_acks_deferred=%llu snapshot_chunks=%llu\n",
               (unsigned long long)probes.steals_started, (unsigned long long)probes.steals_won,
               (unsigned long long)probes.steals_preempted,
               (unsigned long long)probes.steal_during_phase2,
@@ -331,7 +331,8 @@ int main(int argc, char** argv) {
               (unsigned long long)probes.fence_rejections,
               (unsigned long long)probes.settles_reached,
               (unsigned long long)probes.sweeper_steals,
-              (unsigned long long)probes.anchor_acks_deferred);
+              (unsigned long long)probes.anchor_acks_deferred,
+              (unsigned long long)probes.snapshot_chunks);
   if (require_probes) {
     const bool hit = probes.steals_preempted > 0 && probes.steal_during_phase2 > 0 &&
                      probes.recovered_uncommitted > 0 && probes.snapshots_installed > 0;

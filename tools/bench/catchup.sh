@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Catch-up time of a new node (issue «Cluster» report): a 3-node cluster (tools/cluster, one
+# zone, Fn=1) is loaded with CATCHUP_MB of data spread over CATCHUP_TABLES tables (values of
+# 100,000 bytes, stored as blobs), then a fourth node joins; we time from its start until its
+# /health says ACTIVE and until it has every row (COUNT of every table, linearizable, on node 4).
+#
+# Usage: tools/bench/catchup.sh   Environment: CATCHUP_MB (default 1024), CATCHUP_TABLES
+# (default 32), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1 keeps the data.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build_dir=${ATLAS_BUILD_DIR:-$root/build}
+mb=${CATCHUP_MB:-1024}
+tables=${CATCHUP_TABLES:-32}
+value=100000
+rows=$(( (mb * 1024 * 1024 / value + tables - 1) / tables ))
+export ATLAS_BIN=$build_dir/bin
+
+log() { printf '[catchup] %s\n' "$*" >&2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-catchup.XXXXXX")
+cleanup() {
+  "$root/tools/cluster" down --dir "$tmp/c" >/dev/null 2>&1 || true
+  kill "${n4:-}" 2>/dev/null || true; wait "${n4:-}" 2>/dev/null || true
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+base=29400
+"$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port $base >&2
+sock=$tmp/c/n1/atlas.sock
+log "loading $mb MB: $tables tables x $rows rows x $value bytes"
+t0=$(date +%s.%N)
+for ((t = 0; t < tables; t++)); do
+  out=$("$ATLAS_BIN/atlas-bench" --socket "$sock" --op put -c 8 -d 4 -n "$rows" --keys "$rows" \
+    --value-size $value --table "bulk$t" --json)
+  errors=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$out")
+  [ "$errors" = 0 ] || { log "load of bulk$t had $errors errors: $out"; exit 1; }
+done
+log "loaded in $(python3 -c "import time; print(round(time.time() - $t0, 1))") s; data dirs: $(du -sh "$tmp/c/n1" | cut -f1) on node 1"
+
+token=$(cat "$tmp/c/n1/join-token")
+start=$(date +%s.%N)
+"$ATLAS_BIN/atlasd" --data-dir "$tmp/n4" --region zone1 --node-name n4 \
+  --listen 127.0.0.1:$((base + 4)) --http-listen 127.0.0.1:$((base + 104)) \
+  --join https://127.0.0.1:$((base + 101)) --join-token "$token" >"$tmp/n4.log" 2>&1 &
+n4=$!
+until curl -sk --max-time 2 "https://127.0.0.1:$((base + 104))/health" 2>/dev/null | grep -q '"ACTIVE"'; do
+  [ "$(date +%s)" -lt $(( ${start%.*} + ${CATCHUP_TIMEOUT_S:-1800} )) ] || { log "node 4 never ACTIVE"; exit 1; }
+  kill -0 $n4 || { tail "$tmp/n4.log"; exit 1; }
+  sleep 0.2
+done
+active=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+missing=1
+deadline=$(( $(date +%s) + ${CATCHUP_TIMEOUT_S:-1800} ))
+while [ $missing -ne 0 ]; do
+  [ "$(date +%s)" -lt $deadline ] || { log "node 4 still missing rows after the timeout"; exit 1; }
+  missing=0
+  for ((t = 0; t < tables; t++)); do
+    got=$("$ATLAS_BIN/atlas" --socket "$tmp/n4/atlas.sock" -c "COUNT bulk$t" | head -1)
+    [ "$got" = "COUNT:$rows" ] || missing=1
+  done
+done
+complete=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+echo "node 4: /health ACTIVE after $active s; every row readable on node 4 after $complete s ($mb MB in $tables tables; node 4 holds $(du -sh "$tmp/n4" | cut -f1))"
