@@ -528,7 +528,9 @@ void PaxosReplicator::ProcessReady() {
       writes_.erase(it);
       if (w.adopt) adopting_.erase(w.cmd.table());
       const bool applied = reply.code == consensus::ReplyCode::kOk && w.result.has_value();
-      if (applied && w.result->moved && w.attempt < kMoveRetries) {
+      // An adopt is idempotent (only the first of its interval in a log counts), so it is
+      // retried whatever stopped it, e.g. a forward rejected with an unknown outcome.
+      if ((applied ? w.result->moved : w.adopt) && w.attempt < kMoveRetries) {
         // Refused without effect by a log that does not govern the table: the routing here
         // was stale (or the adopt is still on its way). Go again with the newer one.
         After(MoveBackoff(w.attempt), [this, w = std::move(w)]() mutable {
@@ -537,7 +539,8 @@ void PaxosReplicator::ProcessReady() {
                             .count();
           last_timestamp_ms_ = std::max<int64_t>(last_timestamp_ms_, now_ms);
           w.cmd.set_timestamp_ms(last_timestamp_ms_);
-          Submit(std::move(w.cmd), std::move(w.done), w.attempt + 1);
+          if (w.adopt) adopting_.insert(w.cmd.table());
+          Submit(std::move(w.cmd), std::move(w.done), w.attempt + 1, w.adopt);
         });
         continue;
       }
