@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ bool Daemon::Start() {
   if (!has("--http-listen")) argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
   pid_ = fork();
   if (pid_ == 0) {
+    // If the test process dies (a ctest timeout kills it), its daemons go with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     FILE* log = std::fopen(log_path().c_str(), "a");
     if (log != nullptr) {
       dup2(fileno(log), 1);
