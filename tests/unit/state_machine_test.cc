@@ -410,3 +410,16 @@ TEST_CASE("a replica that catches up a group from an object snapshot converges")
   }
   CHECK(r.Dump() == ref.Dump());
 }
+
+TEST_CASE("a table too large for one adopt is refused TABLE GROUP and stays where it is") {
+  Replica r;
+  const std::string big(atlas::kAdoptBytesMax / 2 + 1, 'x');
+  REQUIRE(r.Apply(Put("t", "a", big, 1)).ok);
+  REQUIRE(r.Apply(Put("t", "b", big, 1)).ok);
+  ApplyResult res = r.Apply(Group("t", "g"));
+  CHECK_FALSE(res.ok);
+  CHECK_FALSE(res.sealed);
+  CHECK(res.error.starts_with("table 't' is too large to change group: "));
+  CHECK(r.sm().RouteOf("t").object == "t");
+  CHECK(r.Apply(Put("t", "c", "small", 2)).ok);
+}
