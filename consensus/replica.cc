@@ -866,7 +866,7 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   work_ = true;
 }
 
-void Replica::StepDown(const ObjectId& object, ObjectState& o) {
+void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
   if (o.role == Role::kCandidate) {
     ++probes_.steals_preempted;
     ++o.steal_attempts;
@@ -877,7 +877,7 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o) {
   } else if (o.role == Role::kOwner && !o.in_flight.empty()) {
     ++probes_.steal_during_phase2;
   }
-  if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent &&
+  if (announce && o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent &&
       latest_epoch_ > 1) {
     // Announce what we committed before letting go: a removed owner may be stopped next, and
     // then nobody else could tell the learners.
@@ -1297,16 +1297,27 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     MarkDirty(o);
   }
   bool advanced = false;
+  Ballot learned_max;  // Highest ballot among the chosen entries learned here.
   for (const SlotEntry& e : msg.entries) {
     if (e.slot != o.hard.commit_index + 1) continue;
     PutEntry(o, e.slot, e.entry);
     o.hard.commit_index = e.slot;
+    learned_max = std::max(learned_max, e.entry.ballot);
     ++probes_.catchup_entries;
     advanced = true;
   }
   if (advanced) {
     MarkDirty(o);
     ScanAnchors(o);
+  }
+  // A value chosen in a higher ballot (or a snapshot past our commit) means someone completed
+  // phase 1 above us: we are no longer the owner, and must not announce this commit index
+  // under our ballot — a learner holding our unchosen proposal for such a slot would take the
+  // notice as confirming it (found by the simulator, seed 309931).
+  if (o.role != Role::kFollower && (learned_max > o.ballot || snapshot_complete)) {
+    ++probes_.steals_preempted_by_learning;
+    ObserveBallot(o, learned_max);
+    StepDown(msg.object, o, /*announce=*/false);
   }
   if (o.role == Role::kOwner) {
     // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2

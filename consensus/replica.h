@@ -202,6 +202,7 @@ struct Probes {
   uint64_t steals_won = 0;
   uint64_t steals_preempted = 0;          // Duelling proposers: our phase 1 lost.
   uint64_t steal_during_phase2 = 0;       // We were preempted with slots in flight.
+  uint64_t steals_preempted_by_learning = 0;  // Owner learned values of a higher ballot.
   uint64_t recovered_uncommitted = 0;     // Phase 1 re-proposed an accepted value.
   uint64_t recovered_noop = 0;            // Phase 1 filled a gap with a no-op.
   uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
@@ -453,7 +454,9 @@ class Replica {
   void HandlePrepare(const Message& msg);
   void HandlePromise(const Message& msg);
   void BecomeOwner(const ObjectId& object, ObjectState& o);
-  void StepDown(const ObjectId& object, ObjectState& o);
+  // `announce`: send the commit notice of what we committed before letting go (never when we
+  // learned that a higher ballot chose values: our commit index is no longer ours to announce).
+  void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
   void ObserveBallot(ObjectState& o, Ballot b);
   void NoteDisowned(ObjectState& o, const Message& msg);
 

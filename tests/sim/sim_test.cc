@@ -248,6 +248,11 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
       // peer, for catch-up and never converged; a silent best-informed peer is now replaced.
       {249, "drop,steals,membership", true},
       {142, "drop,dup,reorder,crash,membership", true},
+      // Soak (agreement!): an owner learned by catch-up that a higher ballot had chosen a slot
+      // it had proposed, kept owning, and announced that commit index under its own ballot; a
+      // learner holding the owner's unchosen proposal took the notice as confirming it. Fixed:
+      // such an owner steps down without announcing.
+      {309931, "partition,steals", true},
   };
   for (const Pinned& p : pinned) {
     SimOptions o = Base(p.seed, p.faults);
