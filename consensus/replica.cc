@@ -1185,24 +1185,24 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   r.anchor_epoch = o.hard.anchor_epoch;
   r.anchor_config = o.hard.anchor_config;
   Slot start = msg.slot;
-  if (start <= o.hard.truncated_through) {
-    // The log tail no longer covers the request: ship the application snapshot, one chunk per
-    // response. Every chunk of a transfer comes from the same snapshot (`serving`), and the
-    // log after it is kept until the transfer ends (Advance), so the learner can continue
-    // with log entries after it instead of starting over.
-    // (A request continuing a snapshot we no longer hold gets ours from offset 0.) A held
-    // snapshot older than our log's start (we installed a newer one meanwhile) is replaced.
-    if (o.serving.has_value() && o.serving->slot < o.hard.truncated_through) {
-      o.serving.reset();
-      --serving_count_;
-    }
-    if (!o.serving.has_value()) {
-      if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries.
-      std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
-      ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-      o.serving = std::move(snap);
-      ++serving_count_;
-    }
+  // The snapshot to (continue to) ship, if any. Every chunk of a transfer comes from the same
+  // snapshot (`serving`), and the log after it is kept until the last chunk left (Advance), so
+  // the learner then continues with log entries instead of starting over. A request continuing
+  // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
+  // start (we installed a newer one meanwhile) is replaced.
+  if (o.serving.has_value() && o.serving->slot < o.hard.truncated_through) {
+    o.serving.reset();
+    --serving_count_;
+  }
+  if (start <= o.hard.truncated_through && !o.serving.has_value()) {
+    if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries later.
+    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
+    ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
+    o.serving = std::move(snap);
+    ++serving_count_;
+  }
+  if (o.serving.has_value() &&
+      (start <= o.hard.truncated_through || msg.snapshot_slot == o.serving->slot)) {
     o.serving_touched = now_;
     const Snapshot& snap = *o.serving;
     const uint64_t offset =
@@ -1677,7 +1677,9 @@ void Replica::Sweep() {
     // stepped down (or lost the object) and will not re-anchor it.
     const NodeId owner = o.owner_ballot.node;
     const bool owner_active =
-        owner != kNoNode && owner != config_.id && Alive(owner) && o.owner_heard >= 0 &&
+        // (A removed node never owns again: not active, whatever it says.)
+        owner != kNoNode && owner != config_.id && IsMember(latest_epoch_, owner) &&
+        Alive(owner) && o.owner_heard >= 0 &&
         now_ - o.owner_heard <= 2 * static_cast<consensus::Tick>(kFullHeartbeatEvery) *
                                      config_.heartbeat_ticks;
     if (owner_active) continue;

@@ -253,6 +253,12 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
       // learner holding the owner's unchosen proposal took the notice as confirming it. Fixed:
       // such an owner steps down without announcing.
       {309931, "partition,steals", true},
+      // Membership soak: the sweeper waited 20 heartbeats for an owner that had been removed
+      // (alive, but never owning again) before finishing its object; now a removed owner is
+      // inactive at once. 404418/414744 also passed through a chunked-snapshot catch-up.
+      {401790, "drop,dup,reorder,crash,membership", true},
+      {404418, "dup,reorder,membership", true},
+      {414744, "membership", true},
   };
   for (const Pinned& p : pinned) {
     SimOptions o = Base(p.seed, p.faults);
