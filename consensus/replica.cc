@@ -560,6 +560,7 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
     auto p = pending_.find(cmd.id);
     if (p == pending_.end()) return;  // Already answered.
     route = ++p->second.route;
+    p->second.forwarded_to = kNoNode;
   }
   if (o.role == Role::kFollower) {
     switch (Decide(object, o)) {
@@ -575,6 +576,11 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
         m.ballot = o.owner_ballot;
         m.round = route;
         m.seq = ++o.forward_seq;
+        if (cmd.id.node == config_.id) {
+          if (auto p = pending_.find(cmd.id); p != pending_.end()) {
+            p->second.forwarded_to = m.to;
+          }
+        }
         m.commands.push_back(std::move(cmd));
         ++probes_.forwards;
         Send(std::move(m));
@@ -624,6 +630,7 @@ bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
 
 void Replica::RouteRead(const ObjectId& object, RequestId id) {
   ObjectState& o = Obj(object);
+  if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = kNoNode;
   if (o.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
@@ -633,6 +640,7 @@ void Replica::RouteRead(const ObjectId& object, RequestId id) {
         m.object = object;
         m.ballot = o.owner_ballot;
         m.request_ids.push_back(id);
+        if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = m.to;
         ++probes_.forwards;
         Send(std::move(m));
         return;
@@ -1552,6 +1560,7 @@ void Replica::Tick() {
       if (o.role == Role::kOwner && full) SendCommitNotice(object, o);
     }
     Sweep();
+    CheckForwardTargets();
     if (latest_epoch_ > settled_epoch_ && Settled()) {
       settled_epoch_ = latest_epoch_;
       if (latest_epoch_ > 1) ++probes_.settles_reached;
@@ -1656,6 +1665,29 @@ void Replica::Tick() {
     }
   }
   DrainLocal();
+}
+
+void Replica::CheckForwardTargets() {
+  std::vector<std::pair<RequestId, bool>> stale;  // (id, is_read)
+  for (const auto& [id, p] : pending_) {
+    if (p.forwarded_to == kNoNode || Alive(p.forwarded_to)) continue;
+    if (p.is_read && reads_indexed_.contains(id)) continue;  // Only waiting to apply.
+    stale.emplace_back(id, p.is_read);
+  }
+  for (const auto& [id, is_read] : stale) {
+    auto p = pending_.find(id);
+    if (p == pending_.end()) continue;
+    const NodeId dead = p->second.forwarded_to;
+    if (is_read) {
+      // A read has no effect: ask again (now stealing, or forwarding to a newer owner).
+      ++p->second.attempts;
+      RouteRead(p->second.object, id);
+    } else {
+      FinishRequest(id, ReplyCode::kTimeout, false,
+                    "owner node " + std::to_string(dead) +
+                        " stopped answering; outcome unknown");
+    }
+  }
 }
 
 void Replica::Sweep() {

@@ -391,6 +391,7 @@ class Replica {
     Slot read_index = 0;
     int attempts = 0;
     uint64_t route = 0;  // Current routing attempt; stale rejections are ignored.
+    NodeId forwarded_to = kNoNode;  // The owner our current attempt was forwarded to.
   };
 
   ObjectState& Obj(const ObjectId& object);
@@ -424,6 +425,9 @@ class Replica {
   void ScanAnchors(ObjectState& o);
   void SendDeferredAnchorAck(const ObjectId& object, ObjectState& o);
   void Sweep();
+  // Requests forwarded to an owner that stopped answering: reads are re-routed, writes fail
+  // with an unknown outcome (they may have been taken) instead of waiting for their deadline.
+  void CheckForwardTargets();
   void DrainLocal();
   void MarkDirty(ObjectState& o);
   void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
