@@ -15,6 +15,18 @@
 namespace atlas {
 
 namespace {
+// The payload bytes of a message (what dominates its wire size).
+size_t ApproxBytes(const consensus::Message& m) {
+  size_t n = 64 + m.object.size() + m.snapshot.size() + m.anchor_config.size();
+  for (const consensus::SlotEntry& e : m.entries) {
+    for (const consensus::Command& c : e.entry.value) n += 16 + c.data.size();
+  }
+  for (const consensus::Command& c : m.commands) n += 16 + c.data.size();
+  return n + 8 * (m.request_ids.size() + m.slots.size()) + 16 * m.commit_indexes.size();
+}
+}  // namespace
+
+namespace {
 
 // The name the cluster PKI gives node certificates (atlasd/cluster/pki.h).
 constexpr std::string_view kNodeNamePrefix = cluster::kNodeCommonNamePrefix;
@@ -172,7 +184,13 @@ class PeerTransport::PeerLink {
           std::unique_lock<std::mutex> lock(mu_);
           cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
           if (stopping_) break;
-          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max) {
+          // Bounded in count and in bytes: one gRPC message must stay under message_bytes_max
+          // (a batch over it would be refused whole, again and again).
+          size_t bytes = 0;
+          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max &&
+                 (batch.empty() || bytes + ApproxBytes(queue_.front()) <=
+                                       t_->options_.batch_bytes_max)) {
+            bytes += ApproxBytes(queue_.front());
             batch.push_back(std::move(queue_.front()));
             queue_.pop_front();
           }

@@ -48,6 +48,7 @@ struct PeerTransportOptions {
   proto::PeerLimits limits;
   size_t queue_messages_max = 65536;  // per peer
   size_t batch_messages_max = 1024;
+  size_t batch_bytes_max = 32 << 20;  // payload bytes per batch (one message may exceed it)
   int message_bytes_max = 256 << 20;  // one gRPC message (a batch)
   std::chrono::milliseconds ping_timeout{2000};
 };

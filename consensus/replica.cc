@@ -1233,10 +1233,13 @@ void Replica::HandleCatchupRequest(const Message& msg) {
     --serving_count_;
     start = r.snapshot_slot + 1;
   }
-  for (Slot s = start; s <= o.hard.commit_index && r.entries.size() < config_.catchup_entries_max;
+  size_t bytes = 0;
+  for (Slot s = start; s <= o.hard.commit_index && r.entries.size() < config_.catchup_entries_max &&
+                       (r.entries.empty() || bytes < config_.catchup_bytes_max);
        ++s) {
     auto it = o.hard.log.find(s);
     ATLAS_CHECK(it != o.hard.log.end());
+    for (const Command& c : it->second.value) bytes += c.data.size();
     r.entries.push_back({s, it->second});
   }
   Send(std::move(r));

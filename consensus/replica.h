@@ -179,6 +179,7 @@ struct ReplicaConfig {
   size_t pending_requests_max = 1 << 16;  // Client requests in progress on this node.
   size_t reads_max = 4096;                // Reads waiting per object.
   size_t catchup_entries_max = 128;       // Entries per catch-up response.
+  size_t catchup_bytes_max = 8 << 20;     // Command bytes per catch-up response (>= 1 entry).
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
