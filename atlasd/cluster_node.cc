@@ -270,6 +270,9 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (left_.contains(id)) return wait_settled();
+    if (!membership_.members.contains(static_cast<consensus::NodeId>(id))) {
+      return (*shared)(absl::NotFoundError(StrCat("no node ", id)));
+    }
   }
   ProposeChange(
       [id](uint64_t epoch) {

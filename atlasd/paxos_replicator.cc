@@ -105,9 +105,24 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
   config.resend_ticks = per_second / 5;
   config.request_timeout_ticks = 10 * per_second;
   config.steal_backoff_ticks = per_second / 10;
+  auto policy = std::make_unique<consensus::AccessCountingPolicy>();
+  r->policy_ = policy.get();
+  // TABLE PIN survives restarts: pinned tables are kept out of automatic moves again.
+  {
+    const std::string prefix("t\0", 2);
+    std::unique_ptr<rocksdb::Iterator> it(
+        store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(storage::Cf::kMeta)));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      if (k.size() <= 8 || k.substr(k.size() - 6) != std::string_view("\0state", 6)) continue;
+      auto st = storage::DecodeTableState(it->value().ToStringView());
+      if (!st || st->pinned_region.empty()) continue;
+      r->Pin(std::string(k.substr(2, k.size() - 8)), st->pinned_region);
+    }
+  }
   r->replica_ = std::make_unique<consensus::Replica>(
-      config, std::move(*state), r->snapshots_.get(),
-      std::make_unique<consensus::AccessCountingPolicy>(), /*seed=*/options.node_id);
+      config, std::move(*state), r->snapshots_.get(), std::move(policy),
+      /*seed=*/options.node_id);
   r->snapshots_->slot_only_ = false;
   // The configuration before the latest one: joint quorums of a change still settling use it.
   if (r->previous_.epoch > 0 && r->previous_.epoch < r->membership_.epoch) {
@@ -145,6 +160,16 @@ std::string PaxosReplicator::NameZones(const std::string& text) const {
   }
   out.append(text, pos, std::string::npos);
   return out;
+}
+
+// TABLE PIN: the automatic migration policy moves a pinned object only within its region's
+// zone (explicit TABLE MOVE still works); "" unpins.
+void PaxosReplicator::Pin(const std::string& object, const std::string& region) {
+  if (region.empty()) {
+    policy_->Unrestrict(object);
+  } else {
+    policy_->RestrictZones(object, {cluster::ZoneOfRegion(region)});
+  }
 }
 
 consensus::Topology PaxosReplicator::TopologyOf(const consensus::ClusterConfig& config) const {
@@ -433,6 +458,9 @@ void PaxosReplicator::ProcessReady() {
         } else {
           if (cmd.has_placement() || cmd.has_adopt()) routes_.erase(cmd.table());
           r = state_machine_.Apply(cmd, e.object, e.slot, &wb);
+          if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {
+            Pin(e.object, cmd.placement().pinned_region());
+          }
         }
         if (c.id.node == options_.node_id) {
           auto it = writes_.find(c.id.seq);

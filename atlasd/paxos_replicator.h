@@ -114,6 +114,7 @@ class PaxosReplicator final : public Replicator {
   void After(std::chrono::milliseconds delay, std::function<void()> fn);
   consensus::Topology TopologyOf(const consensus::ClusterConfig& config) const;
   std::string NameZones(const std::string& text) const;
+  void Pin(const std::string& object, const std::string& region);
   consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
 
   storage::Store* store_;
@@ -121,6 +122,7 @@ class PaxosReplicator final : public Replicator {
   StateMachine state_machine_;
   std::unique_ptr<Snapshots> snapshots_;
   std::unique_ptr<consensus::Replica> replica_;
+  consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_
 
   std::mutex mu_;
   std::condition_variable cv_;
