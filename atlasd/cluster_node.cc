@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -15,6 +16,17 @@ namespace {
 constexpr int kDetachedMax = 32;
 // Heartbeats carry every table's commit index every 10th time (every 100 ms): 1 s, plus margin.
 constexpr int64_t kHeartbeatRoundMs = 1500;
+
+// Whether this node sees the current membership epoch settled (asked on the node thread, so
+// call from any other thread); nullopt when the replicator's queue is full.
+std::optional<bool> IsSettled(PaxosReplicator* r) {
+  std::promise<bool> settled;
+  auto f = settled.get_future();
+  if (!r->Inspect([&settled](const consensus::Replica& rep) { settled.set_value(rep.Settled()); })) {
+    return std::nullopt;
+  }
+  return f.get();
+}
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
@@ -251,14 +263,9 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
     bool ok = Detach([this, r, id, shared] {
       const auto deadline = Clock::now() + options_.settle_timeout;
       while (Clock::now() < deadline) {
-        std::promise<bool> settled;
-        auto f = settled.get_future();
-        if (!r->Inspect([&settled](const consensus::Replica& rep) {
-              settled.set_value(rep.Settled());
-            })) {
-          break;
-        }
-        if (f.get()) return (*shared)(absl::OkStatus());
+        std::optional<bool> settled = IsSettled(r);
+        if (!settled) break;
+        if (*settled) return (*shared)(absl::OkStatus());
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       (*shared)(absl::UnavailableError(StrCat(
@@ -378,12 +385,11 @@ void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
     for (;;) {
       // A change may start only when the current epoch is settled (every table re-anchored
       // in it; docs/consensus.md §Reconfiguration).
-      std::promise<bool> settled;
-      auto f = settled.get_future();
-      if (!r->Inspect([&settled](const consensus::Replica& rep) { settled.set_value(rep.Settled()); })) {
+      std::optional<bool> settled = IsSettled(r);
+      if (!settled) {
         return (*shared)(absl::UnavailableError("overloaded: replication queue full"));
       }
-      if (!f.get()) {
+      if (!*settled) {
         if (Clock::now() > deadline) {
           return (*shared)(absl::UnavailableError(
               "the previous membership change has not settled yet (are all members up?); "
