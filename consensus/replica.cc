@@ -776,18 +776,21 @@ void Replica::HandlePrepare(const Message& msg) {
   Send(std::move(r));
 }
 
-void Replica::HandlePromise(const Message& msg) {
-  ObjectState& o = Obj(msg.object);
-  if (!msg.ok) {
-    if (msg.epoch > latest_epoch_) {
-      NoteFence(msg);
-      if (o.role == Role::kCandidate) StepDown(msg.object, o);
-      return;
-    }
-    ObserveBallot(o, msg.ballot);
-    if (o.role == Role::kCandidate && msg.ballot > o.ballot) StepDown(msg.object, o);
+// A refused Promise (role kCandidate) or Accepted (kOwner): a newer epoch fences us, a higher
+// ballot preempts us; either way a proposer in `role` steps down.
+void Replica::HandleRejection(const Message& msg, ObjectState& o, Role role) {
+  if (msg.epoch > latest_epoch_) {
+    NoteFence(msg);
+    if (o.role == role) StepDown(msg.object, o);
     return;
   }
+  ObserveBallot(o, msg.ballot);
+  if (o.role == role && msg.ballot > o.ballot) StepDown(msg.object, o);
+}
+
+void Replica::HandlePromise(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) return HandleRejection(msg, o, Role::kCandidate);
   if (o.role != Role::kCandidate || msg.ballot != o.ballot) return;
   o.promises.insert(msg.from);
   if (msg.commit_index > o.recovered_commit) {
@@ -1060,16 +1063,7 @@ void Replica::SendDeferredAnchorAck(const ObjectId& object, ObjectState& o) {
 
 void Replica::HandleAccepted(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  if (!msg.ok) {
-    if (msg.epoch > latest_epoch_) {
-      NoteFence(msg);
-      if (o.role == Role::kOwner) StepDown(msg.object, o);
-      return;
-    }
-    ObserveBallot(o, msg.ballot);
-    if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
-    return;
-  }
+  if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
   if (o.role != Role::kOwner || msg.ballot != o.ballot) return;
   for (Slot s : msg.slots) {
     auto it = o.in_flight.find(s);

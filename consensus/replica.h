@@ -458,6 +458,7 @@ class Replica {
   void StartSteal(const ObjectId& object);
   void HandlePrepare(const Message& msg);
   void HandlePromise(const Message& msg);
+  void HandleRejection(const Message& msg, ObjectState& o, Role role);
   void BecomeOwner(const ObjectId& object, ObjectState& o);
   // `announce`: send the commit notice of what we committed before letting go (never when we
   // learned that a higher ballot chose values: our commit index is no longer ours to announce).
