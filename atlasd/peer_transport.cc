@@ -76,6 +76,8 @@ class PeerTransport::Service final : public proto::Peer::Service {
           continue;
         }
         ++t_->stats_.received;
+        spdlog::trace("peer message in: {} from node {} for {}", consensus::MessageTypeName(m->type),
+                      *from, m->object);
         t_->deliver_(std::move(*m));
       }
     }
@@ -136,10 +138,17 @@ class PeerTransport::PeerLink {
 
   void Enqueue(consensus::Message m) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= t_->options_.queue_messages_max) {
+    const size_t bytes = ApproxBytes(m);
+    if (queue_.size() >= t_->options_.queue_messages_max ||
+        (!queue_.empty() && queued_bytes_ + bytes > t_->options_.queue_bytes_max)) {
       ++t_->stats_.dropped_queue_full;
+      spdlog::trace("peer message dropped (queue full): {} to node {}",
+                    consensus::MessageTypeName(m.type), id_);
       return;
     }
+    spdlog::trace("peer message out: {} to node {} for {}", consensus::MessageTypeName(m.type), id_,
+                  m.object);
+    queued_bytes_ += bytes;
     queue_.push_back(std::move(m));
     cv_.notify_one();
   }
@@ -191,6 +200,7 @@ class PeerTransport::PeerLink {
                  (batch.empty() || bytes + ApproxBytes(queue_.front()) <=
                                        t_->options_.batch_bytes_max)) {
             bytes += ApproxBytes(queue_.front());
+            queued_bytes_ -= ApproxBytes(queue_.front());
             batch.push_back(std::move(queue_.front()));
             queue_.pop_front();
           }
@@ -235,6 +245,7 @@ class PeerTransport::PeerLink {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<consensus::Message> queue_;  // guarded by mu_
+  size_t queued_bytes_ = 0;               // ApproxBytes of queue_; guarded by mu_
   bool stopping_ = false;                 // guarded by mu_
   grpc::ClientContext* ctx_ = nullptr;    // guarded by mu_: the live stream, to cancel it
   std::thread thread_;

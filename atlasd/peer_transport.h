@@ -47,6 +47,9 @@ struct PeerTransportOptions {
   PeerTlsConfig tls;
   proto::PeerLimits limits;
   size_t queue_messages_max = 65536;  // per peer
+  // Payload bytes queued per peer. Over it, messages are dropped (counted): the protocol
+  // resends, and a slow or stalled peer cannot grow this node's memory without bound.
+  size_t queue_bytes_max = size_t{256} << 20;
   size_t batch_messages_max = 1024;
   size_t batch_bytes_max = 32 << 20;  // payload bytes per batch (one message may exceed it)
   int message_bytes_max = 256 << 20;  // one gRPC message (a batch)

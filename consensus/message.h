@@ -50,7 +50,7 @@ struct Message {
   // own the object at all (so the origin stops forwarding to it).
   Slot slot = 0;
   Slot commit_index = 0;
-  uint64_t round = 0;
+  uint64_t round = 0;  // Confirm/ConfirmAck: the read round. CatchupResponse: parts still following.
   uint64_t seq = 0;  // Forward: per (origin, addressed ballot) sequence number, from 1.
   std::vector<SlotEntry> entries;
   std::vector<Slot> slots;
@@ -79,6 +79,12 @@ struct Message {
 
   // One line, deterministic; used for simulator traces.
   std::string DebugString() const;
+  // The snapshot-transfer fields agree (offset <= total, the chunk fits). Receivers refuse a
+  // message without it (proto/peer_convert.cc); the simulator checks every message sent.
+  bool SnapshotFieldsConsistent() const {
+    return snapshot_offset <= snapshot_total &&
+           snapshot.size() <= snapshot_total - snapshot_offset;
+  }
 };
 
 }  // namespace atlas::consensus

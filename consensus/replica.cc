@@ -1152,12 +1152,23 @@ void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, S
 
 void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
   if (from == config_.id || from == kNoNode) return;
-  // Remember the best-informed peer we heard of; Tick retries from it.
-  if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
-      o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
+  // A snapshot transfer in progress continues from the peer sending it while that peer lives
+  // (switching peers starts the transfer over). Otherwise remember the best-informed peer we
+  // heard of; Tick retries from it.
+  if (o.partial.has_value() && Alive(o.partial->from)) {
+    from = o.partial->from;
+  } else if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
+             o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
     from = o.known_commit_from;
   }
-  if (o.catchup_sent >= 0 && now_ - o.catchup_sent < config_.resend_ticks / 2) return;
+  // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
+  // retry a transfer less eagerly.
+  const consensus::Tick retry = o.partial.has_value() ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
+  if (o.catchup_sent >= 0 && now_ - o.catchup_sent < retry) return;
+  if (!catching_up_.contains(object)) {
+    if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
+    catching_up_.insert(object);
+  }
   o.catchup_sent = now_;
   Message m;
   m.type = MessageType::kCatchupRequest;
@@ -1166,13 +1177,18 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   m.slot = o.hard.commit_index + 1;
   if (o.partial.has_value()) {
     if (o.partial->from == from) {
-      m.snapshot_slot = o.partial->slot;
-      m.snapshot_offset = o.partial->data.size();
+      ContinueTransfer(*o.partial, m);
     } else {
       o.partial.reset();  // Another peer: its snapshot differs; start over.
     }
   }
   Send(std::move(m));
+}
+
+void Replica::ContinueTransfer(const ObjectState::PartialSnapshot& partial, Message& request) {
+  request.snapshot_slot = partial.slot;
+  request.snapshot_offset = partial.data.size();
+  request.snapshot_total = partial.total;  // Peers check offset <= total on every message.
 }
 
 void Replica::HandleCatchupRequest(const Message& msg) {
@@ -1211,6 +1227,7 @@ void Replica::HandleCatchupRequest(const Message& msg) {
         msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
             ? msg.snapshot_offset
             : 0;
+    if (CrossedRetry(o, msg.from, msg.slot, offset)) return;
     const size_t len =
         std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
     r.snapshot_slot = snap.slot;
@@ -1227,16 +1244,47 @@ void Replica::HandleCatchupRequest(const Message& msg) {
     --serving_count_;
     start = r.snapshot_slot + 1;
   }
-  size_t bytes = 0;
-  for (Slot s = start; s <= o.hard.commit_index && r.entries.size() < config_.catchup_entries_max &&
-                       (r.entries.empty() || bytes < config_.catchup_bytes_max);
-       ++s) {
-    auto it = o.hard.log.find(s);
-    ATLAS_CHECK(it != o.hard.log.end());
-    for (const Command& c : it->second.value) bytes += c.data.size();
-    r.entries.push_back({s, it->second});
+  if (CrossedRetry(o, msg.from, start, 0)) return;
+  // Up to catchup_burst responses answer one request, so a learner far behind gets that many
+  // times more per round trip; `round` counts the responses still following in the burst.
+  std::vector<Message> burst;
+  for (size_t i = 0; i < config_.catchup_burst && (i == 0 || start <= o.hard.commit_index); ++i) {
+    Message part = i == 0 ? std::move(r) : Message{};
+    if (i > 0) {
+      part.type = MessageType::kCatchupResponse;
+      part.to = msg.from;
+      part.object = msg.object;
+      part.commit_index = o.hard.commit_index;
+      part.anchor_epoch = o.hard.anchor_epoch;
+      part.anchor_config = o.hard.anchor_config;
+    }
+    size_t bytes = 0;
+    for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
+           (part.entries.empty() || bytes < config_.catchup_bytes_max);
+         ++start) {
+      auto it = o.hard.log.find(start);
+      ATLAS_CHECK(it != o.hard.log.end());
+      for (const Command& c : it->second.value) bytes += c.data.size();
+      part.entries.push_back({start, it->second});
+    }
+    burst.push_back(std::move(part));
   }
-  Send(std::move(r));
+  for (size_t i = 0; i < burst.size(); ++i) {
+    burst[i].round = burst.size() - 1 - i;
+    Send(std::move(burst[i]));
+  }
+}
+
+bool Replica::CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset) {
+  if (o.served_to == learner && o.served_slot == slot && o.served_offset == offset &&
+      o.served_at >= 0 && now_ - o.served_at < config_.resend_ticks) {
+    return true;
+  }
+  o.served_to = learner;
+  o.served_slot = slot;
+  o.served_offset = offset;
+  o.served_at = now_;
+  return false;
 }
 
 void Replica::HandleCatchupResponse(const Message& msg) {
@@ -1248,7 +1296,10 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   bool snapshot_complete = false;
   if (msg.snapshot_slot > o.hard.commit_index && !o.install.has_value()) {
     ++probes_.snapshot_chunks;
-    if (msg.snapshot_offset == 0) {
+    // A first chunk starts a transfer, unless it is a late copy of the one under way.
+    const bool same_transfer = o.partial.has_value() && o.partial->slot == msg.snapshot_slot &&
+                               o.partial->from == msg.from;
+    if (msg.snapshot_offset == 0 && !same_transfer) {
       o.partial = ObjectState::PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "",
                                                msg.from};
     }
@@ -1268,8 +1319,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
         m.to = msg.from;
         m.object = msg.object;
         m.slot = o.hard.commit_index + 1;
-        m.snapshot_slot = o.partial->slot;
-        m.snapshot_offset = o.partial->data.size();
+        ContinueTransfer(*o.partial, m);
         o.catchup_sent = now_;
         Send(std::move(m));
         return;
@@ -1335,6 +1385,11 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
   }
   NoteCommitIndex(o, msg.commit_index, msg.from);
+  // More of this burst is on its way: ask again after its last part (Tick retries if it is lost).
+  if (msg.round > 0 && msg.entries.size() > 0 && !snapshot_complete) {
+    o.catchup_sent = now_;
+    return;
+  }
   if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
 }
 
@@ -1564,7 +1619,11 @@ void Replica::Tick() {
     }
   }
   for (auto& [object, o] : objects_) {
-    if (o.known_commit > o.hard.commit_index) RequestCatchup(object, o, o.known_commit_from);
+    if (o.known_commit > o.hard.commit_index || o.partial.has_value()) {
+      RequestCatchup(object, o, o.known_commit_from);
+    } else {
+      catching_up_.erase(object);
+    }
     switch (o.role) {
       case Role::kCandidate:
         if (now_ - o.phase1_sent >= config_.resend_ticks) {

@@ -180,6 +180,8 @@ struct ReplicaConfig {
   size_t reads_max = 4096;                // Reads waiting per object.
   size_t catchup_entries_max = 128;       // Entries per catch-up response.
   size_t catchup_bytes_max = 8 << 20;     // Command bytes per catch-up response (>= 1 entry).
+  size_t catchup_burst = 4;               // Catch-up responses answering one request.
+  size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
@@ -336,6 +338,12 @@ class Replica {
     // comes from the same snapshot, and the log after it is not truncated meanwhile.
     std::optional<Snapshot> serving;
     consensus::Tick serving_touched = 0;
+    // The last catch-up answer sent (learner, first slot, chunk offset, when): a retry that
+    // crossed it in flight is not answered again, so a slow link does not fill with copies.
+    NodeId served_to = kNoNode;
+    Slot served_slot = 0;
+    uint64_t served_offset = 0;
+    consensus::Tick served_at = -1;
     // Proposer / owner.
     Role role = Role::kFollower;
     Ballot ballot;
@@ -478,6 +486,10 @@ class Replica {
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
   void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  static void ContinueTransfer(const ObjectState::PartialSnapshot& partial, Message& request);
+  // True if `learner` asked for the same thing (first slot, chunk offset) less than
+  // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
+  bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void HandleCatchupRequest(const Message& msg);
   void HandleCatchupResponse(const Message& msg);
@@ -511,6 +523,9 @@ class Replica {
   consensus::Tick now_ = 0;
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;
+  // Objects this learner is catching up (a request out, or a snapshot partly received);
+  // at most catchups_max, so a node far behind on many tables holds a bounded amount.
+  absl::btree_set<ObjectId> catching_up_;
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.

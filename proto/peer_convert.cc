@@ -160,13 +160,11 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   if (in.snapshot().size() > limits.snapshot_bytes_max) return Invalid("snapshot too large");
   m.snapshot_slot = in.snapshot_slot();
   m.snapshot = in.snapshot();
-  if (in.snapshot_total() > limits.snapshot_total_bytes_max ||
-      in.snapshot_offset() > in.snapshot_total() ||
-      in.snapshot().size() > in.snapshot_total() - in.snapshot_offset()) {
-    return Invalid("bad snapshot chunk");
-  }
   m.snapshot_offset = in.snapshot_offset();
   m.snapshot_total = in.snapshot_total();
+  if (in.snapshot_total() > limits.snapshot_total_bytes_max || !m.SnapshotFieldsConsistent()) {
+    return Invalid("bad snapshot chunk");
+  }
   if (in.anchor_config().size() > limits.anchor_config_bytes_max) {
     return Invalid("anchor configuration too large");
   }

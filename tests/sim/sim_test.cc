@@ -146,7 +146,9 @@ TEST_CASE("the linearizability checker catches reads served without a ballot con
 TEST_CASE("coverage probes: rare paths are exercised across a sweep", "[sim]") {
   consensus::Probes total;
   const char* mixes[] = {"all", "crash,partition", "drop,dup,reorder"};
-  for (uint64_t seed = 1000; seed < 1060; ++seed) {
+  // Catch-up bursts (several responses per request) make learners rarely fall behind a
+  // truncated log: 100 seeds reach a snapshot install a few times.
+  for (uint64_t seed = 1000; seed < 1100; ++seed) {
     SimOptions o = Base(seed, mixes[seed % 3]);
     o.randomize_cluster = true;
     SimResult r = RunSimulation(o);

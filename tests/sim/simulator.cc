@@ -464,6 +464,10 @@ void Simulation::CrashNode(SimNode& node, const char* why) {
 
 void Simulation::Send(const Message& msg) {
   ++result_.messages;
+  // What a real receiver would refuse (proto/peer_convert.cc) must never be sent.
+  if (!msg.SnapshotFieldsConsistent()) {
+    Violation(absl::StrCat("malformed message sent: ", msg.DebugString()));
+  }
   const bool cut = Cut(msg.from, msg.to);
   if (cut || (chaos_ && rng_.Chance(opt_.faults.drop))) {
     ++result_.dropped;
