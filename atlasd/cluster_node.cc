@@ -199,13 +199,30 @@ void ClusterNode::Quorums(const std::string& table,
   PaxosReplicator* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   consensus::NodeSet live;
+  std::vector<std::pair<uint64_t, double>> rtts;  // live peers
   for (const NodeView& n : Nodes()) {
-    if (n.status == "ACTIVE") live.insert(static_cast<consensus::NodeId>(n.id));
+    if (n.status != "ACTIVE") continue;
+    live.insert(static_cast<consensus::NodeId>(n.id));
+    if (!n.self) rtts.emplace_back(n.id, n.rtt_ms);
   }
   auto shared = std::make_shared<std::function<void(absl::StatusOr<QuorumView>)>>(std::move(done));
   const uint64_t self = options_.self;
-  bool posted = r->Inspect([table, live, shared, self](const consensus::Replica& replica) {
-    const consensus::QuorumSystem& qs = replica.quorums();
+  bool posted = r->Inspect([table, live, rtts, shared, self](const consensus::Replica& replica) {
+    // Owners send to every member and the nearest answer first, so the quorums really used
+    // are the nearest live ones: rank zones by the RTTs measured here.
+    consensus::Topology topology = replica.quorums().topology();
+    std::vector<std::pair<consensus::ZoneId, double>> zone_rtts;
+    for (const auto& [id, ms] : rtts) {
+      auto z = topology.zone_of.find(static_cast<consensus::NodeId>(id));
+      if (z != topology.zone_of.end()) zone_rtts.emplace_back(z->second, ms);
+    }
+    if (topology.zone_of.contains(static_cast<consensus::NodeId>(self))) {
+      for (const auto& [pair, us] : cluster::MeasuredZoneDistances(
+               topology.ZoneOf(static_cast<consensus::NodeId>(self)), zone_rtts)) {
+        topology.distance[pair] = us;
+      }
+    }
+    const consensus::QuorumSystem qs(std::move(topology), replica.quorums().spec());
     consensus::NodeId owner = replica.IsOwner(table) ? static_cast<consensus::NodeId>(self)
                                                      : replica.BelievedOwner(table);
     // A table nobody owns yet is owned by whoever writes it first; show this node's view.

@@ -9,10 +9,14 @@
 //   unambiguously; the core never looks inside.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "consensus/membership.h"
 
@@ -77,6 +81,26 @@ inline std::optional<MemberAddress> DecodeMemberAddress(std::string_view address
   if (port == 0 || port > 65535 || !IsToken(m.region)) return std::nullopt;
   m.port = static_cast<uint16_t>(port);
   return m;
+}
+
+// Zone distances as this node measures them, for ordering zones when quorums are chosen:
+// from its own zone to each zone, the smallest smoothed RTT (microseconds) of a live peer
+// there; its own zone is 0. Only pairs that include this node's zone are known; the rest stay
+// "far" (consensus::Topology), so zones this node cannot rank fall back to zone order.
+inline std::map<std::pair<consensus::ZoneId, consensus::ZoneId>, int64_t> MeasuredZoneDistances(
+    consensus::ZoneId self_zone, const std::vector<std::pair<consensus::ZoneId, double>>& rtt_ms) {
+  std::map<std::pair<consensus::ZoneId, consensus::ZoneId>, int64_t> out;
+  out[{self_zone, self_zone}] = 0;
+  for (const auto& [zone, ms] : rtt_ms) {
+    if (zone == self_zone || !(ms >= 0)) continue;
+    const int64_t us = std::llround(ms * 1000);
+    auto it = out.find({self_zone, zone});
+    if (it == out.end() || us < it->second) {
+      out[{self_zone, zone}] = us;
+      out[{zone, self_zone}] = us;
+    }
+  }
+  return out;
 }
 
 }  // namespace atlas::cluster

@@ -18,6 +18,7 @@
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster/join_client.h"
 #include "atlasd/cluster/join_token.h"
+#include "atlasd/cluster/members.h"
 #include "atlasd/cluster/pki.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -175,6 +176,25 @@ TEST_CASE("certificates, CSRs and keys survive PEM and files, and keys are writt
 
 // ---------------------------------------------------------------------------------------------
 // Join token
+
+TEST_CASE("measured zone distances rank zones by the nearest live peer's RTT", "[unit]") {
+  // Zone 7 has a peer at 80 ms and one at 3 ms; zone 9 one at 40 ms; own zone peers do not count.
+  auto d = MeasuredZoneDistances(5, {{7, 80.0}, {9, 40.0}, {7, 3.0}, {5, 0.2}});
+  CHECK(d.at({5, 5}) == 0);
+  CHECK(d.at({5, 7}) == 3000);
+  CHECK(d.at({7, 5}) == 3000);
+  CHECK(d.at({5, 9}) == 40000);
+  CHECK_FALSE(d.contains({7, 9}));  // not measured here
+  // So the nearest quorum of an owner in zone 5 with Fz=1 takes zone 7, not zone 9.
+  consensus::Topology t;
+  t.zone_of = {{1, 5}, {2, 7}, {3, 9}};
+  for (const auto& [pair, us] : d) t.distance[pair] = us;
+  consensus::QuorumSystem qs(t, consensus::QuorumSpec{0, 1});
+  CHECK(qs.Q2ZonesFor(5) == std::vector<consensus::ZoneId>{5, 7});
+  t.distance[{5, 7}] = t.distance[{7, 5}] = 90000;  // zone 7 got slower
+  CHECK(consensus::QuorumSystem(t, consensus::QuorumSpec{0, 1}).Q2ZonesFor(5) ==
+        std::vector<consensus::ZoneId>{5, 9});
+}
 
 TEST_CASE("a join token survives formatting and parsing", "[unit]") {
   ClusterCa ca = NewCa();
