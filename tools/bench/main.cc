@@ -1,83 +1,111 @@
-// atlas-bench: a closed-loop load generator for one atlasd over its Unix socket
-// (docs/protocol.md). Each connection runs on its own thread and keeps up to --depth tagged
-// requests in flight (`[ID:n] KEY PUT <table>.k<i> <value>`), matching replies by tag; the
-// latency of a request is from the send of its line to the arrival of its final frame.
+// atlas-bench: a load generator that drives atlasd (Unix socket, tagged pipelined requests),
+// Redis (RESP, pipelined) or etcd (v3 KV over gRPC) with the same workload, so the figures of
+// the three come from the same key sequence, value sizes and concurrency. docs/atlas-bench.md
+// has the options, the workload semantics and the JSON schema.
 //
-//   atlas-bench --socket PATH [--op put|get|mixed] [--connections C] [--depth D]
-//               [--ops N | --duration S] [--value-size B] [--keys K] [--table T] [--json]
+// Each connection runs on its own thread and keeps up to --depth requests in flight. Closed
+// loop (default): a new request goes out as soon as one completes. Open loop (--rate): requests
+// arrive on a fixed schedule whatever the system does, and a request's latency counts from its
+// scheduled time, so a system that falls behind is charged for the queue it builds.
 //
-// GET and mixed runs preload the K keys first (unless --no-preload). The run is bounded: it
-// stops issuing after N operations or S seconds (whichever comes first) and then drains.
 // Exit status: 0 when every request succeeded, 1 on errors, 2 on bad usage.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <fstream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/container/flat_hash_map.h"
+#include "nlohmann/json.hpp"
 #include "socketproto/str.h"
-#include "tools/atlas/connection.h"
+#include "tools/bench/driver.h"
 #include "tools/bench/histogram.h"
+#include "tools/bench/workload.h"
 
 namespace atlas::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-enum class Op { kPut, kGet, kMixed };
+using Json = nlohmann::ordered_json;
 
 struct Options {
-  std::string socket;
+  std::vector<std::string> target_specs;
+  std::string socket;  // alias of --target atlas:<socket>
   std::string op_name = "put";
-  Op op = Op::kPut;
-  int connections = 1;
+  double get_ratio = 0.5;  // --op mixed
+  std::optional<double> write_ratio;
+  int connections = 1;  // per zone
   int depth = 1;
   uint64_t ops = 0;       // 0: unbounded (then duration bounds the run)
   double duration_s = 0;  // 0: unbounded (then ops bounds the run)
+  double rate = 0;        // total ops/s; 0: closed loop
   size_t value_size = 100;
-  uint64_t keys = 10000;
-  std::string table = "bench";
-  double get_ratio = 0.5;  // mixed only
+  std::string distribution = "uniform";
+  std::string locality_csv;
+  double conflict_percent = 0;
   bool preload = true;
   bool json = false;
   int timeout_ms = 10000;
   uint64_t seed = 1;
 };
 
-// What a phase (preload or measurement) asks of every worker.
-struct Phase {
-  Op op;
-  int connections;
-  int depth;
-  bool sequential_keys;  // key i = the i-th claimed operation (preload) instead of random keys
-  uint64_t ops;          // 0: unbounded
-  Clock::time_point deadline;
-};
+// Zone and table names end up in atlasd table names: [A-Za-z0-9_-].
+bool ValidName(std::string_view s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
 
-// Shared between the workers and the progress reporter.
-struct Shared {
-  std::atomic<uint64_t> claimed{0};    // operations handed out
-  std::atomic<uint64_t> completed{0};  // final frames received
-  std::atomic<uint64_t> errors{0};
-  std::atomic<bool> stop{false};
-};
-
-struct WorkerResult {
-  Histogram latency_ns;
-  uint64_t ops = 0;
-  uint64_t errors = 0;
-  uint64_t not_found = 0;
-  std::string first_error;  // empty when none
-};
+// --target [zone=<name>@]<system>:<address>
+absl::StatusOr<Target> ParseTarget(const std::string& spec) {
+  Target t;
+  t.spec = spec;
+  std::string_view rest = spec;
+  t.zone = "default";
+  if (rest.rfind("zone=", 0) == 0) {
+    size_t at = rest.find('@');
+    if (at == std::string_view::npos) {
+      return absl::InvalidArgumentError(StrCat("target '", spec, "': zone=<name>@<system>:..."));
+    }
+    t.zone = std::string(rest.substr(5, at - 5));
+    rest.remove_prefix(at + 1);
+    if (!ValidName(t.zone, 64))
+      return absl::InvalidArgumentError(StrCat("target '", spec, "': bad zone name"));
+  }
+  size_t colon = rest.find(':');
+  std::string_view system = rest.substr(0, colon);
+  if (colon == std::string_view::npos || colon + 1 == rest.size()) {
+    return absl::InvalidArgumentError(
+        StrCat("target '", spec,
+               "': expected atlas:<socket>, redis:<host:port|socket> or "
+               "etcd:<host:port>"));
+  }
+  if (system == "atlas") {
+    t.system = Target::System::kAtlas;
+  } else if (system == "redis") {
+    t.system = Target::System::kRedis;
+  } else if (system == "etcd") {
+    t.system = Target::System::kEtcd;
+  } else {
+    return absl::InvalidArgumentError(StrCat("target '", spec, "': unknown system '", system, "'"));
+  }
+  t.address = std::string(rest.substr(colon + 1));
+  return t;
+}
 
 std::string MakeValue(size_t size, uint64_t seed) {
   static constexpr char kAlphabet[] =
@@ -88,270 +116,658 @@ std::string MakeValue(size_t size, uint64_t seed) {
   return v;
 }
 
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Per-zone, per-second latency and counts; workers add a finished second at a time.
+class Series {
+ public:
+  struct Cell {
+    CoarseHistogram latency_ns;
+    uint64_t ops = 0;
+    uint64_t errors = 0;
+  };
+  explicit Series(size_t zones) : zones_(zones) {}
+
+  void Add(size_t second, size_t zone, const Cell& cell) {
+    std::lock_guard lock(mu_);
+    if (cells_.size() <= second) cells_.resize(second + 1, std::vector<Cell>(zones_));
+    Cell& c = cells_[second][zone];
+    c.latency_ns.Merge(cell.latency_ns);
+    c.ops += cell.ops;
+    c.errors += cell.errors;
+  }
+  // Not locked: read after every worker finished.
+  const std::vector<std::vector<Cell>>& cells() const { return cells_; }
+
+ private:
+  size_t zones_;
+  std::mutex mu_;
+  std::vector<std::vector<Cell>> cells_;
+};
+
+// Shared between the workers and the progress reporter.
+struct Shared {
+  std::atomic<uint64_t> claimed{0};  // operations handed out (the --ops budget)
+  std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+struct Stats {
+  Histogram latency_ns;
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  uint64_t not_found = 0;
+  std::string first_error;
+
+  void Merge(const Stats& o) {
+    latency_ns.Merge(o.latency_ns);
+    ops += o.ops;
+    errors += o.errors;
+    not_found += o.not_found;
+    if (first_error.empty()) first_error = o.first_error;
+  }
+};
+
+// Where a worker's requests come from: the measured workload, or one home's keys in order
+// (the preload).
+struct Source {
+  const Workload* workload = nullptr;
+  int zone = 0;
+  // Measurement: the shared --ops budget (0: none), claimed from `claimed`.
+  uint64_t ops_budget = 0;
+  std::atomic<uint64_t>* claimed = nullptr;
+  // Preload: keys 0..keys-1 of `home`, in the order claimed from `claimed`.
+  bool preload = false;
+  int home = kNoHome;
+};
+
+struct PhaseSpec {
+  const char* label;
+  Clock::time_point start;
+  Clock::time_point deadline;  // no new requests after it
+  int depth;
+  double rate_per_worker;  // 0: closed loop
+  double phase_offset;     // open loop: this worker's first arrival, in intervals (0..1)
+};
+
 class Worker {
  public:
-  Worker(const Options& options, const Phase& phase, Shared* shared, const std::string& value,
-         int index)
-      : options_(options),
+  Worker(const Options& o, const PhaseSpec& phase, const Target& target, Source source, int index,
+         const std::string& value, Shared* shared, Series* series)
+      : options_(o),
         phase_(phase),
-        shared_(shared),
+        target_(target),
+        source_(source),
+        index_(index),
         value_(value),
-        rng_(options.seed * 1000003 + static_cast<uint64_t>(index)),
-        index_(index) {}
+        shared_(shared),
+        series_(series),
+        rng_(o.seed * 1000003 + static_cast<uint64_t>(index)) {}
 
-  WorkerResult Run() {
-    auto conn = client::Connection::Open(options_.socket, StrCat("clientId=bench-", index_),
-                                         std::chrono::milliseconds(options_.timeout_ms));
-    if (!conn.ok()) {
-      Fail(StrCat("connect: ", conn.status().message()));
-      return std::move(result_);
+  Stats Run() {
+    driver_ = MakeDriver();
+    if (auto s = driver_->Connect(std::chrono::milliseconds(options_.timeout_ms)); !s.ok()) {
+      Fail(StrCat(target_.spec, ": ", ToStd(s.message())));
+      return std::move(stats_);
     }
-    conn_ = std::move(*conn);
-    inflight_.reserve(static_cast<size_t>(phase_.depth) * 2);
+    const bool open = phase_.rate_per_worker > 0;
+    const auto interval = open ? std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(1 / phase_.rate_per_worker))
+                               : Clock::duration::zero();
+    next_arrival_ =
+        phase_.start + std::chrono::duration_cast<Clock::duration>(interval * phase_.phase_offset);
+    last_progress_ = Clock::now();
+    std::vector<Completion> done;
     for (;;) {
-      if (!FillWindow()) break;
-      if (inflight_.empty()) break;
-      if (!ReadOne()) break;
+      auto now = Clock::now();
+      if (open) {
+        Arrivals(now, interval);
+      } else {
+        ClosedLoopIssue(now);
+      }
+      if (auto s = driver_->Flush(); !s.ok()) {
+        Fail(StrCat("send: ", ToStd(s.message())));
+        break;
+      }
+      if (inflight_.empty()) {
+        if (exhausted_) break;
+        // Idle: an open loop waits for its next arrival, a shift client for its zone's turn.
+        auto wake = open ? next_arrival_ : NextChange(now);
+        std::this_thread::sleep_until(std::min(wake, now + std::chrono::milliseconds(100)));
+        last_progress_ = Clock::now();
+        continue;
+      }
+      auto wake = now + std::chrono::milliseconds(options_.timeout_ms);
+      if (open && !exhausted_) wake = std::min(wake, next_arrival_);
+      done.clear();
+      if (auto s = driver_->Poll(wake, &done); !s.ok()) {
+        Complete(done);
+        Fail(std::string(ToStd(s.message())));
+        break;
+      }
+      Complete(done);
+      now = Clock::now();
+      if (!done.empty()) {
+        last_progress_ = now;
+      } else if (now - last_progress_ >= std::chrono::milliseconds(options_.timeout_ms)) {
+        Fail(StrCat("no reply within ", options_.timeout_ms, " ms"));
+        break;
+      }
     }
-    return std::move(result_);
+    FlushSecond();
+    return std::move(stats_);
   }
 
  private:
   struct Pending {
-    Clock::time_point sent;
-    bool get;
+    Clock::time_point start;  // sent, or (open loop) scheduled
   };
 
-  // Claims operations and sends their lines (in one write) until the window is full or the
-  // phase has no more work. Returns false when the connection failed.
-  bool FillWindow() {
-    std::string out;
-    auto now = Clock::now();
-    bool more = !shared_->stop.load(std::memory_order_relaxed) && now < phase_.deadline;
-    while (more && inflight_.size() < static_cast<size_t>(phase_.depth)) {
-      uint64_t n = shared_->claimed.fetch_add(1, std::memory_order_relaxed);
-      if (phase_.ops != 0 && n >= phase_.ops) break;
-      uint64_t key = phase_.sequential_keys ? n : rng_() % options_.keys;
-      bool get = phase_.op == Op::kGet ||
-                 (phase_.op == Op::kMixed &&
-                  std::uniform_real_distribution<double>(0, 1)(rng_) < options_.get_ratio);
-      std::string tag = std::to_string(next_tag_++);
-      if (get) {
-        StrAppend(&out, "[ID:", tag, "] KEY GET ", options_.table, ".k", key, "\r\n");
-      } else {
-        StrAppend(&out, "[ID:", tag, "] KEY PUT ", options_.table, ".k", key, " ", value_, "\r\n");
+  std::unique_ptr<Driver> MakeDriver() {
+    switch (target_.system) {
+      case Target::System::kAtlas:
+        return MakeAtlasDriver(target_.address, StrCat("bench-", index_));
+      case Target::System::kRedis:
+        return MakeRedisDriver(target_.address);
+      case Target::System::kEtcd:
+        return MakeEtcdDriver(target_.address, index_);
+    }
+    return nullptr;
+  }
+
+  double Elapsed(Clock::time_point t) const { return Seconds(t - phase_.start); }
+
+  Clock::time_point NextChange(Clock::time_point now) const {
+    double next = source_.workload->NextChange(Elapsed(now));
+    if (!std::isfinite(next)) return phase_.deadline;
+    return std::min(phase_.deadline, phase_.start + std::chrono::duration_cast<Clock::duration>(
+                                                        std::chrono::duration<double>(next)));
+  }
+
+  // Claims one operation of the budget (its sequence number in `*n`); false when the phase has
+  // no more work.
+  bool Claim(Clock::time_point at, uint64_t* n) {
+    if (exhausted_) return false;
+    if (at >= phase_.deadline) {
+      exhausted_ = true;
+      return false;
+    }
+    uint64_t limit = source_.preload ? source_.workload->spec().keys : source_.ops_budget;
+    *n = source_.claimed->fetch_add(1, std::memory_order_relaxed);
+    if (limit != 0 && *n >= limit) {
+      exhausted_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  void ClosedLoopIssue(Clock::time_point now) {
+    while (inflight_.size() < static_cast<size_t>(phase_.depth)) {
+      if (!source_.preload && !source_.workload->Active(source_.zone, Elapsed(now))) {
+        if (now >= phase_.deadline) exhausted_ = true;
+        return;
       }
-      inflight_.emplace(std::move(tag), Pending{now, get});
+      if (!ClaimAndStart(now)) return;
     }
-    if (out.empty()) return true;
-    if (auto s = conn_->Send(out); !s.ok()) {
-      Fail(StrCat("send: ", s.message()));
-      return false;
+  }
+
+  // Open loop: every scheduled arrival up to `now` joins the backlog; the backlog drains into
+  // the window. Arrivals while the zone is not active (shift) do not happen.
+  void Arrivals(Clock::time_point now, Clock::duration interval) {
+    while (!exhausted_ && next_arrival_ <= now) {
+      auto at = next_arrival_;
+      next_arrival_ += interval;
+      if (!source_.workload->Active(source_.zone, Elapsed(at))) {
+        if (at >= phase_.deadline) exhausted_ = true;
+        continue;
+      }
+      uint64_t n;
+      if (!Claim(at, &n)) break;
+      backlog_.push_back(at);
     }
+    while (!backlog_.empty() && inflight_.size() < static_cast<size_t>(phase_.depth)) {
+      StartClaimed(backlog_.front(), 0);
+      backlog_.pop_front();
+    }
+  }
+
+  bool ClaimAndStart(Clock::time_point now) {
+    uint64_t n;
+    if (!Claim(now, &n)) return false;
+    StartClaimed(now, n);
     return true;
   }
 
-  // Reads one frame; a final frame completes its request. Returns false when the connection
-  // failed or the server closed it.
-  bool ReadOne() {
-    auto frame = conn_->Read();
-    if (!frame.ok()) {
-      Fail(StrCat("read: ", frame.status().message()));
-      return false;
+  // `n`: the claimed sequence number, which is the key index of a preload.
+  void StartClaimed(Clock::time_point start, uint64_t n) {
+    const Workload& w = *source_.workload;
+    KeyChoice key;
+    bool write = true;
+    if (source_.preload) {
+      key = {source_.home, n};
+    } else {
+      key = w.Pick(source_.zone, Elapsed(start), rng_);
+      write = w.IsWrite(rng_);
     }
-    if (frame->IsFatal()) {
-      Fail(frame->text);
-      return false;
+    uint64_t token = next_token_++;
+    std::string name = w.KeyName(key);
+    if (write) {
+      driver_->StartPut(token, name, value_);
+    } else {
+      driver_->StartGet(token, name);
     }
-    if (!frame->id) {
-      Fail(StrCat("unexpected untagged frame: ", frame->text.substr(0, 200)));
-      return false;
-    }
-    auto it = inflight_.find(*frame->id);
-    if (it == inflight_.end()) {
-      Fail(StrCat("frame for unknown request id ", *frame->id, ": ", frame->text.substr(0, 200)));
-      return false;
-    }
-    if (frame->text == "NOT_FOUND") ++result_.not_found;
-    if (!frame->IsFinal()) return true;  // VALUE:... / NOT_FOUND before the OK
-    auto elapsed = Clock::now() - it->second.sent;
-    result_.latency_ns.Record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
-    ++result_.ops;
-    if (frame->IsError()) {
-      ++result_.errors;
-      shared_->errors.fetch_add(1, std::memory_order_relaxed);
-      if (result_.first_error.empty()) result_.first_error = frame->text.substr(0, 300);
-    }
-    inflight_.erase(it);
-    shared_->completed.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    inflight_.emplace(token, Pending{start});
   }
 
-  // The connection is unusable: everything in flight counts as failed.
+  void Complete(const std::vector<Completion>& done) {
+    auto now = Clock::now();
+    for (const Completion& c : done) {
+      auto it = inflight_.find(c.token);
+      if (it == inflight_.end()) continue;
+      auto ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - it->second.start).count());
+      inflight_.erase(it);
+      stats_.latency_ns.Record(ns);
+      ++stats_.ops;
+      bool error = c.outcome == Completion::Outcome::kError;
+      if (error) {
+        ++stats_.errors;
+        shared_->errors.fetch_add(1, std::memory_order_relaxed);
+        if (stats_.first_error.empty()) stats_.first_error = c.error;
+      } else if (c.outcome == Completion::Outcome::kNotFound) {
+        ++stats_.not_found;
+      }
+      shared_->completed.fetch_add(1, std::memory_order_relaxed);
+      RecordSecond(now, ns, error);
+    }
+  }
+
+  void RecordSecond(Clock::time_point now, uint64_t ns, bool error) {
+    if (series_ == nullptr) return;
+    auto second = static_cast<size_t>(std::max(0.0, Elapsed(now)));
+    if (second != second_) {
+      FlushSecond();
+      second_ = second;
+    }
+    cell_.latency_ns.Record(ns);
+    ++cell_.ops;
+    cell_.errors += error ? 1 : 0;
+  }
+
+  void FlushSecond() {
+    if (series_ == nullptr || cell_.ops == 0) return;
+    series_->Add(second_, static_cast<size_t>(source_.zone), cell_);
+    cell_ = Series::Cell{};
+  }
+
+  // The connection is unusable: everything in flight (and queued, open loop) counts as failed.
   void Fail(std::string message) {
-    uint64_t lost = std::max<uint64_t>(inflight_.size(), 1);
-    result_.errors += lost;
+    uint64_t lost = std::max<uint64_t>(inflight_.size() + backlog_.size(), 1);
+    stats_.errors += lost;
     shared_->errors.fetch_add(lost, std::memory_order_relaxed);
-    if (result_.first_error.empty()) result_.first_error = std::move(message);
+    if (stats_.first_error.empty()) stats_.first_error = std::move(message);
     inflight_.clear();
+    backlog_.clear();
   }
 
   const Options& options_;
-  const Phase& phase_;
-  Shared* shared_;
-  const std::string& value_;
-  std::mt19937_64 rng_;
+  const PhaseSpec& phase_;
+  const Target& target_;
+  Source source_;
   int index_;
-  std::unique_ptr<client::Connection> conn_;
-  absl::flat_hash_map<std::string, Pending> inflight_;
-  uint64_t next_tag_ = 0;
-  WorkerResult result_;
+  const std::string& value_;
+  Shared* shared_;
+  Series* series_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<Driver> driver_;
+  absl::flat_hash_map<uint64_t, Pending> inflight_;
+  std::deque<Clock::time_point> backlog_;
+  Clock::time_point next_arrival_;
+  Clock::time_point last_progress_;
+  uint64_t next_token_ = 0;
+  bool exhausted_ = false;
+  Stats stats_;
+  size_t second_ = 0;
+  Series::Cell cell_;
+};
+
+struct Assignment {
+  const Target* target;
+  Source source;
 };
 
 struct PhaseResult {
-  WorkerResult total;
+  std::vector<Stats> zones;  // by zone index
+  Stats total;
   double seconds = 0;
 };
 
-PhaseResult RunPhase(const Options& options, const Phase& phase, const std::string& value,
-                     const char* label) {
+PhaseResult RunPhase(const Options& o, PhaseSpec phase, const std::vector<Assignment>& workers,
+                     size_t zone_count, const std::string& value, Series* series,
+                     const Workload* workload) {
   Shared shared;
-  std::vector<WorkerResult> results(static_cast<size_t>(phase.connections));
+  std::vector<Stats> results(workers.size());
   std::vector<std::thread> threads;
-  auto start = Clock::now();
-  for (int i = 0; i < phase.connections; ++i) {
+  phase.start = Clock::now();
+  if (phase.deadline != Clock::time_point::max())
+    phase.deadline += phase.start - Clock::time_point{};
+  for (size_t i = 0; i < workers.size(); ++i) {
     threads.emplace_back([&, i] {
-      results[static_cast<size_t>(i)] = Worker(options, phase, &shared, value, i).Run();
+      PhaseSpec mine = phase;
+      mine.phase_offset = static_cast<double>(i) / static_cast<double>(workers.size());
+      Source source = workers[i].source;
+      if (source.claimed == nullptr) source.claimed = &shared.claimed;
+      results[i] =
+          Worker(o, mine, *workers[i].target, source, static_cast<int>(i), value, &shared, series)
+              .Run();
     });
   }
   // Progress on stderr once per second while the workers run.
   std::atomic<bool> done{false};
   std::thread progress([&] {
     uint64_t last = 0;
-    auto next = start + std::chrono::seconds(1);
+    auto next = phase.start + std::chrono::seconds(1);
     while (!done.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       auto now = Clock::now();
       if (now < next) continue;
       uint64_t c = shared.completed.load(std::memory_order_relaxed);
-      double t = std::chrono::duration<double>(now - start).count();
-      std::fprintf(stderr, "[%s %5.1fs] %llu ops, %llu ops/s, %llu errors\n", label, t,
+      double t = Seconds(now - phase.start);
+      std::string hot;
+      if (workload != nullptr && workload->spec().distribution == Distribution::kShift) {
+        hot = StrCat(", hot zone ",
+                     workload->spec().zones[static_cast<size_t>(workload->HotZone(t))]);
+      }
+      std::fprintf(stderr, "[%s %5.1fs] %llu ops, %llu ops/s, %llu errors%s\n", phase.label, t,
                    static_cast<unsigned long long>(c), static_cast<unsigned long long>(c - last),
-                   static_cast<unsigned long long>(shared.errors.load()));
+                   static_cast<unsigned long long>(shared.errors.load()), hot.c_str());
       last = c;
       next += std::chrono::seconds(1);
     }
   });
   for (auto& t : threads) t.join();
   PhaseResult out;
-  out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  out.seconds = Seconds(Clock::now() - phase.start);
   done = true;
   progress.join();
-  for (auto& r : results) {
-    out.total.latency_ns.Merge(r.latency_ns);
-    out.total.ops += r.ops;
-    out.total.errors += r.errors;
-    out.total.not_found += r.not_found;
-    if (out.total.first_error.empty()) out.total.first_error = r.first_error;
+  out.zones.resize(zone_count);
+  for (size_t i = 0; i < workers.size(); ++i) {
+    out.zones[static_cast<size_t>(workers[i].source.zone)].Merge(results[i]);
+    out.total.Merge(results[i]);
   }
   return out;
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      StrAppend(&out, fmt::format("\\u{:04x}", u));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+double Us(uint64_t ns) { return std::round(static_cast<double>(ns) / 100.0) / 10.0; }
+double Round1(double v) { return std::round(v * 10) / 10; }
+
+Json LatencyJson(const Histogram& h) {
+  return Json{{"min", Us(h.min())},
+              {"p50", Us(h.Quantile(0.50))},
+              {"p90", Us(h.Quantile(0.90))},
+              {"p99", Us(h.Quantile(0.99))},
+              {"p999", Us(h.Quantile(0.999))},
+              {"max", Us(h.max())},
+              {"mean", Round1(h.mean() / 1000.0)}};
 }
 
-void Report(const Options& o, const PhaseResult& r) {
-  const Histogram& h = r.total.latency_ns;
-  double ops_per_s = r.seconds > 0 ? static_cast<double>(r.total.ops) / r.seconds : 0;
-  auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
-  if (o.json) {
-    std::printf(
-        "{\"op\":%s,\"connections\":%d,\"depth\":%d,\"value_size\":%zu,\"keys\":%llu,"
-        "\"table\":%s,\"ops\":%llu,\"errors\":%llu,\"not_found\":%llu,\"seconds\":%.3f,"
-        "\"ops_per_sec\":%.1f,\"latency_us\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
-        "\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},\"first_error\":%s}\n",
-        JsonString(o.op_name).c_str(), o.connections, o.depth, o.value_size,
-        static_cast<unsigned long long>(o.keys), JsonString(o.table).c_str(),
-        static_cast<unsigned long long>(r.total.ops),
-        static_cast<unsigned long long>(r.total.errors),
-        static_cast<unsigned long long>(r.total.not_found), r.seconds, ops_per_s, us(h.min()),
-        us(h.Quantile(0.50)), us(h.Quantile(0.90)), us(h.Quantile(0.99)), us(h.Quantile(0.999)),
-        us(h.max()), h.mean() / 1000.0,
-        r.total.first_error.empty() ? "null" : JsonString(r.total.first_error).c_str());
-    return;
+struct RunInfo {
+  std::string op_name;
+  double write_ratio;
+  std::vector<Target> targets;
+  std::vector<std::string> zones;
+  const Workload* workload;
+};
+
+void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, const Series& series) {
+  const WorkloadSpec& w = info.workload->spec();
+  Json j;
+  j["system"] = SystemName(info.targets.front().system);
+  Json targets = Json::array();
+  for (const Target& t : info.targets)
+    targets.push_back(Json{{"zone", t.zone}, {"target", t.spec}});
+  j["targets"] = targets;
+  j["op"] = info.op_name;
+  j["write_ratio"] = info.write_ratio;
+  j["distribution"] = o.distribution;
+  if (w.distribution == Distribution::kZipfian) j["zipf_s"] = w.zipf_s;
+  if (w.distribution == Distribution::kLocality) j["locality"] = o.locality_csv;
+  if (w.distribution == Distribution::kConflict) j["conflict_percent"] = o.conflict_percent;
+  if (w.distribution == Distribution::kShift) j["shift_every_s"] = w.shift_period_s;
+  j["connections"] = o.connections;
+  j["depth"] = o.depth;
+  j["rate"] = o.rate;
+  j["value_size"] = o.value_size;
+  j["keys"] = w.keys;
+  j["tables"] = w.tables;
+  j["table"] = w.table;
+
+  Json zones = Json::object();
+  for (size_t z = 0; z < info.zones.size(); ++z) {
+    const Stats& s = r.zones[z];
+    zones[info.zones[z]] =
+        Json{{"ops", s.ops},
+             {"errors", s.errors},
+             {"not_found", s.not_found},
+             {"ops_per_sec", Round1(r.seconds > 0 ? static_cast<double>(s.ops) / r.seconds : 0)},
+             {"latency_us", LatencyJson(s.latency_ns)}};
   }
-  std::printf("atlas-bench op=%s connections=%d depth=%d value-size=%zu keys=%llu table=%s\n",
-              o.op_name.c_str(), o.connections, o.depth, o.value_size,
-              static_cast<unsigned long long>(o.keys), o.table.c_str());
+  j["zones"] = zones;
+
+  // Columns per zone and in total, one entry per second of the run: easy to plot.
+  const auto& cells = series.cells();
+  Json sz = Json::object();
+  auto column = [&](std::optional<size_t> zone) {
+    Json ops = Json::array(), errors = Json::array(), p50 = Json::array(), p99 = Json::array();
+    for (const auto& second : cells) {
+      Series::Cell c;
+      for (size_t z = 0; z < second.size(); ++z) {
+        if (zone && z != *zone) continue;
+        c.latency_ns.Merge(second[z].latency_ns);
+        c.ops += second[z].ops;
+        c.errors += second[z].errors;
+      }
+      ops.push_back(c.ops);
+      errors.push_back(c.errors);
+      p50.push_back(Us(c.latency_ns.Quantile(0.5)));
+      p99.push_back(Us(c.latency_ns.Quantile(0.99)));
+    }
+    return Json{{"ops", ops}, {"errors", errors}, {"p50_us", p50}, {"p99_us", p99}};
+  };
+  for (size_t z = 0; z < info.zones.size(); ++z) sz[info.zones[z]] = column(z);
+  Json ts{{"interval_s", 1}};
+  if (w.distribution == Distribution::kShift) {
+    Json hot = Json::array();
+    for (size_t i = 0; i < cells.size(); ++i) {
+      hot.push_back(w.zones[static_cast<size_t>(info.workload->HotZone(static_cast<double>(i)))]);
+    }
+    ts["hot_zone"] = hot;
+  }
+  ts["total"] = column(std::nullopt);
+  ts["zones"] = sz;
+  j["series"] = ts;
+
+  // The run totals come last: tools/bench/single-node.sh reads the last "p50" and "ops_per_sec"
+  // of the line with sed.
+  j["ops"] = r.total.ops;
+  j["errors"] = r.total.errors;
+  j["not_found"] = r.total.not_found;
+  j["seconds"] = std::round(r.seconds * 1000) / 1000;
+  j["ops_per_sec"] = Round1(r.seconds > 0 ? static_cast<double>(r.total.ops) / r.seconds : 0);
+  j["latency_us"] = LatencyJson(r.total.latency_ns);
+  j["first_error"] = r.total.first_error.empty() ? Json(nullptr) : Json(r.total.first_error);
+  std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+}
+
+void ReportTable(const Options& o, const RunInfo& info, const PhaseResult& r) {
+  const WorkloadSpec& w = info.workload->spec();
+  std::printf(
+      "atlas-bench system=%s targets=%zu distribution=%s write-ratio=%g connections=%d%s depth=%d"
+      " value-size=%zu keys=%llu tables=%u\n",
+      SystemName(info.targets.front().system), info.targets.size(), o.distribution.c_str(),
+      info.write_ratio, o.connections, info.zones.size() > 1 ? "/zone" : "", o.depth, o.value_size,
+      static_cast<unsigned long long>(w.keys), w.tables);
+  if (o.rate > 0) std::printf("  %-12s %.0f ops/s offered (open loop)\n", "rate", o.rate);
   std::printf("  %-12s %llu in %.3f s\n", "ops", static_cast<unsigned long long>(r.total.ops),
               r.seconds);
-  std::printf("  %-12s %.1f\n", "ops/s", ops_per_s);
+  std::printf("  %-12s %.1f\n", "ops/s",
+              r.seconds > 0 ? static_cast<double>(r.total.ops) / r.seconds : 0);
   std::printf("  %-12s %llu", "errors", static_cast<unsigned long long>(r.total.errors));
   if (!r.total.first_error.empty()) std::printf("  (first: %s)", r.total.first_error.c_str());
   std::printf("\n");
-  if (o.op != Op::kPut) {
+  if (info.write_ratio < 1) {
     std::printf("  %-12s %llu\n", "not found", static_cast<unsigned long long>(r.total.not_found));
   }
-  std::printf("  %-12s %10s %10s %10s %10s %10s %10s %10s\n", "latency us", "min", "p50", "p90",
-              "p99", "p99.9", "max", "mean");
-  std::printf("  %-12s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", "", us(h.min()),
-              us(h.Quantile(0.50)), us(h.Quantile(0.90)), us(h.Quantile(0.99)),
-              us(h.Quantile(0.999)), us(h.max()), h.mean() / 1000.0);
+  std::printf("  %-12s %10s %10s %10s %10s %10s %10s %10s %10s\n", "latency us", "ops/s", "min",
+              "p50", "p90", "p99", "p99.9", "max", "mean");
+  auto row = [&](const std::string& name, const Stats& s) {
+    const Histogram& h = s.latency_ns;
+    std::printf("  %-12s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", name.c_str(),
+                r.seconds > 0 ? static_cast<double>(s.ops) / r.seconds : 0, Us(h.min()),
+                Us(h.Quantile(0.50)), Us(h.Quantile(0.90)), Us(h.Quantile(0.99)),
+                Us(h.Quantile(0.999)), Us(h.max()), h.mean() / 1000.0);
+  };
+  if (info.zones.size() > 1) {
+    for (size_t z = 0; z < info.zones.size(); ++z) row(info.zones[z], r.zones[z]);
+  }
+  row("all", r.total);
 }
 
 int Main(int argc, char** argv) {
   Options o;
-  CLI::App app{"atlas-bench: load generator for atlasd's Unix socket (docs/protocol.md)"};
-  app.add_option("--socket", o.socket, "atlasd socket path")->required();
-  app.add_option("--op", o.op_name, "put | get | mixed")
+  WorkloadSpec w;
+  CLI::App app{"atlas-bench: one workload against atlasd, Redis or etcd (docs/atlas-bench.md)"};
+  app.add_option("--target,-t", o.target_specs,
+                 "[zone=<name>@]atlas:<socket> | redis:<host:port|socket> | etcd:<host:port>; "
+                 "repeatable, one system per run");
+  app.add_option("--socket", o.socket, "atlasd socket path (same as --target atlas:<path>)");
+  app.add_option("--op", o.op_name, "put | get | mixed (see --write-ratio)")
       ->check(CLI::IsMember({"put", "get", "mixed"}));
-  app.add_option("--connections,-c", o.connections, "connections, one thread each")
+  app.add_option("--get-ratio", o.get_ratio, "share of GETs in --op mixed")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--write-ratio,-w", o.write_ratio, "share of PUTs (overrides --op)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--connections,-c", o.connections,
+                 "connections per zone (one thread each), spread over the zone's targets")
       ->check(CLI::Range(1, 4096));
-  app.add_option("--depth,-d", o.depth, "tagged requests in flight per connection")
+  app.add_option("--depth,-d", o.depth, "requests in flight per connection")
       ->check(CLI::Range(1, 1024));
   auto* ops_opt = app.add_option("--ops,-n", o.ops, "stop after N operations (default 10000)");
   app.add_option("--duration", o.duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
+  app.add_option("--rate", o.rate, "open loop: total offered ops/s (default: closed loop)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--value-size", o.value_size, "PUT value bytes")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--keys", o.keys, "key space: <table>.k0 .. k<K-1>")
+  app.add_option("--keys", w.keys, "keys per home (the whole key space without zones)")
       ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
-  app.add_option("--table", o.table, "table name");
-  app.add_option("--get-ratio", o.get_ratio, "share of GETs in --op mixed")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_flag("!--no-preload", o.preload, "GET/mixed: do not PUT every key first");
-  app.add_flag("--json", o.json, "print one JSON object instead of the table");
-  app.add_option("--timeout-ms", o.timeout_ms, "per-read timeout")->check(CLI::Range(1, 3600000));
+  app.add_option("--tables", w.tables, "tables per home: key i goes to table i mod T")
+      ->check(CLI::Range(1u, 1000000u));
+  app.add_option("--table", w.table, "table name prefix")->check([](const std::string& t) {
+    return ValidName(t, 128) ? std::string() : std::string("table names are [A-Za-z0-9_-]");
+  });
+  app.add_option("--distribution", o.distribution,
+                 "uniform | zipfian | locality | conflict | shift")
+      ->check(CLI::IsMember({"uniform", "zipfian", "locality", "conflict", "shift"}));
+  app.add_option("--zipf-s", w.zipf_s, "zipfian exponent (P(rank k) ~ 1/(k+1)^s)");
+  app.add_option("--locality", o.locality_csv, "locality CSV (rows: client zone, columns: home)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--conflict", o.conflict_percent, "conflict: % of requests to shared tables")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--shift-every", w.shift_period_s, "shift: seconds between hot-zone moves")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("!--no-preload", o.preload, "runs with GETs: do not PUT every key first");
+  app.add_flag("--json", o.json, "print one JSON line instead of the table");
+  app.add_option("--timeout-ms", o.timeout_ms,
+                 "connect timeout; a connection with requests "
+                 "in flight and no reply for this long fails")
+      ->check(CLI::Range(1, 3600000));
   app.add_option("--seed", o.seed, "seed of the key and value generators");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  o.op = o.op_name == "put" ? Op::kPut : o.op_name == "get" ? Op::kGet : Op::kMixed;
-  if (ops_opt->count() == 0 && o.duration_s == 0) o.ops = 10000;
-  if (ops_opt->count() != 0 && o.ops == 0) {
-    std::fprintf(stderr, "--ops must be positive\n");
+  auto usage = [](const std::string& msg) {
+    std::fprintf(stderr, "atlas-bench: %s\n", msg.c_str());
     return 2;
+  };
+
+  RunInfo info;
+  if (!o.socket.empty()) o.target_specs.insert(o.target_specs.begin(), "atlas:" + o.socket);
+  if (o.target_specs.empty()) return usage("no target: give --target or --socket");
+  for (const std::string& spec : o.target_specs) {
+    auto t = ParseTarget(spec);
+    if (!t.ok()) return usage(std::string(ToStd(t.status().message())));
+    if (!info.targets.empty() && t->system != info.targets.front().system) {
+      return usage("all targets of a run must be the same system (run once per system)");
+    }
+    if (std::find(info.zones.begin(), info.zones.end(), t->zone) == info.zones.end()) {
+      info.zones.push_back(t->zone);
+    }
+    info.targets.push_back(*t);
   }
+
+  if (o.write_ratio) {
+    info.write_ratio = *o.write_ratio;
+    info.op_name = info.write_ratio >= 1 ? "put" : info.write_ratio <= 0 ? "get" : "mixed";
+  } else {
+    info.op_name = o.op_name;
+    info.write_ratio = o.op_name == "put" ? 1 : o.op_name == "get" ? 0 : 1 - o.get_ratio;
+  }
+  if (ops_opt->count() == 0 && o.duration_s == 0) o.ops = 10000;
+  if (ops_opt->count() != 0 && o.ops == 0) return usage("--ops must be positive");
+
+  w.write_ratio = info.write_ratio;
+  w.zones = info.zones;
+  w.conflict = o.conflict_percent / 100;
+  w.distribution = o.distribution == "uniform"    ? Distribution::kUniform
+                   : o.distribution == "zipfian"  ? Distribution::kZipfian
+                   : o.distribution == "locality" ? Distribution::kLocality
+                   : o.distribution == "conflict" ? Distribution::kConflict
+                                                  : Distribution::kShift;
+  if (w.distribution == Distribution::kLocality) {
+    if (o.locality_csv.empty()) return usage("--distribution locality needs --locality <csv>");
+    std::ifstream in(o.locality_csv);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto m = ParseLocalityCsv(text.str());
+    if (!m.ok()) return usage(std::string(ToStd(m.status().message())));
+    w.locality = std::move(*m);
+  }
+  auto workload = Workload::Create(std::move(w));
+  if (!workload.ok()) return usage(std::string(ToStd(workload.status().message())));
+  info.workload = workload->get();
+
   const std::string value = MakeValue(o.value_size, o.seed);
   constexpr auto kForever = Clock::time_point::max();
+  auto targets_of = [&](const std::string& zone) {
+    std::vector<const Target*> out;
+    for (const Target& t : info.targets) {
+      if (t.zone == zone) out.push_back(&t);
+    }
+    return out;
+  };
 
-  if (o.op != Op::kPut && o.preload) {
-    Phase preload{Op::kPut, std::min(o.connections, 4), 64, true, o.keys, kForever};
-    PhaseResult r = RunPhase(o, preload, value, "preload");
+  if (info.write_ratio < 1 && o.preload) {
+    // Every home's keys are written through a target of the home's zone when there is one, so
+    // with atlasd a home table's first owner is in its home zone.
+    std::vector<int> homes = info.workload->Homes();
+    std::vector<std::atomic<uint64_t>> counters(homes.size());
+    std::vector<Assignment> workers;
+    int per_home = std::min(o.connections, 4);
+    for (size_t h = 0; h < homes.size(); ++h) {
+      auto zone_targets = targets_of(info.workload->HomeName(homes[h]));
+      if (zone_targets.empty()) zone_targets.push_back(&info.targets.front());
+      for (int i = 0; i < per_home; ++i) {
+        Source s;
+        s.workload = info.workload;
+        s.preload = true;
+        s.home = homes[h];
+        s.claimed = &counters[h];
+        workers.push_back({zone_targets[static_cast<size_t>(i) % zone_targets.size()], s});
+      }
+    }
+    PhaseSpec phase{"preload", {}, kForever, 64, 0, 0};
+    PhaseResult r = RunPhase(o, phase, workers, info.zones.size(), value, nullptr, nullptr);
     std::fprintf(stderr, "preloaded %llu keys in %.2f s (%llu errors)\n",
                  static_cast<unsigned long long>(r.total.ops), r.seconds,
                  static_cast<unsigned long long>(r.total.errors));
@@ -361,14 +777,32 @@ int Main(int argc, char** argv) {
     }
   }
 
+  std::vector<Assignment> workers;
+  for (size_t z = 0; z < info.zones.size(); ++z) {
+    auto zone_targets = targets_of(info.zones[z]);
+    for (int i = 0; i < o.connections; ++i) {
+      Source s;
+      s.workload = info.workload;
+      s.zone = static_cast<int>(z);
+      s.ops_budget = o.ops;
+      workers.push_back({zone_targets[static_cast<size_t>(i) % zone_targets.size()], s});
+    }
+  }
   auto deadline = kForever;
   if (o.duration_s > 0) {
-    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(o.duration_s));
+    // Relative to the phase start; RunPhase adds the start.
+    deadline = Clock::time_point{} + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(o.duration_s));
   }
-  Phase run{o.op, o.connections, o.depth, false, o.ops, deadline};
-  PhaseResult r = RunPhase(o, run, value, o.op_name.c_str());
-  Report(o, r);
+  PhaseSpec phase{
+      info.op_name.c_str(), {}, deadline, o.depth, o.rate / static_cast<double>(workers.size()), 0};
+  Series series(info.zones.size());
+  PhaseResult r = RunPhase(o, phase, workers, info.zones.size(), value, &series, info.workload);
+  if (o.json) {
+    ReportJson(o, info, r, series);
+  } else {
+    ReportTable(o, info, r);
+  }
   return r.total.errors == 0 && r.total.ops > 0 ? 0 : 1;
 }
 

@@ -1,0 +1,202 @@
+// The line-protocol drivers: atlasd (docs/protocol.md, tagged requests) and Redis (RESP).
+#include <charconv>
+#include <deque>
+
+#include "absl/container/flat_hash_set.h"
+#include "socketproto/str.h"
+#include "tools/bench/driver.h"
+#include "tools/bench/resp.h"
+#include "tools/bench/stream.h"
+
+namespace atlas::bench {
+
+const char* SystemName(Target::System s) {
+  switch (s) {
+    case Target::System::kAtlas:
+      return "atlas";
+    case Target::System::kRedis:
+      return "redis";
+    case Target::System::kEtcd:
+      return "etcd";
+  }
+  return "?";
+}
+
+namespace {
+
+// `[ID:<token>] KEY GET|PUT ...`; replies carry the tag, so they may come back in any order.
+class AtlasDriver : public Driver {
+ public:
+  AtlasDriver(std::string path, std::string client_id)
+      : path_(std::move(path)), client_id_(std::move(client_id)) {}
+
+  absl::Status Connect(std::chrono::milliseconds timeout) override {
+    timeout_ = timeout;
+    auto deadline = Clock::now() + timeout;
+    if (auto s = stream_.Connect(path_, deadline); !s.ok()) return s;
+    std::string line;
+    if (auto s = ReadLine(deadline, &line); !s.ok()) return s;
+    if (line.rfind("WELCOME ", 0) != 0) {
+      return absl::UnavailableError(StrCat("unexpected greeting: ", line.substr(0, 200)));
+    }
+    StrAppend(&stream_.out(), "HELLO 1.0 clientId=", client_id_, "\r\n");
+    if (auto s = stream_.Flush(deadline); !s.ok()) return s;
+    if (auto s = ReadLine(deadline, &line); !s.ok()) return s;
+    if (line != "READY") return absl::UnavailableError(StrCat("handshake: ", line.substr(0, 200)));
+    return absl::OkStatus();
+  }
+
+  void StartGet(uint64_t token, std::string_view key) override {
+    StrAppend(&stream_.out(), "[ID:", token, "] KEY GET ", key, "\r\n");
+  }
+  void StartPut(uint64_t token, std::string_view key, std::string_view value) override {
+    StrAppend(&stream_.out(), "[ID:", token, "] KEY PUT ", key, " ", value, "\r\n");
+  }
+  absl::Status Flush() override { return stream_.Flush(Clock::now() + timeout_); }
+
+  absl::Status Poll(Clock::time_point deadline, std::vector<Completion>* out) override {
+    size_t before = out->size();
+    for (;;) {
+      std::string_view in = stream_.in();
+      size_t used = 0;
+      for (;;) {
+        size_t nl = in.find('\n', used);
+        if (nl == std::string_view::npos) break;
+        std::string_view line = in.substr(used, nl - used);
+        used = nl + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (auto s = OnFrame(line, out); !s.ok()) return s;
+      }
+      stream_.Consume(used);
+      if (out->size() > before || Clock::now() >= deadline) return absl::OkStatus();
+      if (auto s = stream_.Receive(deadline); !s.ok()) return s;
+    }
+  }
+
+ private:
+  absl::Status ReadLine(Clock::time_point deadline, std::string* line) {
+    for (;;) {
+      std::string_view in = stream_.in();
+      if (size_t nl = in.find('\n'); nl != std::string_view::npos) {
+        line->assign(in.substr(0, nl));
+        if (!line->empty() && line->back() == '\r') line->pop_back();
+        stream_.Consume(nl + 1);
+        return absl::OkStatus();
+      }
+      if (Clock::now() >= deadline) return absl::DeadlineExceededError("handshake timed out");
+      if (auto s = stream_.Receive(deadline); !s.ok()) return s;
+    }
+  }
+
+  absl::Status OnFrame(std::string_view line, std::vector<Completion>* out) {
+    uint64_t token = 0;
+    if (line.rfind("[ID:", 0) == 0) {
+      size_t close = line.find("] ");
+      if (close == std::string_view::npos ||
+          std::from_chars(line.data() + 4, line.data() + close, token).ptr != line.data() + close) {
+        return absl::DataLossError(StrCat("bad tag in frame: ", line.substr(0, 200)));
+      }
+      line.remove_prefix(close + 2);
+    } else {
+      // Only an unusable stream produces untagged frames (ERROR FATAL, bad tag).
+      return absl::DataLossError(StrCat("untagged frame: ", line.substr(0, 200)));
+    }
+    if (line == "NOT_FOUND") {
+      not_found_.insert(token);
+    } else if (line == "OK") {
+      Completion::Outcome outcome =
+          not_found_.erase(token) != 0 ? Completion::Outcome::kNotFound : Completion::Outcome::kOk;
+      out->push_back({token, outcome, {}});
+    } else if (line.rfind("ERROR ", 0) == 0) {
+      not_found_.erase(token);
+      out->push_back({token, Completion::Outcome::kError, std::string(line.substr(0, 300))});
+      if (line.rfind("ERROR FATAL", 0) == 0) {
+        return absl::UnavailableError(std::string(line.substr(0, 300)));
+      }
+    }
+    // VALUE:... precedes the OK; nothing to keep.
+    return absl::OkStatus();
+  }
+
+  std::string path_;
+  std::string client_id_;
+  std::chrono::milliseconds timeout_{10000};
+  Stream stream_;
+  absl::flat_hash_set<uint64_t> not_found_;
+};
+
+// RESP GET / SET, pipelined: Redis answers in request order, so a FIFO of tokens matches them.
+class RedisDriver : public Driver {
+ public:
+  explicit RedisDriver(std::string address) : address_(std::move(address)) {}
+
+  absl::Status Connect(std::chrono::milliseconds timeout) override {
+    timeout_ = timeout;
+    return stream_.Connect(address_, Clock::now() + timeout);
+  }
+  void StartGet(uint64_t token, std::string_view key) override {
+    resp::AppendCommand(&stream_.out(), {"GET", key});
+    pending_.push_back({token, true});
+  }
+  void StartPut(uint64_t token, std::string_view key, std::string_view value) override {
+    resp::AppendCommand(&stream_.out(), {"SET", key, value});
+    pending_.push_back({token, false});
+  }
+  absl::Status Flush() override { return stream_.Flush(Clock::now() + timeout_); }
+
+  absl::Status Poll(Clock::time_point deadline, std::vector<Completion>* out) override {
+    size_t before = out->size();
+    for (;;) {
+      std::string_view in = stream_.in();
+      size_t used = 0;
+      resp::Reply reply;
+      size_t n = 0;
+      for (;;) {
+        resp::ParseResult r = resp::Parse(in.substr(used), &reply, &n);
+        if (r == resp::ParseResult::kIncomplete) break;
+        if (r == resp::ParseResult::kInvalid) return absl::DataLossError("invalid RESP reply");
+        used += n;
+        if (pending_.empty()) return absl::DataLossError("RESP reply without a request");
+        auto [token, get] = pending_.front();
+        pending_.pop_front();
+        out->push_back(ToCompletion(token, get, reply));
+      }
+      stream_.Consume(used);
+      if (out->size() > before || Clock::now() >= deadline) return absl::OkStatus();
+      if (auto s = stream_.Receive(deadline); !s.ok()) return s;
+    }
+  }
+
+ private:
+  static Completion ToCompletion(uint64_t token, bool get, const resp::Reply& r) {
+    using T = resp::Reply::Type;
+    if (r.type == T::kError) return {token, Completion::Outcome::kError, r.text.substr(0, 300)};
+    if (get && r.type == T::kNull) return {token, Completion::Outcome::kNotFound, {}};
+    if (get ? r.type == T::kBulk : r.type == T::kSimple && r.text == "OK") {
+      return {token, Completion::Outcome::kOk, {}};
+    }
+    return {token, Completion::Outcome::kError,
+            StrCat("unexpected reply to ", get ? "GET" : "SET")};
+  }
+
+  struct Pending {
+    uint64_t token;
+    bool get;
+  };
+  std::string address_;
+  std::chrono::milliseconds timeout_{10000};
+  Stream stream_;
+  std::deque<Pending> pending_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeAtlasDriver(const std::string& socket_path, std::string client_id) {
+  return std::make_unique<AtlasDriver>(socket_path, std::move(client_id));
+}
+
+std::unique_ptr<Driver> MakeRedisDriver(const std::string& address) {
+  return std::make_unique<RedisDriver>(address);
+}
+
+}  // namespace atlas::bench
