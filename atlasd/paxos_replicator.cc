@@ -38,6 +38,8 @@ class PaxosReplicator::Snapshots final : public consensus::SnapshotSource {
 };
 
 namespace {
+// Ticks run in one wake-up of the node thread at most (see Run).
+constexpr int kTicksPerWakeupMax = 4;
 // A command that reached a log which no longer (or not yet) governs its table is retried with
 // the newer routing this many times, backing off from 5 ms to 320 ms (~2.5 s in all).
 constexpr int kMoveRetries = 10;
@@ -364,6 +366,7 @@ void PaxosReplicator::Shutdown() {
 
 void PaxosReplicator::Run() {
   auto next_tick = std::chrono::steady_clock::now() + options_.tick;
+  auto last_skip_warning = std::chrono::steady_clock::time_point{};
   std::deque<std::function<void()>> batch;
   for (;;) {
     {
@@ -388,8 +391,22 @@ void PaxosReplicator::Run() {
       });
       for (auto& fn : due) fn();
     }
+    // Catch up on missed ticks, but not without bound: if Ticks fall behind the clock (an
+    // overloaded node thread), logical time runs slower rather than the thread doing nothing
+    // but Ticks. The core's timeouts are in ticks, and its safety never depends on time.
     auto now = std::chrono::steady_clock::now();
-    while (now >= next_tick) {
+    for (int n = 0; now >= next_tick; ++n) {
+      if (n == kTicksPerWakeupMax) {
+        ticks_skipped_ += (now - next_tick) / options_.tick + 1;
+        next_tick = now + options_.tick;
+        if (now - last_skip_warning > std::chrono::seconds(10)) {
+          last_skip_warning = now;
+          spdlog::warn("node thread behind the clock: {} tick(s) skipped so far (overloaded; "
+                       "timeouts stretch accordingly)",
+                       ticks_skipped_.load());
+        }
+        break;
+      }
       replica_->Tick();
       next_tick += options_.tick;
     }

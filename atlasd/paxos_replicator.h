@@ -89,6 +89,8 @@ class PaxosReplicator final : public Replicator {
   void Move(const std::string& table, consensus::NodeId target);
 
   uint64_t readies() const { return readies_.load(); }
+  // Ticks not run because the node thread fell behind the clock (overload).
+  uint64_t ticks_skipped() const { return ticks_skipped_.load(); }
 
  private:
   class Snapshots;
@@ -165,6 +167,7 @@ class PaxosReplicator final : public Replicator {
   consensus::ClusterConfig shared_previous_;    // guarded by membership_mu_
 
   std::atomic<uint64_t> readies_{0};
+  std::atomic<uint64_t> ticks_skipped_{0};  // ticks dropped because the node thread fell behind
   std::thread thread_;
 };
 

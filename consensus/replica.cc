@@ -55,6 +55,7 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
   ATLAS_CHECK(snapshots_ != nullptr && policy_ != nullptr);
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
   for (auto& [object, hard] : restart) {
+    active_.insert(object);
     ObjectState& o = objects_[object];
     o.hard = std::move(hard);
     if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
@@ -83,6 +84,8 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
 // Small helpers.
 
 Replica::ObjectState& Replica::Obj(const ObjectId& object) {
+  // Whatever touches an object may have given it a timer: Tick looks at it (NeedsTick).
+  active_.insert(object);
   auto it = objects_.find(object);
   if (it != objects_.end()) return it->second;
   ObjectState& o = objects_[object];
@@ -1618,96 +1621,14 @@ void Replica::Tick() {
       if (latest_epoch_ > 1) ++probes_.settles_reached;
     }
   }
-  for (auto& [object, o] : objects_) {
-    if (o.known_commit > o.hard.commit_index || o.partial.has_value()) {
-      RequestCatchup(object, o, o.known_commit_from);
-    } else {
-      catching_up_.erase(object);
-    }
-    switch (o.role) {
-      case Role::kCandidate:
-        if (now_ - o.phase1_sent >= config_.resend_ticks) {
-          o.phase1_sent = now_;
-          Message m;
-          m.type = MessageType::kPrepare;
-          m.object = object;
-          m.ballot = o.ballot;
-          m.epoch = latest_epoch_;
-          m.commit_index = o.hard.commit_index;
-          for (NodeId node : MembersOf(ObjectEpochs(o))) {
-            if (o.promises.contains(node)) continue;
-            m.to = node;
-            Send(m);
-          }
-        }
-        break;
-      case Role::kOwner: {
-        // Retransmit unacknowledged phase-2 slots (messages may be lost).
-        absl::btree_map<NodeId, Message> resend;
-        const NodeSet members = MembersOf(ObjectEpochs(o));
-        for (auto& [slot, f] : o.in_flight) {
-          if (now_ - f.sent_tick < config_.resend_ticks) continue;
-          f.sent_tick = now_;
-          ++probes_.accept_resends;
-          for (NodeId node : members) {
-            if (f.acks.contains(node)) continue;
-            Message& m = resend[node];
-            m.type = MessageType::kAccept;
-            m.to = node;
-            m.object = object;
-            m.ballot = o.ballot;
-            m.epoch = latest_epoch_;
-            m.commit_index = o.hard.commit_index;
-            m.entries.push_back({slot, LogEntry{o.ballot, f.value}});
-          }
-        }
-        for (auto& [node, m] : resend) Send(std::move(m));
-        if (o.round_active && now_ - o.round_sent >= config_.resend_ticks) {
-          o.round_sent = now_;
-          Message m;
-          m.type = MessageType::kConfirm;
-          m.object = object;
-          m.ballot = o.ballot;
-          m.epoch = latest_epoch_;
-          m.round = o.round;
-          for (NodeId node : members) {
-            if (o.round_acks.contains(node)) continue;
-            m.to = node;
-            Send(m);
-          }
-        }
-        if (o.recovered_commit > o.hard.commit_index) {
-          RequestCatchup(object, o, o.recovered_commit_from);
-        }
-        break;
-      }
-      case Role::kFollower:
-        if ((o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty()) &&
-            now_ >= o.backoff_until) {
-          o.want_steal = false;
-          std::deque<Command> proposals;
-          proposals.swap(o.proposals);
-          std::vector<PendingRead> reads = std::move(o.reads_waiting);
-          o.reads_waiting.clear();
-          const bool any = !proposals.empty() || !reads.empty();
-          for (Command& cmd : proposals) {
-            if (cmd.id.node == config_.id) {
-              RouteWrite(object, std::move(cmd));
-            } else {
-              RejectQueued(object, o, cmd);
-            }
-          }
-          for (const PendingRead& r : reads) {
-            if (r.origin == config_.id) {
-              RouteRead(object, r.id);
-            } else {
-              RejectRead(object, o, r);
-            }
-          }
-          if (!any) StartSteal(object);
-        }
-        break;
-    }
+  // Timers of the objects that may have one (`active_`, see NeedsTick): a node may hold a great
+  // many tables, and idle ones cost nothing here. Over a copy: handlers below may touch (and
+  // so activate) other objects.
+  const std::vector<ObjectId> due(active_.begin(), active_.end());
+  for (const ObjectId& object : due) {
+    ObjectState& o = objects_.find(object)->second;
+    TickObject(object, o);
+    if (!NeedsTick(object, o)) active_.erase(object);
   }
   // Request deadlines.
   while (!deadlines_.empty() && deadlines_.begin()->first <= now_) {
@@ -1721,6 +1642,116 @@ void Replica::Tick() {
     }
   }
   DrainLocal();
+}
+
+void Replica::TickObject(const ObjectId& object, ObjectState& o) {
+  if (o.known_commit > o.hard.commit_index || o.partial.has_value()) {
+    RequestCatchup(object, o, o.known_commit_from);
+  } else if (!catching_up_.empty()) {
+    catching_up_.erase(object);
+  }
+  switch (o.role) {
+    case Role::kCandidate:
+      if (now_ - o.phase1_sent >= config_.resend_ticks) {
+        o.phase1_sent = now_;
+        Message m;
+        m.type = MessageType::kPrepare;
+        m.object = object;
+        m.ballot = o.ballot;
+        m.epoch = latest_epoch_;
+        m.commit_index = o.hard.commit_index;
+        for (NodeId node : MembersOf(ObjectEpochs(o))) {
+          if (o.promises.contains(node)) continue;
+          m.to = node;
+          Send(m);
+        }
+      }
+      break;
+    case Role::kOwner: {
+      // Retransmit unacknowledged phase-2 slots (messages may be lost).
+      absl::btree_map<NodeId, Message> resend;
+      std::optional<NodeSet> members_cache;  // Built only when something is resent.
+      auto members = [&]() -> const NodeSet& {
+        if (!members_cache) members_cache = MembersOf(ObjectEpochs(o));
+        return *members_cache;
+      };
+      for (auto& [slot, f] : o.in_flight) {
+        if (now_ - f.sent_tick < config_.resend_ticks) continue;
+        f.sent_tick = now_;
+        ++probes_.accept_resends;
+        for (NodeId node : members()) {
+          if (f.acks.contains(node)) continue;
+          Message& m = resend[node];
+          m.type = MessageType::kAccept;
+          m.to = node;
+          m.object = object;
+          m.ballot = o.ballot;
+          m.epoch = latest_epoch_;
+          m.commit_index = o.hard.commit_index;
+          m.entries.push_back({slot, LogEntry{o.ballot, f.value}});
+        }
+      }
+      for (auto& [node, m] : resend) Send(std::move(m));
+      if (o.round_active && now_ - o.round_sent >= config_.resend_ticks) {
+        o.round_sent = now_;
+        Message m;
+        m.type = MessageType::kConfirm;
+        m.object = object;
+        m.ballot = o.ballot;
+        m.epoch = latest_epoch_;
+        m.round = o.round;
+        for (NodeId node : members()) {
+          if (o.round_acks.contains(node)) continue;
+          m.to = node;
+          Send(m);
+        }
+      }
+      if (o.recovered_commit > o.hard.commit_index) {
+        RequestCatchup(object, o, o.recovered_commit_from);
+      }
+      break;
+    }
+    case Role::kFollower:
+      if ((o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty()) &&
+          now_ >= o.backoff_until) {
+        o.want_steal = false;
+        std::deque<Command> proposals;
+        proposals.swap(o.proposals);
+        std::vector<PendingRead> reads = std::move(o.reads_waiting);
+        o.reads_waiting.clear();
+        const bool any = !proposals.empty() || !reads.empty();
+        for (Command& cmd : proposals) {
+          if (cmd.id.node == config_.id) {
+            RouteWrite(object, std::move(cmd));
+          } else {
+            RejectQueued(object, o, cmd);
+          }
+        }
+        for (const PendingRead& r : reads) {
+          if (r.origin == config_.id) {
+            RouteRead(object, r.id);
+          } else {
+            RejectRead(object, o, r);
+          }
+        }
+        if (!any) StartSteal(object);
+      }
+      break;
+  }
+}
+
+bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
+  // Exactly the conditions under which TickObject may act.
+  if (o.partial.has_value() || o.known_commit > o.hard.commit_index) return true;
+  if (catching_up_.contains(object)) return true;
+  switch (o.role) {
+    case Role::kCandidate: return true;
+    case Role::kOwner:
+      return !o.in_flight.empty() || o.round_active || o.recovered_commit > o.hard.commit_index;
+    case Role::kFollower:
+      return o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty();
+  }
+  return true;
 }
 
 void Replica::CheckForwardTargets() {

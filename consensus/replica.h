@@ -490,6 +490,10 @@ class Replica {
   // True if `learner` asked for the same thing (first slot, chunk offset) less than
   // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
   bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
+  // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
+  // have any, so Tick can skip the rest.
+  void TickObject(const ObjectId& object, ObjectState& o);
+  bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void HandleCatchupRequest(const Message& msg);
   void HandleCatchupResponse(const Message& msg);
@@ -526,6 +530,8 @@ class Replica {
   // Objects this learner is catching up (a request out, or a snapshot partly received);
   // at most catchups_max, so a node far behind on many tables holds a bounded amount.
   absl::btree_set<ObjectId> catching_up_;
+  // Objects Tick must look at: every object touched (Obj) since Tick last found it idle.
+  absl::btree_set<ObjectId> active_;
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
