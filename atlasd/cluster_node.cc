@@ -96,8 +96,17 @@ void ClusterNode::DetectorLoop() {
     if (PaxosReplicator* r = replicator_.load()) {
       r->Inspect([this](const consensus::Replica& rep) { lagging_.store(rep.LaggingObjects()); });
     }
+    // All peers at once: one after the other, a round over a WAN (14 peers at 150 ms) would
+    // outlast suspect_after and far peers would flap to SUSPECT.
+    std::vector<std::future<absl::StatusOr<double>>> pings;
     for (uint64_t id : ids) {
-      absl::StatusOr<double> rtt = transport_->PingMs(static_cast<consensus::NodeId>(id));
+      pings.push_back(std::async(std::launch::async, [this, id] {
+        return transport_->PingMs(static_cast<consensus::NodeId>(id));
+      }));
+    }
+    for (size_t k = 0; k < ids.size(); ++k) {
+      const uint64_t id = ids[k];
+      absl::StatusOr<double> rtt = pings[k].get();
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
       auto it = peers_.find(id);
