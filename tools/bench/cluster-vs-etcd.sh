@@ -4,11 +4,11 @@
 # against a 3-member etcd cluster (Debian etcd-server, every write fsynced on a majority), both
 # on loopback on this machine, in the same run.
 #
-#   atlasd: atlas-bench, 64 connections x 1 in flight (64 concurrent requests), 100-byte values,
-#           PUT then GET (linearizable reads), against node 1 (the owner of the table).
-#   etcd:   `etcdctl check perf --load=l` (its own load generator: a put rate target of 8,000/s
-#           from 1,000 clients for 60 s); it reports the throughput it sustained and the
-#           slowest/stddev latency. (A like-for-like etcd driver is atlas-bench's job, «WAN lab».)
+# Both are driven by atlas-bench with the same workload: 64 connections x 1 in flight (64
+# concurrent requests), 100-byte values over 10,000 keys, PUT then GET (linearizable reads:
+# atlasd's read barrier, etcd's default serializable=false Range). atlasd's clients talk to
+# node 1, the owner of the table; etcd's to its leader. The ratio lines compare the two.
+# BENCH_CHECK_PERF=1 also runs `etcdctl check perf --load=l` (etcd's own 60 s load test).
 #
 # Usage: tools/bench/cluster-vs-etcd.sh   (needs build/bin/{atlasd,atlas,atlas-bench})
 # Environment: BENCH_OPS (default 50000), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
@@ -75,8 +75,20 @@ for _ in $(seq 100); do
   ETCDCTL_API=3 etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1 && break
   sleep 0.2
 done
-log "etcdctl check perf --load=l (60 s)"
-etcd_perf=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 || true)
+# The leader's client endpoint: etcd forwards proposals to it anyway, as atlasd does to an owner.
+leader=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" endpoint status -w json |
+  python3 -c 'import json,sys; print([e["Endpoint"] for e in json.load(sys.stdin) if e["Status"]["leader"] == e["Status"]["header"]["member_id"]][0])')
+log "etcd PUT, 64 concurrent (leader ${leader#http://})"
+etcd_put=$("$build_dir/bin/atlas-bench" --target "etcd:${leader#http://}" --op put -c 64 -d 1 \
+  -n "$ops" --keys 10000 --value-size 100 --table bench --json)
+log "etcd GET, 64 concurrent"
+etcd_get=$("$build_dir/bin/atlas-bench" --target "etcd:${leader#http://}" --op get -c 64 -d 1 \
+  -n "$ops" --keys 10000 --value-size 100 --table bench --json)
+etcd_perf=""
+if [ "${BENCH_CHECK_PERF:-0}" = 1 ]; then
+  log "etcdctl check perf --load=l (60 s)"
+  etcd_perf=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 || true)
+fi
 
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d$2)" "$1"; }
 echo "== atlasd 3 nodes (Fn=1): 64 concurrent, 100-byte values =="
@@ -86,5 +98,16 @@ for op in put get; do
     "$(field "$j" "['latency_us']['p50']")" "$(field "$j" "['latency_us']['p99']")" \
     "$(field "$j" "['errors']")"
 done
-echo "== etcd 3 members: etcdctl check perf --load=l =="
-echo "$etcd_perf" | tr '\r' '\n' | grep -v ' / 60 ' | grep -v '^ *$' | tail -6
+echo "== etcd 3 members: the same load =="
+for op in put get; do
+  j=$etcd_put; [ "$op" = get ] && j=$etcd_get
+  printf '%s ops/s %s  p50 %s us  p99 %s us  errors %s\n' "$op" "$(field "$j" "['ops_per_sec']")" \
+    "$(field "$j" "['latency_us']['p50']")" "$(field "$j" "['latency_us']['p99']")" \
+    "$(field "$j" "['errors']")"
+done
+ratio() { python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(round(a['ops_per_sec'] / b['ops_per_sec'], 2))" "$1" "$2"; }
+echo "== ratio atlasd / etcd: PUT $(ratio "$atlas_put" "$etcd_put")x  GET $(ratio "$atlas_get" "$etcd_get")x"
+if [ -n "$etcd_perf" ]; then
+  echo "== etcdctl check perf --load=l =="
+  echo "$etcd_perf" | tr '\r' '\n' | grep -v ' / 60 ' | grep -v '^ *$' | tail -6
+fi
