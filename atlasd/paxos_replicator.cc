@@ -107,7 +107,11 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
   config.resend_ticks = per_second / 5;
   config.request_timeout_ticks = 10 * per_second;
   config.steal_backoff_ticks = per_second / 10;
-  auto policy = std::make_unique<consensus::AccessCountingPolicy>();
+  // Half-second windows: a table follows a new hot zone about a second after the shift (two
+  // windows of 2x dominance), while an even split between zones never reaches 2x.
+  consensus::AccessCountingPolicy::Options policy_options;
+  policy_options.window_ticks = per_second / 2;
+  auto policy = std::make_unique<consensus::AccessCountingPolicy>(policy_options);
   r->policy_ = policy.get();
   // TABLE PIN survives restarts: pinned tables are kept out of automatic moves again.
   {

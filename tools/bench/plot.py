@@ -85,8 +85,11 @@ def timeline(out, runs, plt):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     for zone, s in series["zones"].items():
         t = [i * step for i in range(len(s["p50_us"]))]
-        top.plot(t, [v / 1000 for v in s["p50_us"]], label=zone)
-        bottom.plot(t, [v / 1000 for v in s["p99_us"]], label=zone)
+        # Seconds without requests from a zone (idle under shift) leave a gap, not a zero.
+        idle = [n == 0 for n in s.get("ops", [1] * len(t))]
+        nan = float("nan")
+        top.plot(t, [nan if i else v / 1000 for v, i in zip(s["p50_us"], idle)], label=zone)
+        bottom.plot(t, [nan if i else v / 1000 for v, i in zip(s["p99_us"], idle)], label=zone)
     hot = series.get("hot_zone")
     if hot:  # shade the seconds where the hot zone changed
         for i in range(1, len(hot)):
