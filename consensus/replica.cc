@@ -1197,14 +1197,18 @@ void Replica::ContinueTransfer(const ObjectState::PartialSnapshot& partial, Mess
 void Replica::HandleCatchupRequest(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (o.hard.commit_index < msg.slot) return;
-  Message r;
-  r.type = MessageType::kCatchupResponse;
-  r.to = msg.from;
-  r.object = msg.object;
-  r.commit_index = o.hard.commit_index;
-  // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
-  r.anchor_epoch = o.hard.anchor_epoch;
-  r.anchor_config = o.hard.anchor_config;
+  auto response = [&] {
+    Message r;
+    r.type = MessageType::kCatchupResponse;
+    r.to = msg.from;
+    r.object = msg.object;
+    r.commit_index = o.hard.commit_index;
+    // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
+    r.anchor_epoch = o.hard.anchor_epoch;
+    r.anchor_config = o.hard.anchor_config;
+    return r;
+  };
+  Message r = response();
   Slot start = msg.slot;
   // The snapshot to (continue to) ship, if any. Every chunk of a transfer comes from the same
   // snapshot (`serving`), and the log after it is kept until the last chunk left (Advance), so
@@ -1252,15 +1256,7 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   // times more per round trip; `round` counts the responses still following in the burst.
   std::vector<Message> burst;
   for (size_t i = 0; i < config_.catchup_burst && (i == 0 || start <= o.hard.commit_index); ++i) {
-    Message part = i == 0 ? std::move(r) : Message{};
-    if (i > 0) {
-      part.type = MessageType::kCatchupResponse;
-      part.to = msg.from;
-      part.object = msg.object;
-      part.commit_index = o.hard.commit_index;
-      part.anchor_epoch = o.hard.anchor_epoch;
-      part.anchor_config = o.hard.anchor_config;
-    }
+    Message part = i == 0 ? std::move(r) : response();
     size_t bytes = 0;
     for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
            (part.entries.empty() || bytes < config_.catchup_bytes_max);

@@ -91,20 +91,17 @@ if [ "${BENCH_CHECK_PERF:-0}" = 1 ]; then
 fi
 
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d$2)" "$1"; }
+report() {  # op json
+  printf '%s ops/s %s  p50 %s us  p99 %s us  errors %s\n' "$1" "$(field "$2" "['ops_per_sec']")" \
+    "$(field "$2" "['latency_us']['p50']")" "$(field "$2" "['latency_us']['p99']")" \
+    "$(field "$2" "['errors']")"
+}
 echo "== atlasd 3 nodes (Fn=1): 64 concurrent, 100-byte values =="
-for op in put get; do
-  j=$atlas_put; [ "$op" = get ] && j=$atlas_get
-  printf '%s ops/s %s  p50 %s us  p99 %s us  errors %s\n' "$op" "$(field "$j" "['ops_per_sec']")" \
-    "$(field "$j" "['latency_us']['p50']")" "$(field "$j" "['latency_us']['p99']")" \
-    "$(field "$j" "['errors']")"
-done
+report put "$atlas_put"
+report get "$atlas_get"
 echo "== etcd 3 members: the same load =="
-for op in put get; do
-  j=$etcd_put; [ "$op" = get ] && j=$etcd_get
-  printf '%s ops/s %s  p50 %s us  p99 %s us  errors %s\n' "$op" "$(field "$j" "['ops_per_sec']")" \
-    "$(field "$j" "['latency_us']['p50']")" "$(field "$j" "['latency_us']['p99']")" \
-    "$(field "$j" "['errors']")"
-done
+report put "$etcd_put"
+report get "$etcd_get"
 ratio() { python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(round(a['ops_per_sec'] / b['ops_per_sec'], 2))" "$1" "$2"; }
 echo "== ratio atlasd / etcd: PUT $(ratio "$atlas_put" "$etcd_put")x  GET $(ratio "$atlas_get" "$etcd_get")x"
 if [ -n "$etcd_perf" ]; then
