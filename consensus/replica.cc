@@ -1164,6 +1164,17 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
              o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
     from = o.known_commit_from;
   }
+  // Never keep asking a peer that went silent (it may have crashed or left): any live peer
+  // holds the chosen prefix up to its own commit index, and a learner holding a catch-up slot
+  // (catchups_max) on a dead peer would starve the others.
+  if (!Alive(from)) {
+    for (NodeId node : LiveNodes()) {
+      if (node != config_.id) {
+        from = node;
+        break;
+      }
+    }
+  }
   // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
   // retry a transfer less eagerly.
   const consensus::Tick retry = o.partial.has_value() ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
