@@ -345,6 +345,14 @@ void Replica::SendTo(const NodeSet& nodes, const Message& msg, bool include_self
   }
 }
 
+void Replica::SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg) {
+  for (NodeId node : nodes) {
+    if (answered.contains(node)) continue;
+    msg.to = node;
+    Send(msg);
+  }
+}
+
 void Replica::DrainLocal() {
   // Bounded: self-messages only ever produce a finite cascade (prepare->promise->accept...).
   while (!local_.empty()) {
@@ -1667,11 +1675,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
         m.ballot = o.ballot;
         m.epoch = latest_epoch_;
         m.commit_index = o.hard.commit_index;
-        for (NodeId node : MembersOf(ObjectEpochs(o))) {
-          if (o.promises.contains(node)) continue;
-          m.to = node;
-          Send(m);
-        }
+        SendToSilent(MembersOf(ObjectEpochs(o)), o.promises, m);
       }
       break;
     case Role::kOwner: {
@@ -1707,11 +1711,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
         m.ballot = o.ballot;
         m.epoch = latest_epoch_;
         m.round = o.round;
-        for (NodeId node : members()) {
-          if (o.round_acks.contains(node)) continue;
-          m.to = node;
-          Send(m);
-        }
+        SendToSilent(members(), o.round_acks, m);
       }
       if (o.recovered_commit > o.hard.commit_index) {
         RequestCatchup(object, o, o.recovered_commit_from);

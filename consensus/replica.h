@@ -493,6 +493,8 @@ class Replica {
   // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
   // have any, so Tick can skip the rest.
   void TickObject(const ObjectId& object, ObjectState& o);
+  // Resends `msg` to the nodes of `nodes` that have not answered yet.
+  void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
   bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void HandleCatchupRequest(const Message& msg);
