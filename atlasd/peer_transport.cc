@@ -196,11 +196,11 @@ class PeerTransport::PeerLink {
           // Bounded in count and in bytes: one gRPC message must stay under message_bytes_max
           // (a batch over it would be refused whole, again and again).
           size_t bytes = 0;
-          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max &&
-                 (batch.empty() || bytes + ApproxBytes(queue_.front()) <=
-                                       t_->options_.batch_bytes_max)) {
-            bytes += ApproxBytes(queue_.front());
-            queued_bytes_ -= ApproxBytes(queue_.front());
+          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max) {
+            const size_t next = ApproxBytes(queue_.front());  // walks the entries: once
+            if (!batch.empty() && bytes + next > t_->options_.batch_bytes_max) break;
+            bytes += next;
+            queued_bytes_ -= next;
             batch.push_back(std::move(queue_.front()));
             queue_.pop_front();
           }
