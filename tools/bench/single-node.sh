@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Single-node reference benchmark: a fresh atlasd against redis-server on this machine, both on
-# a Unix socket, 100-byte values, the same key space. Redis runs with `appendonly yes` and
-# `appendfsync always` (each acknowledged write is on disk, as atlasd's are); SET is measured
-# again with `appendfsync no` to show what durability costs.
+# Single-node reference benchmark (issue 5, experiment 1): a fresh atlasd against redis-server on
+# this machine, both on a Unix socket, 100-byte values, the same key space, both driven by
+# atlas-bench with the same workload (same keys, same clock; only --target changes). Redis runs
+# with `appendonly yes` and `appendfsync always` (each acknowledged write is on disk, as atlasd's
+# are); SET is measured again with `appendfsync no` to show what durability costs. The
+# redis-benchmark figure of each Redis row is printed as a cross-check of the driver.
 #
 # Usage: tools/bench/single-node.sh            (needs build/bin/atlasd and build/bin/atlas-bench)
 # Environment: ATLAS_BUILD_DIR (default build/), BENCH_OPS (ops per concurrent/pipelined run,
@@ -83,19 +85,26 @@ wait_for redis-server "$redis_pid" redis-cli -s "$tmp/redis.sock" ping
 # --- atlasd -----------------------------------------------------------------------------------
 declare -A res  # res[<row>,<field>]: ops, p50, p99 (ops/s, microseconds)
 
-json_field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+# The run's overall figures (top level; per-zone ones sit under "zones").
+json_field() {  # json_field <json> ops_per_sec|p50|p99
+  python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+print(d["ops_per_sec"] if sys.argv[2] == "ops_per_sec" else d["latency_us"][sys.argv[2]])' "$1" "$2"
+}
 
-atlas_run() {  # atlas_run <row> <op> <connections> <depth> <ops>
-  local row=$1 op=$2 c=$3 d=$4 n=$5 out
-  log "atlas-bench --op $op --connections $c --depth $d --ops $n"
-  out=$("$build_dir/bin/atlas-bench" --socket "$tmp/atlas/atlas.sock" --op "$op" \
+bench_run() {  # bench_run <prefix> <row> <target> <op> <connections> <depth> <ops>
+  local p=$1 row=$2 target=$3 op=$4 c=$5 d=$6 n=$7 out
+  log "atlas-bench --target $target --op $op --connections $c --depth $d --ops $n"
+  out=$("$build_dir/bin/atlas-bench" --target "$target" --op "$op" \
         --connections "$c" --depth "$d" --ops "$n" --duration "$max_s" --keys "$keys" \
         --value-size "$value_size" --table bench --no-preload --json 2>/dev/null) ||
     die "atlas-bench failed: $out"
-  res[$row,a_ops]=$(json_field "$out" ops_per_sec)
-  res[$row,a_p50]=$(json_field "$out" p50)
-  res[$row,a_p99]=$(json_field "$out" p99)
+  res[$row,${p}_ops]=$(json_field "$out" ops_per_sec)
+  res[$row,${p}_p50]=$(json_field "$out" p50)
+  res[$row,${p}_p99]=$(json_field "$out" p99)
 }
+atlas_run() { bench_run a "$1" "atlas:$tmp/atlas/atlas.sock" "${@:2}"; }
+redis_run() { bench_run r "$1" "redis:$tmp/redis.sock" "${@:2}"; }
 
 # PUTs first: they also load every key the GETs read (keys are drawn from the same space).
 "$build_dir/bin/atlas-bench" --socket "$tmp/atlas/atlas.sock" --op put --connections 4 \
@@ -109,63 +118,76 @@ atlas_run get64p get 1 64 "$ops"
 atlas_run get64c get 64 1 "$ops"
 
 # --- redis ------------------------------------------------------------------------------------
-# CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
-#      "p99_latency_ms","max_latency_ms"
-redis_run() {  # redis_run <set-row> <get-row|-> <tests> <n> <redis-benchmark args...>
-  local set_row=$1 get_row=$2 tests=$3 n=$4 line name row
+# The same atlas-bench runs against Redis (keys bench.k<i>, as for atlasd).
+"$build_dir/bin/atlas-bench" --target "redis:$tmp/redis.sock" --op put --connections 4 \
+  --depth 64 --ops "$keys" --keys "$keys" --value-size "$value_size" --table bench \
+  >/dev/null 2>&1 || die "redis preload failed"
+redis_run put1 put 1 1 "$serial_ops"
+redis_run put64p put 1 64 "$ops"
+redis_run put64c put 64 1 "$ops"
+redis_run get1 get 1 1 "$serial_ops"
+redis_run get64p get 1 64 "$ops"
+redis_run get64c get 64 1 "$ops"
+
+# Cross-check with Redis's own tool: ops/s only (its -P latency is per batch, not per request).
+# CSV: "test","rps",...
+rb_run() {  # rb_run <set-row> <get-row|-> <tests> <n> <redis-benchmark args...>
+  local set_row=$1 get_row=$2 tests=$3 n=$4 line name rps row
   shift 4
   log "redis-benchmark -t $tests -n $n $*"
   while IFS= read -r line; do
     line=${line//\"/}
-    IFS=, read -r name rps _ _ p50 _ p99 _ <<<"$line"
+    IFS=, read -r name rps _ <<<"$line"
     case $name in
       SET) row=$set_row ;;
       GET) row=$get_row ;;
       *) continue ;;
     esac
-    res[$row,r_ops]=$rps
-    res[$row,r_p50]=$(awk -v v="$p50" 'BEGIN { printf "%.1f", v * 1000 }')
-    res[$row,r_p99]=$(awk -v v="$p99" 'BEGIN { printf "%.1f", v * 1000 }')
+    res[$row,rb_ops]=$rps
   done < <(redis-benchmark -s "$tmp/redis.sock" -t "$tests" -d "$value_size" -r "$keys" -n "$n" \
              --csv "$@")
 }
+rb_run put1 get1 set,get "$serial_ops" -c 1
+rb_run put64p get64p set,get "$ops" -c 1 -P 64
+rb_run put64c get64c set,get "$ops" -c 64
 
-redis-benchmark -s "$tmp/redis.sock" -t set -d "$value_size" -r "$keys" -n "$keys" -c 4 -P 64 \
-  >/dev/null
-redis_run put1 get1 set,get "$serial_ops" -c 1
-redis_run put64p get64p set,get "$ops" -c 1 -P 64
-redis_run put64c get64c set,get "$ops" -c 64
 redis-cli -s "$tmp/redis.sock" config set appendfsync no >/dev/null
-redis_run nofsync1 - set "$serial_ops" -c 1
-redis_run nofsync64p - set "$ops" -c 1 -P 64
-redis_run nofsync64c - set "$ops" -c 64
+redis_run nofsync1 put 1 1 "$serial_ops"
+redis_run nofsync64p put 1 64 "$ops"
+redis_run nofsync64c put 64 1 "$ops"
+rb_run nofsync1 - set "$serial_ops" -c 1
+rb_run nofsync64p - set "$ops" -c 1 -P 64
+rb_run nofsync64c - set "$ops" -c 64
 
 # --- table ------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-row() {  # row <label> <atlas-row> <redis-row> <redis label>
+row() {  # row <label> <atlas-row> <redis-row>
   local a=$2 r=$3
-  printf '%-24s %10.0f %9s %9s | %-22s %10.0f %9s %9s | %6s\n' "$1" "${res[$a,a_ops]}" \
-    "${res[$a,a_p50]}" "${res[$a,a_p99]}" "$4" "${res[$r,r_ops]}" "${res[$r,r_p50]}" \
-    "${res[$r,r_p99]}" "$(ratio "${res[$a,a_ops]}" "${res[$r,r_ops]}")"
+  printf '%-20s %9.0f %9s %9s | %9.0f %9s %9s | %6s | %9.0f\n' "$1" "${res[$a,a_ops]}" \
+    "${res[$a,a_p50]}" "${res[$a,a_p99]}" "${res[$r,r_ops]}" "${res[$r,r_p50]}" \
+    "${res[$r,r_p99]}" "$(ratio "${res[$a,a_ops]}" "${res[$r,r_ops]}")" "${res[$r,rb_ops]:-0}"
 }
 
 echo
 echo "single node, Unix socket, ${value_size}-byte values, ${keys} keys, $(nproc) CPUs," \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "atlasd $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
-  "$(redis-server --version | cut -d' ' -f1-3)"
-printf '%-24s %10s %9s %9s | %-22s %10s %9s %9s | %6s\n' "atlasd (atlas-bench)" ops/s \
-  "p50 us" "p99 us" "redis (redis-benchmark)" ops/s "p50 us" "p99 us" "ratio"
-printf '%s\n' "$(printf '%.0s-' $(seq 1 118))"
+  "$(redis-server --version | cut -d' ' -f1-3); both driven by atlas-bench"
+printf '%-20s %9s %9s %9s | %9s %9s %9s | %6s | %9s\n' "" "atlasd" "" "" "redis" "" "" "" \
+  "redis-"
+printf '%-20s %9s %9s %9s | %9s %9s %9s | %6s | %9s\n' "" ops/s "p50 us" "p99 us" ops/s \
+  "p50 us" "p99 us" "ratio" "benchmark"
+printf '%s\n' "$(printf '%.0s-' $(seq 1 104))"
 echo "durable: redis appendonly yes, appendfsync always"
-row "PUT  c=1  depth=1" put1 put1 "SET -c 1"
-row "PUT  c=1  depth=64" put64p put64p "SET -c 1 -P 64"
-row "PUT  c=64 depth=1" put64c put64c "SET -c 64"
-row "GET  c=1  depth=1" get1 get1 "GET -c 1"
-row "GET  c=1  depth=64" get64p get64p "GET -c 1 -P 64"
-row "GET  c=64 depth=1" get64c get64c "GET -c 64"
+row "PUT  c=1  depth=1" put1 put1
+row "PUT  c=1  depth=64" put64p put64p
+row "PUT  c=64 depth=1" put64c put64c
+row "GET  c=1  depth=1" get1 get1
+row "GET  c=1  depth=64" get64p get64p
+row "GET  c=64 depth=1" get64c get64c
 echo "not durable: redis appendfsync no (atlasd unchanged: it always syncs)"
-row "PUT  c=1  depth=1" put1 nofsync1 "SET -c 1"
-row "PUT  c=1  depth=64" put64p nofsync64p "SET -c 1 -P 64"
-row "PUT  c=64 depth=1" put64c nofsync64c "SET -c 64"
-echo "ratio = atlasd ops/s / redis ops/s. redis-benchmark -P 64 latency is per pipelined batch."
+row "PUT  c=1  depth=1" put1 nofsync1
+row "PUT  c=1  depth=64" put64p nofsync64p
+row "PUT  c=64 depth=1" put64c nofsync64c
+echo "ratio = atlasd ops/s / redis ops/s, both measured by atlas-bench (same keys, values, clock)."
+echo "redis-benchmark: ops/s of Redis's own tool with the same -c/-P, a cross-check of the driver."
