@@ -1,6 +1,7 @@
 #include "consensus/replica.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,7 @@ namespace {
 constexpr int kRouteAttemptsMax = 3;
 constexpr Slot kLogTailSlots = 16;  // Entries kept below a snapshot for cheap catch-up.
 constexpr uint64_t kFullHeartbeatEvery = 10;
-constexpr int kSweepStealsPerHeartbeat = 2;
+constexpr size_t kSweepStealsPerHeartbeat = 2;
 
 // An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is the
 // EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
@@ -77,6 +78,12 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
     o.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
     if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
     if (o.applied < o.hard.commit_index) work_ = true;
+    // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
+    // the first heartbeat is a full one, or the rolling window reaches it.)
+    o.queued_collect = true;
+    collect_.push_back(object);
+    o.queued_index = true;
+    reindex_.push_back(object);
   }
 }
 
@@ -87,11 +94,69 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
   // Whatever touches an object may have given it a timer: Tick looks at it (NeedsTick).
   active_.insert(object);
   auto it = objects_.find(object);
-  if (it != objects_.end()) return it->second;
+  if (it != objects_.end()) {
+    Touch(object, it->second);
+    return it->second;
+  }
   ObjectState& o = objects_[object];
   // A new object's ballots also start above anything used before a restart.
   o.ballot = Ballot{restart_counter_floor_, kNoNode};
+  Touch(object, o);
   return o;
+}
+
+void Replica::Touch(const ObjectId& object, ObjectState& o) {
+  if (!o.queued_collect) {
+    o.queued_collect = true;
+    collect_.push_back(object);
+  }
+  if (!o.queued_heartbeat) {
+    o.queued_heartbeat = true;
+    heartbeat_changed_.push_back(object);
+  }
+  if (!o.queued_index) {
+    o.queued_index = true;
+    reindex_.push_back(object);
+  }
+}
+
+void Replica::RefreshIndexes() const {
+  for (const ObjectId& object : reindex_) {
+    auto it = objects_.find(object);
+    if (it == objects_.end()) continue;
+    const ObjectState& o = it->second;
+    o.queued_index = false;
+    if (o.indexed_held) {
+      auto c = anchor_counts_.find(o.indexed_anchor);
+      if (--c->second == 0) anchor_counts_.erase(c);
+    }
+    o.indexed_held = Held(o);
+    if (o.indexed_held) {
+      o.indexed_anchor = o.hard.anchor_epoch;
+      ++anchor_counts_[o.indexed_anchor];
+    }
+    // Sweep's static conditions; the timed ones (backoff, owner heard) are checked there.
+    // "Unfinished": slots an owner left accepted but not known committed (a removed owner
+    // that handed over): nobody else would complete them without client traffic.
+    const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
+                            o.known_commit <= o.hard.commit_index;
+    const bool sweep =
+        o.role == Role::kFollower && o.indexed_held && (NeedsAnchor(o) || unfinished);
+    if (sweep != o.indexed_sweep) {
+      if (sweep) {
+        sweep_.insert(object);
+      } else {
+        sweep_.erase(object);
+      }
+      o.indexed_sweep = sweep;
+    }
+    const bool lagging = o.applied < o.known_commit || o.applied < o.hard.commit_index;
+    if (lagging != o.indexed_lagging) {
+      lagging_ = lagging ? lagging_ + 1 : lagging_ - 1;
+      o.indexed_lagging = lagging;
+    }
+  }
+  reindex_.clear();
 }
 
 const Replica::ObjectState* Replica::FindObj(const ObjectId& object) const {
@@ -183,6 +248,7 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
   // Quorums of every object now include C_L: re-send what is in flight at once, in the new
   // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
   for (auto& [object, o] : objects_) {
+    Touch(object, o);  // NeedsAnchor changed for all of them (indexes, CollectReady).
     if (o.role == Role::kCandidate) o.phase1_sent = now_ - config_.resend_ticks;
     for (auto& [slot, f] : o.in_flight) f.sent_tick = now_ - config_.resend_ticks;
     if (o.round_active) o.round_sent = now_ - config_.resend_ticks;
@@ -265,11 +331,9 @@ bool Replica::Held(const ObjectState& o) const {
 }
 
 uint64_t Replica::AnchorFloor() const {
-  uint64_t floor = latest_epoch_;
-  for (const auto& [object, o] : objects_) {
-    if (Held(o)) floor = std::min(floor, o.hard.anchor_epoch);
-  }
-  return floor;
+  RefreshIndexes();
+  if (anchor_counts_.empty()) return latest_epoch_;
+  return std::min(latest_epoch_, anchor_counts_.begin()->first);
 }
 
 bool Replica::Fenced(const Message& msg) const {
@@ -433,11 +497,8 @@ Slot Replica::AppliedIndex(const ObjectId& object) const {
 }
 
 size_t Replica::LaggingObjects() const {
-  size_t n = 0;
-  for (const auto& [id, o] : objects_) {
-    if (o.applied < o.known_commit || o.applied < o.hard.commit_index) ++n;
-  }
-  return n;
+  RefreshIndexes();
+  return lagging_;
 }
 
 std::vector<ObjectId> Replica::Objects() const {
@@ -1601,34 +1662,79 @@ void Replica::HandleMoveHint(const Message& msg) {
 // ---------------------------------------------------------------------------------------------
 // Time.
 
-void Replica::Tick() {
-  ++now_;
-  if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
-    last_heartbeat_ = now_;
-    Message hb;
-    hb.type = MessageType::kHeartbeat;
-    hb.epoch = latest_epoch_;
-    hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
-    // Heartbeats carry only commit indexes that moved since the previous heartbeat, plus all of
-    // them every kFullHeartbeatEvery-th time (covers lost heartbeats and restarted peers), so
-    // their size follows activity rather than the number of tables.
-    const bool full = heartbeats_sent_++ % kFullHeartbeatEvery == 0;
+uint64_t Replica::HeartbeatCycle() const {
+  const size_t n = objects_.size();
+  const size_t max = std::max<size_t>(config_.heartbeat_objects_max, 1);
+  if (n <= max) return kFullHeartbeatEvery;
+  return std::max<uint64_t>(kFullHeartbeatEvery, (n + max - 1) / max);
+}
+
+void Replica::SendHeartbeat() {
+  Message hb;
+  hb.type = MessageType::kHeartbeat;
+  hb.epoch = latest_epoch_;
+  hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
+  if (serving_count_ > 0) {
     for (auto& [object, o] : objects_) {
       if (o.serving.has_value() && now_ - o.serving_touched > config_.snapshot_serve_idle_ticks) {
         o.serving.reset();  // The learner finished or went away; free the memory.
         --serving_count_;
       }
-      if (full || o.hard.commit_index != o.heartbeat_commit) {
-        hb.commit_indexes.push_back({object, o.hard.commit_index});
-        o.heartbeat_commit = o.hard.commit_index;
+    }
+  }
+  // Heartbeats carry the commit indexes that moved since the previous heartbeat (objects
+  // touched since), plus a re-announcement of every object once per cycle (covers lost
+  // heartbeats and restarted peers): all of them every kFullHeartbeatEvery-th time for a
+  // small node, a rolling window for a large one. Their size follows activity, not tables.
+  std::vector<ObjectId> changed;
+  changed.swap(heartbeat_changed_);
+  for (const ObjectId& object : changed) objects_.find(object)->second.queued_heartbeat = false;
+  std::sort(changed.begin(), changed.end());
+  std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
+  auto add = [&hb](const ObjectId& object, ObjectState& o) {
+    hb.commit_indexes.push_back({object, o.hard.commit_index});
+    o.heartbeat_commit = o.hard.commit_index;
+  };
+  auto add_changed = [&] {
+    for (const ObjectId& object : changed) {
+      ObjectState& o = objects_.find(object)->second;
+      if (o.hard.commit_index != o.heartbeat_commit) add(object, o);
+    }
+  };
+  const size_t n = objects_.size();
+  if (n <= config_.heartbeat_objects_max) {
+    if (heartbeats_sent_++ % kFullHeartbeatEvery == 0) {
+      for (auto& [object, o] : objects_) {
+        add(object, o);
+        if (o.role == Role::kOwner) announce.push_back(object);
       }
+    } else {
+      add_changed();
     }
-    Broadcast(hb, /*include_self=*/false);
-    for (auto& [object, o] : objects_) {
-      // Owners re-announce (ballot, commit index) on full heartbeats: followers that missed a
-      // notice or restarted learn the owner here; new commits are announced as they happen.
-      if (o.role == Role::kOwner && full) SendCommitNotice(object, o);
+  } else {
+    ++heartbeats_sent_;
+    const uint64_t cycle = HeartbeatCycle();
+    const size_t window = static_cast<size_t>((n + cycle - 1) / cycle);
+    auto it = objects_.lower_bound(heartbeat_cursor_);
+    for (size_t i = 0; i < window; ++i, ++it) {
+      if (it == objects_.end()) it = objects_.begin();
+      add(it->first, it->second);
+      if (it->second.role == Role::kOwner) announce.push_back(it->first);
     }
+    heartbeat_cursor_ = it == objects_.end() ? ObjectId{} : it->first;
+    add_changed();
+  }
+  Broadcast(hb, /*include_self=*/false);
+  // Owners re-announce (ballot, commit index) once per cycle: followers that missed a notice
+  // or restarted learn the owner here; new commits are announced as they happen.
+  for (const ObjectId& object : announce) SendCommitNotice(object, objects_.find(object)->second);
+}
+
+void Replica::Tick() {
+  ++now_;
+  if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
+    last_heartbeat_ = now_;
+    SendHeartbeat();
     Sweep();
     CheckForwardTargets();
     if (latest_epoch_ > settled_epoch_ && Settled()) {
@@ -1642,6 +1748,7 @@ void Replica::Tick() {
   const std::vector<ObjectId> due(active_.begin(), active_.end());
   for (const ObjectId& object : due) {
     ObjectState& o = objects_.find(object)->second;
+    Touch(object, o);
     TickObject(object, o);
     if (!NeedsTick(object, o)) active_.erase(object);
   }
@@ -1790,27 +1897,26 @@ void Replica::Sweep() {
   // StartSteal's backoff spaces retries.
   if (config_.test_latest_config_only || latest_epoch_ <= 1) return;
   if (!IsMember(latest_epoch_, config_.id)) return;
-  int started = 0;
-  for (auto& [object, o] : objects_) {
-    if (started >= kSweepStealsPerHeartbeat) break;
-    // Also finish slots an owner left accepted but not known committed (a removed owner that
-    // handed over): nobody else would complete them without client traffic.
-    const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
-                            o.known_commit <= o.hard.commit_index;
-    if (o.role != Role::kFollower || !Held(o) || !(NeedsAnchor(o) || unfinished)) continue;
+  RefreshIndexes();
+  std::vector<ObjectId> steal;
+  for (const ObjectId& object : sweep_) {  // Followers holding an unanchored/unfinished object.
+    if (steal.size() >= kSweepStealsPerHeartbeat) break;
+    const ObjectState& o = objects_.find(object)->second;
     if (now_ < o.backoff_until) continue;
-    // An owner re-announces itself every full heartbeat; one alive but silent for longer has
+    // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
     // stepped down (or lost the object) and will not re-anchor it.
     const NodeId owner = o.owner_ballot.node;
     const bool owner_active =
         // (A removed node never owns again: not active, whatever it says.)
         owner != kNoNode && owner != config_.id && IsMember(latest_epoch_, owner) &&
         Alive(owner) && o.owner_heard >= 0 &&
-        now_ - o.owner_heard <= 2 * static_cast<consensus::Tick>(kFullHeartbeatEvery) *
-                                     config_.heartbeat_ticks;
+        now_ - o.owner_heard <=
+            2 * static_cast<consensus::Tick>(HeartbeatCycle()) * config_.heartbeat_ticks;
     if (owner_active) continue;
+    steal.push_back(object);
+  }
+  for (const ObjectId& object : steal) {
     ++probes_.sweeper_steals;
-    ++started;
     StartSteal(object);
   }
 }
@@ -1822,8 +1928,28 @@ bool Replica::HasReady() const {
   return work_ || !ready_.messages.empty() || !ready_.replies.empty() || !ready_.persist.empty();
 }
 
+void Replica::TakeCollect(std::vector<ObjectId>& due, bool keep) {
+  std::vector<ObjectId> more;
+  if (keep) {
+    more = collect_;
+  } else {
+    more.swap(collect_);
+    for (const ObjectId& object : more) objects_.find(object)->second.queued_collect = false;
+  }
+  std::sort(more.begin(), more.end());
+  std::vector<ObjectId> merged;
+  merged.reserve(due.size() + more.size());
+  std::set_union(due.begin(), due.end(), more.begin(), more.end(), std::back_inserter(merged));
+  due.swap(merged);
+}
+
 void Replica::CollectReady() {
-  for (auto& [object, o] : objects_) {
+  // Only objects touched since the last collection can have anything to collect; in object
+  // order, as a walk over every object would.
+  std::vector<ObjectId> due;
+  TakeCollect(due);
+  for (const ObjectId& object : due) {
+    ObjectState& o = objects_.find(object)->second;
     if (o.role == Role::kOwner && o.anchor_slot == 0 && !NeedsAnchor(o) &&
         !IsMember(o.hard.anchor_epoch, config_.id) && o.hard.anchor_epoch != 0 &&
         o.hard.anchor_epoch == latest_epoch_) {
@@ -1834,7 +1960,11 @@ void Replica::CollectReady() {
     SendDeferredAnchorAck(object, o);
   }
   DrainLocal();
-  for (auto& [object, o] : objects_) {
+  // And whatever the messages to self touched, which stay listed for the next collection:
+  // the first pass above has not seen them.
+  TakeCollect(due, /*keep=*/true);
+  for (const ObjectId& object : due) {
+    ObjectState& o = objects_.find(object)->second;
     if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent) {
       SendCommitNotice(object, o);
     }
@@ -1874,7 +2004,9 @@ void Replica::CollectReady() {
       ++it;
     }
   }
-  for (auto& [object, o] : objects_) {
+  TakeCollect(due, /*keep=*/true);
+  for (const ObjectId& object : due) {
+    ObjectState& o = objects_.find(object)->second;
     if (!o.dirty) continue;
     HardStateUpdate u;
     u.object = object;

@@ -187,6 +187,11 @@ struct ReplicaConfig {
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.
   Tick snapshot_serve_idle_ticks = 4000;  // A transfer nobody asked to continue is dropped.
+  // Heartbeats re-announce every object's commit index (and owners their ballot) once per
+  // cycle. Up to this many objects, the whole set goes in every 10th heartbeat; above it, each
+  // heartbeat carries a rolling window of at most this many, so idle traffic stays bounded
+  // however many tables a node holds (the cycle lengthens instead).
+  size_t heartbeat_objects_max = 256;
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
@@ -391,6 +396,15 @@ class Replica {
     Slot deferred_anchor = 0;
     Ballot deferred_ballot;
     NodeId deferred_to = kNoNode;
+    // Bookkeeping of the node-wide work lists and indexes (Touch, RefreshIndexes), not protocol
+    // state: which lists hold the object, and what the indexes counted it as.
+    bool queued_collect = false;
+    bool queued_heartbeat = false;
+    mutable bool queued_index = false;
+    mutable bool indexed_held = false;
+    mutable bool indexed_sweep = false;
+    mutable bool indexed_lagging = false;
+    mutable uint64_t indexed_anchor = 0;
   };
   struct PendingRequest {
     ObjectId object;
@@ -405,6 +419,15 @@ class Replica {
 
   ObjectState& Obj(const ObjectId& object);
   const ObjectState* FindObj(const ObjectId& object) const;
+  // Everything that may change an object goes through Touch (Obj does it): the object joins
+  // the work lists of CollectReady, of the next heartbeat and of the indexes, so that none of
+  // them has to visit every object (a node may hold a million tables).
+  void Touch(const ObjectId& object, ObjectState& o);
+  // Brings anchor_floor_, sweep_ and lagging_ up to date with the objects touched since.
+  void RefreshIndexes() const;
+  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
+  uint64_t HeartbeatCycle() const;
+  void SendHeartbeat();
   ZoneId ZoneOf(NodeId node) const;
   bool Alive(NodeId node) const;
   NodeSet LiveNodes() const;
@@ -514,6 +537,8 @@ class Replica {
   void HandleMoveHint(const Message& msg);
 
   void CollectReady();
+  // Merges collect_ into `due` (sorted, without duplicates); empties it unless `keep`.
+  void TakeCollect(std::vector<ObjectId>& due, bool keep = false);
 
   ReplicaConfig config_;
   std::map<uint64_t, ConfigInfo> configs_;  // Every configuration known, by epoch (stable refs).
@@ -534,6 +559,17 @@ class Replica {
   absl::btree_set<ObjectId> catching_up_;
   // Objects Tick must look at: every object touched (Obj) since Tick last found it idle.
   absl::btree_set<ObjectId> active_;
+  // Work lists (unordered; the flags in ObjectState keep them duplicate-free): objects touched
+  // since the last CollectReady, since the last heartbeat, and since the last RefreshIndexes.
+  std::vector<ObjectId> collect_;
+  std::vector<ObjectId> heartbeat_changed_;
+  mutable std::vector<ObjectId> reindex_;
+  // Indexes over every object, exact after RefreshIndexes: the anchor epochs of held objects
+  // (AnchorFloor = the lowest), objects the sweeper may have to steal, lagging objects.
+  mutable absl::btree_map<uint64_t, size_t> anchor_counts_;
+  mutable absl::btree_set<ObjectId> sweep_;
+  mutable size_t lagging_ = 0;
+  ObjectId heartbeat_cursor_;  // Rolling re-announcement: where the next window starts.
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.

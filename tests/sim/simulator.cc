@@ -1168,6 +1168,9 @@ std::string ReplayCommand(const SimOptions& o) {
     absl::StrAppend(&cmd, " --membership-max ", o.membership_changes_max);
   }
   if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");
+  if (o.base.heartbeat_objects_max != consensus::ReplicaConfig{}.heartbeat_objects_max) {
+    absl::StrAppend(&cmd, " --heartbeat-objects-max ", o.base.heartbeat_objects_max);
+  }
   absl::StrAppend(&cmd, " --trace");
   return cmd;
 }

@@ -2,19 +2,20 @@
 # Experiment 3 of issue «WAN lab» (docs/benchmarks.md): five zones of the shared RTT matrix in
 # the WAN lab (tools/wan/lab, real processes behind wan-proxy), the WPaxos authors' locality
 # workload (70% of a zone's requests to tables homed in it), PUTs only, per-zone latency:
-#   1. atlasd, every table owned in its home zone (WPaxos, Fz=0);
+#   1. atlasd, every table owned in its home zone (WPaxos; Fz from WAN_FZ, default 0);
 #   2. the same atlasd with every table moved and pinned to one zone (a single leader);
 #   3. etcd, one member per zone, its leader moved to the best-placed zone.
 # Each system runs the same atlas-bench command line; only the targets change.
 #
 # Usage: sudo tools/bench/wan-locality.sh     Environment: WAN_NODES_PER_ZONE (default 1),
-# WAN_FN (default 0), WAN_CONNS (connections per zone, default 2), WAN_SECONDS (default 20),
+# WAN_FN (default 0), WAN_FZ (default 0), WAN_ETCD (default 1; 0 skips etcd), WAN_CONNS (connections per zone, default 2), WAN_SECONDS (default 20),
 # WAN_LEADER_ZONE (default ca: the smallest mean RTT to the other zones), WAN_OUT (JSON dir).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${ATLAS_BIN:-$root/build/bin}
 per_zone=${WAN_NODES_PER_ZONE:-1}
 fn=${WAN_FN:-0}
+fz=${WAN_FZ:-0}
 conns=${WAN_CONNS:-2}
 secs=${WAN_SECONDS:-20}
 leader_zone=${WAN_LEADER_ZONE:-ca}
@@ -46,7 +47,7 @@ EOF
 
 # --- atlasd: WPaxos, then a single leader -------------------------------------------------------
 lab up --dir "$work/atlas" --zones "$(IFS=,; echo "${zones[*]}")" --nodes-per-zone "$per_zone" \
-  --fn "$fn" --fz 0 --lab-id 5 >&2
+  --fn "$fn" --fz "$fz" --lab-id 5 >&2
 targets=()
 for k in "${!zones[@]}"; do
   targets+=(--target "zone=${zones[$k]}@atlas:$work/atlas/n$((k * per_zone + 1))/atlas.sock")
@@ -78,7 +79,9 @@ bench single-leader "${targets[@]}" --no-preload
 lab down --dir "$work/atlas" >/dev/null
 
 # --- etcd, one member per zone, leader in $leader_zone ------------------------------------------
-if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+if [ "${WAN_ETCD:-1}" = 0 ]; then
+  log "WAN_ETCD=0: etcd skipped"
+elif command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
   lab up --system etcd --dir "$work/etcd" --zones "$(IFS=,; echo "${zones[*]}")" --lab-id 6 >&2
   etargets=()
   for k in "${!zones[@]}"; do etargets+=(--target "zone=${zones[$k]}@etcd:10.106.$((k + 1)).2:2379"); done

@@ -34,6 +34,7 @@ void Usage() {
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
+               "                 [--heartbeat-objects-max N]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
                "        membership | all (all = every fault but membership)\n"
@@ -247,6 +248,8 @@ int main(int argc, char** argv) {
       require_probes = true;
     } else if (a == "--multi-paxos") {
       opt.multi_paxos = true;
+    } else if (a == "--heartbeat-objects-max") {
+      opt.base.heartbeat_objects_max = static_cast<size_t>(num());
     } else if (a == "--wan-figures") {
       wan = true;
     } else {
