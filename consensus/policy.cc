@@ -43,7 +43,24 @@ std::optional<ZoneId> AccessCountingPolicy::RecordAccess(const ObjectId& object,
     s.window_start = now;
   }
   ++s.counts[zone];
+  if (stats_.size() > options_.stats_kept) PruneIdle(object, now);
   return move;
+}
+
+void AccessCountingPolicy::PruneIdle(const ObjectId& current, Tick now) {
+  // Two entries per access: faster than objects get counters, so the map shrinks back to the
+  // busy ones; never the object just counted.
+  auto it = stats_.lower_bound(prune_cursor_);
+  for (int i = 0; i < 2; ++i) {
+    if (it == stats_.end()) it = stats_.begin();
+    const Stats& s = it->second;
+    if (it->first != current && s.streak == 0 && now - s.window_start >= 2 * options_.window_ticks) {
+      it = stats_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  prune_cursor_ = it == stats_.end() ? ObjectId{} : it->first;
 }
 
 RouteDecision StaticPolicy::Route(const ObjectId&, const RouteContext& ctx) {

@@ -48,6 +48,11 @@ class AccessCountingPolicy : public MigrationPolicy {
     double dominance = 2.0;
     int min_accesses = 6;
     int sustain_windows = 2;
+    // Counters of objects idle for two windows are dropped (a few per access, from a rolling
+    // cursor) once more than this many objects have counters: a node owning a million idle
+    // tables keeps counters only for the busy ones. A dropped object starts afresh, as if its
+    // stale window had closed empty.
+    size_t stats_kept = 4096;
   };
   AccessCountingPolicy() : AccessCountingPolicy(Options{}) {}
   explicit AccessCountingPolicy(Options options) : options_(options) {}
@@ -56,6 +61,7 @@ class AccessCountingPolicy : public MigrationPolicy {
   std::optional<ZoneId> RecordAccess(const ObjectId& object, ZoneId owner_zone, ZoneId zone,
                                      Tick now) override;
   void Reset(const ObjectId& object) override { stats_.erase(object); }
+  size_t tracked() const { return stats_.size(); }  // Objects with counters (tests).
 
   // TABLE PIN / zone restriction: automatic moves of `object` only target these zones (an
   // empty set pins it where it is). Explicit Replica::Move/Steal are not restricted here.
@@ -71,8 +77,11 @@ class AccessCountingPolicy : public MigrationPolicy {
     ZoneId candidate = 0;
     int streak = 0;
   };
+  void PruneIdle(const ObjectId& current, Tick now);
+
   Options options_;
   absl::btree_map<ObjectId, Stats> stats_;
+  ObjectId prune_cursor_;
   absl::btree_map<ObjectId, absl::btree_set<ZoneId>> allowed_;
 };
 

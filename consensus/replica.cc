@@ -977,7 +977,7 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
   o.round_active = false;
   policy_->Reset(object);
   // Never-proposed commands are certainly not executed: re-route ours, hand others back.
-  std::deque<Command> proposals;
+  CommandQueue proposals;
   proposals.swap(o.proposals);
   std::vector<PendingRead> reads = std::move(o.reads_in_round);
   reads.insert(reads.end(), o.reads_waiting.begin(), o.reads_waiting.end());
@@ -1227,7 +1227,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   // A snapshot transfer in progress continues from the peer sending it while that peer lives
   // (switching peers starts the transfer over). Otherwise remember the best-informed peer we
   // heard of; Tick retries from it.
-  if (o.partial.has_value() && Alive(o.partial->from)) {
+  if (o.partial != nullptr && Alive(o.partial->from)) {
     from = o.partial->from;
   } else if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
              o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
@@ -1246,7 +1246,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   }
   // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
   // retry a transfer less eagerly.
-  const consensus::Tick retry = o.partial.has_value() ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
+  const consensus::Tick retry = o.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
   if (o.catchup_sent >= 0 && now_ - o.catchup_sent < retry) return;
   if (!catching_up_.contains(object)) {
     if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
@@ -1258,7 +1258,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   m.to = from;
   m.object = object;
   m.slot = o.hard.commit_index + 1;
-  if (o.partial.has_value()) {
+  if (o.partial != nullptr) {
     if (o.partial->from == from) {
       ContinueTransfer(*o.partial, m);
     } else {
@@ -1295,18 +1295,18 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   // the learner then continues with log entries instead of starting over. A request continuing
   // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
   // start (we installed a newer one meanwhile) is replaced.
-  if (o.serving.has_value() && o.serving->slot < o.hard.truncated_through) {
+  if (o.serving != nullptr && o.serving->slot < o.hard.truncated_through) {
     o.serving.reset();
     --serving_count_;
   }
-  if (start <= o.hard.truncated_through && !o.serving.has_value()) {
+  if (start <= o.hard.truncated_through && o.serving == nullptr) {
     if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries later.
     std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
     ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-    o.serving = std::move(snap);
+    o.serving = std::make_unique<Snapshot>(std::move(*snap));
     ++serving_count_;
   }
-  if (o.serving.has_value() &&
+  if (o.serving != nullptr &&
       (start <= o.hard.truncated_through || msg.snapshot_slot == o.serving->slot)) {
     o.serving_touched = now_;
     const Snapshot& snap = *o.serving;
@@ -1373,16 +1373,16 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   // duplicate, a chunk of another snapshot) restarts or is ignored.
   std::string assembled;
   bool snapshot_complete = false;
-  if (msg.snapshot_slot > o.hard.commit_index && !o.install.has_value()) {
+  if (msg.snapshot_slot > o.hard.commit_index && o.install == nullptr) {
     ++probes_.snapshot_chunks;
     // A first chunk starts a transfer, unless it is a late copy of the one under way.
-    const bool same_transfer = o.partial.has_value() && o.partial->slot == msg.snapshot_slot &&
+    const bool same_transfer = o.partial != nullptr && o.partial->slot == msg.snapshot_slot &&
                                o.partial->from == msg.from;
     if (msg.snapshot_offset == 0 && !same_transfer) {
-      o.partial = ObjectState::PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "",
-                                               msg.from};
+      o.partial = std::make_unique<ObjectState::PartialSnapshot>(ObjectState::PartialSnapshot{
+          msg.snapshot_slot, msg.snapshot_total, "", msg.from});
     }
-    if (o.partial.has_value() && o.partial->slot == msg.snapshot_slot &&
+    if (o.partial != nullptr && o.partial->slot == msg.snapshot_slot &&
         o.partial->total == msg.snapshot_total && o.partial->from == msg.from &&
         o.partial->data.size() == msg.snapshot_offset &&
         msg.snapshot_offset + msg.snapshot.size() <= msg.snapshot_total) {
@@ -1419,7 +1419,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     o.applied = s;
     o.snapshot_slot = s;
     o.snapshot_asked = s;
-    o.install = Snapshot{s, std::move(assembled)};
+    o.install = std::make_unique<Snapshot>(Snapshot{s, std::move(assembled)});
     ++probes_.snapshots_installed;
     // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
     if (msg.anchor_epoch > o.hard.anchor_epoch) {
@@ -1676,7 +1676,7 @@ void Replica::SendHeartbeat() {
   hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
   if (serving_count_ > 0) {
     for (auto& [object, o] : objects_) {
-      if (o.serving.has_value() && now_ - o.serving_touched > config_.snapshot_serve_idle_ticks) {
+      if (o.serving != nullptr && now_ - o.serving_touched > config_.snapshot_serve_idle_ticks) {
         o.serving.reset();  // The learner finished or went away; free the memory.
         --serving_count_;
       }
@@ -1767,7 +1767,7 @@ void Replica::Tick() {
 }
 
 void Replica::TickObject(const ObjectId& object, ObjectState& o) {
-  if (o.known_commit > o.hard.commit_index || o.partial.has_value()) {
+  if (o.known_commit > o.hard.commit_index || o.partial != nullptr) {
     RequestCatchup(object, o, o.known_commit_from);
   } else if (!catching_up_.empty()) {
     catching_up_.erase(object);
@@ -1829,7 +1829,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
       if ((o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty()) &&
           now_ >= o.backoff_until) {
         o.want_steal = false;
-        std::deque<Command> proposals;
+        CommandQueue proposals;
         proposals.swap(o.proposals);
         std::vector<PendingRead> reads = std::move(o.reads_waiting);
         o.reads_waiting.clear();
@@ -1856,7 +1856,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
 
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   // Exactly the conditions under which TickObject may act.
-  if (o.partial.has_value() || o.known_commit > o.hard.commit_index) return true;
+  if (o.partial != nullptr || o.known_commit > o.hard.commit_index) return true;
   if (catching_up_.contains(object)) return true;
   switch (o.role) {
     case Role::kCandidate: return true;
@@ -1968,7 +1968,7 @@ void Replica::CollectReady() {
     if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent) {
       SendCommitNotice(object, o);
     }
-    if (o.install.has_value()) {
+    if (o.install != nullptr) {
       ready_.snapshots.push_back({object, std::move(*o.install)});
       o.install.reset();
     }
@@ -2040,7 +2040,7 @@ void Replica::Advance(const Ready& ready) {
     o.snapshot_slot = std::max(o.snapshot_slot, req.slot);
     Slot through = o.snapshot_slot > kLogTailSlots ? o.snapshot_slot - kLogTailSlots : 0;
     // A learner receiving our snapshot continues with the log after it.
-    if (o.serving.has_value()) through = std::min(through, o.serving->slot);
+    if (o.serving != nullptr) through = std::min(through, o.serving->slot);
     if (through > o.hard.truncated_through) {
       o.hard.truncated_through = through;
       o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));

@@ -37,6 +37,7 @@
 #ifndef ATLAS_CONSENSUS_REPLICA_H_
 #define ATLAS_CONSENSUS_REPLICA_H_
 
+#include <cstddef>
 #include <deque>
 #include <map>
 #include <memory>
@@ -232,6 +233,46 @@ struct Probes {
 
 // ---------------------------------------------------------------------------------------------
 
+// A FIFO of commands that allocates nothing while empty (std::deque allocates on
+// construction: a cost per object when a node holds a million of them).
+class CommandQueue {
+ public:
+  CommandQueue() = default;
+  CommandQueue(const CommandQueue&) = default;
+  CommandQueue& operator=(const CommandQueue&) = default;
+  CommandQueue(CommandQueue&& other) noexcept { swap(other); }
+  CommandQueue& operator=(CommandQueue&& other) noexcept {
+    CommandQueue moved(std::move(other));
+    swap(moved);
+    return *this;
+  }
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  Command& front() { return items_[head_]; }
+  void push_back(Command cmd) { items_.push_back(std::move(cmd)); }
+  void pop_front() {
+    if (++head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void swap(CommandQueue& other) noexcept {
+    items_.swap(other.items_);
+    std::swap(head_, other.head_);
+  }
+  std::vector<Command>::iterator begin() {
+    return items_.begin() + static_cast<std::ptrdiff_t>(head_);
+  }
+  std::vector<Command>::iterator end() { return items_.end(); }
+
+ private:
+  std::vector<Command> items_;
+  size_t head_ = 0;
+};
+
 class Replica {
  public:
   // `restart` is the PersistentState written through earlier Readys (empty for a new node).
@@ -330,7 +371,8 @@ class Replica {
     // until we reach it (a request may be rate-limited, lost, or sent to a lagging peer).
     Slot known_commit = 0;
     NodeId known_commit_from = kNoNode;
-    std::optional<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
+    // (Pointers rather than optionals: rare, and an idle object should stay small.)
+    std::unique_ptr<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
     // Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
     struct PartialSnapshot {
       Slot slot = 0;
@@ -338,10 +380,10 @@ class Replica {
       std::string data;
       NodeId from = kNoNode;
     };
-    std::optional<PartialSnapshot> partial;
+    std::unique_ptr<PartialSnapshot> partial;
     // Sender: the snapshot this node is transferring to learners, kept so that every chunk
     // comes from the same snapshot, and the log after it is not truncated meanwhile.
-    std::optional<Snapshot> serving;
+    std::unique_ptr<Snapshot> serving;
     consensus::Tick serving_touched = 0;
     // The last catch-up answer sent (learner, first slot, chunk offset, when): a retry that
     // crossed it in flight is not answered again, so a slow link does not fill with copies.
@@ -364,7 +406,7 @@ class Replica {
     Slot read_ready_slot = 0;      // Owner serves reads once commit_index >= this.
     absl::btree_map<Slot, InFlight> in_flight;
     absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
-    std::deque<Command> proposals;
+    CommandQueue proposals;
     // Origin side: sequence numbers of our Forwards to the ballot `forward_ballot`.
     Ballot forward_ballot;
     uint64_t forward_seq = 0;

@@ -215,6 +215,25 @@ TEST_CASE("the access-counting policy moves to a dominating zone, never on 50/50
   }
 }
 
+TEST_CASE("the access-counting policy keeps counters only for busy objects on a large node",
+          "[policy]") {
+  AccessCountingPolicy::Options opts;
+  opts.window_ticks = 100;
+  opts.stats_kept = 100;
+  AccessCountingPolicy p(opts);
+  // 10,000 objects touched once each (a bulk load), then one hot object for a while.
+  Tick t = 0;
+  for (int i = 0; i < 10000; ++i, ++t) p.RecordAccess("t" + std::to_string(i), 0, 0, t);
+  CHECK(p.tracked() < 10000);
+  for (int i = 0; i < 20000; ++i, ++t) p.RecordAccess("hot", 0, 0, t);
+  CHECK(p.tracked() <= 101);
+  // The hot object still moves when another zone dominates it.
+  std::optional<ZoneId> move;
+  for (int i = 0; i < 2000 && !move; ++i, ++t) move = p.RecordAccess("hot", 0, 2, t);
+  REQUIRE(move.has_value());
+  CHECK(*move == 2);
+}
+
 TEST_CASE("ballots order by counter then node id", "[ballot]") {
   REQUIRE(Ballot{1, 5} < Ballot{2, 1});
   REQUIRE(Ballot{2, 1} < Ballot{2, 3});
