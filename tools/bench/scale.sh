@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Experiment 6 of issue «WAN lab» (docs/benchmarks.md): latency and memory with very many
+# tables. A 3-node cluster (tools/cluster, one zone, Fn=1) is measured empty, then loaded with
+# SCALE_TABLES tables of one 100-byte row each (every table a consensus object of its own), and
+# measured again. Each measurement: resident memory of every node (VmRSS), idle CPU over
+# SCALE_IDLE_S seconds, and PUT / GET latency on 1,000 tables at 16 concurrent requests for
+# SCALE_PROBE_S seconds. Reports bytes of RAM per table = RSS growth / tables.
+#
+# Usage: tools/bench/scale.sh   Environment: SCALE_TABLES (default 1000000), SCALE_IDLE_S
+# (default 10), SCALE_PROBE_S (default 10), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build_dir=${ATLAS_BUILD_DIR:-$root/build}
+tables=${SCALE_TABLES:-1000000}
+idle_s=${SCALE_IDLE_S:-10}
+probe_s=${SCALE_PROBE_S:-10}
+export ATLAS_BIN=$build_dir/bin
+
+log() { printf '[scale] %s\n' "$*" >&2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-scale.XXXXXX")
+cleanup() {
+  keep=(); [ "${BENCH_KEEP:-0}" = 1 ] && keep=(--keep)
+  "$root/tools/cluster" down --dir "$tmp/c" "${keep[@]}" >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+"$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port 29600 >&2
+targets=()
+for i in 1 2 3; do targets+=(--target "atlas:$tmp/c/n$i/atlas.sock"); done
+pids=$(for i in 1 2 3; do cat "$tmp/c/n$i.pid"; done)
+
+rss_mb() {  # total VmRSS of the three nodes, MB
+  local p t=0
+  for p in $pids; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done
+  echo $((t / 1024))
+}
+cpu_ticks() {  # utime+stime of the three nodes, clock ticks
+  local p t=0
+  for p in $pids; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo $t
+}
+declare -A res
+measure() {  # measure <label>
+  local label=$1 c0 c1 out
+  sleep 2  # let the load's tail settle
+  c0=$(cpu_ticks); sleep "$idle_s"; c1=$(cpu_ticks)
+  res[$label,cpu]=$(python3 -c "print(round(100 * ($c1 - $c0) / $(getconf CLK_TCK) / $idle_s / 3, 1))")
+  res[$label,rss]=$(rss_mb)
+  for op in put get; do
+    out=$("$ATLAS_BIN/atlas-bench" "${targets[@]}" --op $op -c 16 -d 1 --keys 1000 --tables 1000 \
+      --table probe --duration "$probe_s" --json 2>/dev/null) || log "$label $op: errors"
+    res[$label,$op]=$(python3 -c 'import json,sys
+d = json.loads(sys.argv[1]); l = d["latency_us"]
+print("%9.0f %7.2f %7.2f %6d" % (d["ops_per_sec"], l["p50"] / 1000, l["p99"] / 1000, d["errors"]))' "$out")
+  done
+  log "$label: RSS ${res[$label,rss]} MB, idle CPU ${res[$label,cpu]}% per node"
+}
+
+measure empty
+log "loading $tables tables (one row each)"
+t0=$(date +%s.%N)
+out=$("$ATLAS_BIN/atlas-bench" "${targets[@]}" --op get -n 1 -c 4 --keys "$tables" \
+  --tables "$tables" --table s --value-size 100 --timeout-ms 60000 --json) ||
+  { log "load failed: $(head -c 300 <<<"$out")"; exit 1; }
+load_s=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+log "loaded in $load_s s"
+measure loaded
+rows=$("$ATLAS_BIN/atlas" --socket "$tmp/c/n2/atlas.sock" -c "TABLE INFO s_7" | head -1)
+
+per_table=$(( (res[loaded,rss] - res[empty,rss]) * 1024 * 1024 / 3 / tables ))
+echo
+echo "3 nodes, one zone, Fn=1; $tables tables of one 100-byte row; $(nproc) CPUs; atlasd $(git -C "$root" rev-parse --short HEAD)"
+echo "load: $tables tables in $load_s s ($(python3 -c "print(round($tables / $load_s))") tables/s)"
+printf '%-8s %9s %10s | %-34s | %-34s\n' "" "RSS MB" "idle CPU" "PUT ops/s  p50 ms  p99 ms errors" "GET ops/s  p50 ms  p99 ms errors"
+for l in empty loaded; do
+  printf '%-8s %9s %9s%% | %s | %s\n' "$l" "${res[$l,rss]}" "${res[$l,cpu]}" "${res[$l,put]}" "${res[$l,get]}"
+done
+echo "RAM per table: $per_table bytes per node ((loaded - empty RSS) / 3 nodes / tables)"
+echo "a sample table on node 2: $rows"
