@@ -28,7 +28,11 @@ struct ClusterNodeOptions {
   // Fn/Fz the operator configured on this node. A new cluster starts with Fz=0 (it has one
   // zone); when a join brings enough zones, this node proposes the configured quorum.
   consensus::QuorumSpec desired_quorum;
-  std::chrono::milliseconds ping_interval{500};
+  // The detector wakes every check_interval (lagging count for /health); it pings every peer
+  // every ping_interval for RTTs. Liveness is a ping answered or any consensus message
+  // received (heartbeats flow every 250 ms) within suspect_after.
+  std::chrono::milliseconds check_interval{500};
+  std::chrono::milliseconds ping_interval{2000};
   std::chrono::milliseconds suspect_after{1500};  // no successful ping for this long
   std::chrono::milliseconds down_after{5000};
   std::chrono::milliseconds move_timeout{10'000};
@@ -71,7 +75,7 @@ class ClusterNode final : public ClusterView {
     bool ever_ok = false;
   };
   void DetectorLoop();
-  std::string StatusOf(const Peer& p, std::chrono::steady_clock::time_point now) const;
+  std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
   using ChangeDone = std::function<void(absl::StatusOr<PaxosReplicator::MembershipResult>)>;
   // Orders a membership change built for the current epoch by `make`, once this node sees
   // that epoch settled (Replica::Settled); retries when another change won the race. Gives up

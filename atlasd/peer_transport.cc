@@ -66,6 +66,10 @@ class PeerTransport::Service final : public proto::Peer::Service {
     uint64_t batches = 0;
     while (reader->Read(&batch)) {
       ++batches;
+      {
+        std::lock_guard<std::mutex> lock(t_->heard_mu_);
+        t_->heard_[static_cast<consensus::NodeId>(*from)] = std::chrono::steady_clock::now();
+      }
       for (const proto::PeerMessage& pm : batch.messages()) {
         auto m = proto::FromProto(pm, t_->options_.limits, *from);
         if (!m.ok() || m->to != t_->options_.self) {
@@ -255,6 +259,14 @@ class PeerTransport::PeerLink {
 
 PeerTransport::PeerTransport(PeerTransportOptions options, Deliver deliver)
     : options_(std::move(options)), deliver_(std::move(deliver)) {}
+
+std::optional<std::chrono::steady_clock::time_point> PeerTransport::LastHeard(
+    consensus::NodeId id) {
+  std::lock_guard<std::mutex> lock(heard_mu_);
+  auto it = heard_.find(id);
+  if (it == heard_.end()) return std::nullopt;
+  return it->second;
+}
 
 PeerTransport::~PeerTransport() { Shutdown(); }
 

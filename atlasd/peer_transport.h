@@ -15,12 +15,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +81,9 @@ class PeerTransport {
 
   // One RTT sample over the peer channel (blocking up to ping_timeout; call off the node thread).
   absl::StatusOr<double> PingMs(consensus::NodeId id);
+  // When a valid message batch from `id` last arrived (nullopt: never). Consensus heartbeats
+  // flow every 250 ms, so this is the failure detector's main evidence of life.
+  std::optional<std::chrono::steady_clock::time_point> LastHeard(consensus::NodeId id);
 
   void Shutdown();
 
@@ -99,6 +104,8 @@ class PeerTransport {
   int bound_port_ = 0;
   std::mutex mu_;
   std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_;  // guarded by mu_
+  std::mutex heard_mu_;
+  std::map<consensus::NodeId, std::chrono::steady_clock::time_point> heard_;  // by heard_mu_
   Stats stats_;
 };
 

@@ -1924,6 +1924,15 @@ void Replica::Sweep() {
 // ---------------------------------------------------------------------------------------------
 // Ready.
 
+bool Replica::Quiet() const {
+  return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty();
+}
+
+consensus::Tick Replica::TicksToHeartbeat() const {
+  if (last_heartbeat_ < 0) return 1;
+  return std::max<consensus::Tick>(1, config_.heartbeat_ticks - (now_ - last_heartbeat_));
+}
+
 bool Replica::HasReady() const {
   return work_ || !ready_.messages.empty() || !ready_.replies.empty() || !ready_.persist.empty();
 }

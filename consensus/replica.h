@@ -307,6 +307,12 @@ class Replica {
   uint64_t epoch() const { return latest_epoch_; }
 
   bool HasReady() const;
+  // Nothing can happen on this node until the next heartbeat unless a message or request
+  // arrives: no object has a timer, no request is in progress. A host with no Ready waiting
+  // may then sleep until the heartbeat and run the ticks it slept through in one go.
+  bool Quiet() const;
+  // Ticks until the next heartbeat (>= 1).
+  consensus::Tick TicksToHeartbeat() const;
   Ready TakeReady();
   // Acknowledges that every step of the Ready contract was done for `ready`.
   void Advance(const Ready& ready);
