@@ -106,28 +106,24 @@ bench_run() {  # bench_run <prefix> <row> <target> <op> <connections> <depth> <o
 atlas_run() { bench_run a "$1" "atlas:$tmp/atlas/atlas.sock" "${@:2}"; }
 redis_run() { bench_run r "$1" "redis:$tmp/redis.sock" "${@:2}"; }
 
-# PUTs first: they also load every key the GETs read (keys are drawn from the same space).
-"$build_dir/bin/atlas-bench" --socket "$tmp/atlas/atlas.sock" --op put --connections 4 \
-  --depth 64 --ops "$keys" --keys "$keys" --value-size "$value_size" --table bench \
-  >/dev/null 2>&1 || die "atlasd preload failed"
-atlas_run put1 put 1 1 "$serial_ops"
-atlas_run put64p put 1 64 "$ops"
-atlas_run put64c put 64 1 "$ops"
-atlas_run get1 get 1 1 "$serial_ops"
-atlas_run get64p get 1 64 "$ops"
-atlas_run get64c get 64 1 "$ops"
+# The same six runs against each system. PUTs first: their preload also writes every key the
+# GETs read (keys are drawn from the same space; bench.k<i> on both).
+run_all() {  # run_all atlas|redis <target>
+  local run=${1}_run
+  "$build_dir/bin/atlas-bench" --target "$2" --op put --connections 4 --depth 64 \
+    --ops "$keys" --keys "$keys" --value-size "$value_size" --table bench \
+    >/dev/null 2>&1 || die "$1 preload failed"
+  $run put1 put 1 1 "$serial_ops"
+  $run put64p put 1 64 "$ops"
+  $run put64c put 64 1 "$ops"
+  $run get1 get 1 1 "$serial_ops"
+  $run get64p get 1 64 "$ops"
+  $run get64c get 64 1 "$ops"
+}
+run_all atlas "atlas:$tmp/atlas/atlas.sock"
 
 # --- redis ------------------------------------------------------------------------------------
-# The same atlas-bench runs against Redis (keys bench.k<i>, as for atlasd).
-"$build_dir/bin/atlas-bench" --target "redis:$tmp/redis.sock" --op put --connections 4 \
-  --depth 64 --ops "$keys" --keys "$keys" --value-size "$value_size" --table bench \
-  >/dev/null 2>&1 || die "redis preload failed"
-redis_run put1 put 1 1 "$serial_ops"
-redis_run put64p put 1 64 "$ops"
-redis_run put64c put 64 1 "$ops"
-redis_run get1 get 1 1 "$serial_ops"
-redis_run get64p get 1 64 "$ops"
-redis_run get64c get 64 1 "$ops"
+run_all redis "redis:$tmp/redis.sock"
 
 # Cross-check with Redis's own tool: ops/s only (its -P latency is per batch, not per request).
 # CSV: "test","rps",...
