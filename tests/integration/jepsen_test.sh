@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The short fault-injection run of the default tests (docs/testing.md, "Fault injection on real
+# clusters"): tools/jepsen/run on a 3 x 3 cluster in the WAN lab for JEPSEN_SECONDS (default
+# 90) with every fault kind; passes only if the history is linearizable, no acknowledged write
+# is lost, the replicas converge and the cluster serves again within 60 s of healing. The seed
+# is printed (replay: sudo tools/jepsen/run --seed N). Needs root; exits 77 (skipped) without.
+set -euo pipefail
+bin=$1
+root=$(cd "$(dirname "$0")/../.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
+ip netns add atlas-probe-$$ 2>/dev/null || { echo "skipped: no network namespaces"; exit 77; }
+ip netns del atlas-probe-$$
+ATLAS_BIN=$bin exec "$root/tools/jepsen/run" --seconds "${JEPSEN_SECONDS:-90}" --lab-id 9
