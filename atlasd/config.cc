@@ -59,6 +59,9 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
     return absl::InvalidArgumentError(e.what());
   }
   c.embedded_default = argc <= 1;
+  // An empty data dir would put the database in the working directory and the socket at
+  // "/atlas.sock" (found by the config-file fuzzer).
+  if (c.data_dir.empty()) return absl::InvalidArgumentError("--data-dir: must not be empty");
   if (c.socket.empty()) c.socket = c.data_dir + "/atlas.sock";
   if (c.advertise.empty()) c.advertise = c.listen;
   if (c.node_name.empty()) {

@@ -50,4 +50,8 @@ TEST_CASE("bad settings are refused with a message naming them") {
   CHECK_FALSE(Parse({"--socket-mode", "999"}).ok());
   CHECK_FALSE(Parse({"--fz", "-1"}).ok());
   CHECK_FALSE(Parse({"--no-such-flag"}).ok());
+  // Found by the config-file fuzzer: an empty data dir was accepted.
+  auto empty = Parse({"--data-dir", ""});
+  REQUIRE_FALSE(empty.ok());
+  CHECK(std::string(empty.status().message()).find("--data-dir") != std::string::npos);
 }

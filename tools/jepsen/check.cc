@@ -13,6 +13,7 @@
 //       its replicated state (StateMachine::SnapshotTable): converged replicas print the same.
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -100,6 +101,10 @@ int Digest(const std::string& data_dir, const std::vector<std::string>& tables) 
   for (const std::string& t : tables) {
     const std::string snap = sm.SnapshotTable(t);
     std::printf("%s %zu %016" PRIx64 "\n", t.c_str(), snap.size(), Fnv1a(snap));
+    if (std::getenv("ATLAS_DIGEST_DUMP") != nullptr) {  // The bytes, to see what differs.
+      for (unsigned char ch : snap) std::printf(ch >= 32 && ch < 127 ? "%c" : "\\x%02x", ch);
+      std::printf("\n");
+    }
   }
   return 0;
 }
