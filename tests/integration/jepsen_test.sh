@@ -5,9 +5,5 @@
 # is lost, the replicas converge and the cluster serves again within 60 s of healing. The seed
 # is printed (replay: sudo tools/jepsen/run --seed N). Needs root; exits 77 (skipped) without.
 set -euo pipefail
-bin=$1
-root=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
-ip netns add atlas-probe-$$ 2>/dev/null || { echo "skipped: no network namespaces"; exit 77; }
-ip netns del atlas-probe-$$
+source "$(dirname "$0")/netns_lab.sh" "$1"
 ATLAS_BIN=$bin exec "$root/tools/jepsen/run" --seconds "${JEPSEN_SECONDS:-90}" --lab-id 9

@@ -6,11 +6,7 @@
 # WAN round trip, and that cut/heal partitions and restores a link.
 # Needs root (network namespaces); exits 77 (ctest: skipped) without it.
 set -euo pipefail
-bin=$1
-root=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
-ip netns add atlas-probe-$$ 2>/dev/null || { echo "skipped: no network namespaces"; exit 77; }
-ip netns del atlas-probe-$$
+source "$(dirname "$0")/netns_lab.sh" "$1"
 
 dir=$(mktemp -d /tmp/atlas-wanlab.XXXXXX)
 lab() { ATLAS_BIN=$bin "$root/tools/wan/lab" "$@" --dir "$dir/lab"; }
