@@ -1,5 +1,6 @@
 // atlasd: the composition root. Wires config, RocksDB, the replicator, the executor and the
 // socket server together, and owns process lifecycle (signals, graceful shutdown).
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,12 @@ int main(int argc, char** argv) {
   }
   atlas::Config config = *parsed;
   atlas::SetupLogging(config.log_level, config.log_format);
+  // Every client connection and peer stream is a descriptor: use all the hard limit allows
+  // (the soft default, often 1024, would refuse clients long before memory runs short).
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   std::signal(SIGPIPE, SIG_IGN);
 
   if (config.embedded_default) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <deque>
 #include <vector>
 
@@ -164,18 +165,28 @@ class Session : public std::enable_shared_from_this<Session> {
   void Read() {
     if (reading_ || closed_ || eof_) return;
     reading_ = true;
-    socket_.async_read_some(
-        asio::buffer(readbuf_),
-        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec,
-                                                                 size_t n) {
+    // Wait for bytes without a buffer, then take them with a non-blocking read into a
+    // per-thread one: an idle connection holds no read buffer (a 64 KiB one per session made
+    // 10,000 idle clients cost 660 MB).
+    socket_.async_wait(
+        stream::socket::wait_read,
+        asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
           self->reading_ = false;
+          if (!ec) {
+            thread_local std::array<char, 64 * 1024> buf;
+            self->socket_.non_blocking(true, ec);
+            size_t n = ec ? 0 : self->socket_.read_some(asio::buffer(buf), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) {
+              self->Read();  // Readiness without bytes (spurious): wait again.
+              return;
+            }
+            if (!ec) self->inbuf_.append(buf.data(), n);
+          }
           if (ec) {
             // EOF: the client may have half-closed after sending its commands (a script piping
             // into the socket); finish what it sent and write the replies before closing.
             self->eof_ = true;
             if (ec != asio::error::eof) self->broken_ = true;
-          } else {
-            self->inbuf_.append(self->readbuf_.data(), n);
           }
           self->Pump();
           self->MaybeFinish();
@@ -243,7 +254,6 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::strand<asio::io_context::executor_type> strand_;
   FrameParser parser_;
   SessionContext ctx_;
-  std::array<char, 64 * 1024> readbuf_{};
   std::string inbuf_;
   size_t inbuf_pos_ = 0;
   bool handshake_done_ = false;

@@ -1,5 +1,11 @@
 // Framing, limits, FATAL vs WARN, tagged concurrency and large values against a real atlasd.
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <map>
 #include <set>
 #include <thread>
@@ -227,5 +233,93 @@ TEST_CASE("abrupt disconnects mid-command and mid-blob leave the daemon serving"
   auto r = c->Call("KEY GET cut.x");
   REQUIRE(r.ok());
   CHECK(Texts(*r) == "NOT_FOUND\nOK");  // a half-written blob is never applied
+  CHECK(d.Running());
+}
+
+namespace {
+// Resident memory of a process, KiB.
+long RssKiB(pid_t pid) {
+  auto [status, out] = atlas::testing::Run("awk '/^VmRSS/ {print $2}' /proc/" +
+                                           std::to_string(pid) + "/status");
+  return status == 0 ? std::atol(out.c_str()) : -1;
+}
+}  // namespace
+
+TEST_CASE("a client that never reads its replies holds bounded server memory, others are served") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  REQUIRE(c->Call("KEY PUT big.v " + std::string(1000000, 'v')).ok());
+  const long before = RssKiB(d.pid());
+  RawSocket lazy(d.socket_path());
+  REQUIRE(lazy.ok());
+  int small = 4096;
+  ::setsockopt(lazy.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  REQUIRE(lazy.Send("HELLO 1.0 lazy\r\n"));
+  // 200,000 GETs of a 1 MB value (200 GB of replies) that it never reads: the daemon must stop
+  // reading its commands once max-pending-output-bytes (16 MiB) of replies wait, so the 3 MB
+  // of commands cannot all be sent.
+  std::string gets;
+  for (int i = 0; i < 200000; ++i) gets += "KEY GET big.v\r\n";
+  ::fcntl(lazy.fd(), F_SETFL, ::fcntl(lazy.fd(), F_GETFL) | O_NONBLOCK);
+  size_t off = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (off < gets.size() && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::send(lazy.fd(), gets.data() + off, gets.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  CHECK(off < gets.size());  // It stopped reading: the rest of the commands could not be sent.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long during = RssKiB(d.pid());
+  INFO("RSS before " << before << " KiB, with the lazy client " << during << " KiB");
+  CHECK(during - before < 160 * 1024);  // 16 MiB of replies plus reads in progress, not GBs.
+  // Everyone else is served meanwhile.
+  auto other = d.Connect();
+  REQUIRE(other);
+  auto r = other->Call("KEY PUT other.k 1");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+  CHECK(d.Running());
+}
+
+TEST_CASE("ten thousand idle connections: the daemon keeps serving with bounded memory per connection") {
+  constexpr int kIdle = 10000;
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  if (nofile.rlim_max < kIdle + 200) {
+    WARN("skipped: the descriptor limit (" << nofile.rlim_max << ") is below " << kIdle + 200);
+    return;
+  }
+  nofile.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
+  Daemon d;
+  REQUIRE(d.Start());
+  const long before = RssKiB(d.pid());
+  std::vector<std::unique_ptr<RawSocket>> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    idle.push_back(std::make_unique<RawSocket>(d.socket_path()));
+    REQUIRE(idle.back()->ok());
+    if (i % 10 == 0) idle.back()->Send("HELLO 1.0 idle\r\n");  // some past the handshake
+  }
+  REQUIRE(idle.front()->ReadUntil("READY").find("READY") != std::string::npos);
+  auto c = d.Connect();
+  REQUIRE(c);
+  auto r = c->Call("KEY PUT idle.k v");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+  r = c->Call("KEY GET idle.k");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "VALUE:v\nOK");
+  const long after = RssKiB(d.pid());
+  const long per_conn = (after - before) * 1024 / kIdle;
+  INFO("RSS " << before << " -> " << after << " KiB: " << per_conn << " bytes per idle connection");
+  CHECK(per_conn < 32 * 1024);
+  std::printf("10,000 idle connections: %ld bytes of server RSS each\n", per_conn);
+  idle.clear();
   CHECK(d.Running());
 }
