@@ -1,5 +1,8 @@
 // Framing, limits, FATAL vs WARN, tagged concurrency and large values against a real atlasd.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -322,4 +325,70 @@ TEST_CASE("ten thousand idle connections: the daemon keeps serving with bounded 
   std::printf("10,000 idle connections: %ld bytes of server RSS each\n", per_conn);
   idle.clear();
   CHECK(d.Running());
+}
+
+namespace {
+// Connects over TCP to 127.0.0.1:port, sends `bytes`, and waits for the server to close the
+// connection (whatever it answers first). True if it closed within the timeout.
+bool TcpClosedAfter(int port, const std::string& bytes, int timeout_ms = 10000) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return false;
+  }
+  ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  bool closed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) > 0) {
+      char buf[4096];
+      closed = ::recv(fd, buf, sizeof buf, 0) <= 0;
+    }
+  }
+  ::close(fd);
+  return closed;
+}
+}  // namespace
+
+TEST_CASE("plaintext on the TLS ports is refused and the daemon keeps serving") {
+  const int peer = atlas::testing::FreePort(), https = atlas::testing::FreePort();
+  Daemon d({"--listen", "127.0.0.1:" + std::to_string(peer), "--http-listen",
+            "127.0.0.1:" + std::to_string(https)});
+  REQUIRE(d.Start());
+  CHECK(TcpClosedAfter(peer, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(TcpClosedAfter(peer, std::string(64 * 1024, '\x16')));  // junk "handshake records"
+  CHECK(TcpClosedAfter(https, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(TcpClosedAfter(https, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  auto c = d.Connect();
+  REQUIRE(c);
+  auto r = c->Call("KEY PUT tls.k still-serving");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+  CHECK(d.Running());
+}
+
+TEST_CASE("no secret reaches the log, even at trace level") {
+  Daemon d({"--log-level", "trace"});
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  REQUIRE(c->Call("KEY PUT sec.k s3cr3t-value-in-a-row").ok());
+  REQUIRE(c->Call("KEY GET sec.k").ok());
+  auto grant = c->Call("ACL GRANT sec bob PERMS READ");
+  REQUIRE(grant.ok());
+  CHECK(Texts(*grant) == "OK");
+  REQUIRE(d.Stop() == 0);
+  const std::string log = d.Log();
+  CHECK(log.find("s3cr3t-value-in-a-row") == std::string::npos);  // values
+  CHECK(log.find("PRIVATE KEY") == std::string::npos);            // keys
+  // The join token is printed once, by the node that created the cluster, for the operator
+  // to copy (docs/cluster-bootstrap.md); never again.
+  const size_t first = log.find("atlas1.");
+  REQUIRE(first != std::string::npos);
+  CHECK(log.find("atlas1.", first + 1) == std::string::npos);
 }
