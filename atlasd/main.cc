@@ -14,6 +14,7 @@
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster_node.h"
 #include "atlasd/config.h"
+#include "atlasd/failpoint.h"
 #include "atlasd/node_setup.h"
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   atlas::Config config = *parsed;
+  atlas::failpoint::Init();
   atlas::SetupLogging(config.log_level, config.log_format);
   // Every client connection and peer stream is a descriptor: use all the hard limit allows
   // (the soft default, often 1024, would refuse clients long before memory runs short).

@@ -7,6 +7,7 @@
 #include "fmt/format.h"
 
 #include "atlasd/cluster/join_client.h"
+#include "atlasd/failpoint.h"
 #include "atlasd/cluster/join_token.h"
 #include "atlasd/cluster/members.h"
 #include "socketproto/str.h"
@@ -144,6 +145,7 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   spdlog::info("joining the cluster through {}", config.join);
   auto joined = cluster::JoinCluster(options);
   if (!joined.ok()) return joined.status();
+  failpoint::Hit("join-after-certificate");
   auto membership = consensus::DecodeClusterConfig(joined->decision.config);
   if (!membership.ok()) {
     return absl::InternalError(StrCat("the member answered an unreadable membership: ",

@@ -1,5 +1,7 @@
 #include "atlasd/paxos_replicator.h"
 
+#include "atlasd/failpoint.h"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -461,6 +463,7 @@ void PaxosReplicator::ProcessReady() {
         std::fprintf(stderr, "FATAL: undecodable snapshot of %s\n", object.c_str());
         std::abort();
       }
+      failpoint::Hit("snapshot-install");
     }
     for (const consensus::HardStateUpdate& u : rd.persist) {
       consensus::Slot& truncated = truncated_[u.object];
@@ -505,6 +508,7 @@ void PaxosReplicator::ProcessReady() {
       }
     }
     if (wb.GetWriteBatch()->Count() > 0) {
+      failpoint::Hit("ready-before-sync");
       absl::Status s = store_->Write(wb.GetWriteBatch(), options_.sync);
       if (!s.ok()) {
         // After a failed synced write the disk state is unknown: never acknowledge on it.
@@ -512,6 +516,7 @@ void PaxosReplicator::ProcessReady() {
                      s.ToString().c_str());
         std::abort();
       }
+      failpoint::Hit("ready-after-sync");
     }
     if (membership_changed_) {
       membership_changed_ = false;
@@ -523,6 +528,7 @@ void PaxosReplicator::ProcessReady() {
     if (!rd.messages.empty()) {
       if (options_.send) {
         options_.send(std::move(rd.messages));
+        failpoint::Hit("ready-after-send");
       } else {
         spdlog::debug("dropping {} messages: no peer transport", rd.messages.size());
       }

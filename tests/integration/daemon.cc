@@ -51,6 +51,7 @@ bool Daemon::Start() {
       dup2(fileno(log), 1);
       dup2(fileno(log), 2);
     }
+    for (const auto& [name, value] : env_) setenv(name.c_str(), value.c_str(), 1);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);

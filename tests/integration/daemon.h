@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ class Daemon {
   // SIGKILL and reap.
   void Kill9();
   bool Running();
+  // Environment for the next Start (e.g. ATLAS_FAILPOINTS); "" removes nothing, it sets "".
+  void SetEnv(const std::string& name, const std::string& value) { env_[name] = value; }
+  void ClearEnv() { env_.clear(); }
 
   std::unique_ptr<client::Connection> Connect(std::chrono::milliseconds timeout =
                                                   std::chrono::milliseconds(30000));
@@ -44,6 +48,7 @@ class Daemon {
   std::string root_;  // temp dir holding data/ and the log
   std::string data_dir_;
   std::vector<std::string> args_;
+  std::map<std::string, std::string> env_;
   pid_t pid_ = -1;
   int exit_status_ = -1;  // of the last process reaped
 };
