@@ -15,7 +15,10 @@ namespace atlas {
 namespace {
 constexpr int kDetachedMax = 32;
 // Heartbeats carry every table's commit index every 10th time (every 100 ms): 1 s, plus margin.
-constexpr int64_t kHeartbeatRoundMs = 1500;
+// A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
+// go every 250 ms (PaxosReplicator), so 2.5 s; plus a margin. (A node holding more than 256
+// tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)
+constexpr int64_t kHeartbeatRoundMs = 3000;
 
 // Whether this node sees the current membership epoch settled (asked on the node thread, so
 // call from any other thread); nullopt when the replicator's queue is full.
