@@ -14,7 +14,6 @@ namespace atlas {
 
 namespace {
 constexpr int kDetachedMax = 32;
-// Heartbeats carry every table's commit index every 10th time (every 100 ms): 1 s, plus margin.
 // A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
 // go every 250 ms (PaxosReplicator), so 2.5 s; plus a margin. (A node holding more than 256
 // tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)

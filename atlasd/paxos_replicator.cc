@@ -1,12 +1,11 @@
 #include "atlasd/paxos_replicator.h"
 
-#include "atlasd/failpoint.h"
-
 #include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
 #include "atlasd/cluster/members.h"
+#include "atlasd/failpoint.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 #include "storage/keys.h"
