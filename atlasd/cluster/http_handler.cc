@@ -96,17 +96,26 @@ json MembersJson(const std::vector<Member>& members) {
   return out;
 }
 
+HttpResponse NotTheSigner() {
+  return ErrorResponse(503,
+                       "this member does not hold the cluster CA key; join through the member "
+                       "that created the cluster");
+}
+
 void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerContext>& context,
           std::function<void(HttpResponse)> reply) {
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return reply(ErrorResponse(400, "request body is not valid JSON"));
   if (!body.is_object()) return reply(ErrorResponse(400, "request body must be a JSON object"));
 
+  // Only the member holding the CA key has the secret. Any other member says where to go
+  // rather than "invalid join token", which would send the operator after a good token; it
+  // learns nothing about the token either way.
+  if (context->join_secret.empty()) return reply(NotTheSigner());
   // The secret is checked before anything else is examined, so a caller without it learns
   // nothing about what a valid request looks like, and costs us no CSR verification.
   absl::StatusOr<std::string> secret = StringField(body, "secret", kJoinSecretHexChars, true);
-  if (!secret.ok() || context->join_secret.empty() ||
-      !SecretMatches(context->join_secret, *secret)) {
+  if (!secret.ok() || !SecretMatches(context->join_secret, *secret)) {
     return reply(ErrorResponse(403, "invalid join token"));
   }
 
@@ -128,11 +137,7 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   if (!context->ca || !context->ca->cert) {
     return reply(ErrorResponse(503, "this member has no cluster CA"));
   }
-  if (!context->ca->key) {
-    return reply(ErrorResponse(503,
-                               "this member does not hold the cluster CA key; join "
-                               "through the member that created the cluster"));
-  }
+  if (!context->ca->key) return reply(NotTheSigner());
   if (!context->join) return reply(ErrorResponse(503, "this member does not accept joins"));
 
   JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),

@@ -61,6 +61,7 @@ class LocalCluster {
                                std::to_string(http_ports_.at(i - 1)) + "/health")
         .second;
   }
+  int HttpPort(size_t i) const { return http_ports_.at(i - 1); }
   std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
 
   // One command on node i over a fresh connection; "" when the node cannot be reached.
@@ -143,6 +144,24 @@ TEST_CASE("a join with a wrong token is refused with a clear message and exit st
   CHECK(log.find(bad.substr(7, 64)) == std::string::npos);  // the secret is never logged
   // The cluster is unaffected.
   CHECK(CountOf(c.Call(1, "NODE LIST"), "NODE id=") == 1);
+}
+
+TEST_CASE("a join through a member without the CA key names the member to join through") {
+  LocalCluster c({"east"});
+  REQUIRE(c.Add());
+  REQUIRE(c.Add());
+  // The right token, sent to node 2: it cannot sign, and must not call the token invalid.
+  int http = FreePort();
+  Daemon joiner({"--region", "east", "--node-name", "n3", "--listen",
+                 "127.0.0.1:" + std::to_string(FreePort()), "--http-listen",
+                 "127.0.0.1:" + std::to_string(http), "--join",
+                 "https://127.0.0.1:" + std::to_string(c.HttpPort(2)), "--join-token", c.Token()});
+  CHECK_FALSE(joiner.Start());
+  CHECK(joiner.WaitExit(std::chrono::seconds(10)) == 1);
+  std::string log = joiner.Log();
+  CHECK(log.find("join through the member that created the cluster") != std::string::npos);
+  CHECK(log.find("invalid join token") == std::string::npos);
+  CHECK(CountOf(c.Call(1, "NODE LIST"), "NODE id=") == 2);
 }
 
 TEST_CASE("TABLE MOVE hands a table to node 2 and its writes then commit there") {

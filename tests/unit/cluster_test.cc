@@ -363,6 +363,16 @@ TEST_CASE(
   f.ctx = c;
   CHECK(f.Call("POST", "/v1/join", f.JoinBody(f.token.secret)).status == 503);
 
+  // What a daemon without the CA key really has: no secret either. It must point the joiner to
+  // the signer, not call a good token invalid.
+  auto no_secret = std::make_shared<HttpHandlerContext>(*c);
+  no_secret->join_secret.clear();
+  f.ctx = no_secret;
+  HttpResponse elsewhere = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));
+  CHECK(elsewhere.status == 503);
+  CHECK_THAT(json::parse(elsewhere.body).at("error").get<std::string>(),
+             Catch::Contains("join through the member that created the cluster"));
+
   auto c2 = std::make_shared<HttpHandlerContext>(*c);
   auto full = std::make_shared<ClusterCa>(NewCa());
   c2->ca = full;
