@@ -1,5 +1,8 @@
 #include "atlasd/logging.h"
 
+#include <cstdarg>
+#include <cstdio>
+
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -35,7 +38,28 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
   }
 };
 
+class SpdlogRocksLogger : public rocksdb::Logger {
+ public:
+  SpdlogRocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", buf);
+    } else {
+      spdlog::warn("rocksdb: {}", buf);
+    }
+  }
+};
+
 }  // namespace
+
+std::shared_ptr<rocksdb::Logger> RocksDbLogger() { return std::make_shared<SpdlogRocksLogger>(); }
 
 void SetupLogging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_logger_mt("atlasd");

@@ -27,6 +27,9 @@
 
 namespace {
 
+// Room RocksDB needs to open: a new write-ahead log, manifest and options file, with margin.
+constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
+
 // `listen` with port 0 (tests, ad-hoc clusters): pick a free port now, because the address
 // goes into the membership before the transport starts.
 std::string ResolveListen(const std::string& listen) {
@@ -85,12 +88,25 @@ int main(int argc, char** argv) {
   }
 
   std::error_code ec;
-  std::filesystem::create_directories(config.data_dir, ec);
+  // The database directory too: RocksDB reports a missing one as an error on first start.
+  std::filesystem::create_directories(config.data_dir + "/db", ec);
   if (ec) {
     spdlog::error("cannot create data directory {}: {}", config.data_dir, ec.message());
     return 1;
   }
-  auto store = atlas::storage::Store::Open(config.data_dir + "/db", {});
+  // Opening RocksDB writes new files (log, manifest): on a full disk refuse plainly, before it
+  // fails half-way. A running node that fills its disk stops at the first write it cannot
+  // persist (paxos_replicator.cc); docs/storage.md, "Disk full".
+  if (auto space = std::filesystem::space(config.data_dir, ec);
+      !ec && space.available < kMinFreeBytesToStart) {
+    spdlog::error("data directory {} has {} KiB free; atlasd needs at least {} MiB to start. "
+                  "Free some space and start it again: its data is intact.",
+                  config.data_dir, space.available >> 10, kMinFreeBytesToStart >> 20);
+    return 1;
+  }
+  atlas::storage::StoreOptions store_options;
+  store_options.info_log = atlas::RocksDbLogger();
+  auto store = atlas::storage::Store::Open(config.data_dir + "/db", store_options);
   if (!store.ok()) {
     spdlog::error("{}", store.status().message());
     return 1;

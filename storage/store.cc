@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
   // WAL writes of concurrent writers are merged into one fsync (group commit).
   db_options.enable_pipelined_write = true;
   db_options.keep_log_file_num = 4;
+  if (options.info_log) db_options.info_log = options.info_log;
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::BlockBasedTableOptions table_options;

@@ -24,6 +24,8 @@ enum class Cf { kRows = 0, kBlobs, kLog, kAcceptor, kMeta, kCount };
 struct StoreOptions {
   size_t block_cache_bytes = size_t{64} << 20;
   bool create_if_missing = true;
+  // Where RocksDB's own messages go; null: its LOG files in the database directory.
+  std::shared_ptr<rocksdb::Logger> info_log;
 };
 
 class Store {

@@ -1,6 +1,7 @@
 // Process lifecycle and durability: restarts, kill -9 under load, one daemon per data dir,
 // socket file handling, graceful shutdown.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -179,4 +180,85 @@ TEST_CASE("bad settings exit 2 with a message naming the setting") {
                               "--log-level", "--log-format", "--config"}) {
     CHECK(out2.find(setting) != std::string::npos);
   }
+}
+
+namespace {
+
+// A small ext4 file system on a loop device mounted over a daemon's data directory, so a test
+// can fill one node's disk (root only).
+struct LoopDisk {
+  std::string image, dir;
+  bool mounted = false;
+  LoopDisk(const std::string& data_dir, int megabytes) : image(data_dir + ".img"), dir(data_dir) {
+    std::filesystem::create_directories(dir);
+    mounted = atlas::testing::Run("truncate -s " + std::to_string(megabytes) + "M " + image +
+                                  " && mkfs.ext4 -q -F -m 0 " + image + " && mount -o loop " +
+                                  image + " " + dir + " && rmdir " + dir + "/lost+found")
+                  .first == 0;
+  }
+  // Everything but `keep` bytes; returns false if the disk did not fill.
+  bool Fill() {
+    atlas::testing::Run("dd if=/dev/zero of=" + dir + "/filler bs=1M 2>/dev/null; dd "
+                        "if=/dev/zero of=" + dir + "/filler2 bs=4k 2>/dev/null");
+    return std::filesystem::space(dir).available < (1 << 20);
+  }
+  void Free() { atlas::testing::Run("rm -f " + dir + "/filler " + dir + "/filler2"); }
+  ~LoopDisk() {
+    if (mounted) atlas::testing::Run("umount -l " + dir + " && rm -f " + image);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a full disk stops the node at the first write it cannot persist - it refuses to start "
+          "until space is freed and then has every acknowledged write") {
+  if (geteuid() != 0) {
+    WARN("skipped: needs root to mount a small file system");
+    return;
+  }
+  Daemon d;
+  LoopDisk disk(d.data_dir(), 256);
+  REQUIRE(disk.mounted);
+  REQUIRE(d.Start());
+  std::vector<std::string> acked;
+  const std::string value(256 << 10, 'v');
+  {
+    auto c = d.Connect();
+    REQUIRE(c);
+    REQUIRE(Texts(*c->Call("KEY PUT full.before 1")) == "OK");
+    acked.push_back("full.before");
+    REQUIRE(disk.Fill());
+    // RocksDB appends its log into space it preallocated, so writes go on for a while; the
+    // first one it cannot append stops the daemon (never an acknowledgement on a failed write).
+    for (int k = 0; k < 2000; ++k) {
+      std::string key = "full.k" + std::to_string(k);
+      auto r = c->Call("KEY BLOB SET " + key + " " + std::to_string(value.size()), value);
+      if (!r.ok() || Texts(*r) != "OK") break;
+      acked.push_back(key);
+    }
+  }
+  CHECK(d.WaitExit(std::chrono::seconds(20)) != 0);
+  CHECK(d.Log().find("FATAL: persisting consensus state failed") != std::string::npos);
+  CHECK(d.Log().find("No space left on device") != std::string::npos);
+  INFO(acked.size() << " writes acknowledged before the disk was full");
+  CHECK(acked.size() > 1);
+
+  // On the full disk it refuses to start, saying why.
+  CHECK_FALSE(d.Start());
+  CHECK(d.WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(d.Log().find("needs at least 64 MiB to start") != std::string::npos);
+
+  disk.Free();
+  REQUIRE(d.Start());
+  auto c = d.Connect();
+  REQUIRE(c);
+  for (const std::string& key : acked) {
+    auto r = c->Call("KEY BLOB GET " + key);
+    REQUIRE(r.ok());
+    INFO(key);
+    CHECK(r->back().text == "OK");
+    CHECK(r->front().blob.value_or("").size() == (key == "full.before" ? 1 : value.size()));
+  }
+  CHECK(Texts(*c->Call("COUNT full")) == "COUNT:" + std::to_string(acked.size()) + "\nOK");
+  d.Stop();
 }
