@@ -1,0 +1,103 @@
+// A cluster of real atlasd processes on loopback for the integration tests (multinode_test,
+// security_test): node 1 creates it, the others join over HTTPS with the token.
+#pragma once
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/daemon.h"
+
+namespace atlas::testing {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// N nodes on loopback with fixed ports (restarts keep their addresses).
+class LocalCluster {
+ public:
+  explicit LocalCluster(std::vector<std::string> regions, std::vector<std::string> extra = {})
+      : regions_(std::move(regions)), extra_(std::move(extra)) {}
+
+  size_t size() const { return nodes_.size(); }
+
+  // Starts node 1 (creates the cluster) or joins node i through node 1.
+  bool Add(const std::string& token_override = "", const std::string& failpoints = "") {
+    const size_t i = nodes_.size() + 1;
+    const std::string region = regions_[(i - 1) % regions_.size()];
+    int peer = FreePort(), http = FreePort();
+    std::vector<std::string> args = {"--region",      region,
+                                     "--node-name",   "n" + std::to_string(i),
+                                     "--listen",      "127.0.0.1:" + std::to_string(peer),
+                                     "--http-listen", "127.0.0.1:" + std::to_string(http)};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    if (i > 1) {
+      args.insert(args.end(), {"--join", "https://127.0.0.1:" + std::to_string(http_ports_[0]),
+                               "--join-token", token_override.empty() ? Token() : token_override});
+    }
+    nodes_.push_back(std::make_unique<Daemon>(args));
+    http_ports_.push_back(http);
+    if (!failpoints.empty()) nodes_.back()->SetEnv("ATLAS_FAILPOINTS", failpoints);
+    return nodes_.back()->Start();
+  }
+
+  Daemon& node(size_t i) { return *nodes_.at(i - 1); }
+  // GET /health on node i's HTTPS port (curl; the certificate is the cluster's own).
+  std::string Health(size_t i) {
+    return atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                               std::to_string(http_ports_.at(i - 1)) + "/health")
+        .second;
+  }
+  int HttpPort(size_t i) const { return http_ports_.at(i - 1); }
+  std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
+
+  // One command on node i over a fresh connection; "" when the node cannot be reached.
+  std::string Call(size_t i, const std::string& line) {
+    auto c = node(i).Connect(std::chrono::milliseconds(5000));
+    if (!c) return "";
+    auto r = c->Call(line);
+    return r.ok() ? Texts(*r) : "";
+  }
+
+ private:
+  std::vector<std::string> regions_;
+  std::vector<std::string> extra_;
+  std::vector<std::unique_ptr<Daemon>> nodes_;
+  std::vector<int> http_ports_;
+};
+
+// Retries `fn` until it returns true or `timeout` passes.
+template <typename Fn>
+bool Eventually(Fn fn, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return fn();
+}
+
+inline int CountOf(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+inline std::string OwnerOf(LocalCluster& c, size_t via, const std::string& table) {
+  std::string info = c.Call(via, "TABLE INFO " + table);
+  size_t p = info.find("owner=");
+  if (p == std::string::npos) return "";
+  return info.substr(p + 6, info.find(' ', p) - p - 6);
+}
+
+}  // namespace atlas::testing
