@@ -36,15 +36,18 @@ class Pki {
        "openssl req -x509 -new -key " + ca + ".key -subj '/CN=atlasd cluster " + ca +
        "' -days 1 -out " + ca + ".pem");
   }
-  atlas::PeerTlsConfig Node(const std::string& ca, uint32_t id) {
-    std::string n = ca + "-node" + std::to_string(id);
-    std::string name = atlas::NodeTlsName(id);
+  // Node `id`'s certificate from `ca`; `days` -1 makes an expired one, `name` replaces the
+  // node's name (CN and SAN) for certificates that name something else.
+  atlas::PeerTlsConfig Node(const std::string& ca, uint32_t id, int days = 1,
+                            const std::string& name_override = "") {
+    std::string n = ca + "-node" + std::to_string(id) + "-" + std::to_string(++issued_);
+    std::string name = name_override.empty() ? atlas::NodeTlsName(id) : name_override;
     Sh("openssl ecparam -name prime256v1 -genkey -noout -out " + n + ".key && "
        "openssl req -new -key " + n + ".key -subj '/CN=" + name + "' -out " + n + ".csr && "
        "printf 'subjectAltName=DNS:" + name + "\\nbasicConstraints=CA:FALSE\\n"
        "extendedKeyUsage=serverAuth,clientAuth\\n' > " + n + ".ext && "
        "openssl x509 -req -in " + n + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key "
-       "-CAcreateserial -days 1 -extfile " + n + ".ext -out " + n + ".pem");
+       "-CAcreateserial -days " + std::to_string(days) + " -extfile " + n + ".ext -out " + n + ".pem");
     return {Slurp(dir_ + "/" + ca + ".pem"), Slurp(dir_ + "/" + n + ".pem"),
             Slurp(dir_ + "/" + n + ".key")};
   }
@@ -54,6 +57,7 @@ class Pki {
     REQUIRE(std::system(("cd " + dir_ + " && (" + cmd + ") >/dev/null 2>&1").c_str()) == 0);
   }
   std::string dir_;
+  int issued_ = 0;
 };
 
 }  // namespace atlas::testing

@@ -103,26 +103,60 @@ TEST_CASE_METHOD(TwoNodes, "a node cannot send as another node: the sender is it
   CHECK(t2->stats().dropped_invalid == 1);
 }
 
-TEST_CASE("a peer with a certificate from another CA is refused both ways") {
-  Pki pki;
-  pki.MakeCa("ca");
-  pki.MakeCa("rogue");
+// A node 2 with a certificate that is not a valid identity in node 1's cluster: neither side
+// delivers anything from the other (tests/integration/security_test.cc has the cluster-level
+// suite).
+static void CheckRefusedBothWays(Pki& pki, atlas::PeerTlsConfig bad) {
   Inbox in1, in2;
   PeerTransport good(Options(1, pki.Node("ca", 1)), in1.Deliver());
-  PeerTransport rogue(Options(2, pki.Node("rogue", 2)), in2.Deliver());
+  PeerTransport other(Options(2, std::move(bad)), in2.Deliver());
   REQUIRE(good.Start().ok());
-  REQUIRE(rogue.Start().ok());
-  rogue.SetPeer(1, Addr(good));
-  good.SetPeer(2, Addr(rogue));
+  REQUIRE(other.Start().ok());
+  other.SetPeer(1, Addr(good));
+  good.SetPeer(2, Addr(other));
   for (int i = 0; i < 20; ++i) {
-    rogue.Send({Msg(2, 1, 1)});
+    other.Send({Msg(2, 1, 1)});
     good.Send({Msg(1, 2, 1)});
   }
-  CHECK_FALSE(rogue.PingMs(1).ok());
+  CHECK_FALSE(other.PingMs(1).ok());
   CHECK_FALSE(good.PingMs(2).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(in1.got.empty());
   CHECK(in2.got.empty());
+}
+
+TEST_CASE("a peer with a certificate from another CA is refused both ways") {
+  Pki pki;
+  pki.MakeCa("ca");
+  pki.MakeCa("rogue");
+  CheckRefusedBothWays(pki, pki.Node("rogue", 2));
+}
+
+TEST_CASE("a peer with an expired certificate from the cluster CA is refused both ways") {
+  Pki pki;
+  pki.MakeCa("ca");
+  CheckRefusedBothWays(pki, pki.Node("ca", 2, /*days=*/-1));
+}
+
+TEST_CASE("a certificate from the cluster CA that names no node is refused both ways") {
+  Pki pki;
+  pki.MakeCa("ca");
+  CheckRefusedBothWays(pki, pki.Node("ca", 2, 1, "www.example.com"));
+}
+
+TEST_CASE("a server dialled as node 2 that proves to be node 3 gets nothing meant for node 2") {
+  Pki pki;
+  pki.MakeCa("ca");
+  Inbox in1, in3;
+  PeerTransport t1(Options(1, pki.Node("ca", 1)), in1.Deliver());
+  PeerTransport t3(Options(3, pki.Node("ca", 3)), in3.Deliver());
+  REQUIRE(t1.Start().ok());
+  REQUIRE(t3.Start().ok());
+  t1.SetPeer(2, Addr(t3));  // a wrong address for node 2 (stale DNS, a reused host)
+  for (int i = 0; i < 20; ++i) t1.Send({Msg(1, 2, 1)});
+  CHECK_FALSE(t1.PingMs(2).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(in3.got.empty());
 }
 
 TEST_CASE("sending to a down peer never blocks, and the link reconnects when it is back") {
