@@ -391,3 +391,64 @@ TEST_CASE("no secret reaches the log, even at trace level") {
   REQUIRE(first != std::string::npos);
   CHECK(log.find("atlas1.", first + 1) == std::string::npos);
 }
+
+TEST_CASE("slow-loris clients dribbling lines and blobs a byte at a time do not slow others, and "
+          "their commands run once complete") {
+  Daemon d;
+  REQUIRE(d.Start());
+  constexpr int kSlow = 300;
+  std::vector<std::unique_ptr<RawSocket>> slow;
+  std::vector<std::string> pending;  // what each slow client has still to send
+  for (int i = 0; i < kSlow; ++i) {
+    slow.push_back(std::make_unique<RawSocket>(d.socket_path()));
+    REQUIRE(slow.back()->ok());
+    std::string k = std::to_string(i);
+    // Thirds: a slow handshake and command; a slow command line; a slow blob payload.
+    std::string script = "KEY PUT loris.k" + k + " value-" + k + "\r\n";
+    if (i % 3 == 0) script = "HELLO 1.0 loris\r\n" + script;
+    if (i % 3 == 1) slow.back()->Send("HELLO 1.0 loris\r\n");
+    if (i % 3 == 2) {
+      slow.back()->Send("HELLO 1.0 loris\r\nKEY BLOB SET loris.k" + k + " 40\r\n");
+      script = std::string(40 - k.size() - 6, 'b') + "value-" + k;
+    }
+    pending.push_back(script);
+  }
+  auto c = d.Connect();
+  REQUIRE(c);
+  double worst_ms = 0;
+  int calls = 0;
+  for (size_t step = 0;; ++step) {
+    bool any = false;
+    for (int i = 0; i < kSlow; ++i) {  // one byte from every slow client per round
+      if (step < pending[i].size()) {
+        slow[i]->Send(pending[i].substr(step, 1));
+        any = true;
+      }
+    }
+    if (step % 4 == 0) {  // meanwhile a normal client writes and reads
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = c->Call("KEY PUT fast.k" + std::to_string(step) + " v");
+      REQUIRE(r.ok());
+      CHECK(Texts(*r) == "OK");
+      worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(
+                                        std::chrono::steady_clock::now() - t0).count());
+      ++calls;
+    }
+    if (!any) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  INFO("worst normal-client write: " << worst_ms << " ms over " << calls << " writes");
+  CHECK(worst_ms < 2000);
+  for (int i = 0; i < kSlow; ++i) {
+    INFO("slow client " << i);
+    CHECK(slow[i]->ReadUntil("OK\r\n").ends_with("READY\r\nOK\r\n"));
+  }
+  for (int i = 0; i < kSlow; i += 37) {
+    std::string k = std::to_string(i);
+    auto r = c->Call("KEY BLOB GET loris.k" + k);
+    REQUIRE(r.ok());
+    CHECK(r->front().blob.value_or("").ends_with("value-" + k));
+  }
+  CHECK(Texts(*c->Call("COUNT loris")) == "COUNT:" + std::to_string(kSlow) + "\nOK");
+  CHECK(d.Running());
+}
