@@ -14,6 +14,8 @@ namespace atlas {
 
 namespace {
 constexpr int kDetachedMax = 32;
+// Joins remembered for a retry (ClusterNode::certified_keys_): far more than join at once.
+constexpr size_t kCertifiedKeysKept = 1024;
 // A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
 // go every 250 ms (PaxosReplicator), so 2.5 s; plus a margin. (A node holding more than 256
 // tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)
@@ -364,12 +366,23 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
     return done(absl::InvalidArgumentError("node_name must not contain spaces"));
   }
   const consensus::ZoneId zone = cluster::ZoneOfRegion(request.region);
+  uint64_t again = 0;  // the node id this joiner already has
+  consensus::ClusterConfig current;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    current = membership_;
     for (const auto& [id, m] : membership_.members) {
       auto a = cluster::DecodeMemberAddress(m.address);
       if (!a) continue;
       if (a->HostPort() == request.advertise) {
+        auto known = certified_keys_.find(id);
+        if (known != certified_keys_.end() && !request.key_fingerprint.empty() &&
+            known->second == request.key_fingerprint) {
+          // The same joiner again (only it holds that key: the CSR proves it): it was admitted
+          // but never saw the answer. Answer again instead of admitting a second member.
+          again = id;
+          break;
+        }
         return done(absl::AlreadyExistsError(
             StrCat(request.advertise, " is already node ", id,
                    "; remove it first (NODE LEAVE) or advertise another address")));
@@ -381,37 +394,54 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
       }
     }
   }
+  if (again != 0) {
+    spdlog::info("join request from {}: already node {} with this key; answering again",
+                 request.advertise, again);
+    return done(Decision(again, current));
+  }
   std::string address =
       cluster::EncodeMemberAddress(request.advertise, request.region, request.node_name);
   spdlog::info("join request from {} (region {})", request.advertise, request.region);
   auto shared = std::make_shared<cluster::JoinDone>(std::move(done));
   ProposeChange(
       [zone, address](uint64_t epoch) { return consensus::EncodeJoin(zone, address, epoch); },
-      [this, shared](absl::StatusOr<PaxosReplicator::MembershipResult> result) {
+      [this, shared, key = request.key_fingerprint](
+          absl::StatusOr<PaxosReplicator::MembershipResult> result) {
         if (!result.ok()) return (*shared)(result.status());
         uint64_t id = 0;
         if (!absl::SimpleAtoi(result->result, &id)) {
           return (*shared)(absl::InternalError("membership returned no node id"));
         }
-        cluster::JoinDecision d;
-        d.node_id = id;
-        d.cluster_id = options_.cluster_id;
-        d.fn = result->config.quorum.fn;
-        d.fz = result->config.quorum.fz;
-        for (const auto& [mid, m] : result->config.members) {
-          auto a = cluster::DecodeMemberAddress(m.address);
-          if (!a) continue;
-          d.members.push_back({mid, a->region, a->host, a->port});
-        }
-        d.config = consensus::EncodeClusterConfig(result->config);
-        if (PaxosReplicator* r = replicator_.load()) {
-          consensus::ClusterConfig previous = r->PreviousMembership();
-          if (previous.epoch > 0) d.previous_config = consensus::EncodeClusterConfig(previous);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (certified_keys_.size() >= kCertifiedKeysKept) {
+            certified_keys_.erase(certified_keys_.begin());  // the oldest id
+          }
+          certified_keys_[id] = key;
         }
         spdlog::info("node {} joined (epoch {})", id, result->config.epoch);
-        (*shared)(std::move(d));
+        (*shared)(Decision(id, result->config));
         MaybeRaiseQuorum(result->config);
       });
+}
+
+cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::ClusterConfig& config) {
+  cluster::JoinDecision d;
+  d.node_id = id;
+  d.cluster_id = options_.cluster_id;
+  d.fn = config.quorum.fn;
+  d.fz = config.quorum.fz;
+  for (const auto& [mid, m] : config.members) {
+    auto a = cluster::DecodeMemberAddress(m.address);
+    if (!a) continue;
+    d.members.push_back({mid, a->region, a->host, a->port});
+  }
+  d.config = consensus::EncodeClusterConfig(config);
+  if (PaxosReplicator* r = replicator_.load()) {
+    consensus::ClusterConfig previous = r->PreviousMembership();
+    if (previous.epoch > 0) d.previous_config = consensus::EncodeClusterConfig(previous);
+  }
+  return d;
 }
 
 void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,

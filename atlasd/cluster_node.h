@@ -92,6 +92,12 @@ class ClusterNode final : public ClusterView {
   std::mutex mu_;
   consensus::ClusterConfig membership_;              // guarded by mu_
   std::map<uint64_t, std::string> left_;             // id -> address; guarded by mu_
+  // The key each node this signer admitted was certified for (PublicKeyFingerprint), so a
+  // joiner that died before saving its answer gets the same id again. In memory: after a
+  // restart of the signer such a joiner is told to NODE LEAVE it (docs/cluster.md).
+  std::map<uint64_t, std::string> certified_keys_;  // guarded by mu_
+  // The answer to a join: node `id` in `config`.
+  cluster::JoinDecision Decision(uint64_t id, const consensus::ClusterConfig& config);
   std::map<uint64_t, Peer> peers_;                   // guarded by mu_
   std::condition_variable cv_;
   bool stopping_ = false;                            // guarded by mu_

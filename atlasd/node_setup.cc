@@ -142,6 +142,7 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   options.region = config.region;
   options.advertise = config.advertise.empty() ? config.listen : config.advertise;
   options.node_name = config.node_name;
+  options.key_file = PathIn(config.data_dir, cluster::kJoinKeyFile);
   spdlog::info("joining the cluster through {}", config.join);
   auto joined = cluster::JoinCluster(options);
   if (!joined.ok()) return joined.status();
@@ -159,6 +160,8 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   s.node_id = joined->decision.node_id;
   s.cluster_id = joined->decision.cluster_id;
   if (absl::Status st = SaveIdentity(store, s.node_id, s.cluster_id); !st.ok()) return st;
+  std::error_code ignored;  // node-key.pem holds the same key now
+  std::filesystem::remove(PathIn(config.data_dir, cluster::kJoinKeyFile), ignored);
   auto ca = std::make_shared<cluster::ClusterCa>();
   ca->cert = std::move(joined->ca);
   s.ca = ca;

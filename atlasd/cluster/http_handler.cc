@@ -140,8 +140,9 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   if (!context->ca->key) return reply(NotTheSigner());
   if (!context->join) return reply(ErrorResponse(503, "this member does not accept joins"));
 
+  EVP_PKEY* csr_key = X509_REQ_get0_pubkey(csr->get());
   JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),
-                   std::move(*sans)};
+                   std::move(*sans), PublicKeyFingerprint(csr_key)};
   // The CSR is owned by the callback: the handler may complete on another thread, later.
   std::shared_ptr<X509_REQ> shared_csr(csr->release(), X509ReqDeleter());
   context->join(

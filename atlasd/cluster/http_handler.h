@@ -56,6 +56,7 @@ struct JoinRequest {
   std::string advertise;  // "host:port" the new node's peer transport listens on
   std::string node_name;
   SubjectAltNames sans;  // from the CSR, already validated
+  std::string key_fingerprint;  // PublicKeyFingerprint of the CSR's key
 };
 
 // What the cluster decided about a joiner (the real handler gets the node id from a consensus

@@ -213,7 +213,21 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
 }
 
 absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
-  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(options.sans);
+  PkeyPtr key;
+  if (!options.key_file.empty()) {
+    if (std::filesystem::exists(options.key_file)) {
+      absl::StatusOr<PkeyPtr> loaded = LoadKey(options.key_file);
+      if (!loaded.ok()) return loaded.status();
+      key = std::move(*loaded);
+    } else {
+      absl::StatusOr<NodeKeyAndCsr> fresh = CreateNodeCsr(options.sans);
+      if (!fresh.ok()) return fresh.status();
+      // Saved before the request: the cluster may certify it even if we never see the answer.
+      if (absl::Status s = SaveKey(options.key_file, fresh->key.get()); !s.ok()) return s;
+      key = std::move(fresh->key);
+    }
+  }
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(options.sans, key.get());
   if (!csr.ok()) return csr.status();
   json request = {{"secret", options.token.secret},
                   {"csr", CsrToPem(csr->csr.get())},

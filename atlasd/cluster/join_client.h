@@ -41,6 +41,9 @@ struct JoinOptions {
   std::string advertise;  // host:port this node's peer transport listens on
   std::string node_name;
   SubjectAltNames sans;  // names this node's certificate should carry
+  // Where the key of this join is kept across attempts ("" = a new key each time). A joiner
+  // that dies after the cluster certified it retries with the same key and gets the same id.
+  std::string key_file;
   std::chrono::milliseconds timeout{30'000};
 };
 
@@ -63,6 +66,8 @@ inline constexpr std::string_view kCaCertFile = "ca.pem";
 inline constexpr std::string_view kCaKeyFile = "ca-key.pem";
 inline constexpr std::string_view kNodeCertFile = "node.pem";
 inline constexpr std::string_view kNodeKeyFile = "node-key.pem";
+// The key of a join in progress (JoinOptions::key_file); removed once the node has its identity.
+inline constexpr std::string_view kJoinKeyFile = "join-key.pem";
 
 // Writes ca.pem, node.pem (0644) and node-key.pem (0600) under `data_dir`: everything a
 // restart needs from the PKI, so the token is never needed again.

@@ -265,9 +265,13 @@ absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id) {
   return ClusterCa{std::move(*cert), std::move(*key)};
 }
 
-absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans) {
+absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans, EVP_PKEY* existing) {
   if (absl::Status s = ValidateSans(sans); !s.ok()) return s;
-  absl::StatusOr<PkeyPtr> key = NewP256Key();
+  absl::StatusOr<PkeyPtr> key = existing == nullptr ? NewP256Key() : absl::StatusOr<PkeyPtr>();
+  if (existing != nullptr) {
+    if (EVP_PKEY_up_ref(existing) != 1) return SslError("referencing the node key");
+    key = PkeyPtr(existing);
+  }
   if (!key.ok()) return key.status();
   X509ReqPtr req(X509_REQ_new());
   if (!req) return SslError("allocating a CSR");
@@ -372,10 +376,8 @@ absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca,
   return cert;
 }
 
-std::string Fingerprint(X509* cert) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (cert == nullptr || X509_digest(cert, EVP_sha256(), md, &len) != 1) return "";
+namespace {
+std::string Hex(const unsigned char* md, unsigned int len) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -384,6 +386,25 @@ std::string Fingerprint(X509* cert) {
     out.push_back(kHex[md[i] & 0xf]);
   }
   return out;
+}
+}  // namespace
+
+std::string Fingerprint(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (cert == nullptr || X509_digest(cert, EVP_sha256(), md, &len) != 1) return "";
+  return Hex(md, len);
+}
+
+std::string PublicKeyFingerprint(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  const int n = key == nullptr ? -1 : i2d_PUBKEY(key, &der);
+  if (n <= 0) return "";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const bool ok = EVP_Digest(der, static_cast<size_t>(n), md, &len, EVP_sha256(), nullptr) == 1;
+  OPENSSL_free(der);
+  return ok ? Hex(md, len) : "";
 }
 
 SubjectAltNames CertSans(X509* cert) {

@@ -76,7 +76,12 @@ absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id);
 
 // Creates a node key (ECDSA P-256) and a CSR for it with subject CN="atlasd-node" and the
 // given subject alternative names (validated as in ValidateSans).
-absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans);
+// `key`: the key to certify (its owner keeps a reference); null makes a new P-256 key.
+absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans, EVP_PKEY* key = nullptr);
+
+// SHA-256 of a public key (its SubjectPublicKeyInfo), lowercase hex; "" on failure. A signer
+// recognises a joiner that retries with the key it already certified by it.
+std::string PublicKeyFingerprint(EVP_PKEY* key);
 
 // Checks what a signer must check before trusting anything in a CSR from the network: the
 // CSR's self-signature verifies, its key is ECDSA P-256 or P-384, and its SANs (if any) are

@@ -47,6 +47,7 @@ class LocalCluster {
     }
     nodes_.push_back(std::make_unique<Daemon>(args));
     http_ports_.push_back(http);
+    peer_ports_.push_back(peer);
     if (!failpoints.empty()) nodes_.back()->SetEnv("ATLAS_FAILPOINTS", failpoints);
     return nodes_.back()->Start();
   }
@@ -59,6 +60,10 @@ class LocalCluster {
         .second;
   }
   int HttpPort(size_t i) const { return http_ports_.at(i - 1); }
+  // The peer address node i listens on and advertises.
+  std::string PeerAddress(size_t i) const {
+    return "127.0.0.1:" + std::to_string(peer_ports_.at(i - 1));
+  }
   std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
 
   // One command on node i over a fresh connection; "" when the node cannot be reached.
@@ -74,6 +79,7 @@ class LocalCluster {
   std::vector<std::string> extra_;
   std::vector<std::unique_ptr<Daemon>> nodes_;
   std::vector<int> http_ports_;
+  std::vector<int> peer_ports_;
 };
 
 // Retries `fn` until it returns true or `timeout` passes.
