@@ -19,7 +19,15 @@ struct Executor::Call {
   bool admin = false;
   std::function<void(Reply)> done;
   Reply reply;
-  void Finish() { done(std::move(reply)); }
+  CommandMetrics* metrics = nullptr;
+  std::chrono::steady_clock::time_point started;
+  void Finish() {
+    if (metrics) {
+      metrics->Observe(request.command.index(), std::chrono::steady_clock::now() - started,
+                       reply.failed());
+    }
+    done(std::move(reply));
+  }
   void Warn(std::string_view msg) {
     reply.Warn(msg);
     Finish();
@@ -78,6 +86,15 @@ absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
   return *acl;
 }
 
+std::vector<std::string> CommandNames() {
+  static_assert(std::variant_size_v<sp::Command> == 22, "name the new command here");
+  return {"KEY GET",     "KEY PUT",    "KEY DEL",          "KEY BLOB SET",    "KEY BLOB GET",
+          "SCAN",        "COUNT",      "SAMPLE",           "PRINCIPAL ASSUME", "PRINCIPAL WHOAMI",
+          "ACL GRANT",   "ACL REVOKE", "ACL LIST",         "NODE LIST",       "NODE INFO",
+          "NODE PING",   "NODE LEAVE", "QUORUM INFO",      "TABLE INFO",      "TABLE MOVE",
+          "TABLE PIN",   "TABLE GROUP"};
+}
+
 void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
                        std::function<void(Reply)> done) {
   if (options_.principal_mode == PrincipalMode::kPeercred && !ctx.principal &&
@@ -85,6 +102,8 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     ctx.principal = ctx.peer_user;  // peercred: the Unix user is who you are
   }
   auto call = std::make_shared<Call>();
+  call->metrics = options_.metrics;
+  call->started = std::chrono::steady_clock::now();
   call->reply = Reply(request.id);
   call->done = std::move(done);
   call->principal = ctx.principal;

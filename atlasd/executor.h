@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "atlasd/cluster_view.h"
+#include "atlasd/metrics.h"
 #include "atlasd/replicator.h"
 #include "socketproto/server.h"
 #include "storage/store.h"
@@ -40,7 +41,12 @@ struct ExecutorOptions {
   std::function<void(std::function<void()>)> post_read;
   // The cluster for NODE / QUORUM / TABLE MOVE; null: this node is the whole cluster.
   ClusterView* cluster = nullptr;
+  // Where each command's latency and outcome go (null: nowhere). Indexed as CommandNames().
+  CommandMetrics* metrics = nullptr;
 };
+
+// The name of each socket command, in the order of socketproto::Command's alternatives.
+std::vector<std::string> CommandNames();
 
 class Executor final : public socketproto::CommandHandler {
  public:

@@ -30,6 +30,96 @@ namespace {
 // Room RocksDB needs to open: a new write-ahead log, manifest and options file, with margin.
 constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
 
+// GET /metrics: the node, its commands, its peers, its clients and its RocksDB
+// (docs/metrics.md).
+std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMetrics& commands,
+                        atlas::ClusterView& cluster, atlas::socketproto::SocketServer& server,
+                        atlas::storage::Store* store,
+                        std::chrono::steady_clock::time_point started) {
+  using atlas::AppendHelp;
+  using atlas::AppendSample;
+  using atlas::LabelValue;
+  std::string out;
+  AppendHelp(&out, "atlas_node_info", "gauge", "This node: id, region and version (value 1).");
+  AppendSample(&out, "atlas_node_info",
+               atlas::StrCat("node=\"", self.id, "\",region=\"", LabelValue(self.region),
+                             "\",version=\"", LabelValue(self.version), "\""),
+               1);
+  AppendHelp(&out, "atlas_uptime_seconds", "gauge", "Seconds since this atlasd started.");
+  AppendSample(&out, "atlas_uptime_seconds", "",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  commands.Render(&out);
+
+  AppendHelp(&out, "atlas_socket_connections", "gauge", "Open client connections.");
+  AppendSample(&out, "atlas_socket_connections", "", static_cast<double>(server.open_sessions()));
+  AppendHelp(&out, "atlas_socket_inflight_commands", "gauge", "Commands being executed.");
+  AppendSample(&out, "atlas_socket_inflight_commands", "",
+               static_cast<double>(server.inflight_commands()));
+
+  std::vector<atlas::NodeView> nodes = cluster.Nodes();
+  AppendHelp(&out, "atlas_cluster_members", "gauge", "Members by status, as this node sees them.");
+  for (const char* status : {"ACTIVE", "SUSPECT", "DOWN", "LEFT"}) {
+    size_t n = 0;
+    for (const auto& v : nodes) n += v.status == status;
+    AppendSample(&out, "atlas_cluster_members", atlas::StrCat("status=\"", status, "\""),
+                 static_cast<double>(n));
+  }
+  AppendHelp(&out, "atlas_peer_up", "gauge",
+             "1 while a peer is ACTIVE for this node's failure detector, else 0.");
+  for (const auto& v : nodes) {
+    if (v.self || v.status == "LEFT") continue;
+    AppendSample(&out, "atlas_peer_up",
+                 atlas::StrCat("peer=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
+                 v.status == "ACTIVE" ? 1 : 0);
+  }
+  AppendHelp(&out, "atlas_peer_rtt_seconds", "gauge",
+             "Round-trip time to a peer over the peer channel (the failure detector's pings).");
+  for (const auto& v : nodes) {
+    if (v.self || v.status == "LEFT") continue;
+    AppendSample(&out, "atlas_peer_rtt_seconds",
+                 atlas::StrCat("peer=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
+                 v.rtt_ms / 1000.0);
+  }
+
+  // RocksDB, summed over atlasd's column families.
+  struct Property {
+    const char* rocksdb;
+    const char* name;
+    const char* help;
+  };
+  static constexpr Property kProperties[] = {
+      {"rocksdb.estimate-live-data-size", "atlas_rocksdb_live_data_bytes",
+       "Estimated live data in RocksDB."},
+      {"rocksdb.total-sst-files-size", "atlas_rocksdb_sst_files_bytes", "Size of all SST files."},
+      {"rocksdb.cur-size-all-mem-tables", "atlas_rocksdb_memtable_bytes",
+       "Memory held by memtables."},
+      {"rocksdb.estimate-num-keys", "atlas_rocksdb_estimated_keys", "Estimated number of keys."},
+      {"rocksdb.estimate-pending-compaction-bytes", "atlas_rocksdb_pending_compaction_bytes",
+       "Bytes compaction estimates it has to rewrite."},
+      {"rocksdb.num-running-compactions", "atlas_rocksdb_running_compactions",
+       "Compactions running now."},
+  };
+  for (const Property& p : kProperties) {
+    uint64_t total = 0;
+    for (int cf = 0; cf < static_cast<int>(atlas::storage::Cf::kCount); ++cf) {
+      uint64_t v = 0;
+      if (store->db()->GetIntProperty(store->cf(static_cast<atlas::storage::Cf>(cf)), p.rocksdb,
+                                      &v)) {
+        total += v;
+      }
+    }
+    AppendHelp(&out, p.name, "gauge", p.help);
+    AppendSample(&out, p.name, "", static_cast<double>(total));
+  }
+  uint64_t cache = 0;
+  store->db()->GetIntProperty(store->cf(atlas::storage::Cf::kRows), "rocksdb.block-cache-usage",
+                              &cache);
+  AppendHelp(&out, "atlas_rocksdb_block_cache_bytes", "gauge",
+             "Memory held by the block cache (shared by the column families).");
+  AppendSample(&out, "atlas_rocksdb_block_cache_bytes", "", static_cast<double>(cache));
+  return out;
+}
+
 // `listen` with port 0 (tests, ad-hoc clusters): pick a free port now, because the address
 // goes into the membership before the transport starts.
 std::string ResolveListen(const std::string& listen) {
@@ -173,6 +263,8 @@ int main(int argc, char** argv) {
                                     : atlas::PrincipalMode::kAssume;
   exec_options.admin_users = config.admin_users;
   exec_options.cluster = cluster_node.get();
+  atlas::CommandMetrics command_metrics(atlas::CommandNames());
+  exec_options.metrics = &command_metrics;
   boost::asio::io_context io;
   exec_options.post_read = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
   atlas::Executor executor(store->get(), &replicator, self, exec_options);
@@ -194,6 +286,10 @@ int main(int argc, char** argv) {
   http_context->ca = setup->ca;
   if (setup->ca->key) http_context->join_secret = setup->join_secret;
   http_context->health = [&cluster_node] { return cluster_node->Health(); };
+  const auto started = std::chrono::steady_clock::now();
+  http_context->metrics = [&, started] {
+    return MetricsText(self, command_metrics, *cluster_node, server, store->get(), started);
+  };
   http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
                                        atlas::cluster::JoinDone done) {
     cluster_node->HandleJoin(r, std::move(done));

@@ -36,6 +36,7 @@ Reply& Reply::Line(std::string_view line) {
 }
 
 Reply& Reply::Error(ErrorLevel level, std::string_view message) {
+  failed_ = true;
   Prefix();
   StrAppend(&out_, level == ErrorLevel::kWarn ? "ERROR WARN " : "ERROR FATAL ",
                   SanitizeMessage(message), "\r\n");

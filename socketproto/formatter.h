@@ -29,6 +29,8 @@ class Reply {
   Reply& Blob(std::string_view bytes);
 
   const std::optional<std::string>& id() const { return id_; }
+  // An ERROR frame was added (for metrics: the command failed).
+  bool failed() const { return failed_; }
   std::string& buffer() { return out_; }
   std::string Take() { return std::move(out_); }
 
@@ -36,6 +38,7 @@ class Reply {
   void Prefix();
   std::optional<std::string> id_;
   std::string out_;
+  bool failed_ = false;
 };
 
 }  // namespace atlas::socketproto

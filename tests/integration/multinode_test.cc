@@ -389,3 +389,52 @@ TEST_CASE("failpoints: a joiner that crashes after receiving its certificate joi
   CHECK(impostor.Log().find("is already node 4; remove it first (NODE LEAVE)") !=
         std::string::npos);
 }
+
+TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, RocksDB") {
+  LocalCluster c({"east", "west", "north"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  for (int k = 0; k < 5; ++k) REQUIRE(c.Call(1, "KEY PUT met.k" + std::to_string(k) + " v") == "OK");
+  REQUIRE(c.Call(1, "KEY GET met.k1") == "VALUE:v\nOK");
+  REQUIRE(c.Call(1, "TABLE MOVE met 9").starts_with("ERROR WARN"));
+  auto metrics = [&](size_t i) {
+    return atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                               std::to_string(c.HttpPort(i)) + "/metrics")
+        .second;
+  };
+  // Peers are measured by the failure detector's pings (every 2 s).
+  CHECK(Eventually([&] {
+    std::string m = metrics(1);
+    return m.find("atlas_peer_up{peer=\"2\",region=\"west\"} 1\n") != std::string::npos &&
+           m.find("atlas_peer_up{peer=\"3\",region=\"north\"} 1\n") != std::string::npos &&
+           m.find("atlas_peer_rtt_seconds{peer=\"3\",region=\"north\"} 0\n") == std::string::npos;
+  }));
+  std::string m = metrics(1);
+  INFO(m);
+  CHECK(m.find("atlas_node_info{node=\"1\",region=\"east\",version=\"") != std::string::npos);
+  CHECK(m.find("atlas_command_duration_seconds_count{command=\"KEY PUT\"} 5\n") !=
+        std::string::npos);
+  CHECK(m.find("atlas_command_duration_seconds_bucket{command=\"KEY PUT\",le=\"+Inf\"} 5\n") !=
+        std::string::npos);
+  CHECK(m.find("atlas_command_duration_seconds_count{command=\"KEY GET\"} 1\n") !=
+        std::string::npos);
+  CHECK(m.find("atlas_command_errors_total{command=\"TABLE MOVE\"} 1\n") != std::string::npos);
+  CHECK(m.find("atlas_command_errors_total{command=\"KEY PUT\"} 0\n") != std::string::npos);
+  CHECK(m.find("atlas_cluster_members{status=\"ACTIVE\"} 3\n") != std::string::npos);
+  CHECK(m.find("atlas_rocksdb_live_data_bytes ") != std::string::npos);
+  CHECK(m.find("atlas_rocksdb_block_cache_bytes ") != std::string::npos);
+  // Every line is a comment or `name{labels} value` (the text format Prometheus parses).
+  std::istringstream lines(m);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
+    INFO(line);
+    size_t space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    CHECK(line.starts_with("atlas_"));
+    char* end = nullptr;
+    std::strtod(line.c_str() + space + 1, &end);
+    CHECK(*end == '\0');
+  }
+  // Another node counts only its own commands.
+  CHECK(metrics(2).find("atlas_command_duration_seconds_count{command=\"KEY PUT\"} 0\n") !=
+        std::string::npos);
+}

@@ -1,0 +1,55 @@
+// A node's metrics in the Prometheus text format (GET /metrics on the HTTPS port;
+// docs/metrics.md lists every series). Recording is lock-free: it happens on the threads that
+// serve clients, once per command.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atlas {
+
+// A latency histogram with fixed buckets (seconds): from 0.5 ms, below a local fsync, to 10 s,
+// the longest a replicated write may wait.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025,  0.05,  0.1,    0.25,  0.5,
+                                                     1,      2.5,   5,      10};
+  void Observe(std::chrono::nanoseconds elapsed);
+  // Appends `<name>_bucket` (cumulative, with `le`), `<name>_sum` and `<name>_count`; `labels`
+  // is "" or `key="value",...` (already escaped).
+  void Render(std::string* out, std::string_view name, std::string_view labels) const;
+  uint64_t count() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // the last one: +Inf
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
+// Latency and errors of socket commands, per command (by the index its parser gives it).
+class CommandMetrics {
+ public:
+  explicit CommandMetrics(std::vector<std::string> names);
+  // `error`: the reply ended in an ERROR frame.
+  void Observe(size_t command, std::chrono::nanoseconds elapsed, bool error);
+  void Render(std::string* out) const;
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<LatencyHistogram>> latency_;
+  std::unique_ptr<std::atomic<uint64_t>[]> errors_;
+};
+
+// The exposition format's pieces.
+void AppendHelp(std::string* out, std::string_view name, std::string_view type,
+                std::string_view help);
+void AppendSample(std::string* out, std::string_view name, std::string_view labels, double value);
+// A label value with `\`, `"` and newlines escaped.
+std::string LabelValue(std::string_view value);
+
+}  // namespace atlas
