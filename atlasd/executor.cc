@@ -87,12 +87,12 @@ absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
 }
 
 std::vector<std::string> CommandNames() {
-  static_assert(std::variant_size_v<sp::Command> == 22, "name the new command here");
+  static_assert(std::variant_size_v<sp::Command> == 23, "name the new command here");
   return {"KEY GET",     "KEY PUT",    "KEY DEL",          "KEY BLOB SET",    "KEY BLOB GET",
           "SCAN",        "COUNT",      "SAMPLE",           "PRINCIPAL ASSUME", "PRINCIPAL WHOAMI",
           "ACL GRANT",   "ACL REVOKE", "ACL LIST",         "NODE LIST",       "NODE INFO",
           "NODE PING",   "NODE LEAVE", "QUORUM INFO",      "TABLE INFO",      "TABLE MOVE",
-          "TABLE PIN",   "TABLE GROUP"};
+          "TABLE PIN",   "TABLE GROUP", "TABLE LIST"};
 }
 
 void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
@@ -209,6 +209,7 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
       std::holds_alternative<sp::NodeLeave>(command) ||
       std::holds_alternative<sp::QuorumInfo>(command) ||
       std::holds_alternative<sp::TableInfo>(command) ||
+      std::holds_alternative<sp::TableList>(command) ||
       std::holds_alternative<sp::TableMove>(command)) {
     return Read(call);
   }
@@ -469,6 +470,31 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       call_ptr->Finish();
     });
     return;
+  }
+  if (auto* list = std::get_if<sp::TableList>(&command)) {
+    // Every table with replicated state on this node: its meta "state" key. A table created a
+    // moment ago through another node may not be here yet (this is the node's view, like NODE).
+    const uint64_t limit = std::min(list->limit.value_or(options_.scan_keys_max),
+                                    options_.scan_keys_max);
+    const std::string prefix("t\0", 2);
+    const std::string_view suffix("\0state", 6);
+    std::vector<std::string> names;
+    std::unique_ptr<rocksdb::Iterator> it(
+        store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(storage::Cf::kMeta)));
+    it->Seek(list->after ? storage::TableMetaKey(*list->after, "\x01") : prefix);
+    for (; it->Valid() && it->key().starts_with(prefix) && names.size() < limit; it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      if (k.size() <= prefix.size() + suffix.size() || !k.ends_with(suffix)) continue;
+      std::string_view name = k.substr(prefix.size(), k.size() - prefix.size() - suffix.size());
+      if (name.find('\0') != std::string_view::npos || sp::IsReservedTable(name)) continue;
+      if (list->after && name <= *list->after) continue;
+      names.emplace_back(name);
+    }
+    if (!it->status().ok()) return internal(absl::InternalError(it->status().ToString()));
+    call.reply.Line(StrCat("TABLES:", names.size()));
+    for (const std::string& n : names) call.reply.Line(n);
+    call.reply.Ok();
+    return call.Finish();
   }
   if (auto* tinfo = std::get_if<sp::TableInfo>(&command)) {
     auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(tinfo->table, "state"));

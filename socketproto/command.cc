@@ -44,7 +44,7 @@ constexpr std::string_view kUsageNode =
 constexpr std::string_view kUsageQuorum = "QUORUM INFO <table>";
 constexpr std::string_view kUsageTable =
     "TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> <region|NONE> "
-    "| TABLE GROUP <table> <group|NONE>";
+    "| TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] [AFTER <table>]";
 
 struct Parser {
   std::string_view rest;      // the line after the request id
@@ -272,6 +272,24 @@ std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
     auto table = TableArg(p, t[2].text);
     if (auto* e = std::get_if<ParseError>(&table)) return *e;
     return Request{p.id, QuorumInfo{std::get<std::string>(table)}};
+  }
+  if (Eq(verb, "TABLE") && t.size() >= 2 && Eq(sub, "LIST")) {
+    TableList list;
+    for (size_t i = 2; i < t.size(); i += 2) {
+      if (i + 1 >= t.size()) return p.Err(Usage(kUsageTable));
+      if (Eq(t[i].text, "LIMIT") && !list.limit) {
+        auto n = ParseU64(t[i + 1].text);
+        if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
+        list.limit = *n;
+      } else if (Eq(t[i].text, "AFTER") && !list.after) {
+        auto table = TableArg(p, t[i + 1].text);
+        if (auto* e = std::get_if<ParseError>(&table)) return *e;
+        list.after = std::get<std::string>(table);
+      } else {
+        return p.Err(Usage(kUsageTable));
+      }
+    }
+    return Request{p.id, std::move(list)};
   }
   if (Eq(verb, "TABLE")) {
     if (t.size() < 3) return p.Err(Usage(kUsageTable));

@@ -66,6 +66,11 @@ struct NodePing { uint64_t id; };
 struct NodeLeave { uint64_t id; };  // extension: removes a member (docs/protocol.md)
 struct QuorumInfo { std::string table; };
 struct TableInfo { std::string table; };
+// The tables this node holds, in byte order (atlasd's extension: what `atlas dump` walks).
+struct TableList {
+  std::optional<uint64_t> limit;
+  std::optional<std::string> after;
+};
 struct TableMove { std::string table; std::string target; };  // region or node id
 struct TablePin { std::string table; std::optional<std::string> region; };
 struct TableGroup { std::string table; std::optional<std::string> group; };
@@ -74,7 +79,7 @@ using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
-                 TableGroup>;
+                 TableGroup, TableList>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

@@ -128,3 +128,67 @@ TEST_CASE("peercred: the principal is the Unix user and only admins assume other
         "ERROR WARN permission denied for principal 'nobody': KEY PUT PRINCIPAL (principal-mode "
         "peercred: only admin-users may act as another principal)\n");
 }
+
+TEST_CASE("atlas dump and atlas restore copy rows - binary ones too - and grants into another "
+          "cluster, paging through many tables and rows") {
+  Daemon a, b;
+  REQUIRE(a.Start());
+  REQUIRE(b.Start());
+  {
+    auto c = a.Connect();
+    REQUIRE(c);
+    REQUIRE(Texts(*c->Call("KEY PUT users.alice Alice  Smith")) == "OK");
+    REQUIRE(Texts(*c->Call("KEY BLOB SET files.bin 6", std::string_view("a\r\n\0\xff" "z", 6))) ==
+            "OK");
+    REQUIRE(Texts(*c->Call("KEY BLOB SET files.empty 0", std::string_view())) == "OK");
+    REQUIRE(Texts(*c->Call("ACL GRANT users bob PERMS READ")) == "OK");
+    REQUIRE(Texts(*c->Call("ACL GRANT users alice PERMS OWNER")) == "OK");
+    // More rows and tables than one SCAN / TABLE LIST page (1,000), 400 commands in flight.
+    for (int from = 0; from < 1200; from += 200) {
+      for (int i = from; i < from + 200; ++i) {
+        std::string k = std::to_string(i);
+        REQUIRE(c->Send("[ID:" + k + "] KEY PUT many.r" + k + " v" + k + "\r\n").ok());
+        REQUIRE(c->Send("[ID:t" + k + "] KEY PUT t" + k + ".r x\r\n").ok());
+      }
+      for (int i = from; i < from + 200; ++i) {
+        REQUIRE(c->ReadReply(std::to_string(i))->back().text == "OK");
+        REQUIRE(c->ReadReply("t" + std::to_string(i))->back().text == "OK");
+      }
+    }
+  }
+  std::string dir = std::filesystem::path(a.data_dir()).parent_path().string();
+  auto [rc, err] = Run(Atlas(a) + " dump --as alice > " + dir + "/dump.jsonl 2>" + dir + "/err");
+  INFO(Run("cat " + dir + "/err").second);
+  REQUIRE(rc == 0);
+  CHECK(Run("wc -l < " + dir + "/dump.jsonl").second == "2404\n");  // 2403 rows + 1 grants line
+  CHECK(Run("grep -c '^{\"key\":\"files.bin\",\"value_base64\":\"YQ0KAP96\"}$' " + dir +
+            "/dump.jsonl").second == "1\n");
+  CHECK(Run("cat " + dir + "/err").second.find("atlas dump: 2403 rows, 1203 tables") !=
+        std::string::npos);
+  // Without a principal that may read `users`, the dump stops and says why.
+  auto [denied, _] = Run(Atlas(a) + " dump users > /dev/null 2>&1");
+  CHECK(denied == 1);
+
+  auto [rc2, out2] = Run(Atlas(b) + " restore --as alice " + dir + "/dump.jsonl 2>&1");
+  INFO(out2);
+  REQUIRE(rc2 == 0);
+  CHECK(out2.find("atlas restore: 2403 rows, 1 tables with grants") != std::string::npos);
+  auto c = b.Connect();
+  REQUIRE(c);
+  CHECK(Texts(*c->Call("KEY GET users.alice")) == "ERROR WARN permission denied: READ on users");
+  REQUIRE(Texts(*c->Call("PRINCIPAL ASSUME alice")) == "OK");
+  CHECK(Texts(*c->Call("KEY GET users.alice")) == "VALUE:Alice  Smith\nOK");
+  CHECK(Texts(*c->Call("ACL LIST users")) == "ACL alice OWNER\nACL bob READ\nOK");
+  CHECK((*c->Call("KEY BLOB GET files.bin")).front().blob == std::string("a\r\n\0\xff" "z", 6));
+  CHECK(Texts(*c->Call("COUNT many")) == "COUNT:1200\nOK");
+  CHECK(Texts(*c->Call("KEY GET t1199.r")) == "VALUE:x\nOK");
+  // The copy dumps to the same lines.
+  auto [rc3, _3] = Run(Atlas(b) + " dump --as alice > " + dir + "/dump2.jsonl 2>/dev/null");
+  CHECK(rc3 == 0);
+  CHECK(Run("cmp " + dir + "/dump.jsonl " + dir + "/dump2.jsonl && echo same").second == "same\n");
+  // A line that is not a dump line stops the restore, naming it.
+  auto [bad, why] = Run("printf '{\"key\":\"x.y\",\"value\":\"1\"}\\nnot json\\n' | " + Atlas(b) +
+                        " restore 2>&1");
+  CHECK(bad == 1);
+  CHECK(why.find("atlas restore: line 2: not a JSON object") != std::string::npos);
+}

@@ -239,6 +239,13 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");
   CHECK_FALSE(std::get<TablePin>(MustParse("TABLE PIN users none").command).region);
   CHECK(std::get<TableGroup>(MustParse("TABLE GROUP users g1").command).group == std::string("g1"));
+  CHECK_FALSE(std::get<TableList>(MustParse("TABLE LIST").command).limit);
+  auto list = std::get<TableList>(MustParse("table list AFTER users LIMIT 10").command);
+  CHECK(list.limit == 10u);
+  CHECK(list.after == std::string("users"));
+  CHECK(MustFail("TABLE LIST LIMIT").starts_with("usage: TABLE INFO <table>"));
+  CHECK(MustFail("TABLE LIST LIMIT x") == "invalid LIMIT 'x'");
+  CHECK(MustFail("TABLE LIST AFTER a b") .starts_with("usage: "));
 }
 
 TEST_CASE("errors name the problem the way protocol.md promises") {

@@ -16,6 +16,7 @@
 #include "socketproto/frame_parser.h"
 #include "socketproto/str.h"
 #include "tools/atlas/connection.h"
+#include "tools/atlas/dump.h"
 
 namespace {
 
@@ -30,7 +31,8 @@ const char* const kVerbs[] = {
     "KEY BLOB GET",   "SCAN",           "COUNT",       "SAMPLE",        "PRINCIPAL ASSUME",
     "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
     "NODE INFO",      "NODE PING",      "NODE LEAVE",  "QUORUM INFO",   "TABLE INFO",
-    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "help",          "quit",
+    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "TABLE LIST",    "help",
+    "quit",
 };
 
 constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
@@ -40,6 +42,7 @@ constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
   PRINCIPAL ASSUME <name> | WHOAMI       ACL GRANT|REVOKE <table> <principal> PERMS READ|WRITE|OWNER
   ACL LIST <table>                       NODE LIST | INFO <id> | PING <id> | LEAVE <id>    QUORUM INFO <table>
   TABLE INFO <table> | MOVE <table> <region|node> | PIN <table> <region|NONE> | GROUP <table> <group|NONE>
+  TABLE LIST [LIMIT n] [AFTER table]     Backups: atlas dump [tables] > f.jsonl; atlas restore f.jsonl
   Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
 )";
 
@@ -257,6 +260,17 @@ int main(int argc, char** argv) {
   app.add_option("-c,--command", opt.commands, "Run this command and exit (repeatable)");
   app.add_option("-o,--out", opt.out_file, "Save BLOB replies to this file");
   app.add_option("--history-file", opt.history_file, "REPL history (default ~/.atlas_history)");
+  std::vector<std::string> dump_tables;
+  std::string restore_file;
+  CLI::App* dump = app.add_subcommand(
+      "dump", "Write tables (default: all) as JSON lines to stdout; progress on stderr");
+  dump->add_option("tables", dump_tables, "Tables to dump");
+  std::string as_principal;
+  dump->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
+  CLI::App* restore = app.add_subcommand(
+      "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
+  restore->add_option("file", restore_file, "The dump (default: stdin)");
+  restore->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may write)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -268,6 +282,25 @@ int main(int argc, char** argv) {
   if (!conn.ok()) {
     std::fprintf(stderr, "atlas: %s\n", std::string(conn.status().message()).c_str());
     return kExitConnection;
+  }
+  if ((dump->parsed() || restore->parsed()) && !as_principal.empty()) {
+    auto r = (*conn)->Call("PRINCIPAL ASSUME " + as_principal);
+    if (!r.ok() || r->empty() || r->back().text != "OK") {
+      std::fprintf(stderr, "atlas: PRINCIPAL ASSUME %s: %s\n", as_principal.c_str(),
+                   r.ok() && !r->empty() ? r->back().text.c_str()
+                                         : std::string(r.status().message()).c_str());
+      return r.ok() ? kExitError : kExitConnection;
+    }
+  }
+  if (dump->parsed()) return atlas::client::Dump(**conn, dump_tables, std::cout, std::cerr);
+  if (restore->parsed()) {
+    if (restore_file.empty()) return atlas::client::Restore(**conn, std::cin, std::cerr);
+    std::ifstream in(restore_file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "atlas restore: cannot open %s\n", restore_file.c_str());
+      return kExitError;
+    }
+    return atlas::client::Restore(**conn, in, std::cerr);
   }
   if (!opt.commands.empty()) {
     Runner runner(conn->get(), opt);

@@ -1,0 +1,23 @@
+// atlas dump / atlas restore: tables as JSON lines, for backups and copies between clusters
+// (docs/operations.md, "Backup and restore").
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "tools/atlas/connection.h"
+
+namespace atlas::client {
+
+// Writes every row of `tables` (all tables of the node when empty) to `out`, one JSON object per
+// line, then each table's grants; reports progress on `progress`. Returns the exit status:
+// 0, 1 (an ERROR reply: printed), 2 (the connection failed).
+int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
+         std::ostream& progress);
+
+// Replays a dump from `in`: rows with KEY BLOB SET (exact bytes), then the grants. Stops at the
+// first line it cannot apply, naming it. Same exit statuses.
+int Restore(Connection& conn, std::istream& in, std::ostream& progress);
+
+}  // namespace atlas::client
