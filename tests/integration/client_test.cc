@@ -192,3 +192,22 @@ TEST_CASE("atlas dump and atlas restore copy rows - binary ones too - and grants
   CHECK(bad == 1);
   CHECK(why.find("atlas restore: line 2: not a JSON object") != std::string::npos);
 }
+
+TEST_CASE("the REPL on a terminal: pasted lines run in order, help per command, \\timing, the "
+          "principal in the prompt") {
+  Daemon d;
+  REQUIRE(d.Start());
+  std::string dir = std::filesystem::path(d.data_dir()).parent_path().string();
+  // `script` gives atlas a terminal; the whole input arrives at once, as a paste does.
+  auto [rc, out] = Run("printf 'help KEY P\\n\\\\timing\\nKEY PUT t.x 1\\nPRINCIPAL ASSUME alice\\n"
+                       "KEY GET t.x\\nhelp FROB\\nquit\\n' | timeout 20 script -qec '" + Atlas(d) +
+                       " --history-file " + dir + "/history' /dev/null");
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("atlas> help KEY P\r\nKEY PUT <key> [PRINCIPAL <p>]") != std::string::npos);
+  CHECK(out.find("Timing is on.") != std::string::npos);
+  CHECK(out.find("atlas> KEY PUT t.x 1\r\nOK\r\nTime: ") != std::string::npos);
+  CHECK(out.find("atlas(alice)> KEY GET t.x\r\nVALUE:1\r\nOK\r\nTime: ") != std::string::npos);
+  CHECK(out.find("no command starts with 'FROB'") != std::string::npos);
+  CHECK(Run("grep -c t.x " + dir + "/history").second == "2\n");  // kept for the next session
+}

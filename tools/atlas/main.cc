@@ -4,6 +4,7 @@
 #include <editline/readline.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -45,6 +46,66 @@ constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
   TABLE LIST [LIMIT n] [AFTER table]     Backups: atlas dump [tables] > f.jsonl; atlas restore f.jsonl
   Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
 )";
+
+// `help <command>`: its syntax and what it does (docs/commands.md has examples).
+struct CommandHelp {
+  const char* verb;
+  const char* usage;
+  const char* what;
+};
+const CommandHelp kCommandHelp[] = {
+    {"KEY GET", "KEY GET <key>", "The value of a row: VALUE:<v>, or NOT_FOUND. Linearizable."},
+    {"KEY PUT", "KEY PUT <key> [PRINCIPAL <p>] [WORM TTL <d> | WORM EXPIRES <rfc3339>] <value>",
+     "Stores the rest of the line exactly. WORM makes the row immutable until then. KEY SET is "
+     "the same."},
+    {"KEY SET", "KEY SET <key> ...", "The same as KEY PUT."},
+    {"KEY DEL", "KEY DEL <key>", "Deletes a row (OK if it was not there)."},
+    {"KEY BLOB SET", "KEY BLOB SET <key> @<file>",
+     "Stores a file's bytes as the value (on the wire: <length> and the raw bytes)."},
+    {"KEY BLOB GET", "KEY BLOB GET <key>",
+     "Any value as bytes: a preview here, or saved with atlas --out FILE. EMPTY when none."},
+    {"SCAN", "SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]",
+     "Keys in byte order: KEYS:<n> then the keys."},
+    {"COUNT", "COUNT <table>[.<row-prefix>]", "How many rows: COUNT:<n>."},
+    {"SAMPLE", "SAMPLE <table>[.<row-prefix>] <n>", "Up to n keys chosen uniformly at random."},
+    {"PRINCIPAL ASSUME", "PRINCIPAL ASSUME <name>",
+     "Act as <name> on this connection (peercred mode: admin users only)."},
+    {"PRINCIPAL WHOAMI", "PRINCIPAL WHOAMI", "The connection's principal, or (none)."},
+    {"ACL GRANT", "ACL GRANT <table> <principal> PERMS READ|WRITE|OWNER",
+     "Grants a permission. Once a table has an OWNER only owners (and admin users) may grant."},
+    {"ACL REVOKE", "ACL REVOKE <table> <principal> PERMS READ|WRITE|OWNER", "Revokes it."},
+    {"ACL LIST", "ACL LIST <table>", "The grants: ACL <principal> <PERM> per line."},
+    {"NODE LIST", "NODE LIST", "Every member: id, region, status, RTT from this node, address."},
+    {"NODE INFO", "NODE INFO <id>", "One member, with owned tables, version and uptime."},
+    {"NODE PING", "NODE PING <id>", "A round trip over the peer channel: PONG node=<id> rtt_ms=<ms>."},
+    {"NODE LEAVE", "NODE LEAVE <id>",
+     "Removes a member through consensus; OK once every table has settled. Stop it after."},
+    {"QUORUM INFO", "QUORUM INFO <table>", "The Q1 and Q2 the table's owner uses now."},
+    {"TABLE INFO", "TABLE INFO <table>", "Owner, region, ballot, rows, group, pin."},
+    {"TABLE MOVE", "TABLE MOVE <table> <node-id|region>", "Hands the table to a node; OK once moved."},
+    {"TABLE PIN", "TABLE PIN <table> <region|NONE>", "Keeps the automatic policy from moving it."},
+    {"TABLE GROUP", "TABLE GROUP <table> <group|NONE>",
+     "Tables of one group share one owner and move together."},
+    {"TABLE LIST", "TABLE LIST [LIMIT <n>] [AFTER <table>]", "The tables this node holds."},
+    {"\\timing", "\\timing", "Shows how long each command took (toggle)."},
+};
+
+// `help` alone: every usage; `help <words>`: the commands starting with those words.
+void PrintHelp(std::string_view topic) {
+  if (topic.empty()) {
+    std::fputs(kHelp, stdout);
+    return;
+  }
+  bool any = false;
+  for (const CommandHelp& h : kCommandHelp) {
+    std::string_view verb = h.verb;
+    if (verb.size() >= topic.size() && atlas::EqualsIgnoreCase(verb.substr(0, topic.size()), topic)) {
+      std::printf("%s\n    %s\n", h.usage, h.what);
+      any = true;
+    }
+  }
+  if (!any) std::printf("no command starts with '%s'; 'help' lists them all\n", std::string(topic).c_str());
+}
 
 struct Options {
   std::string socket_path;
@@ -219,8 +280,10 @@ int Repl(Connection* conn, const Options& opt) {
   using_history();
   read_history(history.c_str());
   rl_attempted_completion_function = Complete;
-  std::printf("Connected: %s. Type 'help' for commands, 'quit' to leave.\n",
+  std::printf("Connected: %s. Type 'help' for commands, 'help <command>' for one, "
+              "'\\timing' for latencies, 'quit' to leave.\n",
               conn->welcome().c_str());
+  bool timing = false;
   for (;;) {
     std::string prompt =
         runner.principal().empty() ? "atlas> " : StrCat("atlas(", runner.principal(), ")> ");
@@ -238,10 +301,26 @@ int Repl(Connection* conn, const Options& opt) {
     add_history(line.c_str());
     if (trimmed == "quit" || trimmed == "exit" || trimmed == "\\q") break;
     if (trimmed == "help" || trimmed == "\\h" || trimmed == "?") {
-      std::fputs(kHelp, stdout);
+      PrintHelp("");
       continue;
     }
+    if (trimmed.starts_with("help ") || trimmed.starts_with("\\h ")) {
+      std::string_view topic = trimmed.substr(trimmed.find(' ') + 1);
+      while (!topic.empty() && topic.front() == ' ') topic.remove_prefix(1);
+      PrintHelp(topic);
+      continue;
+    }
+    if (trimmed == "\\timing") {
+      timing = !timing;
+      std::printf("Timing is %s.\n", timing ? "on" : "off");
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     if (!runner.Run(line, nullptr)) break;
+    if (timing) {
+      std::printf("Time: %.3f ms\n", std::chrono::duration<double, std::milli>(
+                                             std::chrono::steady_clock::now() - t0).count());
+    }
   }
   write_history(history.c_str());
   history_truncate_file(history.c_str(), 10000);
