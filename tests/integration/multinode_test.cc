@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -437,4 +439,30 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
   // Another node counts only its own commands.
   CHECK(metrics(2).find("atlas_command_duration_seconds_count{command=\"KEY PUT\"} 0\n") !=
         std::string::npos);
+}
+
+TEST_CASE("atlas status: members with region, status and RTT, tables owned per node and region") {
+  LocalCluster c({"east", "west", "north"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  for (std::string t : {"st1", "st2", "st3"}) REQUIRE(c.Call(1, "KEY PUT " + t + ".k v") == "OK");
+  REQUIRE(c.Call(1, "TABLE MOVE st3 2") == "OK");
+  REQUIRE(Eventually([&] { return OwnerOf(c, 1, "st3") == "2"; }));
+  auto [rc, out] = atlas::testing::Run(atlas::testing::BinDir() + "/atlas --socket " +
+                                       c.node(1).socket_path() + " status");
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("cluster: 3 member(s)") != std::string::npos);
+  CHECK(out.find("NODE  REGION        STATUS    RTT_MS    ADDRESS                 TABLES_OWNED") !=
+        std::string::npos);
+  std::istringstream lines(out);
+  std::map<std::string, std::string> node_tables, region_tables;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+    if (w.size() == 6 && w[2] == "ACTIVE") node_tables[w[0]] = w[5];
+    if (w.size() == 2 && (w[0] == "east" || w[0] == "west")) region_tables[w[0]] = w[1];
+  }
+  CHECK(node_tables == std::map<std::string, std::string>{{"1", "2"}, {"2", "1"}, {"3", "0"}});
+  CHECK(region_tables == std::map<std::string, std::string>{{"east", "2"}, {"west", "1"}});
+  CHECK(out.find("3 table(s)") != std::string::npos);
 }

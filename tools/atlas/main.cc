@@ -18,6 +18,7 @@
 #include "socketproto/str.h"
 #include "tools/atlas/connection.h"
 #include "tools/atlas/dump.h"
+#include "tools/atlas/status.h"
 
 namespace {
 
@@ -346,6 +347,8 @@ int main(int argc, char** argv) {
   dump->add_option("tables", dump_tables, "Tables to dump");
   std::string as_principal;
   dump->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
+  CLI::App* status = app.add_subcommand(
+      "status", "Members, their regions, status and RTT, and tables owned per node and region");
   CLI::App* restore = app.add_subcommand(
       "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
   restore->add_option("file", restore_file, "The dump (default: stdin)");
@@ -371,6 +374,7 @@ int main(int argc, char** argv) {
       return r.ok() ? kExitError : kExitConnection;
     }
   }
+  if (status->parsed()) return atlas::client::Status(**conn, std::cout, std::cerr);
   if (dump->parsed()) return atlas::client::Dump(**conn, dump_tables, std::cout, std::cerr);
   if (restore->parsed()) {
     if (restore_file.empty()) return atlas::client::Restore(**conn, std::cin, std::cerr);

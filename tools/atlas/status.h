@@ -1,0 +1,14 @@
+// atlas status: a readable overview of the cluster as one node sees it.
+#pragma once
+
+#include <iosfwd>
+
+#include "tools/atlas/connection.h"
+
+namespace atlas::client {
+
+// Members (region, status, RTT from this node, address, tables owned) and tables by the
+// region of their owner. Returns 0, 1 (an ERROR reply) or 2 (the connection failed).
+int Status(Connection& conn, std::ostream& out, std::ostream& err);
+
+}  // namespace atlas::client
