@@ -476,21 +476,13 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     // moment ago through another node may not be here yet (this is the node's view, like NODE).
     const uint64_t limit = std::min(list->limit.value_or(options_.scan_keys_max),
                                     options_.scan_keys_max);
-    const std::string prefix("t\0", 2);
-    const std::string_view suffix("\0state", 6);
     std::vector<std::string> names;
-    std::unique_ptr<rocksdb::Iterator> it(
-        store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(storage::Cf::kMeta)));
-    it->Seek(list->after ? storage::TableMetaKey(*list->after, "\x01") : prefix);
-    for (; it->Valid() && it->key().starts_with(prefix) && names.size() < limit; it->Next()) {
-      std::string_view k = it->key().ToStringView();
-      if (k.size() <= prefix.size() + suffix.size() || !k.ends_with(suffix)) continue;
-      std::string_view name = k.substr(prefix.size(), k.size() - prefix.size() - suffix.size());
-      if (name.find('\0') != std::string_view::npos || sp::IsReservedTable(name)) continue;
-      if (list->after && name <= *list->after) continue;
-      names.emplace_back(name);
-    }
-    if (!it->status().ok()) return internal(absl::InternalError(it->status().ToString()));
+    absl::Status s = ForEachTable(list->after, [&](std::string_view name) {
+      if (names.size() >= limit) return false;
+      if (!sp::IsReservedTable(name)) names.emplace_back(name);
+      return true;
+    });
+    if (!s.ok()) return internal(s);
     call.reply.Line(StrCat("TABLES:", names.size()));
     for (const std::string& n : names) call.reply.Line(n);
     call.reply.Ok();
@@ -603,14 +595,29 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
 uint64_t Executor::OwnedTables() {
   // Every table with replicated state has been written; on one node this node owns them all.
   uint64_t n = 0;
-  std::string prefix("t\0", 2);
+  ForEachTable(std::nullopt, [&](std::string_view) {
+    ++n;
+    return true;
+  }).IgnoreError();  // NODE INFO shows what it counted
+  return n;
+}
+
+absl::Status Executor::ForEachTable(const std::optional<std::string>& after,
+                                    const std::function<bool(std::string_view)>& fn) {
+  // A table with replicated state has a meta "state" key: t\0<table>\0state.
+  const std::string prefix("t\0", 2);
+  const std::string_view suffix("\0state", 6);
   std::unique_ptr<rocksdb::Iterator> it(
       store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(storage::Cf::kMeta)));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  for (it->Seek(after ? storage::TableMetaKey(*after, "\x01") : prefix);
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string_view k = it->key().ToStringView();
-    if (k.size() > 6 && k.substr(k.size() - 6) == std::string_view("\0state", 6)) ++n;
+    if (k.size() <= prefix.size() + suffix.size() || !k.ends_with(suffix)) continue;
+    std::string_view name = k.substr(prefix.size(), k.size() - prefix.size() - suffix.size());
+    if (name.find('\0') != std::string_view::npos || (after && name <= *after)) continue;
+    if (!fn(name)) break;
   }
-  return n;
+  return it->status().ok() ? absl::OkStatus() : absl::InternalError(it->status().ToString());
 }
 
 }  // namespace atlas

@@ -69,6 +69,10 @@ class Executor final : public socketproto::CommandHandler {
   std::vector<NodeView> Nodes();
   bool RegionHasMembers(const std::string& region);
   uint64_t OwnedTables();
+  // Calls fn(table) for each table with replicated state on this node, in byte order, after
+  // `after` if given, until fn returns false.
+  absl::Status ForEachTable(const std::optional<std::string>& after,
+                            const std::function<bool(std::string_view)>& fn);
 
   storage::Store* store_;
   Replicator* replicator_;

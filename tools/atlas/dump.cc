@@ -1,6 +1,8 @@
 #include "tools/atlas/dump.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <istream>
 #include <ostream>
 
@@ -82,22 +84,29 @@ class Progress {
 
 }  // namespace
 
+int ListTables(Connection& conn, size_t max, std::vector<std::string>* tables,
+               std::ostream& err) {
+  std::string after;
+  while (tables->size() < max) {
+    const size_t want = std::min(max - tables->size(), static_cast<size_t>(kPage));
+    Result r = Run(conn, "TABLE LIST LIMIT " + std::to_string(want) +
+                             (after.empty() ? "" : " AFTER " + after));
+    if (r.status != kOk) {
+      err << "atlas: TABLE LIST: " << r.error << std::endl;
+      return r.status;
+    }
+    std::vector<std::string> page = Listed(r);
+    tables->insert(tables->end(), page.begin(), page.end());
+    if (page.size() < want) break;
+    after = page.back();
+  }
+  return kOk;
+}
+
 int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
          std::ostream& progress) {
   if (tables.empty()) {
-    std::string after;
-    for (;;) {
-      Result r = Run(conn, "TABLE LIST LIMIT " + std::to_string(kPage) +
-                               (after.empty() ? "" : " AFTER " + after));
-      if (r.status != kOk) {
-        progress << "atlas dump: TABLE LIST: " << r.error << std::endl;
-        return r.status;
-      }
-      std::vector<std::string> page = Listed(r);
-      tables.insert(tables.end(), page.begin(), page.end());
-      if (page.size() < static_cast<size_t>(kPage)) break;
-      after = page.back();
-    }
+    if (int rc = ListTables(conn, SIZE_MAX, &tables, progress)) return rc;
   }
   Progress p(progress, "dump");
   for (const std::string& table : tables) {

@@ -10,6 +10,10 @@
 
 namespace atlas::client {
 
+// The names of the node's tables (TABLE LIST, page by page), at most `max`. Returns 0, or the
+// exit status of the failure after writing it to `err`.
+int ListTables(Connection& conn, size_t max, std::vector<std::string>* tables, std::ostream& err);
+
 // Writes every row of `tables` (all tables of the node when empty) to `out`, one JSON object per
 // line, then each table's grants; reports progress on `progress`. Returns the exit status:
 // 0, 1 (an ERROR reply: printed), 2 (the connection failed).

@@ -1,5 +1,7 @@
 #include "tools/atlas/status.h"
 
+#include "tools/atlas/dump.h"
+
 #include <iomanip>
 #include <map>
 #include <ostream>
@@ -42,37 +44,26 @@ int Status(Connection& conn, std::ostream& out, std::ostream& err) {
     *frames = std::move(*r);
     return 0;
   };
-  std::vector<ReplyFrame> nodes, tables;
+  std::vector<ReplyFrame> nodes;
   if (int rc = call("NODE LIST", &nodes)) return rc;
   std::vector<std::map<std::string, std::string>> members;
   for (size_t i = 0; i + 1 < nodes.size(); ++i) members.push_back(Fields(nodes[i].text));
 
-  // Owners: TABLE INFO of every table this node holds (up to kTablesMax).
+  // Owners: TABLE INFO of every table this node holds (up to kTablesMax; one more is asked
+  // for to tell whether there are more).
+  std::vector<std::string> names;
+  if (int rc = ListTables(conn, kTablesMax + 1, &names, err)) return rc;
+  const bool truncated = names.size() > kTablesMax;
+  if (truncated) names.pop_back();
   std::map<std::string, size_t> owned_by_node, owned_by_region;
-  size_t listed = 0;
-  std::string after;
-  bool truncated = false;
-  for (;;) {
-    if (int rc = call("TABLE LIST LIMIT 1000" + (after.empty() ? "" : " AFTER " + after), &tables)) {
-      return rc;
-    }
-    std::vector<std::string> names;
-    for (size_t i = 1; i + 1 < tables.size(); ++i) names.push_back(tables[i].text);
-    for (const std::string& t : names) {
-      if (listed == kTablesMax) {
-        truncated = true;
-        break;
-      }
-      std::vector<ReplyFrame> info;
-      if (int rc = call("TABLE INFO " + t, &info)) return rc;
-      auto f = Fields(info.front().text);
-      ++listed;
-      ++owned_by_node[f["owner"]];
-      ++owned_by_region[f["owner"] == "0" ? "(no owner yet)" : f["region"]];
-    }
-    if (truncated || names.size() < 1000) break;
-    after = names.back();
+  for (const std::string& t : names) {
+    std::vector<ReplyFrame> info;
+    if (int rc = call("TABLE INFO " + t, &info)) return rc;
+    auto f = Fields(info.front().text);
+    ++owned_by_node[f["owner"]];
+    ++owned_by_region[f["owner"] == "0" ? "(no owner yet)" : f["region"]];
   }
+  const size_t listed = names.size();
 
   out << "cluster: " << members.size() << " member(s); RTTs as measured by the node answering"
       << "\n\n";
