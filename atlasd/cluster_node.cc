@@ -370,7 +370,6 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
   consensus::ClusterConfig current;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    current = membership_;
     for (const auto& [id, m] : membership_.members) {
       auto a = cluster::DecodeMemberAddress(m.address);
       if (!a) continue;
@@ -381,6 +380,7 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
           // The same joiner again (only it holds that key: the CSR proves it): it was admitted
           // but never saw the answer. Answer again instead of admitting a second member.
           again = id;
+          current = membership_;  // answered from outside the lock
           break;
         }
         return done(absl::AlreadyExistsError(

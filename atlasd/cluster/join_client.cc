@@ -213,21 +213,18 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
 }
 
 absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
-  PkeyPtr key;
-  if (!options.key_file.empty()) {
-    if (std::filesystem::exists(options.key_file)) {
-      absl::StatusOr<PkeyPtr> loaded = LoadKey(options.key_file);
-      if (!loaded.ok()) return loaded.status();
-      key = std::move(*loaded);
-    } else {
-      absl::StatusOr<NodeKeyAndCsr> fresh = CreateNodeCsr(options.sans);
-      if (!fresh.ok()) return fresh.status();
-      // Saved before the request: the cluster may certify it even if we never see the answer.
-      if (absl::Status s = SaveKey(options.key_file, fresh->key.get()); !s.ok()) return s;
-      key = std::move(fresh->key);
+  absl::StatusOr<NodeKeyAndCsr> csr;
+  if (!options.key_file.empty() && std::filesystem::exists(options.key_file)) {
+    absl::StatusOr<PkeyPtr> kept = LoadKey(options.key_file);  // a retry: the same key
+    if (!kept.ok()) return kept.status();
+    csr = CreateNodeCsr(options.sans, kept->get());
+  } else {
+    csr = CreateNodeCsr(options.sans);
+    // Saved before the request: the cluster may certify it even if we never see the answer.
+    if (csr.ok() && !options.key_file.empty()) {
+      if (absl::Status s = SaveKey(options.key_file, csr->key.get()); !s.ok()) return s;
     }
   }
-  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(options.sans, key.get());
   if (!csr.ok()) return csr.status();
   json request = {{"secret", options.token.secret},
                   {"csr", CsrToPem(csr->csr.get())},

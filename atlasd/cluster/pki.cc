@@ -267,10 +267,13 @@ absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id) {
 
 absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans, EVP_PKEY* existing) {
   if (absl::Status s = ValidateSans(sans); !s.ok()) return s;
-  absl::StatusOr<PkeyPtr> key = existing == nullptr ? NewP256Key() : absl::StatusOr<PkeyPtr>();
-  if (existing != nullptr) {
-    if (EVP_PKEY_up_ref(existing) != 1) return SslError("referencing the node key");
+  absl::StatusOr<PkeyPtr> key;
+  if (existing == nullptr) {
+    key = NewP256Key();
+  } else if (EVP_PKEY_up_ref(existing) == 1) {
     key = PkeyPtr(existing);
+  } else {
+    return SslError("referencing the node key");
   }
   if (!key.ok()) return key.status();
   X509ReqPtr req(X509_REQ_new());
