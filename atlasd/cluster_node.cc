@@ -107,27 +107,29 @@ void ClusterNode::DetectorLoop() {
     next_ping = Clock::now() + options_.ping_interval;
     // All peers at once: one after the other, a round over a WAN (14 peers at 150 ms) would
     // outlast suspect_after and far peers would flap to SUSPECT.
-    std::vector<std::future<absl::StatusOr<double>>> pings;
+    std::vector<std::future<absl::StatusOr<Pong>>> pings;
     for (uint64_t id : ids) {
       pings.push_back(std::async(std::launch::async, [this, id] {
-        return transport_->PingMs(static_cast<consensus::NodeId>(id));
+        return transport_->Ping(static_cast<consensus::NodeId>(id));
       }));
     }
     for (size_t k = 0; k < ids.size(); ++k) {
       const uint64_t id = ids[k];
-      absl::StatusOr<double> rtt = pings[k].get();
+      absl::StatusOr<Pong> pong = pings[k].get();
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
       auto it = peers_.find(id);
-      if (it == peers_.end() || !rtt.ok()) continue;
+      if (it == peers_.end() || !pong.ok()) continue;
       Peer& p = it->second;
+      const double rtt = pong->rtt_ms;
+      if (pong->report) p.report = std::move(pong->report);
       if (first_peer_ok_ms_.load() < 0) {
         first_peer_ok_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                                     Clock::now().time_since_epoch())
                                     .count());
       }
       // A smoothed RTT (like TCP's SRTT, gain 1/8) so one slow sample does not reorder quorums.
-      p.rtt_ms = p.ever_ok ? p.rtt_ms + (*rtt - p.rtt_ms) / 8 : *rtt;
+      p.rtt_ms = p.ever_ok ? p.rtt_ms + (rtt - p.rtt_ms) / 8 : rtt;
       p.ever_ok = true;
       p.last_ok = Clock::now();
     }
@@ -147,7 +149,23 @@ std::string ClusterNode::StatusOf(uint64_t id, const Peer& p, Clock::time_point 
   return "DOWN";
 }
 
+PeerReport ClusterNode::Report() {
+  PeerReport r;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, p] : peers_) {
+      if (p.ever_ok) r.rtt_ms.emplace_back(static_cast<consensus::NodeId>(id), p.rtt_ms);
+    }
+  }
+  if (PaxosReplicator* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
+  r.version = options_.version;
+  r.uptime_s = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count());
+  return r;
+}
+
 std::vector<NodeView> ClusterNode::Nodes() {
+  PeerReport own = Report();
   std::vector<NodeView> out;
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = Clock::now();
@@ -162,7 +180,18 @@ std::vector<NodeView> ClusterNode::Nodes() {
       v.port = a->port;
     }
     v.status = std::move(status);
-    if (auto it = peers_.find(id); it != peers_.end()) v.rtt_ms = it->second.rtt_ms;
+    const PeerReport* report = v.self ? &own : nullptr;
+    if (auto it = peers_.find(id); it != peers_.end()) {
+      v.rtt_ms = it->second.rtt_ms;
+      if (it->second.report) report = &*it->second.report;
+    }
+    if (report != nullptr) {
+      v.reported = true;
+      for (const auto& [peer, ms] : report->rtt_ms) v.rtts.emplace_back(peer, ms);
+      v.owned_tables = report->owned_tables;
+      v.version = report->version;
+      v.uptime_s = report->uptime_s;
+    }
     out.push_back(std::move(v));
   };
   for (const auto& [id, m] : membership_.members) {

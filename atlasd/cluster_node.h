@@ -37,6 +37,7 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds down_after{5000};
   std::chrono::milliseconds move_timeout{10'000};
   std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
+  std::string version;  // reported to peers (NODE INFO of this node from elsewhere)
 };
 
 class ClusterNode final : public ClusterView {
@@ -53,6 +54,9 @@ class ClusterNode final : public ClusterView {
 
   void StartFailureDetector();
   void Stop();
+
+  // This node's report to the peers that ping it (PeerTransport::SetReportSource).
+  PeerReport Report();
 
   // HTTPS endpoints.
   void HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done);
@@ -73,6 +77,7 @@ class ClusterNode final : public ClusterView {
     std::chrono::steady_clock::time_point last_ok{};
     std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
     bool ever_ok = false;
+    std::optional<PeerReport> report;  // from its last ping answer
   };
   void DetectorLoop();
   std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
@@ -109,6 +114,7 @@ class ClusterNode final : public ClusterView {
   // means anything).
   std::atomic<size_t> lagging_{0};
   std::atomic<int64_t> first_peer_ok_ms_{-1};
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace atlas

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,13 @@ struct NodeView {
   std::string status;  // ACTIVE | SUSPECT | DOWN | LEFT
   double rtt_ms = 0;
   bool self = false;
+  // As the node itself reports them (its ping answers; for self, this node's own figures).
+  // Unknown until a ping to it succeeded: `reported` false.
+  bool reported = false;
+  std::vector<std::pair<uint64_t, double>> rtts;  // its smoothed RTT to each peer, by id
+  uint64_t owned_tables = 0;
+  std::string version;
+  uint64_t uptime_s = 0;
 };
 
 struct QuorumView {

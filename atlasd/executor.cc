@@ -579,14 +579,23 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
                             " port=", node.port);
   if (detailed) {
     StrAppend(&line, " name=", node.name.empty() ? "-" : node.name);
-    if (node.self) {
+    if (node.reported) {
+      // The node's own figures: from its last ping answer, or this node's.
+      StrAppend(&line, " owned_tables=", node.owned_tables, " version=", node.version,
+                " uptime_s=", node.uptime_s, " rtts=");
+      if (node.rtts.empty()) StrAppend(&line, "-");
+      for (size_t i = 0; i < node.rtts.size(); ++i) {
+        StrAppend(&line, i ? "," : "", node.rtts[i].first,
+                  absl::StrFormat(":%.3f", node.rtts[i].second));
+      }
+    } else if (node.self) {  // No cluster runtime (executor tests): one node owns every table.
       auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::steady_clock::now() - started_)
                         .count();
       StrAppend(&line, " owned_tables=", OwnedTables(), " version=", self_.version,
-                " uptime_s=", uptime);
+                " uptime_s=", uptime, " rtts=-");
     } else {
-      StrAppend(&line, " owned_tables=-", " version=-", " uptime_s=-");
+      StrAppend(&line, " owned_tables=-", " version=-", " uptime_s=-", " rtts=-");
     }
   }
   return line;

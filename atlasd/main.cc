@@ -19,6 +19,7 @@
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
 #include "atlasd/paxos_replicator.h"
+#include "absl/cleanup/cleanup.h"
 #include "boost/asio.hpp"
 #include "socketproto/server.h"
 #include "spdlog/spdlog.h"
@@ -33,6 +34,7 @@ constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
 // GET /metrics: the node, its commands, its peers, its clients and its RocksDB
 // (docs/metrics.md).
 std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMetrics& commands,
+                        const atlas::PaxosReplicator::OwnershipStats& ownership,
                         atlas::ClusterView& cluster, atlas::socketproto::SocketServer& server,
                         atlas::storage::Store* store,
                         std::chrono::steady_clock::time_point started) {
@@ -49,6 +51,23 @@ std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMet
   AppendSample(&out, "atlas_uptime_seconds", "",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   commands.Render(&out);
+
+  // Ownership: sum atlas_tables_owned by region for tables owned per zone.
+  const std::string region = atlas::StrCat("region=\"", LabelValue(self.region), "\"");
+  AppendHelp(&out, "atlas_tables_owned", "gauge",
+             "Tables this node owns now (a table group counts once).");
+  AppendSample(&out, "atlas_tables_owned", region, static_cast<double>(ownership.owned));
+  AppendHelp(&out, "atlas_ownership_events_total", "counter",
+             "Ownership changes on this node: phase 1 started, won (elected), lost (preempted), "
+             "ownership lost (stepped_down), migration hints sent (move_suggested).");
+  const std::pair<const char*, uint64_t> events[] = {
+      {"phase1_started", ownership.phase1_started}, {"elected", ownership.elected},
+      {"preempted", ownership.preempted},           {"stepped_down", ownership.stepped_down},
+      {"move_suggested", ownership.moves_suggested}};
+  for (const auto& [event, n] : events) {
+    AppendSample(&out, "atlas_ownership_events_total", atlas::StrCat("event=\"", event, "\""),
+                 static_cast<double>(n));
+  }
 
   AppendHelp(&out, "atlas_socket_connections", "gauge", "Open client connections.");
   AppendSample(&out, "atlas_socket_connections", "", static_cast<double>(server.open_sessions()));
@@ -212,12 +231,14 @@ int main(int argc, char** argv) {
     }
     return 1;
   }
+  atlas::SetLogNode(setup->node_id);
 
   // The peer transport (gRPC, mutual TLS with the cluster CA) and the node's cluster runtime.
   atlas::ClusterNodeOptions cluster_options;
   cluster_options.self = setup->node_id;
   cluster_options.cluster_id = setup->cluster_id;
   cluster_options.desired_quorum = {config.fn, config.fz};
+  cluster_options.version = atlas::NodeIdentity{}.version;
   std::unique_ptr<atlas::ClusterNode> cluster_node;
   atlas::PeerTransportOptions transport_options;
   transport_options.self = static_cast<atlas::consensus::NodeId>(setup->node_id);
@@ -227,6 +248,9 @@ int main(int argc, char** argv) {
     if (cluster_node) cluster_node->Deliver(std::move(m));
   });
   cluster_node = std::make_unique<atlas::ClusterNode>(cluster_options, &transport);
+  transport.SetReportSource([&cluster_node] { return cluster_node->Report(); });
+  // Declared after both: runs before either goes away, on every return path.
+  absl::Cleanup unset_report = [&transport] { transport.SetReportSource(nullptr); };
   if (absl::Status s = transport.Start(); !s.ok()) {
     spdlog::error("peer transport on {} (setting listen): {}", config.listen, s.message());
     return 1;
@@ -288,7 +312,8 @@ int main(int argc, char** argv) {
   http_context->health = [&cluster_node] { return cluster_node->Health(); };
   const auto started = std::chrono::steady_clock::now();
   http_context->metrics = [&, started] {
-    return MetricsText(self, command_metrics, *cluster_node, server, store->get(), started);
+    return MetricsText(self, command_metrics, replicator.ownership(), *cluster_node, server,
+                       store->get(), started);
   };
   http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
                                        atlas::cluster::JoinDone done) {

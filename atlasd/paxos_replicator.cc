@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "atlasd/cluster/members.h"
 #include "atlasd/failpoint.h"
+#include "atlasd/logging.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 #include "storage/keys.h"
@@ -434,6 +435,58 @@ void PaxosReplicator::Run() {
   }
 }
 
+PaxosReplicator::OwnershipStats PaxosReplicator::ownership() const {
+  return {owned_.load(), phase1_started_.load(), elected_.load(), preempted_.load(),
+          stepped_down_.load(), moves_suggested_.load()};
+}
+
+void PaxosReplicator::NoteOwnership(const consensus::OwnershipEvent& e) {
+  using Kind = consensus::OwnershipEventKind;
+  const bool counted = e.object != consensus::kMembershipObject;
+  const char* what = consensus::OwnershipEventName(e.kind);
+  switch (e.kind) {
+    case Kind::kPhase1Started:
+      ++phase1_started_;
+      if (e.reason == consensus::StealReason::kRequest) {
+        LogEvent(spdlog::level::debug, what,
+                 {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                  {"reason", consensus::StealReasonName(e.reason)},
+                  {"request", e.request.ToString()}});
+      } else {
+        LogEvent(spdlog::level::debug, what,
+                 {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                  {"reason", consensus::StealReasonName(e.reason)}});
+      }
+      break;
+    case Kind::kElected:
+      ++elected_;
+      if (counted) ++owned_;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"first_slot", std::to_string(e.slot)}});
+      break;
+    case Kind::kPreempted:
+      ++preempted_;
+      LogEvent(spdlog::level::debug, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"by_ballot", e.other.ToString()}});
+      break;
+    case Kind::kSteppedDown:
+      ++stepped_down_;
+      if (counted) --owned_;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"by_ballot", e.other.ToString()}});
+      break;
+    case Kind::kMoveSuggested:
+      ++moves_suggested_;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"to_node", std::to_string(e.target)}});
+      break;
+  }
+}
+
 void PaxosReplicator::ProcessReady() {
   while (replica_->HasReady()) {
     consensus::Ready rd = replica_->TakeReady();
@@ -523,6 +576,7 @@ void PaxosReplicator::ProcessReady() {
                    membership_.members.size(), membership_.quorum.fn, membership_.quorum.fz);
       InstallMembership(membership_);
     }
+    for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
     // Only now, with the Ready durable, may other nodes learn of its promises and accepts.
     if (!rd.messages.empty()) {
       if (options_.send) {
@@ -553,6 +607,13 @@ void PaxosReplicator::ProcessReady() {
     }
     for (const consensus::Reply& reply : rd.replies) {
       std::string detail = NameZones(reply.detail.empty() ? reply.object : reply.detail);
+      if (reply.code != consensus::ReplyCode::kOk) {
+        LogEvent(spdlog::level::debug, reply.is_read ? "read failed" : "write failed",
+                 {{"table", reply.object}, {"request", reply.id.ToString()},
+                  {"code", consensus::ReplyCodeName(reply.code)},
+                  {"outcome", reply.is_read || reply.definite ? "not executed" : "unknown"},
+                  {"detail", detail}});
+      }
       if (reply.is_read) {
         auto it = reads_.find(reply.id.seq);
         if (it == reads_.end()) continue;

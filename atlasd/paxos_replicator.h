@@ -92,6 +92,17 @@ class PaxosReplicator final : public Replicator {
   // Ticks not run because the node thread fell behind the clock (overload).
   uint64_t ticks_skipped() const { return ticks_skipped_.load(); }
 
+  // Ownership on this node, from the core's Ready::ownership events (GET /metrics, NODE INFO).
+  struct OwnershipStats {
+    uint64_t owned = 0;           // tables and groups this node owns now (not atlas.nodes)
+    uint64_t phase1_started = 0;  // steals started
+    uint64_t elected = 0;         // steals won
+    uint64_t preempted = 0;       // steals lost
+    uint64_t stepped_down = 0;    // ownership lost to another node's ballot
+    uint64_t moves_suggested = 0; // migration hints this node's policy sent as owner
+  };
+  OwnershipStats ownership() const;
+
  private:
   class Snapshots;
   PaxosReplicator(storage::Store* store, PaxosReplicatorOptions options);
@@ -100,6 +111,8 @@ class PaxosReplicator final : public Replicator {
   bool Post(std::function<void()> fn);
   void Run();
   void ProcessReady();
+  // Logs one ownership event and counts it.
+  void NoteOwnership(const consensus::OwnershipEvent& event);
   // Applies one committed `atlas.nodes` command into `wb`; returns the proposer's outcome.
   absl::StatusOr<std::string> ApplyMembership(const std::string& command,
                                               rocksdb::WriteBatchWithIndex* wb);
@@ -167,7 +180,9 @@ class PaxosReplicator final : public Replicator {
   consensus::ClusterConfig shared_previous_;    // guarded by membership_mu_
 
   std::atomic<uint64_t> readies_{0};
-  std::atomic<uint64_t> ticks_skipped_{0};  // ticks dropped because the node thread fell behind
+  std::atomic<uint64_t> ticks_skipped_{0};
+  std::atomic<uint64_t> owned_{0}, phase1_started_{0}, elected_{0}, preempted_{0},
+      stepped_down_{0}, moves_suggested_{0};  // ticks dropped because the node thread fell behind
   std::thread thread_;
 };
 

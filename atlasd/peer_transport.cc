@@ -15,6 +15,8 @@
 namespace atlas {
 
 namespace {
+constexpr size_t kReportPeersMax = 4096;  // RTT entries taken from one peer's report
+
 // The payload bytes of a message (what dominates its wire size).
 size_t ApproxBytes(const consensus::Message& m) {
   size_t n = 64 + m.object.size() + m.snapshot.size() + m.anchor_config.size();
@@ -96,6 +98,19 @@ class PeerTransport::Service final : public proto::Peer::Service {
     }
     resp->set_node(t_->options_.self);
     resp->set_nonce(req->nonce());
+    std::lock_guard<std::mutex> lock(t_->report_mu_);
+    if (t_->report_source_) {
+      PeerReport report = t_->report_source_();
+      resp->set_has_report(true);
+      for (const auto& [node, ms] : report.rtt_ms) {
+        proto::PeerRtt* r = resp->add_rtts();
+        r->set_node(node);
+        r->set_rtt_ms(ms);
+      }
+      resp->set_owned_tables(report.owned_tables);
+      resp->set_version(report.version);
+      resp->set_uptime_s(report.uptime_s);
+    }
     return grpc::Status::OK;
   }
 
@@ -157,7 +172,7 @@ class PeerTransport::PeerLink {
     cv_.notify_one();
   }
 
-  absl::StatusOr<double> PingMs() {
+  absl::StatusOr<Pong> Ping() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + t_->options_.ping_timeout);
     proto::PingRequest req;
@@ -175,7 +190,20 @@ class PeerTransport::PeerLink {
     if (resp.node() != id_ || resp.nonce() != req.nonce()) {
       return absl::DataLossError(StrCat("ping node ", id_, ": answered by node ", resp.node()));
     }
-    return ms;
+    Pong pong;
+    pong.rtt_ms = ms;
+    if (resp.has_report()) {
+      PeerReport& report = pong.report.emplace();
+      // Bounded by the peer's gRPC message limit; a node never has more members than that.
+      for (const proto::PeerRtt& r : resp.rtts()) {
+        if (report.rtt_ms.size() == kReportPeersMax) break;
+        report.rtt_ms.emplace_back(r.node(), r.rtt_ms());
+      }
+      report.owned_tables = resp.owned_tables();
+      report.version = resp.version().substr(0, 64);
+      report.uptime_s = resp.uptime_s();
+    }
+    return pong;
   }
 
  private:
@@ -319,7 +347,7 @@ void PeerTransport::Send(std::vector<consensus::Message> messages) {
   }
 }
 
-absl::StatusOr<double> PeerTransport::PingMs(consensus::NodeId id) {
+absl::StatusOr<Pong> PeerTransport::Ping(consensus::NodeId id) {
   std::shared_ptr<PeerLink> link;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -327,7 +355,18 @@ absl::StatusOr<double> PeerTransport::PingMs(consensus::NodeId id) {
     if (it == peers_.end()) return absl::NotFoundError(StrCat("unknown node ", id));
     link = it->second;
   }
-  return link->PingMs();
+  return link->Ping();
+}
+
+absl::StatusOr<double> PeerTransport::PingMs(consensus::NodeId id) {
+  absl::StatusOr<Pong> pong = Ping(id);
+  if (!pong.ok()) return pong.status();
+  return pong->rtt_ms;
+}
+
+void PeerTransport::SetReportSource(std::function<PeerReport()> source) {
+  std::lock_guard<std::mutex> lock(report_mu_);
+  report_source_ = std::move(source);
 }
 
 void PeerTransport::Shutdown() {

@@ -62,6 +62,19 @@ struct PeerTransportOptions {
 // rather than by whatever address they are reached at.
 std::string NodeTlsName(consensus::NodeId id);
 
+// A node's report about itself, carried in its ping answers.
+struct PeerReport {
+  std::vector<std::pair<consensus::NodeId, double>> rtt_ms;  // its smoothed RTT to each peer
+  uint64_t owned_tables = 0;
+  std::string version;
+  uint64_t uptime_s = 0;
+};
+
+struct Pong {
+  double rtt_ms = 0;
+  std::optional<PeerReport> report;  // nullopt: the peer sent none
+};
+
 class PeerTransport {
  public:
   using Deliver = std::function<void(consensus::Message)>;
@@ -79,8 +92,13 @@ class PeerTransport {
   // Queues messages for their `to` nodes; never blocks.
   void Send(std::vector<consensus::Message> messages);
 
-  // One RTT sample over the peer channel (blocking up to ping_timeout; call off the node thread).
+  // One RTT sample over the peer channel (blocking up to ping_timeout; call off the node thread),
+  // with the peer's report.
+  absl::StatusOr<Pong> Ping(consensus::NodeId id);
   absl::StatusOr<double> PingMs(consensus::NodeId id);
+  // What this node answers pings with. Called on gRPC threads; SetReportSource(nullptr) waits
+  // for calls in progress, so the source's owner may go away after it.
+  void SetReportSource(std::function<PeerReport()> source);
   // When a valid message batch from `id` last arrived (nullopt: never). Consensus heartbeats
   // flow every 250 ms, so this is the failure detector's main evidence of life.
   std::optional<std::chrono::steady_clock::time_point> LastHeard(consensus::NodeId id);
@@ -104,6 +122,8 @@ class PeerTransport {
   int bound_port_ = 0;
   std::mutex mu_;
   std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_;  // guarded by mu_
+  std::mutex report_mu_;
+  std::function<PeerReport()> report_source_;  // guarded by report_mu_
   std::mutex heard_mu_;
   std::map<consensus::NodeId, std::chrono::steady_clock::time_point> heard_;  // by heard_mu_
   Stats stats_;

@@ -31,6 +31,28 @@ const char* ReplyCodeName(ReplyCode code) {
   return "?";
 }
 
+const char* OwnershipEventName(OwnershipEventKind kind) {
+  switch (kind) {
+    case OwnershipEventKind::kPhase1Started: return "phase1 started";
+    case OwnershipEventKind::kElected: return "owner elected";
+    case OwnershipEventKind::kPreempted: return "phase1 preempted";
+    case OwnershipEventKind::kSteppedDown: return "owner stepped down";
+    case OwnershipEventKind::kMoveSuggested: return "move suggested";
+  }
+  return "?";
+}
+
+const char* StealReasonName(StealReason reason) {
+  switch (reason) {
+    case StealReason::kRequest: return "request";
+    case StealReason::kMove: return "move";
+    case StealReason::kMoveHint: return "move-hint";
+    case StealReason::kRetry: return "retry";
+    case StealReason::kSweep: return "sweep";
+  }
+  return "?";
+}
+
 void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state) {
   ObjectHardState& h = state[update.object];
   h.promised = update.promised;
@@ -549,7 +571,7 @@ void Replica::Read(const ObjectId& object, RequestId id) {
 void Replica::Steal(const ObjectId& object) {
   ObjectState& o = Obj(object);
   o.backoff_until = 0;
-  StartSteal(object);
+  StartSteal(object, StealReason::kMove);
   DrainLocal();
 }
 
@@ -675,9 +697,10 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
   }
   if (cmd.id.node != config_.id) o.queued_routes[cmd.id] = route;
   if (o.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
+  const RequestId id = cmd.id;
   o.proposals.push_back(std::move(cmd));
   work_ = true;
-  if (o.role == Role::kFollower) StartSteal(object);
+  if (o.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
 }
 
 bool Replica::ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const {
@@ -731,7 +754,7 @@ void Replica::RouteRead(const ObjectId& object, RequestId id) {
   if (o.role == Role::kOwner) NoteAccess(object, o, config_.id);
   o.reads_waiting.push_back({id, config_.id});
   work_ = true;
-  if (o.role == Role::kFollower) StartSteal(object);
+  if (o.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
 }
 
 void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
@@ -743,6 +766,12 @@ void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
   auto it = o.last_from_zone.find(*move);
   if (it == o.last_from_zone.end()) return;
   ++probes_.moves_suggested;
+  OwnershipEvent e;
+  e.kind = OwnershipEventKind::kMoveSuggested;
+  e.object = object;
+  e.ballot = o.ballot;
+  e.target = it->second;
+  ready_.ownership.push_back(std::move(e));
   Message m;
   m.type = MessageType::kMoveHint;
   m.to = it->second;
@@ -780,7 +809,7 @@ void Replica::Step(const Message& msg) {
 // ---------------------------------------------------------------------------------------------
 // Phase 1 (steal). WPaxos §4.2.
 
-void Replica::StartSteal(const ObjectId& object) {
+void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId request) {
   ObjectState& o = Obj(object);
   if (o.role != Role::kFollower) return;
   if (!IsMember(latest_epoch_, config_.id)) return;  // Removed nodes never own.
@@ -809,6 +838,13 @@ void Replica::StartSteal(const ObjectId& object) {
   o.anchor_slot = 0;
   o.phase1_sent = now_;
   ++probes_.steals_started;
+  OwnershipEvent e;
+  e.kind = OwnershipEventKind::kPhase1Started;
+  e.object = object;
+  e.ballot = o.ballot;
+  e.reason = reason;
+  e.request = request;
+  ready_.ownership.push_back(std::move(e));
   policy_->Reset(object);
   Message m;
   m.type = MessageType::kPrepare;
@@ -943,6 +979,12 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   o.next_slot = top + 1;
   // Reads wait for the recovered prefix: the new owner catches up before it serves reads.
   o.read_ready_slot = top;
+  OwnershipEvent e;
+  e.kind = OwnershipEventKind::kElected;
+  e.object = object;
+  e.ballot = o.ballot;
+  e.slot = base + 1;
+  ready_.ownership.push_back(std::move(e));
   if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
   if (o.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.recovered_commit_from);
   o.last_commit_sent = 0;
@@ -950,6 +992,15 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
 }
 
 void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
+  if (o.role != Role::kFollower) {
+    OwnershipEvent e;
+    e.kind = o.role == Role::kOwner ? OwnershipEventKind::kSteppedDown
+                                    : OwnershipEventKind::kPreempted;
+    e.object = object;
+    e.ballot = o.ballot;
+    e.other = std::max(o.owner_ballot, o.hard.promised);
+    ready_.ownership.push_back(std::move(e));
+  }
   if (o.role == Role::kCandidate) {
     ++probes_.steals_preempted;
     ++o.steal_attempts;
@@ -1656,7 +1707,7 @@ void Replica::HandleForwardReject(const Message& msg) {
 
 void Replica::HandleMoveHint(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  if (o.role == Role::kFollower) StartSteal(msg.object);
+  if (o.role == Role::kFollower) StartSteal(msg.object, StealReason::kMoveHint);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1848,7 +1899,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
             RejectRead(object, o, r);
           }
         }
-        if (!any) StartSteal(object);
+        if (!any) StartSteal(object, StealReason::kRetry);
       }
       break;
   }
@@ -1917,7 +1968,7 @@ void Replica::Sweep() {
   }
   for (const ObjectId& object : steal) {
     ++probes_.sweeper_steals;
-    StartSteal(object);
+    StartSteal(object, StealReason::kSweep);
   }
 }
 
@@ -1934,7 +1985,8 @@ consensus::Tick Replica::TicksToHeartbeat() const {
 }
 
 bool Replica::HasReady() const {
-  return work_ || !ready_.messages.empty() || !ready_.replies.empty() || !ready_.persist.empty();
+  return work_ || !ready_.messages.empty() || !ready_.replies.empty() || !ready_.persist.empty() ||
+         !ready_.ownership.empty();
 }
 
 void Replica::TakeCollect(std::vector<ObjectId>& due, bool keep) {

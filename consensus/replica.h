@@ -147,6 +147,36 @@ struct SnapshotRequest {
   Slot slot = 0;  // Snapshot the state as of exactly this slot (just applied).
 };
 
+// Ownership changes on this node (WPaxos phase 1 and its outcomes), for the host's logs and
+// metrics. Informational: nothing in the Ready contract depends on them.
+enum class OwnershipEventKind {
+  kPhase1Started,  // Prepares sent with `ballot`, for `reason`.
+  kElected,        // Phase 1 won: this node owns the object at `ballot` from slot `slot` on.
+  kPreempted,      // Phase 1 at `ballot` lost; `other` is the highest ballot known.
+  kSteppedDown,    // Owned at `ballot`, no longer; `other` is the highest ballot known.
+  kMoveSuggested,  // As owner, the migration policy asked `target` to steal the object.
+};
+enum class StealReason {
+  kRequest,   // A client request (`request`) found no owner it could reach.
+  kMove,      // TABLE MOVE to this node.
+  kMoveHint,  // The owner's migration policy (or a TABLE MOVE elsewhere) asked us.
+  kRetry,     // Queued work or a deferred steal, after backoff.
+  kSweep,     // Re-anchoring an ownerless object after a membership change.
+};
+const char* OwnershipEventName(OwnershipEventKind kind);
+const char* StealReasonName(StealReason reason);
+
+struct OwnershipEvent {
+  OwnershipEventKind kind = OwnershipEventKind::kPhase1Started;
+  ObjectId object;
+  Ballot ballot;
+  Ballot other;
+  StealReason reason = StealReason::kRequest;
+  RequestId request;         // kRequest steals: the request that started it.
+  NodeId target = kNoNode;   // kMoveSuggested.
+  Slot slot = 0;             // kElected: the first slot this owner proposes.
+};
+
 struct Ready {
   std::vector<HardStateUpdate> persist;
   std::vector<Message> messages;
@@ -155,6 +185,7 @@ struct Ready {
   std::vector<SnapshotRequest> snapshot_requests;
   std::vector<ReadState> reads;
   std::vector<Reply> replies;
+  std::vector<OwnershipEvent> ownership;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -534,7 +565,7 @@ class Replica {
   void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
 
   // Phase 1.
-  void StartSteal(const ObjectId& object);
+  void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
   void HandlePrepare(const Message& msg);
   void HandlePromise(const Message& msg);
   void HandleRejection(const Message& msg, ObjectState& o, Role role);

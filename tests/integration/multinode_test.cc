@@ -424,6 +424,10 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
   CHECK(m.find("atlas_cluster_members{status=\"ACTIVE\"} 3\n") != std::string::npos);
   CHECK(m.find("atlas_rocksdb_live_data_bytes ") != std::string::npos);
   CHECK(m.find("atlas_rocksdb_block_cache_bytes ") != std::string::npos);
+  // Node 1 owns the table it wrote (met); the others own nothing.
+  CHECK(m.find("atlas_tables_owned{region=\"east\"} 1\n") != std::string::npos);
+  CHECK(m.find("atlas_ownership_events_total{event=\"elected\"} ") != std::string::npos);
+  CHECK(metrics(3).find("atlas_tables_owned{region=\"north\"} 0\n") != std::string::npos);
   // Every line is a comment or `name{labels} value` (the text format Prometheus parses).
   std::istringstream lines(m);
   for (std::string line; std::getline(lines, line);) {
@@ -441,28 +445,78 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
         std::string::npos);
 }
 
-TEST_CASE("atlas status: members with region, status and RTT, tables owned per node and region") {
-  LocalCluster c({"east", "west", "north"});
+TEST_CASE("atlas status: members, the RTT matrix from every node, tables owned per node and region") {
+  LocalCluster c({"east", "west", "north"}, {"--log-format", "json"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
   for (std::string t : {"st1", "st2", "st3"}) REQUIRE(c.Call(1, "KEY PUT " + t + ".k v") == "OK");
   REQUIRE(c.Call(1, "TABLE MOVE st3 2") == "OK");
   REQUIRE(Eventually([&] { return OwnerOf(c, 1, "st3") == "2"; }));
-  auto [rc, out] = atlas::testing::Run(atlas::testing::BinDir() + "/atlas --socket " +
-                                       c.node(1).socket_path() + " status");
-  INFO(out);
-  CHECK(rc == 0);
-  CHECK(out.find("cluster: 3 member(s)") != std::string::npos);
-  CHECK(out.find("NODE  REGION        STATUS    RTT_MS    ADDRESS                 TABLES_OWNED") !=
-        std::string::npos);
-  std::istringstream lines(out);
+  // Ask node 3, which owns nothing: what it shows of nodes 1 and 2 comes from their reports.
+  auto status = [&] {
+    return atlas::testing::Run(atlas::testing::BinDir() + "/atlas --socket " +
+                               c.node(3).socket_path() + " status");
+  };
   std::map<std::string, std::string> node_tables, region_tables;
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream words(line);
-    std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
-    if (w.size() == 6 && w[2] == "ACTIVE") node_tables[w[0]] = w[5];
-    if (w.size() == 2 && (w[0] == "east" || w[0] == "west")) region_tables[w[0]] = w[1];
+  std::map<std::string, std::vector<std::string>> matrix;
+  std::string out;
+  auto parse = [&] {
+    auto [rc, text] = status();
+    out = text;
+    node_tables.clear();
+    region_tables.clear();
+    matrix.clear();
+    if (rc != 0) return false;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+      if (w.size() == 7 && w[2] == "ACTIVE") node_tables[w[0]] = w[6];
+      if (w.size() == 4 && (w[0] == "1" || w[0] == "2" || w[0] == "3")) {
+        matrix[w[0]] = {w[1], w[2], w[3]};
+      }
+      if (w.size() == 3 && (w[0] == "east" || w[0] == "west" || w[0] == "north")) {
+        region_tables[w[0]] = w[2];
+      }
+    }
+    return true;
+  };
+  // Reports arrive with the failure detector's pings (every 2 s); until every node has pinged
+  // every other and reported, cells read "-".
+  REQUIRE(Eventually(
+      [&] {
+        if (!parse()) return false;
+        for (const auto& [from, row] : matrix) {
+          for (size_t k = 0; k < row.size(); ++k) {
+            if ((std::to_string(k + 1) == from) != (row[k] == "-")) return false;
+          }
+        }
+        // The owned counts too are as of each node's last report.
+        return matrix.size() == 3 &&
+               node_tables == std::map<std::string, std::string>{{"1", "2"}, {"2", "1"}, {"3", "0"}};
+      },
+      std::chrono::seconds(30)));
+  INFO(out);
+  CHECK(out.find("cluster: 3 member(s)") != std::string::npos);
+  CHECK(out.find("NODE  REGION        STATUS    ADDRESS                 VERSION   UPTIME_S  "
+                 "TABLES_OWNED") != std::string::npos);
+  CHECK(out.find("RTT_MS (row: from, column: to") != std::string::npos);
+  for (const auto& [from, row] : matrix) {
+    for (size_t k = 0; k < row.size(); ++k) {
+      if (std::to_string(k + 1) == from) continue;
+      INFO(from << " -> " << k + 1);
+      CHECK(std::stod(row[k]) > 0);
+      CHECK(std::stod(row[k]) < 1000);
+    }
   }
-  CHECK(node_tables == std::map<std::string, std::string>{{"1", "2"}, {"2", "1"}, {"3", "0"}});
-  CHECK(region_tables == std::map<std::string, std::string>{{"east", "2"}, {"west", "1"}});
-  CHECK(out.find("3 table(s)") != std::string::npos);
+  CHECK(region_tables ==
+        std::map<std::string, std::string>{{"east", "2"}, {"west", "1"}, {"north", "0"}});
+
+  // The ownership changes are in the logs as structured events (JSON here): node 2 won st3
+  // from node 1, which stepped down.
+  std::string log2 = c.node(2).Log(), log1 = c.node(1).Log();
+  CHECK(log2.find(R"("node":2,"msg":"owner elected","table":"st3","ballot":")") !=
+        std::string::npos);
+  CHECK(log1.find(R"("node":1,"msg":"owner stepped down","table":"st3","ballot":")") !=
+        std::string::npos);
+  CHECK(log1.find(R"("node":1,"msg":"owner elected","table":"st1")") != std::string::npos);
 }

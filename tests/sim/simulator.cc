@@ -159,6 +159,8 @@ struct SimNode {
   std::unique_ptr<Replica> replica;
   PersistentState durable;
   KvApp app;
+  // Objects this incarnation owns by its Ready::ownership events; must match IsOwner.
+  std::set<ObjectId> owned;
 };
 
 struct ClientState {
@@ -435,6 +437,7 @@ void Simulation::StartNode(SimNode& node) {
     policy = std::make_unique<consensus::AccessCountingPolicy>();
   }
   node.app.Restore();
+  node.owned.clear();
   node.replica = std::make_unique<Replica>(cfg, node.durable, &node.app, std::move(policy),
                                            opt_.seed * 7919 + node.id * 131 + node.incarnation);
   for (const auto& [epoch, c] : node.configs) node.replica->SetConfig(epoch, TopologyOf(c), c.quorum);
@@ -510,6 +513,25 @@ void Simulation::Pump(SimNode& node) {
       consensus::ApplyHardStateUpdate(u, node.durable);
     }
     for (const Message& m : rd.messages) Send(m);
+    for (const consensus::OwnershipEvent& e : rd.ownership) {
+      if (e.kind == consensus::OwnershipEventKind::kElected) {
+        if (!node.owned.insert(e.object).second) {
+          Violation(absl::StrCat("node ", node.id, " elected twice for ", e.object));
+        }
+      } else if (e.kind == consensus::OwnershipEventKind::kSteppedDown) {
+        if (node.owned.erase(e.object) == 0) {
+          Violation(absl::StrCat("node ", node.id, " stepped down from ", e.object,
+                                 " without owning it"));
+        }
+      }
+    }
+    for (const consensus::OwnershipEvent& e : rd.ownership) {
+      // The events tell the host exactly what it owns (its metrics count them).
+      if (node.replica->IsOwner(e.object) != node.owned.contains(e.object)) {
+        Violation(absl::StrCat("ownership events of node ", node.id, " disagree with IsOwner for ",
+                               e.object));
+      }
+    }
     for (const consensus::CommittedEntry& e : rd.committed) {
       std::string fp;
       for (const consensus::Command& c : e.commands) absl::StrAppend(&fp, c.id.ToString(), "=", c.data, ";");

@@ -1,7 +1,5 @@
 #include "tools/atlas/status.h"
 
-#include "tools/atlas/dump.h"
-
 #include <iomanip>
 #include <map>
 #include <ostream>
@@ -12,11 +10,11 @@
 namespace atlas::client {
 namespace {
 
-constexpr size_t kTablesMax = 10000;  // TABLE INFO per table: one round trip each
+using Fields = std::map<std::string, std::string>;
 
 // "KEY=value KEY2=value2 ..." after the first word.
-std::map<std::string, std::string> Fields(const std::string& line) {
-  std::map<std::string, std::string> f;
+Fields ParseFields(const std::string& line) {
+  Fields f;
   std::istringstream in(line);
   std::string word;
   in >> word;
@@ -25,6 +23,34 @@ std::map<std::string, std::string> Fields(const std::string& line) {
     if (eq != std::string::npos) f[word.substr(0, eq)] = word.substr(eq + 1);
   }
   return f;
+}
+
+std::string Get(const Fields& f, const char* key) {
+  auto it = f.find(key);
+  return it == f.end() || it->second.empty() ? std::string("-") : it->second;
+}
+
+// "2:0.412,3:0.398" -> {"2": "0.412", "3": "0.398"}; "-" -> {}.
+std::map<std::string, std::string> ParseRtts(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t colon = item.find(':');
+    if (colon != std::string::npos) out[item.substr(0, colon)] = item.substr(colon + 1);
+  }
+  return out;
+}
+
+// "3.1" ms with two decimals under 10 ms, one above: readable at LAN and WAN scale alike.
+std::string Ms(const std::string& text) {
+  try {
+    double ms = std::stod(text);
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(ms < 10 ? 2 : 1) << ms;
+    return o.str();
+  } catch (...) {
+    return "-";
+  }
 }
 
 }  // namespace
@@ -44,46 +70,73 @@ int Status(Connection& conn, std::ostream& out, std::ostream& err) {
     *frames = std::move(*r);
     return 0;
   };
-  std::vector<ReplyFrame> nodes;
-  if (int rc = call("NODE LIST", &nodes)) return rc;
-  std::vector<std::map<std::string, std::string>> members;
-  for (size_t i = 0; i + 1 < nodes.size(); ++i) members.push_back(Fields(nodes[i].text));
-
-  // Owners: TABLE INFO of every table this node holds (up to kTablesMax; one more is asked
-  // for to tell whether there are more).
-  std::vector<std::string> names;
-  if (int rc = ListTables(conn, kTablesMax + 1, &names, err)) return rc;
-  const bool truncated = names.size() > kTablesMax;
-  if (truncated) names.pop_back();
-  std::map<std::string, size_t> owned_by_node, owned_by_region;
-  for (const std::string& t : names) {
+  std::vector<ReplyFrame> list;
+  if (int rc = call("NODE LIST", &list)) return rc;
+  // NODE INFO of each member: its own report (owned tables, version, uptime, its RTT row),
+  // relayed by the node answering from that member's last ping answer.
+  std::vector<Fields> members;
+  for (size_t i = 0; i + 1 < list.size(); ++i) {
+    Fields f = ParseFields(list[i].text);
     std::vector<ReplyFrame> info;
-    if (int rc = call("TABLE INFO " + t, &info)) return rc;
-    auto f = Fields(info.front().text);
-    ++owned_by_node[f["owner"]];
-    ++owned_by_region[f["owner"] == "0" ? "(no owner yet)" : f["region"]];
+    if (f["status"] != "LEFT") {
+      if (int rc = call("NODE INFO " + f["id"], &info)) return rc;
+      Fields detailed = ParseFields(info.front().text);
+      detailed["status"] = f["status"];
+      f = std::move(detailed);
+    }
+    members.push_back(std::move(f));
   }
-  const size_t listed = names.size();
 
-  out << "cluster: " << members.size() << " member(s); RTTs as measured by the node answering"
+  out << "cluster: " << members.size()
+      << " member(s); status as the node answering sees it, the rest as each node reports it"
       << "\n\n";
   out << std::left << std::setw(6) << "NODE" << std::setw(14) << "REGION" << std::setw(10)
-      << "STATUS" << std::setw(10) << "RTT_MS" << std::setw(24) << "ADDRESS"
-      << "TABLES_OWNED\n";
-  for (const auto& m : members) {
-    auto get = [&](const char* k) { return m.count(k) ? m.at(k) : std::string("-"); };
-    out << std::left << std::setw(6) << get("id") << std::setw(14) << get("region")
-        << std::setw(10) << get("status") << std::setw(10) << get("rtt_ms") << std::setw(24)
-        << (get("addr") + ":" + get("port"))
-        << (owned_by_node.count(get("id")) ? owned_by_node[get("id")] : 0) << "\n";
+      << "STATUS" << std::setw(24) << "ADDRESS" << std::setw(10) << "VERSION" << std::setw(10)
+      << "UPTIME_S" << "TABLES_OWNED\n";
+  struct RegionTotals {
+    size_t nodes = 0;
+    uint64_t owned = 0;
+    bool complete = true;  // every node of the region reported
+  };
+  std::map<std::string, RegionTotals> regions;
+  std::vector<const Fields*> live;  // rows and columns of the RTT matrix
+  for (const Fields& m : members) {
+    out << std::left << std::setw(6) << Get(m, "id") << std::setw(14) << Get(m, "region")
+        << std::setw(10) << Get(m, "status") << std::setw(24)
+        << (Get(m, "addr") + ":" + Get(m, "port")) << std::setw(10) << Get(m, "version")
+        << std::setw(10) << Get(m, "uptime_s") << Get(m, "owned_tables") << "\n";
+    if (Get(m, "status") == "LEFT") continue;
+    live.push_back(&m);
+    RegionTotals& r = regions[Get(m, "region")];
+    ++r.nodes;
+    try {
+      r.owned += std::stoull(Get(m, "owned_tables"));
+    } catch (...) {
+      r.complete = false;
+    }
   }
-  out << "\n" << std::left << std::setw(16) << "REGION" << "TABLES_OWNED\n";
-  for (const auto& [region, n] : owned_by_region) {
-    out << std::left << std::setw(16) << region << n << "\n";
-  }
-  out << "\n" << listed << " table(s)";
-  if (truncated) out << " (the first " << kTablesMax << "; there are more)";
+
+  out << "\nRTT_MS (row: from, column: to; - not measured or not reported)\n";
+  out << std::left << std::setw(8) << "FROM\\TO";
+  for (const Fields* to : live) out << std::setw(9) << Get(*to, "id");
   out << "\n";
+  for (const Fields* from : live) {
+    std::map<std::string, std::string> rtts = ParseRtts(Get(*from, "rtts"));
+    out << std::left << std::setw(8) << Get(*from, "id");
+    for (const Fields* to : live) {
+      std::string cell = "-";
+      if (auto it = rtts.find(Get(*to, "id")); it != rtts.end()) cell = Ms(it->second);
+      out << std::setw(9) << cell;
+    }
+    out << "\n";
+  }
+
+  out << "\n" << std::left << std::setw(16) << "REGION" << std::setw(7) << "NODES"
+      << "TABLES_OWNED\n";
+  for (const auto& [region, r] : regions) {
+    out << std::left << std::setw(16) << region << std::setw(7) << r.nodes << r.owned
+        << (r.complete ? "" : " (a node has not reported)") << "\n";
+  }
   return 0;
 }
 

@@ -7,8 +7,8 @@
 
 namespace atlas::client {
 
-// Members (region, status, RTT from this node, address, tables owned) and tables by the
-// region of their owner. Returns 0, 1 (an ERROR reply) or 2 (the connection failed).
+// Members (region, status, address, version, uptime, tables owned), the RTT matrix and tables
+// owned per region, from NODE LIST and NODE INFO of every member. Returns 0, 1 (an ERROR reply) or 2 (the connection failed).
 int Status(Connection& conn, std::ostream& out, std::ostream& err);
 
 }  // namespace atlas::client
