@@ -514,12 +514,23 @@ void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
 
 // A cluster created with Fz>0 starts at Fz=0 (one zone); the configured Fz applies once the
 // membership has more zones than Fz.
-void ClusterNode::MaybeRaiseQuorum(const consensus::ClusterConfig& config) {
-  const consensus::QuorumSpec want = options_.desired_quorum;
-  if (config.quorum.fn == want.fn && config.quorum.fz == want.fz) return;
+std::optional<consensus::QuorumSpec> QuorumToRaise(const consensus::ClusterConfig& config,
+                                                   consensus::QuorumSpec desired) {
+  // Only ever up: another member answering a join with lower (or default) settings in its
+  // file must not quietly take the cluster's fault tolerance down.
+  consensus::QuorumSpec want{std::max(config.quorum.fn, desired.fn),
+                             std::max(config.quorum.fz, desired.fz)};
+  if (want.fn == config.quorum.fn && want.fz == config.quorum.fz) return std::nullopt;
   absl::btree_set<consensus::ZoneId> zones;
   for (const auto& [id, m] : config.members) zones.insert(m.zone);
-  if (static_cast<int>(zones.size()) <= want.fz) return;
+  if (static_cast<int>(zones.size()) <= want.fz) return std::nullopt;  // Not enough zones yet.
+  return want;
+}
+
+void ClusterNode::MaybeRaiseQuorum(const consensus::ClusterConfig& config) {
+  std::optional<consensus::QuorumSpec> raise = QuorumToRaise(config, options_.desired_quorum);
+  if (!raise) return;
+  const consensus::QuorumSpec want = *raise;
   if (raising_quorum_.exchange(true)) return;
   ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
                        [this, want](absl::StatusOr<PaxosReplicator::MembershipResult> res) {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,6 +40,11 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
   std::string version;  // reported to peers (NODE INFO of this node from elsewhere)
 };
+
+// The Fn/Fz a member proposes after a join: the larger of the cluster's and its `desired`, per
+// component, once the cluster has more zones than that Fz; nullopt when nothing would change.
+std::optional<consensus::QuorumSpec> QuorumToRaise(const consensus::ClusterConfig& config,
+                                                   consensus::QuorumSpec desired);
 
 class ClusterNode final : public ClusterView {
  public:

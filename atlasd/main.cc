@@ -224,11 +224,8 @@ int main(int argc, char** argv) {
   if (config.advertise.empty() || config.advertise.ends_with(":0")) config.advertise = config.listen;
   auto setup = atlas::SetUpNode(config, store->get());
   if (!setup.ok()) {
-    if (absl::IsPermissionDenied(setup.status())) {
-      spdlog::error("join refused by {}: {}", config.join, setup.status().message());
-    } else {
-      spdlog::error("{}", setup.status().message());
-    }
+    // Join errors name the member that answered (join_client.cc).
+    spdlog::error("{}", setup.status().message());
     return 1;
   }
   atlas::SetLogNode(setup->node_id);

@@ -1,5 +1,8 @@
 #include "atlasd/node_setup.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -16,6 +19,40 @@
 
 namespace atlas {
 namespace {
+
+// The host part of "host:port" or "[v6]:port".
+std::string HostOf(const std::string& address) {
+  if (address.starts_with('[')) {
+    size_t close = address.find(']');
+    return close == std::string::npos ? "" : address.substr(1, close - 1);
+  }
+  size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+// The names this node is reached by (its advertised peer address and its HTTPS address), for
+// its certificate: tools that check names (curl, Prometheus) then verify it against the
+// cluster CA without overrides. Wildcard listen addresses and names that are not valid are left
+// out; the signer adds the node's own name (atlasd-node-<id>), which peers check.
+cluster::SubjectAltNames NodeSans(const Config& config) {
+  cluster::SubjectAltNames sans;
+  for (const std::string& address :
+       {config.advertise.empty() ? config.listen : config.advertise, config.http_listen}) {
+    std::string host = HostOf(address);
+    if (host.empty() || host == "0.0.0.0" || host == "::") continue;
+    cluster::SubjectAltNames one;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+      if (std::find(sans.ips.begin(), sans.ips.end(), host) == sans.ips.end()) one.ips = {host};
+    } else if (std::find(sans.dns.begin(), sans.dns.end(), host) == sans.dns.end()) {
+      one.dns = {host};
+    }
+    if (!cluster::ValidateSans(one).ok()) continue;
+    sans.ips.insert(sans.ips.end(), one.ips.begin(), one.ips.end());
+    sans.dns.insert(sans.dns.end(), one.dns.begin(), one.dns.end());
+  }
+  return sans;
+}
 
 using cluster::kCaCertFile;
 using cluster::kCaKeyFile;
@@ -94,9 +131,9 @@ absl::StatusOr<NodeSetup> CreateCluster(const Config& config, storage::Store* st
   s.cluster_id = cluster_id;
   auto ca = cluster::CreateClusterCa(cluster_id);
   if (!ca.ok()) return ca.status();
-  // No subject alternative names: peers verify each other by the CN (node id), and a joiner
-  // verifies this node by the CA fingerprint of the token.
-  auto key_csr = cluster::CreateNodeCsr({});
+  // Peers verify each other by node name (atlasd-node-<id>), and a joiner verifies this node by
+  // the CA fingerprint of the token; the host names are for other TLS clients.
+  auto key_csr = cluster::CreateNodeCsr(NodeSans(config));
   if (!key_csr.ok()) return key_csr.status();
   auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, cluster::NodeCommonName(1));
   if (!cert.ok()) return cert.status();
@@ -142,6 +179,7 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   options.region = config.region;
   options.advertise = config.advertise.empty() ? config.listen : config.advertise;
   options.node_name = config.node_name;
+  options.sans = NodeSans(config);
   options.key_file = PathIn(config.data_dir, cluster::kJoinKeyFile);
   spdlog::info("joining the cluster through {}", config.join);
   auto joined = cluster::JoinCluster(options);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -353,6 +354,12 @@ absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca,
   if (!ca.key) return absl::FailedPreconditionError("this node does not hold the CA key");
   absl::StatusOr<SubjectAltNames> sans = ValidateCsr(csr);
   if (!sans.ok()) return sans.status();
+  // The node's name as a DNS name too: verifiers that ignore the CN once a certificate has
+  // subject alternative names (Go's, so Prometheus) still find it.
+  if (IsDnsName(common_name) &&
+      std::find(sans->dns.begin(), sans->dns.end(), common_name) == sans->dns.end()) {
+    sans->dns.insert(sans->dns.begin(), std::string(common_name));
+  }
   absl::StatusOr<X509Ptr> cert = NewCert(X509_REQ_get0_pubkey(csr), common_name, validity_seconds);
   if (!cert.ok()) return cert.status();
   X509* c = cert->get();

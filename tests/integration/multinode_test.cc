@@ -440,6 +440,15 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
     std::strtod(line.c_str() + space + 1, &end);
     CHECK(*end == '\0');
   }
+  // Certificates name the node's addresses: a scraper verifies them against the cluster CA
+  // with no name override (Prometheus's Go TLS ignores the CN).
+  for (size_t i = 1; i <= 3; ++i) {
+    auto [rc, verified] = atlas::testing::Run(
+        "curl -s --max-time 5 --cacert " + c.node(i).data_dir() + "/ca.pem https://127.0.0.1:" +
+        std::to_string(c.HttpPort(i)) + "/metrics");
+    CHECK(rc == 0);
+    CHECK(verified.find("atlas_node_info{node=\"" + std::to_string(i) + "\"") != std::string::npos);
+  }
   // Another node counts only its own commands.
   CHECK(metrics(2).find("atlas_command_duration_seconds_count{command=\"KEY PUT\"} 0\n") !=
         std::string::npos);
