@@ -84,7 +84,10 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 HttpResponse Health(const HttpHandlerContext& ctx) {
   HealthInfo info{0, "UNKNOWN", ""};
   if (ctx.health) info = ctx.health();
-  return JsonResponse(200,
+  // 200 while the node serves commands (a catching-up node does, answering from its owners);
+  // 503 while it cannot (JOINING, LEFT): load balancers and probes need only the status code.
+  const bool serving = info.status == "ACTIVE" || info.status == "CATCHING_UP";
+  return JsonResponse(serving ? 200 : 503,
                       {{"node_id", info.node_id}, {"status", info.status}, {"zone", info.zone}});
 }
 

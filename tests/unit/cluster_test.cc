@@ -310,6 +310,18 @@ TEST_CASE("HandleHttpRequest routes, refuses wrong methods and unknown paths", "
   CHECK(wrong.status == 405);
   CHECK(wrong.allow == "POST");
   CHECK(f.Call("POST", "/health").status == 405);
+  // Not serving: 503 with the same body, so probes need only the status code.
+  for (const char* status : {"ACTIVE", "CATCHING_UP", "JOINING", "LEFT"}) {
+    auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
+    c->health = [status] { return HealthInfo{3, status, "us-east"}; };
+    f.ctx = c;
+    HttpResponse h = f.Call("GET", "/health");
+    INFO(status);
+    CHECK(h.status == (std::string(status) == "ACTIVE" || std::string(status) == "CATCHING_UP"
+                           ? 200
+                           : 503));
+    CHECK(json::parse(h.body).at("status") == status);
+  }
   HttpResponse missing = f.Call("GET", "/nope");
   CHECK(missing.status == 404);
   CHECK(json::parse(missing.body).at("error").is_string());
