@@ -212,3 +212,30 @@ TEST_CASE("the REPL on a terminal runs pasted lines in order and shows help per 
   CHECK(out.find("no command starts with 'FROB'") != std::string::npos);
   CHECK(Run("grep -c t.x " + dir + "/history").second == "2\n");  // kept for the next session
 }
+
+TEST_CASE("the REPL shows errors readably with what to try next and scripts get the raw frames") {
+  Daemon d;
+  REQUIRE(d.Start());
+  const std::string input =
+      "printf 'KEY GTE t.x\\nKEY PUT bad\\nPRINCIPAL ASSUME bob\\nACL GRANT t bob PERMS OWNER\\n"
+      "PRINCIPAL ASSUME eve\\nKEY PUT t.x 1\\nquit\\n'";
+  auto [rc, out] = Run(input + " | NO_COLOR=1 timeout 20 script -qec '" + Atlas(d) +
+                       " --history-file /dev/null' /dev/null");
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("atlas> KEY GTE t.x\r\nerror: unknown command 'KEY GTE'\r\n"
+                 "hint: did you mean KEY GET?  KEY GET <key>\r\n") != std::string::npos);
+  CHECK(out.find("error: invalid key 'bad': expected <table>.<row>\r\nusage: KEY PUT <key>") !=
+        std::string::npos);
+  CHECK(out.find("atlas(eve)> KEY PUT t.x 1\r\nerror: permission denied for principal 'eve': "
+                 "WRITE on t\r\nhint: PRINCIPAL WHOAMI") != std::string::npos);
+  // In color on a terminal that has it.
+  auto [rc2, colored] = Run(input + " | TERM=xterm timeout 20 script -qec 'env -u NO_COLOR " +
+                            Atlas(d) + " --history-file /dev/null' /dev/null");
+  CHECK(colored.find("\033[31merror: unknown command 'KEY GTE'\033[0m") != std::string::npos);
+  // A script reads exactly what the server sent.
+  auto [rc3, raw] = Run(input + " | " + Atlas(d));
+  CHECK(rc3 == 1);
+  CHECK(raw.find("ERROR WARN unknown command 'KEY GTE'\n") != std::string::npos);
+  CHECK(raw.find("hint:") == std::string::npos);
+}

@@ -4,6 +4,8 @@
 #include <editline/readline.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -77,7 +79,8 @@ const CommandHelp kCommandHelp[] = {
     {"ACL REVOKE", "ACL REVOKE <table> <principal> PERMS READ|WRITE|OWNER", "Revokes it."},
     {"ACL LIST", "ACL LIST <table>", "The grants: ACL <principal> <PERM> per line."},
     {"NODE LIST", "NODE LIST", "Every member: id, region, status, RTT from this node, address."},
-    {"NODE INFO", "NODE INFO <id>", "One member, with owned tables, version and uptime."},
+    {"NODE INFO", "NODE INFO <id>",
+     "One member, with its own report: owned tables, version, uptime, its RTT to each peer."},
     {"NODE PING", "NODE PING <id>", "A round trip over the peer channel: PONG node=<id> rtt_ms=<ms>."},
     {"NODE LEAVE", "NODE LEAVE <id>",
      "Removes a member through consensus; OK once every table has settled. Stop it after."},
@@ -106,6 +109,90 @@ void PrintHelp(std::string_view topic) {
     }
   }
   if (!any) std::printf("no command starts with '%s'; 'help' lists them all\n", std::string(topic).c_str());
+}
+
+// Edit distance (insertions, deletions, substitutions), case-insensitive: "did you mean".
+size_t Distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      const bool same = std::toupper(static_cast<unsigned char>(a[i - 1])) ==
+                        std::toupper(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The command an input line names: the longest verb its first words spell, or nullptr.
+const CommandHelp* HelpFor(std::string_view line) {
+  const CommandHelp* best = nullptr;
+  for (const CommandHelp& h : kCommandHelp) {
+    std::string_view verb = h.verb;
+    if (line.size() < verb.size() || !atlas::EqualsIgnoreCase(line.substr(0, verb.size()), verb)) {
+      continue;
+    }
+    if (line.size() > verb.size() && line[verb.size()] != ' ') continue;
+    if (best == nullptr || verb.size() > std::string_view(best->verb).size()) best = &h;
+  }
+  return best;
+}
+
+// The verb closest to what was typed (as many words as the verb has), if close enough to be a
+// typo.
+const CommandHelp* Closest(std::string_view line) {
+  const CommandHelp* best = nullptr;
+  size_t best_distance = 3;  // at most two edits
+  for (const CommandHelp& h : kCommandHelp) {
+    std::string_view verb = h.verb;
+    if (verb.starts_with('\\')) continue;
+    // As many words of the line as the verb has.
+    size_t words = static_cast<size_t>(std::count(verb.begin(), verb.end(), ' ')) + 1;
+    size_t end = 0;
+    while (end < line.size() && !(line[end] == ' ' && --words == 0)) ++end;
+    std::string_view typed = line.substr(0, end);
+    const size_t d = Distance(typed, verb);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &h;
+    }
+  }
+  return best;
+}
+
+// A REPL user's view of an ERROR frame: the message without protocol framing, and what to try
+// next. (Scripts get the frames exactly as the server sent them.)
+std::vector<std::string> ReadableError(std::string_view frame, std::string_view line) {
+  const bool fatal = frame.starts_with("ERROR FATAL");
+  std::string_view message = frame.substr(std::min(frame.size(), fatal ? size_t{12} : size_t{11}));
+  if (!frame.starts_with("ERROR WARN ") && !fatal) message = frame;
+  std::vector<std::string> out;
+  out.push_back(fatal ? StrCat("error: ", message, " (the server closed the connection)")
+                      : StrCat("error: ", message));
+  const CommandHelp* help = HelpFor(line);
+  if (message.starts_with("unknown command")) {
+    if (const CommandHelp* near = Closest(line)) {
+      out.push_back(StrCat("hint: did you mean ", near->verb, "?  ", near->usage));
+    } else {
+      out.push_back("hint: 'help' lists the commands");
+    }
+  } else if (message.find("permission denied") != std::string_view::npos) {
+    out.push_back("hint: PRINCIPAL WHOAMI shows who you are; ACL LIST <table> shows the grants");
+  } else if (message.find("quorum unavailable") != std::string_view::npos ||
+             message.starts_with("timeout")) {
+    out.push_back("hint: NODE LIST shows which members this node can reach");
+  } else if (help != nullptr && !message.starts_with("usage:") &&
+             (message.find("invalid") != std::string_view::npos ||
+              message.find("expected") != std::string_view::npos ||
+              message.find("missing") != std::string_view::npos)) {
+    out.push_back(StrCat("usage: ", help->usage));
+  }
+  return out;
 }
 
 struct Options {
@@ -153,6 +240,12 @@ class Runner {
  public:
   Runner(Connection* conn, const Options& opt) : conn_(conn), opt_(opt) {}
 
+  // REPL: errors are shown readably (ReadableError), in red on a color terminal.
+  void SetInteractive(bool color) {
+    interactive_ = true;
+    color_ = color;
+  }
+
   // Runs one input line. Returns false when the connection is unusable.
   bool Run(const std::string& raw, std::istream* payload_source) {
     std::string line = raw;
@@ -198,7 +291,13 @@ class Runner {
       lost_ = true;
       return false;
     }
-    for (const ReplyFrame& f : *frames) Print(f);
+    for (const ReplyFrame& f : *frames) {
+      if (interactive_ && f.IsError() && !f.blob) {
+        PrintError(f, rest);
+      } else {
+        Print(f);
+      }
+    }
     if (!frames->empty() && frames->back().IsError()) failed_ = true;
     if (!frames->empty() && frames->back().IsFatal()) {
       lost_ = true;
@@ -228,6 +327,16 @@ class Runner {
     std::fflush(stdout);
   }
 
+  void PrintError(const ReplyFrame& f, std::string_view line) {
+    std::string prefix = f.id ? StrCat("[ID:", *f.id, "] ") : "";
+    std::vector<std::string> lines = ReadableError(f.text, line);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const char* on = !color_ ? "" : i == 0 ? "\033[31m" : "\033[2m";  // red; dim hints
+      std::printf("%s%s%s%s\n", prefix.c_str(), on, lines[i].c_str(), color_ ? "\033[0m" : "");
+    }
+    std::fflush(stdout);
+  }
+
   bool failed() const { return failed_; }
   bool lost() const { return lost_; }
   const std::string& principal() const { return principal_; }
@@ -237,6 +346,8 @@ class Runner {
   const Options& opt_;
   bool failed_ = false;
   bool lost_ = false;
+  bool interactive_ = false;
+  bool color_ = false;
   std::string principal_;
 };
 
@@ -273,6 +384,10 @@ char** Complete(const char* text, int, int) {
 
 int Repl(Connection* conn, const Options& opt) {
   Runner runner(conn, opt);
+  // Color unless NO_COLOR (no-color.org) or a dumb terminal.
+  const char* term = std::getenv("TERM");
+  runner.SetInteractive(std::getenv("NO_COLOR") == nullptr && isatty(STDOUT_FILENO) &&
+                        term != nullptr && std::string_view(term) != "dumb");
   std::string history = opt.history_file;
   if (history.empty()) {
     const char* home = std::getenv("HOME");
@@ -348,7 +463,7 @@ int main(int argc, char** argv) {
   std::string as_principal;
   dump->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
   CLI::App* status = app.add_subcommand(
-      "status", "Members, their regions, status and RTT, and tables owned per node and region");
+      "status", "Members (region, status, version, uptime, tables owned), the RTT matrix, tables owned per region");
   CLI::App* restore = app.add_subcommand(
       "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
   restore->add_option("file", restore_file, "The dump (default: stdin)");
