@@ -52,6 +52,7 @@ void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
       // A node that left keeps its transport address: until the change settles, joint
       // quorums still count it and it must learn the anchors that let it settle.
       left_[id] = m.address;
+      left_epoch_[id] = config.epoch;
       peers_.erase(id);
     }
   }
@@ -101,8 +102,12 @@ void ClusterNode::DetectorLoop() {
       for (const auto& [id, p] : peers_) ids.push_back(id);
     }
     if (PaxosReplicator* r = replicator_.load()) {
-      r->Inspect([this](const consensus::Replica& rep) { lagging_.store(rep.LaggingObjects()); });
+      r->Inspect([this](const consensus::Replica& rep) {
+        lagging_.store(rep.LaggingObjects());
+        if (rep.Settled()) settled_epoch_.store(rep.epoch());
+      });
     }
+    ForgetSettledDepartures();
     if (Clock::now() < next_ping) continue;
     next_ping = Clock::now() + options_.ping_interval;
     // All peers at once: one after the other, a round over a WAN (14 peers at 150 ms) would
@@ -133,6 +138,24 @@ void ClusterNode::DetectorLoop() {
       p.ever_ok = true;
       p.last_ok = Clock::now();
     }
+  }
+}
+
+void ClusterNode::ForgetSettledDepartures() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t settled = settled_epoch_.load();
+  for (auto it = left_epoch_.begin(); it != left_epoch_.end();) {
+    if (it->second > settled) {
+      ++it;
+      continue;
+    }
+    // Every table here is anchored in a configuration without it: nothing needs to reach it
+    // any more. Stop dialling its address, which a replacement may hold by now (it would
+    // answer with another node's certificate, forever).
+    if (transport_) transport_->RemovePeer(static_cast<consensus::NodeId>(it->first));
+    spdlog::info("node {} left at epoch {}, settled: no longer connecting to it", it->first,
+                 it->second);
+    it = left_epoch_.erase(it);
   }
 }
 

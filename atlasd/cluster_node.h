@@ -86,6 +86,8 @@ class ClusterNode final : public ClusterView {
     std::optional<PeerReport> report;  // from its last ping answer
   };
   void DetectorLoop();
+  // Drops departed members from the transport once their removal has settled here.
+  void ForgetSettledDepartures();
   std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
   using ChangeDone = std::function<void(absl::StatusOr<PaxosReplicator::MembershipResult>)>;
   // Orders a membership change built for the current epoch by `make`, once this node sees
@@ -103,6 +105,9 @@ class ClusterNode final : public ClusterView {
   std::mutex mu_;
   consensus::ClusterConfig membership_;              // guarded by mu_
   std::map<uint64_t, std::string> left_;             // id -> address; guarded by mu_
+  // Departed members still dialled, with the epoch that removed them; guarded by mu_.
+  std::map<uint64_t, uint64_t> left_epoch_;
+  std::atomic<uint64_t> settled_epoch_{0};  // the latest epoch this node saw settled
   // The key each node this signer admitted was certified for (PublicKeyFingerprint), so a
   // joiner that died before saving its answer gets the same id again. In memory: after a
   // restart of the signer such a joiner is told to NODE LEAVE it (docs/cluster.md).

@@ -227,6 +227,14 @@ TEST_CASE("a node leaves through consensus, the cluster keeps serving and admits
   CHECK(Eventually([&] { return CountOf(c.Call(4, "NODE LIST"), "status=ACTIVE") == 3; }));
   CHECK(c.Call(4, "KEY GET left1.after") == "VALUE:x\nOK");
   CHECK(c.Call(1, "NODE LEAVE 9").starts_with("ERROR WARN"));
+  // Once the leave settled, nobody dials node 3's address any more (a replacement could hold
+  // it); it stays in NODE LIST as LEFT.
+  for (size_t i : {1, 2}) {
+    CHECK(Eventually([&] {
+      return c.node(i).Log().find("node 3 left at epoch") != std::string::npos;
+    }));
+  }
+  CHECK(c.Call(1, "NODE LIST").find("NODE id=3 region=east status=LEFT") != std::string::npos);
 }
 
 TEST_CASE("a node whose certificate comes from another cluster's CA is refused by the peers") {
