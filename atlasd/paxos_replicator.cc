@@ -98,6 +98,9 @@ absl::StatusOr<std::unique_ptr<PaxosReplicator>> PaxosReplicator::Start(
 
   consensus::ReplicaConfig config;
   config.id = options.node_id;
+  // Grows across restarts (next_seq_ is the start time in µs): forwards of this incarnation are
+  // never taken for duplicates of the last one's.
+  config.forward_seq_base = r->next_seq_;
   config.epoch = r->membership_.epoch;
   config.topology = r->TopologyOf(r->membership_);
   config.quorum = r->membership_.quorum;

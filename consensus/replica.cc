@@ -11,7 +11,8 @@ namespace atlas::consensus {
 
 namespace {
 constexpr int kRouteAttemptsMax = 3;
-constexpr Slot kLogTailSlots = 16;  // Entries kept below a snapshot for cheap catch-up.
+constexpr Slot kLogTailSlots = 16;
+constexpr uint64_t kForwardReorderSlack = 64;  // see TakeForward  // Entries kept below a snapshot for cheap catch-up.
 constexpr uint64_t kFullHeartbeatEvery = 10;
 constexpr size_t kSweepStealsPerHeartbeat = 2;
 
@@ -661,7 +662,7 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
       case RouteDecision::kForward: {
         if (o.forward_ballot != o.owner_ballot) {
           o.forward_ballot = o.owner_ballot;
-          o.forward_seq = 0;
+          o.forward_seq = config_.forward_seq_base;
         }
         Message m;
         m.type = MessageType::kForward;
@@ -712,6 +713,17 @@ bool Replica::ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) con
 bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
   if (seq == 0 || ForwardSeen(o, origin, seq)) return false;
   ForwardWindow& w = o.windows[origin];
+  if (seq >= w.next + config_.forward_window_max) {
+    // A new incarnation of the origin (its numbers start from its start time), or the first
+    // forward of this window: start the window just below `seq`. Numbers under the new start
+    // count as seen (never proposed twice: `next` only grows); a few below stay open for the
+    // new incarnation's forwards that overtook each other.
+    const uint64_t start = seq - std::min<uint64_t>(seq, kForwardReorderSlack);
+    if (start > w.next) {
+      w.next = start;
+      w.above.erase(w.above.begin(), w.above.lower_bound(start));
+    }
+  }
   w.above.insert(seq);
   while (w.above.contains(w.next)) w.above.erase(w.next++);
   if (w.above.size() > config_.forward_window_max) {

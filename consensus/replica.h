@@ -215,6 +215,10 @@ struct ReplicaConfig {
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
+  // This incarnation's forward sequence numbers start above this one. A restarted node must
+  // not reuse the numbers it forwarded with before (an owner would drop its forwards as
+  // duplicates): the host passes something that grows across restarts (its start time, µs).
+  uint64_t forward_seq_base = 0;
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.

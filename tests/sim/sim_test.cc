@@ -99,10 +99,12 @@ TEST_CASE("without the promise check, agreement catches the forgetful acceptor e
           "[sim]") {
   // The consequence needs a narrow schedule (old owner cut off from the stealer, the acceptor
   // crashing right after its promise and restarting before the old owner's next Accept); seed
-  // 2987 of this configuration has it. If a code change moves the schedule, widen the range.
+  // 5035 of this configuration has it (2987 did until restarted nodes' forwards stopped being
+  // dropped as duplicates, which changed the schedules). If a code change moves the schedule,
+  // widen the range.
   int caught = 0;
   std::string first;
-  for (uint64_t seed = 2900; seed < 3000 && caught == 0; ++seed) {
+  for (uint64_t seed = 5000; seed < 9000 && caught == 0; ++seed) {
     SimOptions o = Base(seed, "reorder,partition,crash,steals");
     o.zone_sizes = {3};
     o.quorum = {1, 0};

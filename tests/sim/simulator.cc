@@ -424,6 +424,8 @@ void Simulation::StartNode(SimNode& node) {
   const ClusterConfig& latest = node.configs.rbegin()->second;
   consensus::ReplicaConfig cfg = opt_.base;
   cfg.id = node.id;
+  // Each incarnation forwards with numbers above the last one's (as the daemon's start time).
+  cfg.forward_seq_base = static_cast<uint64_t>(node.incarnation) << 32;
   cfg.epoch = latest.epoch;
   cfg.topology = TopologyOf(latest);
   cfg.quorum = latest.quorum;
