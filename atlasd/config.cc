@@ -45,6 +45,14 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
       ->check(CLI::Range(size_t{64} << 10, size_t{1} << 34));
   app.add_option("--io-threads", c.io_threads, "Threads serving client connections")
       ->check(CLI::Range(1, 64));
+  app.add_option("--watch-history", c.watch_history,
+                 "Row changes kept per table for WATCH ... FROM (revisions)")
+      ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 32));
+  app.add_option("--watch-lag-max", c.watch_lag_max,
+                 "Revisions a watcher may fall behind before it is cut off")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  app.add_option("--watch-max", c.watch_max, "Watchers on this node")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 24));
   app.add_option("--log-level", c.log_level, "trace | debug | info | warn | error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--log-format", c.log_format, "text | json")

@@ -2,6 +2,7 @@
 // defaults, in that order of precedence. Names are the same in both places.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct Config {
   size_t max_inflight_per_conn = 1024;
   size_t max_pending_output_bytes = size_t{16} << 20;
   int io_threads = 2;
+  uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
+  uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off
+  size_t watch_max = 100'000;       // watchers on this node
   std::string log_level = "info";
   std::string log_format = "text";
 

@@ -6,6 +6,7 @@
 #include "socketproto/str.h"
 #include "absl/strings/str_format.h"
 #include "atlasd/acl.h"
+#include "atlasd/state_machine.h"
 #include "storage/keys.h"
 
 namespace atlas {
@@ -17,6 +18,8 @@ struct Executor::Call {
   sp::Request request;
   std::optional<std::string> principal;
   bool admin = false;
+  uint64_t connection_id = 0;
+  std::shared_ptr<sp::OutputStream> stream;  // the connection's (WATCH)
   std::function<void(Reply)> done;
   Reply reply;
   CommandMetrics* metrics = nullptr;
@@ -87,12 +90,12 @@ absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
 }
 
 std::vector<std::string> CommandNames() {
-  static_assert(std::variant_size_v<sp::Command> == 23, "name the new command here");
+  static_assert(std::variant_size_v<sp::Command> == 25, "name the new command here");
   return {"KEY GET",     "KEY PUT",    "KEY DEL",          "KEY BLOB SET",    "KEY BLOB GET",
           "SCAN",        "COUNT",      "SAMPLE",           "PRINCIPAL ASSUME", "PRINCIPAL WHOAMI",
           "ACL GRANT",   "ACL REVOKE", "ACL LIST",         "NODE LIST",       "NODE INFO",
           "NODE PING",   "NODE LEAVE", "QUORUM INFO",      "TABLE INFO",      "TABLE MOVE",
-          "TABLE PIN",   "TABLE GROUP", "TABLE LIST"};
+          "TABLE PIN",   "TABLE GROUP", "TABLE LIST",      "WATCH",           "UNWATCH"};
 }
 
 void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
@@ -107,8 +110,22 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
   call->reply = Reply(request.id);
   call->done = std::move(done);
   call->principal = ctx.principal;
+  call->connection_id = ctx.connection_id;
+  call->stream = ctx.stream;
   call->request = std::move(request);
   sp::Command& command = call->request.command;
+
+  if (auto* unwatch = std::get_if<sp::Unwatch>(&command)) {
+    // The UNWATCH's OK follows the watch's own final OK.
+    if (options_.watch && options_.watch->Cancel(call->connection_id, unwatch->id, [call] {
+          call->reply.Ok();
+          call->Finish();
+        })) {
+      return;
+    }
+    call->Warn(StrCat("no WATCH tagged '", unwatch->id, "' on this connection"));
+    return;
+  }
 
   // Session commands: answered right here, on the session's strand.
   if (auto* assume = std::get_if<sp::PrincipalAssume>(&command)) {
@@ -269,6 +286,43 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     call.Warn(StrCat("internal error: ", s.message()));
   };
 
+  if (auto* watch = std::get_if<sp::Watch>(&command)) {
+    const std::string& table = watch->range.table;
+    if (options_.watch == nullptr || !call.stream) return call.Warn("WATCH is not available here");
+    if (!check_read(table)) return;
+    // After the read barrier: the revision includes every write acknowledged before WATCH.
+    absl::StatusOr<RevisionRange> revs = TableRevisions(store_, table);
+    if (!revs.ok()) return internal(revs.status());
+    uint64_t after = revs->latest;
+    if (watch->from) {
+      if (*watch->from > revs->latest) {
+        return call.Warn(StrCat("revision ", *watch->from, " is ahead of table '", table,
+                                "' (latest ", revs->latest, ")"));
+      }
+      if (*watch->from < revs->resumable_from) {
+        return call.Warn(StrCat("revision ", *watch->from, " compacted; latest snapshot is ",
+                                revs->resumable_from));
+      }
+      after = *watch->from;
+    }
+    WatchHub::Spec spec;
+    spec.table = table;
+    spec.row_prefix = watch->range.row_prefix;
+    spec.after = after;
+    spec.tag = call.request.id;
+    spec.connection_id = call.connection_id;
+    spec.principal = call.principal;
+    spec.admin = call.admin;
+    spec.stream = call.stream;
+    spec.end = [call_ptr](std::optional<std::string> error) {
+      if (error) return call_ptr->Warn(*error);
+      call_ptr->reply.Ok();
+      call_ptr->Finish();
+    };
+    absl::Status s = options_.watch->Add(std::move(spec));
+    if (!s.ok()) return call.Warn(ToStd(s.message()));
+    return;  // the hub ends the request (UNWATCH, disconnect, or an error)
+  }
   if (auto* get = std::get_if<sp::KeyGet>(&command)) {
     std::string table(get->key.table());
     if (!check_read(table)) return;

@@ -14,6 +14,7 @@
 #include "atlasd/cluster_view.h"
 #include "atlasd/metrics.h"
 #include "atlasd/replicator.h"
+#include "atlasd/watch_hub.h"
 #include "socketproto/server.h"
 #include "storage/store.h"
 
@@ -43,6 +44,8 @@ struct ExecutorOptions {
   ClusterView* cluster = nullptr;
   // Where each command's latency and outcome go (null: nowhere). Indexed as CommandNames().
   CommandMetrics* metrics = nullptr;
+  // WATCH delivery (null: WATCH is refused).
+  WatchHub* watch = nullptr;
 };
 
 // The name of each socket command, in the order of socketproto::Command's alternatives.

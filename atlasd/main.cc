@@ -19,6 +19,8 @@
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
 #include "atlasd/paxos_replicator.h"
+#include "atlasd/acl.h"
+#include "atlasd/watch_hub.h"
 #include "absl/cleanup/cleanup.h"
 #include "boost/asio.hpp"
 #include "socketproto/server.h"
@@ -35,6 +37,7 @@ constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
 // (docs/metrics.md).
 std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMetrics& commands,
                         const atlas::PaxosReplicator::OwnershipStats& ownership,
+                        const atlas::WatchHub& watch,
                         atlas::ClusterView& cluster, atlas::socketproto::SocketServer& server,
                         atlas::storage::Store* store,
                         std::chrono::steady_clock::time_point started) {
@@ -68,6 +71,14 @@ std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMet
     AppendSample(&out, "atlas_ownership_events_total", atlas::StrCat("event=\"", event, "\""),
                  static_cast<double>(n));
   }
+
+  AppendHelp(&out, "atlas_watchers", "gauge", "WATCH streams open on this node.");
+  AppendSample(&out, "atlas_watchers", "", static_cast<double>(watch.watchers()));
+  AppendHelp(&out, "atlas_watch_events_total", "counter", "WATCH events sent by this node.");
+  AppendSample(&out, "atlas_watch_events_total", "", static_cast<double>(watch.events_sent()));
+  AppendHelp(&out, "atlas_watch_cut_off_total", "counter",
+             "Watchers ended for falling watch-lag-max revisions behind (clients not reading).");
+  AppendSample(&out, "atlas_watch_cut_off_total", "", static_cast<double>(watch.cut_off()));
 
   AppendHelp(&out, "atlas_socket_connections", "gauge", "Open client connections.");
   AppendSample(&out, "atlas_socket_connections", "", static_cast<double>(server.open_sessions()));
@@ -253,7 +264,30 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // WATCH: the state machine keeps each table's recent row changes; the hub streams them.
+  atlas::WatchHubOptions watch_options;
+  watch_options.lag_max = config.watch_lag_max;
+  watch_options.watchers_max = config.watch_max;
+  watch_options.backlog_max = std::min<size_t>(size_t{1} << 20, config.max_pending_output_bytes / 2);
+  atlas::storage::Store* watch_store = store->get();
+  watch_options.may_read = [watch_store](const std::string& table,
+                                                 const std::optional<std::string>& principal,
+                                                 bool admin) {
+    auto raw = watch_store->Get(atlas::storage::Cf::kMeta,
+                                atlas::storage::TableMetaKey(table, "acl"));
+    if (!raw.ok()) return false;
+    if (!raw->has_value()) return true;  // no grants: open
+    auto acl = atlas::storage::DecodeTableAcl(**raw);
+    return acl && atlas::AclAllows(*acl, principal, admin, atlas::AclOp::kRead);
+  };
+  atlas::WatchHub watch_hub(store->get(), watch_options);
+
   atlas::PaxosReplicatorOptions paxos_options;
+  paxos_options.change_history = config.watch_history;
+  paxos_options.on_changes = [&watch_hub](std::vector<std::pair<std::string, uint64_t>> changes,
+                                          bool everything) {
+    watch_hub.Notify(std::move(changes), everything);
+  };
   paxos_options.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
   paxos_options.membership = setup->membership;
   paxos_options.previous_membership = setup->previous_membership;
@@ -286,6 +320,7 @@ int main(int argc, char** argv) {
   exec_options.cluster = cluster_node.get();
   atlas::CommandMetrics command_metrics(atlas::CommandNames());
   exec_options.metrics = &command_metrics;
+  exec_options.watch = &watch_hub;
   boost::asio::io_context io;
   exec_options.post_read = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
   atlas::Executor executor(store->get(), &replicator, self, exec_options);
@@ -309,7 +344,8 @@ int main(int argc, char** argv) {
   http_context->health = [&cluster_node] { return cluster_node->Health(); };
   const auto started = std::chrono::steady_clock::now();
   http_context->metrics = [&, started] {
-    return MetricsText(self, command_metrics, replicator.ownership(), *cluster_node, server,
+    return MetricsText(self, command_metrics, replicator.ownership(), watch_hub, *cluster_node,
+                       server,
                        store->get(), started);
   };
   http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
@@ -360,6 +396,9 @@ int main(int argc, char** argv) {
     spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.StopAccepting();
     (*https)->Stop();
+    // Watches never finish on their own: end them so that the drain does not wait for them
+    // (the hub's thread does it; it needs nothing from this one).
+    watch_hub.EndAll("server shutting down");
     drain();
   });
 

@@ -193,7 +193,7 @@ consensus::Topology PaxosReplicator::TopologyOf(const consensus::ClusterConfig& 
 PaxosReplicator::PaxosReplicator(storage::Store* store, PaxosReplicatorOptions options)
     : store_(store),
       options_(options),
-      state_machine_(store),
+      state_machine_(store, options.change_history),
       snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)) {
   // Request ids must not repeat across restarts (the core deduplicates forwarded requests by
   // id), so the sequence starts from the wall clock in microseconds.
@@ -495,6 +495,8 @@ void PaxosReplicator::ProcessReady() {
     consensus::Ready rd = replica_->TakeReady();
     ++readies_;
     rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+    std::vector<std::pair<std::string, uint64_t>> changes;  // for WATCH, once durable
+    bool everything_changed = !rd.snapshots.empty();
     for (const auto& [object, snap] : rd.snapshots) {
       if (object == consensus::kMembershipObject) {
         auto config = consensus::DecodeClusterConfig(snap.data);
@@ -552,6 +554,8 @@ void PaxosReplicator::ProcessReady() {
         } else {
           if (cmd.has_placement() || cmd.has_adopt()) routes_.erase(cmd.table());
           r = state_machine_.Apply(cmd, e.object, e.slot, &wb);
+          if (r.table_revision > 0) changes.emplace_back(cmd.table(), r.table_revision);
+          if (cmd.has_adopt()) everything_changed = true;
           if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {
             Pin(e.object, cmd.placement().pinned_region());
           }
@@ -572,6 +576,9 @@ void PaxosReplicator::ProcessReady() {
         std::abort();
       }
       failpoint::Hit("ready-after-sync");
+    }
+    if (options_.on_changes && (!changes.empty() || everything_changed)) {
+      options_.on_changes(std::move(changes), everything_changed);
     }
     if (membership_changed_) {
       membership_changed_ = false;

@@ -52,6 +52,12 @@ struct PaxosReplicatorOptions {
   std::chrono::milliseconds tick{5};  // one consensus tick of wall time
   size_t queue_events_max = 65536;    // proposals/reads waiting for the node thread
   bool sync = true;                   // fsync every Ready (the durability contract)
+  uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
+  // Called on the node thread after a Ready's applied commands are durable: the tables whose
+  // revision moved, with the new revision; `everything` when snapshots (or adopts) replaced
+  // tables' states wholesale. Must not block (the WatchHub queues it).
+  std::function<void(std::vector<std::pair<std::string, uint64_t>> changes, bool everything)>
+      on_changes;
 };
 
 class PaxosReplicator final : public Replicator {

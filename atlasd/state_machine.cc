@@ -214,6 +214,7 @@ std::string StateMachine::SnapshotTable(const std::string& table) {
 
 bool StateMachine::InstallSnapshot(const std::string& table, std::string_view snapshot,
                                    rocksdb::WriteBatchWithIndex* batch) {
+  const uint64_t revision_before = LoadState(table, batch).revision;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
     rocksdb::Slice upper(hi);
@@ -239,6 +240,9 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
     }
     batch->Put(store_->cf(static_cast<Cf>(cf)), key, value);
   }
+  // The changes between our revision and the snapshot's never passed through here: the
+  // history restarts at the snapshot (WATCH ... FROM before it is told it was compacted).
+  if (LoadState(table, batch).revision != revision_before) DropChanges(table, batch);
   return true;
 }
 
@@ -410,9 +414,72 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   state = LoadState(table, batch);
   state.commit_index = slot;
   state.whole_slot = false;
+  if (result.ok && result.row_changed) {
+    ++state.revision;
+    AppendChange(cmd, state.revision, batch);
+    result.table_revision = state.revision;
+  }
   PutState(table, state, batch);
   result.revision = slot;
   return result;
+}
+
+void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
+                                rocksdb::WriteBatchWithIndex* batch) {
+  storage::RowChange change;
+  if (cmd.has_put()) {
+    change.row = cmd.put().row();
+    change.value = cmd.put().value();
+  } else {
+    change.del = true;
+    change.row = cmd.del().row();
+  }
+  batch->Put(store_->cf(Cf::kChanges), storage::ChangeKey(cmd.table(), revision),
+             storage::EncodeRowChange(change));
+  if (revision > change_history_) {
+    batch->Delete(store_->cf(Cf::kChanges),
+                  storage::ChangeKey(cmd.table(), revision - change_history_));
+  }
+}
+
+void StateMachine::DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+  const std::string lo = storage::ChangeKey(table, 0), hi = storage::ChangeRangeLimit(table);
+  rocksdb::Slice upper(hi);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::vector<std::string> doomed;  // at most change_history_ keys
+  {
+    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
+        store_->cf(Cf::kChanges), store_->db()->NewIterator(ro, store_->cf(Cf::kChanges))));
+    for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+      doomed.push_back(it->key().ToString());
+    }
+  }
+  for (const auto& k : doomed) batch->Delete(store_->cf(Cf::kChanges), k);
+}
+
+absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table) {
+  RevisionRange r;
+  auto raw = store->Get(Cf::kMeta, storage::TableMetaKey(table, "state"));
+  if (!raw.ok()) return raw.status();
+  if (raw->has_value()) {
+    auto st = storage::DecodeTableState(**raw);
+    if (!st) return absl::DataLossError(StrCat("corrupt state of table ", table));
+    r.latest = st->revision;
+  }
+  r.resumable_from = r.latest;
+  const std::string lo = storage::ChangeKey(table, 0), hi = storage::ChangeRangeLimit(table);
+  rocksdb::Slice upper(hi);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(ro, store->cf(Cf::kChanges)));
+  it->Seek(lo);
+  if (it->Valid()) {
+    std::optional<uint64_t> first = storage::ChangeRevision(table, it->key().ToStringView());
+    if (first && *first >= 1 && *first <= r.latest) r.resumable_from = *first - 1;
+  }
+  if (!it->status().ok()) return absl::InternalError(it->status().ToString());
+  return r;
 }
 
 ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::string& object,
@@ -487,7 +554,9 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
     }
   }
   batch->Put(store_->cf(Cf::kRows), row_key, storage::EncodeRowRecord(rec));
-  return {};
+  ApplyResult changed;
+  changed.row_changed = true;
+  return changed;
 }
 
 ApplyResult StateMachine::ApplyDel(const proto::Command& cmd,
@@ -510,7 +579,9 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd,
   }
   DropChunks(table, row, *old, batch);
   batch->Delete(store_->cf(Cf::kRows), row_key);
-  return {};
+  ApplyResult changed;
+  changed.row_changed = true;
+  return changed;
 }
 
 ApplyResult StateMachine::ApplyAcl(const proto::Command& cmd,

@@ -9,11 +9,13 @@
 // Thread-compatible: called only by the single commit thread of a node.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "proto/command.pb.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "storage/store.h"
@@ -30,7 +32,23 @@ struct ApplyResult {
   // A TABLE GROUP that sealed the table's interval: its adopt must follow (the proposer
   // builds it, see PaxosReplicator).
   bool sealed = false;
+  // A row changed (a PUT, or a DEL of an existing row): set by ApplyPut/ApplyDel.
+  bool row_changed = false;
+  // When a row changed: the table's new revision, whose change is in Cf::kChanges (WATCH).
+  uint64_t table_revision = 0;
 };
+
+// Revisions of row changes each table keeps for WATCH ... FROM (per node; older ones are
+// deleted as new ones are written).
+inline constexpr uint64_t kDefaultChangeHistory = 10'000;
+
+// A table's revision as applied on this node, and the oldest revision a WATCH may resume
+// after (the change log holds every change after it). Reads the database.
+struct RevisionRange {
+  uint64_t latest = 0;
+  uint64_t resumable_from = 0;
+};
+absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table);
 
 // Largest table state TABLE GROUP moves: the adopt carries it inline in one log entry, which
 // must fit a peer message (proto/peer_convert.h: 129 MiB per command, 256 MiB per message)
@@ -39,7 +57,9 @@ inline constexpr uint64_t kAdoptBytesMax = 64ull << 20;
 
 class StateMachine {
  public:
-  explicit StateMachine(storage::Store* store) : store_(store) {}
+  explicit StateMachine(storage::Store* store, uint64_t change_history = kDefaultChangeHistory)
+      : store_(store), change_history_(std::max<uint64_t>(change_history, 1)) {}
+
 
   // The consensus object of a table in group `group` ("" = none): "@<group>", a name no table
   // can have, or the table itself.
@@ -117,7 +137,15 @@ class StateMachine {
   void DropChunks(const std::string& table, const std::string& row,
                   const storage::RowRecord& old, rocksdb::WriteBatchWithIndex* batch);
 
+  // Writes the change that `cmd` made as the table's `revision`, and drops the one that falls
+  // out of the history.
+  void AppendChange(const proto::Command& cmd, uint64_t revision,
+                    rocksdb::WriteBatchWithIndex* batch);
+  // Deletes the table's change log (its history no longer leads to its state: a snapshot).
+  void DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+
   storage::Store* store_;
+  uint64_t change_history_;
 };
 
 }  // namespace atlas

@@ -310,6 +310,28 @@ std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
     if (Eq(sub, "GROUP")) return Request{p.id, TableGroup{name, opt}};
     return p.Err(Usage(kUsageTable));
   }
+  if (Eq(verb, "WATCH")) {
+    constexpr std::string_view kUsageWatch = "WATCH <table>[.<row-prefix>] [FROM <revision>]";
+    if (t.size() != 2 && t.size() != 4) return p.Err(Usage(kUsageWatch));
+    auto r = p.ParseRange(t[1].text);
+    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+    Watch watch{std::get<TableRange>(std::move(r)), std::nullopt};
+    if (t.size() == 4) {
+      if (!Eq(t[2].text, "FROM")) return p.Err(Usage(kUsageWatch));
+      auto n = ParseU64(t[3].text);
+      if (!n) return p.Err(StrCat("invalid revision '", t[3].text, "'"));
+      watch.from = *n;
+    }
+    return Request{p.id, std::move(watch)};
+  }
+  if (Eq(verb, "UNWATCH")) {
+    if (t.size() != 2) return p.Err(Usage("UNWATCH <id>"));
+    std::string_view id = t[1].text;
+    if (id.size() > 64 || id.find(']') != std::string_view::npos) {
+      return p.Err(StrCat("invalid request id '", id.substr(0, 64), "'"));
+    }
+    return Request{p.id, Unwatch{std::string(id)}};
+  }
   return p.Err(StrCat("unknown command '", verb.substr(0, 64), "'"));
 }
 

@@ -74,12 +74,19 @@ struct TableList {
 struct TableMove { std::string table; std::string target; };  // region or node id
 struct TablePin { std::string table; std::optional<std::string> region; };
 struct TableGroup { std::string table; std::optional<std::string> group; };
+// The table's row changes as they commit, after revision `from` (default: the latest), until
+// UNWATCH or disconnect (docs/watch.md).
+struct Watch {
+  TableRange range;
+  std::optional<uint64_t> from;
+};
+struct Unwatch { std::string id; };  // ends the WATCH tagged [ID:<id>] on this connection
 
 using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
-                 TableGroup, TableList>;
+                 TableGroup, TableList, Watch, Unwatch>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

@@ -50,4 +50,11 @@ Reply& Reply::Blob(std::string_view bytes) {
   return *this;
 }
 
+Reply& Reply::Payload(std::string_view header, std::string_view bytes) {
+  Prefix();
+  StrAppend(&out_, header, "\r\n");
+  out_.append(bytes);
+  return *this;
+}
+
 }  // namespace atlas::socketproto

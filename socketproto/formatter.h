@@ -27,6 +27,9 @@ class Reply {
   Reply& Warn(std::string_view message) { return Error(ErrorLevel::kWarn, message); }
   // `BLOB <n>\r\n` followed by the raw bytes (no terminator), as KEY BLOB GET replies.
   Reply& Blob(std::string_view bytes);
+  // A header line whose last token is the payload's length, then the raw bytes (a WATCH
+  // `EVENT <rev> PUT <key> <length>`). The caller guarantees `header` has no CR/LF.
+  Reply& Payload(std::string_view header, std::string_view bytes);
 
   const std::optional<std::string>& id() const { return id_; }
   // An ERROR frame was added (for metrics: the command failed).

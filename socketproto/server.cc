@@ -34,6 +34,24 @@ std::string UserName(uid_t uid) {
 }  // namespace
 
 // One client connection. All members are touched only on strand_.
+class Session;
+
+// OutputStream of one session: posts frames to the session's strand; counts what is queued.
+class SessionStream final : public OutputStream {
+ public:
+  explicit SessionStream(std::weak_ptr<Session> session) : session_(std::move(session)) {}
+  bool Send(std::string frames) override;
+  size_t Backlog() const override { return posted_.load() + pending_.load(); }
+  bool Closed() const override { return closed_.load(); }
+
+  std::atomic<size_t> posted_{0};   // sent, not yet on the session's queue
+  std::atomic<size_t> pending_{0};  // on the session's queue (its pending_output_)
+  std::atomic<bool> closed_{false};
+
+ private:
+  std::weak_ptr<Session> session_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(SocketServer* server, stream::socket socket)
@@ -44,6 +62,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Start() {
     ctx_.connection_id = server_->next_connection_id_++;
+    stream_ = std::make_shared<SessionStream>(weak_from_this());
+    ctx_.stream = stream_;
     struct ucred cred {};
     socklen_t len = sizeof cred;
     if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -66,6 +86,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   SessionContext& ctx() { return ctx_; }
+
+  // SessionStream::Send, on the strand.
+  void EnqueueStreamed(std::string bytes, size_t n) {
+    asio::dispatch(strand_, [self = shared_from_this(), bytes = std::move(bytes), n]() mutable {
+      self->stream_->posted_ -= n;
+      self->Enqueue(std::move(bytes));
+    });
+  }
 
  private:
   // Parses and dispatches as much buffered input as the ordering rules allow, then reads more.
@@ -185,7 +213,9 @@ class Session : public std::enable_shared_from_this<Session> {
           if (ec) {
             // EOF: the client may have half-closed after sending its commands (a script piping
             // into the socket); finish what it sent and write the replies before closing.
+            // Streams (WATCH) end: nobody will ask for them to stop.
             self->eof_ = true;
+            self->stream_->closed_ = true;
             if (ec != asio::error::eof) self->broken_ = true;
           }
           self->Pump();
@@ -196,6 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Enqueue(std::string bytes) {
     if (closed_ || broken_ || bytes.empty()) return;
     pending_output_ += bytes.size();
+    stream_->pending_ = pending_output_;
     outq_.push_back(std::move(bytes));
     Write();
   }
@@ -217,10 +248,12 @@ class Session : public std::enable_shared_from_this<Session> {
                                                                  size_t n) {
           self->writing_ = false;
           self->pending_output_ -= n;
+          self->stream_->pending_ = self->pending_output_;
           if (ec) {
             self->broken_ = true;
             self->outq_.clear();
             self->pending_output_ = 0;
+            self->stream_->pending_ = 0;
             self->Shutdown();
             return;
           }
@@ -243,6 +276,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    stream_->closed_ = true;
     boost::system::error_code ignored;
     socket_.shutdown(stream::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -254,6 +288,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::strand<asio::io_context::executor_type> strand_;
   FrameParser parser_;
   SessionContext ctx_;
+  std::shared_ptr<SessionStream> stream_;
   std::string inbuf_;
   size_t inbuf_pos_ = 0;
   bool handshake_done_ = false;
@@ -265,6 +300,16 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reading_ = false, writing_ = false;
   bool eof_ = false, broken_ = false, closing_ = false, closed_ = false;
 };
+
+bool SessionStream::Send(std::string frames) {
+  if (closed_.load()) return false;
+  std::shared_ptr<Session> s = session_.lock();
+  if (!s) return false;
+  const size_t n = frames.size();
+  posted_ += n;
+  s->EnqueueStreamed(std::move(frames), n);
+  return true;
+}
 
 SocketServer::SocketServer(asio::io_context& io, ServerOptions options, CommandHandler* handler)
     : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}

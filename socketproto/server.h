@@ -26,6 +26,19 @@
 
 namespace atlas::socketproto {
 
+// Frames a command sends before its final reply (WATCH events): complete frames, written in
+// order with the connection's other output. Thread-safe; safe to use after the session ended.
+class OutputStream {
+ public:
+  virtual ~OutputStream() = default;
+  // Queues complete frames; false (dropped) once the connection is closing.
+  virtual bool Send(std::string frames) = 0;
+  // Bytes queued for the connection and not yet written: how far the client is behind.
+  virtual size_t Backlog() const = 0;
+  // The client closed (or lost) the connection: streams should end.
+  virtual bool Closed() const = 0;
+};
+
 // Per-connection state visible to the command handler.
 struct SessionContext {
   uint64_t connection_id = 0;
@@ -33,6 +46,7 @@ struct SessionContext {
   uid_t peer_uid = static_cast<uid_t>(-1);
   pid_t peer_pid = 0;
   std::string peer_user;  // the peer's Unix user name (SO_PEERCRED), empty if unknown
+  std::shared_ptr<OutputStream> stream;  // this connection's, for commands that stream
 };
 
 class CommandHandler {

@@ -78,6 +78,30 @@ std::string ObjectMemberKey(std::string_view object, std::string_view table) {
   return k;
 }
 
+std::string ChangeKey(std::string_view table, uint64_t revision) {
+  std::string k(table);
+  k.push_back('\0');
+  PutBigEndian64(&k, revision);
+  return k;
+}
+
+std::string ChangeRangeLimit(std::string_view table) {
+  std::string k(table);
+  k.push_back('\x01');
+  return k;
+}
+
+std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view key) {
+  if (key.size() != table.size() + 9 || !key.starts_with(table) || key[table.size()] != '\0') {
+    return std::nullopt;
+  }
+  uint64_t rev = 0;
+  for (size_t i = table.size() + 1; i < key.size(); ++i) {
+    rev = (rev << 8) | static_cast<unsigned char>(key[i]);
+  }
+  return rev;
+}
+
 std::string LogKey(std::string_view object, uint64_t slot) {
   std::string k(object);
   k.push_back('\0');

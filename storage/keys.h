@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,5 +38,12 @@ std::string ObjectMemberKey(std::string_view object, std::string_view table);
 std::string ObjectMemberPrefix(std::string_view object);
 
 std::string LogKey(std::string_view object, uint64_t slot);
+
+// Change log (Cf::kChanges): <table> 00 <revision big-endian>; a table's entries are
+// contiguous and in revision order.
+std::string ChangeKey(std::string_view table, uint64_t revision);
+std::string ChangeRangeLimit(std::string_view table);  // just past the table's entries
+// The revision of a ChangeKey of `table`; nullopt if `key` is not one.
+std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view key);
 
 }  // namespace atlas::storage

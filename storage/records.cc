@@ -11,7 +11,9 @@ constexpr uint8_t kFlagChunked = 1;
 constexpr uint8_t kFlagBinary = 2;
 constexpr uint8_t kAclFormat = 1;
 constexpr uint8_t kStateFormatV1 = 1;  // commit_index, pin, group
-constexpr uint8_t kStateFormat = 2;    // + gen, pending
+constexpr uint8_t kStateFormatV2 = 2;  // + gen, pending
+constexpr uint8_t kStateFormat = 3;    // + revision
+constexpr uint8_t kChangeFormat = 1;
 constexpr uint8_t kMovesFormat = 1;
 constexpr uint8_t kMemberFormat = 1;
 
@@ -88,13 +90,40 @@ std::string EncodeTableState(const TableState& s) {
   PutLengthPrefixed(&out, s.group);
   PutVarint(&out, s.gen);
   out.push_back(static_cast<char>((s.pending ? 1 : 0) | (s.whole_slot ? 2 : 0)));
+  PutVarint(&out, s.revision);
   return out;
+}
+
+std::string EncodeRowChange(const RowChange& c) {
+  std::string out;
+  out.reserve(c.row.size() + c.value.size() + 8);
+  out.push_back(static_cast<char>(kChangeFormat));
+  out.push_back(static_cast<char>(c.del ? 2 : 1));
+  PutLengthPrefixed(&out, c.row);
+  out.append(c.value);
+  return out;
+}
+
+std::optional<RowChange> DecodeRowChange(std::string_view in) {
+  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kChangeFormat) return std::nullopt;
+  const auto op = static_cast<uint8_t>(in[1]);
+  if (op != 1 && op != 2) return std::nullopt;
+  in.remove_prefix(2);
+  RowChange c;
+  c.del = op == 2;
+  std::string_view row;
+  if (!GetLengthPrefixed(&in, &row) || (c.del && !in.empty())) return std::nullopt;
+  c.row = row;
+  c.value = in;
+  return c;
 }
 
 std::optional<TableState> DecodeTableState(std::string_view in) {
   if (in.empty()) return std::nullopt;
   auto format = static_cast<uint8_t>(in[0]);
-  if (format != kStateFormat && format != kStateFormatV1) return std::nullopt;
+  if (format != kStateFormat && format != kStateFormatV2 && format != kStateFormatV1) {
+    return std::nullopt;
+  }
   in.remove_prefix(1);
   TableState s;
   std::string_view pin, group;
@@ -104,13 +133,16 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
   }
   s.pinned_region = pin;
   s.group = group;
-  if (format == kStateFormat) {
-    if (!GetVarint(&in, &s.gen) || in.size() != 1 || static_cast<uint8_t>(in[0]) > 3) {
+  if (format >= kStateFormatV2) {
+    if (!GetVarint(&in, &s.gen) || in.empty() || static_cast<uint8_t>(in[0]) > 3) {
       return std::nullopt;
     }
     s.pending = in[0] & 1;
     s.whole_slot = in[0] & 2;
+    in.remove_prefix(1);
   }
+  if (format == kStateFormat && !GetVarint(&in, &s.revision)) return std::nullopt;
+  if (!in.empty()) return std::nullopt;
   return s;
 }
 

@@ -61,9 +61,21 @@ struct TableState {
   // commit_index's slot is included whole (the state came from a snapshot); otherwise later
   // commands of that same slot may still apply.
   bool whole_slot = false;
+  // Row changes applied to the table so far (PUT and DEL of an existing row): the table's
+  // revision, the position WATCH streams and resumes from. Same on every replica.
+  uint64_t revision = 0;
 };
 
 std::string EncodeTableState(const TableState& s);
+
+// One row change of a table at a revision (Cf::kChanges): what WATCH streams.
+struct RowChange {
+  bool del = false;
+  std::string row;
+  std::string value;  // PUT: the whole new value
+};
+std::string EncodeRowChange(const RowChange& c);
+std::optional<RowChange> DecodeRowChange(std::string_view in);
 std::optional<TableState> DecodeTableState(std::string_view in);
 
 // Every interval of a table, oldest first (meta field "moves"; absent = one open interval in

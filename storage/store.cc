@@ -8,7 +8,8 @@
 namespace atlas::storage {
 namespace {
 
-constexpr const char* kCfNames[] = {"rows", "blobs", "log", "acceptor", "meta"};
+constexpr const char* kCfNames[] = {"rows", "blobs", "log", "acceptor", "meta", "changes"};
+static_assert(std::size(kCfNames) == static_cast<size_t>(Cf::kCount));
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();

@@ -19,7 +19,9 @@
 
 namespace atlas::storage {
 
-enum class Cf { kRows = 0, kBlobs, kLog, kAcceptor, kMeta, kCount };
+// kChanges: each table's recent row changes by revision (WATCH; docs/watch.md). Node-local:
+// never part of a snapshot.
+enum class Cf { kRows = 0, kBlobs, kLog, kAcceptor, kMeta, kChanges, kCount };
 
 struct StoreOptions {
   size_t block_cache_bytes = size_t{64} << 20;

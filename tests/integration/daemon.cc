@@ -159,4 +159,9 @@ std::string Texts(const std::vector<client::ReplyFrame>& frames) {
   return out;
 }
 
+long RssKiB(pid_t pid) {
+  auto [status, out] = Run("awk '/^VmRSS/ {print $2}' /proc/" + std::to_string(pid) + "/status");
+  return status == 0 ? std::atol(out.c_str()) : -1;
+}
+
 }  // namespace atlas::testing

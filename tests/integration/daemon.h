@@ -62,4 +62,7 @@ std::pair<int, std::string> Run(const std::string& command);
 // Joins the text of frames with "\n" (blob payloads left out) for compact assertions.
 std::string Texts(const std::vector<client::ReplyFrame>& frames);
 
+// Resident memory of a process, KiB (-1 when unknown).
+long RssKiB(pid_t pid);
+
 }  // namespace atlas::testing

@@ -250,12 +250,7 @@ void CheckStillServes(Daemon& d, const std::string& key) {
   CHECK(d.Running());
 }
 
-// Resident memory of a process, KiB.
-long RssKiB(pid_t pid) {
-  auto [status, out] = atlas::testing::Run("awk '/^VmRSS/ {print $2}' /proc/" +
-                                           std::to_string(pid) + "/status");
-  return status == 0 ? std::atol(out.c_str()) : -1;
-}
+using atlas::testing::RssKiB;
 }  // namespace
 
 TEST_CASE("a client that never reads its replies holds bounded server memory, others are served") {

@@ -108,11 +108,38 @@ TEST_CASE("row records, ACLs and table state round-trip - garbage is rejected") 
   CHECK_FALSE(DecodeTableAcl("\x01\x00\x05"));
 
   TableState st{42, "eu", "g"};
+  st.revision = 77;
   auto st2 = DecodeTableState(EncodeTableState(st));
   REQUIRE(st2);
   CHECK(st2->commit_index == 42);
   CHECK(st2->pinned_region == "eu");
   CHECK(st2->group == "g");
+  CHECK(st2->revision == 77);
+  // A state written before revisions (format 2) reads as revision 0.
+  std::string v2 = EncodeTableState(st);
+  v2[0] = 2;
+  v2.pop_back();  // the revision varint (one byte for 77)
+  auto old = DecodeTableState(v2);
+  REQUIRE(old);
+  CHECK(old->commit_index == 42);
+  CHECK(old->revision == 0);
+  CHECK_FALSE(DecodeTableState(EncodeTableState(st) + "x"));
+
+  RowChange put{false, "alice", std::string("v\0\r\n", 4)};
+  auto put2 = DecodeRowChange(EncodeRowChange(put));
+  REQUIRE(put2);
+  CHECK_FALSE(put2->del);
+  CHECK(put2->row == "alice");
+  CHECK(put2->value == put.value);
+  auto del2 = DecodeRowChange(EncodeRowChange({true, "bob", ""}));
+  REQUIRE(del2);
+  CHECK(del2->del);
+  CHECK(del2->row == "bob");
+  CHECK_FALSE(DecodeRowChange("\x01\x03"));
+  CHECK(ChangeRevision("users", ChangeKey("users", 258)) == 258u);
+  CHECK_FALSE(ChangeRevision("user", ChangeKey("users", 258)));
+  CHECK(ChangeKey("users", 1) < ChangeKey("users", 256));
+  CHECK(ChangeKey("users", ~uint64_t{0}) < ChangeRangeLimit("users"));
 }
 
 TEST_CASE("the store survives reopen and refuses a second opener of the same directory") {

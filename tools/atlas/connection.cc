@@ -138,8 +138,11 @@ absl::StatusOr<ReplyFrame> Connection::Read() {
   } else {
     f.text = std::move(*line);
   }
-  if (f.text.rfind("BLOB ", 0) == 0) {
-    std::string_view n = std::string_view(f.text).substr(5);
+  // `BLOB <n>` and a WATCH's `EVENT <rev> PUT <key> <n>` carry n raw bytes after the line.
+  const bool event_put = f.text.rfind("EVENT ", 0) == 0 &&
+                         f.text.find(" PUT ") != std::string::npos;
+  if (f.text.rfind("BLOB ", 0) == 0 || event_put) {
+    std::string_view n = std::string_view(f.text).substr(f.text.rfind(' ') + 1);
     size_t len = 0;
     auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), len);
     if (ec != std::errc() || p != n.data() + n.size()) {

@@ -19,7 +19,7 @@ namespace atlas::client {
 struct ReplyFrame {
   std::optional<std::string> id;
   std::string text;                // the line without prefix and terminator
-  std::optional<std::string> blob; // payload of a `BLOB n` frame
+  std::optional<std::string> blob; // payload of a `BLOB n` or `EVENT r PUT k n` frame
   bool IsFinal() const;            // OK or ERROR ...
   bool IsError() const { return text.rfind("ERROR ", 0) == 0; }
   bool IsFatal() const { return text.rfind("ERROR FATAL", 0) == 0; }

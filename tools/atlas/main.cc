@@ -21,6 +21,7 @@
 #include "tools/atlas/connection.h"
 #include "tools/atlas/dump.h"
 #include "tools/atlas/status.h"
+#include "tools/atlas/watch.h"
 
 namespace {
 
@@ -35,8 +36,8 @@ const char* const kVerbs[] = {
     "KEY BLOB GET",   "SCAN",           "COUNT",       "SAMPLE",        "PRINCIPAL ASSUME",
     "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
     "NODE INFO",      "NODE PING",      "NODE LEAVE",  "QUORUM INFO",   "TABLE INFO",
-    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "TABLE LIST",    "help",
-    "quit",
+    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "TABLE LIST",    "WATCH",
+    "UNWATCH",        "help",           "quit",
 };
 
 constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
@@ -91,6 +92,10 @@ const CommandHelp kCommandHelp[] = {
     {"TABLE GROUP", "TABLE GROUP <table> <group|NONE>",
      "Tables of one group share one owner and move together."},
     {"TABLE LIST", "TABLE LIST [LIMIT <n>] [AFTER <table>]", "The tables this node holds."},
+    {"WATCH", "[ID:<id>] WATCH <table>[.<row-prefix>] [FROM <revision>]",
+     "WATCHING <rev>, then EVENT <rev> PUT <key> <n> + bytes / EVENT <rev> DEL <key> as rows "
+     "change, until UNWATCH <id>. atlas watch <table> prints them."},
+    {"UNWATCH", "UNWATCH <id>", "Ends the WATCH tagged [ID:<id>] on this connection."},
     {"\\timing", "\\timing", "Shows how long each command took (toggle)."},
 };
 
@@ -468,6 +473,14 @@ int main(int argc, char** argv) {
       "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
   restore->add_option("file", restore_file, "The dump (default: stdin)");
   restore->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may write)");
+  atlas::client::WatchOptions watch_options;
+  CLI::App* watch = app.add_subcommand(
+      "watch", "Print a table's (or row prefix's) changes as they commit; Ctrl-C stops");
+  watch->add_option("range", watch_options.range, "<table>[.<row-prefix>]")->required();
+  watch->add_option("--from", watch_options.from, "Resume after this revision");
+  watch->add_flag("--json", watch_options.json, "JSON lines (value_base64 for binary values)");
+  watch->add_option("--count", watch_options.count, "Stop after this many events");
+  watch->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -480,7 +493,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "atlas: %s\n", std::string(conn.status().message()).c_str());
     return kExitConnection;
   }
-  if ((dump->parsed() || restore->parsed()) && !as_principal.empty()) {
+  if ((dump->parsed() || restore->parsed() || watch->parsed()) && !as_principal.empty()) {
     auto r = (*conn)->Call("PRINCIPAL ASSUME " + as_principal);
     if (!r.ok() || r->empty() || r->back().text != "OK") {
       std::fprintf(stderr, "atlas: PRINCIPAL ASSUME %s: %s\n", as_principal.c_str(),
@@ -490,6 +503,7 @@ int main(int argc, char** argv) {
     }
   }
   if (status->parsed()) return atlas::client::Status(**conn, std::cout, std::cerr);
+  if (watch->parsed()) return atlas::client::Watch(**conn, watch_options, std::cout, std::cerr);
   if (dump->parsed()) return atlas::client::Dump(**conn, dump_tables, std::cout, std::cerr);
   if (restore->parsed()) {
     if (restore_file.empty()) return atlas::client::Restore(**conn, std::cin, std::cerr);
