@@ -309,6 +309,7 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     spec.table = table;
     spec.row_prefix = watch->range.row_prefix;
     spec.after = after;
+    spec.latest = revs->latest;
     spec.tag = call.request.id;
     spec.connection_id = call.connection_id;
     spec.principal = call.principal;

@@ -1,6 +1,8 @@
 #include "atlasd/watch_hub.h"
 
 #include <algorithm>
+#include <set>
+#include <string_view>
 #include <tuple>
 
 #include "atlasd/acl.h"
@@ -44,8 +46,6 @@ WatchHub::~WatchHub() {
 }
 
 absl::Status WatchHub::Add(Spec spec) {
-  absl::StatusOr<RevisionRange> revs = TableRevisions(store_, spec.table);
-  if (!revs.ok()) return revs.status();
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ || end_all_) return absl::UnavailableError("server shutting down");
   if (watchers_.size() >= options_.watchers_max) {
@@ -59,7 +59,7 @@ absl::Status WatchHub::Add(Spec spec) {
   w->spec.stream->Send(
       socketproto::Reply(w->spec.tag).Line(StrCat("WATCHING ", w->cursor)).Take());
   uint64_t& latest = latest_[w->spec.table];
-  latest = std::max(latest, revs->latest);
+  latest = std::max(latest, w->spec.latest);
   dirty_[w->spec.table] = latest;
   watchers_.push_back(std::move(w));
   count_ = watchers_.size();
@@ -158,10 +158,9 @@ void WatchHub::Run() {
     std::erase_if(watchers_, [](const auto& w) { return w->ended; });
     count_ = watchers_.size();
     // Only watched tables are remembered.
-    std::erase_if(latest_, [this](const auto& entry) {
-      return std::none_of(watchers_.begin(), watchers_.end(),
-                          [&](const auto& w) { return w->spec.table == entry.first; });
-    });
+    std::set<std::string_view> watched;
+    for (const auto& w : watchers_) watched.insert(w->spec.table);
+    std::erase_if(latest_, [&](const auto& entry) { return !watched.contains(entry.first); });
     if (end_all_ && watchers_.empty()) cv_.notify_all();  // EndAll waits for this
   }
 }

@@ -53,7 +53,8 @@ class WatchHub {
   struct Spec {
     std::string table;
     std::string row_prefix;
-    uint64_t after = 0;  // events with revisions after this one
+    uint64_t after = 0;   // events with revisions after this one
+    uint64_t latest = 0;  // the table's revision on this node when the watch started
     std::optional<std::string> tag;  // the WATCH's [ID:x]: every frame carries it
     uint64_t connection_id = 0;
     std::optional<std::string> principal;
