@@ -217,18 +217,7 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
   const uint64_t revision_before = LoadState(table, batch).revision;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
-    rocksdb::Slice upper(hi);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper;
-    std::vector<std::string> doomed;  // collected first: the batch must not change under it
-    {
-      std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
-          store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
-      for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
-        doomed.push_back(it->key().ToString());
-      }
-    }
-    for (const auto& k : doomed) batch->Delete(store_->cf(cf), k);
+    DeleteRange(cf, lo, hi, batch);
   }
   while (!snapshot.empty()) {
     auto cf = static_cast<uint8_t>(snapshot[0]);
@@ -443,19 +432,23 @@ void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
 }
 
 void StateMachine::DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
-  const std::string lo = storage::ChangeKey(table, 0), hi = storage::ChangeRangeLimit(table);
+  DeleteRange(Cf::kChanges, storage::ChangeKey(table, 0), storage::ChangeRangeLimit(table), batch);
+}
+
+void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& hi,
+                               rocksdb::WriteBatchWithIndex* batch) {
   rocksdb::Slice upper(hi);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
-  std::vector<std::string> doomed;  // at most change_history_ keys
+  std::vector<std::string> doomed;  // collected first: the batch must not change under it
   {
     std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
-        store_->cf(Cf::kChanges), store_->db()->NewIterator(ro, store_->cf(Cf::kChanges))));
+        store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
     for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
       doomed.push_back(it->key().ToString());
     }
   }
-  for (const auto& k : doomed) batch->Delete(store_->cf(Cf::kChanges), k);
+  for (const auto& k : doomed) batch->Delete(store_->cf(cf), k);
 }
 
 absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table) {

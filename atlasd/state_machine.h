@@ -143,6 +143,9 @@ class StateMachine {
                     rocksdb::WriteBatchWithIndex* batch);
   // Deletes the table's change log (its history no longer leads to its state: a snapshot).
   void DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+  // Deletes every key of `cf` in [lo, hi), as seen through `batch`, in `batch`.
+  void DeleteRange(storage::Cf cf, const std::string& lo, const std::string& hi,
+                   rocksdb::WriteBatchWithIndex* batch);
 
   storage::Store* store_;
   uint64_t change_history_;
