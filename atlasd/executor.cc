@@ -20,11 +20,14 @@ struct Executor::Call {
   bool admin = false;
   uint64_t connection_id = 0;
   std::shared_ptr<sp::OutputStream> stream;  // the connection's (WATCH)
+  std::shared_ptr<sp::ReplyBudget> budget;   // the connection's reply memory
+  size_t reserved = 0;                       // bytes this call holds in `budget`
   std::function<void(Reply)> done;
   Reply reply;
   CommandMetrics* metrics = nullptr;
   std::chrono::steady_clock::time_point started;
   void Finish() {
+    reply.set_reserved(reserved);
     if (metrics) {
       metrics->Observe(request.command.index(), std::chrono::steady_clock::now() - started,
                        reply.failed());
@@ -89,6 +92,15 @@ absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
   return *acl;
 }
 
+absl::StatusOr<storage::TableState> Executor::LoadTableState(const std::string& table) {
+  auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(table, "state"));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return storage::TableState{};
+  auto decoded = storage::DecodeTableState(**raw);
+  if (!decoded) return absl::DataLossError(StrCat("corrupt state of table ", table));
+  return *decoded;
+}
+
 std::vector<std::string> CommandNames() {
   static_assert(std::variant_size_v<sp::Command> == 25, "name the new command here");
   return {"KEY GET",     "KEY PUT",    "KEY DEL",          "KEY BLOB SET",    "KEY BLOB GET",
@@ -112,6 +124,7 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
   call->principal = ctx.principal;
   call->connection_id = ctx.connection_id;
   call->stream = ctx.stream;
+  call->budget = ctx.budget;
   call->request = std::move(request);
   sp::Command& command = call->request.command;
 
@@ -226,8 +239,7 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
       std::holds_alternative<sp::NodeLeave>(command) ||
       std::holds_alternative<sp::QuorumInfo>(command) ||
       std::holds_alternative<sp::TableInfo>(command) ||
-      std::holds_alternative<sp::TableList>(command) ||
-      std::holds_alternative<sp::TableMove>(command)) {
+      std::holds_alternative<sp::TableList>(command)) {
     return Read(call);
   }
   // Reads see every write acknowledged before them.
@@ -325,38 +337,12 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return;  // the hub ends the request (UNWATCH, disconnect, or an error)
   }
   if (auto* get = std::get_if<sp::KeyGet>(&command)) {
-    std::string table(get->key.table());
-    if (!check_read(table)) return;
-    auto rec = store_->GetRow(table, get->key.row());
-    if (!rec.ok()) return internal(rec.status());
-    if (!rec->has_value()) {
-      call.reply.Line("NOT_FOUND").Ok();
-      return call.Finish();
-    }
-    if ((*rec)->binary) return call.Warn("value is binary; use KEY BLOB GET");
-    auto value = store_->ReadValue(table, get->key.row(), **rec);
-    if (!value.ok()) return internal(value.status());
-    call.reply.buffer().reserve(value->size() + 16);
-    call.reply.Line(StrCat("VALUE:", *value)).Ok();
-    return call.Finish();
+    if (!check_read(std::string(get->key.table()))) return;
+    return ReadRow(call_ptr, get->key, /*blob=*/false, 0);
   }
   if (auto* bget = std::get_if<sp::KeyBlobGet>(&command)) {
-    std::string table(bget->key.table());
-    if (!check_read(table)) return;
-    // A concurrent overwrite can change a chunked value between its record and its chunks.
-    for (int attempt = 0;; ++attempt) {
-      auto rec = store_->GetRow(table, bget->key.row());
-      if (!rec.ok()) return internal(rec.status());
-      if (!rec->has_value()) {
-        call.reply.Line("EMPTY").Ok();
-        return call.Finish();
-      }
-      auto value = store_->ReadValue(table, bget->key.row(), **rec);
-      if (absl::IsAborted(value.status()) && attempt < 5) continue;
-      if (!value.ok()) return internal(value.status());
-      call.reply.Blob(*value).Ok();
-      return call.Finish();
-    }
+    if (!check_read(std::string(bget->key.table()))) return;
+    return ReadRow(call_ptr, bget->key, /*blob=*/true, 0);
   }
   if (auto* scan = std::get_if<sp::Scan>(&command)) {
     const std::string& table = scan->range.table;
@@ -375,6 +361,10 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       }
     }
     uint64_t limit = scan->limit.value_or(options_.scan_keys_max);
+    if (!call.reserved) {
+      // Up to `limit` keys: room for them first (a SCAN without LIMIT runs alone).
+      return Reserve(call_ptr, KeysReplyBytes(limit), [this, call_ptr] { Read(call_ptr); });
+    }
     std::vector<std::string> keys;
     bool truncated = false;
     absl::Status s = store_->ForEachRow(table, scan->range.row_prefix, after_row,
@@ -412,6 +402,9 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     const std::string& table = sample->range.table;
     if (!check_read(table)) return;
     uint64_t n = std::min<uint64_t>(sample->n, options_.scan_keys_max);
+    if (!call.reserved) {
+      return Reserve(call_ptr, KeysReplyBytes(n), [this, call_ptr] { Read(call_ptr); });
+    }
     // Reservoir sampling (Algorithm R): one pass, every key equally likely, O(n) memory.
     thread_local std::mt19937_64 rng{std::random_device{}()};
     std::vector<std::string> reservoir;
@@ -440,6 +433,10 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead) &&
         !AclAllows(*acl, call.principal, call.admin, AclOp::kAdminister)) {
       return call.Warn(PermissionDenied(call.principal, "ACL LIST", list->table));
+    }
+    if (!call.reserved && acl->grants.size() > 64) {
+      return Reserve(call_ptr, KeysReplyBytes(acl->grants.size()),
+                     [this, call_ptr] { Read(call_ptr); });
     }
     for (const auto& g : acl->grants) {
       call.reply.Line(StrCat("ACL ", g.principal, " ", PermText(g.perm)));
@@ -531,6 +528,9 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     // moment ago through another node may not be here yet (this is the node's view, like NODE).
     const uint64_t limit = std::min(list->limit.value_or(options_.scan_keys_max),
                                     options_.scan_keys_max);
+    if (!call.reserved) {
+      return Reserve(call_ptr, KeysReplyBytes(limit), [this, call_ptr] { Read(call_ptr); });
+    }
     std::vector<std::string> names;
     absl::Status s = ForEachTable(list->after, [&](std::string_view name) {
       if (names.size() >= limit) return false;
@@ -544,20 +544,23 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return call.Finish();
   }
   if (auto* tinfo = std::get_if<sp::TableInfo>(&command)) {
-    auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(tinfo->table, "state"));
-    if (!raw.ok()) return internal(raw.status());
-    storage::TableState st;
-    if (raw->has_value()) {
-      auto decoded = storage::DecodeTableState(**raw);
-      if (!decoded) return internal(absl::DataLossError("corrupt table state"));
-      st = *decoded;
+    auto state = LoadTableState(tinfo->table);
+    if (!state.ok()) return internal(state.status());
+    storage::TableState st = *state;
+    // The row count is the table's data (COUNT needs READ): only principals that may read it
+    // see it; others get "rows=-" and the placement, which is the cluster's business.
+    auto acl = LoadAcl(tinfo->table);
+    if (!acl.ok()) return internal(acl.status());
+    std::string rows = "-";
+    if (AclAllows(*acl, call.principal, call.admin, AclOp::kRead)) {
+      uint64_t n = 0;
+      absl::Status s = store_->ForEachRow(tinfo->table, "", std::nullopt, [&](std::string_view) {
+        ++n;
+        return true;
+      });
+      if (!s.ok()) return internal(s);
+      rows = StrCat(n);
     }
-    uint64_t rows = 0;
-    absl::Status s = store_->ForEachRow(tinfo->table, "", std::nullopt, [&](std::string_view) {
-      ++rows;
-      return true;
-    });
-    if (!s.ok()) return internal(s);
     std::string table = tinfo->table;
     std::vector<NodeView> nodes = Nodes();
     replicator_->Describe(table, [call_ptr, table, nodes, rows, st](ObjectInfo info) {
@@ -576,6 +579,16 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return;
   }
   if (auto* move = std::get_if<sp::TableMove>(&command)) {
+    // Placement is the table's administration, like PIN and GROUP (which the state machine
+    // checks the same way): OWNER or an admin user. Checked after the read barrier, so the
+    // ACL is the one in force.
+    auto acl = LoadAcl(move->table);
+    if (!acl.ok()) return internal(acl.status());
+    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kAdminister)) {
+      return call.Warn(PermissionDenied(call.principal, "TABLE MOVE", move->table));
+    }
+    auto state = LoadTableState(move->table);
+    if (!state.ok()) return internal(state.status());
     // The target is a node id, or a region: then its live member nearest to us (this node if
     // it is in that region).
     uint64_t target = 0;
@@ -594,6 +607,15 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       }
     }
     if (target == 0) return call.Warn(StrCat("unknown region or node '", move->target, "'"));
+    // A move never breaks a pin: the pinned region is where the table's owner must live.
+    if (!state->pinned_region.empty()) {
+      for (const NodeView& n : nodes) {
+        if (n.id != target || n.region == state->pinned_region) continue;
+        return call.Warn(StrCat("table '", move->table, "' is pinned to region '",
+                                state->pinned_region, "'; move it within that region, or TABLE PIN ",
+                                move->table, " NONE first"));
+      }
+    }
     if (!options_.cluster) {
       call.reply.Ok();  // one node: already owned here
       return call.Finish();
@@ -606,6 +628,54 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     return;
   }
   call.Warn("not implemented: command");
+}
+
+size_t Executor::KeysReplyBytes(uint64_t keys) {
+  // A line per key: "[ID:<64>] " + key + CRLF; plus the header and OK.
+  constexpr uint64_t kLineBytesMax = 74 + sp::kMaxKeyBytes + 2;
+  return static_cast<size_t>(std::min<uint64_t>(keys, uint64_t{1} << 32) * kLineBytesMax + 256);
+}
+
+void Executor::Reserve(std::shared_ptr<Call> call, size_t bytes, std::function<void()> then) {
+  if (!call->budget || bytes <= call->reserved) {
+    call->reserved = std::max(call->reserved, bytes);
+    return then();
+  }
+  // A call reserves once, or grows its reservation (a value that grew while it waited).
+  call->budget->Reserve(bytes - call->reserved, [call, bytes, then = std::move(then)](bool ok) {
+    if (!ok) return call->Warn("connection closed");  // nobody reads this reply
+    call->reserved = bytes;
+    then();
+  });
+}
+
+void Executor::ReadRow(std::shared_ptr<Call> call, const sp::Key& key, bool blob, int attempt) {
+  const std::string table(key.table());
+  auto rec = store_->GetRow(table, key.row());
+  if (!rec.ok()) return call->Warn(StrCat("internal error: ", rec.status().message()));
+  if (!rec->has_value()) {
+    call->reply.Line(blob ? "EMPTY" : "NOT_FOUND").Ok();
+    return call->Finish();
+  }
+  if (!blob && (*rec)->binary) return call->Warn("value is binary; use KEY BLOB GET");
+  // The value's bytes are reserved in the connection's budget before they are read: the record
+  // says how many. (Read again once the room is there: the row may have changed meanwhile.)
+  const size_t bytes = (*rec)->size + key.full.size() + 128;
+  if (call->reserved < bytes) {
+    return Reserve(call, bytes,
+                   [this, call, key, blob, attempt] { ReadRow(call, key, blob, attempt); });
+  }
+  auto value = store_->ReadValue(table, key.row(), **rec);
+  // A concurrent overwrite can change a chunked value between its record and its chunks.
+  if (absl::IsAborted(value.status()) && attempt < 5) return ReadRow(call, key, blob, attempt + 1);
+  if (!value.ok()) return call->Warn(StrCat("internal error: ", value.status().message()));
+  if (blob) {
+    call->reply.Blob(*value).Ok();
+  } else {
+    call->reply.buffer().reserve(value->size() + 16);
+    call->reply.Line(StrCat("VALUE:", *value)).Ok();
+  }
+  call->Finish();
 }
 
 std::vector<NodeView> Executor::Nodes() {

@@ -63,11 +63,18 @@ class Executor final : public socketproto::CommandHandler {
   struct Call;  // one request in progress
   void Read(std::shared_ptr<Call> call);
   void Write(std::shared_ptr<Call> call, proto::Command cmd);
+  // KEY GET / KEY BLOB GET after the ACL check: reserves the value's size, then reads it.
+  void ReadRow(std::shared_ptr<Call> call, const socketproto::Key& key, bool blob, int attempt);
+  // Runs `then` once `bytes` of the connection's reply budget are the call's.
+  void Reserve(std::shared_ptr<Call> call, size_t bytes, std::function<void()> then);
+  // The largest reply listing `keys` keys.
+  static size_t KeysReplyBytes(uint64_t keys);
 
   bool IsAdmin(const std::optional<std::string>& principal) const;
   // The principal a command acts as: its own PRINCIPAL option or the connection's.
   std::optional<std::string> EffectivePrincipal(const socketproto::SessionContext& ctx) const;
   absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);
+  absl::StatusOr<storage::TableState> LoadTableState(const std::string& table);
   std::string NodeLine(const NodeView& node, bool detailed);
   std::vector<NodeView> Nodes();
   bool RegionHasMembers(const std::string& region);

@@ -11,10 +11,6 @@
 namespace atlas::socketproto {
 namespace {
 
-constexpr size_t kMaxKeyBytes = 1024;
-constexpr size_t kMaxTableBytes = 255;
-constexpr size_t kMaxPrincipalChars = 256;
-
 bool Eq(std::string_view a, std::string_view b) { return EqualsIgnoreCase(a, b); }
 
 // Control characters and Unicode white space: never part of a key or principal.

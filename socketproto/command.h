@@ -15,6 +15,11 @@
 
 namespace atlas::socketproto {
 
+// Limits of protocol.md §4 and §5.
+inline constexpr size_t kMaxKeyBytes = 1024;
+inline constexpr size_t kMaxTableBytes = 255;
+inline constexpr size_t kMaxPrincipalChars = 256;
+
 // A validated `table.row` key (protocol.md §4).
 struct Key {
   std::string full;  // "table.row"

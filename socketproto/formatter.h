@@ -36,12 +36,17 @@ class Reply {
   bool failed() const { return failed_; }
   std::string& buffer() { return out_; }
   std::string Take() { return std::move(out_); }
+  // Bytes this reply reserved in its connection's ReplyBudget before it was built (released
+  // when the reply is queued: from then on its real size counts).
+  size_t reserved() const { return reserved_; }
+  void set_reserved(size_t bytes) { reserved_ = bytes; }
 
  private:
   void Prefix();
   std::optional<std::string> id_;
   std::string out_;
   bool failed_ = false;
+  size_t reserved_ = 0;
 };
 
 }  // namespace atlas::socketproto

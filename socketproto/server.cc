@@ -64,6 +64,8 @@ class Session : public std::enable_shared_from_this<Session> {
     ctx_.connection_id = server_->next_connection_id_++;
     stream_ = std::make_shared<SessionStream>(weak_from_this());
     ctx_.stream = stream_;
+    budget_ = std::make_shared<ReplyBudget>(server_->options_.max_pending_output_bytes);
+    ctx_.budget = budget_;
     struct ucred cred {};
     socklen_t len = sizeof cred;
     if (getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -100,7 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Pump() {
     // While the server drains for shutdown, no new command starts; in-flight ones finish.
     while (!closed_ && !closing_ && !waiting_untagged_ && !server_->draining_.load() &&
-           pending_output_ <= server_->options_.max_pending_output_bytes) {
+           budget_->used() <= budget_->bytes_max()) {
       std::string_view view(inbuf_);
       view.remove_prefix(inbuf_pos_);
       Frame frame;
@@ -172,7 +174,8 @@ class Session : public std::enable_shared_from_this<Session> {
         std::move(req), ctx_, [self = shared_from_this(), id](Reply reply) mutable {
           asio::post(self->strand_, [self, id = std::move(id), reply = std::move(reply)]() mutable {
             --self->server_->inflight_;
-            self->Enqueue(reply.Take());
+            const size_t reserved = reply.reserved();
+            self->Enqueue(reply.Take(), reserved);
             if (id) {
               self->inflight_ids_.erase(*id);
             } else {
@@ -223,8 +226,13 @@ class Session : public std::enable_shared_from_this<Session> {
         }));
   }
 
-  void Enqueue(std::string bytes) {
-    if (closed_ || broken_ || bytes.empty()) return;
+  // `reserved`: what the reply had reserved in the budget while it was built.
+  void Enqueue(std::string bytes, size_t reserved = 0) {
+    if (closed_ || broken_ || bytes.empty()) {
+      budget_->Queued(0, reserved);
+      return;
+    }
+    budget_->Queued(bytes.size(), reserved);
     pending_output_ += bytes.size();
     stream_->pending_ = pending_output_;
     outq_.push_back(std::move(bytes));
@@ -249,6 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
           self->writing_ = false;
           self->pending_output_ -= n;
           self->stream_->pending_ = self->pending_output_;
+          self->budget_->Written(n);
           if (ec) {
             self->broken_ = true;
             self->outq_.clear();
@@ -277,6 +286,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     closed_ = true;
     stream_->closed_ = true;
+    budget_->Close();  // reads waiting for room answer at once: nobody will read them
     boost::system::error_code ignored;
     socket_.shutdown(stream::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -289,6 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
   FrameParser parser_;
   SessionContext ctx_;
   std::shared_ptr<SessionStream> stream_;
+  std::shared_ptr<ReplyBudget> budget_;
   std::string inbuf_;
   size_t inbuf_pos_ = 0;
   bool handshake_done_ = false;

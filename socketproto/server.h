@@ -23,6 +23,7 @@
 #include "socketproto/command.h"
 #include "socketproto/formatter.h"
 #include "socketproto/limits.h"
+#include "socketproto/reply_budget.h"
 
 namespace atlas::socketproto {
 
@@ -47,6 +48,8 @@ struct SessionContext {
   pid_t peer_pid = 0;
   std::string peer_user;  // the peer's Unix user name (SO_PEERCRED), empty if unknown
   std::shared_ptr<OutputStream> stream;  // this connection's, for commands that stream
+  // This connection's reply memory: reserve a large reply's bytes here before building it.
+  std::shared_ptr<ReplyBudget> budget;
 };
 
 class CommandHandler {
@@ -64,8 +67,9 @@ struct ServerOptions {
   unsigned socket_mode = 0660;
   std::string server_id = "atlasd/0.1.0";
   Limits limits;
-  // A session stops reading new commands while this many reply bytes wait to be written, so a
-  // client that never reads cannot grow the server's memory without bound.
+  // A connection's reply memory (its ReplyBudget): replies queued and not yet written plus
+  // replies being built. Over it, the session stops reading new commands and large reads wait,
+  // so a client that never reads cannot grow the server's memory without bound.
   size_t max_pending_output_bytes = size_t{16} << 20;
 };
 

@@ -18,7 +18,12 @@
 
 namespace atlas::testing {
 
-std::string BinDir() { return ATLAS_BIN_DIR; }
+// ATLAS_TEST_BIN_DIR runs the suite against other binaries (e.g. an older release, to show a
+// regression test fails there).
+std::string BinDir() {
+  const char* dir = std::getenv("ATLAS_TEST_BIN_DIR");
+  return dir != nullptr && *dir != 0 ? dir : ATLAS_BIN_DIR;
+}
 
 Daemon::Daemon(std::vector<std::string> extra_args) : args_(std::move(extra_args)) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "atlasd-it-XXXXXX").string();
