@@ -35,11 +35,18 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 ClusterNode::ClusterNode(ClusterNodeOptions options, PeerTransport* transport)
-    : options_(std::move(options)), transport_(transport) {}
+    : options_(std::move(options)),
+      transport_(transport),
+      // A sample is evidence for three ping rounds.
+      clock_(options_.max_clock_offset_ms, 3 * options_.ping_interval.count()) {}
 
 ClusterNode::~ClusterNode() { Stop(); }
 
-void ClusterNode::Attach(PaxosReplicator* replicator) { replicator_.store(replicator); }
+void ClusterNode::Attach(PaxosReplicator* replicator) {
+  replicator_.store(replicator);
+  std::lock_guard<std::mutex> lock(mu_);
+  replicator->SetMayOwn(clock_.state() == ClockState::kTrusted);
+}
 
 void ClusterNode::Deliver(consensus::Message message) {
   if (PaxosReplicator* r = replicator_.load()) r->Deliver(std::move(message));
@@ -68,6 +75,34 @@ void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
     if (transport_) transport_->SetPeer(id, addr->HostPort());
   }
   membership_ = config;
+  std::vector<uint64_t> others;
+  for (const auto& [id, m] : config.members) {
+    if (id != options_.self) others.push_back(id);
+  }
+  clock_.SetPeers(others);
+  EvaluateClockLocked();
+}
+
+void ClusterNode::EvaluateClockLocked() {
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+          .count();
+  const ClockState state = clock_.Evaluate(now_ms);
+  if (state == announced_clock_) return;
+  announced_clock_ = state;
+  if (state == ClockState::kOffset) {
+    spdlog::error("{}", *clock_.Problem());
+  } else if (state == ClockState::kTrusted) {
+    spdlog::info("clock: within max-clock-offset {} ms of the peers' (offset {:.3f} ms): this "
+                 "node may own tables",
+                 clock_.max_offset_ms(), clock_.offset_ms());
+  }
+  if (PaxosReplicator* r = replicator_.load()) r->SetMayOwn(state == ClockState::kTrusted);
+}
+
+std::optional<std::string> ClusterNode::ServingProblem() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return clock_.Problem();
 }
 
 void ClusterNode::StartFailureDetector() {
@@ -93,13 +128,19 @@ void ClusterNode::Stop() {
 // ping_interval, also measure RTTs; they used to be the only evidence and ran every 500 ms,
 // which with 14 peers cost an idle node more than its heartbeats did.
 void ClusterNode::DetectorLoop() {
-  auto next_ping = Clock::now();
+  auto next_ping = Clock::now();  // at once: this node's clock is unknown until then
   for (;;) {
     std::vector<uint64_t> ids;
+    bool clock_known = true;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, options_.check_interval, [this] { return stopping_; })) return;
+      if (Clock::now() < next_ping &&
+          cv_.wait_for(lock, options_.check_interval, [this] { return stopping_; })) {
+        return;
+      }
+      if (stopping_) return;
       for (const auto& [id, p] : peers_) ids.push_back(id);
+      clock_known = clock_.state() != ClockState::kUnknown;
     }
     if (PaxosReplicator* r = replicator_.load()) {
       r->Inspect([this](const consensus::Replica& rep) {
@@ -109,36 +150,49 @@ void ClusterNode::DetectorLoop() {
     }
     ForgetSettledDepartures();
     if (Clock::now() < next_ping) continue;
-    next_ping = Clock::now() + options_.ping_interval;
-    // All peers at once: one after the other, a round over a WAN (14 peers at 150 ms) would
-    // outlast suspect_after and far peers would flap to SUSPECT.
-    std::vector<std::future<absl::StatusOr<Pong>>> pings;
-    for (uint64_t id : ids) {
-      pings.push_back(std::async(std::launch::async, [this, id] {
-        return transport_->Ping(static_cast<consensus::NodeId>(id));
-      }));
-    }
-    for (size_t k = 0; k < ids.size(); ++k) {
-      const uint64_t id = ids[k];
-      absl::StatusOr<Pong> pong = pings[k].get();
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      auto it = peers_.find(id);
-      if (it == peers_.end() || !pong.ok()) continue;
-      Peer& p = it->second;
-      const double rtt = pong->rtt_ms;
-      if (pong->report) p.report = std::move(pong->report);
-      if (first_peer_ok_ms_.load() < 0) {
-        first_peer_ok_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    Clock::now().time_since_epoch())
-                                    .count());
-      }
-      // A smoothed RTT (like TCP's SRTT, gain 1/8) so one slow sample does not reorder quorums.
-      p.rtt_ms = p.ever_ok ? p.rtt_ms + (rtt - p.rtt_ms) / 8 : rtt;
-      p.ever_ok = true;
-      p.last_ok = Clock::now();
-    }
+    // Until this node knows its clock it may not own anything: measure it at every check.
+    next_ping = Clock::now() + (clock_known ? options_.ping_interval : options_.check_interval);
+    PingRound(ids);
   }
+}
+
+void ClusterNode::PingRound(const std::vector<uint64_t>& ids) {
+  // All peers at once: one after the other, a round over a WAN (14 peers at 150 ms) would
+  // outlast suspect_after and far peers would flap to SUSPECT.
+  std::vector<std::future<absl::StatusOr<Pong>>> pings;
+  for (uint64_t id : ids) {
+    pings.push_back(std::async(std::launch::async, [this, id] {
+      return transport_->Ping(static_cast<consensus::NodeId>(id));
+    }));
+  }
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const uint64_t id = ids[k];
+    absl::StatusOr<Pong> pong = pings[k].get();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    auto it = peers_.find(id);
+    if (it == peers_.end() || !pong.ok()) continue;
+    Peer& p = it->second;
+    const double rtt = pong->rtt_ms;
+    if (pong->report) p.report = std::move(pong->report);
+    if (pong->clock_offset_ms) {
+      clock_.Sample(id, *pong->clock_offset_ms, rtt,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        Clock::now().time_since_epoch())
+                        .count());
+    }
+    if (first_peer_ok_ms_.load() < 0) {
+      first_peer_ok_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  Clock::now().time_since_epoch())
+                                  .count());
+    }
+    // A smoothed RTT (like TCP's SRTT, gain 1/8) so one slow sample does not reorder quorums.
+    p.rtt_ms = p.ever_ok ? p.rtt_ms + (rtt - p.rtt_ms) / 8 : rtt;
+    p.ever_ok = true;
+    p.last_ok = Clock::now();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  EvaluateClockLocked();
 }
 
 void ClusterNode::ForgetSettledDepartures() {
@@ -182,6 +236,11 @@ PeerReport ClusterNode::Report() {
   }
   if (PaxosReplicator* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
   r.version = options_.version;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    r.clock = ClockStateName(clock_.state());
+    r.clock_offset_ms = clock_.offset_ms();
+  }
   r.uptime_s = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count());
   return r;
@@ -214,6 +273,8 @@ std::vector<NodeView> ClusterNode::Nodes() {
       v.owned_tables = report->owned_tables;
       v.version = report->version;
       v.uptime_s = report->uptime_s;
+      v.clock = report->clock;
+      v.clock_offset_ms = report->clock_offset_ms;
     }
     out.push_back(std::move(v));
   };
@@ -395,6 +456,13 @@ cluster::HealthInfo ClusterNode::Health() {
     return h;
   }
   if (auto a = cluster::DecodeMemberAddress(it->second.address)) h.zone = a->region;
+  h.clock = ClockStateName(clock_.state());
+  h.clock_offset_ms = clock_.offset_ms();
+  if (auto problem = clock_.Problem()) {
+    h.status = "CLOCK_OFFSET";  // serves no data: a 503 for load balancers
+    h.reason = *problem;
+    return h;
+  }
   // ACTIVE once caught up: alone, at once; otherwise after a peer answered, a full heartbeat
   // round (every table's commit index) had time to arrive, and no table is behind it.
   h.status = "ACTIVE";

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "atlasd/clock_guard.h"
 #include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster_view.h"
 #include "atlasd/paxos_replicator.h"
@@ -39,6 +40,9 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds move_timeout{10'000};
   std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
   std::string version;  // reported to peers (NODE INFO of this node from elsewhere)
+  // A node further than this from its peers' clocks owns nothing and serves no data
+  // (docs/consensus.md §Time).
+  int64_t max_clock_offset_ms = 500;
 };
 
 // The Fn/Fz a member proposes after a join: the larger of the cluster's and its `desired`, per
@@ -76,6 +80,7 @@ class ClusterNode final : public ClusterView {
   void MoveTable(const std::string& table, uint64_t target,
                  std::function<void(absl::Status)> done) override;
   void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) override;
+  std::optional<std::string> ServingProblem() override;
 
  private:
   struct Peer {
@@ -86,6 +91,11 @@ class ClusterNode final : public ClusterView {
     std::optional<PeerReport> report;  // from its last ping answer
   };
   void DetectorLoop();
+  // Pings every peer once; feeds RTTs, reports and clock offsets in.
+  void PingRound(const std::vector<uint64_t>& ids);
+  // Re-judges this node's clock; tells the replicator whether it may own (on a change). Needs
+  // mu_.
+  void EvaluateClockLocked();
   // Drops departed members from the transport once their removal has settled here.
   void ForgetSettledDepartures();
   std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
@@ -115,6 +125,8 @@ class ClusterNode final : public ClusterView {
   // The answer to a join: node `id` in `config`.
   cluster::JoinDecision Decision(uint64_t id, const consensus::ClusterConfig& config);
   std::map<uint64_t, Peer> peers_;                   // guarded by mu_
+  ClockGuard clock_;                                 // guarded by mu_
+  ClockState announced_clock_ = ClockState::kUnknown;  // last logged; guarded by mu_
   std::condition_variable cv_;
   bool stopping_ = false;                            // guarded by mu_
   std::thread detector_;

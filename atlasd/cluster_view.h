@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,8 @@ struct NodeView {
   uint64_t owned_tables = 0;
   std::string version;
   uint64_t uptime_s = 0;
+  std::string clock;           // its ClockState: ok | unknown | offset ("" when not reported)
+  double clock_offset_ms = 0;  // its clock minus its peers' (median)
 };
 
 struct QuorumView {
@@ -54,6 +57,9 @@ class ClusterView {
                          std::function<void(absl::Status)> done) = 0;
   // Removes member `id` through `atlas.nodes` (NODE LEAVE); `done` once the change committed.
   virtual void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) = 0;
+  // Why this node must not serve data commands now (its clock is off: docs/consensus.md
+  // §Time), or nullopt.
+  virtual std::optional<std::string> ServingProblem() = 0;
 };
 
 }  // namespace atlas

@@ -53,6 +53,8 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
   app.add_option("--watch-max", c.watch_max, "Watchers on this node")
       ->check(CLI::Range(size_t{0}, size_t{1} << 24));
+  app.add_option("--max-clock-offset", c.max_clock_offset,
+                 "Largest clock offset from the peers a node may own tables and serve with");
   app.add_option("--log-level", c.log_level, "trace | debug | info | warn | error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--log-format", c.log_format, "text | json")
@@ -89,7 +91,34 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   if (c.region.empty() || c.region.find_first_of(" \t\r\n") != std::string::npos) {
     return absl::InvalidArgumentError("--region: must be one word");
   }
+  std::optional<int64_t> offset = ParseShortDurationMs(c.max_clock_offset);
+  if (!offset || *offset < 10 || *offset > 3'600'000) {
+    return absl::InvalidArgumentError(StrCat("--max-clock-offset: '", c.max_clock_offset,
+                                             "' is not a duration from 10ms to 1h like 500ms"));
+  }
+  c.max_clock_offset_ms = *offset;
   return c;
+}
+
+std::optional<int64_t> ParseShortDurationMs(std::string_view text) {
+  int64_t unit = 0;
+  if (text.ends_with("ms")) {
+    unit = 1;
+    text.remove_suffix(2);
+  } else if (text.ends_with('s')) {
+    unit = 1000;
+    text.remove_suffix(1);
+  } else if (text.ends_with('m')) {
+    unit = 60'000;
+    text.remove_suffix(1);
+  }
+  if (unit == 0 || text.empty() || text.size() > 9) return std::nullopt;
+  int64_t n = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    n = n * 10 + (ch - '0');
+  }
+  return n * unit;
 }
 
 }  // namespace atlas

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -34,12 +36,19 @@ struct Config {
   uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
   uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off
   size_t watch_max = 100'000;       // watchers on this node
+  // A node whose clock is further than this from its peers' neither owns tables nor serves
+  // data commands (docs/consensus.md §Time). "500ms", "1s", ... (CockroachDB's default).
+  std::string max_clock_offset = "500ms";
   std::string log_level = "info";
   std::string log_format = "text";
 
   bool embedded_default = false;  // started with no arguments at all
   unsigned socket_mode_bits = 0660;
+  int64_t max_clock_offset_ms = 500;
 };
+
+// "250ms", "2s", "1m" (a positive integer and a unit: ms, s, m): milliseconds, or nullopt.
+std::optional<int64_t> ParseShortDurationMs(std::string_view text);
 
 // Parses argv (and the config file it names). On --help, prints usage and returns a
 // Cancelled status whose message is the help text; on bad input, InvalidArgument with a

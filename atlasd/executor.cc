@@ -64,6 +64,21 @@ std::string_view PermText(storage::AclPerm p) {
   return "?";
 }
 
+// Commands that read or change tables' data, placement or watches (not the session's or the
+// cluster's own introspection).
+bool ServesData(const sp::Command& command) {
+  return !(std::holds_alternative<sp::PrincipalAssume>(command) ||
+           std::holds_alternative<sp::PrincipalWhoami>(command) ||
+           std::holds_alternative<sp::NodeList>(command) ||
+           std::holds_alternative<sp::NodeInfo>(command) ||
+           std::holds_alternative<sp::NodePing>(command) ||
+           std::holds_alternative<sp::NodeLeave>(command) ||
+           std::holds_alternative<sp::QuorumInfo>(command) ||
+           std::holds_alternative<sp::TableInfo>(command) ||
+           std::holds_alternative<sp::TableList>(command) ||
+           std::holds_alternative<sp::Unwatch>(command));
+}
+
 // Where a SCAN resumes: AFTER may name a key of another table, which then either precedes the
 // whole range (no effect) or follows it (nothing left).
 enum class AfterPos { kNone, kBefore, kInside, kPast };
@@ -171,6 +186,15 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     call->principal = put->principal;
   }
   call->admin = IsAdmin(call->principal);
+
+  // A node whose clock is off serves no data (docs/consensus.md §Time); the cluster commands
+  // stay, so that operators can see why.
+  if (options_.cluster && ServesData(command)) {
+    if (std::optional<std::string> problem = options_.cluster->ServingProblem()) {
+      call->Warn(*problem);
+      return;
+    }
+  }
 
   // Only regions that have members can hold a table.
   if (auto* pin = std::get_if<sp::TablePin>(&command); pin && pin->region &&
@@ -712,6 +736,10 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
       for (size_t i = 0; i < node.rtts.size(); ++i) {
         StrAppend(&line, i ? "," : "", node.rtts[i].first,
                   absl::StrFormat(":%.3f", node.rtts[i].second));
+      }
+      if (!node.clock.empty()) {
+        StrAppend(&line, " clock=", node.clock,
+                  absl::StrFormat(" clock_offset_ms=%.3f", node.clock_offset_ms));
       }
     } else if (node.self) {  // No cluster runtime (executor tests): one node owns every table.
       auto uptime = std::chrono::duration_cast<std::chrono::seconds>(

@@ -247,6 +247,7 @@ int main(int argc, char** argv) {
   cluster_options.cluster_id = setup->cluster_id;
   cluster_options.desired_quorum = {config.fn, config.fz};
   cluster_options.version = atlas::NodeIdentity{}.version;
+  cluster_options.max_clock_offset_ms = config.max_clock_offset_ms;
   std::unique_ptr<atlas::ClusterNode> cluster_node;
   atlas::PeerTransportOptions transport_options;
   transport_options.self = static_cast<atlas::consensus::NodeId>(setup->node_id);
@@ -289,6 +290,7 @@ int main(int argc, char** argv) {
     watch_hub.Notify(std::move(changes), everything);
   };
   paxos_options.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
+  paxos_options.may_own = false;  // until the cluster runtime judged this node's clock
   paxos_options.membership = setup->membership;
   paxos_options.previous_membership = setup->previous_membership;
   paxos_options.quorum = {config.fn, 0};

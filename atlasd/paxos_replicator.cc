@@ -194,7 +194,8 @@ PaxosReplicator::PaxosReplicator(storage::Store* store, PaxosReplicatorOptions o
     : store_(store),
       options_(options),
       state_machine_(store, options.change_history),
-      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)) {
+      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)),
+      may_own_(options.may_own) {
   // Request ids must not repeat across restarts (the core deduplicates forwarded requests by
   // id), so the sequence starts from the wall clock in microseconds.
   next_seq_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -324,6 +325,11 @@ bool PaxosReplicator::Inspect(std::function<void(const consensus::Replica&)> fn)
   return Post([this, fn = std::move(fn)] { fn(*replica_); });
 }
 
+void PaxosReplicator::SetMayOwn(bool may_own) {
+  if (may_own_.exchange(may_own) == may_own) return;
+  Post([] {});  // wake the node thread: it hands the clock to the core on every pass
+}
+
 void PaxosReplicator::Move(const std::string& table, consensus::NodeId target) {
   Post([this, name = table, target] {
     std::string table = RouteOf(name).object;  // a grouped table moves with its group
@@ -395,6 +401,10 @@ void PaxosReplicator::Run() {
       }
       batch.swap(events_);
     }
+    replica_->SetClock(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count(),
+                       may_own_.load());
     if (quiet) {
       // Quiet ticks only count time (and send the heartbeat when it is due): cheap, uncapped.
       const auto now = std::chrono::steady_clock::now();
@@ -552,6 +562,9 @@ void PaxosReplicator::ProcessReady() {
           state_machine_.MarkApplied(e.object, e.slot, &wb);
           r = {false, "internal error: undecodable command", e.slot};
         } else {
+          // Judged at the owner's stamp (docs/consensus.md §Time); unstamped entries (from a
+          // node that predates stamps) keep the proposer's time.
+          if (c.stamp_ms > 0) cmd.set_timestamp_ms(c.stamp_ms);
           if (cmd.has_placement() || cmd.has_adopt()) routes_.erase(cmd.table());
           r = state_machine_.Apply(cmd, e.object, e.slot, &wb);
           if (r.table_revision > 0) changes.emplace_back(cmd.table(), r.table_revision);

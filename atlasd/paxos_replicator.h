@@ -53,6 +53,9 @@ struct PaxosReplicatorOptions {
   size_t queue_events_max = 65536;    // proposals/reads waiting for the node thread
   bool sync = true;                   // fsync every Ready (the durability contract)
   uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
+  // Whether the node may own objects before SetMayOwn says otherwise (a cluster node starts
+  // without: its clock is unknown until it measured its peers').
+  bool may_own = true;
   // Called on the node thread after a Ready's applied commands are durable: the tables whose
   // revision moved, with the new revision; `everything` when snapshots (or adopts) replaced
   // tables' states wholesale. Must not block (the WatchHub queues it).
@@ -93,6 +96,9 @@ class PaxosReplicator final : public Replicator {
   bool Inspect(std::function<void(const consensus::Replica&)> fn);
   // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
   void Move(const std::string& table, consensus::NodeId target);
+  // Whether this node's clock may stamp commands, i.e. whether it may own objects
+  // (ClusterNode's ClockGuard; consensus::Replica::SetClock). Any thread.
+  void SetMayOwn(bool may_own);
 
   uint64_t readies() const { return readies_.load(); }
   // Ticks not run because the node thread fell behind the clock (overload).
@@ -185,6 +191,7 @@ class PaxosReplicator final : public Replicator {
   consensus::ClusterConfig shared_membership_;  // guarded by membership_mu_
   consensus::ClusterConfig shared_previous_;    // guarded by membership_mu_
 
+  std::atomic<bool> may_own_;
   std::atomic<uint64_t> readies_{0};
   std::atomic<uint64_t> ticks_skipped_{0};
   std::atomic<uint64_t> owned_{0}, phase1_started_{0}, elected_{0}, preempted_{0},

@@ -17,6 +17,19 @@ namespace atlas {
 namespace {
 constexpr size_t kReportPeersMax = 4096;  // RTT entries taken from one peer's report
 
+// Deadlines on the monotonic clock: a wall clock that steps (or runs far off, which the clock
+// guard exists to survive) must not stretch or shrink a timeout.
+gpr_timespec MonotonicDeadline(std::chrono::milliseconds after) {
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_millis(after.count(), GPR_TIMESPAN));
+}
+
+int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // The payload bytes of a message (what dominates its wire size).
 size_t ApproxBytes(const consensus::Message& m) {
   size_t n = 64 + m.object.size() + m.snapshot.size() + m.anchor_config.size();
@@ -98,6 +111,7 @@ class PeerTransport::Service final : public proto::Peer::Service {
     }
     resp->set_node(t_->options_.self);
     resp->set_nonce(req->nonce());
+    resp->set_wall_us(WallMicros());
     std::lock_guard<std::mutex> lock(t_->report_mu_);
     if (t_->report_source_) {
       PeerReport report = t_->report_source_();
@@ -110,6 +124,8 @@ class PeerTransport::Service final : public proto::Peer::Service {
       resp->set_owned_tables(report.owned_tables);
       resp->set_version(report.version);
       resp->set_uptime_s(report.uptime_s);
+      resp->set_clock(report.clock);
+      resp->set_clock_offset_ms(report.clock_offset_ms);
     }
     return grpc::Status::OK;
   }
@@ -174,13 +190,15 @@ class PeerTransport::PeerLink {
 
   absl::StatusOr<Pong> Ping() {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + t_->options_.ping_timeout);
+    ctx.set_deadline(MonotonicDeadline(t_->options_.ping_timeout));
     proto::PingRequest req;
     req.set_from(t_->options_.self);
     req.set_nonce(++nonce_);
     proto::PingResponse resp;
     auto t0 = std::chrono::steady_clock::now();
+    const int64_t wall0 = WallMicros();
     grpc::Status s = stub_->Ping(&ctx, req, &resp);
+    const int64_t wall1 = WallMicros();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                     .count();
     if (!s.ok()) {
@@ -192,6 +210,11 @@ class PeerTransport::PeerLink {
     }
     Pong pong;
     pong.rtt_ms = ms;
+    if (resp.wall_us() != 0) {
+      // NTP's estimate: the peer read its clock somewhere within our round trip; assume the
+      // middle (off by at most half the round trip).
+      pong.clock_offset_ms = static_cast<double>(resp.wall_us() - (wall0 + wall1) / 2) / 1000.0;
+    }
     if (resp.has_report()) {
       PeerReport& report = pong.report.emplace();
       // Bounded by the peer's gRPC message limit; a node never has more members than that.
@@ -202,6 +225,8 @@ class PeerTransport::PeerLink {
       report.owned_tables = resp.owned_tables();
       report.version = resp.version().substr(0, 64);
       report.uptime_s = resp.uptime_s();
+      report.clock = resp.clock().substr(0, 16);
+      report.clock_offset_ms = resp.clock_offset_ms();
     }
     return pong;
   }
@@ -377,7 +402,7 @@ void PeerTransport::Shutdown() {
   }
   peers.clear();  // joins the sender threads
   if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_->Shutdown(MonotonicDeadline(std::chrono::seconds(1)));
     server_.reset();
   }
 }

@@ -68,11 +68,16 @@ struct PeerReport {
   uint64_t owned_tables = 0;
   std::string version;
   uint64_t uptime_s = 0;
+  std::string clock;           // ClockStateName of its clock
+  double clock_offset_ms = 0;  // its clock minus its peers'
 };
 
 struct Pong {
   double rtt_ms = 0;
   std::optional<PeerReport> report;  // nullopt: the peer sent none
+  // The peer's wall clock minus ours at the middle of the round trip (ms); its error is at
+  // most rtt_ms / 2. nullopt: the peer did not send its clock.
+  std::optional<double> clock_offset_ms;
 };
 
 class PeerTransport {

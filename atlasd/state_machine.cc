@@ -391,9 +391,12 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     return result;
   }
   if (state.gen < j) CorruptState(StrCat("table ", table, " is behind object ", object));
+  // The time this command is judged at: its stamp, but never before the table's time (a new
+  // owner's clock may be a little behind the last one's: docs/consensus.md §Time).
+  const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
   switch (cmd.op_case()) {
-    case proto::Command::kPut: result = ApplyPut(cmd, slot, batch); break;
-    case proto::Command::kDel: result = ApplyDel(cmd, batch); break;
+    case proto::Command::kPut: result = ApplyPut(cmd, now_ms, slot, batch); break;
+    case proto::Command::kDel: result = ApplyDel(cmd, now_ms, batch); break;
     case proto::Command::kAcl: result = ApplyAcl(cmd, batch); break;
     case proto::Command::kPlacement: result = ApplyPlacement(cmd, object, slot, batch); break;
     case proto::Command::kAdopt:  // handled above
@@ -403,6 +406,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   state = LoadState(table, batch);
   state.commit_index = slot;
   state.whole_slot = false;
+  state.clock_ms = std::max(state.clock_ms, now_ms);
   if (result.ok && result.row_changed) {
     ++state.revision;
     AppendChange(cmd, state.revision, batch);
@@ -509,7 +513,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   return {};
 }
 
-ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
+ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
                                    rocksdb::WriteBatchWithIndex* batch) {
   const std::string& table = cmd.table();
   const proto::Put& put = cmd.put();
@@ -523,8 +527,8 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
   if (GetThroughBatch(Cf::kRows, row_key, &raw, batch)) {
     auto old = storage::DecodeRowRecord(raw);
     if (!old) CorruptState(StrCat("row ", Key(table, put.row())));
-    // WPaxos replicas agree on this because the timestamp is the proposer's, in the command.
-    if (old->worm_until_ms > cmd.timestamp_ms()) {
+    // Replicas agree on this: the time is the owner's stamp in the chosen entry.
+    if (old->worm_until_ms > now_ms) {
       return {false, StrCat("row '", Key(table, put.row()), "' is WORM-protected until ",
                                   socketproto::FormatRfc3339Ms(old->worm_until_ms))};
     }
@@ -534,8 +538,13 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
   rec.size = put.value().size();
   rec.revision = slot;
   rec.binary = put.value().find_first_of("\r\n") != std::string::npos;
-  if (put.worm_ttl_ms() > 0) rec.worm_until_ms = cmd.timestamp_ms() + put.worm_ttl_ms();
-  if (put.worm_expires_ms() > cmd.timestamp_ms()) rec.worm_until_ms = put.worm_expires_ms();
+  if (put.worm_expires_ms() > now_ms && put.worm_expires_ms() - now_ms > socketproto::kRetentionMsMax) {
+    // The same bound as WORM TTL's: a retention nobody could ever lift by mistake is a typo.
+    return {false, StrCat("WORM EXPIRES ", socketproto::FormatRfc3339Ms(put.worm_expires_ms()),
+                          " is more than 100 years ahead")};
+  }
+  if (put.worm_ttl_ms() > 0) rec.worm_until_ms = now_ms + put.worm_ttl_ms();
+  if (put.worm_expires_ms() > now_ms) rec.worm_until_ms = put.worm_expires_ms();
   if (put.value().size() <= storage::kInlineValueBytesMax) {
     rec.inline_value = put.value();
   } else {
@@ -552,7 +561,7 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, uint64_t slot,
   return changed;
 }
 
-ApplyResult StateMachine::ApplyDel(const proto::Command& cmd,
+ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
                                    rocksdb::WriteBatchWithIndex* batch) {
   const std::string& table = cmd.table();
   const std::string& row = cmd.del().row();
@@ -566,7 +575,7 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd,
   if (!GetThroughBatch(Cf::kRows, row_key, &raw, batch)) return {};  // deleting nothing is OK
   auto old = storage::DecodeRowRecord(raw);
   if (!old) CorruptState(StrCat("row ", Key(table, row)));
-  if (old->worm_until_ms > cmd.timestamp_ms()) {
+  if (old->worm_until_ms > now_ms) {
     return {false, StrCat("row '", Key(table, row), "' is WORM-protected until ",
                                 socketproto::FormatRfc3339Ms(old->worm_until_ms))};
   }

@@ -110,9 +110,11 @@ class StateMachine {
                              rocksdb::WriteBatchWithIndex* batch);
 
  private:
-  ApplyResult ApplyPut(const proto::Command& cmd, uint64_t slot,
+  // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).
+  ApplyResult ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
                        rocksdb::WriteBatchWithIndex* batch);
-  ApplyResult ApplyDel(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
+  ApplyResult ApplyDel(const proto::Command& cmd, int64_t now_ms,
+                       rocksdb::WriteBatchWithIndex* batch);
   ApplyResult ApplyAcl(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
   ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
                              rocksdb::WriteBatchWithIndex* batch);

@@ -106,7 +106,9 @@ void WatchHub::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait_for(lock, options_.tick, [this] {
-      return stopping_ || end_all_ || everything_ || !dirty_.empty() ||
+      // After EndAll, only watchers still to end are work (else this loop would spin until
+      // the hub is destroyed).
+      return stopping_ || (end_all_ && !watchers_.empty()) || everything_ || !dirty_.empty() ||
              std::any_of(watchers_.begin(), watchers_.end(), [](const auto& w) { return w->cancel; });
     });
     if (stopping_) return;

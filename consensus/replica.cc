@@ -95,6 +95,7 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
     restart_counter_floor_ = std::max(restart_counter_floor_, o.hard.promised.counter);
     for (const auto& [slot, entry] : o.hard.log) {
       restart_counter_floor_ = std::max(restart_counter_floor_, entry.ballot.counter);
+      for (const Command& c : entry.value) o.last_stamp_ms = std::max(o.last_stamp_ms, c.stamp_ms);
     }
     o.owner_ballot = o.hard.promised;
     o.ballot = o.hard.promised;
@@ -450,6 +451,7 @@ void Replica::DrainLocal() {
 }
 
 void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {
+  for (const Command& c : entry.value) o.last_stamp_ms = std::max(o.last_stamp_ms, c.stamp_ms);
   o.hard.log[slot] = std::move(entry);
   o.dirty_slots.insert(slot);
   MarkDirty(o);
@@ -573,6 +575,21 @@ void Replica::Steal(const ObjectId& object) {
   ObjectState& o = Obj(object);
   o.backoff_until = 0;
   StartSteal(object, StealReason::kMove);
+  DrainLocal();
+}
+
+void Replica::SetClock(int64_t wall_ms, bool may_own) {
+  wall_ms_ = wall_ms;
+  if (may_own == may_own_) return;
+  may_own_ = may_own;
+  if (may_own) return;
+  // An owner whose clock is no longer trusted must not stamp another command: hand every
+  // object back, so that nodes with trusted clocks steal them.
+  std::vector<ObjectId> held;
+  for (const auto& [object, o] : objects_) {
+    if (o.role != Role::kFollower) held.push_back(object);
+  }
+  for (const ObjectId& object : held) StepDown(object, Obj(object));
   DrainLocal();
 }
 
@@ -825,6 +842,12 @@ void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId r
   ObjectState& o = Obj(object);
   if (o.role != Role::kFollower) return;
   if (!IsMember(latest_epoch_, config_.id)) return;  // Removed nodes never own.
+  if (!may_own_) {
+    // No trusted clock to stamp with (yet): try again later (SetClock).
+    o.want_steal = true;
+    o.backoff_until = std::max(o.backoff_until, now_ + config_.steal_backoff_ticks);
+    return;
+  }
   if (now_ < o.backoff_until || fenced_epoch_ > latest_epoch_) {
     // Fenced: an acceptor knows a newer epoch; we cannot win before our host's SetConfig.
     if (fenced_epoch_ > latest_epoch_ && now_ >= o.backoff_until) {
@@ -1106,11 +1129,16 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     return;
   }
   if (o.proposals.empty()) return;
+  // WPaxos orders; the owner also dates: every command gets the owner's clock, never below a
+  // stamp the object already carries (docs/consensus.md §Time).
+  const int64_t stamp = std::max(o.last_stamp_ms, wall_ms_);
+  o.last_stamp_ms = stamp;
   while (!o.proposals.empty() && o.in_flight.size() < config_.window_slots) {
     Batch batch;
     while (!o.proposals.empty() && batch.size() < config_.batch_commands_max) {
       o.queued_routes.erase(o.proposals.front().id);
       batch.push_back(std::move(o.proposals.front()));
+      batch.back().stamp_ms = stamp;
       o.proposals.pop_front();
     }
     const Slot s = o.next_slot++;

@@ -328,6 +328,12 @@ class Replica {
   void Read(const ObjectId& object, RequestId id);
   // Explicit ownership move: steal `object` to this node now (TABLE MOVE to here).
   void Steal(const ObjectId& object);
+  // The host's wall clock (unix ms), which the owner stamps the commands it orders with, and
+  // whether this node may own objects: only while the host trusts its clock (its offset from
+  // its peers is known and within the cluster's bound). When that ends, the objects this node
+  // owns are handed back (stepped down) and steals wait until it may own again. Call before
+  // every batch of Step/Tick/Propose (docs/consensus.md §Time).
+  void SetClock(int64_t wall_ms, bool may_own);
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
@@ -432,6 +438,9 @@ class Replica {
     Slot served_slot = 0;
     uint64_t served_offset = 0;
     consensus::Tick served_at = -1;
+    // Highest command stamp seen in the object's entries: an owner stamps no lower, so stamps
+    // do not go back within an ownership (the state machine keeps them monotonic across owners).
+    int64_t last_stamp_ms = 0;
     // Proposer / owner.
     Role role = Role::kFollower;
     Ballot ballot;
@@ -635,6 +644,8 @@ class Replica {
   std::unique_ptr<MigrationPolicy> policy_;
   Rng rng_;
   consensus::Tick now_ = 0;
+  int64_t wall_ms_ = 0;   // SetClock: the host's wall clock
+  bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;
   // Objects this learner is catching up (a request out, or a snapshot partly received);

@@ -48,6 +48,10 @@ struct RequestId {
 struct Command {
   RequestId id;
   std::string data;
+  // The owner's wall-clock time when it gave the command a slot (unix ms; 0: unstamped, from
+  // a node that predates stamps). Part of the chosen value, so every replica judges time-bound
+  // rules (WORM retention) by the same stamp (docs/consensus.md §Time).
+  int64_t stamp_ms = 0;
 
   friend bool operator==(const Command&, const Command&) = default;
 };

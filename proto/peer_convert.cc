@@ -31,6 +31,7 @@ void CommandToProto(const consensus::Command& c, PeerCommand* out) {
   out->mutable_id()->set_node(c.id.node);
   out->mutable_id()->set_seq(c.id.seq);
   out->set_data(c.data);
+  if (c.stamp_ms != 0) out->set_stamp_ms(c.stamp_ms);
 }
 
 // `anchor_allowed`: a log entry whose batch is a single command may be an anchor entry, the
@@ -41,8 +42,10 @@ absl::Status CommandFromProto(const PeerCommand& in, const PeerLimits& limits,
   if (in.id().node() == consensus::kNoNode && !anchor_allowed) {
     return Invalid("command without origin node");
   }
+  if (in.stamp_ms() < 0) return Invalid("negative command stamp");
   out->id = {in.id().node(), in.id().seq()};
   out->data = in.data();
+  out->stamp_ms = in.stamp_ms();
   return absl::OkStatus();
 }
 

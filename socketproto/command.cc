@@ -409,8 +409,8 @@ std::optional<int64_t> ParseDurationMs(std::string_view s) {
     default: return std::nullopt;
   }
   auto n = ParseU64(s.substr(0, s.size() - 1));
-  // Bound to ~100 years so that timestamp + TTL never overflows.
-  if (!n || *n == 0 || *n > uint64_t{3'153'600'000'000} / static_cast<uint64_t>(unit)) {
+  // Bound to 100 years so that timestamp + TTL never overflows.
+  if (!n || *n == 0 || *n > static_cast<uint64_t>(kRetentionMsMax) / static_cast<uint64_t>(unit)) {
     return std::nullopt;
   }
   return static_cast<int64_t>(*n) * unit;

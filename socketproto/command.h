@@ -19,6 +19,8 @@ namespace atlas::socketproto {
 inline constexpr size_t kMaxKeyBytes = 1024;
 inline constexpr size_t kMaxTableBytes = 255;
 inline constexpr size_t kMaxPrincipalChars = 256;
+// The longest WORM retention, by TTL or EXPIRES: 100 years (365-day years), in milliseconds.
+inline constexpr int64_t kRetentionMsMax = int64_t{100} * 365 * 86'400'000;
 
 // A validated `table.row` key (protocol.md §4).
 struct Key {

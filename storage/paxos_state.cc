@@ -1,5 +1,8 @@
 #include "storage/paxos_state.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "fmt/format.h"
 #include "storage/coding.h"
 #include "storage/keys.h"
@@ -7,7 +10,10 @@
 namespace atlas::storage {
 namespace {
 
-constexpr uint8_t kLogFormat = 1;
+// Log entries. Format 2 adds each command's owner stamp (docs/consensus.md §Time); format 1
+// entries read as unstamped (0).
+constexpr uint8_t kLogFormatV1 = 1;
+constexpr uint8_t kLogFormat = 2;
 // Format 1: promise, commit index, truncation. Format 2 adds the object's anchor (the
 // configuration its log is replicated in, docs/consensus.md §Reconfiguration); format 1
 // records (single-node data dirs) read as "no anchor".
@@ -67,13 +73,16 @@ std::string EncodeLogEntry(const consensus::LogEntry& entry) {
   for (const consensus::Command& c : entry.value) {
     PutVarint(&out, c.id.node);
     PutVarint(&out, c.id.seq);
+    PutVarint(&out, static_cast<uint64_t>(std::max<int64_t>(c.stamp_ms, 0)));
     PutLengthPrefixed(&out, c.data);
   }
   return out;
 }
 
 std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in) {
-  if (in.empty() || static_cast<uint8_t>(in[0]) != kLogFormat) return std::nullopt;
+  if (in.empty()) return std::nullopt;
+  const uint8_t format = static_cast<uint8_t>(in[0]);
+  if (format != kLogFormat && format != kLogFormatV1) return std::nullopt;
   in.remove_prefix(1);
   consensus::LogEntry e;
   uint64_t node, n;
@@ -87,10 +96,13 @@ std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in) {
     consensus::Command c;
     uint64_t cnode;
     std::string_view data;
+    uint64_t stamp = 0;
     if (!GetVarint(&in, &cnode) || cnode > UINT32_MAX || !GetVarint(&in, &c.id.seq) ||
+        (format == kLogFormat && (!GetVarint(&in, &stamp) || stamp > INT64_MAX)) ||
         !GetLengthPrefixed(&in, &data)) {
       return std::nullopt;
     }
+    c.stamp_ms = static_cast<int64_t>(stamp);
     c.id.node = static_cast<consensus::NodeId>(cnode);
     c.data = std::string(data);
     e.value.push_back(std::move(c));

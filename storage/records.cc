@@ -12,7 +12,8 @@ constexpr uint8_t kFlagBinary = 2;
 constexpr uint8_t kAclFormat = 1;
 constexpr uint8_t kStateFormatV1 = 1;  // commit_index, pin, group
 constexpr uint8_t kStateFormatV2 = 2;  // + gen, pending
-constexpr uint8_t kStateFormat = 3;    // + revision
+constexpr uint8_t kStateFormatV3 = 3;  // + revision
+constexpr uint8_t kStateFormat = 4;    // + clock
 constexpr uint8_t kChangeFormat = 1;
 constexpr uint8_t kMovesFormat = 1;
 constexpr uint8_t kMemberFormat = 1;
@@ -91,6 +92,7 @@ std::string EncodeTableState(const TableState& s) {
   PutVarint(&out, s.gen);
   out.push_back(static_cast<char>((s.pending ? 1 : 0) | (s.whole_slot ? 2 : 0)));
   PutVarint(&out, s.revision);
+  PutVarint(&out, static_cast<uint64_t>(std::max<int64_t>(s.clock_ms, 0)));
   return out;
 }
 
@@ -121,9 +123,7 @@ std::optional<RowChange> DecodeRowChange(std::string_view in) {
 std::optional<TableState> DecodeTableState(std::string_view in) {
   if (in.empty()) return std::nullopt;
   auto format = static_cast<uint8_t>(in[0]);
-  if (format != kStateFormat && format != kStateFormatV2 && format != kStateFormatV1) {
-    return std::nullopt;
-  }
+  if (format < kStateFormatV1 || format > kStateFormat) return std::nullopt;
   in.remove_prefix(1);
   TableState s;
   std::string_view pin, group;
@@ -141,7 +141,12 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
     s.whole_slot = in[0] & 2;
     in.remove_prefix(1);
   }
-  if (format == kStateFormat && !GetVarint(&in, &s.revision)) return std::nullopt;
+  if (format >= kStateFormatV3 && !GetVarint(&in, &s.revision)) return std::nullopt;
+  uint64_t clock = 0;
+  if (format >= kStateFormat && (!GetVarint(&in, &clock) || clock > INT64_MAX)) {
+    return std::nullopt;
+  }
+  s.clock_ms = static_cast<int64_t>(clock);
   if (!in.empty()) return std::nullopt;
   return s;
 }

@@ -64,6 +64,10 @@ struct TableState {
   // Row changes applied to the table so far (PUT and DEL of an existing row): the table's
   // revision, the position WATCH streams and resumes from. Same on every replica.
   uint64_t revision = 0;
+  // The table's time: the highest owner stamp applied to it (unix ms). A command is judged at
+  // max(its stamp, this), so the time WORM retention is judged at never goes backwards within
+  // a table, whichever owner stamped (docs/consensus.md §Time).
+  int64_t clock_ms = 0;
 };
 
 std::string EncodeTableState(const TableState& s);

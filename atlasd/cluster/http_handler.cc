@@ -82,13 +82,19 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 }
 
 HttpResponse Health(const HttpHandlerContext& ctx) {
-  HealthInfo info{0, "UNKNOWN", ""};
+  HealthInfo info;
+  info.status = "UNKNOWN";
   if (ctx.health) info = ctx.health();
   // 200 while the node serves commands (a catching-up node does, answering from its owners);
   // 503 while it cannot (JOINING, LEFT): load balancers and probes need only the status code.
   const bool serving = info.status == "ACTIVE" || info.status == "CATCHING_UP";
-  return JsonResponse(serving ? 200 : 503,
-                      {{"node_id", info.node_id}, {"status", info.status}, {"zone", info.zone}});
+  json body = {{"node_id", info.node_id}, {"status", info.status}, {"zone", info.zone}};
+  if (!info.clock.empty()) {
+    body["clock"] = info.clock;
+    body["clock_offset_ms"] = info.clock_offset_ms;
+  }
+  if (!info.reason.empty()) body["reason"] = info.reason;
+  return JsonResponse(serving ? 200 : 503, body);
 }
 
 json MembersJson(const std::vector<Member>& members) {

@@ -37,8 +37,11 @@ inline constexpr size_t kAdvertiseBytesMax = 261;  // 255-byte host name, ':', 5
 
 struct HealthInfo {
   uint64_t node_id = 0;
-  std::string status;  // e.g. "ACTIVE", "CATCHING_UP"
+  std::string status;  // e.g. "ACTIVE", "CATCHING_UP", "CLOCK_OFFSET"
   std::string zone;
+  std::string clock;           // ok | unknown | offset ("" when not known: no cluster)
+  double clock_offset_ms = 0;  // this node's clock minus its peers'
+  std::string reason;          // why it does not serve, when it does not
 };
 
 struct Member {

@@ -36,7 +36,7 @@ const Fixture& TheFixture() {
     if (!ca.ok()) std::abort();
     ctx->ca = std::make_shared<atlas::cluster::ClusterCa>(std::move(*ca));
     ctx->join_secret = std::string(atlas::cluster::kJoinSecretHexChars, 'a');
-    ctx->health = [] { return atlas::cluster::HealthInfo{1, "ACTIVE", "z1"}; };
+    ctx->health = [] { return atlas::cluster::HealthInfo{1, "ACTIVE", "z1", "", 0, ""}; };
     ctx->metrics = [] { return std::string("atlas_up 1\n"); };
     // Decides synchronously: accepts, or refuses as the real handler can.
     ctx->join = [](const atlas::cluster::JoinRequest& req, atlas::cluster::JoinDone done) {

@@ -145,6 +145,34 @@ TEST_CASE("the linearizability checker catches reads served without a ballot con
   REQUIRE(caught > 0);
 }
 
+TEST_CASE("a node whose clock is not trusted never owns and never stamps, and the checker "
+          "catches a core that lets it", "[sim]") {
+  // Node 3's clock runs two hours ahead and its host does not trust it (docs/consensus.md
+  // §Time): every command must be stamped by another node, under every fault.
+  int caught = 0;
+  std::string first;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    SimOptions o = Base(seed, seed % 2 ? "all" : "steals,partition");
+    o.clock_offsets_ms = {{3, 2 * 3600 * 1000}, {5, -200}, {7, 300}};
+    o.untrusted_clocks = {3};
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << " " << (r.violations.empty() ? "" : r.violations[0]));
+    REQUIRE(r.violations.empty());
+    REQUIRE(r.ops_ok > 0);
+    // The teeth: a core told the clock is fine lets node 3 steal, and its stamps are caught.
+    o.bug_ignore_untrusted_clock = true;
+    SimResult bad = RunSimulation(o);
+    for (const std::string& v : bad.violations) {
+      if (v.find("an untrusted clock stamped") != std::string::npos) {
+        if (caught++ == 0) first = v + " | replay: " + ReplayCommand(o);
+        break;
+      }
+    }
+  }
+  INFO(first);
+  REQUIRE(caught > 0);
+}
+
 TEST_CASE("coverage probes: rare paths are exercised across a sweep", "[sim]") {
   consensus::Probes total;
   const char* mixes[] = {"all", "crash,partition", "drop,dup,reorder"};

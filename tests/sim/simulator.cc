@@ -198,6 +198,11 @@ class Simulation {
   void StartNode(SimNode& node);
   void CrashNode(SimNode& node, const char* why);
   void Pump(SimNode& node);
+  // The node's wall clock now (ms), and what the host tells its core (SetClock).
+  int64_t WallMs(NodeId id) const;
+  void SyncClock(SimNode& node);
+  // No committed stamp is ahead of every trusted clock.
+  void CheckStamps(const SimNode& node, const consensus::CommittedEntry& e);
   void Send(const Message& msg);
   bool Cut(NodeId a, NodeId b) {
     if (cut_links_.contains({std::min(a, b), std::max(a, b)})) return true;
@@ -443,6 +448,7 @@ void Simulation::StartNode(SimNode& node) {
   node.replica = std::make_unique<Replica>(cfg, node.durable, &node.app, std::move(policy),
                                            opt_.seed * 7919 + node.id * 131 + node.incarnation);
   for (const auto& [epoch, c] : node.configs) node.replica->SetConfig(epoch, TopologyOf(c), c.quorum);
+  SyncClock(node);
   node.up = true;
   Trace(absl::StrCat("start node ", node.id, " incarnation ", node.incarnation));
 }
@@ -465,6 +471,33 @@ void Simulation::CrashNode(SimNode& node, const char* why) {
   // can still arrive after it: that is what exposes an acceptor that forgets its promises.
   const int64_t down = rng_.Chance(0.5) ? rng_.Range(1'000, 20'000) : rng_.Range(50'000, 400'000);
   Schedule(now_ + down, std::move(ev));
+}
+
+// The simulated wall clocks start here (unix ms; 2027-01-15).
+constexpr int64_t kSimEpochMs = 1'800'000'000'000;
+
+int64_t Simulation::WallMs(NodeId id) const {
+  auto it = opt_.clock_offsets_ms.find(id);
+  return kSimEpochMs + now_ / 1000 + (it == opt_.clock_offsets_ms.end() ? 0 : it->second);
+}
+
+void Simulation::SyncClock(SimNode& node) {
+  const bool trusted = !opt_.untrusted_clocks.contains(node.id);
+  node.replica->SetClock(WallMs(node.id), trusted || opt_.bug_ignore_untrusted_clock);
+}
+
+void Simulation::CheckStamps(const SimNode& node, const consensus::CommittedEntry& e) {
+  int64_t latest = 0;  // the furthest-ahead trusted clock
+  for (const auto& [id, n] : nodes_) {
+    if (!opt_.untrusted_clocks.contains(id)) latest = std::max(latest, WallMs(id));
+  }
+  for (const consensus::Command& c : e.commands) {
+    if (c.stamp_ms > latest) {
+      Violation(absl::StrCat("node ", node.id, " applied ", e.object, " slot ", e.slot,
+                             " stamped ", c.stamp_ms - latest,
+                             " ms ahead of every trusted clock: an untrusted clock stamped"));
+    }
+  }
 }
 
 void Simulation::Send(const Message& msg) {
@@ -542,6 +575,7 @@ void Simulation::Pump(SimNode& node) {
         Violation(absl::StrCat("agreement: object ", e.object, " slot ", e.slot, " node ",
                                node.id, " applied a different value"));
       }
+      CheckStamps(node, e);
       std::vector<ClusterConfig> changes;
       uint64_t refused = 0;
       if (!node.app.Apply(e.object, e.slot, e.commands, &changes, &refused)) {
@@ -922,6 +956,7 @@ SimResult Simulation::Run() {
         const bool cut = Cut(ev.msg.from, ev.msg.to);
         if (cut) break;
         if (opt_.trace) Trace("deliver " + ev.msg.DebugString());
+        SyncClock(node);
         node.replica->Step(ev.msg);
         Pump(node);
         break;
@@ -929,6 +964,7 @@ SimResult Simulation::Run() {
       case EventKind::kTick: {
         for (auto& [id, node] : nodes_) {
           if (!node.up) continue;
+          SyncClock(node);
           node.replica->Tick();
           Pump(node);
         }
@@ -1192,6 +1228,11 @@ std::string ReplayCommand(const SimOptions& o) {
     absl::StrAppend(&cmd, " --membership-max ", o.membership_changes_max);
   }
   if (!o.check_promises) absl::StrAppend(&cmd, " --no-promise-check");
+  for (const auto& [node, ms] : o.clock_offsets_ms) {
+    absl::StrAppend(&cmd, " --clock-offset ", node, ":", ms);
+  }
+  for (consensus::NodeId node : o.untrusted_clocks) absl::StrAppend(&cmd, " --untrusted-clock ", node);
+  if (o.bug_ignore_untrusted_clock) absl::StrAppend(&cmd, " --bug-ignore-untrusted-clock");
   if (o.base.heartbeat_objects_max != consensus::ReplicaConfig{}.heartbeat_objects_max) {
     absl::StrAppend(&cmd, " --heartbeat-objects-max ", o.base.heartbeat_objects_max);
   }

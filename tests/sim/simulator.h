@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,13 @@ struct SimOptions {
   int64_t steal_probe_us = -1;
   consensus::NodeId steal_probe_node = 0;
 
+  // Wall clocks (docs/consensus.md §Time): node i's reads the simulated time plus its offset
+  // (ms; nodes not listed: 0). Nodes in `untrusted_clocks` are told they may not own (their
+  // host's ClockGuard would find them too far off); the checker fails any committed stamp
+  // ahead of every trusted clock.
+  std::map<consensus::NodeId, int64_t> clock_offsets_ms;
+  std::set<consensus::NodeId> untrusted_clocks;
+  bool bug_ignore_untrusted_clock = false;  // The core is told every clock is fine.
   consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).
   bool bug_forget_promises = false;
   bool bug_unsafe_reads = false;

@@ -260,7 +260,7 @@ struct PureFixture {
     auto c = std::make_shared<HttpHandlerContext>();
     c->ca = shared_ca;
     c->join_secret = token.secret;
-    c->health = [] { return HealthInfo{3, "ACTIVE", "us-east"}; };
+    c->health = [] { return HealthInfo{3, "ACTIVE", "us-east", "", 0, ""}; };
     c->metrics = [] { return std::string("atlas_up 1\n"); };
     c->join = [this](const JoinRequest& r, JoinDone done) {
       ++joins;
@@ -313,7 +313,7 @@ TEST_CASE("HandleHttpRequest routes, refuses wrong methods and unknown paths", "
   // Not serving: 503 with the same body, so probes need only the status code.
   for (const char* status : {"ACTIVE", "CATCHING_UP", "JOINING", "LEFT"}) {
     auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
-    c->health = [status] { return HealthInfo{3, status, "us-east"}; };
+    c->health = [status] { return HealthInfo{3, status, "us-east", "", 0, ""}; };
     f.ctx = c;
     HttpResponse h = f.Call("GET", "/health");
     INFO(status);
@@ -445,7 +445,7 @@ class LoopbackCluster {
     auto ctx = std::make_shared<HttpHandlerContext>();
     ctx->ca = ca_;
     ctx->join_secret = token_.secret;
-    ctx->health = [] { return HealthInfo{1, "ACTIVE", "local"}; };
+    ctx->health = [] { return HealthInfo{1, "ACTIVE", "local", "", 0, ""}; };
     ctx->join = [this](const JoinRequest& r, JoinDone done) {
       uint64_t id = 1 + joins_.fetch_add(1) + 1;
       // Like the real handler, answer later from another thread (consensus decides the id).

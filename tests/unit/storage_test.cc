@@ -115,8 +115,22 @@ TEST_CASE("row records, ACLs and table state round-trip - garbage is rejected") 
   CHECK(st2->pinned_region == "eu");
   CHECK(st2->group == "g");
   CHECK(st2->revision == 77);
-  // A state written before revisions (format 2) reads as revision 0.
-  std::string v2 = EncodeTableState(st);
+  CHECK(st2->clock_ms == 0);
+  st.clock_ms = 1'790'000'000'123;
+  st2 = DecodeTableState(EncodeTableState(st));
+  REQUIRE(st2);
+  CHECK(st2->clock_ms == 1'790'000'000'123);
+  st.clock_ms = 0;
+  // A state written before table clocks (format 3) reads as clock 0, one before revisions
+  // (format 2) as revision 0 too.
+  std::string v3 = EncodeTableState(st);
+  v3[0] = 3;
+  v3.pop_back();  // the clock varint (one byte for 0)
+  auto v3_state = DecodeTableState(v3);
+  REQUIRE(v3_state);
+  CHECK(v3_state->revision == 77);
+  CHECK(v3_state->clock_ms == 0);
+  std::string v2 = v3;
   v2[0] = 2;
   v2.pop_back();  // the revision varint (one byte for 77)
   auto old = DecodeTableState(v2);

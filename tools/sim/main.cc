@@ -34,7 +34,8 @@ void Usage() {
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
-               "                 [--heartbeat-objects-max N]\n"
+               "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
+               "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
                "        membership | all (all = every fault but membership)\n"
@@ -236,6 +237,20 @@ int main(int argc, char** argv) {
       opt.bug_unsafe_reads = true;
     } else if (a == "--bug-latest-config-only") {
       opt.bug_latest_config_only = true;
+    } else if (a == "--clock-offset") {
+      // <node>:<ms>, repeatable: that node's wall clock runs this far ahead (or behind).
+      std::vector<std::string> p = absl::StrSplit(next(), ':');
+      uint64_t node = 0;
+      int64_t ms = 0;
+      if (p.size() != 2 || !absl::SimpleAtoi(p[0], &node) || !absl::SimpleAtoi(p[1], &ms)) {
+        Usage();
+        return 2;
+      }
+      opt.clock_offsets_ms[static_cast<atlas::consensus::NodeId>(node)] = ms;
+    } else if (a == "--untrusted-clock") {
+      opt.untrusted_clocks.insert(static_cast<atlas::consensus::NodeId>(num()));
+    } else if (a == "--bug-ignore-untrusted-clock") {
+      opt.bug_ignore_untrusted_clock = true;
     } else if (a == "--membership") {
       membership = true;
     } else if (a == "--membership-max") {
