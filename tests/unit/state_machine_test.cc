@@ -134,6 +134,43 @@ TEST_CASE("WORM retention is judged by the entry's timestamp, not a local clock"
   CHECK_FALSE(r.Value("t", "w"));
 }
 
+TEST_CASE("a table's time never goes backwards: a later command stamped earlier is judged at "
+          "the table's clock") {
+  Replica r;
+  Command worm = Put("t", "w", "v1", 1000);
+  worm.mutable_put()->set_worm_ttl_ms(60'000);
+  REQUIRE(r.Apply(worm).ok);
+  // A later owner (clock ahead) writes another row at 61,000: retention of t.w has ended then.
+  REQUIRE(r.Apply(Put("t", "other", "x", 61'000)).ok);
+  // A command after it, stamped earlier by an owner whose clock is behind, is judged at 61,000:
+  // the retention that ended stays ended, and a new TTL counts from 61,000 too.
+  CHECK(r.Apply(Del("t", "w", 30'000)).ok);
+  Command again = Put("t", "w", "v2", 30'000);
+  again.mutable_put()->set_worm_ttl_ms(1'000);
+  REQUIRE(r.Apply(again).ok);
+  ApplyResult refused = r.Apply(Del("t", "w", 61'500));
+  CHECK_FALSE(refused.ok);
+  CHECK(refused.error == "row 't.w' is WORM-protected until 1970-01-01T00:01:02.000Z");
+  // Another table keeps its own time.
+  Command other = Put("u", "w", "v", 30'000);
+  other.mutable_put()->set_worm_ttl_ms(1'000);
+  REQUIRE(r.Apply(other).ok);
+  CHECK_FALSE(r.Apply(Del("u", "w", 30'500)).ok);
+}
+
+TEST_CASE("WORM EXPIRES more than 100 years ahead is refused, like a TTL that long") {
+  Replica r;
+  const int64_t now = 1'790'000'000'000;
+  Command c = Put("t", "x", "v", now);
+  c.mutable_put()->set_worm_expires_ms(now + int64_t{101} * 365 * 86'400'000);
+  ApplyResult far = r.Apply(c);
+  CHECK_FALSE(far.ok);
+  CHECK(far.error.ends_with("is more than 100 years ahead"));
+  CHECK_FALSE(r.Value("t", "x"));
+  c.mutable_put()->set_worm_expires_ms(now + int64_t{99} * 365 * 86'400'000);
+  CHECK(r.Apply(c).ok);
+}
+
 TEST_CASE("WORM EXPIRES in the past protects nothing") {
   Replica r;
   Command c = Put("t", "x", "v", 10'000);
