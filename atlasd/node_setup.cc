@@ -20,38 +20,13 @@
 namespace atlas {
 namespace {
 
-// The host part of "host:port" or "[v6]:port".
-std::string HostOf(const std::string& address) {
-  if (address.starts_with('[')) {
-    size_t close = address.find(']');
-    return close == std::string::npos ? "" : address.substr(1, close - 1);
-  }
-  size_t colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
-}
-
 // The names this node is reached by (its advertised peer address and its HTTPS address), for
 // its certificate: tools that check names (curl, Prometheus) then verify it against the
-// cluster CA without overrides. Wildcard listen addresses and names that are not valid are left
-// out; the signer adds the node's own name (atlasd-node-<id>), which peers check.
+// cluster CA without overrides. The signer adds the node's own name (atlasd-node-<id>), which
+// peers check, and decides the names of a joiner itself (its advertised host).
 cluster::SubjectAltNames NodeSans(const Config& config) {
-  cluster::SubjectAltNames sans;
-  for (const std::string& address :
-       {config.advertise.empty() ? config.listen : config.advertise, config.http_listen}) {
-    std::string host = HostOf(address);
-    if (host.empty() || host == "0.0.0.0" || host == "::") continue;
-    cluster::SubjectAltNames one;
-    unsigned char buf[16];
-    if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1) {
-      if (std::find(sans.ips.begin(), sans.ips.end(), host) == sans.ips.end()) one.ips = {host};
-    } else if (std::find(sans.dns.begin(), sans.dns.end(), host) == sans.dns.end()) {
-      one.dns = {host};
-    }
-    if (!cluster::ValidateSans(one).ok()) continue;
-    sans.ips.insert(sans.ips.end(), one.ips.begin(), one.ips.end());
-    sans.dns.insert(sans.dns.end(), one.dns.begin(), one.dns.end());
-  }
-  return sans;
+  return cluster::HostSans(
+      {config.advertise.empty() ? config.listen : config.advertise, config.http_listen});
 }
 
 using cluster::kCaCertFile;
@@ -135,7 +110,7 @@ absl::StatusOr<NodeSetup> CreateCluster(const Config& config, storage::Store* st
   // the CA fingerprint of the token; the host names are for other TLS clients.
   auto key_csr = cluster::CreateNodeCsr(NodeSans(config));
   if (!key_csr.ok()) return key_csr.status();
-  auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, cluster::NodeCommonName(1));
+  auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, 1, NodeSans(config));
   if (!cert.ok()) return cert.status();
   auto token = cluster::NewJoinToken(cluster::Fingerprint(ca->cert.get()));
   if (!token.ok()) return token.status();

@@ -46,17 +46,19 @@ namespace {
 // The name the cluster PKI gives node certificates (atlasd/cluster/pki.h).
 constexpr std::string_view kNodeNamePrefix = cluster::kNodeCommonNamePrefix;
 
-// The node id a peer proved with its client certificate, from its common name.
+// The node a TLS peer proved with its certificate (cluster::NodeIdOfIdentity: its one CN, and
+// no other node name among its SANs). The same function on both ends of a connection.
 std::optional<consensus::NodeId> PeerIdOf(const grpc::AuthContext& auth) {
-  for (const grpc::string_ref& cn : auth.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
-    std::string_view v(cn.data(), cn.size());
-    if (v.substr(0, kNodeNamePrefix.size()) != kNodeNamePrefix) continue;
-    v.remove_prefix(kNodeNamePrefix.size());
-    consensus::NodeId id = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), id);
-    if (ec == std::errc() && p == v.data() + v.size() && id != consensus::kNoNode) return id;
+  std::vector<std::string_view> cns, sans;
+  for (const grpc::string_ref& v : auth.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+    cns.emplace_back(v.data(), v.size());
   }
-  return std::nullopt;
+  for (const grpc::string_ref& v : auth.FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME)) {
+    sans.emplace_back(v.data(), v.size());
+  }
+  std::optional<uint64_t> id = cluster::NodeIdOfIdentity(cns, sans);
+  if (!id) return std::nullopt;
+  return static_cast<consensus::NodeId>(*id);
 }
 
 }  // namespace
@@ -77,10 +79,13 @@ class PeerTransport::Service final : public proto::Peer::Service {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "client certificate carries no atlasd node identity");
     }
+    if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
     proto::MessageBatch batch;
     uint64_t batches = 0;
     while (reader->Read(&batch)) {
       ++batches;
+      // A node removed while its stream is open is cut off at its next batch.
+      if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
       {
         std::lock_guard<std::mutex> lock(t_->heard_mu_);
         t_->heard_[static_cast<consensus::NodeId>(*from)] = std::chrono::steady_clock::now();
@@ -106,9 +111,9 @@ class PeerTransport::Service final : public proto::Peer::Service {
 
   grpc::Status Ping(grpc::ServerContext* ctx, const proto::PingRequest* req,
                     proto::PingResponse* resp) override {
-    if (!PeerIdOf(*ctx->auth_context())) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no atlasd node identity");
-    }
+    auto from = PeerIdOf(*ctx->auth_context());
+    if (!from) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no atlasd node identity");
+    if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
     resp->set_node(t_->options_.self);
     resp->set_nonce(req->nonce());
     resp->set_wall_us(WallMicros());
@@ -205,6 +210,7 @@ class PeerTransport::PeerLink {
       return absl::UnavailableError(StrCat("ping node ", id_, " at ", address_, ": ",
                                            s.error_message()));
     }
+    if (absl::Status who = CheckServer(ctx); !who.ok()) return who;
     if (resp.node() != id_ || resp.nonce() != req.nonce()) {
       return absl::DataLossError(StrCat("ping node ", id_, ": answered by node ", resp.node()));
     }
@@ -244,7 +250,10 @@ class PeerTransport::PeerLink {
       std::unique_ptr<grpc::ClientWriter<proto::MessageBatch>> writer =
           stub_->Exchange(&ctx, &summary);
       bool wrote = false;
-      for (;;) {
+      // Nothing is sent before the server proved to be node id_: an empty batch opens the
+      // connection, then its certificate is checked like the server checks ours.
+      bool verified = writer->Write(proto::MessageBatch()) && VerifiedServer(ctx);
+      for (; verified;) {
         std::deque<consensus::Message> batch;
         {
           std::unique_lock<std::mutex> lock(mu_);
@@ -293,6 +302,28 @@ class PeerTransport::PeerLink {
     return stopping_;
   }
 
+  // The server at address_ proved to be node id_ (the check gRPC's host name verification
+  // does on a SAN, plus ours: one identity per certificate).
+  absl::Status CheckServer(grpc::ClientContext& ctx) {
+    std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+    std::optional<consensus::NodeId> who = auth ? PeerIdOf(*auth) : std::nullopt;
+    if (who == id_) return absl::OkStatus();
+    return absl::PermissionDeniedError(
+        StrCat("the server at ", address_, " is not node ", id_, ": its certificate names ",
+               who ? StrCat("node ", *who) : std::string("no single node")));
+  }
+
+  bool VerifiedServer(grpc::ClientContext& ctx) {
+    absl::Status s = CheckServer(ctx);
+    if (s.ok()) {
+      warned_ = false;
+      return true;
+    }
+    if (!warned_) spdlog::error("peer link: {}; sending it nothing", s.message());
+    warned_ = true;
+    return false;
+  }
+
   PeerTransport* t_;
   consensus::NodeId id_;
   std::string address_;
@@ -305,6 +336,7 @@ class PeerTransport::PeerLink {
   size_t queued_bytes_ = 0;               // ApproxBytes of queue_; guarded by mu_
   bool stopping_ = false;                 // guarded by mu_
   grpc::ClientContext* ctx_ = nullptr;    // guarded by mu_: the live stream, to cancel it
+  bool warned_ = false;                   // sender thread: an impostor was logged
   std::thread thread_;
 };
 
@@ -349,6 +381,14 @@ void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
     if (it != peers_.end()) old = std::move(it->second);
     peers_[id] = std::make_shared<PeerLink>(this, id, address);
   }
+}
+
+grpc::Status PeerTransport::Admit(consensus::NodeId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (peers_.contains(id)) return grpc::Status::OK;
+  // Not a member (any more): its certificate is still valid, its access is not.
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      StrCat("node ", id, " is not a member of this cluster"));
 }
 
 void PeerTransport::RemovePeer(consensus::NodeId id) {

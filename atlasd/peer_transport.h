@@ -2,8 +2,11 @@
 //
 // Every node runs a gRPC server (proto/peer.proto, service Peer) that accepts only clients
 // presenting a certificate signed by the cluster CA, and opens one client stream to each peer.
-// The peer's node id comes from its certificate (CN "atlasd-node-<id>"), never from the
-// message: a message claiming another sender is dropped (proto::FromProto).
+// The peer's node id comes from its certificate (CN "atlasd-node-<id>", and no other node name
+// among its SANs: cluster::NodeIdOfIdentity), never from the message: a message claiming
+// another sender is dropped (proto::FromProto). Both ends check it the same way: the server of
+// every stream and ping, and the client before it sends anything. A node that is not a current
+// member (or a departed one whose removal has not settled yet) is refused.
 //
 // Sending never blocks the caller (the node thread): each peer has a bounded queue drained by
 // its own sender thread, which batches everything queued into one MessageBatch per write. When
@@ -33,6 +36,7 @@
 
 namespace grpc {
 class Server;
+class Status;
 }
 
 namespace atlas {
@@ -90,7 +94,8 @@ class PeerTransport {
   absl::Status Start();
   int bound_port() const { return bound_port_; }
 
-  // Adds or updates a peer's address ("host:port").
+  // Adds or updates a peer's address ("host:port"). Only the nodes set here may connect to this
+  // one (the members, and departed ones until their removal settled: ClusterNode).
   void SetPeer(consensus::NodeId id, const std::string& address);
   void RemovePeer(consensus::NodeId id);
 
@@ -119,6 +124,9 @@ class PeerTransport {
  private:
   class Service;
   class PeerLink;
+
+  // OK when `id` is one of the peers set: a node that is not (any more) gets nothing.
+  grpc::Status Admit(consensus::NodeId id);
 
   PeerTransportOptions options_;
   Deliver deliver_;

@@ -151,17 +151,20 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
 
   EVP_PKEY* csr_key = X509_REQ_get0_pubkey(csr->get());
   JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),
-                   std::move(*sans), PublicKeyFingerprint(csr_key)};
+                   PublicKeyFingerprint(csr_key)};
   // The CSR is owned by the callback: the handler may complete on another thread, later.
   std::shared_ptr<X509_REQ> shared_csr(csr->release(), X509ReqDeleter());
   context->join(
-      join, [context, shared_csr, reply = std::move(reply)](absl::StatusOr<JoinDecision> decision) {
+      join, [context, shared_csr, advertise = join.advertise,
+             reply = std::move(reply)](absl::StatusOr<JoinDecision> decision) {
         if (!decision.ok()) {
           return reply(
               ErrorResponse(HttpStatusFor(decision.status()), ToStd(decision.status().message())));
         }
-        absl::StatusOr<X509Ptr> cert =
-            SignNodeCsr(shared_csr.get(), *context->ca, NodeCommonName(decision->node_id));
+        // The names are ours to decide: the node's id and the address it advertised (which
+        // the membership now records for it), nothing the CSR asked for.
+        absl::StatusOr<X509Ptr> cert = SignNodeCsr(shared_csr.get(), *context->ca,
+                                                   decision->node_id, HostSans({advertise}));
         if (!cert.ok()) return reply(ErrorResponse(500, ToStd(cert.status().message())));
         reply(JsonResponse(200, {{"node_id", decision->node_id},
                                  {"cert", CertToPem(cert->get())},

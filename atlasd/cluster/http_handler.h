@@ -58,7 +58,6 @@ struct JoinRequest {
   std::string region;
   std::string advertise;  // "host:port" the new node's peer transport listens on
   std::string node_name;
-  SubjectAltNames sans;  // from the CSR, already validated
   std::string key_fingerprint;  // PublicKeyFingerprint of the CSR's key
 };
 

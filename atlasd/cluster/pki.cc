@@ -349,18 +349,30 @@ absl::StatusOr<SubjectAltNames> ValidateCsr(X509_REQ* csr) {
   return sans;
 }
 
-absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca,
-                                    std::string_view common_name, int64_t validity_seconds) {
+absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca, uint64_t node_id,
+                                    const SubjectAltNames& hosts, int64_t validity_seconds) {
   if (!ca.key) return absl::FailedPreconditionError("this node does not hold the CA key");
-  absl::StatusOr<SubjectAltNames> sans = ValidateCsr(csr);
-  if (!sans.ok()) return sans.status();
+  // The CSR proves possession of its key; what it asks to be called is ignored: the signer
+  // decides every name (a joiner once got a certificate naming another node this way).
+  if (absl::StatusOr<SubjectAltNames> asked = ValidateCsr(csr); !asked.ok()) return asked.status();
+  if (absl::Status s = ValidateSans(hosts); !s.ok()) return s;
+  const std::string common_name = NodeCommonName(node_id);
+  SubjectAltNames names;
   // The node's name as a DNS name too: verifiers that ignore the CN once a certificate has
-  // subject alternative names (Go's, so Prometheus) still find it.
-  if (IsDnsName(common_name) &&
-      std::find(sans->dns.begin(), sans->dns.end(), common_name) == sans->dns.end()) {
-    sans->dns.insert(sans->dns.begin(), std::string(common_name));
+  // subject alternative names (Go's, so Prometheus; gRPC's target name check) find it.
+  names.dns.push_back(common_name);
+  for (const std::string& dns : hosts.dns) {
+    if (dns.starts_with(kNodeCommonNamePrefix)) {
+      return absl::InvalidArgumentError(StrCat("host name ", dns, " is reserved for node names"));
+    }
+    if (std::find(names.dns.begin(), names.dns.end(), dns) == names.dns.end()) {
+      names.dns.push_back(dns);
+    }
   }
-  absl::StatusOr<X509Ptr> cert = NewCert(X509_REQ_get0_pubkey(csr), common_name, validity_seconds);
+  names.ips = hosts.ips;
+  const SubjectAltNames* sans = &names;
+  absl::StatusOr<X509Ptr> cert =
+      NewCert(X509_REQ_get0_pubkey(csr), common_name, validity_seconds);
   if (!cert.ok()) return cert.status();
   X509* c = cert->get();
   if (X509_set_issuer_name(c, X509_get_subject_name(ca.cert.get())) != 1) {
@@ -373,9 +385,9 @@ absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca,
                             std::pair{NID_authority_key_identifier, "keyid:always"}}) {
     if (absl::Status s = AddExtension(c, ca.cert.get(), nid, value); !s.ok()) return s;
   }
-  // Only the names that passed validation are copied, re-encoded by us: nothing else from the
-  // CSR (its subject, other extensions) reaches the certificate.
-  if (!sans->dns.empty() || !sans->ips.empty()) {
+  // Only the names decided here, encoded by us: nothing from the CSR but its public key
+  // reaches the certificate.
+  {
     absl::StatusOr<GeneralNamesPtr> names = BuildGeneralNames(*sans);
     if (!names.ok()) return names.status();
     if (X509_add1_ext_i2d(c, NID_subject_alt_name, names->get(), 0, X509V3_ADD_DEFAULT) != 1) {
@@ -423,6 +435,53 @@ SubjectAltNames CertSans(X509* cert) {
   if (!names) return {};
   absl::StatusOr<SubjectAltNames> read = ReadGeneralNames(names.get(), /*strict=*/false);
   return read.ok() ? *read : SubjectAltNames{};
+}
+
+SubjectAltNames HostSans(const std::vector<std::string>& addresses) {
+  SubjectAltNames sans;
+  for (const std::string& address : addresses) {
+    std::string host;
+    if (address.starts_with('[')) {
+      const size_t close = address.find(']');
+      if (close != std::string::npos) host = address.substr(1, close - 1);
+    } else {
+      host = address.substr(0, address.rfind(':'));
+    }
+    if (host.empty() || host == "0.0.0.0" || host == "::") continue;
+    SubjectAltNames one;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1) {
+      if (std::find(sans.ips.begin(), sans.ips.end(), host) == sans.ips.end()) one.ips = {host};
+    } else if (std::find(sans.dns.begin(), sans.dns.end(), host) == sans.dns.end() &&
+               !host.starts_with(kNodeCommonNamePrefix)) {
+      one.dns = {host};
+    }
+    if (!ValidateSans(one).ok()) continue;
+    sans.ips.insert(sans.ips.end(), one.ips.begin(), one.ips.end());
+    sans.dns.insert(sans.dns.end(), one.dns.begin(), one.dns.end());
+  }
+  return sans;
+}
+
+std::optional<uint64_t> NodeIdOfIdentity(const std::vector<std::string_view>& common_names,
+                                         const std::vector<std::string_view>& dns_names) {
+  if (common_names.size() != 1) return std::nullopt;
+  const std::string_view cn = common_names[0];
+  if (!cn.starts_with(kNodeCommonNamePrefix)) return std::nullopt;
+  std::string_view digits = cn.substr(kNodeCommonNamePrefix.size());
+  uint64_t id = 0;
+  if (digits.empty() || digits.size() > 10 || digits[0] == '0') return std::nullopt;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (id == 0 || id > UINT32_MAX) return std::nullopt;
+  // One identity per certificate: every node name among its SANs must be this one (gRPC's
+  // client checks a SAN, the server reads the CN; they must never disagree).
+  for (std::string_view dns : dns_names) {
+    if (dns.starts_with(kNodeCommonNamePrefix) && dns != cn) return std::nullopt;
+  }
+  return id;
 }
 
 std::string CertCommonName(X509* cert) {

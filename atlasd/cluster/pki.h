@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,19 +90,33 @@ std::string PublicKeyFingerprint(EVP_PKEY* key);
 // e-mail addresses, wildcards or other names). Returns the SANs on success.
 absl::StatusOr<SubjectAltNames> ValidateCsr(X509_REQ* csr);
 
+// The names a node is reached by, for its certificate: the host part of each "host:port" or
+// "[v6]:port" address, as an IP or a DNS name; wildcard addresses (0.0.0.0, ::), duplicates
+// and names that are not valid are left out.
+SubjectAltNames HostSans(const std::vector<std::string>& addresses);
+
 // Checks SAN syntax: DNS names are LDH labels (RFC 1123), 1..63 bytes each, 253 bytes total,
 // no wildcard; IPs parse with inet_pton. InvalidArgument names the offending entry.
 absl::Status ValidateSans(const SubjectAltNames& sans);
 
-// Signs `csr` with the CA into a node certificate: subject CN=`common_name`, normally
-// NodeCommonName(id) (the CSR's own
-// subject is ignored: the CA decides identity), the CSR's SANs after ValidateCsr, a random
+// Signs `csr` with the CA into the certificate of node `node_id`: subject CN=NodeCommonName(id)
+// and subject alternative names chosen here, never by the requester: the DNS name
+// NodeCommonName(id) and `hosts` (the addresses the node is reached at, validated as in
+// ValidateSans; a host name with the node-name prefix is refused). The CSR must pass
+// ValidateCsr (proof of possession, key type); its subject and names are ignored. A random
 // 127-bit serial, basicConstraints critical CA:FALSE, keyUsage digitalSignature, extended key
 // usage serverAuth+clientAuth (the same certificate serves HTTPS, and both ends of mutual-TLS
 // gRPC), valid for `validity_seconds`. FailedPrecondition when the CA has no key.
-absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca,
-                                    std::string_view common_name,
+absl::StatusOr<X509Ptr> SignNodeCsr(X509_REQ* csr, const ClusterCa& ca, uint64_t node_id,
+                                    const SubjectAltNames& hosts,
                                     int64_t validity_seconds = kNodeValiditySeconds);
+
+// The node a certificate identifies, from its subject common names and DNS alternative names
+// (as a TLS peer presents them): exactly one CN, "atlasd-node-<id>" with 0 < id < 2^32, and no
+// other node name among the DNS names. nullopt: the certificate names no node, or two. Both
+// ends of a peer connection identify each other with this (atlasd/peer_transport.cc).
+std::optional<uint64_t> NodeIdOfIdentity(const std::vector<std::string_view>& common_names,
+                                         const std::vector<std::string_view>& dns_names);
 
 // SHA-256 over the certificate's DER encoding, lowercase hex (64 characters). This is what
 // a join token pins.

@@ -37,14 +37,16 @@ class Pki {
        "' -days 1 -out " + ca + ".pem");
   }
   // Node `id`'s certificate from `ca`; `days` -1 makes an expired one, `name` replaces the
-  // node's name (CN and SAN) for certificates that name something else.
+  // node's name (CN and SAN) for certificates that name something else, `sans` the SANs
+  // ("DNS:a,DNS:b"; default DNS:<name>).
   atlas::PeerTlsConfig Node(const std::string& ca, uint32_t id, int days = 1,
-                            const std::string& name_override = "") {
+                            const std::string& name_override = "", const std::string& sans = "") {
     std::string n = ca + "-node" + std::to_string(id) + "-" + std::to_string(++issued_);
     std::string name = name_override.empty() ? atlas::NodeTlsName(id) : name_override;
     Sh("openssl ecparam -name prime256v1 -genkey -noout -out " + n + ".key && "
        "openssl req -new -key " + n + ".key -subj '/CN=" + name + "' -out " + n + ".csr && "
-       "printf 'subjectAltName=DNS:" + name + "\\nbasicConstraints=CA:FALSE\\n"
+       "printf 'subjectAltName=" + (sans.empty() ? "DNS:" + name : sans) +
+       "\\nbasicConstraints=CA:FALSE\\n"
        "extendedKeyUsage=serverAuth,clientAuth\\n' > " + n + ".ext && "
        "openssl x509 -req -in " + n + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key "
        "-CAcreateserial -days " + std::to_string(days) + " -extfile " + n + ".ext -out " + n + ".pem");

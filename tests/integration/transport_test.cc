@@ -144,6 +144,37 @@ TEST_CASE("a certificate from the cluster CA that names no node is refused both 
   CheckRefusedBothWays(pki, pki.Node("ca", 2, 1, "www.example.com"));
 }
 
+TEST_CASE("a certificate naming two nodes (as a signer that copied a joiner's names issued) is "
+          "refused both ways") {
+  // The review's impostor: CN node 3, with node 2's and node 1's names among its SANs. gRPC's
+  // host name check alone accepts it as node 2; the identity check on both ends does not.
+  Pki pki;
+  pki.MakeCa("ca");
+  CheckRefusedBothWays(pki, pki.Node("ca", 3, 1, "", "DNS:atlasd-node-2,DNS:atlasd-node-1,"
+                                                      "IP:127.0.0.1"));
+}
+
+TEST_CASE_METHOD(TwoNodes, "a node that is not a member, or no longer one, is refused") {
+  Inbox in3;
+  PeerTransport t3(Options(3, pki.Node("ca", 3)), in3.Deliver());
+  REQUIRE(t3.Start().ok());
+  t3.SetPeer(1, Addr(*t1));  // node 3 has a valid certificate, but node 1 never admitted it
+  for (int i = 0; i < 20; ++i) t3.Send({Msg(3, 1, 1)});
+  CHECK_FALSE(t3.PingMs(1).ok());
+  // Node 2 is a member: it gets through. Then it is removed, and its open stream is cut off.
+  t2->Send({Msg(2, 1, 1)});
+  REQUIRE(in1.WaitFor(1));
+  CHECK(in1.got.back().from == 2);
+  REQUIRE(t2->PingMs(1).ok());
+  t1->RemovePeer(2);
+  const size_t before = in1.got.size();
+  for (int i = 0; i < 20; ++i) t2->Send({Msg(2, 1, 2)});
+  CHECK_FALSE(t2->PingMs(1).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(in1.got.size() == before);
+  for (const Message& m : in1.got) CHECK(m.from != 3);
+}
+
 TEST_CASE("a server dialled as node 2 that proves to be node 3 gets nothing meant for node 2") {
   Pki pki;
   pki.MakeCa("ca");
@@ -186,6 +217,7 @@ TEST_CASE("sending to a down peer never blocks, and the link reconnects when it 
   o2.listen = "127.0.0.1:" + std::to_string(port);
   PeerTransport t2(o2, in2.Deliver());
   REQUIRE(t2.Start().ok());
+  t2.SetPeer(1, Addr(t1));  // node 2 admits its peer
   // Keep sending until the link is back.
   bool delivered = false;
   for (int i = 0; i < 100 && !delivered; ++i) {

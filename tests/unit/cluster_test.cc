@@ -45,7 +45,7 @@ struct NodeCreds {
 NodeCreds NewNode(const ClusterCa& ca, uint64_t id, const SubjectAltNames& sans = {}) {
   absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(sans);
   REQUIRE(csr.ok());
-  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->csr.get(), ca, NodeCommonName(id));
+  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->csr.get(), ca, id, sans);
   REQUIRE(cert.ok());
   return {std::move(csr->key), std::move(*cert)};
 }
@@ -61,7 +61,7 @@ unsigned FileMode(const std::string& path) {
 
 TEST_CASE(
     "a node certificate signed by the cluster CA verifies against it and carries "
-    "the CSR's names",
+    "the names the signer chose",
     "[unit]") {
   ClusterCa ca = NewCa();
   CHECK(CertCommonName(ca.cert.get()) == "atlasd cluster c0ffee");
@@ -116,7 +116,41 @@ TEST_CASE("ValidateCsr refuses a CSR whose signature does not match its key", "[
   REQUIRE(X509_REQ_set_pubkey(csr->csr.get(), other->key.get()) == 1);
   CHECK(absl::IsInvalidArgument(ValidateCsr(csr->csr.get()).status()));
   ClusterCa ca = NewCa();
-  CHECK(!SignNodeCsr(csr->csr.get(), ca, NodeCommonName(1)).ok());
+  CHECK(!SignNodeCsr(csr->csr.get(), ca, 1, {}).ok());
+}
+
+TEST_CASE("a CSR that asks for other nodes' names gets a certificate naming only its own node",
+          "[unit]") {
+  ClusterCa ca = NewCa();
+  // The review's attack: a join token holder asks to be called node 2 and node 1 as well.
+  absl::StatusOr<NodeKeyAndCsr> csr =
+      CreateNodeCsr({{"atlasd-node-2", "atlasd-node-1"}, {"127.0.0.1"}});
+  REQUIRE(csr.ok());
+  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->csr.get(), ca, 3, HostSans({"10.1.2.3:7400"}));
+  REQUIRE(cert.ok());
+  CHECK(CertCommonName(cert->get()) == "atlasd-node-3");
+  CHECK(CertSans(cert->get()) == SubjectAltNames{{"atlasd-node-3"}, {"10.1.2.3"}});
+  // A host name in the node-name space is refused outright.
+  CHECK(absl::IsInvalidArgument(
+      SignNodeCsr(csr->csr.get(), ca, 3, SubjectAltNames{{"atlasd-node-2"}, {}}).status()));
+  CHECK(HostSans({"atlasd-node-2:7400", "0.0.0.0:1", "[::1]:2", "db.example:3", "db.example:4"}) ==
+        SubjectAltNames{{"db.example"}, {"::1"}});
+}
+
+TEST_CASE("a peer is the one node its certificate names, and a certificate naming two is no "
+          "node", "[unit]") {
+  using V = std::vector<std::string_view>;
+  CHECK(NodeIdOfIdentity(V{"atlasd-node-7"}, V{"atlasd-node-7", "db.example"}) == 7u);
+  CHECK(NodeIdOfIdentity(V{"atlasd-node-7"}, V{}) == 7u);
+  CHECK_FALSE(NodeIdOfIdentity(V{"atlasd-node-3"}, V{"atlasd-node-2", "atlasd-node-1"}));
+  CHECK_FALSE(NodeIdOfIdentity(V{"atlasd-node-3"}, V{"atlasd-node-3", "atlasd-node-2"}));
+  CHECK_FALSE(NodeIdOfIdentity(V{"atlasd-node-3", "atlasd-node-2"}, V{}));
+  for (std::string_view bad : {"atlasd-node-", "atlasd-node-0", "atlasd-node-07", "atlasd-node-x",
+                               "atlasd-node-4294967296", "atlasd cluster c0ffee", ""}) {
+    INFO(bad);
+    CHECK_FALSE(NodeIdOfIdentity(V{bad}, V{}));
+  }
+  CHECK_FALSE(NodeIdOfIdentity(V{}, V{"atlasd-node-1"}));
 }
 
 TEST_CASE("ValidateCsr refuses keys other than ECDSA P-256/P-384", "[unit]") {
@@ -334,7 +368,6 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   CHECK(f.joins == 1);
   CHECK(f.last.region == "eu");
   CHECK(f.last.advertise == "10.0.0.2:7400");
-  CHECK(f.last.sans == SubjectAltNames{{"n2"}, {"10.0.0.2"}});
   json body = json::parse(ok.body);
   CHECK(body.at("node_id") == 42);
   CHECK(body.at("members").at(0).at("port") == 7400);
@@ -342,6 +375,9 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   REQUIRE(cert.ok());
   CHECK(VerifyChain(cert->get(), f.ctx->ca->cert.get()).ok());
   CHECK(CertCommonName(cert->get()) == "atlasd-node-42");
+  // Its names are the signer's choice: the node's own and the address it advertised, not the
+  // "n2" its CSR asked for.
+  CHECK(CertSans(cert->get()) == SubjectAltNames{{"atlasd-node-42"}, {"10.0.0.2"}});
 
   std::string wrong_secret(64, '0');
   HttpResponse denied = f.Call("POST", "/v1/join", f.JoinBody(wrong_secret));
@@ -558,8 +594,7 @@ TEST_CASE("a node joins over HTTPS and gets a certificate that verifies against 
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kServer).ok());
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kClient).ok());
   CHECK(X509_check_private_key(joined->cert.get(), joined->key.get()) == 1);
-  CHECK(CertSans(joined->cert.get()) ==
-        SubjectAltNames{{"atlasd-node-2", "localhost"}, {"127.0.0.1"}});
+  CHECK(CertSans(joined->cert.get()) == SubjectAltNames{{"atlasd-node-2"}, {"127.0.0.1"}});
 
   testing::TempDir dir;
   REQUIRE(SaveJoinCredentials(dir.path(), *joined).ok());
