@@ -43,6 +43,9 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   app.add_option("--max-pending-output-bytes", c.max_pending_output_bytes,
                  "Reply bytes queued per connection before it stops reading commands")
       ->check(CLI::Range(size_t{64} << 10, size_t{1} << 34));
+  app.add_option("--max-connections", c.max_connections,
+                 "Client connections at once (more are refused with ERROR FATAL)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
   app.add_option("--io-threads", c.io_threads, "Threads serving client connections")
       ->check(CLI::Range(1, 64));
   app.add_option("--watch-history", c.watch_history,

@@ -32,6 +32,7 @@ struct Config {
   size_t max_blob_bytes = size_t{128} << 20;
   size_t max_inflight_per_conn = 1024;
   size_t max_pending_output_bytes = size_t{16} << 20;
+  size_t max_connections = 16384;  // client connections at once
   int io_threads = 2;
   uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
   uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off

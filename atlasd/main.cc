@@ -201,6 +201,13 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
   std::signal(SIGPIPE, SIG_IGN);
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+      config.max_connections + 1024 > nofile.rlim_cur) {
+    // RocksDB's files, the peers' streams and the HTTPS port need descriptors too.
+    spdlog::warn("max-connections {} is close to the descriptor limit {}: clients may be refused "
+                 "with 'too many open files' before max-connections is reached",
+                 config.max_connections, nofile.rlim_cur);
+  }
 
   if (config.embedded_default) {
     spdlog::info("no arguments: starting the embedded default, a single-node cluster with data "
@@ -334,6 +341,8 @@ int main(int argc, char** argv) {
   server_options.limits.max_blob_bytes = config.max_blob_bytes;
   server_options.limits.max_inflight_per_conn = config.max_inflight_per_conn;
   server_options.max_pending_output_bytes = config.max_pending_output_bytes;
+  server_options.max_connections = config.max_connections;
+  server_options.warn = [](std::string_view m) { spdlog::warn("{}", m); };
   atlas::socketproto::SocketServer server(io, server_options, &executor);
   if (absl::Status s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());

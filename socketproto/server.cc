@@ -1,11 +1,14 @@
 #include "socketproto/server.h"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <deque>
 #include <vector>
 
@@ -323,9 +326,17 @@ bool SessionStream::Send(std::string frames) {
 }
 
 SocketServer::SocketServer(asio::io_context& io, ServerOptions options, CommandHandler* handler)
-    : io_(io), options_(std::move(options)), handler_(handler), acceptor_(io) {}
+    : io_(io),
+      options_(std::move(options)),
+      handler_(handler),
+      acceptor_(io),
+      accept_retry_(io),
+      reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
-SocketServer::~SocketServer() { StopAccepting(); }
+SocketServer::~SocketServer() {
+  StopAccepting();
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
 
 absl::Status SocketServer::Start() {
   const std::string& path = options_.socket_path;
@@ -367,19 +378,61 @@ absl::Status SocketServer::Start() {
 
 void SocketServer::Accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream::socket socket) {
-    if (!accepting_) return;
-    if (!ec) {
+    if (!accepting_ || ec == asio::error::operation_aborted) return;
+    if (ec) return AcceptFailed(ec);
+    accept_backoff_ = std::chrono::milliseconds(0);
+    if (open_sessions() >= options_.max_connections) {
+      Refuse(socket.native_handle(),
+             StrCat("too many connections (max-connections ", options_.max_connections, ")"));
+    } else {
       auto session = std::make_shared<Session>(this, std::move(socket));
       {
         absl::MutexLock lock(&mu_);
         sessions_[session.get()] = session;
       }
       session->Start();
-    } else if (ec == asio::error::operation_aborted) {
-      return;
     }
-    // Out of descriptors and similar errors: keep serving existing sessions and retry.
     Accept();
+  });
+}
+
+void SocketServer::Refuse(int fd, std::string_view why) {
+  const std::string frame = Reply().Error(ErrorLevel::kFatal, why).Take();
+  // Best effort, never blocking: a client that cannot take one line gets the close alone.
+  [[maybe_unused]] ssize_t n = ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd, SHUT_RDWR);
+}
+
+void SocketServer::AcceptFailed(const boost::system::error_code& ec) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - accept_warned_ > std::chrono::seconds(10)) {
+    accept_warned_ = now;
+    const std::string message =
+        StrCat("accepting clients on ", options_.socket_path, " failed: ", ec.message(),
+               "; refusing new clients until descriptors free up (raise LimitNOFILE, or lower "
+               "max-connections)");
+    if (options_.warn) {
+      options_.warn(message);
+    } else {
+      std::fprintf(stderr, "atlasd: %s\n", message.c_str());
+    }
+  }
+  if (reserve_fd_ >= 0) {
+    // The reserve descriptor buys accepts: every client waiting now is told why, not ignored
+    // (the backlog is bounded by the kernel's somaxconn, so is this loop).
+    ::close(reserve_fd_);
+    for (int fd; (fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
+                                 SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
+      Refuse(fd, "too many open files: the server cannot take more connections now");
+      ::close(fd);
+    }
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  accept_backoff_ = std::clamp(accept_backoff_ * 2, std::chrono::milliseconds(10),
+                               std::chrono::milliseconds(1000));
+  accept_retry_.expires_after(accept_backoff_);
+  accept_retry_.async_wait([this](boost::system::error_code wait_ec) {
+    if (!wait_ec && accepting_) Accept();
   });
 }
 
@@ -388,6 +441,7 @@ void SocketServer::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
   boost::system::error_code ignored;
+  accept_retry_.cancel();
   acceptor_.close(ignored);
   ::unlink(options_.socket_path.c_str());
 }

@@ -71,6 +71,10 @@ struct ServerOptions {
   // replies being built. Over it, the session stops reading new commands and large reads wait,
   // so a client that never reads cannot grow the server's memory without bound.
   size_t max_pending_output_bytes = size_t{16} << 20;
+  // Connections at once; more are answered `ERROR FATAL too many connections` and closed.
+  size_t max_connections = 16384;
+  // Where the server's own warnings go (the daemon's log); null: stderr.
+  std::function<void(std::string_view)> warn;
 };
 
 class Session;
@@ -96,12 +100,22 @@ class SocketServer {
  private:
   friend class Session;
   void Accept();
+  // After an accept error (out of descriptors): refuse one waiting client with a frame (through
+  // the reserve descriptor) instead of leaving it hanging, and retry after a backoff instead of
+  // spinning on a listening socket that stays readable.
+  void AcceptFailed(const boost::system::error_code& ec);
+  // Answers `ERROR FATAL <why>` on a connection it will not serve, and closes it.
+  static void Refuse(int fd, std::string_view why);
   void Forget(Session* s);
 
   boost::asio::io_context& io_;
   ServerOptions options_;
   CommandHandler* handler_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  std::chrono::milliseconds accept_backoff_{0};
+  std::chrono::steady_clock::time_point accept_warned_{};
+  int reserve_fd_ = -1;  // a descriptor kept free for refusing clients when none are left
   std::atomic<uint64_t> next_connection_id_{1};
   std::atomic<size_t> inflight_{0};
   std::atomic<bool> draining_{false};

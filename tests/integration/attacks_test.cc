@@ -3,13 +3,19 @@
 // c005a71. docs/security.md maps each threat to its test.
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/daemon.h"
+#include "tests/integration/local_cluster.h"
 #include "tests/integration/raw_socket.h"
 
 using atlas::testing::Daemon;
@@ -78,4 +84,67 @@ TEST_CASE("a thousand tagged reads of a 2 MB value sent at once and never read c
   }
   CHECK(oks == kReads);
   CHECK(RssKiB(d.pid()) - before < 96 * 1024);
+}
+
+namespace {
+
+// CPU seconds (user + system) a process has used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+TEST_CASE("out of descriptors the daemon backs off instead of spinning, and a new client is told "
+          "why instead of getting no WELCOME") {
+  Daemon d;
+  d.SetFdLimit(256);
+  REQUIRE(d.Start());
+  std::vector<std::unique_ptr<RawSocket>> hogs;
+  for (int i = 0; i < 400; ++i) hogs.push_back(std::make_unique<RawSocket>(d.socket_path()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double before = CpuSeconds(d.pid());
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const double spent = CpuSeconds(d.pid()) - before;
+  INFO("CPU seconds in 3 s with clients waiting and no descriptor left: " << spent);
+  CHECK(spent < 0.5);  // c005a71: 2 s per 3 s
+  // A client arriving now gets a reason, not silence.
+  RawSocket late(d.socket_path());
+  REQUIRE(late.ok());
+  CHECK(late.ReadUntil("\r\n", 5000).starts_with("ERROR FATAL too many open files"));
+  CHECK(d.Log().find("refusing new clients until descriptors free up") != std::string::npos);
+  // Descriptors back: clients are served again.
+  hogs.clear();
+  auto c = d.Connect(std::chrono::milliseconds(10000));
+  REQUIRE(c);
+  auto r = c->Call("KEY PUT fd.k v");
+  REQUIRE(r.ok());
+  CHECK(Texts(*r) == "OK");
+}
+
+TEST_CASE("max-connections: the connection over it is refused with a clear frame") {
+  Daemon d({"--max-connections", "20"});
+  REQUIRE(d.Start());
+  std::vector<std::unique_ptr<RawSocket>> open;
+  for (int i = 0; i < 20; ++i) {
+    open.push_back(std::make_unique<RawSocket>(d.socket_path()));
+    REQUIRE(open.back()->ReadUntil("\r\n").starts_with("WELCOME 1.0"));
+  }
+  RawSocket over(d.socket_path());
+  CHECK(over.ReadUntil("\r\n") == "ERROR FATAL too many connections (max-connections 20)\r\n");
+  CHECK(over.WaitClosed());
+  open.pop_back();
+  CHECK(atlas::testing::Eventually([&] {
+    RawSocket again(d.socket_path());
+    return again.ReadUntil("\r\n", 2000).starts_with("WELCOME 1.0");
+  }));
 }

@@ -1,5 +1,7 @@
 #include "tests/integration/daemon.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include <arpa/inet.h>
@@ -57,6 +59,10 @@ bool Daemon::Start() {
       dup2(fileno(log), 2);
     }
     for (const auto& [name, value] : env_) setenv(name.c_str(), value.c_str(), 1);
+    if (fd_limit_ > 0) {
+      rlimit limit{fd_limit_, fd_limit_};
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);

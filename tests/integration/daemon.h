@@ -2,6 +2,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -32,6 +33,8 @@ class Daemon {
   // Environment for the next Start (e.g. ATLAS_FAILPOINTS); "" removes nothing, it sets "".
   void SetEnv(const std::string& name, const std::string& value) { env_[name] = value; }
   void ClearEnv() { env_.clear(); }
+  // The descriptor limit (soft and hard) of the next Start's process; 0: inherited.
+  void SetFdLimit(rlim_t n) { fd_limit_ = n; }
 
   std::unique_ptr<client::Connection> Connect(std::chrono::milliseconds timeout =
                                                   std::chrono::milliseconds(30000));
@@ -49,6 +52,7 @@ class Daemon {
   std::string data_dir_;
   std::vector<std::string> args_;
   std::map<std::string, std::string> env_;
+  rlim_t fd_limit_ = 0;
   pid_t pid_ = -1;
   int exit_status_ = -1;  // of the last process reaped
 };
