@@ -2,7 +2,11 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
+#include <list>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include "boost/asio/dispatch.hpp"
@@ -24,6 +28,10 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
+namespace {
+class Session;
+}  // namespace
+
 struct HttpsServer::State {
   State(net::io_context& ioc, HttpsServerOptions opts,
         std::shared_ptr<const HttpHandlerContext> ctx)
@@ -41,6 +49,10 @@ struct HttpsServer::State {
   tcp::acceptor acceptor;         // touched only on its strand after Start
   net::steady_timer retry_timer;  // backs off after accept errors such as EMFILE
   std::atomic<size_t> connections{0};
+
+  // Open connections by source address, oldest first (for eviction).
+  std::mutex mu;
+  std::map<std::string, std::list<std::weak_ptr<Session>>> by_source;  // guarded by mu
 };
 
 namespace {
@@ -56,19 +68,32 @@ bool IsHttpParseError(const beast::error_code& ec) {
 // in every handler), confined to its strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<State> state)
-      : state_(std::move(state)), stream_(std::move(socket), state_->tls) {
+  Session(tcp::socket socket, std::shared_ptr<State> state, std::string source)
+      : state_(std::move(state)), stream_(std::move(socket), state_->tls),
+        source_(std::move(source)) {
     state_->connections.fetch_add(1);
   }
+  // (Its entry in by_source expires with it; Admit sweeps expired entries. Taking state->mu
+  // here could deadlock: a session may die while Admit holds it.)
   ~Session() { state_->connections.fetch_sub(1); }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
   }
 
+  // Idle: in its handshake, or waiting for its next request. Only idle connections are evicted.
+  bool idle() const { return idle_.load(); }
+  // Closes the connection to make room for another (on its strand).
+  void Evict() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ignored;
+      self->stream_.next_layer().socket().close(ignored);
+    });
+  }
+
  private:
   void Handshake() {
-    stream_.next_layer().expires_after(state_->options.io_timeout);
+    stream_.next_layer().expires_after(state_->options.handshake_timeout);
     stream_.async_handshake(ssl::stream_base::server,
                             [self = shared_from_this()](beast::error_code ec) {
                               // Plaintext HTTP, scanners, clients that distrust us: drop.
@@ -77,6 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Read() {
+    idle_ = true;
     parser_.emplace();
     parser_->body_limit(state_->options.body_bytes_max);
     parser_->header_limit(static_cast<uint32_t>(state_->options.header_bytes_max));
@@ -101,6 +127,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(ErrorResponse(400, "malformed HTTP request"), /*close=*/true, /*drain=*/true);
     }
     if (ec) return;  // timeout, reset, TLS error: nobody to answer
+    idle_ = false;
 
     const auto& msg = parser_->get();
     HttpRequest request{std::string(msg.method_string()), std::string(msg.target()),
@@ -171,7 +198,52 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t requests_ = 0;
   std::unique_ptr<std::array<char, 16 * 1024>> scratch_;  // only while draining
   size_t drained_bytes_ = 0;
+  const std::string source_;
+  std::atomic<bool> idle_{true};
 };
+
+// Makes room for a connection from `source`: true if it may be served (room, or an idle
+// connection was evicted for it). Registers `session` when it may.
+bool Admit(State& state, const std::string& source, const std::shared_ptr<Session>& session) {
+  std::shared_ptr<Session> victim;  // released after the lock: its destructor may run
+  std::lock_guard<std::mutex> lock(state.mu);
+  size_t total = 0;
+  const std::string* largest = &source;
+  size_t largest_size = 0;
+  for (auto it = state.by_source.begin(); it != state.by_source.end();) {
+    it->second.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
+    if (it->second.empty() && it->first != source) {
+      it = state.by_source.erase(it);
+      continue;
+    }
+    total += it->second.size();
+    if (it->second.size() > largest_size) largest = &it->first, largest_size = it->second.size();
+    ++it;
+  }
+  auto& mine = state.by_source[source];
+  const std::string* victim_source = nullptr;
+  if (mine.size() >= state.options.connections_per_source_max) {
+    victim_source = &source;
+  } else if (total >= state.options.connections_max) {
+    victim_source = largest;
+  }
+  if (victim_source != nullptr) {
+    // The oldest idle connection of that source gives way; none idle: the newcomer does.
+    auto& list = state.by_source[*victim_source];
+    for (auto it = list.begin(); it != list.end() && !victim; ++it) {
+      std::shared_ptr<Session> candidate = it->lock();
+      if (candidate && candidate->idle()) {
+        victim = std::move(candidate);
+        list.erase(it);
+        break;
+      }
+    }
+    if (!victim) return false;
+    victim->Evict();
+  }
+  state.by_source[source].push_back(session);
+  return true;
+}
 
 void Accept(std::shared_ptr<State> state) {
   state->acceptor.async_accept(
@@ -185,12 +257,12 @@ void Accept(std::shared_ptr<State> state) {
           });
           return;
         }
-        if (state->connections.load() >= state->options.connections_max) {
-          beast::error_code ignored;
-          socket.close(ignored);  // shed load: refuse now rather than queue without bound
-        } else {
-          std::make_shared<Session>(std::move(socket), state)->Run();
-        }
+        beast::error_code peer_ec;
+        const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+        const std::string source = peer_ec ? "?" : peer.address().to_string();
+        auto session = std::make_shared<Session>(std::move(socket), state, source);
+        // Shed load: a connection we cannot serve is closed now (its Session dies here).
+        if (Admit(*state, source, session)) session->Run();
         Accept(state);
       });
 }
@@ -226,6 +298,12 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
   auto state = std::make_shared<State>(ioc, options, context);
   SSL_CTX* tls = state->tls.native_handle();
   SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
+  // TLS 1.2: forward-secret AEAD suites for our ECDSA keys only (no CBC, no SHA-1 MACs, no
+  // static RSA); TLS 1.3's suites are all AEAD already.
+  if (SSL_CTX_set_cipher_list(tls, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                   "ECDHE-ECDSA-CHACHA20-POLY1305") != 1) {
+    return absl::InternalError(StrCat("setting the TLS 1.2 cipher suites: ", OpenSslError()));
+  }
   // Renegotiation only gives a client a way to make us do handshakes without reconnecting.
   SSL_CTX_set_options(tls, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate(tls, cert) != 1 || SSL_CTX_use_PrivateKey(tls, key) != 1 ||

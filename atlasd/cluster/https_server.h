@@ -2,12 +2,16 @@
 // (docs/cluster-bootstrap.md §Endpoints). Boost.Beast over Boost.Asio SSL; the routing and
 // every decision live in HandleHttpRequest (http_handler.h), this file only does I/O.
 //
-// Limits, all per connection unless noted: TLS 1.2 or later; a handshake, a request read and
-// a response write must each finish within `io_timeout`; headers are capped at
-// `header_bytes_max` (431 beyond), bodies at `body_bytes_max` (413 beyond); at most
-// `connections_max` connections at once over the whole server (extra connections are accepted
-// and closed at once, so the backlog never fills with connections we will not serve). A failed
-// TLS handshake (plaintext HTTP, a port scanner) just drops the connection.
+// Limits, all per connection unless noted: TLS 1.2 or later with forward-secret AEAD suites
+// only; a handshake must finish within `handshake_timeout`, a request read and a response write
+// each within `io_timeout`; headers are capped at `header_bytes_max` (431 beyond), bodies at
+// `body_bytes_max` (413 beyond). At most `connections_max` connections at once, and at most
+// `connections_per_source_max` from one address: a new connection over either bound takes the
+// place of the oldest idle one (still in its handshake, or between requests) of its own source,
+// or of the source with the most connections, so idle connections can never lock out a health
+// check; with no idle one to take, the new connection is closed at once (the backlog never
+// fills with connections we will not serve). A failed TLS handshake (plaintext HTTP, a port
+// scanner) just drops the connection.
 //
 // A connection waiting for the JoinHandler has no timeout of its own (the handler must call
 // `done`; the daemon's handler bounds its consensus round), but it still counts against
@@ -40,8 +44,10 @@ struct HttpsServerOptions {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free port (see port())
   size_t body_bytes_max = 64 * 1024;
   size_t header_bytes_max = 8 * 1024;
+  std::chrono::milliseconds handshake_timeout{3'000};
   std::chrono::milliseconds io_timeout{10'000};
-  size_t connections_max = 64;
+  size_t connections_max = 128;
+  size_t connections_per_source_max = 32;
   size_t requests_per_connection_max = 100;
 };
 

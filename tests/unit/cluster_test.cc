@@ -726,30 +726,50 @@ TEST_CASE("plaintext HTTP on the TLS port is dropped and the server keeps servin
   CHECK(health->status == 200);
 }
 
-TEST_CASE("idle connections time out and connections beyond the limit are shed", "[unit]") {
+TEST_CASE("idle connections time out, and over the limit the oldest idle one gives way",
+          "[unit]") {
   HttpsServerOptions options;
+  options.handshake_timeout = 1s;
   options.io_timeout = 1s;
   options.connections_max = 2;
   LoopbackCluster cluster(options);
   auto start = std::chrono::steady_clock::now();
   {
     RawConnection a(cluster.server().port());
+    for (int i = 0; i < 200 && cluster.server().connections() < 1; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
     RawConnection b(cluster.server().port());
     for (int i = 0; i < 200 && cluster.server().connections() < 2; ++i) {
       std::this_thread::sleep_for(10ms);
     }
     REQUIRE(cluster.server().connections() == 2);
     RawConnection c(cluster.server().port());
-    CHECK(c.ClosedByServer());  // shed at once, long before a's and b's timeouts
+    CHECK(a.ClosedByServer());  // evicted at once for c, long before its handshake timeout
     CHECK(std::chrono::steady_clock::now() - start < 1s);
-    CHECK(a.ClosedByServer());  // the handshake read timeout
-    CHECK(b.ClosedByServer());
+    CHECK(b.ClosedByServer());  // the handshake timeout
+    CHECK(c.ClosedByServer());
   }
   for (int i = 0; i < 200 && cluster.server().connections() > 0; ++i) {
     std::this_thread::sleep_for(10ms);
   }
   CHECK(cluster.server().connections() == 0);
   CHECK(cluster.Request("GET", "/health")->status == 200);
+}
+
+TEST_CASE("one source cannot hold more than its share of the HTTPS port", "[unit]") {
+  HttpsServerOptions options;
+  options.connections_per_source_max = 3;
+  LoopbackCluster cluster(options);
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 10; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(cluster.server().port()));
+  }
+  for (int i = 0; i < 200 && cluster.server().connections() > 3; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(cluster.server().connections() <= 3);
+  CHECK(cluster.Request("GET", "/health")->status == 200);  // and a real client still gets in
 }
 
 TEST_CASE("PinnedHttpsRequest reports bad URLs and unreachable servers as errors", "[unit]") {
