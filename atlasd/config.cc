@@ -33,6 +33,9 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
       ->check(CLI::IsMember({"assume", "peercred"}));
   app.add_option("--admin-users", c.admin_users, "Principals that may always GRANT/REVOKE")
       ->delimiter(',');
+  app.add_option("--backup-users", c.backup_users,
+                 "Principals that may read every table for backups (audited in the log)")
+      ->delimiter(',');
   app.add_option("--max-line-bytes", c.max_line_bytes, "Longest command line")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
   app.add_option("--max-blob-bytes", c.max_blob_bytes, "Largest KEY BLOB SET payload")

@@ -28,6 +28,7 @@ struct Config {
   int fz = 0;
   std::string principal_mode = "assume";
   std::vector<std::string> admin_users;
+  std::vector<std::string> backup_users;
   size_t max_line_bytes = size_t{1} << 20;
   size_t max_blob_bytes = size_t{128} << 20;
   size_t max_inflight_per_conn = 1024;

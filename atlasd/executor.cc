@@ -5,7 +5,10 @@
 
 #include "socketproto/str.h"
 #include "absl/strings/str_format.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "atlasd/acl.h"
+#include "atlasd/logging.h"
 #include "atlasd/state_machine.h"
 #include "storage/keys.h"
 
@@ -14,11 +17,19 @@ namespace atlas {
 using socketproto::Reply;
 namespace sp = socketproto;
 
+// The tables a connection read with the backup right, so that each is logged once.
+struct Executor::BackupAudit {
+  absl::Mutex mu;
+  absl::flat_hash_set<std::string> tables ABSL_GUARDED_BY(mu);
+};
+
 struct Executor::Call {
   sp::Request request;
   std::optional<std::string> principal;
   bool admin = false;
+  bool backup = false;  // a backup-users (or admin-users) principal: may read every table
   uint64_t connection_id = 0;
+  std::shared_ptr<BackupAudit> audit;  // the connection's, for reads only `backup` allowed
   std::shared_ptr<sp::OutputStream> stream;  // the connection's (WATCH)
   std::shared_ptr<sp::ReplyBudget> budget;   // the connection's reply memory
   size_t reserved = 0;                       // bytes this call holds in `budget`
@@ -41,6 +52,10 @@ struct Executor::Call {
 };
 
 namespace {
+
+// Tables logged per connection under the backup right; after that, reads go unlogged (a
+// connection that reads that many tables has been on the record for a while).
+constexpr size_t kAuditTablesMax = 100'000;
 
 std::string ReservedError(std::string_view table) {
   return StrCat("table '", table, "' is reserved");
@@ -92,6 +107,29 @@ Executor::Executor(storage::Store* store, Replicator* replicator, NodeIdentity s
       self_(std::move(self)),
       options_(std::move(options)),
       started_(std::chrono::steady_clock::now()) {}
+
+bool Executor::IsBackup(const std::optional<std::string>& principal) const {
+  return principal && std::find(options_.backup_users.begin(), options_.backup_users.end(),
+                                *principal) != options_.backup_users.end();
+}
+
+bool Executor::MayRead(Call& call, const storage::TableAcl& acl, const std::string& table) {
+  if (AclAllows(acl, call.principal, call.admin, AclOp::kRead)) return true;
+  if (!call.backup) return false;
+  // Allowed by the backup right alone: on the record, once per connection and table.
+  bool first = false;
+  {
+    absl::MutexLock lock(&call.audit->mu);
+    if (call.audit->tables.size() < kAuditTablesMax) first = call.audit->tables.insert(table).second;
+  }
+  if (first) {
+    LogEvent(spdlog::level::info, "backup read",
+             {{"principal", call.principal.value_or("")}, {"table", table},
+              {"connection", StrCat(call.connection_id)},
+              {"right", call.admin ? "admin-users" : "backup-users"}});
+  }
+  return true;
+}
 
 bool Executor::IsAdmin(const std::optional<std::string>& principal) const {
   return principal && std::find(options_.admin_users.begin(), options_.admin_users.end(),
@@ -186,6 +224,12 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     call->principal = put->principal;
   }
   call->admin = IsAdmin(call->principal);
+  call->backup = call->admin || IsBackup(call->principal);
+  if (call->backup) {
+    // Per-connection state lives in the session's context, which outlives this call.
+    if (!ctx.handler_state) ctx.handler_state = std::make_shared<BackupAudit>();
+    call->audit = std::static_pointer_cast<BackupAudit>(ctx.handler_state);
+  }
 
   // A node whose clock is off serves no data (docs/consensus.md §Time); the cluster commands
   // stay, so that operators can see why.
@@ -312,7 +356,7 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
       call.Warn(StrCat("internal error: ", acl.status().message()));
       return false;
     }
-    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead)) {
+    if (!MayRead(call, *acl, table)) {
       call.Warn(PermissionDenied(call.principal, "READ", table));
       return false;
     }
@@ -325,7 +369,12 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
   if (auto* watch = std::get_if<sp::Watch>(&command)) {
     const std::string& table = watch->range.table;
     if (options_.watch == nullptr || !call.stream) return call.Warn("WATCH is not available here");
-    if (!check_read(table)) return;
+    // (The backup right reads tables for dumps; it does not cover WATCH streams.)
+    auto acl = LoadAcl(table);
+    if (!acl.ok()) return internal(acl.status());
+    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead)) {
+      return call.Warn(PermissionDenied(call.principal, "READ", table));
+    }
     // After the read barrier: the revision includes every write acknowledged before WATCH.
     absl::StatusOr<RevisionRange> revs = TableRevisions(store_, table);
     if (!revs.ok()) return internal(revs.status());
@@ -454,8 +503,8 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
   if (auto* list = std::get_if<sp::AclList>(&command)) {
     auto acl = LoadAcl(list->table);
     if (!acl.ok()) return internal(acl.status());
-    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kRead) &&
-        !AclAllows(*acl, call.principal, call.admin, AclOp::kAdminister)) {
+    if (!AclAllows(*acl, call.principal, call.admin, AclOp::kAdminister) &&
+        !MayRead(call, *acl, list->table)) {
       return call.Warn(PermissionDenied(call.principal, "ACL LIST", list->table));
     }
     if (!call.reserved && acl->grants.size() > 64) {
@@ -576,7 +625,7 @@ void Executor::Read(std::shared_ptr<Call> call_ptr) {
     auto acl = LoadAcl(tinfo->table);
     if (!acl.ok()) return internal(acl.status());
     std::string rows = "-";
-    if (AclAllows(*acl, call.principal, call.admin, AclOp::kRead)) {
+    if (MayRead(call, *acl, tinfo->table)) {
       uint64_t n = 0;
       absl::Status s = store_->ForEachRow(tinfo->table, "", std::nullopt, [&](std::string_view) {
         ++n;

@@ -35,6 +35,10 @@ struct NodeIdentity {
 struct ExecutorOptions {
   PrincipalMode principal_mode = PrincipalMode::kAssume;
   std::vector<std::string> admin_users;
+  // Principals that may read every table (rows, ACLs, row counts) for backups, whatever its
+  // ACL; each table read only by this right is logged once per connection ("backup read").
+  // admin-users have this right too (they could grant it to themselves anyway).
+  std::vector<std::string> backup_users;
   // SCAN without LIMIT returns at most this many keys (the reply is built in memory).
   uint64_t scan_keys_max = 1'000'000;
   // Runs a read on a client-serving thread once its read barrier passed. The barrier completes
@@ -61,6 +65,7 @@ class Executor final : public socketproto::CommandHandler {
 
  private:
   struct Call;  // one request in progress
+  struct BackupAudit;
   void Read(std::shared_ptr<Call> call);
   void Write(std::shared_ptr<Call> call, proto::Command cmd);
   // KEY GET / KEY BLOB GET after the ACL check: reserves the value's size, then reads it.
@@ -71,6 +76,9 @@ class Executor final : public socketproto::CommandHandler {
   static size_t KeysReplyBytes(uint64_t keys);
 
   bool IsAdmin(const std::optional<std::string>& principal) const;
+  bool IsBackup(const std::optional<std::string>& principal) const;
+  // READ per the table's ACL, or by the backup right (audited).
+  bool MayRead(Call& call, const storage::TableAcl& acl, const std::string& table);
   // The principal a command acts as: its own PRINCIPAL option or the connection's.
   std::optional<std::string> EffectivePrincipal(const socketproto::SessionContext& ctx) const;
   absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);

@@ -326,6 +326,7 @@ int main(int argc, char** argv) {
                                     ? atlas::PrincipalMode::kPeercred
                                     : atlas::PrincipalMode::kAssume;
   exec_options.admin_users = config.admin_users;
+  exec_options.backup_users = config.backup_users;
   exec_options.cluster = cluster_node.get();
   atlas::CommandMetrics command_metrics(atlas::CommandNames());
   exec_options.metrics = &command_metrics;

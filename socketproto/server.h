@@ -50,6 +50,8 @@ struct SessionContext {
   std::shared_ptr<OutputStream> stream;  // this connection's, for commands that stream
   // This connection's reply memory: reserve a large reply's bytes here before building it.
   std::shared_ptr<ReplyBudget> budget;
+  // The command handler's own per-connection state (set and used only by it).
+  std::shared_ptr<void> handler_state;
 };
 
 class CommandHandler {

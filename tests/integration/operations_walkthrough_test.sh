@@ -360,7 +360,7 @@ done < <(members A | sed -n 's/^NODE id=\([0-9]*\) .* addr=\([0-9.]*\) .*/\1 \2/
 # The backup restored on D: the dump of D is the backup, and every row of the backup reads
 # back the same from D and from the live cluster.
 backup=$tmp/D/home/atlas-latest.jsonl
-on D atlas --socket /run/atlasd/atlas.sock dump --as backup 2>/dev/null | cmp - "$backup" \
+on D atlas --socket /run/atlasd/atlas.sock dump 2>/dev/null | cmp - "$backup" \
   || fail "D's dump differs from the backup"
 python3 - "$backup" "$tmp/read.script" "$tmp/read.expected" <<'EOF'
 import json, sys

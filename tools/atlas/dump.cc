@@ -6,27 +6,17 @@
 #include <istream>
 #include <ostream>
 
-#include "absl/strings/escaping.h"
-#include "nlohmann/json.hpp"
-#include "socketproto/utf8.h"
+#include "socketproto/str.h"
+#include "tools/atlas/dump_format.h"
 
 namespace atlas::client {
 namespace {
 
-using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kOk = 0, kError = 1, kConnection = 2;
+constexpr int kOk = 0, kError = 1, kConnection = 2, kIncomplete = 3;
 constexpr int kPage = 1000;  // keys per SCAN / tables per TABLE LIST
 
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  uint32_t cp = 0;
-  while (i < s.size()) {
-    if (!socketproto::DecodeUtf8(s, &i, &cp)) return false;
-  }
-  return true;
-}
 
 // One command; `error` gets the reason when it did not end in OK.
 struct Result {
@@ -103,112 +93,106 @@ int ListTables(Connection& conn, size_t max, std::vector<std::string>* tables,
   return kOk;
 }
 
+namespace {
+
+bool PermissionDenied(const std::string& error) {
+  return error.starts_with("ERROR WARN permission denied");
+}
+
+// Writes one table's rows, then its grants. kOk, or the failure (after saying so); a table the
+// principal may not read returns kError with `*denied` set and nothing of it written.
+int DumpTable(Connection& conn, const std::string& table, std::ostream& out, Progress& p,
+              std::ostream& progress, bool* denied) {
+  std::string after;
+  for (;;) {
+    Result scan = Run(conn, "SCAN " + table + " LIMIT " + std::to_string(kPage) +
+                                (after.empty() ? "" : " AFTER " + after));
+    if (scan.status != kOk) {
+      *denied = PermissionDenied(scan.error);
+      if (!*denied) progress << "atlas dump: SCAN " << table << ": " << scan.error << std::endl;
+      return scan.status;
+    }
+    std::vector<std::string> keys = Listed(scan);
+    for (const std::string& key : keys) {
+      Result get = Run(conn, "KEY BLOB GET " + key);
+      if (get.status != kOk) {
+        progress << "atlas dump: KEY BLOB GET " << key << ": " << get.error << std::endl;
+        return get.status;
+      }
+      out << RowLine(key, get.frames.front().blob.value_or("")) << '\n';  // EMPTY: ""
+      p.Row(table);
+    }
+    if (keys.size() < static_cast<size_t>(kPage)) break;
+    after = keys.back();
+  }
+  Result acl = Run(conn, "ACL LIST " + table);
+  if (acl.status != kOk) {
+    progress << "atlas dump: ACL LIST " << table << ": " << acl.error << std::endl;
+    return acl.status;
+  }
+  std::vector<std::pair<std::string, std::string>> grants;
+  for (size_t i = 0; i + 1 < acl.frames.size(); ++i) {
+    // "ACL <principal> <PERM>"
+    const std::string& line = acl.frames[i].text;
+    size_t a = line.find(' '), b = line.rfind(' ');
+    if (a == std::string::npos || b <= a) continue;
+    grants.emplace_back(line.substr(a + 1, b - a - 1), line.substr(b + 1));
+  }
+  if (!grants.empty()) out << GrantsLine(table, grants) << '\n';
+  return kOk;
+}
+
+}  // namespace
+
 int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
          std::ostream& progress) {
   if (tables.empty()) {
     if (int rc = ListTables(conn, SIZE_MAX, &tables, progress)) return rc;
   }
   Progress p(progress, "dump");
+  // A table the principal may not read is skipped and named at the end: one table with a
+  // hostile ACL must not cost the backup of every other table.
+  std::vector<std::string> skipped;
   for (const std::string& table : tables) {
-    std::string after;
-    for (;;) {
-      Result scan = Run(conn, "SCAN " + table + " LIMIT " + std::to_string(kPage) +
-                                  (after.empty() ? "" : " AFTER " + after));
-      if (scan.status != kOk) {
-        progress << "atlas dump: SCAN " << table << ": " << scan.error << std::endl;
-        return scan.status;
-      }
-      std::vector<std::string> keys = Listed(scan);
-      for (const std::string& key : keys) {
-        Result get = Run(conn, "KEY BLOB GET " + key);
-        if (get.status != kOk) {
-          progress << "atlas dump: KEY BLOB GET " << key << ": " << get.error << std::endl;
-          return get.status;
-        }
-        const std::string value = get.frames.front().blob.value_or("");  // EMPTY: ""
-        json row = {{"key", key}};
-        if (IsUtf8(value)) {
-          row["value"] = value;
-        } else {
-          row["value_base64"] = absl::Base64Escape(value);
-        }
-        out << row.dump() << '\n';
-        p.Row(table);
-      }
-      if (keys.size() < static_cast<size_t>(kPage)) break;
-      after = keys.back();
-    }
-    Result acl = Run(conn, "ACL LIST " + table);
-    if (acl.status != kOk) {
-      progress << "atlas dump: ACL LIST " << table << ": " << acl.error << std::endl;
-      return acl.status;
-    }
-    json grants = json::array();
-    for (size_t i = 0; i + 1 < acl.frames.size(); ++i) {
-      // "ACL <principal> <PERM>"
-      const std::string& line = acl.frames[i].text;
-      size_t a = line.find(' '), b = line.rfind(' ');
-      if (a == std::string::npos || b <= a) continue;
-      grants.push_back({line.substr(a + 1, b - a - 1), line.substr(b + 1)});
-    }
-    if (!grants.empty()) out << json{{"table", table}, {"acl", grants}}.dump() << '\n';
+    bool denied = false;
+    int rc = DumpTable(conn, table, out, p, progress, &denied);
+    if (rc != kOk && !denied) return rc;
+    if (denied) skipped.push_back(table);
   }
   out.flush();
-  p.Done(tables.size(), "tables");
-  return out ? kOk : kError;
+  p.Done(tables.size() - skipped.size(), "tables");
+  if (!out) return kError;
+  if (skipped.empty()) return kOk;
+  progress << "atlas dump: " << skipped.size() << " table(s) not dumped, permission denied:";
+  for (size_t i = 0; i < skipped.size() && i < 100; ++i) progress << " " << skipped[i];
+  if (skipped.size() > 100) progress << " ...";
+  progress << " (dump as a backup-users principal to read every table)" << std::endl;
+  return kIncomplete;
 }
 
 int Restore(Connection& conn, std::istream& in, std::ostream& progress) {
   Progress p(progress, "restore");
   std::string line;
   size_t number = 0, tables = 0;
-  auto fail = [&](const std::string& why, int status) {
+  auto fail = [&](std::string_view why, int status) {
     progress << "atlas restore: line " << number << ": " << why << std::endl;
     return status;
   };
   while (std::getline(in, line)) {
     ++number;
-    if (line.empty()) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) return fail("not a JSON object", kError);
-    if (j.contains("key")) {
-      if (!j["key"].is_string()) return fail("'key' must be a string", kError);
-      std::string key = j["key"], value;
-      if (j.contains("value") && j["value"].is_string()) {
-        value = j["value"];
-      } else if (j.contains("value_base64") && j["value_base64"].is_string()) {
-        if (!absl::Base64Unescape(j["value_base64"].get<std::string>(), &value)) {
-          return fail("'value_base64' is not base64", kError);
-        }
-      } else {
-        return fail("a row needs 'value' or 'value_base64'", kError);
+    // Nothing reaches the server before the whole line passed the server's own rules.
+    absl::StatusOr<DumpLine> parsed = ParseDumpLine(line);
+    if (!parsed.ok()) return fail(ToStd(parsed.status().message()), kError);
+    for (const RestoreCommand& c : parsed->commands) {
+      Result r = c.blob ? Run(conn, c.line, *c.blob) : Run(conn, c.line);
+      if (r.status != kOk) {
+        // (A row's command without its length: the key names it.)
+        return fail(StrCat(c.blob ? c.line.substr(0, c.line.rfind(' ')) : c.line, ": ", r.error),
+                    r.status);
       }
-      Result r = Run(conn, "KEY BLOB SET " + key + " " + std::to_string(value.size()), value);
-      if (r.status != kOk) return fail("KEY BLOB SET " + key + ": " + r.error, r.status);
-      p.Row(key.substr(0, key.find('.')));
-    } else if (j.contains("table") && j.contains("acl")) {
-      if (!j["table"].is_string() || !j["acl"].is_array()) {
-        return fail("'table' must be a string and 'acl' a list", kError);
-      }
-      std::string table = j["table"];
-      // READ and WRITE first: until the table has an OWNER anyone may grant, after it only an
-      // owner (or an admin user) may.
-      for (bool owners : {false, true}) {
-        for (const json& g : j["acl"]) {
-          if (!g.is_array() || g.size() != 2 || !g[0].is_string() || !g[1].is_string()) {
-            return fail("each grant must be [principal, permission]", kError);
-          }
-          std::string perm = g[1];
-          if ((perm == "OWNER") != owners) continue;
-          std::string cmd = "ACL GRANT " + table + " " + g[0].get<std::string>() + " PERMS " + perm;
-          Result r = Run(conn, cmd);
-          if (r.status != kOk) return fail(cmd + ": " + r.error, r.status);
-        }
-      }
-      ++tables;
-    } else {
-      return fail("neither a row ('key') nor a table's grants ('table', 'acl')", kError);
     }
+    if (parsed->kind == DumpLine::Kind::kRow) p.Row(parsed->table);
+    if (parsed->kind == DumpLine::Kind::kGrants) ++tables;
   }
   p.Done(tables, "tables with grants");
   return kOk;

@@ -16,12 +16,14 @@ int ListTables(Connection& conn, size_t max, std::vector<std::string>* tables, s
 
 // Writes every row of `tables` (all tables of the node when empty) to `out`, one JSON object per
 // line, then each table's grants; reports progress on `progress`. Returns the exit status:
-// 0, 1 (an ERROR reply: printed), 2 (the connection failed).
+// 0, 1 (an ERROR reply: printed), 2 (the connection failed), 3 (finished, but tables the
+// principal may not read were skipped: named on `progress`).
 int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
          std::ostream& progress);
 
-// Replays a dump from `in`: rows with KEY BLOB SET (exact bytes), then the grants. Stops at the
-// first line it cannot apply, naming it. Same exit statuses.
+// Replays a dump from `in`: rows with KEY BLOB SET (exact bytes), then the grants. Each line is
+// validated whole before anything of it is sent (dump_format.h). Stops at the first line it
+// cannot apply, naming it. Exit statuses 0, 1, 2.
 int Restore(Connection& conn, std::istream& in, std::ostream& progress);
 
 }  // namespace atlas::client

@@ -1,0 +1,108 @@
+#include "tools/atlas/dump_format.h"
+
+#include "absl/strings/escaping.h"
+#include "nlohmann/json.hpp"
+#include "socketproto/command.h"
+#include "socketproto/formatter.h"
+#include "socketproto/str.h"
+
+namespace atlas::client {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status Bad(std::string_view why) { return absl::InvalidArgumentError(std::string(why)); }
+
+absl::StatusOr<DumpLine> ParseRow(const json& j) {
+  if (!j["key"].is_string()) return Bad("'key' must be a string");
+  const std::string& key = j["key"].get_ref<const std::string&>();
+  if (std::string why = socketproto::ValidateKey(key); !why.empty()) {
+    return Bad(socketproto::SanitizeMessage(why));
+  }
+  DumpLine out;
+  out.kind = DumpLine::Kind::kRow;
+  out.table = key.substr(0, key.find('.'));
+  if (socketproto::IsReservedTable(out.table)) {
+    return Bad(StrCat("table '", out.table, "' is reserved"));
+  }
+  std::string value;
+  if (j.contains("value") && j["value"].is_string()) {
+    value = j["value"].get<std::string>();
+  } else if (j.contains("value_base64") && j["value_base64"].is_string()) {
+    if (!absl::Base64Unescape(j["value_base64"].get<std::string>(), &value)) {
+      return Bad("'value_base64' is not base64");
+    }
+  } else {
+    return Bad("a row needs 'value' or 'value_base64'");
+  }
+  out.commands.push_back({StrCat("KEY BLOB SET ", key, " ", value.size()), std::move(value)});
+  return out;
+}
+
+absl::StatusOr<DumpLine> ParseGrants(const json& j) {
+  if (!j["table"].is_string() || !j["acl"].is_array()) {
+    return Bad("'table' must be a string and 'acl' a list");
+  }
+  DumpLine out;
+  out.kind = DumpLine::Kind::kGrants;
+  out.table = j["table"].get<std::string>();
+  if (std::string why = socketproto::ValidateTableName(out.table); !why.empty()) {
+    return Bad(StrCat("invalid table: ", socketproto::SanitizeMessage(why)));
+  }
+  if (socketproto::IsReservedTable(out.table)) {
+    return Bad(StrCat("table '", out.table, "' is reserved"));
+  }
+  for (const json& g : j["acl"]) {
+    if (!g.is_array() || g.size() != 2 || !g[0].is_string() || !g[1].is_string()) {
+      return Bad("each grant must be [principal, permission]");
+    }
+    const std::string& principal = g[0].get_ref<const std::string&>();
+    if (std::string why = socketproto::ValidatePrincipal(principal); !why.empty()) {
+      return Bad(StrCat("invalid principal: ", socketproto::SanitizeMessage(why)));
+    }
+    const std::string& perm = g[1].get_ref<const std::string&>();
+    if (perm != "READ" && perm != "WRITE" && perm != "OWNER") {
+      return Bad("a permission is READ, WRITE or OWNER");
+    }
+  }
+  for (bool owners : {false, true}) {
+    for (const json& g : j["acl"]) {
+      if ((g[1].get_ref<const std::string&>() == "OWNER") != owners) continue;
+      out.commands.push_back({StrCat("ACL GRANT ", out.table, " ", g[0].get<std::string>(),
+                                     " PERMS ", g[1].get<std::string>()),
+                              std::nullopt});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<DumpLine> ParseDumpLine(std::string_view line) {
+  if (line.empty()) return DumpLine{};
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Bad("not a JSON object");
+  if (j.contains("key")) return ParseRow(j);
+  if (j.contains("table") && j.contains("acl")) return ParseGrants(j);
+  return Bad("neither a row ('key') nor a table's grants ('table', 'acl')");
+}
+
+std::string RowLine(const std::string& key, const std::string& value) {
+  json row = {{"key", key}};
+  if (socketproto::IsValidUtf8(value)) {
+    row["value"] = value;
+  } else {
+    row["value_base64"] = absl::Base64Escape(value);
+  }
+  return row.dump();
+}
+
+std::string GrantsLine(const std::string& table,
+                       const std::vector<std::pair<std::string, std::string>>& grants) {
+  json list = json::array();
+  for (const auto& [principal, perm] : grants) list.push_back({principal, perm});
+  return json{{"table", table}, {"acl", list}}.dump(-1, ' ', false,
+                                                     json::error_handler_t::replace);
+}
+
+}  // namespace atlas::client
