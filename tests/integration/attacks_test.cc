@@ -277,3 +277,24 @@ TEST_CASE("one table's ACL cannot break every backup: dump skips what it may not
   // admin-users have it too (they could grant it to themselves).
   CHECK(Call(d, "root-admin", "KEY GET trap.k") == "VALUE:x\nOK");
 }
+
+TEST_CASE("atlas -c shows stored terminal escape sequences escaped on a terminal, and exact to a "
+          "pipe") {
+  Daemon d;
+  REQUIRE(d.Start());
+  // A value with ESC sequences (clear screen, set the window title) and a bidi override.
+  const std::string value = "a\x1b[2J\x1b]0;owned\x07z\xe2\x80\xae!";
+  auto c = d.Connect();
+  REQUIRE(c);
+  REQUIRE(Texts(*c->Call("KEY BLOB SET esc.k " + std::to_string(value.size()), value)) == "OK");
+  // On a terminal (script(1) gives atlas a pty).
+  auto [rc, shown] = atlas::testing::Run("script -qec \"" + AtlasCli(d) +
+                                         " -c 'KEY GET esc.k'\" /dev/null");
+  INFO(shown);
+  CHECK(rc == 0);
+  CHECK(shown.find('\x1b') == std::string::npos);  // c005a71: printed raw
+  CHECK(shown.find("VALUE:a\\x1b[2J\\x1b]0;owned\\x07z\\u202e!") != std::string::npos);
+  // To a pipe: the exact bytes, for scripts.
+  auto [rc2, piped] = atlas::testing::Run(AtlasCli(d) + " -c 'KEY GET esc.k'");
+  CHECK(piped == "VALUE:" + value + "\nOK\n");
+}

@@ -21,6 +21,7 @@
 #include "tools/atlas/connection.h"
 #include "tools/atlas/dump.h"
 #include "tools/atlas/status.h"
+#include "tools/atlas/terminal.h"
 #include "tools/atlas/watch.h"
 
 namespace {
@@ -318,23 +319,26 @@ class Runner {
 
   void Print(const ReplyFrame& f) {
     std::string prefix = f.id ? StrCat("[ID:", *f.id, "] ") : "";
+    // Stored values reach a person's terminal escaped: a row must not drive the terminal.
+    const std::string text = terminal_ ? atlas::client::ForTerminal(f.text) : f.text;
     if (f.blob) {
       if (!opt_.out_file.empty()) {
         std::ofstream out(opt_.out_file, std::ios::binary | std::ios::trunc);
         out.write(f.blob->data(), static_cast<std::streamsize>(f.blob->size()));
-        std::printf("%s%s (saved to %s)\n", prefix.c_str(), f.text.c_str(), opt_.out_file.c_str());
+        std::printf("%s%s (saved to %s)\n", prefix.c_str(), text.c_str(), opt_.out_file.c_str());
       } else {
-        std::printf("%s%s\n%s\n", prefix.c_str(), f.text.c_str(), Preview(*f.blob).c_str());
+        std::printf("%s%s\n%s\n", prefix.c_str(), text.c_str(), Preview(*f.blob).c_str());
       }
     } else {
-      std::printf("%s%s\n", prefix.c_str(), f.text.c_str());
+      std::printf("%s%s\n", prefix.c_str(), text.c_str());
     }
     std::fflush(stdout);
   }
 
   void PrintError(const ReplyFrame& f, std::string_view line) {
     std::string prefix = f.id ? StrCat("[ID:", *f.id, "] ") : "";
-    std::vector<std::string> lines = ReadableError(f.text, line);
+    std::vector<std::string> lines =
+        ReadableError(terminal_ ? atlas::client::ForTerminal(f.text) : f.text, line);
     for (size_t i = 0; i < lines.size(); ++i) {
       const char* on = !color_ ? "" : i == 0 ? "\033[31m" : "\033[2m";  // red; dim hints
       std::printf("%s%s%s%s\n", prefix.c_str(), on, lines[i].c_str(), color_ ? "\033[0m" : "");
@@ -353,6 +357,7 @@ class Runner {
   bool lost_ = false;
   bool interactive_ = false;
   bool color_ = false;
+  const bool terminal_ = atlas::client::StdoutIsTerminal();
   std::string principal_;
 };
 

@@ -6,6 +6,7 @@
 #include "nlohmann/json.hpp"
 #include "socketproto/command.h"
 #include "socketproto/str.h"
+#include "tools/atlas/terminal.h"
 
 namespace atlas::client {
 namespace {
@@ -65,10 +66,11 @@ int Watch(Connection& conn, const WatchOptions& options, std::ostream& out, std:
       }
       out << j.dump() << "\n";
     } else if (f->blob) {
-      out << rev << " " << op << " " << key << " "
-          << (Printable(*f->blob) ? *f->blob : StrCat("<", f->blob->size(), " bytes>")) << "\n";
+      out << rev << " " << op << " " << ForTerminal(key) << " "
+          << (Printable(*f->blob) ? ForTerminal(*f->blob) : StrCat("<", f->blob->size(), " bytes>"))
+          << "\n";
     } else {
-      out << rev << " " << op << " " << key << "\n";
+      out << rev << " " << op << " " << ForTerminal(key) << "\n";
     }
     out.flush();
     if (options.count > 0 && ++events >= options.count) return 0;
