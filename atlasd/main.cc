@@ -209,6 +209,13 @@ int main(int argc, char** argv) {
                  config.max_connections, nofile.rlim_cur);
   }
 
+  if (config.principal_mode == "assume") {
+    // The protocol's default, and the original behaviour: say what it means, every start.
+    spdlog::warn("principal-mode assume: any client of the socket may PRINCIPAL ASSUME any name, "
+                 "an admin-users one included, so ACLs only keep honest clients apart; set "
+                 "principal-mode = \"peercred\" to make a client its Unix user "
+                 "(docs/security.md)");
+  }
   if (config.embedded_default) {
     spdlog::info("no arguments: starting the embedded default, a single-node cluster with data "
                  "in {} and its socket at {}", config.data_dir, config.socket);

@@ -298,3 +298,13 @@ TEST_CASE("atlas -c shows stored terminal escape sequences escaped on a terminal
   auto [rc2, piped] = atlas::testing::Run(AtlasCli(d) + " -c 'KEY GET esc.k'");
   CHECK(piped == "VALUE:" + value + "\nOK\n");
 }
+
+TEST_CASE("principal-mode assume says at every start that ACLs are advisory") {
+  Daemon assume;
+  REQUIRE(assume.Start());
+  CHECK(assume.Log().find("principal-mode assume: any client of the socket may PRINCIPAL "
+                          "ASSUME any name") != std::string::npos);  // c005a71: silent
+  Daemon peercred({"--principal-mode", "peercred"});
+  REQUIRE(peercred.Start());
+  CHECK(peercred.Log().find("principal-mode assume") == std::string::npos);
+}
