@@ -13,11 +13,12 @@ namespace {
 
 bool Eq(std::string_view a, std::string_view b) { return EqualsIgnoreCase(a, b); }
 
-// Control characters and Unicode white space: never part of a key or principal.
+// Control characters, Unicode white space and invisible format characters: never part of a key
+// or principal (a principal "admin\u200b" would look like "admin" in every listing).
 bool IsControlOrSpace(uint32_t cp) {
   if (cp <= 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0xA0)) return true;
   return cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-         cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+         cp == 0x202F || cp == 0x205F || cp == 0x3000 || IsFormatCharacter(cp);
 }
 
 std::string Usage(std::string_view syntax) { return StrCat("usage: ", syntax); }
@@ -373,7 +374,7 @@ std::string ValidateKey(std::string_view key) {
   uint32_t cp;
   while (i < key.size()) {
     if (!DecodeUtf8(key, &i, &cp)) return bad("not valid UTF-8");
-    if (IsControlOrSpace(cp)) return bad("control or white-space character");
+    if (IsControlOrSpace(cp)) return bad("control, white-space or invisible character");
   }
   size_t dot = key.find('.');
   if (dot == std::string_view::npos) return bad("expected <table>.<row>");
@@ -389,7 +390,7 @@ std::string ValidatePrincipal(std::string_view name) {
   uint32_t cp;
   while (i < name.size()) {
     if (!DecodeUtf8(name, &i, &cp)) return "not valid UTF-8";
-    if (IsControlOrSpace(cp)) return "control or white-space character";
+    if (IsControlOrSpace(cp)) return "control, white-space or invisible character";
     ++chars;
   }
   if (chars > kMaxPrincipalChars) return "longer than 256 characters";

@@ -37,4 +37,15 @@ inline bool DecodeUtf8(std::string_view s, size_t* i, uint32_t* cp) {
   return true;
 }
 
+// Invisible characters that change how the text around them reads: bidi controls (U+202E turns
+// "alice" around), zero-width characters (U+200B makes a second "admin" look like the first),
+// the soft hyphen, word joiners, the byte-order mark, and Unicode tag characters. Never part of
+// a key or a principal, and escaped when printed to a terminal.
+inline bool IsFormatCharacter(uint32_t cp) {
+  return cp == 0x00AD || cp == 0x061C || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2064) ||
+         (cp >= 0x2066 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) ||
+         (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
 }  // namespace atlas::socketproto

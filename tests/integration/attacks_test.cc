@@ -308,3 +308,18 @@ TEST_CASE("principal-mode assume says at every start that ACLs are advisory") {
   REQUIRE(peercred.Start());
   CHECK(peercred.Log().find("principal-mode assume") == std::string::npos);
 }
+
+TEST_CASE("look-alike principal names and keys (zero-width, bidi override) are refused") {
+  Daemon d({"--admin-users", "admin"});
+  REQUIRE(d.Start());
+  for (const std::string name : {"admin\u200b", "\u202enimda", "ad\u00admin", "admin\ufeff",
+                                 "adm\u2066in"}) {
+    INFO(name);
+    std::string r = Call(d, "", "PRINCIPAL ASSUME " + name);
+    CHECK(r == "ERROR WARN invalid principal: control, white-space or invisible character");
+    CHECK(Call(d, "", "ACL GRANT t " + name + " PERMS OWNER").starts_with(
+        "ERROR WARN invalid principal"));  // c005a71: OK
+    CHECK(Call(d, "", "KEY PUT t." + name + " v").starts_with("ERROR WARN invalid key"));
+  }
+  CHECK(Call(d, "", "PRINCIPAL ASSUME admin") == "OK");
+}

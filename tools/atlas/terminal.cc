@@ -11,10 +11,8 @@ namespace {
 
 // Characters a terminal acts on or that change how the text around them reads.
 bool Hidden(uint32_t cp) {
-  if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return true;
-  return cp == 0x00ad || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
-         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+  return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) ||
+         socketproto::IsFormatCharacter(cp);
 }
 
 }  // namespace
