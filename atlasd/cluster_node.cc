@@ -6,7 +6,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "atlasd/cluster/join_token.h"
 #include "atlasd/cluster/members.h"
+#include "atlasd/logging.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 
@@ -478,6 +480,75 @@ cluster::HealthInfo ClusterNode::Health() {
   return h;
 }
 
+namespace {
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TokenView ViewOf(const consensus::JoinTokenRecord& t, int64_t now_ms) {
+  return {t.Id(), t.created_ms, t.expires_ms, t.uses, t.uses_max, t.Status(now_ms), ""};
+}
+}  // namespace
+
+absl::Status ClusterNode::AuthorizeJoin(const std::string& secret) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (membership_.tokens.empty()) {
+    if (cluster::SecretMatches(options_.legacy_join_secret, secret)) return absl::OkStatus();
+    return absl::PermissionDeniedError("invalid join token");
+  }
+  return consensus::CheckJoinToken(membership_, cluster::JoinTokenHash(secret), WallMs());
+}
+
+void ClusterNode::CreateToken(int64_t ttl_ms, uint32_t uses,
+                              std::function<void(absl::StatusOr<TokenView>)> done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  absl::StatusOr<cluster::JoinToken> token = cluster::NewJoinToken(options_.ca_fingerprint);
+  if (!token.ok()) return done(token.status());
+  const std::string hash = cluster::JoinTokenHash(token->secret);
+  const int64_t expires = ttl_ms > 0 ? WallMs() + ttl_ms : 0;
+  std::string text = cluster::FormatJoinToken(*token);
+  r->ProposeMembership(
+      consensus::EncodeTokenCreate(hash, expires, uses),
+      [done = std::move(done), hash, text = std::move(text)](
+          absl::StatusOr<PaxosReplicator::MembershipResult> res) mutable {
+        if (!res.ok()) return done(res.status());
+        auto it = res->config.tokens.find(hash);
+        if (it == res->config.tokens.end()) return done(absl::InternalError("token not stored"));
+        TokenView v = ViewOf(it->second, WallMs());
+        v.token = std::move(text);
+        LogEvent(spdlog::level::info, "join token created",
+                 {{"token_id", v.id}, {"expires_ms", StrCat(v.expires_ms)},
+                  {"uses_max", StrCat(v.uses_max)}});
+        done(std::move(v));
+      });
+}
+
+std::vector<TokenView> ClusterNode::Tokens() {
+  std::vector<TokenView> out;
+  const int64_t now = WallMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [hash, t] : membership_.tokens) out.push_back(ViewOf(t, now));
+  std::sort(out.begin(), out.end(), [](const TokenView& a, const TokenView& b) {
+    return std::tie(a.created_ms, a.id) < std::tie(b.created_ms, b.id);
+  });
+  return out;
+}
+
+void ClusterNode::RevokeToken(const std::string& id, std::function<void(absl::Status)> done) {
+  PaxosReplicator* r = replicator_.load();
+  if (!r) return done(absl::UnavailableError("node is starting"));
+  r->ProposeMembership(consensus::EncodeTokenRevoke(id),
+                       [done = std::move(done), id](
+                           absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+                         if (res.ok()) LogEvent(spdlog::level::info, "join token revoked",
+                                                {{"token_id", id}});
+                         done(res.ok() ? absl::OkStatus() : res.status());
+                       });
+}
+
 void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done) {
   if (!cluster::IsToken(request.region)) {
     return done(absl::InvalidArgumentError("region must be a non-empty word without spaces"));
@@ -524,7 +595,9 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
   spdlog::info("join request from {} (region {})", request.advertise, request.region);
   auto shared = std::make_shared<cluster::JoinDone>(std::move(done));
   ProposeChange(
-      [zone, address](uint64_t epoch) { return consensus::EncodeJoin(zone, address, epoch); },
+      [zone, address, token = request.token_hash](uint64_t epoch) {
+        return consensus::EncodeJoin(zone, address, epoch, token);
+      },
       [this, shared, key = request.key_fingerprint](
           absl::StatusOr<PaxosReplicator::MembershipResult> result) {
         if (!result.ok()) return (*shared)(result.status());

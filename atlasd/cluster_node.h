@@ -27,6 +27,11 @@ namespace atlas {
 struct ClusterNodeOptions {
   uint64_t self = 0;
   std::string cluster_id;
+  // The cluster CA's fingerprint: what a join token pins (TokenCreate puts it in new tokens).
+  std::string ca_fingerprint;
+  // The join secret of the signer's token file: the one token of a cluster created before
+  // tokens were replicated, accepted only while the registry is empty.
+  std::string legacy_join_secret;
   // Fn/Fz the operator configured on this node. A new cluster starts with Fz=0 (it has one
   // zone); when a join brings enough zones, this node proposes the configured quorum.
   consensus::QuorumSpec desired_quorum;
@@ -69,6 +74,8 @@ class ClusterNode final : public ClusterView {
   PeerReport Report();
 
   // HTTPS endpoints.
+  // Whether a presented join secret admits a join now (HttpHandlerContext::authorize).
+  absl::Status AuthorizeJoin(const std::string& secret);
   void HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done);
   cluster::HealthInfo Health();
 
@@ -81,6 +88,10 @@ class ClusterNode final : public ClusterView {
                  std::function<void(absl::Status)> done) override;
   void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) override;
   std::optional<std::string> ServingProblem() override;
+  void CreateToken(int64_t ttl_ms, uint32_t uses,
+                   std::function<void(absl::StatusOr<TokenView>)> done) override;
+  std::vector<TokenView> Tokens() override;
+  void RevokeToken(const std::string& id, std::function<void(absl::Status)> done) override;
 
  private:
   struct Peer {

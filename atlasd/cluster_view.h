@@ -35,6 +35,17 @@ struct NodeView {
   double clock_offset_ms = 0;  // its clock minus its peers' (median)
 };
 
+// A join token as TOKEN LIST shows it (the secret itself is never stored: only its hash).
+struct TokenView {
+  std::string id;          // the first 12 hex digits of its secret's hash
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;  // 0: never
+  uint32_t uses = 0;
+  uint32_t uses_max = 0;   // 0: unlimited
+  std::string status;      // active | expired | revoked | used up
+  std::string token;       // TOKEN CREATE only: the token to hand to the new node
+};
+
 struct QuorumView {
   std::vector<uint64_t> q1;
   std::vector<uint64_t> q2;
@@ -60,6 +71,12 @@ class ClusterView {
   // Why this node must not serve data commands now (its clock is off: docs/consensus.md
   // §Time), or nullopt.
   virtual std::optional<std::string> ServingProblem() = 0;
+  // Join tokens, replicated in `atlas.nodes` (docs/cluster-bootstrap.md §Join tokens): a new
+  // one valid for `ttl_ms` (0: no expiry) and `uses` joins (0: unlimited); the list; revoking.
+  virtual void CreateToken(int64_t ttl_ms, uint32_t uses,
+                           std::function<void(absl::StatusOr<TokenView>)> done) = 0;
+  virtual std::vector<TokenView> Tokens() = 0;
+  virtual void RevokeToken(const std::string& id, std::function<void(absl::Status)> done) = 0;
 };
 
 }  // namespace atlas

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "CLI/CLI.hpp"
+#include "socketproto/command.h"
 #include "socketproto/str.h"
 
 namespace atlas {
@@ -24,7 +25,13 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   app.add_option("--advertise", c.advertise, "Address peers dial (default: listen)");
   app.add_option("--http-listen", c.http_listen, "HTTPS address: bootstrap, health, metrics");
   app.add_option("--join", c.join, "https://host:port of any member, to join its cluster");
-  app.add_option("--join-token", c.join_token, "Join token printed by the first node");
+  app.add_option("--join-token", c.join_token,
+                 "Join token from the cluster (prefer join-token-file: arguments are visible to "
+                 "every local user)");
+  app.add_option("--join-token-file", c.join_token_file,
+                 "File holding the join token (read at the first start only)");
+  app.add_option("--join-token-ttl", c.join_token_ttl,
+                 "Lifetime of the first join token of a new cluster (24h, 7d, ..., never)");
   app.add_option("--fn", c.fn, "Node failures tolerated per zone (new cluster only)")
       ->check(CLI::Range(0, 16));
   app.add_option("--fz", c.fz, "Zone failures tolerated (new cluster only)")
@@ -103,6 +110,17 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
                                              "' is not a duration from 10ms to 1h like 500ms"));
   }
   c.max_clock_offset_ms = *offset;
+  if (c.join_token_ttl == "never") {
+    c.join_token_ttl_ms = 0;
+  } else if (auto ttl = socketproto::ParseDurationMs(c.join_token_ttl)) {
+    c.join_token_ttl_ms = *ttl;
+  } else {
+    return absl::InvalidArgumentError(StrCat("--join-token-ttl: '", c.join_token_ttl,
+                                             "' is not a duration like 24h, 7d or never"));
+  }
+  if (!c.join_token.empty() && !c.join_token_file.empty()) {
+    return absl::InvalidArgumentError("--join-token and --join-token-file: give one of them");
+  }
   return c;
 }
 

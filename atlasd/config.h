@@ -24,6 +24,11 @@ struct Config {
   std::string http_listen = "127.0.0.1:7480";
   std::string join;
   std::string join_token;
+  // A file holding the join token (read once at the first start): keeps it out of the process's
+  // arguments, which every local user can read in /proc.
+  std::string join_token_file;
+  // Lifetime of the join token a new cluster creates ("24h"; "never"; "90s", "15m", "2h", "7d").
+  std::string join_token_ttl = "24h";
   int fn = 0;
   int fz = 0;
   std::string principal_mode = "assume";
@@ -47,6 +52,7 @@ struct Config {
   bool embedded_default = false;  // started with no arguments at all
   unsigned socket_mode_bits = 0660;
   int64_t max_clock_offset_ms = 500;
+  int64_t join_token_ttl_ms = 24 * 3600 * 1000;  // 0: never expires
 };
 
 // "250ms", "2s", "1m" (a positive integer and a unit: ms, s, m): milliseconds, or nullopt.

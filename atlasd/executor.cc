@@ -5,6 +5,7 @@
 
 #include "socketproto/str.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "atlasd/acl.h"
@@ -79,6 +80,25 @@ std::string_view PermText(storage::AclPerm p) {
   return "?";
 }
 
+bool IsTokenCommand(const sp::Command& command) {
+  return std::holds_alternative<sp::TokenCreate>(command) ||
+         std::holds_alternative<sp::TokenList>(command) ||
+         std::holds_alternative<sp::TokenRevoke>(command);
+}
+
+std::string TimeText(int64_t ms) { return ms == 0 ? "never" : sp::FormatRfc3339Ms(ms); }
+
+// A TOKEN line: `TOKEN id=<id> created=<t> expires=<t|never> uses=<n>/<max|unlimited>
+// status=<s>` (TOKEN CREATE adds `token=<token>`).
+std::string TokenLine(const TokenView& t) {
+  std::string line = StrCat("TOKEN id=", t.id, " created=", TimeText(t.created_ms),
+                            " expires=", TimeText(t.expires_ms), " uses=", t.uses, "/",
+                            t.uses_max == 0 ? "unlimited" : StrCat(t.uses_max),
+                            " status=", absl::StrReplaceAll(t.status, {{" ", "-"}}));
+  if (!t.token.empty()) StrAppend(&line, " token=", t.token);
+  return line;
+}
+
 // Commands that read or change tables' data, placement or watches (not the session's or the
 // cluster's own introspection).
 bool ServesData(const sp::Command& command) {
@@ -91,7 +111,7 @@ bool ServesData(const sp::Command& command) {
            std::holds_alternative<sp::QuorumInfo>(command) ||
            std::holds_alternative<sp::TableInfo>(command) ||
            std::holds_alternative<sp::TableList>(command) ||
-           std::holds_alternative<sp::Unwatch>(command));
+           std::holds_alternative<sp::Unwatch>(command) || IsTokenCommand(command));
 }
 
 // Where a SCAN resumes: AFTER may name a key of another table, which then either precedes the
@@ -155,12 +175,13 @@ absl::StatusOr<storage::TableState> Executor::LoadTableState(const std::string& 
 }
 
 std::vector<std::string> CommandNames() {
-  static_assert(std::variant_size_v<sp::Command> == 25, "name the new command here");
+  static_assert(std::variant_size_v<sp::Command> == 28, "name the new command here");
   return {"KEY GET",     "KEY PUT",    "KEY DEL",          "KEY BLOB SET",    "KEY BLOB GET",
           "SCAN",        "COUNT",      "SAMPLE",           "PRINCIPAL ASSUME", "PRINCIPAL WHOAMI",
           "ACL GRANT",   "ACL REVOKE", "ACL LIST",         "NODE LIST",       "NODE INFO",
           "NODE PING",   "NODE LEAVE", "QUORUM INFO",      "TABLE INFO",      "TABLE MOVE",
-          "TABLE PIN",   "TABLE GROUP", "TABLE LIST",      "WATCH",           "UNWATCH"};
+          "TABLE PIN",   "TABLE GROUP", "TABLE LIST",      "WATCH",           "UNWATCH",
+          "TOKEN CREATE", "TOKEN LIST", "TOKEN REVOKE"};
 }
 
 void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
@@ -299,6 +320,7 @@ void Executor::Execute(sp::Request request, sp::SessionContext& ctx,
     Write(call, std::move(cmd));
     return;
   }
+  if (IsTokenCommand(command)) return Tokens(call);
   // Cluster commands report this node's view of the cluster; they need no read barrier (and
   // must work when quorums do not).
   if (std::holds_alternative<sp::NodeList>(command) ||
@@ -748,6 +770,35 @@ void Executor::ReadRow(std::shared_ptr<Call> call, const sp::Key& key, bool blob
     call->reply.buffer().reserve(value->size() + 16);
     call->reply.Line(StrCat("VALUE:", *value)).Ok();
   }
+  call->Finish();
+}
+
+void Executor::Tokens(std::shared_ptr<Call> call) {
+  // Join tokens are cluster authority: with admin-users set, only they manage them.
+  if (!options_.admin_users.empty() && !call->admin) {
+    return call->Warn(PermissionDenied(call->principal, "TOKEN", "atlas.nodes"));
+  }
+  if (!options_.cluster) return call->Warn("TOKEN: this node runs without a cluster");
+  const sp::Command& command = call->request.command;
+  if (const auto* create = std::get_if<sp::TokenCreate>(&command)) {
+    options_.cluster->CreateToken(create->ttl_ms, create->uses,
+                                  [call](absl::StatusOr<TokenView> t) {
+                                    if (!t.ok()) return call->Warn(ToStd(t.status().message()));
+                                    call->reply.Line(TokenLine(*t)).Ok();
+                                    call->Finish();
+                                  });
+    return;
+  }
+  if (const auto* revoke = std::get_if<sp::TokenRevoke>(&command)) {
+    options_.cluster->RevokeToken(revoke->id, [call](absl::Status s) {
+      if (!s.ok()) return call->Warn(ToStd(s.message()));
+      call->reply.Ok();
+      call->Finish();
+    });
+    return;
+  }
+  for (const TokenView& t : options_.cluster->Tokens()) call->reply.Line(TokenLine(t));
+  call->reply.Ok();
   call->Finish();
 }
 

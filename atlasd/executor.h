@@ -68,6 +68,8 @@ class Executor final : public socketproto::CommandHandler {
   struct BackupAudit;
   void Read(std::shared_ptr<Call> call);
   void Write(std::shared_ptr<Call> call, proto::Command cmd);
+  // TOKEN CREATE / LIST / REVOKE.
+  void Tokens(std::shared_ptr<Call> call);
   // KEY GET / KEY BLOB GET after the ACL check: reserves the value's size, then reads it.
   void ReadRow(std::shared_ptr<Call> call, const socketproto::Key& key, bool blob, int attempt);
   // Runs `then` once `bytes` of the connection's reply budget are the call's.

@@ -6,12 +6,15 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <thread>
 
 #include "socketproto/str.h"
 #include "atlasd/cluster/https_server.h"
+#include "atlasd/cluster/join_limiter.h"
+#include "atlasd/cluster/pki.h"
 #include "atlasd/cluster_node.h"
 #include "atlasd/config.h"
 #include "atlasd/failpoint.h"
@@ -192,6 +195,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   atlas::Config config = *parsed;
+  // A join token on the command line is readable by every local user in /proc/<pid>/cmdline:
+  // overwrite it in our arguments now that it is parsed (join-token-file avoids even this).
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (!config.join_token.empty() && arg.find(config.join_token) != std::string_view::npos) {
+      std::fill(argv[i] + arg.find(config.join_token),
+                argv[i] + arg.find(config.join_token) + config.join_token.size(), 'x');
+    }
+  }
   atlas::failpoint::Init();
   atlas::SetupLogging(config.log_level, config.log_format);
   // Every client connection and peer stream is a descriptor: use all the hard limit allows
@@ -262,6 +274,8 @@ int main(int argc, char** argv) {
   cluster_options.desired_quorum = {config.fn, config.fz};
   cluster_options.version = atlas::NodeIdentity{}.version;
   cluster_options.max_clock_offset_ms = config.max_clock_offset_ms;
+  cluster_options.ca_fingerprint = atlas::cluster::Fingerprint(setup->ca->cert.get());
+  cluster_options.legacy_join_secret = setup->join_secret;
   std::unique_ptr<atlas::ClusterNode> cluster_node;
   atlas::PeerTransportOptions transport_options;
   transport_options.self = static_cast<atlas::consensus::NodeId>(setup->node_id);
@@ -359,13 +373,25 @@ int main(int argc, char** argv) {
   // HTTPS: health, and joins (answered by the member holding the CA key and the token).
   auto http_context = std::make_shared<atlas::cluster::HttpHandlerContext>();
   http_context->ca = setup->ca;
-  if (setup->ca->key) http_context->join_secret = setup->join_secret;
+  // The replicated token registry decides (the token file only while it is empty).
+  http_context->authorize = [&cluster_node](const std::string& secret) {
+    return cluster_node->AuthorizeJoin(secret);
+  };
+  http_context->join_limiter = std::make_shared<atlas::cluster::JoinLimiter>();
+  atlas::JoinCounters join_counters;
+  http_context->on_join_attempt = [&join_counters](const atlas::cluster::JoinAttempt& a) {
+    join_counters.Count(a.outcome);
+    const bool ok = a.outcome == "accepted";
+    atlas::LogEvent(ok ? spdlog::level::info : spdlog::level::warn, "join attempt",
+                    {{"source", a.source}, {"outcome", a.outcome}, {"detail", a.detail}});
+  };
   http_context->health = [&cluster_node] { return cluster_node->Health(); };
   const auto started = std::chrono::steady_clock::now();
   http_context->metrics = [&, started] {
-    return MetricsText(self, command_metrics, replicator.ownership(), watch_hub, *cluster_node,
-                       server,
-                       store->get(), started);
+    std::string text = MetricsText(self, command_metrics, replicator.ownership(), watch_hub,
+                                   *cluster_node, server, store->get(), started);
+    join_counters.Render(&text);
+    return text;
   };
   http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
                                        atlas::cluster::JoinDone done) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "socketproto/str.h"
+
 namespace atlas {
 
 void LatencyHistogram::Observe(std::chrono::nanoseconds elapsed) {
@@ -102,6 +104,22 @@ std::string LabelValue(std::string_view value) {
     }
   }
   return out;
+}
+
+void JoinCounters::Count(std::string_view outcome) {
+  for (size_t i = 0; i < kOutcomes.size(); ++i) {
+    if (kOutcomes[i] == outcome) counts_[i].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void JoinCounters::Render(std::string* out) const {
+  AppendHelp(out, "atlas_join_attempts_total", "counter",
+             "Join requests on this node's HTTPS port by outcome (accepted, rate_limited, "
+             "bad_token, invalid, refused, not_signer).");
+  for (size_t i = 0; i < kOutcomes.size(); ++i) {
+    AppendSample(out, "atlas_join_attempts_total", StrCat("outcome=\"", kOutcomes[i], "\""),
+                 static_cast<double>(counts_[i].load(std::memory_order_relaxed)));
+  }
 }
 
 }  // namespace atlas

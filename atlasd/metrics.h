@@ -45,6 +45,18 @@ class CommandMetrics {
   std::unique_ptr<std::atomic<uint64_t>[]> errors_;
 };
 
+// Join attempts on this node's HTTPS port by outcome (cluster::JoinAttempt::outcome).
+class JoinCounters {
+ public:
+  static constexpr std::array<std::string_view, 6> kOutcomes = {
+      "accepted", "rate_limited", "bad_token", "invalid", "refused", "not_signer"};
+  void Count(std::string_view outcome);
+  void Render(std::string* out) const;  // atlas_join_attempts_total{outcome="..."}
+
+ private:
+  std::array<std::atomic<uint64_t>, kOutcomes.size()> counts_{};
+};
+
 // The exposition format's pieces.
 void AppendHelp(std::string* out, std::string_view name, std::string_view type,
                 std::string_view help);

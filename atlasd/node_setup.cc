@@ -3,22 +3,31 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <random>
 
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
 
+#include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster/join_client.h"
 #include "atlasd/failpoint.h"
 #include "atlasd/cluster/join_token.h"
 #include "atlasd/cluster/members.h"
+#include "socketproto/command.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 #include "storage/keys.h"
 
 namespace atlas {
 namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // The names this node is reached by (its advertised peer address and its HTTPS address), for
 // its certificate: tools that check names (curl, Prometheus) then verify it against the
@@ -135,18 +144,38 @@ absl::StatusOr<NodeSetup> CreateCluster(const Config& config, storage::Store* st
   // enough zones have joined (docs/cluster.md §Membership).
   s.membership.quorum = {config.fn, 0};
   s.membership.members[1] = {1, cluster::ZoneOfRegion(config.region), SelfAddress(config)};
+  // The first join token, replicated like every later one (docs/cluster-bootstrap.md §Join
+  // tokens): it expires after join-token-ttl.
+  consensus::JoinTokenRecord first;
+  first.secret_hash = cluster::JoinTokenHash(token->secret);
+  first.created_ms = NowMs();
+  first.expires_ms = config.join_token_ttl_ms > 0 ? first.created_ms + config.join_token_ttl_ms : 0;
+  s.membership.tokens[first.secret_hash] = first;
   spdlog::info("created cluster {} (node id 1)", cluster_id);
-  spdlog::info("join token (also in {}): {}", PathIn(dir, cluster::kJoinTokenFileName),
-               cluster::FormatJoinToken(*token));
+  // The token itself stays out of the log (logs are read by more people than the data dir).
+  spdlog::info("join token {} written to {} (mode 0600), expires {}", first.Id(),
+               PathIn(dir, cluster::kJoinTokenFileName),
+               first.expires_ms == 0 ? std::string("never")
+                                     : socketproto::FormatRfc3339Ms(first.expires_ms));
   return s;
 }
 
 absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
-  if (config.join_token.empty()) {
-    return absl::FailedPreconditionError("join needs join-token (printed by the first node and "
-                                         "stored in its <data-dir>/join-token)");
+  std::string text = config.join_token;
+  if (!config.join_token_file.empty()) {
+    absl::StatusOr<std::string> file = cluster::ReadSmallFile(config.join_token_file, 4096);
+    if (!file.ok()) {
+      return absl::FailedPreconditionError(
+          StrCat("join-token-file ", config.join_token_file, ": ", file.status().message()));
+    }
+    text = std::move(*file);
   }
-  auto token = cluster::ParseJoinToken(config.join_token);
+  if (text.empty()) {
+    return absl::FailedPreconditionError(
+        "join needs join-token-file (or join-token): the first node writes its token to "
+        "<data-dir>/join-token; atlas token create makes more");
+  }
+  auto token = cluster::ParseJoinToken(text);
   if (!token.ok()) return absl::FailedPreconditionError(token.status().message());
   cluster::JoinOptions options;
   options.url = config.join;

@@ -342,15 +342,20 @@ void PaxosReplicator::Move(const std::string& table, consensus::NodeId target) {
 }
 
 absl::StatusOr<std::string> PaxosReplicator::ApplyMembership(const std::string& command,
+                                                             int64_t stamp_ms,
                                                              rocksdb::WriteBatchWithIndex* wb) {
   consensus::ClusterConfig before = membership_;
-  absl::StatusOr<std::string> result = consensus::ApplyMembershipCommand(membership_, command);
+  absl::StatusOr<std::string> result =
+      consensus::ApplyMembershipCommand(membership_, command, stamp_ms);
   if (result.ok()) {
-    previous_ = std::move(before);
     wb->Put(store_->cf(storage::Cf::kMeta), kMembershipKey,
             consensus::EncodeClusterConfig(membership_));
-    wb->Put(store_->cf(storage::Cf::kMeta), kPreviousMembershipKey,
-            consensus::EncodeClusterConfig(previous_));
+    // Only a new configuration has a predecessor (token changes keep the epoch).
+    if (membership_.epoch != before.epoch) {
+      previous_ = std::move(before);
+      wb->Put(store_->cf(storage::Cf::kMeta), kPreviousMembershipKey,
+              consensus::EncodeClusterConfig(previous_));
+    }
     membership_changed_ = true;
   }
   return result;
@@ -543,7 +548,7 @@ void PaxosReplicator::ProcessReady() {
       }
       if (e.object == consensus::kMembershipObject) {
         for (const consensus::Command& c : e.commands) {
-          absl::StatusOr<std::string> r = ApplyMembership(c.data, &wb);
+          absl::StatusOr<std::string> r = ApplyMembership(c.data, c.stamp_ms, &wb);
           // Every node applies (and refuses) the same commands; the proposer reports it.
           if (!r.ok()) spdlog::debug("membership change refused: {}", r.status().message());
           if (c.id.node != options_.node_id) continue;

@@ -126,7 +126,7 @@ class PaxosReplicator final : public Replicator {
   // Logs one ownership event and counts it.
   void NoteOwnership(const consensus::OwnershipEvent& event);
   // Applies one committed `atlas.nodes` command into `wb`; returns the proposer's outcome.
-  absl::StatusOr<std::string> ApplyMembership(const std::string& command,
+  absl::StatusOr<std::string> ApplyMembership(const std::string& command, int64_t stamp_ms,
                                               rocksdb::WriteBatchWithIndex* wb);
   void InstallMembership(const consensus::ClusterConfig& config);
   // Groups (docs/consensus.md §Groups), node thread. The table's current route (cached;

@@ -32,6 +32,52 @@ std::string WithEpoch(std::string command, uint64_t expected_epoch) {
   return absl::StrCat(command, std::string(1, kSep), "@", expected_epoch);
 }
 
+bool IsHex(const std::string& s, size_t len) {
+  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// "token <hash> <expires> <uses_max>" / "revoke <id>": the epoch stays (no quorum changes).
+absl::StatusOr<std::string> ApplyTokenCommand(ClusterConfig& config,
+                                              const std::vector<std::string>& f, int64_t now_ms) {
+  if (f.size() == 4 && f[0] == "token") {
+    JoinTokenRecord t;
+    t.secret_hash = f[1];
+    t.created_ms = now_ms;
+    if (!IsHex(t.secret_hash, 64) || !absl::SimpleAtoi(f[2], &t.expires_ms) ||
+        t.expires_ms < 0 || !absl::SimpleAtoi(f[3], &t.uses_max)) {
+      return absl::InvalidArgumentError("bad token command");
+    }
+    if (config.tokens.contains(t.secret_hash)) return absl::AlreadyExistsError("token exists");
+    if (config.tokens.size() >= kJoinTokensMax) {
+      // Make room: the oldest token that admits nobody any more goes.
+      const JoinTokenRecord* oldest = nullptr;
+      for (const auto& [hash, r] : config.tokens) {
+        if (r.Status(now_ms) != "active" && (!oldest || r.created_ms < oldest->created_ms)) {
+          oldest = &r;
+        }
+      }
+      if (oldest == nullptr) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            kJoinTokensMax, " join tokens are active; revoke some first"));
+      }
+      config.tokens.erase(oldest->secret_hash);
+    }
+    config.tokens[t.secret_hash] = t;
+    return t.Id();
+  }
+  if (f.size() == 2 && f[0] == "revoke") {
+    for (auto& [hash, r] : config.tokens) {
+      if (r.Id() != f[1]) continue;
+      r.revoked = true;
+      return std::string("OK");
+    }
+    return absl::NotFoundError(absl::StrCat("no join token ", f[1]));
+  }
+  return absl::InvalidArgumentError("bad token command");
+}
+
 }  // namespace
 
 Topology ClusterConfig::ToTopology(
@@ -42,9 +88,44 @@ Topology ClusterConfig::ToTopology(
   return t;
 }
 
-std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch) {
-  return WithEpoch(absl::StrCat("join", std::string(1, kSep), zone, std::string(1, kSep), address),
-                   expected_epoch);
+std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch,
+                       const std::string& token_hash) {
+  std::string join = absl::StrCat("join", std::string(1, kSep), zone, std::string(1, kSep), address);
+  if (!token_hash.empty()) absl::StrAppend(&join, std::string(1, kSep), token_hash);
+  return WithEpoch(std::move(join), expected_epoch);
+}
+
+std::string EncodeTokenCreate(const std::string& secret_hash, int64_t expires_ms,
+                              uint32_t uses_max) {
+  return WithEpoch(absl::StrCat("token", std::string(1, kSep), secret_hash, std::string(1, kSep),
+                                expires_ms, std::string(1, kSep), uses_max),
+                   0);
+}
+
+std::string EncodeTokenRevoke(const std::string& id) {
+  return WithEpoch(absl::StrCat("revoke", std::string(1, kSep), id), 0);
+}
+
+std::string JoinTokenRecord::Status(int64_t now_ms) const {
+  if (revoked) return "revoked";
+  if (uses_max > 0 && uses >= uses_max) return "used up";
+  if (expires_ms > 0 && now_ms > 0 && now_ms >= expires_ms) return "expired";
+  return "active";
+}
+
+absl::Status CheckJoinToken(const ClusterConfig& config, const std::string& token_hash,
+                            int64_t now_ms) {
+  // A cluster created before tokens were replicated has none: its signer's file is the token.
+  if (config.tokens.empty()) return absl::OkStatus();
+  auto it = config.tokens.find(token_hash);
+  if (token_hash.empty() || it == config.tokens.end()) {
+    return absl::PermissionDeniedError("invalid join token");
+  }
+  const std::string status = it->second.Status(now_ms);
+  if (status != "active") {
+    return absl::PermissionDeniedError(absl::StrCat("join token ", it->second.Id(), " is ", status));
+  }
+  return absl::OkStatus();
 }
 
 std::string EncodeLeave(NodeId id, uint64_t expected_epoch) {
@@ -58,7 +139,7 @@ std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch) {
 }
 
 absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
-                                                   const std::string& command) {
+                                                   const std::string& command, int64_t now_ms) {
   std::vector<std::string> f = absl::StrSplit(command, kSep);
   uint64_t expected = 0;
   if (f.size() < 2 || f.back().empty() || f.back()[0] != '@' ||
@@ -66,6 +147,7 @@ absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
     return absl::InvalidArgumentError("membership command without an expected epoch");
   }
   f.pop_back();
+  if (!f.empty() && (f[0] == "token" || f[0] == "revoke")) return ApplyTokenCommand(config, f, now_ms);
   if (expected != config.epoch) {
     // Optimistic concurrency: each change is judged against the epoch its proposer saw settled.
     return absl::FailedPreconditionError(absl::StrCat(
@@ -73,9 +155,12 @@ absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
   }
   ClusterConfig next = config;
   std::string result;
-  if (f.size() == 3 && f[0] == "join") {
+  if ((f.size() == 3 || f.size() == 4) && f[0] == "join") {
     uint32_t zone = 0;
     if (!absl::SimpleAtoi(f[1], &zone)) return absl::InvalidArgumentError("bad zone");
+    const std::string token = f.size() == 4 ? f[3] : "";
+    if (absl::Status s = CheckJoinToken(next, token, now_ms); !s.ok()) return s;
+    if (auto t = next.tokens.find(token); t != next.tokens.end()) ++t->second.uses;
     for (const auto& [id, m] : next.members) {
       if (m.address == f[2]) {
         return absl::AlreadyExistsError(absl::StrCat(f[2], " is already node ", id));
@@ -112,6 +197,11 @@ std::string EncodeClusterConfig(const ClusterConfig& c) {
   for (const auto& [id, m] : c.members) {
     absl::StrAppend(&out, id, std::string(1, kSep), m.zone, std::string(1, kSep), m.address, "\n");
   }
+  const std::string sep(1, kSep);
+  for (const auto& [hash, t] : c.tokens) {
+    absl::StrAppend(&out, "token", sep, hash, sep, t.created_ms, sep, t.expires_ms, sep,
+                    t.uses_max, sep, t.uses, sep, t.revoked ? 1 : 0, "\n");
+  }
   return out;
 }
 
@@ -125,6 +215,19 @@ absl::StatusOr<ClusterConfig> DecodeClusterConfig(const std::string& data) {
   }
   for (size_t i = 4; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], kSep);
+    if (!f.empty() && f[0] == "token") {
+      JoinTokenRecord t;
+      int revoked = 0;
+      if (f.size() != 7 || !IsHex(f[1], 64) || !absl::SimpleAtoi(f[2], &t.created_ms) ||
+          !absl::SimpleAtoi(f[3], &t.expires_ms) || !absl::SimpleAtoi(f[4], &t.uses_max) ||
+          !absl::SimpleAtoi(f[5], &t.uses) || !absl::SimpleAtoi(f[6], &revoked)) {
+        return absl::DataLossError("bad cluster config token");
+      }
+      t.secret_hash = f[1];
+      t.revoked = revoked != 0;
+      c.tokens[t.secret_hash] = t;
+      continue;
+    }
     Member m;
     if (f.size() != 3 || !absl::SimpleAtoi(f[0], &m.id) || !absl::SimpleAtoi(f[1], &m.zone)) {
       return absl::DataLossError("bad cluster config member");

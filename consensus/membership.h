@@ -32,33 +32,69 @@ struct Member {
   friend bool operator==(const Member&, const Member&) = default;
 };
 
+// A join token the cluster accepts (docs/cluster-bootstrap.md §Join tokens). Only the hash of
+// its secret is replicated; the host computes it (the core has no hash function).
+struct JoinTokenRecord {
+  std::string secret_hash;  // hex SHA-256 of the secret; its first 12 digits are the token's id
+  int64_t created_ms = 0;   // unix ms (the owner's stamp of the command that created it)
+  int64_t expires_ms = 0;   // 0: never
+  uint32_t uses_max = 0;    // 0: unlimited
+  uint32_t uses = 0;        // joins it admitted
+  bool revoked = false;
+
+  std::string Id() const { return secret_hash.substr(0, 12); }
+  // "active", "expired", "revoked" or "used up", at `now_ms` (0: expiry not judged).
+  std::string Status(int64_t now_ms) const;
+  friend bool operator==(const JoinTokenRecord&, const JoinTokenRecord&) = default;
+};
+
+// Tokens kept: creating one more drops the oldest that no longer admits anyone (then, if all
+// still do, the command is refused).
+inline constexpr size_t kJoinTokensMax = 256;
+
 struct ClusterConfig {
-  uint64_t epoch = 0;        // +1 per applied change.
+  uint64_t epoch = 0;        // +1 per applied change of the members or Fn/Fz.
   NodeId next_id = 1;        // Next id to allocate; ids are never reused.
   QuorumSpec quorum;
   absl::btree_map<NodeId, Member> members;
+  // Join tokens by secret hash. Changing them is not a new configuration (the epoch stays):
+  // no quorum depends on them. Empty in clusters created before tokens were replicated: then
+  // the signer's token file is the one token (docs/cluster-bootstrap.md §Upgrades).
+  absl::btree_map<std::string, JoinTokenRecord> tokens;
 
   // Placement for QuorumSystem; `distance` comes from the failure detector's RTT samples.
   Topology ToTopology(const absl::btree_map<std::pair<ZoneId, ZoneId>, int64_t>& distance) const;
   friend bool operator==(const ClusterConfig& a, const ClusterConfig& b) {
     return a.epoch == b.epoch && a.next_id == b.next_id && a.quorum.fn == b.quorum.fn &&
-           a.quorum.fz == b.quorum.fz && a.members == b.members;
+           a.quorum.fz == b.quorum.fz && a.members == b.members && a.tokens == b.tokens;
   }
 };
 
 // Command encoders (the bytes proposed to `atlas.nodes`). `expected_epoch` is the epoch the
 // change applies to (the proposer's current ClusterConfig::epoch).
-std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch);
+// `token_hash`: the join token the joiner presented ("" only while the cluster has no tokens).
+std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch,
+                       const std::string& token_hash = "");
 std::string EncodeLeave(NodeId id, uint64_t expected_epoch);
 std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch);
+// Token changes need no expected epoch: they commute with membership changes.
+std::string EncodeTokenCreate(const std::string& secret_hash, int64_t expires_ms,
+                              uint32_t uses_max);
+std::string EncodeTokenRevoke(const std::string& id);
 
-// Applies one committed command. On success returns the result text (for a join: the allocated
-// node id); on a rejected command (invalid, one that would leave no possible quorum, or one
-// whose expected epoch is not config.epoch: "membership changed concurrently: epoch is X,
-// expected Y") returns an error and leaves `config` unchanged. Deterministic: same config +
-// command, same outcome.
+// Applies one committed command at `now_ms` (the owner's stamp of its entry; 0 when unstamped,
+// then token expiry is not judged). On success returns the result text (for a join: the
+// allocated node id); on a rejected command (invalid, one that would leave no possible quorum,
+// a join whose token does not admit it, or one whose expected epoch is not config.epoch:
+// "membership changed concurrently: epoch is X, expected Y") returns an error and leaves
+// `config` unchanged. Deterministic: same config + command + time, same outcome.
 absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
-                                                   const std::string& command);
+                                                   const std::string& command,
+                                                   int64_t now_ms = 0);
+// Whether a join presenting `token_hash` would be admitted at `now_ms`: OK, or why not
+// (PermissionDenied). What ApplyMembershipCommand checks; the signer asks it first.
+absl::Status CheckJoinToken(const ClusterConfig& config, const std::string& token_hash,
+                            int64_t now_ms);
 
 // Snapshot encoding of a ClusterConfig (for log compaction and catch-up).
 std::string EncodeClusterConfig(const ClusterConfig& config);

@@ -38,6 +38,8 @@ constexpr std::string_view kUsageAcl =
     "ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>";
 constexpr std::string_view kUsageNode =
     "NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>";
+constexpr std::string_view kUsageToken =
+    "TOKEN CREATE [TTL <duration>|TTL NEVER] [USES <n>] | TOKEN LIST | TOKEN REVOKE <id>";
 constexpr std::string_view kUsageQuorum = "QUORUM INFO <table>";
 constexpr std::string_view kUsageTable =
     "TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> <region|NONE> "
@@ -217,6 +219,46 @@ std::variant<Request, ParseError> ParseRangeCommand(Parser& p, std::string_view 
   return Request{p.id, Sample{std::get<TableRange>(std::move(r)), *n}};
 }
 
+// TOKEN CREATE [TTL <d>|TTL NEVER] [USES <n>] | TOKEN LIST | TOKEN REVOKE <id>
+std::variant<Request, ParseError> ParseToken(const Parser& p, const std::vector<Token>& t) {
+  const std::string_view sub = t.size() > 1 ? t[1].text : std::string_view();
+  if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, TokenList{}};
+  if (Eq(sub, "REVOKE") && t.size() == 3) {
+    std::string id(t[2].text);
+    const bool hex = id.size() == 12 && std::all_of(id.begin(), id.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                     });
+    if (!hex) return p.Err(StrCat("invalid token id '", id, "': 12 hex digits"));
+    return Request{p.id, TokenRevoke{std::move(id)}};
+  }
+  if (!Eq(sub, "CREATE")) return p.Err(Usage(kUsageToken));
+  TokenCreate create;
+  bool ttl = false, uses = false;
+  for (size_t i = 2; i < t.size(); i += 2) {
+    if (i + 1 >= t.size()) return p.Err(Usage(kUsageToken));
+    if (Eq(t[i].text, "TTL") && !ttl) {
+      ttl = true;
+      if (Eq(t[i + 1].text, "NEVER")) {
+        create.ttl_ms = 0;
+        continue;
+      }
+      auto d = ParseDurationMs(t[i + 1].text);
+      if (!d) return p.Err(StrCat("invalid duration '", t[i + 1].text, "'"));
+      create.ttl_ms = *d;
+    } else if (Eq(t[i].text, "USES") && !uses) {
+      uses = true;
+      auto n = ParseU64(t[i + 1].text);
+      if (!n || *n == 0 || *n > 1'000'000) {
+        return p.Err(StrCat("invalid USES '", t[i + 1].text, "': 1 to 1000000"));
+      }
+      create.uses = static_cast<uint32_t>(*n);
+    } else {
+      return p.Err(Usage(kUsageToken));
+    }
+  }
+  return Request{p.id, create};
+}
+
 std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
   auto& t = p.tok;
   std::string_view sub = t.size() > 1 ? t[1].text : "";
@@ -264,6 +306,7 @@ std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
     }
     return p.Err(Usage(kUsageNode));
   }
+  if (Eq(verb, "TOKEN")) return ParseToken(p, t);
   if (Eq(verb, "QUORUM")) {
     if (!Eq(sub, "INFO") || t.size() != 3) return p.Err(Usage(kUsageQuorum));
     auto table = TableArg(p, t[2].text);

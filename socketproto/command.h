@@ -88,12 +88,19 @@ struct Watch {
   std::optional<uint64_t> from;
 };
 struct Unwatch { std::string id; };  // ends the WATCH tagged [ID:<id>] on this connection
+// Join tokens (extension; docs/protocol.md): a new one, the list, revoking one.
+struct TokenCreate {
+  int64_t ttl_ms = 24 * 3600 * 1000;  // TTL <duration>; 0 with TTL NEVER
+  uint32_t uses = 0;                  // USES <n>; 0: unlimited
+};
+struct TokenList {};
+struct TokenRevoke { std::string id; };
 
 using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
-                 TableGroup, TableList, Watch, Unwatch>;
+                 TableGroup, TableList, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

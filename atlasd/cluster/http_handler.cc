@@ -1,8 +1,12 @@
 #include "atlasd/cluster/http_handler.h"
 
+#include <openssl/evp.h>
+
 #include <atomic>
+#include <chrono>
 #include <charconv>
 
+#include "atlasd/cluster/join_limiter.h"
 #include "atlasd/cluster/join_token.h"
 #include "nlohmann/json.hpp"
 #include "socketproto/str.h"
@@ -33,6 +37,8 @@ int HttpStatusFor(const absl::Status& s) {
       return 409;
     case absl::StatusCode::kUnavailable:
       return 503;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
     default:
       return 500;
   }
@@ -111,21 +117,55 @@ HttpResponse NotTheSigner() {
                        "that created the cluster");
 }
 
-void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerContext>& context,
-          std::function<void(HttpResponse)> reply) {
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return reply(ErrorResponse(400, "request body is not valid JSON"));
-  if (!body.is_object()) return reply(ErrorResponse(400, "request body must be a JSON object"));
+// Whether the presented secret admits a join now (the token registry, or the one secret).
+absl::Status Authorize(const HttpHandlerContext& context, const absl::StatusOr<std::string>& secret) {
+  if (!secret.ok()) return absl::PermissionDeniedError("invalid join token");
+  if (context.authorize) return context.authorize(*secret);
+  if (!SecretMatches(context.join_secret, *secret)) {
+    return absl::PermissionDeniedError("invalid join token");
+  }
+  return absl::OkStatus();
+}
 
-  // Only the member holding the CA key has the secret. Any other member says where to go
-  // rather than "invalid join token", which would send the operator after a good token; it
-  // learns nothing about the token either way.
-  if (context->join_secret.empty()) return reply(NotTheSigner());
+void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerContext>& context,
+          std::function<void(HttpResponse)> answer) {
+  // Every attempt is reported (log, metrics) with its outcome.
+  auto reply = [context, source = request.peer, answer = std::move(answer)](
+                   HttpResponse r, std::string_view outcome, std::string_view detail) {
+    if (context->on_join_attempt) {
+      context->on_join_attempt({source, std::string(outcome), std::string(detail)});
+    }
+    answer(std::move(r));
+  };
+  auto refuse = [&reply](int status, std::string_view outcome, std::string_view why) {
+    reply(ErrorResponse(status, why), outcome, why);
+  };
+  if (context->join_limiter) {
+    const int64_t now = context->now_ms ? context->now_ms()
+                                        : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count();
+    // Before anything else: guessing tokens (or making us verify CSRs) is slow.
+    if (!context->join_limiter->Allow(request.peer, now)) {
+      return refuse(429, "rate_limited", "too many join attempts; retry in a minute");
+    }
+  }
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return refuse(400, "invalid", "request body is not valid JSON");
+  if (!body.is_object()) return refuse(400, "invalid", "request body must be a JSON object");
+
+  // Only the member holding the CA key answers joins. Any other member says where to go rather
+  // than "invalid join token", which would send the operator after a good token; it learns
+  // nothing about the token either way.
+  if (!context->ca || !context->ca->key || (!context->authorize && context->join_secret.empty())) {
+    HttpResponse r = NotTheSigner();
+    return reply(std::move(r), "not_signer", "");
+  }
   // The secret is checked before anything else is examined, so a caller without it learns
   // nothing about what a valid request looks like, and costs us no CSR verification.
   absl::StatusOr<std::string> secret = StringField(body, "secret", kJoinSecretHexChars, true);
-  if (!secret.ok() || !SecretMatches(context->join_secret, *secret)) {
-    return reply(ErrorResponse(403, "invalid join token"));
+  if (absl::Status ok = Authorize(*context, secret); !ok.ok()) {
+    return refuse(403, "bad_token", ToStd(ok.message()));
   }
 
   absl::StatusOr<std::string> csr_pem = StringField(body, "csr", 16 * 1024, true);
@@ -133,39 +173,38 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   absl::StatusOr<std::string> advertise = StringField(body, "advertise", kAdvertiseBytesMax, true);
   absl::StatusOr<std::string> node_name = StringField(body, "node_name", kNodeNameBytesMax, false);
   for (const auto* field : {&csr_pem, &region, &advertise, &node_name}) {
-    if (!field->ok()) return reply(ErrorResponse(400, ToStd(field->status().message())));
+    if (!field->ok()) return refuse(400, "invalid", ToStd(field->status().message()));
   }
-  if (!IsHostPort(*advertise)) {
-    return reply(ErrorResponse(400, "field 'advertise' must be host:port"));
-  }
+  if (!IsHostPort(*advertise)) return refuse(400, "invalid", "field 'advertise' must be host:port");
   absl::StatusOr<X509ReqPtr> csr = CsrFromPem(*csr_pem);
-  if (!csr.ok()) return reply(ErrorResponse(400, ToStd(csr.status().message())));
+  if (!csr.ok()) return refuse(400, "invalid", ToStd(csr.status().message()));
   absl::StatusOr<SubjectAltNames> sans = ValidateCsr(csr->get());
-  if (!sans.ok()) return reply(ErrorResponse(400, ToStd(sans.status().message())));
-
-  if (!context->ca || !context->ca->cert) {
-    return reply(ErrorResponse(503, "this member has no cluster CA"));
-  }
-  if (!context->ca->key) return reply(NotTheSigner());
-  if (!context->join) return reply(ErrorResponse(503, "this member does not accept joins"));
+  if (!sans.ok()) return refuse(400, "invalid", ToStd(sans.status().message()));
+  if (!context->ca->cert) return refuse(503, "not_signer", "this member has no cluster CA");
+  if (!context->join) return refuse(503, "not_signer", "this member does not accept joins");
 
   EVP_PKEY* csr_key = X509_REQ_get0_pubkey(csr->get());
   JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),
-                   PublicKeyFingerprint(csr_key)};
+                   PublicKeyFingerprint(csr_key), JoinTokenHash(*secret)};
   // The CSR is owned by the callback: the handler may complete on another thread, later.
   std::shared_ptr<X509_REQ> shared_csr(csr->release(), X509ReqDeleter());
   context->join(
       join, [context, shared_csr, advertise = join.advertise,
              reply = std::move(reply)](absl::StatusOr<JoinDecision> decision) {
         if (!decision.ok()) {
-          return reply(
-              ErrorResponse(HttpStatusFor(decision.status()), ToStd(decision.status().message())));
+          const std::string why(ToStd(decision.status().message()));
+          return reply(ErrorResponse(HttpStatusFor(decision.status()), why),
+                       absl::IsPermissionDenied(decision.status()) ? "bad_token" : "refused",
+                       why);
         }
         // The names are ours to decide: the node's id and the address it advertised (which
         // the membership now records for it), nothing the CSR asked for.
         absl::StatusOr<X509Ptr> cert = SignNodeCsr(shared_csr.get(), *context->ca,
                                                    decision->node_id, HostSans({advertise}));
-        if (!cert.ok()) return reply(ErrorResponse(500, ToStd(cert.status().message())));
+        if (!cert.ok()) {
+          return reply(ErrorResponse(500, ToStd(cert.status().message())), "refused",
+                       ToStd(cert.status().message()));
+        }
         reply(JsonResponse(200, {{"node_id", decision->node_id},
                                  {"cert", CertToPem(cert->get())},
                                  {"ca", CertToPem(context->ca->cert.get())},
@@ -174,11 +213,25 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
                                  {"fz", decision->fz},
                                  {"members", MembersJson(decision->members)},
                                  {"membership", decision->config},
-                                 {"membership_previous", decision->previous_config}}));
+                                 {"membership_previous", decision->previous_config}}),
+              "accepted", StrCat("node ", decision->node_id));
       });
 }
 
 }  // namespace
+
+std::string JoinTokenHash(std::string_view secret) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(secret.data(), secret.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0xf]);
+  }
+  return out;
+}
 
 std::string JsonError(std::string_view message) { return Dump({{"error", message}}); }
 

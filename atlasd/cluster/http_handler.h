@@ -19,6 +19,7 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // origin-form, e.g. "/v1/join" (a query string is ignored)
   std::string body;
+  std::string peer;    // the client's address (rate limits, logs); "" when unknown
 };
 
 struct HttpResponse {
@@ -59,6 +60,7 @@ struct JoinRequest {
   std::string advertise;  // "host:port" the new node's peer transport listens on
   std::string node_name;
   std::string key_fingerprint;  // PublicKeyFingerprint of the CSR's key
+  std::string token_hash;       // JoinTokenHash of the secret the joiner presented
 };
 
 // What the cluster decided about a joiner (the real handler gets the node id from a consensus
@@ -81,13 +83,30 @@ using JoinDone = std::function<void(absl::StatusOr<JoinDecision>)>;
 // Unavailable 503, others 500) with the status message as the JSON error.
 using JoinHandler = std::function<void(const JoinRequest&, JoinDone done)>;
 
+// One join attempt, for the daemon's log and metrics. `outcome`: accepted | rate_limited |
+// bad_token | invalid | refused (the cluster said no: a reused address, a quorum) | not_signer.
+struct JoinAttempt {
+  std::string source;
+  std::string outcome;
+  std::string detail;
+};
+
 // Everything HandleHttpRequest needs. Shared, immutable after construction; it must outlive
 // pending join handlers, hence the shared_ptr in HandleHttpRequest.
 struct HttpHandlerContext {
   // The cluster CA. Its key is needed to answer joins; a member without it answers 503.
   std::shared_ptr<const ClusterCa> ca;
-  // The join secret (hex, as in the token). Empty: every join is refused with 403.
+  // Whether a presented join secret (hex) admits a join now: OK, or PermissionDenied with why
+  // (the replicated token registry, docs/cluster-bootstrap.md §Join tokens). Null: compare with
+  // `join_secret`.
+  std::function<absl::Status(const std::string& secret)> authorize;
+  // Without `authorize`: the one join secret (hex, as in the token). Empty: every join is
+  // refused with 403.
   std::string join_secret;
+  // Attempts per source and in all (null: unlimited); beyond them 429.
+  std::shared_ptr<class JoinLimiter> join_limiter;
+  std::function<int64_t()> now_ms;  // the limiter's monotonic clock (null: steady_clock)
+  std::function<void(const JoinAttempt&)> on_join_attempt;  // null: not reported
   std::function<HealthInfo()> health;    // null: {"node_id":0,"status":"UNKNOWN","zone":""}
   std::function<std::string()> metrics;  // null: /metrics is 404
   JoinHandler join;                      // null: joins answer 503
@@ -99,6 +118,9 @@ struct HttpHandlerContext {
 void HandleHttpRequest(const HttpRequest& request,
                        const std::shared_ptr<const HttpHandlerContext>& context,
                        std::function<void(HttpResponse)> reply);
+
+// The registry's name for a join secret: hex SHA-256 of its hex text (consensus::JoinTokenRecord).
+std::string JoinTokenHash(std::string_view secret);
 
 // JSON helpers shared with the client (and tests).
 std::string JsonError(std::string_view message);

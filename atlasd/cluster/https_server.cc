@@ -131,7 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     const auto& msg = parser_->get();
     HttpRequest request{std::string(msg.method_string()), std::string(msg.target()),
-                        std::move(parser_->get().body())};
+                        std::move(parser_->get().body()), source_};
     ++requests_;
     bool close = !msg.keep_alive() || requests_ >= state_->options.requests_per_connection_max;
     // The reply may come from a join handler on another thread: hop back onto our strand.

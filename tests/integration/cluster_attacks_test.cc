@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "tests/integration/daemon.h"
 #include "tests/integration/local_cluster.h"
@@ -201,3 +202,90 @@ TEST_CASE("a join token holder gets a certificate for its own node id and addres
   std::filesystem::remove_all(dir);
 }
 
+
+namespace {
+
+// The value of `key=` in a TOKEN line.
+std::string Field(const std::string& line, const std::string& key) {
+  const size_t at = line.find(" " + key + "=");
+  if (at == std::string::npos) return "";
+  const size_t from = at + key.size() + 2;
+  return line.substr(from, line.find_first_of(" \n", from) - from);
+}
+
+}  // namespace
+
+TEST_CASE("join tokens expire, run out of uses and can be revoked, are kept out of arguments and "
+          "logs, and join attempts are rate-limited, logged and counted") {
+  LocalCluster c({"east"}, {"--join-token-ttl", "4s", "--fn", "0"});
+  REQUIRE(c.Add());
+  const auto created = std::chrono::steady_clock::now();
+  REQUIRE(c.Add());  // the first token, through --join-token-file: works while it is fresh
+  const std::string first = c.Token();
+  std::string list = c.Call(1, "TOKEN LIST");
+  INFO(list);
+  CHECK(list.find(" uses=1/unlimited status=active") != std::string::npos);
+  CHECK(c.node(1).Log().find(first) == std::string::npos);  // c005a71: the token was logged
+
+  // A token for one join.
+  std::string made = c.Call(2, "TOKEN CREATE TTL 1h USES 1");
+  INFO(made);
+  REQUIRE(made.starts_with("TOKEN id="));
+  const std::string once = Field(made, "token");
+  REQUIRE(once.starts_with("atlas1."));
+  CHECK(Field(made, "uses") == "0/1");
+  CHECK(c.node(2).Log().find(once) == std::string::npos);
+
+  // The first token expires after join-token-ttl (c005a71: tokens never expired).
+  std::this_thread::sleep_until(created + std::chrono::seconds(5));
+  CHECK_FALSE(c.Add(first));  // positional 3
+  CHECK(c.node(3).WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(c.node(3).Log().find("is expired") != std::string::npos);
+
+  // The one-use token admits one node, and no second.
+  REQUIRE(c.Add(once));  // positional 4, node id 3
+  // Its argument was scrubbed once parsed: /proc shows no token.
+  const std::string cmdline = atlas::testing::ReadFile(
+      "/proc/" + std::to_string(c.node(4).pid()) + "/cmdline");
+  CHECK(cmdline.find(once.substr(7, 64)) == std::string::npos);
+  CHECK_FALSE(c.Add(once));  // positional 5
+  CHECK(c.node(5).WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(c.node(5).Log().find("is used up") != std::string::npos);
+
+  // A revoked token admits nobody.
+  std::string revoked = Field(c.Call(1, "TOKEN CREATE"), "token");
+  REQUIRE(!revoked.empty());
+  list = c.Call(1, "TOKEN LIST");
+  std::string revoked_id;
+  for (size_t p = 0; (p = list.find("TOKEN ", p)) != std::string::npos; ++p) {
+    std::string line = list.substr(p, list.find('\n', p) - p);
+    if (Field(line, "uses") == "0/unlimited") revoked_id = Field(line, "id");
+  }
+  REQUIRE(revoked_id.size() == 12);
+  CHECK(c.Call(4, "TOKEN REVOKE " + revoked_id) == "OK");  // (positional 4 is node 3)
+  CHECK_FALSE(c.Add(revoked));  // positional 6
+  CHECK(c.node(6).WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(c.node(6).Log().find("is revoked") != std::string::npos);
+  list = c.Call(2, "TOKEN LIST");
+  CHECK(list.find("status=expired") != std::string::npos);
+  CHECK(list.find("uses=1/1 status=used-up") != std::string::npos);
+  CHECK(list.find("status=revoked") != std::string::npos);
+
+  // Guessing: every attempt is logged and counted, and after a burst they are refused unread.
+  int limited = 0;
+  for (int i = 0; i < 15; ++i) {
+    auto [rc, code] = atlas::testing::Run(
+        "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' -d '{\"secret\":\"" +
+        std::string(64, 'a' + i % 6) + "\"}' https://127.0.0.1:" + std::to_string(c.HttpPort(1)) +
+        "/v1/join");
+    limited += code == "429";
+  }
+  CHECK(limited > 0);  // c005a71: 15 x 403, nothing logged or counted
+  auto [rc, metrics] = atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                                           std::to_string(c.HttpPort(1)) + "/metrics");
+  CHECK(metrics.find("atlas_join_attempts_total{outcome=\"rate_limited\"} ") != std::string::npos);
+  CHECK(metrics.find("atlas_join_attempts_total{outcome=\"bad_token\"} 0") == std::string::npos);
+  CHECK(metrics.find("atlas_join_attempts_total{outcome=\"accepted\"} 2") != std::string::npos);
+  CHECK(c.node(1).Log().find("join attempt") != std::string::npos);
+  CHECK(c.node(1).Log().find("source=127.0.0.1") != std::string::npos);
+}

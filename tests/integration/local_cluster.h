@@ -42,8 +42,12 @@ class LocalCluster {
                                      "--http-listen", "127.0.0.1:" + std::to_string(http)};
     args.insert(args.end(), extra_.begin(), extra_.end());
     if (i > 1) {
-      args.insert(args.end(), {"--join", "https://127.0.0.1:" + std::to_string(http_ports_[0]),
-                               "--join-token", token_override.empty() ? Token() : token_override});
+      args.insert(args.end(), {"--join", "https://127.0.0.1:" + std::to_string(http_ports_[0])});
+      if (token_override.empty()) {
+        args.insert(args.end(), {"--join-token-file", nodes_.at(0)->data_dir() + "/join-token"});
+      } else {
+        args.insert(args.end(), {"--join-token", token_override});
+      }
     }
     nodes_.push_back(std::make_unique<Daemon>(args));
     http_ports_.push_back(http);

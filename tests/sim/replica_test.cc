@@ -423,5 +423,63 @@ TEST_CASE("a write without a live quorum fails with 'quorum unavailable: <why>'"
   REQUIRE_FALSE(r.QuorumStatus().ok());
 }
 
+TEST_CASE("join tokens in atlas.nodes: a join needs an active one and uses it up, expiry is "
+          "judged by the entry's stamp, and token changes keep the epoch", "[unit]") {
+  ClusterConfig cfg;
+  cfg.epoch = 1;
+  cfg.next_id = 2;
+  cfg.members[1] = Member{1, 0, "10.0.0.1:7000"};
+  const std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
+  // Without tokens (a cluster created before they were replicated) any join is up to the host.
+  REQUIRE(CheckJoinToken(cfg, "", 1000).ok());
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTokenCreate(a, 5000, 1), 1000).value() ==
+          a.substr(0, 12));
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTokenCreate(b, 0, 0), 1000).ok());
+  REQUIRE(cfg.epoch == 1);  // no new configuration
+  REQUIRE(cfg.tokens.at(a).created_ms == 1000);
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeTokenCreate(a, 0, 0), 1000).ok());  // exists
+  // An unknown or missing token admits nobody, now that there are tokens.
+  REQUIRE(absl::IsPermissionDenied(CheckJoinToken(cfg, c, 1000)));
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.2:7000", 1, c), 1000).ok());
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.2:7000", 1), 1000).ok());
+  // One use: the first join takes it, the second is refused.
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.2:7000", 1, a), 2000).value() == "2");
+  REQUIRE(cfg.tokens.at(a).uses == 1);
+  auto used = ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.3:7000", 2, a), 2000);
+  REQUIRE(used.status().message() == absl::StrCat("join token ", a.substr(0, 12), " is used up"));
+  // Expiry by the stamp: b never expires, a created with 5000 would have.
+  REQUIRE(cfg.tokens.at(a).Status(6000) == "used up");
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTokenCreate(c, 5000, 0), 1000).ok());
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.3:7000", 2, c), 4999).ok());
+  auto expired = ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.4:7000", 3, c), 5000);
+  REQUIRE(expired.status().message() == absl::StrCat("join token ", c.substr(0, 12), " is expired"));
+  // Revoked.
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTokenRevoke(b.substr(0, 12)), 7000).ok());
+  REQUIRE(absl::IsNotFound(ApplyMembershipCommand(cfg, EncodeTokenRevoke("0123456789ab")).status()));
+  REQUIRE(cfg.tokens.at(b).Status(7000) == "revoked");
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeJoin(0, "10.0.0.4:7000", 3, b), 7000).ok());
+  // Tokens survive the snapshot encoding; a config without them (older format) still decodes.
+  auto decoded = DecodeClusterConfig(EncodeClusterConfig(cfg));
+  REQUIRE(decoded.ok());
+  REQUIRE(*decoded == cfg);
+  ClusterConfig old = cfg;
+  old.tokens.clear();
+  REQUIRE(*DecodeClusterConfig(EncodeClusterConfig(old)) == old);
+  // Bounded: with the registry full of live tokens, a new one is refused; dead ones make room.
+  ClusterConfig full;
+  full.epoch = 1;
+  full.members[1] = Member{1, 0, "x"};
+  for (size_t i = 0; i < kJoinTokensMax; ++i) {
+    char hash[65];
+    std::snprintf(hash, sizeof hash, "%064zx", i);
+    REQUIRE(ApplyMembershipCommand(full, EncodeTokenCreate(hash, 0, 0), 1).ok());
+  }
+  REQUIRE(absl::IsResourceExhausted(
+      ApplyMembershipCommand(full, EncodeTokenCreate(std::string(64, 'f'), 0, 0), 2).status()));
+  REQUIRE(ApplyMembershipCommand(full, EncodeTokenRevoke(full.tokens.begin()->second.Id()), 3).ok());
+  REQUIRE(ApplyMembershipCommand(full, EncodeTokenCreate(std::string(64, 'f'), 0, 0), 4).ok());
+  REQUIRE(full.tokens.size() == kJoinTokensMax);
+}
+
 }  // namespace
 }  // namespace atlas::consensus

@@ -9,7 +9,7 @@ namespace {
 
 constexpr int64_t kMax = 500, kStale = 6000;
 
-TEST_CASE("clock guard: alone a node trusts its clock; with peers it waits for evidence") {
+TEST_CASE("clock guard: alone a node trusts its clock, with peers it waits for evidence") {
   ClockGuard g(kMax, kStale);
   CHECK(g.state() == ClockState::kUnknown);
   g.SetPeers({});

@@ -306,7 +306,7 @@ struct PureFixture {
   HttpResponse Call(std::string method, std::string target, std::string body = "") {
     std::optional<HttpResponse> out;
     int calls = 0;
-    HandleHttpRequest({std::move(method), std::move(target), std::move(body)}, ctx,
+    HandleHttpRequest({std::move(method), std::move(target), std::move(body), "10.9.8.7"}, ctx,
                       [&](HttpResponse r) {
                         ++calls;
                         out = std::move(r);

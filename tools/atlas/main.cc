@@ -38,7 +38,8 @@ const char* const kVerbs[] = {
     "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
     "NODE INFO",      "NODE PING",      "NODE LEAVE",  "QUORUM INFO",   "TABLE INFO",
     "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "TABLE LIST",    "WATCH",
-    "UNWATCH",        "help",           "quit",
+    "UNWATCH",        "TOKEN CREATE",   "TOKEN LIST",  "TOKEN REVOKE",  "help",
+    "quit",
 };
 
 constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
@@ -49,6 +50,7 @@ constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
   ACL LIST <table>                       NODE LIST | INFO <id> | PING <id> | LEAVE <id>    QUORUM INFO <table>
   TABLE INFO <table> | MOVE <table> <region|node> | PIN <table> <region|NONE> | GROUP <table> <group|NONE>
   TABLE LIST [LIMIT n] [AFTER table]     Backups: atlas dump [tables] > f.jsonl; atlas restore f.jsonl
+  TOKEN CREATE [TTL d|TTL NEVER] [USES n] | TOKEN LIST | TOKEN REVOKE <id>   (join tokens)
   Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
 )";
 
@@ -97,6 +99,10 @@ const CommandHelp kCommandHelp[] = {
      "WATCHING <rev>, then EVENT <rev> PUT <key> <n> + bytes / EVENT <rev> DEL <key> as rows "
      "change, until UNWATCH <id>. atlas watch <table> prints them."},
     {"UNWATCH", "UNWATCH <id>", "Ends the WATCH tagged [ID:<id>] on this connection."},
+    {"TOKEN CREATE", "TOKEN CREATE [TTL <d> | TTL NEVER] [USES <n>]",
+     "A new join token (default: valid 24h, any number of joins). atlas token create prints it."},
+    {"TOKEN LIST", "TOKEN LIST", "Every join token: id, created, expires, uses, status."},
+    {"TOKEN REVOKE", "TOKEN REVOKE <id>", "No node joins with that token any more."},
     {"\\timing", "\\timing", "Shows how long each command took (toggle)."},
 };
 
@@ -453,6 +459,47 @@ int Repl(Connection* conn, const Options& opt) {
   return runner.lost() ? kExitConnection : kExitOk;
 }
 
+// Runs commands in order, printing their replies as -c does.
+int RunLines(Connection* conn, const Options& opt, const std::vector<std::string>& lines) {
+  Runner runner(conn, opt);
+  for (const auto& c : lines) {
+    if (!runner.Run(c, nullptr)) break;
+  }
+  return ExitCode(runner);
+}
+
+struct TokenOptions {
+  std::string ttl = "24h";
+  uint32_t uses = 0;
+  std::string revoke;
+};
+
+// atlas token create: the token alone on stdout (TOKEN=$(atlas token create)), the rest on
+// stderr.
+int TokenCreate(Connection& conn, const TokenOptions& o) {
+  std::string line = StrCat("TOKEN CREATE TTL ", o.ttl == "never" ? "NEVER" : o.ttl);
+  if (o.uses > 0) line = StrCat(line, " USES ", o.uses);
+  auto frames = conn.Call(line);
+  if (!frames.ok()) {
+    std::fprintf(stderr, "atlas: %s\n", std::string(frames.status().message()).c_str());
+    return kExitConnection;
+  }
+  if (frames->empty() || frames->back().text != "OK" || frames->size() != 2) {
+    std::fprintf(stderr, "atlas token create: %s\n",
+                 frames->empty() ? "no reply" : frames->back().text.c_str());
+    return kExitError;
+  }
+  const std::string& text = frames->front().text;  // TOKEN id=... token=atlas1...
+  const size_t at = text.find(" token=");
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "atlas token create: unexpected reply %s\n", text.c_str());
+    return kExitError;
+  }
+  std::fprintf(stderr, "%s\n", text.substr(0, at).c_str());
+  std::printf("%s\n", text.substr(at + 7).c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -486,6 +533,17 @@ int main(int argc, char** argv) {
   watch->add_flag("--json", watch_options.json, "JSON lines (value_base64 for binary values)");
   watch->add_option("--count", watch_options.count, "Stop after this many events");
   watch->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
+  TokenOptions token_options;
+  CLI::App* token = app.add_subcommand("token", "Join tokens: create, list, revoke");
+  token->require_subcommand(1);
+  CLI::App* token_create = token->add_subcommand(
+      "create", "Print a new join token (one line on stdout; details on stderr)");
+  token_create->add_option("--ttl", token_options.ttl, "Lifetime: 90s, 15m, 2h, 7d or never")
+      ->capture_default_str();
+  token_create->add_option("--uses", token_options.uses, "Joins it admits (default: any number)");
+  token->add_subcommand("list", "Every join token with its state");
+  CLI::App* token_revoke = token->add_subcommand("revoke", "Revoke a join token by its id");
+  token_revoke->add_option("id", token_options.revoke, "The token's id (TOKEN LIST)")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -508,6 +566,11 @@ int main(int argc, char** argv) {
     }
   }
   if (status->parsed()) return atlas::client::Status(**conn, std::cout, std::cerr);
+  if (token->parsed()) {
+    if (token_create->parsed()) return TokenCreate(**conn, token_options);
+    if (token_revoke->parsed()) return RunLines(conn->get(), opt, {"TOKEN REVOKE " + token_options.revoke});
+    return RunLines(conn->get(), opt, {"TOKEN LIST"});
+  }
   if (watch->parsed()) return atlas::client::Watch(**conn, watch_options, std::cout, std::cerr);
   if (dump->parsed()) return atlas::client::Dump(**conn, dump_tables, std::cout, std::cerr);
   if (restore->parsed()) {
@@ -519,13 +582,7 @@ int main(int argc, char** argv) {
     }
     return atlas::client::Restore(**conn, in, std::cerr);
   }
-  if (!opt.commands.empty()) {
-    Runner runner(conn->get(), opt);
-    for (const auto& c : opt.commands) {
-      if (!runner.Run(c, nullptr)) break;
-    }
-    return ExitCode(runner);
-  }
+  if (!opt.commands.empty()) return RunLines(conn->get(), opt, opt.commands);
   if (isatty(STDIN_FILENO)) return Repl(conn->get(), opt);
   // Script: one command per line, in order; KEY BLOB SET <key> <n> reads its n payload bytes
   // from the script right after the line.

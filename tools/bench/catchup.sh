@@ -46,11 +46,11 @@ declare -a want
 for ((t = 0; t < tables; t++)); do
   want[$t]=$("$ATLAS_BIN/atlas" --socket "$sock" -c "COUNT bulk$t" | head -1)
 done
-token=$(cat "$tmp/c/n1/join-token")
 start=$(date +%s.%N)
 "$ATLAS_BIN/atlasd" --data-dir "$tmp/n4" --region zone1 --node-name n4 \
   --listen 127.0.0.1:$((base + 4)) --http-listen 127.0.0.1:$((base + 104)) \
-  --join https://127.0.0.1:$((base + 101)) --join-token "$token" >"$tmp/n4.log" 2>&1 &
+  --join https://127.0.0.1:$((base + 101)) --join-token-file "$tmp/c/n1/join-token" \
+  >"$tmp/n4.log" 2>&1 &
 n4=$!
 until curl -sk --max-time 2 "https://127.0.0.1:$((base + 104))/health" 2>/dev/null | grep -q '"ACTIVE"'; do
   [ "$(date +%s)" -lt $(( ${start%.*} + ${CATCHUP_TIMEOUT_S:-1800} )) ] || { log "node 4 never ACTIVE"; exit 1; }
