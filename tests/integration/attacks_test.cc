@@ -323,3 +323,23 @@ TEST_CASE("look-alike principal names and keys (zero-width, bidi override) are r
   }
   CHECK(Call(d, "", "PRINCIPAL ASSUME admin") == "OK");
 }
+
+TEST_CASE("WORM EXPIRES is capped at 100 years like WORM TTL, and the HTTPS port offers no CBC "
+          "or SHA-1 cipher suites") {
+  const int http = atlas::testing::FreePort();
+  Daemon d({"--http-listen", "127.0.0.1:" + std::to_string(http)});
+  REQUIRE(d.Start());
+  CHECK(Call(d, "", "KEY PUT w.forever WORM EXPIRES 9999-12-31T23:59:59Z v") ==
+        "ERROR WARN WORM EXPIRES 9999-12-31T23:59:59.000Z is more than 100 years ahead");
+  CHECK(Call(d, "", "KEY GET w.forever") == "NOT_FOUND\nOK");  // c005a71: stored, undeletable
+  CHECK(Call(d, "", "KEY PUT w.ok WORM EXPIRES 2100-01-01T00:00:00Z v") == "OK");
+  auto handshake = [&](const std::string& cipher) {
+    return atlas::testing::Run("echo | timeout 10 openssl s_client -connect 127.0.0.1:" +
+                               std::to_string(http) + " -tls1_2 -cipher " + cipher +
+                               " 2>&1 | grep -c 'Cipher is " + cipher + "'")
+        .second;
+  };
+  CHECK(handshake("ECDHE-ECDSA-AES128-SHA") == "0\n");  // c005a71: negotiated
+  CHECK(handshake("ECDHE-ECDSA-AES256-SHA") == "0\n");
+  CHECK(handshake("ECDHE-ECDSA-AES128-GCM-SHA256") == "1\n");
+}
