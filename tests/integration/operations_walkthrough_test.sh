@@ -347,11 +347,17 @@ done
 # /metrics over HTTPS from every member, verified against the cluster CA, from D.
 while read -r id ip; do
   # The certificate names the host's address: no --resolve needed to verify it.
-  out=$(on D curl -sf --cacert "$tmp/D/home/atlasd-ca.pem" "https://$ip:7480/metrics") \
-    || fail "no /metrics from node $id at $ip"
+  # A loaded CI host can briefly see a just-joined peer SUSPECT: wait for the view to settle.
+  for _ in $(seq 20); do
+    out=$(on D curl -sf --cacert "$tmp/D/home/atlasd-ca.pem" "https://$ip:7480/metrics") \
+      || fail "no /metrics from node $id at $ip"
+    echo "$out" | grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' && break
+    sleep 0.5
+  done
   echo "$out" | grep -q '^atlas_command_duration_seconds_bucket{command="KEY PUT",' \
     || fail "node $id: no atlas_command_duration_seconds"
-  echo "$out" | grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' || fail "node $id: not 3 ACTIVE"
+  echo "$out" | grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' \
+    || fail "node $id: not 3 ACTIVE: $(echo "$out" | grep '^atlas_cluster_members')"
   [ "$(echo "$out" | grep -c '^atlas_peer_up{.*} 1$')" = 2 ] || fail "node $id: atlas_peer_up"
   echo "$out" | grep -q '^atlas_peer_rtt_seconds{' || fail "node $id: no atlas_peer_rtt_seconds"
   echo "  metrics ok: node $id ($ip)"
