@@ -19,13 +19,13 @@ constexpr int kDetachedMax = 32;
 // Joins remembered for a retry (ClusterNode::certified_keys_): far more than join at once.
 constexpr size_t kCertifiedKeysKept = 1024;
 // A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
-// go every 250 ms (PaxosReplicator), so 2.5 s; plus a margin. (A node holding more than 256
+// go every 250 ms (NodeHost), so 2.5 s; plus a margin. (A node holding more than 256
 // tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)
 constexpr int64_t kHeartbeatRoundMs = 3000;
 
 // Whether this node sees the current membership epoch settled (asked on the node thread, so
 // call from any other thread); nullopt when the replicator's queue is full.
-std::optional<bool> IsSettled(PaxosReplicator* r) {
+std::optional<bool> IsSettled(NodeLoop* r) {
   std::promise<bool> settled;
   auto f = settled.get_future();
   if (!r->Inspect([&settled](const consensus::Replica& rep) { settled.set_value(rep.Settled()); })) {
@@ -44,14 +44,14 @@ ClusterNode::ClusterNode(ClusterNodeOptions options, PeerTransport* transport)
 
 ClusterNode::~ClusterNode() { Stop(); }
 
-void ClusterNode::Attach(PaxosReplicator* replicator) {
+void ClusterNode::Attach(NodeLoop* replicator) {
   replicator_.store(replicator);
   std::lock_guard<std::mutex> lock(mu_);
   replicator->SetMayOwn(clock_.state() == ClockState::kTrusted);
 }
 
 void ClusterNode::Deliver(consensus::Message message) {
-  if (PaxosReplicator* r = replicator_.load()) r->Deliver(std::move(message));
+  if (NodeLoop* r = replicator_.load()) r->Deliver(std::move(message));
 }
 
 void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
@@ -99,7 +99,7 @@ void ClusterNode::EvaluateClockLocked() {
                  "node may own tables",
                  clock_.max_offset_ms(), clock_.offset_ms());
   }
-  if (PaxosReplicator* r = replicator_.load()) r->SetMayOwn(state == ClockState::kTrusted);
+  if (NodeLoop* r = replicator_.load()) r->SetMayOwn(state == ClockState::kTrusted);
 }
 
 std::optional<std::string> ClusterNode::ServingProblem() {
@@ -144,7 +144,7 @@ void ClusterNode::DetectorLoop() {
       for (const auto& [id, p] : peers_) ids.push_back(id);
       clock_known = clock_.state() != ClockState::kUnknown;
     }
-    if (PaxosReplicator* r = replicator_.load()) {
+    if (NodeLoop* r = replicator_.load()) {
       r->Inspect([this](const consensus::Replica& rep) {
         lagging_.store(rep.LaggingObjects());
         if (rep.Settled()) settled_epoch_.store(rep.epoch());
@@ -236,7 +236,7 @@ PeerReport ClusterNode::Report() {
       if (p.ever_ok) r.rtt_ms.emplace_back(static_cast<consensus::NodeId>(id), p.rtt_ms);
     }
   }
-  if (PaxosReplicator* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
+  if (NodeLoop* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
   r.version = options_.version;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -308,7 +308,7 @@ bool ClusterNode::Detach(std::function<void()> fn) {
 
 void ClusterNode::Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) {
   if (id == options_.self) {
-    PaxosReplicator* r = replicator_.load();
+    NodeLoop* r = replicator_.load();
     if (!r) return done(absl::UnavailableError("node is starting"));
     auto t0 = Clock::now();
     r->Ping([t0, done = std::move(done)] {
@@ -335,7 +335,7 @@ void ClusterNode::Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> 
 
 void ClusterNode::Quorums(const std::string& table,
                           std::function<void(absl::StatusOr<QuorumView>)> done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   consensus::NodeSet live;
   std::vector<std::pair<uint64_t, double>> rtts;  // live peers
@@ -383,7 +383,7 @@ void ClusterNode::Quorums(const std::string& table,
 
 void ClusterNode::MoveTable(const std::string& table, uint64_t target,
                             std::function<void(absl::Status)> done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
   bool ok = Detach([this, r, table, target, shared] {
@@ -412,7 +412,7 @@ void ClusterNode::MoveTable(const std::string& table, uint64_t target,
 // node): until then joint quorums still count the leaving node, so stopping it earlier could
 // leave tables without a quorum. Repeating NODE LEAVE for a node that already left waits again.
 void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
   auto wait_settled = [this, r, id, shared] {
@@ -441,7 +441,7 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
       [id](uint64_t epoch) {
         return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), epoch);
       },
-      [id, shared, wait_settled](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+      [id, shared, wait_settled](absl::StatusOr<NodeLoop::MembershipResult> res) {
         if (!res.ok()) return (*shared)(res.status());
         spdlog::info("node {} left (epoch {})", id, res->config.epoch);
         wait_settled();
@@ -503,7 +503,7 @@ absl::Status ClusterNode::AuthorizeJoin(const std::string& secret) {
 
 void ClusterNode::CreateToken(int64_t ttl_ms, uint32_t uses,
                               std::function<void(absl::StatusOr<TokenView>)> done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   absl::StatusOr<cluster::JoinToken> token = cluster::NewJoinToken(options_.ca_fingerprint);
   if (!token.ok()) return done(token.status());
@@ -513,7 +513,7 @@ void ClusterNode::CreateToken(int64_t ttl_ms, uint32_t uses,
   r->ProposeMembership(
       consensus::EncodeTokenCreate(hash, expires, uses),
       [done = std::move(done), hash, text = std::move(text)](
-          absl::StatusOr<PaxosReplicator::MembershipResult> res) mutable {
+          absl::StatusOr<NodeLoop::MembershipResult> res) mutable {
         if (!res.ok()) return done(res.status());
         auto it = res->config.tokens.find(hash);
         if (it == res->config.tokens.end()) return done(absl::InternalError("token not stored"));
@@ -538,11 +538,11 @@ std::vector<TokenView> ClusterNode::Tokens() {
 }
 
 void ClusterNode::RevokeToken(const std::string& id, std::function<void(absl::Status)> done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   r->ProposeMembership(consensus::EncodeTokenRevoke(id),
                        [done = std::move(done), id](
-                           absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+                           absl::StatusOr<NodeLoop::MembershipResult> res) {
                          if (res.ok()) LogEvent(spdlog::level::info, "join token revoked",
                                                 {{"token_id", id}});
                          done(res.ok() ? absl::OkStatus() : res.status());
@@ -599,7 +599,7 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
         return consensus::EncodeJoin(zone, address, epoch, token);
       },
       [this, shared, key = request.key_fingerprint](
-          absl::StatusOr<PaxosReplicator::MembershipResult> result) {
+          absl::StatusOr<NodeLoop::MembershipResult> result) {
         if (!result.ok()) return (*shared)(result.status());
         uint64_t id = 0;
         if (!absl::SimpleAtoi(result->result, &id)) {
@@ -630,7 +630,7 @@ cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::Cluste
     d.members.push_back({mid, a->region, a->host, a->port});
   }
   d.config = consensus::EncodeClusterConfig(config);
-  if (PaxosReplicator* r = replicator_.load()) {
+  if (NodeLoop* r = replicator_.load()) {
     consensus::ClusterConfig previous = r->PreviousMembership();
     if (previous.epoch > 0) d.previous_config = consensus::EncodeClusterConfig(previous);
   }
@@ -639,7 +639,7 @@ cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::Cluste
 
 void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
                                 ChangeDone done) {
-  PaxosReplicator* r = replicator_.load();
+  NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   auto shared = std::make_shared<ChangeDone>(std::move(done));
   bool ok = Detach([this, r, make = std::move(make), shared] {
@@ -661,10 +661,10 @@ void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
         continue;
       }
       const uint64_t epoch = r->Membership().epoch;
-      std::promise<absl::StatusOr<PaxosReplicator::MembershipResult>> outcome;
+      std::promise<absl::StatusOr<NodeLoop::MembershipResult>> outcome;
       auto g = outcome.get_future();
       r->ProposeMembership(make(epoch), [&outcome](auto res) { outcome.set_value(std::move(res)); });
-      absl::StatusOr<PaxosReplicator::MembershipResult> res = g.get();
+      absl::StatusOr<NodeLoop::MembershipResult> res = g.get();
       // Lost a race with another change: build it again for the new epoch.
       if (!res.ok() && absl::StrContains(res.status().message(), "changed concurrently") &&
           Clock::now() < deadline) {
@@ -697,7 +697,7 @@ void ClusterNode::MaybeRaiseQuorum(const consensus::ClusterConfig& config) {
   const consensus::QuorumSpec want = *raise;
   if (raising_quorum_.exchange(true)) return;
   ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
-                       [this, want](absl::StatusOr<PaxosReplicator::MembershipResult> res) {
+                       [this, want](absl::StatusOr<NodeLoop::MembershipResult> res) {
                          raising_quorum_.store(false);
                          if (res.ok()) {
                            spdlog::info("quorum is now Fn={} Fz={}", want.fn, want.fz);

@@ -18,7 +18,7 @@
 #include "atlasd/clock_guard.h"
 #include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster_view.h"
-#include "atlasd/paxos_replicator.h"
+#include "atlasd/node/node_loop.h"
 #include "atlasd/peer_transport.h"
 #include "consensus/membership.h"
 
@@ -62,9 +62,9 @@ class ClusterNode final : public ClusterView {
 
   // The replicator is created after the transport (it needs the transport's send); messages
   // arriving before Attach are dropped, which the protocol tolerates.
-  void Attach(PaxosReplicator* replicator);
+  void Attach(NodeLoop* replicator);
   void Deliver(consensus::Message message);
-  // PaxosReplicatorOptions::on_membership.
+  // NodeLoopOptions::on_membership.
   void OnMembership(const consensus::ClusterConfig& config);
 
   void StartFailureDetector();
@@ -110,7 +110,7 @@ class ClusterNode final : public ClusterView {
   // Drops departed members from the transport once their removal has settled here.
   void ForgetSettledDepartures();
   std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
-  using ChangeDone = std::function<void(absl::StatusOr<PaxosReplicator::MembershipResult>)>;
+  using ChangeDone = std::function<void(absl::StatusOr<NodeLoop::MembershipResult>)>;
   // Orders a membership change built for the current epoch by `make`, once this node sees
   // that epoch settled (Replica::Settled); retries when another change won the race. Gives up
   // at settle_timeout.
@@ -121,7 +121,7 @@ class ClusterNode final : public ClusterView {
 
   ClusterNodeOptions options_;
   PeerTransport* transport_;
-  std::atomic<PaxosReplicator*> replicator_{nullptr};
+  std::atomic<NodeLoop*> replicator_{nullptr};
 
   std::mutex mu_;
   consensus::ClusterConfig membership_;              // guarded by mu_

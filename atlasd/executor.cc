@@ -866,20 +866,7 @@ uint64_t Executor::OwnedTables() {
 
 absl::Status Executor::ForEachTable(const std::optional<std::string>& after,
                                     const std::function<bool(std::string_view)>& fn) {
-  // A table with replicated state has a meta "state" key: t\0<table>\0state.
-  const std::string prefix("t\0", 2);
-  const std::string_view suffix("\0state", 6);
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(storage::Cf::kMeta)));
-  for (it->Seek(after ? storage::TableMetaKey(*after, "\x01") : prefix);
-       it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view k = it->key().ToStringView();
-    if (k.size() <= prefix.size() + suffix.size() || !k.ends_with(suffix)) continue;
-    std::string_view name = k.substr(prefix.size(), k.size() - prefix.size() - suffix.size());
-    if (name.find('\0') != std::string_view::npos || (after && name <= *after)) continue;
-    if (!fn(name)) break;
-  }
-  return it->status().ok() ? absl::OkStatus() : absl::InternalError(it->status().ToString());
+  return store_->ForEachTable(after, fn);
 }
 
 }  // namespace atlas

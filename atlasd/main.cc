@@ -21,7 +21,7 @@
 #include "atlasd/node_setup.h"
 #include "atlasd/executor.h"
 #include "atlasd/logging.h"
-#include "atlasd/paxos_replicator.h"
+#include "atlasd/node/node_loop.h"
 #include "atlasd/acl.h"
 #include "atlasd/watch_hub.h"
 #include "absl/cleanup/cleanup.h"
@@ -39,7 +39,7 @@ constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
 // GET /metrics: the node, its commands, its peers, its clients and its RocksDB
 // (docs/metrics.md).
 std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMetrics& commands,
-                        const atlas::PaxosReplicator::OwnershipStats& ownership,
+                        const atlas::OwnershipStats& ownership,
                         const atlas::WatchHub& watch,
                         atlas::ClusterView& cluster, atlas::socketproto::SocketServer& server,
                         atlas::storage::Store* store,
@@ -133,23 +133,13 @@ std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMet
        "Compactions running now."},
   };
   for (const Property& p : kProperties) {
-    uint64_t total = 0;
-    for (int cf = 0; cf < static_cast<int>(atlas::storage::Cf::kCount); ++cf) {
-      uint64_t v = 0;
-      if (store->db()->GetIntProperty(store->cf(static_cast<atlas::storage::Cf>(cf)), p.rocksdb,
-                                      &v)) {
-        total += v;
-      }
-    }
     AppendHelp(&out, p.name, "gauge", p.help);
-    AppendSample(&out, p.name, "", static_cast<double>(total));
+    AppendSample(&out, p.name, "", static_cast<double>(store->Property(p.rocksdb)));
   }
-  uint64_t cache = 0;
-  store->db()->GetIntProperty(store->cf(atlas::storage::Cf::kRows), "rocksdb.block-cache-usage",
-                              &cache);
   AppendHelp(&out, "atlas_rocksdb_block_cache_bytes", "gauge",
              "Memory held by the block cache (shared by the column families).");
-  AppendSample(&out, "atlas_rocksdb_block_cache_bytes", "", static_cast<double>(cache));
+  AppendSample(&out, "atlas_rocksdb_block_cache_bytes", "",
+               static_cast<double>(store->Property("rocksdb.block-cache-usage")));
   return out;
 }
 
@@ -242,7 +232,7 @@ int main(int argc, char** argv) {
   }
   // Opening RocksDB writes new files (log, manifest): on a full disk refuse plainly, before it
   // fails half-way. A running node that fills its disk stops at the first write it cannot
-  // persist (paxos_replicator.cc); docs/storage.md, "Disk full".
+  // persist (atlasd/node/node_host.cc); docs/storage.md, "Disk full".
   if (auto space = std::filesystem::space(config.data_dir, ec);
       !ec && space.available < kMinFreeBytesToStart) {
     spdlog::error("data directory {} has {} KiB free; atlasd needs at least {} MiB to start. "
@@ -300,40 +290,36 @@ int main(int argc, char** argv) {
   watch_options.backlog_max = std::min<size_t>(size_t{1} << 20, config.max_pending_output_bytes / 2);
   atlas::storage::Store* watch_store = store->get();
   watch_options.may_read = [watch_store](const std::string& table,
-                                                 const std::optional<std::string>& principal,
-                                                 bool admin) {
-    auto raw = watch_store->Get(atlas::storage::Cf::kMeta,
-                                atlas::storage::TableMetaKey(table, "acl"));
-    if (!raw.ok()) return false;
-    if (!raw->has_value()) return true;  // no grants: open
-    auto acl = atlas::storage::DecodeTableAcl(**raw);
-    return acl && atlas::AclAllows(*acl, principal, admin, atlas::AclOp::kRead);
+                                         const std::optional<std::string>& principal,
+                                         bool admin) {
+    absl::StatusOr<atlas::storage::TableAcl> acl = watch_store->LoadTableAcl(table);
+    return acl.ok() && atlas::AclAllows(*acl, principal, admin, atlas::AclOp::kRead);
   };
   atlas::WatchHub watch_hub(store->get(), watch_options);
 
-  atlas::PaxosReplicatorOptions paxos_options;
-  paxos_options.change_history = config.watch_history;
-  paxos_options.on_changes = [&watch_hub](std::vector<std::pair<std::string, uint64_t>> changes,
-                                          bool everything) {
+  atlas::NodeLoopOptions node_options;
+  node_options.host.change_history = config.watch_history;
+  node_options.host.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
+  node_options.host.may_own = false;  // until the cluster runtime judged this node's clock
+  node_options.host.membership = setup->membership;
+  node_options.host.previous_membership = setup->previous_membership;
+  node_options.host.quorum = {config.fn, 0};
+  node_options.on_changes = [&watch_hub](std::vector<std::pair<std::string, uint64_t>> changes,
+                                         bool everything) {
     watch_hub.Notify(std::move(changes), everything);
   };
-  paxos_options.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
-  paxos_options.may_own = false;  // until the cluster runtime judged this node's clock
-  paxos_options.membership = setup->membership;
-  paxos_options.previous_membership = setup->previous_membership;
-  paxos_options.quorum = {config.fn, 0};
-  paxos_options.send = [&transport](std::vector<atlas::consensus::Message> m) {
+  node_options.send = [&transport](std::vector<atlas::consensus::Message> m) {
     transport.Send(std::move(m));
   };
-  paxos_options.on_membership = [&cluster_node](const atlas::consensus::ClusterConfig& c) {
+  node_options.on_membership = [&cluster_node](const atlas::consensus::ClusterConfig& c) {
     cluster_node->OnMembership(c);
   };
-  auto replicator_or = atlas::PaxosReplicator::Start(store->get(), paxos_options);
+  auto replicator_or = atlas::NodeLoop::Start(store->get(), node_options);
   if (!replicator_or.ok()) {
     spdlog::error("loading consensus state: {}", replicator_or.status().message());
     return 1;
   }
-  atlas::PaxosReplicator& replicator = **replicator_or;
+  atlas::NodeLoop& replicator = **replicator_or;
   cluster_node->Attach(&replicator);
   cluster_node->StartFailureDetector();
 

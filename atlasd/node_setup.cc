@@ -48,14 +48,14 @@ std::string PathIn(const std::string& dir, std::string_view file) {
 }
 
 absl::StatusOr<std::optional<std::string>> Meta(storage::Store* store, const std::string& name) {
-  return store->Get(storage::Cf::kMeta, storage::NodeMetaKey(name));
+  return store->GetNodeMeta(name);
 }
 
 absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::string& cluster_id) {
-  rocksdb::WriteBatch batch;
-  batch.Put(store->cf(storage::Cf::kMeta), storage::NodeMetaKey("cluster_id"), cluster_id);
-  batch.Put(store->cf(storage::Cf::kMeta), storage::NodeMetaKey("node_id"), StrCat(node_id));
-  return store->Write(&batch, /*sync=*/true);
+  std::unique_ptr<storage::WriteSet> batch = store->NewWriteSet();
+  storage::PutNodeMeta(*batch, "cluster_id", cluster_id);
+  storage::PutNodeMeta(*batch, "node_id", StrCat(node_id));
+  return store->Commit(*batch, /*sync=*/true);
 }
 
 // Fills the PEM copies the transport wants from the parsed objects.

@@ -5,8 +5,9 @@
 // reports the outcome. Reads call ReadBarrier() first so that they observe every write
 // acknowledged before them (linearizability).
 //
-// PaxosReplicator (paxos_replicator.h) implements it with the WPaxos core: a replicated log in
-// front of the StateMachine, group commit of many commands per synced RocksDB write.
+// NodeLoop (node/node_loop.h) implements it: the node thread driving a NodeHost, the WPaxos
+// core with a replicated log in front of the StateMachine, group commit of many commands per
+// synced write.
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,10 @@
 #include "atlasd/state_machine.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <tuple>
 
-#include "socketproto/str.h"
 #include "atlasd/acl.h"
+#include "atlasd/fatal.h"
+#include "socketproto/str.h"
 #include "socketproto/command.h"
 #include "storage/coding.h"
 #include "storage/keys.h"
@@ -21,9 +20,7 @@ namespace {
 // on top of it could diverge this replica silently, so stop (style.md: never run on uncertain
 // state).
 [[noreturn]] void CorruptState(std::string_view what) {
-  std::fprintf(stderr, "FATAL: corrupt stored state: %.*s\n", static_cast<int>(what.size()),
-               what.data());
-  std::abort();
+  Fatal(StrCat("corrupt stored state: ", what));
 }
 
 std::string Key(const std::string& table, const std::string& row) {
@@ -33,18 +30,17 @@ std::string Key(const std::string& table, const std::string& row) {
 }  // namespace
 
 bool StateMachine::GetThroughBatch(Cf cf, const std::string& key, std::string* value,
-                                   rocksdb::WriteBatchWithIndex* batch) {
-  rocksdb::Status s = batch != nullptr
-                          ? batch->GetFromBatchAndDB(store_->db(), rocksdb::ReadOptions(),
-                                                     store_->cf(cf), key, value)
-                          : store_->db()->Get(rocksdb::ReadOptions(), store_->cf(cf), key, value);
-  if (s.IsNotFound()) return false;
-  if (!s.ok()) CorruptState(StrCat("read failed: ", s.ToString()));
+                                   storage::WriteSet* batch) {
+  absl::StatusOr<std::optional<std::string>> got =
+      batch != nullptr ? batch->Get(cf, key) : store_->Get(cf, key);
+  if (!got.ok()) CorruptState(StrCat("read failed: ", got.status().message()));
+  if (!got->has_value()) return false;
+  *value = std::move(**got);
   return true;
 }
 
 storage::TableAcl StateMachine::LoadAcl(const std::string& table,
-                                        rocksdb::WriteBatchWithIndex* batch) {
+                                        storage::WriteSet* batch) {
   std::string raw;
   if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "acl"), &raw, batch)) return {};
   auto acl = storage::DecodeTableAcl(raw);
@@ -53,7 +49,7 @@ storage::TableAcl StateMachine::LoadAcl(const std::string& table,
 }
 
 storage::TableState StateMachine::LoadState(const std::string& table,
-                                            rocksdb::WriteBatchWithIndex* batch) {
+                                            storage::WriteSet* batch) {
   std::string raw;
   if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "state"), &raw, batch)) return {};
   auto st = storage::DecodeTableState(raw);
@@ -62,13 +58,13 @@ storage::TableState StateMachine::LoadState(const std::string& table,
 }
 
 void StateMachine::PutState(const std::string& table, const storage::TableState& st,
-                            rocksdb::WriteBatchWithIndex* batch) {
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "state"),
+                            storage::WriteSet* batch) {
+  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "state"),
              storage::EncodeTableState(st));
 }
 
 std::vector<storage::TableInterval> StateMachine::LoadMoves(const std::string& table,
-                                                            rocksdb::WriteBatchWithIndex* batch) {
+                                                            storage::WriteSet* batch) {
   std::string raw;
   if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "moves"), &raw, batch)) {
     return {{table, 0, 0}};  // never moved: one open interval in its own object
@@ -79,7 +75,7 @@ std::vector<storage::TableInterval> StateMachine::LoadMoves(const std::string& t
 }
 
 std::optional<storage::ObjectMember> StateMachine::LoadMember(
-    const std::string& object, const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+    const std::string& object, const std::string& table, storage::WriteSet* batch) {
   std::string raw;
   if (!GetThroughBatch(Cf::kMeta, storage::ObjectMemberKey(object, table), &raw, batch)) {
     if (object == table) return storage::ObjectMember{0, true, ""};
@@ -95,7 +91,7 @@ std::string StateMachine::ObjectOf(const std::string& table, const std::string& 
 }
 
 uint64_t StateMachine::CommitIndex(const std::string& object,
-                                   rocksdb::WriteBatchWithIndex* batch) {
+                                   storage::WriteSet* batch) {
   std::string raw;
   if (GetThroughBatch(Cf::kMeta, storage::ObjectMetaKey(object, "ci"), &raw, batch)) {
     std::string_view in = raw;
@@ -110,10 +106,10 @@ uint64_t StateMachine::CommitIndex(const std::string& object,
 }
 
 void StateMachine::MarkApplied(const std::string& object, uint64_t slot,
-                               rocksdb::WriteBatchWithIndex* batch) {
+                               storage::WriteSet* batch) {
   std::string v;
   storage::PutVarint(&v, slot);
-  batch->Put(store_->cf(Cf::kMeta), storage::ObjectMetaKey(object, "ci"), v);
+  batch->Put(Cf::kMeta, storage::ObjectMetaKey(object, "ci"), v);
 }
 
 StateMachine::Route StateMachine::RouteOf(const std::string& table) {
@@ -194,26 +190,21 @@ constexpr char kSectionTable = 'T';
 
 std::string StateMachine::SnapshotTable(const std::string& table) {
   std::string out;
-  const rocksdb::Snapshot* snap = store_->db()->GetSnapshot();
+  std::unique_ptr<storage::Reader> snap = store_->Snapshot();
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
-    rocksdb::Slice upper(hi);
-    rocksdb::ReadOptions ro;
-    ro.snapshot = snap;
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->cf(cf)));
+    std::unique_ptr<storage::Cursor> it = snap->Scan(cf, lo, hi);
     for (it->Seek(lo); it->Valid(); it->Next()) {
       out.push_back(static_cast<char>(cf));
-      storage::PutLengthPrefixed(&out, it->key().ToStringView());
-      storage::PutLengthPrefixed(&out, it->value().ToStringView());
+      storage::PutLengthPrefixed(&out, it->key());
+      storage::PutLengthPrefixed(&out, it->value());
     }
   }
-  store_->db()->ReleaseSnapshot(snap);
   return out;
 }
 
 bool StateMachine::InstallSnapshot(const std::string& table, std::string_view snapshot,
-                                   rocksdb::WriteBatchWithIndex* batch) {
+                                   storage::WriteSet* batch) {
   const uint64_t revision_before = LoadState(table, batch).revision;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
@@ -227,7 +218,7 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
         !storage::GetLengthPrefixed(&snapshot, &value)) {
       return false;
     }
-    batch->Put(store_->cf(static_cast<Cf>(cf)), key, value);
+    batch->Put(static_cast<Cf>(cf), key, value);
   }
   // The changes between our revision and the snapshot's never passed through here: the
   // history restarts at the snapshot (WATCH ... FROM before it is told it was compacted).
@@ -235,16 +226,12 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
   return true;
 }
 
-uint64_t StateMachine::TableBytes(const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+uint64_t StateMachine::TableBytes(const std::string& table, storage::WriteSet* batch) {
   uint64_t bytes = 0;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
-    rocksdb::Slice upper(hi);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
-        store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
-    for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
+    std::unique_ptr<storage::Cursor> it = batch->Scan(cf, lo, hi);
+    for (it->Seek(lo); it->Valid(); it->Next()) {
       bytes += 1 + 10 + it->key().size() + it->value().size();  // as SnapshotTable frames it
     }
   }
@@ -256,15 +243,14 @@ std::string StateMachine::SnapshotObject(const std::string& object) {
   std::vector<std::string> governed;
   bool own_seen = false;
   const std::string prefix = storage::ObjectMemberPrefix(object);
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(Cf::kMeta)));
+  std::unique_ptr<storage::Cursor> it = store_->Scan(Cf::kMeta, prefix, "");
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string table(it->key().ToStringView().substr(prefix.size()));
-    auto m = storage::DecodeObjectMember(it->value().ToStringView());
+    std::string table(it->key().substr(prefix.size()));
+    auto m = storage::DecodeObjectMember(it->value());
     if (!m) CorruptState(StrCat("member ", table, " of object ", object));
     out.push_back(kSectionMember);
     storage::PutLengthPrefixed(&out, table);
-    storage::PutLengthPrefixed(&out, it->value().ToStringView());
+    storage::PutLengthPrefixed(&out, it->value());
     if (m->open) governed.push_back(table);
     own_seen |= table == object;
   }
@@ -279,19 +265,17 @@ std::string StateMachine::SnapshotObject(const std::string& object) {
 }
 
 bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_view snapshot,
-                                         uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+                                         uint64_t slot, storage::WriteSet* batch) {
   // The member records are the object's own state: replaced wholesale.
   const std::string prefix = storage::ObjectMemberPrefix(object);
   std::vector<std::string> doomed;
   {
-    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
-        store_->cf(Cf::kMeta), store_->db()->NewIterator(rocksdb::ReadOptions(),
-                                                         store_->cf(Cf::kMeta))));
+    std::unique_ptr<storage::Cursor> it = batch->Scan(Cf::kMeta, prefix, "");
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      doomed.push_back(it->key().ToString());
+      doomed.emplace_back(it->key());
     }
   }
-  for (const auto& k : doomed) batch->Delete(store_->cf(Cf::kMeta), k);
+  for (const auto& k : doomed) batch->Delete(Cf::kMeta, k);
   while (!snapshot.empty()) {
     char section = snapshot[0];
     snapshot.remove_prefix(1);
@@ -303,7 +287,7 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
     std::string t(table);
     if (section == kSectionMember) {
       if (!storage::DecodeObjectMember(value)) return false;
-      batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, t), value);
+      batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, t), value);
     } else if (section == kSectionTable) {
       // Tables' data may be ahead here (another object's log moved it on): never go back.
       auto theirs = SnapshotState(t, value);
@@ -325,9 +309,9 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
 }
 
 void StateMachine::DropChunks(const std::string& table, const std::string& row,
-                              const RowRecord& old, rocksdb::WriteBatchWithIndex* batch) {
+                              const RowRecord& old, storage::WriteSet* batch) {
   for (uint32_t i = 0; i < old.chunk_count(); ++i) {
-    batch->Delete(store_->cf(Cf::kBlobs), storage::BlobChunkKey(table, row, i));
+    batch->Delete(Cf::kBlobs, storage::BlobChunkKey(table, row, i));
   }
 }
 
@@ -343,7 +327,7 @@ std::string DescribeObject(const std::string& object) {
 // table's data may be ahead of this log on a lagging replica (an adopt from a later interval,
 // or a catch-up snapshot, applied first); its entries are then already included and skipped.
 ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& object,
-                                uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+                                uint64_t slot, storage::WriteSet* batch) {
   ApplyResult result;
   result.revision = slot;
   MarkApplied(object, slot, batch);
@@ -380,7 +364,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     if (joins && j < moves.size() && moves[j].object == object && moves[j].end == slot) {
       member->open = false;
       member->to = j + 1 < moves.size() ? moves[j + 1].object : ObjectOf(table, state.group);
-      batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+      batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
                  storage::EncodeObjectMember(*member));
       result.sealed = state.pending && state.gen == j;
       return result;
@@ -418,7 +402,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
 }
 
 void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
-                                rocksdb::WriteBatchWithIndex* batch) {
+                                storage::WriteSet* batch) {
   storage::RowChange change;
   if (cmd.has_put()) {
     change.row = cmd.put().row();
@@ -427,60 +411,46 @@ void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
     change.del = true;
     change.row = cmd.del().row();
   }
-  batch->Put(store_->cf(Cf::kChanges), storage::ChangeKey(cmd.table(), revision),
+  batch->Put(Cf::kChanges, storage::ChangeKey(cmd.table(), revision),
              storage::EncodeRowChange(change));
   if (revision > change_history_) {
-    batch->Delete(store_->cf(Cf::kChanges),
-                  storage::ChangeKey(cmd.table(), revision - change_history_));
+    batch->Delete(Cf::kChanges, storage::ChangeKey(cmd.table(), revision - change_history_));
   }
 }
 
-void StateMachine::DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch) {
+void StateMachine::DropChanges(const std::string& table, storage::WriteSet* batch) {
   DeleteRange(Cf::kChanges, storage::ChangeKey(table, 0), storage::ChangeRangeLimit(table), batch);
 }
 
 void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& hi,
-                               rocksdb::WriteBatchWithIndex* batch) {
-  rocksdb::Slice upper(hi);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
+                               storage::WriteSet* batch) {
   std::vector<std::string> doomed;  // collected first: the batch must not change under it
   {
-    std::unique_ptr<rocksdb::Iterator> it(batch->NewIteratorWithBase(
-        store_->cf(cf), store_->db()->NewIterator(ro, store_->cf(cf))));
-    for (it->Seek(lo); it->Valid() && it->key().compare(upper) < 0; it->Next()) {
-      doomed.push_back(it->key().ToString());
-    }
+    std::unique_ptr<storage::Cursor> it = batch->Scan(cf, lo, hi);
+    for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
   }
-  for (const auto& k : doomed) batch->Delete(store_->cf(cf), k);
+  for (const auto& k : doomed) batch->Delete(cf, k);
 }
 
 absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table) {
   RevisionRange r;
-  auto raw = store->Get(Cf::kMeta, storage::TableMetaKey(table, "state"));
-  if (!raw.ok()) return raw.status();
-  if (raw->has_value()) {
-    auto st = storage::DecodeTableState(**raw);
-    if (!st) return absl::DataLossError(StrCat("corrupt state of table ", table));
-    r.latest = st->revision;
-  }
+  absl::StatusOr<storage::TableState> st = store->LoadTableState(table);
+  if (!st.ok()) return st.status();
+  r.latest = st->revision;
   r.resumable_from = r.latest;
   const std::string lo = storage::ChangeKey(table, 0), hi = storage::ChangeRangeLimit(table);
-  rocksdb::Slice upper(hi);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(ro, store->cf(Cf::kChanges)));
+  std::unique_ptr<storage::Cursor> it = store->Scan(Cf::kChanges, lo, hi);
   it->Seek(lo);
   if (it->Valid()) {
-    std::optional<uint64_t> first = storage::ChangeRevision(table, it->key().ToStringView());
+    std::optional<uint64_t> first = storage::ChangeRevision(table, it->key());
     if (first && *first >= 1 && *first <= r.latest) r.resumable_from = *first - 1;
   }
-  if (!it->status().ok()) return absl::InternalError(it->status().ToString());
+  if (absl::Status s = it->status(); !s.ok()) return s;
   return r;
 }
 
 ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::string& object,
-                                     uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+                                     uint64_t slot, storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const uint64_t k = cmd.adopt().gen();
   std::optional<storage::ObjectMember> member = LoadMember(object, table, batch);
@@ -492,7 +462,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
       ObjectOf(table, theirs->group) != object) {
     return {false, StrCat("invalid adopt of table '", table, "' into ", object)};
   }
-  batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+  batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
              storage::EncodeObjectMember({k, true, ""}));
   storage::TableState ours = LoadState(table, batch);
   if (ours.gen >= k) return {};  // this replica's state is already from interval k or later
@@ -502,7 +472,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
   if (moves.size() != k) CorruptState(StrCat("moves of table ", table, " in adopt"));
   moves.push_back({object, slot, 0});
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "moves"),
+  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "moves"),
              storage::EncodeTableMoves(moves));
   storage::TableState st = *theirs;
   st.gen = k;
@@ -514,7 +484,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
 }
 
 ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
-                                   rocksdb::WriteBatchWithIndex* batch) {
+                                   storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const proto::Put& put = cmd.put();
   std::optional<std::string> principal;
@@ -551,18 +521,18 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
     rec.chunked = true;
     std::string_view v = put.value();
     for (uint32_t i = 0; i < rec.chunk_count(); ++i) {
-      batch->Put(store_->cf(Cf::kBlobs), storage::BlobChunkKey(table, put.row(), i),
+      batch->Put(Cf::kBlobs, storage::BlobChunkKey(table, put.row(), i),
                  v.substr(size_t{i} * storage::kBlobChunkBytes, storage::kBlobChunkBytes));
     }
   }
-  batch->Put(store_->cf(Cf::kRows), row_key, storage::EncodeRowRecord(rec));
+  batch->Put(Cf::kRows, row_key, storage::EncodeRowRecord(rec));
   ApplyResult changed;
   changed.row_changed = true;
   return changed;
 }
 
 ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
-                                   rocksdb::WriteBatchWithIndex* batch) {
+                                   storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const std::string& row = cmd.del().row();
   std::optional<std::string> principal;
@@ -580,14 +550,14 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
                                 socketproto::FormatRfc3339Ms(old->worm_until_ms))};
   }
   DropChunks(table, row, *old, batch);
-  batch->Delete(store_->cf(Cf::kRows), row_key);
+  batch->Delete(Cf::kRows, row_key);
   ApplyResult changed;
   changed.row_changed = true;
   return changed;
 }
 
 ApplyResult StateMachine::ApplyAcl(const proto::Command& cmd,
-                                   rocksdb::WriteBatchWithIndex* batch) {
+                                   storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const proto::AclChange& change = cmd.acl();
   std::optional<std::string> principal;
@@ -598,13 +568,13 @@ ApplyResult StateMachine::ApplyAcl(const proto::Command& cmd,
   }
   AclApplyChange(&acl, change.principal(), static_cast<storage::AclPerm>(change.perm()),
                  change.grant());
-  batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "acl"),
+  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "acl"),
              storage::EncodeTableAcl(acl));
   return {};
 }
 
 ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::string& object,
-                                         uint64_t slot, rocksdb::WriteBatchWithIndex* batch) {
+                                         uint64_t slot, storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   std::optional<std::string> principal;
   if (!cmd.principal().empty()) principal = cmd.principal();
@@ -626,11 +596,11 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::s
       CorruptState(StrCat("moves of table ", table));
     }
     moves.back().end = slot;
-    batch->Put(store_->cf(Cf::kMeta), storage::TableMetaKey(table, "moves"),
+    batch->Put(Cf::kMeta, storage::TableMetaKey(table, "moves"),
                storage::EncodeTableMoves(moves));
     state.group = cmd.placement().group();
     state.pending = true;
-    batch->Put(store_->cf(Cf::kMeta), storage::ObjectMemberKey(object, table),
+    batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
                storage::EncodeObjectMember({state.gen, false, ObjectOf(table, state.group)}));
     result.sealed = true;
   }

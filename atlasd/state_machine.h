@@ -17,7 +17,6 @@
 
 #include "absl/status/statusor.h"
 #include "proto/command.pb.h"
-#include "rocksdb/utilities/write_batch_with_index.h"
 #include "storage/store.h"
 
 namespace atlas {
@@ -30,7 +29,7 @@ struct ApplyResult {
   // has not arrived yet): certainly not executed, safe to retry with the newer routing.
   bool moved = false;
   // A TABLE GROUP that sealed the table's interval: its adopt must follow (the proposer
-  // builds it, see PaxosReplicator).
+  // builds it, see NodeHost::AdoptAfterSeal).
   bool sealed = false;
   // A row changed (a PUT, or a DEL of an existing row): set by ApplyPut/ApplyDel.
   bool row_changed = false;
@@ -69,18 +68,18 @@ class StateMachine {
   // Applies `cmd` as slot `slot` of consensus object `object`, adding its writes to `batch`
   // (reads see earlier commands of the same batch). Records the object's new commit index.
   ApplyResult Apply(const proto::Command& cmd, const std::string& object, uint64_t slot,
-                    rocksdb::WriteBatchWithIndex* batch);
+                    storage::WriteSet* batch);
   // A table's own object.
   ApplyResult Apply(const proto::Command& cmd, uint64_t slot,
-                    rocksdb::WriteBatchWithIndex* batch) {
+                    storage::WriteSet* batch) {
     return Apply(cmd, cmd.table(), slot, batch);
   }
 
   // Records that `slot` of `object` was applied without a command (a no-op slot).
-  void MarkApplied(const std::string& object, uint64_t slot, rocksdb::WriteBatchWithIndex* batch);
+  void MarkApplied(const std::string& object, uint64_t slot, storage::WriteSet* batch);
 
   // The object's last applied slot (through the batch; batch may be null).
-  uint64_t CommitIndex(const std::string& object, rocksdb::WriteBatchWithIndex* batch);
+  uint64_t CommitIndex(const std::string& object, storage::WriteSet* batch);
 
   // Routing, from the locally applied state in the database.
   struct Route {
@@ -100,54 +99,54 @@ class StateMachine {
   std::string SnapshotTable(const std::string& table);
   // Replaces the table's state with `snapshot` in `batch`. False if it does not decode.
   bool InstallSnapshot(const std::string& table, std::string_view snapshot,
-                       rocksdb::WriteBatchWithIndex* batch);
+                       storage::WriteSet* batch);
   // An object's snapshot: its member records and the state of the tables it governs; what a
   // lagging replica installs when the log it misses was truncated.
   std::string SnapshotObject(const std::string& object);
   // Installs it as of `slot`. A table's state is replaced only if the snapshot's is at a later
   // position (gen, commit index) than the local one. False if it does not decode.
   bool InstallObjectSnapshot(const std::string& object, std::string_view snapshot, uint64_t slot,
-                             rocksdb::WriteBatchWithIndex* batch);
+                             storage::WriteSet* batch);
 
  private:
   // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).
   ApplyResult ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
-                       rocksdb::WriteBatchWithIndex* batch);
+                       storage::WriteSet* batch);
   ApplyResult ApplyDel(const proto::Command& cmd, int64_t now_ms,
-                       rocksdb::WriteBatchWithIndex* batch);
-  ApplyResult ApplyAcl(const proto::Command& cmd, rocksdb::WriteBatchWithIndex* batch);
+                       storage::WriteSet* batch);
+  ApplyResult ApplyAcl(const proto::Command& cmd, storage::WriteSet* batch);
   ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
-                             rocksdb::WriteBatchWithIndex* batch);
+                             storage::WriteSet* batch);
   ApplyResult ApplyAdopt(const proto::Command& cmd, const std::string& object, uint64_t slot,
-                         rocksdb::WriteBatchWithIndex* batch);
+                         storage::WriteSet* batch);
 
   bool GetThroughBatch(storage::Cf cf, const std::string& key, std::string* value,
-                       rocksdb::WriteBatchWithIndex* batch);
-  storage::TableAcl LoadAcl(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
-  storage::TableState LoadState(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+                       storage::WriteSet* batch);
+  storage::TableAcl LoadAcl(const std::string& table, storage::WriteSet* batch);
+  storage::TableState LoadState(const std::string& table, storage::WriteSet* batch);
   void PutState(const std::string& table, const storage::TableState& st,
-                rocksdb::WriteBatchWithIndex* batch);
+                storage::WriteSet* batch);
   std::vector<storage::TableInterval> LoadMoves(const std::string& table,
-                                                rocksdb::WriteBatchWithIndex* batch);
+                                                storage::WriteSet* batch);
   // The object's record of `table`; a table's own object governs it until sealed.
   std::optional<storage::ObjectMember> LoadMember(const std::string& object,
                                                   const std::string& table,
-                                                  rocksdb::WriteBatchWithIndex* batch);
+                                                  storage::WriteSet* batch);
   // Bytes of the table's state (what its snapshot would hold).
-  uint64_t TableBytes(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+  uint64_t TableBytes(const std::string& table, storage::WriteSet* batch);
   // Removes the blob chunks of a row's current value, if it has any.
   void DropChunks(const std::string& table, const std::string& row,
-                  const storage::RowRecord& old, rocksdb::WriteBatchWithIndex* batch);
+                  const storage::RowRecord& old, storage::WriteSet* batch);
 
   // Writes the change that `cmd` made as the table's `revision`, and drops the one that falls
   // out of the history.
   void AppendChange(const proto::Command& cmd, uint64_t revision,
-                    rocksdb::WriteBatchWithIndex* batch);
+                    storage::WriteSet* batch);
   // Deletes the table's change log (its history no longer leads to its state: a snapshot).
-  void DropChanges(const std::string& table, rocksdb::WriteBatchWithIndex* batch);
+  void DropChanges(const std::string& table, storage::WriteSet* batch);
   // Deletes every key of `cf` in [lo, hi), as seen through `batch`, in `batch`.
   void DeleteRange(storage::Cf cf, const std::string& lo, const std::string& hi,
-                   rocksdb::WriteBatchWithIndex* batch);
+                   storage::WriteSet* batch);
 
   storage::Store* store_;
   uint64_t change_history_;

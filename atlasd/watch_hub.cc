@@ -178,19 +178,16 @@ const std::vector<WatchHub::Change>* WatchHub::Page(const std::string& table, ui
   auto key = std::make_pair(table, after);
   if (auto it = pages_.find(key); it != pages_.end()) return &it->second;
   std::vector<Change>& page = pages_[key];
-  const std::string hi = storage::ChangeRangeLimit(table);
-  rocksdb::Slice upper(hi);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db()->NewIterator(ro, store_->cf(storage::Cf::kChanges)));
+  const std::string lo = storage::ChangeKey(table, after + 1);
+  std::unique_ptr<storage::Cursor> it =
+      store_->Scan(storage::Cf::kChanges, lo, storage::ChangeRangeLimit(table));
   size_t bytes = 0;
-  for (it->Seek(storage::ChangeKey(table, after + 1));
+  for (it->Seek(lo);
        it->Valid() && page.size() < options_.page_events && bytes < options_.page_bytes;
        it->Next()) {
-    std::optional<uint64_t> rev = storage::ChangeRevision(table, it->key().ToStringView());
+    std::optional<uint64_t> rev = storage::ChangeRevision(table, it->key());
     if (!rev || *rev > latest) break;
-    std::optional<storage::RowChange> c = storage::DecodeRowChange(it->value().ToStringView());
+    std::optional<storage::RowChange> c = storage::DecodeRowChange(it->value());
     if (!c) break;  // unreadable: treated as the end of the history (the watcher is told)
     bytes += c->row.size() + c->value.size();
     page.push_back({*rev, c->del, std::move(c->row), std::move(c->value)});

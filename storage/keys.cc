@@ -50,6 +50,20 @@ std::string TableMetaKey(std::string_view table, std::string_view field) {
   return k;
 }
 
+std::string TableMetaPrefix() { return std::string("t\0", 2); }
+std::string TableMetaLimit() { return std::string("t\x01", 2); }
+
+std::optional<std::string_view> TableOfStateKey(std::string_view key) {
+  const std::string_view prefix("t\0", 2), suffix("\0state", 6);
+  if (key.size() <= prefix.size() + suffix.size() || !key.starts_with(prefix) ||
+      !key.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  std::string_view table = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+  if (table.find('\0') != std::string_view::npos) return std::nullopt;  // another field's key
+  return table;
+}
+
 std::string NodeMetaKey(std::string_view field) {
   std::string k = "n";
   k.push_back('\0');

@@ -30,6 +30,12 @@ bool DecodeRowKey(std::string_view encoded, std::string* table, std::string* row
 std::string BlobChunkKey(std::string_view table, std::string_view row, uint32_t chunk);
 
 std::string TableMetaKey(std::string_view table, std::string_view field);
+// The range of every TableMetaKey: ["t" 0x00, "t" 0x01).
+std::string TableMetaPrefix();
+std::string TableMetaLimit();
+// The table of a TableMetaKey(table, "state") (the record every table with replicated state
+// has); nullopt for any other key.
+std::optional<std::string_view> TableOfStateKey(std::string_view key);
 std::string NodeMetaKey(std::string_view field);
 // Per consensus object (a table, a group "@<g>", atlas.nodes): state kept by its own log.
 std::string ObjectMetaKey(std::string_view object, std::string_view field);

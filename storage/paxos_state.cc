@@ -111,29 +111,27 @@ std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in) {
   return e;
 }
 
-void AddHardStateUpdate(Store* store, const consensus::HardStateUpdate& u,
-                        consensus::Slot previous_truncated_through,
-                        rocksdb::WriteBatchBase* batch) {
-  batch->Put(store->cf(Cf::kAcceptor), u.object,
+void AddHardStateUpdate(const consensus::HardStateUpdate& u,
+                        consensus::Slot previous_truncated_through, WriteSet& writes) {
+  writes.Put(Cf::kAcceptor, u.object,
              EncodeAcceptor({u.promised, u.commit_index, u.truncated_through, u.anchor_epoch,
                              u.anchor_config}));
   for (const consensus::SlotEntry& e : u.entries) {
     if (e.slot <= u.truncated_through) continue;
-    batch->Put(store->cf(Cf::kLog), LogKey(u.object, e.slot), EncodeLogEntry(e.entry));
+    writes.Put(Cf::kLog, LogKey(u.object, e.slot), EncodeLogEntry(e.entry));
   }
   // Compaction of the log after a snapshot (bounded by the snapshot interval per update).
   for (consensus::Slot s = previous_truncated_through + 1; s <= u.truncated_through; ++s) {
-    batch->Delete(store->cf(Cf::kLog), LogKey(u.object, s));
+    writes.Delete(Cf::kLog, LogKey(u.object, s));
   }
 }
 
-absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store* store) {
+absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store) {
   consensus::PersistentState state;
-  std::unique_ptr<rocksdb::Iterator> it(
-      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Cf::kAcceptor)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::string object = it->key().ToString();
-    auto rec = DecodeAcceptor(it->value().ToStringView());
+  std::unique_ptr<Cursor> it = store.Scan(Cf::kAcceptor, "", "");
+  for (it->Seek(""); it->Valid(); it->Next()) {
+    std::string object(it->key());
+    auto rec = DecodeAcceptor(it->value());
     if (!rec) return absl::DataLossError(fmt::format("corrupt acceptor state of {}", object));
     consensus::ObjectHardState& hard = state[object];
     hard.promised = rec->promised;
@@ -141,23 +139,20 @@ absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store* store) {
     hard.truncated_through = rec->truncated_through;
     hard.anchor_epoch = rec->anchor_epoch;
     hard.anchor_config = rec->anchor_config;
-    std::string lo = LogKey(object, 0), hi = LogKey(object, UINT64_MAX);
-    rocksdb::Slice upper(hi);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> log(store->db()->NewIterator(ro, store->cf(Cf::kLog)));
+    const std::string lo = LogKey(object, 0), hi = LogKey(object, UINT64_MAX);
+    std::unique_ptr<Cursor> log = store.Scan(Cf::kLog, lo, hi);
     for (log->Seek(lo); log->Valid(); log->Next()) {
-      std::string_view key = log->key().ToStringView();
+      std::string_view key = log->key();
       consensus::Slot slot = GetBigEndian64(key.substr(key.size() - 8));
-      auto entry = DecodeLogEntry(log->value().ToStringView());
+      auto entry = DecodeLogEntry(log->value());
       if (!entry) {
         return absl::DataLossError(fmt::format("corrupt log entry {} of {}", slot, object));
       }
       hard.log.emplace(slot, std::move(*entry));
     }
-    if (!log->status().ok()) return absl::InternalError(log->status().ToString());
+    if (absl::Status s = log->status(); !s.ok()) return s;
   }
-  if (!it->status().ok()) return absl::InternalError(it->status().ToString());
+  if (absl::Status s = it->status(); !s.ok()) return s;
   return state;
 }
 

@@ -1,7 +1,7 @@
-// Durable WPaxos state in RocksDB (docs/storage.md §Paxos state): the acceptor/learner hard
-// state of each object in the `acceptor` column family and its log entries in `log`.
+// Durable WPaxos state (docs/storage.md §Paxos state): the acceptor/learner hard state of each
+// object in the `acceptor` column family and its log entries in `log`.
 //
-// The host writes every Ready::persist through AddHardStateUpdate into the same WriteBatch as
+// The host writes every Ready::persist through AddHardStateUpdate into the same WriteSet as
 // the state machine's apply of Ready::committed, syncs it, and only then sends messages — so a
 // promise or accepted entry is on disk before any peer can learn of it.
 #pragma once
@@ -11,7 +11,6 @@
 
 #include "absl/status/statusor.h"
 #include "consensus/replica.h"
-#include "rocksdb/write_batch_base.h"
 #include "storage/store.h"
 
 namespace atlas::storage {
@@ -19,13 +18,12 @@ namespace atlas::storage {
 std::string EncodeLogEntry(const consensus::LogEntry& entry);
 std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in);
 
-// Adds one object's hard-state update to `batch`. `previous_truncated_through` is what the
+// Adds one object's hard-state update to `writes`. `previous_truncated_through` is what the
 // object's log was truncated through before this update (log entries in between are deleted).
-void AddHardStateUpdate(Store* store, const consensus::HardStateUpdate& update,
-                        consensus::Slot previous_truncated_through,
-                        rocksdb::WriteBatchBase* batch);
+void AddHardStateUpdate(const consensus::HardStateUpdate& update,
+                        consensus::Slot previous_truncated_through, WriteSet& writes);
 
 // Everything written through AddHardStateUpdate, for constructing a Replica on restart.
-absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store* store);
+absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store);
 
 }  // namespace atlas::storage

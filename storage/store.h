@@ -1,9 +1,12 @@
-// The node's RocksDB database (docs/storage.md).
+// The node's key-value store (docs/storage.md): six column families behind one narrow interface,
+// so that the code between the consensus core and the disk runs unchanged on RocksDB (the
+// daemon: RocksStore) and in memory (the simulator and unit tests: MemStore).
 //
 // Column families: rows, blobs (RocksDB blob files for large values), log and acceptor (the
-// per-object Paxos log and acceptor state), meta (per-table replicated state, node metadata).
-// Reads are thread-safe. Writes go through Write(); the daemon has a single writer (the commit
-// pipeline), which is what makes read-modify-write in the state machine safe.
+// per-object Paxos log and acceptor state), meta (per-table replicated state, node metadata),
+// changes (WATCH). Reads are thread-safe. Writes are a WriteSet committed atomically; the
+// daemon has a single writer (the node thread), which is what makes read-modify-write in the
+// state machine safe.
 #pragma once
 
 #include <functional>
@@ -14,14 +17,48 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "rocksdb/db.h"
 #include "storage/records.h"
+
+namespace rocksdb {
+class Logger;
+}
 
 namespace atlas::storage {
 
 // kChanges: each table's recent row changes by revision (WATCH; docs/watch.md). Node-local:
 // never part of a snapshot.
 enum class Cf { kRows = 0, kBlobs, kLog, kAcceptor, kMeta, kChanges, kCount };
+
+// An ordered walk over one column family's keys in [lower, upper).
+class Cursor {
+ public:
+  virtual ~Cursor() = default;
+  virtual void Seek(std::string_view key) = 0;
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+  virtual absl::Status status() const = 0;
+};
+
+// Point reads and ordered scans.
+class Reader {
+ public:
+  virtual ~Reader() = default;
+  virtual absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) = 0;
+  // Keys in [lower, upper); an empty `upper` means to the end of the column family. The cursor
+  // starts unpositioned: Seek first.
+  virtual std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) = 0;
+};
+
+// Writes applied together by Store::Commit. Reads through a WriteSet see its own writes over
+// the store's state (read-your-writes), which is how one Ready's commands build on each other.
+class WriteSet : public Reader {
+ public:
+  virtual void Put(Cf cf, std::string_view key, std::string_view value) = 0;
+  virtual void Delete(Cf cf, std::string_view key) = 0;
+  virtual size_t Count() const = 0;  // writes so far
+};
 
 struct StoreOptions {
   size_t block_cache_bytes = size_t{64} << 20;
@@ -30,43 +67,54 @@ struct StoreOptions {
   std::shared_ptr<rocksdb::Logger> info_log;
 };
 
-class Store {
+class Store : public Reader {
  public:
-  // Opens (or creates) the database under `dir`. A directory another process holds open fails
-  // with FailedPrecondition and a message naming the lock.
+  // Opens (or creates) the RocksDB database under `dir` (storage/rocks_store.cc). A directory
+  // another process holds open fails with FailedPrecondition and a message naming the lock.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir,
                                                      const StoreOptions& options);
-  ~Store();
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
 
-  rocksdb::DB* db() { return db_.get(); }
-  rocksdb::ColumnFamilyHandle* cf(Cf which) { return handles_[static_cast<int>(which)]; }
+  virtual std::unique_ptr<WriteSet> NewWriteSet() = 0;
+  // Applies `writes` atomically. `sync` makes them durable (WAL fsync) before returning.
+  virtual absl::Status Commit(WriteSet& writes, bool sync) = 0;
+  // A consistent view of the whole store as it is now (later commits do not show in it).
+  virtual std::unique_ptr<Reader> Snapshot() = 0;
+  // An engine figure for /metrics, summed over the column families (RocksDB property names,
+  // e.g. "rocksdb.total-sst-files-size"); 0 when the engine has none.
+  virtual uint64_t Property(std::string_view name) = 0;
+  virtual const std::string& path() const = 0;
 
-  // Applies one batch atomically. `sync` makes it durable (WAL fsync) before returning; RocksDB
-  // groups concurrent syncs, and the commit pipeline batches many commands per call.
-  absl::Status Write(rocksdb::WriteBatch* batch, bool sync);
-
+  // Typed reads of the formats in records.h and keys.h.
   absl::StatusOr<std::optional<RowRecord>> GetRow(std::string_view table, std::string_view row);
-  // The full value of a row record (assembles chunks of a chunked value).
+  // The full value of a row record (assembles chunks of a chunked value, under one snapshot).
+  // Aborted when the row was overwritten between its record and its chunks: callers retry.
   absl::StatusOr<std::string> ReadValue(std::string_view table, std::string_view row,
                                         const RowRecord& record);
-  absl::StatusOr<std::optional<std::string>> Get(Cf which, std::string_view key);
-
   // Visits rows of `table` whose row starts with `row_prefix`, in byte order, starting after
   // `after_row` when given. `fn(row)` returns false to stop.
   absl::Status ForEachRow(std::string_view table, std::string_view row_prefix,
                           const std::optional<std::string>& after_row,
                           const std::function<bool(std::string_view row)>& fn);
-
-  const std::string& path() const { return path_; }
-
- private:
-  Store() = default;
-  std::string path_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+  // Visits the tables with replicated state on this node (a meta "state" record), in byte
+  // order, after `after` when given, until `fn` returns false.
+  absl::Status ForEachTable(const std::optional<std::string>& after,
+                            const std::function<bool(std::string_view table)>& fn);
+  // A table's replicated state and ACL as applied here (defaults when it has none yet).
+  absl::StatusOr<TableState> LoadTableState(std::string_view table);
+  absl::StatusOr<TableAcl> LoadTableAcl(std::string_view table);
+  // Node-local metadata (identity, membership) by field name.
+  absl::StatusOr<std::optional<std::string>> GetNodeMeta(std::string_view field);
 };
+
+// Writes one node-local metadata field (NodeMetaKey) into `writes`.
+void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view value);
+
+// The store in memory, for the simulator and unit tests: every column family an ordered map.
+// What Commit applies with sync=false is lost by Crash(); what it applied with sync=true is
+// not. Thread-safe.
+std::unique_ptr<Store> NewMemStore();
+// Drops the writes committed without sync since the last synced commit (a power cut). Only for
+// stores from NewMemStore.
+void CrashMemStore(Store& store);
 
 }  // namespace atlas::storage

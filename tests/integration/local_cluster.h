@@ -75,7 +75,7 @@ class LocalCluster {
     auto c = node(i).Connect(std::chrono::milliseconds(5000));
     if (!c) return "";
     auto r = c->Call(line);
-    return r.ok() ? Texts(*r) : "";
+    return r.ok() ? Texts(*r) : "(call failed: " + std::string(r.status().message()) + ")";
   }
 
  private:

@@ -1,4 +1,4 @@
-// Three WPaxos replicators, each with its own RocksDB and gRPC/mutual-TLS transport, in one
+// Three node loops, each with its own RocksDB and gRPC/mutual-TLS transport, in one
 // process: writes commit through a quorum, every replica converges, non-owners read
 // linearizably, and a surviving quorum takes over a dead owner's table.
 #include <future>
@@ -7,14 +7,14 @@
 
 #include <catch2/catch.hpp>
 
-#include "atlasd/paxos_replicator.h"
+#include "atlasd/node/node_loop.h"
 #include "atlasd/peer_transport.h"
 #include "tests/integration/test_pki.h"
 #include "tests/unit/replicator_sync.h"
 #include "tests/unit/temp_dir.h"
 
 using atlas::ApplyResult;
-using atlas::PaxosReplicator;
+using atlas::NodeLoop;
 using atlas::PeerTransport;
 using atlas::proto::Command;
 using atlas::testing::ProposeSync;
@@ -27,7 +27,7 @@ struct Node {
   atlas::testing::TempDir dir;
   std::unique_ptr<atlas::storage::Store> store;
   std::unique_ptr<PeerTransport> transport;
-  std::unique_ptr<PaxosReplicator> replicator;
+  std::unique_ptr<NodeLoop> replicator;
 
   void Stop() {
     if (replicator) replicator->Shutdown();
@@ -71,12 +71,12 @@ class Cluster {
         if (np->replicator) np->replicator->Deliver(std::move(m));
       });
       REQUIRE(node.transport->Start().ok());
-      atlas::PaxosReplicatorOptions o;
-      o.node_id = static_cast<uint32_t>(i);
-      o.membership = membership;
+      atlas::NodeLoopOptions o;
+      o.host.node_id = static_cast<uint32_t>(i);
+      o.host.membership = membership;
       PeerTransport* tp = node.transport.get();
       o.send = [tp](std::vector<atlas::consensus::Message> ms) { tp->Send(std::move(ms)); };
-      auto r = PaxosReplicator::Start(node.store.get(), o);
+      auto r = NodeLoop::Start(node.store.get(), o);
       REQUIRE(r.ok());
       node.replicator = std::move(*r);
     }

@@ -19,34 +19,40 @@ namespace {
 
 class Replica {
  public:
-  Replica() {
-    auto s = Store::Open(dir_.path(), {});
-    REQUIRE(s.ok());
-    store_ = std::move(*s);
+  // On RocksDB, or (`memory`) on the simulator's in-memory store: the state machine must not
+  // tell them apart.
+  explicit Replica(bool memory = false) {
+    if (memory) {
+      store_ = NewMemStore();
+    } else {
+      auto s = Store::Open(dir_.path(), {});
+      REQUIRE(s.ok());
+      store_ = std::move(*s);
+    }
     sm_ = std::make_unique<StateMachine>(store_.get());
   }
   ApplyResult Apply(const Command& cmd) { return ApplyTo(cmd.table(), cmd); }
   // Applies `cmd` as the next slot of consensus object `object`.
   ApplyResult ApplyTo(const std::string& object, const Command& cmd) {
-    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
-    uint64_t slot = sm_->CommitIndex(object, &wb) + 1;
-    ApplyResult r = sm_->Apply(cmd, object, slot, &wb);
-    REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
+    std::unique_ptr<WriteSet> wb = store_->NewWriteSet();
+    uint64_t slot = sm_->CommitIndex(object, wb.get()) + 1;
+    ApplyResult r = sm_->Apply(cmd, object, slot, wb.get());
+    REQUIRE(store_->Commit(*wb, false).ok());
     return r;
   }
   // Applies several commands as one slot of `object` (a batched Paxos slot).
   std::vector<ApplyResult> ApplySlot(const std::string& object, const std::vector<Command>& cmds) {
-    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
-    uint64_t slot = sm_->CommitIndex(object, &wb) + 1;
+    std::unique_ptr<WriteSet> wb = store_->NewWriteSet();
+    uint64_t slot = sm_->CommitIndex(object, wb.get()) + 1;
     std::vector<ApplyResult> out;
-    for (const auto& c : cmds) out.push_back(sm_->Apply(c, object, slot, &wb));
-    REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
+    for (const auto& c : cmds) out.push_back(sm_->Apply(c, object, slot, wb.get()));
+    REQUIRE(store_->Commit(*wb, false).ok());
     return out;
   }
   void InstallObject(const std::string& object, const std::string& snap, uint64_t slot) {
-    rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
-    REQUIRE(sm_->InstallObjectSnapshot(object, snap, slot, &wb));
-    REQUIRE(store_->Write(wb.GetWriteBatch(), false).ok());
+    std::unique_ptr<WriteSet> wb = store_->NewWriteSet();
+    REQUIRE(sm_->InstallObjectSnapshot(object, snap, slot, wb.get()));
+    REQUIRE(store_->Commit(*wb, false).ok());
   }
   StateMachine& sm() { return *sm_; }
   std::optional<std::string> Value(const std::string& table, const std::string& row) {
@@ -61,10 +67,9 @@ class Replica {
   std::string Dump() {
     std::string out;
     for (Cf cf : {Cf::kRows, Cf::kBlobs, Cf::kMeta}) {
-      std::unique_ptr<rocksdb::Iterator> it(
-          store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(cf)));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        out += it->key().ToString() + "=" + it->value().ToString() + ";";
+      std::unique_ptr<Cursor> it = store_->Scan(cf, "", "");
+      for (it->Seek(""); it->Valid(); it->Next()) {
+        out += std::string(it->key()) + "=" + std::string(it->value()) + ";";
       }
     }
     return out;
@@ -206,14 +211,14 @@ TEST_CASE("large values are chunked and overwriting one leaves no stale chunks")
   CHECK(r.Value("t", "big") == big);
   REQUIRE(r.Apply(Put("t", "big", "small", 2)).ok);
   CHECK(r.Value("t", "big") == std::string("small"));
-  std::unique_ptr<rocksdb::Iterator> it(
-      r.store()->db()->NewIterator(rocksdb::ReadOptions(), r.store()->cf(Cf::kBlobs)));
-  it->SeekToFirst();
+  std::unique_ptr<Cursor> it = r.store()->Scan(Cf::kBlobs, "", "");
+  it->Seek("");
   CHECK_FALSE(it->Valid());
 }
 
-TEST_CASE("a failed command still takes its slot, and replicas applying the same log agree") {
-  Replica a, b;
+TEST_CASE("a failed command still takes its slot, and replicas applying the same log agree, "
+          "on RocksDB and in memory") {
+  Replica a, b(/*memory=*/true);
   std::vector<Command> log;
   Command w = Put("t", "k", "v", 100);
   w.mutable_put()->set_worm_ttl_ms(1000);
@@ -230,8 +235,9 @@ TEST_CASE("a failed command still takes its slot, and replicas applying the same
     CHECK(ra.revision == rb.revision);
   }
   CHECK(a.Dump() == b.Dump());
-  rocksdb::WriteBatchWithIndex wb(rocksdb::BytewiseComparator(), 0, true);
-  CHECK(StateMachine(a.store()).CommitIndex("t", &wb) == log.size());
+  std::unique_ptr<WriteSet> wb = a.store()->NewWriteSet();
+  CHECK(StateMachine(a.store()).CommitIndex("t", wb.get()) == log.size());
+  CHECK(StateMachine(b.store()).CommitIndex("t", nullptr) == log.size());
 }
 
 TEST_CASE("system tables are not writable through the state machine") {
@@ -440,8 +446,7 @@ TEST_CASE("a replica that catches up a group from an object snapshot converges")
   for (; i <= seal; ++i) {
     if (log[i].object == "t") r.ApplyTo("t", log[i].cmd);
   }
-  rocksdb::WriteBatchWithIndex none(rocksdb::BytewiseComparator(), 0, true);
-  r.InstallObject("@g", ref.sm().SnapshotObject("@g"), ref.sm().CommitIndex("@g", &none));
+  r.InstallObject("@g", ref.sm().SnapshotObject("@g"), ref.sm().CommitIndex("@g", nullptr));
   for (; i < log.size(); ++i) {
     if (log[i].object == "t") r.ApplyTo("t", log[i].cmd);
   }

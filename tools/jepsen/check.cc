@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "atlasd/state_machine.h"
 #include "storage/coding.h"
+#include "storage/keys.h"
 #include "storage/records.h"
 #include "storage/store.h"
 #include "tests/sim/linearizability.h"
@@ -108,7 +109,7 @@ std::string Replicated(const std::string& snapshot) {
       return snapshot;  // Not the expected format: compare the bytes as they are.
     }
     std::string v(value);
-    if (cf == static_cast<char>(atlas::storage::Cf::kMeta) && key.ends_with(std::string_view("\0state", 6))) {
+    if (cf == static_cast<char>(atlas::storage::Cf::kMeta) && atlas::storage::TableOfStateKey(key)) {
       if (auto state = atlas::storage::DecodeTableState(value)) {
         state->whole_slot = false;
         v = atlas::storage::EncodeTableState(*state);

@@ -1,16 +1,16 @@
-// The daemon's WPaxos replicator on a real RocksDB: every write goes through the Paxos log,
+// The daemon's node loop on a real RocksDB: every write goes through the Paxos log,
 // the log and acceptor state are durable, and a restart neither loses nor re-applies entries.
 #include <future>
 
 #include <catch2/catch.hpp>
 
-#include "atlasd/paxos_replicator.h"
+#include "atlasd/node/node_loop.h"
 #include "storage/paxos_state.h"
 #include "tests/unit/replicator_sync.h"
 #include "tests/unit/temp_dir.h"
 
 using atlas::ApplyResult;
-using atlas::PaxosReplicator;
+using atlas::NodeLoop;
 using atlas::proto::Command;
 using atlas::testing::ProposeSync;
 using atlas::testing::ReadBarrierSync;
@@ -35,7 +35,7 @@ TEST_CASE("writes are chosen in the Paxos log before they are applied and acknow
   auto store = Store::Open(dir.path(), {});
   REQUIRE(store.ok());
   {
-    auto r = PaxosReplicator::Start(store->get(), {});
+    auto r = NodeLoop::Start(store->get(), {});
     REQUIRE(r.ok());
     for (int i = 0; i < 10; ++i) {
       ApplyResult res = ProposeSync(**r, Put("t", "k" + std::to_string(i), "v"));
@@ -52,7 +52,7 @@ TEST_CASE("writes are chosen in the Paxos log before they are applied and acknow
     CHECK(ReadBarrierSync(**r, "t").ok());
     (*r)->Shutdown();
   }
-  auto state = LoadPersistentState(store->get());
+  auto state = LoadPersistentState(**store);
   REQUIRE(state.ok());
   REQUIRE(state->count("t") == 1);
   const auto& hard = state->at("t");
@@ -69,7 +69,7 @@ TEST_CASE("after a restart the table keeps its state and its log position") {
   REQUIRE(store.ok());
   uint64_t first_revision = 0;
   {
-    auto r = PaxosReplicator::Start(store->get(), {});
+    auto r = NodeLoop::Start(store->get(), {});
     REQUIRE(r.ok());
     // Enough writes that the log is compacted behind a snapshot at least once.
     for (int i = 0; i < 300; ++i) {
@@ -79,11 +79,11 @@ TEST_CASE("after a restart the table keeps its state and its log position") {
     }
     (*r)->Shutdown();
   }
-  auto state = LoadPersistentState(store->get());
+  auto state = LoadPersistentState(**store);
   REQUIRE(state.ok());
   CHECK(state->at("t").truncated_through > 0);  // compaction happened
   CHECK(state->at("t").log.size() < 300);       // and the log stays bounded
-  auto r = PaxosReplicator::Start(store->get(), {});
+  auto r = NodeLoop::Start(store->get(), {});
   REQUIRE(r.ok());
   CHECK(Value(store->get(), "t", "n") == std::string("299"));
   ApplyResult res = ProposeSync(**r, Put("t", "n", "after"));

@@ -1,0 +1,238 @@
+// NodeHost: everything a node does between the consensus core and the disk (docs/design.md
+// §The node). It owns the node's consensus::Replica and runs the Ready contract of
+// consensus/replica.h:
+//   1. persist: install snapshots, write hard-state updates and the apply of committed entries
+//      into ONE WriteSet, committed with sync (group commit: one fsync for everything queued);
+//   2. only then send the Ready's messages (HostIO::Send);
+//   3. publish what changed (WATCH revisions, membership), release read barriers whose index is
+//      applied, and answer proposals, reads and membership changes.
+// Around it: group routing (GroupRoutes: which consensus object governs a table, retries when a
+// table moved), membership persistence (MembershipState), and request bookkeeping.
+//
+// No threads, clocks or sockets inside: the daemon's NodeLoop (node_loop.h) drives it from one
+// thread with real time, RocksDB and gRPC; the simulator (tests/sim/simulator.cc) drives the
+// very same code with simulated time, an in-memory store and a simulated network. Time comes in
+// through SetTime (a monotonic clock for timers, the wall clock the owner stamps with).
+//
+// Thread-compatible: one thread (or the simulator) owns a NodeHost.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "atlasd/node/group_routes.h"
+#include "atlasd/node/membership_state.h"
+#include "atlasd/replicator.h"
+#include "atlasd/state_machine.h"
+#include "consensus/membership.h"
+#include "consensus/replica.h"
+#include "proto/command.pb.h"
+#include "storage/store.h"
+
+namespace atlas {
+
+// Ownership on this node, from the core's Ready::ownership events (GET /metrics, NODE INFO).
+struct OwnershipStats {
+  uint64_t owned = 0;            // tables and groups this node owns now (not atlas.nodes)
+  uint64_t phase1_started = 0;   // steals started
+  uint64_t elected = 0;          // steals won
+  uint64_t preempted = 0;        // steals lost
+  uint64_t stepped_down = 0;     // ownership lost to another node's ballot
+  uint64_t moves_suggested = 0;  // migration hints this node's policy sent as owner
+};
+
+// What the host does with the world outside the node: the network and the host's observers.
+class HostIO {
+ public:
+  virtual ~HostIO() = default;
+  // Ready::messages, after their Ready is durable. Must not block.
+  virtual void Send(std::vector<consensus::Message> messages) = 0;
+  // A membership change was applied and made durable (and once at start): the configuration
+  // now and the one before it (epoch 0: none). Must not block.
+  virtual void MembershipChanged(const consensus::ClusterConfig& current,
+                                 const consensus::ClusterConfig& previous) = 0;
+  // Tables whose revision moved (with the new revision), once durable; `everything` when
+  // snapshots or adopts replaced tables wholesale (WATCH). Must not block.
+  virtual void TablesChanged(std::vector<std::pair<std::string, uint64_t>> changes,
+                             bool everything) = 0;
+  // A named point in the Ready loop (failpoints: "ready-before-sync", "ready-after-sync",
+  // "ready-after-send", "snapshot-install"). True: the node crashes here (the simulator stops
+  // processing; the daemon's failpoints kill the process and never return).
+  virtual bool Crash(const char* point) = 0;
+};
+
+struct NodeHostOptions {
+  consensus::NodeId node_id = 1;
+  // The membership to start from when the store has none yet (see MembershipState::Load).
+  consensus::ClusterConfig membership;
+  std::optional<consensus::ClusterConfig> previous_membership;
+  consensus::QuorumSpec quorum;
+  absl::btree_map<std::pair<consensus::ZoneId, consensus::ZoneId>, int64_t> distance;
+  int64_t tick_ms = 5;  // one consensus tick of the caller's time
+  // The wall clock when this incarnation starts (unix µs). Its request and forward sequence
+  // numbers start above it, so they grow across restarts: forwards of a new incarnation are
+  // never taken for duplicates of the last one's.
+  uint64_t start_wall_us = 0;
+  bool sync = true;     // fsync every Ready (the durability contract)
+  uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
+  bool may_own = true;  // until SetClock says otherwise
+  uint64_t replica_seed = 0;  // the core's seeded randomness (0: node_id)
+  // Overrides of the core's defaults (tests, the simulator's randomised configurations); the
+  // id, topology, quorum and epoch are filled in from the membership.
+  std::optional<consensus::ReplicaConfig> replica;
+  // TEST ONLY bug switches, each breaking one step of the Ready contract's safety argument so
+  // that the simulator is shown to catch it (docs/testing.md, "Teeth").
+  bool test_send_before_persist = false;  // messages leave before their Ready is durable
+  bool test_reply_before_persist = false; // clients are answered before the apply is durable
+  bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again
+};
+
+class NodeHost {
+ public:
+  // The outcome of a write: its apply result, or why it was not ordered.
+  using Done = std::function<void(ApplyResult)>;
+  using ReadDone = std::function<void(absl::Status)>;
+  struct MembershipResult {
+    std::string result;  // a join: the allocated node id
+    consensus::ClusterConfig config;
+  };
+  using MembershipDone = std::function<void(absl::StatusOr<MembershipResult>)>;
+
+  // Loads the durable Paxos state and membership from `store` (restart), or starts from the
+  // options' membership (a new node). `store` and `io` must outlive the host.
+  static absl::StatusOr<std::unique_ptr<NodeHost>> Start(storage::Store* store, HostIO* io,
+                                                         NodeHostOptions options);
+  ~NodeHost();
+
+  // Time: `now_ms` of a monotonic clock (timers), `wall_ms` of the wall clock (the owner's
+  // stamps), and whether this node may own objects (its clock is trusted). Call before the
+  // other calls of each pass; the host then runs the ticks and timers that fell due.
+  void SetTime(int64_t now_ms, int64_t wall_ms, bool may_own);
+
+  void Propose(proto::Command cmd, Done done);
+  void ReadBarrier(const std::string& table, ReadDone done);
+  void ProposeMembership(std::string command, MembershipDone done);
+  void Deliver(const consensus::Message& message);
+  // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
+  void Move(const std::string& table, consensus::NodeId target);
+  ObjectInfo Describe(const std::string& table);
+
+  // Runs the Ready loop until the core has nothing more. False when HostIO::Crash stopped it
+  // (the node is to be thrown away; what was not committed is lost).
+  bool ProcessReady();
+
+  // Nothing is due before the next heartbeat: the caller may sleep until then.
+  bool Quiet() const;
+  // When (in SetTime's now_ms) the next tick or timer is due: the caller sleeps until then
+  // unless a request arrives.
+  int64_t NextWorkAtMs() const;
+  // No request of any kind is in progress (a clean shutdown may stop).
+  bool Idle() const;
+
+  const consensus::Replica& replica() const { return *replica_; }
+  const consensus::ClusterConfig& membership() const { return membership_.current(); }
+  const consensus::ClusterConfig& previous_membership() const { return membership_.previous(); }
+  uint64_t readies() const { return readies_; }
+  uint64_t ticks_skipped() const { return ticks_skipped_; }
+  const OwnershipStats& ownership() const { return ownership_; }
+
+  // Observers of each Ready before it is processed (the simulator's checkers). Test only.
+  std::function<void(const consensus::Ready&)> observe_ready;
+
+ private:
+  struct PendingWrite {
+    Done done;
+    std::optional<ApplyResult> result;  // set when the command is applied
+    proto::Command cmd;                 // kept to retry it elsewhere when its table moved
+    int attempt = 0;
+    bool adopt = false;
+  };
+  struct PendingRead {
+    ReadDone done;
+    std::string table;
+    std::string object;
+    int attempt = 0;
+  };
+  struct PendingMembership {
+    MembershipDone done;
+    std::optional<absl::StatusOr<std::string>> result;  // set when applied
+  };
+  // What one Ready's apply produced, for the steps after the commit.
+  struct Applied {
+    std::vector<std::pair<std::string, uint64_t>> changes;  // WATCH
+    bool everything = false;
+    bool membership_changed = false;
+  };
+  class Snapshots;
+
+  NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options);
+  consensus::ReplicaConfig CoreConfig() const;
+  consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
+  int64_t StampNow();  // never decreasing
+
+  // Ready steps (the contract above). Stage and Send return false when the node crashed.
+  bool Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied);
+  bool InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,
+                        Applied& applied);
+  void ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet& writes,
+                  Applied& applied);
+  void ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
+                       Applied& applied);
+  bool Commit(storage::WriteSet& writes);
+  void Publish(Applied& applied);
+  bool Send(consensus::Ready& rd);
+  void AnswerClients(const consensus::Ready& rd);
+  void ReleaseRead(const consensus::ReadState& rs);
+  void AnswerRead(const consensus::Reply& reply, const std::string& detail);
+  void AnswerMembership(const consensus::Reply& reply);
+  void AnswerWrite(const consensus::Reply& reply, const std::string& detail);
+  void NoteOwnership(const consensus::OwnershipEvent& event);
+
+  // Routing (docs/design.md §Groups).
+  void Submit(proto::Command cmd, Done done, int attempt, bool adopt = false);
+  void MaybeAdopt(const std::string& table);
+  void IssueRead(const std::string& table, ReadDone done, int attempt);
+  void After(int64_t delay_ms, std::function<void()> fn);
+  void RunTimers();
+  std::string NameZones(const std::string& text) const;
+  void Pin(const std::string& object, const std::string& region);
+  void InstallMembership();
+  void Retry(PendingWrite w);
+  bool AdoptAfterSeal(PendingWrite& w);
+
+  storage::Store* store_;
+  HostIO* io_;
+  NodeHostOptions options_;
+  StateMachine state_machine_;
+  MembershipState membership_;
+  GroupRoutes routes_;
+  std::unique_ptr<Snapshots> snapshots_;
+  std::unique_ptr<consensus::Replica> replica_;
+  consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_
+
+  uint64_t next_seq_;
+  int64_t now_ms_ = 0;
+  int64_t wall_ms_ = 0;
+  bool clock_started_ = false;
+  int64_t next_tick_ms_ = 0;
+  int64_t last_stamp_ms_ = 0;
+  absl::flat_hash_map<consensus::ObjectId, consensus::Slot> truncated_;
+  absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
+  absl::flat_hash_map<uint64_t, PendingRead> reads_;
+  absl::flat_hash_map<uint64_t, PendingMembership> membership_writes_;
+  absl::flat_hash_set<std::string> adopting_;  // tables whose adopt this node has in flight
+  std::multimap<int64_t, std::function<void()>> timers_;  // by due time (now_ms)
+  uint64_t readies_ = 0;
+  uint64_t ticks_skipped_ = 0;
+  OwnershipStats ownership_;
+};
+
+}  // namespace atlas

@@ -1,0 +1,246 @@
+#include "atlasd/node/node_loop.h"
+
+#include "atlasd/failpoint.h"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+
+namespace atlas {
+namespace {
+
+int64_t MonotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t WallUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// What a received message weighs in the queue: its values and snapshot bytes.
+size_t WeightOf(const consensus::Message& m) {
+  size_t bytes = m.object.size() + m.snapshot.size() + m.anchor_config.size();
+  for (const consensus::Command& c : m.commands) bytes += c.data.size();
+  for (const consensus::SlotEntry& e : m.entries) {
+    for (const consensus::Command& c : e.entry.value) bytes += c.data.size();
+  }
+  return bytes;
+}
+
+// A request's share of the queue's byte limit beyond its payload (the closure, the bookkeeping).
+constexpr size_t kEventOverheadBytes = 256;
+
+}  // namespace
+
+// The host's world in the daemon: the peer transport, the cluster runtime, the WatchHub, and
+// failpoints (which kill the process; they never return).
+class NodeLoop::IO final : public HostIO {
+ public:
+  explicit IO(NodeLoop* loop) : loop_(loop), options_(&loop->options_) {}
+  void Send(std::vector<consensus::Message> messages) override {
+    if (options_->send) {
+      options_->send(std::move(messages));
+    } else {
+      spdlog::debug("dropping {} messages: no peer transport", messages.size());
+    }
+  }
+  void MembershipChanged(const consensus::ClusterConfig& current,
+                         const consensus::ClusterConfig& previous) override {
+    {
+      // Before the callback: what it starts (a join's answer) reads these copies.
+      absl::MutexLock lock(&loop_->stats_mu_);
+      loop_->stats_.membership = current;
+      loop_->stats_.previous = previous;
+    }
+    if (options_->on_membership) options_->on_membership(current);
+  }
+  void TablesChanged(std::vector<std::pair<std::string, uint64_t>> changes,
+                     bool everything) override {
+    if (options_->on_changes) options_->on_changes(std::move(changes), everything);
+  }
+  bool Crash(const char* point) override {
+    failpoint::Hit(point);
+    return false;
+  }
+
+ private:
+  NodeLoop* loop_;
+  const NodeLoopOptions* options_;
+};
+
+absl::StatusOr<std::unique_ptr<NodeLoop>> NodeLoop::Start(storage::Store* store,
+                                                          NodeLoopOptions options) {
+  auto loop = std::unique_ptr<NodeLoop>(new NodeLoop(std::move(options)));
+  NodeHostOptions host_options = loop->options_.host;
+  host_options.tick_ms = loop->options_.tick.count();
+  host_options.start_wall_us = static_cast<uint64_t>(WallUs());
+  auto host = NodeHost::Start(store, loop->io_.get(), std::move(host_options));
+  if (!host.ok()) return host.status();
+  loop->host_ = std::move(*host);
+  loop->PublishStats();
+  loop->thread_ = std::thread([l = loop.get()] { l->Run(); });
+  return loop;
+}
+
+NodeLoop::NodeLoop(NodeLoopOptions options)
+    : options_(std::move(options)),
+      io_(std::make_unique<IO>(this)),
+      may_own_(options_.host.may_own) {}
+
+NodeLoop::~NodeLoop() { Shutdown(); }
+
+bool NodeLoop::Post(size_t bytes, std::function<void()> fn) {
+  bytes += kEventOverheadBytes;
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || events_.size() >= options_.queue_events_max ||
+      events_bytes_ + bytes > options_.queue_bytes_max) {
+    return false;
+  }
+  events_bytes_ += bytes;
+  events_.emplace_back(bytes, std::move(fn));
+  return true;
+}
+
+void NodeLoop::Run() {
+  std::deque<std::pair<size_t, std::function<void()>>> batch;
+  for (;;) {
+    const int64_t wake_ms = host_->NextWorkAtMs();
+    {
+      absl::MutexLock lock(&mu_);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !events_.empty();
+      };
+      const int64_t sleep_ms = wake_ms - MonotonicMs();
+      if (sleep_ms > 0) {
+        mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Milliseconds(sleep_ms));
+      }
+      // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
+      if (stopping_ && events_.empty() && host_->Idle()) return;
+      batch.swap(events_);
+      events_bytes_ = 0;
+    }
+    Pass(batch);
+  }
+}
+
+void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch) {
+  const uint64_t skipped = host_->ticks_skipped();
+  host_->SetTime(MonotonicMs(), WallUs() / 1000, may_own_.load());
+  if (host_->ticks_skipped() != skipped && MonotonicMs() - last_skip_warning_ms_ > 10'000) {
+    last_skip_warning_ms_ = MonotonicMs();
+    spdlog::warn("node thread behind the clock: {} tick(s) skipped so far (overloaded; "
+                 "timeouts stretch accordingly)",
+                 host_->ticks_skipped());
+  }
+  for (auto& [bytes, fn] : batch) fn();
+  batch.clear();
+  host_->ProcessReady();
+  PublishStats();
+}
+
+void NodeLoop::PublishStats() {
+  absl::MutexLock lock(&stats_mu_);
+  stats_.ownership = host_->ownership();
+  stats_.readies = host_->readies();
+  stats_.ticks_skipped = host_->ticks_skipped();
+}
+
+void NodeLoop::Propose(proto::Command cmd, Done done) {
+  auto shared_done = std::make_shared<Done>(std::move(done));
+  const size_t bytes = cmd.ByteSizeLong();
+  bool posted = Post(bytes, [this, cmd = std::move(cmd), shared_done]() mutable {
+    host_->Propose(std::move(cmd), std::move(*shared_done));
+  });
+  if (!posted) {
+    ApplyResult r;
+    r.ok = false;
+    r.error = "overloaded: replication queue full, retry later";
+    (*shared_done)(std::move(r));
+  }
+}
+
+void NodeLoop::ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) {
+  auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+  bool posted = Post(table.size(), [this, table, shared_done] {
+    host_->ReadBarrier(table, std::move(*shared_done));
+  });
+  if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+void NodeLoop::Ping(std::function<void()> done) {
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  if (!Post(0, [shared_done] { (*shared_done)(); })) (*shared_done)();
+}
+
+void NodeLoop::Describe(const std::string& table, std::function<void(ObjectInfo)> done) {
+  auto shared_done = std::make_shared<std::function<void(ObjectInfo)>>(std::move(done));
+  bool posted = Post(table.size(), [this, table, shared_done] {
+    (*shared_done)(host_->Describe(table));
+  });
+  if (!posted) (*shared_done)(ObjectInfo{});
+}
+
+void NodeLoop::Deliver(consensus::Message message) {
+  // A full queue drops the message like a lossy network would; WPaxos retransmits.
+  const size_t bytes = WeightOf(message);
+  Post(bytes, [this, m = std::move(message)] { host_->Deliver(m); });
+}
+
+void NodeLoop::ProposeMembership(std::string command, MembershipDone done) {
+  auto shared_done = std::make_shared<MembershipDone>(std::move(done));
+  const size_t bytes = command.size();
+  bool posted = Post(bytes, [this, command = std::move(command), shared_done]() mutable {
+    host_->ProposeMembership(std::move(command), std::move(*shared_done));
+  });
+  if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+bool NodeLoop::Inspect(std::function<void(const consensus::Replica&)> fn) {
+  return Post(0, [this, fn = std::move(fn)] { fn(host_->replica()); });
+}
+
+void NodeLoop::Move(const std::string& table, consensus::NodeId target) {
+  Post(table.size(), [this, table, target] { host_->Move(table, target); });
+}
+
+void NodeLoop::SetMayOwn(bool may_own) {
+  if (may_own_.exchange(may_own) == may_own) return;
+  Post(0, [] {});  // wake the node thread: it hands the clock to the host on every pass
+}
+
+void NodeLoop::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+consensus::ClusterConfig NodeLoop::Membership() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.membership;
+}
+
+consensus::ClusterConfig NodeLoop::PreviousMembership() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.previous;
+}
+
+OwnershipStats NodeLoop::ownership() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.ownership;
+}
+
+uint64_t NodeLoop::readies() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.readies;
+}
+
+uint64_t NodeLoop::ticks_skipped() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.ticks_skipped;
+}
+
+}  // namespace atlas

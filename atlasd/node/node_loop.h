@@ -1,0 +1,116 @@
+// NodeLoop: the daemon's node thread (docs/design.md §Threads). It owns the NodeHost and drives
+// it with real time: every pass hands it the clocks, runs the requests other threads queued,
+// and processes Readies until the core has nothing more; between passes it sleeps until the
+// next tick or timer is due, or a request arrives. The host's I/O goes to the peer transport
+// (Send), the cluster runtime (membership) and the WatchHub (table changes); failpoints crash
+// the process at the host's crash points.
+//
+// It implements the Replicator seam for the executor. Thread-safe: every public method may be
+// called from any thread; the NodeHost is touched only by the node thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "atlasd/node/node_host.h"
+#include "atlasd/replicator.h"
+
+namespace atlas {
+
+struct NodeLoopOptions {
+  NodeHostOptions host;  // start_wall_us is filled in from the wall clock
+  std::chrono::milliseconds tick{5};
+  // Requests queued for the node thread at once: beyond either limit they are refused
+  // ("overloaded") and messages dropped like a lossy network would (WPaxos resends).
+  size_t queue_events_max = 65536;
+  size_t queue_bytes_max = size_t{256} << 20;
+  // Sends Ready::messages to their nodes (the peer transport); null in a one-node cluster.
+  // Node thread, after the Ready was made durable; must not block.
+  std::function<void(std::vector<consensus::Message>)> send;
+  // Node thread, after a membership change was made durable (and once at start). Must not
+  // block.
+  std::function<void(const consensus::ClusterConfig&)> on_membership;
+  // Node thread, the tables whose revision moved once durable (HostIO::TablesChanged; the
+  // WatchHub queues it). Must not block.
+  std::function<void(std::vector<std::pair<std::string, uint64_t>>, bool everything)>
+      on_changes;
+};
+
+class NodeLoop final : public Replicator {
+ public:
+  using MembershipResult = NodeHost::MembershipResult;
+  using MembershipDone = NodeHost::MembershipDone;
+
+  // Loads the node's durable state from `store` and starts the node thread.
+  static absl::StatusOr<std::unique_ptr<NodeLoop>> Start(storage::Store* store,
+                                                         NodeLoopOptions options);
+  ~NodeLoop() override;
+
+  // Replicator.
+  void Propose(proto::Command cmd, Done done) override;
+  void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) override;
+  void Ping(std::function<void()> done) override;
+  void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;
+  // Stops taking requests, finishes the queued and in-flight ones, joins the node thread.
+  void Shutdown() override;
+
+  // A message from a peer (already validated by the transport).
+  void Deliver(consensus::Message message);
+  // Orders a membership command (consensus/membership.h encoders) in `atlas.nodes`; `done`
+  // gets its result and the membership right after it, or why it was refused or not ordered.
+  void ProposeMembership(std::string command, MembershipDone done);
+  // Runs `fn` with the core on the node thread (NODE/QUORUM commands, tests); false when the
+  // queue is full or stopping.
+  bool Inspect(std::function<void(const consensus::Replica&)> fn);
+  // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
+  void Move(const std::string& table, consensus::NodeId target);
+  // Whether this node's clock may stamp commands, i.e. whether it may own objects
+  // (ClusterNode's ClockGuard; consensus::Replica::SetClock).
+  void SetMayOwn(bool may_own);
+
+  // Copies as of the node thread's last pass.
+  consensus::ClusterConfig Membership() const;
+  consensus::ClusterConfig PreviousMembership() const;
+  OwnershipStats ownership() const;
+  uint64_t readies() const;
+  // Ticks not run because the node thread fell behind the clock (overload).
+  uint64_t ticks_skipped() const;
+
+ private:
+  class IO;
+  struct Stats {
+    consensus::ClusterConfig membership, previous;  // set by IO::MembershipChanged
+    OwnershipStats ownership;
+    uint64_t readies = 0, ticks_skipped = 0;
+  };
+  explicit NodeLoop(NodeLoopOptions options);
+
+  // Runs `fn` on the node thread; false (and `fn` not run) when the queue is full or stopping.
+  bool Post(size_t bytes, std::function<void()> fn);
+  void Run();
+  void Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch);
+  void PublishStats();
+
+  NodeLoopOptions options_;
+  std::unique_ptr<IO> io_;
+  std::unique_ptr<NodeHost> host_;  // node thread only
+  std::atomic<bool> may_own_;
+  int64_t last_skip_warning_ms_ = 0;  // node thread
+
+  mutable absl::Mutex mu_;
+  std::deque<std::pair<size_t, std::function<void()>>> events_ ABSL_GUARDED_BY(mu_);
+  size_t events_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  mutable absl::Mutex stats_mu_;
+  Stats stats_ ABSL_GUARDED_BY(stats_mu_);
+  std::thread thread_;
+};
+
+}  // namespace atlas

@@ -1,0 +1,252 @@
+// The Store on RocksDB (docs/storage.md): what the daemon runs on.
+#include <vector>
+
+#include "fmt/format.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
+#include "storage/store.h"
+
+namespace atlas::storage {
+namespace {
+
+constexpr const char* kCfNames[] = {"rows", "blobs", "log", "acceptor", "meta", "changes"};
+static_assert(std::size(kCfNames) == static_cast<size_t>(Cf::kCount));
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::InternalError(fmt::format("{}: {}", what, s.ToString()));
+}
+
+// A RocksDB iterator with its upper bound (the bound must outlive the iterator).
+class RocksCursor final : public Cursor {
+ public:
+  RocksCursor(std::string lower, std::string upper) : lower_(std::move(lower)), upper_(upper) {
+    bound_ = rocksdb::Slice(upper_);
+  }
+  // `make` builds the iterator from read options that carry the bound.
+  template <typename Make>
+  void Init(rocksdb::ReadOptions ro, Make make) {
+    if (!upper_.empty()) ro.iterate_upper_bound = &bound_;
+    it_.reset(make(ro));
+  }
+  void Seek(std::string_view key) override { it_->Seek(key < lower_ ? lower_ : key); }
+  // (A write set's own entries are not bounded by RocksDB's upper bound: check it here.)
+  bool Valid() const override {
+    return it_->Valid() && (upper_.empty() || it_->key().compare(bound_) < 0);
+  }
+  void Next() override { it_->Next(); }
+  std::string_view key() const override { return it_->key().ToStringView(); }
+  std::string_view value() const override { return it_->value().ToStringView(); }
+  absl::Status status() const override { return FromRocks(it_->status(), "RocksDB iterate"); }
+
+ private:
+  std::string lower_, upper_;
+  rocksdb::Slice bound_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+class RocksStore;
+
+class RocksWriteSet final : public WriteSet {
+ public:
+  explicit RocksWriteSet(RocksStore* store)
+      : store_(store), batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override;
+  std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) override;
+  void Put(Cf cf, std::string_view key, std::string_view value) override;
+  void Delete(Cf cf, std::string_view key) override;
+  // (GetWriteBatch is not const in RocksDB's API, though it only returns the batch.)
+  size_t Count() const override {
+    return static_cast<size_t>(const_cast<rocksdb::WriteBatchWithIndex&>(batch_).GetWriteBatch()->Count());
+  }
+  rocksdb::WriteBatch* batch() { return batch_.GetWriteBatch(); }
+
+ private:
+  RocksStore* store_;
+  rocksdb::WriteBatchWithIndex batch_;
+};
+
+// Reads as of one RocksDB snapshot.
+class RocksSnapshot final : public Reader {
+ public:
+  RocksSnapshot(RocksStore* store, const rocksdb::Snapshot* snap) : store_(store), snap_(snap) {}
+  ~RocksSnapshot() override;
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override;
+  std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) override;
+
+ private:
+  RocksStore* store_;
+  const rocksdb::Snapshot* snap_;
+};
+
+class RocksStore final : public Store {
+ public:
+  ~RocksStore() override {
+    if (!db_) return;
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->DestroyColumnFamilyHandle(default_cf_);
+    db_->Close();
+  }
+
+  absl::Status Open(const std::string& dir, const StoreOptions& options);
+
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Cf which) { return handles_[static_cast<int>(which)]; }
+
+  absl::StatusOr<std::optional<std::string>> Get(Cf which, std::string_view key) override {
+    return GetAt(rocksdb::ReadOptions(), which, key);
+  }
+  absl::StatusOr<std::optional<std::string>> GetAt(const rocksdb::ReadOptions& ro, Cf which,
+                                                   std::string_view key) {
+    std::string value;
+    rocksdb::Status s = db_->Get(ro, cf(which), key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "RocksDB get");
+    return std::optional<std::string>(std::move(value));
+  }
+  std::unique_ptr<Cursor> Scan(Cf which, std::string_view lower, std::string_view upper) override {
+    return ScanAt(rocksdb::ReadOptions(), which, lower, upper);
+  }
+  std::unique_ptr<Cursor> ScanAt(const rocksdb::ReadOptions& ro, Cf which, std::string_view lower,
+                                 std::string_view upper) {
+    auto c = std::make_unique<RocksCursor>(std::string(lower), std::string(upper));
+    c->Init(ro, [&](const rocksdb::ReadOptions& o) { return db_->NewIterator(o, cf(which)); });
+    return c;
+  }
+  std::unique_ptr<WriteSet> NewWriteSet() override { return std::make_unique<RocksWriteSet>(this); }
+  absl::Status Commit(WriteSet& writes, bool sync) override {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return FromRocks(db_->Write(wo, static_cast<RocksWriteSet&>(writes).batch()), "RocksDB write");
+  }
+  std::unique_ptr<Reader> Snapshot() override {
+    return std::make_unique<RocksSnapshot>(this, db_->GetSnapshot());
+  }
+  uint64_t Property(std::string_view name) override {
+    uint64_t total = 0;
+    for (auto* h : handles_) {
+      uint64_t v = 0;
+      if (db_->GetIntProperty(h, rocksdb::Slice(name.data(), name.size()), &v)) total += v;
+    }
+    // The block cache is shared by every column family: count it once.
+    if (name == "rocksdb.block-cache-usage" && !handles_.empty()) {
+      uint64_t v = 0;
+      db_->GetIntProperty(handles_[0], "rocksdb.block-cache-usage", &v);
+      total = v;
+    }
+    return total;
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+};
+
+absl::StatusOr<std::optional<std::string>> RocksWriteSet::Get(Cf cf, std::string_view key) {
+  std::string value;
+  rocksdb::Status s = batch_.GetFromBatchAndDB(store_->db(), rocksdb::ReadOptions(),
+                                               store_->cf(cf), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "RocksDB get");
+  return std::optional<std::string>(std::move(value));
+}
+
+std::unique_ptr<Cursor> RocksWriteSet::Scan(Cf cf, std::string_view lower,
+                                            std::string_view upper) {
+  auto c = std::make_unique<RocksCursor>(std::string(lower), std::string(upper));
+  c->Init(rocksdb::ReadOptions(), [&](const rocksdb::ReadOptions& o) {
+    return batch_.NewIteratorWithBase(store_->cf(cf), store_->db()->NewIterator(o, store_->cf(cf)));
+  });
+  return c;
+}
+
+void RocksWriteSet::Put(Cf cf, std::string_view key, std::string_view value) {
+  batch_.Put(store_->cf(cf), key, value);
+}
+
+void RocksWriteSet::Delete(Cf cf, std::string_view key) { batch_.Delete(store_->cf(cf), key); }
+
+RocksSnapshot::~RocksSnapshot() { store_->db()->ReleaseSnapshot(snap_); }
+
+absl::StatusOr<std::optional<std::string>> RocksSnapshot::Get(Cf cf, std::string_view key) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap_;
+  return store_->GetAt(ro, cf, key);
+}
+
+std::unique_ptr<Cursor> RocksSnapshot::Scan(Cf cf, std::string_view lower,
+                                            std::string_view upper) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap_;
+  return store_->ScanAt(ro, cf, lower, upper);
+}
+
+absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  // WAL writes of concurrent writers are merged into one fsync (group commit).
+  db_options.enable_pipelined_write = true;
+  db_options.keep_log_file_num = 4;
+  if (options.info_log) db_options.info_log = options.info_log;
+
+  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = cache;
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+
+  rocksdb::ColumnFamilyOptions base;
+  base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, base);
+  for (const char* name : kCfNames) {
+    rocksdb::ColumnFamilyOptions cf = base;
+    if (std::string_view(name) == "blobs") {
+      // Key-value separation: chunks of large values go to blob files, so compaction moves
+      // only small index entries.
+      cf.enable_blob_files = true;
+      cf.min_blob_size = 0;
+      cf.blob_file_size = 256 << 20;
+      cf.enable_blob_garbage_collection = true;
+    }
+    descriptors.emplace_back(name, cf);
+  }
+
+  path_ = dir;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    std::string msg = s.ToString();
+    if (s.IsIOError() && msg.find("lock") != std::string::npos) {
+      return absl::FailedPreconditionError(
+          fmt::format("data directory {} is in use by another process (RocksDB lock {}/LOCK "
+                      "is held); is another atlasd running on it?", dir, dir));
+    }
+    return absl::InternalError(fmt::format("opening RocksDB at {}: {}", dir, msg));
+  }
+  db_.reset(raw);
+  // handles[0] is the default family, which atlasd does not use.
+  handles_.assign(handles.begin() + 1, handles.end());
+  default_cf_ = handles[0];
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
+                                                   const StoreOptions& options) {
+  auto store = std::make_unique<RocksStore>();
+  if (absl::Status s = store->Open(dir, options); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace atlas::storage
