@@ -28,6 +28,9 @@ struct ApplyResult {
   // Refused because the object whose log carried it does not govern the table (it moved, or
   // has not arrived yet): certainly not executed, safe to retry with the newer routing.
   bool moved = false;
+  // Not ordered, and it may still take effect (a timeout, a forward whose answer was lost):
+  // the client must not assume either way.
+  bool outcome_unknown = false;
   // A TABLE GROUP that sealed the table's interval: its adopt must follow (the proposer
   // builds it, see NodeHost::AdoptAfterSeal).
   bool sealed = false;

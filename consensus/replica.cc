@@ -1315,6 +1315,10 @@ void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, S
 
 void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
   if (from == config_.id || from == kNoNode) return;
+  // A transfer the log overtook (entries past its slot arrived meanwhile) is moot: naming it
+  // would have the sender serve its chunks, which are ignored here, for ever (simulator,
+  // seed 439 of the NodeHost simulator).
+  if (o.partial != nullptr && o.partial->slot <= o.hard.commit_index) o.partial.reset();
   // A snapshot transfer in progress continues from the peer sending it while that peer lives
   // (switching peers starts the transfer over). Otherwise remember the best-informed peer we
   // heard of; Tick retries from it.

@@ -53,12 +53,19 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
       !s.ok()) {
     return s;
   }
-  // Half-second windows: a table follows a new hot zone about a second after the shift (two
-  // windows of 2x dominance), while an even split between zones never reaches 2x.
-  consensus::AccessCountingPolicy::Options policy_options;
-  policy_options.window_ticks = 500 / std::max<int64_t>(1, options.tick_ms);
-  auto policy = std::make_unique<consensus::AccessCountingPolicy>(policy_options);
-  h->policy_ = policy.get();
+  std::unique_ptr<consensus::MigrationPolicy> policy;
+  if (options.static_owner != 0) {
+    policy = std::make_unique<consensus::StaticPolicy>(options.static_owner);
+  } else {
+    // Half-second windows: a table follows a new hot zone about a second after the shift (two
+    // windows of 2x dominance), while an even split between zones never reaches 2x.
+    consensus::AccessCountingPolicy::Options policy_options;
+    policy_options.window_ticks = 500 / std::max<int64_t>(1, options.tick_ms);
+    auto counting = std::make_unique<consensus::AccessCountingPolicy>(
+        options.policy.value_or(policy_options));
+    h->policy_ = counting.get();
+    policy = std::move(counting);
+  }
   // TABLE PIN survives restarts: pinned tables are kept out of automatic moves again.
   absl::Status pins = store->ForEachTable(std::nullopt, [&](std::string_view table) {
     absl::StatusOr<storage::TableState> st = store->LoadTableState(table);
@@ -243,9 +250,14 @@ ObjectInfo NodeHost::Describe(const std::string& table) {
   return info;
 }
 
+uint64_t NodeHost::AppliedIndex(const std::string& object) {
+  return state_machine_.CommitIndex(object, nullptr);
+}
+
 // TABLE PIN: the automatic migration policy moves a pinned object only within its region's
-// zone (explicit TABLE MOVE still works); "" unpins.
+// zone (explicit TABLE MOVE still works); "" unpins. (The static baseline never moves.)
 void NodeHost::Pin(const std::string& object, const std::string& region) {
+  if (policy_ == nullptr) return;
   if (region.empty()) {
     policy_->Unrestrict(object);
   } else {
@@ -524,6 +536,7 @@ void NodeHost::AnswerWrite(const consensus::Reply& reply, const std::string& det
     r = std::move(*w.result);
   } else {
     r.ok = false;
+    r.outcome_unknown = !reply.definite;
     switch (reply.code) {
       case consensus::ReplyCode::kTimeout:
         r.error = StrCat("timeout: write to ", reply.object,

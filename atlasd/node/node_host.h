@@ -85,6 +85,10 @@ struct NodeHostOptions {
   uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
   bool may_own = true;  // until SetClock says otherwise
   uint64_t replica_seed = 0;  // the core's seeded randomness (0: node_id)
+  // The migration policy: access counting with these windows (default: half a second), or,
+  // with static_owner set, the Multi-Paxos baseline in which that node owns every object.
+  std::optional<consensus::AccessCountingPolicy::Options> policy;
+  consensus::NodeId static_owner = 0;
   // Overrides of the core's defaults (tests, the simulator's randomised configurations); the
   // id, topology, quorum and epoch are filled in from the membership.
   std::optional<consensus::ReplicaConfig> replica;
@@ -124,6 +128,8 @@ class NodeHost {
   // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
   void Move(const std::string& table, consensus::NodeId target);
   ObjectInfo Describe(const std::string& table);
+  // The last slot of `object` applied to the store (convergence checks, introspection).
+  uint64_t AppliedIndex(const std::string& object);
 
   // Runs the Ready loop until the core has nothing more. False when HostIO::Crash stopped it
   // (the node is to be thrown away; what was not committed is lost).
@@ -216,7 +222,7 @@ class NodeHost {
   GroupRoutes routes_;
   std::unique_ptr<Snapshots> snapshots_;
   std::unique_ptr<consensus::Replica> replica_;
-  consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_
+  consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_; null: static
 
   uint64_t next_seq_;
   int64_t now_ms_ = 0;

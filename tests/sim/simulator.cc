@@ -12,9 +12,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "atlasd/node/node_host.h"
 #include "consensus/check.h"
 #include "consensus/membership.h"
 #include "consensus/random.h"
+#include "proto/command.pb.h"
+#include "spdlog/spdlog.h"
+#include "storage/store.h"
 #include "tests/sim/linearizability.h"
 
 namespace atlas::sim {
@@ -45,120 +49,31 @@ constexpr char kRtt5Zones[] =
     "ir,80,154,137,0,218\n"
     "jp,156,131,115,218,0\n";
 
-constexpr char kFieldSep = '\x1f';
-constexpr char kRecordSep = '\x1e';
+class SimIO;
 
-std::string EncodePut(const std::string& key, const std::string& value) {
-  return absl::StrCat("P", std::string(1, kFieldSep), key, std::string(1, kFieldSep), value);
-}
-
-// The in-memory KV state machine of one node, plus its durable snapshots. `atlas.nodes` is
-// applied with ApplyMembershipCommand; its state is the history of configurations (one key per
-// epoch), so snapshots and catch-up carry the whole history.
-class KvApp : public consensus::SnapshotSource {
- public:
-  void SetInitialConfig(ClusterConfig initial) { initial_ = std::move(initial); }
-
-  // The `atlas.nodes` configuration as applied so far.
-  ClusterConfig Membership() const {
-    auto o = data_.find(kMembershipObject);
-    if (o == data_.end() || o->second.empty()) return initial_;
-    auto c = consensus::DecodeClusterConfig(o->second.rbegin()->second);
-    ATLAS_CHECK(c.ok());
-    return *c;
-  }
-
-  std::optional<Snapshot> LatestSnapshot(const ObjectId& object) override {
-    auto it = durable_.find(object);
-    if (it == durable_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  // Crash: volatile state is lost; the durable snapshots survive.
-  void Restore() {
-    data_.clear();
-    applied_.clear();
-    for (const auto& [object, snap] : durable_) {
-      data_[object] = Decode(snap.data);
-      applied_[object] = snap.slot;
-    }
-  }
-
-  void Install(const ObjectId& object, const Snapshot& snap) {
-    durable_[object] = snap;
-    data_[object] = Decode(snap.data);
-    applied_[object] = snap.slot;
-  }
-
-  // Returns false on an apply gap (a slot skipped). Appends applied membership changes.
-  bool Apply(const ObjectId& object, Slot slot, const consensus::Batch& batch,
-             std::vector<ClusterConfig>* changes, uint64_t* refused) {
-    if (applied_[object] + 1 != slot) return false;
-    applied_[object] = slot;
-    if (object == kMembershipObject) {
-      for (const consensus::Command& cmd : batch) {
-        ClusterConfig c = Membership();
-        if (consensus::ApplyMembershipCommand(c, cmd.data).ok()) {
-          data_[object][absl::StrFormat("epoch/%020d", c.epoch)] = consensus::EncodeClusterConfig(c);
-          changes->push_back(c);
-        } else {
-          ++*refused;
-        }
-      }
-      return true;
-    }
-    for (const consensus::Command& cmd : batch) {
-      std::vector<std::string> parts = absl::StrSplit(cmd.data, kFieldSep);
-      if (parts.size() == 3 && parts[0] == "P") data_[object][parts[1]] = parts[2];
-    }
-    return true;
-  }
-
-  bool TakeSnapshot(const ObjectId& object, Slot slot) {
-    if (applied_[object] != slot) return false;
-    std::string out;
-    for (const auto& [k, v] : data_[object]) absl::StrAppend(&out, k, std::string(1, kFieldSep), v, std::string(1, kRecordSep));
-    durable_[object] = Snapshot{slot, out};
-    return true;
-  }
-
-  std::string Get(const ObjectId& object, const std::string& key) const {
-    auto o = data_.find(object);
-    if (o == data_.end()) return "";
-    auto it = o->second.find(key);
-    return it == o->second.end() ? "" : it->second;
-  }
-  const std::map<std::string, std::string>& Data(const ObjectId& object) { return data_[object]; }
-  Slot Applied(const ObjectId& object) { return applied_[object]; }
-
- private:
-  static std::map<std::string, std::string> Decode(const std::string& data) {
-    std::map<std::string, std::string> out;
-    for (absl::string_view rec : absl::StrSplit(data, kRecordSep, absl::SkipEmpty())) {
-      std::vector<std::string> kv = absl::StrSplit(rec, kFieldSep);
-      if (kv.size() == 2) out[kv[0]] = kv[1];
-    }
-    return out;
-  }
-
-  std::map<ObjectId, std::map<std::string, std::string>> data_;
-  std::map<ObjectId, Slot> applied_;
-  std::map<ObjectId, Snapshot> durable_;
-  ClusterConfig initial_;
-};
-
+// One simulated node: the daemon's NodeHost over an in-memory store. The store outlives the
+// host: a crash destroys the host (and whatever it had not committed) and CrashMemStore drops
+// what was committed without sync; a restart loads the rest, as atlasd does from RocksDB.
 struct SimNode {
   NodeId id = 0;
   ZoneId zone = 0;
   bool up = false;
   bool stopped = false;  // Removed from the cluster and its removal settled: gone for good.
-  // Durable history of applied `atlas.nodes` configurations (as the daemon persists it): a
-  // restart hands all of it to the Replica before serving.
-  std::map<uint64_t, ClusterConfig> configs;
+  // What the node starts from while its store holds no membership: the initial configuration,
+  // or for a joiner the configuration (and the one before it) its join was answered with.
+  ClusterConfig start_config;
+  ClusterConfig start_previous;
   int incarnation = 0;
-  std::unique_ptr<Replica> replica;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<SimIO> io;
+  std::unique_ptr<NodeHost> host;
+  // The durable hard state as the core asked for it (updates applied once their Ready was
+  // committed): promises must never go back, and a restart must load the same promises.
   PersistentState durable;
-  KvApp app;
+  std::vector<consensus::HardStateUpdate> unsynced;  // the Ready being processed
+  std::vector<std::pair<std::pair<ObjectId, Slot>, std::string>> applying;  // ... its entries
+  bool raised_promise = false;                       // ... raises a promise
+  const char* crash_point = nullptr;                 // why HostIO::Crash stopped the host
   // Objects this incarnation owns by its Ready::ownership events; must match IsOwner.
   std::set<ObjectId> owned;
 };
@@ -171,7 +86,6 @@ struct ClientState {
   int op = -1;  // Index into history.
   uint64_t counter = 0;
   int64_t invoke_us = 0;
-  RequestId request;
 };
 
 enum class EventKind {
@@ -197,7 +111,19 @@ class Simulation {
   void Setup();
   void StartNode(SimNode& node);
   void CrashNode(SimNode& node, const char* why);
+  void StopNode(SimNode& node);
+  // Runs the node's Ready loop; a crash point that fired crashes the node.
   void Pump(SimNode& node);
+  // What the simulator checks of every Ready, before the host processes it.
+  void ObserveReady(SimNode& node, const Ready& rd);
+  // HostIO::Crash: whether the node crashes at this point of its Ready loop.
+  bool CrashAt(SimNode& node, const char* point);
+  void Persisted(SimNode& node);
+  // Persist before send: a promise or an acceptance leaves only once it is durable.
+  void CheckDurable(const SimNode& node, const Message& m);
+  std::string ReadRow(SimNode& node, const std::string& table, const std::string& row);
+  // Every row of the table on the node, "row=value;" in row order (convergence).
+  std::string TableRows(SimNode& node, const std::string& table);
   // The node's wall clock now (ms), and what the host tells its core (SetClock).
   int64_t WallMs(NodeId id) const;
   void SyncClock(SimNode& node);
@@ -213,7 +139,8 @@ class Simulation {
   void CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value);
   void Violation(std::string what);
   void FinalChecks();
-  void ConfigApplied(SimNode& node, const ClusterConfig& c);
+  void ConfigApplied(SimNode& node, const ClusterConfig& c, const ClusterConfig& previous);
+  friend class SimIO;
   void ProposeMembershipChange(int retries);
   void StopSettledRemovals();
   consensus::Topology TopologyOf(const ClusterConfig& c) const { return c.ToTopology(distance_); }
@@ -229,18 +156,15 @@ class Simulation {
   std::map<std::pair<int64_t, uint64_t>, Event> events_;
   std::map<NodeId, SimNode> nodes_;
   std::vector<ClientState> clients_;
-  std::map<RequestId, int> client_of_request_;
   std::vector<Operation> history_;
   std::vector<int64_t> history_invoke_us_;
   std::vector<std::string> op_object_;
   uint64_t history_clock_ = 0;
-  uint64_t request_seq_ = 0;
   uint64_t steals_at_warmup_ = 0;
   int64_t steal_probe_start_ = -1;
   std::map<NodeId, int> partition_group_;
   std::set<std::pair<NodeId, NodeId>> cut_links_;  // Partial partition: these links are down.
   std::map<std::pair<ObjectId, Slot>, std::string> chosen_;  // Agreement witness.
-  std::map<RequestId, std::pair<ObjectId, Slot>> write_slot_;
   std::vector<ObjectId> objects_;
   std::vector<ZoneId> object_home_;
   consensus::Topology topology_;
@@ -350,8 +274,7 @@ void Simulation::Setup() {
   }
   final_ = initial_;
   for (auto& [id, node] : nodes_) {
-    node.configs[1] = initial_;
-    node.app.SetInitialConfig(initial_);
+    node.start_config = initial_;
   }
   for (auto& [id, node] : nodes_) StartNode(node);
   // Clients: spread over nodes round-robin (TwoZone: only zones 0 and 1).
@@ -373,7 +296,7 @@ void Simulation::Setup() {
     Schedule(rng_.Range(0, opt_.think_us) + opt_.tick_us, std::move(ev));
   }
   if (opt_.multi_paxos) {
-    for (const ObjectId& object : objects_) nodes_[1].replica->Steal(object);
+    for (const ObjectId& object : objects_) nodes_[1].host->Move(object, 1);
     Pump(nodes_[1]);
   }
   Schedule(opt_.tick_us, Event{EventKind::kTick, {}, 0});
@@ -422,48 +345,91 @@ void Simulation::Setup() {
   }
 }
 
+// The simulated node's world: the simulated network, the membership bookkeeping of the run,
+// and crash points drawn from the run's seeded randomness.
+class SimIO final : public HostIO {
+ public:
+  SimIO(Simulation* sim, SimNode* node) : sim_(sim), node_(node) {}
+  void Send(std::vector<Message> messages) override {
+    for (const Message& m : messages) {
+      sim_->CheckDurable(*node_, m);
+      sim_->Send(m);
+    }
+  }
+  void MembershipChanged(const ClusterConfig& current, const ClusterConfig& previous) override {
+    sim_->ConfigApplied(*node_, current, previous);
+  }
+  void TablesChanged(std::vector<std::pair<std::string, uint64_t>>, bool) override {}
+  bool Crash(const char* point) override { return sim_->CrashAt(*node_, point); }
+
+ private:
+  Simulation* sim_;
+  SimNode* node_;
+};
+
 void Simulation::StartNode(SimNode& node) {
-  ATLAS_CHECK(!node.configs.empty() && !node.stopped);
-  // Restart from the durable configuration history: the latest one in the constructor, every
-  // earlier one through SetConfig, before the node serves anything.
-  const ClusterConfig& latest = node.configs.rbegin()->second;
+  ATLAS_CHECK(!node.stopped);
+  ATLAS_CHECK(opt_.tick_us % 1000 == 0);
+  if (!node.store) node.store = storage::NewMemStore();
+  NodeHostOptions o;
+  o.node_id = node.id;
+  o.membership = node.start_config;
+  if (node.start_previous.epoch > 0) o.previous_membership = node.start_previous;
+  o.quorum = node.start_config.quorum;
+  o.distance = distance_;
+  o.tick_ms = opt_.tick_us / 1000;
+  // As atlasd: request and forward sequence numbers start at the incarnation's start time.
+  o.start_wall_us = static_cast<uint64_t>(WallMs(node.id)) * 1000;
+  o.may_own = !opt_.untrusted_clocks.contains(node.id) || opt_.bug_ignore_untrusted_clock;
+  o.replica_seed = opt_.seed * 7919 + node.id * 131 + static_cast<uint64_t>(node.incarnation);
   consensus::ReplicaConfig cfg = opt_.base;
-  cfg.id = node.id;
-  // Each incarnation forwards with numbers above the last one's (as the daemon's start time).
-  cfg.forward_seq_base = static_cast<uint64_t>(node.incarnation) << 32;
-  cfg.epoch = latest.epoch;
-  cfg.topology = TopologyOf(latest);
-  cfg.quorum = latest.quorum;
   cfg.test_forget_promises_on_restart = opt_.bug_forget_promises;
   cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
   cfg.test_latest_config_only = opt_.bug_latest_config_only;
-  std::unique_ptr<consensus::MigrationPolicy> policy;
-  if (opt_.multi_paxos) {
-    policy = std::make_unique<consensus::StaticPolicy>(1);
-  } else {
-    policy = std::make_unique<consensus::AccessCountingPolicy>();
-  }
-  node.app.Restore();
+  o.replica = cfg;
+  o.policy = consensus::AccessCountingPolicy::Options{};
+  if (opt_.multi_paxos) o.static_owner = 1;
+  o.test_send_before_persist = opt_.bug_send_before_persist;
+  o.test_reply_before_persist = opt_.bug_reply_before_persist;
+  o.test_reuse_sequence_numbers = opt_.bug_reuse_sequence_numbers;
+  node.io = std::make_unique<SimIO>(this, &node);
   node.owned.clear();
-  node.replica = std::make_unique<Replica>(cfg, node.durable, &node.app, std::move(policy),
-                                           opt_.seed * 7919 + node.id * 131 + node.incarnation);
-  for (const auto& [epoch, c] : node.configs) node.replica->SetConfig(epoch, TopologyOf(c), c.quorum);
-  SyncClock(node);
+  node.unsynced.clear();
+  auto host = NodeHost::Start(node.store.get(), node.io.get(), std::move(o));
+  ATLAS_CHECK(host.ok());
+  node.host = std::move(*host);
+  node.host->observe_ready = [this, &node](const Ready& rd) { ObserveReady(node, rd); };
+  // The store gives back every promise the core made durable.
+  for (const auto& [object, hard] : node.durable) {
+    if (node.host->replica().Promised(object) < hard.promised) {
+      Violation(absl::StrCat("node ", node.id, " restarted with ", object, " promised ",
+                             node.host->replica().Promised(object).ToString(), " < ",
+                             hard.promised.ToString(), " persisted"));
+    }
+  }
   node.up = true;
+  SyncClock(node);
   Trace(absl::StrCat("start node ", node.id, " incarnation ", node.incarnation));
+}
+
+// The node is gone: its host and whatever it had not committed.
+void Simulation::StopNode(SimNode& node) {
+  AddProbes(result_.probes, node.host->replica().probes());
+  node.host.reset();
+  node.io.reset();
+  node.up = false;
+  storage::CrashMemStore(*node.store);
+  for (ClientState& c : clients_) {
+    if (c.node == node.id && c.busy) CompleteOp(c, false, false, "");
+  }
 }
 
 void Simulation::CrashNode(SimNode& node, const char* why) {
   if (!node.up) return;
   Trace(absl::StrCat("crash node ", node.id, " (", why, ")"));
-  AddProbes(result_.probes, node.replica->probes());
-  node.replica.reset();
-  node.up = false;
+  StopNode(node);
   ++node.incarnation;
   ++result_.crashes;
-  for (ClientState& c : clients_) {
-    if (c.node == node.id && c.busy) CompleteOp(c, false, false, "");
-  }
   Event ev;
   ev.kind = EventKind::kRestart;
   ev.target = static_cast<int>(node.id);
@@ -471,6 +437,137 @@ void Simulation::CrashNode(SimNode& node, const char* why) {
   // can still arrive after it: that is what exposes an acceptor that forgets its promises.
   const int64_t down = rng_.Chance(0.5) ? rng_.Range(1'000, 20'000) : rng_.Range(50'000, 400'000);
   Schedule(now_ + down, std::move(ev));
+}
+
+void Simulation::Pump(SimNode& node) {
+  if (!node.up) return;
+  node.crash_point = nullptr;
+  if (!node.host->ProcessReady()) CrashNode(node, node.crash_point);
+}
+
+bool Simulation::CrashAt(SimNode& node, const char* point) {
+  const std::string_view p = point;
+  if (p == "ready-after-sync") Persisted(node);
+  const bool crashes = chaos_ && opt_.faults.crashes;
+  bool crash = false;
+  if (p == "ready-before-sync") {
+    // Between the apply and the fsync: the Ready is lost (the contract makes this safe).
+    crash = crashes && !node.unsynced.empty() && rng_.Chance(opt_.crash_before_sync_chance);
+    if (crash) node.crash_point = "before fsync";
+  } else if (p == "ready-after-send") {
+    // Right after a new promise is durable and its reply sent: the moment at which an
+    // acceptor that forgot its promises would do the most damage.
+    crash = crashes && node.raised_promise && rng_.Chance(0.05);
+    if (crash) node.crash_point = "after promise";
+  } else if (p == "snapshot-install") {
+    crash = crashes && rng_.Chance(0.01);
+    if (crash) node.crash_point = "installing a snapshot";
+  }
+  return crash;
+}
+
+// The Ready's hard state is durable: check and record it.
+void Simulation::Persisted(SimNode& node) {
+  for (const consensus::HardStateUpdate& u : node.unsynced) {
+    auto it = node.durable.find(u.object);
+    if (opt_.check_promises && it != node.durable.end() && u.promised < it->second.promised) {
+      Violation(absl::StrCat("promise went backwards on node ", node.id, " object ", u.object,
+                             ": ", it->second.promised.ToString(), " -> ",
+                             u.promised.ToString()));
+    }
+    consensus::ApplyHardStateUpdate(u, node.durable);
+  }
+  node.unsynced.clear();
+  // Agreement: what nodes applied durably is one value per slot. (An apply lost with its
+  // Ready was never acknowledged, nor necessarily chosen: a one-node cluster decides alone.)
+  for (auto& [where, fp] : node.applying) {
+    auto [it, inserted] = chosen_.insert({where, fp});
+    if (!inserted && it->second != fp) {
+      Violation(absl::StrCat("agreement: object ", where.first, " slot ", where.second,
+                             " node ", node.id, " applied a different value"));
+    }
+  }
+  node.applying.clear();
+}
+
+void Simulation::CheckDurable(const SimNode& node, const Message& m) {
+  if (!opt_.check_promises || !m.ok || (m.type != consensus::MessageType::kPromise &&
+                m.type != consensus::MessageType::kAccepted)) {
+    return;
+  }
+  auto it = node.durable.find(m.object);
+  const bool promised = it != node.durable.end() && !(it->second.promised < m.ballot);
+  bool accepted = true;
+  for (Slot slot : m.slots) {
+    if (!promised || slot <= it->second.commit_index || slot <= it->second.truncated_through) {
+      continue;
+    }
+    auto e = it->second.log.find(slot);
+    accepted = accepted && e != it->second.log.end() && e->second.ballot == m.ballot;
+  }
+  if (!promised || !accepted) {
+    Violation(absl::StrCat("node ", node.id, " sent before persisting: ", m.DebugString()));
+  }
+}
+
+void Simulation::ObserveReady(SimNode& node, const Ready& rd) {
+  for (const auto& [object, snap] : rd.snapshots) {
+    Trace(absl::StrCat("node ", node.id, " install snapshot ", object, "@", snap.slot));
+  }
+  node.unsynced = rd.persist;
+  node.raised_promise = false;
+  for (const consensus::HardStateUpdate& u : rd.persist) {
+    auto it = node.durable.find(u.object);
+    if (it == node.durable.end() || it->second.promised < u.promised) node.raised_promise = true;
+  }
+  for (const consensus::OwnershipEvent& e : rd.ownership) {
+    if (e.kind == consensus::OwnershipEventKind::kElected) {
+      if (!node.owned.insert(e.object).second) {
+        Violation(absl::StrCat("node ", node.id, " elected twice for ", e.object));
+      }
+    } else if (e.kind == consensus::OwnershipEventKind::kSteppedDown) {
+      if (node.owned.erase(e.object) == 0) {
+        Violation(absl::StrCat("node ", node.id, " stepped down from ", e.object,
+                               " without owning it"));
+      }
+    }
+  }
+  for (const consensus::OwnershipEvent& e : rd.ownership) {
+    // The events tell the host exactly what it owns (its metrics count them).
+    if (node.host->replica().IsOwner(e.object) != node.owned.contains(e.object)) {
+      Violation(absl::StrCat("ownership events of node ", node.id, " disagree with IsOwner for ",
+                             e.object));
+    }
+  }
+  node.applying.clear();
+  for (const consensus::CommittedEntry& e : rd.committed) {
+    std::string fp;
+    for (const consensus::Command& c : e.commands) {
+      absl::StrAppend(&fp, c.id.ToString(), "=", c.data, ";");
+    }
+    node.applying.push_back({{e.object, e.slot}, std::move(fp)});
+    CheckStamps(node, e);
+  }
+}
+
+std::string Simulation::TableRows(SimNode& node, const std::string& table) {
+  std::string out;
+  absl::Status s = node.store->ForEachRow(table, "", std::nullopt, [&](std::string_view row) {
+    const std::string name(row);
+    absl::StrAppend(&out, name, "=", ReadRow(node, table, name), ";");
+    return true;
+  });
+  ATLAS_CHECK(s.ok());
+  return out;
+}
+
+std::string Simulation::ReadRow(SimNode& node, const std::string& table, const std::string& row) {
+  auto record = node.store->GetRow(table, row);
+  ATLAS_CHECK(record.ok());
+  if (!record->has_value()) return "";
+  auto value = node.store->ReadValue(table, row, **record);
+  ATLAS_CHECK(value.ok());
+  return *value;
 }
 
 // The simulated wall clocks start here (unix ms; 2027-01-15).
@@ -481,9 +578,10 @@ int64_t Simulation::WallMs(NodeId id) const {
   return kSimEpochMs + now_ / 1000 + (it == opt_.clock_offsets_ms.end() ? 0 : it->second);
 }
 
+// Hands the node the simulated time; the host runs the ticks and timers that fell due.
 void Simulation::SyncClock(SimNode& node) {
   const bool trusted = !opt_.untrusted_clocks.contains(node.id);
-  node.replica->SetClock(WallMs(node.id), trusted || opt_.bug_ignore_untrusted_clock);
+  node.host->SetTime(now_ / 1000, WallMs(node.id), trusted || opt_.bug_ignore_untrusted_clock);
 }
 
 void Simulation::CheckStamps(const SimNode& node, const consensus::CommittedEntry& e) {
@@ -523,110 +621,8 @@ void Simulation::Send(const Message& msg) {
   }
 }
 
-void Simulation::Pump(SimNode& node) {
-  while (node.up && node.replica->HasReady()) {
-    Ready rd = node.replica->TakeReady();
-    // A crash between TakeReady and the fsync loses this Ready: unsynced state is gone and no
-    // message of it was sent (the Ready contract makes this safe).
-    if (chaos_ && opt_.faults.crashes && !rd.persist.empty() && rng_.Chance(0.0005)) {
-      CrashNode(node, "before fsync");
-      return;
-    }
-    for (const auto& [object, snap] : rd.snapshots) {
-      Trace(absl::StrCat("node ", node.id, " install snapshot ", object, "@", snap.slot));
-      node.app.Install(object, snap);
-    }
-    bool raised_promise = false;
-    for (const consensus::HardStateUpdate& u : rd.persist) {
-      auto it = node.durable.find(u.object);
-      if (it == node.durable.end() || it->second.promised < u.promised) raised_promise = true;
-      if (opt_.check_promises && it != node.durable.end() && u.promised < it->second.promised) {
-        Violation(absl::StrCat("promise went backwards on node ", node.id, " object ", u.object,
-                               ": ", it->second.promised.ToString(), " -> ",
-                               u.promised.ToString()));
-      }
-      consensus::ApplyHardStateUpdate(u, node.durable);
-    }
-    for (const Message& m : rd.messages) Send(m);
-    for (const consensus::OwnershipEvent& e : rd.ownership) {
-      if (e.kind == consensus::OwnershipEventKind::kElected) {
-        if (!node.owned.insert(e.object).second) {
-          Violation(absl::StrCat("node ", node.id, " elected twice for ", e.object));
-        }
-      } else if (e.kind == consensus::OwnershipEventKind::kSteppedDown) {
-        if (node.owned.erase(e.object) == 0) {
-          Violation(absl::StrCat("node ", node.id, " stepped down from ", e.object,
-                                 " without owning it"));
-        }
-      }
-    }
-    for (const consensus::OwnershipEvent& e : rd.ownership) {
-      // The events tell the host exactly what it owns (its metrics count them).
-      if (node.replica->IsOwner(e.object) != node.owned.contains(e.object)) {
-        Violation(absl::StrCat("ownership events of node ", node.id, " disagree with IsOwner for ",
-                               e.object));
-      }
-    }
-    for (const consensus::CommittedEntry& e : rd.committed) {
-      std::string fp;
-      for (const consensus::Command& c : e.commands) absl::StrAppend(&fp, c.id.ToString(), "=", c.data, ";");
-      auto [it, inserted] = chosen_.insert({{e.object, e.slot}, fp});
-      if (!inserted && it->second != fp) {
-        Violation(absl::StrCat("agreement: object ", e.object, " slot ", e.slot, " node ",
-                               node.id, " applied a different value"));
-      }
-      CheckStamps(node, e);
-      std::vector<ClusterConfig> changes;
-      uint64_t refused = 0;
-      if (!node.app.Apply(e.object, e.slot, e.commands, &changes, &refused)) {
-        Violation(absl::StrCat("apply gap on node ", node.id, " object ", e.object, " slot ",
-                               e.slot));
-      }
-      if (inserted) result_.membership_refused += refused;  // Count each slot once.
-      for (const ClusterConfig& c : changes) ConfigApplied(node, c);
-      for (const consensus::Command& c : e.commands) {
-        write_slot_.insert({c.id, {e.object, e.slot}});
-      }
-    }
-    for (const consensus::SnapshotRequest& s : rd.snapshot_requests) {
-      if (!node.app.TakeSnapshot(s.object, s.slot)) {
-        Violation(absl::StrCat("snapshot request at unapplied slot on node ", node.id));
-      }
-    }
-    for (const consensus::ReadState& r : rd.reads) {
-      auto it = client_of_request_.find(r.id);
-      if (it == client_of_request_.end()) continue;
-      ClientState& c = clients_[it->second];
-      const Operation& op = history_[c.op];
-      CompleteOp(c, true, true, node.app.Get(r.object, op.key));
-    }
-    for (const consensus::Reply& r : rd.replies) {
-      auto it = client_of_request_.find(r.id);
-      if (it == client_of_request_.end()) continue;
-      ClientState& c = clients_[it->second];
-      if (opt_.trace && r.code != consensus::ReplyCode::kOk) {
-        Trace(absl::StrCat("reply ", r.id.ToString(), " ", consensus::ReplyCodeName(r.code),
-                           r.definite ? " definite " : " unknown ", r.detail));
-      }
-      if (r.code == consensus::ReplyCode::kOk) {
-        CompleteOp(c, true, true, "");
-      } else {
-        CompleteOp(c, false, r.definite, "");
-      }
-    }
-    node.replica->Advance(rd);
-    // Targeted crash point: right after a new promise is durable and its reply sent, the
-    // moment at which an acceptor that forgot its promises would do the most damage.
-    if (raised_promise && chaos_ && opt_.faults.crashes && rng_.Chance(0.05)) {
-      CrashNode(node, "after promise");
-      return;
-    }
-  }
-}
-
-void Simulation::ConfigApplied(SimNode& node, const ClusterConfig& c) {
-  node.configs[c.epoch] = c;  // Durable with the apply (the daemon persists it the same way).
-  if (node.replica) node.replica->SetConfig(c.epoch, TopologyOf(c), c.quorum);
+void Simulation::ConfigApplied(SimNode& node, const ClusterConfig& c,
+                               const ClusterConfig& previous) {
   if (c.epoch <= final_.epoch) return;
   // The first node to apply this change: act on it cluster-wide.
   ATLAS_CHECK(c.epoch == final_.epoch + 1);
@@ -639,12 +635,13 @@ void Simulation::ConfigApplied(SimNode& node, const ClusterConfig& c) {
                      members, "fn=", c.quorum.fn, " fz=", c.quorum.fz));
   for (const auto& [id, m] : c.members) {
     if (nodes_.contains(id)) continue;
-    // A joiner starts empty, knowing the configuration history (the join exchange's answer).
+    // A joiner starts empty with the configuration its join was answered with, and the one
+    // before it (atlasd's join answer).
     SimNode& j = nodes_[id];
     j.id = id;
     j.zone = m.zone;
-    j.configs = node.configs;
-    j.app.SetInitialConfig(initial_);
+    j.start_config = c;
+    j.start_previous = previous;
     StartNode(j);
   }
   for (const auto& [id, m] : prev.members) {
@@ -668,8 +665,8 @@ void Simulation::StopSettledRemovals() {
     bool settled = false;
     for (auto& [id, n] : nodes_) {
       if (!n.up || pending_stop_.contains(id)) continue;
-      const uint64_t e = n.replica->epoch();
-      if (e > epoch || (e == epoch && n.replica->Settled())) {
+      const uint64_t e = n.host->replica().epoch();
+      if (e > epoch || (e == epoch && n.host->replica().Settled())) {
         settled = true;
         break;
       }
@@ -680,14 +677,7 @@ void Simulation::StopSettledRemovals() {
     }
     SimNode& node = nodes_[victim];
     Trace(absl::StrCat("stop removed node ", victim, " (epoch ", epoch, " settled)"));
-    if (node.up) {
-      AddProbes(result_.probes, node.replica->probes());
-      node.replica.reset();
-      node.up = false;
-      for (ClientState& c : clients_) {
-        if (c.node == victim && c.busy) CompleteOp(c, false, false, "");
-      }
-    }
+    if (node.up) StopNode(node);
     node.stopped = true;
     it = pending_stop_.erase(it);
   }
@@ -697,7 +687,7 @@ void Simulation::ProposeMembershipChange(int retries) {
   if (!chaos_ || membership_proposed_ >= opt_.membership_changes_max) return;
   std::vector<NodeId> ready;
   for (auto& [id, n] : nodes_) {
-    if (n.up && n.configs.rbegin()->second.members.contains(id) && n.replica->Settled()) {
+    if (n.up && n.host->membership().members.contains(id) && n.host->replica().Settled()) {
       ready.push_back(id);
     }
   }
@@ -711,7 +701,7 @@ void Simulation::ProposeMembershipChange(int retries) {
     return;
   }
   SimNode& p = nodes_[ready[rng_.Uniform(ready.size())]];
-  const ClusterConfig& cur = p.configs.rbegin()->second;
+  const ClusterConfig cur = p.host->membership();
   std::map<ZoneId, int> zone_size;
   for (const auto& [id, m] : cur.members) ++zone_size[m.zone];
   int max_size = 1;
@@ -740,7 +730,12 @@ void Simulation::ProposeMembershipChange(int retries) {
   }
   ++membership_proposed_;
   Trace(absl::StrCat("membership: node ", p.id, " proposes ", what, " at epoch ", cur.epoch));
-  p.replica->Propose(kMembershipObject, cmd, RequestId{p.id, ++request_seq_});
+  p.host->ProposeMembership(cmd, [this](absl::StatusOr<NodeHost::MembershipResult> r) {
+    // Refused by ApplyMembershipCommand (not merely left unordered).
+    if (!r.ok() && !absl::StartsWith(r.status().message(), "membership change not ordered")) {
+      ++result_.membership_refused;
+    }
+  });
   Pump(p);
 }
 
@@ -800,18 +795,32 @@ void Simulation::ClientStep(ClientState& c) {
   history_invoke_us_.push_back(now_);
   op_object_.push_back(object);
   ++result_.ops_invoked;
-  // Request ids are unique per node across restarts: the simulator owns the counter.
-  c.request = RequestId{c.node, ++request_seq_};
-  client_of_request_[c.request] = c.index;
   if (opt_.trace) {
     Trace(absl::StrCat("invoke client ", c.index, " node ", c.node, " ",
-                       op.is_write ? "put " : "get ", op.key, op.is_write ? "=" : "", op.value,
-                       " id ", c.request.ToString()));
+                       op.is_write ? "put " : "get ", op.key, op.is_write ? "=" : "", op.value));
   }
+  // The client's op, unless the node crashed meanwhile (which completed it as unknown).
+  const int index = c.index, op_index = c.op;
+  auto current = [this, index, op_index]() -> ClientState* {
+    ClientState& cs = clients_[static_cast<size_t>(index)];
+    return cs.busy && cs.op == op_index ? &cs : nullptr;
+  };
+  const std::string row = op.key.substr(op.key.find('/') + 1);
   if (op.is_write) {
-    node.replica->Propose(object, EncodePut(op.key, op.value), c.request);
+    proto::Command cmd;
+    cmd.set_table(object);
+    cmd.mutable_put()->set_row(row);
+    cmd.mutable_put()->set_value(op.value);
+    node.host->Propose(std::move(cmd), [this, current](ApplyResult r) {
+      if (ClientState* cs = current()) CompleteOp(*cs, r.ok, !r.outcome_unknown, "");
+    });
   } else {
-    node.replica->Read(object, c.request);
+    node.host->ReadBarrier(object, [this, current, id = node.id, object, row](absl::Status s) {
+      ClientState* cs = current();
+      if (cs == nullptr) return;
+      // Linearizable from here: the read runs on the node's applied state, as atlasd's does.
+      CompleteOp(*cs, s.ok(), true, s.ok() ? ReadRow(nodes_[id], object, row) : "");
+    });
   }
   Pump(node);
 }
@@ -819,7 +828,6 @@ void Simulation::ClientStep(ClientState& c) {
 void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value) {
   if (!c.busy) return;
   Operation& op = history_[c.op];
-  client_of_request_.erase(c.request);
   c.busy = false;
   if (ok) {
     op.completed = true;
@@ -870,35 +878,41 @@ void Simulation::FinalChecks() {
   }
   std::map<ObjectId, bool> seen;
   for (SimNode* node : members) {
-    for (const ObjectId& o : node->replica->Objects()) seen[o] = true;
+    for (const ObjectId& o : node->host->replica().Objects()) seen[o] = true;
   }
   for (const auto& [object, unused] : seen) {
-    const SimNode& first = *members.front();
-    const Slot commit = first.replica->CommitIndex(object);
+    SimNode& first = *members.front();
+    const Slot commit = first.host->replica().CommitIndex(object);
+    const auto state = [this, &object](SimNode& node) {
+      return object == kMembershipObject ? consensus::EncodeClusterConfig(node.host->membership())
+                                         : TableRows(node, object);
+    };
+    const std::string first_state = state(first);
     for (SimNode* np : members) {
       SimNode& node = *np;
       const NodeId id = node.id;
-      const Slot c = node.replica->CommitIndex(object);
-      const Slot a = node.app.Applied(object);
+      const Slot c = node.host->replica().CommitIndex(object);
+      const Slot a = node.host->AppliedIndex(object);
       if (c != commit || a != c) {
         Violation(absl::StrCat("replicas did not converge: object ", object, " node ", id,
                                " commit=", c, " applied=", a, " vs node ", first.id,
                                " commit=", commit));
         break;
       }
-      if (node.app.Data(object) != members.front()->app.Data(object)) {
+      if (state(node) != first_state) {
         Violation(absl::StrCat("replicas diverge: object ", object, " node ", id,
                                " state differs from node ", first.id));
         break;
       }
     }
   }
-  // No acknowledged write lost: each is in the chosen log, under every replica's commit index.
-  for (const auto& [req, where] : write_slot_) {
+  // Nothing chosen is lost: every slot any node committed is under every replica's commit
+  // index.
+  for (const auto& [where, unused] : chosen_) {
     for (SimNode* node : members) {
-      if (node->replica->CommitIndex(where.first) < where.second) {
-        Violation(absl::StrCat("write ", req.ToString(), " at ", where.first, "@", where.second,
-                               " missing on node ", node->id));
+      if (node->host->replica().CommitIndex(where.first) < where.second) {
+        Violation(absl::StrCat("slot ", where.first, "@", where.second, " missing on node ",
+                               node->id));
         break;
       }
     }
@@ -920,7 +934,7 @@ void Simulation::FinalChecks() {
     r.is_write = false;
     r.invoke = ++history_clock_;
     r.ret = ++history_clock_;
-    r.value = observer.app.Get(key.substr(0, key.find('/')), key);
+    r.value = ReadRow(observer, key.substr(0, key.find('/')), key.substr(key.find('/') + 1));
     r.client = -1;
     ops.push_back(r);
   }
@@ -957,21 +971,20 @@ SimResult Simulation::Run() {
         if (cut) break;
         if (opt_.trace) Trace("deliver " + ev.msg.DebugString());
         SyncClock(node);
-        node.replica->Step(ev.msg);
+        node.host->Deliver(ev.msg);
         Pump(node);
         break;
       }
       case EventKind::kTick: {
         for (auto& [id, node] : nodes_) {
           if (!node.up) continue;
-          SyncClock(node);
-          node.replica->Tick();
+          SyncClock(node);  // runs the ticks and timers due
           Pump(node);
         }
         if (!pending_stop_.empty()) StopSettledRemovals();
         if (steal_probe_start_ >= 0 && result_.steal_latency_ms < 0 &&
             nodes_[opt_.steal_probe_node].up &&
-            nodes_[opt_.steal_probe_node].replica->IsOwner("t0")) {
+            nodes_[opt_.steal_probe_node].host->replica().IsOwner("t0")) {
           result_.steal_latency_ms = static_cast<double>(now_ - steal_probe_start_) / 1000.0;
         }
         Schedule(now_ + opt_.tick_us, Event{EventKind::kTick, {}, 0});
@@ -1046,14 +1059,14 @@ SimResult Simulation::Run() {
         std::vector<NodeId> stealers;
         for (auto& [zone, ids] : by_zone) stealers.push_back(ids[rng_.Uniform(ids.size())]);
         Trace(absl::StrCat("steal storm on ", object, " by ", absl::StrJoin(stealers, ",")));
-        for (NodeId id : stealers) nodes_[id].replica->Steal(object);
+        for (NodeId id : stealers) nodes_[id].host->Move(object, id);
         for (NodeId id : stealers) Pump(nodes_[id]);
         break;
       }
       case EventKind::kEndWarmup: {
         consensus::Probes p = result_.probes;
         for (auto& [id, node] : nodes_) {
-          if (node.up) AddProbes(p, node.replica->probes());
+          if (node.up) AddProbes(p, node.host->replica().probes());
         }
         steals_at_warmup_ = p.steals_won;
         break;
@@ -1062,7 +1075,7 @@ SimResult Simulation::Run() {
         SimNode& node = nodes_[opt_.steal_probe_node];
         if (!node.up) break;
         steal_probe_start_ = now_;
-        node.replica->Steal("t0");
+        node.host->Move("t0", node.id);
         Pump(node);
         break;
       }
@@ -1089,7 +1102,7 @@ SimResult Simulation::Run() {
     if (c.busy) CompleteOp(c, false, false, "");
   }
   for (auto& [id, node] : nodes_) {
-    if (node.replica) AddProbes(result_.probes, node.replica->probes());
+    if (node.up) AddProbes(result_.probes, node.host->replica().probes());
   }
   for (const auto& [id, m] : final_.members) {
     absl::StrAppend(&result_.final_members, result_.final_members.empty() ? "" : " ", id, ":z",
@@ -1098,7 +1111,8 @@ SimResult Simulation::Run() {
   result_.ownership_changes = result_.probes.steals_won - steals_at_warmup_;
   for (size_t i = 0; i < objects_.size(); ++i) {
     for (auto& [id, node] : nodes_) {
-      if (node.replica && node.replica->IsOwner(objects_[i]) && node.zone == object_home_[i]) {
+      if (node.up && node.host->replica().IsOwner(objects_[i]) &&
+          node.zone == object_home_[i]) {
         ++result_.objects_at_home;
       }
     }
@@ -1205,7 +1219,17 @@ bool ParseFaults(const std::string& spec, FaultMix& out) {
   return true;
 }
 
+const char* MixFaults(uint64_t seed) {
+  static const char* const kMix[] = {"none",   "drop,steals", "dup,reorder",
+                                     "partition,steals", "crash", "crashall",
+                                     "drop,dup,reorder,crash", "all"};
+  return kMix[seed % 8];
+}
+
 SimResult RunSimulation(const SimOptions& options) {
+  // The hosts' operator log (elections, membership) would drown the trace; the trace and the
+  // checkers are the simulator's output.
+  spdlog::set_level(spdlog::level::off);
   Simulation sim(options);
   return sim.Run();
 }
@@ -1224,6 +1248,12 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_forget_promises) absl::StrAppend(&cmd, " --bug-forget-promises");
   if (o.bug_unsafe_reads) absl::StrAppend(&cmd, " --bug-unsafe-reads");
   if (o.bug_latest_config_only) absl::StrAppend(&cmd, " --bug-latest-config-only");
+  if (o.bug_reuse_sequence_numbers) absl::StrAppend(&cmd, " --bug-reuse-sequence-numbers");
+  if (o.bug_send_before_persist) absl::StrAppend(&cmd, " --bug-send-before-persist");
+  if (o.bug_reply_before_persist) absl::StrAppend(&cmd, " --bug-reply-before-persist");
+  if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {
+    absl::StrAppend(&cmd, " --crash-before-sync ", o.crash_before_sync_chance);
+  }
   if (o.faults.membership && o.membership_changes_max != SimOptions{}.membership_changes_max) {
     absl::StrAppend(&cmd, " --membership-max ", o.membership_changes_max);
   }

@@ -1,11 +1,14 @@
-// Deterministic cluster simulator for the WPaxos core (docs/consensus.md, "Simulator").
+// Deterministic cluster simulator (docs/consensus.md, "Simulator").
 //
-// Many Replicas (the real consensus/ code) in several zones run in one process over an
-// in-memory network with a zone latency matrix; the simulator injects seeded message drop,
-// duplication, reordering and delay, partitions, and crash-restarts that lose unsynced state.
-// Closed-loop clients record the invoke/return of every get/put (unique written values), and
-// checkers run at the end: linearizability (per key), agreement (one value per slot), promises
-// never decrease, no acknowledged write lost, and convergence after heal.
+// Many nodes in several zones run in one process over an in-memory network with a zone latency
+// matrix. Each node is the daemon's own host loop (atlasd/node/node_host.h: the real consensus
+// core, Ready processing, state machine, group routing, membership persistence) over an
+// in-memory store that loses what was not committed when the node crashes. The simulator
+// injects seeded message drop, duplication, reordering and delay, partitions, and crashes at
+// the host's crash points. Closed-loop clients record the invoke/return of every get/put
+// (unique written values); checkers watch every Ready (agreement: one value per slot; durable
+// promises never decrease and survive restarts; ownership events; owner stamps) and run at the
+// end: linearizability (per key), nothing chosen lost, and convergence after heal.
 //
 // A run is a pure function of SimOptions (including the seed): same options, same trace.
 #ifndef ATLAS_TESTS_SIM_SIMULATOR_H_
@@ -53,6 +56,8 @@ struct FaultMix {
 // "none", or comma-separated: drop, dup, reorder, partition, crash, crashall, steals, all,
 // membership.
 bool ParseFaults(const std::string& spec, FaultMix& out);
+// The standard fault mixes of the sweeps (`--faults mix`): seed % 8 picks one.
+const char* MixFaults(uint64_t seed);
 
 enum class Workload { kUniform, kLocality, kTwoZone };
 
@@ -96,8 +101,17 @@ struct SimOptions {
   bool bug_forget_promises = false;
   bool bug_unsafe_reads = false;
   bool bug_latest_config_only = false;  // Naive reconfiguration: no joint quorums, no anchors.
+  // The host's bug switches (NodeHostOptions::test_*): each breaks one step of the Ready
+  // contract's safety argument.
+  bool bug_reuse_sequence_numbers = false;  // A restarted node numbers requests from 1 again.
+  bool bug_send_before_persist = false;     // Messages leave before their Ready is durable.
+  bool bug_reply_before_persist = false;    // Writes are answered before their apply is durable.
+  // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
+  double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.
-  bool check_promises = true;  // The direct "promises never decrease" check.
+  // The direct durability checks: durable promises never decrease, and a promise or acceptance
+  // is durable before it is sent.
+  bool check_promises = true;
   bool trace = false;
   std::function<void(const std::string&)> trace_sink;  // Defaults to stdout.
 };

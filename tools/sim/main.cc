@@ -23,8 +23,6 @@ using atlas::sim::FaultMix;
 using atlas::sim::SimOptions;
 using atlas::sim::SimResult;
 
-const char* const kMix[] = {"none", "drop,steals", "dup,reorder", "partition,steals", "crash",
-                            "crashall", "drop,dup,reorder,crash", "all"};
 
 void Usage() {
   std::fprintf(stderr,
@@ -33,6 +31,8 @@ void Usage() {
                "                 [--chaos-ms N] [--quiet-ms N] [--rtt FILE] [--trace]\n"
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
+               "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
+               "                 [--bug-reply-before-persist] [--crash-before-sync P]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
@@ -237,6 +237,17 @@ int main(int argc, char** argv) {
       opt.bug_unsafe_reads = true;
     } else if (a == "--bug-latest-config-only") {
       opt.bug_latest_config_only = true;
+    } else if (a == "--bug-reuse-sequence-numbers") {
+      opt.bug_reuse_sequence_numbers = true;
+    } else if (a == "--bug-send-before-persist") {
+      opt.bug_send_before_persist = true;
+    } else if (a == "--bug-reply-before-persist") {
+      opt.bug_reply_before_persist = true;
+    } else if (a == "--crash-before-sync") {
+      if (!absl::SimpleAtod(next(), &opt.crash_before_sync_chance)) {
+        Usage();
+        return 2;
+      }
     } else if (a == "--clock-offset") {
       // <node>:<ms>, repeatable: that node's wall clock runs this far ahead (or behind).
       std::vector<std::string> p = absl::StrSplit(next(), ':');
@@ -285,7 +296,7 @@ int main(int argc, char** argv) {
   for (uint64_t seed = first; seed <= last; ++seed) {
     SimOptions o = opt;
     o.seed = seed;
-    if (mix) atlas::sim::ParseFaults(kMix[seed % 8], o.faults);
+    if (mix) atlas::sim::ParseFaults(atlas::sim::MixFaults(seed), o.faults);
     if (membership) o.faults.membership = true;
     SimResult r = atlas::sim::RunSimulation(o);
     ++runs;
