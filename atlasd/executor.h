@@ -1,12 +1,17 @@
-// Executes the socket commands of docs/protocol.md §5 on this node: reads from the store after
-// a read barrier, writes through the Replicator, cluster commands from the node's view of the
-// cluster. Implements socketproto::CommandHandler.
+// Executes the socket commands of docs/protocol.md §5 on this node. A command's row in the
+// command table (socketproto/command_table.h) decides its path: session commands are answered
+// at once; writes are proposed through the Replicator; reads, WATCH and TABLE MOVE first pass
+// their table's read barrier; cluster commands answer from the node's view of the cluster.
+// Who may run each command is one rule per command (kRules, executor.cc), checked before its
+// handler runs; the handlers are in atlasd/commands/, one file per family of commands.
+// Implements socketproto::CommandHandler.
 //
 // Thread-safe: Execute runs on session strands of any io thread.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,7 +57,8 @@ struct ExecutorOptions {
   WatchHub* watch = nullptr;
 };
 
-// The name of each socket command, in the order of socketproto::Command's alternatives.
+// The name of each socket command, in the order of socketproto::Command's alternatives (the
+// command table's): the metrics' `command` label.
 std::vector<std::string> CommandNames();
 
 class Executor final : public socketproto::CommandHandler {
@@ -64,31 +70,89 @@ class Executor final : public socketproto::CommandHandler {
                std::function<void(socketproto::Reply)> done) override;
 
  private:
-  struct Call;  // one request in progress
+  struct Call;  // one request in progress (atlasd/commands/call.h)
+  using CallPtr = std::shared_ptr<Call>;
   struct BackupAudit;
-  void Read(std::shared_ptr<Call> call);
-  void Write(std::shared_ptr<Call> call, proto::Command cmd);
-  // TOKEN CREATE / LIST / REVOKE.
-  void Tokens(std::shared_ptr<Call> call);
-  // KEY GET / KEY BLOB GET after the ACL check: reserves the value's size, then reads it.
-  void ReadRow(std::shared_ptr<Call> call, const socketproto::Key& key, bool blob, int attempt);
+
+  // The executor's paths (executor.cc). Start takes a command down the path of its kind;
+  // Resume runs a command's checks and handler, at once or after its read barrier (again
+  // after a reply budget reservation).
+  template <typename T>
+  void Start(const CallPtr& call, socketproto::SessionContext& ctx, T& command);
+  void Resume(const CallPtr& call);
+  template <typename T>
+  void RunChecked(const CallPtr& call, const T& command);
+  // Settles who the call acts as (the command's own PRINCIPAL option, or the connection's
+  // principal) and with which rights. False (and the call answered) when that is refused.
+  bool Authenticate(Call& call, socketproto::SessionContext& ctx);
+  // The command's access rule (kRules) for `table`; false (and the call answered) if denied.
+  bool Permitted(Call& call, const std::string& table);
+  void AfterBarrier(const CallPtr& call, const std::string& table);
+  template <typename T>
+  void Propose(const CallPtr& call, T& command);
+  void Write(const CallPtr& call, proto::Command cmd);
   // Runs `then` once `bytes` of the connection's reply budget are the call's.
-  void Reserve(std::shared_ptr<Call> call, size_t bytes, std::function<void()> then);
+  void Reserve(const CallPtr& call, size_t bytes, std::function<void()> then);
+  // Reserves `bytes`, then runs the command again (checks included) with them.
+  void ReserveThenResume(const CallPtr& call, size_t bytes);
   // The largest reply listing `keys` keys.
   static size_t KeysReplyBytes(uint64_t keys);
 
+  // The handlers, one overload per alternative of socketproto::Command, by family in
+  // atlasd/commands/<family>.cc (a command without one does not compile). Session commands
+  // get the connection's context; writes fill in the replicated command, or return why it is
+  // refused; the others answer `call`, at once or later, after the command's access check.
+  // keys.cc
+  void Run(const CallPtr& call, const socketproto::KeyGet& c);
+  void Run(const CallPtr& call, const socketproto::KeyBlobGet& c);
+  std::optional<std::string> Build(Call& call, socketproto::KeyPut& c, proto::Command* cmd);
+  std::optional<std::string> Build(Call& call, socketproto::KeyBlobSet& c, proto::Command* cmd);
+  std::optional<std::string> Build(Call& call, socketproto::KeyDel& c, proto::Command* cmd);
+  // KEY GET / KEY BLOB GET: reserves the value's size, then reads it.
+  void ReadRow(const CallPtr& call, const socketproto::Key& key, bool blob, int attempt);
+  // scans.cc
+  void Run(const CallPtr& call, const socketproto::Scan& c);
+  void Run(const CallPtr& call, const socketproto::Count& c);
+  void Run(const CallPtr& call, const socketproto::Sample& c);
+  // acl.cc
+  void Run(const CallPtr& call, socketproto::SessionContext& ctx,
+           const socketproto::PrincipalAssume& c);
+  void Run(const CallPtr& call, socketproto::SessionContext& ctx,
+           const socketproto::PrincipalWhoami& c);
+  std::optional<std::string> Build(Call& call, socketproto::AclGrant& c, proto::Command* cmd);
+  std::optional<std::string> Build(Call& call, socketproto::AclRevoke& c, proto::Command* cmd);
+  void Run(const CallPtr& call, const socketproto::AclList& c);
+  // node.cc
+  void Run(const CallPtr& call, const socketproto::NodeList& c);
+  void Run(const CallPtr& call, const socketproto::NodeInfo& c);
+  void Run(const CallPtr& call, const socketproto::NodePing& c);
+  void Run(const CallPtr& call, const socketproto::NodeLeave& c);
+  void Run(const CallPtr& call, const socketproto::QuorumInfo& c);
+  std::string NodeLine(const NodeView& node, bool detailed);
+  uint64_t OwnedTables();
+  // table.cc
+  void Run(const CallPtr& call, const socketproto::TableInfo& c);
+  void Run(const CallPtr& call, const socketproto::TableMove& c);
+  std::optional<std::string> Build(Call& call, socketproto::TablePin& c, proto::Command* cmd);
+  std::optional<std::string> Build(Call& call, socketproto::TableGroup& c, proto::Command* cmd);
+  void Run(const CallPtr& call, const socketproto::TableList& c);
+  bool RegionHasMembers(const std::string& region);
+  // watch.cc
+  void Run(const CallPtr& call, const socketproto::Watch& c);
+  void Run(const CallPtr& call, socketproto::SessionContext& ctx, const socketproto::Unwatch& c);
+  // token.cc
+  void Run(const CallPtr& call, const socketproto::TokenCreate& c);
+  void Run(const CallPtr& call, const socketproto::TokenList& c);
+  void Run(const CallPtr& call, const socketproto::TokenRevoke& c);
+
+  // What the handlers share (executor.cc).
   bool IsAdmin(const std::optional<std::string>& principal) const;
   bool IsBackup(const std::optional<std::string>& principal) const;
   // READ per the table's ACL, or by the backup right (audited).
   bool MayRead(Call& call, const storage::TableAcl& acl, const std::string& table);
-  // The principal a command acts as: its own PRINCIPAL option or the connection's.
-  std::optional<std::string> EffectivePrincipal(const socketproto::SessionContext& ctx) const;
   absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);
   absl::StatusOr<storage::TableState> LoadTableState(const std::string& table);
-  std::string NodeLine(const NodeView& node, bool detailed);
   std::vector<NodeView> Nodes();
-  bool RegionHasMembers(const std::string& region);
-  uint64_t OwnedTables();
   // Calls fn(table) for each table with replicated state on this node, in byte order, after
   // `after` if given, until fn returns false.
   absl::Status ForEachTable(const std::optional<std::string>& after,

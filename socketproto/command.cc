@@ -1,12 +1,14 @@
 #include "socketproto/command.h"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/time.h"
+#include "socketproto/command_table.h"
 #include "socketproto/str.h"
 #include "socketproto/utf8.h"
-#include "absl/time/time.h"
 
 namespace atlas::socketproto {
 namespace {
@@ -23,27 +25,32 @@ bool IsControlOrSpace(uint32_t cp) {
 
 std::string Usage(std::string_view syntax) { return StrCat("usage: ", syntax); }
 
+// `usage: <syntax>` of command type T, as the command table writes it.
+template <typename T>
+std::string UsageOf() {
+  return Usage(InfoOf<T>().syntax);
+}
+
+// `usage: ` with the syntax of every command named `<family> ...` ("NODE", "KEY BLOB"), in
+// table order, separated by " | ": what a verb with a wrong or missing sub-verb gets.
+std::string FamilyUsage(std::string_view family) {
+  std::string out = "usage: ";
+  bool first = true;
+  for (const CommandInfo& c : kCommands) {
+    if (c.name.size() <= family.size() || !c.name.starts_with(family) ||
+        c.name[family.size()] != ' ') {
+      continue;
+    }
+    StrAppend(&out, first ? "" : " | ", c.syntax);
+    first = false;
+  }
+  return out;
+}
+
+// Family summaries shorter than the list of their commands' syntaxes.
 constexpr std::string_view kUsageKey = "KEY GET|PUT|SET|DEL|BLOB SET|BLOB GET <key> ...";
-constexpr std::string_view kUsageGet = "KEY GET <key>";
-constexpr std::string_view kUsagePut =
-    "KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] <value>";
-constexpr std::string_view kUsageDel = "KEY DEL <key>";
-constexpr std::string_view kUsageBlobSet = "KEY BLOB SET <key> <length>";
-constexpr std::string_view kUsageBlobGet = "KEY BLOB GET <key>";
-constexpr std::string_view kUsageScan = "SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]";
-constexpr std::string_view kUsageCount = "COUNT <table>[.<row-prefix>]";
-constexpr std::string_view kUsageSample = "SAMPLE <table>[.<row-prefix>] <n>";
-constexpr std::string_view kUsagePrincipal = "PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI";
 constexpr std::string_view kUsageAcl =
     "ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>";
-constexpr std::string_view kUsageNode =
-    "NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>";
-constexpr std::string_view kUsageToken =
-    "TOKEN CREATE [TTL <duration>|TTL NEVER] [USES <n>] | TOKEN LIST | TOKEN REVOKE <id>";
-constexpr std::string_view kUsageQuorum = "QUORUM INFO <table>";
-constexpr std::string_view kUsageTable =
-    "TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> <region|NONE> "
-    "| TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] [AFTER <table>]";
 
 struct Parser {
   std::string_view rest;      // the line after the request id
@@ -52,6 +59,8 @@ struct Parser {
   std::optional<std::string>* blob;
 
   ParseError Err(std::string msg) const { return ParseError{id, std::move(msg)}; }
+  // The second word (the sub-verb), or "".
+  std::string_view sub() const { return tok.size() > 1 ? tok[1].text : std::string_view(); }
 
   std::variant<Key, std::string> ParseKey(std::string_view k) const {
     std::string why = ValidateKey(k);
@@ -77,6 +86,13 @@ struct Parser {
     return TableRange{std::string(table), ""};
   }
 
+  // The key at token `idx`, or the usage error (too few tokens) or the key's problem.
+  std::variant<Key, ParseError> KeyAt(size_t idx, const std::string& usage) const {
+    if (tok.size() <= idx) return Err(usage);
+    auto k = ParseKey(tok[idx].text);
+    if (auto* e = std::get_if<std::string>(&k)) return Err(*e);
+    return std::get<Key>(std::move(k));
+  }
 };
 
 std::optional<uint64_t> ParseU64(std::string_view s) {
@@ -103,115 +119,128 @@ std::variant<std::string, ParseError> TableArg(const Parser& p, std::string_view
   return std::string(table);
 }
 
-std::variant<Request, ParseError> ParseKeyCommand(Parser& p) {
-  auto& t = p.tok;
+// `WORM TTL <duration>` or `WORM EXPIRES <rfc3339>` at tokens i..i+2 (i names WORM).
+std::variant<Worm, ParseError> ParseWorm(const Parser& p, size_t i) {
+  const auto& t = p.tok;
+  if (Eq(t[i + 1].text, "TTL")) {
+    auto ms = ParseDurationMs(t[i + 2].text);
+    if (!ms) {
+      return p.Err(
+          StrCat("invalid WORM duration '", t[i + 2].text, "': expected e.g. 90s, 15m, 2h, 7d"));
+    }
+    return Worm{Worm::Kind::kTtl, *ms, 0};
+  }
+  if (Eq(t[i + 1].text, "EXPIRES")) {
+    auto ms = ParseRfc3339Ms(t[i + 2].text);
+    if (!ms) {
+      return p.Err(StrCat("invalid WORM expiry '", t[i + 2].text,
+                          "': expected RFC 3339, e.g. 2030-01-01T00:00:00Z"));
+    }
+    return Worm{Worm::Kind::kExpires, 0, *ms};
+  }
+  return p.Err(UsageOf<KeyPut>());
+}
+
+// KEY PUT|SET <key> [PRINCIPAL <name>] [WORM ...] <value...>
+std::variant<Request, ParseError> ParseKeyPut(const Parser& p) {
+  const auto& t = p.tok;
+  auto k = p.KeyAt(2, UsageOf<KeyPut>());
+  if (auto* e = std::get_if<ParseError>(&k)) return *e;
+  KeyPut put{std::get<Key>(std::move(k)), std::nullopt, std::nullopt, ""};
+  size_t i = 3;
+  while (i < t.size()) {
+    if (Eq(t[i].text, "PRINCIPAL") && !put.principal) {
+      if (i + 2 >= t.size()) return p.Err(UsageOf<KeyPut>());
+      std::string why = ValidatePrincipal(t[i + 1].text);
+      if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+      put.principal = std::string(t[i + 1].text);
+      i += 2;
+    } else if (Eq(t[i].text, "WORM") && !put.worm) {
+      if (i + 3 >= t.size()) return p.Err(UsageOf<KeyPut>());
+      auto worm = ParseWorm(p, i);
+      if (auto* e = std::get_if<ParseError>(&worm)) return *e;
+      put.worm = std::get<Worm>(worm);
+      i += 3;
+    } else {
+      break;
+    }
+  }
+  if (i >= t.size()) return p.Err(UsageOf<KeyPut>());
+  // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
+  put.value = std::string(p.rest.substr(t[i].offset));
+  return Request{p.id, std::move(put)};
+}
+
+// KEY BLOB SET <key> <length> (+ the payload) | KEY BLOB GET <key>
+std::variant<Request, ParseError> ParseKeyBlob(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() >= 3 && Eq(t[2].text, "SET")) {
+    if (t.size() != 5 || !p.blob->has_value()) return p.Err(UsageOf<KeyBlobSet>());
+    auto k = p.KeyAt(3, UsageOf<KeyBlobSet>());
+    if (auto* e = std::get_if<ParseError>(&k)) return *e;
+    return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob)}};
+  }
+  if (t.size() >= 3 && Eq(t[2].text, "GET")) {
+    if (t.size() != 4) return p.Err(UsageOf<KeyBlobGet>());
+    auto k = p.KeyAt(3, UsageOf<KeyBlobGet>());
+    if (auto* e = std::get_if<ParseError>(&k)) return *e;
+    return Request{p.id, KeyBlobGet{std::get<Key>(std::move(k))}};
+  }
+  return p.Err(FamilyUsage("KEY BLOB"));
+}
+
+std::variant<Request, ParseError> ParseKeyCommand(const Parser& p) {
+  const auto& t = p.tok;
   if (t.size() < 2) return p.Err(Usage(kUsageKey));
-  std::string_view sub = t[1].text;
-  auto key_or = [&](size_t idx, std::string_view usage) -> std::variant<Key, ParseError> {
-    if (t.size() <= idx) return p.Err(Usage(usage));
-    auto k = p.ParseKey(t[idx].text);
-    if (auto* e = std::get_if<std::string>(&k)) return p.Err(*e);
-    return std::get<Key>(std::move(k));
-  };
+  std::string_view sub = p.sub();
   if (Eq(sub, "GET") || Eq(sub, "DEL")) {
     bool get = Eq(sub, "GET");
-    std::string_view usage = get ? kUsageGet : kUsageDel;
-    if (t.size() != 3) return p.Err(Usage(usage));
-    auto k = key_or(2, usage);
+    std::string usage = get ? UsageOf<KeyGet>() : UsageOf<KeyDel>();
+    if (t.size() != 3) return p.Err(usage);
+    auto k = p.KeyAt(2, usage);
     if (auto* e = std::get_if<ParseError>(&k)) return *e;
     if (get) return Request{p.id, KeyGet{std::get<Key>(std::move(k))}};
     return Request{p.id, KeyDel{std::get<Key>(std::move(k))}};
   }
-  if (Eq(sub, "PUT") || Eq(sub, "SET")) {
-    auto k = key_or(2, kUsagePut);
-    if (auto* e = std::get_if<ParseError>(&k)) return *e;
-    KeyPut put{std::get<Key>(std::move(k)), std::nullopt, std::nullopt, ""};
-    size_t i = 3;
-    while (i < t.size()) {
-      if (Eq(t[i].text, "PRINCIPAL") && !put.principal) {
-        if (i + 2 >= t.size()) return p.Err(Usage(kUsagePut));
-        std::string why = ValidatePrincipal(t[i + 1].text);
-        if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
-        put.principal = std::string(t[i + 1].text);
-        i += 2;
-      } else if (Eq(t[i].text, "WORM") && !put.worm) {
-        if (i + 3 >= t.size()) return p.Err(Usage(kUsagePut));
-        if (Eq(t[i + 1].text, "TTL")) {
-          auto ms = ParseDurationMs(t[i + 2].text);
-          if (!ms) {
-            return p.Err(StrCat("invalid WORM duration '", t[i + 2].text,
-                                      "': expected e.g. 90s, 15m, 2h, 7d"));
-          }
-          put.worm = Worm{Worm::Kind::kTtl, *ms, 0};
-        } else if (Eq(t[i + 1].text, "EXPIRES")) {
-          auto ms = ParseRfc3339Ms(t[i + 2].text);
-          if (!ms) {
-            return p.Err(StrCat("invalid WORM expiry '", t[i + 2].text,
-                                      "': expected RFC 3339, e.g. 2030-01-01T00:00:00Z"));
-          }
-          put.worm = Worm{Worm::Kind::kExpires, 0, *ms};
-        } else {
-          return p.Err(Usage(kUsagePut));
-        }
-        i += 3;
-      } else {
-        break;
-      }
-    }
-    if (i >= t.size()) return p.Err(Usage(kUsagePut));
-    // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
-    put.value = std::string(p.rest.substr(t[i].offset));
-    return Request{p.id, std::move(put)};
-  }
-  if (Eq(sub, "BLOB")) {
-    if (t.size() >= 3 && Eq(t[2].text, "SET")) {
-      if (t.size() != 5 || !p.blob->has_value()) return p.Err(Usage(kUsageBlobSet));
-      auto k = key_or(3, kUsageBlobSet);
-      if (auto* e = std::get_if<ParseError>(&k)) return *e;
-      return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob)}};
-    }
-    if (t.size() >= 3 && Eq(t[2].text, "GET")) {
-      if (t.size() != 4) return p.Err(Usage(kUsageBlobGet));
-      auto k = key_or(3, kUsageBlobGet);
-      if (auto* e = std::get_if<ParseError>(&k)) return *e;
-      return Request{p.id, KeyBlobGet{std::get<Key>(std::move(k))}};
-    }
-    return p.Err(Usage("KEY BLOB SET <key> <length> | KEY BLOB GET <key>"));
-  }
+  if (Eq(sub, "PUT") || Eq(sub, "SET")) return ParseKeyPut(p);
+  if (Eq(sub, "BLOB")) return ParseKeyBlob(p);
   return p.Err(StrCat("unknown command 'KEY ", sub, "'"));
 }
 
-std::variant<Request, ParseError> ParseRangeCommand(Parser& p, std::string_view verb) {
-  auto& t = p.tok;
-  if (Eq(verb, "SCAN")) {
-    if (t.size() < 2) return p.Err(Usage(kUsageScan));
-    auto r = p.ParseRange(t[1].text);
-    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
-    Scan scan{std::get<TableRange>(std::move(r)), std::nullopt, std::nullopt};
-    for (size_t i = 2; i < t.size(); i += 2) {
-      if (i + 1 >= t.size()) return p.Err(Usage(kUsageScan));
-      if (Eq(t[i].text, "LIMIT") && !scan.limit) {
-        auto n = ParseU64(t[i + 1].text);
-        if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
-        scan.limit = *n;
-      } else if (Eq(t[i].text, "AFTER") && !scan.after) {
-        std::string why = ValidateKey(t[i + 1].text);
-        if (!why.empty()) return p.Err(why);
-        scan.after = std::string(t[i + 1].text);
-      } else {
-        return p.Err(Usage(kUsageScan));
-      }
+std::variant<Request, ParseError> ParseScan(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() < 2) return p.Err(UsageOf<Scan>());
+  auto r = p.ParseRange(t[1].text);
+  if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+  Scan scan{std::get<TableRange>(std::move(r)), std::nullopt, std::nullopt};
+  for (size_t i = 2; i < t.size(); i += 2) {
+    if (i + 1 >= t.size()) return p.Err(UsageOf<Scan>());
+    if (Eq(t[i].text, "LIMIT") && !scan.limit) {
+      auto n = ParseU64(t[i + 1].text);
+      if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
+      scan.limit = *n;
+    } else if (Eq(t[i].text, "AFTER") && !scan.after) {
+      std::string why = ValidateKey(t[i + 1].text);
+      if (!why.empty()) return p.Err(why);
+      scan.after = std::string(t[i + 1].text);
+    } else {
+      return p.Err(UsageOf<Scan>());
     }
-    return Request{p.id, std::move(scan)};
   }
-  if (Eq(verb, "COUNT")) {
-    if (t.size() != 2) return p.Err(Usage(kUsageCount));
-    auto r = p.ParseRange(t[1].text);
-    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
-    return Request{p.id, Count{std::get<TableRange>(std::move(r))}};
-  }
-  // SAMPLE
-  if (t.size() != 3) return p.Err(Usage(kUsageSample));
+  return Request{p.id, std::move(scan)};
+}
+
+std::variant<Request, ParseError> ParseCount(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() != 2) return p.Err(UsageOf<Count>());
+  auto r = p.ParseRange(t[1].text);
+  if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+  return Request{p.id, Count{std::get<TableRange>(std::move(r))}};
+}
+
+std::variant<Request, ParseError> ParseSample(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() != 3) return p.Err(UsageOf<Sample>());
   auto r = p.ParseRange(t[1].text);
   if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
   auto n = ParseU64(t[2].text);
@@ -219,23 +248,13 @@ std::variant<Request, ParseError> ParseRangeCommand(Parser& p, std::string_view 
   return Request{p.id, Sample{std::get<TableRange>(std::move(r)), *n}};
 }
 
-// TOKEN CREATE [TTL <d>|TTL NEVER] [USES <n>] | TOKEN LIST | TOKEN REVOKE <id>
-std::variant<Request, ParseError> ParseToken(const Parser& p, const std::vector<Token>& t) {
-  const std::string_view sub = t.size() > 1 ? t[1].text : std::string_view();
-  if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, TokenList{}};
-  if (Eq(sub, "REVOKE") && t.size() == 3) {
-    std::string id(t[2].text);
-    const bool hex = id.size() == 12 && std::all_of(id.begin(), id.end(), [](char c) {
-                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                     });
-    if (!hex) return p.Err(StrCat("invalid token id '", id, "': 12 hex digits"));
-    return Request{p.id, TokenRevoke{std::move(id)}};
-  }
-  if (!Eq(sub, "CREATE")) return p.Err(Usage(kUsageToken));
+// TOKEN CREATE [TTL <d>|TTL NEVER] [USES <n>]: the options after CREATE.
+std::variant<Request, ParseError> ParseTokenCreate(const Parser& p) {
+  const auto& t = p.tok;
   TokenCreate create;
   bool ttl = false, uses = false;
   for (size_t i = 2; i < t.size(); i += 2) {
-    if (i + 1 >= t.size()) return p.Err(Usage(kUsageToken));
+    if (i + 1 >= t.size()) return p.Err(FamilyUsage("TOKEN"));
     if (Eq(t[i].text, "TTL") && !ttl) {
       ttl = true;
       if (Eq(t[i + 1].text, "NEVER")) {
@@ -253,127 +272,169 @@ std::variant<Request, ParseError> ParseToken(const Parser& p, const std::vector<
       }
       create.uses = static_cast<uint32_t>(*n);
     } else {
-      return p.Err(Usage(kUsageToken));
+      return p.Err(FamilyUsage("TOKEN"));
     }
   }
   return Request{p.id, create};
 }
 
-std::variant<Request, ParseError> ParseOther(Parser& p, std::string_view verb) {
-  auto& t = p.tok;
-  std::string_view sub = t.size() > 1 ? t[1].text : "";
-  if (Eq(verb, "PRINCIPAL")) {
-    if (Eq(sub, "ASSUME")) {
-      if (t.size() != 3) return p.Err(Usage("PRINCIPAL ASSUME <name>"));
-      std::string why = ValidatePrincipal(t[2].text);
-      if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
-      return Request{p.id, PrincipalAssume{std::string(t[2].text)}};
-    }
-    if (Eq(sub, "WHOAMI") && t.size() == 2) return Request{p.id, PrincipalWhoami{}};
-    return p.Err(Usage(kUsagePrincipal));
+// TOKEN CREATE ... | TOKEN LIST | TOKEN REVOKE <id>
+std::variant<Request, ParseError> ParseToken(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string_view sub = p.sub();
+  if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, TokenList{}};
+  if (Eq(sub, "REVOKE") && t.size() == 3) {
+    std::string id(t[2].text);
+    const bool hex = id.size() == 12 && std::all_of(id.begin(), id.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                     });
+    if (!hex) return p.Err(StrCat("invalid token id '", id, "': 12 hex digits"));
+    return Request{p.id, TokenRevoke{std::move(id)}};
   }
-  if (Eq(verb, "ACL")) {
-    if ((Eq(sub, "GRANT") || Eq(sub, "REVOKE"))) {
-      if (t.size() != 6 || !Eq(t[4].text, "PERMS")) return p.Err(Usage(kUsageAcl));
-      auto table = TableArg(p, t[2].text);
-      if (auto* e = std::get_if<ParseError>(&table)) return *e;
-      std::string why = ValidatePrincipal(t[3].text);
-      if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
-      auto perm = ParsePerm(t[5].text);
-      if (!perm) {
-        return p.Err(StrCat("invalid permission '", t[5].text, "': expected READ, WRITE or OWNER"));
-      }
-      if (Eq(sub, "GRANT")) {
-        return Request{p.id, AclGrant{std::get<std::string>(table), std::string(t[3].text), *perm}};
-      }
-      return Request{p.id, AclRevoke{std::get<std::string>(table), std::string(t[3].text), *perm}};
-    }
-    if (Eq(sub, "LIST") && t.size() == 3) {
-      auto table = TableArg(p, t[2].text);
-      if (auto* e = std::get_if<ParseError>(&table)) return *e;
-      return Request{p.id, AclList{std::get<std::string>(table)}};
-    }
-    return p.Err(Usage(kUsageAcl));
-  }
-  if (Eq(verb, "NODE")) {
-    if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, NodeList{}};
-    if ((Eq(sub, "INFO") || Eq(sub, "PING") || Eq(sub, "LEAVE")) && t.size() == 3) {
-      auto id = ParseU64(t[2].text);
-      if (!id) return p.Err(StrCat("invalid node id '", t[2].text, "'"));
-      if (Eq(sub, "INFO")) return Request{p.id, NodeInfo{*id}};
-      if (Eq(sub, "LEAVE")) return Request{p.id, NodeLeave{*id}};
-      return Request{p.id, NodePing{*id}};
-    }
-    return p.Err(Usage(kUsageNode));
-  }
-  if (Eq(verb, "TOKEN")) return ParseToken(p, t);
-  if (Eq(verb, "QUORUM")) {
-    if (!Eq(sub, "INFO") || t.size() != 3) return p.Err(Usage(kUsageQuorum));
-    auto table = TableArg(p, t[2].text);
-    if (auto* e = std::get_if<ParseError>(&table)) return *e;
-    return Request{p.id, QuorumInfo{std::get<std::string>(table)}};
-  }
-  if (Eq(verb, "TABLE") && t.size() >= 2 && Eq(sub, "LIST")) {
-    TableList list;
-    for (size_t i = 2; i < t.size(); i += 2) {
-      if (i + 1 >= t.size()) return p.Err(Usage(kUsageTable));
-      if (Eq(t[i].text, "LIMIT") && !list.limit) {
-        auto n = ParseU64(t[i + 1].text);
-        if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
-        list.limit = *n;
-      } else if (Eq(t[i].text, "AFTER") && !list.after) {
-        auto table = TableArg(p, t[i + 1].text);
-        if (auto* e = std::get_if<ParseError>(&table)) return *e;
-        list.after = std::get<std::string>(table);
-      } else {
-        return p.Err(Usage(kUsageTable));
-      }
-    }
-    return Request{p.id, std::move(list)};
-  }
-  if (Eq(verb, "TABLE")) {
-    if (t.size() < 3) return p.Err(Usage(kUsageTable));
-    auto table = TableArg(p, t[2].text);
-    if (auto* e = std::get_if<ParseError>(&table)) return *e;
-    std::string name = std::get<std::string>(table);
-    if (Eq(sub, "INFO") && t.size() == 3) return Request{p.id, TableInfo{name}};
-    if (t.size() != 4) return p.Err(Usage(kUsageTable));
-    std::string arg(t[3].text);
-    if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};
-    std::optional<std::string> opt;
-    if (!Eq(arg, "NONE")) {
-      std::string why = ValidateTableName(arg);  // regions and groups share the table-name rules
-      if (!why.empty()) return p.Err(StrCat("invalid name '", arg, "': ", why));
-      opt = arg;
-    }
-    if (Eq(sub, "PIN")) return Request{p.id, TablePin{name, opt}};
-    if (Eq(sub, "GROUP")) return Request{p.id, TableGroup{name, opt}};
-    return p.Err(Usage(kUsageTable));
-  }
-  if (Eq(verb, "WATCH")) {
-    constexpr std::string_view kUsageWatch = "WATCH <table>[.<row-prefix>] [FROM <revision>]";
-    if (t.size() != 2 && t.size() != 4) return p.Err(Usage(kUsageWatch));
-    auto r = p.ParseRange(t[1].text);
-    if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
-    Watch watch{std::get<TableRange>(std::move(r)), std::nullopt};
-    if (t.size() == 4) {
-      if (!Eq(t[2].text, "FROM")) return p.Err(Usage(kUsageWatch));
-      auto n = ParseU64(t[3].text);
-      if (!n) return p.Err(StrCat("invalid revision '", t[3].text, "'"));
-      watch.from = *n;
-    }
-    return Request{p.id, std::move(watch)};
-  }
-  if (Eq(verb, "UNWATCH")) {
-    if (t.size() != 2) return p.Err(Usage("UNWATCH <id>"));
-    std::string_view id = t[1].text;
-    if (id.size() > 64 || id.find(']') != std::string_view::npos) {
-      return p.Err(StrCat("invalid request id '", id.substr(0, 64), "'"));
-    }
-    return Request{p.id, Unwatch{std::string(id)}};
-  }
-  return p.Err(StrCat("unknown command '", verb.substr(0, 64), "'"));
+  if (!Eq(sub, "CREATE")) return p.Err(FamilyUsage("TOKEN"));
+  return ParseTokenCreate(p);
 }
+
+std::variant<Request, ParseError> ParsePrincipal(const Parser& p) {
+  const auto& t = p.tok;
+  if (Eq(p.sub(), "ASSUME")) {
+    if (t.size() != 3) return p.Err(UsageOf<PrincipalAssume>());
+    std::string why = ValidatePrincipal(t[2].text);
+    if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+    return Request{p.id, PrincipalAssume{std::string(t[2].text)}};
+  }
+  if (Eq(p.sub(), "WHOAMI") && t.size() == 2) return Request{p.id, PrincipalWhoami{}};
+  return p.Err(FamilyUsage("PRINCIPAL"));
+}
+
+std::variant<Request, ParseError> ParseAcl(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string_view sub = p.sub();
+  if (Eq(sub, "GRANT") || Eq(sub, "REVOKE")) {
+    if (t.size() != 6 || !Eq(t[4].text, "PERMS")) return p.Err(Usage(kUsageAcl));
+    auto table = TableArg(p, t[2].text);
+    if (auto* e = std::get_if<ParseError>(&table)) return *e;
+    std::string why = ValidatePrincipal(t[3].text);
+    if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
+    auto perm = ParsePerm(t[5].text);
+    if (!perm) {
+      return p.Err(StrCat("invalid permission '", t[5].text, "': expected READ, WRITE or OWNER"));
+    }
+    std::string& name = std::get<std::string>(table);
+    if (Eq(sub, "GRANT")) return Request{p.id, AclGrant{name, std::string(t[3].text), *perm}};
+    return Request{p.id, AclRevoke{name, std::string(t[3].text), *perm}};
+  }
+  if (Eq(sub, "LIST") && t.size() == 3) {
+    auto table = TableArg(p, t[2].text);
+    if (auto* e = std::get_if<ParseError>(&table)) return *e;
+    return Request{p.id, AclList{std::get<std::string>(table)}};
+  }
+  return p.Err(Usage(kUsageAcl));
+}
+
+std::variant<Request, ParseError> ParseNode(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string_view sub = p.sub();
+  if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, NodeList{}};
+  if ((Eq(sub, "INFO") || Eq(sub, "PING") || Eq(sub, "LEAVE")) && t.size() == 3) {
+    auto id = ParseU64(t[2].text);
+    if (!id) return p.Err(StrCat("invalid node id '", t[2].text, "'"));
+    if (Eq(sub, "INFO")) return Request{p.id, NodeInfo{*id}};
+    if (Eq(sub, "LEAVE")) return Request{p.id, NodeLeave{*id}};
+    return Request{p.id, NodePing{*id}};
+  }
+  return p.Err(FamilyUsage("NODE"));
+}
+
+std::variant<Request, ParseError> ParseQuorum(const Parser& p) {
+  const auto& t = p.tok;
+  if (!Eq(p.sub(), "INFO") || t.size() != 3) return p.Err(UsageOf<QuorumInfo>());
+  auto table = TableArg(p, t[2].text);
+  if (auto* e = std::get_if<ParseError>(&table)) return *e;
+  return Request{p.id, QuorumInfo{std::get<std::string>(table)}};
+}
+
+// TABLE LIST [LIMIT <n>] [AFTER <table>]
+std::variant<Request, ParseError> ParseTableList(const Parser& p) {
+  const auto& t = p.tok;
+  TableList list;
+  for (size_t i = 2; i < t.size(); i += 2) {
+    if (i + 1 >= t.size()) return p.Err(FamilyUsage("TABLE"));
+    if (Eq(t[i].text, "LIMIT") && !list.limit) {
+      auto n = ParseU64(t[i + 1].text);
+      if (!n) return p.Err(StrCat("invalid LIMIT '", t[i + 1].text, "'"));
+      list.limit = *n;
+    } else if (Eq(t[i].text, "AFTER") && !list.after) {
+      auto table = TableArg(p, t[i + 1].text);
+      if (auto* e = std::get_if<ParseError>(&table)) return *e;
+      list.after = std::get<std::string>(table);
+    } else {
+      return p.Err(FamilyUsage("TABLE"));
+    }
+  }
+  return Request{p.id, std::move(list)};
+}
+
+// TABLE INFO|MOVE|PIN|GROUP <table> ... | TABLE LIST ...
+std::variant<Request, ParseError> ParseTable(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string_view sub = p.sub();
+  if (t.size() >= 2 && Eq(sub, "LIST")) return ParseTableList(p);
+  if (t.size() < 3) return p.Err(FamilyUsage("TABLE"));
+  auto table = TableArg(p, t[2].text);
+  if (auto* e = std::get_if<ParseError>(&table)) return *e;
+  std::string name = std::get<std::string>(table);
+  if (Eq(sub, "INFO") && t.size() == 3) return Request{p.id, TableInfo{name}};
+  if (t.size() != 4) return p.Err(FamilyUsage("TABLE"));
+  std::string arg(t[3].text);
+  if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};
+  std::optional<std::string> opt;
+  if (!Eq(arg, "NONE")) {
+    std::string why = ValidateTableName(arg);  // regions and groups share the table-name rules
+    if (!why.empty()) return p.Err(StrCat("invalid name '", arg, "': ", why));
+    opt = arg;
+  }
+  if (Eq(sub, "PIN")) return Request{p.id, TablePin{name, opt}};
+  if (Eq(sub, "GROUP")) return Request{p.id, TableGroup{name, opt}};
+  return p.Err(FamilyUsage("TABLE"));
+}
+
+std::variant<Request, ParseError> ParseWatch(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() != 2 && t.size() != 4) return p.Err(UsageOf<Watch>());
+  auto r = p.ParseRange(t[1].text);
+  if (auto* e = std::get_if<std::string>(&r)) return p.Err(*e);
+  Watch watch{std::get<TableRange>(std::move(r)), std::nullopt};
+  if (t.size() == 4) {
+    if (!Eq(t[2].text, "FROM")) return p.Err(UsageOf<Watch>());
+    auto n = ParseU64(t[3].text);
+    if (!n) return p.Err(StrCat("invalid revision '", t[3].text, "'"));
+    watch.from = *n;
+  }
+  return Request{p.id, std::move(watch)};
+}
+
+std::variant<Request, ParseError> ParseUnwatch(const Parser& p) {
+  const auto& t = p.tok;
+  if (t.size() != 2) return p.Err(UsageOf<Unwatch>());
+  std::string_view id = t[1].text;
+  if (id.size() > 64 || id.find(']') != std::string_view::npos) {
+    return p.Err(StrCat("invalid request id '", id.substr(0, 64), "'"));
+  }
+  return Request{p.id, Unwatch{std::string(id)}};
+}
+
+// The parser of each verb (the first word, case-insensitive).
+struct VerbParser {
+  std::string_view verb;
+  std::variant<Request, ParseError> (*parse)(const Parser& p);
+};
+constexpr VerbParser kVerbParsers[] = {
+    {"KEY", ParseKeyCommand}, {"SCAN", ParseScan},           {"COUNT", ParseCount},
+    {"SAMPLE", ParseSample},  {"PRINCIPAL", ParsePrincipal}, {"ACL", ParseAcl},
+    {"NODE", ParseNode},      {"TOKEN", ParseToken},         {"QUORUM", ParseQuorum},
+    {"TABLE", ParseTable},    {"WATCH", ParseWatch},         {"UNWATCH", ParseUnwatch},
+};
 
 }  // namespace
 
@@ -483,11 +544,10 @@ std::variant<Request, ParseError> ParseCommand(Frame frame) {
   if (p.tok.empty()) return p.Err(Usage("[ID:<id>] <command>"));
   std::string_view verb = p.tok[0].text;
   // A blob payload only belongs to KEY BLOB SET; the framer guarantees nothing else has one.
-  if (Eq(verb, "KEY")) return ParseKeyCommand(p);
-  if (Eq(verb, "SCAN") || Eq(verb, "COUNT") || Eq(verb, "SAMPLE")) {
-    return ParseRangeCommand(p, verb);
+  for (const VerbParser& v : kVerbParsers) {
+    if (Eq(verb, v.verb)) return v.parse(p);
   }
-  return ParseOther(p, verb);
+  return p.Err(StrCat("unknown command '", verb.substr(0, 64), "'"));
 }
 
 }  // namespace atlas::socketproto

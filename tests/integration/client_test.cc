@@ -201,16 +201,20 @@ TEST_CASE("the REPL on a terminal runs pasted lines in order and shows help per 
   REQUIRE(d.Start());
   std::string dir = std::filesystem::path(d.data_dir()).parent_path().string();
   // `script` gives atlas a terminal; the whole input arrives at once, as a paste does.
-  auto [rc, out] = Run("printf 'help KEY P\\n\\\\timing\\nKEY PUT t.x 1\\nPRINCIPAL ASSUME alice\\n"
-                       "KEY GET t.x\\nhelp FROB\\nquit\\n' | timeout 20 script -qec '" + Atlas(d) +
-                       " --history-file " + dir + "/history' /dev/null");
+  auto [rc, out] =
+      Run("printf 'help KEY P\\n\\\\timing\\nKEY PUT t.x 1\\nPRINCIPAL ASSUME alice\\n"
+          "KEY GET t.x\\nhelp FROB\\nhelp key set\\nquit\\n' | timeout 20 script -qec '" +
+          Atlas(d) + " --history-file " + dir + "/history' /dev/null");
   INFO(out);
   CHECK(rc == 0);
-  CHECK(out.find("atlas> help KEY P\r\nKEY PUT <key> [PRINCIPAL <p>]") != std::string::npos);
+  CHECK(out.find("atlas> help KEY P\r\nKEY PUT <key> [PRINCIPAL <name>]") != std::string::npos);
   CHECK(out.find("Timing is on.") != std::string::npos);
   CHECK(out.find("atlas> KEY PUT t.x 1\r\nOK\r\nTime: ") != std::string::npos);
   CHECK(out.find("atlas(alice)> KEY GET t.x\r\nVALUE:1\r\nOK\r\nTime: ") != std::string::npos);
   CHECK(out.find("no command starts with 'FROB'") != std::string::npos);
+  // Aliases are help topics too (the help comes from the command table).
+  CHECK(out.find("help key set\r\nKEY SET <key> [PRINCIPAL <name>]") != std::string::npos);
+  CHECK(out.find("The same as KEY PUT.") != std::string::npos);
   CHECK(Run("grep -c t.x " + dir + "/history").second == "2\n");  // kept for the next session
 }
 

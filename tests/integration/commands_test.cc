@@ -1,6 +1,8 @@
 // Every command of docs/protocol.md §5 and its error paths, against a real atlasd.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "tests/integration/daemon.h"
 
 using atlas::client::Connection;
@@ -168,4 +170,39 @@ TEST_CASE_METHOD(Fixture, "malformed commands get the WARN frames protocol.md na
   CHECK(Call(*conn, "[ID:] KEY GET a.b").rfind("ERROR WARN invalid request id", 0) == 0);
   // The connection is still usable after every one of them.
   CHECK(Call(*conn, "KEY PUT ok.still works") == "OK");
+}
+
+TEST_CASE("each command's access rule holds: NODE LEAVE and TOKEN for admin-users alone, ACL "
+          "LIST for readers and owners, long grant lists listed whole") {
+  Daemon d({"--admin-users", "root"});
+  REQUIRE(d.Start());
+  auto conn = d.Connect();
+  REQUIRE(conn);
+  REQUIRE(Call(*conn, "PRINCIPAL ASSUME eve") == "OK");
+  CHECK(Call(*conn, "NODE LEAVE 9") ==
+        "ERROR WARN permission denied for principal 'eve': NODE LEAVE on atlas.nodes");
+  for (const char* token : {"TOKEN CREATE", "TOKEN LIST", "TOKEN REVOKE 0123456789ab"}) {
+    CHECK(Call(*conn, token) ==
+          "ERROR WARN permission denied for principal 'eve': TOKEN on atlas.nodes");
+  }
+  // More grants than a reply lists without reserving its room first: reserved, then checked and
+  // listed again.
+  REQUIRE(Call(*conn, "PRINCIPAL ASSUME alice") == "OK");
+  REQUIRE(Call(*conn, "ACL GRANT g alice PERMS OWNER") == "OK");
+  for (int i = 0; i < 70; ++i) {
+    REQUIRE(Call(*conn, "ACL GRANT g reader" + std::to_string(i) + " PERMS READ") == "OK");
+  }
+  std::string list = Call(*conn, "ACL LIST g");
+  CHECK(std::count(list.begin(), list.end(), '\n') == 71);
+  CHECK(list.starts_with("ACL alice OWNER\n"));
+  CHECK(list.ends_with("\nOK"));
+  REQUIRE(Call(*conn, "PRINCIPAL ASSUME reader7") == "OK");
+  CHECK(Call(*conn, "ACL LIST g") == list);
+  REQUIRE(Call(*conn, "PRINCIPAL ASSUME eve") == "OK");
+  CHECK(Call(*conn, "ACL LIST g") ==
+        "ERROR WARN permission denied for principal 'eve': ACL LIST on g");
+  // An admin user may do all of it.
+  REQUIRE(Call(*conn, "PRINCIPAL ASSUME root") == "OK");
+  CHECK(Call(*conn, "ACL LIST g") == list);
+  CHECK(Call(*conn, "TOKEN LIST").ends_with("OK"));
 }

@@ -1,11 +1,16 @@
 // Framing, command parsing and reply formatting of docs/protocol.md, without any I/O.
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "socketproto/command.h"
+#include "socketproto/command_table.h"
 #include "socketproto/formatter.h"
 #include "socketproto/frame_parser.h"
+#include "socketproto/str.h"
 
 using namespace atlas::socketproto;
+using atlas::StrCat;
 
 namespace {
 
@@ -258,6 +263,83 @@ TEST_CASE("errors name the problem the way protocol.md promises") {
   CHECK(MustFail("SCAN t LIMIT x").find("invalid LIMIT") == 0);
   CHECK(MustFail("NODE INFO x").find("invalid node id") == 0);
   CHECK(MustFail("PRINCIPAL ASSUME").find("usage: PRINCIPAL ASSUME") == 0);
+}
+
+TEST_CASE("every row of the command table is its alternative's: an example spelled with its "
+          "name parses to it") {
+  // One example per command: a new row without one fails here.
+  const std::map<std::string_view, std::string> examples = {
+      {"KEY GET", "KEY GET a.b"},
+      {"KEY PUT", "KEY PUT a.b v"},
+      {"KEY DEL", "KEY DEL a.b"},
+      {"KEY BLOB SET", "KEY BLOB SET a.b 1"},
+      {"KEY BLOB GET", "KEY BLOB GET a.b"},
+      {"SCAN", "SCAN a"},
+      {"COUNT", "COUNT a"},
+      {"SAMPLE", "SAMPLE a 2"},
+      {"PRINCIPAL ASSUME", "PRINCIPAL ASSUME bob"},
+      {"PRINCIPAL WHOAMI", "PRINCIPAL WHOAMI"},
+      {"ACL GRANT", "ACL GRANT a bob PERMS READ"},
+      {"ACL REVOKE", "ACL REVOKE a bob PERMS READ"},
+      {"ACL LIST", "ACL LIST a"},
+      {"NODE LIST", "NODE LIST"},
+      {"NODE INFO", "NODE INFO 1"},
+      {"NODE PING", "NODE PING 1"},
+      {"NODE LEAVE", "NODE LEAVE 1"},
+      {"QUORUM INFO", "QUORUM INFO a"},
+      {"TABLE INFO", "TABLE INFO a"},
+      {"TABLE MOVE", "TABLE MOVE a eu"},
+      {"TABLE PIN", "TABLE PIN a NONE"},
+      {"TABLE GROUP", "TABLE GROUP a g"},
+      {"TABLE LIST", "TABLE LIST"},
+      {"WATCH", "WATCH a"},
+      {"UNWATCH", "UNWATCH w"},
+      {"TOKEN CREATE", "TOKEN CREATE"},
+      {"TOKEN LIST", "TOKEN LIST"},
+      {"TOKEN REVOKE", "TOKEN REVOKE 0123456789ab"},
+      {"KEY SET", "KEY SET a.b v"},
+  };
+  auto parses_to = [&](std::string_view name, size_t index) {
+    INFO(name);
+    auto it = examples.find(name);
+    REQUIRE(it != examples.end());
+    CHECK(it->second.starts_with(name));
+    Request r = MustParse(it->second, std::string("x"));
+    CHECK(r.command.index() == index);
+    CHECK(&InfoOf(r.command) == &kCommands[index]);
+  };
+  for (const CommandInfo& c : kCommands) {
+    parses_to(c.name, c.index);
+    CHECK(c.syntax.starts_with(c.name));
+    CHECK_FALSE(c.help.empty());
+  }
+  for (const CommandAlias& a : kCommandAliases) parses_to(a.name, a.index);
+  static_assert(InfoOf<KeyGet>().name == "KEY GET");
+  static_assert(InfoOf<TokenRevoke>().name == "TOKEN REVOKE");
+  static_assert(InfoOf<TableMove>().kind == CommandKind::kAdmin);
+}
+
+TEST_CASE("usage errors quote the command table: a command's syntax, or its family's") {
+  CHECK(MustFail("KEY DEL") == StrCat("usage: ", InfoOf<KeyDel>().syntax));
+  CHECK(MustFail("SAMPLE a") == StrCat("usage: ", InfoOf<Sample>().syntax));
+  CHECK(MustFail("UNWATCH") == "usage: UNWATCH <id>");
+  CHECK(MustFail("KEY PUT a.b") ==
+        "usage: KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
+        "<value>");
+  CHECK(MustFail("NODE") == "usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>");
+  CHECK(MustFail("PRINCIPAL") == "usage: PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI");
+  CHECK(MustFail("KEY BLOB") == "usage: KEY BLOB SET <key> <length> | KEY BLOB GET <key>");
+  CHECK(MustFail("TOKEN") ==
+        "usage: TOKEN CREATE [TTL <duration>|TTL NEVER] [USES <n>] | TOKEN LIST | "
+        "TOKEN REVOKE <id>");
+  CHECK(MustFail("TABLE x") ==
+        "usage: TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> "
+        "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] "
+        "[AFTER <table>]");
+  // Family summaries that are not a list of syntaxes.
+  CHECK(MustFail("KEY") == "usage: KEY GET|PUT|SET|DEL|BLOB SET|BLOB GET <key> ...");
+  CHECK(MustFail("ACL") ==
+        "usage: ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>");
 }
 
 TEST_CASE("every frame of a tagged reply carries the tag") {

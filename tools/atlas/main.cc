@@ -9,13 +9,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
+#include "socketproto/command_table.h"
 #include "socketproto/frame_parser.h"
 #include "socketproto/str.h"
 #include "tools/atlas/connection.h"
@@ -32,91 +33,68 @@ using atlas::client::ReplyFrame;
 
 constexpr int kExitOk = 0, kExitError = 1, kExitConnection = 2;
 
-const char* const kVerbs[] = {
-    "KEY GET",        "KEY PUT",        "KEY SET",     "KEY DEL",       "KEY BLOB SET",
-    "KEY BLOB GET",   "SCAN",           "COUNT",       "SAMPLE",        "PRINCIPAL ASSUME",
-    "PRINCIPAL WHOAMI", "ACL GRANT",    "ACL REVOKE",  "ACL LIST",      "NODE LIST",
-    "NODE INFO",      "NODE PING",      "NODE LEAVE",  "QUORUM INFO",   "TABLE INFO",
-    "TABLE MOVE",     "TABLE PIN",      "TABLE GROUP", "TABLE LIST",    "WATCH",
-    "UNWATCH",        "TOKEN CREATE",   "TOKEN LIST",  "TOKEN REVOKE",  "help",
-    "quit",
+// A help topic: a command of the protocol (a row of the command table, or an alias of one) or
+// one of the REPL's own. `help`, `help <command>`, completion and "did you mean" use these.
+struct Topic {
+  enum class Of { kCommand, kAlias, kRepl };  // kRepl: never sent to the server
+  Of of;
+  std::string name;  // "KEY GET"
+  std::string syntax;
+  std::string help;
+  std::string alias_of{};  // kAlias: the command's own name
+  bool repl() const { return of == Of::kRepl; }
 };
 
-constexpr const char* kHelp = R"(Commands (docs/commands.md has every detail):
-  KEY GET <key>                          KEY PUT <key> [PRINCIPAL <p>] [WORM TTL <d>|WORM EXPIRES <t>] <value>
-  KEY DEL <key>                          KEY BLOB SET <key> @<file>      KEY BLOB GET <key> (--out FILE saves it)
-  SCAN <table>[.<prefix>] [LIMIT n] [AFTER key]    COUNT <table>[.<prefix>]    SAMPLE <table>[.<prefix>] <n>
-  PRINCIPAL ASSUME <name> | WHOAMI       ACL GRANT|REVOKE <table> <principal> PERMS READ|WRITE|OWNER
-  ACL LIST <table>                       NODE LIST | INFO <id> | PING <id> | LEAVE <id>    QUORUM INFO <table>
-  TABLE INFO <table> | MOVE <table> <region|node> | PIN <table> <region|NONE> | GROUP <table> <group|NONE>
-  TABLE LIST [LIMIT n] [AFTER table]     Backups: atlas dump [tables] > f.jsonl; atlas restore f.jsonl
-  TOKEN CREATE [TTL d|TTL NEVER] [USES n] | TOKEN LIST | TOKEN REVOKE <id>   (join tokens)
-  Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>. quit / exit / Ctrl-D leaves.
-)";
+const std::vector<Topic>& Topics() {
+  static const std::vector<Topic> topics = [] {
+    namespace sp = atlas::socketproto;
+    using Of = Topic::Of;
+    std::vector<Topic> out;
+    for (const sp::CommandInfo& c : sp::kCommands) {
+      out.push_back(
+          {Of::kCommand, std::string(c.name), std::string(c.syntax), std::string(c.help)});
+      for (const sp::CommandAlias& a : sp::kCommandAliases) {
+        if (a.index != c.index) continue;
+        // Its command's syntax, under its own name.
+        out.push_back({Of::kAlias, std::string(a.name),
+                       StrCat(a.name, c.syntax.substr(c.name.size())),
+                       StrCat("The same as ", c.name, "."), std::string(c.name)});
+      }
+    }
+    out.push_back({Of::kRepl, "help", "help [<command>]",
+                   "Every command's syntax, or the commands starting with those words."});
+    out.push_back({Of::kRepl, "quit", "quit", "Leaves (so do exit, \\q and Ctrl-D)."});
+    out.push_back(
+        {Of::kRepl, "\\timing", "\\timing", "Shows how long each command took (toggle)."});
+    return out;
+  }();
+  return topics;
+}
 
-// `help <command>`: its syntax and what it does (docs/commands.md has examples).
-struct CommandHelp {
-  const char* verb;
-  const char* usage;
-  const char* what;
-};
-const CommandHelp kCommandHelp[] = {
-    {"KEY GET", "KEY GET <key>", "The value of a row: VALUE:<v>, or NOT_FOUND. Linearizable."},
-    {"KEY PUT", "KEY PUT <key> [PRINCIPAL <p>] [WORM TTL <d> | WORM EXPIRES <rfc3339>] <value>",
-     "Stores the rest of the line exactly. WORM makes the row immutable until then. KEY SET is "
-     "the same."},
-    {"KEY SET", "KEY SET <key> ...", "The same as KEY PUT."},
-    {"KEY DEL", "KEY DEL <key>", "Deletes a row (OK if it was not there)."},
-    {"KEY BLOB SET", "KEY BLOB SET <key> @<file>",
-     "Stores a file's bytes as the value (on the wire: <length> and the raw bytes)."},
-    {"KEY BLOB GET", "KEY BLOB GET <key>",
-     "Any value as bytes: a preview here, or saved with atlas --out FILE. EMPTY when none."},
-    {"SCAN", "SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]",
-     "Keys in byte order: KEYS:<n> then the keys."},
-    {"COUNT", "COUNT <table>[.<row-prefix>]", "How many rows: COUNT:<n>."},
-    {"SAMPLE", "SAMPLE <table>[.<row-prefix>] <n>", "Up to n keys chosen uniformly at random."},
-    {"PRINCIPAL ASSUME", "PRINCIPAL ASSUME <name>",
-     "Act as <name> on this connection (peercred mode: admin users only)."},
-    {"PRINCIPAL WHOAMI", "PRINCIPAL WHOAMI", "The connection's principal, or (none)."},
-    {"ACL GRANT", "ACL GRANT <table> <principal> PERMS READ|WRITE|OWNER",
-     "Grants a permission. Once a table has an OWNER only owners (and admin users) may grant."},
-    {"ACL REVOKE", "ACL REVOKE <table> <principal> PERMS READ|WRITE|OWNER", "Revokes it."},
-    {"ACL LIST", "ACL LIST <table>", "The grants: ACL <principal> <PERM> per line."},
-    {"NODE LIST", "NODE LIST", "Every member: id, region, status, RTT from this node, address."},
-    {"NODE INFO", "NODE INFO <id>",
-     "One member, with its own report: owned tables, version, uptime, its RTT to each peer."},
-    {"NODE PING", "NODE PING <id>", "A round trip over the peer channel: PONG node=<id> rtt_ms=<ms>."},
-    {"NODE LEAVE", "NODE LEAVE <id>",
-     "Removes a member through consensus; OK once every table has settled. Stop it after."},
-    {"QUORUM INFO", "QUORUM INFO <table>", "The Q1 and Q2 the table's owner uses now."},
-    {"TABLE INFO", "TABLE INFO <table>", "Owner, region, ballot, rows, group, pin."},
-    {"TABLE MOVE", "TABLE MOVE <table> <node-id|region>", "Hands the table to a node; OK once moved."},
-    {"TABLE PIN", "TABLE PIN <table> <region|NONE>", "Keeps the automatic policy from moving it."},
-    {"TABLE GROUP", "TABLE GROUP <table> <group|NONE>",
-     "Tables of one group share one owner and move together."},
-    {"TABLE LIST", "TABLE LIST [LIMIT <n>] [AFTER <table>]", "The tables this node holds."},
-    {"WATCH", "[ID:<id>] WATCH <table>[.<row-prefix>] [FROM <revision>]",
-     "WATCHING <rev>, then EVENT <rev> PUT <key> <n> + bytes / EVENT <rev> DEL <key> as rows "
-     "change, until UNWATCH <id>. atlas watch <table> prints them."},
-    {"UNWATCH", "UNWATCH <id>", "Ends the WATCH tagged [ID:<id>] on this connection."},
-    {"TOKEN CREATE", "TOKEN CREATE [TTL <d> | TTL NEVER] [USES <n>]",
-     "A new join token (default: valid 24h, any number of joins). atlas token create prints it."},
-    {"TOKEN LIST", "TOKEN LIST", "Every join token: id, created, expires, uses, status."},
-    {"TOKEN REVOKE", "TOKEN REVOKE <id>", "No node joins with that token any more."},
-    {"\\timing", "\\timing", "Shows how long each command took (toggle)."},
-};
-
-// `help` alone: every usage; `help <words>`: the commands starting with those words.
+// `help` alone: every command's syntax; `help <words>`: the topics starting with those words.
 void PrintHelp(std::string_view topic) {
   if (topic.empty()) {
-    std::fputs(kHelp, stdout);
+    std::printf("Commands (docs/commands.md has every detail; 'help <command>' explains one):\n");
+    for (const Topic& t : Topics()) {
+      if (t.of == Topic::Of::kCommand) std::printf("  %s\n", t.syntax.c_str());
+      if (t.of == Topic::Of::kAlias) {
+        std::printf("  %s is the same as %s\n", t.name.c_str(), t.alias_of.c_str());
+      }
+    }
+    std::fputs(
+        "  Prefix any command with [ID:<id>] to tag it. Keys are <table>.<row>.\n"
+        "  In atlas, KEY BLOB SET <key> @<file> sends a file; --out FILE saves a blob.\n"
+        "  Backups: atlas dump [tables] > f.jsonl; atlas restore f.jsonl\n"
+        "  \\timing shows latencies; quit / exit / Ctrl-D leaves.\n",
+        stdout);
     return;
   }
   bool any = false;
-  for (const CommandHelp& h : kCommandHelp) {
-    std::string_view verb = h.verb;
-    if (verb.size() >= topic.size() && atlas::EqualsIgnoreCase(verb.substr(0, topic.size()), topic)) {
-      std::printf("%s\n    %s\n", h.usage, h.what);
+  for (const Topic& t : Topics()) {
+    std::string_view name = t.name;
+    if (name.size() >= topic.size() &&
+        atlas::EqualsIgnoreCase(name.substr(0, topic.size()), topic)) {
+      std::printf("%s\n    %s\n", t.syntax.c_str(), t.help.c_str());
       any = true;
     }
   }
@@ -141,37 +119,38 @@ size_t Distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// The command an input line names: the longest verb its first words spell, or nullptr.
-const CommandHelp* HelpFor(std::string_view line) {
-  const CommandHelp* best = nullptr;
-  for (const CommandHelp& h : kCommandHelp) {
-    std::string_view verb = h.verb;
-    if (line.size() < verb.size() || !atlas::EqualsIgnoreCase(line.substr(0, verb.size()), verb)) {
+// The command an input line names: the longest name its first words spell, or nullptr.
+const Topic* HelpFor(std::string_view line) {
+  const Topic* best = nullptr;
+  for (const Topic& t : Topics()) {
+    std::string_view name = t.name;
+    if (t.repl() || line.size() < name.size() ||
+        !atlas::EqualsIgnoreCase(line.substr(0, name.size()), name)) {
       continue;
     }
-    if (line.size() > verb.size() && line[verb.size()] != ' ') continue;
-    if (best == nullptr || verb.size() > std::string_view(best->verb).size()) best = &h;
+    if (line.size() > name.size() && line[name.size()] != ' ') continue;
+    if (best == nullptr || name.size() > best->name.size()) best = &t;
   }
   return best;
 }
 
-// The verb closest to what was typed (as many words as the verb has), if close enough to be a
-// typo.
-const CommandHelp* Closest(std::string_view line) {
-  const CommandHelp* best = nullptr;
+// The command closest to what was typed (as many words as its name has), if close enough to
+// be a typo.
+const Topic* Closest(std::string_view line) {
+  const Topic* best = nullptr;
   size_t best_distance = 3;  // at most two edits
-  for (const CommandHelp& h : kCommandHelp) {
-    std::string_view verb = h.verb;
-    if (verb.starts_with('\\')) continue;
-    // As many words of the line as the verb has.
-    size_t words = static_cast<size_t>(std::count(verb.begin(), verb.end(), ' ')) + 1;
+  for (const Topic& t : Topics()) {
+    if (t.repl()) continue;
+    std::string_view name = t.name;
+    // As many words of the line as the name has.
+    size_t words = static_cast<size_t>(std::count(name.begin(), name.end(), ' ')) + 1;
     size_t end = 0;
     while (end < line.size() && !(line[end] == ' ' && --words == 0)) ++end;
     std::string_view typed = line.substr(0, end);
-    const size_t d = Distance(typed, verb);
+    const size_t d = Distance(typed, name);
     if (d < best_distance) {
       best_distance = d;
-      best = &h;
+      best = &t;
     }
   }
   return best;
@@ -186,10 +165,10 @@ std::vector<std::string> ReadableError(std::string_view frame, std::string_view 
   std::vector<std::string> out;
   out.push_back(fatal ? StrCat("error: ", message, " (the server closed the connection)")
                       : StrCat("error: ", message));
-  const CommandHelp* help = HelpFor(line);
+  const Topic* help = HelpFor(line);
   if (message.starts_with("unknown command")) {
-    if (const CommandHelp* near = Closest(line)) {
-      out.push_back(StrCat("hint: did you mean ", near->verb, "?  ", near->usage));
+    if (const Topic* near = Closest(line)) {
+      out.push_back(StrCat("hint: did you mean ", near->name, "?  ", near->syntax));
     } else {
       out.push_back("hint: 'help' lists the commands");
     }
@@ -202,7 +181,7 @@ std::vector<std::string> ReadableError(std::string_view frame, std::string_view 
              (message.find("invalid") != std::string_view::npos ||
               message.find("expected") != std::string_view::npos ||
               message.find("missing") != std::string_view::npos)) {
-    out.push_back(StrCat("usage: ", help->usage));
+    out.push_back(StrCat("usage: ", help->syntax));
   }
   return out;
 }
@@ -380,8 +359,8 @@ char* CompletionGenerator(const char* text, int state) {
     index = 0;
     prefix = std::string(rl_line_buffer, static_cast<size_t>(rl_point));
   }
-  while (index < sizeof kVerbs / sizeof kVerbs[0]) {
-    std::string_view verb = kVerbs[index++];
+  while (index < Topics().size()) {
+    std::string_view verb = Topics()[index++].name;
     if (verb.size() >= prefix.size() && atlas::EqualsIgnoreCase(verb.substr(0, prefix.size()), prefix)) {
       // Complete the current word only.
       size_t word_start = prefix.size() - std::strlen(text);

@@ -1,0 +1,65 @@
+// One socket command in progress, as the executor and its handlers (atlasd/commands/) see it.
+// Internal to the executor: included by executor.cc and the handler files only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "atlasd/executor.h"
+#include "socketproto/command.h"
+#include "socketproto/formatter.h"
+#include "socketproto/server.h"
+#include "storage/records.h"
+
+namespace atlas {
+
+// The tables a connection read with the backup right, so that each is logged once.
+struct Executor::BackupAudit {
+  absl::Mutex mu;
+  absl::flat_hash_set<std::string> tables ABSL_GUARDED_BY(mu);
+};
+
+// Owned by shared pointers: the handler's callbacks (read barrier, replication, cluster, reply
+// budget) keep it alive until Finish, which runs exactly once.
+struct Executor::Call {
+  socketproto::Request request;
+  std::optional<std::string> principal;
+  bool admin = false;
+  bool backup = false;  // a backup-users (or admin-users) principal: may read every table
+  uint64_t connection_id = 0;
+  std::shared_ptr<BackupAudit> audit;  // the connection's, for reads only `backup` allowed
+  std::shared_ptr<socketproto::OutputStream> stream;  // the connection's (WATCH)
+  std::shared_ptr<socketproto::ReplyBudget> budget;   // the connection's reply memory
+  size_t reserved = 0;                                // bytes this call holds in `budget`
+  // The table's ACL as the command's access check loaded it (commands that check one).
+  std::optional<storage::TableAcl> acl;
+  std::function<void(socketproto::Reply)> done;
+  socketproto::Reply reply;
+  CommandMetrics* metrics = nullptr;
+  std::chrono::steady_clock::time_point started;
+
+  void Finish() {
+    reply.set_reserved(reserved);
+    if (metrics) {
+      metrics->Observe(request.command.index(), std::chrono::steady_clock::now() - started,
+                       reply.failed());
+    }
+    done(std::move(reply));
+  }
+  void Warn(std::string_view msg) {
+    reply.Warn(msg);
+    Finish();
+  }
+  void Ok() {
+    reply.Ok();
+    Finish();
+  }
+};
+
+}  // namespace atlas
