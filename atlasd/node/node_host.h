@@ -1,6 +1,6 @@
 // NodeHost: everything a node does between the consensus core and the disk (docs/design.md
 // §The node). It owns the node's consensus::Replica and runs the Ready contract of
-// consensus/replica.h:
+// consensus/replica.h (the Ready runner is in ready.cc):
 //   1. persist: install snapshots, write hard-state updates and the apply of committed entries
 //      into ONE WriteSet, committed with sync (group commit: one fsync for everything queued);
 //   2. only then send the Ready's messages (HostIO::Send);

@@ -1,0 +1,343 @@
+// NodeHost's Ready runner (node_host.h, the contract of consensus/replica.h): stage one Ready's
+// snapshots, hard state and applies in one WriteSet, commit it (the only fsync), then publish
+// what changed, send the messages, release reads and answer the requests the Ready settled.
+#include <algorithm>
+
+#include "atlasd/fatal.h"
+#include "atlasd/logging.h"
+#include "atlasd/node/node_host.h"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+#include "storage/paxos_state.h"
+
+namespace atlas {
+
+bool NodeHost::ProcessReady() {
+  while (replica_->HasReady()) {
+    consensus::Ready rd = replica_->TakeReady();
+    ++readies_;
+    if (observe_ready) observe_ready(rd);
+    std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
+    Applied applied;
+    if (!Stage(rd, *writes, applied)) return false;
+    // The bug switches move a step before the commit that its safety depends on.
+    if (options_.test_send_before_persist && !Send(rd)) return false;
+    if (options_.test_reply_before_persist) {
+      for (const consensus::Reply& reply : rd.replies) {
+        if (!reply.is_read) AnswerWrite(reply, reply.detail);
+      }
+    }
+    if (!Commit(*writes)) return false;
+    Publish(applied);
+    for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
+    // Only now, with the Ready durable, may other nodes learn of its promises and accepts.
+    if (!Send(rd)) return false;
+    AnswerClients(rd);
+    replica_->Advance(rd);
+  }
+  return true;
+}
+
+// Everything of one Ready that must be durable before anything leaves the node, in one
+// WriteSet: snapshots, hard-state updates, and the apply of committed entries.
+bool NodeHost::Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied) {
+  if (!InstallSnapshots(rd, writes, applied)) return false;
+  for (const consensus::HardStateUpdate& u : rd.persist) {
+    consensus::Slot& truncated = truncated_[u.object];
+    storage::AddHardStateUpdate(u, truncated, writes);
+    truncated = std::max(truncated, u.truncated_through);
+  }
+  for (const consensus::CommittedEntry& e : rd.committed) {
+    if (e.object == consensus::kMembershipObject) {
+      ApplyMembership(e, writes, applied);
+    } else {
+      ApplyEntry(e, writes, applied);
+    }
+  }
+  return true;
+}
+
+bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,
+                                Applied& applied) {
+  if (rd.snapshots.empty()) return true;
+  applied.everything = true;
+  routes_.ForgetAll();
+  for (const auto& [object, snap] : rd.snapshots) {
+    if (object == consensus::kMembershipObject) {
+      if (!membership_.Install(snap.data, writes)) Fatal("undecodable membership snapshot");
+      applied.membership_changed = true;
+      state_machine_.MarkApplied(object, snap.slot, &writes);
+      continue;
+    }
+    if (!state_machine_.InstallObjectSnapshot(object, snap.data, snap.slot, &writes)) {
+      Fatal(StrCat("undecodable snapshot of ", object));
+    }
+    if (io_->Crash("snapshot-install")) return false;
+  }
+  return true;
+}
+
+void NodeHost::ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
+                               Applied& applied) {
+  state_machine_.MarkApplied(e.object, e.slot, &writes);
+  for (const consensus::Command& c : e.commands) {
+    absl::StatusOr<std::string> r = membership_.Apply(c.data, c.stamp_ms, writes);
+    if (r.ok()) applied.membership_changed = true;
+    // Every node applies (and refuses) the same commands; the proposer reports it.
+    if (!r.ok()) spdlog::debug("membership change refused: {}", r.status().message());
+    if (c.id.node != options_.node_id) continue;
+    auto it = membership_writes_.find(c.id.seq);
+    if (it != membership_writes_.end()) it->second.result = std::move(r);
+  }
+}
+
+void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet& writes,
+                          Applied& applied) {
+  if (e.commands.empty()) state_machine_.MarkApplied(e.object, e.slot, &writes);
+  for (const consensus::Command& c : e.commands) {
+    proto::Command cmd;
+    ApplyResult r;
+    // A table's own object carries only its commands; a group's, its members'.
+    if (!cmd.ParseFromString(c.data) ||
+        (cmd.table() != e.object && !StateMachine::IsGroupObject(e.object))) {
+      // Every replica fails the same undecodable command the same way.
+      state_machine_.MarkApplied(e.object, e.slot, &writes);
+      r = {false, "internal error: undecodable command", e.slot};
+    } else {
+      // Judged at the owner's stamp (docs/consensus.md §Time); unstamped entries (from a node
+      // that predates stamps) keep the proposer's time.
+      if (c.stamp_ms > 0) cmd.set_timestamp_ms(c.stamp_ms);
+      if (cmd.has_placement() || cmd.has_adopt()) routes_.Forget(cmd.table());
+      r = state_machine_.Apply(cmd, e.object, e.slot, &writes);
+      if (r.table_revision > 0) applied.changes.emplace_back(cmd.table(), r.table_revision);
+      if (cmd.has_adopt()) applied.everything = true;
+      if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {
+        Pin(e.object, cmd.placement().pinned_region());
+      }
+    }
+    if (c.id.node != options_.node_id) continue;
+    auto it = writes_.find(c.id.seq);
+    if (it != writes_.end()) it->second.result = std::move(r);
+  }
+}
+
+bool NodeHost::Commit(storage::WriteSet& writes) {
+  if (writes.Count() == 0) return true;
+  if (io_->Crash("ready-before-sync")) return false;
+  absl::Status s = store_->Commit(writes, options_.sync);
+  // After a failed synced write the disk state is unknown: never acknowledge on it.
+  if (!s.ok()) Fatal(StrCat("persisting consensus state failed: ", s.ToString()));
+  return !io_->Crash("ready-after-sync");
+}
+
+void NodeHost::Publish(Applied& applied) {
+  if (!applied.changes.empty() || applied.everything) {
+    io_->TablesChanged(std::move(applied.changes), applied.everything);
+  }
+  if (applied.membership_changed) InstallMembership();
+}
+
+void NodeHost::InstallMembership() {
+  const consensus::ClusterConfig& config = membership_.current();
+  spdlog::info("membership epoch {}: {} node(s), Fn={} Fz={}", config.epoch,
+               config.members.size(), config.quorum.fn, config.quorum.fz);
+  consensus::Topology topology = config.ToTopology(options_.distance);
+  if (topology.zone_of.empty()) topology.zone_of[options_.node_id] = 1;
+  replica_->SetConfig(config.epoch, std::move(topology), config.quorum);
+  io_->MembershipChanged(config, membership_.previous());
+}
+
+bool NodeHost::Send(consensus::Ready& rd) {
+  if (rd.messages.empty()) return true;
+  io_->Send(std::move(rd.messages));
+  rd.messages.clear();
+  return !io_->Crash("ready-after-send");
+}
+
+void NodeHost::AnswerClients(const consensus::Ready& rd) {
+  for (const consensus::ReadState& rs : rd.reads) ReleaseRead(rs);
+  for (const consensus::Reply& reply : rd.replies) {
+    std::string detail = NameZones(reply.detail.empty() ? reply.object : reply.detail);
+    if (reply.code != consensus::ReplyCode::kOk) {
+      LogEvent(spdlog::level::debug, reply.is_read ? "read failed" : "write failed",
+               {{"table", reply.object}, {"request", reply.id.ToString()},
+                {"code", consensus::ReplyCodeName(reply.code)},
+                {"outcome", reply.is_read || reply.definite ? "not executed" : "unknown"},
+                {"detail", detail}});
+    }
+    if (reply.is_read) {
+      AnswerRead(reply, detail);
+    } else if (reply.object == consensus::kMembershipObject) {
+      AnswerMembership(reply);
+    } else {
+      AnswerWrite(reply, detail);
+    }
+  }
+}
+
+// A read barrier is released once its index is applied here. It covers the object it ran on;
+// the table must still be governed there (and its adopt applied), else the read goes again to
+// where the table is now.
+void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
+  auto it = reads_.find(rs.id.seq);
+  if (it == reads_.end()) return;
+  PendingRead read = std::move(it->second);
+  reads_.erase(it);
+  const StateMachine::Route& route = routes_.Of(read.table);
+  if (route.object == read.object && route.live) {
+    read.done(absl::OkStatus());
+  } else if (read.attempt < GroupRoutes::kRetries) {
+    After(GroupRoutes::BackoffMs(read.attempt), [this, read = std::move(read)]() mutable {
+      IssueRead(read.table, std::move(read.done), read.attempt + 1);
+    });
+  } else {
+    read.done(absl::UnavailableError(
+        StrCat("table '", read.table, "' is changing group; retry")));
+  }
+}
+
+void NodeHost::AnswerRead(const consensus::Reply& reply, const std::string& detail) {
+  auto it = reads_.find(reply.id.seq);
+  if (it == reads_.end()) return;
+  ReadDone done = std::move(it->second.done);
+  reads_.erase(it);
+  switch (reply.code) {
+    case consensus::ReplyCode::kOk: done(absl::OkStatus()); break;
+    case consensus::ReplyCode::kTimeout:
+      done(absl::DeadlineExceededError(StrCat("timeout: read of ", reply.object)));
+      break;
+    case consensus::ReplyCode::kQuorumUnavailable:
+      done(absl::UnavailableError(detail));  // already "quorum unavailable: <why>"
+      break;
+    default:
+      done(absl::UnavailableError(StrCat(consensus::ReplyCodeName(reply.code), ": ", detail)));
+  }
+}
+
+void NodeHost::AnswerMembership(const consensus::Reply& reply) {
+  auto it = membership_writes_.find(reply.id.seq);
+  if (it == membership_writes_.end()) return;
+  PendingMembership m = std::move(it->second);
+  membership_writes_.erase(it);
+  if (reply.code == consensus::ReplyCode::kOk && m.result) {
+    if (m.result->ok()) {
+      m.done(MembershipResult{**m.result, membership_.current()});
+    } else {
+      m.done(m.result->status());
+    }
+    return;
+  }
+  m.done(absl::UnavailableError(
+      StrCat("membership change not ordered: ", consensus::ReplyCodeName(reply.code),
+             reply.detail.empty() ? "" : StrCat(": ", reply.detail))));
+}
+
+void NodeHost::AnswerWrite(const consensus::Reply& reply, const std::string& detail) {
+  auto it = writes_.find(reply.id.seq);
+  if (it == writes_.end()) return;
+  PendingWrite w = std::move(it->second);
+  writes_.erase(it);
+  if (w.adopt) adopting_.erase(w.cmd.table());
+  const bool applied = reply.code == consensus::ReplyCode::kOk && w.result.has_value();
+  // Refused without effect by a log that does not govern the table: the routing here was
+  // stale (or the adopt is still on its way); go again with the newer one. An adopt is
+  // idempotent (only the first of its interval in a log counts), so it is retried whatever
+  // stopped it, e.g. a forward rejected with an unknown outcome.
+  if ((applied ? w.result->moved : w.adopt) && w.attempt < GroupRoutes::kRetries) {
+    Retry(std::move(w));
+    return;
+  }
+  if (applied && w.result->ok && w.result->sealed && !w.adopt && AdoptAfterSeal(w)) return;
+  ApplyResult r;
+  if (applied) {
+    r = std::move(*w.result);
+  } else {
+    r.ok = false;
+    r.outcome_unknown = !reply.definite;
+    switch (reply.code) {
+      case consensus::ReplyCode::kTimeout:
+        r.error = StrCat("timeout: write to ", reply.object,
+                         reply.definite ? " (not applied)" : " (outcome unknown)");
+        break;
+      case consensus::ReplyCode::kQuorumUnavailable:
+        r.error = detail;  // already "quorum unavailable: <why>"
+        break;
+      case consensus::ReplyCode::kBusy: r.error = StrCat("overloaded: ", detail); break;
+      default: r.error = StrCat(consensus::ReplyCodeName(reply.code), ": ", detail);
+    }
+  }
+  w.done(std::move(r));
+}
+
+void NodeHost::Retry(PendingWrite w) {
+  After(GroupRoutes::BackoffMs(w.attempt), [this, w = std::move(w)]() mutable {
+    w.cmd.set_timestamp_ms(StampNow());
+    if (w.adopt) adopting_.insert(w.cmd.table());
+    Submit(std::move(w.cmd), std::move(w.done), w.attempt + 1, w.adopt);
+  });
+}
+
+// TABLE GROUP sealed the table's old log; it is answered once the new log has adopted it.
+// False when there is no adopt to wait for (answer now).
+bool NodeHost::AdoptAfterSeal(PendingWrite& w) {
+  const std::string table = w.cmd.table();
+  std::optional<proto::Command> adopt = state_machine_.BuildAdopt(table);
+  if (!adopt || adopting_.contains(table)) return false;
+  adopting_.insert(table);
+  adopt->set_timestamp_ms(StampNow());
+  Submit(std::move(*adopt),
+         [done = std::move(w.done), table](ApplyResult r) {
+           if (!r.ok) {
+             r.error = StrCat("table '", table, "' left its old log but joining the new one "
+                              "did not complete (", r.error,
+                              "); the next command on it completes the move");
+           }
+           done(std::move(r));
+         },
+         0, /*adopt=*/true);
+  return true;
+}
+
+void NodeHost::NoteOwnership(const consensus::OwnershipEvent& e) {
+  using Kind = consensus::OwnershipEventKind;
+  const bool counted = e.object != consensus::kMembershipObject;
+  const char* what = consensus::OwnershipEventName(e.kind);
+  switch (e.kind) {
+    case Kind::kPhase1Started:
+      ++ownership_.phase1_started;
+      LogEvent(spdlog::level::debug, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"reason", consensus::StealReasonName(e.reason)},
+                {"request", e.reason == consensus::StealReason::kRequest ? e.request.ToString()
+                                                                         : "-"}});
+      break;
+    case Kind::kElected:
+      ++ownership_.elected;
+      if (counted) ++ownership_.owned;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"first_slot", std::to_string(e.slot)}});
+      break;
+    case Kind::kPreempted:
+      ++ownership_.preempted;
+      LogEvent(spdlog::level::debug, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"by_ballot", e.other.ToString()}});
+      break;
+    case Kind::kSteppedDown:
+      ++ownership_.stepped_down;
+      if (counted) --ownership_.owned;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"by_ballot", e.other.ToString()}});
+      break;
+    case Kind::kMoveSuggested:
+      ++ownership_.moves_suggested;
+      LogEvent(spdlog::level::info, what,
+               {{"table", e.object}, {"ballot", e.ballot.ToString()},
+                {"to_node", std::to_string(e.target)}});
+      break;
+  }
+}
+
+}  // namespace atlas
