@@ -10,12 +10,6 @@
 namespace atlas::consensus {
 
 namespace {
-constexpr int kRouteAttemptsMax = 3;
-constexpr Slot kLogTailSlots = 16;
-constexpr uint64_t kForwardReorderSlack = 64;  // see TakeForward  // Entries kept below a snapshot for cheap catch-up.
-constexpr uint64_t kFullHeartbeatEvery = 10;
-constexpr size_t kSweepStealsPerHeartbeat = 2;
-
 // An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is the
 // EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
 bool IsAnchor(const Batch& batch) { return batch.size() == 1 && batch[0].id.node == kNoNode; }
@@ -78,6 +72,7 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
   latest_epoch_ = config_.epoch;
   ATLAS_CHECK(snapshots_ != nullptr && policy_ != nullptr);
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
+  ATLAS_CHECK(config_.heartbeat_full_every > 0);
   for (auto& [object, hard] : restart) {
     active_.insert(object);
     ObjectState& o = objects_[object];
@@ -636,7 +631,7 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
   if (cmd.id.node == config_.id) {
     auto it = pending_.find(cmd.id);
     if (it == pending_.end()) return;
-    if (definite && ++it->second.attempts <= kRouteAttemptsMax) {
+    if (definite && ++it->second.attempts <= config_.route_attempts_max) {
       RouteWrite(object, cmd);
     } else {
       FinishRequest(cmd.id, ReplyCode::kNotOwner, definite, "ownership changed");
@@ -735,7 +730,7 @@ bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
     // forward of this window: start the window just below `seq`. Numbers under the new start
     // count as seen (never proposed twice: `next` only grows); a few below stay open for the
     // new incarnation's forwards that overtook each other.
-    const uint64_t start = seq - std::min<uint64_t>(seq, kForwardReorderSlack);
+    const uint64_t start = seq - std::min<uint64_t>(seq, config_.forward_reorder_slack);
     if (start > w.next) {
       w.next = start;
       w.above.erase(w.above.begin(), w.above.lower_bound(start));
@@ -1084,7 +1079,7 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
   if (r.origin == config_.id) {
     auto it = pending_.find(r.id);
     if (it == pending_.end()) return;
-    if (++it->second.attempts <= kRouteAttemptsMax) {
+    if (++it->second.attempts <= config_.route_attempts_max) {
       RouteRead(object, r.id);
     } else {
       FinishRequest(r.id, ReplyCode::kNotOwner, true, "ownership changed");
@@ -1695,7 +1690,7 @@ void Replica::HandleReadIndexResponse(const Message& msg) {
     }
     auto it = pending_.find(id);
     if (it == pending_.end() || !it->second.is_read || reads_indexed_.contains(id)) continue;
-    if (++it->second.attempts <= kRouteAttemptsMax) {
+    if (++it->second.attempts <= config_.route_attempts_max) {
       RouteRead(msg.object, id);
     } else {
       FinishRequest(id, ReplyCode::kNotOwner, true, "owner rejected the read");
@@ -1736,7 +1731,7 @@ void Replica::HandleForwardReject(const Message& msg) {
     auto it = pending_.find(id);
     if (it == pending_.end() || it->second.is_read) continue;
     if (msg.round != it->second.route) continue;  // Answers an older attempt.
-    if (msg.ok && ++it->second.attempts <= kRouteAttemptsMax) {
+    if (msg.ok && ++it->second.attempts <= config_.route_attempts_max) {
       RouteWrite(msg.object, Command{id, it->second.command});
     } else {
       FinishRequest(id, ReplyCode::kNotOwner, msg.ok,
@@ -1756,8 +1751,8 @@ void Replica::HandleMoveHint(const Message& msg) {
 uint64_t Replica::HeartbeatCycle() const {
   const size_t n = objects_.size();
   const size_t max = std::max<size_t>(config_.heartbeat_objects_max, 1);
-  if (n <= max) return kFullHeartbeatEvery;
-  return std::max<uint64_t>(kFullHeartbeatEvery, (n + max - 1) / max);
+  if (n <= max) return config_.heartbeat_full_every;
+  return std::max<uint64_t>(config_.heartbeat_full_every, (n + max - 1) / max);
 }
 
 void Replica::SendHeartbeat() {
@@ -1775,7 +1770,7 @@ void Replica::SendHeartbeat() {
   }
   // Heartbeats carry the commit indexes that moved since the previous heartbeat (objects
   // touched since), plus a re-announcement of every object once per cycle (covers lost
-  // heartbeats and restarted peers): all of them every kFullHeartbeatEvery-th time for a
+  // heartbeats and restarted peers): all of them every heartbeat_full_every-th time for a
   // small node, a rolling window for a large one. Their size follows activity, not tables.
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
@@ -1794,7 +1789,7 @@ void Replica::SendHeartbeat() {
   };
   const size_t n = objects_.size();
   if (n <= config_.heartbeat_objects_max) {
-    if (heartbeats_sent_++ % kFullHeartbeatEvery == 0) {
+    if (heartbeats_sent_++ % config_.heartbeat_full_every == 0) {
       for (auto& [object, o] : objects_) {
         add(object, o);
         if (o.role == Role::kOwner) announce.push_back(object);
@@ -1991,7 +1986,7 @@ void Replica::Sweep() {
   RefreshIndexes();
   std::vector<ObjectId> steal;
   for (const ObjectId& object : sweep_) {  // Followers holding an unanchored/unfinished object.
-    if (steal.size() >= kSweepStealsPerHeartbeat) break;
+    if (steal.size() >= config_.sweep_steals_max) break;
     const ObjectState& o = objects_.find(object)->second;
     if (now_ < o.backoff_until) continue;
     // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
@@ -2139,7 +2134,8 @@ void Replica::Advance(const Ready& ready) {
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);
     o.snapshot_slot = std::max(o.snapshot_slot, req.slot);
-    Slot through = o.snapshot_slot > kLogTailSlots ? o.snapshot_slot - kLogTailSlots : 0;
+    const Slot tail = config_.log_tail_slots;
+    Slot through = o.snapshot_slot > tail ? o.snapshot_slot - tail : 0;
     // A learner receiving our snapshot continues with the log after it.
     if (o.serving != nullptr) through = std::min(through, o.serving->slot);
     if (through > o.hard.truncated_through) {

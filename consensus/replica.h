@@ -215,19 +215,28 @@ struct ReplicaConfig {
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
+  // A forward window restarted for a new incarnation of its origin keeps this many sequence
+  // numbers below the one that restarted it open: that incarnation's first forwards may have
+  // overtaken each other (see TakeForward).
+  uint64_t forward_reorder_slack = 64;
+  int route_attempts_max = 3;             // Routings of one request before it fails NOT_OWNER.
   // This incarnation's forward sequence numbers start above this one. A restarted node must
   // not reuse the numbers it forwarded with before (an owner would drop its forwards as
   // duplicates): the host passes something that grows across restarts (its start time, µs).
   uint64_t forward_seq_base = 0;
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
+  Slot log_tail_slots = 16;               // Entries kept below a snapshot for cheap catch-up.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.
   Tick snapshot_serve_idle_ticks = 4000;  // A transfer nobody asked to continue is dropped.
   // Heartbeats re-announce every object's commit index (and owners their ballot) once per
-  // cycle. Up to this many objects, the whole set goes in every 10th heartbeat; above it, each
-  // heartbeat carries a rolling window of at most this many, so idle traffic stays bounded
-  // however many tables a node holds (the cycle lengthens instead).
+  // cycle. Up to this many objects, the whole set goes in every heartbeat_full_every-th
+  // heartbeat; above it, each heartbeat carries a rolling window of at most this many, so idle
+  // traffic stays bounded however many tables a node holds (the cycle lengthens instead).
   size_t heartbeat_objects_max = 256;
+  uint64_t heartbeat_full_every = 10;     // Heartbeats per re-announcement cycle (at least).
+  // Ownerless objects the reconfiguration sweeper steals per heartbeat (see Sweep).
+  size_t sweep_steals_max = 2;
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
