@@ -79,29 +79,29 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
     o.hard = std::move(hard);
     if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
     std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
-    o.applied = snap ? snap->slot : 0;
-    o.snapshot_slot = o.applied;
-    o.snapshot_asked = o.applied;
+    o.learner.applied = snap ? snap->slot : 0;
+    o.learner.snapshot_slot = o.learner.applied;
+    o.learner.snapshot_asked = o.learner.applied;
     // The host installs/takes snapshots durably before the truncation that relies on them is
     // persisted (Ready contract), so the log always covers (applied, commit_index].
-    ATLAS_CHECK(o.applied >= o.hard.truncated_through);
-    ATLAS_CHECK(o.applied <= o.hard.commit_index);
+    ATLAS_CHECK(o.learner.applied >= o.hard.truncated_through);
+    ATLAS_CHECK(o.learner.applied <= o.hard.commit_index);
     // Any ballot we create from now on is above everything this node promised before.
     restart_counter_floor_ = std::max(restart_counter_floor_, o.hard.promised.counter);
     for (const auto& [slot, entry] : o.hard.log) {
       restart_counter_floor_ = std::max(restart_counter_floor_, entry.ballot.counter);
-      for (const Command& c : entry.value) o.last_stamp_ms = std::max(o.last_stamp_ms, c.stamp_ms);
+      for (const Command& c : entry.value) o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
     }
-    o.owner_ballot = o.hard.promised;
-    o.ballot = o.hard.promised;
-    o.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
+    o.learner.owner_ballot = o.hard.promised;
+    o.proposer.ballot = o.hard.promised;
+    o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
     if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
-    if (o.applied < o.hard.commit_index) work_ = true;
+    if (o.learner.applied < o.hard.commit_index) work_ = true;
     // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
     // the first heartbeat is a full one, or the rolling window reaches it.)
-    o.queued_collect = true;
+    o.bookkeeping.queued_collect = true;
     collect_.push_back(object);
-    o.queued_index = true;
+    o.bookkeeping.queued_index = true;
     reindex_.push_back(object);
   }
 }
@@ -119,22 +119,22 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
   }
   ObjectState& o = objects_[object];
   // A new object's ballots also start above anything used before a restart.
-  o.ballot = Ballot{restart_counter_floor_, kNoNode};
+  o.proposer.ballot = Ballot{restart_counter_floor_, kNoNode};
   Touch(object, o);
   return o;
 }
 
 void Replica::Touch(const ObjectId& object, ObjectState& o) {
-  if (!o.queued_collect) {
-    o.queued_collect = true;
+  if (!o.bookkeeping.queued_collect) {
+    o.bookkeeping.queued_collect = true;
     collect_.push_back(object);
   }
-  if (!o.queued_heartbeat) {
-    o.queued_heartbeat = true;
+  if (!o.bookkeeping.queued_heartbeat) {
+    o.bookkeeping.queued_heartbeat = true;
     heartbeat_changed_.push_back(object);
   }
-  if (!o.queued_index) {
-    o.queued_index = true;
+  if (!o.bookkeeping.queued_index) {
+    o.bookkeeping.queued_index = true;
     reindex_.push_back(object);
   }
 }
@@ -144,35 +144,35 @@ void Replica::RefreshIndexes() const {
     auto it = objects_.find(object);
     if (it == objects_.end()) continue;
     const ObjectState& o = it->second;
-    o.queued_index = false;
-    if (o.indexed_held) {
-      auto c = anchor_counts_.find(o.indexed_anchor);
+    o.bookkeeping.queued_index = false;
+    if (o.bookkeeping.indexed_held) {
+      auto c = anchor_counts_.find(o.bookkeeping.indexed_anchor);
       if (--c->second == 0) anchor_counts_.erase(c);
     }
-    o.indexed_held = Held(o);
-    if (o.indexed_held) {
-      o.indexed_anchor = o.hard.anchor_epoch;
-      ++anchor_counts_[o.indexed_anchor];
+    o.bookkeeping.indexed_held = Held(o);
+    if (o.bookkeeping.indexed_held) {
+      o.bookkeeping.indexed_anchor = o.hard.anchor_epoch;
+      ++anchor_counts_[o.bookkeeping.indexed_anchor];
     }
     // Sweep's static conditions; the timed ones (backoff, owner heard) are checked there.
     // "Unfinished": slots an owner left accepted but not known committed (a removed owner
     // that handed over): nobody else would complete them without client traffic.
     const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
-                            o.known_commit <= o.hard.commit_index;
+                            o.learner.known_commit <= o.hard.commit_index;
     const bool sweep =
-        o.role == Role::kFollower && o.indexed_held && (NeedsAnchor(o) || unfinished);
-    if (sweep != o.indexed_sweep) {
+        o.proposer.role == Role::kFollower && o.bookkeeping.indexed_held && (NeedsAnchor(o) || unfinished);
+    if (sweep != o.bookkeeping.indexed_sweep) {
       if (sweep) {
         sweep_.insert(object);
       } else {
         sweep_.erase(object);
       }
-      o.indexed_sweep = sweep;
+      o.bookkeeping.indexed_sweep = sweep;
     }
-    const bool lagging = o.applied < o.known_commit || o.applied < o.hard.commit_index;
-    if (lagging != o.indexed_lagging) {
+    const bool lagging = o.learner.applied < o.learner.known_commit || o.learner.applied < o.hard.commit_index;
+    if (lagging != o.bookkeeping.indexed_lagging) {
       lagging_ = lagging ? lagging_ + 1 : lagging_ - 1;
-      o.indexed_lagging = lagging;
+      o.bookkeeping.indexed_lagging = lagging;
     }
   }
   reindex_.clear();
@@ -268,9 +268,9 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
   // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
   for (auto& [object, o] : objects_) {
     Touch(object, o);  // NeedsAnchor changed for all of them (indexes, CollectReady).
-    if (o.role == Role::kCandidate) o.phase1_sent = now_ - config_.resend_ticks;
-    for (auto& [slot, f] : o.in_flight) f.sent_tick = now_ - config_.resend_ticks;
-    if (o.round_active) o.round_sent = now_ - config_.resend_ticks;
+    if (o.proposer.role == Role::kCandidate) o.proposer.phase1_sent = now_ - config_.resend_ticks;
+    for (auto& [slot, f] : o.proposer.in_flight) f.sent_tick = now_ - config_.resend_ticks;
+    if (o.reads.active) o.reads.sent = now_ - config_.resend_ticks;
   }
   work_ = true;
 }
@@ -296,7 +296,7 @@ Replica::EpochSet Replica::ObjectEpochs(const ObjectState& o) const {
   const uint64_t l = latest_epoch_;
   if (config_.test_latest_config_only) return {l};
   EpochSet out;
-  const uint64_t a = std::max(o.hard.anchor_epoch, o.adopted);
+  const uint64_t a = std::max(o.hard.anchor_epoch, o.proposer.adopted);
   if (a == l) {
     out.insert(l);
   } else {
@@ -308,7 +308,7 @@ Replica::EpochSet Replica::ObjectEpochs(const ObjectState& o) const {
     if (l > 1) out.insert(l - 1);
     out.insert(l);
   }
-  if (o.role != Role::kFollower) out.insert(o.joint.begin(), o.joint.end());
+  if (o.proposer.role != Role::kFollower) out.insert(o.proposer.joint.begin(), o.proposer.joint.end());
   return out;
 }
 
@@ -342,7 +342,7 @@ bool Replica::NeedsAnchor(const ObjectState& o) const {
   if (config_.test_latest_config_only) return false;
   // No anchor means "written in the initial configuration only" (ObjectEpochs gives {1} at
   // epoch 1), so a cluster that never reconfigured pays nothing for anchors.
-  return std::max<uint64_t>({o.hard.anchor_epoch, o.adopted, 1}) < latest_epoch_;
+  return std::max<uint64_t>({o.hard.anchor_epoch, o.proposer.adopted, 1}) < latest_epoch_;
 }
 
 bool Replica::Held(const ObjectState& o) const {
@@ -381,7 +381,7 @@ bool Replica::Settled() const {
 }
 
 void Replica::ScanAnchors(ObjectState& o) {
-  Slot from = std::max(o.anchor_scanned, o.hard.truncated_through) + 1;
+  Slot from = std::max(o.learner.anchor_scanned, o.hard.truncated_through) + 1;
   for (auto it = o.hard.log.lower_bound(from);
        it != o.hard.log.end() && it->first <= o.hard.commit_index; ++it) {
     if (!IsAnchor(it->second.value)) continue;
@@ -393,13 +393,13 @@ void Replica::ScanAnchors(ObjectState& o) {
       MarkDirty(o);
     }
   }
-  o.anchor_scanned = std::max(o.anchor_scanned, o.hard.commit_index);
-  if (o.anchor_slot != 0 && o.hard.commit_index >= o.anchor_slot) {
+  o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, o.hard.commit_index);
+  if (o.proposer.anchor_slot != 0 && o.hard.commit_index >= o.proposer.anchor_slot) {
     // Our anchor committed: every earlier slot is committed too, so only the base quorums
     // matter from here on.
-    o.anchor_slot = 0;
-    o.joint.clear();
-    o.adopted = 0;
+    o.proposer.anchor_slot = 0;
+    o.proposer.joint.clear();
+    o.proposer.adopted = 0;
     if (o.hard.anchor_epoch == latest_epoch_) ++probes_.reanchors_committed;
   }
 }
@@ -446,14 +446,14 @@ void Replica::DrainLocal() {
 }
 
 void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {
-  for (const Command& c : entry.value) o.last_stamp_ms = std::max(o.last_stamp_ms, c.stamp_ms);
+  for (const Command& c : entry.value) o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
   o.hard.log[slot] = std::move(entry);
-  o.dirty_slots.insert(slot);
+  o.acceptor.dirty_slots.insert(slot);
   MarkDirty(o);
 }
 
 void Replica::MarkDirty(ObjectState& o) {
-  o.dirty = true;
+  o.acceptor.dirty = true;
   work_ = true;
 }
 
@@ -464,7 +464,7 @@ void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
   ObserveBallot(o, b);
   // Our own acceptor promised someone else: our ballot can no longer gather a quorum that
   // includes us, and continuing would duel forever (WPaxos §4.2: adopt the higher ballot).
-  if (o.role != Role::kFollower && b > o.ballot) StepDown(object, o);
+  if (o.proposer.role != Role::kFollower && b > o.proposer.ballot) StepDown(object, o);
 }
 
 // A rejection from the node we believe owns the object, saying it does not own it (it
@@ -472,28 +472,28 @@ void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
 // be rejected again, so the next routing steals (Decide treats that owner as gone).
 void Replica::NoteDisowned(ObjectState& o, const Message& msg) {
   if (msg.slot == kNotOwning && !msg.ok && msg.type == MessageType::kReadIndexResponse) {
-    if (o.owner_ballot.node == msg.from) o.disowned = o.owner_ballot;
+    if (o.learner.owner_ballot.node == msg.from) o.learner.disowned = o.learner.owner_ballot;
   } else if (msg.slot == kNotOwning && msg.type == MessageType::kForwardReject) {
-    if (o.owner_ballot.node == msg.from) o.disowned = o.owner_ballot;
+    if (o.learner.owner_ballot.node == msg.from) o.learner.disowned = o.learner.owner_ballot;
   }
 }
 
 void Replica::ObserveBallot(ObjectState& o, Ballot b) {
   // The node of the highest ballot seen is our best guess of the owner (it may still be
   // stealing); forwards address that exact ballot.
-  if (b > o.owner_ballot) o.owner_ballot = b;
+  if (b > o.learner.owner_ballot) o.learner.owner_ballot = b;
 }
 
 bool Replica::IsOwner(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
-  return o != nullptr && o->role == Role::kOwner;
+  return o != nullptr && o->proposer.role == Role::kOwner;
 }
 
 NodeId Replica::BelievedOwner(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
   if (o == nullptr) return kNoNode;
-  if (o->role == Role::kOwner) return config_.id;
-  return o->owner_ballot.node;
+  if (o->proposer.role == Role::kOwner) return config_.id;
+  return o->learner.owner_ballot.node;
 }
 
 Ballot Replica::Promised(const ObjectId& object) const {
@@ -513,7 +513,7 @@ uint64_t Replica::AnchorEpoch(const ObjectId& object) const {
 
 Slot Replica::AppliedIndex(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
-  return o == nullptr ? 0 : o->applied;
+  return o == nullptr ? 0 : o->learner.applied;
 }
 
 size_t Replica::LaggingObjects() const {
@@ -568,7 +568,7 @@ void Replica::Read(const ObjectId& object, RequestId id) {
 
 void Replica::Steal(const ObjectId& object) {
   ObjectState& o = Obj(object);
-  o.backoff_until = 0;
+  o.proposer.backoff_until = 0;
   StartSteal(object, StealReason::kMove);
   DrainLocal();
 }
@@ -582,7 +582,7 @@ void Replica::SetClock(int64_t wall_ms, bool may_own) {
   // object back, so that nodes with trusted clocks steal them.
   std::vector<ObjectId> held;
   for (const auto& [object, o] : objects_) {
-    if (o.role != Role::kFollower) held.push_back(object);
+    if (o.proposer.role != Role::kFollower) held.push_back(object);
   }
   for (const ObjectId& object : held) StepDown(object, Obj(object));
   DrainLocal();
@@ -604,9 +604,9 @@ RouteDecision Replica::Decide(const ObjectId& object, const ObjectState& o) {
   RouteContext ctx;
   ctx.self = config_.id;
   ctx.self_zone = ZoneOf(config_.id);
-  ctx.believed_owner = o.owner_ballot.node;
+  ctx.believed_owner = o.learner.owner_ballot.node;
   ctx.owner_alive = ctx.believed_owner != kNoNode && Alive(ctx.believed_owner) &&
-                   o.disowned != o.owner_ballot;
+                   o.learner.disowned != o.learner.owner_ballot;
   if (!IsMember(latest_epoch_, config_.id)) {
     // Removed: we may still accept for old anchors, but never own anything again.
     return ctx.believed_owner != kNoNode && ctx.believed_owner != config_.id
@@ -644,17 +644,17 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
   m.object = object;
   m.ok = definite;
   m.round = route;
-  m.ballot = o.owner_ballot;
-  m.slot = o.role == Role::kFollower ? kNotOwning : 0;
+  m.ballot = o.learner.owner_ballot;
+  m.slot = o.proposer.role == Role::kFollower ? kNotOwning : 0;
   m.request_ids.push_back(cmd.id);
   Send(std::move(m));
 }
 
 void Replica::RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd) {
   uint64_t route = 0;
-  if (auto it = o.queued_routes.find(cmd.id); it != o.queued_routes.end()) {
+  if (auto it = o.forwarding.queued_routes.find(cmd.id); it != o.forwarding.queued_routes.end()) {
     route = it->second;
-    o.queued_routes.erase(it);
+    o.forwarding.queued_routes.erase(it);
   }
   RejectCommand(object, o, cmd, /*definite=*/true, route);
 }
@@ -669,20 +669,20 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
     route = ++p->second.route;
     p->second.forwarded_to = kNoNode;
   }
-  if (o.role == Role::kFollower) {
+  if (o.proposer.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
-        if (o.forward_ballot != o.owner_ballot) {
-          o.forward_ballot = o.owner_ballot;
-          o.forward_seq = config_.forward_seq_base;
+        if (o.forwarding.forward_ballot != o.learner.owner_ballot) {
+          o.forwarding.forward_ballot = o.learner.owner_ballot;
+          o.forwarding.forward_seq = config_.forward_seq_base;
         }
         Message m;
         m.type = MessageType::kForward;
-        m.to = o.owner_ballot.node;
+        m.to = o.learner.owner_ballot.node;
         m.object = object;
-        m.ballot = o.owner_ballot;
+        m.ballot = o.learner.owner_ballot;
         m.round = route;
-        m.seq = ++o.forward_seq;
+        m.seq = ++o.forwarding.forward_seq;
         if (cmd.id.node == config_.id) {
           if (auto p = pending_.find(cmd.id); p != pending_.end()) {
             p->second.forwarded_to = m.to;
@@ -700,7 +700,7 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
         break;
     }
   }
-  if (o.proposals.size() >= config_.proposals_max) {
+  if (o.proposer.proposals.size() >= config_.proposals_max) {
     if (cmd.id.node == config_.id) {
       FinishRequest(cmd.id, ReplyCode::kBusy, true, "proposal queue full");
     } else {
@@ -708,23 +708,23 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
     }
     return;
   }
-  if (cmd.id.node != config_.id) o.queued_routes[cmd.id] = route;
-  if (o.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
+  if (cmd.id.node != config_.id) o.forwarding.queued_routes[cmd.id] = route;
+  if (o.proposer.role == Role::kOwner) NoteAccess(object, o, cmd.id.node);
   const RequestId id = cmd.id;
-  o.proposals.push_back(std::move(cmd));
+  o.proposer.proposals.push_back(std::move(cmd));
   work_ = true;
-  if (o.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
+  if (o.proposer.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
 }
 
 bool Replica::ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const {
-  auto it = o.windows.find(origin);
-  if (it == o.windows.end()) return false;
+  auto it = o.forwarding.windows.find(origin);
+  if (it == o.forwarding.windows.end()) return false;
   return seq < it->second.next || it->second.above.contains(seq);
 }
 
 bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
   if (seq == 0 || ForwardSeen(o, origin, seq)) return false;
-  ForwardWindow& w = o.windows[origin];
+  ForwardWindow& w = o.forwarding.windows[origin];
   if (seq >= w.next + config_.forward_window_max) {
     // A new incarnation of the origin (its numbers start from its start time), or the first
     // forward of this window: start the window just below `seq`. Numbers under the new start
@@ -750,14 +750,14 @@ bool Replica::TakeForward(ObjectState& o, NodeId origin, uint64_t seq) {
 void Replica::RouteRead(const ObjectId& object, RequestId id) {
   ObjectState& o = Obj(object);
   if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = kNoNode;
-  if (o.role == Role::kFollower) {
+  if (o.proposer.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
         Message m;
         m.type = MessageType::kReadIndexRequest;
-        m.to = o.owner_ballot.node;
+        m.to = o.learner.owner_ballot.node;
         m.object = object;
-        m.ballot = o.owner_ballot;
+        m.ballot = o.learner.owner_ballot;
         m.request_ids.push_back(id);
         if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = m.to;
         ++probes_.forwards;
@@ -771,29 +771,29 @@ void Replica::RouteRead(const ObjectId& object, RequestId id) {
         break;
     }
   }
-  if (o.reads_waiting.size() >= config_.reads_max) {
+  if (o.reads.waiting.size() >= config_.reads_max) {
     FinishRequest(id, ReplyCode::kBusy, true, "read queue full");
     return;
   }
-  if (o.role == Role::kOwner) NoteAccess(object, o, config_.id);
-  o.reads_waiting.push_back({id, config_.id});
+  if (o.proposer.role == Role::kOwner) NoteAccess(object, o, config_.id);
+  o.reads.waiting.push_back({id, config_.id});
   work_ = true;
-  if (o.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
+  if (o.proposer.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
 }
 
 void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
-  if (o.role != Role::kOwner) return;
+  if (o.proposer.role != Role::kOwner) return;
   const ZoneId zone = ZoneOf(from);
-  o.last_from_zone[zone] = from;
+  o.forwarding.last_from_zone[zone] = from;
   std::optional<ZoneId> move = policy_->RecordAccess(object, ZoneOf(config_.id), zone, now_);
   if (!move || *move == ZoneOf(config_.id)) return;
-  auto it = o.last_from_zone.find(*move);
-  if (it == o.last_from_zone.end()) return;
+  auto it = o.forwarding.last_from_zone.find(*move);
+  if (it == o.forwarding.last_from_zone.end()) return;
   ++probes_.moves_suggested;
   OwnershipEvent e;
   e.kind = OwnershipEventKind::kMoveSuggested;
   e.object = object;
-  e.ballot = o.ballot;
+  e.ballot = o.proposer.ballot;
   e.target = it->second;
   ready_.ownership.push_back(std::move(e));
   Message m;
@@ -835,43 +835,43 @@ void Replica::Step(const Message& msg) {
 
 void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId request) {
   ObjectState& o = Obj(object);
-  if (o.role != Role::kFollower) return;
+  if (o.proposer.role != Role::kFollower) return;
   if (!IsMember(latest_epoch_, config_.id)) return;  // Removed nodes never own.
   if (!may_own_) {
     // No trusted clock to stamp with (yet): try again later (SetClock).
-    o.want_steal = true;
-    o.backoff_until = std::max(o.backoff_until, now_ + config_.steal_backoff_ticks);
+    o.proposer.want_steal = true;
+    o.proposer.backoff_until = std::max(o.proposer.backoff_until, now_ + config_.steal_backoff_ticks);
     return;
   }
-  if (now_ < o.backoff_until || fenced_epoch_ > latest_epoch_) {
+  if (now_ < o.proposer.backoff_until || fenced_epoch_ > latest_epoch_) {
     // Fenced: an acceptor knows a newer epoch; we cannot win before our host's SetConfig.
-    if (fenced_epoch_ > latest_epoch_ && now_ >= o.backoff_until) {
-      o.backoff_until = now_ + config_.steal_backoff_ticks;
+    if (fenced_epoch_ > latest_epoch_ && now_ >= o.proposer.backoff_until) {
+      o.proposer.backoff_until = now_ + config_.steal_backoff_ticks;
     }
-    o.want_steal = true;
+    o.proposer.want_steal = true;
     return;
   }
-  o.want_steal = false;
+  o.proposer.want_steal = false;
   const uint64_t counter =
-      std::max({o.hard.promised.counter, o.owner_ballot.counter, o.ballot.counter,
+      std::max({o.hard.promised.counter, o.learner.owner_ballot.counter, o.proposer.ballot.counter,
                 restart_counter_floor_}) + 1;
-  o.ballot = Ballot{counter, config_.id};
-  o.role = Role::kCandidate;
-  o.window_ballot = o.ballot;
-  o.windows.clear();
-  o.promises.clear();
-  o.recovered.clear();
-  o.recovered_commit = 0;
-  o.recovered_commit_from = kNoNode;
-  o.joint.clear();
-  o.adopted = 0;
-  o.anchor_slot = 0;
-  o.phase1_sent = now_;
+  o.proposer.ballot = Ballot{counter, config_.id};
+  o.proposer.role = Role::kCandidate;
+  o.forwarding.window_ballot = o.proposer.ballot;
+  o.forwarding.windows.clear();
+  o.proposer.promises.clear();
+  o.proposer.recovered.clear();
+  o.proposer.recovered_commit = 0;
+  o.proposer.recovered_commit_from = kNoNode;
+  o.proposer.joint.clear();
+  o.proposer.adopted = 0;
+  o.proposer.anchor_slot = 0;
+  o.proposer.phase1_sent = now_;
   ++probes_.steals_started;
   OwnershipEvent e;
   e.kind = OwnershipEventKind::kPhase1Started;
   e.object = object;
-  e.ballot = o.ballot;
+  e.ballot = o.proposer.ballot;
   e.reason = reason;
   e.request = request;
   ready_.ownership.push_back(std::move(e));
@@ -879,7 +879,7 @@ void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId r
   Message m;
   m.type = MessageType::kPrepare;
   m.object = object;
-  m.ballot = o.ballot;
+  m.ballot = o.proposer.ballot;
   m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
   SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
@@ -919,39 +919,39 @@ void Replica::HandlePrepare(const Message& msg) {
 void Replica::HandleRejection(const Message& msg, ObjectState& o, Role role) {
   if (msg.epoch > latest_epoch_) {
     NoteFence(msg);
-    if (o.role == role) StepDown(msg.object, o);
+    if (o.proposer.role == role) StepDown(msg.object, o);
     return;
   }
   ObserveBallot(o, msg.ballot);
-  if (o.role == role && msg.ballot > o.ballot) StepDown(msg.object, o);
+  if (o.proposer.role == role && msg.ballot > o.proposer.ballot) StepDown(msg.object, o);
 }
 
 void Replica::HandlePromise(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) return HandleRejection(msg, o, Role::kCandidate);
-  if (o.role != Role::kCandidate || msg.ballot != o.ballot) return;
-  o.promises.insert(msg.from);
-  if (msg.commit_index > o.recovered_commit) {
-    o.recovered_commit = msg.commit_index;
-    o.recovered_commit_from = msg.from;
+  if (o.proposer.role != Role::kCandidate || msg.ballot != o.proposer.ballot) return;
+  o.proposer.promises.insert(msg.from);
+  if (msg.commit_index > o.proposer.recovered_commit) {
+    o.proposer.recovered_commit = msg.commit_index;
+    o.proposer.recovered_commit_from = msg.from;
   }
   const EpochSet before = ObjectEpochs(o);
   if (msg.anchor_epoch != 0 && !config_.test_latest_config_only) {
     // Values may have been chosen in the responder's anchor configuration: need its Q1 too.
     // A newer anchor than ours becomes our view (entries below it arrive by catch-up).
     LearnConfig(msg.anchor_epoch, msg.anchor_config);
-    o.joint.insert(msg.anchor_epoch);
-    o.adopted = std::max(o.adopted, msg.anchor_epoch);
+    o.proposer.joint.insert(msg.anchor_epoch);
+    o.proposer.adopted = std::max(o.proposer.adopted, msg.anchor_epoch);
   }
   for (const SlotEntry& e : msg.entries) {
     if (IsAnchor(e.entry.value) && !config_.test_latest_config_only) {
       // A possibly chosen anchor: slots after it may be chosen in its configuration.
       LearnConfig(e.entry.value[0].id.seq, e.entry.value[0].data);
-      o.joint.insert(e.entry.value[0].id.seq);
+      o.proposer.joint.insert(e.entry.value[0].id.seq);
     }
-    auto it = o.recovered.find(e.slot);
-    if (it == o.recovered.end() || e.entry.ballot > it->second.ballot) {
-      o.recovered[e.slot] = e.entry;
+    auto it = o.proposer.recovered.find(e.slot);
+    if (it == o.proposer.recovered.end() || e.entry.ballot > it->second.ballot) {
+      o.proposer.recovered[e.slot] = e.entry;
     }
   }
   const EpochSet need = ObjectEpochs(o);
@@ -960,115 +960,115 @@ void Replica::HandlePromise(const Message& msg) {
     Message m;
     m.type = MessageType::kPrepare;
     m.object = msg.object;
-    m.ballot = o.ballot;
+    m.ballot = o.proposer.ballot;
     m.epoch = latest_epoch_;
     m.commit_index = o.hard.commit_index;
     for (NodeId node : MembersOf(need)) {
-      if (o.promises.contains(node) || MembersOf(before).contains(node)) continue;
+      if (o.proposer.promises.contains(node) || MembersOf(before).contains(node)) continue;
       m.to = node;
       Send(m);
     }
   }
-  if (IsQ1In(need, o.promises)) {
+  if (IsQ1In(need, o.proposer.promises)) {
     if (need.size() > 1) ++probes_.joint_phase1;
     BecomeOwner(msg.object, o);
   }
 }
 
 void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
-  o.role = Role::kOwner;
-  o.steal_attempts = 0;
+  o.proposer.role = Role::kOwner;
+  o.proposer.steal_attempts = 0;
   ++probes_.steals_won;
-  ObserveBallot(o, o.ballot);
+  ObserveBallot(o, o.proposer.ballot);
   policy_->Reset(object);
   // Slots <= recovered_commit are chosen somewhere: learn them (catch-up), never re-propose,
   // because acceptors that already know them committed did not report them. Slots above were
   // reported by every Q1 acceptor: re-propose the highest-ballot value, or a no-op for a gap.
-  const Slot base = std::max(o.recovered_commit, o.hard.commit_index);
+  const Slot base = std::max(o.proposer.recovered_commit, o.hard.commit_index);
   Slot top = base;
-  if (!o.recovered.empty()) top = std::max(top, o.recovered.rbegin()->first);
+  if (!o.proposer.recovered.empty()) top = std::max(top, o.proposer.recovered.rbegin()->first);
   Message m;
   m.type = MessageType::kAccept;
   m.object = object;
-  m.ballot = o.ballot;
+  m.ballot = o.proposer.ballot;
   m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
   for (Slot s = base + 1; s <= top; ++s) {
     Batch value;
-    auto it = o.recovered.find(s);
-    if (it != o.recovered.end()) {
+    auto it = o.proposer.recovered.find(s);
+    if (it != o.proposer.recovered.end()) {
       value = it->second.value;
       ++probes_.recovered_uncommitted;
     } else {
       ++probes_.recovered_noop;
     }
-    o.in_flight[s] = InFlight{value, {}, now_};
-    m.entries.push_back({s, LogEntry{o.ballot, std::move(value)}});
+    o.proposer.in_flight[s] = InFlight{value, {}, now_};
+    m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(value)}});
   }
-  o.recovered.clear();
-  o.next_slot = top + 1;
+  o.proposer.recovered.clear();
+  o.proposer.next_slot = top + 1;
   // Reads wait for the recovered prefix: the new owner catches up before it serves reads.
-  o.read_ready_slot = top;
+  o.reads.ready_slot = top;
   OwnershipEvent e;
   e.kind = OwnershipEventKind::kElected;
   e.object = object;
-  e.ballot = o.ballot;
+  e.ballot = o.proposer.ballot;
   e.slot = base + 1;
   ready_.ownership.push_back(std::move(e));
   if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
-  if (o.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.recovered_commit_from);
-  o.last_commit_sent = 0;
+  if (o.proposer.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.proposer.recovered_commit_from);
+  o.proposer.last_commit_sent = 0;
   work_ = true;
 }
 
 void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
-  if (o.role != Role::kFollower) {
+  if (o.proposer.role != Role::kFollower) {
     OwnershipEvent e;
-    e.kind = o.role == Role::kOwner ? OwnershipEventKind::kSteppedDown
+    e.kind = o.proposer.role == Role::kOwner ? OwnershipEventKind::kSteppedDown
                                     : OwnershipEventKind::kPreempted;
     e.object = object;
-    e.ballot = o.ballot;
-    e.other = std::max(o.owner_ballot, o.hard.promised);
+    e.ballot = o.proposer.ballot;
+    e.other = std::max(o.learner.owner_ballot, o.hard.promised);
     ready_.ownership.push_back(std::move(e));
   }
-  if (o.role == Role::kCandidate) {
+  if (o.proposer.role == Role::kCandidate) {
     ++probes_.steals_preempted;
-    ++o.steal_attempts;
+    ++o.proposer.steal_attempts;
     // Randomized exponential backoff so duelling stealers separate (seeded, deterministic).
     const consensus::Tick base = config_.steal_backoff_ticks;
-    const consensus::Tick cap = base << std::min(o.steal_attempts, 5);
-    o.backoff_until = now_ + rng_.Range(base / 2, cap);
-  } else if (o.role == Role::kOwner && !o.in_flight.empty()) {
+    const consensus::Tick cap = base << std::min(o.proposer.steal_attempts, 5);
+    o.proposer.backoff_until = now_ + rng_.Range(base / 2, cap);
+  } else if (o.proposer.role == Role::kOwner && !o.proposer.in_flight.empty()) {
     ++probes_.steal_during_phase2;
   }
-  if (announce && o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent &&
+  if (announce && o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent &&
       latest_epoch_ > 1) {
     // Announce what we committed before letting go: a removed owner may be stopped next, and
     // then nobody else could tell the learners.
     SendCommitNotice(object, o);
   }
-  o.role = Role::kFollower;
-  o.joint.clear();
-  o.adopted = 0;
-  o.anchor_slot = 0;
-  o.in_flight.clear();
-  o.chosen.clear();
-  o.promises.clear();
-  o.recovered.clear();
-  o.round_active = false;
+  o.proposer.role = Role::kFollower;
+  o.proposer.joint.clear();
+  o.proposer.adopted = 0;
+  o.proposer.anchor_slot = 0;
+  o.proposer.in_flight.clear();
+  o.proposer.chosen.clear();
+  o.proposer.promises.clear();
+  o.proposer.recovered.clear();
+  o.reads.active = false;
   policy_->Reset(object);
   // Never-proposed commands are certainly not executed: re-route ours, hand others back.
   CommandQueue proposals;
-  proposals.swap(o.proposals);
-  std::vector<PendingRead> reads = std::move(o.reads_in_round);
-  reads.insert(reads.end(), o.reads_waiting.begin(), o.reads_waiting.end());
-  o.reads_in_round.clear();
-  o.reads_waiting.clear();
-  if (now_ < o.backoff_until && o.owner_ballot.node == config_.id) {
+  proposals.swap(o.proposer.proposals);
+  std::vector<PendingRead> reads = std::move(o.reads.in_round);
+  reads.insert(reads.end(), o.reads.waiting.begin(), o.reads.waiting.end());
+  o.reads.in_round.clear();
+  o.reads.waiting.clear();
+  if (now_ < o.proposer.backoff_until && o.learner.owner_ballot.node == config_.id) {
     // Nobody better known yet: keep the work queued until the backoff ends.
-    o.proposals = std::move(proposals);
-    o.reads_waiting = std::move(reads);
-    o.want_steal = true;
+    o.proposer.proposals = std::move(proposals);
+    o.reads.waiting = std::move(reads);
+    o.proposer.want_steal = true;
     return;
   }
   for (Command& cmd : proposals) RejectQueued(object, o, cmd);
@@ -1091,8 +1091,8 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
   m.to = r.origin;
   m.object = object;
   m.ok = false;
-  m.ballot = o.owner_ballot;
-  m.slot = o.role == Role::kFollower ? kNotOwning : 0;
+  m.ballot = o.learner.owner_ballot;
+  m.slot = o.proposer.role == Role::kFollower ? kNotOwning : 0;
   m.request_ids.push_back(r.id);
   Send(std::move(m));
 }
@@ -1102,43 +1102,43 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
 // replica so remote ones also learn the value, and the nearest Q2 answers first.
 
 void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
-  if (o.role != Role::kOwner) return;
-  if (o.anchor_slot != 0) return;  // Nothing after our anchor until it commits.
+  if (o.proposer.role != Role::kOwner) return;
+  if (o.proposer.anchor_slot != 0) return;  // Nothing after our anchor until it commits.
   Message m;
   m.type = MessageType::kAccept;
   m.object = object;
-  m.ballot = o.ballot;
+  m.ballot = o.proposer.ballot;
   m.epoch = latest_epoch_;
   m.commit_index = o.hard.commit_index;
   if (NeedsAnchor(o)) {
     // Re-anchor in C_L once every earlier slot is committed here, so the Accept's commit index
     // lets acceptors certify the prefix (they ack an anchor only with everything before it).
-    if (o.hard.commit_index + 1 != o.next_slot || !o.in_flight.empty()) return;
+    if (o.hard.commit_index + 1 != o.proposer.next_slot || !o.proposer.in_flight.empty()) return;
     const ConfigInfo& c = Latest();
-    const Slot s = o.next_slot++;
+    const Slot s = o.proposer.next_slot++;
     Batch anchor{Command{RequestId{kNoNode, latest_epoch_}, c.encoded}};
-    o.anchor_slot = s;
-    o.in_flight[s] = InFlight{anchor, {}, now_};
-    m.entries.push_back({s, LogEntry{o.ballot, std::move(anchor)}});
+    o.proposer.anchor_slot = s;
+    o.proposer.in_flight[s] = InFlight{anchor, {}, now_};
+    m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(anchor)}});
     SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
     return;
   }
-  if (o.proposals.empty()) return;
+  if (o.proposer.proposals.empty()) return;
   // WPaxos orders; the owner also dates: every command gets the owner's clock, never below a
   // stamp the object already carries (docs/consensus.md §Time).
-  const int64_t stamp = std::max(o.last_stamp_ms, wall_ms_);
-  o.last_stamp_ms = stamp;
-  while (!o.proposals.empty() && o.in_flight.size() < config_.window_slots) {
+  const int64_t stamp = std::max(o.proposer.last_stamp_ms, wall_ms_);
+  o.proposer.last_stamp_ms = stamp;
+  while (!o.proposer.proposals.empty() && o.proposer.in_flight.size() < config_.window_slots) {
     Batch batch;
-    while (!o.proposals.empty() && batch.size() < config_.batch_commands_max) {
-      o.queued_routes.erase(o.proposals.front().id);
-      batch.push_back(std::move(o.proposals.front()));
+    while (!o.proposer.proposals.empty() && batch.size() < config_.batch_commands_max) {
+      o.forwarding.queued_routes.erase(o.proposer.proposals.front().id);
+      batch.push_back(std::move(o.proposer.proposals.front()));
       batch.back().stamp_ms = stamp;
-      o.proposals.pop_front();
+      o.proposer.proposals.pop_front();
     }
-    const Slot s = o.next_slot++;
-    o.in_flight[s] = InFlight{batch, {}, now_};
-    m.entries.push_back({s, LogEntry{o.ballot, std::move(batch)}});
+    const Slot s = o.proposer.next_slot++;
+    o.proposer.in_flight[s] = InFlight{batch, {}, now_};
+    m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(batch)}});
   }
   if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
@@ -1165,7 +1165,7 @@ void Replica::HandleAccept(const Message& msg) {
   }
   Promise(msg.object, o, msg.ballot);
   ObserveBallot(o, msg.ballot);
-  if (msg.ballot == o.owner_ballot) o.owner_heard = now_;
+  if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
   for (const SlotEntry& e : msg.entries) {
     ATLAS_CHECK(e.entry.ballot == msg.ballot);
     // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
@@ -1183,9 +1183,9 @@ void Replica::HandleAccept(const Message& msg) {
         !config_.test_latest_config_only) {
       // An anchor certifies the prefix: ack it only once every earlier slot is committed here,
       // so any Q1 of its configuration finds a node reporting commit >= slot-1.
-      o.deferred_anchor = e.slot;
-      o.deferred_ballot = msg.ballot;
-      o.deferred_to = msg.from;
+      o.acceptor.deferred_anchor = e.slot;
+      o.acceptor.deferred_ballot = msg.ballot;
+      o.acceptor.deferred_to = msg.from;
       ++probes_.anchor_acks_deferred;
       RequestCatchup(msg.object, o, msg.from);
       continue;
@@ -1199,53 +1199,53 @@ void Replica::HandleAccept(const Message& msg) {
 }
 
 void Replica::SendDeferredAnchorAck(const ObjectId& object, ObjectState& o) {
-  if (o.deferred_anchor == 0) return;
-  const Slot s = o.deferred_anchor;
+  if (o.acceptor.deferred_anchor == 0) return;
+  const Slot s = o.acceptor.deferred_anchor;
   auto it = o.hard.log.find(s);
-  if (o.hard.promised != o.deferred_ballot || it == o.hard.log.end() ||
-      it->second.ballot != o.deferred_ballot || o.hard.commit_index >= s) {
-    o.deferred_anchor = 0;  // Superseded (or committed: the owner no longer needs our ack).
+  if (o.hard.promised != o.acceptor.deferred_ballot || it == o.hard.log.end() ||
+      it->second.ballot != o.acceptor.deferred_ballot || o.hard.commit_index >= s) {
+    o.acceptor.deferred_anchor = 0;  // Superseded (or committed: the owner no longer needs our ack).
     return;
   }
   if (o.hard.commit_index + 1 < s) return;
   Message r;
   r.type = MessageType::kAccepted;
-  r.to = o.deferred_to;
+  r.to = o.acceptor.deferred_to;
   r.object = object;
   r.ok = true;
-  r.ballot = o.deferred_ballot;
+  r.ballot = o.acceptor.deferred_ballot;
   r.slots.push_back(s);
-  o.deferred_anchor = 0;
+  o.acceptor.deferred_anchor = 0;
   Send(std::move(r));
 }
 
 void Replica::HandleAccepted(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
-  if (o.role != Role::kOwner || msg.ballot != o.ballot) return;
+  if (o.proposer.role != Role::kOwner || msg.ballot != o.proposer.ballot) return;
   for (Slot s : msg.slots) {
-    auto it = o.in_flight.find(s);
-    if (it == o.in_flight.end()) continue;
+    auto it = o.proposer.in_flight.find(s);
+    if (it == o.proposer.in_flight.end()) continue;
     it->second.acks.insert(msg.from);
-    o.chosen.insert(s);  // Acked; whether a joint Q2 is what AdvanceOwnerCommit decides.
+    o.proposer.chosen.insert(s);  // Acked; whether a joint Q2 is what AdvanceOwnerCommit decides.
   }
   AdvanceOwnerCommit(o);
 }
 
 void Replica::AdvanceOwnerCommit(ObjectState& o) {
-  while (o.chosen.contains(o.hard.commit_index + 1)) {
+  while (o.proposer.chosen.contains(o.hard.commit_index + 1)) {
     const Slot s = o.hard.commit_index + 1;
-    auto it = o.in_flight.find(s);
-    ATLAS_CHECK(it != o.in_flight.end());
+    auto it = o.proposer.in_flight.find(s);
+    ATLAS_CHECK(it != o.proposer.in_flight.end());
     // Judged now, not at ack time: the configurations needed may have grown since (a newer
     // epoch from SetConfig, an anchor learned by catch-up). A superset is always safe.
     if (!IsQ2In(ObjectEpochs(o), it->second.acks)) break;
-    LogEntry chosen{o.ballot, std::move(it->second.value)};
+    LogEntry chosen{o.proposer.ballot, std::move(it->second.value)};
     auto local = o.hard.log.find(s);
     if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));
     o.hard.commit_index = s;
-    o.chosen.erase(s);
-    o.in_flight.erase(it);
+    o.proposer.chosen.erase(s);
+    o.proposer.in_flight.erase(it);
     MarkDirty(o);
     ScanAnchors(o);
   }
@@ -1255,13 +1255,13 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
   Message m;
   m.type = MessageType::kCommit;
   m.object = object;
-  m.ballot = o.ballot;
+  m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;
   EpochSet epochs = ObjectEpochs(o);
   epochs.insert(latest_epoch_);
   if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
   SendTo(MembersOf(epochs), m, /*include_self=*/false);
-  o.last_commit_sent = o.hard.commit_index;
+  o.proposer.last_commit_sent = o.hard.commit_index;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1270,27 +1270,27 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
 void Replica::HandleCommit(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
-  if (msg.ballot == o.owner_ballot) o.owner_heard = now_;
+  if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
   LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 
 void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
   if (from == config_.id) return;
   // An equally informed peer replaces one that went silent (crashed, or removed and stopped).
-  if (commit_index > o.known_commit ||
-      (commit_index == o.known_commit && o.known_commit_from != from &&
-       !Alive(o.known_commit_from))) {
-    o.known_commit = commit_index;
-    o.known_commit_from = from;
+  if (commit_index > o.learner.known_commit ||
+      (commit_index == o.learner.known_commit && o.learner.known_commit_from != from &&
+       !Alive(o.learner.known_commit_from))) {
+    o.learner.known_commit = commit_index;
+    o.learner.known_commit_from = from;
   }
 }
 
 void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                         NodeId from) {
   NoteCommitIndex(o, commit_index, from);
-  if (commit_index > o.notice_commit) {
-    o.notice_commit = commit_index;
-    o.notice_ballot = ballot;
+  if (commit_index > o.learner.notice_commit) {
+    o.learner.notice_commit = commit_index;
+    o.learner.notice_ballot = ballot;
   }
   // The owner of `ballot` proposed at most one value per slot, and it only reports slots it saw
   // chosen; so a local entry accepted in that same ballot is the chosen value.
@@ -1313,11 +1313,11 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   // A snapshot transfer in progress continues from the peer sending it while that peer lives
   // (switching peers starts the transfer over). Otherwise remember the best-informed peer we
   // heard of; Tick retries from it.
-  if (o.partial != nullptr && Alive(o.partial->from)) {
-    from = o.partial->from;
-  } else if (o.hard.commit_index < o.known_commit && from != o.known_commit_from &&
-             o.known_commit_from != kNoNode && (Alive(o.known_commit_from) || !Alive(from))) {
-    from = o.known_commit_from;
+  if (o.transfer.partial != nullptr && Alive(o.transfer.partial->from)) {
+    from = o.transfer.partial->from;
+  } else if (o.hard.commit_index < o.learner.known_commit && from != o.learner.known_commit_from &&
+             o.learner.known_commit_from != kNoNode && (Alive(o.learner.known_commit_from) || !Alive(from))) {
+    from = o.learner.known_commit_from;
   }
   // Never keep asking a peer that went silent (it may have crashed or left): any live peer
   // holds the chosen prefix up to its own commit index, and a learner holding a catch-up slot
@@ -1332,29 +1332,29 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   }
   // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
   // retry a transfer less eagerly.
-  const consensus::Tick retry = o.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
-  if (o.catchup_sent >= 0 && now_ - o.catchup_sent < retry) return;
+  const consensus::Tick retry = o.transfer.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
+  if (o.learner.catchup_sent >= 0 && now_ - o.learner.catchup_sent < retry) return;
   if (!catching_up_.contains(object)) {
     if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
     catching_up_.insert(object);
   }
-  o.catchup_sent = now_;
+  o.learner.catchup_sent = now_;
   Message m;
   m.type = MessageType::kCatchupRequest;
   m.to = from;
   m.object = object;
   m.slot = o.hard.commit_index + 1;
-  if (o.partial != nullptr) {
-    if (o.partial->from == from) {
-      ContinueTransfer(*o.partial, m);
+  if (o.transfer.partial != nullptr) {
+    if (o.transfer.partial->from == from) {
+      ContinueTransfer(*o.transfer.partial, m);
     } else {
-      o.partial.reset();  // Another peer: its snapshot differs; start over.
+      o.transfer.partial.reset();  // Another peer: its snapshot differs; start over.
     }
   }
   Send(std::move(m));
 }
 
-void Replica::ContinueTransfer(const ObjectState::PartialSnapshot& partial, Message& request) {
+void Replica::ContinueTransfer(const PartialSnapshot& partial, Message& request) {
   request.snapshot_slot = partial.slot;
   request.snapshot_offset = partial.data.size();
   request.snapshot_total = partial.total;  // Peers check offset <= total on every message.
@@ -1381,21 +1381,21 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   // the learner then continues with log entries instead of starting over. A request continuing
   // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
   // start (we installed a newer one meanwhile) is replaced.
-  if (o.serving != nullptr && o.serving->slot < o.hard.truncated_through) {
-    o.serving.reset();
+  if (o.transfer.serving != nullptr && o.transfer.serving->slot < o.hard.truncated_through) {
+    o.transfer.serving.reset();
     --serving_count_;
   }
-  if (start <= o.hard.truncated_through && o.serving == nullptr) {
+  if (start <= o.hard.truncated_through && o.transfer.serving == nullptr) {
     if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries later.
     std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
     ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-    o.serving = std::make_unique<Snapshot>(std::move(*snap));
+    o.transfer.serving = std::make_unique<Snapshot>(std::move(*snap));
     ++serving_count_;
   }
-  if (o.serving != nullptr &&
-      (start <= o.hard.truncated_through || msg.snapshot_slot == o.serving->slot)) {
-    o.serving_touched = now_;
-    const Snapshot& snap = *o.serving;
+  if (o.transfer.serving != nullptr &&
+      (start <= o.hard.truncated_through || msg.snapshot_slot == o.transfer.serving->slot)) {
+    o.transfer.serving_touched = now_;
+    const Snapshot& snap = *o.transfer.serving;
     const uint64_t offset =
         msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
             ? msg.snapshot_offset
@@ -1413,7 +1413,7 @@ void Replica::HandleCatchupRequest(const Message& msg) {
     }
     // Last chunk: the transfer is over (a lost last chunk restarts it), so the log may be
     // truncated again.
-    o.serving.reset();
+    o.transfer.serving.reset();
     --serving_count_;
     start = r.snapshot_slot + 1;
   }
@@ -1441,41 +1441,41 @@ void Replica::HandleCatchupRequest(const Message& msg) {
 }
 
 bool Replica::CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset) {
-  if (o.served_to == learner && o.served_slot == slot && o.served_offset == offset &&
-      o.served_at >= 0 && now_ - o.served_at < config_.resend_ticks) {
+  if (o.transfer.served_to == learner && o.transfer.served_slot == slot && o.transfer.served_offset == offset &&
+      o.transfer.served_at >= 0 && now_ - o.transfer.served_at < config_.resend_ticks) {
     return true;
   }
-  o.served_to = learner;
-  o.served_slot = slot;
-  o.served_offset = offset;
-  o.served_at = now_;
+  o.transfer.served_to = learner;
+  o.transfer.served_slot = slot;
+  o.transfer.served_offset = offset;
+  o.transfer.served_at = now_;
   return false;
 }
 
 void Replica::HandleCatchupResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  o.catchup_sent = -1;
+  o.learner.catchup_sent = -1;
   // Assemble a chunked snapshot. Chunks come one per request, in order; anything else (a
   // duplicate, a chunk of another snapshot) restarts or is ignored.
   std::string assembled;
   bool snapshot_complete = false;
-  if (msg.snapshot_slot > o.hard.commit_index && o.install == nullptr) {
+  if (msg.snapshot_slot > o.hard.commit_index && o.transfer.install == nullptr) {
     ++probes_.snapshot_chunks;
     // A first chunk starts a transfer, unless it is a late copy of the one under way.
-    const bool same_transfer = o.partial != nullptr && o.partial->slot == msg.snapshot_slot &&
-                               o.partial->from == msg.from;
+    const bool same_transfer = o.transfer.partial != nullptr && o.transfer.partial->slot == msg.snapshot_slot &&
+                               o.transfer.partial->from == msg.from;
     if (msg.snapshot_offset == 0 && !same_transfer) {
-      o.partial = std::make_unique<ObjectState::PartialSnapshot>(ObjectState::PartialSnapshot{
+      o.transfer.partial = std::make_unique<PartialSnapshot>(PartialSnapshot{
           msg.snapshot_slot, msg.snapshot_total, "", msg.from});
     }
-    if (o.partial != nullptr && o.partial->slot == msg.snapshot_slot &&
-        o.partial->total == msg.snapshot_total && o.partial->from == msg.from &&
-        o.partial->data.size() == msg.snapshot_offset &&
+    if (o.transfer.partial != nullptr && o.transfer.partial->slot == msg.snapshot_slot &&
+        o.transfer.partial->total == msg.snapshot_total && o.transfer.partial->from == msg.from &&
+        o.transfer.partial->data.size() == msg.snapshot_offset &&
         msg.snapshot_offset + msg.snapshot.size() <= msg.snapshot_total) {
-      o.partial->data.append(msg.snapshot);
-      if (o.partial->data.size() == o.partial->total) {
-        assembled = std::move(o.partial->data);
-        o.partial.reset();
+      o.transfer.partial->data.append(msg.snapshot);
+      if (o.transfer.partial->data.size() == o.transfer.partial->total) {
+        assembled = std::move(o.transfer.partial->data);
+        o.transfer.partial.reset();
         snapshot_complete = true;
       } else {
         // Ask for the next chunk right away (Tick retries if it is lost).
@@ -1484,8 +1484,8 @@ void Replica::HandleCatchupResponse(const Message& msg) {
         m.to = msg.from;
         m.object = msg.object;
         m.slot = o.hard.commit_index + 1;
-        ContinueTransfer(*o.partial, m);
-        o.catchup_sent = now_;
+        ContinueTransfer(*o.transfer.partial, m);
+        o.learner.catchup_sent = now_;
         Send(std::move(m));
         return;
       }
@@ -1497,15 +1497,15 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
     const Slot s = msg.snapshot_slot;
     o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
-    for (auto it = o.dirty_slots.begin(); it != o.dirty_slots.end();) {
-      it = *it <= s ? o.dirty_slots.erase(it) : std::next(it);
+    for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
+      it = *it <= s ? o.acceptor.dirty_slots.erase(it) : std::next(it);
     }
     o.hard.commit_index = s;
     o.hard.truncated_through = s;
-    o.applied = s;
-    o.snapshot_slot = s;
-    o.snapshot_asked = s;
-    o.install = std::make_unique<Snapshot>(Snapshot{s, std::move(assembled)});
+    o.learner.applied = s;
+    o.learner.snapshot_slot = s;
+    o.learner.snapshot_asked = s;
+    o.transfer.install = std::make_unique<Snapshot>(Snapshot{s, std::move(assembled)});
     ++probes_.snapshots_installed;
     // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
     if (msg.anchor_epoch > o.hard.anchor_epoch) {
@@ -1513,7 +1513,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
       o.hard.anchor_config = msg.anchor_config;
       LearnConfig(msg.anchor_epoch, msg.anchor_config);
     }
-    o.anchor_scanned = std::max(o.anchor_scanned, s);
+    o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, s);
     MarkDirty(o);
   }
   bool advanced = false;
@@ -1534,25 +1534,25 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   // phase 1 above us: we are no longer the owner, and must not announce this commit index
   // under our ballot — a learner holding our unchosen proposal for such a slot would take the
   // notice as confirming it (found by the simulator, seed 309931).
-  if (o.role != Role::kFollower && (learned_max > o.ballot || snapshot_complete)) {
+  if (o.proposer.role != Role::kFollower && (learned_max > o.proposer.ballot || snapshot_complete)) {
     ++probes_.steals_preempted_by_learning;
     ObserveBallot(o, learned_max);
     StepDown(msg.object, o, /*announce=*/false);
   }
-  if (o.role == Role::kOwner) {
+  if (o.proposer.role == Role::kOwner) {
     // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
     // (else phase 1 of whoever chose it would have found it), so drop it.
-    o.in_flight.erase(o.in_flight.begin(), o.in_flight.upper_bound(o.hard.commit_index));
-    o.chosen.erase(o.chosen.begin(), o.chosen.upper_bound(o.hard.commit_index));
+    o.proposer.in_flight.erase(o.proposer.in_flight.begin(), o.proposer.in_flight.upper_bound(o.hard.commit_index));
+    o.proposer.chosen.erase(o.proposer.chosen.begin(), o.proposer.chosen.upper_bound(o.hard.commit_index));
     AdvanceOwnerCommit(o);
   }
-  if (o.notice_commit > o.hard.commit_index) {
-    LearnUpTo(msg.object, o, o.notice_ballot, o.notice_commit, msg.from);
+  if (o.learner.notice_commit > o.hard.commit_index) {
+    LearnUpTo(msg.object, o, o.learner.notice_ballot, o.learner.notice_commit, msg.from);
   }
   NoteCommitIndex(o, msg.commit_index, msg.from);
   // More of this burst is on its way: ask again after its last part (Tick retries if it is lost).
   if (msg.round > 0 && msg.entries.size() > 0 && !snapshot_complete) {
-    o.catchup_sent = now_;
+    o.learner.catchup_sent = now_;
     return;
   }
   if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
@@ -1573,22 +1573,22 @@ void Replica::HandleHeartbeat(const Message& msg) {
 // that arrived before the round started (docs/consensus.md, "Read path").
 
 void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
-  if (o.role != Role::kOwner || o.round_active || o.reads_waiting.empty()) return;
-  if (o.hard.commit_index < o.read_ready_slot) return;
-  o.round_active = true;
-  ++o.round;
-  o.reads_in_round = std::move(o.reads_waiting);
-  o.reads_waiting.clear();
-  o.round_acks.clear();
-  o.round_read_index = o.hard.commit_index;
-  o.round_sent = now_;
+  if (o.proposer.role != Role::kOwner || o.reads.active || o.reads.waiting.empty()) return;
+  if (o.hard.commit_index < o.reads.ready_slot) return;
+  o.reads.active = true;
+  ++o.reads.round;
+  o.reads.in_round = std::move(o.reads.waiting);
+  o.reads.waiting.clear();
+  o.reads.acks.clear();
+  o.reads.read_index = o.hard.commit_index;
+  o.reads.sent = now_;
   ++probes_.read_rounds;
   Message m;
   m.type = MessageType::kConfirm;
   m.object = object;
-  m.ballot = o.ballot;
+  m.ballot = o.proposer.ballot;
   m.epoch = latest_epoch_;
-  m.round = o.round;
+  m.round = o.reads.round;
   SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
@@ -1620,37 +1620,37 @@ void Replica::HandleConfirmAck(const Message& msg) {
   if (!msg.ok) {
     if (msg.epoch > latest_epoch_) {
       NoteFence(msg);
-      if (o.role == Role::kOwner) StepDown(msg.object, o);
+      if (o.proposer.role == Role::kOwner) StepDown(msg.object, o);
       return;
     }
     ObserveBallot(o, msg.ballot);
-    if (o.role == Role::kOwner && msg.ballot > o.ballot) StepDown(msg.object, o);
+    if (o.proposer.role == Role::kOwner && msg.ballot > o.proposer.ballot) StepDown(msg.object, o);
     return;
   }
-  if (o.role != Role::kOwner || !o.round_active || msg.round != o.round ||
-      msg.ballot != o.ballot) {
+  if (o.proposer.role != Role::kOwner || !o.reads.active || msg.round != o.reads.round ||
+      msg.ballot != o.proposer.ballot) {
     return;
   }
-  o.round_acks.insert(msg.from);
-  if (!IsQ2In(ObjectEpochs(o), o.round_acks)) return;
-  o.round_active = false;
+  o.reads.acks.insert(msg.from);
+  if (!IsQ2In(ObjectEpochs(o), o.reads.acks)) return;
+  o.reads.active = false;
   absl::btree_map<NodeId, std::vector<RequestId>> remote;
-  for (const PendingRead& r : o.reads_in_round) {
+  for (const PendingRead& r : o.reads.in_round) {
     if (r.origin == config_.id) {
-      SetReadIndex(r.id, o.round_read_index);
+      SetReadIndex(r.id, o.reads.read_index);
     } else {
       remote[r.origin].push_back(r.id);
     }
   }
-  o.reads_in_round.clear();
+  o.reads.in_round.clear();
   for (auto& [origin, ids] : remote) {
     Message m;
     m.type = MessageType::kReadIndexResponse;
     m.to = origin;
     m.object = msg.object;
     m.ok = true;
-    m.ballot = o.ballot;
-    m.slot = o.round_read_index;
+    m.ballot = o.proposer.ballot;
+    m.slot = o.reads.read_index;
     m.request_ids = std::move(ids);
     Send(std::move(m));
   }
@@ -1669,12 +1669,12 @@ void Replica::HandleReadIndexRequest(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   for (RequestId id : msg.request_ids) {
     PendingRead r{id, msg.from};
-    if (o.role == Role::kFollower || o.reads_waiting.size() >= config_.reads_max) {
+    if (o.proposer.role == Role::kFollower || o.reads.waiting.size() >= config_.reads_max) {
       RejectRead(msg.object, o, r);
       continue;
     }
     NoteAccess(msg.object, o, msg.from);
-    o.reads_waiting.push_back(r);
+    o.reads.waiting.push_back(r);
     work_ = true;
   }
 }
@@ -1706,7 +1706,7 @@ void Replica::HandleForward(const Message& msg) {
   // Taken only by the exact ballot the origin addressed. A ballot is held for one interval,
   // and within it each (origin, seq) is taken at most once, so a duplicated or delayed
   // forward never proposes a command twice.
-  const bool take = o.role != Role::kFollower && msg.ballot == o.ballot;
+  const bool take = o.proposer.role != Role::kFollower && msg.ballot == o.proposer.ballot;
   if (take) {
     if (!TakeForward(o, msg.from, msg.seq)) return;  // Duplicate.
     for (const Command& cmd : msg.commands) RouteWrite(msg.object, cmd, msg.round);
@@ -1714,7 +1714,7 @@ void Replica::HandleForward(const Message& msg) {
   }
   // Certainly never proposed here iff the addressed ballot is our latest one (its forward
   // window is still here, from this incarnation) and this forward was never taken.
-  const bool definite = msg.ballot == o.window_ballot && msg.ballot.node == config_.id &&
+  const bool definite = msg.ballot == o.forwarding.window_ballot && msg.ballot.node == config_.id &&
                         msg.ballot.counter > restart_counter_floor_ &&
                         !ForwardSeen(o, msg.from, msg.seq);
   for (const Command& cmd : msg.commands) {
@@ -1742,7 +1742,7 @@ void Replica::HandleForwardReject(const Message& msg) {
 
 void Replica::HandleMoveHint(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  if (o.role == Role::kFollower) StartSteal(msg.object, StealReason::kMoveHint);
+  if (o.proposer.role == Role::kFollower) StartSteal(msg.object, StealReason::kMoveHint);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1762,8 +1762,8 @@ void Replica::SendHeartbeat() {
   hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
   if (serving_count_ > 0) {
     for (auto& [object, o] : objects_) {
-      if (o.serving != nullptr && now_ - o.serving_touched > config_.snapshot_serve_idle_ticks) {
-        o.serving.reset();  // The learner finished or went away; free the memory.
+      if (o.transfer.serving != nullptr && now_ - o.transfer.serving_touched > config_.snapshot_serve_idle_ticks) {
+        o.transfer.serving.reset();  // The learner finished or went away; free the memory.
         --serving_count_;
       }
     }
@@ -1774,17 +1774,17 @@ void Replica::SendHeartbeat() {
   // small node, a rolling window for a large one. Their size follows activity, not tables.
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
-  for (const ObjectId& object : changed) objects_.find(object)->second.queued_heartbeat = false;
+  for (const ObjectId& object : changed) objects_.find(object)->second.bookkeeping.queued_heartbeat = false;
   std::sort(changed.begin(), changed.end());
   std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
   auto add = [&hb](const ObjectId& object, ObjectState& o) {
     hb.commit_indexes.push_back({object, o.hard.commit_index});
-    o.heartbeat_commit = o.hard.commit_index;
+    o.learner.heartbeat_commit = o.hard.commit_index;
   };
   auto add_changed = [&] {
     for (const ObjectId& object : changed) {
       ObjectState& o = objects_.find(object)->second;
-      if (o.hard.commit_index != o.heartbeat_commit) add(object, o);
+      if (o.hard.commit_index != o.learner.heartbeat_commit) add(object, o);
     }
   };
   const size_t n = objects_.size();
@@ -1792,7 +1792,7 @@ void Replica::SendHeartbeat() {
     if (heartbeats_sent_++ % config_.heartbeat_full_every == 0) {
       for (auto& [object, o] : objects_) {
         add(object, o);
-        if (o.role == Role::kOwner) announce.push_back(object);
+        if (o.proposer.role == Role::kOwner) announce.push_back(object);
       }
     } else {
       add_changed();
@@ -1805,7 +1805,7 @@ void Replica::SendHeartbeat() {
     for (size_t i = 0; i < window; ++i, ++it) {
       if (it == objects_.end()) it = objects_.begin();
       add(it->first, it->second);
-      if (it->second.role == Role::kOwner) announce.push_back(it->first);
+      if (it->second.proposer.role == Role::kOwner) announce.push_back(it->first);
     }
     heartbeat_cursor_ = it == objects_.end() ? ObjectId{} : it->first;
     add_changed();
@@ -1853,22 +1853,22 @@ void Replica::Tick() {
 }
 
 void Replica::TickObject(const ObjectId& object, ObjectState& o) {
-  if (o.known_commit > o.hard.commit_index || o.partial != nullptr) {
-    RequestCatchup(object, o, o.known_commit_from);
+  if (o.learner.known_commit > o.hard.commit_index || o.transfer.partial != nullptr) {
+    RequestCatchup(object, o, o.learner.known_commit_from);
   } else if (!catching_up_.empty()) {
     catching_up_.erase(object);
   }
-  switch (o.role) {
+  switch (o.proposer.role) {
     case Role::kCandidate:
-      if (now_ - o.phase1_sent >= config_.resend_ticks) {
-        o.phase1_sent = now_;
+      if (now_ - o.proposer.phase1_sent >= config_.resend_ticks) {
+        o.proposer.phase1_sent = now_;
         Message m;
         m.type = MessageType::kPrepare;
         m.object = object;
-        m.ballot = o.ballot;
+        m.ballot = o.proposer.ballot;
         m.epoch = latest_epoch_;
         m.commit_index = o.hard.commit_index;
-        SendToSilent(MembersOf(ObjectEpochs(o)), o.promises, m);
+        SendToSilent(MembersOf(ObjectEpochs(o)), o.proposer.promises, m);
       }
       break;
     case Role::kOwner: {
@@ -1879,7 +1879,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
         if (!members_cache) members_cache = MembersOf(ObjectEpochs(o));
         return *members_cache;
       };
-      for (auto& [slot, f] : o.in_flight) {
+      for (auto& [slot, f] : o.proposer.in_flight) {
         if (now_ - f.sent_tick < config_.resend_ticks) continue;
         f.sent_tick = now_;
         ++probes_.accept_resends;
@@ -1889,36 +1889,36 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
           m.type = MessageType::kAccept;
           m.to = node;
           m.object = object;
-          m.ballot = o.ballot;
+          m.ballot = o.proposer.ballot;
           m.epoch = latest_epoch_;
           m.commit_index = o.hard.commit_index;
-          m.entries.push_back({slot, LogEntry{o.ballot, f.value}});
+          m.entries.push_back({slot, LogEntry{o.proposer.ballot, f.value}});
         }
       }
       for (auto& [node, m] : resend) Send(std::move(m));
-      if (o.round_active && now_ - o.round_sent >= config_.resend_ticks) {
-        o.round_sent = now_;
+      if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
+        o.reads.sent = now_;
         Message m;
         m.type = MessageType::kConfirm;
         m.object = object;
-        m.ballot = o.ballot;
+        m.ballot = o.proposer.ballot;
         m.epoch = latest_epoch_;
-        m.round = o.round;
-        SendToSilent(members(), o.round_acks, m);
+        m.round = o.reads.round;
+        SendToSilent(members(), o.reads.acks, m);
       }
-      if (o.recovered_commit > o.hard.commit_index) {
-        RequestCatchup(object, o, o.recovered_commit_from);
+      if (o.proposer.recovered_commit > o.hard.commit_index) {
+        RequestCatchup(object, o, o.proposer.recovered_commit_from);
       }
       break;
     }
     case Role::kFollower:
-      if ((o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty()) &&
-          now_ >= o.backoff_until) {
-        o.want_steal = false;
+      if ((o.proposer.want_steal || !o.proposer.proposals.empty() || !o.reads.waiting.empty()) &&
+          now_ >= o.proposer.backoff_until) {
+        o.proposer.want_steal = false;
         CommandQueue proposals;
-        proposals.swap(o.proposals);
-        std::vector<PendingRead> reads = std::move(o.reads_waiting);
-        o.reads_waiting.clear();
+        proposals.swap(o.proposer.proposals);
+        std::vector<PendingRead> reads = std::move(o.reads.waiting);
+        o.reads.waiting.clear();
         const bool any = !proposals.empty() || !reads.empty();
         for (Command& cmd : proposals) {
           if (cmd.id.node == config_.id) {
@@ -1942,14 +1942,14 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
 
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   // Exactly the conditions under which TickObject may act.
-  if (o.partial != nullptr || o.known_commit > o.hard.commit_index) return true;
+  if (o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index) return true;
   if (catching_up_.contains(object)) return true;
-  switch (o.role) {
+  switch (o.proposer.role) {
     case Role::kCandidate: return true;
     case Role::kOwner:
-      return !o.in_flight.empty() || o.round_active || o.recovered_commit > o.hard.commit_index;
+      return !o.proposer.in_flight.empty() || o.reads.active || o.proposer.recovered_commit > o.hard.commit_index;
     case Role::kFollower:
-      return o.want_steal || !o.proposals.empty() || !o.reads_waiting.empty();
+      return o.proposer.want_steal || !o.proposer.proposals.empty() || !o.reads.waiting.empty();
   }
   return true;
 }
@@ -1988,15 +1988,15 @@ void Replica::Sweep() {
   for (const ObjectId& object : sweep_) {  // Followers holding an unanchored/unfinished object.
     if (steal.size() >= config_.sweep_steals_max) break;
     const ObjectState& o = objects_.find(object)->second;
-    if (now_ < o.backoff_until) continue;
+    if (now_ < o.proposer.backoff_until) continue;
     // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
     // stepped down (or lost the object) and will not re-anchor it.
-    const NodeId owner = o.owner_ballot.node;
+    const NodeId owner = o.learner.owner_ballot.node;
     const bool owner_active =
         // (A removed node never owns again: not active, whatever it says.)
         owner != kNoNode && owner != config_.id && IsMember(latest_epoch_, owner) &&
-        Alive(owner) && o.owner_heard >= 0 &&
-        now_ - o.owner_heard <=
+        Alive(owner) && o.learner.owner_heard >= 0 &&
+        now_ - o.learner.owner_heard <=
             2 * static_cast<consensus::Tick>(HeartbeatCycle()) * config_.heartbeat_ticks;
     if (owner_active) continue;
     steal.push_back(object);
@@ -2030,7 +2030,7 @@ void Replica::TakeCollect(std::vector<ObjectId>& due, bool keep) {
     more = collect_;
   } else {
     more.swap(collect_);
-    for (const ObjectId& object : more) objects_.find(object)->second.queued_collect = false;
+    for (const ObjectId& object : more) objects_.find(object)->second.bookkeeping.queued_collect = false;
   }
   std::sort(more.begin(), more.end());
   std::vector<ObjectId> merged;
@@ -2046,7 +2046,7 @@ void Replica::CollectReady() {
   TakeCollect(due);
   for (const ObjectId& object : due) {
     ObjectState& o = objects_.find(object)->second;
-    if (o.role == Role::kOwner && o.anchor_slot == 0 && !NeedsAnchor(o) &&
+    if (o.proposer.role == Role::kOwner && o.proposer.anchor_slot == 0 && !NeedsAnchor(o) &&
         !IsMember(o.hard.anchor_epoch, config_.id) && o.hard.anchor_epoch != 0 &&
         o.hard.anchor_epoch == latest_epoch_) {
       StepDown(object, o);  // Re-anchored in a configuration without us: hand it over.
@@ -2061,14 +2061,14 @@ void Replica::CollectReady() {
   TakeCollect(due, /*keep=*/true);
   for (const ObjectId& object : due) {
     ObjectState& o = objects_.find(object)->second;
-    if (o.role == Role::kOwner && o.hard.commit_index > o.last_commit_sent) {
+    if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent) {
       SendCommitNotice(object, o);
     }
-    if (o.install != nullptr) {
-      ready_.snapshots.push_back({object, std::move(*o.install)});
-      o.install.reset();
+    if (o.transfer.install != nullptr) {
+      ready_.snapshots.push_back({object, std::move(*o.transfer.install)});
+      o.transfer.install.reset();
     }
-    for (Slot s = o.applied + 1; s <= o.hard.commit_index; ++s) {
+    for (Slot s = o.learner.applied + 1; s <= o.hard.commit_index; ++s) {
       auto it = o.hard.log.find(s);
       ATLAS_CHECK(it != o.hard.log.end());
       for (const Command& cmd : it->second.value) {
@@ -2079,11 +2079,11 @@ void Replica::CollectReady() {
       // Anchors are the core's: the host applies an empty batch (a no-op).
       ready_.committed.push_back(
           {object, s, IsAnchor(it->second.value) ? Batch{} : it->second.value});
-      o.applied = s;
+      o.learner.applied = s;
     }
-    if (o.applied >= o.snapshot_asked + config_.snapshot_interval_slots) {
-      o.snapshot_asked = o.applied;
-      ready_.snapshot_requests.push_back({object, o.applied});
+    if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {
+      o.learner.snapshot_asked = o.learner.applied;
+      ready_.snapshot_requests.push_back({object, o.learner.applied});
     }
   }
   for (auto it = reads_indexed_.begin(); it != reads_indexed_.end();) {
@@ -2091,7 +2091,7 @@ void Replica::CollectReady() {
     auto p = pending_.find(id);
     ATLAS_CHECK(p != pending_.end());
     const ObjectState* o = FindObj(p->second.object);
-    if (o != nullptr && o->applied >= p->second.read_index) {
+    if (o != nullptr && o->learner.applied >= p->second.read_index) {
       ready_.reads.push_back({id, p->second.object});
       deadlines_.erase({p->second.deadline, id});
       pending_.erase(p);
@@ -2103,7 +2103,7 @@ void Replica::CollectReady() {
   TakeCollect(due, /*keep=*/true);
   for (const ObjectId& object : due) {
     ObjectState& o = objects_.find(object)->second;
-    if (!o.dirty) continue;
+    if (!o.acceptor.dirty) continue;
     HardStateUpdate u;
     u.object = object;
     u.promised = o.hard.promised;
@@ -2111,13 +2111,13 @@ void Replica::CollectReady() {
     u.truncated_through = o.hard.truncated_through;
     u.anchor_epoch = o.hard.anchor_epoch;
     u.anchor_config = o.hard.anchor_config;
-    for (Slot s : o.dirty_slots) {
+    for (Slot s : o.acceptor.dirty_slots) {
       auto it = o.hard.log.find(s);
       if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
     }
     ready_.persist.push_back(std::move(u));
-    o.dirty = false;
-    o.dirty_slots.clear();
+    o.acceptor.dirty = false;
+    o.acceptor.dirty_slots.clear();
   }
 }
 
@@ -2133,16 +2133,16 @@ void Replica::Advance(const Ready& ready) {
   // The host durably took these snapshots: the log below them may go (bounded memory).
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);
-    o.snapshot_slot = std::max(o.snapshot_slot, req.slot);
+    o.learner.snapshot_slot = std::max(o.learner.snapshot_slot, req.slot);
     const Slot tail = config_.log_tail_slots;
-    Slot through = o.snapshot_slot > tail ? o.snapshot_slot - tail : 0;
+    Slot through = o.learner.snapshot_slot > tail ? o.learner.snapshot_slot - tail : 0;
     // A learner receiving our snapshot continues with the log after it.
-    if (o.serving != nullptr) through = std::min(through, o.serving->slot);
+    if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot);
     if (through > o.hard.truncated_through) {
       o.hard.truncated_through = through;
       o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));
-      for (auto it = o.dirty_slots.begin(); it != o.dirty_slots.end();) {
-        it = *it <= through ? o.dirty_slots.erase(it) : std::next(it);
+      for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
+        it = *it <= through ? o.acceptor.dirty_slots.erase(it) : std::next(it);
       }
       MarkDirty(o);
     }

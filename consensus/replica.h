@@ -48,6 +48,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "consensus/message.h"
+#include "consensus/object_state.h"
 #include "consensus/policy.h"
 #include "consensus/quorum.h"
 #include "consensus/random.h"
@@ -56,19 +57,7 @@
 namespace atlas::consensus {
 
 // ---------------------------------------------------------------------------------------------
-// Durable state.
-
-// The durable acceptor/learner state of one object.
-struct ObjectHardState {
-  Ballot promised;                           // Acceptor: highest ballot promised.
-  Slot commit_index = 0;                     // Learner: every slot <= is chosen.
-  Slot truncated_through = 0;                // Log compacted through here (after a snapshot).
-  absl::btree_map<Slot, LogEntry> log;       // Accepted (and committed) entries.
-  // The object's anchor: the configuration of the latest anchor entry <= commit_index
-  // (docs/consensus.md, "Reconfiguration"); 0/empty = none (a fresh object).
-  uint64_t anchor_epoch = 0;
-  std::string anchor_config;                 // EncodeQuorumConfig bytes.
-};
+// Durable state (ObjectHardState, the durable state of one object: consensus/object_state.h).
 
 // What a node reads back on restart: everything ever written through Ready::persist.
 using PersistentState = absl::btree_map<ObjectId, ObjectHardState>;
@@ -277,46 +266,6 @@ struct Probes {
 
 // ---------------------------------------------------------------------------------------------
 
-// A FIFO of commands that allocates nothing while empty (std::deque allocates on
-// construction: a cost per object when a node holds a million of them).
-class CommandQueue {
- public:
-  CommandQueue() = default;
-  CommandQueue(const CommandQueue&) = default;
-  CommandQueue& operator=(const CommandQueue&) = default;
-  CommandQueue(CommandQueue&& other) noexcept { swap(other); }
-  CommandQueue& operator=(CommandQueue&& other) noexcept {
-    CommandQueue moved(std::move(other));
-    swap(moved);
-    return *this;
-  }
-  bool empty() const { return head_ == items_.size(); }
-  size_t size() const { return items_.size() - head_; }
-  Command& front() { return items_[head_]; }
-  void push_back(Command cmd) { items_.push_back(std::move(cmd)); }
-  void pop_front() {
-    if (++head_ == items_.size()) {
-      items_.clear();
-      head_ = 0;
-    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
-      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
-  }
-  void swap(CommandQueue& other) noexcept {
-    items_.swap(other.items_);
-    std::swap(head_, other.head_);
-  }
-  std::vector<Command>::iterator begin() {
-    return items_.begin() + static_cast<std::ptrdiff_t>(head_);
-  }
-  std::vector<Command>::iterator end() { return items_.end(); }
-
- private:
-  std::vector<Command> items_;
-  size_t head_ = 0;
-};
-
 class Replica {
  public:
   // `restart` is the PersistentState written through earlier Readys (empty for a new node).
@@ -386,126 +335,16 @@ class Replica {
   uint64_t AnchorEpoch(const ObjectId& object) const;
 
  private:
-  enum class Role { kFollower, kCandidate, kOwner };
+  using Role = internal::Role;
+  using EpochSet = internal::EpochSet;
+  using InFlight = internal::InFlight;
+  using ForwardWindow = internal::ForwardWindow;
+  using PendingRead = internal::PendingRead;
+  using PartialSnapshot = internal::PartialSnapshot;
+  using ObjectState = internal::ObjectState;
   struct ConfigInfo {
     QuorumSystem quorums;
     std::string encoded;  // EncodeQuorumConfig: what an anchor entry carries.
-  };
-  using EpochSet = absl::btree_set<uint64_t>;
-
-  struct InFlight {
-    Batch value;
-    NodeSet acks;
-    consensus::Tick sent_tick = 0;
-  };
-  // Sequence numbers seen from one origin: all < next, plus `above`.
-  struct ForwardWindow {
-    uint64_t next = 1;
-    absl::btree_set<uint64_t> above;
-  };
-  struct PendingRead {
-    RequestId id;
-    NodeId origin = kNoNode;
-  };
-  struct ObjectState {
-    // Acceptor + learner (durable, mirrored in persist).
-    ObjectHardState hard;
-    bool dirty = false;
-    absl::btree_set<Slot> dirty_slots;
-    // Learner (volatile).
-    Slot applied = 0;
-    Slot snapshot_slot = 0;        // Latest application snapshot we know of.
-    Slot snapshot_asked = 0;
-    Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
-    Ballot disowned;               // owner_ballot's node told us it does not own the object.
-    consensus::Tick owner_heard = -1;  // Last Accept/Commit of owner_ballot (sweeper).
-    consensus::Tick catchup_sent = -1;
-    Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
-    Slot notice_commit = 0;
-    Slot heartbeat_commit = 0;     // Commit index in our previous heartbeat.
-    // Highest commit index some peer reported, and that peer: catch-up is retried from Tick
-    // until we reach it (a request may be rate-limited, lost, or sent to a lagging peer).
-    Slot known_commit = 0;
-    NodeId known_commit_from = kNoNode;
-    // (Pointers rather than optionals: rare, and an idle object should stay small.)
-    std::unique_ptr<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
-    // Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
-    struct PartialSnapshot {
-      Slot slot = 0;
-      uint64_t total = 0;
-      std::string data;
-      NodeId from = kNoNode;
-    };
-    std::unique_ptr<PartialSnapshot> partial;
-    // Sender: the snapshot this node is transferring to learners, kept so that every chunk
-    // comes from the same snapshot, and the log after it is not truncated meanwhile.
-    std::unique_ptr<Snapshot> serving;
-    consensus::Tick serving_touched = 0;
-    // The last catch-up answer sent (learner, first slot, chunk offset, when): a retry that
-    // crossed it in flight is not answered again, so a slow link does not fill with copies.
-    NodeId served_to = kNoNode;
-    Slot served_slot = 0;
-    uint64_t served_offset = 0;
-    consensus::Tick served_at = -1;
-    // Highest command stamp seen in the object's entries: an owner stamps no lower, so stamps
-    // do not go back within an ownership (the state machine keeps them monotonic across owners).
-    int64_t last_stamp_ms = 0;
-    // Proposer / owner.
-    Role role = Role::kFollower;
-    Ballot ballot;
-    NodeSet promises;
-    absl::btree_map<Slot, LogEntry> recovered;
-    Slot recovered_commit = 0;
-    NodeId recovered_commit_from = kNoNode;
-    consensus::Tick phase1_sent = 0;
-    consensus::Tick backoff_until = 0;
-    int steal_attempts = 0;
-    bool want_steal = false;
-    Slot next_slot = 1;
-    Slot read_ready_slot = 0;      // Owner serves reads once commit_index >= this.
-    absl::btree_map<Slot, InFlight> in_flight;
-    absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
-    CommandQueue proposals;
-    // Origin side: sequence numbers of our Forwards to the ballot `forward_ballot`.
-    Ballot forward_ballot;
-    uint64_t forward_seq = 0;
-    // Owner side: which forward sequence numbers each origin already delivered to our ballot
-    // `window_ballot` (exactly-once under network duplication; bounded, see TakeForward).
-    Ballot window_ballot;
-    absl::btree_map<NodeId, ForwardWindow> windows;
-    // Origin's routing attempt of each queued forwarded command, echoed in rejections.
-    absl::btree_map<RequestId, uint64_t> queued_routes;
-    absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
-    Slot last_commit_sent = 0;
-    // Read barrier (batched Q2 round).
-    std::vector<PendingRead> reads_waiting;
-    std::vector<PendingRead> reads_in_round;
-    uint64_t round = 0;
-    bool round_active = false;
-    NodeSet round_acks;
-    Slot round_read_index = 0;
-    consensus::Tick round_sent = 0;
-    // Reconfiguration. Candidate/owner: configurations found in phase 1 (reported anchors,
-    // anchor entries among recovered ones) whose quorums are needed on top of the base ones
-    // until our own anchor commits; `adopted` = newest committed anchor reported to us.
-    EpochSet joint;
-    uint64_t adopted = 0;
-    Slot anchor_slot = 0;          // Our anchor entry in flight (no slot after it meanwhile).
-    Slot anchor_scanned = 0;       // Log scanned for anchor entries through here.
-    // Acceptor: an anchor entry accepted while we lacked an earlier committed slot; acked
-    // once we caught up (an anchor certifies the whole prefix before it).
-    Slot deferred_anchor = 0;
-    Ballot deferred_ballot;
-    NodeId deferred_to = kNoNode;
-    // Bookkeeping of the node-wide work lists and indexes (Touch, RefreshIndexes), not protocol
-    // state: which lists hold the object, and what the indexes counted it as.
-    bool queued_collect = false;
-    bool queued_heartbeat = false;
-    mutable bool queued_index = false;
-    mutable bool indexed_held = false;
-    mutable bool indexed_sweep = false;
-    mutable bool indexed_lagging = false;
-    mutable uint64_t indexed_anchor = 0;
   };
   struct PendingRequest {
     ObjectId object;
@@ -610,7 +449,7 @@ class Replica {
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
   void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
-  static void ContinueTransfer(const ObjectState::PartialSnapshot& partial, Message& request);
+  static void ContinueTransfer(const PartialSnapshot& partial, Message& request);
   // True if `learner` asked for the same thing (first slot, chunk offset) less than
   // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
   bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
