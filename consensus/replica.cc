@@ -436,6 +436,29 @@ void Replica::SendToSilent(const NodeSet& nodes, const NodeSet& answered, Messag
   }
 }
 
+Message Replica::MessageTo(MessageType type, NodeId to, const ObjectId& object) {
+  Message m;
+  m.type = type;
+  m.to = to;
+  m.object = object;
+  return m;
+}
+
+Message Replica::ReplyTo(const Message& msg, MessageType type) {
+  return MessageTo(type, msg.from, msg.object);
+}
+
+Message Replica::ProposerMessage(MessageType type, const ObjectId& object,
+                                 const ObjectState& o) const {
+  Message m = MessageTo(type, kNoNode, object);
+  m.ballot = o.proposer.ballot;
+  m.epoch = latest_epoch_;  // The fence: acceptors in a newer epoch refuse us.
+  // Prepare and Accept carry our commit index (from an Accept, acceptors learn the chosen
+  // prefix); Confirm does not.
+  if (type != MessageType::kConfirm) m.commit_index = o.hard.commit_index;
+  return m;
+}
+
 void Replica::DrainLocal() {
   // Bounded: self-messages only ever produce a finite cascade (prepare->promise->accept...).
   while (!local_.empty()) {
@@ -593,11 +616,7 @@ void Replica::Move(const ObjectId& object, NodeId target) {
     Steal(object);
     return;
   }
-  Message m;
-  m.type = MessageType::kMoveHint;
-  m.to = target;
-  m.object = object;
-  Send(std::move(m));
+  Send(MessageTo(MessageType::kMoveHint, target, object));
 }
 
 RouteDecision Replica::Decide(const ObjectId& object, const ObjectState& o) {
@@ -638,10 +657,7 @@ void Replica::RejectCommand(const ObjectId& object, ObjectState& o, const Comman
     }
     return;
   }
-  Message m;
-  m.type = MessageType::kForwardReject;
-  m.to = cmd.id.node;
-  m.object = object;
+  Message m = MessageTo(MessageType::kForwardReject, cmd.id.node, object);
   m.ok = definite;
   m.round = route;
   m.ballot = o.learner.owner_ballot;
@@ -676,10 +692,7 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
           o.forwarding.forward_ballot = o.learner.owner_ballot;
           o.forwarding.forward_seq = config_.forward_seq_base;
         }
-        Message m;
-        m.type = MessageType::kForward;
-        m.to = o.learner.owner_ballot.node;
-        m.object = object;
+        Message m = MessageTo(MessageType::kForward, o.learner.owner_ballot.node, object);
         m.ballot = o.learner.owner_ballot;
         m.round = route;
         m.seq = ++o.forwarding.forward_seq;
@@ -753,10 +766,7 @@ void Replica::RouteRead(const ObjectId& object, RequestId id) {
   if (o.proposer.role == Role::kFollower) {
     switch (Decide(object, o)) {
       case RouteDecision::kForward: {
-        Message m;
-        m.type = MessageType::kReadIndexRequest;
-        m.to = o.learner.owner_ballot.node;
-        m.object = object;
+        Message m = MessageTo(MessageType::kReadIndexRequest, o.learner.owner_ballot.node, object);
         m.ballot = o.learner.owner_ballot;
         m.request_ids.push_back(id);
         if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = m.to;
@@ -796,11 +806,7 @@ void Replica::NoteAccess(const ObjectId& object, ObjectState& o, NodeId from) {
   e.ballot = o.proposer.ballot;
   e.target = it->second;
   ready_.ownership.push_back(std::move(e));
-  Message m;
-  m.type = MessageType::kMoveHint;
-  m.to = it->second;
-  m.object = object;
-  Send(std::move(m));
+  Send(MessageTo(MessageType::kMoveHint, it->second, object));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,27 +882,14 @@ void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId r
   e.request = request;
   ready_.ownership.push_back(std::move(e));
   policy_->Reset(object);
-  Message m;
-  m.type = MessageType::kPrepare;
-  m.object = object;
-  m.ballot = o.proposer.ballot;
-  m.epoch = latest_epoch_;
-  m.commit_index = o.hard.commit_index;
+  Message m = ProposerMessage(MessageType::kPrepare, object, o);
   SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
 void Replica::HandlePrepare(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  Message r;
-  r.type = MessageType::kPromise;
-  r.to = msg.from;
-  r.object = msg.object;
-  if (Fenced(msg)) {
-    // The epoch fence: no promise to a proposer that has not applied our latest epoch.
-    ++probes_.fence_rejections;
-    r.ballot = o.hard.promised;
-    r.epoch = latest_epoch_;
-  } else if (msg.ballot >= o.hard.promised) {
+  Message r = ReplyTo(msg, MessageType::kPromise);
+  if (!AcceptorRefuses(msg, o, r)) {
     Promise(msg.object, o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
@@ -908,14 +901,27 @@ void Replica::HandlePrepare(const Message& msg) {
     for (auto it = o.hard.log.upper_bound(o.hard.commit_index); it != o.hard.log.end(); ++it) {
       r.entries.push_back({it->first, it->second});
     }
-  } else {
-    r.ballot = o.hard.promised;
   }
   Send(std::move(r));
 }
 
-// A refused Promise (role kCandidate) or Accepted (kOwner): a newer epoch fences us, a higher
-// ballot preempts us; either way a proposer in `role` steps down.
+bool Replica::AcceptorRefuses(const Message& msg, const ObjectState& o, Message& reply) {
+  if (Fenced(msg)) {
+    // The epoch fence: nothing for a proposer that has not applied our latest epoch.
+    ++probes_.fence_rejections;
+    reply.ballot = o.hard.promised;
+    reply.epoch = latest_epoch_;
+    return true;
+  }
+  if (msg.ballot < o.hard.promised) {
+    reply.ballot = o.hard.promised;
+    return true;
+  }
+  return false;
+}
+
+// A refused Promise (role kCandidate), Accepted or ConfirmAck (kOwner): a newer epoch fences
+// us, a higher ballot preempts us; either way a proposer in `role` steps down.
 void Replica::HandleRejection(const Message& msg, ObjectState& o, Role role) {
   if (msg.epoch > latest_epoch_) {
     NoteFence(msg);
@@ -957,12 +963,7 @@ void Replica::HandlePromise(const Message& msg) {
   const EpochSet need = ObjectEpochs(o);
   if (need != before) {
     // More configurations to hear from: ask their members now.
-    Message m;
-    m.type = MessageType::kPrepare;
-    m.object = msg.object;
-    m.ballot = o.proposer.ballot;
-    m.epoch = latest_epoch_;
-    m.commit_index = o.hard.commit_index;
+    Message m = ProposerMessage(MessageType::kPrepare, msg.object, o);
     for (NodeId node : MembersOf(need)) {
       if (o.proposer.promises.contains(node) || MembersOf(before).contains(node)) continue;
       m.to = node;
@@ -987,12 +988,7 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   const Slot base = std::max(o.proposer.recovered_commit, o.hard.commit_index);
   Slot top = base;
   if (!o.proposer.recovered.empty()) top = std::max(top, o.proposer.recovered.rbegin()->first);
-  Message m;
-  m.type = MessageType::kAccept;
-  m.object = object;
-  m.ballot = o.proposer.ballot;
-  m.epoch = latest_epoch_;
-  m.commit_index = o.hard.commit_index;
+  Message m = ProposerMessage(MessageType::kAccept, object, o);
   for (Slot s = base + 1; s <= top; ++s) {
     Batch value;
     auto it = o.proposer.recovered.find(s);
@@ -1086,10 +1082,7 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
     }
     return;
   }
-  Message m;
-  m.type = MessageType::kReadIndexResponse;
-  m.to = r.origin;
-  m.object = object;
+  Message m = MessageTo(MessageType::kReadIndexResponse, r.origin, object);
   m.ok = false;
   m.ballot = o.learner.owner_ballot;
   m.slot = o.proposer.role == Role::kFollower ? kNotOwning : 0;
@@ -1104,12 +1097,7 @@ void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRe
 void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
   if (o.proposer.role != Role::kOwner) return;
   if (o.proposer.anchor_slot != 0) return;  // Nothing after our anchor until it commits.
-  Message m;
-  m.type = MessageType::kAccept;
-  m.object = object;
-  m.ballot = o.proposer.ballot;
-  m.epoch = latest_epoch_;
-  m.commit_index = o.hard.commit_index;
+  Message m = ProposerMessage(MessageType::kAccept, object, o);
   if (NeedsAnchor(o)) {
     // Re-anchor in C_L once every earlier slot is committed here, so the Accept's commit index
     // lets acceptors certify the prefix (they ack an anchor only with everything before it).
@@ -1145,21 +1133,9 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
 
 void Replica::HandleAccept(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  Message r;
-  r.type = MessageType::kAccepted;
-  r.to = msg.from;
-  r.object = msg.object;
-  if (Fenced(msg)) {
+  Message r = ReplyTo(msg, MessageType::kAccepted);
+  if (AcceptorRefuses(msg, o, r)) {
     for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
-    ++probes_.fence_rejections;
-    r.ballot = o.hard.promised;
-    r.epoch = latest_epoch_;
-    Send(std::move(r));
-    return;
-  }
-  if (msg.ballot < o.hard.promised) {
-    for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
-    r.ballot = o.hard.promised;
     Send(std::move(r));
     return;
   }
@@ -1208,10 +1184,7 @@ void Replica::SendDeferredAnchorAck(const ObjectId& object, ObjectState& o) {
     return;
   }
   if (o.hard.commit_index + 1 < s) return;
-  Message r;
-  r.type = MessageType::kAccepted;
-  r.to = o.acceptor.deferred_to;
-  r.object = object;
+  Message r = MessageTo(MessageType::kAccepted, o.acceptor.deferred_to, object);
   r.ok = true;
   r.ballot = o.acceptor.deferred_ballot;
   r.slots.push_back(s);
@@ -1252,9 +1225,7 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
 }
 
 void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
-  Message m;
-  m.type = MessageType::kCommit;
-  m.object = object;
+  Message m = MessageTo(MessageType::kCommit, kNoNode, object);
   m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;
   EpochSet epochs = ObjectEpochs(o);
@@ -1339,10 +1310,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
     catching_up_.insert(object);
   }
   o.learner.catchup_sent = now_;
-  Message m;
-  m.type = MessageType::kCatchupRequest;
-  m.to = from;
-  m.object = object;
+  Message m = MessageTo(MessageType::kCatchupRequest, from, object);
   m.slot = o.hard.commit_index + 1;
   if (o.transfer.partial != nullptr) {
     if (o.transfer.partial->from == from) {
@@ -1364,10 +1332,7 @@ void Replica::HandleCatchupRequest(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (o.hard.commit_index < msg.slot) return;
   auto response = [&] {
-    Message r;
-    r.type = MessageType::kCatchupResponse;
-    r.to = msg.from;
-    r.object = msg.object;
+    Message r = ReplyTo(msg, MessageType::kCatchupResponse);
     r.commit_index = o.hard.commit_index;
     // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
     r.anchor_epoch = o.hard.anchor_epoch;
@@ -1479,10 +1444,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
         snapshot_complete = true;
       } else {
         // Ask for the next chunk right away (Tick retries if it is lost).
-        Message m;
-        m.type = MessageType::kCatchupRequest;
-        m.to = msg.from;
-        m.object = msg.object;
+        Message m = ReplyTo(msg, MessageType::kCatchupRequest);
         m.slot = o.hard.commit_index + 1;
         ContinueTransfer(*o.transfer.partial, m);
         o.learner.catchup_sent = now_;
@@ -1583,29 +1545,16 @@ void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
   o.reads.read_index = o.hard.commit_index;
   o.reads.sent = now_;
   ++probes_.read_rounds;
-  Message m;
-  m.type = MessageType::kConfirm;
-  m.object = object;
-  m.ballot = o.proposer.ballot;
-  m.epoch = latest_epoch_;
+  Message m = ProposerMessage(MessageType::kConfirm, object, o);
   m.round = o.reads.round;
   SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
 void Replica::HandleConfirm(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  Message r;
-  r.type = MessageType::kConfirmAck;
-  r.to = msg.from;
-  r.object = msg.object;
+  Message r = ReplyTo(msg, MessageType::kConfirmAck);
   r.round = msg.round;
-  if (Fenced(msg)) {
-    ++probes_.fence_rejections;
-    r.ballot = o.hard.promised;
-    r.epoch = latest_epoch_;
-  } else if (msg.ballot < o.hard.promised) {
-    r.ballot = o.hard.promised;
-  } else {
+  if (!AcceptorRefuses(msg, o, r)) {
     // Acking binds us like an Accept would: we promise not to join a lower ballot.
     Promise(msg.object, o, msg.ballot);
     ObserveBallot(o, msg.ballot);
@@ -1617,16 +1566,7 @@ void Replica::HandleConfirm(const Message& msg) {
 
 void Replica::HandleConfirmAck(const Message& msg) {
   ObjectState& o = Obj(msg.object);
-  if (!msg.ok) {
-    if (msg.epoch > latest_epoch_) {
-      NoteFence(msg);
-      if (o.proposer.role == Role::kOwner) StepDown(msg.object, o);
-      return;
-    }
-    ObserveBallot(o, msg.ballot);
-    if (o.proposer.role == Role::kOwner && msg.ballot > o.proposer.ballot) StepDown(msg.object, o);
-    return;
-  }
+  if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
   if (o.proposer.role != Role::kOwner || !o.reads.active || msg.round != o.reads.round ||
       msg.ballot != o.proposer.ballot) {
     return;
@@ -1644,10 +1584,7 @@ void Replica::HandleConfirmAck(const Message& msg) {
   }
   o.reads.in_round.clear();
   for (auto& [origin, ids] : remote) {
-    Message m;
-    m.type = MessageType::kReadIndexResponse;
-    m.to = origin;
-    m.object = msg.object;
+    Message m = MessageTo(MessageType::kReadIndexResponse, origin, msg.object);
     m.ok = true;
     m.ballot = o.proposer.ballot;
     m.slot = o.reads.read_index;
@@ -1862,12 +1799,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
     case Role::kCandidate:
       if (now_ - o.proposer.phase1_sent >= config_.resend_ticks) {
         o.proposer.phase1_sent = now_;
-        Message m;
-        m.type = MessageType::kPrepare;
-        m.object = object;
-        m.ballot = o.proposer.ballot;
-        m.epoch = latest_epoch_;
-        m.commit_index = o.hard.commit_index;
+        Message m = ProposerMessage(MessageType::kPrepare, object, o);
         SendToSilent(MembersOf(ObjectEpochs(o)), o.proposer.promises, m);
       }
       break;
@@ -1898,11 +1830,7 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
       for (auto& [node, m] : resend) Send(std::move(m));
       if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
         o.reads.sent = now_;
-        Message m;
-        m.type = MessageType::kConfirm;
-        m.object = object;
-        m.ballot = o.proposer.ballot;
-        m.epoch = latest_epoch_;
+        Message m = ProposerMessage(MessageType::kConfirm, object, o);
         m.round = o.reads.round;
         SendToSilent(members(), o.reads.acks, m);
       }

@@ -374,6 +374,13 @@ class Replica {
   void Send(Message msg);
   void Broadcast(const Message& msg, bool include_self);  // Members of C_{L-1} and C_L.
   void SendTo(const NodeSet& nodes, const Message& msg, bool include_self);
+  // A message of `type` about `object` to `to` (Send fills in `from`).
+  static Message MessageTo(MessageType type, NodeId to, const ObjectId& object);
+  // The answer of `type` to `msg`: to its sender, about its object.
+  static Message ReplyTo(const Message& msg, MessageType type);
+  // A candidate's or owner's Prepare, Accept or Confirm: its ballot, our latest epoch (the
+  // fence), and, but for Confirm, our commit index.
+  Message ProposerMessage(MessageType type, const ObjectId& object, const ObjectState& o) const;
 
   // Reconfiguration (docs/consensus.md, "Reconfiguration").
   const ConfigInfo& Latest() const { return configs_.at(latest_epoch_); }
@@ -427,6 +434,10 @@ class Replica {
 
   // Phase 1.
   void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
+  // The acceptor's one check of a Prepare, Accept or Confirm: true (and `reply` filled with
+  // our promise, plus our epoch if fenced) if it comes from an older epoch (the fence) or is
+  // below our promise (WPaxos §4.2: never join a ballot lower than one promised).
+  bool AcceptorRefuses(const Message& msg, const ObjectState& o, Message& reply);
   void HandlePrepare(const Message& msg);
   void HandlePromise(const Message& msg);
   void HandleRejection(const Message& msg, ObjectState& o, Role role);
