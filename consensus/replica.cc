@@ -73,37 +73,41 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
   ATLAS_CHECK(snapshots_ != nullptr && policy_ != nullptr);
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
   ATLAS_CHECK(config_.heartbeat_full_every > 0);
-  for (auto& [object, hard] : restart) {
-    active_.insert(object);
-    ObjectState& o = objects_[object];
-    o.hard = std::move(hard);
-    if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
-    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
-    o.learner.applied = snap ? snap->slot : 0;
-    o.learner.snapshot_slot = o.learner.applied;
-    o.learner.snapshot_asked = o.learner.applied;
-    // The host installs/takes snapshots durably before the truncation that relies on them is
-    // persisted (Ready contract), so the log always covers (applied, commit_index].
-    ATLAS_CHECK(o.learner.applied >= o.hard.truncated_through);
-    ATLAS_CHECK(o.learner.applied <= o.hard.commit_index);
-    // Any ballot we create from now on is above everything this node promised before.
-    restart_counter_floor_ = std::max(restart_counter_floor_, o.hard.promised.counter);
-    for (const auto& [slot, entry] : o.hard.log) {
-      restart_counter_floor_ = std::max(restart_counter_floor_, entry.ballot.counter);
-      for (const Command& c : entry.value) o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
+  for (auto& [object, hard] : restart) Restore(object, std::move(hard));
+}
+
+void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
+  active_.insert(object);
+  ObjectState& o = objects_[object];
+  o.hard = std::move(hard);
+  if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
+  std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
+  o.learner.applied = snap ? snap->slot : 0;
+  o.learner.snapshot_slot = o.learner.applied;
+  o.learner.snapshot_asked = o.learner.applied;
+  // The host installs/takes snapshots durably before the truncation that relies on them is
+  // persisted (Ready contract), so the log always covers (applied, commit_index].
+  ATLAS_CHECK(o.learner.applied >= o.hard.truncated_through);
+  ATLAS_CHECK(o.learner.applied <= o.hard.commit_index);
+  // Any ballot we create from now on is above everything this node promised before.
+  restart_counter_floor_ = std::max(restart_counter_floor_, o.hard.promised.counter);
+  for (const auto& [slot, entry] : o.hard.log) {
+    restart_counter_floor_ = std::max(restart_counter_floor_, entry.ballot.counter);
+    for (const Command& c : entry.value) {
+      o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
     }
-    o.learner.owner_ballot = o.hard.promised;
-    o.proposer.ballot = o.hard.promised;
-    o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
-    if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
-    if (o.learner.applied < o.hard.commit_index) work_ = true;
-    // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
-    // the first heartbeat is a full one, or the rolling window reaches it.)
-    o.bookkeeping.queued_collect = true;
-    collect_.push_back(object);
-    o.bookkeeping.queued_index = true;
-    reindex_.push_back(object);
   }
+  o.learner.owner_ballot = o.hard.promised;
+  o.proposer.ballot = o.hard.promised;
+  o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
+  if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
+  if (o.learner.applied < o.hard.commit_index) work_ = true;
+  // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
+  // the first heartbeat is a full one, or the rolling window reaches it.)
+  o.bookkeeping.queued_collect = true;
+  collect_.push_back(object);
+  o.bookkeeping.queued_index = true;
+  reindex_.push_back(object);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,8 +163,8 @@ void Replica::RefreshIndexes() const {
     // that handed over): nobody else would complete them without client traffic.
     const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
                             o.learner.known_commit <= o.hard.commit_index;
-    const bool sweep =
-        o.proposer.role == Role::kFollower && o.bookkeeping.indexed_held && (NeedsAnchor(o) || unfinished);
+    const bool sweep = o.proposer.role == Role::kFollower && o.bookkeeping.indexed_held &&
+                       (NeedsAnchor(o) || unfinished);
     if (sweep != o.bookkeeping.indexed_sweep) {
       if (sweep) {
         sweep_.insert(object);
@@ -169,7 +173,8 @@ void Replica::RefreshIndexes() const {
       }
       o.bookkeeping.indexed_sweep = sweep;
     }
-    const bool lagging = o.learner.applied < o.learner.known_commit || o.learner.applied < o.hard.commit_index;
+    const bool lagging =
+        o.learner.applied < o.learner.known_commit || o.learner.applied < o.hard.commit_index;
     if (lagging != o.bookkeeping.indexed_lagging) {
       lagging_ = lagging ? lagging_ + 1 : lagging_ - 1;
       o.bookkeeping.indexed_lagging = lagging;
@@ -308,7 +313,9 @@ Replica::EpochSet Replica::ObjectEpochs(const ObjectState& o) const {
     if (l > 1) out.insert(l - 1);
     out.insert(l);
   }
-  if (o.proposer.role != Role::kFollower) out.insert(o.proposer.joint.begin(), o.proposer.joint.end());
+  if (o.proposer.role != Role::kFollower) {
+    out.insert(o.proposer.joint.begin(), o.proposer.joint.end());
+  }
   return out;
 }
 
@@ -469,7 +476,9 @@ void Replica::DrainLocal() {
 }
 
 void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {
-  for (const Command& c : entry.value) o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
+  for (const Command& c : entry.value) {
+    o.proposer.last_stamp_ms = std::max(o.proposer.last_stamp_ms, c.stamp_ms);
+  }
   o.hard.log[slot] = std::move(entry);
   o.acceptor.dirty_slots.insert(slot);
   MarkDirty(o);
@@ -687,25 +696,9 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
   }
   if (o.proposer.role == Role::kFollower) {
     switch (Decide(object, o)) {
-      case RouteDecision::kForward: {
-        if (o.forwarding.forward_ballot != o.learner.owner_ballot) {
-          o.forwarding.forward_ballot = o.learner.owner_ballot;
-          o.forwarding.forward_seq = config_.forward_seq_base;
-        }
-        Message m = MessageTo(MessageType::kForward, o.learner.owner_ballot.node, object);
-        m.ballot = o.learner.owner_ballot;
-        m.round = route;
-        m.seq = ++o.forwarding.forward_seq;
-        if (cmd.id.node == config_.id) {
-          if (auto p = pending_.find(cmd.id); p != pending_.end()) {
-            p->second.forwarded_to = m.to;
-          }
-        }
-        m.commands.push_back(std::move(cmd));
-        ++probes_.forwards;
-        Send(std::move(m));
+      case RouteDecision::kForward:
+        ForwardWrite(object, o, std::move(cmd), route);
         return;
-      }
       case RouteDecision::kReject:
         FinishRequest(cmd.id, ReplyCode::kNotOwner, true, "no owner known for " + object);
         return;
@@ -727,6 +720,23 @@ void Replica::RouteWrite(const ObjectId& object, Command cmd, uint64_t route) {
   o.proposer.proposals.push_back(std::move(cmd));
   work_ = true;
   if (o.proposer.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
+}
+
+void Replica::ForwardWrite(const ObjectId& object, ObjectState& o, Command cmd, uint64_t route) {
+  if (o.forwarding.forward_ballot != o.learner.owner_ballot) {
+    o.forwarding.forward_ballot = o.learner.owner_ballot;
+    o.forwarding.forward_seq = config_.forward_seq_base;
+  }
+  Message m = MessageTo(MessageType::kForward, o.learner.owner_ballot.node, object);
+  m.ballot = o.learner.owner_ballot;
+  m.round = route;
+  m.seq = ++o.forwarding.forward_seq;
+  if (cmd.id.node == config_.id) {
+    if (auto p = pending_.find(cmd.id); p != pending_.end()) p->second.forwarded_to = m.to;
+  }
+  m.commands.push_back(std::move(cmd));
+  ++probes_.forwards;
+  Send(std::move(m));
 }
 
 bool Replica::ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const {
@@ -846,7 +856,8 @@ void Replica::StartSteal(const ObjectId& object, StealReason reason, RequestId r
   if (!may_own_) {
     // No trusted clock to stamp with (yet): try again later (SetClock).
     o.proposer.want_steal = true;
-    o.proposer.backoff_until = std::max(o.proposer.backoff_until, now_ + config_.steal_backoff_ticks);
+    o.proposer.backoff_until =
+        std::max(o.proposer.backoff_until, now_ + config_.steal_backoff_ticks);
     return;
   }
   if (now_ < o.proposer.backoff_until || fenced_epoch_ > latest_epoch_) {
@@ -1012,7 +1023,9 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   e.slot = base + 1;
   ready_.ownership.push_back(std::move(e));
   if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
-  if (o.proposer.recovered_commit > o.hard.commit_index) RequestCatchup(object, o, o.proposer.recovered_commit_from);
+  if (o.proposer.recovered_commit > o.hard.commit_index) {
+    RequestCatchup(object, o, o.proposer.recovered_commit_from);
+  }
   o.proposer.last_commit_sent = 0;
   work_ = true;
 }
@@ -1037,8 +1050,8 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
   } else if (o.proposer.role == Role::kOwner && !o.proposer.in_flight.empty()) {
     ++probes_.steal_during_phase2;
   }
-  if (announce && o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent &&
-      latest_epoch_ > 1) {
+  if (announce && o.proposer.role == Role::kOwner &&
+      o.hard.commit_index > o.proposer.last_commit_sent && latest_epoch_ > 1) {
     // Announce what we committed before letting go: a removed owner may be stopped next, and
     // then nobody else could tell the learners.
     SendCommitNotice(object, o);
@@ -1180,7 +1193,8 @@ void Replica::SendDeferredAnchorAck(const ObjectId& object, ObjectState& o) {
   auto it = o.hard.log.find(s);
   if (o.hard.promised != o.acceptor.deferred_ballot || it == o.hard.log.end() ||
       it->second.ballot != o.acceptor.deferred_ballot || o.hard.commit_index >= s) {
-    o.acceptor.deferred_anchor = 0;  // Superseded (or committed: the owner no longer needs our ack).
+    // Superseded (or committed: the owner no longer needs our ack).
+    o.acceptor.deferred_anchor = 0;
     return;
   }
   if (o.hard.commit_index + 1 < s) return;
@@ -1287,7 +1301,8 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   if (o.transfer.partial != nullptr && Alive(o.transfer.partial->from)) {
     from = o.transfer.partial->from;
   } else if (o.hard.commit_index < o.learner.known_commit && from != o.learner.known_commit_from &&
-             o.learner.known_commit_from != kNoNode && (Alive(o.learner.known_commit_from) || !Alive(from))) {
+             o.learner.known_commit_from != kNoNode &&
+             (Alive(o.learner.known_commit_from) || !Alive(from))) {
     from = o.learner.known_commit_from;
   }
   // Never keep asking a peer that went silent (it may have crashed or left): any live peer
@@ -1303,7 +1318,8 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   }
   // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
   // retry a transfer less eagerly.
-  const consensus::Tick retry = o.transfer.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
+  const consensus::Tick retry =
+      o.transfer.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
   if (o.learner.catchup_sent >= 0 && now_ - o.learner.catchup_sent < retry) return;
   if (!catching_up_.contains(object)) {
     if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
@@ -1331,63 +1347,75 @@ void Replica::ContinueTransfer(const PartialSnapshot& partial, Message& request)
 void Replica::HandleCatchupRequest(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (o.hard.commit_index < msg.slot) return;
-  auto response = [&] {
-    Message r = ReplyTo(msg, MessageType::kCatchupResponse);
-    r.commit_index = o.hard.commit_index;
-    // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
-    r.anchor_epoch = o.hard.anchor_epoch;
-    r.anchor_config = o.hard.anchor_config;
-    return r;
-  };
-  Message r = response();
+  Message r = CatchupResponse(msg, o);
   Slot start = msg.slot;
+  if (!ServeSnapshotChunk(msg, o, r, start)) return;
+  if (CrossedRetry(o, msg.from, start, 0)) return;
+  SendCatchupBurst(msg, o, std::move(r), start);
+}
+
+Message Replica::CatchupResponse(const Message& request, const ObjectState& o) {
+  Message r = ReplyTo(request, MessageType::kCatchupResponse);
+  r.commit_index = o.hard.commit_index;
+  // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
+  r.anchor_epoch = o.hard.anchor_epoch;
+  r.anchor_config = o.hard.anchor_config;
+  return r;
+}
+
+bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start) {
+  internal::TransferState& t = o.transfer;
   // The snapshot to (continue to) ship, if any. Every chunk of a transfer comes from the same
   // snapshot (`serving`), and the log after it is kept until the last chunk left (Advance), so
   // the learner then continues with log entries instead of starting over. A request continuing
   // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
   // start (we installed a newer one meanwhile) is replaced.
-  if (o.transfer.serving != nullptr && o.transfer.serving->slot < o.hard.truncated_through) {
-    o.transfer.serving.reset();
+  if (t.serving != nullptr && t.serving->slot < o.hard.truncated_through) {
+    t.serving.reset();
     --serving_count_;
   }
-  if (start <= o.hard.truncated_through && o.transfer.serving == nullptr) {
-    if (serving_count_ >= config_.snapshots_served_max) return;  // The learner retries later.
+  if (start <= o.hard.truncated_through && t.serving == nullptr) {
+    if (serving_count_ >= config_.snapshots_served_max) return false;  // The learner retries.
     std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
     ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-    o.transfer.serving = std::make_unique<Snapshot>(std::move(*snap));
+    t.serving = std::make_unique<Snapshot>(std::move(*snap));
     ++serving_count_;
   }
-  if (o.transfer.serving != nullptr &&
-      (start <= o.hard.truncated_through || msg.snapshot_slot == o.transfer.serving->slot)) {
-    o.transfer.serving_touched = now_;
-    const Snapshot& snap = *o.transfer.serving;
-    const uint64_t offset =
-        msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
-            ? msg.snapshot_offset
-            : 0;
-    if (CrossedRetry(o, msg.from, msg.slot, offset)) return;
-    const size_t len =
-        std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
-    r.snapshot_slot = snap.slot;
-    r.snapshot_offset = offset;
-    r.snapshot_total = snap.data.size();
-    r.snapshot = snap.data.substr(offset, len);
-    if (offset + len < snap.data.size()) {
-      Send(std::move(r));  // Entries follow with the last chunk.
-      return;
-    }
-    // Last chunk: the transfer is over (a lost last chunk restarts it), so the log may be
-    // truncated again.
-    o.transfer.serving.reset();
-    --serving_count_;
-    start = r.snapshot_slot + 1;
+  if (t.serving == nullptr ||
+      (start > o.hard.truncated_through && msg.snapshot_slot != t.serving->slot)) {
+    return true;  // Log entries only.
   }
-  if (CrossedRetry(o, msg.from, start, 0)) return;
+  t.serving_touched = now_;
+  const Snapshot& snap = *t.serving;
+  const uint64_t offset =
+      msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
+          ? msg.snapshot_offset
+          : 0;
+  if (CrossedRetry(o, msg.from, msg.slot, offset)) return false;
+  const size_t len = std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
+  r.snapshot_slot = snap.slot;
+  r.snapshot_offset = offset;
+  r.snapshot_total = snap.data.size();
+  r.snapshot = snap.data.substr(offset, len);
+  if (offset + len < snap.data.size()) {
+    Send(std::move(r));  // Entries follow with the last chunk.
+    return false;
+  }
+  // Last chunk: the transfer is over (a lost last chunk restarts it), so the log may be
+  // truncated again.
+  t.serving.reset();
+  --serving_count_;
+  start = r.snapshot_slot + 1;
+  return true;
+}
+
+void Replica::SendCatchupBurst(const Message& msg, const ObjectState& o, Message first,
+                               Slot start) {
   // Up to catchup_burst responses answer one request, so a learner far behind gets that many
   // times more per round trip; `round` counts the responses still following in the burst.
   std::vector<Message> burst;
   for (size_t i = 0; i < config_.catchup_burst && (i == 0 || start <= o.hard.commit_index); ++i) {
-    Message part = i == 0 ? std::move(r) : response();
+    Message part = i == 0 ? std::move(first) : CatchupResponse(msg, o);
     size_t bytes = 0;
     for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
            (part.entries.empty() || bytes < config_.catchup_bytes_max);
@@ -1406,8 +1434,9 @@ void Replica::HandleCatchupRequest(const Message& msg) {
 }
 
 bool Replica::CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset) {
-  if (o.transfer.served_to == learner && o.transfer.served_slot == slot && o.transfer.served_offset == offset &&
-      o.transfer.served_at >= 0 && now_ - o.transfer.served_at < config_.resend_ticks) {
+  if (o.transfer.served_to == learner && o.transfer.served_slot == slot &&
+      o.transfer.served_offset == offset && o.transfer.served_at >= 0 &&
+      now_ - o.transfer.served_at < config_.resend_ticks) {
     return true;
   }
   o.transfer.served_to = learner;
@@ -1420,66 +1449,103 @@ bool Replica::CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t o
 void Replica::HandleCatchupResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   o.learner.catchup_sent = -1;
-  // Assemble a chunked snapshot. Chunks come one per request, in order; anything else (a
-  // duplicate, a chunk of another snapshot) restarts or is ignored.
-  std::string assembled;
-  bool snapshot_complete = false;
-  if (msg.snapshot_slot > o.hard.commit_index && o.transfer.install == nullptr) {
-    ++probes_.snapshot_chunks;
-    // A first chunk starts a transfer, unless it is a late copy of the one under way.
-    const bool same_transfer = o.transfer.partial != nullptr && o.transfer.partial->slot == msg.snapshot_slot &&
-                               o.transfer.partial->from == msg.from;
-    if (msg.snapshot_offset == 0 && !same_transfer) {
-      o.transfer.partial = std::make_unique<PartialSnapshot>(PartialSnapshot{
-          msg.snapshot_slot, msg.snapshot_total, "", msg.from});
-    }
-    if (o.transfer.partial != nullptr && o.transfer.partial->slot == msg.snapshot_slot &&
-        o.transfer.partial->total == msg.snapshot_total && o.transfer.partial->from == msg.from &&
-        o.transfer.partial->data.size() == msg.snapshot_offset &&
-        msg.snapshot_offset + msg.snapshot.size() <= msg.snapshot_total) {
-      o.transfer.partial->data.append(msg.snapshot);
-      if (o.transfer.partial->data.size() == o.transfer.partial->total) {
-        assembled = std::move(o.transfer.partial->data);
-        o.transfer.partial.reset();
-        snapshot_complete = true;
-      } else {
-        // Ask for the next chunk right away (Tick retries if it is lost).
-        Message m = ReplyTo(msg, MessageType::kCatchupRequest);
-        m.slot = o.hard.commit_index + 1;
-        ContinueTransfer(*o.transfer.partial, m);
-        o.learner.catchup_sent = now_;
-        Send(std::move(m));
-        return;
-      }
-    } else {
-      return;
-    }
+  const bool snapshot = msg.snapshot_slot > o.hard.commit_index && o.transfer.install == nullptr;
+  if (snapshot) {
+    std::string data;
+    if (!TakeSnapshotChunk(msg, o, data)) return;
+    InstallSnapshot(msg, o, std::move(data));
   }
-  if (snapshot_complete) {
-    // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
-    const Slot s = msg.snapshot_slot;
-    o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
-    for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
-      it = *it <= s ? o.acceptor.dirty_slots.erase(it) : std::next(it);
-    }
-    o.hard.commit_index = s;
-    o.hard.truncated_through = s;
-    o.learner.applied = s;
-    o.learner.snapshot_slot = s;
-    o.learner.snapshot_asked = s;
-    o.transfer.install = std::make_unique<Snapshot>(Snapshot{s, std::move(assembled)});
-    ++probes_.snapshots_installed;
-    // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
-    if (msg.anchor_epoch > o.hard.anchor_epoch) {
-      o.hard.anchor_epoch = msg.anchor_epoch;
-      o.hard.anchor_config = msg.anchor_config;
-      LearnConfig(msg.anchor_epoch, msg.anchor_config);
-    }
-    o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, s);
-    MarkDirty(o);
+  const Ballot learned_max = LearnCatchupEntries(msg, o);
+  // A value chosen in a higher ballot (or a snapshot past our commit) means someone completed
+  // phase 1 above us: we are no longer the owner, and must not announce this commit index
+  // under our ballot — a learner holding our unchosen proposal for such a slot would take the
+  // notice as confirming it (found by the simulator, seed 309931).
+  if (o.proposer.role != Role::kFollower && (learned_max > o.proposer.ballot || snapshot)) {
+    ++probes_.steals_preempted_by_learning;
+    ObserveBallot(o, learned_max);
+    StepDown(msg.object, o, /*announce=*/false);
   }
+  if (o.proposer.role == Role::kOwner) {
+    // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
+    // (else phase 1 of whoever chose it would have found it), so drop it.
+    auto& in_flight = o.proposer.in_flight;
+    auto& chosen = o.proposer.chosen;
+    in_flight.erase(in_flight.begin(), in_flight.upper_bound(o.hard.commit_index));
+    chosen.erase(chosen.begin(), chosen.upper_bound(o.hard.commit_index));
+    AdvanceOwnerCommit(o);
+  }
+  if (o.learner.notice_commit > o.hard.commit_index) {
+    LearnUpTo(msg.object, o, o.learner.notice_ballot, o.learner.notice_commit, msg.from);
+  }
+  NoteCommitIndex(o, msg.commit_index, msg.from);
+  // More of this burst is on its way: ask again after its last part (Tick retries if it is lost).
+  if (msg.round > 0 && msg.entries.size() > 0 && !snapshot) {
+    o.learner.catchup_sent = now_;
+    return;
+  }
+  if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
+}
+
+bool Replica::TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data) {
+  // Chunks come one per request, in order; anything else (a duplicate, a chunk of another
+  // snapshot) restarts the transfer or is ignored.
+  ++probes_.snapshot_chunks;
+  std::unique_ptr<PartialSnapshot>& partial = o.transfer.partial;
+  // A first chunk starts a transfer, unless it is a late copy of the one under way.
+  const bool same_transfer =
+      partial != nullptr && partial->slot == msg.snapshot_slot && partial->from == msg.from;
+  if (msg.snapshot_offset == 0 && !same_transfer) {
+    partial = std::make_unique<PartialSnapshot>(
+        PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "", msg.from});
+  }
+  if (partial == nullptr || partial->slot != msg.snapshot_slot ||
+      partial->total != msg.snapshot_total || partial->from != msg.from ||
+      partial->data.size() != msg.snapshot_offset ||
+      msg.snapshot_offset + msg.snapshot.size() > msg.snapshot_total) {
+    return false;
+  }
+  partial->data.append(msg.snapshot);
+  if (partial->data.size() == partial->total) {
+    data = std::move(partial->data);
+    partial.reset();
+    return true;
+  }
+  // Ask for the next chunk right away (Tick retries if it is lost).
+  Message m = ReplyTo(msg, MessageType::kCatchupRequest);
+  m.slot = o.hard.commit_index + 1;
+  ContinueTransfer(*partial, m);
+  o.learner.catchup_sent = now_;
+  Send(std::move(m));
+  return false;
+}
+
+void Replica::InstallSnapshot(const Message& msg, ObjectState& o, std::string data) {
+  // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
+  const Slot s = msg.snapshot_slot;
+  o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
+  for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
+    it = *it <= s ? o.acceptor.dirty_slots.erase(it) : std::next(it);
+  }
+  o.hard.commit_index = s;
+  o.hard.truncated_through = s;
+  o.learner.applied = s;
+  o.learner.snapshot_slot = s;
+  o.learner.snapshot_asked = s;
+  o.transfer.install = std::make_unique<Snapshot>(Snapshot{s, std::move(data)});
+  ++probes_.snapshots_installed;
+  // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
+  if (msg.anchor_epoch > o.hard.anchor_epoch) {
+    o.hard.anchor_epoch = msg.anchor_epoch;
+    o.hard.anchor_config = msg.anchor_config;
+    LearnConfig(msg.anchor_epoch, msg.anchor_config);
+  }
+  o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, s);
+  MarkDirty(o);
+}
+
+Ballot Replica::LearnCatchupEntries(const Message& msg, ObjectState& o) {
   bool advanced = false;
-  Ballot learned_max;  // Highest ballot among the chosen entries learned here.
+  Ballot learned_max;
   for (const SlotEntry& e : msg.entries) {
     if (e.slot != o.hard.commit_index + 1) continue;
     PutEntry(o, e.slot, e.entry);
@@ -1492,32 +1558,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     MarkDirty(o);
     ScanAnchors(o);
   }
-  // A value chosen in a higher ballot (or a snapshot past our commit) means someone completed
-  // phase 1 above us: we are no longer the owner, and must not announce this commit index
-  // under our ballot — a learner holding our unchosen proposal for such a slot would take the
-  // notice as confirming it (found by the simulator, seed 309931).
-  if (o.proposer.role != Role::kFollower && (learned_max > o.proposer.ballot || snapshot_complete)) {
-    ++probes_.steals_preempted_by_learning;
-    ObserveBallot(o, learned_max);
-    StepDown(msg.object, o, /*announce=*/false);
-  }
-  if (o.proposer.role == Role::kOwner) {
-    // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
-    // (else phase 1 of whoever chose it would have found it), so drop it.
-    o.proposer.in_flight.erase(o.proposer.in_flight.begin(), o.proposer.in_flight.upper_bound(o.hard.commit_index));
-    o.proposer.chosen.erase(o.proposer.chosen.begin(), o.proposer.chosen.upper_bound(o.hard.commit_index));
-    AdvanceOwnerCommit(o);
-  }
-  if (o.learner.notice_commit > o.hard.commit_index) {
-    LearnUpTo(msg.object, o, o.learner.notice_ballot, o.learner.notice_commit, msg.from);
-  }
-  NoteCommitIndex(o, msg.commit_index, msg.from);
-  // More of this burst is on its way: ask again after its last part (Tick retries if it is lost).
-  if (msg.round > 0 && msg.entries.size() > 0 && !snapshot_complete) {
-    o.learner.catchup_sent = now_;
-    return;
-  }
-  if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
+  return learned_max;
 }
 
 void Replica::HandleHeartbeat(const Message& msg) {
@@ -1692,26 +1733,32 @@ uint64_t Replica::HeartbeatCycle() const {
   return std::max<uint64_t>(config_.heartbeat_full_every, (n + max - 1) / max);
 }
 
+void Replica::DropIdleTransfers() {
+  if (serving_count_ == 0) return;
+  for (auto& [object, o] : objects_) {
+    if (o.transfer.serving != nullptr &&
+        now_ - o.transfer.serving_touched > config_.snapshot_serve_idle_ticks) {
+      o.transfer.serving.reset();  // The learner finished or went away; free the memory.
+      --serving_count_;
+    }
+  }
+}
+
 void Replica::SendHeartbeat() {
   Message hb;
   hb.type = MessageType::kHeartbeat;
   hb.epoch = latest_epoch_;
   hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
-  if (serving_count_ > 0) {
-    for (auto& [object, o] : objects_) {
-      if (o.transfer.serving != nullptr && now_ - o.transfer.serving_touched > config_.snapshot_serve_idle_ticks) {
-        o.transfer.serving.reset();  // The learner finished or went away; free the memory.
-        --serving_count_;
-      }
-    }
-  }
+  DropIdleTransfers();
   // Heartbeats carry the commit indexes that moved since the previous heartbeat (objects
   // touched since), plus a re-announcement of every object once per cycle (covers lost
   // heartbeats and restarted peers): all of them every heartbeat_full_every-th time for a
   // small node, a rolling window for a large one. Their size follows activity, not tables.
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
-  for (const ObjectId& object : changed) objects_.find(object)->second.bookkeeping.queued_heartbeat = false;
+  for (const ObjectId& object : changed) {
+    objects_.find(object)->second.bookkeeping.queued_heartbeat = false;
+  }
   std::sort(changed.begin(), changed.end());
   std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
   auto add = [&hb](const ObjectId& object, ObjectState& o) {
@@ -1803,69 +1850,75 @@ void Replica::TickObject(const ObjectId& object, ObjectState& o) {
         SendToSilent(MembersOf(ObjectEpochs(o)), o.proposer.promises, m);
       }
       break;
-    case Role::kOwner: {
-      // Retransmit unacknowledged phase-2 slots (messages may be lost).
-      absl::btree_map<NodeId, Message> resend;
-      std::optional<NodeSet> members_cache;  // Built only when something is resent.
-      auto members = [&]() -> const NodeSet& {
-        if (!members_cache) members_cache = MembersOf(ObjectEpochs(o));
-        return *members_cache;
-      };
-      for (auto& [slot, f] : o.proposer.in_flight) {
-        if (now_ - f.sent_tick < config_.resend_ticks) continue;
-        f.sent_tick = now_;
-        ++probes_.accept_resends;
-        for (NodeId node : members()) {
-          if (f.acks.contains(node)) continue;
-          Message& m = resend[node];
-          m.type = MessageType::kAccept;
-          m.to = node;
-          m.object = object;
-          m.ballot = o.proposer.ballot;
-          m.epoch = latest_epoch_;
-          m.commit_index = o.hard.commit_index;
-          m.entries.push_back({slot, LogEntry{o.proposer.ballot, f.value}});
-        }
-      }
-      for (auto& [node, m] : resend) Send(std::move(m));
-      if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
-        o.reads.sent = now_;
-        Message m = ProposerMessage(MessageType::kConfirm, object, o);
-        m.round = o.reads.round;
-        SendToSilent(members(), o.reads.acks, m);
-      }
-      if (o.proposer.recovered_commit > o.hard.commit_index) {
-        RequestCatchup(object, o, o.proposer.recovered_commit_from);
-      }
+    case Role::kOwner:
+      TickOwner(object, o);
       break;
-    }
     case Role::kFollower:
-      if ((o.proposer.want_steal || !o.proposer.proposals.empty() || !o.reads.waiting.empty()) &&
-          now_ >= o.proposer.backoff_until) {
-        o.proposer.want_steal = false;
-        CommandQueue proposals;
-        proposals.swap(o.proposer.proposals);
-        std::vector<PendingRead> reads = std::move(o.reads.waiting);
-        o.reads.waiting.clear();
-        const bool any = !proposals.empty() || !reads.empty();
-        for (Command& cmd : proposals) {
-          if (cmd.id.node == config_.id) {
-            RouteWrite(object, std::move(cmd));
-          } else {
-            RejectQueued(object, o, cmd);
-          }
-        }
-        for (const PendingRead& r : reads) {
-          if (r.origin == config_.id) {
-            RouteRead(object, r.id);
-          } else {
-            RejectRead(object, o, r);
-          }
-        }
-        if (!any) StartSteal(object, StealReason::kRetry);
-      }
+      TickFollower(object, o);
       break;
   }
+}
+
+void Replica::TickOwner(const ObjectId& object, ObjectState& o) {
+  // Retransmit unacknowledged phase-2 slots (messages may be lost), one Accept per acceptor.
+  absl::btree_map<NodeId, Message> resend;
+  std::optional<NodeSet> members_cache;  // Built only when something is resent.
+  auto members = [&]() -> const NodeSet& {
+    if (!members_cache) members_cache = MembersOf(ObjectEpochs(o));
+    return *members_cache;
+  };
+  for (auto& [slot, f] : o.proposer.in_flight) {
+    if (now_ - f.sent_tick < config_.resend_ticks) continue;
+    f.sent_tick = now_;
+    ++probes_.accept_resends;
+    for (NodeId node : members()) {
+      if (f.acks.contains(node)) continue;
+      auto [it, fresh] = resend.try_emplace(node);
+      if (fresh) {
+        it->second = ProposerMessage(MessageType::kAccept, object, o);
+        it->second.to = node;
+      }
+      it->second.entries.push_back({slot, LogEntry{o.proposer.ballot, f.value}});
+    }
+  }
+  for (auto& [node, m] : resend) Send(std::move(m));
+  if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
+    o.reads.sent = now_;
+    Message m = ProposerMessage(MessageType::kConfirm, object, o);
+    m.round = o.reads.round;
+    SendToSilent(members(), o.reads.acks, m);
+  }
+  if (o.proposer.recovered_commit > o.hard.commit_index) {
+    RequestCatchup(object, o, o.proposer.recovered_commit_from);
+  }
+}
+
+void Replica::TickFollower(const ObjectId& object, ObjectState& o) {
+  if (!o.proposer.want_steal && o.proposer.proposals.empty() && o.reads.waiting.empty()) return;
+  if (now_ < o.proposer.backoff_until) return;
+  // The backoff after a lost steal is over: route the queued work again (which may steal), or
+  // retry the deferred steal.
+  o.proposer.want_steal = false;
+  CommandQueue proposals;
+  proposals.swap(o.proposer.proposals);
+  std::vector<PendingRead> reads = std::move(o.reads.waiting);
+  o.reads.waiting.clear();
+  const bool any = !proposals.empty() || !reads.empty();
+  for (Command& cmd : proposals) {
+    if (cmd.id.node == config_.id) {
+      RouteWrite(object, std::move(cmd));
+    } else {
+      RejectQueued(object, o, cmd);
+    }
+  }
+  for (const PendingRead& r : reads) {
+    if (r.origin == config_.id) {
+      RouteRead(object, r.id);
+    } else {
+      RejectRead(object, o, r);
+    }
+  }
+  if (!any) StartSteal(object, StealReason::kRetry);
 }
 
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
@@ -1875,7 +1928,8 @@ bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   switch (o.proposer.role) {
     case Role::kCandidate: return true;
     case Role::kOwner:
-      return !o.proposer.in_flight.empty() || o.reads.active || o.proposer.recovered_commit > o.hard.commit_index;
+      return !o.proposer.in_flight.empty() || o.reads.active ||
+             o.proposer.recovered_commit > o.hard.commit_index;
     case Role::kFollower:
       return o.proposer.want_steal || !o.proposer.proposals.empty() || !o.reads.waiting.empty();
   }
@@ -1958,7 +2012,9 @@ void Replica::TakeCollect(std::vector<ObjectId>& due, bool keep) {
     more = collect_;
   } else {
     more.swap(collect_);
-    for (const ObjectId& object : more) objects_.find(object)->second.bookkeeping.queued_collect = false;
+    for (const ObjectId& object : more) {
+      objects_.find(object)->second.bookkeeping.queued_collect = false;
+    }
   }
   std::sort(more.begin(), more.end());
   std::vector<ObjectId> merged;
@@ -1972,48 +2028,58 @@ void Replica::CollectReady() {
   // order, as a walk over every object would.
   std::vector<ObjectId> due;
   TakeCollect(due);
-  for (const ObjectId& object : due) {
-    ObjectState& o = objects_.find(object)->second;
-    if (o.proposer.role == Role::kOwner && o.proposer.anchor_slot == 0 && !NeedsAnchor(o) &&
-        !IsMember(o.hard.anchor_epoch, config_.id) && o.hard.anchor_epoch != 0 &&
-        o.hard.anchor_epoch == latest_epoch_) {
-      StepDown(object, o);  // Re-anchored in a configuration without us: hand it over.
-    }
-    FlushProposals(object, o);
-    StartReadRound(object, o);
-    SendDeferredAnchorAck(object, o);
-  }
+  for (const ObjectId& object : due) CollectOwnerWork(object, objects_.find(object)->second);
   DrainLocal();
   // And whatever the messages to self touched, which stay listed for the next collection:
   // the first pass above has not seen them.
   TakeCollect(due, /*keep=*/true);
-  for (const ObjectId& object : due) {
-    ObjectState& o = objects_.find(object)->second;
-    if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent) {
-      SendCommitNotice(object, o);
-    }
-    if (o.transfer.install != nullptr) {
-      ready_.snapshots.push_back({object, std::move(*o.transfer.install)});
-      o.transfer.install.reset();
-    }
-    for (Slot s = o.learner.applied + 1; s <= o.hard.commit_index; ++s) {
-      auto it = o.hard.log.find(s);
-      ATLAS_CHECK(it != o.hard.log.end());
-      for (const Command& cmd : it->second.value) {
-        if (cmd.id.node != config_.id) continue;
-        auto p = pending_.find(cmd.id);
-        if (p != pending_.end() && !p->second.is_read) FinishRequest(cmd.id, ReplyCode::kOk, true, "");
-      }
-      // Anchors are the core's: the host applies an empty batch (a no-op).
-      ready_.committed.push_back(
-          {object, s, IsAnchor(it->second.value) ? Batch{} : it->second.value});
-      o.learner.applied = s;
-    }
-    if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {
-      o.learner.snapshot_asked = o.learner.applied;
-      ready_.snapshot_requests.push_back({object, o.learner.applied});
-    }
+  for (const ObjectId& object : due) CollectCommitted(object, objects_.find(object)->second);
+  CollectReads();
+  TakeCollect(due, /*keep=*/true);
+  for (const ObjectId& object : due) CollectPersist(object, objects_.find(object)->second);
+}
+
+void Replica::CollectOwnerWork(const ObjectId& object, ObjectState& o) {
+  if (o.proposer.role == Role::kOwner && o.proposer.anchor_slot == 0 && !NeedsAnchor(o) &&
+      !IsMember(o.hard.anchor_epoch, config_.id) && o.hard.anchor_epoch != 0 &&
+      o.hard.anchor_epoch == latest_epoch_) {
+    StepDown(object, o);  // Re-anchored in a configuration without us: hand it over.
   }
+  FlushProposals(object, o);
+  StartReadRound(object, o);
+  SendDeferredAnchorAck(object, o);
+}
+
+void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
+  if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent) {
+    SendCommitNotice(object, o);
+  }
+  if (o.transfer.install != nullptr) {
+    ready_.snapshots.push_back({object, std::move(*o.transfer.install)});
+    o.transfer.install.reset();
+  }
+  for (Slot s = o.learner.applied + 1; s <= o.hard.commit_index; ++s) {
+    auto it = o.hard.log.find(s);
+    ATLAS_CHECK(it != o.hard.log.end());
+    for (const Command& cmd : it->second.value) {
+      if (cmd.id.node != config_.id) continue;
+      auto p = pending_.find(cmd.id);
+      if (p != pending_.end() && !p->second.is_read) {
+        FinishRequest(cmd.id, ReplyCode::kOk, true, "");
+      }
+    }
+    // Anchors are the core's: the host applies an empty batch (a no-op).
+    ready_.committed.push_back(
+        {object, s, IsAnchor(it->second.value) ? Batch{} : it->second.value});
+    o.learner.applied = s;
+  }
+  if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {
+    o.learner.snapshot_asked = o.learner.applied;
+    ready_.snapshot_requests.push_back({object, o.learner.applied});
+  }
+}
+
+void Replica::CollectReads() {
   for (auto it = reads_indexed_.begin(); it != reads_indexed_.end();) {
     const RequestId id = *it;
     auto p = pending_.find(id);
@@ -2028,25 +2094,24 @@ void Replica::CollectReady() {
       ++it;
     }
   }
-  TakeCollect(due, /*keep=*/true);
-  for (const ObjectId& object : due) {
-    ObjectState& o = objects_.find(object)->second;
-    if (!o.acceptor.dirty) continue;
-    HardStateUpdate u;
-    u.object = object;
-    u.promised = o.hard.promised;
-    u.commit_index = o.hard.commit_index;
-    u.truncated_through = o.hard.truncated_through;
-    u.anchor_epoch = o.hard.anchor_epoch;
-    u.anchor_config = o.hard.anchor_config;
-    for (Slot s : o.acceptor.dirty_slots) {
-      auto it = o.hard.log.find(s);
-      if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
-    }
-    ready_.persist.push_back(std::move(u));
-    o.acceptor.dirty = false;
-    o.acceptor.dirty_slots.clear();
+}
+
+void Replica::CollectPersist(const ObjectId& object, ObjectState& o) {
+  if (!o.acceptor.dirty) return;
+  HardStateUpdate u;
+  u.object = object;
+  u.promised = o.hard.promised;
+  u.commit_index = o.hard.commit_index;
+  u.truncated_through = o.hard.truncated_through;
+  u.anchor_epoch = o.hard.anchor_epoch;
+  u.anchor_config = o.hard.anchor_config;
+  for (Slot s : o.acceptor.dirty_slots) {
+    auto it = o.hard.log.find(s);
+    if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
   }
+  ready_.persist.push_back(std::move(u));
+  o.acceptor.dirty = false;
+  o.acceptor.dirty_slots.clear();
 }
 
 Ready Replica::TakeReady() {

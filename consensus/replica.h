@@ -357,6 +357,8 @@ class Replica {
     NodeId forwarded_to = kNoNode;  // The owner our current attempt was forwarded to.
   };
 
+  // Rebuilds an object from its persisted hard state and the host's latest snapshot.
+  void Restore(const ObjectId& object, ObjectHardState hard);
   ObjectState& Obj(const ObjectId& object);
   const ObjectState* FindObj(const ObjectId& object) const;
   // Everything that may change an object goes through Touch (Obj does it): the object joins
@@ -368,6 +370,8 @@ class Replica {
   // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
   uint64_t HeartbeatCycle() const;
   void SendHeartbeat();
+  // Frees the snapshots held for transfers nobody continued for snapshot_serve_idle_ticks.
+  void DropIdleTransfers();
   ZoneId ZoneOf(NodeId node) const;
   bool Alive(NodeId node) const;
   NodeSet LiveNodes() const;
@@ -420,6 +424,8 @@ class Replica {
   // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
   // command forwarded to us; our own commands get a fresh attempt here.
   void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
+  // Forwards a write to the owner we believe in, addressed to its exact ballot.
+  void ForwardWrite(const ObjectId& object, ObjectState& o, Command cmd, uint64_t route);
   void RouteRead(const ObjectId& object, RequestId id);
   RouteDecision Decide(const ObjectId& object, const ObjectState& o);
   void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
@@ -467,12 +473,29 @@ class Replica {
   // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
   // have any, so Tick can skip the rest.
   void TickObject(const ObjectId& object, ObjectState& o);
+  void TickOwner(const ObjectId& object, ObjectState& o);
+  void TickFollower(const ObjectId& object, ObjectState& o);
   // Resends `msg` to the nodes of `nodes` that have not answered yet.
   void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
   bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void HandleCatchupRequest(const Message& msg);
+  // A CatchupResponse to `request`, with our commit index and committed anchor.
+  static Message CatchupResponse(const Message& request, const ObjectState& o);
+  // Sender: puts the next chunk of our snapshot in `r` if the learner needs one. False if the
+  // answer ends there (sent without entries, or not at all); else entries follow from `start`.
+  bool ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start);
+  // Sends `first` and up to catchup_burst - 1 more responses with the committed entries from
+  // `start` on.
+  void SendCatchupBurst(const Message& msg, const ObjectState& o, Message first, Slot start);
   void HandleCatchupResponse(const Message& msg);
+  // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
+  // once the snapshot is complete (`data`); else the response ends here (the next chunk was
+  // asked for, or the chunk belongs to no transfer of ours).
+  bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
+  void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
+  // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
+  Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
   void HandleHeartbeat(const Message& msg);
 
   // Reads.
@@ -488,6 +511,13 @@ class Replica {
   void HandleMoveHint(const Message& msg);
 
   void CollectReady();
+  // CollectReady's passes over the objects touched since the last one: the owner's queued
+  // work (proposals, read rounds, anchor acks), then committed slots and snapshots for the
+  // host, reads whose index is applied, and last the hard state to persist.
+  void CollectOwnerWork(const ObjectId& object, ObjectState& o);
+  void CollectCommitted(const ObjectId& object, ObjectState& o);
+  void CollectReads();
+  void CollectPersist(const ObjectId& object, ObjectState& o);
   // Merges collect_ into `due` (sorted, without duplicates); empties it unless `keep`.
   void TakeCollect(std::vector<ObjectId>& due, bool keep = false);
 
