@@ -357,6 +357,7 @@ class Replica {
     NodeId forwarded_to = kNoNode;  // The owner our current attempt was forwarded to.
   };
 
+  // replica.cc: objects, messages, the Ready batch.
   // Rebuilds an object from its persisted hard state and the host's latest snapshot.
   void Restore(const ObjectId& object, ObjectHardState hard);
   ObjectState& Obj(const ObjectId& object);
@@ -365,19 +366,13 @@ class Replica {
   // the work lists of CollectReady, of the next heartbeat and of the indexes, so that none of
   // them has to visit every object (a node may hold a million tables).
   void Touch(const ObjectId& object, ObjectState& o);
-  // Brings anchor_floor_, sweep_ and lagging_ up to date with the objects touched since.
-  void RefreshIndexes() const;
-  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
-  uint64_t HeartbeatCycle() const;
-  void SendHeartbeat();
-  // Frees the snapshots held for transfers nobody continued for snapshot_serve_idle_ticks.
-  void DropIdleTransfers();
-  ZoneId ZoneOf(NodeId node) const;
-  bool Alive(NodeId node) const;
-  NodeSet LiveNodes() const;
+  void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
+  void MarkDirty(ObjectState& o);
   void Send(Message msg);
   void Broadcast(const Message& msg, bool include_self);  // Members of C_{L-1} and C_L.
   void SendTo(const NodeSet& nodes, const Message& msg, bool include_self);
+  // Resends `msg` to the nodes of `nodes` that have not answered yet.
+  void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
   // A message of `type` about `object` to `to` (Send fills in `from`).
   static Message MessageTo(MessageType type, NodeId to, const ObjectId& object);
   // The answer of `type` to `msg`: to its sender, about its object.
@@ -385,131 +380,10 @@ class Replica {
   // A candidate's or owner's Prepare, Accept or Confirm: its ballot, our latest epoch (the
   // fence), and, but for Confirm, our commit index.
   Message ProposerMessage(MessageType type, const ObjectId& object, const ObjectState& o) const;
-
-  // Reconfiguration (docs/consensus.md, "Reconfiguration").
-  const ConfigInfo& Latest() const { return configs_.at(latest_epoch_); }
-  const ConfigInfo* FindConfig(uint64_t epoch) const;
-  bool IsMember(uint64_t epoch, NodeId node) const;
-  bool KnownNode(NodeId node) const;
-  void AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
-  void LearnConfig(uint64_t epoch, const std::string& encoded);
-  // Configurations whose quorums the object needs: {L} once anchored at L, else {A, L-1, L}
-  // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
-  EpochSet ObjectEpochs(const ObjectState& o) const;
-  bool IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const;
-  bool IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const;
-  NodeSet MembersOf(const EpochSet& epochs) const;
-  absl::Status CheckAvailableIn(const EpochSet& epochs) const;
-  bool NeedsAnchor(const ObjectState& o) const;
-  bool Held(const ObjectState& o) const;
-  uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
-  bool Fenced(const Message& msg) const;  // A proposer message from an older epoch.
-  void NoteFence(const Message& reply);
-  void ScanAnchors(ObjectState& o);
-  void SendDeferredAnchorAck(const ObjectId& object, ObjectState& o);
-  void Sweep();
-  // Requests forwarded to an owner that stopped answering: reads are re-routed, writes fail
-  // with an unknown outcome (they may have been taken) instead of waiting for their deadline.
-  void CheckForwardTargets();
   void DrainLocal();
-  void MarkDirty(ObjectState& o);
-  void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
-  // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
-  void Promise(const ObjectId& object, ObjectState& o, Ballot b);
-  // Records forward `seq` from `origin` for our current ballot; false if already seen.
-  bool TakeForward(ObjectState& o, NodeId origin, uint64_t seq);
-  bool ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const;
-
-  // Routing of client requests.
-  // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
-  // command forwarded to us; our own commands get a fresh attempt here.
-  void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
-  // Forwards a write to the owner we believe in, addressed to its exact ballot.
-  void ForwardWrite(const ObjectId& object, ObjectState& o, Command cmd, uint64_t route);
-  void RouteRead(const ObjectId& object, RequestId id);
-  RouteDecision Decide(const ObjectId& object, const ObjectState& o);
-  void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
-  // Hands a command back: re-routes our own, or tells the origin (attempt `route`).
-  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite,
-                     uint64_t route);
-  // Hands back a command we had queued (looks up the origin's attempt).
-  void RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd);
-  void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
-  void SetReadIndex(RequestId id, Slot index);
-  void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
-
-  // Phase 1.
-  void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
-  // The acceptor's one check of a Prepare, Accept or Confirm: true (and `reply` filled with
-  // our promise, plus our epoch if fenced) if it comes from an older epoch (the fence) or is
-  // below our promise (WPaxos §4.2: never join a ballot lower than one promised).
-  bool AcceptorRefuses(const Message& msg, const ObjectState& o, Message& reply);
-  void HandlePrepare(const Message& msg);
-  void HandlePromise(const Message& msg);
-  void HandleRejection(const Message& msg, ObjectState& o, Role role);
-  void BecomeOwner(const ObjectId& object, ObjectState& o);
-  // `announce`: send the commit notice of what we committed before letting go (never when we
-  // learned that a higher ballot chose values: our commit index is no longer ours to announce).
-  void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
-  void ObserveBallot(ObjectState& o, Ballot b);
-  void NoteDisowned(ObjectState& o, const Message& msg);
-
-  // Phase 2.
-  void FlushProposals(const ObjectId& object, ObjectState& o);
-  void HandleAccept(const Message& msg);
-  void HandleAccepted(const Message& msg);
-  void AdvanceOwnerCommit(ObjectState& o);
-  void SendCommitNotice(const ObjectId& object, ObjectState& o);
-
-  // Learner.
-  void HandleCommit(const Message& msg);
-  void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
-                 NodeId from);
-  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
-  static void ContinueTransfer(const PartialSnapshot& partial, Message& request);
-  // True if `learner` asked for the same thing (first slot, chunk offset) less than
-  // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
-  bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
-  // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
-  // have any, so Tick can skip the rest.
-  void TickObject(const ObjectId& object, ObjectState& o);
-  void TickOwner(const ObjectId& object, ObjectState& o);
-  void TickFollower(const ObjectId& object, ObjectState& o);
-  // Resends `msg` to the nodes of `nodes` that have not answered yet.
-  void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
-  bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
-  void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
-  void HandleCatchupRequest(const Message& msg);
-  // A CatchupResponse to `request`, with our commit index and committed anchor.
-  static Message CatchupResponse(const Message& request, const ObjectState& o);
-  // Sender: puts the next chunk of our snapshot in `r` if the learner needs one. False if the
-  // answer ends there (sent without entries, or not at all); else entries follow from `start`.
-  bool ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start);
-  // Sends `first` and up to catchup_burst - 1 more responses with the committed entries from
-  // `start` on.
-  void SendCatchupBurst(const Message& msg, const ObjectState& o, Message first, Slot start);
-  void HandleCatchupResponse(const Message& msg);
-  // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
-  // once the snapshot is complete (`data`); else the response ends here (the next chunk was
-  // asked for, or the chunk belongs to no transfer of ours).
-  bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
-  void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
-  // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
-  Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
-  void HandleHeartbeat(const Message& msg);
-
-  // Reads.
-  void StartReadRound(const ObjectId& object, ObjectState& o);
-  void HandleConfirm(const Message& msg);
-  void HandleConfirmAck(const Message& msg);
-  void HandleReadIndexRequest(const Message& msg);
-  void HandleReadIndexResponse(const Message& msg);
-
-  // Forwarding.
-  void HandleForward(const Message& msg);
-  void HandleForwardReject(const Message& msg);
-  void HandleMoveHint(const Message& msg);
-
+  bool Alive(NodeId node) const;
+  NodeSet LiveNodes() const;
+  ZoneId ZoneOf(NodeId node) const;
   void CollectReady();
   // CollectReady's passes over the objects touched since the last one: the owner's queued
   // work (proposals, read rounds, anchor acks), then committed slots and snapshots for the
@@ -520,6 +394,135 @@ class Replica {
   void CollectPersist(const ObjectId& object, ObjectState& o);
   // Merges collect_ into `due` (sorted, without duplicates); empties it unless `keep`.
   void TakeCollect(std::vector<ObjectId>& due, bool keep = false);
+
+  // replica_phase1.cc: stealing, promises, becoming owner, stepping down.
+  void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
+  void HandlePrepare(const Message& msg);
+  // The acceptor's one check of a Prepare, Accept or Confirm: true (and `reply` filled with
+  // our promise, plus our epoch if fenced) if it comes from an older epoch (the fence) or is
+  // below our promise (WPaxos §4.2: never join a ballot lower than one promised).
+  bool AcceptorRefuses(const Message& msg, const ObjectState& o, Message& reply);
+  // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
+  void Promise(const ObjectId& object, ObjectState& o, Ballot b);
+  void ObserveBallot(ObjectState& o, Ballot b);
+  void HandlePromise(const Message& msg);
+  void HandleRejection(const Message& msg, ObjectState& o, Role role);
+  void BecomeOwner(const ObjectId& object, ObjectState& o);
+  // `announce`: send the commit notice of what we committed before letting go (never when we
+  // learned that a higher ballot chose values: our commit index is no longer ours to announce).
+  void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
+
+  // replica_phase2.cc: proposals, accepts, the owner's commit index.
+  void FlushProposals(const ObjectId& object, ObjectState& o);
+  void HandleAccept(const Message& msg);
+  void HandleAccepted(const Message& msg);
+  void AdvanceOwnerCommit(ObjectState& o);
+  void SendCommitNotice(const ObjectId& object, ObjectState& o);
+
+  // replica_learner.cc: commit notices and catch-up.
+  void HandleCommit(const Message& msg);
+  void HandleHeartbeat(const Message& msg);
+  void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
+  void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
+                 NodeId from);
+  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  static void ContinueTransfer(const PartialSnapshot& partial, Message& request);
+  void HandleCatchupResponse(const Message& msg);
+  // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
+  // once the snapshot is complete (`data`); else the response ends here (the next chunk was
+  // asked for, or the chunk belongs to no transfer of ours).
+  bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
+  void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
+  // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
+  Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
+  void HandleCatchupRequest(const Message& msg);
+  // A CatchupResponse to `request`, with our commit index and committed anchor.
+  static Message CatchupResponse(const Message& request, const ObjectState& o);
+  // Sender: puts the next chunk of our snapshot in `r` if the learner needs one. False if the
+  // answer ends there (sent without entries, or not at all); else entries follow from `start`.
+  bool ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start);
+  // Sends `first` and up to catchup_burst - 1 more responses with the committed entries from
+  // `start` on.
+  void SendCatchupBurst(const Message& msg, const ObjectState& o, Message first, Slot start);
+  // True if `learner` asked for the same thing (first slot, chunk offset) less than
+  // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
+  bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
+
+  // replica_reads.cc: the read barrier.
+  void RouteRead(const ObjectId& object, RequestId id);
+  void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
+  void HandleReadIndexRequest(const Message& msg);
+  void HandleReadIndexResponse(const Message& msg);
+  void StartReadRound(const ObjectId& object, ObjectState& o);
+  void HandleConfirm(const Message& msg);
+  void HandleConfirmAck(const Message& msg);
+  void SetReadIndex(RequestId id, Slot index);
+
+  // replica_routing.cc: routing and forwarding of client writes, migration.
+  void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
+  // Requests forwarded to an owner that stopped answering: reads are re-routed, writes fail
+  // with an unknown outcome (they may have been taken) instead of waiting for their deadline.
+  void CheckForwardTargets();
+  RouteDecision Decide(const ObjectId& object, const ObjectState& o);
+  // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
+  // command forwarded to us; our own commands get a fresh attempt here.
+  void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
+  // Forwards a write to the owner we believe in, addressed to its exact ballot.
+  void ForwardWrite(const ObjectId& object, ObjectState& o, Command cmd, uint64_t route);
+  // Hands a command back: re-routes our own, or tells the origin (attempt `route`).
+  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite,
+                     uint64_t route);
+  // Hands back a command we had queued (looks up the origin's attempt).
+  void RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd);
+  void NoteDisowned(ObjectState& o, const Message& msg);
+  void HandleForward(const Message& msg);
+  bool ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const;
+  // Records forward `seq` from `origin` for our current ballot; false if already seen.
+  bool TakeForward(ObjectState& o, NodeId origin, uint64_t seq);
+  void HandleForwardReject(const Message& msg);
+  void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
+  void HandleMoveHint(const Message& msg);
+
+  // replica_reconfig.cc (docs/consensus.md, "Reconfiguration").
+  const ConfigInfo& Latest() const { return configs_.at(latest_epoch_); }
+  void AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
+  void LearnConfig(uint64_t epoch, const std::string& encoded);
+  const ConfigInfo* FindConfig(uint64_t epoch) const;
+  bool IsMember(uint64_t epoch, NodeId node) const;
+  bool KnownNode(NodeId node) const;
+  // Configurations whose quorums the object needs: {L} once anchored at L, else {A, L-1, L}
+  // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
+  EpochSet ObjectEpochs(const ObjectState& o) const;
+  bool IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const;
+  bool IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const;
+  NodeSet MembersOf(const EpochSet& epochs) const;
+  absl::Status CheckAvailableIn(const EpochSet& epochs) const;
+  // An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is
+  // the EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
+  static bool IsAnchor(const Batch& batch);
+  bool NeedsAnchor(const ObjectState& o) const;
+  bool Held(const ObjectState& o) const;
+  void ScanAnchors(ObjectState& o);
+  void SendDeferredAnchorAck(const ObjectId& object, ObjectState& o);
+  bool Fenced(const Message& msg) const;  // A proposer message from an older epoch.
+  void NoteFence(const Message& reply);
+  uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
+  // Brings anchor_counts_, sweep_ and lagging_ up to date with the objects touched since.
+  void RefreshIndexes() const;
+  void Sweep();
+
+  // replica_time.cc: timers and heartbeats.
+  // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
+  // have any, so Tick can skip the rest.
+  void TickObject(const ObjectId& object, ObjectState& o);
+  void TickOwner(const ObjectId& object, ObjectState& o);
+  void TickFollower(const ObjectId& object, ObjectState& o);
+  bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
+  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
+  uint64_t HeartbeatCycle() const;
+  void SendHeartbeat();
+  // Frees the snapshots held for transfers nobody continued for snapshot_serve_idle_ticks.
+  void DropIdleTransfers();
 
   ReplicaConfig config_;
   std::map<uint64_t, ConfigInfo> configs_;  // Every configuration known, by epoch (stable refs).
