@@ -217,6 +217,7 @@ struct Bookkeeping {
   mutable uint64_t indexed_anchor = 0;
   bool queued_collect = false;
   bool queued_heartbeat = false;
+  bool queued_check = false;
   mutable bool queued_index = false;
   mutable bool indexed_held = false;
   mutable bool indexed_sweep = false;

@@ -145,6 +145,10 @@ void Replica::Touch(const ObjectId& object, ObjectState& o) {
     o.bookkeeping.queued_index = true;
     reindex_.push_back(object);
   }
+  if (checking_ && !o.bookkeeping.queued_check) {
+    o.bookkeeping.queued_check = true;
+    check_list_.push_back(object);
+  }
 }
 
 void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {

@@ -334,6 +334,14 @@ class Replica {
   absl::Status QuorumStatus(const ObjectId& object) const;
   uint64_t AnchorEpoch(const ObjectId& object) const;
 
+  // Checks the invariants of this node's state (docs/consensus.md, "Invariants") for every
+  // object touched since the previous call (every object on the first call), and the node's
+  // own; returns one line per violation, none if all hold. Cheap enough for every step of a
+  // test or the simulator: call it after the host's Ready loop (HasReady() false). `checked`,
+  // if not null, receives the objects looked at (sorted), for the caller's checks across calls
+  // and nodes. The list of touched objects is kept only once this was called.
+  std::vector<std::string> CheckInvariants(std::vector<ObjectId>* checked = nullptr);
+
  private:
   using Role = internal::Role;
   using EpochSet = internal::EpochSet;
@@ -511,6 +519,12 @@ class Replica {
   void RefreshIndexes() const;
   void Sweep();
 
+  // replica_invariants.cc.
+  void CheckObject(const ObjectId& object, const ObjectState& o,
+                   std::vector<std::string>& out) const;
+  void CheckProposer(const ObjectId& object, const ObjectState& o,
+                     std::vector<std::string>& out) const;
+
   // replica_time.cc: timers and heartbeats.
   // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
   // have any, so Tick can skip the rest.
@@ -550,6 +564,9 @@ class Replica {
   std::vector<ObjectId> collect_;
   std::vector<ObjectId> heartbeat_changed_;
   mutable std::vector<ObjectId> reindex_;
+  // Objects touched since the last CheckInvariants (kept only once it was called).
+  bool checking_ = false;
+  std::vector<ObjectId> check_list_;
   // Indexes over every object, exact after RefreshIndexes: the anchor epochs of held objects
   // (AnchorFloor = the lowest), objects the sweeper may have to steal, lagging objects.
   mutable absl::btree_map<uint64_t, size_t> anchor_counts_;
