@@ -48,6 +48,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "consensus/message.h"
+#include "consensus/object_state.h"
 #include "consensus/policy.h"
 #include "consensus/quorum.h"
 #include "consensus/random.h"
@@ -56,19 +57,7 @@
 namespace atlas::consensus {
 
 // ---------------------------------------------------------------------------------------------
-// Durable state.
-
-// The durable acceptor/learner state of one object.
-struct ObjectHardState {
-  Ballot promised;                           // Acceptor: highest ballot promised.
-  Slot commit_index = 0;                     // Learner: every slot <= is chosen.
-  Slot truncated_through = 0;                // Log compacted through here (after a snapshot).
-  absl::btree_map<Slot, LogEntry> log;       // Accepted (and committed) entries.
-  // The object's anchor: the configuration of the latest anchor entry <= commit_index
-  // (docs/consensus.md, "Reconfiguration"); 0/empty = none (a fresh object).
-  uint64_t anchor_epoch = 0;
-  std::string anchor_config;                 // EncodeQuorumConfig bytes.
-};
+// Durable state (ObjectHardState, the durable state of one object: consensus/object_state.h).
 
 // What a node reads back on restart: everything ever written through Ready::persist.
 using PersistentState = absl::btree_map<ObjectId, ObjectHardState>;
@@ -215,19 +204,28 @@ struct ReplicaConfig {
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
+  // A forward window restarted for a new incarnation of its origin keeps this many sequence
+  // numbers below the one that restarted it open: that incarnation's first forwards may have
+  // overtaken each other (see TakeForward).
+  uint64_t forward_reorder_slack = 64;
+  int route_attempts_max = 3;             // Routings of one request before it fails NOT_OWNER.
   // This incarnation's forward sequence numbers start above this one. A restarted node must
   // not reuse the numbers it forwarded with before (an owner would drop its forwards as
   // duplicates): the host passes something that grows across restarts (its start time, µs).
   uint64_t forward_seq_base = 0;
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots.
+  Slot log_tail_slots = 16;               // Entries kept below a snapshot for cheap catch-up.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.
   Tick snapshot_serve_idle_ticks = 4000;  // A transfer nobody asked to continue is dropped.
   // Heartbeats re-announce every object's commit index (and owners their ballot) once per
-  // cycle. Up to this many objects, the whole set goes in every 10th heartbeat; above it, each
-  // heartbeat carries a rolling window of at most this many, so idle traffic stays bounded
-  // however many tables a node holds (the cycle lengthens instead).
+  // cycle. Up to this many objects, the whole set goes in every heartbeat_full_every-th
+  // heartbeat; above it, each heartbeat carries a rolling window of at most this many, so idle
+  // traffic stays bounded however many tables a node holds (the cycle lengthens instead).
   size_t heartbeat_objects_max = 256;
+  uint64_t heartbeat_full_every = 10;     // Heartbeats per re-announcement cycle (at least).
+  // Ownerless objects the reconfiguration sweeper steals per heartbeat (see Sweep).
+  size_t sweep_steals_max = 2;
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
@@ -267,46 +265,6 @@ struct Probes {
 };
 
 // ---------------------------------------------------------------------------------------------
-
-// A FIFO of commands that allocates nothing while empty (std::deque allocates on
-// construction: a cost per object when a node holds a million of them).
-class CommandQueue {
- public:
-  CommandQueue() = default;
-  CommandQueue(const CommandQueue&) = default;
-  CommandQueue& operator=(const CommandQueue&) = default;
-  CommandQueue(CommandQueue&& other) noexcept { swap(other); }
-  CommandQueue& operator=(CommandQueue&& other) noexcept {
-    CommandQueue moved(std::move(other));
-    swap(moved);
-    return *this;
-  }
-  bool empty() const { return head_ == items_.size(); }
-  size_t size() const { return items_.size() - head_; }
-  Command& front() { return items_[head_]; }
-  void push_back(Command cmd) { items_.push_back(std::move(cmd)); }
-  void pop_front() {
-    if (++head_ == items_.size()) {
-      items_.clear();
-      head_ = 0;
-    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
-      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
-  }
-  void swap(CommandQueue& other) noexcept {
-    items_.swap(other.items_);
-    std::swap(head_, other.head_);
-  }
-  std::vector<Command>::iterator begin() {
-    return items_.begin() + static_cast<std::ptrdiff_t>(head_);
-  }
-  std::vector<Command>::iterator end() { return items_.end(); }
-
- private:
-  std::vector<Command> items_;
-  size_t head_ = 0;
-};
 
 class Replica {
  public:
@@ -376,127 +334,27 @@ class Replica {
   absl::Status QuorumStatus(const ObjectId& object) const;
   uint64_t AnchorEpoch(const ObjectId& object) const;
 
+  // Checks the invariants of this node's state (docs/consensus.md, "Invariants") for every
+  // object touched since the previous call (every object on the first call), and the node's
+  // own; returns one line per violation, none if all hold. Cheap enough for every step of a
+  // test or the simulator: call it after the host's Ready loop (HasReady() false). `checked`,
+  // if not null, receives the objects looked at (sorted) with their hard state (valid until
+  // the replica next changes), for the caller's checks across calls and nodes. The list of
+  // touched objects is kept only once this was called.
+  using CheckedObject = std::pair<ObjectId, const ObjectHardState*>;
+  std::vector<std::string> CheckInvariants(std::vector<CheckedObject>* checked = nullptr);
+
  private:
-  enum class Role { kFollower, kCandidate, kOwner };
+  using Role = internal::Role;
+  using EpochSet = internal::EpochSet;
+  using InFlight = internal::InFlight;
+  using ForwardWindow = internal::ForwardWindow;
+  using PendingRead = internal::PendingRead;
+  using PartialSnapshot = internal::PartialSnapshot;
+  using ObjectState = internal::ObjectState;
   struct ConfigInfo {
     QuorumSystem quorums;
     std::string encoded;  // EncodeQuorumConfig: what an anchor entry carries.
-  };
-  using EpochSet = absl::btree_set<uint64_t>;
-
-  struct InFlight {
-    Batch value;
-    NodeSet acks;
-    consensus::Tick sent_tick = 0;
-  };
-  // Sequence numbers seen from one origin: all < next, plus `above`.
-  struct ForwardWindow {
-    uint64_t next = 1;
-    absl::btree_set<uint64_t> above;
-  };
-  struct PendingRead {
-    RequestId id;
-    NodeId origin = kNoNode;
-  };
-  struct ObjectState {
-    // Acceptor + learner (durable, mirrored in persist).
-    ObjectHardState hard;
-    bool dirty = false;
-    absl::btree_set<Slot> dirty_slots;
-    // Learner (volatile).
-    Slot applied = 0;
-    Slot snapshot_slot = 0;        // Latest application snapshot we know of.
-    Slot snapshot_asked = 0;
-    Ballot owner_ballot;           // Highest ballot seen from an owner (Accept/Commit).
-    Ballot disowned;               // owner_ballot's node told us it does not own the object.
-    consensus::Tick owner_heard = -1;  // Last Accept/Commit of owner_ballot (sweeper).
-    consensus::Tick catchup_sent = -1;
-    Ballot notice_ballot;          // Latest commit notice: (ballot, commit_index).
-    Slot notice_commit = 0;
-    Slot heartbeat_commit = 0;     // Commit index in our previous heartbeat.
-    // Highest commit index some peer reported, and that peer: catch-up is retried from Tick
-    // until we reach it (a request may be rate-limited, lost, or sent to a lagging peer).
-    Slot known_commit = 0;
-    NodeId known_commit_from = kNoNode;
-    // (Pointers rather than optionals: rare, and an idle object should stay small.)
-    std::unique_ptr<Snapshot> install;  // Snapshot received by catch-up, not yet handed out.
-    // Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
-    struct PartialSnapshot {
-      Slot slot = 0;
-      uint64_t total = 0;
-      std::string data;
-      NodeId from = kNoNode;
-    };
-    std::unique_ptr<PartialSnapshot> partial;
-    // Sender: the snapshot this node is transferring to learners, kept so that every chunk
-    // comes from the same snapshot, and the log after it is not truncated meanwhile.
-    std::unique_ptr<Snapshot> serving;
-    consensus::Tick serving_touched = 0;
-    // The last catch-up answer sent (learner, first slot, chunk offset, when): a retry that
-    // crossed it in flight is not answered again, so a slow link does not fill with copies.
-    NodeId served_to = kNoNode;
-    Slot served_slot = 0;
-    uint64_t served_offset = 0;
-    consensus::Tick served_at = -1;
-    // Highest command stamp seen in the object's entries: an owner stamps no lower, so stamps
-    // do not go back within an ownership (the state machine keeps them monotonic across owners).
-    int64_t last_stamp_ms = 0;
-    // Proposer / owner.
-    Role role = Role::kFollower;
-    Ballot ballot;
-    NodeSet promises;
-    absl::btree_map<Slot, LogEntry> recovered;
-    Slot recovered_commit = 0;
-    NodeId recovered_commit_from = kNoNode;
-    consensus::Tick phase1_sent = 0;
-    consensus::Tick backoff_until = 0;
-    int steal_attempts = 0;
-    bool want_steal = false;
-    Slot next_slot = 1;
-    Slot read_ready_slot = 0;      // Owner serves reads once commit_index >= this.
-    absl::btree_map<Slot, InFlight> in_flight;
-    absl::btree_set<Slot> chosen;  // Q2-accepted slots not yet contiguous with commit_index.
-    CommandQueue proposals;
-    // Origin side: sequence numbers of our Forwards to the ballot `forward_ballot`.
-    Ballot forward_ballot;
-    uint64_t forward_seq = 0;
-    // Owner side: which forward sequence numbers each origin already delivered to our ballot
-    // `window_ballot` (exactly-once under network duplication; bounded, see TakeForward).
-    Ballot window_ballot;
-    absl::btree_map<NodeId, ForwardWindow> windows;
-    // Origin's routing attempt of each queued forwarded command, echoed in rejections.
-    absl::btree_map<RequestId, uint64_t> queued_routes;
-    absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
-    Slot last_commit_sent = 0;
-    // Read barrier (batched Q2 round).
-    std::vector<PendingRead> reads_waiting;
-    std::vector<PendingRead> reads_in_round;
-    uint64_t round = 0;
-    bool round_active = false;
-    NodeSet round_acks;
-    Slot round_read_index = 0;
-    consensus::Tick round_sent = 0;
-    // Reconfiguration. Candidate/owner: configurations found in phase 1 (reported anchors,
-    // anchor entries among recovered ones) whose quorums are needed on top of the base ones
-    // until our own anchor commits; `adopted` = newest committed anchor reported to us.
-    EpochSet joint;
-    uint64_t adopted = 0;
-    Slot anchor_slot = 0;          // Our anchor entry in flight (no slot after it meanwhile).
-    Slot anchor_scanned = 0;       // Log scanned for anchor entries through here.
-    // Acceptor: an anchor entry accepted while we lacked an earlier committed slot; acked
-    // once we caught up (an anchor certifies the whole prefix before it).
-    Slot deferred_anchor = 0;
-    Ballot deferred_ballot;
-    NodeId deferred_to = kNoNode;
-    // Bookkeeping of the node-wide work lists and indexes (Touch, RefreshIndexes), not protocol
-    // state: which lists hold the object, and what the indexes counted it as.
-    bool queued_collect = false;
-    bool queued_heartbeat = false;
-    mutable bool queued_index = false;
-    mutable bool indexed_held = false;
-    mutable bool indexed_sweep = false;
-    mutable bool indexed_lagging = false;
-    mutable uint64_t indexed_anchor = 0;
   };
   struct PendingRequest {
     ObjectId object;
@@ -509,31 +367,139 @@ class Replica {
     NodeId forwarded_to = kNoNode;  // The owner our current attempt was forwarded to.
   };
 
+  // replica.cc: objects, messages, the Ready batch.
+  // Rebuilds an object from its persisted hard state and the host's latest snapshot.
+  void Restore(const ObjectId& object, ObjectHardState hard);
   ObjectState& Obj(const ObjectId& object);
   const ObjectState* FindObj(const ObjectId& object) const;
   // Everything that may change an object goes through Touch (Obj does it): the object joins
   // the work lists of CollectReady, of the next heartbeat and of the indexes, so that none of
   // them has to visit every object (a node may hold a million tables).
   void Touch(const ObjectId& object, ObjectState& o);
-  // Brings anchor_floor_, sweep_ and lagging_ up to date with the objects touched since.
-  void RefreshIndexes() const;
-  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
-  uint64_t HeartbeatCycle() const;
-  void SendHeartbeat();
-  ZoneId ZoneOf(NodeId node) const;
-  bool Alive(NodeId node) const;
-  NodeSet LiveNodes() const;
+  void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
+  void MarkDirty(ObjectState& o);
   void Send(Message msg);
   void Broadcast(const Message& msg, bool include_self);  // Members of C_{L-1} and C_L.
   void SendTo(const NodeSet& nodes, const Message& msg, bool include_self);
+  // Resends `msg` to the nodes of `nodes` that have not answered yet.
+  void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
+  // A message of `type` about `object` to `to` (Send fills in `from`).
+  static Message MessageTo(MessageType type, NodeId to, const ObjectId& object);
+  // The answer of `type` to `msg`: to its sender, about its object.
+  static Message ReplyTo(const Message& msg, MessageType type);
+  // A candidate's or owner's Prepare, Accept or Confirm: its ballot, our latest epoch (the
+  // fence), and, but for Confirm, our commit index.
+  Message ProposerMessage(MessageType type, const ObjectId& object, const ObjectState& o) const;
+  void DrainLocal();
+  bool Alive(NodeId node) const;
+  NodeSet LiveNodes() const;
+  ZoneId ZoneOf(NodeId node) const;
+  void CollectReady();
+  // CollectReady's passes over the objects touched since the last one: the owner's queued
+  // work (proposals, read rounds, anchor acks), then committed slots and snapshots for the
+  // host, reads whose index is applied, and last the hard state to persist.
+  void CollectOwnerWork(const ObjectId& object, ObjectState& o);
+  void CollectCommitted(const ObjectId& object, ObjectState& o);
+  void CollectReads();
+  void CollectPersist(const ObjectId& object, ObjectState& o);
+  // Merges collect_ into `due` (sorted, without duplicates); empties it unless `keep`.
+  void TakeCollect(std::vector<ObjectId>& due, bool keep = false);
 
-  // Reconfiguration (docs/consensus.md, "Reconfiguration").
+  // replica_phase1.cc: stealing, promises, becoming owner, stepping down.
+  void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
+  void HandlePrepare(const Message& msg);
+  // The acceptor's one check of a Prepare, Accept or Confirm: true (and `reply` filled with
+  // our promise, plus our epoch if fenced) if it comes from an older epoch (the fence) or is
+  // below our promise (WPaxos §4.2: never join a ballot lower than one promised).
+  bool AcceptorRefuses(const Message& msg, const ObjectState& o, Message& reply);
+  // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
+  void Promise(const ObjectId& object, ObjectState& o, Ballot b);
+  void ObserveBallot(ObjectState& o, Ballot b);
+  void HandlePromise(const Message& msg);
+  void HandleRejection(const Message& msg, ObjectState& o, Role role);
+  void BecomeOwner(const ObjectId& object, ObjectState& o);
+  // `announce`: send the commit notice of what we committed before letting go (never when we
+  // learned that a higher ballot chose values: our commit index is no longer ours to announce).
+  void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
+
+  // replica_phase2.cc: proposals, accepts, the owner's commit index.
+  void FlushProposals(const ObjectId& object, ObjectState& o);
+  void HandleAccept(const Message& msg);
+  void HandleAccepted(const Message& msg);
+  void AdvanceOwnerCommit(ObjectState& o);
+  void SendCommitNotice(const ObjectId& object, ObjectState& o);
+
+  // replica_learner.cc: commit notices and catch-up.
+  void HandleCommit(const Message& msg);
+  void HandleHeartbeat(const Message& msg);
+  void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
+  void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
+                 NodeId from);
+  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  static void ContinueTransfer(const PartialSnapshot& partial, Message& request);
+  void HandleCatchupResponse(const Message& msg);
+  // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
+  // once the snapshot is complete (`data`); else the response ends here (the next chunk was
+  // asked for, or the chunk belongs to no transfer of ours).
+  bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
+  void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
+  // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
+  Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
+  void HandleCatchupRequest(const Message& msg);
+  // A CatchupResponse to `request`, with our commit index and committed anchor.
+  static Message CatchupResponse(const Message& request, const ObjectState& o);
+  // Sender: puts the next chunk of our snapshot in `r` if the learner needs one. False if the
+  // answer ends there (sent without entries, or not at all); else entries follow from `start`.
+  bool ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start);
+  // Sends `first` and up to catchup_burst - 1 more responses with the committed entries from
+  // `start` on.
+  void SendCatchupBurst(const Message& msg, const ObjectState& o, Message first, Slot start);
+  // True if `learner` asked for the same thing (first slot, chunk offset) less than
+  // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
+  bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
+
+  // replica_reads.cc: the read barrier.
+  void RouteRead(const ObjectId& object, RequestId id);
+  void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
+  void HandleReadIndexRequest(const Message& msg);
+  void HandleReadIndexResponse(const Message& msg);
+  void StartReadRound(const ObjectId& object, ObjectState& o);
+  void HandleConfirm(const Message& msg);
+  void HandleConfirmAck(const Message& msg);
+  void SetReadIndex(RequestId id, Slot index);
+
+  // replica_routing.cc: routing and forwarding of client writes, migration.
+  void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
+  // Requests forwarded to an owner that stopped answering: reads are re-routed, writes fail
+  // with an unknown outcome (they may have been taken) instead of waiting for their deadline.
+  void CheckForwardTargets();
+  RouteDecision Decide(const ObjectId& object, const ObjectState& o);
+  // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
+  // command forwarded to us; our own commands get a fresh attempt here.
+  void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
+  // Forwards a write to the owner we believe in, addressed to its exact ballot.
+  void ForwardWrite(const ObjectId& object, ObjectState& o, Command cmd, uint64_t route);
+  // Hands a command back: re-routes our own, or tells the origin (attempt `route`).
+  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite,
+                     uint64_t route);
+  // Hands back a command we had queued (looks up the origin's attempt).
+  void RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd);
+  void NoteDisowned(ObjectState& o, const Message& msg);
+  void HandleForward(const Message& msg);
+  bool ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const;
+  // Records forward `seq` from `origin` for our current ballot; false if already seen.
+  bool TakeForward(ObjectState& o, NodeId origin, uint64_t seq);
+  void HandleForwardReject(const Message& msg);
+  void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
+  void HandleMoveHint(const Message& msg);
+
+  // replica_reconfig.cc (docs/consensus.md, "Reconfiguration").
   const ConfigInfo& Latest() const { return configs_.at(latest_epoch_); }
+  void AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
+  void LearnConfig(uint64_t epoch, const std::string& encoded);
   const ConfigInfo* FindConfig(uint64_t epoch) const;
   bool IsMember(uint64_t epoch, NodeId node) const;
   bool KnownNode(NodeId node) const;
-  void AddConfig(uint64_t epoch, Topology topology, QuorumSpec quorum);
-  void LearnConfig(uint64_t epoch, const std::string& encoded);
   // Configurations whose quorums the object needs: {L} once anchored at L, else {A, L-1, L}
   // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
   EpochSet ObjectEpochs(const ObjectState& o) const;
@@ -541,96 +507,39 @@ class Replica {
   bool IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const;
   NodeSet MembersOf(const EpochSet& epochs) const;
   absl::Status CheckAvailableIn(const EpochSet& epochs) const;
+  // An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is
+  // the EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
+  static bool IsAnchor(const Batch& batch);
   bool NeedsAnchor(const ObjectState& o) const;
   bool Held(const ObjectState& o) const;
-  uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
-  bool Fenced(const Message& msg) const;  // A proposer message from an older epoch.
-  void NoteFence(const Message& reply);
   void ScanAnchors(ObjectState& o);
   void SendDeferredAnchorAck(const ObjectId& object, ObjectState& o);
+  bool Fenced(const Message& msg) const;  // A proposer message from an older epoch.
+  void NoteFence(const Message& reply);
+  uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
+  // Brings anchor_counts_, sweep_ and lagging_ up to date with the objects touched since.
+  void RefreshIndexes() const;
   void Sweep();
-  // Requests forwarded to an owner that stopped answering: reads are re-routed, writes fail
-  // with an unknown outcome (they may have been taken) instead of waiting for their deadline.
-  void CheckForwardTargets();
-  void DrainLocal();
-  void MarkDirty(ObjectState& o);
-  void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
-  // Acceptor: raise our promise to `b` (no-op if not higher); steps down a lower proposer.
-  void Promise(const ObjectId& object, ObjectState& o, Ballot b);
-  // Records forward `seq` from `origin` for our current ballot; false if already seen.
-  bool TakeForward(ObjectState& o, NodeId origin, uint64_t seq);
-  bool ForwardSeen(const ObjectState& o, NodeId origin, uint64_t seq) const;
 
-  // Routing of client requests.
-  // Routes a write: forward, steal or queue. `route` is the origin's attempt number for a
-  // command forwarded to us; our own commands get a fresh attempt here.
-  void RouteWrite(const ObjectId& object, Command cmd, uint64_t route = 0);
-  void RouteRead(const ObjectId& object, RequestId id);
-  RouteDecision Decide(const ObjectId& object, const ObjectState& o);
-  void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
-  // Hands a command back: re-routes our own, or tells the origin (attempt `route`).
-  void RejectCommand(const ObjectId& object, ObjectState& o, const Command& cmd, bool definite,
-                     uint64_t route);
-  // Hands back a command we had queued (looks up the origin's attempt).
-  void RejectQueued(const ObjectId& object, ObjectState& o, const Command& cmd);
-  void RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r);
-  void SetReadIndex(RequestId id, Slot index);
-  void NoteAccess(const ObjectId& object, ObjectState& o, NodeId from);
+  // replica_invariants.cc.
+  void CheckObject(const ObjectId& object, const ObjectState& o,
+                   std::vector<std::string>& out) const;
+  void CheckProposer(const ObjectId& object, const ObjectState& o,
+                     std::vector<std::string>& out) const;
 
-  // Phase 1.
-  void StartSteal(const ObjectId& object, StealReason reason, RequestId request = {});
-  void HandlePrepare(const Message& msg);
-  void HandlePromise(const Message& msg);
-  void HandleRejection(const Message& msg, ObjectState& o, Role role);
-  void BecomeOwner(const ObjectId& object, ObjectState& o);
-  // `announce`: send the commit notice of what we committed before letting go (never when we
-  // learned that a higher ballot chose values: our commit index is no longer ours to announce).
-  void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
-  void ObserveBallot(ObjectState& o, Ballot b);
-  void NoteDisowned(ObjectState& o, const Message& msg);
-
-  // Phase 2.
-  void FlushProposals(const ObjectId& object, ObjectState& o);
-  void HandleAccept(const Message& msg);
-  void HandleAccepted(const Message& msg);
-  void AdvanceOwnerCommit(ObjectState& o);
-  void SendCommitNotice(const ObjectId& object, ObjectState& o);
-
-  // Learner.
-  void HandleCommit(const Message& msg);
-  void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
-                 NodeId from);
-  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
-  static void ContinueTransfer(const ObjectState::PartialSnapshot& partial, Message& request);
-  // True if `learner` asked for the same thing (first slot, chunk offset) less than
-  // resend_ticks ago: a retry that crossed our answer in flight. Else records this answer.
-  bool CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset);
+  // replica_time.cc: timers and heartbeats.
   // One object's timers (resends, catch-up retries, queued work); NeedsTick is true iff it may
   // have any, so Tick can skip the rest.
   void TickObject(const ObjectId& object, ObjectState& o);
-  // Resends `msg` to the nodes of `nodes` that have not answered yet.
-  void SendToSilent(const NodeSet& nodes, const NodeSet& answered, Message msg);
+  void TickOwner(const ObjectId& object, ObjectState& o);
+  void TickFollower(const ObjectId& object, ObjectState& o);
   bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
-  void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
-  void HandleCatchupRequest(const Message& msg);
-  void HandleCatchupResponse(const Message& msg);
-  void HandleHeartbeat(const Message& msg);
-
-  // Reads.
-  void StartReadRound(const ObjectId& object, ObjectState& o);
-  void HandleConfirm(const Message& msg);
-  void HandleConfirmAck(const Message& msg);
-  void HandleReadIndexRequest(const Message& msg);
-  void HandleReadIndexResponse(const Message& msg);
-
-  // Forwarding.
-  void HandleForward(const Message& msg);
-  void HandleForwardReject(const Message& msg);
-  void HandleMoveHint(const Message& msg);
-
-  void CollectReady();
-  // Merges collect_ into `due` (sorted, without duplicates); empties it unless `keep`.
-  void TakeCollect(std::vector<ObjectId>& due, bool keep = false);
+  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
+  uint64_t HeartbeatCycle() const;
+  void SendHeartbeat();
+  // Frees the snapshots held for transfers nobody continued for snapshot_serve_idle_ticks.
+  // Frees the snapshots held for transfers nobody asked to continue for `idle` ticks.
+  void DropIdleTransfers(consensus::Tick idle);
 
   ReplicaConfig config_;
   std::map<uint64_t, ConfigInfo> configs_;  // Every configuration known, by epoch (stable refs).
@@ -658,6 +567,9 @@ class Replica {
   std::vector<ObjectId> collect_;
   std::vector<ObjectId> heartbeat_changed_;
   mutable std::vector<ObjectId> reindex_;
+  // Objects touched since the last CheckInvariants (kept only once it was called).
+  bool checking_ = false;
+  std::vector<ObjectId> check_list_;
   // Indexes over every object, exact after RefreshIndexes: the anchor epochs of held objects
   // (AnchorFloor = the lowest), objects the sweeper may have to steal, lagging objects.
   mutable absl::btree_map<uint64_t, size_t> anchor_counts_;

@@ -144,6 +144,11 @@ class NodeHost {
   bool Idle() const;
 
   const consensus::Replica& replica() const { return *replica_; }
+  // The core's invariants over the objects touched since the last call (simulator, tests).
+  std::vector<std::string> CheckInvariants(
+      std::vector<consensus::Replica::CheckedObject>* touched) {
+    return replica_->CheckInvariants(touched);
+  }
   const consensus::ClusterConfig& membership() const { return membership_.current(); }
   const consensus::ClusterConfig& previous_membership() const { return membership_.previous(); }
   uint64_t readies() const { return readies_; }

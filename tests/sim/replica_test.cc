@@ -4,6 +4,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "consensus/membership.h"
@@ -62,7 +64,14 @@ class Cluster {
       for (auto& r : rd.replies) n.replies.push_back(r);
       n.replica->Advance(rd);
     }
+    CheckInvariants(id);
     return out;
+  }
+  // The node's invariants hold after every Ready loop (Replica::CheckInvariants).
+  void CheckInvariants(NodeId id) {
+    const std::vector<std::string> violations = nodes_[id].replica->CheckInvariants();
+    INFO((violations.empty() ? "" : violations.front()));
+    REQUIRE(violations.empty());
   }
   // Delivers the messages of `msgs` of `type` addressed to `to`, then drains `to`.
   std::vector<Message> DeliverTo(const std::vector<Message>& msgs, MessageType type, NodeId to) {
@@ -88,6 +97,7 @@ class Cluster {
           n.replica->Advance(rd);
           any = true;
         }
+        CheckInvariants(id);
       }
       if (!inflight_.empty()) {
         std::vector<Message> batch;
@@ -147,6 +157,31 @@ TEST_CASE("a one-node cluster commits every write through its log", "[replica]")
   REQUIRE(c.N(1).replies.size() == 1);
   REQUIRE(c.N(1).replies[0].code == ReplyCode::kOk);
   REQUIRE(c.N(1).durable.at("t").commit_index == 1);
+}
+
+TEST_CASE("CheckInvariants looks at every object first, then at the objects touched since",
+          "[replica]") {
+  Cluster c({1}, QuorumSpec{0, 0});
+  c.R(1).Propose("a", "x", RequestId{1, 1});
+  c.R(1).Propose("b", "y", RequestId{1, 2});
+  c.Settle();  // Checks after every Ready loop.
+  std::vector<Replica::CheckedObject> checked;
+  auto objects = [&checked] {
+    std::vector<ObjectId> out;
+    for (const auto& [object, hard] : checked) out.push_back(object);
+    return out;
+  };
+  REQUIRE(c.R(1).CheckInvariants(&checked).empty());
+  REQUIRE(checked.empty());
+  c.R(1).Propose("b", "z", RequestId{1, 3});
+  REQUIRE(c.R(1).CheckInvariants(&checked).empty());
+  REQUIRE(objects() == std::vector<ObjectId>{"b"});
+  REQUIRE(checked[0].second->commit_index == 1);
+  c.Settle();
+  c.Start(1);  // A restart: the new Replica has never been checked.
+  REQUIRE(c.R(1).CheckInvariants(&checked).empty());
+  REQUIRE(objects() == std::vector<ObjectId>{"a", "b"});
+  REQUIRE(checked[1].second->commit_index == 2);
 }
 
 TEST_CASE("the Ready persists the promise and the entry before its messages leave",

@@ -1,0 +1,358 @@
+// Learner: the commit index from commit notices and Accepts, and catch-up from a peer (log
+// entries in bursts, or a snapshot in chunks when the peer truncated its log) for a learner
+// that fell behind (docs/consensus.md, "Protocol as built").
+#include "consensus/replica.h"
+
+#include <algorithm>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "consensus/check.h"
+
+namespace atlas::consensus {
+
+// ---------------------------------------------------------------------------------------------
+// Commit index.
+
+void Replica::HandleCommit(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  ObserveBallot(o, msg.ballot);
+  if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
+  LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+}
+
+void Replica::HandleHeartbeat(const Message& msg) {
+  uint64_t& w = settle_witness_[msg.from];
+  w = std::max(w, std::min(msg.epoch, msg.anchor_epoch));
+  for (const auto& [object, commit_index] : msg.commit_indexes) {
+    ObjectState& o = Obj(object);
+    NoteCommitIndex(o, commit_index, msg.from);
+    if (commit_index > o.hard.commit_index) RequestCatchup(object, o, msg.from);
+  }
+}
+
+void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
+  if (from == config_.id) return;
+  // An equally informed peer replaces one that went silent (crashed, or removed and stopped).
+  if (commit_index > o.learner.known_commit ||
+      (commit_index == o.learner.known_commit && o.learner.known_commit_from != from &&
+       !Alive(o.learner.known_commit_from))) {
+    o.learner.known_commit = commit_index;
+    o.learner.known_commit_from = from;
+  }
+}
+
+void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
+                        NodeId from) {
+  NoteCommitIndex(o, commit_index, from);
+  if (commit_index > o.learner.notice_commit) {
+    o.learner.notice_commit = commit_index;
+    o.learner.notice_ballot = ballot;
+  }
+  // The owner of `ballot` proposed at most one value per slot, and it only reports slots it saw
+  // chosen; so a local entry accepted in that same ballot is the chosen value.
+  bool advanced = false;
+  while (o.hard.commit_index < commit_index) {
+    auto it = o.hard.log.find(o.hard.commit_index + 1);
+    if (it == o.hard.log.end() || it->second.ballot != ballot) break;
+    ++o.hard.commit_index;
+    advanced = true;
+  }
+  if (advanced) {
+    MarkDirty(o);
+    ScanAnchors(o);
+  }
+  if (o.hard.commit_index < commit_index) RequestCatchup(object, o, from);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catch-up: the learner.
+
+void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
+  if (from == config_.id || from == kNoNode) return;
+  // A transfer the log overtook (entries past its slot arrived meanwhile) is moot: naming it
+  // would have the sender serve its chunks, which are ignored here, for ever (simulator,
+  // seed 439 of the NodeHost simulator).
+  if (o.transfer.partial != nullptr && o.transfer.partial->slot <= o.hard.commit_index) {
+    o.transfer.partial.reset();
+  }
+  // A snapshot transfer in progress continues from the peer sending it while that peer lives
+  // (switching peers starts the transfer over). Otherwise remember the best-informed peer we
+  // heard of; Tick retries from it.
+  if (o.transfer.partial != nullptr && Alive(o.transfer.partial->from)) {
+    from = o.transfer.partial->from;
+  } else if (o.hard.commit_index < o.learner.known_commit && from != o.learner.known_commit_from &&
+             o.learner.known_commit_from != kNoNode &&
+             (Alive(o.learner.known_commit_from) || !Alive(from))) {
+    from = o.learner.known_commit_from;
+  }
+  // Never keep asking a peer that went silent (it may have crashed or left): any live peer
+  // holds the chosen prefix up to its own commit index, and a learner holding a catch-up slot
+  // (catchups_max) on a dead peer would starve the others.
+  if (!Alive(from)) {
+    for (NodeId node : LiveNodes()) {
+      if (node != config_.id) {
+        from = node;
+        break;
+      }
+    }
+  }
+  // A chunk takes longer than a log tail to arrive (the sender may first build the snapshot):
+  // retry a transfer less eagerly.
+  const consensus::Tick retry =
+      o.transfer.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
+  if (o.learner.catchup_sent >= 0 && now_ - o.learner.catchup_sent < retry) return;
+  if (!catching_up_.contains(object)) {
+    if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
+    catching_up_.insert(object);
+  }
+  o.learner.catchup_sent = now_;
+  Message m = MessageTo(MessageType::kCatchupRequest, from, object);
+  m.slot = o.hard.commit_index + 1;
+  if (o.transfer.partial != nullptr) {
+    if (o.transfer.partial->from == from) {
+      ContinueTransfer(*o.transfer.partial, m);
+    } else {
+      o.transfer.partial.reset();  // Another peer: its snapshot differs; start over.
+    }
+  }
+  Send(std::move(m));
+}
+
+void Replica::ContinueTransfer(const PartialSnapshot& partial, Message& request) {
+  request.snapshot_slot = partial.slot;
+  request.snapshot_offset = partial.data.size();
+  request.snapshot_total = partial.total;  // Peers check offset <= total on every message.
+}
+
+void Replica::HandleCatchupResponse(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  o.learner.catchup_sent = -1;
+  const bool snapshot = msg.snapshot_slot > o.hard.commit_index && o.transfer.install == nullptr;
+  if (snapshot) {
+    std::string data;
+    if (!TakeSnapshotChunk(msg, o, data)) return;
+    InstallSnapshot(msg, o, std::move(data));
+  }
+  const Ballot learned_max = LearnCatchupEntries(msg, o);
+  // A value chosen in a higher ballot (or a snapshot past our commit) means someone completed
+  // phase 1 above us: we are no longer the owner, and must not announce this commit index
+  // under our ballot — a learner holding our unchosen proposal for such a slot would take the
+  // notice as confirming it (found by the simulator, seed 309931).
+  if (o.proposer.role != Role::kFollower && (learned_max > o.proposer.ballot || snapshot)) {
+    ++probes_.steals_preempted_by_learning;
+    ObserveBallot(o, learned_max);
+    StepDown(msg.object, o, /*announce=*/false);
+  }
+  if (o.proposer.role == Role::kOwner) {
+    // Slots learned here are chosen; an in-flight proposal at such a slot never reached a Q2
+    // (else phase 1 of whoever chose it would have found it), so drop it.
+    auto& in_flight = o.proposer.in_flight;
+    auto& chosen = o.proposer.chosen;
+    in_flight.erase(in_flight.begin(), in_flight.upper_bound(o.hard.commit_index));
+    chosen.erase(chosen.begin(), chosen.upper_bound(o.hard.commit_index));
+    AdvanceOwnerCommit(o);
+  }
+  if (o.learner.notice_commit > o.hard.commit_index) {
+    LearnUpTo(msg.object, o, o.learner.notice_ballot, o.learner.notice_commit, msg.from);
+  }
+  NoteCommitIndex(o, msg.commit_index, msg.from);
+  // More of this burst is on its way: ask again after its last part (Tick retries if it is lost).
+  if (msg.round > 0 && msg.entries.size() > 0 && !snapshot) {
+    o.learner.catchup_sent = now_;
+    return;
+  }
+  if (msg.commit_index > o.hard.commit_index) RequestCatchup(msg.object, o, msg.from);
+}
+
+bool Replica::TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data) {
+  // Chunks come one per request, in order; anything else (a duplicate, a chunk of another
+  // snapshot) restarts the transfer or is ignored.
+  ++probes_.snapshot_chunks;
+  std::unique_ptr<PartialSnapshot>& partial = o.transfer.partial;
+  // A first chunk starts a transfer, unless it is a late copy of the one under way.
+  const bool same_transfer =
+      partial != nullptr && partial->slot == msg.snapshot_slot && partial->from == msg.from;
+  if (msg.snapshot_offset == 0 && !same_transfer) {
+    partial = std::make_unique<PartialSnapshot>(
+        PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "", msg.from});
+  }
+  if (partial == nullptr || partial->slot != msg.snapshot_slot ||
+      partial->total != msg.snapshot_total || partial->from != msg.from ||
+      partial->data.size() != msg.snapshot_offset ||
+      msg.snapshot_offset + msg.snapshot.size() > msg.snapshot_total) {
+    return false;
+  }
+  partial->data.append(msg.snapshot);
+  if (partial->data.size() == partial->total) {
+    data = std::move(partial->data);
+    partial.reset();
+    return true;
+  }
+  // Ask for the next chunk right away (Tick retries if it is lost).
+  Message m = ReplyTo(msg, MessageType::kCatchupRequest);
+  m.slot = o.hard.commit_index + 1;
+  ContinueTransfer(*partial, m);
+  o.learner.catchup_sent = now_;
+  Send(std::move(m));
+  return false;
+}
+
+void Replica::InstallSnapshot(const Message& msg, ObjectState& o, std::string data) {
+  // Entries <= snapshot_slot are chosen; everything we accepted there is superseded.
+  const Slot s = msg.snapshot_slot;
+  o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(s));
+  for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
+    it = *it <= s ? o.acceptor.dirty_slots.erase(it) : std::next(it);
+  }
+  o.hard.commit_index = s;
+  o.hard.truncated_through = s;
+  o.learner.applied = s;
+  o.learner.snapshot_slot = s;
+  o.learner.snapshot_asked = s;
+  o.transfer.install = std::make_unique<Snapshot>(Snapshot{s, std::move(data)});
+  ++probes_.snapshots_installed;
+  // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
+  if (msg.anchor_epoch > o.hard.anchor_epoch) {
+    o.hard.anchor_epoch = msg.anchor_epoch;
+    o.hard.anchor_config = msg.anchor_config;
+    LearnConfig(msg.anchor_epoch, msg.anchor_config);
+  }
+  o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, s);
+  MarkDirty(o);
+}
+
+Ballot Replica::LearnCatchupEntries(const Message& msg, ObjectState& o) {
+  bool advanced = false;
+  Ballot learned_max;
+  for (const SlotEntry& e : msg.entries) {
+    if (e.slot != o.hard.commit_index + 1) continue;
+    PutEntry(o, e.slot, e.entry);
+    o.hard.commit_index = e.slot;
+    learned_max = std::max(learned_max, e.entry.ballot);
+    ++probes_.catchup_entries;
+    advanced = true;
+  }
+  if (advanced) {
+    MarkDirty(o);
+    ScanAnchors(o);
+  }
+  return learned_max;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catch-up: the peer that answers.
+
+void Replica::HandleCatchupRequest(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (o.hard.commit_index < msg.slot) return;
+  Message r = CatchupResponse(msg, o);
+  Slot start = msg.slot;
+  if (!ServeSnapshotChunk(msg, o, r, start)) return;
+  if (CrossedRetry(o, msg.from, start, 0)) return;
+  SendCatchupBurst(msg, o, std::move(r), start);
+}
+
+Message Replica::CatchupResponse(const Message& request, const ObjectState& o) {
+  Message r = ReplyTo(request, MessageType::kCatchupResponse);
+  r.commit_index = o.hard.commit_index;
+  // A snapshot hides the anchor entries below it: ship the committed anchor alongside.
+  r.anchor_epoch = o.hard.anchor_epoch;
+  r.anchor_config = o.hard.anchor_config;
+  return r;
+}
+
+bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r, Slot& start) {
+  internal::TransferState& t = o.transfer;
+  // The snapshot to (continue to) ship, if any. Every chunk of a transfer comes from the same
+  // snapshot (`serving`), and the log after it is kept until the last chunk left (Advance), so
+  // the learner then continues with log entries instead of starting over. A request continuing
+  // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
+  // start (we installed a newer one meanwhile) is replaced.
+  if (t.serving != nullptr && t.serving->slot < o.hard.truncated_through) {
+    t.serving.reset();
+    --serving_count_;
+  }
+  if (start <= o.hard.truncated_through && t.serving == nullptr) {
+    // All slots taken: a learner in a transfer asks again within two resend intervals
+    // (RequestCatchup), so one silent for four has finished elsewhere or gone; its slot must
+    // not block this learner until the idle sweep (simulator, random limits: seed 439).
+    if (serving_count_ >= config_.snapshots_served_max) {
+      DropIdleTransfers(3 * config_.resend_ticks);
+    }
+    if (serving_count_ >= config_.snapshots_served_max) return false;  // The learner retries.
+    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
+    ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
+    t.serving = std::make_unique<Snapshot>(std::move(*snap));
+    ++serving_count_;
+  }
+  if (t.serving == nullptr ||
+      (start > o.hard.truncated_through && msg.snapshot_slot != t.serving->slot)) {
+    return true;  // Log entries only.
+  }
+  t.serving_touched = now_;
+  const Snapshot& snap = *t.serving;
+  const uint64_t offset =
+      msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
+          ? msg.snapshot_offset
+          : 0;
+  if (CrossedRetry(o, msg.from, msg.slot, offset)) return false;
+  const size_t len = std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
+  r.snapshot_slot = snap.slot;
+  r.snapshot_offset = offset;
+  r.snapshot_total = snap.data.size();
+  r.snapshot = snap.data.substr(offset, len);
+  if (offset + len < snap.data.size()) {
+    Send(std::move(r));  // Entries follow with the last chunk.
+    return false;
+  }
+  // Last chunk: the transfer is over (a lost last chunk restarts it), so the log may be
+  // truncated again.
+  t.serving.reset();
+  --serving_count_;
+  start = r.snapshot_slot + 1;
+  return true;
+}
+
+void Replica::SendCatchupBurst(const Message& msg, const ObjectState& o, Message first,
+                               Slot start) {
+  // Up to catchup_burst responses answer one request, so a learner far behind gets that many
+  // times more per round trip; `round` counts the responses still following in the burst.
+  std::vector<Message> burst;
+  for (size_t i = 0; i < config_.catchup_burst && (i == 0 || start <= o.hard.commit_index); ++i) {
+    Message part = i == 0 ? std::move(first) : CatchupResponse(msg, o);
+    size_t bytes = 0;
+    for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
+           (part.entries.empty() || bytes < config_.catchup_bytes_max);
+         ++start) {
+      auto it = o.hard.log.find(start);
+      ATLAS_CHECK(it != o.hard.log.end());
+      for (const Command& c : it->second.value) bytes += c.data.size();
+      part.entries.push_back({start, it->second});
+    }
+    burst.push_back(std::move(part));
+  }
+  for (size_t i = 0; i < burst.size(); ++i) {
+    burst[i].round = burst.size() - 1 - i;
+    Send(std::move(burst[i]));
+  }
+}
+
+bool Replica::CrossedRetry(ObjectState& o, NodeId learner, Slot slot, uint64_t offset) {
+  if (o.transfer.served_to == learner && o.transfer.served_slot == slot &&
+      o.transfer.served_offset == offset && o.transfer.served_at >= 0 &&
+      now_ - o.transfer.served_at < config_.resend_ticks) {
+    return true;
+  }
+  o.transfer.served_to = learner;
+  o.transfer.served_slot = slot;
+  o.transfer.served_offset = offset;
+  o.transfer.served_at = now_;
+  return false;
+}
+
+}  // namespace atlas::consensus

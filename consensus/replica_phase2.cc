@@ -1,0 +1,137 @@
+// Phase 2 (WPaxos §4.2): the owner runs phase 2 on a Q2 closest-first; Accept goes to every
+// replica so remote ones also learn the value, and the nearest Q2 answers first. Batching and
+// pipelining (window_slots in flight); the commit index advances over Q2-accepted slots in
+// order and is announced to the learners (docs/consensus.md, "Protocol as built").
+#include "consensus/replica.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "consensus/check.h"
+
+namespace atlas::consensus {
+
+void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
+  if (o.proposer.role != Role::kOwner) return;
+  if (o.proposer.anchor_slot != 0) return;  // Nothing after our anchor until it commits.
+  Message m = ProposerMessage(MessageType::kAccept, object, o);
+  if (NeedsAnchor(o)) {
+    // Re-anchor in C_L once every earlier slot is committed here, so the Accept's commit index
+    // lets acceptors certify the prefix (they ack an anchor only with everything before it).
+    if (o.hard.commit_index + 1 != o.proposer.next_slot || !o.proposer.in_flight.empty()) return;
+    const ConfigInfo& c = Latest();
+    const Slot s = o.proposer.next_slot++;
+    Batch anchor{Command{RequestId{kNoNode, latest_epoch_}, c.encoded}};
+    o.proposer.anchor_slot = s;
+    o.proposer.in_flight[s] = InFlight{anchor, {}, now_};
+    m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(anchor)}});
+    SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+    return;
+  }
+  if (o.proposer.proposals.empty()) return;
+  // WPaxos orders; the owner also dates: every command gets the owner's clock, never below a
+  // stamp the object already carries (docs/consensus.md §Time).
+  const int64_t stamp = std::max(o.proposer.last_stamp_ms, wall_ms_);
+  o.proposer.last_stamp_ms = stamp;
+  while (!o.proposer.proposals.empty() && o.proposer.in_flight.size() < config_.window_slots) {
+    Batch batch;
+    while (!o.proposer.proposals.empty() && batch.size() < config_.batch_commands_max) {
+      o.forwarding.queued_routes.erase(o.proposer.proposals.front().id);
+      batch.push_back(std::move(o.proposer.proposals.front()));
+      batch.back().stamp_ms = stamp;
+      o.proposer.proposals.pop_front();
+    }
+    const Slot s = o.proposer.next_slot++;
+    o.proposer.in_flight[s] = InFlight{batch, {}, now_};
+    m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(batch)}});
+  }
+  if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+}
+
+void Replica::HandleAccept(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  Message r = ReplyTo(msg, MessageType::kAccepted);
+  if (AcceptorRefuses(msg, o, r)) {
+    for (const SlotEntry& e : msg.entries) r.slots.push_back(e.slot);
+    Send(std::move(r));
+    return;
+  }
+  Promise(msg.object, o, msg.ballot);
+  ObserveBallot(o, msg.ballot);
+  if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
+  for (const SlotEntry& e : msg.entries) {
+    ATLAS_CHECK(e.entry.ballot == msg.ballot);
+    // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
+    if (e.slot <= o.hard.commit_index) continue;
+    auto it = o.hard.log.find(e.slot);
+    if (it != o.hard.log.end() && it->second == e.entry) continue;
+    PutEntry(o, e.slot, e.entry);
+  }
+  bool anchor = false;
+  for (const SlotEntry& e : msg.entries) anchor = anchor || IsAnchor(e.entry.value);
+  // With an anchor, learn the piggybacked commit index first: it may complete the prefix.
+  if (anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+  for (const SlotEntry& e : msg.entries) {
+    if (IsAnchor(e.entry.value) && e.slot > o.hard.commit_index + 1 &&
+        !config_.test_latest_config_only) {
+      // An anchor certifies the prefix: ack it only once every earlier slot is committed here,
+      // so any Q1 of its configuration finds a node reporting commit >= slot-1.
+      o.acceptor.deferred_anchor = e.slot;
+      o.acceptor.deferred_ballot = msg.ballot;
+      o.acceptor.deferred_to = msg.from;
+      ++probes_.anchor_acks_deferred;
+      RequestCatchup(msg.object, o, msg.from);
+      continue;
+    }
+    r.slots.push_back(e.slot);
+  }
+  r.ok = true;
+  r.ballot = msg.ballot;
+  Send(std::move(r));
+  if (!anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+}
+
+void Replica::HandleAccepted(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
+  if (o.proposer.role != Role::kOwner || msg.ballot != o.proposer.ballot) return;
+  for (Slot s : msg.slots) {
+    auto it = o.proposer.in_flight.find(s);
+    if (it == o.proposer.in_flight.end()) continue;
+    it->second.acks.insert(msg.from);
+    o.proposer.chosen.insert(s);  // Acked; whether a joint Q2 is what AdvanceOwnerCommit decides.
+  }
+  AdvanceOwnerCommit(o);
+}
+
+void Replica::AdvanceOwnerCommit(ObjectState& o) {
+  while (o.proposer.chosen.contains(o.hard.commit_index + 1)) {
+    const Slot s = o.hard.commit_index + 1;
+    auto it = o.proposer.in_flight.find(s);
+    ATLAS_CHECK(it != o.proposer.in_flight.end());
+    // Judged now, not at ack time: the configurations needed may have grown since (a newer
+    // epoch from SetConfig, an anchor learned by catch-up). A superset is always safe.
+    if (!IsQ2In(ObjectEpochs(o), it->second.acks)) break;
+    LogEntry chosen{o.proposer.ballot, std::move(it->second.value)};
+    auto local = o.hard.log.find(s);
+    if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));
+    o.hard.commit_index = s;
+    o.proposer.chosen.erase(s);
+    o.proposer.in_flight.erase(it);
+    MarkDirty(o);
+    ScanAnchors(o);
+  }
+}
+
+void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
+  Message m = MessageTo(MessageType::kCommit, kNoNode, object);
+  m.ballot = o.proposer.ballot;
+  m.commit_index = o.hard.commit_index;
+  EpochSet epochs = ObjectEpochs(o);
+  epochs.insert(latest_epoch_);
+  if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
+  SendTo(MembersOf(epochs), m, /*include_self=*/false);
+  o.proposer.last_commit_sent = o.hard.commit_index;
+}
+
+}  // namespace atlas::consensus

@@ -1,0 +1,185 @@
+// Linearizable reads: the owner confirms its ballot with a Q2 round batched across all reads
+// that arrived before the round started; a read is served once the applied state reaches the
+// commit index the round saw (docs/consensus.md, "Read path").
+#include "consensus/replica.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "consensus/check.h"
+
+namespace atlas::consensus {
+
+void Replica::Read(const ObjectId& object, RequestId id) {
+  ATLAS_CHECK(id.node == config_.id);
+  ATLAS_CHECK(!pending_.contains(id));
+  if (pending_.size() >= config_.pending_requests_max) {
+    ready_.replies.push_back({id, object, true, ReplyCode::kBusy, true, "too many requests"});
+    return;
+  }
+  PendingRequest& p = pending_[id];
+  p.object = object;
+  p.is_read = true;
+  p.deadline = now_ + config_.request_timeout_ticks;
+  deadlines_.insert({p.deadline, id});
+  if (config_.test_unsafe_local_reads) {
+    SetReadIndex(id, 0);
+    return;
+  }
+  RouteRead(object, id);
+  DrainLocal();
+}
+
+void Replica::RouteRead(const ObjectId& object, RequestId id) {
+  ObjectState& o = Obj(object);
+  if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = kNoNode;
+  if (o.proposer.role == Role::kFollower) {
+    switch (Decide(object, o)) {
+      case RouteDecision::kForward: {
+        Message m = MessageTo(MessageType::kReadIndexRequest, o.learner.owner_ballot.node, object);
+        m.ballot = o.learner.owner_ballot;
+        m.request_ids.push_back(id);
+        if (auto p = pending_.find(id); p != pending_.end()) p->second.forwarded_to = m.to;
+        ++probes_.forwards;
+        Send(std::move(m));
+        return;
+      }
+      case RouteDecision::kReject:
+        FinishRequest(id, ReplyCode::kNotOwner, true, "no owner known for " + object);
+        return;
+      case RouteDecision::kSteal:
+        break;
+    }
+  }
+  if (o.reads.waiting.size() >= config_.reads_max) {
+    FinishRequest(id, ReplyCode::kBusy, true, "read queue full");
+    return;
+  }
+  if (o.proposer.role == Role::kOwner) NoteAccess(object, o, config_.id);
+  o.reads.waiting.push_back({id, config_.id});
+  work_ = true;
+  if (o.proposer.role == Role::kFollower) StartSteal(object, StealReason::kRequest, id);
+}
+
+void Replica::RejectRead(const ObjectId& object, ObjectState& o, const PendingRead& r) {
+  if (r.origin == config_.id) {
+    auto it = pending_.find(r.id);
+    if (it == pending_.end()) return;
+    if (++it->second.attempts <= config_.route_attempts_max) {
+      RouteRead(object, r.id);
+    } else {
+      FinishRequest(r.id, ReplyCode::kNotOwner, true, "ownership changed");
+    }
+    return;
+  }
+  Message m = MessageTo(MessageType::kReadIndexResponse, r.origin, object);
+  m.ok = false;
+  m.ballot = o.learner.owner_ballot;
+  m.slot = o.proposer.role == Role::kFollower ? kNotOwning : 0;
+  m.request_ids.push_back(r.id);
+  Send(std::move(m));
+}
+
+void Replica::HandleReadIndexRequest(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  for (RequestId id : msg.request_ids) {
+    PendingRead r{id, msg.from};
+    if (o.proposer.role == Role::kFollower || o.reads.waiting.size() >= config_.reads_max) {
+      RejectRead(msg.object, o, r);
+      continue;
+    }
+    NoteAccess(msg.object, o, msg.from);
+    o.reads.waiting.push_back(r);
+    work_ = true;
+  }
+}
+
+void Replica::HandleReadIndexResponse(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  ObserveBallot(o, msg.ballot);
+  NoteDisowned(o, msg);
+  for (RequestId id : msg.request_ids) {
+    if (msg.ok) {
+      SetReadIndex(id, msg.slot);
+      continue;
+    }
+    auto it = pending_.find(id);
+    if (it == pending_.end() || !it->second.is_read || reads_indexed_.contains(id)) continue;
+    if (++it->second.attempts <= config_.route_attempts_max) {
+      RouteRead(msg.object, id);
+    } else {
+      FinishRequest(id, ReplyCode::kNotOwner, true, "owner rejected the read");
+    }
+  }
+}
+
+void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
+  if (o.proposer.role != Role::kOwner || o.reads.active || o.reads.waiting.empty()) return;
+  if (o.hard.commit_index < o.reads.ready_slot) return;
+  o.reads.active = true;
+  ++o.reads.round;
+  o.reads.in_round = std::move(o.reads.waiting);
+  o.reads.waiting.clear();
+  o.reads.acks.clear();
+  o.reads.read_index = o.hard.commit_index;
+  o.reads.sent = now_;
+  ++probes_.read_rounds;
+  Message m = ProposerMessage(MessageType::kConfirm, object, o);
+  m.round = o.reads.round;
+  SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+}
+
+void Replica::HandleConfirm(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  Message r = ReplyTo(msg, MessageType::kConfirmAck);
+  r.round = msg.round;
+  if (!AcceptorRefuses(msg, o, r)) {
+    // Acking binds us like an Accept would: we promise not to join a lower ballot.
+    Promise(msg.object, o, msg.ballot);
+    ObserveBallot(o, msg.ballot);
+    r.ok = true;
+    r.ballot = msg.ballot;
+  }
+  Send(std::move(r));
+}
+
+void Replica::HandleConfirmAck(const Message& msg) {
+  ObjectState& o = Obj(msg.object);
+  if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
+  if (o.proposer.role != Role::kOwner || !o.reads.active || msg.round != o.reads.round ||
+      msg.ballot != o.proposer.ballot) {
+    return;
+  }
+  o.reads.acks.insert(msg.from);
+  if (!IsQ2In(ObjectEpochs(o), o.reads.acks)) return;
+  o.reads.active = false;
+  absl::btree_map<NodeId, std::vector<RequestId>> remote;
+  for (const PendingRead& r : o.reads.in_round) {
+    if (r.origin == config_.id) {
+      SetReadIndex(r.id, o.reads.read_index);
+    } else {
+      remote[r.origin].push_back(r.id);
+    }
+  }
+  o.reads.in_round.clear();
+  for (auto& [origin, ids] : remote) {
+    Message m = MessageTo(MessageType::kReadIndexResponse, origin, msg.object);
+    m.ok = true;
+    m.ballot = o.proposer.ballot;
+    m.slot = o.reads.read_index;
+    m.request_ids = std::move(ids);
+    Send(std::move(m));
+  }
+  work_ = true;
+}
+
+void Replica::SetReadIndex(RequestId id, Slot index) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || !it->second.is_read) return;
+  it->second.read_index = index;
+  reads_indexed_.insert(id);
+  work_ = true;
+}
+
+}  // namespace atlas::consensus
