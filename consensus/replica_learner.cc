@@ -279,7 +279,7 @@ bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r,
   }
   if (start <= o.hard.truncated_through && t.serving == nullptr) {
     // All slots taken: a learner in a transfer asks again within two resend intervals
-    // (RequestCatchup), so one silent for four has finished elsewhere or gone; its slot must
+    // (RequestCatchup), so one silent for three has finished elsewhere or gone; its slot must
     // not block this learner until the idle sweep (simulator, random limits: seed 439).
     if (serving_count_ >= config_.snapshots_served_max) {
       DropIdleTransfers(3 * config_.resend_ticks);
