@@ -15,7 +15,12 @@
 namespace atlas {
 
 namespace {
-constexpr int kDetachedMax = 32;
+// Operator pings (threads) and waits (continuation chains) in progress at once, each.
+constexpr int kHelpersMax = 32;
+constexpr int kChainsMax = 64;
+// How often waits look again: an ownership move, a settled epoch.
+constexpr std::chrono::milliseconds kMovePoll{20};
+constexpr std::chrono::milliseconds kSettlePoll{100};
 // Joins remembered for a retry (ClusterNode::certified_keys_): far more than join at once.
 constexpr size_t kCertifiedKeysKept = 1024;
 // A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
@@ -23,16 +28,6 @@ constexpr size_t kCertifiedKeysKept = 1024;
 // tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)
 constexpr int64_t kHeartbeatRoundMs = 3000;
 
-// Whether this node sees the current membership epoch settled (asked on the node thread, so
-// call from any other thread); nullopt when the replicator's queue is full.
-std::optional<bool> IsSettled(NodeLoop* r) {
-  std::promise<bool> settled;
-  auto f = settled.get_future();
-  if (!r->Inspect([&settled](const consensus::Replica& rep) { settled.set_value(rep.Settled()); })) {
-    return std::nullopt;
-  }
-  return f.get();
-}
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
@@ -46,7 +41,7 @@ ClusterNode::~ClusterNode() { Stop(); }
 
 void ClusterNode::Attach(NodeLoop* replicator) {
   replicator_.store(replicator);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   replicator->SetMayOwn(clock_.state() == ClockState::kTrusted);
 }
 
@@ -55,7 +50,7 @@ void ClusterNode::Deliver(consensus::Message message) {
 }
 
 void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [id, m] : membership_.members) {
     if (!config.members.contains(id)) {
       // A node that left keeps its transport address: until the change settles, joint
@@ -103,7 +98,7 @@ void ClusterNode::EvaluateClockLocked() {
 }
 
 std::optional<std::string> ClusterNode::ServingProblem() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return clock_.Problem();
 }
 
@@ -114,15 +109,43 @@ void ClusterNode::StartFailureDetector() {
 
 void ClusterNode::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;  // wakes the detector; ends chains at their next step
   }
-  cv_.notify_all();
   if (detector_.joinable()) detector_.join();
-  // Detached helpers hold `this`; they are short (bounded by their timeouts).
-  for (int i = 0; i < 400 && detached_.load() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  std::list<Helper> helpers;
+  {
+    absl::MutexLock lock(&mu_);
+    helpers.swap(helpers_);
   }
+  for (Helper& h : helpers) h.thread.join();  // bounded by ping_timeout
+  // Chains hold `this`: wait for each to see stopping_ (one poll) or to end with the node loop.
+  absl::MutexLock lock(&chains_mu_);
+  chains_closed_ = true;
+  chains_mu_.Await(absl::Condition(
+      +[](int* chains) { return *chains == 0; }, &chains_));
+}
+
+absl::Status ClusterNode::NoRoom(std::string_view what) {
+  if (Stopping()) return absl::UnavailableError("node is stopping");
+  return absl::UnavailableError(StrCat("overloaded: too many ", what, " in progress"));
+}
+
+bool ClusterNode::Stopping() {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+std::shared_ptr<void> ClusterNode::HoldChain() {
+  {
+    absl::MutexLock lock(&chains_mu_);
+    if (chains_closed_ || chains_ >= kChainsMax) return nullptr;
+    ++chains_;
+  }
+  return std::shared_ptr<void>(this, [](ClusterNode* self) {
+    absl::MutexLock lock(&self->chains_mu_);
+    --self->chains_;
+  });
 }
 
 // Failure detection over the same gRPC channels the consensus messages use: a peer is ACTIVE
@@ -135,17 +158,17 @@ void ClusterNode::DetectorLoop() {
     std::vector<uint64_t> ids;
     bool clock_known = true;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (Clock::now() < next_ping &&
-          cv_.wait_for(lock, options_.check_interval, [this] { return stopping_; })) {
-        return;
+      absl::MutexLock lock(&mu_);
+      if (Clock::now() < next_ping) {
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(options_.check_interval));
       }
       if (stopping_) return;
       for (const auto& [id, p] : peers_) ids.push_back(id);
       clock_known = clock_.state() != ClockState::kUnknown;
     }
-    if (NodeLoop* r = replicator_.load()) {
-      r->Inspect([this](const consensus::Replica& rep) {
+    std::shared_ptr<void> hold = HoldChain();  // the sample holds `this` on the node thread
+    if (NodeLoop* r = replicator_.load(); r && hold) {
+      r->Inspect([this, hold](const consensus::Replica& rep) {
         lagging_.store(rep.LaggingObjects());
         if (rep.Settled()) settled_epoch_.store(rep.epoch());
       });
@@ -170,7 +193,7 @@ void ClusterNode::PingRound(const std::vector<uint64_t>& ids) {
   for (size_t k = 0; k < ids.size(); ++k) {
     const uint64_t id = ids[k];
     absl::StatusOr<Pong> pong = pings[k].get();
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
     auto it = peers_.find(id);
     if (it == peers_.end() || !pong.ok()) continue;
@@ -193,12 +216,12 @@ void ClusterNode::PingRound(const std::vector<uint64_t>& ids) {
     p.ever_ok = true;
     p.last_ok = Clock::now();
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   EvaluateClockLocked();
 }
 
 void ClusterNode::ForgetSettledDepartures() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint64_t settled = settled_epoch_.load();
   for (auto it = left_epoch_.begin(); it != left_epoch_.end();) {
     if (it->second > settled) {
@@ -231,7 +254,7 @@ std::string ClusterNode::StatusOf(uint64_t id, const Peer& p, Clock::time_point 
 PeerReport ClusterNode::Report() {
   PeerReport r;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [id, p] : peers_) {
       if (p.ever_ok) r.rtt_ms.emplace_back(static_cast<consensus::NodeId>(id), p.rtt_ms);
     }
@@ -239,7 +262,7 @@ PeerReport ClusterNode::Report() {
   if (NodeLoop* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
   r.version = options_.version;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     r.clock = ClockStateName(clock_.state());
     r.clock_offset_ms = clock_.offset_ms();
   }
@@ -251,9 +274,11 @@ PeerReport ClusterNode::Report() {
 std::vector<NodeView> ClusterNode::Nodes() {
   PeerReport own = Report();
   std::vector<NodeView> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const auto now = Clock::now();
-  auto add = [&](uint64_t id, const std::string& address, std::string status) {
+  // Runs under the lock taken above (lambdas are checked on their own).
+  auto add = [&](uint64_t id, const std::string& address, std::string status)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     NodeView v;
     v.id = id;
     v.self = id == options_.self;
@@ -294,15 +319,23 @@ std::vector<NodeView> ClusterNode::Nodes() {
   return out;
 }
 
-bool ClusterNode::Detach(std::function<void()> fn) {
-  if (detached_.fetch_add(1) >= kDetachedMax) {
-    detached_.fetch_sub(1);
-    return false;
+bool ClusterNode::StartHelper(std::function<void()> fn) {
+  std::list<Helper> finished;
+  absl::MutexLock lock(&mu_);
+  for (auto it = helpers_.begin(); it != helpers_.end();) {
+    auto next = std::next(it);
+    if (it->done) finished.splice(finished.end(), helpers_, it);
+    it = next;
   }
-  std::thread([this, fn = std::move(fn)] {
+  // Done means past its last use of mu_; joining is then immediate.
+  for (Helper& h : finished) h.thread.join();
+  if (stopping_ || helpers_.size() >= kHelpersMax) return false;
+  Helper& h = helpers_.emplace_back();
+  h.thread = std::thread([this, &h, fn = std::move(fn)] {
     fn();
-    detached_.fetch_sub(1);
-  }).detach();
+    absl::MutexLock lock(&mu_);
+    h.done = true;
+  });
   return true;
 }
 
@@ -317,13 +350,13 @@ void ClusterNode::Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> 
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!membership_.members.contains(id)) {
       return done(absl::NotFoundError(StrCat("unknown node ", id)));
     }
   }
   auto shared = std::make_shared<std::function<void(absl::StatusOr<double>)>>(std::move(done));
-  bool ok = Detach([this, id, shared] {
+  bool ok = StartHelper([this, id, shared] {
     absl::StatusOr<double> rtt = transport_->PingMs(static_cast<consensus::NodeId>(id));
     if (!rtt.ok()) {
       rtt = absl::UnavailableError(StrCat("node ", id, " did not answer: ", rtt.status().message()));
@@ -381,31 +414,46 @@ void ClusterNode::Quorums(const std::string& table,
   if (!posted) (*shared)(absl::UnavailableError("overloaded: replication queue full"));
 }
 
+struct ClusterNode::MoveWait {
+  std::string table;
+  uint64_t target = 0;
+  Clock::time_point deadline, last_hint;
+  std::function<void(absl::Status)> done;
+  std::shared_ptr<void> hold;
+};
+
 void ClusterNode::MoveTable(const std::string& table, uint64_t target,
                             std::function<void(absl::Status)> done) {
   NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
-  auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-  bool ok = Detach([this, r, table, target, shared] {
-    const auto deadline = Clock::now() + options_.move_timeout;
-    auto last_hint = Clock::time_point{};
-    while (Clock::now() < deadline) {
-      // Re-ask every second: a hint or a steal can lose to a concurrent proposer.
-      if (Clock::now() - last_hint > std::chrono::seconds(1)) {
-        r->Move(table, static_cast<consensus::NodeId>(target));
-        last_hint = Clock::now();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      std::promise<uint64_t> owner;
-      auto f = owner.get_future();
-      r->Describe(table, [&owner](ObjectInfo info) { owner.set_value(info.owner); });
-      if (f.get() == target) return (*shared)(absl::OkStatus());
-    }
-    (*shared)(absl::DeadlineExceededError(
-        StrCat("move of ", table, " to node ", target, " did not complete within ",
+  std::shared_ptr<void> hold = HoldChain();
+  if (!hold) return done(NoRoom("moves"));
+  MoveStep(r, std::make_shared<MoveWait>(MoveWait{table, target,
+                                                  Clock::now() + options_.move_timeout,
+                                                  Clock::time_point{}, std::move(done),
+                                                  std::move(hold)}));
+}
+
+// One look at the table's owner, kMovePoll after (re-)asking for the move.
+void ClusterNode::MoveStep(NodeLoop* r, std::shared_ptr<MoveWait> m) {
+  if (Stopping()) return m->done(absl::UnavailableError("node is stopping"));
+  if (Clock::now() >= m->deadline) {
+    return m->done(absl::DeadlineExceededError(
+        StrCat("move of ", m->table, " to node ", m->target, " did not complete within ",
                options_.move_timeout.count() / 1000, " s")));
+  }
+  // Re-ask every second: a hint or a steal can lose to a concurrent proposer.
+  if (Clock::now() - m->last_hint > std::chrono::seconds(1)) {
+    r->Move(m->table, static_cast<consensus::NodeId>(m->target));
+    m->last_hint = Clock::now();
+  }
+  bool waiting = r->After(kMovePoll, [this, r, m] {
+    r->Describe(m->table, [this, r, m](ObjectInfo info) {
+      if (info.owner == m->target) return m->done(absl::OkStatus());
+      MoveStep(r, m);
+    });
   });
-  if (!ok) (*shared)(absl::UnavailableError("overloaded: too many moves in progress"));
+  if (!waiting) m->done(absl::UnavailableError("node is stopping"));
 }
 
 // OK only once the change settled (every table re-anchored in the configuration without the
@@ -416,27 +464,24 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
   if (!r) return done(absl::UnavailableError("node is starting"));
   auto shared = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
   auto wait_settled = [this, r, id, shared] {
-    bool ok = Detach([this, r, id, shared] {
-      const auto deadline = Clock::now() + options_.settle_timeout;
-      while (Clock::now() < deadline) {
-        std::optional<bool> settled = IsSettled(r);
-        if (!settled) break;
-        if (*settled) return (*shared)(absl::OkStatus());
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+    std::shared_ptr<void> hold = HoldChain();
+    if (!hold) return (*shared)(NoRoom("changes"));
+    AwaitSettled(r, Clock::now() + options_.settle_timeout, [id, shared, hold](Settle s) {
+      if (s == Settle::kSettled) return (*shared)(absl::OkStatus());
       (*shared)(absl::UnavailableError(StrCat(
           "node ", id, " was removed but not every table has moved to the new configuration "
           "yet; keep it running and repeat NODE LEAVE ", id, " to wait again")));
     });
-    if (!ok) (*shared)(absl::UnavailableError("overloaded: too many changes in progress"));
   };
+  bool left = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (left_.contains(id)) return wait_settled();
-    if (!membership_.members.contains(static_cast<consensus::NodeId>(id))) {
+    absl::MutexLock lock(&mu_);
+    left = left_.contains(id);
+    if (!left && !membership_.members.contains(static_cast<consensus::NodeId>(id))) {
       return (*shared)(absl::NotFoundError(StrCat("no node ", id)));
     }
   }
+  if (left) return wait_settled();  // outside mu_: the wait starts on the node thread
   ProposeChange(
       [id](uint64_t epoch) {
         return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), epoch);
@@ -451,7 +496,7 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
 cluster::HealthInfo ClusterNode::Health() {
   cluster::HealthInfo h;
   h.node_id = options_.self;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = membership_.members.find(static_cast<consensus::NodeId>(options_.self));
   if (it == membership_.members.end()) {
     h.status = left_.contains(options_.self) ? "LEFT" : "JOINING";
@@ -493,7 +538,7 @@ TokenView ViewOf(const consensus::JoinTokenRecord& t, int64_t now_ms) {
 }  // namespace
 
 absl::Status ClusterNode::AuthorizeJoin(const std::string& secret) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (membership_.tokens.empty()) {
     if (cluster::SecretMatches(options_.legacy_join_secret, secret)) return absl::OkStatus();
     return absl::PermissionDeniedError("invalid join token");
@@ -529,7 +574,7 @@ void ClusterNode::CreateToken(int64_t ttl_ms, uint32_t uses,
 std::vector<TokenView> ClusterNode::Tokens() {
   std::vector<TokenView> out;
   const int64_t now = WallMs();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [hash, t] : membership_.tokens) out.push_back(ViewOf(t, now));
   std::sort(out.begin(), out.end(), [](const TokenView& a, const TokenView& b) {
     return std::tie(a.created_ms, a.id) < std::tie(b.created_ms, b.id);
@@ -560,7 +605,7 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
   uint64_t again = 0;  // the node id this joiner already has
   consensus::ClusterConfig current;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [id, m] : membership_.members) {
       auto a = cluster::DecodeMemberAddress(m.address);
       if (!a) continue;
@@ -606,7 +651,7 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
           return (*shared)(absl::InternalError("membership returned no node id"));
         }
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          absl::MutexLock lock(&mu_);
           if (certified_keys_.size() >= kCertifiedKeysKept) {
             certified_keys_.erase(certified_keys_.begin());  // the oldest id
           }
@@ -637,43 +682,65 @@ cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::Cluste
   return d;
 }
 
+void ClusterNode::AwaitSettled(NodeLoop* r, Clock::time_point deadline,
+                               std::function<void(Settle)> then) {
+  auto shared_then = std::make_shared<std::function<void(Settle)>>(std::move(then));
+  if (Stopping()) return (*shared_then)(Settle::kStopping);
+  bool asked = r->Inspect([this, r, deadline, shared_then](const consensus::Replica& rep) {
+    if (rep.Settled()) return (*shared_then)(Settle::kSettled);
+    if (Clock::now() > deadline) return (*shared_then)(Settle::kTimedOut);
+    bool waiting = r->After(kSettlePoll, [this, r, deadline, shared_then] {
+      AwaitSettled(r, deadline, std::move(*shared_then));
+    });
+    if (!waiting) (*shared_then)(Settle::kStopping);
+  });
+  if (!asked) (*shared_then)(Settle::kRefused);
+}
+
+struct ClusterNode::Change {
+  std::function<std::string(uint64_t epoch)> make;
+  ChangeDone done;
+  Clock::time_point deadline;
+  std::shared_ptr<void> hold;
+};
+
 void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
                                 ChangeDone done) {
   NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
-  auto shared = std::make_shared<ChangeDone>(std::move(done));
-  bool ok = Detach([this, r, make = std::move(make), shared] {
-    const auto deadline = Clock::now() + options_.settle_timeout;
-    for (;;) {
-      // A change may start only when the current epoch is settled (every table re-anchored
-      // in it; docs/consensus.md §Reconfiguration).
-      std::optional<bool> settled = IsSettled(r);
-      if (!settled) {
-        return (*shared)(absl::UnavailableError("overloaded: replication queue full"));
-      }
-      if (!*settled) {
-        if (Clock::now() > deadline) {
-          return (*shared)(absl::UnavailableError(
-              "the previous membership change has not settled yet (are all members up?); "
-              "retry later"));
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      const uint64_t epoch = r->Membership().epoch;
-      std::promise<absl::StatusOr<NodeLoop::MembershipResult>> outcome;
-      auto g = outcome.get_future();
-      r->ProposeMembership(make(epoch), [&outcome](auto res) { outcome.set_value(std::move(res)); });
-      absl::StatusOr<NodeLoop::MembershipResult> res = g.get();
+  std::shared_ptr<void> hold = HoldChain();
+  if (!hold) return done(NoRoom("changes"));
+  ChangeStep(r, std::make_shared<Change>(Change{std::move(make), std::move(done),
+                                                Clock::now() + options_.settle_timeout,
+                                                std::move(hold)}));
+}
+
+// A change may start only when the current epoch is settled (every table re-anchored in it;
+// docs/consensus.md §Reconfiguration).
+void ClusterNode::ChangeStep(NodeLoop* r, std::shared_ptr<Change> c) {
+  AwaitSettled(r, c->deadline, [this, r, c](Settle s) {
+    switch (s) {
+      case Settle::kRefused:
+        return c->done(absl::UnavailableError("overloaded: replication queue full"));
+      case Settle::kStopping:
+        return c->done(absl::UnavailableError("node is stopping"));
+      case Settle::kTimedOut:
+        return c->done(absl::UnavailableError(
+            "the previous membership change has not settled yet (are all members up?); "
+            "retry later"));
+      case Settle::kSettled:
+        break;
+    }
+    const uint64_t epoch = r->Membership().epoch;
+    r->ProposeMembership(c->make(epoch), [this, r, c](auto res) {
       // Lost a race with another change: build it again for the new epoch.
       if (!res.ok() && absl::StrContains(res.status().message(), "changed concurrently") &&
-          Clock::now() < deadline) {
-        continue;
+          Clock::now() < c->deadline) {
+        return ChangeStep(r, c);
       }
-      return (*shared)(std::move(res));
-    }
+      c->done(std::move(res));
+    });
   });
-  if (!ok) (*shared)(absl::UnavailableError("overloaded: too many changes in progress"));
 }
 
 // A cluster created with Fz>0 starts at Fz=0 (one zone); the configured Fz applies once the

@@ -3,18 +3,23 @@
 // (failure detection: ACTIVE / SUSPECT / DOWN), answers joins by ordering them in
 // `atlas.nodes`, and serves the executor's cluster questions (ClusterView).
 //
-// Thread-safe. OnMembership runs on the replicator's node thread and only updates maps.
+// Thread-safe. OnMembership runs on the replicator's node thread and only updates maps. Waits
+// (TABLE MOVE, NODE LEAVE, joins waiting for a settled epoch) are chains of continuations on
+// the node thread (NodeLoop::After), not threads; only the failure detector and operator pings
+// (blocking gRPC calls, bounded by ping_timeout) have threads, all joined by Stop.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <list>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "atlasd/clock_guard.h"
 #include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster_view.h"
@@ -104,44 +109,67 @@ class ClusterNode final : public ClusterView {
   void DetectorLoop();
   // Pings every peer once; feeds RTTs, reports and clock offsets in.
   void PingRound(const std::vector<uint64_t>& ids);
-  // Re-judges this node's clock; tells the replicator whether it may own (on a change). Needs
-  // mu_.
-  void EvaluateClockLocked();
+  // Re-judges this node's clock; tells the replicator whether it may own (on a change).
+  void EvaluateClockLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops departed members from the transport once their removal has settled here.
   void ForgetSettledDepartures();
   std::string StatusOf(uint64_t id, const Peer& p, std::chrono::steady_clock::time_point now) const;
   using ChangeDone = std::function<void(absl::StatusOr<NodeLoop::MembershipResult>)>;
+  struct Change;
+  struct MoveWait;
   // Orders a membership change built for the current epoch by `make`, once this node sees
   // that epoch settled (Replica::Settled); retries when another change won the race. Gives up
   // at settle_timeout.
   void ProposeChange(std::function<std::string(uint64_t epoch)> make, ChangeDone done);
+  void ChangeStep(NodeLoop* r, std::shared_ptr<Change> change);
+  void MoveStep(NodeLoop* r, std::shared_ptr<MoveWait> move);
+  // How a wait for a settled epoch ended.
+  enum class Settle { kSettled, kTimedOut, kRefused /* queue full */, kStopping };
+  // Calls `then` on the node thread once this node sees the current epoch settled, asking
+  // every 100 ms until `deadline`.
+  void AwaitSettled(NodeLoop* r, std::chrono::steady_clock::time_point deadline,
+                    std::function<void(Settle)> then);
   void MaybeRaiseQuorum(const consensus::ClusterConfig& config);
-  // Runs `fn` on a short-lived thread (blocking pings, move polling); false when too many run.
-  bool Detach(std::function<void()> fn);
+  // A token that a chain of continuations (a move, a change, a settle wait) holds while it
+  // runs: Stop waits until none is held. Null when kChainsMax run or stopping.
+  std::shared_ptr<void> HoldChain() ABSL_LOCKS_EXCLUDED(chains_mu_);
+  bool Stopping() ABSL_LOCKS_EXCLUDED(mu_);
+  // Why a chain could not start: stopping, or kChainsMax running (`what`: "moves").
+  absl::Status NoRoom(std::string_view what) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs the blocking `fn` (an operator ping) on a thread Stop joins; false when too many run.
+  bool StartHelper(std::function<void()> fn) ABSL_LOCKS_EXCLUDED(mu_);
 
   ClusterNodeOptions options_;
   PeerTransport* transport_;
   std::atomic<NodeLoop*> replicator_{nullptr};
 
-  std::mutex mu_;
-  consensus::ClusterConfig membership_;              // guarded by mu_
-  std::map<uint64_t, std::string> left_;             // id -> address; guarded by mu_
-  // Departed members still dialled, with the epoch that removed them; guarded by mu_.
-  std::map<uint64_t, uint64_t> left_epoch_;
+  absl::Mutex mu_;
+  consensus::ClusterConfig membership_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::string> left_ ABSL_GUARDED_BY(mu_);  // id -> address
+  // Departed members still dialled, with the epoch that removed them.
+  std::map<uint64_t, uint64_t> left_epoch_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> settled_epoch_{0};  // the latest epoch this node saw settled
   // The key each node this signer admitted was certified for (PublicKeyFingerprint), so a
   // joiner that died before saving its answer gets the same id again. In memory: after a
   // restart of the signer such a joiner is told to NODE LEAVE it (docs/cluster.md).
-  std::map<uint64_t, std::string> certified_keys_;  // guarded by mu_
+  std::map<uint64_t, std::string> certified_keys_ ABSL_GUARDED_BY(mu_);
   // The answer to a join: node `id` in `config`.
   cluster::JoinDecision Decision(uint64_t id, const consensus::ClusterConfig& config);
-  std::map<uint64_t, Peer> peers_;                   // guarded by mu_
-  ClockGuard clock_;                                 // guarded by mu_
-  ClockState announced_clock_ = ClockState::kUnknown;  // last logged; guarded by mu_
-  std::condition_variable cv_;
-  bool stopping_ = false;                            // guarded by mu_
+  std::map<uint64_t, Peer> peers_ ABSL_GUARDED_BY(mu_);
+  ClockGuard clock_ ABSL_GUARDED_BY(mu_);
+  ClockState announced_clock_ ABSL_GUARDED_BY(mu_) = ClockState::kUnknown;  // last logged
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Operator pings in progress; `done` set as each finishes (reaped at the next start).
+  struct Helper {
+    std::thread thread;
+    bool done = false;
+  };
+  std::list<Helper> helpers_ ABSL_GUARDED_BY(mu_);
   std::thread detector_;
-  std::atomic<int> detached_{0};
+  // Separate from mu_: a chain's token may be dropped where mu_ is held.
+  absl::Mutex chains_mu_;
+  int chains_ ABSL_GUARDED_BY(chains_mu_) = 0;
+  bool chains_closed_ ABSL_GUARDED_BY(chains_mu_) = false;
   std::atomic<bool> raising_quorum_{false};
   // Catch-up: objects behind what peers reported, sampled by the detector; and when a peer was
   // first reachable (a full heartbeat round must have arrived before "nothing to catch up"

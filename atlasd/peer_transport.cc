@@ -87,7 +87,7 @@ class PeerTransport::Service final : public proto::Peer::Service {
       // A node removed while its stream is open is cut off at its next batch.
       if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
       {
-        std::lock_guard<std::mutex> lock(t_->heard_mu_);
+        absl::MutexLock lock(&t_->heard_mu_);
         t_->heard_[static_cast<consensus::NodeId>(*from)] = std::chrono::steady_clock::now();
       }
       for (const proto::PeerMessage& pm : batch.messages()) {
@@ -117,7 +117,7 @@ class PeerTransport::Service final : public proto::Peer::Service {
     resp->set_node(t_->options_.self);
     resp->set_nonce(req->nonce());
     resp->set_wall_us(WallMicros());
-    std::lock_guard<std::mutex> lock(t_->report_mu_);
+    absl::MutexLock lock(&t_->report_mu_);
     if (t_->report_source_) {
       PeerReport report = t_->report_source_();
       resp->set_has_report(true);
@@ -166,10 +166,9 @@ class PeerTransport::PeerLink {
 
   ~PeerLink() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;  // wakes the sender thread (its waits are conditions on mu_)
       if (ctx_) ctx_->TryCancel();
-      cv_.notify_all();
     }
     thread_.join();
   }
@@ -177,7 +176,7 @@ class PeerTransport::PeerLink {
   const std::string& address() const { return address_; }
 
   void Enqueue(consensus::Message m) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const size_t bytes = ApproxBytes(m);
     if (queue_.size() >= t_->options_.queue_messages_max ||
         (!queue_.empty() && queued_bytes_ + bytes > t_->options_.queue_bytes_max)) {
@@ -190,7 +189,6 @@ class PeerTransport::PeerLink {
                   m.object);
     queued_bytes_ += bytes;
     queue_.push_back(std::move(m));
-    cv_.notify_one();
   }
 
   absl::StatusOr<Pong> Ping() {
@@ -244,7 +242,7 @@ class PeerTransport::PeerLink {
       grpc::ClientContext ctx;
       proto::StreamSummary summary;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         ctx_ = &ctx;
       }
       std::unique_ptr<grpc::ClientWriter<proto::MessageBatch>> writer =
@@ -256,8 +254,11 @@ class PeerTransport::PeerLink {
       for (; verified;) {
         std::deque<consensus::Message> batch;
         {
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+          absl::MutexLock lock(&mu_);
+          auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return stopping_ || !queue_.empty();
+          };
+          mu_.Await(absl::Condition(&woken));
           if (stopping_) break;
           // Bounded in count and in bytes: one gRPC message must stay under message_bytes_max
           // (a batch over it would be refused whole, again and again).
@@ -282,7 +283,7 @@ class PeerTransport::PeerLink {
         backoff = std::chrono::milliseconds(100);
       }
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         ctx_ = nullptr;
       }
       ctx.TryCancel();
@@ -290,15 +291,15 @@ class PeerTransport::PeerLink {
       if (Stopping()) break;
       ++t_->stats_.reconnects;
       if (!wrote) {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, backoff, [this] { return stopping_; });
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(backoff));
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       }
     }
   }
 
   bool Stopping() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return stopping_;
   }
 
@@ -330,12 +331,11 @@ class PeerTransport::PeerLink {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<proto::Peer::Stub> stub_;
   std::atomic<uint64_t> nonce_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<consensus::Message> queue_;  // guarded by mu_
-  size_t queued_bytes_ = 0;               // ApproxBytes of queue_; guarded by mu_
-  bool stopping_ = false;                 // guarded by mu_
-  grpc::ClientContext* ctx_ = nullptr;    // guarded by mu_: the live stream, to cancel it
+  absl::Mutex mu_;
+  std::deque<consensus::Message> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // ApproxBytes of queue_
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;  // the live stream, to cancel it
   bool warned_ = false;                   // sender thread: an impostor was logged
   std::thread thread_;
 };
@@ -347,7 +347,7 @@ PeerTransport::PeerTransport(PeerTransportOptions options, Deliver deliver)
 
 std::optional<std::chrono::steady_clock::time_point> PeerTransport::LastHeard(
     consensus::NodeId id) {
-  std::lock_guard<std::mutex> lock(heard_mu_);
+  absl::MutexLock lock(&heard_mu_);
   auto it = heard_.find(id);
   if (it == heard_.end()) return std::nullopt;
   return it->second;
@@ -375,7 +375,7 @@ absl::Status PeerTransport::Start() {
 void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
   std::shared_ptr<PeerLink> old;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = peers_.find(id);
     if (it != peers_.end() && it->second->address() == address) return;
     if (it != peers_.end()) old = std::move(it->second);
@@ -384,7 +384,7 @@ void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
 }
 
 grpc::Status PeerTransport::Admit(consensus::NodeId id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (peers_.contains(id)) return grpc::Status::OK;
   // Not a member (any more): its certificate is still valid, its access is not.
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -393,7 +393,7 @@ grpc::Status PeerTransport::Admit(consensus::NodeId id) {
 
 void PeerTransport::RemovePeer(consensus::NodeId id) {
   std::shared_ptr<PeerLink> old;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   old = std::move(it->second);
@@ -401,7 +401,7 @@ void PeerTransport::RemovePeer(consensus::NodeId id) {
 }
 
 void PeerTransport::Send(std::vector<consensus::Message> messages) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (consensus::Message& m : messages) {
     auto it = peers_.find(m.to);
     if (it == peers_.end()) {
@@ -415,7 +415,7 @@ void PeerTransport::Send(std::vector<consensus::Message> messages) {
 absl::StatusOr<Pong> PeerTransport::Ping(consensus::NodeId id) {
   std::shared_ptr<PeerLink> link;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = peers_.find(id);
     if (it == peers_.end()) return absl::NotFoundError(StrCat("unknown node ", id));
     link = it->second;
@@ -430,14 +430,14 @@ absl::StatusOr<double> PeerTransport::PingMs(consensus::NodeId id) {
 }
 
 void PeerTransport::SetReportSource(std::function<PeerReport()> source) {
-  std::lock_guard<std::mutex> lock(report_mu_);
+  absl::MutexLock lock(&report_mu_);
   report_source_ = std::move(source);
 }
 
 void PeerTransport::Shutdown() {
   std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     peers.swap(peers_);
   }
   peers.clear();  // joins the sender threads

@@ -19,18 +19,18 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "consensus/message.h"
 #include "proto/peer_convert.h"
 
@@ -133,12 +133,13 @@ class PeerTransport {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;
-  std::mutex mu_;
-  std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_;  // guarded by mu_
-  std::mutex report_mu_;
-  std::function<PeerReport()> report_source_;  // guarded by report_mu_
-  std::mutex heard_mu_;
-  std::map<consensus::NodeId, std::chrono::steady_clock::time_point> heard_;  // by heard_mu_
+  absl::Mutex mu_;
+  std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex report_mu_;
+  std::function<PeerReport()> report_source_ ABSL_GUARDED_BY(report_mu_);
+  absl::Mutex heard_mu_;
+  std::map<consensus::NodeId, std::chrono::steady_clock::time_point> heard_
+      ABSL_GUARDED_BY(heard_mu_);
   Stats stats_;
 };
 

@@ -24,8 +24,6 @@ struct WatchHub::Change {
 struct WatchHub::Watcher {
   Spec spec;
   uint64_t cursor = 0;  // the last revision delivered (or skipped by the prefix); hub thread
-  bool cancel = false;  // UNWATCH asked; guarded by mu_
-  std::function<void()> after_cancel;  // guarded by mu_
   bool ended = false;   // hub thread
   // Since when its backlog has been full (hub thread).
   std::optional<std::chrono::steady_clock::time_point> paused_since;
@@ -38,15 +36,14 @@ WatchHub::WatchHub(storage::Store* store, WatchHubOptions options)
 
 WatchHub::~WatchHub() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;  // the hub thread waits on a condition of mu_: this wakes it
   }
-  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 absl::Status WatchHub::Add(Spec spec) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (stopping_ || end_all_) return absl::UnavailableError("server shutting down");
   if (watchers_.size() >= options_.watchers_max) {
     return absl::ResourceExhaustedError(StrCat("too many watchers on this node (",
@@ -63,18 +60,16 @@ absl::Status WatchHub::Add(Spec spec) {
   dirty_[w->spec.table] = latest;
   watchers_.push_back(std::move(w));
   count_ = watchers_.size();
-  cv_.notify_one();
   return absl::OkStatus();
 }
 
 bool WatchHub::Cancel(uint64_t connection_id, const std::string& tag,
                       std::function<void()> after) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& w : watchers_) {
-    if (w->spec.connection_id == connection_id && w->spec.tag == tag && !w->cancel) {
-      w->cancel = true;
-      w->after_cancel = std::move(after);
-      cv_.notify_one();
+    if (w->spec.connection_id == connection_id && w->spec.tag == tag &&
+        !cancels_.contains(w.get())) {
+      cancels_[w.get()] = std::move(after);
       return true;
     }
   }
@@ -82,36 +77,35 @@ bool WatchHub::Cancel(uint64_t connection_id, const std::string& tag,
 }
 
 void WatchHub::Notify(std::vector<std::pair<std::string, uint64_t>> changes, bool everything) {
-  std::lock_guard<std::mutex> lock(mu_);
-  bool any = everything && !latest_.empty();
-  everything_ = everything_ || any;
+  // The hub thread waits for a condition on these; unlocking mu_ wakes it.
+  absl::MutexLock lock(&mu_);
+  everything_ = everything_ || (everything && !latest_.empty());
   for (auto& [table, revision] : changes) {
     auto it = latest_.find(table);
     if (it == latest_.end()) continue;  // nobody watches it: nothing to remember (bounded)
     uint64_t& d = dirty_[table];
     d = std::max(d, revision);
-    any = true;
   }
-  if (any) cv_.notify_one();
 }
 
 void WatchHub::EndAll(const std::string& why) {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   end_all_ = why;
-  cv_.notify_one();
-  cv_.wait_for(lock, std::chrono::seconds(2), [this] { return watchers_.empty(); });
+  auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return watchers_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(2));
 }
 
 void WatchHub::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  // After EndAll, only watchers still to end are work (else this loop would spin until the hub
+  // is destroyed).
+  auto work_to_do = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || (end_all_ && !watchers_.empty()) || everything_ || !dirty_.empty() ||
+           !cancels_.empty();
+  };
+  mu_.Lock();
   for (;;) {
-    cv_.wait_for(lock, options_.tick, [this] {
-      // After EndAll, only watchers still to end are work (else this loop would spin until
-      // the hub is destroyed).
-      return stopping_ || (end_all_ && !watchers_.empty()) || everything_ || !dirty_.empty() ||
-             std::any_of(watchers_.begin(), watchers_.end(), [](const auto& w) { return w->cancel; });
-    });
-    if (stopping_) return;
+    mu_.AwaitWithTimeout(absl::Condition(&work_to_do), absl::FromChrono(options_.tick));
+    if (stopping_) break;
     const bool everything = std::exchange(everything_, false);
     for (const auto& [table, revision] : dirty_) {
       uint64_t& latest = latest_[table];
@@ -124,10 +118,11 @@ void WatchHub::Run() {
     std::vector<bool> cancel;
     std::vector<std::function<void()>> after_cancel;
     for (const auto& w : work) {
-      cancel.push_back(w->cancel);
-      after_cancel.push_back(std::exchange(w->after_cancel, nullptr));
+      auto c = cancels_.find(w.get());
+      cancel.push_back(c != cancels_.end());
+      after_cancel.push_back(c != cancels_.end() ? std::exchange(c->second, nullptr) : nullptr);
     }
-    lock.unlock();
+    mu_.Unlock();
 
     if (everything) {
       // Snapshots replaced tables' states: their revisions may have jumped.
@@ -152,19 +147,20 @@ void WatchHub::Run() {
       if (after) after();
     }
 
-    lock.lock();
+    mu_.Lock();
     for (const auto& [table, revision] : latest) {
       uint64_t& l = latest_[table];
       l = std::max(l, revision);
     }
+    std::erase_if(cancels_, [](const auto& c) { return c.first->ended; });
     std::erase_if(watchers_, [](const auto& w) { return w->ended; });
     count_ = watchers_.size();
     // Only watched tables are remembered.
     std::set<std::string_view> watched;
     for (const auto& w : watchers_) watched.insert(w->spec.table);
     std::erase_if(latest_, [&](const auto& entry) { return !watched.contains(entry.first); });
-    if (end_all_ && watchers_.empty()) cv_.notify_all();  // EndAll waits for this
   }
+  mu_.Unlock();
 }
 
 void WatchHub::End(Watcher& w, std::optional<std::string> error) {

@@ -11,17 +11,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "socketproto/server.h"
 #include "storage/store.h"
 
@@ -91,14 +91,15 @@ class WatchHub {
 
   storage::Store* store_;
   WatchHubOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;                                    // guarded by mu_
-  std::optional<std::string> end_all_;                       // guarded by mu_
-  std::vector<std::shared_ptr<Watcher>> watchers_;           // guarded by mu_
-  std::map<std::string, uint64_t> latest_;                   // watched tables; guarded by mu_
-  std::map<std::string, uint64_t> dirty_;                    // guarded by mu_
-  bool everything_ = false;                                  // guarded by mu_
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<std::string> end_all_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  // UNWATCH asked for these (of watchers_), with what to run after their OK.
+  std::map<const Watcher*, std::function<void()>> cancels_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> latest_ ABSL_GUARDED_BY(mu_);  // watched tables
+  std::map<std::string, uint64_t> dirty_ ABSL_GUARDED_BY(mu_);
+  bool everything_ ABSL_GUARDED_BY(mu_) = false;
   // This round's pages: (table, after) -> changes. Hub thread only.
   std::map<std::pair<std::string, uint64_t>, std::vector<Change>> pages_;
   std::atomic<size_t> count_{0};

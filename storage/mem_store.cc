@@ -2,9 +2,10 @@
 // without sync, so that a simulated power cut (CrashMemStore) loses exactly those.
 #include <array>
 #include <map>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/store.h"
 
 namespace atlas::storage {
@@ -92,19 +93,19 @@ class MemSnapshot final : public Reader {
 class MemStore final : public Store {
  public:
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const Table& t = data_[static_cast<size_t>(cf)];
     auto it = t.find(key);
     if (it == t.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
   std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return std::make_unique<VectorCursor>(Range(data_[static_cast<size_t>(cf)], lower, upper));
   }
   std::unique_ptr<WriteSet> NewWriteSet() override { return std::make_unique<MemWriteSet>(this); }
   absl::Status Commit(WriteSet& writes, bool sync) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto& w = static_cast<MemWriteSet&>(writes);
     for (size_t cf = 0; cf < kCfs; ++cf) {
       for (auto& [key, value] : w.writes_[cf]) {
@@ -127,14 +128,14 @@ class MemStore final : public Store {
     return absl::OkStatus();
   }
   std::unique_ptr<Reader> Snapshot() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return std::make_unique<MemSnapshot>(data_);
   }
   uint64_t Property(std::string_view) override { return 0; }
   const std::string& path() const override { return path_; }
 
   void Crash() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
       Table& t = data_[it->cf];
       if (it->old) {
@@ -152,9 +153,9 @@ class MemStore final : public Store {
     std::string key;
     std::optional<std::string> old;
   };
-  std::mutex mu_;
-  std::array<Table, kCfs> data_;
-  std::vector<Undo> undo_;
+  absl::Mutex mu_;
+  std::array<Table, kCfs> data_ ABSL_GUARDED_BY(mu_);
+  std::vector<Undo> undo_ ABSL_GUARDED_BY(mu_);  // unsynced writes, newest last
   const std::string path_ = ":memory:";
 };
 

@@ -6,9 +6,10 @@
 #include <array>
 #include <list>
 #include <map>
-#include <mutex>
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -51,8 +52,8 @@ struct HttpsServer::State {
   std::atomic<size_t> connections{0};
 
   // Open connections by source address, oldest first (for eviction).
-  std::mutex mu;
-  std::map<std::string, std::list<std::weak_ptr<Session>>> by_source;  // guarded by mu
+  absl::Mutex mu;
+  std::map<std::string, std::list<std::weak_ptr<Session>>> by_source ABSL_GUARDED_BY(mu);
 };
 
 namespace {
@@ -206,7 +207,7 @@ class Session : public std::enable_shared_from_this<Session> {
 // connection was evicted for it). Registers `session` when it may.
 bool Admit(State& state, const std::string& source, const std::shared_ptr<Session>& session) {
   std::shared_ptr<Session> victim;  // released after the lock: its destructor may run
-  std::lock_guard<std::mutex> lock(state.mu);
+  absl::MutexLock lock(&state.mu);
   size_t total = 0;
   const std::string* largest = &source;
   size_t largest_size = 0;

@@ -14,7 +14,7 @@ bool JoinLimiter::Take(Bucket& b, double per_minute, int64_t now_ms) {
 }
 
 bool JoinLimiter::Allow(const std::string& source, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!started_) {
     started_ = true;
     total_ = {limits_.total_per_minute, now_ms};

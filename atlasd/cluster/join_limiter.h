@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace atlas::cluster {
 
@@ -31,10 +33,10 @@ class JoinLimiter {
   static bool Take(Bucket& b, double per_minute, int64_t now_ms);
 
   const JoinLimits limits_;
-  std::mutex mu_;
-  std::map<std::string, Bucket> sources_;  // guarded by mu_
-  Bucket total_;                           // guarded by mu_
-  bool started_ = false;                   // guarded by mu_
+  absl::Mutex mu_;
+  std::map<std::string, Bucket> sources_ ABSL_GUARDED_BY(mu_);
+  Bucket total_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace atlas::cluster

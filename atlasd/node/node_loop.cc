@@ -1,5 +1,7 @@
 #include "atlasd/node/node_loop.h"
 
+#include <algorithm>
+
 #include "atlasd/failpoint.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
@@ -106,23 +108,35 @@ bool NodeLoop::Post(size_t bytes, std::function<void()> fn) {
 void NodeLoop::Run() {
   std::deque<std::pair<size_t, std::function<void()>>> batch;
   for (;;) {
-    const int64_t wake_ms = host_->NextWorkAtMs();
+    const int64_t host_wake_ms = host_->NextWorkAtMs();
     {
       absl::MutexLock lock(&mu_);
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !events_.empty();
+      const int64_t wake_ms =
+          timers_.empty() ? host_wake_ms : std::min(host_wake_ms, timers_.begin()->first);
+      // A timer set meanwhile for earlier than `wake_ms` wakes the thread too.
+      auto woken = [this, wake_ms]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !events_.empty() ||
+               (!timers_.empty() && timers_.begin()->first < wake_ms);
       };
       const int64_t sleep_ms = wake_ms - MonotonicMs();
       if (sleep_ms > 0) {
         mu_.AwaitWithTimeout(absl::Condition(&woken), absl::Milliseconds(sleep_ms));
       }
       // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
-      if (stopping_ && events_.empty() && host_->Idle()) return;
+      if (stopping_ && events_.empty() && timers_.empty() && host_->Idle()) return;
       batch.swap(events_);
       events_bytes_ = 0;
+      TakeDueTimers(MonotonicMs(), batch);
     }
     Pass(batch);
   }
+}
+
+void NodeLoop::TakeDueTimers(int64_t now_ms,
+                             std::deque<std::pair<size_t, std::function<void()>>>& batch) {
+  auto end = stopping_ ? timers_.end() : timers_.upper_bound(now_ms);
+  for (auto it = timers_.begin(); it != end; ++it) batch.emplace_back(0, std::move(it->second));
+  timers_.erase(timers_.begin(), end);
 }
 
 void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch) {
@@ -203,6 +217,14 @@ bool NodeLoop::Inspect(std::function<void(const consensus::Replica&)> fn) {
 
 void NodeLoop::Move(const std::string& table, consensus::NodeId target) {
   Post(table.size(), [this, table, target] { host_->Move(table, target); });
+}
+
+bool NodeLoop::After(std::chrono::milliseconds delay, std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || timers_.size() >= options_.timers_max) return false;
+  // +1: the clock is read in whole ms, and a timer must never run before `delay` passed.
+  timers_.emplace(MonotonicMs() + delay.count() + 1, std::move(fn));
+  return true;
 }
 
 void NodeLoop::SetMayOwn(bool may_own) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -30,6 +31,8 @@ struct NodeLoopOptions {
   // ("overloaded") and messages dropped like a lossy network would (WPaxos resends).
   size_t queue_events_max = 65536;
   size_t queue_bytes_max = size_t{256} << 20;
+  // One-shot timers pending at once (After); beyond it they are refused.
+  size_t timers_max = 4096;
   // Sends Ready::messages to their nodes (the peer transport); null in a one-node cluster.
   // Node thread, after the Ready was made durable; must not block.
   std::function<void(std::vector<consensus::Message>)> send;
@@ -70,6 +73,11 @@ class NodeLoop final : public Replicator {
   bool Inspect(std::function<void(const consensus::Replica&)> fn);
   // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
   void Move(const std::string& table, consensus::NodeId target);
+  // Runs `fn` on the node thread once `delay` has passed: a wait that holds no thread. When
+  // the loop stops, pending timers run at once, so a chain of waits ends with it (its next
+  // After or request is refused). False (and `fn` not run) when stopping or timers_max are
+  // pending.
+  bool After(std::chrono::milliseconds delay, std::function<void()> fn);
   // Whether this node's clock may stamp commands, i.e. whether it may own objects
   // (ClusterNode's ClockGuard; consensus::Replica::SetClock).
   void SetMayOwn(bool may_own);
@@ -94,6 +102,9 @@ class NodeLoop final : public Replicator {
   // Runs `fn` on the node thread; false (and `fn` not run) when the queue is full or stopping.
   bool Post(size_t bytes, std::function<void()> fn);
   void Run();
+  // Moves the timers due by `now_ms` (all of them when stopping) into `batch`.
+  void TakeDueTimers(int64_t now_ms, std::deque<std::pair<size_t, std::function<void()>>>& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch);
   void PublishStats();
 
@@ -107,6 +118,7 @@ class NodeLoop final : public Replicator {
   std::deque<std::pair<size_t, std::function<void()>>> events_ ABSL_GUARDED_BY(mu_);
   size_t events_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::multimap<int64_t, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);  // by due ms
 
   mutable absl::Mutex stats_mu_;
   Stats stats_ ABSL_GUARDED_BY(stats_mu_);

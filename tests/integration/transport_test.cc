@@ -2,8 +2,10 @@
 // certificate, refusal of foreign certificates, reconnect, and bounded queues.
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 

@@ -104,3 +104,32 @@ TEST_CASE("log entries round-trip through their storage encoding") {
   CHECK_FALSE(DecodeLogEntry("\x01\x05"));
   CHECK(DecodeLogEntry(EncodeLogEntry({})).has_value());
 }
+
+TEST_CASE("After runs on the node thread once its delay passed, in due order, and Shutdown runs "
+          "the pending ones at once and refuses new ones") {
+  atlas::testing::TempDir dir;
+  auto store = Store::Open(dir.path(), {});
+  REQUIRE(store.ok());
+  auto r = NodeLoop::Start(store->get(), {});
+  REQUIRE(r.ok());
+  std::vector<int> order;  // written by the node thread only
+  std::promise<void> both;
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE((*r)->After(std::chrono::milliseconds(60), [&] {
+    order.push_back(2);
+    both.set_value();
+  }));
+  REQUIRE((*r)->After(std::chrono::milliseconds(20), [&] { order.push_back(1); }));
+  both.get_future().wait();
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(60));
+  CHECK(order == std::vector<int>{1, 2});
+
+  // A wait that would outlive the loop ends with it, promptly, and nothing runs after.
+  bool ran = false;
+  REQUIRE((*r)->After(std::chrono::hours(1), [&] { ran = true; }));
+  const auto t1 = std::chrono::steady_clock::now();
+  (*r)->Shutdown();
+  CHECK(ran);
+  CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::seconds(5));
+  CHECK_FALSE((*r)->After(std::chrono::milliseconds(1), [] {}));
+}

@@ -20,7 +20,6 @@
 #include <fstream>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -29,7 +28,9 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "socketproto/str.h"
 #include "tools/bench/driver.h"
@@ -129,20 +130,23 @@ class Series {
   explicit Series(size_t zones) : zones_(zones) {}
 
   void Add(size_t second, size_t zone, const Cell& cell) {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (cells_.size() <= second) cells_.resize(second + 1, std::vector<Cell>(zones_));
     Cell& c = cells_[second][zone];
     c.latency_ns.Merge(cell.latency_ns);
     c.ops += cell.ops;
     c.errors += cell.errors;
   }
-  // Not locked: read after every worker finished.
-  const std::vector<std::vector<Cell>>& cells() const { return cells_; }
+  // A copy: read once, after every worker finished.
+  std::vector<std::vector<Cell>> cells() const {
+    absl::MutexLock lock(&mu_);
+    return cells_;
+  }
 
  private:
   size_t zones_;
-  std::mutex mu_;
-  std::vector<std::vector<Cell>> cells_;
+  mutable absl::Mutex mu_;
+  std::vector<std::vector<Cell>> cells_ ABSL_GUARDED_BY(mu_);
 };
 
 // Shared between the workers and the progress reporter.
