@@ -14,7 +14,9 @@ docs/testing.md, "Section references"):
   `--spec DIR`) when that directory exists, and counted as unchecked otherwise.
 - More sections of the same file may follow: `§1, §3`, `§4 and §5`, `§2-§5`.
 - In a Markdown file, a `§<section>` without a file name names a section of that same file.
-  Elsewhere a `§` must follow a file name. `WPaxos §<n>` cites the paper and is not checked.
+  Elsewhere a section sign must follow a file name. `WPaxos §<n>` cites the paper and is not
+  checked. An inline code span with a section sign in it is an example of the notation, not a
+  reference, and is not checked either.
 - The section names a heading (any level, outside ``` blocks) or a run-in title (bold text that
   opens a paragraph or a list item: `**Teeth.** ...`), case-sensitively, from the
   heading's start: the section's text up to its first `)`, `(`, `;`, `:`, `,`, `[`, `]`, `|`,
@@ -58,6 +60,8 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # A run-in title: bold text that opens a paragraph or a list item (`**Teeth.** ...`).
 RUN_IN = re.compile(r"^(?:[-*+]\s+|\d+\.\s+)?\*\*([^*]+?)\*\*")
 FENCE = re.compile(r"^\s*(```|~~~)")
+# An inline code span with a section sign in it: an example of the notation, not a reference.
+CODE_SPAN = re.compile(r"`[^`\n]*`")
 ANCHOR_LINK = re.compile(r"\]\(([^)\s#]*)#([^)\s]+)\)")
 
 
@@ -199,6 +203,8 @@ def check(root, skip=(), spec=None):
         if "§" not in text and '"' not in text and not (markdown and "#" in text):
             continue
         flat, line_of = joined(text, markdown)
+        flat = CODE_SPAN.sub(lambda m: " " * len(m.group(0)) if "§" in m.group(0) else m.group(0),
+                             flat)
 
         def report(pos, message):
             problems.append(f"{path}:{line_of[min(pos, len(line_of) - 1)]}: {message}")
@@ -286,6 +292,7 @@ SELF_TEST_DOC = """# Guide
 **Upgrades (run-in).** A bold title that opens a paragraph names a section too.
 - **Listed**: so does one that opens a list item; but not **inline** bold.
 
+Examples in code spans, `§Nope` and `guide.md §Nope`, are not references.
 In this file §Time, §Upgrades, §Listed and §5 are fine; §inline is BROKEN-not-run-in; (§Nope) BROKEN-same-file. [ok](#time),
 [ok](#join-tokens-lifetime-uses), [bad](#nope) BROKEN-anchor, [ok](other.md#other),
 [bad](other.md#missing) BROKEN-anchor-other-file. WPaxos §4.2 is the paper.
@@ -301,6 +308,7 @@ SELF_TEST_CODE = """// docs/guide.md §Time and guide.md §Join tokens) are fine
 // (docs/guide.md §time) BROKEN-case.
 // (docs/guide.md §Not a heading) BROKEN-fenced.
 // (docs/missing.md §Time) BROKEN-no-file.
+// An example, `docs/<file>.md §<section>`, is not a reference.
 // A bare (§Time) BROKEN-no-document. WPaxos §3 cites the paper.
 // The older form: docs/guide.md, "Time" is fine,
 // and guide.md "Timers" is BROKEN-quoted.
