@@ -1,4 +1,4 @@
-// Access-control decisions of docs/protocol.md §6, as pure functions so that the read path
+// Access-control decisions of shared/spec/protocol.md §6, as pure functions so that the read path
 // (executor) and the write path (state machine, on every replica) decide identically.
 #pragma once
 

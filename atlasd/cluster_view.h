@@ -1,7 +1,7 @@
-// What the executor asks of the cluster for NODE / QUORUM / TABLE commands
-// (protocol.md §5): the member list with liveness and RTT, pings over the peer channel, and the
-// quorums a table's owner uses. Implemented by ClusterNode (cluster_node.h); null in tests
-// that run the executor without a cluster.
+// What the executor asks of the cluster for NODE / QUORUM / TABLE commands (shared/spec/protocol.md
+// §5): the member list with liveness and RTT, pings over the peer channel, and the quorums a
+// table's owner uses. Implemented by ClusterNode (cluster_node.h); null in tests that run the
+// executor without a cluster.
 #pragma once
 
 #include <cstdint>

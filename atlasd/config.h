@@ -1,4 +1,4 @@
-// atlasd settings (docs/operations.md §Settings): flags, a TOML config file (--config), and
+// atlasd settings (shared/spec/operations.md §Settings): flags, a TOML config file (--config), and
 // defaults, in that order of precedence. Names are the same in both places.
 #pragma once
 

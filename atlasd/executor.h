@@ -1,4 +1,4 @@
-// Executes the socket commands of docs/protocol.md §5 on this node. A command's row in the
+// Executes the socket commands of shared/spec/protocol.md §5 on this node. A command's row in the
 // command table (socketproto/command_table.h) decides its path: session commands are answered
 // at once; writes are proposed through the Replicator; reads, WATCH and TABLE MOVE first pass
 // their table's read barrier; cluster commands answer from the node's view of the cluster.

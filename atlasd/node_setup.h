@@ -1,5 +1,5 @@
 // Who this node is: the first start of a new cluster, a join, or a restart
-// (operations.md §Bootstrap and join over HTTPS; docs/cluster-bootstrap.md).
+// (shared/spec/operations.md §Bootstrap and join over HTTPS; docs/cluster-bootstrap.md).
 //
 // - First node (no `join`): creates the cluster id, the cluster CA, its own certificate as node
 //   1 and the join token (written to <data-dir>/join-token, 0600, and logged once).

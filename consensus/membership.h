@@ -1,5 +1,5 @@
 // The replicated member list: the system object `atlas.nodes` (docs/consensus.md,
-// "Membership"). Its committed commands are applied, in slot order, by every node through
+// "Reconfiguration"). Its committed commands are applied, in slot order, by every node through
 // ApplyMembershipCommand, so every node derives the same ClusterConfig, and node ids are
 // allocated inside the decision: two simultaneous joiners are ordered by the log and get
 // different ids.

@@ -1,5 +1,5 @@
-// Messages exchanged between replicas (docs/consensus.md, "Messages"). One flat struct keeps
-// the core free of any serialization library; proto/ converts it to the wire format and must
+// Messages exchanged between replicas (docs/consensus.md, "Protocol as built"). One flat struct
+// keeps the core free of any serialization library; proto/ converts it to the wire format and must
 // validate untrusted input before handing it to Replica::Step.
 #ifndef ATLAS_CONSENSUS_MESSAGE_H_
 #define ATLAS_CONSENSUS_MESSAGE_H_

@@ -9,8 +9,8 @@ using consensus::MessageType;
 
 constexpr int kTypeMax = static_cast<int>(MessageType::kMoveHint);
 
-// Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (protocol.md §4), a group's
-// object "@<group>" (docs/consensus.md §Groups), or a system object such as "atlas.nodes"
+// Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (shared/spec/protocol.md §4), a
+// group's object "@<group>" (docs/design.md §Groups), or a system object such as "atlas.nodes"
 // (hence '.').
 bool ValidObject(const std::string& s, size_t max) {
   if (s.empty() || s.size() > max + (s[0] == '@' ? 1 : 0) || s == "@") return false;

@@ -1,4 +1,4 @@
-// The command set of docs/protocol.md §5, parsed from one frame.
+// The command set of shared/spec/protocol.md §5, parsed from one frame.
 //
 // Pure and allocation-bounded by the frame size. Validation of keys, table names, principals
 // and options happens here so that the executor only sees well-formed commands; every rejection
@@ -15,14 +15,14 @@
 
 namespace atlas::socketproto {
 
-// Limits of protocol.md §4 and §5.
+// Limits of shared/spec/protocol.md §4 and §5.
 inline constexpr size_t kMaxKeyBytes = 1024;
 inline constexpr size_t kMaxTableBytes = 255;
 inline constexpr size_t kMaxPrincipalChars = 256;
 // The longest WORM retention, by TTL or EXPIRES: 100 years (365-day years), in milliseconds.
 inline constexpr int64_t kRetentionMsMax = int64_t{100} * 365 * 86'400'000;
 
-// A validated `table.row` key (protocol.md §4).
+// A validated `table.row` key (shared/spec/protocol.md §4).
 struct Key {
   std::string full;  // "table.row"
   std::string_view table() const { return std::string_view(full).substr(0, full.find('.')); }

@@ -1,5 +1,5 @@
 // The command table: one row per alternative of socketproto::Command, in the variant's order,
-// with what the server and the client both need to know about a command (docs/protocol.md
+// with what the server and the client both need to know about a command (docs/design.md
 // §The command table). The executor's dispatch and metrics, the parser's usage errors and the
 // atlas REPL's help, completion and suggestions all derive from it, so a command is described
 // once. The server's own half of a command (its ACL operation and handler) is in

@@ -1,5 +1,5 @@
-// Response frames (docs/protocol.md §3). Every frame of a tagged command carries the tag, so a
-// formatter is created per request with its optional id and appends to one buffer; the session
+// Response frames (shared/spec/protocol.md §3). Every frame of a tagged command carries the tag, so
+// a formatter is created per request with its optional id and appends to one buffer; the session
 // writes that buffer in one piece, which keeps frames of different commands from interleaving.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Incremental framing of the client byte stream (docs/protocol.md §1, §3, KEY BLOB SET).
+// Incremental framing of the client byte stream (shared/spec/protocol.md §1, §3, KEY BLOB SET).
 //
 // Pure: bytes in, frames out; no I/O, so it can be fuzzed (tests/fuzz/fuzz_socket_parser.cc).
 // A frame is one command line plus, when that line is a well-formed `KEY BLOB SET <key> <n>`,
@@ -36,7 +36,7 @@ class FrameParser {
   // Until the handshake is done, lines are returned without looking for blob announcements.
   void set_handshake_done() { handshake_done_ = true; }
 
-  // Consumes bytes from the front of *input. Blank lines are skipped (protocol.md §3).
+  // Consumes bytes from the front of *input. Blank lines are skipped (shared/spec/protocol.md §3).
   ParseStatus Next(std::string_view* input, Frame* frame, std::string* error);
 
   // Bytes buffered inside the parser (a partial line or payload); bounded by the limits.

@@ -1,4 +1,4 @@
-// Protocol limits (docs/protocol.md §Limits). Every buffer a client can grow has a bound here.
+// Protocol limits (docs/design.md §Limits). Every buffer a client can grow has a bound here.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// The reply memory of one connection, bounded in bytes (docs/protocol.md §3 Limits,
+// The reply memory of one connection, bounded in bytes (docs/design.md §Limits,
 // docs/security.md). Counts the bytes queued for the client and not yet written, plus the bytes
 // running commands have reserved for the replies they are building. A command that is about to
 // read a large value (or list many keys) reserves its reply's size first and waits while the

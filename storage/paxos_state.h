@@ -1,5 +1,5 @@
-// Durable WPaxos state (docs/storage.md §Paxos state): the acceptor/learner hard state of each
-// object in the `acceptor` column family and its log entries in `log`.
+// Durable WPaxos state (docs/storage.md §Column families, §Values): the acceptor/learner hard state
+// of each object in the `acceptor` column family and its log entries in `log`.
 //
 // The host writes every Ready::persist through AddHardStateUpdate into the same WriteSet as
 // the state machine's apply of Ready::committed, syncs it, and only then sends messages — so a

@@ -33,7 +33,7 @@ std::optional<RowRecord> DecodeRowRecord(std::string_view in);
 
 enum class AclPerm : uint8_t { kRead = 0, kWrite = 1, kOwner = 2 };
 
-// A table's access-control list (protocol.md §6). Replicated with the table's data.
+// A table's access-control list (shared/spec/protocol.md §6). Replicated with the table's data.
 struct TableAcl {
   struct Grant {
     std::string principal;
@@ -47,7 +47,7 @@ struct TableAcl {
 std::string EncodeTableAcl(const TableAcl& acl);
 std::optional<TableAcl> DecodeTableAcl(std::string_view in);
 
-// Replicated per-table placement settings and the apply position (docs/consensus.md §Groups).
+// Replicated per-table placement settings and the apply position (docs/design.md §Groups).
 // A table's data is governed by one consensus object at a time; each stay in one object is a
 // numbered "interval" (gen). The table's position is (gen, commit_index): later positions
 // include every earlier one, which is how replicas that apply two objects' logs in different

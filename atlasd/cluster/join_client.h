@@ -1,4 +1,4 @@
-// The joining side of bootstrap (docs/cluster-bootstrap.md §Join exchange): a new node, given
+// The joining side of bootstrap (docs/cluster-bootstrap.md §The join exchange): a new node, given
 // `https://host:port` of any member and a join token, proves it holds the secret and gets its
 // node id, certificate, the CA and the member list.
 //

@@ -1,5 +1,5 @@
 // PRINCIPAL ASSUME / WHOAMI (who a connection acts as) and ACL GRANT / REVOKE / LIST (who may
-// do what on a table): docs/protocol.md §6.
+// do what on a table): shared/spec/protocol.md §6.
 #include "atlasd/commands/call.h"
 #include "socketproto/str.h"
 

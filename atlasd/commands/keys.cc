@@ -1,4 +1,4 @@
-// KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (docs/protocol.md §5).
+// KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (shared/spec/protocol.md §5).
 #include "atlasd/commands/call.h"
 #include "socketproto/str.h"
 

@@ -1,4 +1,4 @@
-// SCAN, COUNT, SAMPLE: keys of a table or row prefix, after the READ check (docs/protocol.md
+// SCAN, COUNT, SAMPLE: keys of a table or row prefix, after the READ check (shared/spec/protocol.md
 // §5). Replies that list keys reserve their size in the connection's budget first.
 #include <algorithm>
 #include <random>

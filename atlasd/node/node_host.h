@@ -93,7 +93,7 @@ struct NodeHostOptions {
   // id, topology, quorum and epoch are filled in from the membership.
   std::optional<consensus::ReplicaConfig> replica;
   // TEST ONLY bug switches, each breaking one step of the Ready contract's safety argument so
-  // that the simulator is shown to catch it (docs/testing.md, "Teeth").
+  // that the simulator is shown to catch it (docs/consensus.md, "Simulator and checkers").
   bool test_send_before_persist = false;  // messages leave before their Ready is durable
   bool test_reply_before_persist = false; // clients are answered before the apply is durable
   bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again

@@ -1,4 +1,4 @@
-// libFuzzer target for the untrusted side of the socket protocol (docs/protocol.md §1-§5):
+// libFuzzer target for the untrusted side of the socket protocol (shared/spec/protocol.md §1-§5):
 // socketproto::FrameParser, ParseCommand and the Reply formatter with SanitizeMessage.
 //
 // Input layout (so that the fuzzer also chooses how the stream is cut into reads):

@@ -1,4 +1,4 @@
-// Every command of docs/protocol.md §5 and its error paths, against a real atlasd.
+// Every command of shared/spec/protocol.md §5 and its error paths, against a real atlasd.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -260,7 +260,7 @@ TEST_CASE("a node whose certificate comes from another cluster's CA is refused b
   CHECK(a.Call(2, "NODE PING 1").starts_with("ERROR WARN node 1 did not answer"));
 }
 
-// TABLE GROUP makes tables one consensus object (docs/consensus.md §Groups): one owner, they
+// TABLE GROUP makes tables one consensus object (docs/design.md §Groups): one owner, they
 // move together, writes keep working from every node and across restarts, and ungrouping
 // gives each table its own object back with its data.
 TEST_CASE("grouped tables share one owner, move together and keep their data") {

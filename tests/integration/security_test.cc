@@ -1,6 +1,6 @@
 // The security suite on a real cluster (issue «Reliability and security under fire»): the access
-// control matrix of protocol.md §6 on every node and across an ownership move, ACL changes
-// enforced at once everywhere, and WORM retention (§7) across restarts and moves.
+// control matrix on every node and across an ownership move, ACL changes enforced at once
+// everywhere, and WORM retention across restarts and moves (shared/spec/protocol.md §6, §7).
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -32,7 +32,8 @@ std::string As(LocalCluster& c, size_t node, const std::string& principal,
 
 bool Denied(const std::string& reply) { return reply.starts_with("ERROR WARN permission denied"); }
 
-// What §6 says each principal may do on a table with alice OWNER, bob WRITE, carol READ.
+// What shared/spec/protocol.md §6 says each principal may do on a table with alice OWNER, bob
+// WRITE, carol READ.
 struct Rights {
   bool read, write, administer;
 };

@@ -1,4 +1,4 @@
-// The access-control matrix of docs/protocol.md §6.
+// The access-control matrix of shared/spec/protocol.md §6.
 #include <catch2/catch.hpp>
 
 #include "atlasd/acl.h"

@@ -602,7 +602,7 @@ TEST_CASE("a node joins over HTTPS and gets a certificate that verifies against 
   CHECK(FileMode(dir.path() + "/node.pem") == 0644);
   CHECK(Fingerprint(LoadCert(dir.path() + "/ca.pem")->get()) == cluster.token().ca_fingerprint);
 
-  // The token is reusable until rotated (docs/cluster-bootstrap.md §Token reuse).
+  // One token admits several joins (docs/cluster-bootstrap.md §Reuse, expiry, revocation).
   absl::StatusOr<JoinResult> again = JoinCluster(cluster.Options(cluster.token()));
   REQUIRE(again.ok());
   CHECK(again->decision.node_id == 3);

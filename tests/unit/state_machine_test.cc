@@ -248,7 +248,7 @@ TEST_CASE("system tables are not writable through the state machine") {
 }
 
 // --- Groups: a table moves between consensus objects by a seal in its old log and an adopt in
-// its new one (docs/consensus.md §Groups).
+// its new one (docs/design.md §Groups).
 
 namespace {
 
