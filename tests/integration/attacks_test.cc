@@ -40,8 +40,7 @@ TEST_CASE("a thousand tagged reads of a 2 MB value sent at once and never read c
 
   RawSocket lazy(d.socket_path());
   REQUIRE(lazy.ok());
-  int small = 4096;
-  ::setsockopt(lazy.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  lazy.ShrinkReceiveBuffer();
   REQUIRE(lazy.Send("HELLO 1.0 lazy\r\n"));
   REQUIRE(lazy.ReadUntil("READY\r\n").ends_with("READY\r\n"));
   constexpr int kReads = 1024;

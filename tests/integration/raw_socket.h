@@ -23,6 +23,12 @@ class RawSocket {
   }
   ~RawSocket() { ::close(fd_); }
   bool ok() const { return ok_; }
+  // A client that reads slowly: a small kernel receive buffer, so that the replies it does not
+  // read back up into the daemon at once.
+  void ShrinkReceiveBuffer() {
+    int small = 4096;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  }
   bool Send(std::string_view s) {
     while (!s.empty()) {
       ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);

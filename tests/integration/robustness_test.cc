@@ -263,8 +263,7 @@ TEST_CASE("a client that never reads its replies holds bounded server memory, ot
   const long before = RssKiB(d.pid());
   RawSocket lazy(d.socket_path());
   REQUIRE(lazy.ok());
-  int small = 4096;
-  ::setsockopt(lazy.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  lazy.ShrinkReceiveBuffer();
   REQUIRE(lazy.Send("HELLO 1.0 lazy\r\n"));
   // 200,000 GETs of a 1 MB value (200 GB of replies) that it never reads: the daemon must stop
   // reading its commands once max-pending-output-bytes (16 MiB) of replies wait, so the 3 MB
