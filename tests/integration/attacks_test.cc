@@ -161,18 +161,7 @@ TEST_CASE("max-connections: the connection over it is refused with a clear frame
 namespace {
 
 // A plain TCP connection that never says anything (an idle client, a slow-loris).
-int IdleTcp(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int IdleTcp(int port) { return atlas::testing::ConnectLoopbackTcp(port); }
 
 }  // namespace
 

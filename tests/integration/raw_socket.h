@@ -1,6 +1,8 @@
 // A raw Unix-socket client for tests that need exact bytes (handshake errors, closes).
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -70,5 +72,19 @@ class RawSocket {
   bool closed_ = false;
   std::string buf_;
 };
+
+// A TCP connection to 127.0.0.1:port: its descriptor, or -1.
+inline int ConnectLoopbackTcp(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 }  // namespace atlas::testing

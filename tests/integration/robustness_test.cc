@@ -330,15 +330,8 @@ namespace {
 // Connects over TCP to 127.0.0.1:port, sends `bytes`, and waits for the server to close the
 // connection (whatever it answers first). True if it closed within the timeout.
 bool TcpClosedAfter(int port, const std::string& bytes, int timeout_ms = 10000) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return false;
-  }
+  int fd = atlas::testing::ConnectLoopbackTcp(port);
+  if (fd < 0) return false;
   ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   bool closed = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
