@@ -519,7 +519,8 @@ struct RunInfo {
   const Workload* workload;
 };
 
-void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, const Series& series) {
+// The run's settings: the first keys of the JSON line.
+Json SettingsJson(const Options& o, const RunInfo& info) {
   const WorkloadSpec& w = info.workload->spec();
   Json j;
   j["system"] = SystemName(info.targets.front().system);
@@ -541,7 +542,10 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
   j["keys"] = w.keys;
   j["tables"] = w.tables;
   j["table"] = w.table;
+  return j;
+}
 
+Json ZonesJson(const RunInfo& info, const PhaseResult& r) {
   Json zones = Json::object();
   for (size_t z = 0; z < info.zones.size(); ++z) {
     const Stats& s = r.zones[z];
@@ -552,29 +556,34 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
              {"ops_per_sec", Round1(r.seconds > 0 ? static_cast<double>(s.ops) / r.seconds : 0)},
              {"latency_us", LatencyJson(s.latency_ns)}};
   }
-  j["zones"] = zones;
+  return zones;
+}
 
-  // Columns per zone and in total, one entry per second of the run: easy to plot.
+// One zone's columns (all zones' for nullopt), one entry per second of the run.
+Json SeriesColumn(const std::vector<std::vector<Series::Cell>>& cells, std::optional<size_t> zone) {
+  Json ops = Json::array(), errors = Json::array(), p50 = Json::array(), p99 = Json::array();
+  for (const auto& second : cells) {
+    Series::Cell c;
+    for (size_t z = 0; z < second.size(); ++z) {
+      if (zone && z != *zone) continue;
+      c.latency_ns.Merge(second[z].latency_ns);
+      c.ops += second[z].ops;
+      c.errors += second[z].errors;
+    }
+    ops.push_back(c.ops);
+    errors.push_back(c.errors);
+    p50.push_back(Us(c.latency_ns.Quantile(0.5)));
+    p99.push_back(Us(c.latency_ns.Quantile(0.99)));
+  }
+  return Json{{"ops", ops}, {"errors", errors}, {"p50_us", p50}, {"p99_us", p99}};
+}
+
+// Columns per zone and in total, one entry per second of the run: easy to plot.
+Json SeriesJson(const RunInfo& info, const Series& series) {
+  const WorkloadSpec& w = info.workload->spec();
   const auto& cells = series.cells();
   Json sz = Json::object();
-  auto column = [&](std::optional<size_t> zone) {
-    Json ops = Json::array(), errors = Json::array(), p50 = Json::array(), p99 = Json::array();
-    for (const auto& second : cells) {
-      Series::Cell c;
-      for (size_t z = 0; z < second.size(); ++z) {
-        if (zone && z != *zone) continue;
-        c.latency_ns.Merge(second[z].latency_ns);
-        c.ops += second[z].ops;
-        c.errors += second[z].errors;
-      }
-      ops.push_back(c.ops);
-      errors.push_back(c.errors);
-      p50.push_back(Us(c.latency_ns.Quantile(0.5)));
-      p99.push_back(Us(c.latency_ns.Quantile(0.99)));
-    }
-    return Json{{"ops", ops}, {"errors", errors}, {"p50_us", p50}, {"p99_us", p99}};
-  };
-  for (size_t z = 0; z < info.zones.size(); ++z) sz[info.zones[z]] = column(z);
+  for (size_t z = 0; z < info.zones.size(); ++z) sz[info.zones[z]] = SeriesColumn(cells, z);
   Json ts{{"interval_s", 1}};
   if (w.distribution == Distribution::kShift) {
     Json hot = Json::array();
@@ -583,10 +592,15 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
     }
     ts["hot_zone"] = hot;
   }
-  ts["total"] = column(std::nullopt);
+  ts["total"] = SeriesColumn(cells, std::nullopt);
   ts["zones"] = sz;
-  j["series"] = ts;
+  return ts;
+}
 
+void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, const Series& series) {
+  Json j = SettingsJson(o, info);
+  j["zones"] = ZonesJson(info, r);
+  j["series"] = SeriesJson(info, series);
   // The run totals come last: tools/bench/single-node.sh reads the last "p50" and "ops_per_sec"
   // of the line with sed.
   j["ops"] = r.total.ops;
