@@ -4,29 +4,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
-#include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 
-#include "socketproto/str.h"
+#include "absl/cleanup/cleanup.h"
+#include "atlasd/acl.h"
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster/join_limiter.h"
 #include "atlasd/cluster/pki.h"
 #include "atlasd/cluster_node.h"
 #include "atlasd/config.h"
-#include "atlasd/failpoint.h"
-#include "atlasd/node_setup.h"
 #include "atlasd/executor.h"
+#include "atlasd/failpoint.h"
 #include "atlasd/logging.h"
 #include "atlasd/node/node_loop.h"
-#include "atlasd/acl.h"
+#include "atlasd/node_setup.h"
 #include "atlasd/watch_hub.h"
-#include "absl/cleanup/cleanup.h"
 #include "boost/asio.hpp"
 #include "socketproto/server.h"
+#include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -37,33 +40,31 @@ namespace {
 constexpr uintmax_t kMinFreeBytesToStart = uintmax_t{64} << 20;
 
 // GET /metrics: the node, its commands, its peers, its clients and its RocksDB
-// (docs/metrics.md).
-std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMetrics& commands,
-                        const atlas::OwnershipStats& ownership,
-                        const atlas::WatchHub& watch,
-                        atlas::ClusterView& cluster, atlas::socketproto::SocketServer& server,
-                        atlas::storage::Store* store,
-                        std::chrono::steady_clock::time_point started) {
-  using atlas::AppendHelp;
-  using atlas::AppendSample;
-  using atlas::LabelValue;
-  std::string out;
-  AppendHelp(&out, "atlas_node_info", "gauge", "This node: id, region and version (value 1).");
-  AppendSample(&out, "atlas_node_info",
+// (docs/metrics.md), one Append* per part.
+using atlas::AppendHelp;
+using atlas::AppendSample;
+using atlas::LabelValue;
+
+void AppendNodeMetrics(const atlas::NodeIdentity& self,
+                       std::chrono::steady_clock::time_point started, std::string* out) {
+  AppendHelp(out, "atlas_node_info", "gauge", "This node: id, region and version (value 1).");
+  AppendSample(out, "atlas_node_info",
                atlas::StrCat("node=\"", self.id, "\",region=\"", LabelValue(self.region),
                              "\",version=\"", LabelValue(self.version), "\""),
                1);
-  AppendHelp(&out, "atlas_uptime_seconds", "gauge", "Seconds since this atlasd started.");
-  AppendSample(&out, "atlas_uptime_seconds", "",
+  AppendHelp(out, "atlas_uptime_seconds", "gauge", "Seconds since this atlasd started.");
+  AppendSample(out, "atlas_uptime_seconds", "",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  commands.Render(&out);
+}
 
+void AppendOwnershipMetrics(const atlas::NodeIdentity& self, const atlas::OwnershipStats& ownership,
+                            std::string* out) {
   // Ownership: sum atlas_tables_owned by region for tables owned per zone.
   const std::string region = atlas::StrCat("region=\"", LabelValue(self.region), "\"");
-  AppendHelp(&out, "atlas_tables_owned", "gauge",
+  AppendHelp(out, "atlas_tables_owned", "gauge",
              "Tables this node owns now (a table group counts once).");
-  AppendSample(&out, "atlas_tables_owned", region, static_cast<double>(ownership.owned));
-  AppendHelp(&out, "atlas_ownership_events_total", "counter",
+  AppendSample(out, "atlas_tables_owned", region, static_cast<double>(ownership.owned));
+  AppendHelp(out, "atlas_ownership_events_total", "counter",
              "Ownership changes on this node: phase 1 started, won (elected), lost (preempted), "
              "ownership lost (stepped_down), migration hints sent (move_suggested).");
   const std::pair<const char*, uint64_t> events[] = {
@@ -71,50 +72,57 @@ std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMet
       {"preempted", ownership.preempted},           {"stepped_down", ownership.stepped_down},
       {"move_suggested", ownership.moves_suggested}};
   for (const auto& [event, n] : events) {
-    AppendSample(&out, "atlas_ownership_events_total", atlas::StrCat("event=\"", event, "\""),
+    AppendSample(out, "atlas_ownership_events_total", atlas::StrCat("event=\"", event, "\""),
                  static_cast<double>(n));
   }
+}
 
-  AppendHelp(&out, "atlas_watchers", "gauge", "WATCH streams open on this node.");
-  AppendSample(&out, "atlas_watchers", "", static_cast<double>(watch.watchers()));
-  AppendHelp(&out, "atlas_watch_events_total", "counter", "WATCH events sent by this node.");
-  AppendSample(&out, "atlas_watch_events_total", "", static_cast<double>(watch.events_sent()));
-  AppendHelp(&out, "atlas_watch_cut_off_total", "counter",
+void AppendClientMetrics(const atlas::WatchHub& watch, atlas::socketproto::SocketServer& server,
+                         std::string* out) {
+  AppendHelp(out, "atlas_watchers", "gauge", "WATCH streams open on this node.");
+  AppendSample(out, "atlas_watchers", "", static_cast<double>(watch.watchers()));
+  AppendHelp(out, "atlas_watch_events_total", "counter", "WATCH events sent by this node.");
+  AppendSample(out, "atlas_watch_events_total", "", static_cast<double>(watch.events_sent()));
+  AppendHelp(out, "atlas_watch_cut_off_total", "counter",
              "Watchers ended for falling watch-lag-max revisions behind (clients not reading).");
-  AppendSample(&out, "atlas_watch_cut_off_total", "", static_cast<double>(watch.cut_off()));
+  AppendSample(out, "atlas_watch_cut_off_total", "", static_cast<double>(watch.cut_off()));
 
-  AppendHelp(&out, "atlas_socket_connections", "gauge", "Open client connections.");
-  AppendSample(&out, "atlas_socket_connections", "", static_cast<double>(server.open_sessions()));
-  AppendHelp(&out, "atlas_socket_inflight_commands", "gauge", "Commands being executed.");
-  AppendSample(&out, "atlas_socket_inflight_commands", "",
+  AppendHelp(out, "atlas_socket_connections", "gauge", "Open client connections.");
+  AppendSample(out, "atlas_socket_connections", "", static_cast<double>(server.open_sessions()));
+  AppendHelp(out, "atlas_socket_inflight_commands", "gauge", "Commands being executed.");
+  AppendSample(out, "atlas_socket_inflight_commands", "",
                static_cast<double>(server.inflight_commands()));
+}
 
+void AppendClusterMetrics(atlas::ClusterView& cluster, std::string* out) {
   std::vector<atlas::NodeView> nodes = cluster.Nodes();
-  AppendHelp(&out, "atlas_cluster_members", "gauge", "Members by status, as this node sees them.");
+  AppendHelp(out, "atlas_cluster_members", "gauge", "Members by status, as this node sees them.");
   for (const char* status : {"ACTIVE", "SUSPECT", "DOWN", "LEFT"}) {
     size_t n = 0;
     for (const auto& v : nodes) n += v.status == status;
-    AppendSample(&out, "atlas_cluster_members", atlas::StrCat("status=\"", status, "\""),
+    AppendSample(out, "atlas_cluster_members", atlas::StrCat("status=\"", status, "\""),
                  static_cast<double>(n));
   }
-  AppendHelp(&out, "atlas_peer_up", "gauge",
-             "1 while a peer is ACTIVE for this node's failure detector, else 0.");
-  for (const auto& v : nodes) {
-    if (v.self || v.status == "LEFT") continue;
-    AppendSample(&out, "atlas_peer_up",
-                 atlas::StrCat("peer=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
-                 v.status == "ACTIVE" ? 1 : 0);
-  }
-  AppendHelp(&out, "atlas_peer_rtt_seconds", "gauge",
-             "Round-trip time to a peer over the peer channel (the failure detector's pings).");
-  for (const auto& v : nodes) {
-    if (v.self || v.status == "LEFT") continue;
-    AppendSample(&out, "atlas_peer_rtt_seconds",
-                 atlas::StrCat("peer=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
-                 v.rtt_ms / 1000.0);
-  }
+  // One sample a peer (not this node, not a member that left) for each of the two families.
+  auto append_per_peer = [&](const char* name, const char* help, auto value) {
+    AppendHelp(out, name, "gauge", help);
+    for (const auto& v : nodes) {
+      if (v.self || v.status == "LEFT") continue;
+      AppendSample(out, name,
+                   atlas::StrCat("peer=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
+                   value(v));
+    }
+  };
+  append_per_peer("atlas_peer_up",
+                  "1 while a peer is ACTIVE for this node's failure detector, else 0.",
+                  [](const atlas::NodeView& v) { return v.status == "ACTIVE" ? 1 : 0; });
+  append_per_peer("atlas_peer_rtt_seconds",
+                  "Round-trip time to a peer over the peer channel (the failure detector's pings).",
+                  [](const atlas::NodeView& v) { return v.rtt_ms / 1000.0; });
+}
 
-  // RocksDB, summed over atlasd's column families.
+// RocksDB, summed over atlasd's column families.
+void AppendRocksDbMetrics(atlas::storage::Store* store, std::string* out) {
   struct Property {
     const char* rocksdb;
     const char* name;
@@ -131,15 +139,37 @@ std::string MetricsText(const atlas::NodeIdentity& self, const atlas::CommandMet
        "Bytes compaction estimates it has to rewrite."},
       {"rocksdb.num-running-compactions", "atlas_rocksdb_running_compactions",
        "Compactions running now."},
+      {"rocksdb.block-cache-usage", "atlas_rocksdb_block_cache_bytes",
+       "Memory held by the block cache (shared by the column families)."},
   };
   for (const Property& p : kProperties) {
-    AppendHelp(&out, p.name, "gauge", p.help);
-    AppendSample(&out, p.name, "", static_cast<double>(store->Property(p.rocksdb)));
+    AppendHelp(out, p.name, "gauge", p.help);
+    AppendSample(out, p.name, "", static_cast<double>(store->Property(p.rocksdb)));
   }
-  AppendHelp(&out, "atlas_rocksdb_block_cache_bytes", "gauge",
-             "Memory held by the block cache (shared by the column families).");
-  AppendSample(&out, "atlas_rocksdb_block_cache_bytes", "",
-               static_cast<double>(store->Property("rocksdb.block-cache-usage")));
+}
+
+// What the HTTPS server's metrics callback reads from.
+struct MetricsSources {
+  const atlas::NodeIdentity* self;
+  const atlas::CommandMetrics* commands;
+  const atlas::NodeLoop* node;
+  const atlas::WatchHub* watch;
+  atlas::ClusterView* cluster;
+  atlas::socketproto::SocketServer* server;
+  atlas::storage::Store* store;
+  const atlas::JoinCounters* joins;
+  std::chrono::steady_clock::time_point started;
+};
+
+std::string MetricsText(const MetricsSources& m) {
+  std::string out;
+  AppendNodeMetrics(*m.self, m.started, &out);
+  m.commands->Render(&out);
+  AppendOwnershipMetrics(*m.self, m.node->ownership(), &out);
+  AppendClientMetrics(*m.watch, *m.server, &out);
+  AppendClusterMetrics(*m.cluster, &out);
+  AppendRocksDbMetrics(m.store, &out);
+  m.joins->Render(&out);
   return out;
 }
 
@@ -171,29 +201,37 @@ std::pair<std::string, int> SplitHostPort(const std::string& addr) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The settings, or the exit code when parsing ends the run: 0 after --help or --version
+// (printed), 2 for a bad setting.
+std::optional<int> ParseOrExit(int argc, char** argv, atlas::Config* config) {
   auto parsed = atlas::ParseConfig(argc, argv);
-  if (!parsed.ok()) {
-    if (absl::IsCancelled(parsed.status())) {
-      std::fputs(std::string(parsed.status().message()).c_str(), stdout);
-      return 0;
-    }
-    std::fprintf(stderr, "atlasd: %s\nRun 'atlasd --help' for the settings.\n",
-                 std::string(parsed.status().message()).c_str());
-    return 2;
+  if (parsed.ok()) {
+    *config = *std::move(parsed);
+    return std::nullopt;
   }
-  atlas::Config config = *parsed;
-  // A join token on the command line is readable by every local user in /proc/<pid>/cmdline:
-  // overwrite it in our arguments now that it is parsed (join-token-file avoids even this).
+  if (absl::IsCancelled(parsed.status())) {
+    std::fputs(std::string(parsed.status().message()).c_str(), stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "atlasd: %s\nRun 'atlasd --help' for the settings.\n",
+               std::string(parsed.status().message()).c_str());
+  return 2;
+}
+
+// A join token on the command line is readable by every local user in /proc/<pid>/cmdline:
+// overwrite it in our arguments now that it is parsed (join-token-file avoids even this).
+void HideJoinToken(int argc, char** argv, const std::string& token) {
+  if (token.empty()) return;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (!config.join_token.empty() && arg.find(config.join_token) != std::string_view::npos) {
-      std::fill(argv[i] + arg.find(config.join_token),
-                argv[i] + arg.find(config.join_token) + config.join_token.size(), 'x');
+    if (size_t at = arg.find(token); at != std::string_view::npos) {
+      std::fill(argv[i] + at, argv[i] + at + token.size(), 'x');
     }
   }
+}
+
+// Logging, descriptor limits, SIGPIPE, and the warnings every start repeats.
+void PrepareProcess(const atlas::Config& config) {
   atlas::failpoint::Init();
   atlas::SetupLogging(config.log_level, config.log_format);
   // Every client connection and peer stream is a descriptor: use all the hard limit allows
@@ -210,7 +248,6 @@ int main(int argc, char** argv) {
                  "with 'too many open files' before max-connections is reached",
                  config.max_connections, nofile.rlim_cur);
   }
-
   if (config.principal_mode == "assume") {
     // The protocol's default, and the original behaviour: say what it means, every start.
     spdlog::warn("principal-mode assume: any client of the socket may PRINCIPAL ASSUME any name, "
@@ -222,183 +259,160 @@ int main(int argc, char** argv) {
     spdlog::info("no arguments: starting the embedded default, a single-node cluster with data "
                  "in {} and its socket at {}", config.data_dir, config.socket);
   }
+}
 
+absl::StatusOr<std::unique_ptr<atlas::storage::Store>> OpenStore(const atlas::Config& config) {
   std::error_code ec;
   // The database directory too: RocksDB reports a missing one as an error on first start.
   std::filesystem::create_directories(config.data_dir + "/db", ec);
   if (ec) {
-    spdlog::error("cannot create data directory {}: {}", config.data_dir, ec.message());
-    return 1;
+    return absl::InternalError(
+        atlas::StrCat("cannot create data directory ", config.data_dir, ": ", ec.message()));
   }
   // Opening RocksDB writes new files (log, manifest): on a full disk refuse plainly, before it
   // fails half-way. A running node that fills its disk stops at the first write it cannot
   // persist (atlasd/node/node_host.cc); docs/storage.md, "Disk full".
   if (auto space = std::filesystem::space(config.data_dir, ec);
       !ec && space.available < kMinFreeBytesToStart) {
-    spdlog::error("data directory {} has {} KiB free; atlasd needs at least {} MiB to start. "
-                  "Free some space and start it again: its data is intact.",
-                  config.data_dir, space.available >> 10, kMinFreeBytesToStart >> 20);
-    return 1;
+    return absl::ResourceExhaustedError(
+        atlas::StrCat("data directory ", config.data_dir, " has ", space.available >> 10,
+                      " KiB free; atlasd needs at least ", kMinFreeBytesToStart >> 20,
+                      " MiB to start. Free some space and start it again: its data is intact."));
   }
   atlas::storage::StoreOptions store_options;
   store_options.info_log = atlas::RocksDbLogger();
-  auto store = atlas::storage::Store::Open(config.data_dir + "/db", store_options);
-  if (!store.ok()) {
-    spdlog::error("{}", store.status().message());
-    return 1;
-  }
-  config.listen = ResolveListen(config.listen);
-  if (config.advertise.empty() || config.advertise.ends_with(":0")) config.advertise = config.listen;
-  auto setup = atlas::SetUpNode(config, store->get());
-  if (!setup.ok()) {
-    // Join errors name the member that answered (join_client.cc).
-    spdlog::error("{}", setup.status().message());
-    return 1;
-  }
-  atlas::SetLogNode(setup->node_id);
+  return atlas::storage::Store::Open(config.data_dir + "/db", store_options);
+}
 
-  // The peer transport (gRPC, mutual TLS with the cluster CA) and the node's cluster runtime.
-  atlas::ClusterNodeOptions cluster_options;
-  cluster_options.self = setup->node_id;
-  cluster_options.cluster_id = setup->cluster_id;
-  cluster_options.desired_quorum = {config.fn, config.fz};
-  cluster_options.version = atlas::NodeIdentity{}.version;
-  cluster_options.max_clock_offset_ms = config.max_clock_offset_ms;
-  cluster_options.ca_fingerprint = atlas::cluster::Fingerprint(setup->ca->cert.get());
-  cluster_options.legacy_join_secret = setup->join_secret;
-  std::unique_ptr<atlas::ClusterNode> cluster_node;
-  atlas::PeerTransportOptions transport_options;
-  transport_options.self = static_cast<atlas::consensus::NodeId>(setup->node_id);
-  transport_options.listen = config.listen;
-  transport_options.tls = {setup->ca_pem, setup->cert_pem, setup->key_pem};
-  atlas::PeerTransport transport(transport_options, [&cluster_node](atlas::consensus::Message m) {
-    if (cluster_node) cluster_node->Deliver(std::move(m));
-  });
-  cluster_node = std::make_unique<atlas::ClusterNode>(cluster_options, &transport);
-  transport.SetReportSource([&cluster_node] { return cluster_node->Report(); });
-  // Declared after both: runs before either goes away, on every return path.
-  absl::Cleanup unset_report = [&transport] { transport.SetReportSource(nullptr); };
-  if (absl::Status s = transport.Start(); !s.ok()) {
-    spdlog::error("peer transport on {} (setting listen): {}", config.listen, s.message());
-    return 1;
-  }
+atlas::ClusterNodeOptions ClusterOptionsFor(const atlas::Config& config,
+                                            const atlas::NodeSetup& setup) {
+  atlas::ClusterNodeOptions options;
+  options.self = setup.node_id;
+  options.cluster_id = setup.cluster_id;
+  options.desired_quorum = {config.fn, config.fz};
+  options.version = atlas::NodeIdentity{}.version;
+  options.max_clock_offset_ms = config.max_clock_offset_ms;
+  options.ca_fingerprint = atlas::cluster::Fingerprint(setup.ca->cert.get());
+  options.legacy_join_secret = setup.join_secret;
+  return options;
+}
 
-  // WATCH: the state machine keeps each table's recent row changes; the hub streams them.
-  atlas::WatchHubOptions watch_options;
-  watch_options.lag_max = config.watch_lag_max;
-  watch_options.watchers_max = config.watch_max;
-  watch_options.backlog_max = std::min<size_t>(size_t{1} << 20, config.max_pending_output_bytes / 2);
-  atlas::storage::Store* watch_store = store->get();
-  watch_options.may_read = [watch_store](const std::string& table,
-                                         const std::optional<std::string>& principal,
-                                         bool admin) {
-    absl::StatusOr<atlas::storage::TableAcl> acl = watch_store->LoadTableAcl(table);
+atlas::PeerTransportOptions TransportOptionsFor(const atlas::Config& config,
+                                                const atlas::NodeSetup& setup) {
+  atlas::PeerTransportOptions options;
+  options.self = static_cast<atlas::consensus::NodeId>(setup.node_id);
+  options.listen = config.listen;
+  options.tls = {setup.ca_pem, setup.cert_pem, setup.key_pem};
+  return options;
+}
+
+// WATCH: the state machine keeps each table's recent row changes; the hub streams them.
+atlas::WatchHubOptions WatchOptionsFor(const atlas::Config& config, atlas::storage::Store* store) {
+  atlas::WatchHubOptions options;
+  options.lag_max = config.watch_lag_max;
+  options.watchers_max = config.watch_max;
+  options.backlog_max = std::min<size_t>(size_t{1} << 20, config.max_pending_output_bytes / 2);
+  options.may_read = [store](const std::string& table, const std::optional<std::string>& principal,
+                             bool admin) {
+    absl::StatusOr<atlas::storage::TableAcl> acl = store->LoadTableAcl(table);
     return acl.ok() && atlas::AclAllows(*acl, principal, admin, atlas::AclOp::kRead);
   };
-  atlas::WatchHub watch_hub(store->get(), watch_options);
+  return options;
+}
 
-  atlas::NodeLoopOptions node_options;
-  node_options.host.change_history = config.watch_history;
-  node_options.host.node_id = static_cast<atlas::consensus::NodeId>(setup->node_id);
-  node_options.host.may_own = false;  // until the cluster runtime judged this node's clock
-  node_options.host.membership = setup->membership;
-  node_options.host.previous_membership = setup->previous_membership;
-  node_options.host.quorum = {config.fn, 0};
-  node_options.on_changes = [&watch_hub](std::vector<std::pair<std::string, uint64_t>> changes,
-                                         bool everything) {
-    watch_hub.Notify(std::move(changes), everything);
+atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::NodeSetup& setup,
+                                      atlas::WatchHub* watch_hub, atlas::PeerTransport* transport,
+                                      atlas::ClusterNode* cluster_node) {
+  atlas::NodeLoopOptions options;
+  options.host.change_history = config.watch_history;
+  options.host.node_id = static_cast<atlas::consensus::NodeId>(setup.node_id);
+  options.host.may_own = false;  // until the cluster runtime judged this node's clock
+  options.host.membership = setup.membership;
+  options.host.previous_membership = setup.previous_membership;
+  options.host.quorum = {config.fn, 0};
+  options.on_changes = [watch_hub](std::vector<std::pair<std::string, uint64_t>> changes,
+                                   bool everything) {
+    watch_hub->Notify(std::move(changes), everything);
   };
-  node_options.send = [&transport](std::vector<atlas::consensus::Message> m) {
-    transport.Send(std::move(m));
+  options.send = [transport](std::vector<atlas::consensus::Message> m) {
+    transport->Send(std::move(m));
   };
-  node_options.on_membership = [&cluster_node](const atlas::consensus::ClusterConfig& c) {
+  options.on_membership = [cluster_node](const atlas::consensus::ClusterConfig& c) {
     cluster_node->OnMembership(c);
   };
-  auto replicator_or = atlas::NodeLoop::Start(store->get(), node_options);
-  if (!replicator_or.ok()) {
-    spdlog::error("loading consensus state: {}", replicator_or.status().message());
-    return 1;
-  }
-  atlas::NodeLoop& replicator = **replicator_or;
-  cluster_node->Attach(&replicator);
-  cluster_node->StartFailureDetector();
+  return options;
+}
 
+atlas::NodeIdentity IdentityFor(const atlas::Config& config, const atlas::NodeSetup& setup) {
   atlas::NodeIdentity self;
-  self.id = setup->node_id;
+  self.id = setup.node_id;
   self.region = config.region;
   self.name = config.node_name;
   std::tie(self.addr, self.port) = SplitHostPort(config.advertise);
-  atlas::ExecutorOptions exec_options;
-  exec_options.principal_mode = config.principal_mode == "peercred"
-                                    ? atlas::PrincipalMode::kPeercred
-                                    : atlas::PrincipalMode::kAssume;
-  exec_options.admin_users = config.admin_users;
-  exec_options.backup_users = config.backup_users;
-  exec_options.cluster = cluster_node.get();
-  atlas::CommandMetrics command_metrics(atlas::CommandNames());
-  exec_options.metrics = &command_metrics;
-  exec_options.watch = &watch_hub;
-  boost::asio::io_context io;
-  exec_options.post_read = [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
-  atlas::Executor executor(store->get(), &replicator, self, exec_options);
+  return self;
+}
 
-  atlas::socketproto::ServerOptions server_options;
-  server_options.socket_path = config.socket;
-  server_options.socket_mode = config.socket_mode_bits;
-  server_options.limits.max_line_bytes = config.max_line_bytes;
-  server_options.limits.max_blob_bytes = config.max_blob_bytes;
-  server_options.limits.max_inflight_per_conn = config.max_inflight_per_conn;
-  server_options.max_pending_output_bytes = config.max_pending_output_bytes;
-  server_options.max_connections = config.max_connections;
-  server_options.warn = [](std::string_view m) { spdlog::warn("{}", m); };
-  atlas::socketproto::SocketServer server(io, server_options, &executor);
-  if (absl::Status s = server.Start(); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return 1;
-  }
-  // HTTPS: health, and joins (answered by the member holding the CA key and the token).
-  auto http_context = std::make_shared<atlas::cluster::HttpHandlerContext>();
-  http_context->ca = setup->ca;
+atlas::ExecutorOptions ExecutorOptionsFor(const atlas::Config& config,
+                                          atlas::ClusterNode* cluster_node,
+                                          atlas::CommandMetrics* metrics,
+                                          atlas::WatchHub* watch_hub, boost::asio::io_context* io) {
+  atlas::ExecutorOptions options;
+  options.principal_mode = config.principal_mode == "peercred" ? atlas::PrincipalMode::kPeercred
+                                                               : atlas::PrincipalMode::kAssume;
+  options.admin_users = config.admin_users;
+  options.backup_users = config.backup_users;
+  options.cluster = cluster_node;
+  options.metrics = metrics;
+  options.watch = watch_hub;
+  options.post_read = [io](std::function<void()> fn) { boost::asio::post(*io, std::move(fn)); };
+  return options;
+}
+
+atlas::socketproto::ServerOptions ServerOptionsFor(const atlas::Config& config) {
+  atlas::socketproto::ServerOptions options;
+  options.socket_path = config.socket;
+  options.socket_mode = config.socket_mode_bits;
+  options.limits.max_line_bytes = config.max_line_bytes;
+  options.limits.max_blob_bytes = config.max_blob_bytes;
+  options.limits.max_inflight_per_conn = config.max_inflight_per_conn;
+  options.max_pending_output_bytes = config.max_pending_output_bytes;
+  options.max_connections = config.max_connections;
+  options.warn = [](std::string_view m) { spdlog::warn("{}", m); };
+  return options;
+}
+
+// HTTPS: health, metrics, and joins (answered by the member holding the CA key and the token).
+std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
+    const atlas::NodeSetup& setup, atlas::ClusterNode* cluster_node,
+    atlas::JoinCounters* join_counters, std::function<std::string()> metrics) {
+  auto context = std::make_shared<atlas::cluster::HttpHandlerContext>();
+  context->ca = setup.ca;
   // The replicated token registry decides (the token file only while it is empty).
-  http_context->authorize = [&cluster_node](const std::string& secret) {
+  context->authorize = [cluster_node](const std::string& secret) {
     return cluster_node->AuthorizeJoin(secret);
   };
-  http_context->join_limiter = std::make_shared<atlas::cluster::JoinLimiter>();
-  atlas::JoinCounters join_counters;
-  http_context->on_join_attempt = [&join_counters](const atlas::cluster::JoinAttempt& a) {
-    join_counters.Count(a.outcome);
+  context->join_limiter = std::make_shared<atlas::cluster::JoinLimiter>();
+  context->on_join_attempt = [join_counters](const atlas::cluster::JoinAttempt& a) {
+    join_counters->Count(a.outcome);
     const bool ok = a.outcome == "accepted";
     atlas::LogEvent(ok ? spdlog::level::info : spdlog::level::warn, "join attempt",
                     {{"source", a.source}, {"outcome", a.outcome}, {"detail", a.detail}});
   };
-  http_context->health = [&cluster_node] { return cluster_node->Health(); };
-  const auto started = std::chrono::steady_clock::now();
-  http_context->metrics = [&, started] {
-    std::string text = MetricsText(self, command_metrics, replicator.ownership(), watch_hub,
-                                   *cluster_node, server, store->get(), started);
-    join_counters.Render(&text);
-    return text;
-  };
-  http_context->join = [&cluster_node](const atlas::cluster::JoinRequest& r,
-                                       atlas::cluster::JoinDone done) {
+  context->health = [cluster_node] { return cluster_node->Health(); };
+  context->metrics = std::move(metrics);
+  context->join = [cluster_node](const atlas::cluster::JoinRequest& r,
+                                 atlas::cluster::JoinDone done) {
     cluster_node->HandleJoin(r, std::move(done));
   };
-  atlas::cluster::HttpsServerOptions https_options;
-  https_options.listen = config.http_listen;
-  auto https = atlas::cluster::HttpsServer::Start(io, https_options, setup->cert.get(),
-                                                  setup->key.get(), http_context);
-  if (!https.ok()) {
-    spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
-                  https.status().message());
-    return 1;
-  }
-  spdlog::info("atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "
-               "on port {}",
-               self.version, setup->cluster_id, self.id, self.region, config.socket,
-               config.listen, (*https)->port());
+  return context;
+}
 
-  // Graceful shutdown: stop accepting, let in-flight commands finish (bounded), close
-  // sessions, then drain the commit queue and close RocksDB.
+// Runs the io threads until SIGINT or SIGTERM, then shuts down gracefully: stop accepting,
+// let in-flight commands finish (bounded), close sessions; the caller then drains the commit
+// queue and closes RocksDB.
+void ServeUntilSignalled(boost::asio::io_context& io, atlas::socketproto::SocketServer& server,
+                         atlas::cluster::HttpsServer& https, atlas::WatchHub& watch_hub,
+                         int io_threads) {
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer drain_timer(io);
   int drain_polls = 0;
@@ -426,7 +440,7 @@ int main(int argc, char** argv) {
     if (err) return;
     spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.StopAccepting();
-    (*https)->Stop();
+    https.Stop();
     // Watches never finish on their own: end them so that the drain does not wait for them
     // (the hub's thread does it; it needs nothing from this one).
     watch_hub.EndAll("server shutting down");
@@ -434,9 +448,94 @@ int main(int argc, char** argv) {
   });
 
   std::vector<std::thread> threads;
-  for (int i = 1; i < config.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  atlas::Config config;
+  if (std::optional<int> exit_code = ParseOrExit(argc, argv, &config)) return *exit_code;
+  HideJoinToken(argc, argv, config.join_token);
+  PrepareProcess(config);
+  auto store = OpenStore(config);
+  if (!store.ok()) {
+    spdlog::error("{}", store.status().message());
+    return 1;
+  }
+  config.listen = ResolveListen(config.listen);
+  if (config.advertise.empty() || config.advertise.ends_with(":0"))
+    config.advertise = config.listen;
+  auto setup = atlas::SetUpNode(config, store->get());
+  if (!setup.ok()) {
+    // Join errors name the member that answered (join_client.cc).
+    spdlog::error("{}", setup.status().message());
+    return 1;
+  }
+  atlas::SetLogNode(setup->node_id);
+
+  // The peer transport (gRPC, mutual TLS with the cluster CA) and the node's cluster runtime.
+  std::unique_ptr<atlas::ClusterNode> cluster_node;
+  atlas::PeerTransport transport(TransportOptionsFor(config, *setup),
+                                 [&cluster_node](atlas::consensus::Message m) {
+                                   if (cluster_node) cluster_node->Deliver(std::move(m));
+                                 });
+  cluster_node =
+      std::make_unique<atlas::ClusterNode>(ClusterOptionsFor(config, *setup), &transport);
+  transport.SetReportSource([&cluster_node] { return cluster_node->Report(); });
+  // Declared after both: runs before either goes away, on every return path.
+  absl::Cleanup unset_report = [&transport] { transport.SetReportSource(nullptr); };
+  if (absl::Status s = transport.Start(); !s.ok()) {
+    spdlog::error("peer transport on {} (setting listen): {}", config.listen, s.message());
+    return 1;
+  }
+
+  atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get()));
+  auto replicator_or = atlas::NodeLoop::Start(
+      store->get(), NodeOptionsFor(config, *setup, &watch_hub, &transport, cluster_node.get()));
+  if (!replicator_or.ok()) {
+    spdlog::error("loading consensus state: {}", replicator_or.status().message());
+    return 1;
+  }
+  atlas::NodeLoop& replicator = **replicator_or;
+  cluster_node->Attach(&replicator);
+  cluster_node->StartFailureDetector();
+
+  atlas::NodeIdentity self = IdentityFor(config, *setup);
+  atlas::CommandMetrics command_metrics(atlas::CommandNames());
+  boost::asio::io_context io;
+  atlas::Executor executor(
+      store->get(), &replicator, self,
+      ExecutorOptionsFor(config, cluster_node.get(), &command_metrics, &watch_hub, &io));
+  atlas::socketproto::SocketServer server(io, ServerOptionsFor(config), &executor);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  atlas::JoinCounters join_counters;
+  const MetricsSources metrics{&self,        &command_metrics,   &replicator,
+                               &watch_hub,   cluster_node.get(), &server,
+                               store->get(), &join_counters,     std::chrono::steady_clock::now()};
+  atlas::cluster::HttpsServerOptions https_options;
+  https_options.listen = config.http_listen;
+  auto https = atlas::cluster::HttpsServer::Start(
+      io, https_options, setup->cert.get(), setup->key.get(),
+      HttpContextFor(*setup, cluster_node.get(), &join_counters,
+                     [&metrics] { return MetricsText(metrics); }));
+  if (!https.ok()) {
+    spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
+                  https.status().message());
+    return 1;
+  }
+  spdlog::info(
+      "atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "
+      "on port {}",
+      self.version, setup->cluster_id, self.id, self.region, config.socket, config.listen,
+      (*https)->port());
+
+  ServeUntilSignalled(io, server, **https, watch_hub, config.io_threads);
   replicator.Shutdown();
   cluster_node->Stop();
   transport.Shutdown();

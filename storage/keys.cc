@@ -1,17 +1,37 @@
 #include "storage/keys.h"
 
+#include <initializer_list>
+
 #include "storage/coding.h"
 
 namespace atlas::storage {
+namespace {
 
-std::string RowKey(std::string_view table, std::string_view row) {
+// The parts joined by 0x00, the separator of every composite key (docs/storage.md §Keys); no
+// part but the last may contain it.
+std::string NulJoined(std::initializer_list<std::string_view> parts) {
+  size_t size = 0;
+  for (std::string_view p : parts) size += p.size() + 1;
   std::string k;
-  k.reserve(table.size() + 1 + row.size());
-  k.append(table);
-  k.push_back('\0');
-  k.append(row);
+  k.reserve(size);
+  for (const std::string_view* p = parts.begin(); p != parts.end(); ++p) {
+    if (p != parts.begin()) k.push_back('\0');
+    k.append(*p);
+  }
   return k;
 }
+
+// `name` 0x00 then `n` big-endian, so that a name's keys sort by number.
+std::string NameAndNumber(std::string_view name, uint64_t n) {
+  std::string k(name);
+  k.push_back('\0');
+  PutBigEndian64(&k, n);
+  return k;
+}
+
+}  // namespace
+
+std::string RowKey(std::string_view table, std::string_view row) { return NulJoined({table, row}); }
 
 std::string RowRangeStart(std::string_view table, std::string_view row_prefix) {
   return RowKey(table, row_prefix);
@@ -42,12 +62,7 @@ std::string BlobChunkKey(std::string_view table, std::string_view row, uint32_t 
 }
 
 std::string TableMetaKey(std::string_view table, std::string_view field) {
-  std::string k = "t";
-  k.push_back('\0');
-  k.append(table);
-  k.push_back('\0');
-  k.append(field);
-  return k;
+  return NulJoined({"t", table, field});
 }
 
 std::string TableMetaPrefix() { return std::string("t\0", 2); }
@@ -64,20 +79,10 @@ std::optional<std::string_view> TableOfStateKey(std::string_view key) {
   return table;
 }
 
-std::string NodeMetaKey(std::string_view field) {
-  std::string k = "n";
-  k.push_back('\0');
-  k.append(field);
-  return k;
-}
+std::string NodeMetaKey(std::string_view field) { return NulJoined({"n", field}); }
 
 std::string ObjectMetaKey(std::string_view object, std::string_view field) {
-  std::string k = "o";
-  k.push_back('\0');
-  k.append(object);
-  k.push_back('\0');
-  k.append(field);
-  return k;
+  return NulJoined({"o", object, field});
 }
 
 std::string ObjectMemberPrefix(std::string_view object) {
@@ -93,10 +98,7 @@ std::string ObjectMemberKey(std::string_view object, std::string_view table) {
 }
 
 std::string ChangeKey(std::string_view table, uint64_t revision) {
-  std::string k(table);
-  k.push_back('\0');
-  PutBigEndian64(&k, revision);
-  return k;
+  return NameAndNumber(table, revision);
 }
 
 std::string ChangeRangeLimit(std::string_view table) {
@@ -116,11 +118,6 @@ std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view 
   return rev;
 }
 
-std::string LogKey(std::string_view object, uint64_t slot) {
-  std::string k(object);
-  k.push_back('\0');
-  PutBigEndian64(&k, slot);
-  return k;
-}
+std::string LogKey(std::string_view object, uint64_t slot) { return NameAndNumber(object, slot); }
 
 }  // namespace atlas::storage

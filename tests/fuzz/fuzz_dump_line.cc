@@ -17,17 +17,10 @@
 #include <variant>
 
 #include "socketproto/command.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "tools/atlas/dump_format.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                                     \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
-      std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (0)
 
 using atlas::client::DumpLine;
 using atlas::client::RestoreCommand;

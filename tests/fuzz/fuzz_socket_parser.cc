@@ -38,17 +38,10 @@
 #include "socketproto/frame_parser.h"
 #include "socketproto/limits.h"
 #include "socketproto/str.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace atlas::socketproto {
 namespace {
-
-#define FUZZ_CHECK(cond)                                                                     \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
-      std::fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (0)
 
 // Small limits so that short inputs reach the "too large" paths.
 struct Profile {

@@ -40,8 +40,7 @@ TEST_CASE("a thousand tagged reads of a 2 MB value sent at once and never read c
 
   RawSocket lazy(d.socket_path());
   REQUIRE(lazy.ok());
-  int small = 4096;
-  ::setsockopt(lazy.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  lazy.ShrinkReceiveBuffer();
   REQUIRE(lazy.Send("HELLO 1.0 lazy\r\n"));
   REQUIRE(lazy.ReadUntil("READY\r\n").ends_with("READY\r\n"));
   constexpr int kReads = 1024;
@@ -162,18 +161,7 @@ TEST_CASE("max-connections: the connection over it is refused with a clear frame
 namespace {
 
 // A plain TCP connection that never says anything (an idle client, a slow-loris).
-int IdleTcp(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int IdleTcp(int port) { return atlas::testing::ConnectLoopbackTcp(port); }
 
 }  // namespace
 

@@ -11,27 +11,11 @@
 #include "tests/integration/daemon.h"
 #include "tests/integration/local_cluster.h"
 
+using atlas::testing::As;
 using atlas::testing::Eventually;
 using atlas::testing::LocalCluster;
 using atlas::testing::OwnerOf;
 using atlas::testing::Texts;
-
-namespace {
-
-// One command as `principal` ("" = none) on node i, over a fresh connection.
-std::string As(LocalCluster& c, size_t node, const std::string& principal,
-               const std::string& line) {
-  auto conn = c.node(node).Connect(std::chrono::milliseconds(5000));
-  if (!conn) return "(no connection)";
-  if (!principal.empty()) {
-    auto r = conn->Call("PRINCIPAL ASSUME " + principal);
-    if (!r.ok() || Texts(*r) != "OK") return "(assume failed)";
-  }
-  auto r = conn->Call(line);
-  return r.ok() ? Texts(*r) : "(" + std::string(r.status().message()) + ")";
-}
-
-}  // namespace
 
 TEST_CASE("TABLE MOVE needs OWNER like TABLE PIN, never breaks a pin, and TABLE INFO shows rows "
           "only to readers") {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -108,6 +109,20 @@ inline std::string OwnerOf(LocalCluster& c, size_t via, const std::string& table
   size_t p = info.find("owner=");
   if (p == std::string::npos) return "";
   return info.substr(p + 6, info.find(' ', p) - p - 6);
+}
+
+// One command as `principal` ("" = none) on node `node`, over a fresh connection; `blob` is
+// the payload of a KEY BLOB SET.
+inline std::string As(LocalCluster& c, size_t node, const std::string& principal,
+                      const std::string& line, std::string_view blob = {}) {
+  auto conn = c.node(node).Connect(std::chrono::milliseconds(5000));
+  if (!conn) return "(no connection)";
+  if (!principal.empty()) {
+    auto r = conn->Call("PRINCIPAL ASSUME " + principal);
+    if (!r.ok() || Texts(*r) != "OK") return "(assume failed)";
+  }
+  auto r = line.starts_with("KEY BLOB SET") ? conn->Call(line, blob) : conn->Call(line);
+  return r.ok() ? Texts(*r) : "(" + std::string(r.status().message()) + ")";
 }
 
 }  // namespace atlas::testing

@@ -1,6 +1,8 @@
 // A raw Unix-socket client for tests that need exact bytes (handshake errors, closes).
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,6 +25,12 @@ class RawSocket {
   }
   ~RawSocket() { ::close(fd_); }
   bool ok() const { return ok_; }
+  // A client that reads slowly: a small kernel receive buffer, so that the replies it does not
+  // read back up into the daemon at once.
+  void ShrinkReceiveBuffer() {
+    int small = 4096;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  }
   bool Send(std::string_view s) {
     while (!s.empty()) {
       ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
@@ -64,5 +72,19 @@ class RawSocket {
   bool closed_ = false;
   std::string buf_;
 };
+
+// A TCP connection to 127.0.0.1:port: its descriptor, or -1.
+inline int ConnectLoopbackTcp(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 }  // namespace atlas::testing

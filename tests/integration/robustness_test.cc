@@ -263,8 +263,7 @@ TEST_CASE("a client that never reads its replies holds bounded server memory, ot
   const long before = RssKiB(d.pid());
   RawSocket lazy(d.socket_path());
   REQUIRE(lazy.ok());
-  int small = 4096;
-  ::setsockopt(lazy.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  lazy.ShrinkReceiveBuffer();
   REQUIRE(lazy.Send("HELLO 1.0 lazy\r\n"));
   // 200,000 GETs of a 1 MB value (200 GB of replies) that it never reads: the daemon must stop
   // reading its commands once max-pending-output-bytes (16 MiB) of replies wait, so the 3 MB
@@ -331,15 +330,8 @@ namespace {
 // Connects over TCP to 127.0.0.1:port, sends `bytes`, and waits for the server to close the
 // connection (whatever it answers first). True if it closed within the timeout.
 bool TcpClosedAfter(int port, const std::string& bytes, int timeout_ms = 10000) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return false;
-  }
+  int fd = atlas::testing::ConnectLoopbackTcp(port);
+  if (fd < 0) return false;
   ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   bool closed = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -10,25 +10,13 @@
 #include "tests/integration/daemon.h"
 #include "tests/integration/local_cluster.h"
 
+using atlas::testing::As;
 using atlas::testing::Eventually;
 using atlas::testing::LocalCluster;
 using atlas::testing::OwnerOf;
 using atlas::testing::Texts;
 
 namespace {
-
-// One command as `principal` ("" = none) on node i, over a fresh connection.
-std::string As(LocalCluster& c, size_t node, const std::string& principal,
-               const std::string& line, std::string_view blob = {}) {
-  auto conn = c.node(node).Connect(std::chrono::milliseconds(5000));
-  if (!conn) return "(no connection)";
-  if (!principal.empty()) {
-    auto r = conn->Call("PRINCIPAL ASSUME " + principal);
-    if (!r.ok() || Texts(*r) != "OK") return "(assume failed)";
-  }
-  auto r = line.starts_with("KEY BLOB SET") ? conn->Call(line, blob) : conn->Call(line);
-  return r.ok() ? Texts(*r) : "(" + std::string(r.status().message()) + ")";
-}
 
 bool Denied(const std::string& reply) { return reply.starts_with("ERROR WARN permission denied"); }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
@@ -479,6 +480,89 @@ int TokenCreate(Connection& conn, const TokenOptions& o) {
   return kExitOk;
 }
 
+// The subcommands and what they were given.
+struct Subcommands {
+  CLI::App *dump, *status, *restore, *watch, *token, *token_create, *token_revoke;
+  std::vector<std::string> dump_tables;
+  std::string restore_file, as_principal;
+  atlas::client::WatchOptions watch_options;
+  TokenOptions token_options;
+};
+
+// Registers the subcommands on `app`; `sub` must outlive the parse.
+void AddSubcommands(CLI::App& app, Subcommands* sub) {
+  sub->dump = app.add_subcommand(
+      "dump", "Write tables (default: all) as JSON lines to stdout; progress on stderr");
+  sub->dump->add_option("tables", sub->dump_tables, "Tables to dump");
+  sub->dump->add_option("--as", sub->as_principal,
+                        "PRINCIPAL ASSUME this name first (one that may read)");
+  sub->status = app.add_subcommand("status",
+                                   "Members (region, status, version, uptime, tables owned), the "
+                                   "RTT matrix, tables owned per region");
+  sub->restore = app.add_subcommand(
+      "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
+  sub->restore->add_option("file", sub->restore_file, "The dump (default: stdin)");
+  sub->restore->add_option("--as", sub->as_principal,
+                           "PRINCIPAL ASSUME this name first (one that may write)");
+  atlas::client::WatchOptions& w = sub->watch_options;
+  sub->watch = app.add_subcommand(
+      "watch", "Print a table's (or row prefix's) changes as they commit; Ctrl-C stops");
+  sub->watch->add_option("range", w.range, "<table>[.<row-prefix>]")->required();
+  sub->watch->add_option("--from", w.from, "Resume after this revision");
+  sub->watch->add_flag("--json", w.json, "JSON lines (value_base64 for binary values)");
+  sub->watch->add_option("--count", w.count, "Stop after this many events");
+  sub->watch->add_option("--as", sub->as_principal,
+                         "PRINCIPAL ASSUME this name first (one that may read)");
+  sub->token = app.add_subcommand("token", "Join tokens: create, list, revoke");
+  sub->token->require_subcommand(1);
+  sub->token_create = sub->token->add_subcommand(
+      "create", "Print a new join token (one line on stdout; details on stderr)");
+  sub->token_create
+      ->add_option("--ttl", sub->token_options.ttl, "Lifetime: 90s, 15m, 2h, 7d or never")
+      ->capture_default_str();
+  sub->token_create->add_option("--uses", sub->token_options.uses,
+                                "Joins it admits (default: any number)");
+  sub->token->add_subcommand("list", "Every join token with its state");
+  sub->token_revoke = sub->token->add_subcommand("revoke", "Revoke a join token by its id");
+  sub->token_revoke->add_option("id", sub->token_options.revoke, "The token's id (TOKEN LIST)")
+      ->required();
+}
+
+// PRINCIPAL ASSUME for dump, restore and watch --as; the exit code when it failed.
+std::optional<int> AssumePrincipal(Connection& conn, const std::string& principal) {
+  auto r = conn.Call("PRINCIPAL ASSUME " + principal);
+  if (r.ok() && !r->empty() && r->back().text == "OK") return std::nullopt;
+  std::fprintf(
+      stderr, "atlas: PRINCIPAL ASSUME %s: %s\n", principal.c_str(),
+      r.ok() && !r->empty() ? r->back().text.c_str() : std::string(r.status().message()).c_str());
+  return r.ok() ? kExitError : kExitConnection;
+}
+
+// The subcommand given, run; nullopt when none was.
+std::optional<int> RunSubcommand(Connection* conn, const Options& opt, const Subcommands& sub) {
+  if (sub.status->parsed()) return atlas::client::Status(*conn, std::cout, std::cerr);
+  if (sub.token->parsed()) {
+    if (sub.token_create->parsed()) return TokenCreate(*conn, sub.token_options);
+    if (sub.token_revoke->parsed()) {
+      return RunLines(conn, opt, {"TOKEN REVOKE " + sub.token_options.revoke});
+    }
+    return RunLines(conn, opt, {"TOKEN LIST"});
+  }
+  if (sub.watch->parsed())
+    return atlas::client::Watch(*conn, sub.watch_options, std::cout, std::cerr);
+  if (sub.dump->parsed()) return atlas::client::Dump(*conn, sub.dump_tables, std::cout, std::cerr);
+  if (sub.restore->parsed()) {
+    if (sub.restore_file.empty()) return atlas::client::Restore(*conn, std::cin, std::cerr);
+    std::ifstream in(sub.restore_file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "atlas restore: cannot open %s\n", sub.restore_file.c_str());
+      return kExitError;
+    }
+    return atlas::client::Restore(*conn, in, std::cerr);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -491,38 +575,8 @@ int main(int argc, char** argv) {
   app.add_option("-c,--command", opt.commands, "Run this command and exit (repeatable)");
   app.add_option("-o,--out", opt.out_file, "Save BLOB replies to this file");
   app.add_option("--history-file", opt.history_file, "REPL history (default ~/.atlas_history)");
-  std::vector<std::string> dump_tables;
-  std::string restore_file;
-  CLI::App* dump = app.add_subcommand(
-      "dump", "Write tables (default: all) as JSON lines to stdout; progress on stderr");
-  dump->add_option("tables", dump_tables, "Tables to dump");
-  std::string as_principal;
-  dump->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
-  CLI::App* status = app.add_subcommand(
-      "status", "Members (region, status, version, uptime, tables owned), the RTT matrix, tables owned per region");
-  CLI::App* restore = app.add_subcommand(
-      "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
-  restore->add_option("file", restore_file, "The dump (default: stdin)");
-  restore->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may write)");
-  atlas::client::WatchOptions watch_options;
-  CLI::App* watch = app.add_subcommand(
-      "watch", "Print a table's (or row prefix's) changes as they commit; Ctrl-C stops");
-  watch->add_option("range", watch_options.range, "<table>[.<row-prefix>]")->required();
-  watch->add_option("--from", watch_options.from, "Resume after this revision");
-  watch->add_flag("--json", watch_options.json, "JSON lines (value_base64 for binary values)");
-  watch->add_option("--count", watch_options.count, "Stop after this many events");
-  watch->add_option("--as", as_principal, "PRINCIPAL ASSUME this name first (one that may read)");
-  TokenOptions token_options;
-  CLI::App* token = app.add_subcommand("token", "Join tokens: create, list, revoke");
-  token->require_subcommand(1);
-  CLI::App* token_create = token->add_subcommand(
-      "create", "Print a new join token (one line on stdout; details on stderr)");
-  token_create->add_option("--ttl", token_options.ttl, "Lifetime: 90s, 15m, 2h, 7d or never")
-      ->capture_default_str();
-  token_create->add_option("--uses", token_options.uses, "Joins it admits (default: any number)");
-  token->add_subcommand("list", "Every join token with its state");
-  CLI::App* token_revoke = token->add_subcommand("revoke", "Revoke a join token by its id");
-  token_revoke->add_option("id", token_options.revoke, "The token's id (TOKEN LIST)")->required();
+  Subcommands sub;
+  AddSubcommands(app, &sub);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -535,32 +589,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "atlas: %s\n", std::string(conn.status().message()).c_str());
     return kExitConnection;
   }
-  if ((dump->parsed() || restore->parsed() || watch->parsed()) && !as_principal.empty()) {
-    auto r = (*conn)->Call("PRINCIPAL ASSUME " + as_principal);
-    if (!r.ok() || r->empty() || r->back().text != "OK") {
-      std::fprintf(stderr, "atlas: PRINCIPAL ASSUME %s: %s\n", as_principal.c_str(),
-                   r.ok() && !r->empty() ? r->back().text.c_str()
-                                         : std::string(r.status().message()).c_str());
-      return r.ok() ? kExitError : kExitConnection;
-    }
+  if ((sub.dump->parsed() || sub.restore->parsed() || sub.watch->parsed()) &&
+      !sub.as_principal.empty()) {
+    if (std::optional<int> rc = AssumePrincipal(**conn, sub.as_principal)) return *rc;
   }
-  if (status->parsed()) return atlas::client::Status(**conn, std::cout, std::cerr);
-  if (token->parsed()) {
-    if (token_create->parsed()) return TokenCreate(**conn, token_options);
-    if (token_revoke->parsed()) return RunLines(conn->get(), opt, {"TOKEN REVOKE " + token_options.revoke});
-    return RunLines(conn->get(), opt, {"TOKEN LIST"});
-  }
-  if (watch->parsed()) return atlas::client::Watch(**conn, watch_options, std::cout, std::cerr);
-  if (dump->parsed()) return atlas::client::Dump(**conn, dump_tables, std::cout, std::cerr);
-  if (restore->parsed()) {
-    if (restore_file.empty()) return atlas::client::Restore(**conn, std::cin, std::cerr);
-    std::ifstream in(restore_file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "atlas restore: cannot open %s\n", restore_file.c_str());
-      return kExitError;
-    }
-    return atlas::client::Restore(**conn, in, std::cerr);
-  }
+  if (std::optional<int> rc = RunSubcommand(conn->get(), opt, sub)) return *rc;
   if (!opt.commands.empty()) return RunLines(conn->get(), opt, opt.commands);
   if (isatty(STDIN_FILENO)) return Repl(conn->get(), opt);
   // Script: one command per line, in order; KEY BLOB SET <key> <n> reads its n payload bytes

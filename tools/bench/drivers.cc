@@ -1,8 +1,10 @@
 // The line-protocol drivers: atlasd (docs/protocol.md, tagged requests) and Redis (RESP).
 #include <charconv>
 #include <deque>
+#include <functional>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "socketproto/str.h"
 #include "tools/bench/driver.h"
 #include "tools/bench/resp.h"
@@ -23,6 +25,24 @@ const char* SystemName(Target::System s) {
 }
 
 namespace {
+
+// Parses the complete replies at the front of `in` into `out`; returns the bytes used.
+using ReplyParser =
+    std::function<absl::StatusOr<size_t>(std::string_view in, std::vector<Completion>* out)>;
+
+// Driver::Poll for a stream protocol: parses what has arrived, receiving more until a request
+// completes or `deadline` passes.
+absl::Status PollStream(Stream& stream, Clock::time_point deadline, std::vector<Completion>* out,
+                        const ReplyParser& parse) {
+  size_t before = out->size();
+  for (;;) {
+    absl::StatusOr<size_t> used = parse(stream.in(), out);
+    if (!used.ok()) return used.status();
+    stream.Consume(*used);
+    if (out->size() > before || Clock::now() >= deadline) return absl::OkStatus();
+    if (auto s = stream.Receive(deadline); !s.ok()) return s;
+  }
+}
 
 // `[ID:<token>] KEY GET|PUT ...`; replies carry the tag, so they may come back in any order.
 class AtlasDriver : public Driver {
@@ -55,25 +75,25 @@ class AtlasDriver : public Driver {
   absl::Status Flush() override { return stream_.Flush(Clock::now() + timeout_); }
 
   absl::Status Poll(Clock::time_point deadline, std::vector<Completion>* out) override {
-    size_t before = out->size();
-    for (;;) {
-      std::string_view in = stream_.in();
-      size_t used = 0;
-      for (;;) {
-        size_t nl = in.find('\n', used);
-        if (nl == std::string_view::npos) break;
-        std::string_view line = in.substr(used, nl - used);
-        used = nl + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (auto s = OnFrame(line, out); !s.ok()) return s;
-      }
-      stream_.Consume(used);
-      if (out->size() > before || Clock::now() >= deadline) return absl::OkStatus();
-      if (auto s = stream_.Receive(deadline); !s.ok()) return s;
-    }
+    return PollStream(stream_, deadline, out,
+                      [this](std::string_view in, std::vector<Completion>* done) {
+                        return ParseLines(in, done);
+                      });
   }
 
  private:
+  absl::StatusOr<size_t> ParseLines(std::string_view in, std::vector<Completion>* out) {
+    size_t used = 0;
+    for (;;) {
+      size_t nl = in.find('\n', used);
+      if (nl == std::string_view::npos) return used;
+      std::string_view line = in.substr(used, nl - used);
+      used = nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (auto s = OnFrame(line, out); !s.ok()) return s;
+    }
+  }
+
   absl::Status ReadLine(Clock::time_point deadline, std::string* line) {
     for (;;) {
       std::string_view in = stream_.in();
@@ -145,29 +165,30 @@ class RedisDriver : public Driver {
   absl::Status Flush() override { return stream_.Flush(Clock::now() + timeout_); }
 
   absl::Status Poll(Clock::time_point deadline, std::vector<Completion>* out) override {
-    size_t before = out->size();
-    for (;;) {
-      std::string_view in = stream_.in();
-      size_t used = 0;
-      resp::Reply reply;
-      size_t n = 0;
-      for (;;) {
-        resp::ParseResult r = resp::Parse(in.substr(used), &reply, &n);
-        if (r == resp::ParseResult::kIncomplete) break;
-        if (r == resp::ParseResult::kInvalid) return absl::DataLossError("invalid RESP reply");
-        used += n;
-        if (pending_.empty()) return absl::DataLossError("RESP reply without a request");
-        auto [token, get] = pending_.front();
-        pending_.pop_front();
-        out->push_back(ToCompletion(token, get, reply));
-      }
-      stream_.Consume(used);
-      if (out->size() > before || Clock::now() >= deadline) return absl::OkStatus();
-      if (auto s = stream_.Receive(deadline); !s.ok()) return s;
-    }
+    return PollStream(stream_, deadline, out,
+                      [this](std::string_view in, std::vector<Completion>* done) {
+                        return ParseReplies(in, done);
+                      });
   }
 
  private:
+  // Redis answers in request order: each reply completes the oldest pending request.
+  absl::StatusOr<size_t> ParseReplies(std::string_view in, std::vector<Completion>* out) {
+    size_t used = 0;
+    resp::Reply reply;
+    size_t n = 0;
+    for (;;) {
+      resp::ParseResult r = resp::Parse(in.substr(used), &reply, &n);
+      if (r == resp::ParseResult::kIncomplete) return used;
+      if (r == resp::ParseResult::kInvalid) return absl::DataLossError("invalid RESP reply");
+      used += n;
+      if (pending_.empty()) return absl::DataLossError("RESP reply without a request");
+      auto [token, get] = pending_.front();
+      pending_.pop_front();
+      out->push_back(ToCompletion(token, get, reply));
+    }
+  }
+
   static Completion ToCompletion(uint64_t token, bool get, const resp::Reply& r) {
     using T = resp::Reply::Type;
     if (r.type == T::kError) return {token, Completion::Outcome::kError, r.text.substr(0, 300)};

@@ -523,7 +523,8 @@ struct RunInfo {
   const Workload* workload;
 };
 
-void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, const Series& series) {
+// The run's settings: the first keys of the JSON line.
+Json SettingsJson(const Options& o, const RunInfo& info) {
   const WorkloadSpec& w = info.workload->spec();
   Json j;
   j["system"] = SystemName(info.targets.front().system);
@@ -545,7 +546,10 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
   j["keys"] = w.keys;
   j["tables"] = w.tables;
   j["table"] = w.table;
+  return j;
+}
 
+Json ZonesJson(const RunInfo& info, const PhaseResult& r) {
   Json zones = Json::object();
   for (size_t z = 0; z < info.zones.size(); ++z) {
     const Stats& s = r.zones[z];
@@ -556,29 +560,34 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
              {"ops_per_sec", Round1(r.seconds > 0 ? static_cast<double>(s.ops) / r.seconds : 0)},
              {"latency_us", LatencyJson(s.latency_ns)}};
   }
-  j["zones"] = zones;
+  return zones;
+}
 
-  // Columns per zone and in total, one entry per second of the run: easy to plot.
+// One zone's columns (all zones' for nullopt), one entry per second of the run.
+Json SeriesColumn(const std::vector<std::vector<Series::Cell>>& cells, std::optional<size_t> zone) {
+  Json ops = Json::array(), errors = Json::array(), p50 = Json::array(), p99 = Json::array();
+  for (const auto& second : cells) {
+    Series::Cell c;
+    for (size_t z = 0; z < second.size(); ++z) {
+      if (zone && z != *zone) continue;
+      c.latency_ns.Merge(second[z].latency_ns);
+      c.ops += second[z].ops;
+      c.errors += second[z].errors;
+    }
+    ops.push_back(c.ops);
+    errors.push_back(c.errors);
+    p50.push_back(Us(c.latency_ns.Quantile(0.5)));
+    p99.push_back(Us(c.latency_ns.Quantile(0.99)));
+  }
+  return Json{{"ops", ops}, {"errors", errors}, {"p50_us", p50}, {"p99_us", p99}};
+}
+
+// Columns per zone and in total, one entry per second of the run: easy to plot.
+Json SeriesJson(const RunInfo& info, const Series& series) {
+  const WorkloadSpec& w = info.workload->spec();
   const auto& cells = series.cells();
   Json sz = Json::object();
-  auto column = [&](std::optional<size_t> zone) {
-    Json ops = Json::array(), errors = Json::array(), p50 = Json::array(), p99 = Json::array();
-    for (const auto& second : cells) {
-      Series::Cell c;
-      for (size_t z = 0; z < second.size(); ++z) {
-        if (zone && z != *zone) continue;
-        c.latency_ns.Merge(second[z].latency_ns);
-        c.ops += second[z].ops;
-        c.errors += second[z].errors;
-      }
-      ops.push_back(c.ops);
-      errors.push_back(c.errors);
-      p50.push_back(Us(c.latency_ns.Quantile(0.5)));
-      p99.push_back(Us(c.latency_ns.Quantile(0.99)));
-    }
-    return Json{{"ops", ops}, {"errors", errors}, {"p50_us", p50}, {"p99_us", p99}};
-  };
-  for (size_t z = 0; z < info.zones.size(); ++z) sz[info.zones[z]] = column(z);
+  for (size_t z = 0; z < info.zones.size(); ++z) sz[info.zones[z]] = SeriesColumn(cells, z);
   Json ts{{"interval_s", 1}};
   if (w.distribution == Distribution::kShift) {
     Json hot = Json::array();
@@ -587,10 +596,15 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
     }
     ts["hot_zone"] = hot;
   }
-  ts["total"] = column(std::nullopt);
+  ts["total"] = SeriesColumn(cells, std::nullopt);
   ts["zones"] = sz;
-  j["series"] = ts;
+  return ts;
+}
 
+void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, const Series& series) {
+  Json j = SettingsJson(o, info);
+  j["zones"] = ZonesJson(info, r);
+  j["series"] = SeriesJson(info, series);
   // The run totals come last: tools/bench/single-node.sh reads the last "p50" and "ops_per_sec"
   // of the line with sed.
   j["ops"] = r.total.ops;
@@ -637,89 +651,90 @@ void ReportTable(const Options& o, const RunInfo& info, const PhaseResult& r) {
   row("all", r.total);
 }
 
-int Main(int argc, char** argv) {
-  Options o;
-  WorkloadSpec w;
-  CLI::App app{"atlas-bench: one workload against atlasd, Redis or etcd (docs/atlas-bench.md)"};
-  app.add_option("--target,-t", o.target_specs,
-                 "[zone=<name>@]atlas:<socket> | redis:<host:port|socket> | etcd:<host:port>; "
-                 "repeatable, one system per run");
-  app.add_option("--socket", o.socket, "atlasd socket path (same as --target atlas:<path>)");
-  app.add_option("--op", o.op_name, "put | get | mixed (see --write-ratio)")
+// The command line's options, registered in the order --help lists them; returns --ops (its
+// count tells whether it was given).
+CLI::Option* AddOptions(CLI::App* app, Options* o, WorkloadSpec* w) {
+  app->add_option("--target,-t", o->target_specs,
+                  "[zone=<name>@]atlas:<socket> | redis:<host:port|socket> | etcd:<host:port>; "
+                  "repeatable, one system per run");
+  app->add_option("--socket", o->socket, "atlasd socket path (same as --target atlas:<path>)");
+  app->add_option("--op", o->op_name, "put | get | mixed (see --write-ratio)")
       ->check(CLI::IsMember({"put", "get", "mixed"}));
-  app.add_option("--get-ratio", o.get_ratio, "share of GETs in --op mixed")
+  app->add_option("--get-ratio", o->get_ratio, "share of GETs in --op mixed")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--write-ratio,-w", o.write_ratio, "share of PUTs (overrides --op)")
+  app->add_option("--write-ratio,-w", o->write_ratio, "share of PUTs (overrides --op)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--connections,-c", o.connections,
-                 "connections per zone (one thread each), spread over the zone's targets")
+  app->add_option("--connections,-c", o->connections,
+                  "connections per zone (one thread each), spread over the zone's targets")
       ->check(CLI::Range(1, 4096));
-  app.add_option("--depth,-d", o.depth, "requests in flight per connection")
+  app->add_option("--depth,-d", o->depth, "requests in flight per connection")
       ->check(CLI::Range(1, 1024));
-  auto* ops_opt = app.add_option("--ops,-n", o.ops, "stop after N operations (default 10000)");
-  app.add_option("--duration", o.duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
-  app.add_option("--rate", o.rate, "open loop: total offered ops/s (default: closed loop)")
+  CLI::Option* ops_opt =
+      app->add_option("--ops,-n", o->ops, "stop after N operations (default 10000)");
+  app->add_option("--duration", o->duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
+  app->add_option("--rate", o->rate, "open loop: total offered ops/s (default: closed loop)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--value-size", o.value_size, "PUT value bytes")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--keys", w.keys, "keys per home (the whole key space without zones)")
+  app->add_option("--value-size", o->value_size, "PUT value bytes")->check(CLI::Range(1, 1 << 20));
+  app->add_option("--keys", w->keys, "keys per home (the whole key space without zones)")
       ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
-  app.add_option("--tables", w.tables, "tables per home: key i goes to table i mod T")
+  app->add_option("--tables", w->tables, "tables per home: key i goes to table i mod T")
       ->check(CLI::Range(1u, 1000000u));
-  app.add_option("--table", w.table, "table name prefix")->check([](const std::string& t) {
+  app->add_option("--table", w->table, "table name prefix")->check([](const std::string& t) {
     return ValidName(t, 128) ? std::string() : std::string("table names are [A-Za-z0-9_-]");
   });
-  app.add_option("--distribution", o.distribution,
-                 "uniform | zipfian | locality | conflict | shift")
+  app->add_option("--distribution", o->distribution,
+                  "uniform | zipfian | locality | conflict | shift")
       ->check(CLI::IsMember({"uniform", "zipfian", "locality", "conflict", "shift"}));
-  app.add_option("--zipf-s", w.zipf_s, "zipfian exponent (P(rank k) ~ 1/(k+1)^s)");
-  app.add_option("--locality", o.locality_csv, "locality CSV (rows: client zone, columns: home)")
+  app->add_option("--zipf-s", w->zipf_s, "zipfian exponent (P(rank k) ~ 1/(k+1)^s)");
+  app->add_option("--locality", o->locality_csv, "locality CSV (rows: client zone, columns: home)")
       ->check(CLI::ExistingFile);
-  app.add_option("--conflict", o.conflict_percent, "conflict: % of requests to shared tables")
+  app->add_option("--conflict", o->conflict_percent, "conflict: % of requests to shared tables")
       ->check(CLI::Range(0.0, 100.0));
-  app.add_option("--shift-every", w.shift_period_s, "shift: seconds between hot-zone moves")
+  app->add_option("--shift-every", w->shift_period_s, "shift: seconds between hot-zone moves")
       ->check(CLI::PositiveNumber);
-  app.add_flag("!--no-preload", o.preload, "runs with GETs: do not PUT every key first");
-  app.add_flag("--json", o.json, "print one JSON line instead of the table");
-  app.add_option("--timeout-ms", o.timeout_ms,
-                 "connect timeout; a connection with requests "
-                 "in flight and no reply for this long fails")
+  app->add_flag("!--no-preload", o->preload, "runs with GETs: do not PUT every key first");
+  app->add_flag("--json", o->json, "print one JSON line instead of the table");
+  app->add_option("--timeout-ms", o->timeout_ms,
+                  "connect timeout; a connection with requests "
+                  "in flight and no reply for this long fails")
       ->check(CLI::Range(1, 3600000));
-  app.add_option("--seed", o.seed, "seed of the key and value generators");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  auto usage = [](const std::string& msg) {
-    std::fprintf(stderr, "atlas-bench: %s\n", msg.c_str());
-    return 2;
-  };
+  app->add_option("--seed", o->seed, "seed of the key and value generators");
+  return ops_opt;
+}
 
-  RunInfo info;
+// The targets (all of one system) and the zones they name, in order of first mention.
+absl::Status ResolveTargets(Options& o, RunInfo* info) {
   if (!o.socket.empty()) o.target_specs.insert(o.target_specs.begin(), "atlas:" + o.socket);
-  if (o.target_specs.empty()) return usage("no target: give --target or --socket");
+  if (o.target_specs.empty())
+    return absl::InvalidArgumentError("no target: give --target or --socket");
   for (const std::string& spec : o.target_specs) {
     auto t = ParseTarget(spec);
-    if (!t.ok()) return usage(std::string(ToStd(t.status().message())));
-    if (!info.targets.empty() && t->system != info.targets.front().system) {
-      return usage("all targets of a run must be the same system (run once per system)");
+    if (!t.ok()) return t.status();
+    if (!info->targets.empty() && t->system != info->targets.front().system) {
+      return absl::InvalidArgumentError(
+          "all targets of a run must be the same system (run once per system)");
     }
-    if (std::find(info.zones.begin(), info.zones.end(), t->zone) == info.zones.end()) {
-      info.zones.push_back(t->zone);
+    if (std::find(info->zones.begin(), info->zones.end(), t->zone) == info->zones.end()) {
+      info->zones.push_back(t->zone);
     }
-    info.targets.push_back(*t);
+    info->targets.push_back(*t);
   }
+  return absl::OkStatus();
+}
 
+// --write-ratio, else what --op and --get-ratio mean.
+void ResolveWriteRatio(const Options& o, RunInfo* info) {
   if (o.write_ratio) {
-    info.write_ratio = *o.write_ratio;
-    info.op_name = info.write_ratio >= 1 ? "put" : info.write_ratio <= 0 ? "get" : "mixed";
+    info->write_ratio = *o.write_ratio;
+    info->op_name = info->write_ratio >= 1 ? "put" : info->write_ratio <= 0 ? "get" : "mixed";
   } else {
-    info.op_name = o.op_name;
-    info.write_ratio = o.op_name == "put" ? 1 : o.op_name == "get" ? 0 : 1 - o.get_ratio;
+    info->op_name = o.op_name;
+    info->write_ratio = o.op_name == "put" ? 1 : o.op_name == "get" ? 0 : 1 - o.get_ratio;
   }
-  if (ops_opt->count() == 0 && o.duration_s == 0) o.ops = 10000;
-  if (ops_opt->count() != 0 && o.ops == 0) return usage("--ops must be positive");
+}
 
+absl::StatusOr<std::shared_ptr<const Workload>> MakeWorkload(const Options& o, const RunInfo& info,
+                                                             WorkloadSpec w) {
   w.write_ratio = info.write_ratio;
   w.zones = info.zones;
   w.conflict = o.conflict_percent / 100;
@@ -729,61 +744,65 @@ int Main(int argc, char** argv) {
                    : o.distribution == "conflict" ? Distribution::kConflict
                                                   : Distribution::kShift;
   if (w.distribution == Distribution::kLocality) {
-    if (o.locality_csv.empty()) return usage("--distribution locality needs --locality <csv>");
+    if (o.locality_csv.empty()) {
+      return absl::InvalidArgumentError("--distribution locality needs --locality <csv>");
+    }
     std::ifstream in(o.locality_csv);
     std::stringstream text;
     text << in.rdbuf();
     auto m = ParseLocalityCsv(text.str());
-    if (!m.ok()) return usage(std::string(ToStd(m.status().message())));
+    if (!m.ok()) return m.status();
     w.locality = std::move(*m);
   }
-  auto workload = Workload::Create(std::move(w));
-  if (!workload.ok()) return usage(std::string(ToStd(workload.status().message())));
-  info.workload = workload->get();
+  return Workload::Create(std::move(w));
+}
 
-  const std::string value = MakeValue(o.value_size, o.seed);
-  constexpr auto kForever = Clock::time_point::max();
-  auto targets_of = [&](const std::string& zone) {
-    std::vector<const Target*> out;
-    for (const Target& t : info.targets) {
-      if (t.zone == zone) out.push_back(&t);
-    }
-    return out;
-  };
+std::vector<const Target*> TargetsOf(const RunInfo& info, const std::string& zone) {
+  std::vector<const Target*> out;
+  for (const Target& t : info.targets) {
+    if (t.zone == zone) out.push_back(&t);
+  }
+  return out;
+}
 
-  if (info.write_ratio < 1 && o.preload) {
-    // Every home's keys are written through a target of the home's zone when there is one, so
-    // with atlasd a home table's first owner is in its home zone.
-    std::vector<int> homes = info.workload->Homes();
-    std::vector<std::atomic<uint64_t>> counters(homes.size());
-    std::vector<Assignment> workers;
-    int per_home = std::min(o.connections, 4);
-    for (size_t h = 0; h < homes.size(); ++h) {
-      auto zone_targets = targets_of(info.workload->HomeName(homes[h]));
-      if (zone_targets.empty()) zone_targets.push_back(&info.targets.front());
-      for (int i = 0; i < per_home; ++i) {
-        Source s;
-        s.workload = info.workload;
-        s.preload = true;
-        s.home = homes[h];
-        s.claimed = &counters[h];
-        workers.push_back({zone_targets[static_cast<size_t>(i) % zone_targets.size()], s});
-      }
-    }
-    PhaseSpec phase{"preload", {}, kForever, 64, 0, 0};
-    PhaseResult r = RunPhase(o, phase, workers, info.zones.size(), value, nullptr, nullptr);
-    std::fprintf(stderr, "preloaded %llu keys in %.2f s (%llu errors)\n",
-                 static_cast<unsigned long long>(r.total.ops), r.seconds,
-                 static_cast<unsigned long long>(r.total.errors));
-    if (r.total.errors != 0) {
-      std::fprintf(stderr, "preload failed: %s\n", r.total.first_error.c_str());
-      return 1;
+// PUTs every key first (for runs with GETs); false when any PUT failed.
+bool Preload(const Options& o, const RunInfo& info, const std::string& value) {
+  // Every home's keys are written through a target of the home's zone when there is one, so
+  // with atlasd a home table's first owner is in its home zone.
+  std::vector<int> homes = info.workload->Homes();
+  std::vector<std::atomic<uint64_t>> counters(homes.size());
+  std::vector<Assignment> workers;
+  int per_home = std::min(o.connections, 4);
+  for (size_t h = 0; h < homes.size(); ++h) {
+    auto zone_targets = TargetsOf(info, info.workload->HomeName(homes[h]));
+    if (zone_targets.empty()) zone_targets.push_back(&info.targets.front());
+    for (int i = 0; i < per_home; ++i) {
+      Source s;
+      s.workload = info.workload;
+      s.preload = true;
+      s.home = homes[h];
+      s.claimed = &counters[h];
+      workers.push_back({zone_targets[static_cast<size_t>(i) % zone_targets.size()], s});
     }
   }
+  PhaseSpec phase{"preload", {}, Clock::time_point::max(), 64, 0, 0};
+  PhaseResult r = RunPhase(o, phase, workers, info.zones.size(), value, nullptr, nullptr);
+  std::fprintf(stderr, "preloaded %llu keys in %.2f s (%llu errors)\n",
+               static_cast<unsigned long long>(r.total.ops), r.seconds,
+               static_cast<unsigned long long>(r.total.errors));
+  if (r.total.errors != 0) {
+    std::fprintf(stderr, "preload failed: %s\n", r.total.first_error.c_str());
+    return false;
+  }
+  return true;
+}
 
+// The measured phase: --connections workers per zone, spread over the zone's targets.
+PhaseResult RunMeasured(const Options& o, const RunInfo& info, const std::string& value,
+                        Series* series) {
   std::vector<Assignment> workers;
   for (size_t z = 0; z < info.zones.size(); ++z) {
-    auto zone_targets = targets_of(info.zones[z]);
+    auto zone_targets = TargetsOf(info, info.zones[z]);
     for (int i = 0; i < o.connections; ++i) {
       Source s;
       s.workload = info.workload;
@@ -792,7 +811,7 @@ int Main(int argc, char** argv) {
       workers.push_back({zone_targets[static_cast<size_t>(i) % zone_targets.size()], s});
     }
   }
-  auto deadline = kForever;
+  auto deadline = Clock::time_point::max();
   if (o.duration_s > 0) {
     // Relative to the phase start; RunPhase adds the start.
     deadline = Clock::time_point{} + std::chrono::duration_cast<Clock::duration>(
@@ -800,8 +819,37 @@ int Main(int argc, char** argv) {
   }
   PhaseSpec phase{
       info.op_name.c_str(), {}, deadline, o.depth, o.rate / static_cast<double>(workers.size()), 0};
+  return RunPhase(o, phase, workers, info.zones.size(), value, series, info.workload);
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  WorkloadSpec w;
+  CLI::App app{"atlas-bench: one workload against atlasd, Redis or etcd (docs/atlas-bench.md)"};
+  CLI::Option* ops_opt = AddOptions(&app, &o, &w);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto usage = [](std::string_view msg) {
+    std::fprintf(stderr, "atlas-bench: %s\n", std::string(msg).c_str());
+    return 2;
+  };
+
+  RunInfo info;
+  if (absl::Status s = ResolveTargets(o, &info); !s.ok()) return usage(ToStd(s.message()));
+  ResolveWriteRatio(o, &info);
+  if (ops_opt->count() == 0 && o.duration_s == 0) o.ops = 10000;
+  if (ops_opt->count() != 0 && o.ops == 0) return usage("--ops must be positive");
+  auto workload = MakeWorkload(o, info, std::move(w));
+  if (!workload.ok()) return usage(ToStd(workload.status().message()));
+  info.workload = workload->get();
+
+  const std::string value = MakeValue(o.value_size, o.seed);
+  if (info.write_ratio < 1 && o.preload && !Preload(o, info, value)) return 1;
   Series series(info.zones.size());
-  PhaseResult r = RunPhase(o, phase, workers, info.zones.size(), value, &series, info.workload);
+  PhaseResult r = RunMeasured(o, info, value, &series);
   if (o.json) {
     ReportJson(o, info, r, series);
   } else {

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -260,6 +261,69 @@ class Proxy {
   std::unique_ptr<asio::local::stream_protocol::acceptor> control_;
 };
 
+// The config file's settings.
+struct ProxyConfig {
+  std::string rtt_path, control;
+  double intra = 0.427, jitter = 0;
+  std::vector<Node> nodes;
+  std::vector<Listen> listens;
+};
+
+// One line of the config file into `c`; what is wrong with it, if anything.
+std::optional<std::string> ParseConfigLine(const std::string& line, ProxyConfig* c) {
+  std::istringstream in(line);
+  std::string key;
+  if (!(in >> key) || key[0] == '#') return std::nullopt;
+  if (key == "rtt") {
+    in >> c->rtt_path;
+  } else if (key == "intra_zone_rtt_ms") {
+    if (!(in >> c->intra) || c->intra < 0) return "bad intra_zone_rtt_ms";
+  } else if (key == "jitter_ms") {
+    if (!(in >> c->jitter) || c->jitter < 0) return "bad jitter_ms";
+  } else if (key == "control") {
+    in >> c->control;
+  } else if (key == "node") {
+    Node n;
+    if (!(in >> n.id >> n.zone >> n.source_ip) || n.id <= 0) return "node <id> <zone> <ip>";
+    c->nodes.push_back(n);
+  } else if (key == "listen") {
+    Listen l;
+    std::string a, b;
+    if (!(in >> l.node >> a >> b)) return "listen <node> <host:port> <host:port>";
+    auto la = ParseEndpoint(a), tb = ParseEndpoint(b);
+    if (!la || !tb) return "bad address";
+    l.listen = *la;
+    l.target = *tb;
+    c->listens.push_back(l);
+  } else {
+    return "unknown setting " + key;
+  }
+  return std::nullopt;
+}
+
+// The RTT matrix the config names, checked to hold every node's zone.
+std::optional<RttMatrix> LoadMatrix(const ProxyConfig& c, std::string* error) {
+  std::ifstream csv(c.rtt_path);
+  if (!csv) {
+    *error = "cannot read rtt file '" + c.rtt_path + "'";
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << csv.rdbuf();
+  auto matrix = RttMatrix::Parse(text.str(), error);
+  if (!matrix) {
+    *error = c.rtt_path + ": " + *error;
+    return std::nullopt;
+  }
+  for (const Node& n : c.nodes) {
+    if (!matrix->IndexOf(n.zone)) {
+      *error = "node " + std::to_string(n.id) + ": zone " + n.zone + " is not in " + c.rtt_path;
+      return std::nullopt;
+    }
+  }
+  return matrix;
+}
+
 int Main(int argc, char** argv) {
   if (argc != 3 || std::string(argv[1]) != "--config") {
     std::fprintf(stderr, "usage: wan-proxy --config FILE\n");
@@ -270,10 +334,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "wan-proxy: cannot read %s\n", argv[2]);
     return 2;
   }
-  std::string rtt_path, control;
-  double intra = 0.427, jitter = 0;
-  std::vector<Node> nodes;
-  std::vector<Listen> listens;
+  ProxyConfig c;
   std::string line;
   int line_no = 0;
   auto bad = [&](const std::string& why) {
@@ -282,60 +343,26 @@ int Main(int argc, char** argv) {
   };
   while (std::getline(cfg, line)) {
     ++line_no;
-    std::istringstream in(line);
-    std::string key;
-    if (!(in >> key) || key[0] == '#') continue;
-    if (key == "rtt") {
-      in >> rtt_path;
-    } else if (key == "intra_zone_rtt_ms") {
-      if (!(in >> intra) || intra < 0) return bad("bad intra_zone_rtt_ms");
-    } else if (key == "jitter_ms") {
-      if (!(in >> jitter) || jitter < 0) return bad("bad jitter_ms");
-    } else if (key == "control") {
-      in >> control;
-    } else if (key == "node") {
-      Node n;
-      if (!(in >> n.id >> n.zone >> n.source_ip) || n.id <= 0) return bad("node <id> <zone> <ip>");
-      nodes.push_back(n);
-    } else if (key == "listen") {
-      Listen l;
-      std::string a, b;
-      if (!(in >> l.node >> a >> b)) return bad("listen <node> <host:port> <host:port>");
-      auto la = ParseEndpoint(a), tb = ParseEndpoint(b);
-      if (!la || !tb) return bad("bad address");
-      l.listen = *la;
-      l.target = *tb;
-      listens.push_back(l);
-    } else {
-      return bad("unknown setting " + key);
-    }
+    if (std::optional<std::string> why = ParseConfigLine(line, &c)) return bad(*why);
   }
-  std::ifstream csv(rtt_path);
-  if (!csv) return bad("cannot read rtt file '" + rtt_path + "'");
-  std::stringstream text;
-  text << csv.rdbuf();
   std::string error;
-  auto matrix = RttMatrix::Parse(text.str(), &error);
-  if (!matrix) return bad(rtt_path + ": " + error);
-  for (const Node& n : nodes) {
-    if (!matrix->IndexOf(n.zone)) return bad("node " + std::to_string(n.id) + ": zone " + n.zone +
-                                              " is not in " + rtt_path);
-  }
-  LinkModel model(*matrix, nodes, intra, /*seed=*/1);
-  model.SetJitterMs(jitter);
+  std::optional<RttMatrix> matrix = LoadMatrix(c, &error);
+  if (!matrix) return bad(error);
+  LinkModel model(*matrix, c.nodes, c.intra, /*seed=*/1);
+  model.SetJitterMs(c.jitter);
   asio::io_context io(1);
   Proxy proxy(io, model);
   try {
-    for (const Listen& l : listens) proxy.AddListener(l);
-    if (!control.empty()) proxy.AddControl(control);
+    for (const Listen& l : c.listens) proxy.AddListener(l);
+    if (!c.control.empty()) proxy.AddControl(c.control);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wan-proxy: %s\n", e.what());
     return 1;
   }
   asio::signal_set stop(io, SIGINT, SIGTERM);
   stop.async_wait([&](boost::system::error_code, int) { io.stop(); });
-  std::fprintf(stderr, "wan-proxy: %zu node(s), %zu listener(s), matrix %s\n", nodes.size(),
-               listens.size(), rtt_path.c_str());
+  std::fprintf(stderr, "wan-proxy: %zu node(s), %zu listener(s), matrix %s\n", c.nodes.size(),
+               c.listens.size(), c.rtt_path.c_str());
   io.run();
   return 0;
 }
