@@ -20,18 +20,13 @@ ops=${BENCH_OPS:-50000}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=tools/bench/packages.sh
+. "$root/tools/bench/packages.sh"
 
 for b in atlasd atlas atlas-bench; do
   [ -x "$build_dir/bin/$b" ] || die "$build_dir/bin/$b missing; build it (tools/dev build)"
 done
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-  sudo=()
-  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-  log "installing etcd-server etcd-client"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-    etcd-server etcd-client >&2
-fi
+require_packages etcd etcdctl -- etcd-server etcd-client
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-cluster-bench.XXXXXX")
 etcd_pids=()

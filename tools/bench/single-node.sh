@@ -23,19 +23,14 @@ value_size=100
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=tools/bench/packages.sh
+. "$root/tools/bench/packages.sh"
 
 for b in atlasd atlas-bench; do
   [ -x "$build_dir/bin/$b" ] || die "$build_dir/bin/$b missing; build it (tools/dev build)"
 done
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-  sudo=()
-  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-  log "installing redis-server redis-tools"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-    redis-server redis-tools >&2
-fi
+require_packages redis-server redis-benchmark -- redis-server redis-tools
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-bench.XXXXXX")
 atlasd_pid='' redis_pid=''
