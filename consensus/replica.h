@@ -367,6 +367,10 @@ class Replica {
     NodeId forwarded_to = kNoNode;  // The owner our current attempt was forwarded to.
   };
 
+  // A client request in progress from now on, with its deadline; null (and a kBusy reply
+  // queued) when pending_requests_max are already in progress.
+  PendingRequest* Admit(const ObjectId& object, RequestId id, bool is_read);
+
   // replica.cc: objects, messages, the Ready batch.
   // Rebuilds an object from its persisted hard state and the host's latest snapshot.
   void Restore(const ObjectId& object, ObjectHardState hard);

@@ -12,17 +12,7 @@
 namespace atlas::consensus {
 
 void Replica::Read(const ObjectId& object, RequestId id) {
-  ATLAS_CHECK(id.node == config_.id);
-  ATLAS_CHECK(!pending_.contains(id));
-  if (pending_.size() >= config_.pending_requests_max) {
-    ready_.replies.push_back({id, object, true, ReplyCode::kBusy, true, "too many requests"});
-    return;
-  }
-  PendingRequest& p = pending_[id];
-  p.object = object;
-  p.is_read = true;
-  p.deadline = now_ + config_.request_timeout_ticks;
-  deadlines_.insert({p.deadline, id});
+  if (Admit(object, id, /*is_read=*/true) == nullptr) return;
   if (config_.test_unsafe_local_reads) {
     SetReadIndex(id, 0);
     return;

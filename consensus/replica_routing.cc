@@ -16,18 +16,25 @@ namespace atlas::consensus {
 // ---------------------------------------------------------------------------------------------
 // Client requests.
 
-void Replica::Propose(const ObjectId& object, std::string command, RequestId id) {
+Replica::PendingRequest* Replica::Admit(const ObjectId& object, RequestId id, bool is_read) {
   ATLAS_CHECK(id.node == config_.id);
   ATLAS_CHECK(!pending_.contains(id));
   if (pending_.size() >= config_.pending_requests_max) {
-    ready_.replies.push_back({id, object, false, ReplyCode::kBusy, true, "too many requests"});
-    return;
+    ready_.replies.push_back({id, object, is_read, ReplyCode::kBusy, true, "too many requests"});
+    return nullptr;
   }
   PendingRequest& p = pending_[id];
   p.object = object;
-  p.command = command;
+  p.is_read = is_read;
   p.deadline = now_ + config_.request_timeout_ticks;
   deadlines_.insert({p.deadline, id});
+  return &p;
+}
+
+void Replica::Propose(const ObjectId& object, std::string command, RequestId id) {
+  PendingRequest* p = Admit(object, id, /*is_read=*/false);
+  if (p == nullptr) return;
+  p->command = command;
   RouteWrite(object, Command{id, std::move(command)});
   DrainLocal();
 }
