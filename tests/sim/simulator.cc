@@ -55,6 +55,22 @@ class SimIO;
 // One simulated node: the daemon's NodeHost over an in-memory store. The store outlives the
 // host: a crash destroys the host (and whatever it had not committed) and CrashMemStore drops
 // what was committed without sync; a restart loads the rest, as atlasd does from RocksDB.
+// A slot's value (its commands with their ids and owner stamps) as one number, for the
+// agreement checks: replicas that apply or commit a slot must hold the same value.
+uint64_t ValueHash(const std::vector<consensus::Command>& commands) {
+  uint64_t value = 0xcbf29ce484222325ULL;  // FNV-1a, with a separator after each field.
+  auto mix = [&value](const std::string& bytes) {
+    for (unsigned char ch : bytes) value = (value ^ ch) * 0x100000001b3ULL;
+    value = (value ^ 0xff) * 0x100000001b3ULL;
+  };
+  for (const consensus::Command& c : commands) {
+    mix(c.id.ToString());
+    mix(c.data);
+    mix(std::to_string(c.stamp_ms));
+  }
+  return value;
+}
+
 struct SimNode {
   NodeId id = 0;
   ZoneId zone = 0;
@@ -72,7 +88,7 @@ struct SimNode {
   // committed): promises must never go back, and a restart must load the same promises.
   PersistentState durable;
   std::vector<consensus::HardStateUpdate> unsynced;  // the Ready being processed
-  std::vector<std::pair<std::pair<ObjectId, Slot>, std::string>> applying;  // ... its entries
+  std::vector<std::pair<std::pair<ObjectId, Slot>, uint64_t>> applying;  // ... its entries
   bool raised_promise = false;                       // ... raises a promise
   const char* crash_point = nullptr;                 // why HostIO::Crash stopped the host
   // Objects this incarnation owns by its Ready::ownership events; must match IsOwner.
@@ -184,7 +200,7 @@ class Simulation {
   int64_t steal_probe_start_ = -1;
   std::map<NodeId, int> partition_group_;
   std::set<std::pair<NodeId, NodeId>> cut_links_;  // Partial partition: these links are down.
-  std::map<std::pair<ObjectId, Slot>, std::string> chosen_;  // Agreement witness.
+  std::map<std::pair<ObjectId, Slot>, uint64_t> chosen_;  // Agreement witness: ValueHash.
   std::map<std::pair<ObjectId, Slot>, uint64_t> committed_;  // Value hash, at first commit.
   std::vector<consensus::Replica::CheckedObject> touched_;   // What a step touched.
   std::map<uint64_t, consensus::QuorumSystem> quorums_;      // Of every epoch applied.
@@ -532,16 +548,7 @@ void Simulation::CheckProgress(SimNode& node, const ObjectId& object,
 void Simulation::CheckChosen(const SimNode& node, const ObjectId& object, Slot slot,
                              const consensus::LogEntry& entry) {
   // The value, not the ballot: a later owner re-proposes a chosen value in its own ballot.
-  uint64_t value = 0xcbf29ce484222325ULL;
-  auto mix = [&value](const std::string& bytes) {
-    for (unsigned char ch : bytes) value = (value ^ ch) * 0x100000001b3ULL;
-    value = (value ^ 0xff) * 0x100000001b3ULL;
-  };
-  for (const consensus::Command& c : entry.value) {
-    mix(c.id.ToString());
-    mix(c.data);
-    mix(std::to_string(c.stamp_ms));
-  }
+  const uint64_t value = ValueHash(entry.value);
   auto [it, first] = committed_.try_emplace({object, slot}, value);
   if (!first) {
     if (it->second != value) {
@@ -673,11 +680,7 @@ void Simulation::ObserveReady(SimNode& node, const Ready& rd) {
   }
   node.applying.clear();
   for (const consensus::CommittedEntry& e : rd.committed) {
-    std::string fp;
-    for (const consensus::Command& c : e.commands) {
-      absl::StrAppend(&fp, c.id.ToString(), "=", c.data, ";");
-    }
-    node.applying.push_back({{e.object, e.slot}, std::move(fp)});
+    node.applying.push_back({{e.object, e.slot}, ValueHash(e.commands)});
     CheckStamps(node, e);
   }
 }
