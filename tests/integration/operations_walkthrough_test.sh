@@ -82,10 +82,13 @@ cleanup() {
     for f in "$tmp"/logs/*.log; do [ -e "$f" ] && { echo "== $f"; tail -n 15 "$f"; }; done
   fi
   if [ "${ATLOPS_KEEP:-}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+  # Again after the logs, so that the cause ends the output.
+  [ -z "$failure" ] || echo "$failure"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-fail() { echo "FAIL: $*" >&2; exit 1; }
+failure=""
+fail() { failure="FAIL: $*"; echo "$failure" >&2; exit 1; }
 
 # --- The binaries, copied so that a rebuild during the run cannot swap them. --------------
 cp "$bin/atlasd" "$bin/atlas" "$tmp/bin/"
@@ -312,7 +315,9 @@ while IFS=$'\t' read -r i kind step_hosts path at <&3; do
         echo "== line $at, host $h"
         sed "s/^/  \$ /" "$body"
         on "$h" timeout 150 bash -eo pipefail -c 'cd "$HOME" && source "$1"' _ "$body" </dev/null \
-          2>&1 | sed 's/^/  | /' || fail "the block at docs/operations.md:$at failed on host $h"
+          2>&1 | tee "$tmp/block.out" | sed 's/^/  | /' \
+          || fail "the block at docs/operations.md:$at failed on host $h; it ended with:
+$(tail -n 8 "$tmp/block.out")"
         ;;
     esac
   done
