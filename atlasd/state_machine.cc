@@ -39,10 +39,26 @@ bool StateMachine::GetThroughBatch(Cf cf, const std::string& key, std::string* v
   return true;
 }
 
+bool StateMachine::GetMeta(const std::string& key, std::string* value,
+                           storage::WriteSet* batch) {
+  if (const MetaCache::Record* held = meta_->Find(key)) {
+    if (!*held) return false;
+    *value = **held;
+    return true;
+  }
+  std::string raw;
+  const bool found = GetThroughBatch(Cf::kMeta, key, &raw, batch);
+  meta_->Fill(key, found ? MetaCache::Record(raw) : std::nullopt);
+  if (found) *value = std::move(raw);
+  return found;
+}
+
+void StateMachine::FlushMeta(storage::WriteSet* batch) { meta_->Flush(*batch); }
+
 storage::TableAcl StateMachine::LoadAcl(const std::string& table,
                                         storage::WriteSet* batch) {
   std::string raw;
-  if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "acl"), &raw, batch)) return {};
+  if (!GetMeta(storage::TableMetaKey(table, "acl"), &raw, batch)) return {};
   auto acl = storage::DecodeTableAcl(raw);
   if (!acl) CorruptState(StrCat("ACL of table ", table));
   return *acl;
@@ -51,7 +67,7 @@ storage::TableAcl StateMachine::LoadAcl(const std::string& table,
 storage::TableState StateMachine::LoadState(const std::string& table,
                                             storage::WriteSet* batch) {
   std::string raw;
-  if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "state"), &raw, batch)) return {};
+  if (!GetMeta(storage::TableMetaKey(table, "state"), &raw, batch)) return {};
   auto st = storage::DecodeTableState(raw);
   if (!st) CorruptState(StrCat("state of table ", table));
   return *st;
@@ -59,14 +75,14 @@ storage::TableState StateMachine::LoadState(const std::string& table,
 
 void StateMachine::PutState(const std::string& table, const storage::TableState& st,
                             storage::WriteSet* batch) {
-  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "state"),
-             storage::EncodeTableState(st));
+  (void)batch;  // reaches it in FlushMeta
+  meta_->Put(storage::TableMetaKey(table, "state"), storage::EncodeTableState(st));
 }
 
 std::vector<storage::TableInterval> StateMachine::LoadMoves(const std::string& table,
                                                             storage::WriteSet* batch) {
   std::string raw;
-  if (!GetThroughBatch(Cf::kMeta, storage::TableMetaKey(table, "moves"), &raw, batch)) {
+  if (!GetMeta(storage::TableMetaKey(table, "moves"), &raw, batch)) {
     return {{table, 0, 0}};  // never moved: one open interval in its own object
   }
   auto moves = storage::DecodeTableMoves(raw);
@@ -77,7 +93,7 @@ std::vector<storage::TableInterval> StateMachine::LoadMoves(const std::string& t
 std::optional<storage::ObjectMember> StateMachine::LoadMember(
     const std::string& object, const std::string& table, storage::WriteSet* batch) {
   std::string raw;
-  if (!GetThroughBatch(Cf::kMeta, storage::ObjectMemberKey(object, table), &raw, batch)) {
+  if (!GetMeta(storage::ObjectMemberKey(object, table), &raw, batch)) {
     if (object == table) return storage::ObjectMember{0, true, ""};
     return std::nullopt;
   }
@@ -93,7 +109,7 @@ std::string StateMachine::ObjectOf(const std::string& table, const std::string& 
 uint64_t StateMachine::CommitIndex(const std::string& object,
                                    storage::WriteSet* batch) {
   std::string raw;
-  if (GetThroughBatch(Cf::kMeta, storage::ObjectMetaKey(object, "ci"), &raw, batch)) {
+  if (GetMeta(storage::ObjectMetaKey(object, "ci"), &raw, batch)) {
     std::string_view in = raw;
     uint64_t ci;
     if (!storage::GetVarint(&in, &ci) || !in.empty()) CorruptState(StrCat("commit index of ", object));
@@ -109,7 +125,8 @@ void StateMachine::MarkApplied(const std::string& object, uint64_t slot,
                                storage::WriteSet* batch) {
   std::string v;
   storage::PutVarint(&v, slot);
-  batch->Put(Cf::kMeta, storage::ObjectMetaKey(object, "ci"), v);
+  (void)batch;  // reaches it in FlushMeta
+  meta_->Put(storage::ObjectMetaKey(object, "ci"), std::move(v));
 }
 
 StateMachine::Route StateMachine::RouteOf(const std::string& table) {
@@ -227,6 +244,7 @@ bool StateMachine::InstallSnapshot(const std::string& table, std::string_view sn
 }
 
 uint64_t StateMachine::TableBytes(const std::string& table, storage::WriteSet* batch) {
+  meta_->Flush(*batch);  // the scan must see every record of the batch
   uint64_t bytes = 0;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
@@ -269,13 +287,14 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
   // The member records are the object's own state: replaced wholesale.
   const std::string prefix = storage::ObjectMemberPrefix(object);
   std::vector<std::string> doomed;
+  meta_->Flush(*batch);  // the scan must see every record of the batch
   {
     std::unique_ptr<storage::Cursor> it = batch->Scan(Cf::kMeta, prefix, "");
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       doomed.emplace_back(it->key());
     }
   }
-  for (const auto& k : doomed) batch->Delete(Cf::kMeta, k);
+  for (const auto& k : doomed) meta_->Delete(k);
   while (!snapshot.empty()) {
     char section = snapshot[0];
     snapshot.remove_prefix(1);
@@ -287,7 +306,7 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
     std::string t(table);
     if (section == kSectionMember) {
       if (!storage::DecodeObjectMember(value)) return false;
-      batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, t), value);
+      meta_->Put(storage::ObjectMemberKey(object, t), std::string(value));
     } else if (section == kSectionTable) {
       // Tables' data may be ahead here (another object's log moved it on): never go back.
       auto theirs = SnapshotState(t, value);
@@ -364,8 +383,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     if (joins && j < moves.size() && moves[j].object == object && moves[j].end == slot) {
       member->open = false;
       member->to = j + 1 < moves.size() ? moves[j + 1].object : ObjectOf(table, state.group);
-      batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
-                 storage::EncodeObjectMember(*member));
+      meta_->Put(storage::ObjectMemberKey(object, table), storage::EncodeObjectMember(*member));
       result.sealed = state.pending && state.gen == j;
       return result;
     }
@@ -424,12 +442,15 @@ void StateMachine::DropChanges(const std::string& table, storage::WriteSet* batc
 
 void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& hi,
                                storage::WriteSet* batch) {
+  if (cf == Cf::kMeta) meta_->Flush(*batch);  // the scan must see every record of the batch
   std::vector<std::string> doomed;  // collected first: the batch must not change under it
   {
     std::unique_ptr<storage::Cursor> it = batch->Scan(cf, lo, hi);
     for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
   }
   for (const auto& k : doomed) batch->Delete(cf, k);
+  // Records deleted (and, by the caller, rewritten) past the cache.
+  if (cf == Cf::kMeta) meta_->Clear();
 }
 
 absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table) {
@@ -462,8 +483,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
       ObjectOf(table, theirs->group) != object) {
     return {false, StrCat("invalid adopt of table '", table, "' into ", object)};
   }
-  batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
-             storage::EncodeObjectMember({k, true, ""}));
+  meta_->Put(storage::ObjectMemberKey(object, table), storage::EncodeObjectMember({k, true, ""}));
   storage::TableState ours = LoadState(table, batch);
   if (ours.gen >= k) return {};  // this replica's state is already from interval k or later
   // The snapshot is the state as of the seal: it includes every entry of the old log up to
@@ -472,8 +492,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
   if (moves.size() != k) CorruptState(StrCat("moves of table ", table, " in adopt"));
   moves.push_back({object, slot, 0});
-  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "moves"),
-             storage::EncodeTableMoves(moves));
+  meta_->Put(storage::TableMetaKey(table, "moves"), storage::EncodeTableMoves(moves));
   storage::TableState st = *theirs;
   st.gen = k;
   st.pending = false;
@@ -568,8 +587,7 @@ ApplyResult StateMachine::ApplyAcl(const proto::Command& cmd,
   }
   AclApplyChange(&acl, change.principal(), static_cast<storage::AclPerm>(change.perm()),
                  change.grant());
-  batch->Put(Cf::kMeta, storage::TableMetaKey(table, "acl"),
-             storage::EncodeTableAcl(acl));
+  meta_->Put(storage::TableMetaKey(table, "acl"), storage::EncodeTableAcl(acl));
   return {};
 }
 
@@ -596,11 +614,10 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::s
       CorruptState(StrCat("moves of table ", table));
     }
     moves.back().end = slot;
-    batch->Put(Cf::kMeta, storage::TableMetaKey(table, "moves"),
-               storage::EncodeTableMoves(moves));
+    meta_->Put(storage::TableMetaKey(table, "moves"), storage::EncodeTableMoves(moves));
     state.group = cmd.placement().group();
     state.pending = true;
-    batch->Put(Cf::kMeta, storage::ObjectMemberKey(object, table),
+    meta_->Put(storage::ObjectMemberKey(object, table),
                storage::EncodeObjectMember({state.gen, false, ObjectOf(table, state.group)}));
     result.sealed = true;
   }

@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "atlasd/meta_cache.h"
 #include "proto/command.pb.h"
 #include "storage/store.h"
 
@@ -57,10 +59,20 @@ absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::s
 // next to other commands of its batch.
 inline constexpr uint64_t kAdoptBytesMax = 64ull << 20;
 
+// Memory for the table and object records of the applies (atlasd/meta_cache.h): about 100,000
+// tables' records.
+inline constexpr size_t kDefaultMetaCacheBytes = size_t{32} << 20;
+
 class StateMachine {
  public:
-  explicit StateMachine(storage::Store* store, uint64_t change_history = kDefaultChangeHistory)
-      : store_(store), change_history_(std::max<uint64_t>(change_history, 1)) {}
+  // `meta`: the records' cache; by default one of its own, kDefaultMetaCacheBytes. A cache
+  // shared with an earlier incarnation is the simulator's bug switch (NodeHostOptions::
+  // test_meta_cache): it outlives Readies that never reached the disk.
+  explicit StateMachine(storage::Store* store, uint64_t change_history = kDefaultChangeHistory,
+                        std::shared_ptr<MetaCache> meta = nullptr)
+      : store_(store),
+        change_history_(std::max<uint64_t>(change_history, 1)),
+        meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)) {}
 
 
   // The consensus object of a table in group `group` ("" = none): "@<group>", a name no table
@@ -70,6 +82,8 @@ class StateMachine {
 
   // Applies `cmd` as slot `slot` of consensus object `object`, adding its writes to `batch`
   // (reads see earlier commands of the same batch). Records the object's new commit index.
+  // The table and object records it changes reach `batch` in FlushMeta: call it before the
+  // batch is committed.
   ApplyResult Apply(const proto::Command& cmd, const std::string& object, uint64_t slot,
                     storage::WriteSet* batch);
   // A table's own object.
@@ -77,6 +91,10 @@ class StateMachine {
                     storage::WriteSet* batch) {
     return Apply(cmd, cmd.table(), slot, batch);
   }
+
+  // Writes the records the applies changed since the last call into `batch`.
+  void FlushMeta(storage::WriteSet* batch);
+  const MetaCache& meta_cache() const { return *meta_; }
 
   // Records that `slot` of `object` was applied without a command (a no-op slot).
   void MarkApplied(const std::string& object, uint64_t slot, storage::WriteSet* batch);
@@ -125,6 +143,8 @@ class StateMachine {
 
   bool GetThroughBatch(storage::Cf cf, const std::string& key, std::string* value,
                        storage::WriteSet* batch);
+  // A Cf::kMeta record: from the cache, else through the batch (or the store) into it.
+  bool GetMeta(const std::string& key, std::string* value, storage::WriteSet* batch);
   storage::TableAcl LoadAcl(const std::string& table, storage::WriteSet* batch);
   storage::TableState LoadState(const std::string& table, storage::WriteSet* batch);
   void PutState(const std::string& table, const storage::TableState& st,
@@ -153,6 +173,7 @@ class StateMachine {
 
   storage::Store* store_;
   uint64_t change_history_;
+  std::shared_ptr<MetaCache> meta_;
 };
 
 }  // namespace atlas

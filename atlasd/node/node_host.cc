@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "atlasd/cluster/members.h"
+#include "socketproto/str.h"
 #include "storage/paxos_state.h"
 
 namespace atlas {
@@ -43,7 +44,17 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   auto state = storage::LoadPersistentState(*store);
   if (!state.ok()) return state.status();
   auto h = std::unique_ptr<NodeHost>(new NodeHost(store, io, options));
-  for (const auto& [object, hard] : *state) h->truncated_[object] = hard.truncated_through;
+  for (const auto& [object, hard] : *state) {
+    h->truncated_[object] = hard.truncated_through;
+    // The apply of a Ready is committed with its hard state: a store that applied past its
+    // commit index is not one this node wrote (or its applies outran their fsync).
+    const uint64_t applied = h->state_machine_.CommitIndex(object, nullptr);
+    if (applied > hard.commit_index) {
+      return absl::DataLossError(StrCat("object ", object, " is applied through slot ", applied,
+                                        " but committed only through ", hard.commit_index,
+                                        ": the store is inconsistent"));
+    }
+  }
   if (absl::Status s = h->membership_.Load(*store, options.node_id, options.membership,
                                            options.previous_membership, options.quorum);
       !s.ok()) {
@@ -86,7 +97,7 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
     : store_(store),
       io_(io),
       options_(std::move(options)),
-      state_machine_(store, options_.change_history),
+      state_machine_(store, options_.change_history, options_.test_meta_cache),
       routes_(&state_machine_),
       snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)),
       // Request ids must not repeat across restarts (the core deduplicates forwarded requests

@@ -97,6 +97,9 @@ struct NodeHostOptions {
   bool test_send_before_persist = false;  // messages leave before their Ready is durable
   bool test_reply_before_persist = false; // clients are answered before the apply is durable
   bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again
+  // The state machine's record cache, shared with the previous incarnation: it keeps records
+  // of Readies that a crash stopped before they reached the disk (atlasd/meta_cache.h).
+  std::shared_ptr<MetaCache> test_meta_cache;
 };
 
 class NodeHost {

@@ -54,6 +54,7 @@ bool NodeHost::Stage(const consensus::Ready& rd, storage::WriteSet& writes, Appl
       ApplyEntry(e, writes, applied);
     }
   }
+  state_machine_.FlushMeta(&writes);
   return true;
 }
 

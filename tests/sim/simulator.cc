@@ -84,6 +84,7 @@ struct SimNode {
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<SimIO> io;
   std::unique_ptr<NodeHost> host;
+  std::shared_ptr<MetaCache> meta_cache;  // kept across incarnations only by the bug switch
   // The durable hard state as the core asked for it (updates applied once their Ready was
   // committed): promises must never go back, and a restart must load the same promises.
   PersistentState durable;
@@ -449,11 +450,18 @@ void Simulation::StartNode(SimNode& node) {
   o.test_send_before_persist = opt_.bug_send_before_persist;
   o.test_reply_before_persist = opt_.bug_reply_before_persist;
   o.test_reuse_sequence_numbers = opt_.bug_reuse_sequence_numbers;
+  if (opt_.bug_meta_cache_outlives_crash) {
+    if (!node.meta_cache) node.meta_cache = std::make_shared<MetaCache>(kDefaultMetaCacheBytes);
+    o.test_meta_cache = node.meta_cache;
+  }
   node.io = std::make_unique<SimIO>(this, &node);
   node.owned.clear();
   node.unsynced.clear();
   auto host = NodeHost::Start(node.store.get(), node.io.get(), std::move(o));
-  ATLAS_CHECK(host.ok());
+  if (!host.ok()) {  // the node stays down
+    Violation(absl::StrCat("node ", node.id, " cannot start: ", host.status().message()));
+    return;
+  }
   node.host = std::move(*host);
   node.host->observe_ready = [this, &node](const Ready& rd) { ObserveReady(node, rd); };
   // The store gives back every promise the core made durable.
@@ -1387,6 +1395,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_reuse_sequence_numbers) absl::StrAppend(&cmd, " --bug-reuse-sequence-numbers");
   if (o.bug_send_before_persist) absl::StrAppend(&cmd, " --bug-send-before-persist");
   if (o.bug_reply_before_persist) absl::StrAppend(&cmd, " --bug-reply-before-persist");
+  if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {
     absl::StrAppend(&cmd, " --crash-before-sync ", o.crash_before_sync_chance);
   }

@@ -106,6 +106,9 @@ struct SimOptions {
   bool bug_reuse_sequence_numbers = false;  // A restarted node numbers requests from 1 again.
   bool bug_send_before_persist = false;     // Messages leave before their Ready is durable.
   bool bug_reply_before_persist = false;    // Writes are answered before their apply is durable.
+  // The state machine's record cache outlives a crash: it keeps records of a Ready that never
+  // reached the disk (NodeHostOptions::test_meta_cache).
+  bool bug_meta_cache_outlives_crash = false;
   // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
   double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.

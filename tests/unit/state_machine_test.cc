@@ -37,6 +37,7 @@ class Replica {
     std::unique_ptr<WriteSet> wb = store_->NewWriteSet();
     uint64_t slot = sm_->CommitIndex(object, wb.get()) + 1;
     ApplyResult r = sm_->Apply(cmd, object, slot, wb.get());
+    sm_->FlushMeta(wb.get());
     REQUIRE(store_->Commit(*wb, false).ok());
     return r;
   }
@@ -46,12 +47,14 @@ class Replica {
     uint64_t slot = sm_->CommitIndex(object, wb.get()) + 1;
     std::vector<ApplyResult> out;
     for (const auto& c : cmds) out.push_back(sm_->Apply(c, object, slot, wb.get()));
+    sm_->FlushMeta(wb.get());
     REQUIRE(store_->Commit(*wb, false).ok());
     return out;
   }
   void InstallObject(const std::string& object, const std::string& snap, uint64_t slot) {
     std::unique_ptr<WriteSet> wb = store_->NewWriteSet();
     REQUIRE(sm_->InstallObjectSnapshot(object, snap, slot, wb.get()));
+    sm_->FlushMeta(wb.get());
     REQUIRE(store_->Commit(*wb, false).ok());
   }
   StateMachine& sm() { return *sm_; }
@@ -464,4 +467,61 @@ TEST_CASE("a table too large for one adopt is refused TABLE GROUP and stays wher
   CHECK(res.error.starts_with("table 't' is too large to change group: "));
   CHECK(r.sm().RouteOf("t").object == "t");
   CHECK(r.Apply(Put("t", "c", "small", 2)).ok);
+}
+
+TEST_CASE("records the applies hold in memory follow a snapshot install and reach the store once "
+          "a batch") {
+  // r reads t's ACL, state and member record into its cache: bob may write.
+  Replica r;
+  REQUIRE(r.Apply(Acl("t", "bob", atlas::proto::WRITE, true, "", /*admin=*/true)).ok);
+  REQUIRE(r.Apply(Put("t", "a", "1", 1, "bob")).ok);
+  // ref's t is further on and grants carol only.
+  Replica ref;
+  REQUIRE(ref.Apply(Acl("t", "carol", atlas::proto::WRITE, true, "", true)).ok);
+  for (int i = 0; i < 3; ++i) REQUIRE(ref.Apply(Put("t", "b", std::to_string(i), 2, "carol")).ok);
+  r.InstallObject("t", ref.sm().SnapshotObject("t"), ref.sm().CommitIndex("t", nullptr));
+  CHECK(r.sm().CommitIndex("t", nullptr) == ref.sm().CommitIndex("t", nullptr));
+  // Judged by the installed ACL, not the one r had cached.
+  CHECK_FALSE(r.Apply(Put("t", "c", "x", 3, "bob")).ok);
+  CHECK(r.Apply(Put("t", "c", "x", 3, "carol")).ok);
+  // Three PUTs in one batch: the table state and commit index are written once, with the
+  // last values (the cache holds nothing unflushed afterwards).
+  std::vector<ApplyResult> res =
+      r.ApplySlot("t", {Put("t", "d", "1", 4, "carol"), Put("t", "e", "1", 4, "carol"),
+                        Put("t", "f", "1", 4, "carol")});
+  for (const ApplyResult& a : res) CHECK(a.ok);
+  CHECK(r.sm().meta_cache().dirty() == 0);
+  ref.Apply(Put("t", "c", "x", 3, "bob"));
+  ref.Apply(Put("t", "c", "x", 3, "carol"));
+  ref.ApplySlot("t", {Put("t", "d", "1", 4, "carol"), Put("t", "e", "1", 4, "carol"),
+                      Put("t", "f", "1", 4, "carol")});
+  CHECK(r.Dump() == ref.Dump());
+}
+
+TEST_CASE("the record cache stays within its byte limit and never drops a changed record") {
+  auto store = atlas::storage::NewMemStore();
+  atlas::MetaCache cache(64 << 10);
+  std::unique_ptr<WriteSet> wb = store->NewWriteSet();
+  for (int i = 0; i < 10000; ++i) {
+    cache.Put("k" + std::to_string(i), std::string(100, 'v'));
+    if (i % 100 == 99) {
+      cache.Flush(*wb);
+      CHECK(cache.bytes() <= (64 << 10) + 100 * 300);  // one batch above the limit at most
+    }
+  }
+  cache.Flush(*wb);
+  REQUIRE(store->Commit(*wb, false).ok());
+  // Every record reached the batch, including those the cache no longer holds.
+  for (int i = 0; i < 10000; ++i) {
+    auto got = store->Get(Cf::kMeta, "k" + std::to_string(i));
+    REQUIRE(got.ok());
+    CHECK(got->has_value());
+  }
+  CHECK(cache.Find("k0") == nullptr);
+  REQUIRE(cache.Find("k9999") != nullptr);
+  CHECK(**cache.Find("k9999") == std::string(100, 'v'));
+  cache.Delete("k9999");
+  REQUIRE(cache.Find("k9999") != nullptr);
+  CHECK_FALSE(cache.Find("k9999")->has_value());
+  CHECK(cache.dirty() == 1);
 }

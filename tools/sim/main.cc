@@ -34,6 +34,7 @@ void Usage() {
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-reply-before-persist] [--crash-before-sync P]\n"
+               "                 [--bug-meta-cache-outlives-crash]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
@@ -209,6 +210,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-reuse-sequence-numbers", &o.bug_reuse_sequence_numbers},
       {"--bug-send-before-persist", &o.bug_send_before_persist},
       {"--bug-reply-before-persist", &o.bug_reply_before_persist},
+      {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--membership", &a->membership},
       {"--expect-violation", &a->expect_violation},

@@ -1,0 +1,78 @@
+#include "atlasd/meta_cache.h"
+
+#include <utility>
+
+#include "atlasd/fatal.h"
+
+namespace atlas {
+
+MetaCache::Entry& MetaCache::Young(const std::string& key) {
+  auto [it, inserted] = young_.try_emplace(key);
+  if (!inserted) return it->second;
+  if (auto old = old_.find(key); old != old_.end()) {
+    old_bytes_ -= Cost(key, old->second.record);
+    it->second = std::move(old->second);
+    old_.erase(old);
+  }
+  young_bytes_ += Cost(key, it->second.record);
+  return it->second;
+}
+
+const MetaCache::Record* MetaCache::Find(const std::string& key) {
+  if (!young_.contains(key) && !old_.contains(key)) return nullptr;
+  return &Young(key).record;
+}
+
+void MetaCache::Fill(const std::string& key, Record record) {
+  Entry& e = Young(key);
+  young_bytes_ += Cost(key, record) - Cost(key, e.record);
+  e.record = std::move(record);
+}
+
+void MetaCache::Put(const std::string& key, std::string value) {
+  Entry& e = Young(key);
+  Record record(std::move(value));
+  young_bytes_ += Cost(key, record) - Cost(key, e.record);
+  e.record = std::move(record);
+  if (!e.dirty) ++dirty_;
+  e.dirty = true;
+}
+
+void MetaCache::Delete(const std::string& key) {
+  Entry& e = Young(key);
+  young_bytes_ += Cost(key, std::nullopt) - Cost(key, e.record);
+  e.record.reset();
+  if (!e.dirty) ++dirty_;
+  e.dirty = true;
+}
+
+void MetaCache::Flush(storage::WriteSet& batch) {
+  if (dirty_ > 0) {
+    // Dirty entries are young: Put and Delete move them there, and only Flush ages them.
+    for (auto& [key, e] : young_) {
+      if (!e.dirty) continue;
+      if (e.record) {
+        batch.Put(storage::Cf::kMeta, key, *e.record);
+      } else {
+        batch.Delete(storage::Cf::kMeta, key);
+      }
+      e.dirty = false;
+    }
+    dirty_ = 0;
+  }
+  if (young_bytes_ > bytes_max_ / 2) {
+    old_ = std::move(young_);
+    old_bytes_ = young_bytes_;
+    young_ = Map();
+    young_bytes_ = 0;
+  }
+}
+
+void MetaCache::Clear() {
+  if (dirty_ > 0) Fatal("MetaCache::Clear with unflushed records");
+  young_.clear();
+  old_.clear();
+  young_bytes_ = old_bytes_ = 0;
+}
+
+}  // namespace atlas
