@@ -373,6 +373,13 @@ bool Executor::MayRead(Call& call, const storage::TableAcl& acl, const std::stri
 }
 
 absl::StatusOr<storage::TableAcl> Executor::LoadAcl(const std::string& table) {
+  if (options_.acls != nullptr) {
+    return options_.acls->Get(table, [this](const std::string& t) { return ReadAcl(t); });
+  }
+  return ReadAcl(table);
+}
+
+absl::StatusOr<storage::TableAcl> Executor::ReadAcl(const std::string& table) {
   auto raw = store_->Get(storage::Cf::kMeta, storage::TableMetaKey(table, "acl"));
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return storage::TableAcl{};

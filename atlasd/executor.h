@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "atlasd/acl_cache.h"
 #include "atlasd/cluster_view.h"
 #include "atlasd/metrics.h"
 #include "atlasd/replicator.h"
@@ -55,6 +56,9 @@ struct ExecutorOptions {
   CommandMetrics* metrics = nullptr;
   // WATCH delivery (null: WATCH is refused).
   WatchHub* watch = nullptr;
+  // Tables' ACLs in memory, kept coherent by the node (NodeHostOptions::acls); null: each
+  // check reads the store.
+  AclCache* acls = nullptr;
 };
 
 // The name of each socket command, in the order of socketproto::Command's alternatives (the
@@ -150,7 +154,8 @@ class Executor final : public socketproto::CommandHandler {
   bool IsBackup(const std::optional<std::string>& principal) const;
   // READ per the table's ACL, or by the backup right (audited).
   bool MayRead(Call& call, const storage::TableAcl& acl, const std::string& table);
-  absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);
+  absl::StatusOr<storage::TableAcl> LoadAcl(const std::string& table);  // through options_.acls
+  absl::StatusOr<storage::TableAcl> ReadAcl(const std::string& table);  // from the store
   absl::StatusOr<storage::TableState> LoadTableState(const std::string& table);
   std::vector<NodeView> Nodes();
   // Calls fn(table) for each table with replicated state on this node, in byte order, after

@@ -327,8 +327,9 @@ atlas::WatchHubOptions WatchOptionsFor(const atlas::Config& config, atlas::stora
 
 atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::NodeSetup& setup,
                                       atlas::WatchHub* watch_hub, atlas::PeerTransport* transport,
-                                      atlas::ClusterNode* cluster_node) {
+                                      atlas::ClusterNode* cluster_node, atlas::AclCache* acls) {
   atlas::NodeLoopOptions options;
+  options.host.acls = acls;
   options.host.change_history = config.watch_history;
   options.host.node_id = static_cast<atlas::consensus::NodeId>(setup.node_id);
   options.host.may_own = false;  // until the cluster runtime judged this node's clock
@@ -360,8 +361,10 @@ atlas::NodeIdentity IdentityFor(const atlas::Config& config, const atlas::NodeSe
 atlas::ExecutorOptions ExecutorOptionsFor(const atlas::Config& config,
                                           atlas::ClusterNode* cluster_node,
                                           atlas::CommandMetrics* metrics,
-                                          atlas::WatchHub* watch_hub, boost::asio::io_context* io) {
+                                          atlas::WatchHub* watch_hub, boost::asio::io_context* io,
+                                          atlas::AclCache* acls) {
   atlas::ExecutorOptions options;
+  options.acls = acls;
   options.principal_mode = config.principal_mode == "peercred" ? atlas::PrincipalMode::kPeercred
                                                                : atlas::PrincipalMode::kAssume;
   options.admin_users = config.admin_users;
@@ -498,8 +501,10 @@ int main(int argc, char** argv) {
   }
 
   atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get()));
+  atlas::AclCache acls(atlas::kDefaultAclCacheBytes);  // the node keeps it coherent
   auto replicator_or = atlas::NodeLoop::Start(
-      store->get(), NodeOptionsFor(config, *setup, &watch_hub, &transport, cluster_node.get()));
+      store->get(),
+      NodeOptionsFor(config, *setup, &watch_hub, &transport, cluster_node.get(), &acls));
   if (!replicator_or.ok()) {
     spdlog::error("loading consensus state: {}", replicator_or.status().message());
     return 1;
@@ -520,7 +525,7 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   atlas::Executor executor(
       store->get(), &replicator, self,
-      ExecutorOptionsFor(config, cluster_node.get(), &command_metrics, &watch_hub, &io));
+      ExecutorOptionsFor(config, cluster_node.get(), &command_metrics, &watch_hub, &io, &acls));
   atlas::socketproto::SocketServer server(io, ServerOptionsFor(config), &executor);
   if (absl::Status s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());

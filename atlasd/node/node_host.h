@@ -28,6 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "atlasd/acl_cache.h"
 #include "atlasd/node/group_routes.h"
 #include "atlasd/node/membership_state.h"
 #include "atlasd/replicator.h"
@@ -100,6 +101,8 @@ struct NodeHostOptions {
   // The state machine's record cache, shared with the previous incarnation: it keeps records
   // of Readies that a crash stopped before they reached the disk (atlasd/meta_cache.h).
   std::shared_ptr<MetaCache> test_meta_cache;
+  // The client threads' ACLs (not owned; null: none), invalidated once an ACL change is durable.
+  AclCache* acls = nullptr;
 };
 
 class NodeHost {
@@ -184,6 +187,7 @@ class NodeHost {
     std::vector<std::pair<std::string, uint64_t>> changes;  // WATCH
     bool everything = false;
     bool membership_changed = false;
+    std::vector<std::string> acls;  // tables whose ACL changed
   };
   class Snapshots;
 

@@ -112,6 +112,7 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
       r = state_machine_.Apply(cmd, e.object, e.slot, &writes);
       if (r.table_revision > 0) applied.changes.emplace_back(cmd.table(), r.table_revision);
       if (cmd.has_adopt()) applied.everything = true;
+      if (r.ok && cmd.has_acl()) applied.acls.push_back(cmd.table());
       if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {
         Pin(e.object, cmd.placement().pinned_region());
       }
@@ -132,6 +133,13 @@ bool NodeHost::Commit(storage::WriteSet& writes) {
 }
 
 void NodeHost::Publish(Applied& applied) {
+  if (options_.acls != nullptr) {
+    if (applied.everything) {
+      options_.acls->InvalidateAll();
+    } else if (!applied.acls.empty()) {
+      options_.acls->Invalidate(applied.acls);
+    }
+  }
   if (!applied.changes.empty() || applied.everything) {
     io_->TablesChanged(std::move(applied.changes), applied.everything);
   }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "atlasd/acl.h"
+#include "atlasd/acl_cache.h"
 
 using atlas::AclAllows;
 using atlas::AclApplyChange;
@@ -63,4 +64,42 @@ TEST_CASE("grants are a set: duplicates collapse and revoking a missing grant is
   AclApplyChange(&acl, "a", AclPerm::kRead, false);
   CHECK(acl.grants.empty());
   CHECK(AclAllows(acl, kNone, false, AclOp::kWrite));  // open again
+}
+
+TEST_CASE("the ACL cache never keeps a value read before an invalidation, and stays in bounds") {
+  atlas::AclCache cache(4096);
+  int loads = 0;
+  TableAcl granted;
+  AclApplyChange(&granted, "r", AclPerm::kRead, true);
+  auto load_granted = [&](const std::string&) -> absl::StatusOr<TableAcl> {
+    ++loads;
+    return granted;
+  };
+  REQUIRE(cache.Get("t", load_granted).ok());
+  REQUIRE(cache.Get("t", load_granted).ok());
+  CHECK(loads == 1);  // the second from memory
+  // A change commits (and invalidates) while a lookup is reading the old value: the old value
+  // is returned to that lookup (it was concurrent) but not kept.
+  auto load_racing = [&](const std::string& t) -> absl::StatusOr<TableAcl> {
+    ++loads;
+    TableAcl old = granted;
+    cache.Invalidate({t});
+    return old;
+  };
+  cache.Invalidate({"t"});
+  CHECK(cache.Get("t", load_racing)->grants.size() == 1);
+  TableAcl now;
+  auto load_now = [&](const std::string&) -> absl::StatusOr<TableAcl> {
+    ++loads;
+    return now;
+  };
+  CHECK(cache.Get("t", load_now)->grants.empty());
+  CHECK(cache.Get("t", load_now)->grants.empty());
+  CHECK(loads == 3);
+  cache.InvalidateAll();
+  CHECK(cache.bytes() == 0);
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(cache.Get("table" + std::to_string(i), load_granted).ok());
+    CHECK(cache.bytes() <= 4096);
+  }
 }
