@@ -287,6 +287,9 @@ bool Executor::Permitted(Call& call, const std::string& table) {
 }
 
 void Executor::AfterBarrier(const CallPtr& call, const std::string& table) {
+  // Answered here, on the thread that parsed it, when the node reads the table from its own
+  // applied state (docs/consensus.md §Reads without a round).
+  if (replicator_->ReadsLocally(table)) return Resume(call);
   replicator_->ReadBarrier(table, [this, call](absl::Status s) {
     if (!s.ok()) return call->Warn(ToStd(s.message()));
     // The barrier completes on the replication thread, which large reads must not hold up.

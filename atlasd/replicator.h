@@ -37,6 +37,9 @@ class Replicator {
   virtual void Propose(proto::Command cmd, Done done) = 0;
   // `done` runs once reads issued after it observe every write acknowledged before the call.
   virtual void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) = 0;
+  // True when reads of `table` need no barrier now: this node may read it from its own applied
+  // state (docs/consensus.md §Reads without a round). Any thread; never blocks.
+  virtual bool ReadsLocally(const std::string& /*table*/) { return false; }
   // `done` runs after a round trip through the replication layer's own thread (NODE PING).
   virtual void Ping(std::function<void()> done) = 0;
   // Reports the table's ownership as currently known.

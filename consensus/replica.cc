@@ -445,6 +445,13 @@ bool Replica::IsOwner(const ObjectId& object) const {
   return o != nullptr && o->proposer.role == Role::kOwner;
 }
 
+bool Replica::ServesReadsLocally(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o != nullptr && may_own_ && o->proposer.role == Role::kOwner &&
+         o->hard.commit_index >= o->reads.ready_slot &&
+         o->learner.applied >= o->reads.ready_slot && InEveryQ1(ObjectEpochs(*o));
+}
+
 NodeId Replica::BelievedOwner(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
   if (o == nullptr) return kNoNode;

@@ -253,6 +253,7 @@ struct Probes {
   uint64_t forwards = 0;
   uint64_t forward_rejects = 0;
   uint64_t read_rounds = 0;
+  uint64_t reads_without_round = 0;       // Owner in every Q1: nothing to confirm.
   uint64_t moves_suggested = 0;
   uint64_t accept_resends = 0;
   // Reconfiguration.
@@ -319,6 +320,12 @@ class Replica {
   // Introspection (tests, QUORUM INFO, the simulator's checkers).
   NodeId id() const { return config_.id; }
   bool IsOwner(const ObjectId& object) const;
+  // Whether this node may answer reads of `object` from its applied state with no round at
+  // all (docs/consensus.md §Reads without a round): it owns the object with a trusted clock,
+  // it applied what its election recovered, and every phase-1 quorum of the object's
+  // configurations includes it, so that no other node can be elected without first getting
+  // its promise (which ends this). The host asks after every Ready, before its messages leave.
+  bool ServesReadsLocally(const ObjectId& object) const;
   NodeId BelievedOwner(const ObjectId& object) const;
   Ballot Promised(const ObjectId& object) const;
   Slot CommitIndex(const ObjectId& object) const;
@@ -468,6 +475,9 @@ class Replica {
   void HandleReadIndexRequest(const Message& msg);
   void HandleReadIndexResponse(const Message& msg);
   void StartReadRound(const ObjectId& object, ObjectState& o);
+  // Releases `reads` (local ones, and the answers to other nodes') at `index`.
+  void AnswerReads(const ObjectId& object, const ObjectState& o,
+                   const std::vector<PendingRead>& reads, Slot index);
   void HandleConfirm(const Message& msg);
   void HandleConfirmAck(const Message& msg);
   void SetReadIndex(RequestId id, Slot index);
@@ -508,6 +518,8 @@ class Replica {
   // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
   EpochSet ObjectEpochs(const ObjectState& o) const;
   bool IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const;
+  // Every phase-1 quorum of every configuration in `epochs` includes this node.
+  bool InEveryQ1(const EpochSet& epochs) const;
   bool IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const;
   NodeSet MembersOf(const EpochSet& epochs) const;
   absl::Status CheckAvailableIn(const EpochSet& epochs) const;

@@ -107,6 +107,15 @@ void Replica::HandleReadIndexResponse(const Message& msg) {
 void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
   if (o.proposer.role != Role::kOwner || o.reads.active || o.reads.waiting.empty()) return;
   if (o.hard.commit_index < o.reads.ready_slot) return;
+  if (InEveryQ1(ObjectEpochs(o))) {
+    // No other node can be elected without our promise, and we have given none (we still
+    // own the object): there is nothing to confirm.
+    ++probes_.reads_without_round;
+    std::vector<PendingRead> reads = std::move(o.reads.waiting);
+    o.reads.waiting.clear();
+    AnswerReads(object, o, reads, o.hard.commit_index);
+    return;
+  }
   o.reads.active = true;
   ++o.reads.round;
   o.reads.in_round = std::move(o.reads.waiting);
@@ -144,20 +153,26 @@ void Replica::HandleConfirmAck(const Message& msg) {
   o.reads.acks.insert(msg.from);
   if (!IsQ2In(ObjectEpochs(o), o.reads.acks)) return;
   o.reads.active = false;
+  std::vector<PendingRead> reads = std::move(o.reads.in_round);
+  o.reads.in_round.clear();
+  AnswerReads(msg.object, o, reads, o.reads.read_index);
+}
+
+void Replica::AnswerReads(const ObjectId& object, const ObjectState& o,
+                          const std::vector<PendingRead>& reads, Slot index) {
   absl::btree_map<NodeId, std::vector<RequestId>> remote;
-  for (const PendingRead& r : o.reads.in_round) {
+  for (const PendingRead& r : reads) {
     if (r.origin == config_.id) {
-      SetReadIndex(r.id, o.reads.read_index);
+      SetReadIndex(r.id, index);
     } else {
       remote[r.origin].push_back(r.id);
     }
   }
-  o.reads.in_round.clear();
   for (auto& [origin, ids] : remote) {
-    Message m = MessageTo(MessageType::kReadIndexResponse, origin, msg.object);
+    Message m = MessageTo(MessageType::kReadIndexResponse, origin, object);
     m.ok = true;
     m.ballot = o.proposer.ballot;
-    m.slot = o.reads.read_index;
+    m.slot = index;
     m.request_ids = std::move(ids);
     Send(std::move(m));
   }

@@ -101,6 +101,20 @@ bool Replica::IsQ1In(const EpochSet& epochs, const NodeSet& nodes) const {
   return true;
 }
 
+bool Replica::InEveryQ1(const EpochSet& epochs) const {
+  if (epochs.empty()) return false;
+  for (uint64_t e : epochs) {
+    const ConfigInfo* c = FindConfig(e);
+    if (c == nullptr || !c->quorums.topology().zone_of.contains(config_.id)) return false;
+    NodeSet others;
+    for (const auto& [node, zone] : c->quorums.topology().zone_of) {
+      if (node != config_.id) others.insert(node);
+    }
+    if (c->quorums.IsQ1(others)) return false;
+  }
+  return true;
+}
+
 bool Replica::IsQ2In(const EpochSet& epochs, const NodeSet& nodes) const {
   for (uint64_t e : epochs) {
     const ConfigInfo* c = FindConfig(e);

@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "atlasd/acl_cache.h"
+#include "atlasd/node/local_reads.h"
 #include "atlasd/node/group_routes.h"
 #include "atlasd/node/membership_state.h"
 #include "atlasd/replicator.h"
@@ -103,6 +104,9 @@ struct NodeHostOptions {
   std::shared_ptr<MetaCache> test_meta_cache;
   // The client threads' ACLs (not owned; null: none), invalidated once an ACL change is durable.
   AclCache* acls = nullptr;
+  // TEST ONLY: tables stay in local_reads() after the node lost what made those reads safe
+  // (NodeHost::RefreshLocalReads does nothing).
+  bool test_keep_local_reads = false;
 };
 
 class NodeHost {
@@ -160,6 +164,8 @@ class NodeHost {
   uint64_t readies() const { return readies_; }
   uint64_t ticks_skipped() const { return ticks_skipped_; }
   const OwnershipStats& ownership() const { return ownership_; }
+  // The tables whose reads need no barrier; shared with the client threads (thread-safe).
+  std::shared_ptr<const LocalReads> local_reads() const { return local_reads_; }
 
   // Observers of each Ready before it is processed (the simulator's checkers). Test only.
   std::function<void(const consensus::Ready&)> observe_ready;
@@ -209,6 +215,10 @@ class NodeHost {
   bool Send(consensus::Ready& rd);
   void AnswerClients(const consensus::Ready& rd);
   void ReleaseRead(const consensus::ReadState& rs);
+  // Whether `table` is read from this node's applied state with no barrier now.
+  bool ReadsLocally(const std::string& table);
+  // Drops the tables for which that stopped being true. Before any message of a Ready leaves.
+  void RefreshLocalReads();
   void AnswerRead(const consensus::Reply& reply, const std::string& detail);
   void AnswerMembership(const consensus::Reply& reply);
   void AnswerWrite(const consensus::Reply& reply, const std::string& detail);
@@ -234,6 +244,7 @@ class NodeHost {
   GroupRoutes routes_;
   std::unique_ptr<Snapshots> snapshots_;
   std::unique_ptr<consensus::Replica> replica_;
+  std::shared_ptr<LocalReads> local_reads_ = std::make_shared<LocalReads>();
   consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_; null: static
 
   uint64_t next_seq_;

@@ -81,6 +81,7 @@ absl::StatusOr<std::unique_ptr<NodeLoop>> NodeLoop::Start(storage::Store* store,
   auto host = NodeHost::Start(store, loop->io_.get(), std::move(host_options));
   if (!host.ok()) return host.status();
   loop->host_ = std::move(*host);
+  loop->local_reads_ = loop->host_->local_reads();
   loop->PublishStats();
   loop->thread_ = std::thread([l = loop.get()] { l->Run(); });
   return loop;

@@ -58,6 +58,7 @@ class NodeLoop final : public Replicator {
   // Replicator.
   void Propose(proto::Command cmd, Done done) override;
   void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) override;
+  bool ReadsLocally(const std::string& table) override { return local_reads_->Contains(table); }
   void Ping(std::function<void()> done) override;
   void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;
   // Stops taking requests, finishes the queued and in-flight ones, joins the node thread.
@@ -111,6 +112,7 @@ class NodeLoop final : public Replicator {
   NodeLoopOptions options_;
   std::unique_ptr<IO> io_;
   std::unique_ptr<NodeHost> host_;  // node thread only
+  std::shared_ptr<const LocalReads> local_reads_;  // the host's; set before the thread starts
   std::atomic<bool> may_own_;
   int64_t last_skip_warning_ms_ = 0;  // node thread
 

@@ -21,7 +21,10 @@ bool NodeHost::ProcessReady() {
     Applied applied;
     if (!Stage(rd, *writes, applied)) return false;
     // The bug switches move a step before the commit that its safety depends on.
-    if (options_.test_send_before_persist && !Send(rd)) return false;
+    if (options_.test_send_before_persist) {
+      RefreshLocalReads();
+      if (!Send(rd)) return false;
+    }
     if (options_.test_reply_before_persist) {
       for (const consensus::Reply& reply : rd.replies) {
         if (!reply.is_read) AnswerWrite(reply, reply.detail);
@@ -30,7 +33,9 @@ bool NodeHost::ProcessReady() {
     if (!Commit(*writes)) return false;
     Publish(applied);
     for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
-    // Only now, with the Ready durable, may other nodes learn of its promises and accepts.
+    // Only now, with the Ready durable, may other nodes learn of its promises and accepts; and
+    // only once the tables this Ready's promises give away are no longer read locally.
+    RefreshLocalReads();
     if (!Send(rd)) return false;
     AnswerClients(rd);
     replica_->Advance(rd);
@@ -194,6 +199,7 @@ void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
   reads_.erase(it);
   const StateMachine::Route& route = routes_.Of(read.table);
   if (route.object == read.object && route.live) {
+    if (ReadsLocally(read.table)) local_reads_->Insert(read.table);
     read.done(absl::OkStatus());
   } else if (read.attempt < GroupRoutes::kRetries) {
     After(GroupRoutes::BackoffMs(read.attempt), [this, read = std::move(read)]() mutable {
@@ -203,6 +209,16 @@ void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
     read.done(absl::UnavailableError(
         StrCat("table '", read.table, "' is changing group; retry")));
   }
+}
+
+bool NodeHost::ReadsLocally(const std::string& table) {
+  const StateMachine::Route& route = routes_.Of(table);
+  return route.object == table && route.live && replica_->ServesReadsLocally(table);
+}
+
+void NodeHost::RefreshLocalReads() {
+  if (options_.test_keep_local_reads || local_reads_->size() == 0) return;
+  local_reads_->RetainIf([this](const std::string& table) { return ReadsLocally(table); });
 }
 
 void NodeHost::AnswerRead(const consensus::Reply& reply, const std::string& detail) {

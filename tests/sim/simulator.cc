@@ -450,6 +450,7 @@ void Simulation::StartNode(SimNode& node) {
   o.test_send_before_persist = opt_.bug_send_before_persist;
   o.test_reply_before_persist = opt_.bug_reply_before_persist;
   o.test_reuse_sequence_numbers = opt_.bug_reuse_sequence_numbers;
+  o.test_keep_local_reads = opt_.bug_keep_local_reads;
   if (opt_.bug_meta_cache_outlives_crash) {
     if (!node.meta_cache) node.meta_cache = std::make_shared<MetaCache>(kDefaultMetaCacheBytes);
     o.test_meta_cache = node.meta_cache;
@@ -958,6 +959,10 @@ void Simulation::ClientStep(ClientState& c) {
     node.host->Propose(std::move(cmd), [this, current](ApplyResult r) {
       if (ClientState* cs = current()) CompleteOp(*cs, r.ok, !r.outcome_unknown, "");
     });
+  } else if (node.host->local_reads()->Contains(object)) {
+    // As atlasd's client threads do: no barrier while the node reads the table locally.
+    ++result_.local_reads;
+    CompleteOp(c, true, true, ReadRow(node, object, row));
   } else {
     node.host->ReadBarrier(object, [this, current, id = node.id, object, row](absl::Status s) {
       ClientState* cs = current();
@@ -1280,6 +1285,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.forwards += from.forwards;
   into.forward_rejects += from.forward_rejects;
   into.read_rounds += from.read_rounds;
+  into.reads_without_round += from.reads_without_round;
   into.moves_suggested += from.moves_suggested;
   into.accept_resends += from.accept_resends;
   into.reanchors_committed += from.reanchors_committed;
@@ -1396,6 +1402,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_send_before_persist) absl::StrAppend(&cmd, " --bug-send-before-persist");
   if (o.bug_reply_before_persist) absl::StrAppend(&cmd, " --bug-reply-before-persist");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
+  if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {
     absl::StrAppend(&cmd, " --crash-before-sync ", o.crash_before_sync_chance);
   }

@@ -109,6 +109,8 @@ struct SimOptions {
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;
+  // Tables stay readable without a barrier after the node gave away what made that safe.
+  bool bug_keep_local_reads = false;
   // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
   double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.
@@ -130,6 +132,7 @@ struct SimResult {
   uint64_t ops_invoked = 0, ops_ok = 0, ops_failed = 0, ops_unknown = 0;
   uint64_t messages = 0, dropped = 0, crashes = 0;
   uint64_t ownership_changes = 0;  // Steals won after warmup.
+  uint64_t local_reads = 0;        // Reads answered without a barrier (LocalReads).
   double steal_latency_ms = -1;    // Steal probe: Steal() until the node owns the object.
   int objects_at_home = 0;         // Objects owned, at the end, by a node of their home zone.
   consensus::Probes probes;        // Summed over every replica incarnation.

@@ -34,7 +34,7 @@ void Usage() {
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-reply-before-persist] [--crash-before-sync P]\n"
-               "                 [--bug-meta-cache-outlives-crash]\n"
+               "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
@@ -211,6 +211,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-send-before-persist", &o.bug_send_before_persist},
       {"--bug-reply-before-persist", &o.bug_reply_before_persist},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
+      {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--membership", &a->membership},
       {"--expect-violation", &a->expect_violation},
@@ -324,6 +325,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"forwards", p.forwards},
       {"forward_rejects", p.forward_rejects},
       {"read_rounds", p.read_rounds},
+      {"reads_without_round", p.reads_without_round},
       {"moves", p.moves_suggested},
       {"accept_resends", p.accept_resends},
       {"reanchors", p.reanchors_committed},
