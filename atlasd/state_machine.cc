@@ -39,21 +39,24 @@ bool StateMachine::GetThroughBatch(Cf cf, const std::string& key, std::string* v
   return true;
 }
 
-bool StateMachine::GetMeta(const std::string& key, std::string* value,
-                           storage::WriteSet* batch) {
-  if (const MetaCache::Record* held = meta_->Find(key)) {
+bool StateMachine::GetCached(MetaCache& cache, Cf cf, const std::string& key, std::string* value,
+                             storage::WriteSet* batch) {
+  if (const MetaCache::Record* held = cache.Find(key)) {
     if (!*held) return false;
     *value = **held;
     return true;
   }
   std::string raw;
-  const bool found = GetThroughBatch(Cf::kMeta, key, &raw, batch);
-  meta_->Fill(key, found ? MetaCache::Record(raw) : std::nullopt);
+  const bool found = GetThroughBatch(cf, key, &raw, batch);
+  cache.Fill(key, found ? MetaCache::Record(raw) : std::nullopt);
   if (found) *value = std::move(raw);
   return found;
 }
 
-void StateMachine::FlushMeta(storage::WriteSet* batch) { meta_->Flush(*batch); }
+void StateMachine::FlushMeta(storage::WriteSet* batch) {
+  meta_->Flush(*batch);
+  rows_->Flush(*batch);  // nothing to write: keeps its bound
+}
 
 storage::TableAcl StateMachine::LoadAcl(const std::string& table,
                                         storage::WriteSet* batch) {
@@ -449,8 +452,9 @@ void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& 
     for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
   }
   for (const auto& k : doomed) batch->Delete(cf, k);
-  // Records deleted (and, by the caller, rewritten) past the cache.
+  // Records deleted (and, by the caller, rewritten) past the caches.
   if (cf == Cf::kMeta) meta_->Clear();
+  if (cf == Cf::kRows) rows_->Clear();
 }
 
 absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::string& table) {
@@ -513,7 +517,7 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
   }
   const std::string row_key = storage::RowKey(table, put.row());
   std::string raw;
-  if (GetThroughBatch(Cf::kRows, row_key, &raw, batch)) {
+  if (GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) {
     auto old = storage::DecodeRowRecord(raw);
     if (!old) CorruptState(StrCat("row ", Key(table, put.row())));
     // Replicas agree on this: the time is the owner's stamp in the chosen entry.
@@ -544,7 +548,9 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
                  v.substr(size_t{i} * storage::kBlobChunkBytes, storage::kBlobChunkBytes));
     }
   }
-  batch->Put(Cf::kRows, row_key, storage::EncodeRowRecord(rec));
+  std::string encoded = storage::EncodeRowRecord(rec);
+  batch->Put(Cf::kRows, row_key, encoded);
+  rows_->Fill(row_key, std::move(encoded));
   ApplyResult changed;
   changed.row_changed = true;
   return changed;
@@ -561,7 +567,7 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
   }
   const std::string row_key = storage::RowKey(table, row);
   std::string raw;
-  if (!GetThroughBatch(Cf::kRows, row_key, &raw, batch)) return {};  // deleting nothing is OK
+  if (!GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) return {};  // deleting nothing is OK
   auto old = storage::DecodeRowRecord(raw);
   if (!old) CorruptState(StrCat("row ", Key(table, row)));
   if (old->worm_until_ms > now_ms) {
@@ -570,6 +576,7 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
   }
   DropChunks(table, row, *old, batch);
   batch->Delete(Cf::kRows, row_key);
+  rows_->Fill(row_key, std::nullopt);
   ApplyResult changed;
   changed.row_changed = true;
   return changed;

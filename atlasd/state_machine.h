@@ -62,17 +62,23 @@ inline constexpr uint64_t kAdoptBytesMax = 64ull << 20;
 // Memory for the table and object records of the applies (atlasd/meta_cache.h): about 100,000
 // tables' records.
 inline constexpr size_t kDefaultMetaCacheBytes = size_t{32} << 20;
+// Memory for the row records the applies read (a PUT or DEL reads the row it replaces: WORM,
+// chunks), kept as the store has them, inline values included.
+inline constexpr size_t kDefaultRowCacheBytes = size_t{32} << 20;
 
 class StateMachine {
  public:
-  // `meta`: the records' cache; by default one of its own, kDefaultMetaCacheBytes. A cache
-  // shared with an earlier incarnation is the simulator's bug switch (NodeHostOptions::
-  // test_meta_cache): it outlives Readies that never reached the disk.
+  // `meta`, `rows`: the caches of table and object records and of row records; by default
+  // their own, kDefaultMetaCacheBytes and kDefaultRowCacheBytes. Caches shared with an earlier
+  // incarnation are the simulator's bug switch (NodeHostOptions::test_meta_cache): they
+  // outlive Readies that never reached the disk.
   explicit StateMachine(storage::Store* store, uint64_t change_history = kDefaultChangeHistory,
-                        std::shared_ptr<MetaCache> meta = nullptr)
+                        std::shared_ptr<MetaCache> meta = nullptr,
+                        std::shared_ptr<MetaCache> rows = nullptr)
       : store_(store),
         change_history_(std::max<uint64_t>(change_history, 1)),
-        meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)) {}
+        meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)),
+        rows_(rows ? std::move(rows) : std::make_shared<MetaCache>(kDefaultRowCacheBytes)) {}
 
 
   // The consensus object of a table in group `group` ("" = none): "@<group>", a name no table
@@ -143,8 +149,12 @@ class StateMachine {
 
   bool GetThroughBatch(storage::Cf cf, const std::string& key, std::string* value,
                        storage::WriteSet* batch);
-  // A Cf::kMeta record: from the cache, else through the batch (or the store) into it.
-  bool GetMeta(const std::string& key, std::string* value, storage::WriteSet* batch);
+  // A record of `cf` held in `cache`: from there, else through the batch (or the store) into it.
+  bool GetCached(MetaCache& cache, storage::Cf cf, const std::string& key, std::string* value,
+                 storage::WriteSet* batch);
+  bool GetMeta(const std::string& key, std::string* value, storage::WriteSet* batch) {
+    return GetCached(*meta_, storage::Cf::kMeta, key, value, batch);
+  }
   storage::TableAcl LoadAcl(const std::string& table, storage::WriteSet* batch);
   storage::TableState LoadState(const std::string& table, storage::WriteSet* batch);
   void PutState(const std::string& table, const storage::TableState& st,
@@ -174,6 +184,9 @@ class StateMachine {
   storage::Store* store_;
   uint64_t change_history_;
   std::shared_ptr<MetaCache> meta_;
+  // Row records (Cf::kRows), written to the batch directly and held here as written: never
+  // dirty, cleared when a snapshot replaces rows.
+  std::shared_ptr<MetaCache> rows_;
 };
 
 }  // namespace atlas

@@ -97,7 +97,8 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
     : store_(store),
       io_(io),
       options_(std::move(options)),
-      state_machine_(store, options_.change_history, options_.test_meta_cache),
+      state_machine_(store, options_.change_history, options_.test_meta_cache,
+                     options_.test_row_cache),
       routes_(&state_machine_),
       snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)),
       // Request ids must not repeat across restarts (the core deduplicates forwarded requests

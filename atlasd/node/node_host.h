@@ -99,9 +99,10 @@ struct NodeHostOptions {
   bool test_send_before_persist = false;  // messages leave before their Ready is durable
   bool test_reply_before_persist = false; // clients are answered before the apply is durable
   bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again
-  // The state machine's record cache, shared with the previous incarnation: it keeps records
-  // of Readies that a crash stopped before they reached the disk (atlasd/meta_cache.h).
-  std::shared_ptr<MetaCache> test_meta_cache;
+  // The state machine's record caches (table and object records, row records), shared with
+  // the previous incarnation: they keep records of Readies that a crash stopped before they
+  // reached the disk (atlasd/meta_cache.h).
+  std::shared_ptr<MetaCache> test_meta_cache, test_row_cache;
   // The client threads' ACLs (not owned; null: none), invalidated once an ACL change is durable.
   AclCache* acls = nullptr;
   // TEST ONLY: tables stay in local_reads() after the node lost what made those reads safe

@@ -84,7 +84,8 @@ struct SimNode {
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<SimIO> io;
   std::unique_ptr<NodeHost> host;
-  std::shared_ptr<MetaCache> meta_cache;  // kept across incarnations only by the bug switch
+  // Kept across incarnations only by the bug switch.
+  std::shared_ptr<MetaCache> meta_cache, row_cache;
   // The durable hard state as the core asked for it (updates applied once their Ready was
   // committed): promises must never go back, and a restart must load the same promises.
   PersistentState durable;
@@ -453,7 +454,9 @@ void Simulation::StartNode(SimNode& node) {
   o.test_keep_local_reads = opt_.bug_keep_local_reads;
   if (opt_.bug_meta_cache_outlives_crash) {
     if (!node.meta_cache) node.meta_cache = std::make_shared<MetaCache>(kDefaultMetaCacheBytes);
+    if (!node.row_cache) node.row_cache = std::make_shared<MetaCache>(kDefaultRowCacheBytes);
     o.test_meta_cache = node.meta_cache;
+    o.test_row_cache = node.row_cache;
   }
   node.io = std::make_unique<SimIO>(this, &node);
   node.owned.clear();

@@ -475,14 +475,19 @@ TEST_CASE("records the applies hold in memory follow a snapshot install and reac
   Replica r;
   REQUIRE(r.Apply(Acl("t", "bob", atlas::proto::WRITE, true, "", /*admin=*/true)).ok);
   REQUIRE(r.Apply(Put("t", "a", "1", 1, "bob")).ok);
-  // ref's t is further on and grants carol only.
+  REQUIRE(r.Apply(Put("t", "w", "plain", 1, "bob")).ok);  // r holds row w's record: no WORM
+  // ref's t is further on, grants carol only, and its row w is WORM-protected.
   Replica ref;
   REQUIRE(ref.Apply(Acl("t", "carol", atlas::proto::WRITE, true, "", true)).ok);
-  for (int i = 0; i < 3; ++i) REQUIRE(ref.Apply(Put("t", "b", std::to_string(i), 2, "carol")).ok);
+  for (int i = 0; i < 2; ++i) REQUIRE(ref.Apply(Put("t", "b", std::to_string(i), 2, "carol")).ok);
+  Command worm = Put("t", "w", "kept", 2, "carol");
+  worm.mutable_put()->set_worm_ttl_ms(3'600'000);
+  REQUIRE(ref.Apply(worm).ok);
   r.InstallObject("t", ref.sm().SnapshotObject("t"), ref.sm().CommitIndex("t", nullptr));
   CHECK(r.sm().CommitIndex("t", nullptr) == ref.sm().CommitIndex("t", nullptr));
-  // Judged by the installed ACL, not the one r had cached.
+  // Judged by the installed ACL and row, not those r had cached.
   CHECK_FALSE(r.Apply(Put("t", "c", "x", 3, "bob")).ok);
+  CHECK(r.Apply(Put("t", "w", "x", 3, "carol")).error.starts_with("row 't.w' is WORM-protected"));
   CHECK(r.Apply(Put("t", "c", "x", 3, "carol")).ok);
   // Three PUTs in one batch: the table state and commit index are written once, with the
   // last values (the cache holds nothing unflushed afterwards).
@@ -492,6 +497,7 @@ TEST_CASE("records the applies hold in memory follow a snapshot install and reac
   for (const ApplyResult& a : res) CHECK(a.ok);
   CHECK(r.sm().meta_cache().dirty() == 0);
   ref.Apply(Put("t", "c", "x", 3, "bob"));
+  ref.Apply(Put("t", "w", "x", 3, "carol"));
   ref.Apply(Put("t", "c", "x", 3, "carol"));
   ref.ApplySlot("t", {Put("t", "d", "1", 4, "carol"), Put("t", "e", "1", 4, "carol"),
                       Put("t", "f", "1", 4, "carol")});

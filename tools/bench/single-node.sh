@@ -102,7 +102,7 @@ bench_run() {  # bench_run <prefix> <row> <server pid> <target> <op> <connection
     die "atlas-bench failed: $out"
   # The server's CPU per operation, in microseconds.
   res[$row,${p}_cpu]=$(awk -v t="$(( $(cpu_ticks "$pid") - before ))" -v hz="$(getconf CLK_TCK)" \
-    -v n="$(json_field "$out" ops)" 'BEGIN { printf "%.1f", n > 0 ? t / hz * 1e6 / n : 0 }')
+    -v n="$(json_field "$out" ops)" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
   res[$row,${p}_ops]=$(json_field "$out" ops_per_sec)
   res[$row,${p}_p50]=$(json_field "$out" p50)
   res[$row,${p}_p99]=$(json_field "$out" p99)
