@@ -4,7 +4,8 @@
 //
 // The node thread adds a table when a barrier read of it completes while the core says
 // Replica::ServesReadsLocally, and takes every table whose answer changed out before each
-// Ready's messages leave (NodeHost::RefreshLocalReads): the promise that ends an owner's claim
+// Ready's messages leave (NodeHost::RefreshLocalReads, which re-checks the objects the Ready
+// touched, or all after a membership change or snapshot): the promise that ends an owner's claim
 // leaves the node only after its tables left this set, so a read that still found its table
 // here was invoked before any other node could be elected. Bounded: at most kTablesMax tables
 // (the others take the barrier). Thread-safe.
@@ -37,6 +38,10 @@ class LocalReads {
   void Insert(const std::string& table) {
     absl::MutexLock lock(&mu_);
     if (tables_.size() < kTablesMax) tables_.insert(table);
+  }
+  void Erase(const std::string& table) {
+    absl::MutexLock lock(&mu_);
+    tables_.erase(table);
   }
   // Keeps the tables for which `keep` is true.
   void RetainIf(const std::function<bool(const std::string&)>& keep) {

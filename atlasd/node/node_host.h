@@ -219,7 +219,7 @@ class NodeHost {
   // Whether `table` is read from this node's applied state with no barrier now.
   bool ReadsLocally(const std::string& table);
   // Drops the tables for which that stopped being true. Before any message of a Ready leaves.
-  void RefreshLocalReads();
+  void RefreshLocalReads(const consensus::Ready& rd, const Applied& applied);
   void AnswerRead(const consensus::Reply& reply, const std::string& detail);
   void AnswerMembership(const consensus::Reply& reply);
   void AnswerWrite(const consensus::Reply& reply, const std::string& detail);

@@ -22,7 +22,7 @@ bool NodeHost::ProcessReady() {
     if (!Stage(rd, *writes, applied)) return false;
     // The bug switches move a step before the commit that its safety depends on.
     if (options_.test_send_before_persist) {
-      RefreshLocalReads();
+      RefreshLocalReads(rd, applied);
       if (!Send(rd)) return false;
     }
     if (options_.test_reply_before_persist) {
@@ -35,7 +35,7 @@ bool NodeHost::ProcessReady() {
     for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
     // Only now, with the Ready durable, may other nodes learn of its promises and accepts; and
     // only once the tables this Ready's promises give away are no longer read locally.
-    RefreshLocalReads();
+    RefreshLocalReads(rd, applied);
     if (!Send(rd)) return false;
     AnswerClients(rd);
     replica_->Advance(rd);
@@ -216,9 +216,22 @@ bool NodeHost::ReadsLocally(const std::string& table) {
   return route.object == table && route.live && replica_->ServesReadsLocally(table);
 }
 
-void NodeHost::RefreshLocalReads() {
+// Only the objects this Ready touched can have changed their answer: a promise to a higher
+// ballot is persisted (rd.persist) and steps the owner down (rd.ownership); an anchor or a
+// group move is committed (rd.committed). Membership changes and snapshots change every
+// object's answer.
+void NodeHost::RefreshLocalReads(const consensus::Ready& rd, const Applied& applied) {
   if (options_.test_keep_local_reads || local_reads_->size() == 0) return;
-  local_reads_->RetainIf([this](const std::string& table) { return ReadsLocally(table); });
+  if (applied.everything || applied.membership_changed) {
+    local_reads_->RetainIf([this](const std::string& table) { return ReadsLocally(table); });
+    return;
+  }
+  auto recheck = [this](const std::string& object) {
+    if (local_reads_->Contains(object) && !ReadsLocally(object)) local_reads_->Erase(object);
+  };
+  for (const consensus::HardStateUpdate& u : rd.persist) recheck(u.object);
+  for (const consensus::CommittedEntry& e : rd.committed) recheck(e.object);
+  for (const consensus::OwnershipEvent& e : rd.ownership) recheck(e.object);
 }
 
 void NodeHost::AnswerRead(const consensus::Reply& reply, const std::string& detail) {
