@@ -76,9 +76,7 @@ storage::TableState StateMachine::LoadState(const std::string& table,
   return *st;
 }
 
-void StateMachine::PutState(const std::string& table, const storage::TableState& st,
-                            storage::WriteSet* batch) {
-  (void)batch;  // reaches it in FlushMeta
+void StateMachine::PutState(const std::string& table, const storage::TableState& st) {
   meta_->Put(storage::TableMetaKey(table, "state"), storage::EncodeTableState(st));
 }
 
@@ -124,11 +122,9 @@ uint64_t StateMachine::CommitIndex(const std::string& object,
   return st.gen == 0 ? st.commit_index : 0;
 }
 
-void StateMachine::MarkApplied(const std::string& object, uint64_t slot,
-                               storage::WriteSet* batch) {
+void StateMachine::MarkApplied(const std::string& object, uint64_t slot) {
   std::string v;
   storage::PutVarint(&v, slot);
-  (void)batch;  // reaches it in FlushMeta
   meta_->Put(storage::ObjectMetaKey(object, "ci"), std::move(v));
 }
 
@@ -320,13 +316,13 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
         if (!InstallSnapshot(t, value, batch)) return false;
         // Snapshots are taken between slots: the state includes its last slot whole.
         theirs->whole_slot = true;
-        PutState(t, *theirs, batch);
+        PutState(t, *theirs);
       }
     } else {
       return false;
     }
   }
-  MarkApplied(object, slot, batch);
+  MarkApplied(object, slot);
   return true;
 }
 
@@ -352,7 +348,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
                                 uint64_t slot, storage::WriteSet* batch) {
   ApplyResult result;
   result.revision = slot;
-  MarkApplied(object, slot, batch);
+  MarkApplied(object, slot);
   const std::string& table = cmd.table();
   if (socketproto::IsReservedTable(table)) {
     result.ok = false;
@@ -417,7 +413,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     AppendChange(cmd, state.revision, batch);
     result.table_revision = state.revision;
   }
-  PutState(table, state, batch);
+  PutState(table, state);
   result.revision = slot;
   return result;
 }
@@ -502,7 +498,7 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   st.pending = false;
   st.commit_index = slot;
   st.whole_slot = false;  // commands after the adopt in its slot still apply
-  PutState(table, st, batch);
+  PutState(table, st);
   return {};
 }
 
@@ -629,7 +625,7 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::s
     result.sealed = true;
   }
   if (cmd.placement().has_pinned_region()) state.pinned_region = cmd.placement().pinned_region();
-  PutState(table, state, batch);
+  PutState(table, state);
   return result;
 }
 

@@ -103,7 +103,8 @@ class StateMachine {
   const MetaCache& meta_cache() const { return *meta_; }
 
   // Records that `slot` of `object` was applied without a command (a no-op slot).
-  void MarkApplied(const std::string& object, uint64_t slot, storage::WriteSet* batch);
+  // (It reaches a WriteSet in the next FlushMeta.)
+  void MarkApplied(const std::string& object, uint64_t slot);
 
   // The object's last applied slot (through the batch; batch may be null).
   uint64_t CommitIndex(const std::string& object, storage::WriteSet* batch);
@@ -157,8 +158,7 @@ class StateMachine {
   }
   storage::TableAcl LoadAcl(const std::string& table, storage::WriteSet* batch);
   storage::TableState LoadState(const std::string& table, storage::WriteSet* batch);
-  void PutState(const std::string& table, const storage::TableState& st,
-                storage::WriteSet* batch);
+  void PutState(const std::string& table, const storage::TableState& st);  // via FlushMeta
   std::vector<storage::TableInterval> LoadMoves(const std::string& table,
                                                 storage::WriteSet* batch);
   // The object's record of `table`; a table's own object governs it until sealed.

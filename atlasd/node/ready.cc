@@ -72,7 +72,7 @@ bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& w
     if (object == consensus::kMembershipObject) {
       if (!membership_.Install(snap.data, writes)) Fatal("undecodable membership snapshot");
       applied.membership_changed = true;
-      state_machine_.MarkApplied(object, snap.slot, &writes);
+      state_machine_.MarkApplied(object, snap.slot);
       continue;
     }
     if (!state_machine_.InstallObjectSnapshot(object, snap.data, snap.slot, &writes)) {
@@ -85,7 +85,7 @@ bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& w
 
 void NodeHost::ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
                                Applied& applied) {
-  state_machine_.MarkApplied(e.object, e.slot, &writes);
+  state_machine_.MarkApplied(e.object, e.slot);
   for (const consensus::Command& c : e.commands) {
     absl::StatusOr<std::string> r = membership_.Apply(c.data, c.stamp_ms, writes);
     if (r.ok()) applied.membership_changed = true;
@@ -99,7 +99,7 @@ void NodeHost::ApplyMembership(const consensus::CommittedEntry& e, storage::Writ
 
 void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet& writes,
                           Applied& applied) {
-  if (e.commands.empty()) state_machine_.MarkApplied(e.object, e.slot, &writes);
+  if (e.commands.empty()) state_machine_.MarkApplied(e.object, e.slot);
   for (const consensus::Command& c : e.commands) {
     proto::Command cmd;
     ApplyResult r;
@@ -107,7 +107,7 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
     if (!cmd.ParseFromString(c.data) ||
         (cmd.table() != e.object && !StateMachine::IsGroupObject(e.object))) {
       // Every replica fails the same undecodable command the same way.
-      state_machine_.MarkApplied(e.object, e.slot, &writes);
+      state_machine_.MarkApplied(e.object, e.slot);
       r = {false, "internal error: undecodable command", e.slot};
     } else {
       // Judged at the owner's stamp (docs/consensus.md §Time); unstamped entries (from a node
