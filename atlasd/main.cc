@@ -312,14 +312,16 @@ atlas::PeerTransportOptions TransportOptionsFor(const atlas::Config& config,
 }
 
 // WATCH: the state machine keeps each table's recent row changes; the hub streams them.
-atlas::WatchHubOptions WatchOptionsFor(const atlas::Config& config, atlas::storage::Store* store) {
+atlas::WatchHubOptions WatchOptionsFor(const atlas::Config& config, atlas::storage::Store* store,
+                                       atlas::AclCache* acls) {
   atlas::WatchHubOptions options;
   options.lag_max = config.watch_lag_max;
   options.watchers_max = config.watch_max;
   options.backlog_max = std::min<size_t>(size_t{1} << 20, config.max_pending_output_bytes / 2);
-  options.may_read = [store](const std::string& table, const std::optional<std::string>& principal,
-                             bool admin) {
-    absl::StatusOr<atlas::storage::TableAcl> acl = store->LoadTableAcl(table);
+  options.may_read = [store, acls](const std::string& table,
+                                    const std::optional<std::string>& principal, bool admin) {
+    absl::StatusOr<atlas::storage::TableAcl> acl =
+        acls->Get(table, [store](const std::string& t) { return store->LoadTableAcl(t); });
     return acl.ok() && atlas::AclAllows(*acl, principal, admin, atlas::AclOp::kRead);
   };
   return options;
@@ -500,8 +502,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get()));
   atlas::AclCache acls(atlas::kDefaultAclCacheBytes);  // the node keeps it coherent
+  atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get(), &acls));
   auto replicator_or = atlas::NodeLoop::Start(
       store->get(),
       NodeOptionsFor(config, *setup, &watch_hub, &transport, cluster_node.get(), &acls));
