@@ -68,6 +68,11 @@ void AddLimitOptions(CLI::App* app, Config* c) {
       ->check(CLI::Range(size_t{0}, size_t{1} << 24));
   app->add_option("--max-clock-offset", c->max_clock_offset,
                   "Largest clock offset from the peers a node may own tables and serve with");
+  app->add_option("--read-lease", c->read_lease,
+                  "Owner read lease: reads with no round for this long after a grant (or off)");
+  app->add_option("--max-clock-drift", c->max_clock_drift_ppm,
+                  "Largest rate error of any node's clock, in ppm (read leases assume it)")
+      ->check(CLI::Range(int64_t{0}, int64_t{200'000}));
   app->add_option("--log-level", c->log_level, "trace | debug | info | warn | error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app->add_option("--log-format", c->log_format, "text | json")
@@ -105,6 +110,15 @@ absl::Status Finish(int argc, Config* c) {
                                              "' is not a duration from 10ms to 1h like 500ms"));
   }
   c->max_clock_offset_ms = *offset;
+  if (c->read_lease == "off") {
+    c->read_lease_ms = 0;
+  } else if (auto lease = ParseShortDurationMs(c->read_lease);
+             lease && *lease >= 100 && *lease <= 60'000) {
+    c->read_lease_ms = *lease;
+  } else {
+    return absl::InvalidArgumentError(StrCat("--read-lease: '", c->read_lease,
+                                             "' is not off or a duration from 100ms to 1m"));
+  }
   if (c->join_token_ttl == "never") {
     c->join_token_ttl_ms = 0;
   } else if (auto ttl = socketproto::ParseDurationMs(c->join_token_ttl)) {

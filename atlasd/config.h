@@ -46,12 +46,18 @@ struct Config {
   // A node whose clock is further than this from its peers' neither owns tables nor serves
   // data commands (docs/consensus.md §Time). "500ms", "1s", ... (CockroachDB's default).
   std::string max_clock_offset = "500ms";
+  // Owner read leases (docs/consensus.md §Owner read leases): how long an acceptor's grant
+  // lasts ("2s"; "off": every read of a table whose owner some Q1 leaves out runs a round),
+  // and the bound on every node's clock rate error that their safety assumes (ppm).
+  std::string read_lease = "2s";
+  int64_t max_clock_drift_ppm = 10'000;
   std::string log_level = "info";
   std::string log_format = "text";
 
   bool embedded_default = false;  // started with no arguments at all
   unsigned socket_mode_bits = 0660;
   int64_t max_clock_offset_ms = 500;
+  int64_t read_lease_ms = 2000;  // 0: off
   int64_t join_token_ttl_ms = 24 * 3600 * 1000;  // 0: never expires
 };
 

@@ -333,6 +333,8 @@ atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::
   atlas::NodeLoopOptions options;
   options.host.acls = acls;
   options.host.change_history = config.watch_history;
+  options.host.read_lease_ms = config.read_lease_ms;
+  options.host.clock_drift_ppm = config.max_clock_drift_ppm;
   options.host.node_id = static_cast<atlas::consensus::NodeId>(setup.node_id);
   options.host.may_own = false;  // until the cluster runtime judged this node's clock
   options.host.membership = setup.membership;

@@ -46,6 +46,9 @@ struct Message {
   ObjectId object;
   Ballot ballot;
   bool ok = false;
+  // Confirm: the owner asks for a read lease; ConfirmAck: the acceptor granted it
+  // (docs/consensus.md §Owner read leases).
+  bool lease = false;
   // Also, in a ForwardReject / rejecting ReadIndexResponse: kNotOwning when the sender does not
   // own the object at all (so the origin stops forwarding to it).
   Slot slot = 0;

@@ -445,11 +445,16 @@ bool Replica::IsOwner(const ObjectId& object) const {
   return o != nullptr && o->proposer.role == Role::kOwner;
 }
 
-bool Replica::ServesReadsLocally(const ObjectId& object) const {
+LocalReadWindow Replica::LocalReads(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
-  return o != nullptr && may_own_ && o->proposer.role == Role::kOwner &&
-         o->hard.commit_index >= o->reads.ready_slot &&
-         o->learner.applied >= o->reads.ready_slot && InEveryQ1(ObjectEpochs(*o));
+  if (o == nullptr || !may_own_ || o->proposer.role != Role::kOwner ||
+      o->hard.commit_index < o->reads.ready_slot || o->learner.applied < o->reads.ready_slot) {
+    return {};
+  }
+  if (InEveryQ1(ObjectEpochs(*o))) return {LocalReadWindow::kForever, LocalReadWindow::kForever};
+  if (!LeaseHolds(object, *o)) return {};
+  const int64_t until = leases_.find(object)->second.until_ms;
+  return {until, until - OwnerLeaseMs() / 2};
 }
 
 NodeId Replica::BelievedOwner(const ObjectId& object) const {

@@ -38,11 +38,13 @@
 #define ATLAS_CONSENSUS_REPLICA_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -175,6 +177,16 @@ struct Ready {
   std::vector<ReadState> reads;
   std::vector<Reply> replies;
   std::vector<OwnershipEvent> ownership;
+  // Objects whose owner read lease was extended (LocalReadWindow moved on).
+  std::vector<ObjectId> leases;
+};
+
+// How long this node may answer reads of an object from its applied state with no round
+// (Replica::LocalReadWindow), on the host's monotonic clock (SetClock).
+struct LocalReadWindow {
+  static constexpr int64_t kForever = INT64_MAX;
+  int64_t until_ms = 0;              // Reads invoked before this; 0: none.
+  int64_t renew_at_ms = kForever;    // From here on, a read should also renew the lease.
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -193,6 +205,12 @@ struct ReplicaConfig {
   Tick resend_ticks = 400;            // Retransmit unanswered phase-1/phase-2/confirm rounds.
   Tick request_timeout_ticks = 4000;  // Client requests fail after this long.
   Tick steal_backoff_ticks = 100;     // Base of the randomized backoff after losing a steal.
+  // Owner read leases (docs/consensus.md §Owner read leases): an acceptor that grants one
+  // promises no other node for lease_ms of its clock; 0 turns leases off. Every node's
+  // monotonic clock must run within clock_drift_ppm of real time (the owner's lease is
+  // shortened by that much on both sides).
+  int64_t lease_ms = 0;
+  int64_t clock_drift_ppm = 10'000;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   size_t batch_commands_max = 64;         // Commands per slot.
@@ -254,6 +272,9 @@ struct Probes {
   uint64_t forward_rejects = 0;
   uint64_t read_rounds = 0;
   uint64_t reads_without_round = 0;       // Owner in every Q1: nothing to confirm.
+  uint64_t reads_on_lease = 0;            // Reads released by the owner's read lease.
+  uint64_t leases_granted = 0;            // Owner: a Q2 granted (or renewed) its lease.
+  uint64_t prepares_held = 0;             // Acceptor: a Prepare waited for a lease to end.
   uint64_t moves_suggested = 0;
   uint64_t accept_resends = 0;
   // Reconfiguration.
@@ -292,7 +313,9 @@ class Replica {
   // its peers is known and within the cluster's bound). When that ends, the objects this node
   // owns are handed back (stepped down) and steals wait until it may own again. Call before
   // every batch of Step/Tick/Propose (docs/consensus.md §Time).
-  void SetClock(int64_t wall_ms, bool may_own);
+  // `mono_ms` is the host's monotonic clock, read after every event of the batch arrived: the
+  // owner judges its read leases by it, the acceptor the leases it granted.
+  void SetClock(int64_t wall_ms, int64_t mono_ms, bool may_own);
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
@@ -320,12 +343,15 @@ class Replica {
   // Introspection (tests, QUORUM INFO, the simulator's checkers).
   NodeId id() const { return config_.id; }
   bool IsOwner(const ObjectId& object) const;
-  // Whether this node may answer reads of `object` from its applied state with no round at
+  // Until when this node may answer reads of `object` from its applied state with no round at
   // all (docs/consensus.md §Reads without a round): it owns the object with a trusted clock,
-  // it applied what its election recovered, and every phase-1 quorum of the object's
-  // configurations includes it, so that no other node can be elected without first getting
-  // its promise (which ends this). The host asks after every Ready, before its messages leave.
-  bool ServesReadsLocally(const ObjectId& object) const;
+  // it applied what its election recovered, and either every phase-1 quorum of the object's
+  // configurations includes it (kForever: no other node can be elected without first getting
+  // its promise, which ends this), or its read lease holds. The host asks after every Ready,
+  // before its messages leave.
+  LocalReadWindow LocalReads(const ObjectId& object) const;
+  // The owner's read lease of `object` (ballot, until on this node's clock), if it has one.
+  std::optional<std::pair<Ballot, int64_t>> OwnerLease(const ObjectId& object) const;
   NodeId BelievedOwner(const ObjectId& object) const;
   Ballot Promised(const ObjectId& object) const;
   Slot CommitIndex(const ObjectId& object) const;
@@ -481,6 +507,32 @@ class Replica {
   void HandleConfirm(const Message& msg);
   void HandleConfirmAck(const Message& msg);
   void SetReadIndex(RequestId id, Slot index);
+  // Starts a confirmation round for `reads` (empty: a lease renewal only).
+  void BeginReadRound(const ObjectId& object, ObjectState& o, std::vector<PendingRead> reads);
+
+  // replica_leases.cc: owner read leases (docs/consensus.md §Owner read leases).
+  struct OwnerLeaseState {
+    Ballot ballot;          // The ownership the lease belongs to.
+    EpochSet epochs;        // The configurations whose Q2 granted it.
+    int64_t until_ms = 0;   // This node's clock.
+    uint64_t round = 0;     // The confirmation round collecting grants,
+    int64_t round_sent_ms = 0;  // started then,
+    NodeSet grants;         // and the acceptors that granted in it.
+  };
+  struct LeaseGrant {
+    Ballot ballot;          // The owner we promised to wait for,
+    int64_t until_ms = 0;   // until then (our clock).
+    bool held = false;      // A Prepare waits: extend no more.
+  };
+  int64_t OwnerLeaseMs() const;  // lease_ms shortened by the drift bound on both clocks.
+  bool LeaseHolds(const ObjectId& object, const ObjectState& o) const;
+  // Acceptor: whether a Prepare that would raise our promise must wait for a lease to end.
+  bool LeaseBlocksPrepare(const Message& msg, const ObjectState& o);
+  // Acceptor: grants (or extends) the lease a Confirm asks for; false if it may not.
+  bool GrantLease(const Message& confirm);
+  void NoteRoundForLease(const ObjectId& object, const ObjectState& o);
+  void NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const Message& ack);
+  void DropExpiredLeases();
 
   // replica_routing.cc: routing and forwarding of client writes, migration.
   void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
@@ -570,6 +622,10 @@ class Replica {
   Rng rng_;
   consensus::Tick now_ = 0;
   int64_t wall_ms_ = 0;   // SetClock: the host's wall clock
+  int64_t mono_ms_ = 0;   // SetClock: the host's monotonic clock
+  int64_t boot_ms_ = -1;  // mono_ms_ at the first SetClock (the restart's lease guard)
+  absl::btree_map<ObjectId, OwnerLeaseState> leases_;  // Owned objects with a lease round.
+  absl::btree_map<ObjectId, LeaseGrant> grants_;       // Acceptor: leases granted.
   bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;

@@ -120,7 +120,7 @@ void Replica::CheckProposer(const ObjectId& object, const ObjectState& o,
   if (p.anchor_slot != 0 && !p.in_flight.contains(p.anchor_slot)) {
     fail("anchor slot ", p.anchor_slot, " not in flight");
   }
-  if (o.reads.active != !o.reads.in_round.empty() ||
+  if ((!o.reads.active && !o.reads.in_round.empty()) ||
       (o.reads.active && p.role != Role::kOwner)) {
     fail("read round active=", o.reads.active, " with ", o.reads.in_round.size(),
          " reads, role ", static_cast<int>(p.role));

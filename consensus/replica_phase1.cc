@@ -62,6 +62,11 @@ void Replica::HandlePrepare(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   Message r = ReplyTo(msg, MessageType::kPromise);
   if (!AcceptorRefuses(msg, o, r)) {
+    if (LeaseBlocksPrepare(msg, o)) {
+      // No answer: the candidate resends its Prepare (resend_ticks) until the lease is over.
+      ++probes_.prepares_held;
+      return;
+    }
     Promise(msg.object, o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
@@ -242,6 +247,7 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
   o.proposer.promises.clear();
   o.proposer.recovered.clear();
   o.reads.active = false;
+  leases_.erase(object);
   policy_->Reset(object);
   // Never-proposed commands are certainly not executed: re-route ours, hand others back.
   CommandQueue proposals;

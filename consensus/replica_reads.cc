@@ -105,27 +105,42 @@ void Replica::HandleReadIndexResponse(const Message& msg) {
 }
 
 void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
-  if (o.proposer.role != Role::kOwner || o.reads.active || o.reads.waiting.empty()) return;
+  if (o.proposer.role != Role::kOwner || o.reads.waiting.empty()) return;
   if (o.hard.commit_index < o.reads.ready_slot) return;
-  if (InEveryQ1(ObjectEpochs(o))) {
-    // No other node can be elected without our promise, and we have given none (we still
-    // own the object): there is nothing to confirm.
-    ++probes_.reads_without_round;
+  const bool every_q1 = InEveryQ1(ObjectEpochs(o));
+  // In every Q1, no other node can be elected without our promise, and we have given none
+  // (we still own the object); under our lease, none without a promise its holders withhold.
+  if (every_q1 || LeaseHolds(object, o)) {
+    ++(every_q1 ? probes_.reads_without_round : probes_.reads_on_lease);
     std::vector<PendingRead> reads = std::move(o.reads.waiting);
     o.reads.waiting.clear();
     AnswerReads(object, o, reads, o.hard.commit_index);
+    // Renew a lease past its middle while reads keep coming, so that they never wait for it.
+    if (!every_q1 && !o.reads.active &&
+        mono_ms_ >= leases_.find(object)->second.until_ms - OwnerLeaseMs() / 2) {
+      BeginReadRound(object, o, {});
+    }
     return;
   }
+  if (o.reads.active) return;
+  std::vector<PendingRead> reads = std::move(o.reads.waiting);
+  o.reads.waiting.clear();
+  BeginReadRound(object, o, std::move(reads));
+}
+
+void Replica::BeginReadRound(const ObjectId& object, ObjectState& o,
+                             std::vector<PendingRead> reads) {
   o.reads.active = true;
   ++o.reads.round;
-  o.reads.in_round = std::move(o.reads.waiting);
-  o.reads.waiting.clear();
+  o.reads.in_round = std::move(reads);
   o.reads.acks.clear();
   o.reads.read_index = o.hard.commit_index;
   o.reads.sent = now_;
   ++probes_.read_rounds;
+  NoteRoundForLease(object, o);
   Message m = ProposerMessage(MessageType::kConfirm, object, o);
   m.round = o.reads.round;
+  m.lease = config_.lease_ms > 0;
   SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
 }
 
@@ -139,6 +154,7 @@ void Replica::HandleConfirm(const Message& msg) {
     ObserveBallot(o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
+    r.lease = msg.lease && GrantLease(msg);
   }
   Send(std::move(r));
 }
@@ -151,6 +167,7 @@ void Replica::HandleConfirmAck(const Message& msg) {
     return;
   }
   o.reads.acks.insert(msg.from);
+  if (msg.lease) NoteLeaseGrant(msg.object, o, msg);
   if (!IsQ2In(ObjectEpochs(o), o.reads.acks)) return;
   o.reads.active = false;
   std::vector<PendingRead> reads = std::move(o.reads.in_round);

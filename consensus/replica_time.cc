@@ -17,6 +17,7 @@ void Replica::Tick() {
   if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
     last_heartbeat_ = now_;
     SendHeartbeat();
+    DropExpiredLeases();
     Sweep();
     CheckForwardTargets();
     if (latest_epoch_ > settled_epoch_ && Settled()) {
@@ -221,8 +222,10 @@ void Replica::DropIdleTransfers(consensus::Tick idle) {
   }
 }
 
-void Replica::SetClock(int64_t wall_ms, bool may_own) {
+void Replica::SetClock(int64_t wall_ms, int64_t mono_ms, bool may_own) {
   wall_ms_ = wall_ms;
+  mono_ms_ = std::max(mono_ms_, mono_ms);
+  if (boot_ms_ < 0) boot_ms_ = mono_ms;
   if (may_own == may_own_) return;
   may_own_ = may_own;
   if (may_own) return;

@@ -1,30 +1,63 @@
 // The tables this node answers reads of from its own applied state, with no read barrier
-// (docs/consensus.md §Reads without a round): the client threads look here before they ask the
-// node thread for a barrier.
+// (docs/consensus.md §Reads without a round, §Owner read leases): the client threads look here
+// before they ask the node thread for a barrier.
 //
-// The node thread adds a table when a barrier read of it completes while the core says
-// Replica::ServesReadsLocally, and takes every table whose answer changed out before each
-// Ready's messages leave (NodeHost::RefreshLocalReads, which re-checks the objects the Ready
-// touched, or all after a membership change or snapshot): the promise that ends an owner's claim
-// leaves the node only after its tables left this set, so a read that still found its table
-// here was invoked before any other node could be elected. Bounded: at most kTablesMax tables
-// (the others take the barrier). Thread-safe.
+// The node thread adds a table when a barrier read of it completes while the core gives it a
+// Replica::LocalReads window, and updates or takes out every table whose window changed
+// before each Ready's messages leave (NodeHost::RefreshLocalReads, which re-checks the objects
+// the Ready touched, or all after a membership change or snapshot): the promise that ends an
+// owner's claim leaves the node only after its tables left this set, so a read that still found
+// its table here was invoked before any other node could be elected. A window that rests on a
+// lease ends by itself: a read is local only if it was invoked before `until` on LeaseClockMs.
+// Bounded: at most kTablesMax tables (the others take the barrier). Thread-safe.
 #pragma once
 
+#include <time.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "consensus/replica.h"
 
 namespace atlas {
+
+// The clock leases are judged by, on the node thread (NodeHost::SetTime) and the client
+// threads alike: CLOCK_BOOTTIME, monotonic and still counting while the machine is suspended
+// (a suspended owner must wake up with its lease over).
+inline int64_t LeaseClockMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
 
 class LocalReads {
  public:
   static constexpr size_t kTablesMax = 65'536;
+  using Window = consensus::LocalReadWindow;
+  enum class Answer { kBarrier, kLocal, kLocalAndRenew };
 
+  // Whether a read of `table` invoked at `now_ms` may be answered locally; kLocalAndRenew
+  // once per window past its renewal point (the caller then asks for a barrier in the
+  // background, which renews the lease).
+  Answer Check(const std::string& table, int64_t now_ms) const {
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      auto it = tables_.find(table);
+      if (it == tables_.end() || now_ms >= it->second.until_ms) return Answer::kBarrier;
+      if (now_ms < it->second.renew_at_ms) return Answer::kLocal;
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = tables_.find(table);
+    if (it == tables_.end() || now_ms >= it->second.until_ms) return Answer::kBarrier;
+    if (now_ms < it->second.renew_at_ms) return Answer::kLocal;
+    it->second.renew_at_ms = Window::kForever;
+    return Answer::kLocalAndRenew;
+  }
   bool Contains(const std::string& table) const {
     absl::ReaderMutexLock lock(&mu_);
     return tables_.contains(table);
@@ -34,19 +67,22 @@ class LocalReads {
     return tables_.size();
   }
 
-  // Node thread.
-  void Insert(const std::string& table) {
+  // Node thread. Sets the table's window (a window of 0 takes it out).
+  void Set(const std::string& table, Window window) {
     absl::MutexLock lock(&mu_);
-    if (tables_.size() < kTablesMax) tables_.insert(table);
+    if (window.until_ms == 0) {
+      tables_.erase(table);
+    } else if (tables_.size() < kTablesMax || tables_.contains(table)) {
+      tables_[table] = window;
+    }
   }
-  void Erase(const std::string& table) {
+  // Replaces every table's window by `window_of(table)`.
+  void Update(const std::function<Window(const std::string&)>& window_of) {
     absl::MutexLock lock(&mu_);
-    tables_.erase(table);
-  }
-  // Keeps the tables for which `keep` is true.
-  void RetainIf(const std::function<bool(const std::string&)>& keep) {
-    absl::MutexLock lock(&mu_);
-    absl::erase_if(tables_, [&keep](const std::string& t) { return !keep(t); });
+    absl::erase_if(tables_, [&window_of](auto& t) {
+      t.second = window_of(t.first);
+      return t.second.until_ms == 0;
+    });
   }
   void Clear() {
     absl::MutexLock lock(&mu_);
@@ -55,7 +91,7 @@ class LocalReads {
 
  private:
   mutable absl::Mutex mu_;
-  absl::flat_hash_set<std::string> tables_ ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_map<std::string, Window> tables_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace atlas

@@ -117,6 +117,8 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   if (config.topology.zone_of.empty()) config.topology.zone_of[options_.node_id] = 1;
   config.quorum = membership.quorum;
   if (options_.replica) return config;
+  config.lease_ms = options_.read_lease_ms;
+  config.clock_drift_ppm = options_.clock_drift_ppm;
   // Tick counts for the tick length: heartbeats 250 ms (4 per peer timeout; each costs every
   // peer a message, the bulk of an idle node's CPU), peers suspect after 1 s, resend after
   // 200 ms, client requests time out after 10 s.
@@ -141,7 +143,7 @@ void NodeHost::SetTime(int64_t now_ms, int64_t wall_ms, bool may_own) {
   }
   now_ms_ = now_ms;
   wall_ms_ = wall_ms;
-  replica_->SetClock(wall_ms, may_own);
+  replica_->SetClock(wall_ms, now_ms, may_own);
   // Ticks an idle node slept through only count time (and send the heartbeat when it is
   // due): cheap, uncapped.
   while (now_ms >= next_tick_ms_ && replica_->Quiet()) {

@@ -86,6 +86,9 @@ struct NodeHostOptions {
   bool sync = true;     // fsync every Ready (the durability contract)
   uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
   bool may_own = true;  // until SetClock says otherwise
+  // Owner read leases (consensus::ReplicaConfig::lease_ms, clock_drift_ppm); 0: off.
+  int64_t read_lease_ms = 0;
+  int64_t clock_drift_ppm = 10'000;
   uint64_t replica_seed = 0;  // the core's seeded randomness (0: node_id)
   // The migration policy: access counting with these windows (default: half a second), or,
   // with static_owner set, the Multi-Paxos baseline in which that node owns every object.
@@ -216,9 +219,10 @@ class NodeHost {
   bool Send(consensus::Ready& rd);
   void AnswerClients(const consensus::Ready& rd);
   void ReleaseRead(const consensus::ReadState& rs);
-  // Whether `table` is read from this node's applied state with no barrier now.
-  bool ReadsLocally(const std::string& table);
-  // Drops the tables for which that stopped being true. Before any message of a Ready leaves.
+  // How long reads of `table` may be answered locally (LocalReads); {} if not at all.
+  LocalReads::Window LocalWindow(const std::string& table);
+  // Updates the windows of the tables this Ready may have changed (drops those that ended).
+  // Before any message of the Ready leaves.
   void RefreshLocalReads(const consensus::Ready& rd, const Applied& applied);
   void AnswerRead(const consensus::Reply& reply, const std::string& detail);
   void AnswerMembership(const consensus::Reply& reply);

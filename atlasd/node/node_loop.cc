@@ -9,11 +9,9 @@
 namespace atlas {
 namespace {
 
-int64_t MonotonicMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+// The node thread's clock is the one leases are judged by (a read checks it on the client
+// thread that parsed it).
+int64_t MonotonicMs() { return LeaseClockMs(); }
 
 int64_t WallUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -182,6 +180,19 @@ void NodeLoop::ReadBarrier(const std::string& table, std::function<void(absl::St
     host_->ReadBarrier(table, std::move(*shared_done));
   });
   if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
+}
+
+bool NodeLoop::ReadsLocally(const std::string& table) {
+  switch (local_reads_->Check(table, LeaseClockMs())) {
+    case LocalReads::Answer::kBarrier: return false;
+    case LocalReads::Answer::kLocal: return true;
+    case LocalReads::Answer::kLocalAndRenew:
+      // The lease is past its middle: a barrier read in the background renews it, so that
+      // reads that keep coming never wait for the round.
+      ReadBarrier(table, [](absl::Status) {});
+      return true;
+  }
+  return false;
 }
 
 void NodeLoop::Ping(std::function<void()> done) {

@@ -58,7 +58,7 @@ class NodeLoop final : public Replicator {
   // Replicator.
   void Propose(proto::Command cmd, Done done) override;
   void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) override;
-  bool ReadsLocally(const std::string& table) override { return local_reads_->Contains(table); }
+  bool ReadsLocally(const std::string& table) override;
   void Ping(std::function<void()> done) override;
   void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;
   // Stops taking requests, finishes the queued and in-flight ones, joins the node thread.

@@ -199,7 +199,9 @@ void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
   reads_.erase(it);
   const StateMachine::Route& route = routes_.Of(read.table);
   if (route.object == read.object && route.live) {
-    if (ReadsLocally(read.table)) local_reads_->Insert(read.table);
+    if (LocalReads::Window w = LocalWindow(read.table); w.until_ms != 0) {
+      local_reads_->Set(read.table, w);
+    }
     read.done(absl::OkStatus());
   } else if (read.attempt < GroupRoutes::kRetries) {
     After(GroupRoutes::BackoffMs(read.attempt), [this, read = std::move(read)]() mutable {
@@ -211,24 +213,26 @@ void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
   }
 }
 
-bool NodeHost::ReadsLocally(const std::string& table) {
+LocalReads::Window NodeHost::LocalWindow(const std::string& table) {
   const StateMachine::Route& route = routes_.Of(table);
-  return route.object == table && route.live && replica_->ServesReadsLocally(table);
+  if (route.object != table || !route.live) return {};
+  return replica_->LocalReads(table);
 }
 
 // Only the objects this Ready touched can have changed their answer: a promise to a higher
 // ballot is persisted (rd.persist) and steps the owner down (rd.ownership); an anchor or a
-// group move is committed (rd.committed). Membership changes and snapshots change every
-// object's answer.
+// group move is committed (rd.committed); a lease is extended (rd.leases). Membership changes
+// and snapshots change every object's answer.
 void NodeHost::RefreshLocalReads(const consensus::Ready& rd, const Applied& applied) {
   if (options_.test_keep_local_reads || local_reads_->size() == 0) return;
   if (applied.everything || applied.membership_changed) {
-    local_reads_->RetainIf([this](const std::string& table) { return ReadsLocally(table); });
+    local_reads_->Update([this](const std::string& table) { return LocalWindow(table); });
     return;
   }
   auto recheck = [this](const std::string& object) {
-    if (local_reads_->Contains(object) && !ReadsLocally(object)) local_reads_->Erase(object);
+    if (local_reads_->Contains(object)) local_reads_->Set(object, LocalWindow(object));
   };
+  for (const consensus::ObjectId& object : rd.leases) recheck(object);
   for (const consensus::HardStateUpdate& u : rd.persist) recheck(u.object);
   for (const consensus::CommittedEntry& e : rd.committed) recheck(e.object);
   for (const consensus::OwnershipEvent& e : rd.ownership) recheck(e.object);

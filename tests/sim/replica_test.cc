@@ -29,7 +29,8 @@ struct TestNode {
 
 class Cluster {
  public:
-  Cluster(std::vector<int> zone_sizes, QuorumSpec spec) {
+  Cluster(std::vector<int> zone_sizes, QuorumSpec spec, int64_t lease_ms = 0)
+      : lease_ms_(lease_ms) {
     NodeId next = 1;
     for (size_t z = 0; z < zone_sizes.size(); ++z) {
       for (int i = 0; i < zone_sizes[z]; ++i) topology_.zone_of[next++] = static_cast<ZoneId>(z);
@@ -46,11 +47,16 @@ class Cluster {
     cfg.topology = topology_;
     cfg.quorum = spec_;
     cfg.snapshot_interval_slots = 1000;
+    cfg.lease_ms = lease_ms_;
     nodes_[id].replica = std::make_unique<Replica>(cfg, nodes_[id].durable, &snapshots_,
                                                    std::make_unique<AccessCountingPolicy>(), id);
   }
 
   Replica& R(NodeId id) { return *nodes_[id].replica; }
+  // Every node's monotonic clock reads `mono_ms` (wall clocks are not looked at here).
+  void SetClocks(int64_t mono_ms) {
+    for (auto& [id, n] : nodes_) n.replica->SetClock(0, mono_ms, true);
+  }
 
   // Runs one node's Ready loop (persist, apply) and returns the messages it would send.
   std::vector<Message> Drain(NodeId id) {
@@ -116,6 +122,7 @@ class Cluster {
  private:
   Topology topology_;
   QuorumSpec spec_;
+  int64_t lease_ms_ = 0;
   NoSnapshots snapshots_;
   std::map<NodeId, TestNode> nodes_;
   std::vector<Message> inflight_;
@@ -514,6 +521,79 @@ TEST_CASE("join tokens in atlas.nodes: a join needs an active one and uses it up
   REQUIRE(ApplyMembershipCommand(full, EncodeTokenRevoke(full.tokens.begin()->second.Id()), 3).ok());
   REQUIRE(ApplyMembershipCommand(full, EncodeTokenCreate(std::string(64, 'f'), 0, 0), 4).ok());
   REQUIRE(full.tokens.size() == kJoinTokensMax);
+}
+
+}  // namespace
+}  // namespace atlas::consensus
+
+namespace atlas::consensus {
+namespace {
+
+TEST_CASE("an owner read lease answers reads with no round and holds other stealers off until "
+          "it ends", "[replica][lease]") {
+  // 3 nodes of one zone, Fn=1: Q1 = Q2 = any 2 nodes, so the owner is not in every Q1.
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  c.SetClocks(10'000);
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.R(1).IsOwner("t"));
+  c.R(1).Read("t", RequestId{1, 2});
+  c.Settle();
+  CHECK(c.R(1).probes().read_rounds == 1);
+  CHECK(c.R(1).probes().leases_granted == 1);
+  // The owner counts 1000 ms shortened by the 1% drift bound on both clocks: 980 ms.
+  CHECK(c.R(1).LocalReads("t").until_ms == 10'980);
+  CHECK(c.R(1).LocalReads("t").renew_at_ms == 10'490);
+  CHECK(c.R(2).LocalReads("t").until_ms == 0);
+
+  c.R(1).Read("t", RequestId{1, 3});
+  c.Settle();
+  CHECK(c.R(1).probes().read_rounds == 1);
+  CHECK(c.R(1).probes().reads_on_lease == 1);
+
+  // Past its middle, a read is still answered at once, and renews the lease in the background.
+  c.SetClocks(10'600);
+  c.R(1).Read("t", RequestId{1, 4});
+  c.Settle();
+  CHECK(c.R(1).probes().reads_on_lease == 2);
+  CHECK(c.R(1).probes().read_rounds == 2);
+  CHECK(c.R(1).LocalReads("t").until_ms == 11'580);
+  CHECK(c.N(1).reads.size() == 3);
+
+  // Node 2 steals: both acceptors hold its Prepare while they owe node 1 its lease.
+  c.R(2).Steal("t");
+  c.Settle(/*ticks=*/500);
+  CHECK(c.R(1).IsOwner("t"));
+  CHECK_FALSE(c.R(2).IsOwner("t"));
+  CHECK(c.R(1).probes().prepares_held + c.R(3).probes().prepares_held >= 2);
+  // The owner's own count ends first; the acceptors' at 11'600 on their clocks.
+  c.SetClocks(11'590);
+  CHECK(c.R(1).LocalReads("t").until_ms == 0);
+  c.SetClocks(11'600);
+  c.Settle(/*ticks=*/500);
+  CHECK(c.R(2).IsOwner("t"));
+  CHECK_FALSE(c.R(1).IsOwner("t"));
+}
+
+TEST_CASE("a restarted acceptor waits out one lease before it promises another node",
+          "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  c.SetClocks(10'000);
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.R(1).Read("t", RequestId{1, 2});
+  c.Settle();
+  REQUIRE(c.R(1).probes().leases_granted == 1);
+  // Nodes 2 and 3 restart and forget the lease they granted node 1.
+  c.Start(2);
+  c.Start(3);
+  c.SetClocks(10'100);
+  c.R(3).Steal("t");
+  c.Settle(/*ticks=*/500);
+  CHECK_FALSE(c.R(3).IsOwner("t"));  // node 2 (and node 3's own acceptor) held the Prepare
+  CHECK(c.R(2).probes().prepares_held >= 1);
+  c.SetClocks(11'100);  // one lease after the restart
+  c.Settle(/*ticks=*/500);
+  CHECK(c.R(3).IsOwner("t"));
 }
 
 }  // namespace

@@ -152,6 +152,14 @@ class Simulation {
   std::string TableRows(SimNode& node, const std::string& table);
   // The node's wall clock now (ms), and what the host tells its core (SetClock).
   int64_t WallMs(NodeId id) const;
+  // The node's monotonic clock now (ms): simulated time at the node's drift rate (DriftPpm).
+  int64_t MonoMs(NodeId id) const;
+  int64_t DriftPpm(NodeId id) const;
+  // A node was elected for `object` with `ballot`: no other node's read lease may still hold.
+  void CheckLeases(const SimNode& node, const ObjectId& object, Ballot ballot);
+  // As atlasd's client threads: whether a read of `object` on `node` is answered from its
+  // applied state with no barrier (LocalReads), renewing the lease in the background.
+  bool LocalRead(SimNode& node, const ObjectId& object);
   void SyncClock(SimNode& node);
   // No committed stamp is ahead of every trusted clock.
   void CheckStamps(const SimNode& node, const consensus::CommittedEntry& e);
@@ -445,6 +453,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_forget_promises_on_restart = opt_.bug_forget_promises;
   cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
   cfg.test_latest_config_only = opt_.bug_latest_config_only;
+  cfg.lease_ms = opt_.read_lease_ms;
   o.replica = cfg;
   o.policy = consensus::AccessCountingPolicy::Options{};
   if (opt_.multi_paxos) o.static_owner = 1;
@@ -676,6 +685,7 @@ void Simulation::ObserveReady(SimNode& node, const Ready& rd) {
       if (!node.owned.insert(e.object).second) {
         Violation(absl::StrCat("node ", node.id, " elected twice for ", e.object));
       }
+      CheckLeases(node, e.object, e.ballot);
     } else if (e.kind == consensus::OwnershipEventKind::kSteppedDown) {
       if (node.owned.erase(e.object) == 0) {
         Violation(absl::StrCat("node ", node.id, " stepped down from ", e.object,
@@ -694,6 +704,35 @@ void Simulation::ObserveReady(SimNode& node, const Ready& rd) {
   for (const consensus::CommittedEntry& e : rd.committed) {
     node.applying.push_back({{e.object, e.slot}, ValueHash(e.commands)});
     CheckStamps(node, e);
+  }
+}
+
+bool Simulation::LocalRead(SimNode& node, const ObjectId& object) {
+  switch (node.host->local_reads()->Check(object, MonoMs(node.id))) {
+    case LocalReads::Answer::kBarrier:
+      return false;
+    case LocalReads::Answer::kLocalAndRenew:
+      node.host->ReadBarrier(object, [](absl::Status) {});
+      break;
+    case LocalReads::Answer::kLocal:
+      break;
+  }
+  ++result_.local_reads;
+  return true;
+}
+
+// Judged by real (simulated) time, read on each holder's own clock: a node elected while another
+// node's read lease still holds lets that node serve reads that miss the new owner's writes.
+void Simulation::CheckLeases(const SimNode& node, const ObjectId& object, Ballot ballot) {
+  if (!opt_.check_leases) return;
+  for (const auto& [id, other] : nodes_) {
+    if (id == node.id || !other.up) continue;
+    auto lease = other.host->replica().OwnerLease(object);
+    if (lease && lease->first < ballot && MonoMs(id) < lease->second) {
+      Violation(absl::StrCat("node ", node.id, " elected for ", object, " (", ballot.ToString(),
+                             ") while node ", id, "'s read lease (", lease->first.ToString(),
+                             ") holds for ", lease->second - MonoMs(id), " ms more"));
+    }
   }
 }
 
@@ -720,6 +759,21 @@ std::string Simulation::ReadRow(SimNode& node, const std::string& table, const s
 // The simulated wall clocks start here (unix ms; 2027-01-15).
 constexpr int64_t kSimEpochMs = 1'800'000'000'000;
 
+int64_t Simulation::DriftPpm(NodeId id) const {
+  const int64_t bound = opt_.bug_drift_beyond_bound ? 900'000 : opt_.clock_drift_ppm;
+  if (bound <= 0) return 0;
+  // A fixed rate per (seed, node): splitmix64 of both.
+  uint64_t z = opt_.seed * 0x9E3779B97F4A7C15ULL + id * 0xBF58476D1CE4E5B9ULL + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<int64_t>(z % static_cast<uint64_t>(2 * bound + 1)) - bound;
+}
+
+int64_t Simulation::MonoMs(NodeId id) const {
+  return now_ * (1'000'000 + DriftPpm(id)) / 1'000'000 / 1000;
+}
+
 int64_t Simulation::WallMs(NodeId id) const {
   auto it = opt_.clock_offsets_ms.find(id);
   return kSimEpochMs + now_ / 1000 + (it == opt_.clock_offsets_ms.end() ? 0 : it->second);
@@ -728,7 +782,8 @@ int64_t Simulation::WallMs(NodeId id) const {
 // Hands the node the simulated time; the host runs the ticks and timers that fell due.
 void Simulation::SyncClock(SimNode& node) {
   const bool trusted = !opt_.untrusted_clocks.contains(node.id);
-  node.host->SetTime(now_ / 1000, WallMs(node.id), trusted || opt_.bug_ignore_untrusted_clock);
+  node.host->SetTime(MonoMs(node.id), WallMs(node.id),
+                     trusted || opt_.bug_ignore_untrusted_clock);
 }
 
 void Simulation::CheckStamps(const SimNode& node, const consensus::CommittedEntry& e) {
@@ -962,9 +1017,8 @@ void Simulation::ClientStep(ClientState& c) {
     node.host->Propose(std::move(cmd), [this, current](ApplyResult r) {
       if (ClientState* cs = current()) CompleteOp(*cs, r.ok, !r.outcome_unknown, "");
     });
-  } else if (node.host->local_reads()->Contains(object)) {
+  } else if (LocalRead(node, object)) {
     // As atlasd's client threads do: no barrier while the node reads the table locally.
-    ++result_.local_reads;
     CompleteOp(c, true, true, ReadRow(node, object, row));
   } else {
     node.host->ReadBarrier(object, [this, current, id = node.id, object, row](absl::Status s) {
@@ -1289,6 +1343,9 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.forward_rejects += from.forward_rejects;
   into.read_rounds += from.read_rounds;
   into.reads_without_round += from.reads_without_round;
+  into.reads_on_lease += from.reads_on_lease;
+  into.leases_granted += from.leases_granted;
+  into.prepares_held += from.prepares_held;
   into.moves_suggested += from.moves_suggested;
   into.accept_resends += from.accept_resends;
   into.reanchors_committed += from.reanchors_committed;
@@ -1418,6 +1475,18 @@ std::string ReplayCommand(const SimOptions& o) {
   }
   for (consensus::NodeId node : o.untrusted_clocks) absl::StrAppend(&cmd, " --untrusted-clock ", node);
   if (o.bug_ignore_untrusted_clock) absl::StrAppend(&cmd, " --bug-ignore-untrusted-clock");
+  const SimOptions defaults;
+  if (o.read_lease_ms != defaults.read_lease_ms) {
+    absl::StrAppend(&cmd, " --read-lease-ms ", o.read_lease_ms);
+  }
+  if (o.clock_drift_ppm != defaults.clock_drift_ppm) {
+    absl::StrAppend(&cmd, " --clock-drift-ppm ", o.clock_drift_ppm);
+  }
+  if (o.bug_drift_beyond_bound) absl::StrAppend(&cmd, " --bug-drift-beyond-bound");
+  if (o.read_fraction != defaults.read_fraction) {
+    absl::StrAppend(&cmd, " --read-percent ", static_cast<int>(o.read_fraction * 100 + 0.5));
+  }
+  if (!o.check_leases) absl::StrAppend(&cmd, " --no-lease-check");
   if (o.base.heartbeat_objects_max != consensus::ReplicaConfig{}.heartbeat_objects_max) {
     absl::StrAppend(&cmd, " --heartbeat-objects-max ", o.base.heartbeat_objects_max);
   }

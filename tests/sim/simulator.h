@@ -97,6 +97,14 @@ struct SimOptions {
   std::map<consensus::NodeId, int64_t> clock_offsets_ms;
   std::set<consensus::NodeId> untrusted_clocks;
   bool bug_ignore_untrusted_clock = false;  // The core is told every clock is fine.
+  // Monotonic clocks (docs/consensus.md §Owner read leases): node i's runs at a rate off by
+  // up to clock_drift_ppm, drawn from the seed. The core assumes base.clock_drift_ppm; the bug
+  // switch makes the clocks drift by up to 90% instead, far beyond it.
+  int64_t read_lease_ms = 300;  // base.lease_ms for every node; 0: no leases
+  int64_t clock_drift_ppm = 10'000;
+  bool bug_drift_beyond_bound = false;
+  // The direct lease check: no node is elected owner while another's read lease holds.
+  bool check_leases = true;
   consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).
   bool bug_forget_promises = false;
   bool bug_unsafe_reads = false;

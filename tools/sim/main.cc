@@ -38,6 +38,8 @@ void Usage() {
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
+               "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
+               "                 [--no-lease-check] [--read-percent N]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
                "        membership | all (all = every fault but membership)\n"
@@ -196,6 +198,7 @@ struct Args {
   uint64_t first = 1, last = 1;  // the seeds, inclusive
   std::string faults = "none", rtt_path, locality_path;
   bool expect_violation = false, require_probes = false, wan = false, membership = false;
+  bool no_lease_check = false;  // leave lease overlaps to the linearizability checker
 };
 
 // The flags that switch something on; nullptr for any other.
@@ -213,6 +216,8 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
+      {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
+      {"--no-lease-check", &a->no_lease_check},
       {"--membership", &a->membership},
       {"--expect-violation", &a->expect_violation},
       {"--require-probes", &a->require_probes},
@@ -235,6 +240,9 @@ std::function<void(int64_t)> NumberFlag(const std::string& flag, Args* a) {
   if (flag == "--clients") return [&o](int64_t v) { o.clients = static_cast<int>(v); };
   if (flag == "--chaos-ms") return [&o](int64_t v) { o.chaos_us = v * 1000; };
   if (flag == "--quiet-ms") return [&o](int64_t v) { o.quiet_us = v * 1000; };
+  if (flag == "--read-lease-ms") return [&o](int64_t v) { o.read_lease_ms = v; };
+  if (flag == "--read-percent") return [&o](int64_t v) { o.read_fraction = v / 100.0; };
+  if (flag == "--clock-drift-ppm") return [&o](int64_t v) { o.clock_drift_ppm = v; };
   if (flag == "--untrusted-clock") {
     return [&o](int64_t v) { o.untrusted_clocks.insert(static_cast<atlas::consensus::NodeId>(v)); };
   }
@@ -326,6 +334,9 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"forward_rejects", p.forward_rejects},
       {"read_rounds", p.read_rounds},
       {"reads_without_round", p.reads_without_round},
+      {"reads_on_lease", p.reads_on_lease},
+      {"leases_granted", p.leases_granted},
+      {"prepares_held", p.prepares_held},
       {"moves", p.moves_suggested},
       {"accept_resends", p.accept_resends},
       {"reanchors", p.reanchors_committed},
@@ -353,6 +364,7 @@ void RunSeed(const Args& args, bool mix, uint64_t seed, Totals* t) {
   o.seed = seed;
   if (mix) atlas::sim::ParseFaults(atlas::sim::MixFaults(seed), o.faults);
   if (args.membership) o.faults.membership = true;
+  if (args.no_lease_check) o.check_leases = false;
   SimResult r = atlas::sim::RunSimulation(o);
   ++t->runs;
   t->ops += r.ops_invoked;
