@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <random>
 #include <thread>
 
@@ -75,6 +76,24 @@ void AppendOwnershipMetrics(const atlas::NodeIdentity& self, const atlas::Owners
   for (const auto& [event, n] : events) {
     AppendSample(out, "atlas_ownership_events_total", atlas::StrCat("event=\"", event, "\""),
                  static_cast<double>(n));
+  }
+}
+
+void AppendReadMetrics(const atlas::NodeLoop::ReadStats& reads, std::string* out) {
+  const std::tuple<const char*, const char*, uint64_t> counters[] = {
+      {"atlas_reads_local_total",
+       "Linearizable reads answered on the client thread, with no round (docs/consensus.md).",
+       reads.local},
+      {"atlas_read_rounds_total", "Read confirmation rounds run as owner (lease renewals too).",
+       reads.rounds},
+      {"atlas_read_lease_grants_total", "Times a Q2 granted or renewed this owner's read lease.",
+       reads.lease_grants},
+      {"atlas_read_lease_prepares_held_total",
+       "Prepares this acceptor held until a read lease it granted ended.", reads.prepares_held},
+  };
+  for (const auto& [name, help, n] : counters) {
+    AppendHelp(out, name, "counter", help);
+    AppendSample(out, name, "", static_cast<double>(n));
   }
 }
 
@@ -167,6 +186,7 @@ std::string MetricsText(const MetricsSources& m) {
   AppendNodeMetrics(*m.self, m.started, &out);
   m.commands->Render(&out);
   AppendOwnershipMetrics(*m.self, m.node->ownership(), &out);
+  AppendReadMetrics(m.node->reads(), &out);
   AppendClientMetrics(*m.watch, *m.server, &out);
   AppendClusterMetrics(*m.cluster, &out);
   AppendRocksDbMetrics(m.store, &out);

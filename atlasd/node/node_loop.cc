@@ -156,6 +156,10 @@ void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch)
 void NodeLoop::PublishStats() {
   absl::MutexLock lock(&stats_mu_);
   stats_.ownership = host_->ownership();
+  const consensus::Probes& p = host_->replica().probes();
+  stats_.reads.rounds = p.read_rounds;
+  stats_.reads.lease_grants = p.leases_granted;
+  stats_.reads.prepares_held = p.prepares_held;
   stats_.readies = host_->readies();
   stats_.ticks_skipped = host_->ticks_skipped();
 }
@@ -185,8 +189,11 @@ void NodeLoop::ReadBarrier(const std::string& table, std::function<void(absl::St
 bool NodeLoop::ReadsLocally(const std::string& table) {
   switch (local_reads_->Check(table, LeaseClockMs())) {
     case LocalReads::Answer::kBarrier: return false;
-    case LocalReads::Answer::kLocal: return true;
+    case LocalReads::Answer::kLocal:
+      local_reads_answered_.fetch_add(1, std::memory_order_relaxed);
+      return true;
     case LocalReads::Answer::kLocalAndRenew:
+      local_reads_answered_.fetch_add(1, std::memory_order_relaxed);
       // The lease is past its middle: a barrier read in the background renews it, so that
       // reads that keep coming never wait for the round.
       ReadBarrier(table, [](absl::Status) {});
@@ -265,6 +272,16 @@ consensus::ClusterConfig NodeLoop::PreviousMembership() const {
 OwnershipStats NodeLoop::ownership() const {
   absl::MutexLock lock(&stats_mu_);
   return stats_.ownership;
+}
+
+NodeLoop::ReadStats NodeLoop::reads() const {
+  ReadStats r;
+  {
+    absl::MutexLock lock(&stats_mu_);
+    r = stats_.reads;
+  }
+  r.local = local_reads_answered_.load(std::memory_order_relaxed);
+  return r;
 }
 
 uint64_t NodeLoop::readies() const {

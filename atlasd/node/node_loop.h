@@ -87,6 +87,14 @@ class NodeLoop final : public Replicator {
   consensus::ClusterConfig Membership() const;
   consensus::ClusterConfig PreviousMembership() const;
   OwnershipStats ownership() const;
+  // How this node's linearizable reads were ordered (GET /metrics, docs/metrics.md).
+  struct ReadStats {
+    uint64_t rounds = 0;         // confirmation rounds run as owner (lease renewals included)
+    uint64_t lease_grants = 0;   // a Q2 granted (or renewed) this owner's read lease
+    uint64_t prepares_held = 0;  // Prepares this acceptor held until a lease it granted ended
+    uint64_t local = 0;          // reads answered on the client thread (LocalReads)
+  };
+  ReadStats reads() const;
   uint64_t readies() const;
   // Ticks not run because the node thread fell behind the clock (overload).
   uint64_t ticks_skipped() const;
@@ -96,6 +104,7 @@ class NodeLoop final : public Replicator {
   struct Stats {
     consensus::ClusterConfig membership, previous;  // set by IO::MembershipChanged
     OwnershipStats ownership;
+    ReadStats reads;
     uint64_t readies = 0, ticks_skipped = 0;
   };
   explicit NodeLoop(NodeLoopOptions options);
@@ -113,6 +122,7 @@ class NodeLoop final : public Replicator {
   std::unique_ptr<IO> io_;
   std::unique_ptr<NodeHost> host_;  // node thread only
   std::shared_ptr<const LocalReads> local_reads_;  // the host's; set before the thread starts
+  std::atomic<uint64_t> local_reads_answered_{0};
   std::atomic<bool> may_own_;
   int64_t last_skip_warning_ms_ = 0;  // node thread
 

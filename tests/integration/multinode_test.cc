@@ -96,6 +96,42 @@ TEST_CASE("TABLE MOVE hands a table to node 2 and its writes then commit there")
   CHECK(c.Call(1, "TABLE MOVE orders 9").starts_with("ERROR WARN unknown region or node"));
 }
 
+TEST_CASE("read leases: the owner answers GETs with no round, and a move waits for the lease") {
+  // Three nodes of one region with Fn=0: every node is a Q1 of its own, so without a lease each
+  // batch of reads on the owner runs a confirmation round with all three.
+  LocalCluster c({"east"}, {"--read-lease", "1s"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT cfg.flag on") == "OK");
+  auto metric = [&](size_t i, const std::string& name) {
+    std::string m = atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                                        std::to_string(c.HttpPort(i)) + "/metrics")
+                        .second;
+    size_t p = m.find("\n" + name + " ");
+    return p == std::string::npos ? -1.0 : std::stod(m.substr(p + name.size() + 2));
+  };
+  for (int k = 0; k < 40; ++k) REQUIRE(c.Call(1, "KEY GET cfg.flag") == "VALUE:on\nOK");
+  const double rounds = metric(1, "atlas_read_rounds_total");
+  const double local = metric(1, "atlas_reads_local_total");
+  INFO("rounds " << rounds << ", local reads " << local);
+  CHECK(metric(1, "atlas_read_lease_grants_total") >= 1);
+  CHECK(rounds >= 1);
+  CHECK(rounds <= 10);  // the first read's round, and background renewals (one per ~0.5 s)
+  CHECK(local >= 30);
+  // A move to node 2: its Prepare waits until the acceptors' grants to node 1 end (at most 1 s
+  // after the last renewal), then node 2 owns the table and its writes are read everywhere.
+  const auto moved = std::chrono::steady_clock::now();
+  REQUIRE(c.Call(1, "TABLE MOVE cfg 2") == "OK");
+  CHECK(Eventually([&] { return OwnerOf(c, 3, "cfg") == "2"; }));
+  const double waited_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - moved).count();
+  CHECK(waited_s < 5);
+  CHECK(metric(1, "atlas_read_lease_prepares_held_total") + metric(3, "atlas_read_lease_prepares_held_total") >= 1);
+  CHECK(c.Call(2, "KEY PUT cfg.flag off") == "OK");
+  CHECK(c.Call(1, "KEY GET cfg.flag") == "VALUE:off\nOK");
+  CHECK(c.Call(3, "KEY GET cfg.flag") == "VALUE:off\nOK");
+  CHECK(c.Call(2, "KEY GET cfg.flag") == "VALUE:off\nOK");
+}
+
 TEST_CASE("restarts one at a time and all at once keep every acknowledged write") {
   LocalCluster c({"east"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());

@@ -55,3 +55,23 @@ TEST_CASE("bad settings are refused with a message naming them") {
   REQUIRE_FALSE(empty.ok());
   CHECK(std::string(empty.status().message()).find("--data-dir") != std::string::npos);
 }
+
+TEST_CASE("read leases are on by default and can be set or turned off or refused when bad") {
+  auto d = Parse({"--data-dir", "/tmp/x"});
+  REQUIRE(d.ok());
+  CHECK(d->read_lease_ms == 2000);
+  CHECK(d->max_clock_drift_ppm == 10'000);
+  auto set = Parse({"--read-lease", "500ms", "--max-clock-drift", "500"});
+  REQUIRE(set.ok());
+  CHECK(set->read_lease_ms == 500);
+  CHECK(set->max_clock_drift_ppm == 500);
+  auto off = Parse({"--read-lease", "off"});
+  REQUIRE(off.ok());
+  CHECK(off->read_lease_ms == 0);
+  for (const char* bad : {"0", "10ms", "2h", "soon"}) {
+    auto r = Parse({"--read-lease", bad});
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()).find("--read-lease") != std::string::npos);
+  }
+  CHECK_FALSE(Parse({"--max-clock-drift", "300000"}).ok());
+}
