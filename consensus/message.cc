@@ -30,7 +30,7 @@ std::string Message::DebugString() const {
   if (!object.empty()) absl::StrAppend(&out, " obj=", object);
   if (!ballot.IsZero()) absl::StrAppend(&out, " b=", ballot.ToString());
   if (ok) absl::StrAppend(&out, " ok");
-  if (lease) absl::StrAppend(&out, " lease");
+  if (lease_ms) absl::StrAppend(&out, " lease=", lease_ms);
   if (slot) absl::StrAppend(&out, " slot=", slot);
   if (commit_index) absl::StrAppend(&out, " ci=", commit_index);
   if (round) absl::StrAppend(&out, " round=", round);

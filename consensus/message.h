@@ -38,6 +38,7 @@ struct SlotEntry {
 };
 
 inline constexpr Slot kNotOwning = 1;
+inline constexpr int64_t kLeaseMsMax = 60'000;  // Longest read lease a message may carry.
 
 struct Message {
   MessageType type = MessageType::kHeartbeat;
@@ -46,9 +47,9 @@ struct Message {
   ObjectId object;
   Ballot ballot;
   bool ok = false;
-  // Confirm: the owner asks for a read lease; ConfirmAck: the acceptor granted it
-  // (docs/consensus.md §Owner read leases).
-  bool lease = false;
+  // Confirm: the read lease the owner asks for, in ms of the acceptor's clock (0: none);
+  // ConfirmAck: the lease granted, that long or 0 (docs/consensus.md §Owner read leases).
+  int64_t lease_ms = 0;
   // Also, in a ForwardReject / rejecting ReadIndexResponse: kNotOwning when the sender does not
   // own the object at all (so the origin stops forwarding to it).
   Slot slot = 0;

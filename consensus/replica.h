@@ -205,12 +205,15 @@ struct ReplicaConfig {
   Tick resend_ticks = 400;            // Retransmit unanswered phase-1/phase-2/confirm rounds.
   Tick request_timeout_ticks = 4000;  // Client requests fail after this long.
   Tick steal_backoff_ticks = 100;     // Base of the randomized backoff after losing a steal.
-  // Owner read leases (docs/consensus.md §Owner read leases): an acceptor that grants one
-  // promises no other node for lease_ms of its clock; 0 turns leases off. Every node's
-  // monotonic clock must run within clock_drift_ppm of real time (the owner's lease is
-  // shortened by that much on both sides).
+  // Owner read leases (docs/consensus.md §Owner read leases): an owner asks for lease_ms, an
+  // acceptor grants up to lease_ms (promising no other node for that long of its clock); 0
+  // turns leases off. Every node's monotonic clock must run within clock_drift_ppm of real
+  // time (the owner's lease is shortened by that much on both sides). A restarted acceptor
+  // holds other nodes' Prepares for restart_guard_ms (-1: lease_ms): the longest lease its
+  // previous incarnation may have granted, which the host remembers across restarts.
   int64_t lease_ms = 0;
   int64_t clock_drift_ppm = 10'000;
+  int64_t restart_guard_ms = -1;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   size_t batch_commands_max = 64;         // Commands per slot.
@@ -522,14 +525,20 @@ class Replica {
   struct LeaseGrant {
     Ballot ballot;          // The owner we promised to wait for,
     int64_t until_ms = 0;   // until then (our clock).
-    bool held = false;      // A Prepare waits: extend no more.
+    // The highest Prepare we held for it: no lease is granted below it any more, so that the
+    // stealer's next resend gets its promise however many reads the owner keeps confirming.
+    Ballot held;
   };
-  int64_t OwnerLeaseMs() const;  // lease_ms shortened by the drift bound on both clocks.
+  // lease_ms shortened by the drift bound on both clocks and by the clocks' resolution.
+  int64_t OwnerLeaseMs() const;
+  int64_t RestartGuardMs() const;
+  // A Confirm of ours (with the lease we ask for).
+  Message ConfirmMessage(const ObjectId& object, const ObjectState& o) const;
   bool LeaseHolds(const ObjectId& object, const ObjectState& o) const;
   // Acceptor: whether a Prepare that would raise our promise must wait for a lease to end.
   bool LeaseBlocksPrepare(const Message& msg, const ObjectState& o);
-  // Acceptor: grants (or extends) the lease a Confirm asks for; false if it may not.
-  bool GrantLease(const Message& confirm);
+  // Acceptor: grants (or extends) the lease a Confirm asks for; the length granted, 0 if none.
+  int64_t GrantLease(const Message& confirm);
   void NoteRoundForLease(const ObjectId& object, const ObjectState& o);
   void NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const Message& ack);
   void DropExpiredLeases();

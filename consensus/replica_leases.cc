@@ -12,9 +12,22 @@ namespace atlas::consensus {
 int64_t Replica::OwnerLeaseMs() const {
   // The acceptor's lease_ms of its clock lasts at least lease_ms / (1 + drift) of real time;
   // the owner's clock may run slow by (1 - drift): it counts lease_ms * (1 - d) / (1 + d).
+  // Both clocks are read in whole milliseconds (a grant may start up to 1 ms early on the
+  // acceptor's, a read be judged up to 1 ms late on the owner's): 2 ms less again.
   constexpr int64_t kMillion = 1'000'000;
   const int64_t d = std::clamp<int64_t>(config_.clock_drift_ppm, 0, kMillion - 1);
-  return config_.lease_ms * (kMillion - d) / (kMillion + d);
+  return std::max<int64_t>(config_.lease_ms * (kMillion - d) / (kMillion + d) - 2, 0);
+}
+
+int64_t Replica::RestartGuardMs() const {
+  return config_.restart_guard_ms >= 0 ? config_.restart_guard_ms : config_.lease_ms;
+}
+
+Message Replica::ConfirmMessage(const ObjectId& object, const ObjectState& o) const {
+  Message m = ProposerMessage(MessageType::kConfirm, object, o);
+  m.round = o.reads.round;
+  m.lease_ms = OwnerLeaseMs() > 0 ? config_.lease_ms : 0;
+  return m;
 }
 
 bool Replica::LeaseHolds(const ObjectId& object, const ObjectState& o) const {
@@ -25,32 +38,42 @@ bool Replica::LeaseHolds(const ObjectId& object, const ObjectState& o) const {
 }
 
 bool Replica::LeaseBlocksPrepare(const Message& msg, const ObjectState& o) {
-  if (config_.lease_ms <= 0 || msg.ballot <= o.hard.promised) return false;
+  if (msg.ballot <= o.hard.promised) return false;
   // A restarted acceptor forgot the leases it granted; the only one that may still run is
-  // its latest promise's, so other nodes wait out one lease from our start.
-  if (mono_ms_ < std::max<int64_t>(boot_ms_, 0) + config_.lease_ms &&
-      !o.hard.promised.IsZero() && msg.from != o.hard.promised.node) {
-    return true;
-  }
-  auto it = grants_.find(msg.object);
-  if (it == grants_.end() || mono_ms_ >= it->second.until_ms) return false;
+  // that of the promise it restarted with, so other nodes wait out the longest lease it may
+  // have granted (a promise made since, with a higher counter, is covered by grants_).
+  const int64_t guard_end = std::max<int64_t>(boot_ms_, 0) + RestartGuardMs();
+  const bool restarting = mono_ms_ < guard_end && !o.hard.promised.IsZero() &&
+                          o.hard.promised.counter <= restart_counter_floor_ &&
+                          msg.from != o.hard.promised.node;
   // The holder itself may re-steal: it stepped down (and stopped reading) before asking.
-  if (msg.from == it->second.ballot.node) return false;
-  it->second.held = true;  // Extend no more, so that the steal waits at most one lease.
+  auto it = grants_.find(msg.object);
+  const bool granted = it != grants_.end() && mono_ms_ < it->second.until_ms &&
+                       msg.from != it->second.ballot.node;
+  if (!restarting && !granted) return false;
+  LeaseGrant& g = grants_[msg.object];
+  if (restarting && g.until_ms < guard_end) {
+    if (g.ballot.IsZero()) g.ballot = o.hard.promised;
+    g.until_ms = guard_end;
+  }
+  // Grant no more leases below it, so that the steal waits at most one lease.
+  g.held = std::max(g.held, msg.ballot);
   return true;
 }
 
-bool Replica::GrantLease(const Message& confirm) {
-  if (config_.lease_ms <= 0) return false;
+int64_t Replica::GrantLease(const Message& confirm) {
+  // Exactly the length asked for, never longer than our own setting (our restart guard
+  // covers no more), and none to an owner a held Prepare is waiting to replace.
+  if (confirm.lease_ms <= 0 || confirm.lease_ms > config_.lease_ms) return 0;
   LeaseGrant& g = grants_[confirm.object];
-  const bool live = mono_ms_ < g.until_ms;
-  if (live && g.held) return false;
-  if (!live || g.ballot != confirm.ballot) {
+  if (confirm.ballot < g.held) return 0;
+  if (mono_ms_ >= g.until_ms || g.ballot != confirm.ballot) {
     // A newer ballot's Confirm: its owner was elected, so any older lease we granted ended.
-    g = LeaseGrant{confirm.ballot, 0, false};
+    g.ballot = confirm.ballot;
+    g.until_ms = 0;
   }
-  g.until_ms = std::max(g.until_ms, mono_ms_ + config_.lease_ms);
-  return true;
+  g.until_ms = std::max(g.until_ms, mono_ms_ + confirm.lease_ms);
+  return confirm.lease_ms;
 }
 
 void Replica::NoteRoundForLease(const ObjectId& object, const ObjectState& o) {
@@ -69,7 +92,9 @@ void Replica::NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const
   auto it = leases_.find(object);
   if (it == leases_.end()) return;
   OwnerLeaseState& l = it->second;
-  if (l.ballot != o.proposer.ballot || l.round != ack.round) return;
+  if (l.ballot != o.proposer.ballot || l.round != ack.round || ack.lease_ms != config_.lease_ms) {
+    return;
+  }
   if (!l.grants.insert(ack.from).second) return;
   const EpochSet epochs = ObjectEpochs(o);
   if (!IsQ2In(epochs, l.grants)) return;
@@ -83,7 +108,14 @@ void Replica::NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const
 }
 
 void Replica::DropExpiredLeases() {
-  absl::erase_if(grants_, [this](const auto& g) { return g.second.until_ms <= mono_ms_; });
+  // A grant whose Prepare still waits is kept until that Prepare is promised, or for one
+  // more lease (the stealer gave up).
+  absl::erase_if(grants_, [this](const auto& g) {
+    if (g.second.until_ms > mono_ms_) return false;
+    const ObjectState* o = FindObj(g.first);
+    return g.second.held.IsZero() || (o != nullptr && o->hard.promised >= g.second.held) ||
+           mono_ms_ >= g.second.until_ms + config_.lease_ms;
+  });
   absl::erase_if(leases_, [this](const auto& l) {
     const ObjectState* o = FindObj(l.first);
     return l.second.until_ms <= mono_ms_ &&

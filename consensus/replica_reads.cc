@@ -138,10 +138,7 @@ void Replica::BeginReadRound(const ObjectId& object, ObjectState& o,
   o.reads.sent = now_;
   ++probes_.read_rounds;
   NoteRoundForLease(object, o);
-  Message m = ProposerMessage(MessageType::kConfirm, object, o);
-  m.round = o.reads.round;
-  m.lease = config_.lease_ms > 0;
-  SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+  SendTo(MembersOf(ObjectEpochs(o)), ConfirmMessage(object, o), /*include_self=*/true);
 }
 
 void Replica::HandleConfirm(const Message& msg) {
@@ -154,7 +151,7 @@ void Replica::HandleConfirm(const Message& msg) {
     ObserveBallot(o, msg.ballot);
     r.ok = true;
     r.ballot = msg.ballot;
-    r.lease = msg.lease && GrantLease(msg);
+    r.lease_ms = GrantLease(msg);
   }
   Send(std::move(r));
 }
@@ -162,12 +159,11 @@ void Replica::HandleConfirm(const Message& msg) {
 void Replica::HandleConfirmAck(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (!msg.ok) return HandleRejection(msg, o, Role::kOwner);
-  if (o.proposer.role != Role::kOwner || !o.reads.active || msg.round != o.reads.round ||
-      msg.ballot != o.proposer.ballot) {
-    return;
-  }
+  if (o.proposer.role != Role::kOwner || msg.ballot != o.proposer.ballot) return;
+  // Grants count until they form a Q2 of their own, also after the round's acks did.
+  if (msg.lease_ms > 0) NoteLeaseGrant(msg.object, o, msg);
+  if (!o.reads.active || msg.round != o.reads.round) return;
   o.reads.acks.insert(msg.from);
-  if (msg.lease) NoteLeaseGrant(msg.object, o, msg);
   if (!IsQ2In(ObjectEpochs(o), o.reads.acks)) return;
   o.reads.active = false;
   std::vector<PendingRead> reads = std::move(o.reads.in_round);

@@ -97,9 +97,7 @@ void Replica::TickOwner(const ObjectId& object, ObjectState& o) {
   for (auto& [node, m] : resend) Send(std::move(m));
   if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
     o.reads.sent = now_;
-    Message m = ProposerMessage(MessageType::kConfirm, object, o);
-    m.round = o.reads.round;
-    SendToSilent(members(), o.reads.acks, m);
+    SendToSilent(members(), o.reads.acks, ConfirmMessage(object, o));
   }
   if (o.proposer.recovered_commit > o.hard.commit_index) {
     RequestCatchup(object, o, o.proposer.recovered_commit_from);

@@ -60,7 +60,7 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
   out->mutable_ballot()->set_counter(m.ballot.counter);
   out->mutable_ballot()->set_node(m.ballot.node);
   out->set_ok(m.ok);
-  out->set_lease(m.lease);
+  out->set_lease_ms(static_cast<uint64_t>(m.lease_ms));
   out->set_slot(m.slot);
   out->set_commit_index(m.commit_index);
   out->set_round(m.round);
@@ -116,7 +116,10 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   m.object = in.object();
   m.ballot = {in.ballot().counter(), in.ballot().node()};
   m.ok = in.ok();
-  m.lease = in.lease();
+  if (in.lease_ms() > static_cast<uint64_t>(consensus::kLeaseMsMax)) {
+    return Invalid("read lease too long");
+  }
+  m.lease_ms = static_cast<int64_t>(in.lease_ms());
   m.slot = in.slot();
   m.commit_index = in.commit_index();
   m.round = in.round();

@@ -39,11 +39,36 @@ namespace {
 constexpr int kTicksPerPassMax = 4;
 }  // namespace
 
+namespace {
+
+// The restart guard of read leases (docs/consensus.md §Owner read leases): the longest
+// read-lease this node ever ran with, which bounds what its previous incarnations granted.
+// Remembered in the node's metadata; raised, never lowered.
+absl::StatusOr<int64_t> RestartGuardMs(storage::Store& store, int64_t read_lease_ms) {
+  constexpr std::string_view kField = "read_lease_max_ms";
+  absl::StatusOr<std::optional<std::string>> stored = store.GetNodeMeta(kField);
+  if (!stored.ok()) return stored.status();
+  int64_t longest = 0;
+  if (*stored && !absl::SimpleAtoi(**stored, &longest)) {
+    return absl::DataLossError(StrCat("node metadata ", kField, " is not a number"));
+  }
+  if (read_lease_ms <= longest) return longest;
+  std::unique_ptr<storage::WriteSet> writes = store.NewWriteSet();
+  storage::PutNodeMeta(*writes, kField, StrCat(read_lease_ms));
+  if (absl::Status s = store.Commit(*writes, /*sync=*/true); !s.ok()) return s;
+  return read_lease_ms;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store, HostIO* io,
                                                           NodeHostOptions options) {
   auto state = storage::LoadPersistentState(*store);
   if (!state.ok()) return state.status();
+  absl::StatusOr<int64_t> guard = RestartGuardMs(*store, options.read_lease_ms);
+  if (!guard.ok()) return guard.status();
   auto h = std::unique_ptr<NodeHost>(new NodeHost(store, io, options));
+  h->restart_guard_ms_ = *guard;
   for (const auto& [object, hard] : *state) {
     h->truncated_[object] = hard.truncated_through;
     // The apply of a Ready is committed with its hard state: a store that applied past its
@@ -119,6 +144,7 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   if (options_.replica) return config;
   config.lease_ms = options_.read_lease_ms;
   config.clock_drift_ppm = options_.clock_drift_ppm;
+  config.restart_guard_ms = restart_guard_ms_;
   // Tick counts for the tick length: heartbeats 250 ms (4 per peer timeout; each costs every
   // peer a message, the bulk of an idle node's CPU), peers suspect after 1 s, resend after
   // 200 ms, client requests time out after 10 s.

@@ -258,6 +258,7 @@ class NodeHost {
   bool clock_started_ = false;
   int64_t next_tick_ms_ = 0;
   int64_t last_stamp_ms_ = 0;
+  int64_t restart_guard_ms_ = -1;  // consensus::ReplicaConfig::restart_guard_ms (Start)
   absl::flat_hash_map<consensus::ObjectId, consensus::Slot> truncated_;
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
   absl::flat_hash_map<uint64_t, PendingRead> reads_;

@@ -541,9 +541,10 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
   c.Settle();
   CHECK(c.R(1).probes().read_rounds == 1);
   CHECK(c.R(1).probes().leases_granted == 1);
-  // The owner counts 1000 ms shortened by the 1% drift bound on both clocks: 980 ms.
-  CHECK(c.R(1).LocalReads("t").until_ms == 10'980);
-  CHECK(c.R(1).LocalReads("t").renew_at_ms == 10'490);
+  // The owner counts 1000 ms shortened by the 1% drift bound on both clocks (980 ms) and by
+  // the clocks' 1 ms resolution on both sides: 978 ms.
+  CHECK(c.R(1).LocalReads("t").until_ms == 10'978);
+  CHECK(c.R(1).LocalReads("t").renew_at_ms == 10'489);
   CHECK(c.R(2).LocalReads("t").until_ms == 0);
 
   c.R(1).Read("t", RequestId{1, 3});
@@ -557,7 +558,7 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
   c.Settle();
   CHECK(c.R(1).probes().reads_on_lease == 2);
   CHECK(c.R(1).probes().read_rounds == 2);
-  CHECK(c.R(1).LocalReads("t").until_ms == 11'580);
+  CHECK(c.R(1).LocalReads("t").until_ms == 11'578);
   CHECK(c.N(1).reads.size() == 3);
 
   // Node 2 steals: both acceptors hold its Prepare while they owe node 1 its lease.
@@ -573,6 +574,62 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
   c.Settle(/*ticks=*/500);
   CHECK(c.R(2).IsOwner("t"));
   CHECK_FALSE(c.R(1).IsOwner("t"));
+}
+
+TEST_CASE("a steal held by a lease completes although the owner keeps confirming reads",
+          "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  c.SetClocks(10'000);
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.R(1).Read("t", RequestId{1, 2});
+  c.Settle();
+  REQUIRE(c.R(1).probes().leases_granted == 1);
+  c.R(2).Steal("t");
+  c.Settle(/*ticks=*/500);
+  REQUIRE_FALSE(c.R(2).IsOwner("t"));
+  // Reads keep coming to node 1: past the middle they ask for a renewal, which the acceptors
+  // holding node 2's Prepare refuse...
+  uint64_t seq = 3;
+  for (int64_t t = 10'600; t <= 10'900; t += 100) {
+    c.SetClocks(t);
+    c.R(1).Read("t", RequestId{1, seq++});
+    c.Settle();
+  }
+  CHECK(c.R(1).probes().leases_granted == 1);
+  // ... and once the grants ended, a new round (node 1's lease is over) cannot win a fresh one
+  // before node 2's resend is promised.
+  c.SetClocks(11'000);
+  c.R(1).Read("t", RequestId{1, seq++});
+  c.Settle(/*ticks=*/500);
+  CHECK(c.R(1).probes().leases_granted == 1);
+  CHECK(c.R(2).IsOwner("t"));
+}
+
+TEST_CASE("an acceptor grants no longer a lease than its own setting, and a Confirm carries the "
+          "length asked for", "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  c.SetClocks(10'000);
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.Settle();
+  Message confirm;
+  confirm.type = MessageType::kConfirm;
+  confirm.from = 1;
+  confirm.to = 2;
+  confirm.object = "t";
+  confirm.ballot = c.R(2).Promised("t");
+  confirm.round = 77;
+  confirm.epoch = 1;
+  confirm.lease_ms = 5000;  // longer than node 2 would ever wait out after a restart
+  c.R(2).Step(confirm);
+  std::vector<Message> out = c.Drain(2);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].ok);
+  CHECK(out[0].lease_ms == 0);
+  confirm.lease_ms = 1000;
+  c.R(2).Step(confirm);
+  out = c.Drain(2);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].lease_ms == 1000);
 }
 
 TEST_CASE("a restarted acceptor waits out one lease before it promises another node",

@@ -166,6 +166,12 @@ class Simulation {
   void Send(const Message& msg);
   bool Cut(NodeId a, NodeId b) {
     if (cut_links_.contains({std::min(a, b), std::max(a, b)})) return true;
+    for (const SimOptions::LinkCut& c : opt_.link_cuts) {
+      if (((c.a == a && c.b == b) || (c.a == b && c.b == a)) && now_ >= c.from_us &&
+          now_ < c.until_us) {
+        return true;
+      }
+    }
     return !partition_group_.empty() && partition_group_[a] != partition_group_[b];
   }
   int64_t OneWayUs(NodeId a, NodeId b) const;
@@ -454,6 +460,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
   cfg.test_latest_config_only = opt_.bug_latest_config_only;
   cfg.lease_ms = opt_.read_lease_ms;
+  cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
   o.policy = consensus::AccessCountingPolicy::Options{};
   if (opt_.multi_paxos) o.static_owner = 1;
@@ -760,6 +767,7 @@ std::string Simulation::ReadRow(SimNode& node, const std::string& table, const s
 constexpr int64_t kSimEpochMs = 1'800'000'000'000;
 
 int64_t Simulation::DriftPpm(NodeId id) const {
+  if (auto it = opt_.drift_ppm_of.find(id); it != opt_.drift_ppm_of.end()) return it->second;
   const int64_t bound = opt_.bug_drift_beyond_bound ? 900'000 : opt_.clock_drift_ppm;
   if (bound <= 0) return 0;
   // A fixed rate per (seed, node): splitmix64 of both.
@@ -986,7 +994,10 @@ void Simulation::ClientStep(ClientState& c) {
   const ObjectId object = PickObject(c);
   Operation op;
   op.key = absl::StrCat(object, "/k", rng_.Uniform(opt_.keys_per_object));
-  op.is_write = !rng_.Chance(opt_.read_fraction);
+  const size_t ci = static_cast<size_t>(c.index);
+  op.is_write = !rng_.Chance(ci < opt_.client_read_fraction.size()
+                                 ? opt_.client_read_fraction[ci]
+                                 : opt_.read_fraction);
   op.client = c.index;
   op.invoke = ++history_clock_;
   op.completed = false;
@@ -1002,6 +1013,9 @@ void Simulation::ClientStep(ClientState& c) {
     Trace(absl::StrCat("invoke client ", c.index, " node ", c.node, " ",
                        op.is_write ? "put " : "get ", op.key, op.is_write ? "=" : "", op.value));
   }
+  // As atlasd's node thread: the clock is read after the request arrived, before it is handled
+  // (read leases are judged by it).
+  SyncClock(node);
   // The client's op, unless the node crashed meanwhile (which completed it as unknown).
   const int index = c.index, op_index = c.op;
   auto current = [this, index, op_index]() -> ClientState* {

@@ -75,6 +75,7 @@ struct SimOptions {
   int clients = 6;
   std::vector<consensus::NodeId> client_nodes;  // If set: client i runs on client_nodes[i % n].
   double read_fraction = 0.4;
+  std::vector<double> client_read_fraction;  // If set: client i's own share (scenarios).
   int64_t think_us = 2000;
   // > 0: each client invokes one op every interval (or as soon as its previous op returns),
   // so slow and fast zones contribute equally many samples (no closed-loop bias).
@@ -103,6 +104,13 @@ struct SimOptions {
   int64_t read_lease_ms = 300;  // base.lease_ms for every node; 0: no leases
   int64_t clock_drift_ppm = 10'000;
   bool bug_drift_beyond_bound = false;
+  std::map<consensus::NodeId, int64_t> drift_ppm_of;  // Fixed rates for these nodes (scenarios).
+  // Links down for a while, on top of the fault mix (scenarios): a, b, from, until (µs).
+  struct LinkCut {
+    consensus::NodeId a = 0, b = 0;
+    int64_t from_us = 0, until_us = 0;
+  };
+  std::vector<LinkCut> link_cuts;
   // The direct lease check: no node is elected owner while another's read lease holds.
   bool check_leases = true;
   consensus::ReplicaConfig base;  // Timeouts, windows (id/topology/quorum are filled in).

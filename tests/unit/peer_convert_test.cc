@@ -23,6 +23,7 @@ Message Full() {
   m.slot = 9;
   m.commit_index = 11;
   m.round = 5;
+  m.lease_ms = 2000;
   m.seq = 77;
   m.entries.push_back({10, {{41, 2}, {{{2, 100}, std::string("a\0b", 3)}}}});
   m.entries.push_back({11, {{42, 3}, {}}});
@@ -103,6 +104,7 @@ TEST_CASE("malformed messages are rejected, not handed to the core") {
   CHECK(reject([](PeerMessage& p) { p.set_snapshot_total(100); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_request_ids(0)->set_node(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commit_indexes(0)->set_object("zzz"); }));  // unsorted
+  CHECK(reject([](PeerMessage& p) { p.set_lease_ms(60'001); }));  // over kLeaseMsMax
   PeerLimits small;
   small.snapshot_bytes_max = 10;
   CHECK_FALSE(FromProto(Wire(Full()), small).ok());

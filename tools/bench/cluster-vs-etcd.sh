@@ -11,7 +11,8 @@
 # BENCH_CHECK_PERF=1 also runs `etcdctl check perf --load=l` (etcd's own 60 s load test).
 #
 # Usage: tools/bench/cluster-vs-etcd.sh   (needs build/bin/{atlasd,atlas,atlas-bench})
-# Environment: BENCH_OPS (default 50000), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
+# Environment: BENCH_OPS (default 50000), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1,
+# ATLASD_EXTRA_ARGS (added to every atlasd, e.g. "--read-lease off"; see tools/cluster).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -43,14 +44,16 @@ ATLAS_BIN=$build_dir/bin "$root/tools/cluster" up --zones 1 --nodes-per-zone 3 -
 sock=$tmp/atlas/n1/atlas.sock
 "$build_dir/bin/atlas" --socket "$sock" -c 'KEY PUT bench.warm x' >/dev/null
 
-bench() {  # op
-  "$build_dir/bin/atlas-bench" --socket "$sock" --op "$1" -c 64 -d 1 -n "$ops" --keys 10000 \
-    --value-size 100 --table bench --json
+bench() {  # op [connections [ops]]
+  "$build_dir/bin/atlas-bench" --socket "$sock" --op "$1" -c "${2:-64}" -d 1 -n "${3:-$ops}" \
+    --keys 10000 --value-size 100 --table bench --json
 }
 log "atlasd PUT, 64 concurrent"
 atlas_put=$(bench put)
 log "atlasd GET, 64 concurrent"
 atlas_get=$(bench get)
+log "atlasd GET, one connection"
+atlas_get1=$(bench get 1 $((ops / 10)))
 
 log "starting a 3-member etcd cluster"
 cluster=""
@@ -79,6 +82,9 @@ etcd_put=$("$build_dir/bin/atlas-bench" --target "etcd:${leader#http://}" --op p
 log "etcd GET, 64 concurrent"
 etcd_get=$("$build_dir/bin/atlas-bench" --target "etcd:${leader#http://}" --op get -c 64 -d 1 \
   -n "$ops" --keys 10000 --value-size 100 --table bench --json)
+log "etcd GET, one connection"
+etcd_get1=$("$build_dir/bin/atlas-bench" --target "etcd:${leader#http://}" --op get -c 1 -d 1 \
+  -n $((ops / 10)) --keys 10000 --value-size 100 --table bench --json)
 etcd_perf=""
 if [ "${BENCH_CHECK_PERF:-0}" = 1 ]; then
   log "etcdctl check perf --load=l (60 s)"
@@ -94,11 +100,13 @@ report() {  # op json
 echo "== atlasd 3 nodes (Fn=1): 64 concurrent, 100-byte values =="
 report put "$atlas_put"
 report get "$atlas_get"
+report "get c=1" "$atlas_get1"
 echo "== etcd 3 members: the same load =="
 report put "$etcd_put"
 report get "$etcd_get"
+report "get c=1" "$etcd_get1"
 ratio() { python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(round(a['ops_per_sec'] / b['ops_per_sec'], 2))" "$1" "$2"; }
-echo "== ratio atlasd / etcd: PUT $(ratio "$atlas_put" "$etcd_put")x  GET $(ratio "$atlas_get" "$etcd_get")x"
+echo "== ratio atlasd / etcd: PUT $(ratio "$atlas_put" "$etcd_put")x  GET $(ratio "$atlas_get" "$etcd_get")x  GET c=1 $(ratio "$atlas_get1" "$etcd_get1")x"
 if [ -n "$etcd_perf" ]; then
   echo "== etcdctl check perf --load=l =="
   echo "$etcd_perf" | tr '\r' '\n' | grep -v ' / 60 ' | grep -v '^ *$' | tail -6

@@ -39,7 +39,7 @@ void Usage() {
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
                "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
-               "                 [--no-lease-check] [--read-percent N]\n"
+               "                 [--no-lease-check] [--read-percent N] [--request-timeout-ms N]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
                "        membership | all (all = every fault but membership)\n"
@@ -243,6 +243,7 @@ std::function<void(int64_t)> NumberFlag(const std::string& flag, Args* a) {
   if (flag == "--read-lease-ms") return [&o](int64_t v) { o.read_lease_ms = v; };
   if (flag == "--read-percent") return [&o](int64_t v) { o.read_fraction = v / 100.0; };
   if (flag == "--clock-drift-ppm") return [&o](int64_t v) { o.clock_drift_ppm = v; };
+  if (flag == "--request-timeout-ms") return [&o](int64_t v) { o.base.request_timeout_ticks = v * 1000 / o.tick_us; };
   if (flag == "--untrusted-clock") {
     return [&o](int64_t v) { o.untrusted_clocks.insert(static_cast<atlas::consensus::NodeId>(v)); };
   }
