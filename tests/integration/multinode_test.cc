@@ -1,6 +1,7 @@
 // Acceptance tests of «Cluster» with real atlasd processes: join over HTTPS with the token, gRPC
 // with mutual TLS between them, RocksDB on disk, clients on the Unix sockets.
 #include <catch2/catch.hpp>
+#include <atomic>
 
 #include <filesystem>
 #include <iterator>
@@ -117,14 +118,30 @@ TEST_CASE("read leases: the owner answers GETs with no round, and a move waits f
   CHECK(rounds >= 1);
   CHECK(rounds <= 10);  // the first read's round, and background renewals (one per ~0.5 s)
   CHECK(local >= 30);
-  // A move to node 2: its Prepare waits until the acceptors' grants to node 1 end (at most 1 s
-  // after the last renewal), then node 2 owns the table and its writes are read everywhere.
+  // A move to node 2 while node 1's readers keep going (and keep asking to renew): node 2's
+  // Prepare waits until the acceptors' grants to node 1 end, then node 2 owns the table and its
+  // writes are read everywhere.
+  std::atomic<bool> reading{true};
+  std::atomic<int> reads{0}, stale{0};
+  std::thread reader([&] {
+    const auto stop = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (reading && std::chrono::steady_clock::now() < stop) {
+      std::string r = c.Call(1, "KEY GET cfg.flag");
+      if (r.starts_with("VALUE:")) ++reads;
+      if (r != "VALUE:on\nOK" && r != "VALUE:off\nOK") ++stale;
+    }
+  });
   const auto moved = std::chrono::steady_clock::now();
-  REQUIRE(c.Call(1, "TABLE MOVE cfg 2") == "OK");
+  CHECK(c.Call(1, "TABLE MOVE cfg 2") == "OK");
   CHECK(Eventually([&] { return OwnerOf(c, 3, "cfg") == "2"; }));
   const double waited_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - moved).count();
+  reading = false;
+  reader.join();
+  INFO("move took " << waited_s << " s under " << reads << " reads");
   CHECK(waited_s < 5);
+  CHECK(reads > 10);
+  CHECK(stale == 0);
   CHECK(metric(1, "atlas_read_lease_prepares_held_total") + metric(3, "atlas_read_lease_prepares_held_total") >= 1);
   CHECK(c.Call(2, "KEY PUT cfg.flag off") == "OK");
   CHECK(c.Call(1, "KEY GET cfg.flag") == "VALUE:off\nOK");

@@ -529,6 +529,15 @@ TEST_CASE("join tokens in atlas.nodes: a join needs an active one and uses it up
 namespace atlas::consensus {
 namespace {
 
+// At 10 s on every clock, node 1 owns "t" and holds a read lease from its first read's round.
+void LeaseToNode1(Cluster& c) {
+  c.SetClocks(10'000);
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.R(1).Read("t", RequestId{1, 2});
+  c.Settle();
+  REQUIRE(c.R(1).probes().leases_granted == 1);
+}
+
 TEST_CASE("an owner read lease answers reads with no round and holds other stealers off until "
           "it ends", "[replica][lease]") {
   // 3 nodes of one zone, Fn=1: Q1 = Q2 = any 2 nodes, so the owner is not in every Q1.
@@ -579,11 +588,7 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
 TEST_CASE("a steal held by a lease completes although the owner keeps confirming reads",
           "[replica][lease]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
-  c.SetClocks(10'000);
-  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
-  c.R(1).Read("t", RequestId{1, 2});
-  c.Settle();
-  REQUIRE(c.R(1).probes().leases_granted == 1);
+  LeaseToNode1(c);
   c.R(2).Steal("t");
   c.Settle(/*ticks=*/500);
   REQUIRE_FALSE(c.R(2).IsOwner("t"));
@@ -635,11 +640,7 @@ TEST_CASE("an acceptor grants no longer a lease than its own setting, and a Conf
 TEST_CASE("a restarted acceptor waits out one lease before it promises another node",
           "[replica][lease]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
-  c.SetClocks(10'000);
-  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
-  c.R(1).Read("t", RequestId{1, 2});
-  c.Settle();
-  REQUIRE(c.R(1).probes().leases_granted == 1);
+  LeaseToNode1(c);
   // Nodes 2 and 3 restart and forget the lease they granted node 1.
   c.Start(2);
   c.Start(3);
