@@ -62,6 +62,12 @@ class LocalReads {
     absl::ReaderMutexLock lock(&mu_);
     return tables_.contains(table);
   }
+  // Until when `table` is read locally; 0 if it is not in the set.
+  int64_t Until(const std::string& table) const {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = tables_.find(table);
+    return it == tables_.end() ? 0 : it->second.until_ms;
+  }
   size_t size() const {
     absl::ReaderMutexLock lock(&mu_);
     return tables_.size();

@@ -229,8 +229,14 @@ void NodeHost::RefreshLocalReads(const consensus::Ready& rd, const Applied& appl
     local_reads_->Update([this](const std::string& table) { return LocalWindow(table); });
     return;
   }
+  // A table's window is rewritten only when it moved (a lease extended, or it ended): the
+  // renewal a client thread already asked for stays asked, and readers meet no writer lock
+  // on every commit.
   auto recheck = [this](const std::string& object) {
-    if (local_reads_->Contains(object)) local_reads_->Set(object, LocalWindow(object));
+    const int64_t until = local_reads_->Until(object);
+    if (until == 0) return;
+    const LocalReads::Window w = LocalWindow(object);
+    if (w.until_ms != until) local_reads_->Set(object, w);
   };
   for (const consensus::ObjectId& object : rd.leases) recheck(object);
   for (const consensus::HardStateUpdate& u : rd.persist) recheck(u.object);
