@@ -452,9 +452,9 @@ LocalReadWindow Replica::LocalReads(const ObjectId& object) const {
     return {};
   }
   if (InEveryQ1(ObjectEpochs(*o))) return {LocalReadWindow::kForever, LocalReadWindow::kForever};
-  if (!LeaseHolds(object, *o)) return {};
-  const int64_t until = leases_.find(object)->second.until_ms;
-  return {until, until - OwnerLeaseMs() / 2};
+  const OwnerLeaseState* lease = HeldLease(object, *o);
+  if (lease == nullptr) return {};
+  return {lease->until_ms, lease->until_ms - OwnerLeaseMs() / 2};
 }
 
 NodeId Replica::BelievedOwner(const ObjectId& object) const {

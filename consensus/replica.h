@@ -534,7 +534,10 @@ class Replica {
   int64_t RestartGuardMs() const;
   // A Confirm of ours (with the lease we ask for).
   Message ConfirmMessage(const ObjectId& object, const ObjectState& o) const;
-  bool LeaseHolds(const ObjectId& object, const ObjectState& o) const;
+  // The owner's lease of `object` for its ballot and configurations (over or not), or null;
+  // HeldLease: only while it holds.
+  const OwnerLeaseState* CurrentLease(const ObjectId& object, const ObjectState& o) const;
+  const OwnerLeaseState* HeldLease(const ObjectId& object, const ObjectState& o) const;
   // Acceptor: whether a Prepare that would raise our promise must wait for a lease to end.
   bool LeaseBlocksPrepare(const Message& msg, const ObjectState& o);
   // Acceptor: grants (or extends) the lease a Confirm asks for; the length granted, 0 if none.

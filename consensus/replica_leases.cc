@@ -30,11 +30,21 @@ Message Replica::ConfirmMessage(const ObjectId& object, const ObjectState& o) co
   return m;
 }
 
-bool Replica::LeaseHolds(const ObjectId& object, const ObjectState& o) const {
-  if (config_.lease_ms <= 0 || o.proposer.role != Role::kOwner) return false;
+const Replica::OwnerLeaseState* Replica::CurrentLease(const ObjectId& object,
+                                                      const ObjectState& o) const {
+  if (o.proposer.role != Role::kOwner) return nullptr;
   auto it = leases_.find(object);
-  return it != leases_.end() && it->second.ballot == o.proposer.ballot &&
-         mono_ms_ < it->second.until_ms && it->second.epochs == ObjectEpochs(o);
+  if (it == leases_.end() || it->second.until_ms == 0 || it->second.ballot != o.proposer.ballot ||
+      it->second.epochs != ObjectEpochs(o)) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+const Replica::OwnerLeaseState* Replica::HeldLease(const ObjectId& object,
+                                                   const ObjectState& o) const {
+  const OwnerLeaseState* l = CurrentLease(object, o);
+  return l != nullptr && mono_ms_ < l->until_ms ? l : nullptr;
 }
 
 bool Replica::LeaseBlocksPrepare(const Message& msg, const ObjectState& o) {
@@ -125,13 +135,9 @@ void Replica::DropExpiredLeases() {
 
 std::optional<std::pair<Ballot, int64_t>> Replica::OwnerLease(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
-  auto it = leases_.find(object);
-  if (o == nullptr || it == leases_.end() || o->proposer.role != Role::kOwner ||
-      it->second.ballot != o->proposer.ballot || it->second.epochs != ObjectEpochs(*o) ||
-      it->second.until_ms == 0) {
-    return std::nullopt;
-  }
-  return std::make_pair(it->second.ballot, it->second.until_ms);
+  const OwnerLeaseState* l = o == nullptr ? nullptr : CurrentLease(object, *o);
+  if (l == nullptr) return std::nullopt;
+  return std::make_pair(l->ballot, l->until_ms);
 }
 
 }  // namespace atlas::consensus

@@ -108,16 +108,16 @@ void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
   if (o.proposer.role != Role::kOwner || o.reads.waiting.empty()) return;
   if (o.hard.commit_index < o.reads.ready_slot) return;
   const bool every_q1 = InEveryQ1(ObjectEpochs(o));
+  const OwnerLeaseState* lease = every_q1 ? nullptr : HeldLease(object, o);
   // In every Q1, no other node can be elected without our promise, and we have given none
   // (we still own the object); under our lease, none without a promise its holders withhold.
-  if (every_q1 || LeaseHolds(object, o)) {
+  if (every_q1 || lease != nullptr) {
     ++(every_q1 ? probes_.reads_without_round : probes_.reads_on_lease);
     std::vector<PendingRead> reads = std::move(o.reads.waiting);
     o.reads.waiting.clear();
     AnswerReads(object, o, reads, o.hard.commit_index);
     // Renew a lease past its middle while reads keep coming, so that they never wait for it.
-    if (!every_q1 && !o.reads.active &&
-        mono_ms_ >= leases_.find(object)->second.until_ms - OwnerLeaseMs() / 2) {
+    if (lease != nullptr && !o.reads.active && mono_ms_ >= lease->until_ms - OwnerLeaseMs() / 2) {
       BeginReadRound(object, o, {});
     }
     return;

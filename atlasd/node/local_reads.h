@@ -58,10 +58,6 @@ class LocalReads {
     it->second.renew_at_ms = Window::kForever;
     return Answer::kLocalAndRenew;
   }
-  bool Contains(const std::string& table) const {
-    absl::ReaderMutexLock lock(&mu_);
-    return tables_.contains(table);
-  }
   // Until when `table` is read locally; 0 if it is not in the set.
   int64_t Until(const std::string& table) const {
     absl::ReaderMutexLock lock(&mu_);
@@ -89,10 +85,6 @@ class LocalReads {
       t.second = window_of(t.first);
       return t.second.until_ms == 0;
     });
-  }
-  void Clear() {
-    absl::MutexLock lock(&mu_);
-    tables_.clear();
   }
 
  private:

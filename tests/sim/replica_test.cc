@@ -529,10 +529,17 @@ TEST_CASE("join tokens in atlas.nodes: a join needs an active one and uses it up
 namespace atlas::consensus {
 namespace {
 
-// At 10 s on every clock, node 1 owns "t" and holds a read lease from its first read's round.
-void LeaseToNode1(Cluster& c) {
+// At 10 s on every clock, node 1 owns "t" (its first write).
+void OwnedByNode1(Cluster& c) {
   c.SetClocks(10'000);
   c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.R(1).IsOwner("t"));
+}
+
+// ... and holds a read lease from its first read's round.
+void LeaseToNode1(Cluster& c) {
+  OwnedByNode1(c);
   c.R(1).Read("t", RequestId{1, 2});
   c.Settle();
   REQUIRE(c.R(1).probes().leases_granted == 1);
@@ -542,10 +549,7 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
           "it ends", "[replica][lease]") {
   // 3 nodes of one zone, Fn=1: Q1 = Q2 = any 2 nodes, so the owner is not in every Q1.
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
-  c.SetClocks(10'000);
-  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
-  c.Settle();
-  REQUIRE(c.R(1).IsOwner("t"));
+  OwnedByNode1(c);
   c.R(1).Read("t", RequestId{1, 2});
   c.Settle();
   CHECK(c.R(1).probes().read_rounds == 1);
@@ -613,9 +617,7 @@ TEST_CASE("a steal held by a lease completes although the owner keeps confirming
 TEST_CASE("an acceptor grants no longer a lease than its own setting, and a Confirm carries the "
           "length asked for", "[replica][lease]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
-  c.SetClocks(10'000);
-  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
-  c.Settle();
+  OwnedByNode1(c);
   Message confirm;
   confirm.type = MessageType::kConfirm;
   confirm.from = 1;
