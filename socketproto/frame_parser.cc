@@ -132,6 +132,22 @@ ParseStatus FrameParser::Next(std::string_view* input, Frame* frame, std::string
   return ParseStatus::kNeedMore;
 }
 
+namespace {
+
+// Whether the tokens of `text` contain KEY BLOB SET anywhere.
+bool AnnouncesBlob(std::string_view text) {
+  std::vector<Token> t = Tokenize(text);
+  for (size_t i = 0; i + 2 < t.size(); ++i) {
+    if (EqualsIgnoreCase(t[i].text, "KEY") && EqualsIgnoreCase(t[i + 1].text, "BLOB") &&
+        EqualsIgnoreCase(t[i + 2].text, "SET")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool FrameParser::InspectLine(std::string* error) {
   std::optional<std::string> id;
   std::string_view rest;
@@ -140,13 +156,13 @@ bool FrameParser::InspectLine(std::string* error) {
     // A malformed tag is normally a WARN (ParseCommand reports it). But if the line announces
     // a blob, its payload follows and where it ends cannot be trusted: treating the payload as
     // command lines would execute whatever the blob contains. The stream is unframeable.
-    std::vector<Token> all = Tokenize(line_);
-    for (size_t i = 0; i + 2 < all.size(); ++i) {
-      if (EqualsIgnoreCase(all[i].text, "KEY") && EqualsIgnoreCase(all[i + 1].text, "BLOB") &&
-          EqualsIgnoreCase(all[i + 2].text, "SET")) {
-        *error = "invalid request id on KEY BLOB SET: the blob cannot be framed";
-        return false;
-      }
+    // The verb may follow the tag's ']' with no space, so the text after it is looked at too.
+    std::string_view line = line_;
+    size_t close = line.find(']');
+    if (AnnouncesBlob(line) ||
+        (close != std::string_view::npos && AnnouncesBlob(line.substr(close + 1)))) {
+      *error = "invalid request id on KEY BLOB SET: the blob cannot be framed";
+      return false;
     }
     return true;
   }

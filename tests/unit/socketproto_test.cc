@@ -103,8 +103,12 @@ TEST_CASE("a bad blob length is fatal: the stream can no longer be framed") {
 TEST_CASE("a blob announced under a malformed tag is FATAL, never executed as commands") {
   // Found by the fuzzer: the payload used to be parsed as command lines (a smuggled KEY DEL).
   for (std::string tag : {"[ID:" + std::string(65, 'x') + "]", std::string("[ID:]"),
-                          std::string("[ID:7\0] ", 8), std::string("[ID:abc")}) {
+                          std::string("[ID:7\0] ", 8), std::string("[ID:abc"),
+                          // A verb glued to the bad tag (found by CI's fuzz run).
+                          std::string("[ID:]"), std::string("[ID:a b]")}) {
     auto p = Feed(tag + " KEY BLOB SET t.upload 13\r\nKEY DEL t.a\r\n");
+    auto glued = Feed(tag + "KEY BLOB SET t.upload 13\r\nKEY DEL t.a\r\n");
+    CHECK(glued.fatal.has_value() == (tag.find(']') != std::string::npos));
     REQUIRE(p.fatal);
     CHECK(*p.fatal == "invalid request id on KEY BLOB SET: the blob cannot be framed");
     CHECK(p.frames.empty());
