@@ -292,9 +292,10 @@ void Executor::AfterBarrier(const CallPtr& call, const std::string& table) {
   if (replicator_->ReadsLocally(table)) return Resume(call);
   replicator_->ReadBarrier(table, [this, call](absl::Status s) {
     if (!s.ok()) return call->Warn(ToStd(s.message()));
-    // The barrier completes on the replication thread, which large reads must not hold up.
-    if (options_.post_read) {
-      options_.post_read([this, call] { Resume(call); });
+    // The barrier completes on the replication thread, which large reads must not hold up:
+    // the read goes on on the thread that serves its connection.
+    if (call->stream) {
+      call->stream->Post([this, call] { Resume(call); });
     } else {
       Resume(call);
     }

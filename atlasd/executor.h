@@ -47,9 +47,6 @@ struct ExecutorOptions {
   std::vector<std::string> backup_users;
   // SCAN without LIMIT returns at most this many keys (the reply is built in memory).
   uint64_t scan_keys_max = 1'000'000;
-  // Runs a read on a client-serving thread once its read barrier passed. The barrier completes
-  // on the replication thread, which must not be held up by large reads. Default: inline.
-  std::function<void(std::function<void()>)> post_read;
   // The cluster for NODE / QUORUM / TABLE MOVE; null: this node is the whole cluster.
   ClusterView* cluster = nullptr;
   // Where each command's latency and outcome go (null: nowhere). Indexed as CommandNames().

@@ -30,6 +30,7 @@
 #include "atlasd/node_setup.h"
 #include "atlasd/watch_hub.h"
 #include "boost/asio.hpp"
+#include "socketproto/io_pool.h"
 #include "socketproto/server.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
@@ -385,8 +386,7 @@ atlas::NodeIdentity IdentityFor(const atlas::Config& config, const atlas::NodeSe
 atlas::ExecutorOptions ExecutorOptionsFor(const atlas::Config& config,
                                           atlas::ClusterNode* cluster_node,
                                           atlas::CommandMetrics* metrics,
-                                          atlas::WatchHub* watch_hub, boost::asio::io_context* io,
-                                          atlas::AclCache* acls) {
+                                          atlas::WatchHub* watch_hub, atlas::AclCache* acls) {
   atlas::ExecutorOptions options;
   options.acls = acls;
   options.principal_mode = config.principal_mode == "peercred" ? atlas::PrincipalMode::kPeercred
@@ -396,7 +396,6 @@ atlas::ExecutorOptions ExecutorOptionsFor(const atlas::Config& config,
   options.cluster = cluster_node;
   options.metrics = metrics;
   options.watch = watch_hub;
-  options.post_read = [io](std::function<void()> fn) { boost::asio::post(*io, std::move(fn)); };
   return options;
 }
 
@@ -442,9 +441,10 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
 // Runs the io threads until SIGINT or SIGTERM, then shuts down gracefully: stop accepting,
 // let in-flight commands finish (bounded), close sessions; the caller then drains the commit
 // queue and closes RocksDB.
-void ServeUntilSignalled(boost::asio::io_context& io, atlas::socketproto::SocketServer& server,
-                         atlas::cluster::HttpsServer& https, atlas::WatchHub& watch_hub,
-                         int io_threads) {
+void ServeUntilSignalled(atlas::socketproto::IoPool& pool,
+                         atlas::socketproto::SocketServer& server,
+                         atlas::cluster::HttpsServer& https, atlas::WatchHub& watch_hub) {
+  boost::asio::io_context& io = pool.main();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer drain_timer(io);
   int drain_polls = 0;
@@ -455,7 +455,7 @@ void ServeUntilSignalled(boost::asio::io_context& io, atlas::socketproto::Socket
       drain_timer.async_wait([&](boost::system::error_code) { close_sessions(); });
       return;
     }
-    io.stop();
+    pool.Stop();
   };
   std::function<void()> drain = [&] {
     // In-flight commands finish (bounded by the replication timeout, at most 10 s here).
@@ -479,10 +479,7 @@ void ServeUntilSignalled(boost::asio::io_context& io, atlas::socketproto::Socket
     drain();
   });
 
-  std::vector<std::thread> threads;
-  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& t : threads) t.join();
+  pool.Run();
 }
 
 }  // namespace
@@ -546,11 +543,13 @@ int main(int argc, char** argv) {
 
   atlas::NodeIdentity self = IdentityFor(config, *setup);
   atlas::CommandMetrics command_metrics(atlas::CommandNames());
-  boost::asio::io_context io;
+  // Client connections are spread over io-threads threads; the first also runs the listeners.
+  atlas::socketproto::IoPool pool(config.io_threads);
+  boost::asio::io_context& io = pool.main();
   atlas::Executor executor(
       store->get(), &replicator, self,
-      ExecutorOptionsFor(config, cluster_node.get(), &command_metrics, &watch_hub, &io, &acls));
-  atlas::socketproto::SocketServer server(io, ServerOptionsFor(config), &executor);
+      ExecutorOptionsFor(config, cluster_node.get(), &command_metrics, &watch_hub, &acls));
+  atlas::socketproto::SocketServer server(io, ServerOptionsFor(config), &executor, &pool);
   if (absl::Status s = server.Start(); !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;
@@ -576,7 +575,7 @@ int main(int argc, char** argv) {
       self.version, setup->cluster_id, self.id, self.region, config.socket, config.listen,
       (*https)->port());
 
-  ServeUntilSignalled(io, server, **https, watch_hub, config.io_threads);
+  ServeUntilSignalled(pool, server, **https, watch_hub);
   std::move(stop_node).Invoke();
   transport.Shutdown();
   store->reset();

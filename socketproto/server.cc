@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "socketproto/str.h"
 #include "socketproto/frame_parser.h"
+#include "socketproto/io_pool.h"
 
 namespace atlas::socketproto {
 
@@ -46,6 +47,7 @@ class SessionStream final : public OutputStream {
   bool Send(std::string frames) override;
   size_t Backlog() const override { return posted_.load() + pending_.load(); }
   bool Closed() const override { return closed_.load(); }
+  void Post(std::function<void()> fn) override;
 
   std::atomic<size_t> posted_{0};   // sent, not yet on the session's queue
   std::atomic<size_t> pending_{0};  // on the session's queue (its pending_output_)
@@ -57,14 +59,17 @@ class SessionStream final : public OutputStream {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(SocketServer* server, stream::socket socket)
+  Session(SocketServer* server, asio::io_context& io, stream::socket socket)
       : server_(server),
         socket_(std::move(socket)),
-        strand_(asio::make_strand(server->io_)),
+        strand_(asio::make_strand(io)),
         parser_(server->options_.limits) {}
 
   void Start() {
     ctx_.connection_id = server_->next_connection_id_++;
+    // Reads take what is there without blocking (Read); set once, not per read.
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
     stream_ = std::make_shared<SessionStream>(weak_from_this());
     ctx_.stream = stream_;
     budget_ = std::make_shared<ReplyBudget>(server_->options_.max_pending_output_bytes);
@@ -91,6 +96,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   SessionContext& ctx() { return ctx_; }
+  void Post(std::function<void()> fn) { asio::post(strand_, std::move(fn)); }
 
   // SessionStream::Send, on the strand.
   void EnqueueStreamed(std::string bytes, size_t n) {
@@ -208,8 +214,7 @@ class Session : public std::enable_shared_from_this<Session> {
           self->reading_ = false;
           if (!ec) {
             thread_local std::array<char, 64 * 1024> buf;
-            self->socket_.non_blocking(true, ec);
-            size_t n = ec ? 0 : self->socket_.read_some(asio::buffer(buf), ec);
+            size_t n = self->socket_.read_some(asio::buffer(buf), ec);
             if (ec == asio::error::would_block || ec == asio::error::try_again) {
               self->Read();  // Readiness without bytes (spurious): wait again.
               return;
@@ -325,8 +330,19 @@ bool SessionStream::Send(std::string frames) {
   return true;
 }
 
-SocketServer::SocketServer(asio::io_context& io, ServerOptions options, CommandHandler* handler)
+void SessionStream::Post(std::function<void()> fn) {
+  std::shared_ptr<Session> s = session_.lock();
+  if (s) {
+    s->Post(std::move(fn));
+  } else {
+    fn();  // the connection is gone; the work still has to finish (and answer nobody)
+  }
+}
+
+SocketServer::SocketServer(asio::io_context& io, ServerOptions options, CommandHandler* handler,
+                           IoPool* pool)
     : io_(io),
+      pool_(pool),
       options_(std::move(options)),
       handler_(handler),
       acceptor_(io),
@@ -377,7 +393,9 @@ absl::Status SocketServer::Start() {
 }
 
 void SocketServer::Accept() {
-  acceptor_.async_accept([this](boost::system::error_code ec, stream::socket socket) {
+  asio::io_context& serving = pool_ != nullptr ? pool_->Next() : io_;
+  acceptor_.async_accept(serving, [this, &serving](boost::system::error_code ec,
+                                                   stream::socket socket) {
     if (!accepting_ || ec == asio::error::operation_aborted) return;
     if (ec) return AcceptFailed(ec);
     accept_backoff_ = std::chrono::milliseconds(0);
@@ -385,7 +403,7 @@ void SocketServer::Accept() {
       Refuse(socket.native_handle(),
              StrCat("too many connections (max-connections ", options_.max_connections, ")"));
     } else {
-      auto session = std::make_shared<Session>(this, std::move(socket));
+      auto session = std::make_shared<Session>(this, serving, std::move(socket));
       {
         absl::MutexLock lock(&mu_);
         sessions_[session.get()] = session;

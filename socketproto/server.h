@@ -38,6 +38,9 @@ class OutputStream {
   virtual size_t Backlog() const = 0;
   // The client closed (or lost) the connection: streams should end.
   virtual bool Closed() const = 0;
+  // Runs `fn` on the thread that serves the connection (work that must not hold up the thread
+  // that finished it, e.g. a read after its barrier). Default: at once, on the caller's thread.
+  virtual void Post(std::function<void()> fn) { fn(); }
 };
 
 // Per-connection state visible to the command handler.
@@ -80,10 +83,14 @@ struct ServerOptions {
 };
 
 class Session;
+class IoPool;
 
 class SocketServer {
  public:
-  SocketServer(boost::asio::io_context& io, ServerOptions options, CommandHandler* handler);
+  // Listens on `io`; connections are served on `io` too, or on the contexts of `pool` (one
+  // each, round-robin) when one is given.
+  SocketServer(boost::asio::io_context& io, ServerOptions options, CommandHandler* handler,
+               IoPool* pool = nullptr);
   ~SocketServer();
 
   // Creates the socket file (replacing a stale one, refusing one a live process serves),
@@ -111,6 +118,7 @@ class SocketServer {
   void Forget(Session* s);
 
   boost::asio::io_context& io_;
+  IoPool* pool_;
   ServerOptions options_;
   CommandHandler* handler_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
