@@ -2,6 +2,8 @@
 
 #include "atlasd/cluster/pki.h"
 
+#include <pthread.h>
+
 #include <charconv>
 #include <optional>
 
@@ -161,7 +163,10 @@ class PeerTransport::PeerLink {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
     channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(ssl), args);
     stub_ = proto::Peer::NewStub(channel_);
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "atlas-send");
+      Run();
+    });
   }
 
   ~PeerLink() {

@@ -1,5 +1,7 @@
 #include "atlasd/watch_hub.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <set>
 #include <string_view>
@@ -31,7 +33,10 @@ struct WatchHub::Watcher {
 
 WatchHub::WatchHub(storage::Store* store, WatchHubOptions options)
     : store_(store), options_(std::move(options)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "atlas-watch");
+    Run();
+  });
 }
 
 WatchHub::~WatchHub() {

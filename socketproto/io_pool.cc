@@ -1,5 +1,7 @@
 #include "socketproto/io_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -21,7 +23,10 @@ boost::asio::io_context& IoPool::Next() {
 void IoPool::Run() {
   std::vector<std::thread> threads;
   for (size_t i = 1; i < contexts_.size(); ++i) {
-    threads.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+    threads.emplace_back([ctx = contexts_[i].get()] {
+      pthread_setname_np(pthread_self(), "atlas-io");
+      ctx->run();
+    });
   }
   main().run();
   Stop();  // main() ran out of work: the others stop with it

@@ -1,5 +1,7 @@
 #include "atlasd/node/node_loop.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "atlasd/failpoint.h"
@@ -81,7 +83,10 @@ absl::StatusOr<std::unique_ptr<NodeLoop>> NodeLoop::Start(storage::Store* store,
   loop->host_ = std::move(*host);
   loop->local_reads_ = loop->host_->local_reads();
   loop->PublishStats();
-  loop->thread_ = std::thread([l = loop.get()] { l->Run(); });
+  loop->thread_ = std::thread([l = loop.get()] {
+    pthread_setname_np(pthread_self(), "atlas-node");  // for top -H, perf and gdb
+    l->Run();
+  });
   return loop;
 }
 
