@@ -72,8 +72,10 @@ class LocalCluster {
   std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
 
   // One command on node i over a fresh connection; "" when the node cannot be reached.
-  std::string Call(size_t i, const std::string& line) {
-    auto c = node(i).Connect(std::chrono::milliseconds(5000));
+  // `timeout`: for the connection and the reply.
+  std::string Call(size_t i, const std::string& line,
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    auto c = node(i).Connect(timeout);
     if (!c) return "";
     auto r = c->Call(line);
     return r.ok() ? Texts(*r) : "(call failed: " + std::string(r.status().message()) + ")";

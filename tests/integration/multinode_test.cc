@@ -325,8 +325,8 @@ TEST_CASE("grouped tables share one owner, move together and keep their data") {
   CHECK(OwnerOf(c, 1, "ga") == "1");
   CHECK(OwnerOf(c, 2, "gb") == "2");
 
-  CHECK(c.Call(1, "TABLE GROUP ga grp") == "OK");
-  CHECK(c.Call(3, "TABLE GROUP gb grp") == "OK");
+  CHECK(c.Call(1, "TABLE GROUP ga grp", std::chrono::seconds(30)) == "OK");
+  CHECK(c.Call(3, "TABLE GROUP gb grp", std::chrono::seconds(30)) == "OK");
   CHECK(c.Call(2, "TABLE INFO ga").find(" group=grp ") != std::string::npos);
   // Writes from every node, including ones whose routing may still be stale.
   for (size_t i = 1; i <= 3; ++i) {
@@ -338,7 +338,10 @@ TEST_CASE("grouped tables share one owner, move together and keep their data") {
   CHECK(owner != "0");
   CHECK(OwnerOf(c, 1, "gb") == owner);
   size_t target = owner == "3" ? 2 : 3;
-  CHECK(c.Call(1, "TABLE MOVE gb " + std::to_string(target)) == "OK");
+  // Moves and group changes may wait for read leases and for a restarted acceptor's guard
+  // (docs/consensus.md §Owner read leases): seconds on a loaded machine, more than a GET's 5 s.
+  const auto slow = std::chrono::seconds(30);
+  CHECK(c.Call(1, "TABLE MOVE gb " + std::to_string(target), slow) == "OK");
   CHECK(Eventually([&] { return OwnerOf(c, 2, "ga") == std::to_string(target); }));
   CHECK(OwnerOf(c, 2, "gb") == std::to_string(target));
   CHECK(c.Call(1, "KEY PUT ga.moved m") == "OK");
@@ -357,7 +360,7 @@ TEST_CASE("grouped tables share one owner, move together and keep their data") {
   CHECK(OwnerOf(c, 1, "gb") == std::to_string(target));
 
   // Ungroup: each table is its own object again, with everything written so far.
-  CHECK(c.Call(2, "TABLE GROUP ga NONE") == "OK");
+  CHECK(c.Call(2, "TABLE GROUP ga NONE", slow) == "OK");
   CHECK(Eventually([&] { return c.Call(3, "KEY PUT ga.ungrouped u") == "OK"; }));
   CHECK(c.Call(1, "TABLE INFO ga").find(" group=- ") != std::string::npos);
   CHECK(Eventually([&] { return c.Call(1, "KEY PUT gb.still-grouped s") == "OK"; }));
