@@ -430,8 +430,14 @@ void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
   }
   batch->Put(Cf::kChanges, storage::ChangeKey(cmd.table(), revision),
              storage::EncodeRowChange(change));
-  if (revision > change_history_) {
-    batch->Delete(Cf::kChanges, storage::ChangeKey(cmd.table(), revision - change_history_));
+  // Trimmed in steps, the oldest changes of a step deleted together and in order: one delete
+  // per change, at the far end of the table's history from the append, cost the memtable a
+  // full skip-list search each (~17% of PUT throughput at 64 connections; docs/watch.md).
+  if (revision > change_history_ && revision % trim_step_ == 0) {
+    const uint64_t through = revision - change_history_;
+    for (uint64_t r = through >= trim_step_ ? through - trim_step_ + 1 : 1; r <= through; ++r) {
+      batch->Delete(Cf::kChanges, storage::ChangeKey(cmd.table(), r));
+    }
   }
 }
 

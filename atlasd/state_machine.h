@@ -77,6 +77,7 @@ class StateMachine {
                         std::shared_ptr<MetaCache> rows = nullptr)
       : store_(store),
         change_history_(std::max<uint64_t>(change_history, 1)),
+        trim_step_(std::clamp<uint64_t>(change_history_ / 16, 1, 256)),
         meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)),
         rows_(rows ? std::move(rows) : std::make_shared<MetaCache>(kDefaultRowCacheBytes)) {}
 
@@ -183,6 +184,9 @@ class StateMachine {
 
   storage::Store* store_;
   uint64_t change_history_;
+  // The change history is trimmed every trim_step_ revisions, that many at once (AppendChange):
+  // a table keeps between change_history_ and change_history_ + trim_step_ - 1 changes.
+  uint64_t trim_step_;
   std::shared_ptr<MetaCache> meta_;
   // Row records (Cf::kRows), written to the batch directly and held here as written: never
   // dirty, cleared when a snapshot replaces rows.

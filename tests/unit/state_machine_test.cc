@@ -531,3 +531,38 @@ TEST_CASE("the record cache stays within its byte limit and never drops a change
   CHECK_FALSE(cache.Find("k9999")->has_value());
   CHECK(cache.dirty() == 1);
 }
+
+TEST_CASE("the change history keeps watch-history changes, trimmed in steps of history/16") {
+  for (uint64_t history : {uint64_t{64}, uint64_t{16}}) {
+    INFO("history " << history);
+    const uint64_t step = std::max<uint64_t>(history / 16, 1);  // 4, then 1: exact
+    std::unique_ptr<Store> store = NewMemStore();
+    StateMachine sm(store.get(), history);
+    auto kept = [&] {
+      std::vector<uint64_t> revs;
+      std::unique_ptr<Cursor> it =
+          store->Scan(Cf::kChanges, ChangeKey("t", 0), ChangeRangeLimit("t"));
+      for (it->Seek(ChangeKey("t", 0)); it->Valid(); it->Next()) {
+        revs.push_back(*ChangeRevision("t", it->key()));
+      }
+      return revs;
+    };
+    for (uint64_t rev = 1; rev <= 103; ++rev) {
+      std::unique_ptr<WriteSet> wb = store->NewWriteSet();
+      REQUIRE(sm.Apply(Put("t", "r" + std::to_string(rev % 7), "v", 1), "t", rev, wb.get()).ok);
+      sm.FlushMeta(wb.get());
+      REQUIRE(store->Commit(*wb, false).ok());
+      const std::vector<uint64_t> revs = kept();
+      // Never fewer than `history` (nor all written, while fewer), at most a step more, and
+      // always the newest ones, consecutive.
+      REQUIRE(revs.size() >= std::min(rev, history));
+      REQUIRE(revs.size() <= history + step - 1);
+      REQUIRE(revs.back() == rev);
+      REQUIRE(revs.back() - revs.front() + 1 == revs.size());
+    }
+    auto range = atlas::TableRevisions(store.get(), "t");
+    REQUIRE(range.ok());
+    CHECK(range->latest == 103);
+    CHECK(range->resumable_from == (step == 1 ? 103 - history : 100 - history));
+  }
+}
