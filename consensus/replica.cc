@@ -454,7 +454,7 @@ LocalReadWindow Replica::LocalReads(const ObjectId& object) const {
   if (InEveryQ1(ObjectEpochs(*o))) return {LocalReadWindow::kForever, LocalReadWindow::kForever};
   const OwnerLeaseState* lease = HeldLease(object, *o);
   if (lease == nullptr) return {};
-  return {lease->until_ms, lease->until_ms - OwnerLeaseMs() / 2};
+  return {lease->until_ms, RenewAtMs(*lease)};
 }
 
 NodeId Replica::BelievedOwner(const ObjectId& object) const {

@@ -538,6 +538,10 @@ class Replica {
   // HeldLease: only while it holds.
   const OwnerLeaseState* CurrentLease(const ObjectId& object, const ObjectState& o) const;
   const OwnerLeaseState* HeldLease(const ObjectId& object, const ObjectState& o) const;
+  // Past its middle a lease is renewed while reads keep coming (so that they never wait for it).
+  int64_t RenewAtMs(const OwnerLeaseState& lease) const {
+    return lease.until_ms - OwnerLeaseMs() / 2;
+  }
   // Acceptor: whether a Prepare that would raise our promise must wait for a lease to end.
   bool LeaseBlocksPrepare(const Message& msg, const ObjectState& o);
   // Acceptor: grants (or extends) the lease a Confirm asks for; the length granted, 0 if none.

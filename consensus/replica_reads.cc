@@ -117,7 +117,7 @@ void Replica::StartReadRound(const ObjectId& object, ObjectState& o) {
     o.reads.waiting.clear();
     AnswerReads(object, o, reads, o.hard.commit_index);
     // Renew a lease past its middle while reads keep coming, so that they never wait for it.
-    if (lease != nullptr && !o.reads.active && mono_ms_ >= lease->until_ms - OwnerLeaseMs() / 2) {
+    if (lease != nullptr && !o.reads.active && mono_ms_ >= RenewAtMs(*lease)) {
       BeginReadRound(object, o, {});
     }
     return;
