@@ -330,7 +330,7 @@ for _ in $(seq 40); do
   ok=1
   for h in A B C; do
     m=$(members "$h") || { ok=0; break; }
-    [ "$(echo "$m" | wc -l)" = 3 ] && ! echo "$m" | grep -qv 'status=ACTIVE' || ok=0
+    [ "$(echo "$m" | wc -l)" = 3 ] && ! grep -qv 'status=ACTIVE' <<<"$m" || ok=0
   done
   [ $ok = 1 ] && break
   sleep 0.5
@@ -341,7 +341,7 @@ regions=$(members A | sed -n 's/.* region=\([^ ]*\) .*/\1/p' | sort -u | tr '\n'
 [ "$regions" = "ap-south eu-west us-east " ] || fail "members' regions: $regions"
 
 # Fz=1 still (a node that answers joins imposes its own fz): Q2 spans two regions.
-atlas_on B -c 'QUORUM INFO users' | grep -qx 'Q2 size=2' || fail "Q2 is not 2 nodes: Fz is no longer 1"
+grep -qx 'Q2 size=2' <<<"$(atlas_on B -c 'QUORUM INFO users')" || fail "Q2 is not 2 nodes: Fz is no longer 1"
 
 # The daemons run as the unit's user, not as root.
 for h in A B C D; do
@@ -356,15 +356,15 @@ while read -r id ip; do
   for _ in $(seq 20); do
     out=$(on D curl -sf --cacert "$tmp/D/home/atlasd-ca.pem" "https://$ip:7480/metrics") \
       || fail "no /metrics from node $id at $ip"
-    echo "$out" | grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' && break
+    grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' <<<"$out" && break
     sleep 0.5
   done
-  echo "$out" | grep -q '^atlas_command_duration_seconds_bucket{command="KEY PUT",' \
+  grep -q '^atlas_command_duration_seconds_bucket{command="KEY PUT",' <<<"$out" \
     || fail "node $id: no atlas_command_duration_seconds"
-  echo "$out" | grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' \
+  grep -qx 'atlas_cluster_members{status="ACTIVE"} 3' <<<"$out" \
     || fail "node $id: not 3 ACTIVE: $(echo "$out" | grep '^atlas_cluster_members')"
   [ "$(echo "$out" | grep -c '^atlas_peer_up{.*} 1$')" = 2 ] || fail "node $id: atlas_peer_up"
-  echo "$out" | grep -q '^atlas_peer_rtt_seconds{' || fail "node $id: no atlas_peer_rtt_seconds"
+  grep -q '^atlas_peer_rtt_seconds{' <<<"$out" || fail "node $id: no atlas_peer_rtt_seconds"
   echo "  metrics ok: node $id ($ip)"
 done < <(members A | sed -n 's/^NODE id=\([0-9]*\) .* addr=\([0-9.]*\) .*/\1 \2/p')
 

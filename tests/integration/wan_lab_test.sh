@@ -36,14 +36,14 @@ echo "writes ok: local p50 $local_ms ms, forwarded or->va p50 $remote_ms ms"
 
 lab cut 1 3 --both
 for _ in $(seq 50); do
-  atlas 1 "NODE LIST" | grep -q "id=3 .*status=SUSPECT" && break
+  grep -q "id=3 .*status=SUSPECT" <<<"$(atlas 1 "NODE LIST")" && break
   sleep 0.2
 done
-atlas 1 "NODE LIST" | grep -q "id=3 .*status=SUSPECT" || fail "node 3 not SUSPECT after the cut"
+grep -q "id=3 .*status=SUSPECT" <<<"$(atlas 1 "NODE LIST")" || fail "node 3 not SUSPECT after the cut"
 lab heal
 for _ in $(seq 50); do
-  atlas 1 "NODE LIST" | grep -q "id=3 .*status=ACTIVE" && break
+  grep -q "id=3 .*status=ACTIVE" <<<"$(atlas 1 "NODE LIST")" && break
   sleep 0.2
 done
-atlas 1 "NODE LIST" | grep -q "id=3 .*status=ACTIVE" || fail "node 3 not ACTIVE after heal"
+grep -q "id=3 .*status=ACTIVE" <<<"$(atlas 1 "NODE LIST")" || fail "node 3 not ACTIVE after heal"
 echo "cut/heal ok"
