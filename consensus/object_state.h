@@ -108,6 +108,7 @@ struct AcceptorState {
   Slot deferred_anchor = 0;
   NodeId deferred_to = kNoNode;
   bool dirty = false;  // The hard state changed since the last Ready.
+  bool promise_raised = false;  // ... and the promise was raised (HardStateUpdate::must_sync)
 };
 
 // Learner, volatile: how far the application is, and what owners and peers told us.

@@ -98,6 +98,13 @@ void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
   }
   o.learner.owner_ballot = o.hard.promised;
   o.proposer.ballot = o.hard.promised;
+  // A tail this node proposed may hold values it acknowledged before the restart without
+  // writing their commit (it need not be durable): take the object again to commit them, so
+  // that every replica applies them without waiting for the next command on the object.
+  if (o.hard.promised.node == config_.id && !o.hard.log.empty() &&
+      o.hard.log.rbegin()->first > o.hard.commit_index) {
+    o.proposer.want_steal = true;
+  }
   o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
   if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
   if (o.learner.applied < o.hard.commit_index) work_ = true;
@@ -170,7 +177,11 @@ void Replica::MarkDirty(ObjectState& o) {
 
 void Replica::Send(Message msg) {
   msg.from = config_.id;
-  if (msg.to == config_.id) {
+  const bool own_ack = msg.type == MessageType::kPromise || msg.type == MessageType::kAccepted;
+  if (msg.to == config_.id && own_ack && !config_.test_count_own_ack_before_persist) {
+    // What it vouches for is in the Ready being collected (readies_taken_ + 1).
+    held_.emplace_back(readies_taken_ + 1, std::move(msg));
+  } else if (msg.to == config_.id) {
     local_.push_back(std::move(msg));
   } else {
     ready_.messages.push_back(std::move(msg));
@@ -288,7 +299,8 @@ void Replica::Step(const Message& msg) {
 // Ready.
 
 bool Replica::Quiet() const {
-  return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty();
+  return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty() &&
+         held_.empty();
 }
 
 consensus::Tick Replica::TicksToHeartbeat() const {
@@ -404,7 +416,9 @@ void Replica::CollectPersist(const ObjectId& object, ObjectState& o) {
     auto it = o.hard.log.find(s);
     if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
   }
+  u.must_sync = !u.entries.empty() || o.acceptor.promise_raised;
   ready_.persist.push_back(std::move(u));
+  o.acceptor.promise_raised = false;
   o.acceptor.dirty = false;
   o.acceptor.dirty_slots.clear();
 }
@@ -414,10 +428,20 @@ Ready Replica::TakeReady() {
   work_ = false;
   Ready out = std::move(ready_);
   ready_ = Ready{};
+  out.number = ++readies_taken_;
   return out;
 }
 
 void Replica::Advance(const Ready& ready) {
+  // The node's own promises and acceptances persisted by this Ready count now.
+  while (!held_.empty() && held_.front().first <= ready.number) {
+    local_.push_back(std::move(held_.front().second));
+    held_.pop_front();
+  }
+  if (!local_.empty()) {
+    DrainLocal();
+    work_ = true;
+  }
   // The host durably took these snapshots: the log below them may go (bounded memory).
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);

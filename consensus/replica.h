@@ -8,19 +8,26 @@
 //   replica.Step(msg) / replica.Tick() / replica.Propose(...) / replica.Read(...)
 //   while (replica.HasReady()) {
 //     Ready rd = replica.TakeReady();
-//     1. durably install rd.snapshots, then durably write rd.persist (fsync; may be one atomic
-//        batch; group commit allowed)                                 -- BEFORE anything else
-//     2. send rd.messages (any order; the network may drop/reorder)
+//     1. write rd.snapshots (durably, first), rd.persist and the apply of rd.committed (step 3),
+//        which may be one atomic batch; an update with must_sync needs an fsync (group commit)
+//     2. send rd.messages: those of type kAccept at once; every other one only once every
+//        must_sync update of this Ready and of the Readies before it is durable
 //     3. apply rd.committed in order (per object, slots are consecutive)
-//     4. durably take the snapshots asked in rd.snapshot_requests
-//     5. serve rd.reads against the applied state; deliver rd.replies
-//     replica.Advance(rd);
+//     4. take the snapshots asked in rd.snapshot_requests
+//     5. serve rd.reads against the applied state; deliver rd.replies (no fsync to wait for)
+//     replica.Advance(rd) once its must_sync updates are durable (Readies in order; the host
+//     may take and write later Readies meanwhile: pipelined syncs)
 //   }
 //
 // Step 1 before 2 is the Paxos durability contract: a promise or an accepted entry is on disk
-// before any node can learn about it. Step 3 before 5: a read index or an OK reply refers to
-// state that must already be applied. If the host crashes anywhere in the loop it restarts
-// from what step 1 made durable, which is always safe:
+// before any other node can learn about it. Accepts are the owner's proposals (its ballot was
+// promised durably before it could be elected) and may leave while the owner's own copy is
+// still being written: the core counts the owner's own promise or acceptance (its messages to
+// itself) only at Advance, so nothing commits on an entry that is not on disk on a whole Q2.
+// Hence steps 3 and 5 need no fsync: everything they rest on was chosen, so a crash may lose
+// an apply, never its outcome. Step 3 before 5: a read index or an OK reply refers to state
+// that must already be applied. If the host crashes anywhere in the loop it restarts from
+// what reached its disk (a prefix of its writes), which is always safe:
 //   - rebuild PersistentState by ApplyHardStateUpdate over every persisted update;
 //   - restore the application from its latest durable snapshot (SnapshotSource), or empty;
 //   - construct a new Replica from both: it re-emits, in Ready::committed, every committed slot
@@ -75,6 +82,10 @@ struct HardStateUpdate {
   std::vector<SlotEntry> entries;
   uint64_t anchor_epoch = 0;   // ObjectHardState::anchor_epoch (always the full current value).
   std::string anchor_config;
+  // A raised promise or new entries: the acceptor's guarantees, durable before any message
+  // (other than an Accept) of its Ready leaves. The rest (commit index, truncation, anchor) is
+  // derived from chosen values and may reach the disk later.
+  bool must_sync = false;
 };
 
 // Applies one update to a PersistentState (helper for hosts and the simulator).
@@ -169,6 +180,7 @@ struct OwnershipEvent {
 };
 
 struct Ready {
+  uint64_t number = 0;  // 1, 2, ... in TakeReady order (Advance releases by it)
   std::vector<HardStateUpdate> persist;
   std::vector<Message> messages;
   std::vector<std::pair<ObjectId, Snapshot>> snapshots;  // Install durably before `persist`.
@@ -257,6 +269,9 @@ struct ReplicaConfig {
   // TEST ONLY: quorums in the latest configuration only (no joint quorums, no anchors in
   // phase 1): the naive reconfiguration the simulator's checkers must catch.
   bool test_latest_config_only = false;
+  // TEST ONLY: the node's own promise and acceptance count at once, not at Advance: with
+  // pipelined syncs a value commits before the owner's copy is on disk.
+  bool test_count_own_ack_before_persist = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -340,8 +355,12 @@ class Replica {
   // Ticks until the next heartbeat (>= 1).
   consensus::Tick TicksToHeartbeat() const;
   Ready TakeReady();
-  // Acknowledges that every step of the Ready contract was done for `ready`.
+  // Acknowledges that every step of the Ready contract was done for `ready` and the Readies
+  // before it (their must_sync updates are durable): the node's own promises and acceptances
+  // made in them count from now on.
   void Advance(const Ready& ready);
+  // Readies taken whose Advance is still due for the node's own acks held back.
+  bool HoldsOwnAcks() const { return !held_.empty(); }
 
   // Introspection (tests, QUORUM INFO, the simulator's checkers).
   NodeId id() const { return config_.id; }
@@ -673,6 +692,10 @@ class Replica {
   absl::btree_set<std::pair<consensus::Tick, RequestId>> deadlines_;
   absl::btree_set<RequestId> reads_indexed_;  // Reads whose read index is known.
   std::deque<Message> local_;  // Messages to self, delivered before returning to the host.
+  // The acceptor's Promise/Accepted to itself, by the number of the Ready that persists what
+  // they vouch for: delivered at that Ready's Advance.
+  std::deque<std::pair<uint64_t, Message>> held_;
+  uint64_t readies_taken_ = 0;
   Ready ready_;                // Being accumulated.
   Probes probes_;
 };

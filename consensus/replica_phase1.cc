@@ -100,6 +100,7 @@ bool Replica::AcceptorRefuses(const Message& msg, const ObjectState& o, Message&
 void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
   if (b <= o.hard.promised) return;
   o.hard.promised = b;
+  o.acceptor.promise_raised = true;
   MarkDirty(o);
   ObserveBallot(o, b);
   // Our own acceptor promised someone else: our ballot can no longer gather a quorum that

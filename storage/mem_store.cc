@@ -106,6 +106,7 @@ class MemStore final : public Store {
   std::unique_ptr<WriteSet> NewWriteSet() override { return std::make_unique<MemWriteSet>(this); }
   absl::Status Commit(WriteSet& writes, bool sync) override {
     absl::MutexLock lock(&mu_);
+    ++commits_;
     auto& w = static_cast<MemWriteSet&>(writes);
     for (size_t cf = 0; cf < kCfs; ++cf) {
       for (auto& [key, value] : w.writes_[cf]) {
@@ -130,6 +131,15 @@ class MemStore final : public Store {
   std::unique_ptr<Reader> Snapshot() override {
     absl::MutexLock lock(&mu_);
     return std::make_unique<MemSnapshot>(data_);
+  }
+  absl::StatusOr<uint64_t> Sync() override {
+    absl::MutexLock lock(&mu_);
+    undo_.clear();
+    return commits_;
+  }
+  uint64_t commits() override {
+    absl::MutexLock lock(&mu_);
+    return commits_;
   }
   uint64_t Property(std::string_view) override { return 0; }
   const std::string& path() const override { return path_; }
@@ -156,6 +166,7 @@ class MemStore final : public Store {
   absl::Mutex mu_;
   std::array<Table, kCfs> data_ ABSL_GUARDED_BY(mu_);
   std::vector<Undo> undo_ ABSL_GUARDED_BY(mu_);  // unsynced writes, newest last
+  uint64_t commits_ ABSL_GUARDED_BY(mu_) = 0;
   const std::string path_ = ":memory:";
 };
 

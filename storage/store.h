@@ -79,6 +79,12 @@ class Store : public Reader {
   virtual absl::Status Commit(WriteSet& writes, bool sync) = 0;
   // A consistent view of the whole store as it is now (later commits do not show in it).
   virtual std::unique_ptr<Reader> Snapshot() = 0;
+  // Pipelined durability (docs/design.md §Pipelined syncs): makes every commit made before it
+  // started durable (as a synced one would be) and returns how many commits that is (the
+  // commits() it read first). Only one thread commits; Sync may run on another.
+  virtual absl::StatusOr<uint64_t> Sync() = 0;
+  // Commits so far (synced or not), counted from 0 at Open.
+  virtual uint64_t commits() = 0;
   // An engine figure for /metrics, summed over the column families (RocksDB property names,
   // e.g. "rocksdb.total-sst-files-size"); 0 when the engine has none.
   virtual uint64_t Property(std::string_view name) = 0;

@@ -192,7 +192,7 @@ void NodeHost::SetTime(int64_t now_ms, int64_t wall_ms, bool may_own) {
 }
 
 bool NodeHost::Quiet() const {
-  return timers_.empty() && !replica_->HasReady() && replica_->Quiet();
+  return timers_.empty() && unsynced_.empty() && !replica_->HasReady() && replica_->Quiet();
 }
 
 // An idle node sleeps until its next heartbeat instead of waking every tick (15 idle daemons
@@ -206,7 +206,8 @@ int64_t NodeHost::NextWorkAtMs() const {
 }
 
 bool NodeHost::Idle() const {
-  return writes_.empty() && reads_.empty() && membership_writes_.empty() && timers_.empty();
+  return writes_.empty() && reads_.empty() && membership_writes_.empty() && timers_.empty() &&
+         unsynced_.empty();
 }
 
 void NodeHost::After(int64_t delay_ms, std::function<void()> fn) {

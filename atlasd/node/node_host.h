@@ -1,11 +1,16 @@
 // NodeHost: everything a node does between the consensus core and the disk (docs/design.md
 // §The node). It owns the node's consensus::Replica and runs the Ready contract of
 // consensus/replica.h (the Ready runner is in ready.cc):
-//   1. persist: install snapshots, write hard-state updates and the apply of committed entries
-//      into ONE WriteSet, committed with sync (group commit: one fsync for everything queued);
-//   2. only then send the Ready's messages (HostIO::Send);
-//   3. publish what changed (WATCH revisions, membership), release read barriers whose index is
-//      applied, and answer proposals, reads and membership changes.
+//   1. stage snapshots, hard-state updates and the apply of committed entries in ONE WriteSet;
+//      send the Ready's Accepts (the owner's proposals may travel while its own copy is
+//      written); write the WriteSet;
+//   2. publish what changed (WATCH revisions, membership), release read barriers whose index
+//      is applied, and answer proposals, reads and membership changes: all of it rests on
+//      chosen values, which a Q2 (this node's part included) holds durably already;
+//   3. once the Ready's promises and accepted entries are synced (pipelined syncs: a syncer
+//      fsyncs for every Ready written meanwhile, HostIO::RequestSync / Synced), send its other
+//      messages and Advance the core, which only then counts this node's own acks.
+// Snapshots and membership changes are written synced, in line.
 // Around it: group routing (GroupRoutes: which consensus object governs a table, retries when a
 // table moved), membership persistence (MembershipState), and request bookkeeping.
 //
@@ -18,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -65,6 +71,9 @@ class HostIO {
   // snapshots or adopts replaced tables wholesale (WATCH). Must not block.
   virtual void TablesChanged(std::vector<std::pair<std::string, uint64_t>> changes,
                              bool everything) = 0;
+  // Pipelined syncs: run Store::Sync soon (not on the caller's stack) and hand its result to
+  // NodeHost::Synced on the node's thread. Must not block.
+  virtual void RequestSync() = 0;
   // A named point in the Ready loop (failpoints: "ready-before-sync", "ready-after-sync",
   // "ready-after-send", "snapshot-install"). True: the node crashes here (the simulator stops
   // processing; the daemon's failpoints kill the process and never return).
@@ -83,7 +92,10 @@ struct NodeHostOptions {
   // numbers start above it, so they grow across restarts: forwards of a new incarnation are
   // never taken for duplicates of the last one's.
   uint64_t start_wall_us = 0;
-  bool sync = true;     // fsync every Ready (the durability contract)
+  bool sync = true;     // fsync promises and accepted entries (the durability contract)
+  // Pipelined syncs: the next Readies are prepared and written while one is synced (by
+  // HostIO::RequestSync). Off: synced in line on the node's thread.
+  bool pipeline = true;
   uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
   bool may_own = true;  // until SetClock says otherwise
   // Owner read leases (consensus::ReplicaConfig::lease_ms, clock_drift_ppm); 0: off.
@@ -100,7 +112,6 @@ struct NodeHostOptions {
   // TEST ONLY bug switches, each breaking one step of the Ready contract's safety argument so
   // that the simulator is shown to catch it (docs/consensus.md, "Simulator and checkers").
   bool test_send_before_persist = false;  // messages leave before their Ready is durable
-  bool test_reply_before_persist = false; // clients are answered before the apply is durable
   bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again
   // The state machine's record caches (table and object records, row records), shared with
   // the previous incarnation: they keep records of Readies that a crash stopped before they
@@ -148,6 +159,11 @@ class NodeHost {
   // Runs the Ready loop until the core has nothing more. False when HostIO::Crash stopped it
   // (the node is to be thrown away; what was not committed is lost).
   bool ProcessReady();
+  // Store::Sync made the first `through` commits durable (after HostIO::RequestSync): releases
+  // the Readies that waited for it, in order, then runs the Ready loop. False: crashed.
+  bool Synced(uint64_t through);
+  // Readies written whose messages and Advance wait for a sync.
+  size_t unsynced_readies() const { return unsynced_.size(); }
 
   // Nothing is due before the next heartbeat: the caller may sleep until then.
   bool Quiet() const;
@@ -200,13 +216,18 @@ class NodeHost {
     std::vector<std::string> acls;  // tables whose ACL changed
   };
   class Snapshots;
+  // A Ready whose messages and Advance wait until commit number `wait_for` is synced.
+  struct Unsynced {
+    consensus::Ready rd;
+    uint64_t wait_for = 0;
+  };
 
   NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options);
   consensus::ReplicaConfig CoreConfig() const;
   consensus::RequestId NextRequestId() { return {options_.node_id, next_seq_++}; }
   int64_t StampNow();  // never decreasing
 
-  // Ready steps (the contract above). Stage and Send return false when the node crashed.
+  // Ready steps (the contract above). Those returning bool return false when the node crashed.
   bool Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied);
   bool InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,
                         Applied& applied);
@@ -214,7 +235,11 @@ class NodeHost {
                   Applied& applied);
   void ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
                        Applied& applied);
-  bool Commit(storage::WriteSet& writes);
+  bool SendEarly(consensus::Ready& rd);
+  bool Write(storage::WriteSet& writes, bool in_line);
+  bool Hold(consensus::Ready rd, bool must_sync);
+  bool ReleaseSynced();
+  bool Release(consensus::Ready& rd);
   void Publish(Applied& applied);
   bool Send(consensus::Ready& rd);
   void AnswerClients(const consensus::Ready& rd);
@@ -265,6 +290,10 @@ class NodeHost {
   absl::flat_hash_map<uint64_t, PendingMembership> membership_writes_;
   absl::flat_hash_set<std::string> adopting_;  // tables whose adopt this node has in flight
   std::multimap<int64_t, std::function<void()>> timers_;  // by due time (now_ms)
+  std::deque<Unsynced> unsynced_;  // oldest first
+  uint64_t synced_through_ = 0;     // Store::commits() known durable
+  uint64_t must_sync_through_ = 0;  // the last commit carrying a promise or accepted entries
+  bool sync_requested_ = false;
   uint64_t readies_ = 0;
   uint64_t ticks_skipped_ = 0;
   OwnershipStats ownership_;

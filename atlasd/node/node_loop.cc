@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "atlasd/failpoint.h"
+#include "atlasd/fatal.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 
@@ -66,6 +67,7 @@ class NodeLoop::IO final : public HostIO {
     failpoint::Hit(point);
     return false;
   }
+  void RequestSync() override { loop_->RequestSync(); }
 
  private:
   NodeLoop* loop_;
@@ -82,7 +84,12 @@ absl::StatusOr<std::unique_ptr<NodeLoop>> NodeLoop::Start(storage::Store* store,
   if (!host.ok()) return host.status();
   loop->host_ = std::move(*host);
   loop->local_reads_ = loop->host_->local_reads();
+  loop->store_ = store;
   loop->PublishStats();
+  loop->sync_thread_ = std::thread([l = loop.get()] {
+    pthread_setname_np(pthread_self(), "atlas-sync");
+    l->SyncLoop();
+  });
   loop->thread_ = std::thread([l = loop.get()] {
     pthread_setname_np(pthread_self(), "atlas-node");  // for top -H, perf and gdb
     l->Run();
@@ -261,7 +268,52 @@ void NodeLoop::Shutdown() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  // The node thread stops once idle, which takes the syncs of its last Readies: the syncer
+  // stops after it.
   if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&sync_mu_);
+    sync_stop_ = true;
+  }
+  if (sync_thread_.joinable()) sync_thread_.join();
+}
+
+void NodeLoop::RequestSync() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (events_.empty()) {
+      // Nothing to prepare meanwhile: sync here, as without pipelining, and save the two
+      // thread hand-offs of the syncer (one client's write waits for them). Synced runs on the
+      // next pass, like the syncer's would.
+      mu_.Unlock();
+      absl::StatusOr<uint64_t> through = store_->Sync();
+      if (!through.ok()) Fatal(StrCat("syncing consensus state failed: ", through.status().ToString()));
+      mu_.Lock();
+      events_.emplace_back(0, [this, n = *through] { host_->Synced(n); });
+      return;
+    }
+  }
+  absl::MutexLock lock(&sync_mu_);
+  sync_wanted_ = true;
+}
+
+void NodeLoop::SyncLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&sync_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_) {
+        return sync_wanted_ || sync_stop_;
+      };
+      sync_mu_.Await(absl::Condition(&ready));
+      if (!sync_wanted_) return;  // stopping, nothing asked
+      sync_wanted_ = false;
+    }
+    absl::StatusOr<uint64_t> through = store_->Sync();
+    // After a failed fsync the disk state is unknown: never acknowledge on it.
+    if (!through.ok()) Fatal(StrCat("syncing consensus state failed: ", through.status().ToString()));
+    absl::MutexLock lock(&mu_);
+    events_.emplace_back(0, [this, n = *through] { host_->Synced(n); });
+  }
 }
 
 consensus::ClusterConfig NodeLoop::Membership() const {

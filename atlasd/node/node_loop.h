@@ -111,6 +111,11 @@ class NodeLoop final : public Replicator {
 
   // Runs `fn` on the node thread; false (and `fn` not run) when the queue is full or stopping.
   bool Post(size_t bytes, std::function<void()> fn);
+  // Pipelined syncs: the syncer thread runs Store::Sync whenever the host asks for one and
+  // hands the result to NodeHost::Synced (through the queue, past its limits: the node cannot
+  // stop or make progress without it).
+  void RequestSync();
+  void SyncLoop();
   void Run();
   // Moves the timers due by `now_ms` (all of them when stopping) into `batch`.
   void TakeDueTimers(int64_t now_ms, std::deque<std::pair<size_t, std::function<void()>>>& batch)
@@ -135,6 +140,12 @@ class NodeLoop final : public Replicator {
   mutable absl::Mutex stats_mu_;
   Stats stats_ ABSL_GUARDED_BY(stats_mu_);
   std::thread thread_;
+
+  storage::Store* store_ = nullptr;
+  absl::Mutex sync_mu_;
+  bool sync_wanted_ ABSL_GUARDED_BY(sync_mu_) = false;
+  bool sync_stop_ ABSL_GUARDED_BY(sync_mu_) = false;
+  std::thread sync_thread_;
 };
 
 }  // namespace atlas

@@ -1,6 +1,7 @@
 // NodeHost's Ready runner (node_host.h, the contract of consensus/replica.h): stage one Ready's
-// snapshots, hard state and applies in one WriteSet, commit it (the only fsync), then publish
-// what changed, send the messages, release reads and answer the requests the Ready settled.
+// snapshots, hard state and applies in one WriteSet, send its Accepts, write it, publish what
+// changed and answer the requests it settled; its other messages and its Advance wait for the
+// sync of what they rest on (pipelined syncs, docs/design.md).
 #include <algorithm>
 
 #include "atlasd/fatal.h"
@@ -20,26 +21,99 @@ bool NodeHost::ProcessReady() {
     std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
     Applied applied;
     if (!Stage(rd, *writes, applied)) return false;
-    // The bug switches move a step before the commit that its safety depends on.
-    if (options_.test_send_before_persist) {
-      RefreshLocalReads(rd, applied);
-      if (!Send(rd)) return false;
-    }
-    if (options_.test_reply_before_persist) {
-      for (const consensus::Reply& reply : rd.replies) {
-        if (!reply.is_read) AnswerWrite(reply, reply.detail);
-      }
-    }
-    if (!Commit(*writes)) return false;
+    // Before any message leaves: the tables this Ready's promises give away are no longer
+    // read locally.
+    RefreshLocalReads(rd, applied);
+    if (!SendEarly(rd)) return false;
+    bool must_sync = false;
+    for (const consensus::HardStateUpdate& u : rd.persist) must_sync = must_sync || u.must_sync;
+    // Snapshots and membership changes are rare and change every table: synced in line, as
+    // is everything that must be durable when syncs are not pipelined.
+    const bool in_line = !rd.snapshots.empty() || applied.everything ||
+                         applied.membership_changed || (!options_.pipeline && must_sync);
+    if (!Write(*writes, in_line)) return false;
+    // Applies and answers rest on chosen values only (consensus/replica.h): no fsync to wait
+    // for.
     Publish(applied);
     for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
-    // Only now, with the Ready durable, may other nodes learn of its promises and accepts; and
-    // only once the tables this Ready's promises give away are no longer read locally.
-    RefreshLocalReads(rd, applied);
-    if (!Send(rd)) return false;
     AnswerClients(rd);
-    replica_->Advance(rd);
+    if (!Hold(std::move(rd), must_sync)) return false;
   }
+  return true;
+}
+
+// The owner's Accepts leave at once (consensus/replica.h); the bug switch sends everything.
+bool NodeHost::SendEarly(consensus::Ready& rd) {
+  std::vector<consensus::Message> early;
+  auto later = std::stable_partition(
+      rd.messages.begin(), rd.messages.end(), [this](const consensus::Message& m) {
+        return options_.test_send_before_persist || m.type == consensus::MessageType::kAccept;
+      });
+  early.assign(std::make_move_iterator(rd.messages.begin()), std::make_move_iterator(later));
+  rd.messages.erase(rd.messages.begin(), later);
+  if (early.empty()) return true;
+  io_->Send(std::move(early));
+  return !io_->Crash("ready-after-send");
+}
+
+// Writes one Ready's WriteSet: synced when `in_line` (then every write before it is durable
+// too, a write-ahead log's order), else left to the next Sync.
+bool NodeHost::Write(storage::WriteSet& writes, bool in_line) {
+  const bool sync = in_line && options_.sync;
+  bool synced = false;
+  if (writes.Count() > 0) {
+    if (io_->Crash("ready-before-sync")) return false;
+    absl::Status s = store_->Commit(writes, sync);
+    // After a failed synced write the disk state is unknown: never acknowledge on it.
+    if (!s.ok()) Fatal(StrCat("persisting consensus state failed: ", s.ToString()));
+    synced = sync;
+  } else if (sync && store_->commits() > synced_through_) {
+    absl::StatusOr<uint64_t> s = store_->Sync();
+    if (!s.ok()) Fatal(StrCat("syncing consensus state failed: ", s.status().ToString()));
+    synced = true;
+  }
+  if (synced || !options_.sync) synced_through_ = store_->commits();
+  return !synced || !io_->Crash("ready-after-sync");
+}
+
+// The rest of the Ready's messages, and its Advance, wait for the syncs they rest on: its own
+// write if it carries a promise or an accepted entry, else the last one before it that did.
+bool NodeHost::Hold(consensus::Ready rd, bool must_sync) {
+  if (must_sync && options_.sync) must_sync_through_ = store_->commits();
+  if (unsynced_.empty() && must_sync_through_ <= synced_through_) return Release(rd);
+  unsynced_.push_back({std::move(rd), must_sync_through_});
+  if (must_sync_through_ <= synced_through_) return ReleaseSynced();
+  if (!sync_requested_) {
+    sync_requested_ = true;
+    io_->RequestSync();
+  }
+  return true;
+}
+
+bool NodeHost::Synced(uint64_t through) {
+  sync_requested_ = false;
+  synced_through_ = std::max(synced_through_, through);
+  if (io_->Crash("ready-after-sync")) return false;
+  if (!ReleaseSynced()) return false;
+  if (!unsynced_.empty() && !sync_requested_) {
+    sync_requested_ = true;
+    io_->RequestSync();
+  }
+  return ProcessReady();
+}
+
+bool NodeHost::ReleaseSynced() {
+  while (!unsynced_.empty() && unsynced_.front().wait_for <= synced_through_) {
+    consensus::Ready rd = std::move(unsynced_.front().rd);
+    unsynced_.pop_front();
+    if (!Release(rd)) return false;
+  }
+  return true;
+}
+
+bool NodeHost::Release(consensus::Ready& rd) {
+  if (!Send(rd)) return false;
+  replica_->Advance(rd);
   return true;
 }
 
@@ -126,15 +200,6 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
     auto it = writes_.find(c.id.seq);
     if (it != writes_.end()) it->second.result = std::move(r);
   }
-}
-
-bool NodeHost::Commit(storage::WriteSet& writes) {
-  if (writes.Count() == 0) return true;
-  if (io_->Crash("ready-before-sync")) return false;
-  absl::Status s = store_->Commit(writes, options_.sync);
-  // After a failed synced write the disk state is unknown: never acknowledge on it.
-  if (!s.ok()) Fatal(StrCat("persisting consensus state failed: ", s.ToString()));
-  return !io_->Crash("ready-after-sync");
 }
 
 void NodeHost::Publish(Applied& applied) {

@@ -259,6 +259,10 @@ TEST_CASE("a full disk stops the node at the first write it cannot persist - it 
     CHECK(r->back().text == "OK");
     CHECK(r->front().blob.value_or("").size() == (key == "full.before" ? 1 : value.size()));
   }
-  CHECK(Texts(*c->Call("COUNT full")) == "COUNT:" + std::to_string(acked.size()) + "\nOK");
+  // The write the daemon died on was not acknowledged: its outcome is unknown (its log entry
+  // may have reached the disk, its apply not; the restart applies it).
+  const std::string count = Texts(*c->Call("COUNT full"));
+  CHECK((count == "COUNT:" + std::to_string(acked.size()) + "\nOK" ||
+         count == "COUNT:" + std::to_string(acked.size() + 1) + "\nOK"));
   d.Stop();
 }

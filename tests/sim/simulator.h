@@ -121,7 +121,9 @@ struct SimOptions {
   // contract's safety argument.
   bool bug_reuse_sequence_numbers = false;  // A restarted node numbers requests from 1 again.
   bool bug_send_before_persist = false;     // Messages leave before their Ready is durable.
-  bool bug_reply_before_persist = false;    // Writes are answered before their apply is durable.
+  // The node's own promise and acceptance count before they are durable (the core's
+  // ReplicaConfig::test_count_own_ack_before_persist).
+  bool bug_count_own_ack_before_persist = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;
@@ -130,8 +132,8 @@ struct SimOptions {
   // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
   double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.
-  // The direct durability checks: durable promises never decrease, and a promise or acceptance
-  // is durable before it is sent.
+  // The direct durability checks: durable promises never decrease, a promise or acceptance is
+  // durable before it is sent, and a committed value is held durably by a Q2.
   bool check_promises = true;
   bool trace = false;
   std::function<void(const std::string&)> trace_sink;  // Defaults to stdout.

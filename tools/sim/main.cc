@@ -33,7 +33,7 @@ void Usage() {
                "                 [--bug-forget-promises] [--bug-unsafe-reads] [--no-promise-check]\n"
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
-               "                 [--bug-reply-before-persist] [--crash-before-sync P]\n"
+               "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -212,7 +212,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-latest-config-only", &o.bug_latest_config_only},
       {"--bug-reuse-sequence-numbers", &o.bug_reuse_sequence_numbers},
       {"--bug-send-before-persist", &o.bug_send_before_persist},
-      {"--bug-reply-before-persist", &o.bug_reply_before_persist},
+      {"--bug-count-own-ack-before-persist", &o.bug_count_own_ack_before_persist},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
