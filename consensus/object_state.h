@@ -108,7 +108,9 @@ struct AcceptorState {
   Slot deferred_anchor = 0;
   NodeId deferred_to = kNoNode;
   bool dirty = false;  // The hard state changed since the last Ready.
-  bool promise_raised = false;  // ... and the promise was raised (HardStateUpdate::must_sync)
+  // ... and what changed must be on disk before a message reports it: a promise raised or
+  // reported, an anchor learned (HardStateUpdate::must_sync).
+  bool must_sync = false;
 };
 
 // Learner, volatile: how far the application is, and what owners and peers told us.

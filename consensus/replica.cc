@@ -416,9 +416,9 @@ void Replica::CollectPersist(const ObjectId& object, ObjectState& o) {
     auto it = o.hard.log.find(s);
     if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
   }
-  u.must_sync = !u.entries.empty() || o.acceptor.promise_raised;
+  u.must_sync = !u.entries.empty() || o.acceptor.must_sync;
   ready_.persist.push_back(std::move(u));
-  o.acceptor.promise_raised = false;
+  o.acceptor.must_sync = false;
   o.acceptor.dirty = false;
   o.acceptor.dirty_slots.clear();
 }

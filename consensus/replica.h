@@ -82,9 +82,10 @@ struct HardStateUpdate {
   std::vector<SlotEntry> entries;
   uint64_t anchor_epoch = 0;   // ObjectHardState::anchor_epoch (always the full current value).
   std::string anchor_config;
-  // A raised promise or new entries: the acceptor's guarantees, durable before any message
-  // (other than an Accept) of its Ready leaves. The rest (commit index, truncation, anchor) is
-  // derived from chosen values and may reach the disk later.
+  // A promise raised or reported (with the commit index the Promise reports), new entries, or
+  // a new anchor (heartbeats report it; reconfiguration settles on it): durable before any
+  // message (other than an Accept) of its Ready leaves. Otherwise the commit index and the
+  // truncation, derived from chosen values, may reach the disk later.
   bool must_sync = false;
 };
 

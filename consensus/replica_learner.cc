@@ -37,6 +37,13 @@ void Replica::HandleHeartbeat(const Message& msg) {
 
 void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
   if (from == config_.id) return;
+  // The best-informed peer now reports less: it restarted and lost a commit index it had not
+  // synced (docs/consensus.md §Ready contract). Stop asking it for what it no longer knows
+  // committed; any peer reporting more takes its place.
+  if (from == o.learner.known_commit_from && commit_index < o.learner.known_commit) {
+    o.learner.known_commit = commit_index;
+    return;
+  }
   // An equally informed peer replaces one that went silent (crashed, or removed and stopped).
   if (commit_index > o.learner.known_commit ||
       (commit_index == o.learner.known_commit && o.learner.known_commit_from != from &&
@@ -132,6 +139,7 @@ void Replica::ContinueTransfer(const PartialSnapshot& partial, Message& request)
 void Replica::HandleCatchupResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   o.learner.catchup_sent = -1;
+  NoteCommitIndex(o, msg.commit_index, msg.from);
   const bool snapshot = msg.snapshot_slot > o.hard.commit_index && o.transfer.install == nullptr;
   if (snapshot) {
     std::string data;
@@ -220,6 +228,7 @@ void Replica::InstallSnapshot(const Message& msg, ObjectState& o, std::string da
   if (msg.anchor_epoch > o.hard.anchor_epoch) {
     o.hard.anchor_epoch = msg.anchor_epoch;
     o.hard.anchor_config = msg.anchor_config;
+    o.acceptor.must_sync = true;
     LearnConfig(msg.anchor_epoch, msg.anchor_config);
   }
   o.learner.anchor_scanned = std::max(o.learner.anchor_scanned, s);

@@ -68,6 +68,11 @@ void Replica::HandlePrepare(const Message& msg) {
       return;
     }
     Promise(msg.object, o, msg.ballot);
+    // The reply reports our commit index, and the stealer learns the slots under it instead of
+    // re-proposing them: it must still be ours after a crash (a commit index is otherwise
+    // written without sync), so the reply waits for a synced write of it.
+    o.acceptor.must_sync = true;
+    MarkDirty(o);
     r.ok = true;
     r.ballot = msg.ballot;
     r.commit_index = o.hard.commit_index;
@@ -100,7 +105,7 @@ bool Replica::AcceptorRefuses(const Message& msg, const ObjectState& o, Message&
 void Replica::Promise(const ObjectId& object, ObjectState& o, Ballot b) {
   if (b <= o.hard.promised) return;
   o.hard.promised = b;
-  o.acceptor.promise_raised = true;
+  o.acceptor.must_sync = true;
   MarkDirty(o);
   ObserveBallot(o, b);
   // Our own acceptor promised someone else: our ballot can no longer gather a quorum that

@@ -191,6 +191,9 @@ void Replica::ScanAnchors(ObjectState& o) {
       o.hard.anchor_epoch = a.id.seq;
       o.hard.anchor_config = a.data;
       LearnConfig(a.id.seq, a.data);
+      // Heartbeats report it, and a membership change settles on those reports: it must not
+      // be lost in a crash once reported (with the commit index it rests on).
+      o.acceptor.must_sync = true;
       MarkDirty(o);
     }
   }
@@ -297,9 +300,11 @@ void Replica::RefreshIndexes() const {
 
 void Replica::Sweep() {
   // Settling needs every object re-anchored in C_L, including ones nobody writes: steal those
-  // whose owner is gone (or unknown) so the new owner re-anchors them. Bounded per heartbeat;
-  // StartSteal's backoff spaces retries.
-  if (config_.test_latest_config_only || latest_epoch_ <= 1) return;
+  // whose owner is gone (or unknown) so the new owner re-anchors them. Also, in any epoch, the
+  // unfinished ones: an owner that crashed may have acknowledged slots whose commit nobody
+  // wrote (a commit index need not be durable), and nobody else would apply them without
+  // client traffic. Bounded per heartbeat; StartSteal's backoff spaces retries.
+  if (config_.test_latest_config_only) return;
   if (!IsMember(latest_epoch_, config_.id)) return;
   RefreshIndexes();
   std::vector<ObjectId> steal;

@@ -205,6 +205,59 @@ TEST_CASE("the Ready persists the promise and the entry before its messages leav
   c.R(1).Advance(rd);
 }
 
+TEST_CASE("the owner's own promise and acceptance count only once their Ready is durable",
+          "[replica]") {
+  // One node: its own acks are its whole quorum. Nothing commits before Advance says the
+  // Ready holding the promise, then the entry, is on disk (send while persisting).
+  Cluster c({1}, QuorumSpec{0, 0});
+  c.R(1).Propose("t", "x", RequestId{1, 1});
+  Ready promise = c.R(1).TakeReady();
+  REQUIRE(promise.persist.size() == 1);
+  CHECK(promise.persist[0].must_sync);  // a raised promise
+  CHECK(c.R(1).HoldsOwnAcks());
+  CHECK_FALSE(c.R(1).IsOwner("t"));  // not elected on a promise that is not on disk
+  c.R(1).Advance(promise);
+  REQUIRE(c.R(1).IsOwner("t"));
+  Ready accept = c.R(1).TakeReady();
+  REQUIRE(accept.persist.size() == 1);
+  CHECK(accept.persist[0].must_sync);  // a new entry
+  CHECK(accept.committed.empty());
+  CHECK(c.R(1).CommitIndex("t") == 0);
+  c.R(1).Advance(accept);
+  Ready commit = c.R(1).TakeReady();
+  REQUIRE(commit.committed.size() == 1);
+  REQUIRE(commit.replies.size() == 1);
+  CHECK(commit.replies[0].code == ReplyCode::kOk);
+  REQUIRE(commit.persist.size() == 1);
+  CHECK_FALSE(commit.persist[0].must_sync);  // a commit index rests on chosen values
+  c.R(1).Advance(commit);
+  CHECK_FALSE(c.R(1).HoldsOwnAcks());
+}
+
+TEST_CASE("the owner's Accepts may leave before its Ready is durable, its Prepares may not",
+          "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0});
+  c.R(1).Propose("t", "x", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.R(1).IsOwner("t"));
+  c.R(1).Propose("t", "y", RequestId{1, 2});
+  Ready rd = c.R(1).TakeReady();
+  int accepts = 0;
+  for (const Message& m : rd.messages) accepts += m.type == MessageType::kAccept;
+  CHECK(accepts == 2);  // to both peers: the host sends these at once
+  // Node 2 acks before node 1's own copy is on disk: one ack of a Q2 of two is not enough.
+  for (const Message& m : rd.messages) {
+    if (m.to == 2) c.N(2).replica->Step(m);
+  }
+  std::vector<Message> acks = c.Drain(2);
+  for (const Message& m : acks) {
+    if (m.type == MessageType::kAccepted) c.R(1).Step(m);
+  }
+  CHECK(c.R(1).CommitIndex("t") == 1);
+  c.R(1).Advance(rd);  // now its own acceptance counts: node 1 and node 2 form the Q2
+  CHECK(c.R(1).CommitIndex("t") == 2);
+}
+
 TEST_CASE("non-owners forward writes and every replica learns them", "[replica]") {
   Cluster c({3, 3}, QuorumSpec{1, 0});
   c.R(1).Propose("t", "a", RequestId{1, 1});
