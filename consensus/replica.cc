@@ -358,7 +358,10 @@ void Replica::CollectOwnerWork(const ObjectId& object, ObjectState& o) {
 }
 
 void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
-  if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent) {
+  // With slots still in flight, their commit (or the next Accept) follows within a round trip
+  // and carries this commit index: no message of its own. An idle pipeline announces it now.
+  if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent &&
+      o.proposer.in_flight.empty()) {
     SendCommitNotice(object, o);
   }
   if (o.transfer.install != nullptr) {

@@ -488,6 +488,8 @@ class Replica {
   void HandleAccepted(const Message& msg);
   void AdvanceOwnerCommit(ObjectState& o);
   void SendCommitNotice(const ObjectId& object, ObjectState& o);
+  // The configurations a commit notice reaches: the object's, C_L and C_{L-1}.
+  EpochSet NoticeEpochs(const ObjectState& o) const;
 
   // replica_learner.cc: commit notices and catch-up.
   void HandleCommit(const Message& msg);

@@ -1,7 +1,8 @@
 // Phase 2 (WPaxos §4.2): the owner runs phase 2 on a Q2 closest-first; Accept goes to every
 // replica so remote ones also learn the value, and the nearest Q2 answers first. Batching and
 // pipelining (window_slots in flight); the commit index advances over Q2-accepted slots in
-// order and is announced to the learners (docs/consensus.md, "Protocol as built").
+// order and reaches the learners on the next Accept, or in a commit notice once nothing is in
+// flight (docs/consensus.md, "Protocol as built").
 #include "consensus/replica.h"
 
 #include <algorithm>
@@ -45,7 +46,17 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     o.proposer.in_flight[s] = InFlight{batch, {}, now_};
     m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(batch)}});
   }
-  if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+  if (m.entries.empty()) return;
+  const NodeSet members = MembersOf(ObjectEpochs(o));
+  SendTo(members, m, /*include_self=*/true);
+  // Under load the commit index rides on the next Accept instead of a message of its own:
+  // this one stands in for the commit notice when it reaches everyone the notice would.
+  if (m.commit_index > o.proposer.last_commit_sent) {
+    const NodeSet notified = MembersOf(NoticeEpochs(o));
+    if (std::includes(members.begin(), members.end(), notified.begin(), notified.end())) {
+      o.proposer.last_commit_sent = m.commit_index;
+    }
+  }
 }
 
 void Replica::HandleAccept(const Message& msg) {
@@ -123,14 +134,18 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
   }
 }
 
+Replica::EpochSet Replica::NoticeEpochs(const ObjectState& o) const {
+  EpochSet epochs = ObjectEpochs(o);
+  epochs.insert(latest_epoch_);
+  if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
+  return epochs;
+}
+
 void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
   Message m = MessageTo(MessageType::kCommit, kNoNode, object);
   m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;
-  EpochSet epochs = ObjectEpochs(o);
-  epochs.insert(latest_epoch_);
-  if (latest_epoch_ > 1) epochs.insert(latest_epoch_ - 1);
-  SendTo(MembersOf(epochs), m, /*include_self=*/false);
+  SendTo(MembersOf(NoticeEpochs(o)), m, /*include_self=*/false);
   o.proposer.last_commit_sent = o.hard.commit_index;
 }
 

@@ -89,6 +89,9 @@ void Replica::HandleReadIndexResponse(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
   NoteDisowned(o, msg);
+  // The read index is the owner's commit index (slots it saw chosen in its ballot): learn it,
+  // rather than wait for the commit notice that a busy owner leaves to its next Accept.
+  if (msg.ok) LearnUpTo(msg.object, o, msg.ballot, msg.slot, msg.from);
   for (RequestId id : msg.request_ids) {
     if (msg.ok) {
       SetReadIndex(id, msg.slot);

@@ -91,7 +91,7 @@ struct SimNode {
   PersistentState durable;
   std::vector<consensus::HardStateUpdate> unsynced;  // the Readies written since the last sync
   std::vector<std::pair<std::pair<ObjectId, Slot>, uint64_t>> applying;  // ... their entries
-  bool raised_promise = false;                       // the Ready being processed raises a promise
+  bool sent_promise = false;  // a Promise left since the last "ready-after-send" point
   const char* crash_point = nullptr;                 // why HostIO::Crash stopped the host
   // Objects this incarnation owns by its Ready::ownership events; must match IsOwner.
   std::set<ObjectId> owned;
@@ -427,6 +427,7 @@ class SimIO final : public HostIO {
   void Send(std::vector<Message> messages) override {
     for (const Message& m : messages) {
       sim_->CheckDurable(*node_, m);
+      node_->sent_promise = node_->sent_promise || (m.type == consensus::MessageType::kPromise && m.ok);
       sim_->Send(m);
     }
   }
@@ -639,7 +640,8 @@ bool Simulation::CrashAt(SimNode& node, const char* point) {
   } else if (p == "ready-after-send") {
     // Right after a new promise is durable and its reply sent: the moment at which an
     // acceptor that forgot its promises would do the most damage.
-    crash = crashes && node.raised_promise && rng_.Chance(0.05);
+    crash = crashes && node.sent_promise && rng_.Chance(0.05);
+    node.sent_promise = false;
     if (crash) node.crash_point = "after promise";
   } else if (p == "snapshot-install") {
     crash = crashes && rng_.Chance(0.01);
@@ -705,11 +707,6 @@ void Simulation::ObserveReady(SimNode& node, const Ready& rd) {
     Trace(absl::StrCat("node ", node.id, " install snapshot ", object, "@", snap.slot));
   }
   node.unsynced.insert(node.unsynced.end(), rd.persist.begin(), rd.persist.end());
-  node.raised_promise = false;
-  for (const consensus::HardStateUpdate& u : rd.persist) {
-    auto it = node.durable.find(u.object);
-    if (it == node.durable.end() || it->second.promised < u.promised) node.raised_promise = true;
-  }
   for (const consensus::OwnershipEvent& e : rd.ownership) {
     if (e.kind == consensus::OwnershipEventKind::kElected) {
       if (!node.owned.insert(e.object).second) {
