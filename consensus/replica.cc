@@ -177,14 +177,16 @@ void Replica::MarkDirty(ObjectState& o) {
 
 void Replica::Send(Message msg) {
   msg.from = config_.id;
+  if (msg.to != config_.id) {
+    ready_.messages.push_back(std::move(msg));
+    return;
+  }
   const bool own_ack = msg.type == MessageType::kPromise || msg.type == MessageType::kAccepted;
-  if (msg.to == config_.id && own_ack && !config_.test_count_own_ack_before_persist) {
+  if (own_ack && !config_.test_count_own_ack_before_persist) {
     // What it vouches for is in the Ready being collected (readies_taken_ + 1).
     held_.emplace_back(readies_taken_ + 1, std::move(msg));
-  } else if (msg.to == config_.id) {
-    local_.push_back(std::move(msg));
   } else {
-    ready_.messages.push_back(std::move(msg));
+    local_.push_back(std::move(msg));
   }
 }
 

@@ -279,19 +279,16 @@ void NodeLoop::Shutdown() {
 }
 
 void NodeLoop::RequestSync() {
+  bool idle = false;
   {
     absl::MutexLock lock(&mu_);
-    if (events_.empty()) {
-      // Nothing to prepare meanwhile: sync here, as without pipelining, and save the two
-      // thread hand-offs of the syncer (one client's write waits for them). Synced runs on the
-      // next pass, like the syncer's would.
-      mu_.Unlock();
-      absl::StatusOr<uint64_t> through = store_->Sync();
-      if (!through.ok()) Fatal(StrCat("syncing consensus state failed: ", through.status().ToString()));
-      mu_.Lock();
-      events_.emplace_back(0, [this, n = *through] { host_->Synced(n); });
-      return;
-    }
+    idle = events_.empty();
+  }
+  if (idle) {
+    // Nothing to prepare meanwhile: sync here, as without pipelining, and save the two thread
+    // hand-offs of the syncer (one client's write waits for them).
+    SyncAndPost();
+    return;
   }
   absl::MutexLock lock(&sync_mu_);
   sync_wanted_ = true;
@@ -308,12 +305,18 @@ void NodeLoop::SyncLoop() {
       if (!sync_wanted_) return;  // stopping, nothing asked
       sync_wanted_ = false;
     }
-    absl::StatusOr<uint64_t> through = store_->Sync();
-    // After a failed fsync the disk state is unknown: never acknowledge on it.
-    if (!through.ok()) Fatal(StrCat("syncing consensus state failed: ", through.status().ToString()));
-    absl::MutexLock lock(&mu_);
-    events_.emplace_back(0, [this, n = *through] { host_->Synced(n); });
+    SyncAndPost();
   }
+}
+
+void NodeLoop::SyncAndPost() {
+  absl::StatusOr<uint64_t> through = store_->Sync();
+  // After a failed fsync the disk state is unknown: never acknowledge on it.
+  if (!through.ok()) Fatal(StrCat("syncing consensus state failed: ", through.status().ToString()));
+  // Past the queue's limits: the node can neither stop nor make progress without it. Synced
+  // runs on the node thread's next pass.
+  absl::MutexLock lock(&mu_);
+  events_.emplace_back(0, [this, n = *through] { host_->Synced(n); });
 }
 
 consensus::ClusterConfig NodeLoop::Membership() const {

@@ -116,6 +116,7 @@ class NodeLoop final : public Replicator {
   // stop or make progress without it).
   void RequestSync();
   void SyncLoop();
+  void SyncAndPost();  // Store::Sync, then NodeHost::Synced through the queue
   void Run();
   // Moves the timers due by `now_ms` (all of them when stopping) into `batch`.
   void TakeDueTimers(int64_t now_ms, std::deque<std::pair<size_t, std::function<void()>>>& batch)

@@ -117,8 +117,8 @@ bool NodeHost::Release(consensus::Ready& rd) {
   return true;
 }
 
-// Everything of one Ready that must be durable before anything leaves the node, in one
-// WriteSet: snapshots, hard-state updates, and the apply of committed entries.
+// Everything of one Ready in one WriteSet: snapshots, hard-state updates, and the apply of
+// committed entries (one atomic write, so a crash keeps all of it or none).
 bool NodeHost::Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied) {
   if (!InstallSnapshots(rd, writes, applied)) return false;
   for (const consensus::HardStateUpdate& u : rd.persist) {
