@@ -1,6 +1,8 @@
 // Key encoding and value formats of docs/storage.md, and the RocksDB store itself.
 #include <algorithm>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -192,15 +194,27 @@ TEST_CASE("the store survives reopen and refuses a second opener of the same dir
   CHECK(rows == std::vector<std::string>{"r2"});
 }
 
-// The same contract on both engines: what the state machine and the host rely on.
+// A fresh RocksDB store and a fresh memory store: the same contract on both engines is what
+// the state machine and the host rely on.
+struct BothStores {
+  BothStores() {
+    auto opened = Store::Open(dir.path(), {});
+    REQUIRE(opened.ok());
+    rocks = std::move(*opened);
+  }
+  std::vector<Store*> all() const { return {rocks.get(), mem.get()}; }
+  const char* name(const Store* store) const { return store == mem.get() ? "memory" : "rocksdb"; }
+
+  atlas::testing::TempDir dir;
+  std::unique_ptr<Store> rocks;
+  std::unique_ptr<Store> mem = NewMemStore();
+};
+
 TEST_CASE("both stores: read-your-writes through a write set, bounded scans, snapshots, and "
           "only unsynced commits lost by a crash of the memory store") {
-  atlas::testing::TempDir dir;
-  auto rocks = Store::Open(dir.path(), {});
-  REQUIRE(rocks.ok());
-  std::unique_ptr<Store> mem = NewMemStore();
-  for (Store* store : {rocks->get(), mem.get()}) {
-    INFO((store == mem.get() ? "memory" : "rocksdb"));
+  BothStores stores;
+  for (Store* store : stores.all()) {
+    INFO(stores.name(store));
     std::unique_ptr<WriteSet> w = store->NewWriteSet();
     w->Put(Cf::kMeta, "a", "1");
     w->Put(Cf::kMeta, "b", "2");
@@ -229,20 +243,17 @@ TEST_CASE("both stores: read-your-writes through a write set, bounded scans, sna
     CHECK(**snap->Get(Cf::kMeta, "a") == "1");
     CHECK(keys(*store, "b", "") == "c,d,");
   }
-  CrashMemStore(*mem);  // the unsynced commit is lost, the synced one stays
-  std::unique_ptr<Cursor> it = mem->Scan(Cf::kMeta, "", "");
+  CrashMemStore(*stores.mem);  // the unsynced commit is lost, the synced one stays
+  std::unique_ptr<Cursor> it = stores.mem->Scan(Cf::kMeta, "", "");
   std::string after;
   for (it->Seek(""); it->Valid(); it->Next()) after += std::string(it->key()) + ",";
   CHECK(after == "a,c,");
 }
 
 TEST_CASE("both stores: Sync makes the unsynced commits before it durable and counts them") {
-  atlas::testing::TempDir dir;
-  auto rocks = Store::Open(dir.path(), {});
-  REQUIRE(rocks.ok());
-  std::unique_ptr<Store> mem = NewMemStore();
-  for (Store* store : {rocks->get(), mem.get()}) {
-    INFO((store == mem.get() ? "memory" : "rocksdb"));
+  BothStores stores;
+  for (Store* store : stores.all()) {
+    INFO(stores.name(store));
     auto commit = [&](std::string_view key, bool sync) {
       std::unique_ptr<WriteSet> w = store->NewWriteSet();
       w->Put(Cf::kMeta, key, "v");
@@ -256,7 +267,7 @@ TEST_CASE("both stores: Sync makes the unsynced commits before it durable and co
     CHECK(*synced == 2);
     commit("c", false);
     CHECK(store->commits() == 3);
-    if (store == mem.get()) {
+    if (store == stores.mem.get()) {
       CrashMemStore(*store);  // a power cut now loses c only
       CHECK(store->Get(Cf::kMeta, "b")->has_value());
       CHECK_FALSE(store->Get(Cf::kMeta, "c")->has_value());
