@@ -45,8 +45,8 @@ void ClusterNode::Attach(NodeLoop* replicator) {
   replicator->SetMayOwn(clock_.state() == ClockState::kTrusted);
 }
 
-void ClusterNode::Deliver(consensus::Message message) {
-  if (NodeLoop* r = replicator_.load()) r->Deliver(std::move(message));
+void ClusterNode::Deliver(std::vector<consensus::Message> messages) {
+  if (NodeLoop* r = replicator_.load()) r->Deliver(std::move(messages));
 }
 
 void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {

@@ -68,7 +68,7 @@ class ClusterNode final : public ClusterView {
   // The replicator is created after the transport (it needs the transport's send); messages
   // arriving before Attach are dropped, which the protocol tolerates.
   void Attach(NodeLoop* replicator);
-  void Deliver(consensus::Message message);
+  void Deliver(std::vector<consensus::Message> messages);
   // NodeLoopOptions::on_membership.
   void OnMembership(const consensus::ClusterConfig& config);
 

@@ -508,8 +508,8 @@ int main(int argc, char** argv) {
   // The peer transport (gRPC, mutual TLS with the cluster CA) and the node's cluster runtime.
   std::unique_ptr<atlas::ClusterNode> cluster_node;
   atlas::PeerTransport transport(TransportOptionsFor(config, *setup),
-                                 [&cluster_node](atlas::consensus::Message m) {
-                                   if (cluster_node) cluster_node->Deliver(std::move(m));
+                                 [&cluster_node](std::vector<atlas::consensus::Message> ms) {
+                                   if (cluster_node) cluster_node->Deliver(std::move(ms));
                                  });
   cluster_node =
       std::make_unique<atlas::ClusterNode>(ClusterOptionsFor(config, *setup), &transport);

@@ -2,8 +2,6 @@
 
 #include "atlasd/cluster/pki.h"
 
-#include <pthread.h>
-
 #include <charconv>
 #include <optional>
 
@@ -68,56 +66,33 @@ std::optional<consensus::NodeId> PeerIdOf(const grpc::AuthContext& auth) {
 std::string NodeTlsName(consensus::NodeId id) { return cluster::NodeCommonName(id); }
 
 // ---------------------------------------------------------------------------------------------
-// Receiving side.
+// Receiving side: a reactor per incoming stream. Each batch is validated on the gRPC thread that
+// read it and delivered whole; the next read starts after that.
 
-class PeerTransport::Service final : public proto::Peer::Service {
+class PeerTransport::Service final : public proto::Peer::CallbackService {
  public:
   explicit Service(PeerTransport* t) : t_(t) {}
 
-  grpc::Status Exchange(grpc::ServerContext* ctx, grpc::ServerReader<proto::MessageBatch>* reader,
-                        proto::StreamSummary* summary) override {
-    auto from = PeerIdOf(*ctx->auth_context());
-    if (!from) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "client certificate carries no atlasd node identity");
-    }
-    if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
-    proto::MessageBatch batch;
-    uint64_t batches = 0;
-    while (reader->Read(&batch)) {
-      ++batches;
-      // A node removed while its stream is open is cut off at its next batch.
-      if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
-      {
-        absl::MutexLock lock(&t_->heard_mu_);
-        t_->heard_[static_cast<consensus::NodeId>(*from)] = std::chrono::steady_clock::now();
-      }
-      for (const proto::PeerMessage& pm : batch.messages()) {
-        auto m = proto::FromProto(pm, t_->options_.limits, *from);
-        if (!m.ok() || m->to != t_->options_.self) {
-          ++t_->stats_.dropped_invalid;
-          spdlog::debug("dropped message from node {}: {}", *from,
-                        m.ok() ? std::string("addressed elsewhere")
-                               : std::string(ToStd(m.status().message())));
-          continue;
-        }
-        ++t_->stats_.received;
-        spdlog::trace("peer message in: {} from node {} for {}", consensus::MessageTypeName(m->type),
-                      *from, m->object);
-        t_->deliver_(std::move(*m));
-      }
-    }
-    summary->set_batches(batches);
-    return grpc::Status::OK;
+  grpc::ServerReadReactor<proto::MessageBatch>* Exchange(grpc::CallbackServerContext* ctx,
+                                                         proto::StreamSummary* summary) override;
+
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx, const proto::PingRequest* req,
+                                 proto::PingResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(Answer(*ctx, *req, resp));
+    return reactor;
   }
 
-  grpc::Status Ping(grpc::ServerContext* ctx, const proto::PingRequest* req,
-                    proto::PingResponse* resp) override {
-    auto from = PeerIdOf(*ctx->auth_context());
+ private:
+  class Inbound;
+
+  grpc::Status Answer(grpc::CallbackServerContext& ctx, const proto::PingRequest& req,
+                      proto::PingResponse* resp) {
+    auto from = PeerIdOf(*ctx.auth_context());
     if (!from) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no atlasd node identity");
     if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
     resp->set_node(t_->options_.self);
-    resp->set_nonce(req->nonce());
+    resp->set_nonce(req.nonce());
     resp->set_wall_us(WallMicros());
     absl::MutexLock lock(&t_->report_mu_);
     if (t_->report_source_) {
@@ -137,12 +112,85 @@ class PeerTransport::Service final : public proto::Peer::Service {
     return grpc::Status::OK;
   }
 
- private:
   PeerTransport* t_;
 };
 
+class PeerTransport::Service::Inbound final : public grpc::ServerReadReactor<proto::MessageBatch> {
+ public:
+  Inbound(PeerTransport* t, grpc::CallbackServerContext* ctx, proto::StreamSummary* summary)
+      : t_(t), summary_(summary) {
+    std::optional<consensus::NodeId> from = PeerIdOf(*ctx->auth_context());
+    if (!from) {
+      Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "client certificate carries no atlasd node identity"));
+      return;
+    }
+    if (grpc::Status member = t_->Admit(*from); !member.ok()) {
+      Finish(member);
+      return;
+    }
+    from_ = *from;
+    StartRead(&batch_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the peer closed its side (or the stream broke)
+      summary_->set_batches(batches_);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ++batches_;
+    // A node removed while its stream is open is cut off at its next batch.
+    if (grpc::Status member = t_->Admit(from_); !member.ok()) {
+      Finish(member);
+      return;
+    }
+    {
+      absl::MutexLock lock(&t_->heard_mu_);
+      t_->heard_[from_] = std::chrono::steady_clock::now();
+    }
+    std::vector<consensus::Message> messages = Validated();
+    if (!messages.empty()) t_->deliver_(std::move(messages));
+    StartRead(&batch_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  std::vector<consensus::Message> Validated() {
+    std::vector<consensus::Message> out;
+    out.reserve(static_cast<size_t>(batch_.messages_size()));
+    for (const proto::PeerMessage& pm : batch_.messages()) {
+      auto m = proto::FromProto(pm, t_->options_.limits, from_);
+      if (!m.ok() || m->to != t_->options_.self) {
+        ++t_->stats_.dropped_invalid;
+        spdlog::debug("dropped message from node {}: {}", from_,
+                      m.ok() ? std::string("addressed elsewhere")
+                             : std::string(ToStd(m.status().message())));
+        continue;
+      }
+      ++t_->stats_.received;
+      spdlog::trace("peer message in: {} from node {} for {}", consensus::MessageTypeName(m->type),
+                    from_, m->object);
+      out.push_back(std::move(*m));
+    }
+    return out;
+  }
+
+  PeerTransport* t_;
+  proto::StreamSummary* summary_;
+  consensus::NodeId from_ = 0;
+  proto::MessageBatch batch_;
+  uint64_t batches_ = 0;
+};
+
+grpc::ServerReadReactor<proto::MessageBatch>* PeerTransport::Service::Exchange(
+    grpc::CallbackServerContext* ctx, proto::StreamSummary* summary) {
+  return new Inbound(t_, ctx, summary);  // deletes itself when gRPC is done with it
+}
+
 // ---------------------------------------------------------------------------------------------
-// Sending side: one link (channel + stream + sender thread) per peer.
+// Sending side: one link (channel, queue, and at most one open stream) per peer.
 
 class PeerTransport::PeerLink {
  public:
@@ -163,37 +211,41 @@ class PeerTransport::PeerLink {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
     channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(ssl), args);
     stub_ = proto::Peer::NewStub(channel_);
-    thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "atlas-send");
-      Run();
-    });
   }
 
   ~PeerLink() {
+    Stream* release = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      stopping_ = true;  // wakes the sender thread (its waits are conditions on mu_)
-      if (ctx_) ctx_->TryCancel();
+      stopping_ = true;
+      if (stream_) {
+        stream_->ctx.TryCancel();
+        // A write in flight releases the stream when it completes (Written).
+        if (held_ && !writing_) release = stream_.get();
+        if (release) held_ = false;
+      }
     }
-    thread_.join();
+    if (release) release->RemoveHold();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::unique_ptr<Stream>* s) { return *s == nullptr; }, &stream_));
   }
 
   const std::string& address() const { return address_; }
 
-  void Enqueue(consensus::Message m) {
-    absl::MutexLock lock(&mu_);
-    const size_t bytes = ApproxBytes(m);
-    if (queue_.size() >= t_->options_.queue_messages_max ||
-        (!queue_.empty() && queued_bytes_ + bytes > t_->options_.queue_bytes_max)) {
-      ++t_->stats_.dropped_queue_full;
-      spdlog::trace("peer message dropped (queue full): {} to node {}",
-                    consensus::MessageTypeName(m.type), id_);
-      return;
+  // Queues `messages` (bounded) and writes them now if the stream is idle.
+  void Enqueue(std::vector<consensus::Message> messages) {
+    Stream* opening = nullptr;
+    Stream* writer = nullptr;
+    std::deque<consensus::Message> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      for (consensus::Message& m : messages) Push(std::move(m));
+      opening = MaybeOpen();
+      if (!opening) writer = TakeBatch(&batch);
     }
-    spdlog::trace("peer message out: {} to node {} for {}", consensus::MessageTypeName(m.type), id_,
-                  m.object);
-    queued_bytes_ += bytes;
-    queue_.push_back(std::move(m));
+    if (opening) Open(opening);
+    if (writer) Write(writer, std::move(batch));
   }
 
   absl::StatusOr<Pong> Ping() {
@@ -241,71 +293,129 @@ class PeerTransport::PeerLink {
   }
 
  private:
-  void Run() {
-    auto backoff = std::chrono::milliseconds(100);
-    while (!Stopping()) {
-      grpc::ClientContext ctx;
-      proto::StreamSummary summary;
-      {
-        absl::MutexLock lock(&mu_);
-        ctx_ = &ctx;
-      }
-      std::unique_ptr<grpc::ClientWriter<proto::MessageBatch>> writer =
-          stub_->Exchange(&ctx, &summary);
-      bool wrote = false;
-      // Nothing is sent before the server proved to be node id_: an empty batch opens the
-      // connection, then its certificate is checked like the server checks ours.
-      bool verified = writer->Write(proto::MessageBatch()) && VerifiedServer(ctx);
-      for (; verified;) {
-        std::deque<consensus::Message> batch;
-        {
-          absl::MutexLock lock(&mu_);
-          auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            return stopping_ || !queue_.empty();
-          };
-          mu_.Await(absl::Condition(&woken));
-          if (stopping_) break;
-          // Bounded in count and in bytes: one gRPC message must stay under message_bytes_max
-          // (a batch over it would be refused whole, again and again).
-          size_t bytes = 0;
-          while (!queue_.empty() && batch.size() < t_->options_.batch_messages_max) {
-            const size_t next = ApproxBytes(queue_.front());  // walks the entries: once
-            if (!batch.empty() && bytes + next > t_->options_.batch_bytes_max) break;
-            bytes += next;
-            queued_bytes_ -= next;
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
-          }
-        }
-        proto::MessageBatch wire;
-        for (const consensus::Message& m : batch) proto::ToProto(m, wire.add_messages());
-        if (!writer->Write(wire)) {  // stream broken: the batch is lost, WPaxos resends
-          t_->stats_.dropped_link_down += batch.size();
-          break;
-        }
-        t_->stats_.sent += batch.size();
-        wrote = true;
-        backoff = std::chrono::milliseconds(100);
-      }
-      {
-        absl::MutexLock lock(&mu_);
-        ctx_ = nullptr;
-      }
-      ctx.TryCancel();
-      writer->Finish();
-      if (Stopping()) break;
-      ++t_->stats_.reconnects;
-      if (!wrote) {
-        absl::MutexLock lock(&mu_);
-        mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(backoff));
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      }
+  // One Exchange call. It lives until gRPC is done with it (OnDone); a hold keeps it open
+  // while the link may still start writes on it from outside its reactions.
+  class Stream final : public grpc::ClientWriteReactor<proto::MessageBatch> {
+   public:
+    explicit Stream(PeerLink* link) : link_(link) {}
+    void OnWriteDone(bool ok) override { link_->Written(this, ok); }
+    void OnDone(const grpc::Status& status) override { link_->Closed(this, status); }
+
+    grpc::ClientContext ctx;
+    proto::StreamSummary summary;
+    proto::MessageBatch wire;  // the write in flight
+    size_t in_flight = 0;      // messages in `wire`
+    bool wrote = false;        // a batch got through on this stream
+
+   private:
+    PeerLink* link_;
+  };
+
+  void Push(consensus::Message m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t bytes = ApproxBytes(m);
+    if (queue_.size() >= t_->options_.queue_messages_max ||
+        (!queue_.empty() && queued_bytes_ + bytes > t_->options_.queue_bytes_max)) {
+      ++t_->stats_.dropped_queue_full;
+      spdlog::trace("peer message dropped (queue full): {} to node {}",
+                    consensus::MessageTypeName(m.type), id_);
+      return;
     }
+    spdlog::trace("peer message out: {} to node {} for {}", consensus::MessageTypeName(m.type), id_,
+                  m.object);
+    queued_bytes_ += bytes;
+    queue_.push_back(std::move(m));
   }
 
-  bool Stopping() {
-    absl::MutexLock lock(&mu_);
-    return stopping_;
+  // A new stream when there is something to send, none is open and the backoff has passed.
+  Stream* MaybeOpen() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_ || stream_ || queue_.empty()) return nullptr;
+    if (std::chrono::steady_clock::now() < retry_at_) return nullptr;
+    stream_ = std::make_unique<Stream>(this);
+    verified_ = false;
+    writing_ = true;  // the opening write
+    held_ = true;
+    return stream_.get();
+  }
+
+  // Moves the next batch out of the queue when the stream is verified and idle. Bounded in
+  // count and in bytes: one gRPC message must stay under message_bytes_max (a batch over it
+  // would be refused whole, again and again).
+  Stream* TakeBatch(std::deque<consensus::Message>* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!stream_ || !verified_ || writing_ || !held_ || queue_.empty()) return nullptr;
+    size_t bytes = 0;
+    while (!queue_.empty() && batch->size() < t_->options_.batch_messages_max) {
+      const size_t next = ApproxBytes(queue_.front());  // walks the entries: once
+      if (!batch->empty() && bytes + next > t_->options_.batch_bytes_max) break;
+      bytes += next;
+      queued_bytes_ -= next;
+      batch->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    writing_ = true;
+    return stream_.get();
+  }
+
+  // Outside mu_: gRPC may run a reaction inline, and reactions take mu_.
+  void Open(Stream* s) {
+    stub_->async()->Exchange(&s->ctx, &s->summary, s);
+    s->AddHold();
+    // Nothing is sent before the server proved to be node id_: an empty batch opens the
+    // connection, then its certificate is checked like the server checks ours (Written).
+    s->StartWrite(&s->wire);
+    s->StartCall();
+  }
+
+  void Write(Stream* s, std::deque<consensus::Message> batch) {
+    s->wire.Clear();
+    for (const consensus::Message& m : batch) proto::ToProto(m, s->wire.add_messages());
+    s->in_flight = batch.size();
+    s->StartWrite(&s->wire);
+  }
+
+  void Written(Stream* s, bool ok) {
+    Stream* writer = nullptr;
+    std::deque<consensus::Message> batch;
+    bool release = false;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) {  // stream broken: the batch is lost, WPaxos resends
+        t_->stats_.dropped_link_down += s->in_flight;
+      } else if (s->in_flight > 0) {
+        t_->stats_.sent += s->in_flight;
+        s->wrote = true;
+        backoff_ = std::chrono::milliseconds(100);
+      } else if (!verified_) {
+        ok = verified_ = VerifiedServer(s->ctx);
+      }
+      s->in_flight = 0;
+      if (!ok || stopping_) {
+        release = held_;
+        held_ = false;
+      } else {
+        writer = TakeBatch(&batch);
+      }
+    }
+    if (release) s->RemoveHold();  // gRPC finishes the call, then Closed
+    if (writer) Write(writer, std::move(batch));
+  }
+
+  void Closed(Stream* s, const grpc::Status& status) {
+    Stream* opening = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      spdlog::debug("peer link to node {} closed: {}", id_, status.error_message());
+      // A stream that carried traffic reconnects at once; one that never did backs off.
+      retry_at_ = std::chrono::steady_clock::now();
+      if (!s->wrote) {
+        retry_at_ += backoff_;
+        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
+      }
+      stream_.reset();  // deletes s: gRPC is done with it
+      if (!stopping_) ++t_->stats_.reconnects;
+      opening = MaybeOpen();
+    }
+    if (opening) Open(opening);
   }
 
   // The server at address_ proved to be node id_ (the check gRPC's host name verification
@@ -319,7 +429,7 @@ class PeerTransport::PeerLink {
                who ? StrCat("node ", *who) : std::string("no single node")));
   }
 
-  bool VerifiedServer(grpc::ClientContext& ctx) {
+  bool VerifiedServer(grpc::ClientContext& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Status s = CheckServer(ctx);
     if (s.ok()) {
       warned_ = false;
@@ -340,9 +450,13 @@ class PeerTransport::PeerLink {
   std::deque<consensus::Message> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // ApproxBytes of queue_
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;  // the live stream, to cancel it
-  bool warned_ = false;                   // sender thread: an impostor was logged
-  std::thread thread_;
+  std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);  // from MaybeOpen to Closed
+  bool verified_ ABSL_GUARDED_BY(mu_) = false;  // the stream's server proved to be node id_
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;   // a StartWrite is outstanding
+  bool held_ ABSL_GUARDED_BY(mu_) = false;      // the stream's hold is not yet removed
+  std::chrono::steady_clock::time_point retry_at_ ABSL_GUARDED_BY(mu_);
+  std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
+  bool warned_ ABSL_GUARDED_BY(mu_) = false;  // an impostor was logged
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -406,14 +520,25 @@ void PeerTransport::RemovePeer(consensus::NodeId id) {
 }
 
 void PeerTransport::Send(std::vector<consensus::Message> messages) {
-  absl::MutexLock lock(&mu_);
-  for (consensus::Message& m : messages) {
-    auto it = peers_.find(m.to);
-    if (it == peers_.end()) {
-      ++stats_.dropped_queue_full;
-      continue;
+  // Grouped per peer, so that one loop pass's messages to a peer leave in one batch.
+  std::map<consensus::NodeId, std::pair<std::shared_ptr<PeerLink>, std::vector<consensus::Message>>>
+      by_peer;
+  {
+    absl::MutexLock lock(&mu_);
+    for (consensus::Message& m : messages) {
+      auto it = peers_.find(m.to);
+      if (it == peers_.end()) {
+        ++stats_.dropped_queue_full;
+        continue;
+      }
+      auto& [link, queued] = by_peer[m.to];
+      link = it->second;
+      queued.push_back(std::move(m));
     }
-    it->second->Enqueue(std::move(m));
+  }
+  // Outside mu_: a link may start a write, and gRPC may run its reaction inline.
+  for (auto& [id, link_and_messages] : by_peer) {
+    link_and_messages.first->Enqueue(std::move(link_and_messages.second));
   }
 }
 
@@ -445,7 +570,7 @@ void PeerTransport::Shutdown() {
     absl::MutexLock lock(&mu_);
     peers.swap(peers_);
   }
-  peers.clear();  // joins the sender threads
+  peers.clear();  // each link waits until gRPC is done with its stream
   if (server_) {
     server_->Shutdown(MonotonicDeadline(std::chrono::seconds(1)));
     server_.reset();

@@ -8,11 +8,15 @@
 // every stream and ping, and the client before it sends anything. A node that is not a current
 // member (or a departed one whose removal has not settled yet) is refused.
 //
-// Sending never blocks the caller (the node thread): each peer has a bounded queue drained by
-// its own sender thread, which batches everything queued into one MessageBatch per write. When
+// Both directions use gRPC's callback API, so no thread of ours waits on a stream. Sending
+// never blocks the caller (the node thread): messages join a bounded per-peer queue, and
+// whoever finds the stream idle (the caller, or gRPC's thread finishing the previous write)
+// writes everything queued as one MessageBatch. So under load batches grow by themselves and
+// a message is handed from thread to thread once per side (node -> gRPC -> peer's node). When
 // the queue is full or the peer is down, messages are dropped — WPaxos retransmits what
-// matters, and an unbounded queue to a dead peer would grow forever. Streams reconnect with
-// exponential backoff.
+// matters, and an unbounded queue to a dead peer would grow forever. A broken stream is
+// reopened by the next send, after an exponential backoff. Received batches are validated on
+// gRPC's thread and delivered whole.
 //
 // Thread-safe.
 #pragma once
@@ -25,7 +29,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -86,7 +89,8 @@ struct Pong {
 
 class PeerTransport {
  public:
-  using Deliver = std::function<void(consensus::Message)>;
+  // One received batch, every message validated (from = the certificate's node, to = self).
+  using Deliver = std::function<void(std::vector<consensus::Message>)>;
 
   explicit PeerTransport(PeerTransportOptions options, Deliver deliver);
   ~PeerTransport();

@@ -227,10 +227,13 @@ void NodeLoop::Describe(const std::string& table, std::function<void(ObjectInfo)
   if (!posted) (*shared_done)(ObjectInfo{});
 }
 
-void NodeLoop::Deliver(consensus::Message message) {
-  // A full queue drops the message like a lossy network would; WPaxos retransmits.
-  const size_t bytes = WeightOf(message);
-  Post(bytes, [this, m = std::move(message)] { host_->Deliver(m); });
+void NodeLoop::Deliver(std::vector<consensus::Message> messages) {
+  // A full queue drops the batch like a lossy network would; WPaxos retransmits.
+  size_t bytes = 0;
+  for (const consensus::Message& m : messages) bytes += WeightOf(m);
+  Post(bytes, [this, ms = std::move(messages)] {
+    for (const consensus::Message& m : ms) host_->Deliver(m);
+  });
 }
 
 void NodeLoop::ProposeMembership(std::string command, MembershipDone done) {

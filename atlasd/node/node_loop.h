@@ -64,8 +64,9 @@ class NodeLoop final : public Replicator {
   // Stops taking requests, finishes the queued and in-flight ones, joins the node thread.
   void Shutdown() override;
 
-  // A message from a peer (already validated by the transport).
-  void Deliver(consensus::Message message);
+  // Messages from a peer, one batch as it arrived (already validated by the transport): one
+  // event, so a batch costs the node thread one queue operation.
+  void Deliver(std::vector<consensus::Message> messages);
   // Orders a membership command (consensus/membership.h encoders) in `atlas.nodes`; `done`
   // gets its result and the membership right after it, or why it was refused or not ordered.
   void ProposeMembership(std::string command, MembershipDone done);

@@ -67,8 +67,8 @@ class Cluster {
       t.listen = "127.0.0.1:0";
       t.tls = pki_.Node("ca", static_cast<uint32_t>(i));
       Node* np = &node;
-      node.transport = std::make_unique<PeerTransport>(t, [np](atlas::consensus::Message m) {
-        if (np->replicator) np->replicator->Deliver(std::move(m));
+      node.transport = std::make_unique<PeerTransport>(t, [np](std::vector<atlas::consensus::Message> ms) {
+        if (np->replicator) np->replicator->Deliver(std::move(ms));
       });
       REQUIRE(node.transport->Start().ok());
       atlas::NodeLoopOptions o;

@@ -28,9 +28,9 @@ struct Inbox {
   std::condition_variable cv;
   std::vector<Message> got;
   PeerTransport::Deliver Deliver() {
-    return [this](Message m) {
+    return [this](std::vector<Message> ms) {
       std::lock_guard<std::mutex> lock(mu);
-      got.push_back(std::move(m));
+      for (Message& m : ms) got.push_back(std::move(m));
       cv.notify_all();
     };
   }
