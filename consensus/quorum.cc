@@ -110,7 +110,8 @@ std::vector<ZoneId> QuorumSystem::Q2ZonesFor(ZoneId owner_zone) const {
   return order;
 }
 
-absl::StatusOr<NodeSet> QuorumSystem::ChooseQ2(ZoneId owner_zone, const NodeSet& live) const {
+absl::StatusOr<NodeSet> QuorumSystem::ChooseQ2(ZoneId owner_zone, const NodeSet& live,
+                                               NodeId prefer) const {
   NodeSet chosen;
   int zones = 0;
   std::vector<std::string> short_zones;
@@ -119,6 +120,9 @@ absl::StatusOr<NodeSet> QuorumSystem::ChooseQ2(ZoneId owner_zone, const NodeSet&
     std::vector<NodeId> up;
     for (NodeId node : topology_.NodesIn(zone)) {
       if (live.contains(node)) up.push_back(node);
+    }
+    if (auto p = std::find(up.begin(), up.end(), prefer); p != up.end()) {
+      std::rotate(up.begin(), p, p + 1);
     }
     const int need = Q2PerZone(zone);
     if (static_cast<int>(up.size()) < need) {

@@ -64,8 +64,10 @@ class QuorumSystem {
   std::vector<ZoneId> Q2ZonesFor(ZoneId owner_zone) const;
 
   // A concrete Q2 of live nodes for an owner in `owner_zone`: its own zone first, then the
-  // nearest zones that still have q2(z) live nodes. Fails with "quorum unavailable: <why>".
-  absl::StatusOr<NodeSet> ChooseQ2(ZoneId owner_zone, const NodeSet& live) const;
+  // nearest zones that still have q2(z) live nodes; `prefer` (the owner) first in its zone.
+  // Fails with "quorum unavailable: <why>".
+  absl::StatusOr<NodeSet> ChooseQ2(ZoneId owner_zone, const NodeSet& live,
+                                   NodeId prefer = kNoNode) const;
   // A concrete Q1 of live nodes, nearest zones first. Fails with "quorum unavailable: <why>".
   absl::StatusOr<NodeSet> ChooseQ1(ZoneId from_zone, const NodeSet& live) const;
 

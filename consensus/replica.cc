@@ -455,6 +455,10 @@ void Replica::Advance(const Ready& ready) {
     Slot through = o.learner.snapshot_slot > tail ? o.learner.snapshot_slot - tail : 0;
     // A learner receiving our snapshot continues with the log after it.
     if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot);
+    // Accepts still waiting for lazy members are read from the log when they leave.
+    if (auto l = lazy_.find(req.object); l != lazy_.end() && l->second.first != 0) {
+      through = std::min(through, l->second.first - 1);
+    }
     if (through > o.hard.truncated_through) {
       o.hard.truncated_through = through;
       o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));

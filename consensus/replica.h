@@ -229,6 +229,11 @@ struct ReplicaConfig {
   int64_t restart_guard_ms = -1;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
+  // Q2 first: Accepts go at once to the owner's Q2 and to members interested in the object
+  // (they forwarded a write or asked for a read index within interest_ticks); the other
+  // members get them batched, once per tick. False: every member at once.
+  bool q2_first = true;
+  Tick interest_ticks = 200;
   size_t batch_commands_max = 64;         // Commands per slot.
   size_t proposals_max = 4096;            // Queued proposals per object.
   size_t pending_requests_max = 1 << 16;  // Client requests in progress on this node.
@@ -273,6 +278,9 @@ struct ReplicaConfig {
   // TEST ONLY: the node's own promise and acceptance count at once, not at Advance: with
   // pipelined syncs a value commits before the owner's copy is on disk.
   bool test_count_own_ack_before_persist = false;
+  // TEST ONLY: the Accepts waiting for lazy members count as acked by them (docs/consensus.md
+  // §Q2 first): a value commits before a Q2 holds it.
+  bool test_count_lazy_as_acked = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -288,6 +296,7 @@ struct Probes {
   uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
   uint64_t forwards = 0;
+  uint64_t lazy_flushes = 0;             // Batched Accepts to members outside the Q2.
   uint64_t forward_rejects = 0;
   uint64_t read_rounds = 0;
   uint64_t reads_without_round = 0;       // Owner in every Q1: nothing to confirm.
@@ -491,6 +500,24 @@ class Replica {
   // The configurations a commit notice reaches: the object's, C_L and C_{L-1}.
   EpochSet NoticeEpochs(const ObjectState& o) const;
 
+  // replica_lazy.cc: Q2 first (docs/consensus.md §Q2 first).
+  struct LazyLearners {
+    Ballot ballot;             // The ownership whose Accepts wait here,
+    NodeSet eager;             // the members that already got them,
+    Slot first = 0, last = 0;  // and their slots (first == 0: none wait).
+    absl::btree_map<NodeId, consensus::Tick> interested;  // Forwarded or read: eager until.
+  };
+  // Who gets an owner's Accept at once: its nearest live Q2 (itself first) in every
+  // configuration of the object, plus the interested members; everyone when no Q2 is live.
+  NodeSet EagerTargets(const ObjectId& object, const ObjectState& o, const NodeSet& members) const;
+  void DeferToLazy(const ObjectId& object, ObjectState& o, Slot first, Slot last,
+                   const NodeSet& eager);
+  // Sends the waiting Accepts to the members outside `eager`: every tick, before anything that
+  // carries the commit index to them (a notice, a heartbeat, an anchor), and when full.
+  void FlushLazy(const ObjectId& object, ObjectState& o);
+  void NoteInterest(const ObjectId& object, ObjectState& o, NodeId node);
+  void TickLazy();
+
   // replica_learner.cc: commit notices and catch-up.
   void HandleCommit(const Message& msg);
   void HandleHeartbeat(const Message& msg);
@@ -663,6 +690,7 @@ class Replica {
   int64_t mono_ms_ = 0;   // SetClock: the host's monotonic clock
   int64_t boot_ms_ = -1;  // mono_ms_ at the first SetClock (the restart's lease guard)
   absl::btree_map<ObjectId, OwnerLeaseState> leases_;  // Owned objects with a lease round.
+  absl::btree_map<ObjectId, LazyLearners> lazy_;       // Owned objects with lazy members.
   absl::btree_map<ObjectId, LeaseGrant> grants_;       // Acceptor: leases granted.
   bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;

@@ -26,6 +26,7 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     o.proposer.anchor_slot = s;
     o.proposer.in_flight[s] = InFlight{anchor, {}, now_};
     m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(anchor)}});
+    FlushLazy(object, o);  // an anchor's ack needs the whole prefix: the lazy get it first
     SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
     return;
   }
@@ -48,12 +49,16 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
   }
   if (m.entries.empty()) return;
   const NodeSet members = MembersOf(ObjectEpochs(o));
-  SendTo(members, m, /*include_self=*/true);
+  const NodeSet eager = EagerTargets(object, o, members);
+  SendTo(eager, m, /*include_self=*/true);
+  if (eager.size() < members.size()) {
+    DeferToLazy(object, o, m.entries.front().slot, m.entries.back().slot, eager);
+  }
   // Under load the commit index rides on the next Accept instead of a message of its own:
   // this one stands in for the commit notice when it reaches everyone the notice would.
   if (m.commit_index > o.proposer.last_commit_sent) {
     const NodeSet notified = MembersOf(NoticeEpochs(o));
-    if (std::includes(members.begin(), members.end(), notified.begin(), notified.end())) {
+    if (std::includes(eager.begin(), eager.end(), notified.begin(), notified.end())) {
       o.proposer.last_commit_sent = m.commit_index;
     }
   }
@@ -73,7 +78,16 @@ void Replica::HandleAccept(const Message& msg) {
   for (const SlotEntry& e : msg.entries) {
     ATLAS_CHECK(e.entry.ballot == msg.ballot);
     // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
-    if (e.slot <= o.hard.commit_index) continue;
+    // Ours is re-stamped with the new ballot all the same: the ack must be backed by what is
+    // on disk, and the commit index that told us it was chosen may not be yet (seed 10230).
+    if (e.slot <= o.hard.commit_index) {
+      auto it = o.hard.log.find(e.slot);
+      if (it != o.hard.log.end() && it->second.ballot < e.entry.ballot &&
+          it->second.value == e.entry.value) {
+        PutEntry(o, e.slot, LogEntry{e.entry.ballot, it->second.value});
+      }
+      continue;
+    }
     auto it = o.hard.log.find(e.slot);
     if (it != o.hard.log.end() && it->second == e.entry) continue;
     PutEntry(o, e.slot, e.entry);
@@ -142,6 +156,7 @@ Replica::EpochSet Replica::NoticeEpochs(const ObjectState& o) const {
 }
 
 void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
+  FlushLazy(object, o);  // the entries before the commit index that covers them
   Message m = MessageTo(MessageType::kCommit, kNoNode, object);
   m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;

@@ -80,6 +80,7 @@ void Replica::HandleReadIndexRequest(const Message& msg) {
       continue;
     }
     NoteAccess(msg.object, o, msg.from);
+    NoteInterest(msg.object, o, msg.from);  // it reads once it applied up to the read index
     o.reads.waiting.push_back(r);
     work_ = true;
   }

@@ -213,6 +213,7 @@ void Replica::HandleForward(const Message& msg) {
   const bool take = o.proposer.role != Role::kFollower && msg.ballot == o.proposer.ballot;
   if (take) {
     if (!TakeForward(o, msg.from, msg.seq)) return;  // Duplicate.
+    NoteInterest(msg.object, o, msg.from);  // the origin answers its client when it learns
     for (const Command& cmd : msg.commands) RouteWrite(msg.object, cmd, msg.round);
     return;
   }

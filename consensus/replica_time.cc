@@ -14,6 +14,7 @@ namespace atlas::consensus {
 
 void Replica::Tick() {
   ++now_;
+  TickLazy();  // before the heartbeat, whose commit indexes cover the waiting Accepts
   if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
     last_heartbeat_ = now_;
     SendHeartbeat();

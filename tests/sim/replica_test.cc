@@ -29,8 +29,10 @@ struct TestNode {
 
 class Cluster {
  public:
-  Cluster(std::vector<int> zone_sizes, QuorumSpec spec, int64_t lease_ms = 0)
-      : lease_ms_(lease_ms) {
+  // q2_first = false: every Accept goes to every member at once (schedules that need it).
+  Cluster(std::vector<int> zone_sizes, QuorumSpec spec, int64_t lease_ms = 0,
+          bool q2_first = true)
+      : lease_ms_(lease_ms), q2_first_(q2_first) {
     NodeId next = 1;
     for (size_t z = 0; z < zone_sizes.size(); ++z) {
       for (int i = 0; i < zone_sizes[z]; ++i) topology_.zone_of[next++] = static_cast<ZoneId>(z);
@@ -48,6 +50,7 @@ class Cluster {
     cfg.quorum = spec_;
     cfg.snapshot_interval_slots = 1000;
     cfg.lease_ms = lease_ms_;
+    cfg.q2_first = q2_first_;
     nodes_[id].replica = std::make_unique<Replica>(cfg, nodes_[id].durable, &snapshots_,
                                                    std::make_unique<AccessCountingPolicy>(), id);
   }
@@ -123,6 +126,7 @@ class Cluster {
   Topology topology_;
   QuorumSpec spec_;
   int64_t lease_ms_ = 0;
+  bool q2_first_ = true;
   NoSnapshots snapshots_;
   std::map<NodeId, TestNode> nodes_;
   std::vector<Message> inflight_;
@@ -244,7 +248,7 @@ TEST_CASE("the owner's Accepts may leave before its Ready is durable, its Prepar
   Ready rd = c.R(1).TakeReady();
   int accepts = 0;
   for (const Message& m : rd.messages) accepts += m.type == MessageType::kAccept;
-  CHECK(accepts == 2);  // to both peers: the host sends these at once
+  CHECK(accepts == 1);  // to its Q2 peer (node 3 learns a tick later): the host sends it at once
   // Node 2 acks before node 1's own copy is on disk: one ack of a Q2 of two is not enough.
   for (const Message& m : rd.messages) {
     if (m.to == 2) c.N(2).replica->Step(m);
@@ -336,6 +340,31 @@ TEST_CASE("promises and accepted entries survive a restart", "[replica]") {
   REQUIRE(c.R(2).CommitIndex("t") >= 1);
 }
 
+TEST_CASE("Q2 first: an Accept goes to the owner's Q2 at once, to the other members a tick later",
+          "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0});  // Q2 = 2 of 3: the owner and one peer
+  c.R(1).Propose("t", "x", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.R(1).IsOwner("t"));
+  c.R(1).Propose("t", "y", RequestId{1, 2});
+  auto accepts_to = [](const std::vector<Message>& ms, NodeId to) {
+    int n = 0;
+    for (const Message& m : ms) n += m.type == MessageType::kAccept && m.to == to;
+    return n;
+  };
+  std::vector<Message> now = c.Drain(1);
+  CHECK(accepts_to(now, 2) == 1);
+  CHECK(accepts_to(now, 3) == 0);
+  // Node 2's copy is lost. A tick later node 3 gets the Accept, and its ack completes the Q2.
+  c.R(1).Tick();
+  std::vector<Message> later = c.Drain(1);
+  REQUIRE(accepts_to(later, 3) == 1);
+  CHECK(accepts_to(later, 2) == 0);
+  std::vector<Message> acks = c.DeliverTo(later, MessageType::kAccept, 3);
+  c.DeliverTo(acks, MessageType::kAccepted, 1);
+  CHECK(c.R(1).CommitIndex("t") == 2);
+}
+
 TEST_CASE("writes are batched and pipelined under load", "[replica]") {
   Cluster c({3}, QuorumSpec{1, 0});
   c.R(1).Propose("t", "first", RequestId{1, 1});
@@ -352,7 +381,8 @@ TEST_CASE("writes are batched and pipelined under load", "[replica]") {
 // The schedule that makes a forgetful acceptor unsafe: node 3 steals with Q1 {3, 2}; node 2
 // restarts; the old owner (node 1), cut off from node 3, gets node 2 to accept its lower ballot.
 std::pair<std::string, std::string> ForgetfulAcceptorSchedule(bool forget) {
-  Cluster c({3}, QuorumSpec{1, 0});  // Q1 = Q2 = 2 of 3.
+  // Q1 = Q2 = 2 of 3; node 3's Accepts must reach node 2 at once, not its Q2-first peer node 1.
+  Cluster c({3}, QuorumSpec{1, 0}, 0, /*q2_first=*/false);
   c.R(1).Propose("t", "a", RequestId{1, 1});
   c.Settle(100);
   REQUIRE(c.R(1).IsOwner("t"));

@@ -470,6 +470,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_unsafe_local_reads = opt_.bug_unsafe_reads;
   cfg.test_latest_config_only = opt_.bug_latest_config_only;
   cfg.test_count_own_ack_before_persist = opt_.bug_count_own_ack_before_persist;
+  cfg.test_count_lazy_as_acked = opt_.bug_count_lazy_as_acked;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -1400,6 +1401,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.settles_reached += from.settles_reached;
   into.sweeper_steals += from.sweeper_steals;
   into.anchor_acks_deferred += from.anchor_acks_deferred;
+  into.lazy_flushes += from.lazy_flushes;
 }
 
 bool ParseRttCsv(const std::string& text, WanMatrix& out) {
@@ -1509,6 +1511,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_count_own_ack_before_persist) {
     absl::StrAppend(&cmd, " --bug-count-own-ack-before-persist");
   }
+  if (o.bug_count_lazy_as_acked) absl::StrAppend(&cmd, " --bug-count-lazy-as-acked");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {

@@ -124,6 +124,8 @@ struct SimOptions {
   // The node's own promise and acceptance count before they are durable (the core's
   // ReplicaConfig::test_count_own_ack_before_persist).
   bool bug_count_own_ack_before_persist = false;
+  // Accepts waiting for a lazy member count as its ack (ReplicaConfig::test_count_lazy_as_acked).
+  bool bug_count_lazy_as_acked = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

@@ -34,6 +34,7 @@ void Usage() {
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
+               "                 [--bug-count-lazy-as-acked]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -213,6 +214,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-reuse-sequence-numbers", &o.bug_reuse_sequence_numbers},
       {"--bug-send-before-persist", &o.bug_send_before_persist},
       {"--bug-count-own-ack-before-persist", &o.bug_count_own_ack_before_persist},
+      {"--bug-count-lazy-as-acked", &o.bug_count_lazy_as_acked},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
@@ -347,6 +349,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"sweeper_steals", p.sweeper_steals},
       {"anchor_acks_deferred", p.anchor_acks_deferred},
       {"snapshot_chunks", p.snapshot_chunks},
+      {"lazy_flushes", p.lazy_flushes},
   };
   std::string line = "probes:";
   for (const auto& [name, n] : counts) line += " " + std::string(name) + "=" + std::to_string(n);
