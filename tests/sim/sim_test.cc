@@ -101,12 +101,12 @@ TEST_CASE("without the promise check, agreement catches the forgetful acceptor e
           "[sim]") {
   // The consequence needs a narrow schedule (old owner cut off from the stealer, the acceptor
   // crashing right after its promise and restarting before the old owner's next Accept); seed
-  // 9110 of this configuration has it (5035 did before pipelined syncs, 2987 before restarted
-  // nodes' forwards stopped being dropped as duplicates). If a code change moves the schedule,
+  // 16595 of this configuration has it (9110 did before Q2 first, 5035 before pipelined syncs,
+  // 2987 before restarted nodes' forwards stopped being dropped as duplicates). If a code change moves the schedule,
   // widen the range.
   int caught = 0;
   std::string first;
-  for (uint64_t seed = 9000; seed < 9500 && caught == 0; ++seed) {
+  for (uint64_t seed = 16500; seed < 17000 && caught == 0; ++seed) {
     SimOptions o = Base(seed, "reorder,partition,crash,steals");
     o.zone_sizes = {3};
     o.quorum = {1, 0};
