@@ -301,8 +301,11 @@ void Replica::Step(const Message& msg) {
 // Ready.
 
 bool Replica::Quiet() const {
+  // Accepts waiting for lazy members leave on the next tick, not the next heartbeat.
+  const bool lazy_waiting = std::any_of(lazy_.begin(), lazy_.end(),
+                                        [](const auto& kv) { return kv.second.first != 0; });
   return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty() &&
-         held_.empty();
+         held_.empty() && !lazy_waiting;
 }
 
 consensus::Tick Replica::TicksToHeartbeat() const {
