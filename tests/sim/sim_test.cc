@@ -330,45 +330,41 @@ TEST_CASE("the simulator catches a restarted node that numbers its requests from
   REQUIRE_FALSE(v.empty());
 }
 
-TEST_CASE("the simulator catches messages sent before their Ready is durable", "[sim][teeth]") {
-  // Directly (a promise or acceptance sent before it is durable) on the first seeds...
-  std::string direct = FirstCatch(0, 20, [](SimOptions& o) { o.bug_send_before_persist = true; },
-                                  {"node "});
+// A persistence bug caught twice: by a direct check (a "node ..." violation) within
+// `direct_seeds`, and end to end — with the promise checks off — by linearizability or
+// agreement within the default sweep's first 1,200 seeds. Returns the direct catch.
+std::string CatchDirectlyAndEndToEnd(uint64_t direct_seeds,
+                                     const std::function<void(SimOptions&)>& bug) {
+  std::string direct = FirstCatch(0, direct_seeds, bug, {"node "});
   INFO(direct);
-  REQUIRE(direct.find("sent before persisting") != std::string::npos);
-  // ... and end to end within the default sweep's seeds: an acceptor that crashed before
-  // persisting what it acknowledged lets a value be chosen twice (seed 508: "agreement").
+  REQUIRE_FALSE(direct.empty());
   std::string end_to_end = FirstCatch(
       0, 1200,
-      [](SimOptions& o) {
-        o.bug_send_before_persist = true;
+      [&bug](SimOptions& o) {
+        bug(o);
         o.check_promises = false;
       },
       {"linearizability", "agreement"});
   INFO(end_to_end);
   REQUIRE_FALSE(end_to_end.empty());
+  return direct;
+}
+
+TEST_CASE("the simulator catches messages sent before their Ready is durable", "[sim][teeth]") {
+  // Directly, a promise or acceptance sent before it is durable; end to end, an acceptor that
+  // crashed before persisting what it acknowledged lets a value be chosen twice (seed 508).
+  std::string direct =
+      CatchDirectlyAndEndToEnd(20, [](SimOptions& o) { o.bug_send_before_persist = true; });
+  REQUIRE(direct.find("sent before persisting") != std::string::npos);
 }
 
 TEST_CASE("the simulator catches an owner counting its own acceptance before its fsync",
           "[sim][teeth]") {
   // With pipelined syncs the owner's Accepts travel while its own copy is being written; an
   // owner that counts itself at once commits (and answers) on a Q2 that does not hold the value
-  // durably: the chosen-value check flags the commit itself.
-  std::string v = FirstCatch(
-      0, 400, [](SimOptions& o) { o.bug_count_own_ack_before_persist = true; }, {"node "});
-  INFO(v);
-  REQUIRE_FALSE(v.empty());
-  // And end to end, with the direct check out of the picture: a crash before the fsync loses
-  // an acknowledged write.
-  std::string end_to_end = FirstCatch(
-      0, 1200,
-      [](SimOptions& o) {
-        o.bug_count_own_ack_before_persist = true;
-        o.check_promises = false;
-      },
-      {"linearizability", "agreement"});
-  INFO(end_to_end);
-  REQUIRE_FALSE(end_to_end.empty());
+  // durably: the chosen-value check flags the commit itself, and end to end a crash before the
+  // fsync loses an acknowledged write.
+  CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_count_own_ack_before_persist = true; });
 }
 
 TEST_CASE("the simulator catches an owner counting lazy members' acks before they have the value",
@@ -376,19 +372,7 @@ TEST_CASE("the simulator catches an owner counting lazy members' acks before the
   // Q2 first sends an Accept at once only to the Q2 the owner waits for; the other members get
   // it a tick later. Counting them as acked commits a value fewer nodes hold than a Q2: the
   // chosen-value check flags the commit, and end to end a crash or steal loses the write.
-  std::string v = FirstCatch(
-      0, 400, [](SimOptions& o) { o.bug_count_lazy_as_acked = true; }, {"node "});
-  INFO(v);
-  REQUIRE_FALSE(v.empty());
-  std::string end_to_end = FirstCatch(
-      0, 1200,
-      [](SimOptions& o) {
-        o.bug_count_lazy_as_acked = true;
-        o.check_promises = false;
-      },
-      {"linearizability", "agreement"});
-  INFO(end_to_end);
-  REQUIRE_FALSE(end_to_end.empty());
+  CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_count_lazy_as_acked = true; });
 }
 
 TEST_CASE("the simulator catches a record cache that outlives a crash", "[sim][teeth]") {
