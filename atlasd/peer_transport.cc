@@ -531,9 +531,9 @@ void PeerTransport::Send(std::vector<consensus::Message> messages) {
         ++stats_.dropped_queue_full;
         continue;
       }
-      auto& [link, queued] = by_peer[m.to];
-      link = it->second;
-      queued.push_back(std::move(m));
+      auto [group, fresh] = by_peer.try_emplace(m.to);
+      if (fresh) group->second.first = it->second;  // one reference per peer, not per message
+      group->second.second.push_back(std::move(m));
     }
   }
   // Outside mu_: a link may start a write, and gRPC may run its reaction inline.
