@@ -33,8 +33,14 @@ Daemon::Daemon(std::vector<std::string> extra_args) : args_(std::move(extra_args
   data_dir_ = root_ + "/data";
 }
 
+// ATLAS_TEST_KEEP_DIRS=1 keeps each daemon's directory (data and log) for a post-mortem.
 Daemon::~Daemon() {
   if (pid_ > 0) Kill9();
+  const char* keep = std::getenv("ATLAS_TEST_KEEP_DIRS");
+  if (keep != nullptr && *keep == '1') {
+    std::fprintf(stderr, "kept %s\n", root_.c_str());
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(root_, ec);
 }

@@ -389,6 +389,14 @@ void RunSeed(const Args& args, bool mix, uint64_t seed, Totals* t) {
                 static_cast<unsigned long long>(seed), r.cluster.c_str(),
                 o.faults.ToString().c_str(), r.violations.front().c_str(),
                 atlas::sim::ReplayCommand(o).c_str());
+    // The first agreement or linearizability violation too, if later: with a check switched
+    // off, the first may not be what a search for a bug switch's consequence is after.
+    for (const std::string& v : r.violations) {
+      if (v.starts_with("agreement") || v.starts_with("linearizability")) {
+        if (&v != &r.violations.front()) std::printf("  also: %s\n", v.c_str());
+        break;
+      }
+    }
   }
   if (o.trace) {
     std::printf(
