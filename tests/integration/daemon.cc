@@ -55,6 +55,11 @@ bool Daemon::Start() {
   };
   if (!has("--listen")) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
   if (!has("--http-listen")) argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
+  // ATLAS_TEST_LOG_LEVEL=debug: every test daemon logs more (with ATLAS_TEST_KEEP_DIRS=1).
+  const char* level = std::getenv("ATLAS_TEST_LOG_LEVEL");
+  if (level != nullptr && *level != 0 && !has("--log-level")) {
+    argv.insert(argv.end(), {"--log-level", level});
+  }
   pid_ = fork();
   if (pid_ == 0) {
     // If the test process dies (a ctest timeout kills it), its daemons go with it.
