@@ -250,11 +250,18 @@ class PeerTransport::PeerLink {
 
   absl::StatusOr<Pong> Ping() {
     grpc::ClientContext ctx;
-    ctx.set_deadline(MonotonicDeadline(t_->options_.ping_timeout));
     proto::PingRequest req;
     req.set_from(t_->options_.self);
     req.set_nonce(++nonce_);
     proto::PingResponse resp;
+    // Time the round trip, not a connection set-up: on an idle channel the first call would
+    // include TCP's and TLS's handshakes (several round trips; also the clock offset estimate's
+    // error bound).
+    if (!channel_->WaitForConnected(MonotonicDeadline(t_->options_.ping_timeout))) {
+      return absl::UnavailableError(
+          StrCat("ping node ", id_, " at ", address_, ": no connection within the ping timeout"));
+    }
+    ctx.set_deadline(MonotonicDeadline(t_->options_.ping_timeout));
     auto t0 = std::chrono::steady_clock::now();
     const int64_t wall0 = WallMicros();
     grpc::Status s = stub_->Ping(&ctx, req, &resp);
