@@ -109,7 +109,7 @@ struct AcceptorState {
   NodeId deferred_to = kNoNode;
   bool dirty = false;  // The hard state changed since the last Ready.
   // ... and what changed must be on disk before a message reports it: a promise raised or
-  // reported, an anchor learned (HardStateUpdate::must_sync).
+  // reported, an entry accepted (acked), an anchor learned (HardStateUpdate::must_sync).
   bool must_sync = false;
 };
 
@@ -122,6 +122,10 @@ struct LearnerState {
   Ballot disowned;         // owner_ballot's node told us it does not own the object.
   Tick owner_heard = -1;   // Last Accept/Commit of owner_ballot (sweeper).
   Tick catchup_sent = -1;
+  // Behind a reported commit index since, at our commit index then: what a lazy flush carries
+  // gets ReplicaConfig::catchup_grace_ticks to arrive before catch-up asks a peer for it.
+  Tick behind_since = -1;
+  Slot behind_at = 0;
   Ballot notice_ballot;    // Latest commit notice: (ballot, commit_index).
   Slot notice_commit = 0;
   Slot heartbeat_commit = 0;  // Commit index in our previous heartbeat.

@@ -301,9 +301,11 @@ void Replica::Step(const Message& msg) {
 // Ready.
 
 bool Replica::Quiet() const {
-  // Accepts waiting for lazy members leave on the next tick, not the next heartbeat.
-  const bool lazy_waiting = std::any_of(lazy_.begin(), lazy_.end(),
-                                        [](const auto& kv) { return kv.second.first != 0; });
+  // Accepts or a notice waiting for lazy members leave after lazy_flush_ticks, not at the next
+  // heartbeat.
+  const bool lazy_waiting = std::any_of(lazy_.begin(), lazy_.end(), [](const auto& kv) {
+    return kv.second.first != 0 || kv.second.notice_owed;
+  });
   return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty() &&
          held_.empty() && !lazy_waiting;
 }
@@ -367,7 +369,7 @@ void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
   // and carries this commit index: no message of its own. An idle pipeline announces it now.
   if (o.proposer.role == Role::kOwner && o.hard.commit_index > o.proposer.last_commit_sent &&
       o.proposer.in_flight.empty()) {
-    SendCommitNotice(object, o);
+    SendCommitNotice(object, o, /*lazy_may_wait=*/true);
   }
   if (o.transfer.install != nullptr) {
     ready_.snapshots.push_back({object, std::move(*o.transfer.install)});
@@ -424,7 +426,10 @@ void Replica::CollectPersist(const ObjectId& object, ObjectState& o) {
     auto it = o.hard.log.find(s);
     if (it != o.hard.log.end()) u.entries.push_back({s, it->second});
   }
-  u.must_sync = !u.entries.empty() || o.acceptor.must_sync;
+  // Entries need the fsync only when accepted (HandleAccept raises must_sync with its ack);
+  // chosen ones learned from a commit-covered Accept, a catch-up or the owner's own commit rest
+  // on a Q2's durable copies, and RocksDB's WAL keeps a prefix of what is written unsynced.
+  u.must_sync = o.acceptor.must_sync;
   ready_.persist.push_back(std::move(u));
   o.acceptor.must_sync = false;
   o.acceptor.dirty = false;

@@ -231,8 +231,13 @@ struct ReplicaConfig {
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   // Q2 first: Accepts go at once to the owner's Q2 and to members interested in the object
   // (they forwarded a write or asked for a read index within interest_ticks); the other
-  // members get them batched, once per tick. False: every member at once.
+  // members get them batched, after lazy_flush_ticks (or window_slots slots, or before
+  // anything carries the commit index to them). False: every member at once.
   bool q2_first = true;
+  Tick lazy_flush_ticks = 10;
+  // A learner behind a reported commit index waits this long (without progress) before it
+  // asks a peer for catch-up: a lazy flush arrives first.
+  Tick catchup_grace_ticks = 20;
   Tick interest_ticks = 200;
   size_t batch_commands_max = 64;         // Commands per slot.
   size_t proposals_max = 4096;            // Queued proposals per object.
@@ -496,7 +501,10 @@ class Replica {
   void HandleAccept(const Message& msg);
   void HandleAccepted(const Message& msg);
   void AdvanceOwnerCommit(ObjectState& o);
-  void SendCommitNotice(const ObjectId& object, ObjectState& o);
+  // `lazy_may_wait`: the members outside the eager set (docs/consensus.md §Q2 first) get it
+  // with their next lazy flush (at most lazy_flush_ticks later); only the idle pipeline's
+  // notice does that.
+  void SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy_may_wait = false);
   // The configurations a commit notice reaches: the object's, C_L and C_{L-1}.
   EpochSet NoticeEpochs(const ObjectState& o) const;
 
@@ -504,7 +512,9 @@ class Replica {
   struct LazyLearners {
     Ballot ballot;             // The ownership whose Accepts wait here,
     NodeSet eager;             // the members that already got them,
-    Slot first = 0, last = 0;  // and their slots (first == 0: none wait).
+    Slot first = 0, last = 0;  // and their slots (first == 0: none wait),
+    consensus::Tick since = 0;  // waiting since;
+    bool notice_owed = false;   // a commit notice deferred for them, due with the range.
     absl::btree_map<NodeId, consensus::Tick> interested;  // Forwarded or read: eager until.
   };
   // Who gets an owner's Accept at once: its nearest live Q2 (itself first) in every
@@ -515,8 +525,13 @@ class Replica {
   // Sends the waiting Accepts to the members outside `eager`: every tick, before anything that
   // carries the commit index to them (a notice, a heartbeat, an anchor), and when full.
   void FlushLazy(const ObjectId& object, ObjectState& o);
+  // The buffered range's Accepts (then none wait), to its lazy members: those it reached.
+  NodeSet SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearners& l,
+                        const NodeSet& members);
   void NoteInterest(const ObjectId& object, ObjectState& o, NodeId node);
-  void TickLazy();
+  NodeSet LazyOf(const ObjectId& object, const ObjectState& o, const NodeSet& members) const;
+  // Flushes the ranges waiting lazy_flush_ticks, or every range (`all`: before a heartbeat).
+  void TickLazy(bool all);
 
   // replica_learner.cc: commit notices and catch-up.
   void HandleCommit(const Message& msg);

@@ -6,13 +6,17 @@
 // and a lazy member's ack counts like any other if it arrives while the slot is in flight.
 #include <algorithm>
 
+#include "consensus/membership.h"
 #include "consensus/replica.h"
 
 namespace atlas::consensus {
 
 NodeSet Replica::EagerTargets(const ObjectId& object, const ObjectState& o,
                               const NodeSet& members) const {
-  if (!config_.q2_first) return members;
+  // Membership changes reach every member at once: a member that missed one cannot learn it
+  // from the nodes it added (its transport and core refuse them as strangers), so a lazy one
+  // whose owner died before its flush could be stuck on the old configuration.
+  if (!config_.q2_first || object == kMembershipObject) return members;
   NodeSet eager{config_.id};
   const NodeSet live = LiveNodes();
   const ZoneId zone = ZoneOf(config_.id);
@@ -39,7 +43,10 @@ void Replica::DeferToLazy(const ObjectId& object, ObjectState& o, Slot first, Sl
   if (l.first != 0 && (l.ballot != o.proposer.ballot || l.eager != eager)) FlushLazy(object, o);
   l.ballot = o.proposer.ballot;
   l.eager = eager;
-  if (l.first == 0) l.first = first;
+  if (l.first == 0) {
+    l.first = first;
+    l.since = now_;
+  }
   l.last = last;
   if (config_.test_count_lazy_as_acked) {
     // The bug: the lazy members' acks taken for granted before they even got the entry.
@@ -56,12 +63,36 @@ void Replica::DeferToLazy(const ObjectId& object, ObjectState& o, Slot first, Sl
 
 void Replica::FlushLazy(const ObjectId& object, ObjectState& o) {
   auto it = lazy_.find(object);
-  if (it == lazy_.end() || it->second.first == 0) return;
+  if (it == lazy_.end() || (it->second.first == 0 && !it->second.notice_owed)) return;
   LazyLearners& l = it->second;
+  const bool notice_owed = l.notice_owed;
+  l.notice_owed = false;
+  // A lost ownership's Accepts and notices are moot: a later ballot re-proposes whatever may
+  // be chosen, and announces its own commits.
+  if (o.proposer.role != Role::kOwner) {
+    l.first = l.last = 0;
+    return;
+  }
+  const NodeSet members = MembersOf(ObjectEpochs(o));
+  const NodeSet reached = SendLazyRange(object, o, l, members);
+  if (!notice_owed) return;
+  // The deferred notice, to whoever is lazy now and got no Accept above (those carry the
+  // commit index): a member eager when the range was buffered may be lazy by now.
+  Message n = MessageTo(MessageType::kCommit, kNoNode, object);
+  n.ballot = o.proposer.ballot;
+  n.commit_index = o.hard.commit_index;
+  NodeSet to;
+  for (NodeId node : LazyOf(object, o, members)) {
+    if (!reached.contains(node)) to.insert(node);
+  }
+  SendTo(to, n, /*include_self=*/false);
+}
+
+NodeSet Replica::SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearners& l,
+                               const NodeSet& members) {
   const Slot first = l.first, last = l.last;
   l.first = l.last = 0;
-  // A lost ownership's Accepts are moot: a later ballot re-proposes whatever may be chosen.
-  if (o.proposer.role != Role::kOwner || o.proposer.ballot != l.ballot) return;
+  if (first == 0 || o.proposer.ballot != l.ballot) return {};
   Message m = ProposerMessage(MessageType::kAccept, object, o);
   for (Slot s = std::max(first, o.hard.truncated_through + 1); s <= last; ++s) {
     if (auto f = o.proposer.in_flight.find(s); f != o.proposer.in_flight.end()) {
@@ -70,13 +101,25 @@ void Replica::FlushLazy(const ObjectId& object, ObjectState& o) {
       m.entries.push_back({s, e->second});
     }
   }
-  if (m.entries.empty()) return;
+  if (m.entries.empty()) return {};
   ++probes_.lazy_flushes;
-  for (NodeId node : MembersOf(ObjectEpochs(o))) {
+  NodeSet reached;
+  for (NodeId node : members) {
     if (node == config_.id || l.eager.contains(node)) continue;
     m.to = node;
     Send(m);
+    reached.insert(node);
   }
+  return reached;
+}
+
+NodeSet Replica::LazyOf(const ObjectId& object, const ObjectState& o, const NodeSet& members) const {
+  const NodeSet eager = EagerTargets(object, o, members);
+  NodeSet lazy;
+  for (NodeId node : members) {
+    if (!eager.contains(node)) lazy.insert(node);
+  }
+  return lazy;
 }
 
 void Replica::NoteInterest(const ObjectId& object, ObjectState& o, NodeId node) {
@@ -88,12 +131,14 @@ void Replica::NoteInterest(const ObjectId& object, ObjectState& o, NodeId node) 
   if (!was_eager) FlushLazy(object, o);
 }
 
-void Replica::TickLazy() {
+void Replica::TickLazy(bool all) {
   for (auto it = lazy_.begin(); it != lazy_.end();) {
     auto obj = objects_.find(it->first);
-    if (obj != objects_.end()) FlushLazy(it->first, obj->second);
+    const bool due = all || now_ - it->second.since >= config_.lazy_flush_ticks;
+    if (obj != objects_.end() && due) FlushLazy(it->first, obj->second);
     absl::erase_if(it->second.interested, [this](const auto& kv) { return kv.second <= now_; });
-    it = it->second.first == 0 && it->second.interested.empty() ? lazy_.erase(it) : std::next(it);
+    const bool idle = it->second.first == 0 && !it->second.notice_owed;
+    it = idle && it->second.interested.empty() ? lazy_.erase(it) : std::next(it);
   }
 }
 

@@ -81,6 +81,17 @@ void Replica::LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, S
 
 void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from) {
   if (from == config_.id || from == kNoNode) return;
+  // An eager peer's heartbeat may report slots whose Accepts are still on their way to us (a
+  // lazy flush, docs/consensus.md §Q2 first); asked at once, that peer may have truncated them
+  // already and answer with a whole snapshot (which also ends this node's WATCH streams). A
+  // candidate or owner gets no flush: it asks at once.
+  if (o.transfer.partial == nullptr && o.proposer.role == Role::kFollower) {
+    if (o.learner.behind_since < 0 || o.learner.behind_at != o.hard.commit_index) {
+      o.learner.behind_since = now_;  // behind anew, or progress since: the grace restarts
+      o.learner.behind_at = o.hard.commit_index;
+    }
+    if (now_ - o.learner.behind_since < config_.catchup_grace_ticks) return;  // Tick asks later
+  }
   // A transfer the log overtook (entries past its slot arrived meanwhile) is moot: naming it
   // would have the sender serve its chunks, which are ignored here, for ever (simulator,
   // seed 439 of the NodeHost simulator).

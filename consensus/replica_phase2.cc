@@ -77,6 +77,16 @@ void Replica::HandleAccept(const Message& msg) {
   if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
   for (const SlotEntry& e : msg.entries) {
     ATLAS_CHECK(e.entry.ballot == msg.ballot);
+    // A slot the owner reports chosen (its commit index covers it, in this ballot) is only
+    // learned: nobody waits for an ack, and a chosen value needs no synced write here — a Q2
+    // holds it durably (docs/consensus.md §Q2 first: lazy members learn most entries so).
+    if (e.slot <= msg.commit_index) {
+      auto it = o.hard.log.find(e.slot);
+      if (e.slot > o.hard.commit_index && (it == o.hard.log.end() || !(it->second == e.entry))) {
+        PutEntry(o, e.slot, e.entry);
+      }
+      continue;
+    }
     // A slot we already know chosen keeps its value: any later ballot re-proposes that value.
     // Ours is re-stamped with the new ballot all the same: the ack must be backed by what is
     // on disk, and the commit index that told us it was chosen may not be yet (seed 10230).
@@ -97,6 +107,7 @@ void Replica::HandleAccept(const Message& msg) {
   // With an anchor, learn the piggybacked commit index first: it may complete the prefix.
   if (anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
   for (const SlotEntry& e : msg.entries) {
+    if (e.slot <= msg.commit_index) continue;  // learned above
     if (IsAnchor(e.entry.value) && e.slot > o.hard.commit_index + 1 &&
         !config_.test_latest_config_only) {
       // An anchor certifies the prefix: ack it only once every earlier slot is committed here,
@@ -110,9 +121,18 @@ void Replica::HandleAccept(const Message& msg) {
     }
     r.slots.push_back(e.slot);
   }
-  r.ok = true;
-  r.ballot = msg.ballot;
-  Send(std::move(r));
+  // An ack (now, or a deferred anchor's later) leaves only once what it vouches for is
+  // durable, new entries or not (an identical copy may have been learned, unsynced, first).
+  if (std::any_of(msg.entries.begin(), msg.entries.end(),
+                  [&msg](const SlotEntry& e) { return e.slot > msg.commit_index; })) {
+    o.acceptor.must_sync = true;
+    MarkDirty(o);
+  }
+  if (!r.slots.empty()) {
+    r.ok = true;
+    r.ballot = msg.ballot;
+    Send(std::move(r));
+  }
   if (!anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 
@@ -155,13 +175,29 @@ Replica::EpochSet Replica::NoticeEpochs(const ObjectState& o) const {
   return epochs;
 }
 
-void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o) {
-  FlushLazy(object, o);  // the entries before the commit index that covers them
+void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy_may_wait) {
   Message m = MessageTo(MessageType::kCommit, kNoNode, object);
   m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;
-  SendTo(MembersOf(NoticeEpochs(o)), m, /*include_self=*/false);
   o.proposer.last_commit_sent = o.hard.commit_index;
+  NodeSet to = MembersOf(NoticeEpochs(o));
+  if (lazy_may_wait && config_.q2_first) {
+    // The lazy members hear of it with their next batch, which carries the commit index: an
+    // idle owner's every write would otherwise cost them a message each.
+    const NodeSet members = MembersOf(ObjectEpochs(o));
+    const NodeSet eager = EagerTargets(object, o, members);
+    if (eager.size() < members.size()) {
+      for (NodeId node : members) {
+        if (!eager.contains(node)) to.erase(node);
+      }
+      LazyLearners& l = lazy_[object];
+      if (l.first == 0 && !l.notice_owed) l.since = now_;
+      l.notice_owed = true;
+    }
+  } else {
+    FlushLazy(object, o);  // the entries before the commit index that covers them
+  }
+  SendTo(to, m, /*include_self=*/false);
 }
 
 }  // namespace atlas::consensus

@@ -14,8 +14,9 @@ namespace atlas::consensus {
 
 void Replica::Tick() {
   ++now_;
-  TickLazy();  // before the heartbeat, whose commit indexes cover the waiting Accepts
-  if (last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks) {
+  const bool heartbeat = last_heartbeat_ < 0 || now_ - last_heartbeat_ >= config_.heartbeat_ticks;
+  TickLazy(heartbeat);  // first: a heartbeat's commit indexes cover the waiting Accepts
+  if (heartbeat) {
     last_heartbeat_ = now_;
     SendHeartbeat();
     DropExpiredLeases();

@@ -147,13 +147,18 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   config.restart_guard_ms = restart_guard_ms_;
   // Tick counts for the tick length: heartbeats 250 ms (4 per peer timeout; each costs every
   // peer a message, the bulk of an idle node's CPU), peers suspect after 1 s, resend after
-  // 200 ms, client requests time out after 10 s.
+  // 200 ms, client requests time out after 10 s; members outside the Q2 learn every 50 ms
+  // (docs/consensus.md §Q2 first), a member that forwarded or read stays eager for 1 s, and a
+  // learner behind waits 100 ms for those batches before it asks for catch-up.
   const int64_t per_second = 1000 / std::max<int64_t>(1, options_.tick_ms);
   config.heartbeat_ticks = per_second / 4;
   config.peer_timeout_ticks = per_second;
   config.resend_ticks = per_second / 5;
   config.request_timeout_ticks = 10 * per_second;
   config.steal_backoff_ticks = per_second / 10;
+  config.lazy_flush_ticks = std::max<int64_t>(1, per_second / 20);
+  config.interest_ticks = per_second;
+  config.catchup_grace_ticks = std::max<int64_t>(1, per_second / 10);
   return config;
 }
 

@@ -71,9 +71,11 @@ class HostIO {
   // snapshots or adopts replaced tables wholesale (WATCH). Must not block.
   virtual void TablesChanged(std::vector<std::pair<std::string, uint64_t>> changes,
                              bool everything) = 0;
-  // Pipelined syncs: run Store::Sync soon (not on the caller's stack) and hand its result to
-  // NodeHost::Synced on the node's thread. Must not block.
-  virtual void RequestSync() = 0;
+  // Pipelined syncs: run Store::Sync soon and hand its result to NodeHost::Synced on the
+  // node's thread. Must not block, except that with nothing else to do the host may sync on
+  // the caller's stack — never when `overlap`: the caller is about to send, and the fsync
+  // should run beside that.
+  virtual void RequestSync(bool overlap) = 0;
   // A named point in the Ready loop (failpoints: "ready-before-sync", "ready-after-sync",
   // "ready-after-send", "snapshot-install"). True: the node crashes here (the simulator stops
   // processing; the daemon's failpoints kill the process and never return).
@@ -235,7 +237,9 @@ class NodeHost {
                   Applied& applied);
   void ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
                        Applied& applied);
+  bool SendsEarly(const consensus::Message& m) const;
   bool SendEarly(consensus::Ready& rd);
+  void StartSync(bool overlap);
   bool Write(storage::WriteSet& writes, bool in_line);
   bool Hold(consensus::Ready rd, bool must_sync);
   bool ReleaseSynced();

@@ -67,7 +67,7 @@ class NodeLoop::IO final : public HostIO {
     failpoint::Hit(point);
     return false;
   }
-  void RequestSync() override { loop_->RequestSync(); }
+  void RequestSync(bool overlap) override { loop_->RequestSync(overlap); }
 
  private:
   NodeLoop* loop_;
@@ -281,9 +281,9 @@ void NodeLoop::Shutdown() {
   if (sync_thread_.joinable()) sync_thread_.join();
 }
 
-void NodeLoop::RequestSync() {
+void NodeLoop::RequestSync(bool overlap) {
   bool idle = false;
-  {
+  if (!overlap) {
     absl::MutexLock lock(&mu_);
     idle = events_.empty();
   }

@@ -115,7 +115,7 @@ class NodeLoop final : public Replicator {
   // Pipelined syncs: the syncer thread runs Store::Sync whenever the host asks for one and
   // hands the result to NodeHost::Synced (through the queue, past its limits: the node cannot
   // stop or make progress without it).
-  void RequestSync();
+  void RequestSync(bool overlap);
   void SyncLoop();
   void SyncAndPost();  // Store::Sync, then NodeHost::Synced through the queue
   void Run();

@@ -1,5 +1,6 @@
 // NodeHost's Ready runner (node_host.h, the contract of consensus/replica.h): stage one Ready's
-// snapshots, hard state and applies in one WriteSet, send its Accepts, write it, publish what
+// snapshots, hard state and applies in one WriteSet, write it, start its fsync and send its
+// Accepts meanwhile, publish what
 // changed and answer the requests it settled; its other messages and its Advance wait for the
 // sync of what they rest on (pipelined syncs, docs/design.md).
 #include <algorithm>
@@ -24,7 +25,6 @@ bool NodeHost::ProcessReady() {
     // Before any message leaves: the tables this Ready's promises give away are no longer
     // read locally.
     RefreshLocalReads(rd, applied);
-    if (!SendEarly(rd)) return false;
     bool must_sync = false;
     for (const consensus::HardStateUpdate& u : rd.persist) must_sync = must_sync || u.must_sync;
     // Snapshots and membership changes are rare and change every table: synced in line, as
@@ -32,6 +32,12 @@ bool NodeHost::ProcessReady() {
     const bool in_line = !rd.snapshots.empty() || applied.everything ||
                          applied.membership_changed || (!options_.pipeline && must_sync);
     if (!Write(*writes, in_line)) return false;
+    // An fsync to wait for and Accepts to send: the fsync starts first, on the syncer, and
+    // runs while they leave (sends cost the node thread more than the disk's latency).
+    const bool overlap = std::any_of(rd.messages.begin(), rd.messages.end(),
+                                     [this](const consensus::Message& m) { return SendsEarly(m); });
+    if (must_sync && !in_line && options_.sync && overlap) StartSync(/*overlap=*/true);
+    if (!SendEarly(rd)) return false;
     // Applies and answers rest on chosen values only (consensus/replica.h): no fsync to wait
     // for.
     Publish(applied);
@@ -43,12 +49,14 @@ bool NodeHost::ProcessReady() {
 }
 
 // The owner's Accepts leave at once (consensus/replica.h); the bug switch sends everything.
+bool NodeHost::SendsEarly(const consensus::Message& m) const {
+  return options_.test_send_before_persist || m.type == consensus::MessageType::kAccept;
+}
+
 bool NodeHost::SendEarly(consensus::Ready& rd) {
   std::vector<consensus::Message> early;
-  auto later = std::stable_partition(
-      rd.messages.begin(), rd.messages.end(), [this](const consensus::Message& m) {
-        return options_.test_send_before_persist || m.type == consensus::MessageType::kAccept;
-      });
+  auto later = std::stable_partition(rd.messages.begin(), rd.messages.end(),
+                                     [this](const consensus::Message& m) { return SendsEarly(m); });
   early.assign(std::make_move_iterator(rd.messages.begin()), std::make_move_iterator(later));
   rd.messages.erase(rd.messages.begin(), later);
   if (early.empty()) return true;
@@ -83,11 +91,14 @@ bool NodeHost::Hold(consensus::Ready rd, bool must_sync) {
   if (unsynced_.empty() && must_sync_through_ <= synced_through_) return Release(rd);
   unsynced_.push_back({std::move(rd), must_sync_through_});
   if (must_sync_through_ <= synced_through_) return ReleaseSynced();
-  if (!sync_requested_) {
-    sync_requested_ = true;
-    io_->RequestSync();
-  }
+  StartSync(/*overlap=*/false);
   return true;
+}
+
+void NodeHost::StartSync(bool overlap) {
+  if (sync_requested_) return;
+  sync_requested_ = true;
+  io_->RequestSync(overlap);
 }
 
 bool NodeHost::Synced(uint64_t through) {
@@ -95,10 +106,7 @@ bool NodeHost::Synced(uint64_t through) {
   synced_through_ = std::max(synced_through_, through);
   if (io_->Crash("ready-after-sync")) return false;
   if (!ReleaseSynced()) return false;
-  if (!unsynced_.empty() && !sync_requested_) {
-    sync_requested_ = true;
-    io_->RequestSync();
-  }
+  if (!unsynced_.empty()) StartSync(/*overlap=*/false);
   return ProcessReady();
 }
 

@@ -437,7 +437,7 @@ class SimIO final : public HostIO {
   void TablesChanged(std::vector<std::pair<std::string, uint64_t>>, bool) override {}
   bool Crash(const char* point) override { return sim_->CrashAt(*node_, point); }
   // The fsync takes a while: the node goes on meanwhile (pipelined syncs).
-  void RequestSync() override {
+  void RequestSync(bool /*overlap*/) override {
     Event ev;
     ev.kind = EventKind::kSync;
     ev.target = static_cast<int>(node_->id);
@@ -572,9 +572,12 @@ void Simulation::CheckProgress(SimNode& node, const ObjectId& object,
                            ": ", shadow.commit_index, " -> ", h.commit_index));
   }
   // The Ready contract: a promise is durable once no Ready waits for a sync.
+  // (An object first written unsynced, by learning chosen entries, has no durable record yet:
+  // its promise is the zero ballot.)
   auto durable = node.durable.find(object);
-  if (node.host->unsynced_readies() == 0 &&
-      (durable == node.durable.end() || durable->second.promised != h.promised)) {
+  const consensus::Ballot durable_promised =
+      durable == node.durable.end() ? consensus::Ballot{} : durable->second.promised;
+  if (node.host->unsynced_readies() == 0 && durable_promised != h.promised) {
     Violation(absl::StrCat("node ", node.id, " object ", object,
                            ": promise not persisted after the Ready loop"));
   }
