@@ -286,6 +286,9 @@ struct ReplicaConfig {
   // TEST ONLY: the Accepts waiting for lazy members count as acked by them (docs/consensus.md
   // §Q2 first): a value commits before a Q2 holds it.
   bool test_count_lazy_as_acked = false;
+  // TEST ONLY: an accepted entry does not raise must_sync (learned ones never do, docs/
+  // consensus.md §Q2 first): its ack leaves before the entry is durable.
+  bool test_ack_unsynced_accepts = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -505,6 +508,7 @@ class Replica {
   // with their next lazy flush (at most lazy_flush_ticks later); only the idle pipeline's
   // notice does that.
   void SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy_may_wait = false);
+  Message CommitNotice(const ObjectId& object, const ObjectState& o) const;  // Commit(ballot, ci)
   // The configurations a commit notice reaches: the object's, C_L and C_{L-1}.
   EpochSet NoticeEpochs(const ObjectState& o) const;
 

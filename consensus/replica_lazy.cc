@@ -78,14 +78,11 @@ void Replica::FlushLazy(const ObjectId& object, ObjectState& o) {
   if (!notice_owed) return;
   // The deferred notice, to whoever is lazy now and got no Accept above (those carry the
   // commit index): a member eager when the range was buffered may be lazy by now.
-  Message n = MessageTo(MessageType::kCommit, kNoNode, object);
-  n.ballot = o.proposer.ballot;
-  n.commit_index = o.hard.commit_index;
   NodeSet to;
   for (NodeId node : LazyOf(object, o, members)) {
     if (!reached.contains(node)) to.insert(node);
   }
-  SendTo(to, n, /*include_self=*/false);
+  SendTo(to, CommitNotice(object, o), /*include_self=*/false);
 }
 
 NodeSet Replica::SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearners& l,
@@ -113,7 +110,8 @@ NodeSet Replica::SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearn
   return reached;
 }
 
-NodeSet Replica::LazyOf(const ObjectId& object, const ObjectState& o, const NodeSet& members) const {
+NodeSet Replica::LazyOf(const ObjectId& object, const ObjectState& o,
+                        const NodeSet& members) const {
   const NodeSet eager = EagerTargets(object, o, members);
   NodeSet lazy;
   for (NodeId node : members) {

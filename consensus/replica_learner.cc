@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "consensus/check.h"
+#include "consensus/membership.h"
 
 namespace atlas::consensus {
 
@@ -84,8 +85,11 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   // An eager peer's heartbeat may report slots whose Accepts are still on their way to us (a
   // lazy flush, docs/consensus.md §Q2 first); asked at once, that peer may have truncated them
   // already and answer with a whole snapshot (which also ends this node's WATCH streams). A
-  // candidate or owner gets no flush: it asks at once.
-  if (o.transfer.partial == nullptr && o.proposer.role == Role::kFollower) {
+  // candidate or owner gets no flush, nor does anyone for the membership object (never lazy):
+  // they ask at once. (A member behind on the membership may have moments to reach the only
+  // peer that can teach it: docs/consensus.md, open items.)
+  if (o.transfer.partial == nullptr && o.proposer.role == Role::kFollower &&
+      object != kMembershipObject) {
     if (o.learner.behind_since < 0 || o.learner.behind_at != o.hard.commit_index) {
       o.learner.behind_since = now_;  // behind anew, or progress since: the grace restarts
       o.learner.behind_at = o.hard.commit_index;

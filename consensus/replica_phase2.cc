@@ -123,7 +123,8 @@ void Replica::HandleAccept(const Message& msg) {
   }
   // An ack (now, or a deferred anchor's later) leaves only once what it vouches for is
   // durable, new entries or not (an identical copy may have been learned, unsynced, first).
-  if (std::any_of(msg.entries.begin(), msg.entries.end(),
+  if (!config_.test_ack_unsynced_accepts &&
+      std::any_of(msg.entries.begin(), msg.entries.end(),
                   [&msg](const SlotEntry& e) { return e.slot > msg.commit_index; })) {
     o.acceptor.must_sync = true;
     MarkDirty(o);
@@ -175,21 +176,22 @@ Replica::EpochSet Replica::NoticeEpochs(const ObjectState& o) const {
   return epochs;
 }
 
-void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy_may_wait) {
+Message Replica::CommitNotice(const ObjectId& object, const ObjectState& o) const {
   Message m = MessageTo(MessageType::kCommit, kNoNode, object);
   m.ballot = o.proposer.ballot;
   m.commit_index = o.hard.commit_index;
+  return m;
+}
+
+void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy_may_wait) {
   o.proposer.last_commit_sent = o.hard.commit_index;
   NodeSet to = MembersOf(NoticeEpochs(o));
   if (lazy_may_wait && config_.q2_first) {
     // The lazy members hear of it with their next batch, which carries the commit index: an
     // idle owner's every write would otherwise cost them a message each.
-    const NodeSet members = MembersOf(ObjectEpochs(o));
-    const NodeSet eager = EagerTargets(object, o, members);
-    if (eager.size() < members.size()) {
-      for (NodeId node : members) {
-        if (!eager.contains(node)) to.erase(node);
-      }
+    const NodeSet lazy = LazyOf(object, o, MembersOf(ObjectEpochs(o)));
+    if (!lazy.empty()) {
+      for (NodeId node : lazy) to.erase(node);
       LazyLearners& l = lazy_[object];
       if (l.first == 0 && !l.notice_owed) l.since = now_;
       l.notice_owed = true;
@@ -197,7 +199,7 @@ void Replica::SendCommitNotice(const ObjectId& object, ObjectState& o, bool lazy
   } else {
     FlushLazy(object, o);  // the entries before the commit index that covers them
   }
-  SendTo(to, m, /*include_self=*/false);
+  SendTo(to, CommitNotice(object, o), /*include_self=*/false);
 }
 
 }  // namespace atlas::consensus

@@ -471,6 +471,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_latest_config_only = opt_.bug_latest_config_only;
   cfg.test_count_own_ack_before_persist = opt_.bug_count_own_ack_before_persist;
   cfg.test_count_lazy_as_acked = opt_.bug_count_lazy_as_acked;
+  cfg.test_ack_unsynced_accepts = opt_.bug_ack_unsynced_accepts;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -1515,6 +1516,7 @@ std::string ReplayCommand(const SimOptions& o) {
     absl::StrAppend(&cmd, " --bug-count-own-ack-before-persist");
   }
   if (o.bug_count_lazy_as_acked) absl::StrAppend(&cmd, " --bug-count-lazy-as-acked");
+  if (o.bug_ack_unsynced_accepts) absl::StrAppend(&cmd, " --bug-ack-unsynced-accepts");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {

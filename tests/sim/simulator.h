@@ -126,6 +126,9 @@ struct SimOptions {
   bool bug_count_own_ack_before_persist = false;
   // Accepts waiting for a lazy member count as its ack (ReplicaConfig::test_count_lazy_as_acked).
   bool bug_count_lazy_as_acked = false;
+  // Accepted entries are acked without an fsync, as learned ones are stored
+  // (ReplicaConfig::test_ack_unsynced_accepts).
+  bool bug_ack_unsynced_accepts = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

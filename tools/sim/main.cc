@@ -34,7 +34,7 @@ void Usage() {
                "                 [--bug-latest-config-only] [--membership] [--membership-max N]\n"
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
-               "                 [--bug-count-lazy-as-acked]\n"
+               "                 [--bug-count-lazy-as-acked] [--bug-ack-unsynced-accepts]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -215,6 +215,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-send-before-persist", &o.bug_send_before_persist},
       {"--bug-count-own-ack-before-persist", &o.bug_count_own_ack_before_persist},
       {"--bug-count-lazy-as-acked", &o.bug_count_lazy_as_acked},
+      {"--bug-ack-unsynced-accepts", &o.bug_ack_unsynced_accepts},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
