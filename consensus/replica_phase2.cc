@@ -106,8 +106,10 @@ void Replica::HandleAccept(const Message& msg) {
   for (const SlotEntry& e : msg.entries) anchor = anchor || IsAnchor(e.entry.value);
   // With an anchor, learn the piggybacked commit index first: it may complete the prefix.
   if (anchor) LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
+  bool accepted = false;  // anything this Accept asks us to accept (and ack, now or later)
   for (const SlotEntry& e : msg.entries) {
     if (e.slot <= msg.commit_index) continue;  // learned above
+    accepted = true;
     if (IsAnchor(e.entry.value) && e.slot > o.hard.commit_index + 1 &&
         !config_.test_latest_config_only) {
       // An anchor certifies the prefix: ack it only once every earlier slot is committed here,
@@ -123,9 +125,7 @@ void Replica::HandleAccept(const Message& msg) {
   }
   // An ack (now, or a deferred anchor's later) leaves only once what it vouches for is
   // durable, new entries or not (an identical copy may have been learned, unsynced, first).
-  if (!config_.test_ack_unsynced_accepts &&
-      std::any_of(msg.entries.begin(), msg.entries.end(),
-                  [&msg](const SlotEntry& e) { return e.slot > msg.commit_index; })) {
+  if (accepted && !config_.test_ack_unsynced_accepts) {
     o.acceptor.must_sync = true;
     MarkDirty(o);
   }

@@ -237,8 +237,7 @@ class NodeHost {
                   Applied& applied);
   void ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,
                        Applied& applied);
-  bool SendsEarly(const consensus::Message& m) const;
-  bool SendEarly(consensus::Ready& rd);
+  bool SendEarly(consensus::Ready& rd, bool unsynced);
   void StartSync(bool overlap);
   bool Write(storage::WriteSet& writes, bool in_line);
   bool Hold(consensus::Ready rd, bool must_sync);

@@ -32,12 +32,7 @@ bool NodeHost::ProcessReady() {
     const bool in_line = !rd.snapshots.empty() || applied.everything ||
                          applied.membership_changed || (!options_.pipeline && must_sync);
     if (!Write(*writes, in_line)) return false;
-    // An fsync to wait for and Accepts to send: the fsync starts first, on the syncer, and
-    // runs while they leave (sends cost the node thread more than the disk's latency).
-    const bool overlap = std::any_of(rd.messages.begin(), rd.messages.end(),
-                                     [this](const consensus::Message& m) { return SendsEarly(m); });
-    if (must_sync && !in_line && options_.sync && overlap) StartSync(/*overlap=*/true);
-    if (!SendEarly(rd)) return false;
+    if (!SendEarly(rd, must_sync && !in_line)) return false;
     // Applies and answers rest on chosen values only (consensus/replica.h): no fsync to wait
     // for.
     Publish(applied);
@@ -49,17 +44,18 @@ bool NodeHost::ProcessReady() {
 }
 
 // The owner's Accepts leave at once (consensus/replica.h); the bug switch sends everything.
-bool NodeHost::SendsEarly(const consensus::Message& m) const {
-  return options_.test_send_before_persist || m.type == consensus::MessageType::kAccept;
-}
-
-bool NodeHost::SendEarly(consensus::Ready& rd) {
+// With an fsync to wait for (`unsynced`), it starts first, on the syncer, and runs while they
+// leave: sends cost the node thread more than the disk's latency.
+bool NodeHost::SendEarly(consensus::Ready& rd, bool unsynced) {
   std::vector<consensus::Message> early;
-  auto later = std::stable_partition(rd.messages.begin(), rd.messages.end(),
-                                     [this](const consensus::Message& m) { return SendsEarly(m); });
+  auto later = std::stable_partition(
+      rd.messages.begin(), rd.messages.end(), [this](const consensus::Message& m) {
+        return options_.test_send_before_persist || m.type == consensus::MessageType::kAccept;
+      });
   early.assign(std::make_move_iterator(rd.messages.begin()), std::make_move_iterator(later));
   rd.messages.erase(rd.messages.begin(), later);
   if (early.empty()) return true;
+  if (unsynced && options_.sync) StartSync(/*overlap=*/true);
   io_->Send(std::move(early));
   return !io_->Crash("ready-after-send");
 }
