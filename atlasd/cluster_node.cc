@@ -71,6 +71,8 @@ void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
     peers_.try_emplace(id);
     if (transport_) transport_->SetPeer(id, addr->HostPort());
   }
+  // After SetPeer: a newcomer the change made a member stays; one it did not goes.
+  if (transport_) transport_->SetNewcomerFloor(static_cast<consensus::NodeId>(config.next_id));
   membership_ = config;
   std::vector<uint64_t> others;
   for (const auto& [id, m] : config.members) {

@@ -328,6 +328,7 @@ atlas::PeerTransportOptions TransportOptionsFor(const atlas::Config& config,
   atlas::PeerTransportOptions options;
   options.self = static_cast<atlas::consensus::NodeId>(setup.node_id);
   options.listen = config.listen;
+  options.advertise = config.advertise;
   options.tls = {setup.ca_pem, setup.cert_pem, setup.key_pem};
   return options;
 }

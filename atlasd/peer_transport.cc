@@ -16,6 +16,8 @@ namespace atlas {
 
 namespace {
 constexpr size_t kReportPeersMax = 4096;  // RTT entries taken from one peer's report
+// Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer).
+constexpr char kAdvertiseKey[] = "atlas-advertise";
 
 // Deadlines on the monotonic clock: a wall clock that steps (or runs far off, which the clock
 // guard exists to survive) must not stretch or shrink a timeout.
@@ -128,6 +130,10 @@ class PeerTransport::Service::Inbound final : public grpc::ServerReadReactor<pro
     if (grpc::Status member = t_->Admit(*from); !member.ok()) {
       Finish(member);
       return;
+    }
+    const auto& metadata = ctx->client_metadata();
+    if (auto a = metadata.find(kAdvertiseKey); a != metadata.end()) {
+      t_->LearnNewcomer(*from, std::string_view(a->second.data(), a->second.size()));
     }
     from_ = *from;
     StartRead(&batch_);
@@ -364,6 +370,7 @@ class PeerTransport::PeerLink {
 
   // Outside mu_: gRPC may run a reaction inline, and reactions take mu_.
   void Open(Stream* s) {
+    if (!t_->options_.advertise.empty()) s->ctx.AddMetadata(kAdvertiseKey, t_->options_.advertise);
     stub_->async()->Exchange(&s->ctx, &s->summary, s);
     s->AddHold();
     // Nothing is sent before the server proved to be node id_: an empty batch opens the
@@ -503,6 +510,7 @@ void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
   {
     absl::MutexLock lock(&mu_);
     auto it = peers_.find(id);
+    newcomers_.erase(id);  // a member now, as far as this node knows
     if (it != peers_.end() && it->second->address() == address) return;
     if (it != peers_.end()) old = std::move(it->second);
     peers_[id] = std::make_shared<PeerLink>(this, id, address);
@@ -511,10 +519,44 @@ void PeerTransport::SetPeer(consensus::NodeId id, const std::string& address) {
 
 grpc::Status PeerTransport::Admit(consensus::NodeId id) {
   absl::MutexLock lock(&mu_);
-  if (peers_.contains(id)) return grpc::Status::OK;
+  if (peers_.contains(id) || id >= newcomer_floor_) return grpc::Status::OK;
   // Not a member (any more): its certificate is still valid, its access is not.
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                       StrCat("node ", id, " is not a member of this cluster"));
+}
+
+void PeerTransport::LearnNewcomer(consensus::NodeId id, std::string_view advertise) {
+  // What a node states about itself is trusted as far as its certificate is (it is one the
+  // cluster CA issued); the address only has to look like one.
+  const size_t colon = advertise.rfind(':');
+  if (advertise.size() > 255 || colon == 0 || colon == std::string_view::npos ||
+      colon + 1 == advertise.size()) {
+    return;
+  }
+  for (char c : advertise) {
+    if (c <= ' ' || c > '~') return;
+  }
+  absl::MutexLock lock(&mu_);
+  if (peers_.contains(id) || id < newcomer_floor_ || newcomers_.size() >= kNewcomersMax) return;
+  peers_[id] = std::make_shared<PeerLink>(this, id, std::string(advertise));
+  newcomers_.insert(id);
+  spdlog::info("node {} connected, admitted by a membership change not learned here yet: "
+               "learning it from that node (at {})", id, advertise);
+}
+
+void PeerTransport::SetNewcomerFloor(consensus::NodeId floor) {
+  std::vector<std::shared_ptr<PeerLink>> gone;  // released outside mu_
+  absl::MutexLock lock(&mu_);
+  newcomer_floor_ = floor;
+  for (auto it = newcomers_.begin(); it != newcomers_.end();) {
+    if (*it >= floor) {
+      ++it;
+      continue;
+    }
+    gone.push_back(std::move(peers_[*it]));
+    peers_.erase(*it);
+    it = newcomers_.erase(it);
+  }
 }
 
 void PeerTransport::RemovePeer(consensus::NodeId id) {

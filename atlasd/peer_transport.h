@@ -25,10 +25,13 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,6 +56,9 @@ struct PeerTlsConfig {
 struct PeerTransportOptions {
   consensus::NodeId self = 0;
   std::string listen;  // host:port; port 0 picks one (see bound_port())
+  // host:port peers dial this node at, told to every node it connects to: a member that has
+  // not learned this node's admission yet dials it back with it (SetNewcomerFloor).
+  std::string advertise;
   PeerTlsConfig tls;
   proto::PeerLimits limits;
   size_t queue_messages_max = 65536;  // per peer
@@ -102,6 +108,13 @@ class PeerTransport {
   // one (the members, and departed ones until their removal settled: ClusterNode).
   void SetPeer(consensus::NodeId id, const std::string& address);
   void RemovePeer(consensus::NodeId id);
+  // Ids from `floor` up were not allocated by any membership this node knows (ids are never
+  // reused): such a node was admitted by a change this node missed. It may connect, and is
+  // dialled back at the address it states, so that this node can learn that change from it
+  // (the core takes only heartbeats and membership catch-up from it: Replica::FromNewcomer).
+  // At most kNewcomersMax at once; those below a new floor that SetPeer did not confirm go.
+  void SetNewcomerFloor(consensus::NodeId floor);
+  static constexpr size_t kNewcomersMax = 8;
 
   // Queues messages for their `to` nodes; never blocks.
   void Send(std::vector<consensus::Message> messages);
@@ -129,8 +142,11 @@ class PeerTransport {
   class Service;
   class PeerLink;
 
-  // OK when `id` is one of the peers set: a node that is not (any more) gets nothing.
+  // OK when `id` is one of the peers set or a newcomer: a node that is not (any more) gets
+  // nothing.
   grpc::Status Admit(consensus::NodeId id);
+  // A newcomer connected, stating the address it is dialled at: dial it back.
+  void LearnNewcomer(consensus::NodeId id, std::string_view advertise);
 
   PeerTransportOptions options_;
   Deliver deliver_;
@@ -139,6 +155,9 @@ class PeerTransport {
   int bound_port_ = 0;
   absl::Mutex mu_;
   std::map<consensus::NodeId, std::shared_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);
+  consensus::NodeId newcomer_floor_ ABSL_GUARDED_BY(mu_) =
+      std::numeric_limits<consensus::NodeId>::max();  // none until the membership is known
+  std::set<consensus::NodeId> newcomers_ ABSL_GUARDED_BY(mu_);  // in peers_, not set by SetPeer
   absl::Mutex report_mu_;
   std::function<PeerReport()> report_source_ ABSL_GUARDED_BY(report_mu_);
   absl::Mutex heard_mu_;

@@ -275,7 +275,8 @@ ZoneId Replica::ZoneOf(NodeId node) const {
 
 void Replica::Step(const Message& msg) {
   if (msg.to != config_.id) return;
-  if (!KnownNode(msg.from)) return;  // Not a member of any configuration we know.
+  // Not a member of any configuration we know (and not one added since): ignored.
+  if (!KnownNode(msg.from) && !FromNewcomer(msg)) return;
   heard_[msg.from] = now_;
   switch (msg.type) {
     case MessageType::kPrepare: HandlePrepare(msg); break;

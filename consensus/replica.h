@@ -650,6 +650,9 @@ class Replica {
   const ConfigInfo* FindConfig(uint64_t epoch) const;
   bool IsMember(uint64_t epoch, NodeId node) const;
   bool KnownNode(NodeId node) const;
+  // A node added by a membership change this one has not learned (its id is above every id
+  // we know; ids are never reused): only what teaches us the membership is taken from it.
+  bool FromNewcomer(const Message& msg) const;
   // Configurations whose quorums the object needs: {L} once anchored at L, else {A, L-1, L}
   // (A = its anchor, if any); plus, on a candidate/owner, `joint` until its anchor commits.
   EpochSet ObjectEpochs(const ObjectState& o) const;

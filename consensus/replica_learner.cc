@@ -27,9 +27,13 @@ void Replica::HandleCommit(const Message& msg) {
 }
 
 void Replica::HandleHeartbeat(const Message& msg) {
-  uint64_t& w = settle_witness_[msg.from];
-  w = std::max(w, std::min(msg.epoch, msg.anchor_epoch));
+  const bool member = KnownNode(msg.from);  // else a newcomer: FromNewcomer
+  if (member) {
+    uint64_t& w = settle_witness_[msg.from];
+    w = std::max(w, std::min(msg.epoch, msg.anchor_epoch));
+  }
   for (const auto& [object, commit_index] : msg.commit_indexes) {
+    if (!member && object != kMembershipObject) continue;
     ObjectState& o = Obj(object);
     NoteCommitIndex(o, commit_index, msg.from);
     if (commit_index > o.hard.commit_index) RequestCatchup(object, o, msg.from);
@@ -87,7 +91,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
   // already and answer with a whole snapshot (which also ends this node's WATCH streams). A
   // candidate or owner gets no flush, nor does anyone for the membership object (never lazy):
   // they ask at once. (A member behind on the membership may have moments to reach the only
-  // peer that can teach it: docs/consensus.md, open items.)
+  // peer that can teach it.)
   if (o.transfer.partial == nullptr && o.proposer.role == Role::kFollower &&
       object != kMembershipObject) {
     if (o.learner.behind_since < 0 || o.learner.behind_at != o.hard.commit_index) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "consensus/check.h"
+#include "consensus/membership.h"
 #include "consensus/quorum.h"
 
 namespace atlas::consensus {
@@ -66,6 +67,22 @@ bool Replica::KnownNode(NodeId node) const {
     if (c.quorums.topology().zone_of.contains(node)) return true;
   }
   return false;
+}
+
+bool Replica::FromNewcomer(const Message& msg) const {
+  // A member that missed a membership commit (its owner died before telling it) may have no
+  // one left to learn it from but the nodes that commit added: it hears their heartbeats and
+  // catches the membership object up from them, and nothing else (docs/consensus.md §Q2 first,
+  // "Membership changes reach everyone").
+  const bool teaches = msg.type == MessageType::kHeartbeat ||
+                       (msg.type == MessageType::kCatchupResponse &&
+                        msg.object == kMembershipObject);
+  if (!teaches) return false;
+  for (const auto& [epoch, c] : configs_) {
+    const auto& zone_of = c.quorums.topology().zone_of;
+    if (!zone_of.empty() && zone_of.rbegin()->first >= msg.from) return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

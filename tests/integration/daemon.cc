@@ -122,6 +122,14 @@ void Daemon::Kill9() {
   pid_ = -1;
 }
 
+void Daemon::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void Daemon::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
 std::unique_ptr<client::Connection> Daemon::Connect(std::chrono::milliseconds timeout) {
   auto c = client::Connection::Open(socket_path(), "clientId=test", timeout);
   if (!c.ok()) return nullptr;

@@ -29,6 +29,10 @@ class Daemon {
   int Stop();
   // SIGKILL and reap.
   void Kill9();
+  // SIGSTOP / SIGCONT: a node that is frozen misses everything while it is (a long GC pause, a
+  // VM migration), and then carries on with what it had.
+  void Pause();
+  void Resume();
   bool Running();
   // Environment for the next Start (e.g. ATLAS_FAILPOINTS); "" removes nothing, it sets "".
   void SetEnv(const std::string& name, const std::string& value) { env_[name] = value; }

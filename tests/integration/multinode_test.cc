@@ -290,6 +290,32 @@ TEST_CASE("a node leaves through consensus, the cluster keeps serving and admits
   CHECK(c.Call(1, "NODE LIST").find("NODE id=3 region=east status=LEFT") != std::string::npos);
 }
 
+TEST_CASE("a member that missed a join learns it from the node that joined when no one else is "
+          "left") {
+  // Node 3 is frozen while node 4 joins (the change commits on nodes 1 and 2), then nodes 1
+  // and 2 die. Node 4 is the only node that can tell node 3 about the join, and node 3 has
+  // never heard of it: it must still let node 4 in and learn the membership from it.
+  LocalCluster c({"east"}, {"--fn", "1"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT before.k v") == "OK");
+  REQUIRE(Eventually([&] { return CountOf(c.Call(3, "NODE LIST"), "status=ACTIVE") == 3; }));
+  c.node(3).Pause();
+  REQUIRE(c.Add());
+  REQUIRE(Eventually([&] { return c.Health(4).find("\"status\":\"ACTIVE\"") != std::string::npos; }));
+  c.node(1).Kill9();
+  c.node(2).Kill9();
+  c.node(3).Resume();
+  CHECK(Eventually([&] { return c.Call(3, "NODE LIST").find("NODE id=4 ") != std::string::npos; },
+                   std::chrono::seconds(30)));
+  CHECK(c.node(3).Log().find("learning it from that node") != std::string::npos);
+  // Once it knows node 4 as a member, node 3 takes everything from it again: with nodes 1 and
+  // 2 back, the cluster serves writes through node 3.
+  REQUIRE(c.node(1).Start());
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] { return c.Call(3, "KEY PUT after.k w") == "OK"; }));
+  CHECK(Eventually([&] { return c.Call(4, "KEY GET after.k") == "VALUE:w\nOK"; }));
+}
+
 TEST_CASE("a node whose certificate comes from another cluster's CA is refused by the peers") {
   LocalCluster a({"east"});
   REQUIRE(a.Add());

@@ -739,5 +739,47 @@ TEST_CASE("a restarted acceptor waits out one lease before it promises another n
   CHECK(c.R(3).IsOwner("t"));
 }
 
+TEST_CASE("a member that missed a membership change learns it from a node that change added, "
+          "and takes nothing else from it", "[replica][membership]") {
+  // Nodes 1 and 2 know only the configuration {1, 2}. Node 5 was added by a change node 1
+  // missed (its owner died before telling it): node 5 is the only one left to learn it from.
+  Cluster c({2}, QuorumSpec{0, 0});
+  auto from = [](NodeId node, MessageType type, const ObjectId& object) {
+    Message m;
+    m.type = type;
+    m.from = node;
+    m.to = 1;
+    m.object = object;
+    m.epoch = 1;
+    return m;
+  };
+  auto catchups_to = [](const std::vector<Message>& out, NodeId to) {
+    std::vector<ObjectId> objects;
+    for (const Message& m : out) {
+      if (m.type == MessageType::kCatchupRequest && m.to == to) objects.push_back(m.object);
+    }
+    return objects;
+  };
+  Message hb = from(5, MessageType::kHeartbeat, "");
+  hb.epoch = 2;
+  hb.commit_indexes = {{kMembershipObject, 3}, {"t", 9}};
+  c.R(1).Step(hb);
+  // Only the membership object is caught up from the newcomer.
+  CHECK(catchups_to(c.Drain(1), 5) == std::vector<ObjectId>{kMembershipObject});
+  // Its other messages are ignored like a stranger's: a Prepare gets no Promise, a catch-up
+  // response for a table teaches nothing.
+  Message prepare = from(5, MessageType::kPrepare, "t");
+  prepare.ballot = Ballot{7, 5};
+  c.R(1).Step(prepare);
+  CHECK(c.Drain(1).empty());
+  CHECK(c.R(1).Promised("t") < Ballot{7, 5});
+  Message table_tail = from(5, MessageType::kCatchupResponse, "t");
+  table_tail.commit_index = 1;
+  table_tail.entries.push_back(SlotEntry{1, LogEntry{Ballot{7, 5}, {}}});
+  c.R(1).Step(table_tail);
+  c.Drain(1);
+  CHECK(c.R(1).CommitIndex("t") == 0);
+}
+
 }  // namespace
 }  // namespace atlas::consensus
