@@ -56,6 +56,9 @@ void AddLimitOptions(CLI::App* app, Config* c) {
   app->add_option("--max-connections", c->max_connections,
                   "Client connections at once (more are refused with ERROR FATAL)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  app->add_option("--memory-budget-bytes", c->memory_budget_bytes,
+                  "RocksDB's memory: block cache, memtables, index and filter blocks together")
+      ->check(CLI::Range(size_t{16} << 20, size_t{1} << 42));
   app->add_option("--io-threads", c->io_threads, "Threads serving client connections")
       ->check(CLI::Range(1, 64));
   app->add_option("--watch-history", c->watch_history,

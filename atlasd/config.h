@@ -39,6 +39,8 @@ struct Config {
   size_t max_inflight_per_conn = 1024;
   size_t max_pending_output_bytes = size_t{16} << 20;
   size_t max_connections = 16384;  // client connections at once
+  // RocksDB's block cache, memtables and index/filter blocks together (docs/storage.md §Memory).
+  size_t memory_budget_bytes = size_t{256} << 20;
   int io_threads = 2;
   uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
   uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off

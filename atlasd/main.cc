@@ -161,7 +161,12 @@ void AppendRocksDbMetrics(atlas::storage::Store* store, std::string* out) {
       {"rocksdb.num-running-compactions", "atlas_rocksdb_running_compactions",
        "Compactions running now."},
       {"rocksdb.block-cache-usage", "atlas_rocksdb_block_cache_bytes",
-       "Memory held by the block cache (shared by the column families)."},
+       "Memory held by the block cache: data, index and filter blocks, and the memtables' "
+       "reservations (memory-budget-bytes bounds it)."},
+      {"rocksdb.block-cache-capacity", "atlas_rocksdb_memory_budget_bytes",
+       "The block cache's capacity: memory-budget-bytes."},
+      {"rocksdb.estimate-table-readers-mem", "atlas_rocksdb_table_readers_bytes",
+       "Memory of open SST files outside the block cache (index and filters are inside it)."},
   };
   for (const Property& p : kProperties) {
     AppendHelp(out, p.name, "gauge", p.help);
@@ -307,6 +312,7 @@ absl::StatusOr<std::unique_ptr<atlas::storage::Store>> OpenStore(const atlas::Co
   }
   atlas::storage::StoreOptions store_options;
   store_options.info_log = atlas::RocksDbLogger();
+  store_options.memory_budget_bytes = config.memory_budget_bytes;
   return atlas::storage::Store::Open(config.data_dir + "/db", store_options);
 }
 

@@ -1,5 +1,7 @@
 // The Store on RocksDB (docs/storage.md): what the daemon runs on.
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "fmt/format.h"
@@ -7,6 +9,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
+#include "rocksdb/write_buffer_manager.h"
 #include "storage/store.h"
 
 namespace atlas::storage {
@@ -143,9 +146,10 @@ class RocksStore final : public Store {
       if (db_->GetIntProperty(h, rocksdb::Slice(name.data(), name.size()), &v)) total += v;
     }
     // The block cache is shared by every column family: count it once.
-    if (name == "rocksdb.block-cache-usage" && !handles_.empty()) {
+    if ((name == "rocksdb.block-cache-usage" || name == "rocksdb.block-cache-capacity") &&
+        !handles_.empty()) {
       uint64_t v = 0;
-      db_->GetIntProperty(handles_[0], "rocksdb.block-cache-usage", &v);
+      db_->GetIntProperty(handles_[0], rocksdb::Slice(name.data(), name.size()), &v);
       total = v;
     }
     return total;
@@ -199,6 +203,37 @@ std::unique_ptr<Cursor> RocksSnapshot::Scan(Cf cf, std::string_view lower,
   return store_->ScanAt(ro, cf, lower, upper);
 }
 
+// One memory budget for RocksDB (docs/storage.md §Memory). The block cache's capacity is the
+// budget; memtables reserve their memory in it (a WriteBufferManager charged to the cache), so
+// data blocks are evicted to make room for them, and index and filter blocks live in it too
+// (pinned for level 0, as lookups of fresh data need them), instead of beside it unbounded as
+// they are by default. The memtables may use half of the budget; past it RocksDB flushes the
+// largest, and stalls writes if flushes cannot keep up. Each column family's write buffer is an
+// eighth of the budget (64 MiB at most) so that six of them cannot all sit just under the
+// flush size.
+rocksdb::ColumnFamilyOptions BudgetedOptions(const StoreOptions& options,
+                                             rocksdb::DBOptions& db_options) {
+  const size_t budget = std::max(options.memory_budget_bytes, StoreOptions::kMemoryBudgetMin);
+  rocksdb::LRUCacheOptions cache_options;
+  cache_options.capacity = budget;
+  cache_options.high_pri_pool_ratio = 0.25;  // index and filter blocks, ahead of data blocks
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_options);
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      budget / 2, cache, /*allow_stall=*/true);
+
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = cache;
+  table_options.cache_index_and_filter_blocks = true;
+  table_options.cache_index_and_filter_blocks_with_high_priority = true;
+  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+
+  rocksdb::ColumnFamilyOptions cf;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  cf.write_buffer_size = std::min(budget / 8, size_t{64} << 20);
+  return cf;
+}
+
 absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = options.create_if_missing;
@@ -210,13 +245,7 @@ absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& option
   db_options.keep_log_file_num = 4;
   if (options.info_log) db_options.info_log = options.info_log;
 
-  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  rocksdb::BlockBasedTableOptions table_options;
-  table_options.block_cache = cache;
-  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-
-  rocksdb::ColumnFamilyOptions base;
-  base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  const rocksdb::ColumnFamilyOptions base = BudgetedOptions(options, db_options);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, base);

@@ -61,7 +61,11 @@ class WriteSet : public Reader {
 };
 
 struct StoreOptions {
-  size_t block_cache_bytes = size_t{64} << 20;
+  // RocksDB's memory: the block cache, the memtables (charged to the cache) and the index and
+  // filter blocks (kept in it) together stay within this (docs/storage.md §Memory). Writes
+  // stall, rather than memory grow, while flushes catch up.
+  size_t memory_budget_bytes = size_t{256} << 20;
+  static constexpr size_t kMemoryBudgetMin = size_t{16} << 20;
   bool create_if_missing = true;
   // Where RocksDB's own messages go; null: its LOG files in the database directory.
   std::shared_ptr<rocksdb::Logger> info_log;

@@ -483,7 +483,7 @@ TEST_CASE("failpoints: a joiner that crashes after receiving its certificate joi
 }
 
 TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, RocksDB") {
-  LocalCluster c({"east", "west", "north"});
+  LocalCluster c({"east", "west", "north"}, {"--memory-budget-bytes", "50331648"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
   for (int k = 0; k < 5; ++k) REQUIRE(c.Call(1, "KEY PUT met.k" + std::to_string(k) + " v") == "OK");
   REQUIRE(c.Call(1, "KEY GET met.k1") == "VALUE:v\nOK");
@@ -514,6 +514,8 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
   CHECK(m.find("atlas_cluster_members{status=\"ACTIVE\"} 3\n") != std::string::npos);
   CHECK(m.find("atlas_rocksdb_live_data_bytes ") != std::string::npos);
   CHECK(m.find("atlas_rocksdb_block_cache_bytes ") != std::string::npos);
+  CHECK(m.find("atlas_rocksdb_memory_budget_bytes 50331648\n") != std::string::npos);
+  CHECK(m.find("atlas_rocksdb_table_readers_bytes ") != std::string::npos);
   // Node 1 owns the table it wrote (met); the others own nothing.
   CHECK(m.find("atlas_tables_owned{region=\"east\"} 1\n") != std::string::npos);
   CHECK(m.find("atlas_ownership_events_total{event=\"elected\"} ") != std::string::npos);

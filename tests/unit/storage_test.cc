@@ -274,3 +274,45 @@ TEST_CASE("both stores: Sync makes the unsynced commits before it durable and co
     }
   }
 }
+
+TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index and filter "
+          "blocks") {
+  atlas::testing::TempDir dir;
+  StoreOptions options;
+  options.memory_budget_bytes = size_t{16} << 20;
+  auto opened = Store::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  CHECK(store.Property("rocksdb.block-cache-capacity") == options.memory_budget_bytes);
+  // 128 MiB of incompressible 4 KiB values over three column families, eight budgets' worth.
+  uint64_t x = 88172645463325252ull;
+  std::string value(4096, '\0');
+  uint64_t memtables_max = 0;
+  const int kRows = 32768;
+  for (int i = 0; i < kRows; i += 64) {
+    std::unique_ptr<WriteSet> b = store.NewWriteSet();
+    for (int j = i; j < i + 64; ++j) {
+      for (char& c : value) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        c = static_cast<char>(x);
+      }
+      const Cf cf = j % 3 == 0 ? Cf::kRows : j % 3 == 1 ? Cf::kLog : Cf::kChanges;
+      b->Put(cf, RowKey("t", std::to_string(j)), value);
+    }
+    REQUIRE(store.Commit(*b, false).ok());
+    memtables_max = std::max(memtables_max, store.Property("rocksdb.cur-size-all-mem-tables"));
+  }
+  // The memtables keep to half the budget (plus the write buffer being filled when a flush
+  // is chosen); by default each family alone could hold 64 MiB.
+  CHECK(memtables_max <= options.memory_budget_bytes * 3 / 4);
+  // Point reads of everything fill the cache with data, index and filter blocks: it stays
+  // within its capacity, and nothing of the SST files is held outside it.
+  for (int j = 0; j < kRows; j += 7) {
+    const Cf cf = j % 3 == 0 ? Cf::kRows : j % 3 == 1 ? Cf::kLog : Cf::kChanges;
+    auto v = store.Get(cf, RowKey("t", std::to_string(j)));
+    REQUIRE(v.ok());
+    REQUIRE(v->has_value());
+  }
+  CHECK(store.Property("rocksdb.block-cache-usage") <= options.memory_budget_bytes * 11 / 10);
+  CHECK(store.Property("rocksdb.estimate-table-readers-mem") < (size_t{1} << 20));
+}
