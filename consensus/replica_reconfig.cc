@@ -184,8 +184,7 @@ absl::Status Replica::QuorumStatus(const ObjectId& object) const {
 // Anchors, the fence, settling.
 
 bool Replica::IsAnchor(const Batch& batch) {
-  // The anchor command first; the commands that were waiting for it may follow.
-  return !batch.empty() && batch[0].id.node == kNoNode;
+  return batch.size() == 1 && batch[0].id.node == kNoNode;
 }
 
 bool Replica::NeedsAnchor(const ObjectState& o) const {
