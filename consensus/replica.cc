@@ -59,9 +59,10 @@ void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state)
 }
 
 Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* snapshots,
-                 std::unique_ptr<MigrationPolicy> policy, uint64_t seed)
+                 std::unique_ptr<MigrationPolicy> policy, uint64_t seed, LogSource* log)
     : config_(std::move(config)),
       snapshots_(snapshots),
+      log_(log),
       policy_(std::move(policy)),
       rng_(seed) {
   ATLAS_CHECK(config_.id != kNoNode);
@@ -106,6 +107,7 @@ void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
     o.proposer.want_steal = true;
   }
   o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
+  EvictApplied(object, o);  // read from the store at start-up, and on disk
   if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
   if (o.learner.applied < o.hard.commit_index) work_ = true;
   // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
@@ -165,6 +167,44 @@ void Replica::PutEntry(ObjectState& o, Slot slot, LogEntry entry) {
   o.hard.log[slot] = std::move(entry);
   o.acceptor.dirty_slots.insert(slot);
   MarkDirty(o);
+}
+
+std::optional<LogEntry> Replica::EntryAt(const ObjectId& object, const ObjectState& o,
+                                         Slot slot) const {
+  if (auto it = o.hard.log.find(slot); it != o.hard.log.end()) return it->second;
+  // Only applied entries leave memory (EvictApplied); below the truncation point there is none.
+  if (log_ == nullptr || slot <= o.hard.truncated_through || slot > o.hard.commit_index) {
+    return std::nullopt;
+  }
+  std::optional<LogEntry> e = log_->Entry(object, slot);
+  ATLAS_CHECK(e.has_value());  // written before it was evicted, deleted only by truncation
+  return e;
+}
+
+std::optional<LogEntry> Replica::Entry(const ObjectId& object, Slot slot) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? std::nullopt : EntryAt(object, *o, slot);
+}
+
+size_t Replica::EntriesInMemory(const ObjectId& object) const {
+  const ObjectState* o = FindObj(object);
+  return o == nullptr ? 0 : o->hard.log.size();
+}
+
+void Replica::EvictApplied(const ObjectId& object, ObjectState& o) {
+  if (log_ == nullptr) return;
+  Slot through = o.learner.applied;
+  // The bug switch also lets accepted entries go: a Promise no longer reports them.
+  if (config_.test_evict_accepted && !o.hard.log.empty()) through = o.hard.log.rbegin()->first;
+  // Accepts still waiting for lazy members are read from memory when they leave.
+  if (auto l = lazy_.find(object); l != lazy_.end() && l->second.first != 0) {
+    through = std::min(through, l->second.first - 1);
+  }
+  // (A btree: an erase invalidates every iterator but the one it returns.)
+  for (auto it = o.hard.log.begin(); it != o.hard.log.end() && it->first <= through;) {
+    // A dirty entry is not written yet: it stays until a Ready carried it (CollectPersist).
+    it = o.acceptor.dirty_slots.contains(it->first) ? std::next(it) : o.hard.log.erase(it);
+  }
 }
 
 void Replica::MarkDirty(ObjectState& o) {
@@ -377,9 +417,9 @@ void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
     o.transfer.install.reset();
   }
   for (Slot s = o.learner.applied + 1; s <= o.hard.commit_index; ++s) {
-    auto it = o.hard.log.find(s);
-    ATLAS_CHECK(it != o.hard.log.end());
-    for (const Command& cmd : it->second.value) {
+    std::optional<LogEntry> e = EntryAt(object, o, s);
+    ATLAS_CHECK(e.has_value());
+    for (const Command& cmd : e->value) {
       if (cmd.id.node != config_.id) continue;
       auto p = pending_.find(cmd.id);
       if (p != pending_.end() && !p->second.is_read) {
@@ -387,8 +427,7 @@ void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
       }
     }
     // Anchors are the core's: the host applies an empty batch (a no-op).
-    ready_.committed.push_back(
-        {object, s, IsAnchor(it->second.value) ? Batch{} : it->second.value});
+    ready_.committed.push_back({object, s, IsAnchor(e->value) ? Batch{} : std::move(e->value)});
     o.learner.applied = s;
   }
   if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {
@@ -456,6 +495,13 @@ void Replica::Advance(const Ready& ready) {
     DrainLocal();
     work_ = true;
   }
+  // Applied entries this Ready wrote (or an earlier one did) are on disk: they leave memory,
+  // as do those a lazy flush no longer needs.
+  for (const CommittedEntry& c : ready.committed) evict_due_.insert(c.object);
+  for (const ObjectId& object : evict_due_) {
+    if (auto it = objects_.find(object); it != objects_.end()) EvictApplied(object, it->second);
+  }
+  evict_due_.clear();
   // The host durably took these snapshots: the log below them may go (bounded memory).
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);

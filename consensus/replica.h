@@ -109,6 +109,16 @@ class SnapshotSource {
   virtual std::optional<Snapshot> LatestSnapshot(const ObjectId& object) = 0;
 };
 
+// The durable log, for entries the Replica no longer holds in memory: with a LogSource, an
+// object's applied entries leave RAM once written (Advance), and catch-up and the few paths
+// that look at committed slots read them back from here (docs/consensus.md §Ready contract).
+class LogSource {
+ public:
+  virtual ~LogSource() = default;
+  // The entry written for `slot` through earlier Readys (synced or not), or nullopt.
+  virtual std::optional<LogEntry> Entry(const ObjectId& object, Slot slot) = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Ready.
 
@@ -289,6 +299,9 @@ struct ReplicaConfig {
   // TEST ONLY: an accepted entry does not raise must_sync (learned ones never do, docs/
   // consensus.md §Q2 first): its ack leaves before the entry is durable.
   bool test_ack_unsynced_accepts = false;
+  // TEST ONLY: with a LogSource, entries leave memory once written even if not applied, not
+  // even chosen (docs/consensus.md §Ready contract): a Promise omits accepted values.
+  bool test_evict_accepted = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -328,8 +341,9 @@ class Replica {
  public:
   // `restart` is the PersistentState written through earlier Readys (empty for a new node).
   // `snapshots` must outlive the Replica; `policy` decides forwarding vs stealing.
+  // `log` (may be null: every entry stays in memory until truncated) must outlive it too.
   Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* snapshots,
-          std::unique_ptr<MigrationPolicy> policy, uint64_t seed);
+          std::unique_ptr<MigrationPolicy> policy, uint64_t seed, LogSource* log = nullptr);
 
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
@@ -401,6 +415,10 @@ class Replica {
   size_t LaggingObjects() const;
   std::vector<ObjectId> Objects() const;
   const Probes& probes() const { return probes_; }
+  // An object's entry at `slot`, from memory or the LogSource (nullopt: none, or truncated).
+  std::optional<LogEntry> Entry(const ObjectId& object, Slot slot) const;
+  // Entries of `object` held in memory (the rest of its log is on disk).
+  size_t EntriesInMemory(const ObjectId& object) const;
   const QuorumSystem& quorums() const { return Latest().quorums; }
   absl::Status QuorumStatus() const;  // Latest configuration, from the peers heard recently.
   // The object's own (possibly joint) quorums, from the peers heard recently.
@@ -454,6 +472,9 @@ class Replica {
   // them has to visit every object (a node may hold a million tables).
   void Touch(const ObjectId& object, ObjectState& o);
   void PutEntry(ObjectState& o, Slot slot, LogEntry entry);
+  std::optional<LogEntry> EntryAt(const ObjectId& object, const ObjectState& o, Slot slot) const;
+  // Drops applied entries that are written (not dirty) and not waiting for lazy members.
+  void EvictApplied(const ObjectId& object, ObjectState& o);
   void MarkDirty(ObjectState& o);
   void Send(Message msg);
   void Broadcast(const Message& msg, bool include_self);  // Members of C_{L-1} and C_L.
@@ -705,6 +726,7 @@ class Replica {
   absl::btree_map<NodeId, uint64_t> settle_witness_;
   uint64_t settled_epoch_ = 0;              // For the settles_reached probe.
   SnapshotSource* snapshots_;
+  LogSource* log_;  // null: applied entries stay in memory
   std::unique_ptr<MigrationPolicy> policy_;
   Rng rng_;
   consensus::Tick now_ = 0;
@@ -712,6 +734,7 @@ class Replica {
   int64_t mono_ms_ = 0;   // SetClock: the host's monotonic clock
   int64_t boot_ms_ = -1;  // mono_ms_ at the first SetClock (the restart's lease guard)
   absl::btree_map<ObjectId, OwnerLeaseState> leases_;  // Owned objects with a lease round.
+  absl::btree_set<ObjectId> evict_due_;  // lazy ranges flushed: their entries may go (Advance)
   absl::btree_map<ObjectId, LazyLearners> lazy_;       // Owned objects with lazy members.
   absl::btree_map<ObjectId, LeaseGrant> grants_;       // Acceptor: leases granted.
   bool may_own_ = true;   // SetClock: the host trusts its clock

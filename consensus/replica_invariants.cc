@@ -64,12 +64,18 @@ void Replica::CheckObject(const ObjectId& object, const ObjectState& o,
     fail("log entry ", h.log.begin()->first, " <= truncated_through ", h.truncated_through);
   }
   // Every committed slot above the truncation point is in the log (catch-up and apply read
-  // them from there). Its ends here; the simulator checks each slot as it gets committed.
-  if (h.commit_index > h.truncated_through &&
-      (h.log.empty() || h.log.begin()->first != h.truncated_through + 1 ||
-       h.log.rbegin()->first < h.commit_index)) {
-    fail("log does not hold the committed slots (", h.truncated_through, ", ", h.commit_index,
-         "]");
+  // them from there); with a LogSource, applied ones may be only on disk (EvictApplied). Its
+  // ends here; the simulator checks each slot as it gets committed.
+  const Slot held = log_ == nullptr ? h.truncated_through
+                                    : std::max(h.truncated_through, o.learner.applied);
+  if (h.commit_index > held &&
+      (h.log.empty() || (log_ == nullptr && h.log.begin()->first != held + 1) ||
+       !h.log.contains(held + 1) || h.log.rbegin()->first < h.commit_index)) {
+    fail("log does not hold the committed slots (", held, ", ", h.commit_index, "]");
+  }
+  // Anchors are found among committed entries before they are applied and leave memory.
+  if (o.learner.anchor_scanned < o.learner.applied) {
+    fail("applied ", o.learner.applied, " past the anchor scan ", o.learner.anchor_scanned);
   }
   // The Ready contract: a changed hard state is in the next Ready (CollectPersist).
   if (o.acceptor.dirty && !o.bookkeeping.queued_collect) {

@@ -89,6 +89,7 @@ NodeSet Replica::SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearn
                                const NodeSet& members) {
   const Slot first = l.first, last = l.last;
   l.first = l.last = 0;
+  if (log_ != nullptr) evict_due_.insert(object);  // what it held in memory may go now
   if (first == 0 || o.proposer.ballot != l.ballot) return {};
   Message m = ProposerMessage(MessageType::kAccept, object, o);
   for (Slot s = std::max(first, o.hard.truncated_through + 1); s <= last; ++s) {

@@ -357,10 +357,10 @@ void Replica::SendCatchupBurst(const Message& msg, const ObjectState& o, Message
     for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
            (part.entries.empty() || bytes < config_.catchup_bytes_max);
          ++start) {
-      auto it = o.hard.log.find(start);
-      ATLAS_CHECK(it != o.hard.log.end());
-      for (const Command& c : it->second.value) bytes += c.data.size();
-      part.entries.push_back({start, it->second});
+      std::optional<LogEntry> e = EntryAt(msg.object, o, start);  // applied ones: from disk
+      ATLAS_CHECK(e.has_value());
+      for (const Command& c : e->value) bytes += c.data.size();
+      part.entries.push_back({start, std::move(*e)});
     }
     burst.push_back(std::move(part));
   }

@@ -91,10 +91,9 @@ void Replica::HandleAccept(const Message& msg) {
     // Ours is re-stamped with the new ballot all the same: the ack must be backed by what is
     // on disk, and the commit index that told us it was chosen may not be yet (seed 10230).
     if (e.slot <= o.hard.commit_index) {
-      auto it = o.hard.log.find(e.slot);
-      if (it != o.hard.log.end() && it->second.ballot < e.entry.ballot &&
-          it->second.value == e.entry.value) {
-        PutEntry(o, e.slot, LogEntry{e.entry.ballot, it->second.value});
+      std::optional<LogEntry> mine = EntryAt(msg.object, o, e.slot);  // applied: from disk
+      if (mine && mine->ballot < e.entry.ballot && mine->value == e.entry.value) {
+        PutEntry(o, e.slot, LogEntry{e.entry.ballot, std::move(mine->value)});
       }
       continue;
     }

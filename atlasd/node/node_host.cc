@@ -4,7 +4,9 @@
 
 #include "absl/strings/numbers.h"
 #include "atlasd/cluster/members.h"
+#include "atlasd/fatal.h"
 #include "socketproto/str.h"
+#include "storage/keys.h"
 #include "storage/paxos_state.h"
 
 namespace atlas {
@@ -32,6 +34,26 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
  private:
   StateMachine* sm_;
   const MembershipState* membership_;
+};
+
+// The log column family, for the entries the core let go of once applied (consensus::LogSource):
+// catch-up reads them from here, so RAM holds only what is not applied yet.
+class NodeHost::Log final : public consensus::LogSource {
+ public:
+  explicit Log(storage::Store* store) : store_(store) {}
+  std::optional<consensus::LogEntry> Entry(const consensus::ObjectId& object,
+                                           consensus::Slot slot) override {
+    absl::StatusOr<std::optional<std::string>> v =
+        store_->Get(storage::Cf::kLog, storage::LogKey(object, slot));
+    if (!v.ok()) Fatal(StrCat("reading the log of ", object, ": ", v.status().ToString()));
+    if (!v->has_value()) return std::nullopt;
+    std::optional<consensus::LogEntry> e = storage::DecodeLogEntry(**v);
+    if (!e) Fatal(StrCat("the log entry ", object, "@", slot, " is unreadable"));
+    return e;
+  }
+
+ private:
+  storage::Store* store_;
 };
 
 namespace {
@@ -107,7 +129,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   if (!pins.ok()) return pins;
   h->replica_ = std::make_unique<consensus::Replica>(
       h->CoreConfig(), std::move(*state), h->snapshots_.get(), std::move(policy),
-      options.replica_seed != 0 ? options.replica_seed : options.node_id);
+      options.replica_seed != 0 ? options.replica_seed : options.node_id, h->log_.get());
   h->snapshots_->slot_only_ = false;
   // The configuration before the latest one: joint quorums of a change still settling use it.
   const consensus::ClusterConfig& previous = h->membership_.previous();
@@ -126,6 +148,7 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
                      options_.test_row_cache),
       routes_(&state_machine_),
       snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)),
+      log_(std::make_unique<Log>(store)),
       // Request ids must not repeat across restarts (the core deduplicates forwarded requests
       // by id), so the sequence starts from the wall clock when this incarnation started.
       next_seq_(options_.test_reuse_sequence_numbers ? 1 : options_.start_wall_us) {}

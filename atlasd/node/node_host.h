@@ -218,6 +218,7 @@ class NodeHost {
     std::vector<std::string> acls;  // tables whose ACL changed
   };
   class Snapshots;
+  class Log;
   // A Ready whose messages and Advance wait until commit number `wait_for` is synced.
   struct Unsynced {
     consensus::Ready rd;
@@ -276,6 +277,7 @@ class NodeHost {
   MembershipState membership_;
   GroupRoutes routes_;
   std::unique_ptr<Snapshots> snapshots_;
+  std::unique_ptr<Log> log_;  // applied log entries, read back from the store
   std::unique_ptr<consensus::Replica> replica_;
   std::shared_ptr<LocalReads> local_reads_ = std::make_shared<LocalReads>();
   consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_; null: static

@@ -19,9 +19,27 @@ class NoSnapshots : public SnapshotSource {
   std::optional<Snapshot> LatestSnapshot(const ObjectId&) override { return std::nullopt; }
 };
 
+// The durable log of a test node: what its Readys persisted (ApplyHardStateUpdate).
+class DurableLog : public LogSource {
+ public:
+  explicit DurableLog(const PersistentState* durable) : durable_(durable) {}
+  std::optional<LogEntry> Entry(const ObjectId& object, Slot slot) override {
+    ++reads;
+    auto o = durable_->find(object);
+    if (o == durable_->end()) return std::nullopt;
+    auto e = o->second.log.find(slot);
+    return e == o->second.log.end() ? std::nullopt : std::optional<LogEntry>(e->second);
+  }
+  int reads = 0;
+
+ private:
+  const PersistentState* durable_;
+};
+
 struct TestNode {
   std::unique_ptr<Replica> replica;
   PersistentState durable;
+  std::unique_ptr<DurableLog> log;  // set: applied entries leave the replica's memory
   std::vector<CommittedEntry> applied;
   std::vector<Reply> replies;
   std::vector<ReadState> reads;
@@ -30,9 +48,10 @@ struct TestNode {
 class Cluster {
  public:
   // q2_first = false: every Accept goes to every member at once (schedules that need it).
+  // evict: every node has a LogSource over its durable state (applied entries leave memory).
   Cluster(std::vector<int> zone_sizes, QuorumSpec spec, int64_t lease_ms = 0,
-          bool q2_first = true)
-      : lease_ms_(lease_ms), q2_first_(q2_first) {
+          bool q2_first = true, bool evict = false)
+      : lease_ms_(lease_ms), q2_first_(q2_first), evict_(evict) {
     NodeId next = 1;
     for (size_t z = 0; z < zone_sizes.size(); ++z) {
       for (int i = 0; i < zone_sizes[z]; ++i) topology_.zone_of[next++] = static_cast<ZoneId>(z);
@@ -51,8 +70,11 @@ class Cluster {
     cfg.snapshot_interval_slots = 1000;
     cfg.lease_ms = lease_ms_;
     cfg.q2_first = q2_first_;
-    nodes_[id].replica = std::make_unique<Replica>(cfg, nodes_[id].durable, &snapshots_,
-                                                   std::make_unique<AccessCountingPolicy>(), id);
+    TestNode& n = nodes_[id];
+    if (evict_) n.log = std::make_unique<DurableLog>(&n.durable);
+    n.replica = std::make_unique<Replica>(cfg, n.durable, &snapshots_,
+                                          std::make_unique<AccessCountingPolicy>(), id,
+                                          n.log.get());
   }
 
   Replica& R(NodeId id) { return *nodes_[id].replica; }
@@ -127,6 +149,7 @@ class Cluster {
   QuorumSpec spec_;
   int64_t lease_ms_ = 0;
   bool q2_first_ = true;
+  bool evict_ = false;
   NoSnapshots snapshots_;
   std::map<NodeId, TestNode> nodes_;
   std::vector<Message> inflight_;
@@ -779,6 +802,37 @@ TEST_CASE("a member that missed a membership change learns it from a node that c
   c.R(1).Step(table_tail);
   c.Drain(1);
   CHECK(c.R(1).CommitIndex("t") == 0);
+}
+
+TEST_CASE("applied entries leave memory, and a node that lost its log catches up from the "
+          "peers' disks", "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
+  c.R(1).Propose("t", "put a 0", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.R(1).IsOwner("t"));
+  for (uint64_t k = 2; k <= 40; ++k) {
+    c.R(1).Propose("t", "put a " + std::to_string(k), RequestId{1, k});
+    c.Settle();
+  }
+  REQUIRE(c.N(1).replies.size() == 40);
+  c.Settle(50);  // the lazy member (node 3) gets its Accepts
+  // Nothing applied stays in memory (no snapshot has truncated the log: it is all on disk).
+  for (NodeId id : {1, 2, 3}) {
+    INFO("node " << id);
+    CHECK(c.R(id).CommitIndex("t") == c.R(1).CommitIndex("t"));
+    CHECK(c.R(id).EntriesInMemory("t") <= 1);
+    CHECK(c.N(id).durable.at("t").log.size() == c.R(1).CommitIndex("t"));
+  }
+  // Node 3 loses everything and restarts: it learns every slot by catch-up, which its peers
+  // serve from their durable logs.
+  c.N(3).durable.clear();
+  c.N(3).applied.clear();
+  c.Start(3);
+  c.Settle(1200);  // a heartbeat cycle (500 ticks) re-announces every commit index
+  CHECK(c.R(3).CommitIndex("t") == c.R(1).CommitIndex("t"));
+  CHECK(c.N(3).applied.size() == c.N(1).applied.size());
+  CHECK(c.N(1).log->reads + c.N(2).log->reads >= static_cast<int>(c.N(1).applied.size()) - 1);
+  CHECK(c.R(1).Entry("t", 3) == c.N(1).durable.at("t").log.at(3));
 }
 
 }  // namespace

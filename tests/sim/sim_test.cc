@@ -386,6 +386,16 @@ TEST_CASE("the simulator catches accepted entries acked before they are durable"
   REQUIRE(direct.find("sent before persisting") != std::string::npos);
 }
 
+TEST_CASE("the simulator catches log entries leaving memory before they are applied",
+          "[sim][teeth]") {
+  // Applied entries leave memory once written (the host's LogSource reads them back); an entry
+  // accepted but not applied must stay, since Promises report it from memory. Letting every
+  // written entry go, the node's own checks fail directly (an owner's commit index passes a
+  // slot it still has in flight), and end to end a stealer never hears of a value that may be
+  // chosen and proposes another: agreement is violated.
+  CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_evict_accepted = true; });
+}
+
 TEST_CASE("the simulator catches a record cache that outlives a crash", "[sim][teeth]") {
   // The state machine's records (commit index, table state) of a Ready that a crash stopped
   // before its fsync stay in memory; the restarted node believes it applied what it never

@@ -472,6 +472,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_count_own_ack_before_persist = opt_.bug_count_own_ack_before_persist;
   cfg.test_count_lazy_as_acked = opt_.bug_count_lazy_as_acked;
   cfg.test_ack_unsynced_accepts = opt_.bug_ack_unsynced_accepts;
+  cfg.test_evict_accepted = opt_.bug_evict_accepted;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -584,13 +585,13 @@ void Simulation::CheckProgress(SimNode& node, const ObjectId& object,
   }
   for (Slot s = std::max(shadow.commit_index, h.truncated_through) + 1; s <= h.commit_index;
        ++s) {
-    auto entry = h.log.find(s);
-    if (entry == h.log.end()) {
+    std::optional<consensus::LogEntry> entry = node.host->replica().Entry(object, s);
+    if (!entry) {
       Violation(absl::StrCat("node ", node.id, " committed ", object, "@", s,
                              " without its log entry"));
       continue;
     }
-    CheckChosen(node, object, s, entry->second);
+    CheckChosen(node, object, s, *entry);
   }
   // Each step back is reported once.
   shadow.promised = h.promised;
@@ -1517,6 +1518,7 @@ std::string ReplayCommand(const SimOptions& o) {
   }
   if (o.bug_count_lazy_as_acked) absl::StrAppend(&cmd, " --bug-count-lazy-as-acked");
   if (o.bug_ack_unsynced_accepts) absl::StrAppend(&cmd, " --bug-ack-unsynced-accepts");
+  if (o.bug_evict_accepted) absl::StrAppend(&cmd, " --bug-evict-accepted");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {

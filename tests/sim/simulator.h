@@ -129,6 +129,8 @@ struct SimOptions {
   // Accepted entries are acked without an fsync, as learned ones are stored
   // (ReplicaConfig::test_ack_unsynced_accepts).
   bool bug_ack_unsynced_accepts = false;
+  // Entries leave memory once written, accepted or chosen (ReplicaConfig::test_evict_accepted).
+  bool bug_evict_accepted = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

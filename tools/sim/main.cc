@@ -35,6 +35,7 @@ void Usage() {
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
                "                 [--bug-count-lazy-as-acked] [--bug-ack-unsynced-accepts]\n"
+               "                 [--bug-evict-accepted]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -216,6 +217,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-count-own-ack-before-persist", &o.bug_count_own_ack_before_persist},
       {"--bug-count-lazy-as-acked", &o.bug_count_lazy_as_acked},
       {"--bug-ack-unsynced-accepts", &o.bug_ack_unsynced_accepts},
+      {"--bug-evict-accepted", &o.bug_evict_accepted},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
