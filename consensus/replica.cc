@@ -426,8 +426,9 @@ void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
         FinishRequest(cmd.id, ReplyCode::kOk, true, "");
       }
     }
-    // Anchors are the core's: the host applies an empty batch (a no-op).
-    ready_.committed.push_back({object, s, IsAnchor(e->value) ? Batch{} : std::move(e->value)});
+    // Anchors are the core's: the host applies the commands after it (none: a no-op).
+    if (IsAnchor(e->value)) e->value.erase(e->value.begin());
+    ready_.committed.push_back({object, s, std::move(e->value)});
     o.learner.applied = s;
   }
   if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {

@@ -686,6 +686,8 @@ class Replica {
   // An anchor entry: a batch of exactly one reserved command {kNoNode, epoch} whose data is
   // the EncodeQuorumConfig of C_epoch. Client request ids never use kNoNode.
   static bool IsAnchor(const Batch& batch);
+  // Moves queued proposals into `batch` (up to batch_commands_max), stamped with the clock.
+  void TakeProposals(ObjectState& o, Batch& batch);
   bool NeedsAnchor(const ObjectState& o) const;
   bool Held(const ObjectState& o) const;
   void ScanAnchors(ObjectState& o);

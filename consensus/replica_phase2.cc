@@ -22,7 +22,11 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     if (o.hard.commit_index + 1 != o.proposer.next_slot || !o.proposer.in_flight.empty()) return;
     const ConfigInfo& c = Latest();
     const Slot s = o.proposer.next_slot++;
+    // The commands waiting ride in the anchor's own slot (first after it): one commit, not two,
+    // for a table's first write after a change. The slot commits in the joint quorums the
+    // anchor needs; the host applies it without the anchor command.
     Batch anchor{Command{RequestId{kNoNode, latest_epoch_}, c.encoded}};
+    TakeProposals(o, anchor);
     o.proposer.anchor_slot = s;
     o.proposer.in_flight[s] = InFlight{anchor, {}, now_};
     m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(anchor)}});
@@ -31,18 +35,9 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     return;
   }
   if (o.proposer.proposals.empty()) return;
-  // WPaxos orders; the owner also dates: every command gets the owner's clock, never below a
-  // stamp the object already carries (docs/consensus.md §Time).
-  const int64_t stamp = std::max(o.proposer.last_stamp_ms, wall_ms_);
-  o.proposer.last_stamp_ms = stamp;
   while (!o.proposer.proposals.empty() && o.proposer.in_flight.size() < config_.window_slots) {
     Batch batch;
-    while (!o.proposer.proposals.empty() && batch.size() < config_.batch_commands_max) {
-      o.forwarding.queued_routes.erase(o.proposer.proposals.front().id);
-      batch.push_back(std::move(o.proposer.proposals.front()));
-      batch.back().stamp_ms = stamp;
-      o.proposer.proposals.pop_front();
-    }
+    TakeProposals(o, batch);
     const Slot s = o.proposer.next_slot++;
     o.proposer.in_flight[s] = InFlight{batch, {}, now_};
     m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(batch)}});
@@ -61,6 +56,20 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     if (std::includes(eager.begin(), eager.end(), notified.begin(), notified.end())) {
       o.proposer.last_commit_sent = m.commit_index;
     }
+  }
+}
+
+void Replica::TakeProposals(ObjectState& o, Batch& batch) {
+  if (o.proposer.proposals.empty()) return;
+  // WPaxos orders; the owner also dates: every command gets the owner's clock, never below a
+  // stamp the object already carries (docs/consensus.md §Time).
+  const int64_t stamp = std::max(o.proposer.last_stamp_ms, wall_ms_);
+  o.proposer.last_stamp_ms = stamp;
+  while (!o.proposer.proposals.empty() && batch.size() < config_.batch_commands_max) {
+    o.forwarding.queued_routes.erase(o.proposer.proposals.front().id);
+    batch.push_back(std::move(o.proposer.proposals.front()));
+    batch.back().stamp_ms = stamp;
+    o.proposer.proposals.pop_front();
   }
 }
 

@@ -184,7 +184,8 @@ absl::Status Replica::QuorumStatus(const ObjectId& object) const {
 // Anchors, the fence, settling.
 
 bool Replica::IsAnchor(const Batch& batch) {
-  return batch.size() == 1 && batch[0].id.node == kNoNode;
+  // The anchor command first; the commands that were waiting for it may follow.
+  return !batch.empty() && batch[0].id.node == kNoNode;
 }
 
 bool Replica::NeedsAnchor(const ObjectState& o) const {

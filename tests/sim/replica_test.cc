@@ -835,5 +835,32 @@ TEST_CASE("applied entries leave memory, and a node that lost its log catches up
   CHECK(c.R(1).Entry("t", 3) == c.N(1).durable.at("t").log.at(3));
 }
 
+TEST_CASE("after a membership change a table's first write rides in its anchor's slot",
+          "[replica][membership]") {
+  // Three nodes at epoch 1; epoch 2 keeps them (a new epoch is enough to need anchors).
+  Cluster c({3}, QuorumSpec{1, 0});
+  Topology t;
+  for (NodeId id : {1, 2, 3}) t.zone_of[id] = 0;
+  for (NodeId id : {1, 2, 3}) c.R(id).SetConfig(2, t, QuorumSpec{1, 0});
+  c.R(1).Propose("t", "put a 1", RequestId{1, 1});
+  c.Settle();
+  REQUIRE(c.N(1).replies.size() == 1);
+  CHECK(c.N(1).replies[0].code == ReplyCode::kOk);
+  // One slot holds the anchor and the write (it took two, one commit after the other).
+  CHECK(c.R(1).CommitIndex("t") == 1);
+  // Every replica applies the write, and never the anchor command.
+  for (NodeId id : {1, 2}) {
+    INFO("node " << id);
+    size_t writes = 0;
+    for (const CommittedEntry& e : c.N(id).applied) {
+      for (const Command& cmd : e.commands) {
+        CHECK(cmd.id.node != kNoNode);
+        ++writes;
+      }
+    }
+    CHECK(writes == 1);
+  }
+}
+
 }  // namespace
 }  // namespace atlas::consensus
