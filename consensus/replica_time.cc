@@ -205,6 +205,18 @@ void Replica::SendHeartbeat() {
     }
     heartbeat_cursor_ = it == objects_.end() ? ObjectId{} : it->first;
     add_changed();
+    // The window may wrap past the last object, and the changed ones come after it: peers
+    // take a heartbeat only with its objects in order (proto::FromProto), so sort them (found
+    // when the simulator began passing every message through the peers' validation).
+    std::sort(hb.commit_indexes.begin(), hb.commit_indexes.end(),
+              [](const auto& a, const auto& b) {  // an object's highest report first
+                return a.first != b.first ? a.first < b.first : a.second > b.second;
+              });
+    hb.commit_indexes.erase(std::unique(hb.commit_indexes.begin(), hb.commit_indexes.end(),
+                                        [](const auto& a, const auto& b) {
+                                          return a.first == b.first;
+                                        }),
+                            hb.commit_indexes.end());
   }
   Broadcast(hb, /*include_self=*/false);
   // Owners re-announce (ballot, commit index) once per cycle: followers that missed a notice

@@ -34,8 +34,9 @@ void CommandToProto(const consensus::Command& c, PeerCommand* out) {
   if (c.stamp_ms != 0) out->set_stamp_ms(c.stamp_ms);
 }
 
-// `anchor_allowed`: a log entry whose batch is a single command may be an anchor entry, the
-// core's own record of a configuration (id.node 0; docs/consensus.md §Reconfiguration).
+// `anchor_allowed`: the first command of a log entry's batch may be an anchor, the core's own
+// record of a configuration (id.node 0; docs/consensus.md §Reconfiguration); the commands that
+// waited for it follow it in the same batch.
 absl::Status CommandFromProto(const PeerCommand& in, const PeerLimits& limits,
                               consensus::Command* out, bool anchor_allowed = false) {
   if (in.data().size() > limits.command_bytes_max) return Invalid("command too large");
@@ -139,7 +140,7 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
     e.entry.value.resize(static_cast<size_t>(pe.value_size()));
     for (int i = 0; i < pe.value_size(); ++i) {
       if (auto s = CommandFromProto(pe.value(i), limits, &e.entry.value[static_cast<size_t>(i)],
-                                    /*anchor_allowed=*/pe.value_size() == 1);
+                                    /*anchor_allowed=*/i == 0);
           !s.ok()) {
         return s;
       }

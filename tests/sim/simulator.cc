@@ -18,6 +18,7 @@
 #include "consensus/membership.h"
 #include "consensus/random.h"
 #include "proto/command.pb.h"
+#include "proto/peer_convert.h"
 #include "spdlog/spdlog.h"
 #include "storage/store.h"
 #include "tests/sim/linearizability.h"
@@ -428,7 +429,17 @@ class SimIO final : public HostIO {
     for (const Message& m : messages) {
       sim_->CheckDurable(*node_, m);
       node_->sent_promise = node_->sent_promise || (m.type == consensus::MessageType::kPromise && m.ok);
-      sim_->Send(m);
+      // Through the wire form and the receiving transport's validation, as in atlasd: a
+      // message the core sends but the peers drop as malformed must not pass here.
+      proto::PeerMessage wire;
+      proto::ToProto(m, &wire);
+      absl::StatusOr<Message> received = proto::FromProto(wire, proto::PeerLimits{}, m.from);
+      if (!received.ok()) {
+        sim_->Violation(absl::StrCat("node ", m.from, " sent a message its peers drop (",
+                                     received.status().message(), "): ", m.DebugString()));
+        continue;
+      }
+      sim_->Send(*received);
     }
   }
   void MembershipChanged(const ClusterConfig& current, const ClusterConfig& previous) override {

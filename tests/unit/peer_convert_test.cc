@@ -94,11 +94,21 @@ TEST_CASE("malformed messages are rejected, not handed to the core") {
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(1)->set_slot(10); }));  // not increasing
   CHECK(reject([](PeerMessage& p) { p.mutable_entries(0)->set_slot(0); }));
   CHECK(reject([](PeerMessage& p) { p.mutable_commands(0)->mutable_id()->set_node(0); }));
-  // Only a one-command batch can be an anchor entry.
+  // Only a batch's first command can be an anchor; client commands may follow it (a table's
+  // first write after a membership change rides in its anchor's slot).
   CHECK(reject([](PeerMessage& p) {
     auto* v = p.mutable_entries(0)->add_value();
     v->mutable_id()->set_node(0);
   }));
+  PeerMessage folded = Wire(Full());
+  atlas::proto::PeerCommand* write = folded.mutable_entries(2)->add_value();  // the anchor's
+  write->mutable_id()->set_node(3);
+  write->mutable_id()->set_seq(9);
+  write->set_data("put a 1");
+  auto back = FromProto(folded, PeerLimits{});
+  REQUIRE(back.ok());
+  CHECK(back->entries[2].entry.value.size() == 2);
+  CHECK(back->entries[2].entry.value[0].id.node == atlas::consensus::kNoNode);
   CHECK(reject([](PeerMessage& p) { p.set_anchor_config(std::string((1 << 20) + 1, 'c')); }));
   CHECK(reject([](PeerMessage& p) { p.set_snapshot_offset(8500); }));  // chunk past the end
   CHECK(reject([](PeerMessage& p) { p.set_snapshot_total(100); }));
