@@ -301,7 +301,8 @@ TEST_CASE("a member that missed a join learns it from the node that joined when 
   REQUIRE(Eventually([&] { return CountOf(c.Call(3, "NODE LIST"), "status=ACTIVE") == 3; }));
   c.node(3).Pause();
   REQUIRE(c.Add());
-  REQUIRE(Eventually([&] { return c.Health(4).find("\"status\":\"ACTIVE\"") != std::string::npos; }));
+  REQUIRE(Eventually(
+      [&] { return c.Health(4).find("\"status\":\"ACTIVE\"") != std::string::npos; }));
   c.node(1).Kill9();
   c.node(2).Kill9();
   c.node(3).Resume();

@@ -25,9 +25,12 @@ cleanup() {
 trap cleanup EXIT
 
 status_mb() { awk -v k="$1:" '$1 == k {print int($2 / 1024)}' "/proc/$pid/status"; }
-metric_mb() { curl -sk "https://127.0.0.1:29581/metrics" | awk -v k="$1" '$1 == k {print int($2 / 1048576)}'; }
+metric_mb() {
+  curl -sk "https://127.0.0.1:29581/metrics" | awk -v k="$1" '$1 == k {print int($2 / 1048576)}'
+}
 
-printf '%-12s %8s %8s %8s %10s %10s %9s\n' budget rss_mb peak_mb data_mb cache_mb memtab_mb readers_mb
+printf '%-12s %8s %8s %8s %10s %10s %9s\n' \
+  budget rss_mb peak_mb data_mb cache_mb memtab_mb readers_mb
 for budget in $budgets; do
   dir=$tmp/$budget
   mkdir -p "$dir"
