@@ -98,6 +98,14 @@ void AppendReadMetrics(const atlas::NodeLoop::ReadStats& reads, std::string* out
   }
 }
 
+void AppendObjectMetrics(const atlas::NodeLoop::ObjectStats& objects, std::string* out) {
+  AppendHelp(out, "atlas_consensus_objects", "gauge", "Consensus objects (tables) held.");
+  AppendSample(out, "atlas_consensus_objects", "", static_cast<double>(objects.held));
+  AppendHelp(out, "atlas_consensus_objects_at_rest", "gauge",
+             "Held objects at rest: idle, kept in their compact form (docs/consensus.md).");
+  AppendSample(out, "atlas_consensus_objects_at_rest", "", static_cast<double>(objects.at_rest));
+}
+
 void AppendClientMetrics(const atlas::WatchHub& watch, atlas::socketproto::SocketServer& server,
                          std::string* out) {
   AppendHelp(out, "atlas_watchers", "gauge", "WATCH streams open on this node.");
@@ -193,6 +201,7 @@ std::string MetricsText(const MetricsSources& m) {
   m.commands->Render(&out);
   AppendOwnershipMetrics(*m.self, m.node->ownership(), &out);
   AppendReadMetrics(m.node->reads(), &out);
+  AppendObjectMetrics(m.node->objects(), &out);
   AppendClientMetrics(*m.watch, *m.server, &out);
   AppendClusterMetrics(*m.cluster, &out);
   AppendRocksDbMetrics(m.store, &out);

@@ -30,6 +30,8 @@ struct ObjectHardState {
   // (docs/consensus.md, "Reconfiguration"); 0/empty = none (a fresh object).
   uint64_t anchor_epoch = 0;
   std::string anchor_config;                 // EncodeQuorumConfig bytes.
+
+  friend bool operator==(const ObjectHardState&, const ObjectHardState&) = default;
 };
 
 // A FIFO of commands that allocates nothing while empty (std::deque allocates on
@@ -66,6 +68,7 @@ class CommandQueue {
     return items_.begin() + static_cast<std::ptrdiff_t>(head_);
   }
   std::vector<Command>::iterator end() { return items_.end(); }
+  friend bool operator==(const CommandQueue&, const CommandQueue&) = default;
 
  private:
   std::vector<Command> items_;
@@ -83,17 +86,23 @@ struct InFlight {
   Batch value;
   NodeSet acks;
   Tick sent_tick = 0;
+
+  friend bool operator==(const InFlight&, const InFlight&) = default;
 };
 
 // Sequence numbers seen from one origin: all < next, plus `above`.
 struct ForwardWindow {
   uint64_t next = 1;
   absl::btree_set<uint64_t> above;
+
+  friend bool operator==(const ForwardWindow&, const ForwardWindow&) = default;
 };
 
 struct PendingRead {
   RequestId id;
   NodeId origin = kNoNode;
+
+  friend bool operator==(const PendingRead&, const PendingRead&) = default;
 };
 
 // In every part below, small fields come last so that they share padding: an idle object must
@@ -107,10 +116,13 @@ struct AcceptorState {
   Ballot deferred_ballot;
   Slot deferred_anchor = 0;
   NodeId deferred_to = kNoNode;
+  Slot truncated_persisted = 0;  // hard.truncated_through as of the last update collected
   bool dirty = false;  // The hard state changed since the last Ready.
   // ... and what changed must be on disk before a message reports it: a promise raised or
   // reported, an entry accepted (acked), an anchor learned (HardStateUpdate::must_sync).
   bool must_sync = false;
+
+  friend bool operator==(const AcceptorState&, const AcceptorState&) = default;
 };
 
 // Learner, volatile: how far the application is, and what owners and peers told us.
@@ -134,6 +146,8 @@ struct LearnerState {
   Slot known_commit = 0;
   Slot anchor_scanned = 0;  // Log scanned for anchor entries through here.
   NodeId known_commit_from = kNoNode;
+
+  friend bool operator==(const LearnerState&, const LearnerState&) = default;
 };
 
 // Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
@@ -158,6 +172,8 @@ struct TransferState {
   uint64_t served_offset = 0;
   Tick served_at = -1;
   NodeId served_to = kNoNode;
+
+  friend bool operator==(const TransferState&, const TransferState&) = default;
 };
 
 // Proposer: phase 1 as a candidate, phase 2 as the owner. A follower has no promises, no
@@ -189,6 +205,8 @@ struct ProposerState {
   int steal_attempts = 0;
   Role role = Role::kFollower;
   bool want_steal = false;
+
+  friend bool operator==(const ProposerState&, const ProposerState&) = default;
 };
 
 // Forwarding of client requests to the owner, and migration.
@@ -203,6 +221,8 @@ struct ForwardingState {
   // Origin's routing attempt of each queued forwarded command, echoed in rejections.
   absl::btree_map<RequestId, uint64_t> queued_routes;
   absl::btree_map<ZoneId, NodeId> last_from_zone;  // Migration target per zone.
+
+  friend bool operator==(const ForwardingState&, const ForwardingState&) = default;
 };
 
 // Owner: the read barrier, one Q2 round batched over the reads that arrived before it
@@ -216,6 +236,8 @@ struct ReadRound {
   Tick sent = 0;
   Slot ready_slot = 0;  // The owner serves reads once commit_index >= this.
   bool active = false;
+
+  friend bool operator==(const ReadRound&, const ReadRound&) = default;
 };
 
 // Not protocol state: which node-wide work lists hold the object (Touch), and what the
@@ -229,6 +251,8 @@ struct Bookkeeping {
   mutable bool indexed_held = false;
   mutable bool indexed_sweep = false;
   mutable bool indexed_lagging = false;
+
+  friend bool operator==(const Bookkeeping&, const Bookkeeping&) = default;
 };
 
 // The state of one object on this node: the durable part, then one part per role.
@@ -241,6 +265,8 @@ struct ObjectState {
   ForwardingState forwarding;
   ReadRound reads;
   Bookkeeping bookkeeping;
+
+  friend bool operator==(const ObjectState&, const ObjectState&) = default;
 };
 
 }  // namespace internal

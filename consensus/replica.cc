@@ -78,8 +78,10 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
 
 void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
   active_.insert(object);
-  ObjectState& o = objects_[object];
+  awake_.insert(object);
+  ObjectState& o = *(objects_[object].state = std::make_unique<ObjectState>());
   o.hard = std::move(hard);
+  o.acceptor.truncated_persisted = o.hard.truncated_through;
   if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
   std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
   o.learner.applied = snap ? snap->slot : 0;
@@ -126,10 +128,12 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
   active_.insert(object);
   auto it = objects_.find(object);
   if (it != objects_.end()) {
-    Touch(object, it->second);
-    return it->second;
+    ObjectState& o = Wake(object, it->second);
+    Touch(object, o);
+    return o;
   }
-  ObjectState& o = objects_[object];
+  awake_.insert(object);
+  ObjectState& o = *(objects_[object].state = std::make_unique<ObjectState>());
   // A new object's ballots also start above anything used before a restart.
   o.proposer.ballot = Ballot{restart_counter_floor_, kNoNode};
   Touch(object, o);
@@ -138,7 +142,7 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
 
 const Replica::ObjectState* Replica::FindObj(const ObjectId& object) const {
   auto it = objects_.find(object);
-  return it == objects_.end() ? nullptr : &it->second;
+  return it == objects_.end() ? nullptr : &Wake(object, it->second);
 }
 
 void Replica::Touch(const ObjectId& object, ObjectState& o) {
@@ -368,7 +372,7 @@ void Replica::TakeCollect(std::vector<ObjectId>& due, bool keep) {
   } else {
     more.swap(collect_);
     for (const ObjectId& object : more) {
-      objects_.find(object)->second.bookkeeping.queued_collect = false;
+      Stored(object).bookkeeping.queued_collect = false;
     }
   }
   std::sort(more.begin(), more.end());
@@ -383,15 +387,15 @@ void Replica::CollectReady() {
   // order, as a walk over every object would.
   std::vector<ObjectId> due;
   TakeCollect(due);
-  for (const ObjectId& object : due) CollectOwnerWork(object, objects_.find(object)->second);
+  for (const ObjectId& object : due) CollectOwnerWork(object, Stored(object));
   DrainLocal();
   // And whatever the messages to self touched, which stay listed for the next collection:
   // the first pass above has not seen them.
   TakeCollect(due, /*keep=*/true);
-  for (const ObjectId& object : due) CollectCommitted(object, objects_.find(object)->second);
+  for (const ObjectId& object : due) CollectCommitted(object, Stored(object));
   CollectReads();
   TakeCollect(due, /*keep=*/true);
-  for (const ObjectId& object : due) CollectPersist(object, objects_.find(object)->second);
+  for (const ObjectId& object : due) CollectPersist(object, Stored(object));
 }
 
 void Replica::CollectOwnerWork(const ObjectId& object, ObjectState& o) {
@@ -461,6 +465,8 @@ void Replica::CollectPersist(const ObjectId& object, ObjectState& o) {
   u.promised = o.hard.promised;
   u.commit_index = o.hard.commit_index;
   u.truncated_through = o.hard.truncated_through;
+  u.truncated_from = o.acceptor.truncated_persisted;
+  o.acceptor.truncated_persisted = o.hard.truncated_through;
   u.anchor_epoch = o.hard.anchor_epoch;
   u.anchor_config = o.hard.anchor_config;
   for (Slot s : o.acceptor.dirty_slots) {
@@ -500,7 +506,9 @@ void Replica::Advance(const Ready& ready) {
   // as do those a lazy flush no longer needs.
   for (const CommittedEntry& c : ready.committed) evict_due_.insert(c.object);
   for (const ObjectId& object : evict_due_) {
-    if (auto it = objects_.find(object); it != objects_.end()) EvictApplied(object, it->second);
+    if (auto it = objects_.find(object); it != objects_.end()) {
+      EvictApplied(object, Wake(object, it->second));
+    }
   }
   evict_due_.clear();
   // The host durably took these snapshots: the log below them may go (bounded memory).
@@ -580,7 +588,7 @@ size_t Replica::LaggingObjects() const {
 
 std::vector<ObjectId> Replica::Objects() const {
   std::vector<ObjectId> out;
-  for (const auto& [object, o] : objects_) out.push_back(object);
+  for (const auto& [object, stored] : objects_) out.push_back(object);
   return out;
 }
 

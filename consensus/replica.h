@@ -51,6 +51,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -79,6 +80,9 @@ struct HardStateUpdate {
   Ballot promised;
   Slot commit_index = 0;
   Slot truncated_through = 0;
+  // The truncation the object's previous update carried: log entries in (truncated_from,
+  // truncated_through] are to be deleted (so the host keeps no per-object record of it).
+  Slot truncated_from = 0;
   std::vector<SlotEntry> entries;
   uint64_t anchor_epoch = 0;   // ObjectHardState::anchor_epoch (always the full current value).
   std::string anchor_config;
@@ -280,6 +284,10 @@ struct ReplicaConfig {
   uint64_t heartbeat_full_every = 10;     // Heartbeats per re-announcement cycle (at least).
   // Ownerless objects the reconfiguration sweeper steals per heartbeat (see Sweep).
   size_t sweep_steals_max = 2;
+  // Objects with nothing in progress rest in a compact encoding (replica_rest.cc), woken by
+  // whatever touches them next; Tick looks at this many awake objects for that.
+  bool rest_idle_objects = true;
+  size_t rest_checks_per_tick = 256;
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
@@ -302,6 +310,10 @@ struct ReplicaConfig {
   // TEST ONLY: with a LogSource, entries leave memory once written even if not applied, not
   // even chosen (docs/consensus.md §Ready contract): a Promise omits accepted values.
   bool test_evict_accepted = false;
+  // TEST ONLY: an object rests without checking that its encoding gives its state back.
+  bool test_rest_without_round_trip = false;
+  // TEST ONLY: an object at rest forgets its promise (an encoding that omits a field).
+  bool test_rest_forgets_promise = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -333,6 +345,9 @@ struct Probes {
   uint64_t settles_reached = 0;           // Settled() became true for a new epoch.
   uint64_t sweeper_steals = 0;            // Steals started to re-anchor an ownerless object.
   uint64_t anchor_acks_deferred = 0;      // An anchor ack waited for the acceptor's catch-up.
+  // Objects at rest (replica_rest.cc).
+  uint64_t objects_rested = 0;            // An idle object was encoded and its state freed.
+  uint64_t objects_woken = 0;             // A resting object was decoded for use.
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -414,6 +429,9 @@ class Replica {
   // to do): the node reports CATCHING_UP, not ACTIVE, while this is non-zero.
   size_t LaggingObjects() const;
   std::vector<ObjectId> Objects() const;
+  size_t ObjectCount() const { return objects_.size(); }
+  size_t ObjectsAtRest() const;  // Held in their compact encoding (replica_rest.cc).
+  size_t BytesAtRest() const;    // Their encodings' total size (walks every object: tests).
   const Probes& probes() const { return probes_; }
   // An object's entry at `slot`, from memory or the LogSource (nullopt: none, or truncated).
   std::optional<LogEntry> Entry(const ObjectId& object, Slot slot) const;
@@ -466,6 +484,7 @@ class Replica {
   // Rebuilds an object from its persisted hard state and the host's latest snapshot.
   void Restore(const ObjectId& object, ObjectHardState hard);
   ObjectState& Obj(const ObjectId& object);
+  // Does not Touch; wakes a resting object (that does not change it: hence const).
   const ObjectState* FindObj(const ObjectId& object) const;
   // Everything that may change an object goes through Touch (Obj does it): the object joins
   // the work lists of CollectReady, of the next heartbeat and of the indexes, so that none of
@@ -699,6 +718,26 @@ class Replica {
   void RefreshIndexes() const;
   void Sweep();
 
+  // replica_rest.cc: objects at rest. An object is stored awake (`state`) or at rest (its
+  // EncodeAtRest bytes); resting and waking leave it exactly as it was.
+  struct StoredObject {
+    std::unique_ptr<ObjectState> state;
+    std::string at_rest;
+  };
+  ObjectState& Wake(const ObjectId& object, StoredObject& s) const;
+  ObjectState& Stored(const ObjectId& object) const {  // An object this node holds.
+    return Wake(object, objects_.find(object)->second);
+  }
+  // Nothing in progress and on no work list: nothing would look at it before a message,
+  // request or tick touches it (and so wakes it).
+  bool MayRest(const ObjectId& object, const ObjectState& o) const;
+  // Rests the awake objects that may (up to rest_checks_per_tick looked at per call).
+  void RestIdleObjects();
+  // nullopt: the state holds something the encoding does not carry (it stays awake).
+  std::optional<std::string> EncodeAtRest(const ObjectState& o) const;
+  ObjectState DecodeAtRest(std::string_view in) const;
+  std::string EncodeForgettingPromise(const ObjectState& o) const;  // test_rest_forgets_promise
+
   // replica_invariants.cc.
   void CheckObject(const ObjectId& object, const ObjectState& o,
                    std::vector<std::string>& out) const;
@@ -764,7 +803,10 @@ class Replica {
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
-  absl::btree_map<ObjectId, ObjectState> objects_;
+  // Every object this node holds; waking one (FindObj) is not a change, hence mutable.
+  mutable absl::btree_map<ObjectId, StoredObject> objects_;
+  mutable absl::btree_set<ObjectId> awake_;  // Objects with a decoded state.
+  ObjectId rest_cursor_;  // RestIdleObjects: where the next look starts.
   absl::btree_map<NodeId, consensus::Tick> heard_;
   absl::btree_map<RequestId, PendingRequest> pending_;
   absl::btree_set<std::pair<consensus::Tick, RequestId>> deadlines_;
@@ -775,7 +817,7 @@ class Replica {
   std::deque<std::pair<uint64_t, Message>> held_;
   uint64_t readies_taken_ = 0;
   Ready ready_;                // Being accumulated.
-  Probes probes_;
+  mutable Probes probes_;  // Counters: waking (FindObj) counts too.
 };
 
 }  // namespace atlas::consensus

@@ -16,7 +16,7 @@ namespace atlas::consensus {
 std::vector<std::string> Replica::CheckInvariants(std::vector<CheckedObject>* checked) {
   if (!checking_) {
     checking_ = true;
-    for (const auto& [object, o] : objects_) check_list_.push_back(object);
+    for (const auto& [object, stored] : objects_) check_list_.push_back(object);
   }
   // In object order, so that the report does not depend on the order of the touches. The
   // list keeps its capacity: it is refilled at every step.
@@ -24,7 +24,7 @@ std::vector<std::string> Replica::CheckInvariants(std::vector<CheckedObject>* ch
   std::vector<std::string> out;
   if (checked != nullptr) checked->clear();
   for (const ObjectId& object : check_list_) {
-    ObjectState& o = objects_.find(object)->second;
+    ObjectState& o = Stored(object);
     o.bookkeeping.queued_check = false;
     CheckObject(object, o, out);
     if (checked != nullptr) checked->emplace_back(object, &o.hard);

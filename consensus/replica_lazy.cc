@@ -134,7 +134,7 @@ void Replica::TickLazy(bool all) {
   for (auto it = lazy_.begin(); it != lazy_.end();) {
     auto obj = objects_.find(it->first);
     const bool due = all || now_ - it->second.since >= config_.lazy_flush_ticks;
-    if (obj != objects_.end() && due) FlushLazy(it->first, obj->second);
+    if (obj != objects_.end() && due) FlushLazy(it->first, Wake(it->first, obj->second));
     absl::erase_if(it->second.interested, [this](const auto& kv) { return kv.second <= now_; });
     const bool idle = it->second.first == 0 && !it->second.notice_owed;
     it = idle && it->second.interested.empty() ? lazy_.erase(it) : std::next(it);

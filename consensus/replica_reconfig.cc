@@ -43,8 +43,11 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
   latest_epoch_ = epoch;
   // Quorums of every object now include C_L: re-send what is in flight at once, in the new
   // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
-  for (auto& [object, o] : objects_) {
-    Touch(object, o);  // NeedsAnchor changed for all of them (indexes, CollectReady).
+  for (auto& [object, stored] : objects_) {
+    // NeedsAnchor changed for all of them (indexes, CollectReady): every one wakes, and rests
+    // again once re-anchored (O(objects), as re-anchoring them is).
+    ObjectState& o = Wake(object, stored);
+    Touch(object, o);
     if (o.proposer.role == Role::kCandidate) o.proposer.phase1_sent = now_ - config_.resend_ticks;
     for (auto& [slot, f] : o.proposer.in_flight) f.sent_tick = now_ - config_.resend_ticks;
     if (o.reads.active) o.reads.sent = now_ - config_.resend_ticks;
@@ -280,7 +283,7 @@ void Replica::RefreshIndexes() const {
   for (const ObjectId& object : reindex_) {
     auto it = objects_.find(object);
     if (it == objects_.end()) continue;
-    const ObjectState& o = it->second;
+    const ObjectState& o = Wake(object, it->second);
     o.bookkeeping.queued_index = false;
     if (o.bookkeeping.indexed_held) {
       auto c = anchor_counts_.find(o.bookkeeping.indexed_anchor);
@@ -328,7 +331,7 @@ void Replica::Sweep() {
   std::vector<ObjectId> steal;
   for (const ObjectId& object : sweep_) {  // Followers holding an unanchored/unfinished object.
     if (steal.size() >= config_.sweep_steals_max) break;
-    const ObjectState& o = objects_.find(object)->second;
+    const ObjectState& o = Stored(object);
     if (now_ < o.proposer.backoff_until) continue;
     // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
     // stepped down (or lost the object) and will not re-anchor it.

@@ -32,7 +32,7 @@ void Replica::Tick() {
   // so activate) other objects.
   const std::vector<ObjectId> due(active_.begin(), active_.end());
   for (const ObjectId& object : due) {
-    ObjectState& o = objects_.find(object)->second;
+    ObjectState& o = Stored(object);
     Touch(object, o);
     TickObject(object, o);
     if (!NeedsTick(object, o)) active_.erase(object);
@@ -49,6 +49,7 @@ void Replica::Tick() {
     }
   }
   DrainLocal();
+  RestIdleObjects();  // last: whatever the above touched is on a work list, and stays awake
 }
 
 void Replica::TickObject(const ObjectId& object, ObjectState& o) {
@@ -169,27 +170,34 @@ void Replica::SendHeartbeat() {
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
   for (const ObjectId& object : changed) {
-    objects_.find(object)->second.bookkeeping.queued_heartbeat = false;
+    Stored(object).bookkeeping.queued_heartbeat = false;
   }
   std::sort(changed.begin(), changed.end());
   std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
-  auto add = [&hb](const ObjectId& object, ObjectState& o) {
+  // Reports an object's commit index (re-announcing ours, for owners); an object at rest
+  // wakes only if that changes it.
+  auto add = [&](const ObjectId& object, StoredObject& s, bool reannounce) {
+    std::optional<ObjectState> resting;
+    if (s.state == nullptr) resting = DecodeAtRest(s.at_rest);
+    const ObjectState& o = s.state != nullptr ? *s.state : *resting;
     hb.commit_indexes.push_back({object, o.hard.commit_index});
-    o.learner.heartbeat_commit = o.hard.commit_index;
+    if (reannounce && o.proposer.role == Role::kOwner) announce.push_back(object);
+    if (o.learner.heartbeat_commit != o.hard.commit_index) {
+      Wake(object, s).learner.heartbeat_commit = o.hard.commit_index;
+    }
   };
   auto add_changed = [&] {
     for (const ObjectId& object : changed) {
-      ObjectState& o = objects_.find(object)->second;
-      if (o.hard.commit_index != o.learner.heartbeat_commit) add(object, o);
+      StoredObject& s = objects_.find(object)->second;
+      if (Wake(object, s).hard.commit_index != s.state->learner.heartbeat_commit) {
+        add(object, s, false);
+      }
     }
   };
   const size_t n = objects_.size();
   if (n <= config_.heartbeat_objects_max) {
     if (heartbeats_sent_++ % config_.heartbeat_full_every == 0) {
-      for (auto& [object, o] : objects_) {
-        add(object, o);
-        if (o.proposer.role == Role::kOwner) announce.push_back(object);
-      }
+      for (auto& [object, s] : objects_) add(object, s, true);
     } else {
       add_changed();
     }
@@ -200,8 +208,7 @@ void Replica::SendHeartbeat() {
     auto it = objects_.lower_bound(heartbeat_cursor_);
     for (size_t i = 0; i < window; ++i, ++it) {
       if (it == objects_.end()) it = objects_.begin();
-      add(it->first, it->second);
-      if (it->second.proposer.role == Role::kOwner) announce.push_back(it->first);
+      add(it->first, it->second, true);
     }
     heartbeat_cursor_ = it == objects_.end() ? ObjectId{} : it->first;
     add_changed();
@@ -221,14 +228,16 @@ void Replica::SendHeartbeat() {
   Broadcast(hb, /*include_self=*/false);
   // Owners re-announce (ballot, commit index) once per cycle: followers that missed a notice
   // or restarted learn the owner here; new commits are announced as they happen.
-  for (const ObjectId& object : announce) SendCommitNotice(object, objects_.find(object)->second);
+  for (const ObjectId& object : announce) SendCommitNotice(object, Stored(object));
 }
 
 void Replica::DropIdleTransfers(consensus::Tick idle) {
   if (serving_count_ == 0) return;
-  for (auto& [object, o] : objects_) {
-    if (o.transfer.serving != nullptr && now_ - o.transfer.serving_touched > idle) {
-      o.transfer.serving.reset();  // The learner finished or went away; free the memory.
+  for (auto& [object, stored] : objects_) {
+    ObjectState* o = stored.state.get();  // (no snapshot is served for an object at rest)
+    if (o != nullptr && o->transfer.serving != nullptr &&
+        now_ - o->transfer.serving_touched > idle) {
+      o->transfer.serving.reset();  // The learner finished or went away; free the memory.
       --serving_count_;
     }
   }
@@ -244,8 +253,8 @@ void Replica::SetClock(int64_t wall_ms, int64_t mono_ms, bool may_own) {
   // An owner whose clock is no longer trusted must not stamp another command: hand every
   // object back, so that nodes with trusted clocks steal them.
   std::vector<ObjectId> held;
-  for (const auto& [object, o] : objects_) {
-    if (o.proposer.role != Role::kFollower) held.push_back(object);
+  for (const auto& [object, stored] : objects_) {
+    if (FindObj(object)->proposer.role != Role::kFollower) held.push_back(object);
   }
   for (const ObjectId& object : held) StepDown(object, Obj(object));
   DrainLocal();

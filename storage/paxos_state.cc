@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "fmt/format.h"
 #include "storage/coding.h"
@@ -19,6 +22,9 @@ constexpr uint8_t kLogFormat = 2;
 // records (single-node data dirs) read as "no anchor".
 constexpr uint8_t kAcceptorFormatV1 = 1;
 constexpr uint8_t kAcceptorFormat = 2;
+
+// A truncation past this many slots deletes the entries found, not every slot's key.
+constexpr consensus::Slot kPointDeletesMax = 1024;
 
 struct AcceptorRecord {
   consensus::Ballot promised;
@@ -111,8 +117,7 @@ std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in) {
   return e;
 }
 
-void AddHardStateUpdate(const consensus::HardStateUpdate& u,
-                        consensus::Slot previous_truncated_through, WriteSet& writes) {
+absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& u, WriteSet& writes) {
   writes.Put(Cf::kAcceptor, u.object,
              EncodeAcceptor({u.promised, u.commit_index, u.truncated_through, u.anchor_epoch,
                              u.anchor_config}));
@@ -120,10 +125,24 @@ void AddHardStateUpdate(const consensus::HardStateUpdate& u,
     if (e.slot <= u.truncated_through) continue;
     writes.Put(Cf::kLog, LogKey(u.object, e.slot), EncodeLogEntry(e.entry));
   }
-  // Compaction of the log after a snapshot (bounded by the snapshot interval per update).
-  for (consensus::Slot s = previous_truncated_through + 1; s <= u.truncated_through; ++s) {
-    writes.Delete(Cf::kLog, LogKey(u.object, s));
+  // Compaction of the log after a snapshot: usually the snapshot interval's slots, one by
+  // one; after an installed snapshot, which may skip millions of slots this node never
+  // held, only the entries that are there.
+  if (u.truncated_through <= u.truncated_from) return absl::OkStatus();
+  if (u.truncated_through - u.truncated_from <= kPointDeletesMax) {
+    for (consensus::Slot s = u.truncated_from + 1; s <= u.truncated_through; ++s) {
+      writes.Delete(Cf::kLog, LogKey(u.object, s));
+    }
+    return absl::OkStatus();
   }
+  const std::string lo = LogKey(u.object, u.truncated_from + 1);
+  const std::string hi = LogKey(u.object, u.truncated_through + 1);
+  std::vector<std::string> held;
+  std::unique_ptr<Cursor> it = writes.Scan(Cf::kLog, lo, hi);
+  for (it->Seek(lo); it->Valid(); it->Next()) held.emplace_back(it->key());
+  if (absl::Status s = it->status(); !s.ok()) return s;
+  for (const std::string& key : held) writes.Delete(Cf::kLog, key);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store) {

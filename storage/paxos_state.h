@@ -18,10 +18,10 @@ namespace atlas::storage {
 std::string EncodeLogEntry(const consensus::LogEntry& entry);
 std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in);
 
-// Adds one object's hard-state update to `writes`. `previous_truncated_through` is what the
-// object's log was truncated through before this update (log entries in between are deleted).
-void AddHardStateUpdate(const consensus::HardStateUpdate& update,
-                        consensus::Slot previous_truncated_through, WriteSet& writes);
+// Adds one object's hard-state update to `writes`, with the deletion of the log entries its
+// truncation drops (update.truncated_from, update.truncated_through].
+// Fails only if reading the log to delete fails.
+absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& update, WriteSet& writes);
 
 // Everything written through AddHardStateUpdate, for constructing a Replica on restart.
 absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store);

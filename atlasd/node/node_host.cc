@@ -92,7 +92,6 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   auto h = std::unique_ptr<NodeHost>(new NodeHost(store, io, options));
   h->restart_guard_ms_ = *guard;
   for (const auto& [object, hard] : *state) {
-    h->truncated_[object] = hard.truncated_through;
     // The apply of a Ready is committed with its hard state: a store that applied past its
     // commit index is not one this node wrote (or its applies outran their fsync).
     const uint64_t applied = h->state_machine_.CommitIndex(object, nullptr);

@@ -289,7 +289,6 @@ class NodeHost {
   int64_t next_tick_ms_ = 0;
   int64_t last_stamp_ms_ = 0;
   int64_t restart_guard_ms_ = -1;  // consensus::ReplicaConfig::restart_guard_ms (Start)
-  absl::flat_hash_map<consensus::ObjectId, consensus::Slot> truncated_;
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
   absl::flat_hash_map<uint64_t, PendingRead> reads_;
   absl::flat_hash_map<uint64_t, PendingMembership> membership_writes_;

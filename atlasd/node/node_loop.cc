@@ -174,6 +174,7 @@ void NodeLoop::PublishStats() {
   stats_.reads.prepares_held = p.prepares_held;
   stats_.readies = host_->readies();
   stats_.ticks_skipped = host_->ticks_skipped();
+  stats_.objects = {host_->replica().ObjectCount(), host_->replica().ObjectsAtRest()};
 }
 
 void NodeLoop::Propose(proto::Command cmd, Done done) {
@@ -350,6 +351,11 @@ NodeLoop::ReadStats NodeLoop::reads() const {
 uint64_t NodeLoop::readies() const {
   absl::MutexLock lock(&stats_mu_);
   return stats_.readies;
+}
+
+NodeLoop::ObjectStats NodeLoop::objects() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.objects;
 }
 
 uint64_t NodeLoop::ticks_skipped() const {

@@ -96,6 +96,11 @@ class NodeLoop final : public Replicator {
     uint64_t local = 0;          // reads answered on the client thread (LocalReads)
   };
   ReadStats reads() const;
+  struct ObjectStats {
+    size_t held = 0;     // consensus objects (tables) this node holds
+    size_t at_rest = 0;  // of them, idle ones kept in their compact form
+  };
+  ObjectStats objects() const;
   uint64_t readies() const;
   // Ticks not run because the node thread fell behind the clock (overload).
   uint64_t ticks_skipped() const;
@@ -106,6 +111,7 @@ class NodeLoop final : public Replicator {
     consensus::ClusterConfig membership, previous;  // set by IO::MembershipChanged
     OwnershipStats ownership;
     ReadStats reads;
+    ObjectStats objects;
     uint64_t readies = 0, ticks_skipped = 0;
   };
   explicit NodeLoop(NodeLoopOptions options);

@@ -126,9 +126,9 @@ bool NodeHost::Release(consensus::Ready& rd) {
 bool NodeHost::Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied) {
   if (!InstallSnapshots(rd, writes, applied)) return false;
   for (const consensus::HardStateUpdate& u : rd.persist) {
-    consensus::Slot& truncated = truncated_[u.object];
-    storage::AddHardStateUpdate(u, truncated, writes);
-    truncated = std::max(truncated, u.truncated_through);
+    if (absl::Status s = storage::AddHardStateUpdate(u, writes); !s.ok()) {
+      Fatal(StrCat("writing the hard state of ", u.object, ": ", s.ToString()));
+    }
   }
   for (const consensus::CommittedEntry& e : rd.committed) {
     if (e.object == consensus::kMembershipObject) {

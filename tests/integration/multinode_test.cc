@@ -521,6 +521,12 @@ TEST_CASE("GET /metrics: command latencies and errors, peers with their RTT, Roc
   CHECK(m.find("atlas_tables_owned{region=\"east\"} 1\n") != std::string::npos);
   CHECK(m.find("atlas_ownership_events_total{event=\"elected\"} ") != std::string::npos);
   CHECK(metrics(3).find("atlas_tables_owned{region=\"north\"} 0\n") != std::string::npos);
+  // The idle table rests in its compact form on every node (docs/consensus.md §Cost per object).
+  CHECK(Eventually([&] {
+    std::string m3 = metrics(3);
+    size_t at = m3.find("\natlas_consensus_objects_at_rest ");
+    return at != std::string::npos && m3.compare(at + 33, 2, "0\n") != 0;
+  }));
   // Every line is a comment or `name{labels} value` (the text format Prometheus parses).
   std::istringstream lines(m);
   for (std::string line; std::getline(lines, line);) {

@@ -396,6 +396,13 @@ TEST_CASE("the simulator catches log entries leaving memory before they are appl
   CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_evict_accepted = true; });
 }
 
+TEST_CASE("the simulator catches an object at rest that forgets its promise", "[sim][teeth]") {
+  // Idle objects rest in a compact encoding (consensus/replica_rest.cc) and wake on the next
+  // message. An encoding that drops the acceptor's promise lets it accept a lower ballot after
+  // waking: the node's promise check fails directly, and end to end two values are chosen.
+  CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_rest_forgets_promise = true; });
+}
+
 TEST_CASE("the simulator catches a record cache that outlives a crash", "[sim][teeth]") {
   // The state machine's records (commit index, table state) of a Ready that a crash stopped
   // before its fsync stay in memory; the restarted node believes it applied what it never

@@ -484,6 +484,8 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_count_lazy_as_acked = opt_.bug_count_lazy_as_acked;
   cfg.test_ack_unsynced_accepts = opt_.bug_ack_unsynced_accepts;
   cfg.test_evict_accepted = opt_.bug_evict_accepted;
+  cfg.test_rest_forgets_promise = opt_.bug_rest_forgets_promise;
+  cfg.test_rest_without_round_trip = opt_.bug_rest_without_round_trip;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -1418,6 +1420,8 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.sweeper_steals += from.sweeper_steals;
   into.anchor_acks_deferred += from.anchor_acks_deferred;
   into.lazy_flushes += from.lazy_flushes;
+  into.objects_rested += from.objects_rested;
+  into.objects_woken += from.objects_woken;
 }
 
 bool ParseRttCsv(const std::string& text, WanMatrix& out) {
@@ -1530,6 +1534,8 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_count_lazy_as_acked) absl::StrAppend(&cmd, " --bug-count-lazy-as-acked");
   if (o.bug_ack_unsynced_accepts) absl::StrAppend(&cmd, " --bug-ack-unsynced-accepts");
   if (o.bug_evict_accepted) absl::StrAppend(&cmd, " --bug-evict-accepted");
+  if (o.bug_rest_forgets_promise) absl::StrAppend(&cmd, " --bug-rest-forgets-promise");
+  if (o.bug_rest_without_round_trip) absl::StrAppend(&cmd, " --bug-rest-without-round-trip");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {

@@ -131,6 +131,11 @@ struct SimOptions {
   bool bug_ack_unsynced_accepts = false;
   // Entries leave memory once written, accepted or chosen (ReplicaConfig::test_evict_accepted).
   bool bug_evict_accepted = false;
+  // An object at rest forgets its promise (ReplicaConfig::test_rest_forgets_promise).
+  bool bug_rest_forgets_promise = false;
+  // Objects rest even when their encoding does not give their state back: whatever an idle
+  // object holds beyond the encoded fields is lost (test_rest_without_round_trip).
+  bool bug_rest_without_round_trip = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

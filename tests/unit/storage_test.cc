@@ -9,6 +9,7 @@
 
 #include "storage/coding.h"
 #include "storage/keys.h"
+#include "storage/paxos_state.h"
 #include "storage/records.h"
 #include "storage/store.h"
 #include "tests/unit/temp_dir.h"
@@ -326,4 +327,40 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
   }
   CHECK(store.Property("rocksdb.block-cache-usage") <= options.memory_budget_bytes * 11 / 10);
   CHECK(store.Property("rocksdb.estimate-table-readers-mem") < (size_t{1} << 20));
+}
+
+TEST_CASE("a truncated log loses exactly the truncated entries, also after a snapshot's long "
+          "jump") {
+  atlas::testing::TempDir dir;
+  auto store = Store::Open(dir.path(), {});
+  REQUIRE(store.ok());
+  auto update = [&](atlas::consensus::Slot from, atlas::consensus::Slot through,
+                    atlas::consensus::Slot first_new, atlas::consensus::Slot last_new) {
+    atlas::consensus::HardStateUpdate u;
+    u.object = "t";
+    u.commit_index = last_new;
+    u.truncated_from = from;
+    u.truncated_through = through;
+    for (atlas::consensus::Slot s = first_new; s <= last_new; ++s) {
+      u.entries.push_back({s, atlas::consensus::LogEntry{{1, 1}, {}}});
+    }
+    std::unique_ptr<WriteSet> b = (*store)->NewWriteSet();
+    REQUIRE(AddHardStateUpdate(u, *b).ok());
+    REQUIRE((*store)->Commit(*b, true).ok());
+  };
+  auto held = [&] {
+    std::vector<atlas::consensus::Slot> slots;
+    auto state = LoadPersistentState(**store);
+    REQUIRE(state.ok());
+    for (const auto& [slot, entry] : (*state)["t"].log) slots.push_back(slot);
+    return slots;
+  };
+  update(0, 0, 1, 100);
+  update(0, 64, 101, 110);  // a snapshot at 64: slot by slot
+  std::vector<atlas::consensus::Slot> slots = held();
+  REQUIRE(slots.size() == 46);
+  CHECK(slots.front() == 65);
+  update(64, 5000, 5001, 5003);  // an installed snapshot far ahead: the entries found go
+  slots = held();
+  CHECK(slots == std::vector<atlas::consensus::Slot>{5001, 5002, 5003});
 }

@@ -35,7 +35,8 @@ void Usage() {
                "                 [--bug-reuse-sequence-numbers] [--bug-send-before-persist]\n"
                "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
                "                 [--bug-count-lazy-as-acked] [--bug-ack-unsynced-accepts]\n"
-               "                 [--bug-evict-accepted]\n"
+               "                 [--bug-evict-accepted] [--bug-rest-forgets-promise]\n"
+               "                 [--bug-rest-without-round-trip]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -218,6 +219,8 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-count-lazy-as-acked", &o.bug_count_lazy_as_acked},
       {"--bug-ack-unsynced-accepts", &o.bug_ack_unsynced_accepts},
       {"--bug-evict-accepted", &o.bug_evict_accepted},
+      {"--bug-rest-forgets-promise", &o.bug_rest_forgets_promise},
+      {"--bug-rest-without-round-trip", &o.bug_rest_without_round_trip},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
@@ -345,6 +348,8 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"prepares_held", p.prepares_held},
       {"moves", p.moves_suggested},
       {"accept_resends", p.accept_resends},
+      {"rested", p.objects_rested},
+      {"woken", p.objects_woken},
       {"reanchors", p.reanchors_committed},
       {"joint_phase1", p.joint_phase1},
       {"fence_rejections", p.fence_rejections},
@@ -445,7 +450,8 @@ int main(int argc, char** argv) {
   if (args.require_probes) {
     const atlas::consensus::Probes& p = totals.probes;
     const bool hit = p.steals_preempted > 0 && p.steal_during_phase2 > 0 &&
-                     p.recovered_uncommitted > 0 && p.snapshots_installed > 0;
+                     p.recovered_uncommitted > 0 && p.snapshots_installed > 0 &&
+                     p.objects_rested > 0 && p.objects_woken > 0;
     if (!hit) {
       std::printf("coverage probes NOT all hit\n");
       return 1;
