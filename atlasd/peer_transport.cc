@@ -1,5 +1,6 @@
 #include "atlasd/peer_transport.h"
 
+#include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster/pki.h"
 
 #include <charconv>
@@ -528,11 +529,7 @@ grpc::Status PeerTransport::Admit(consensus::NodeId id) {
 void PeerTransport::LearnNewcomer(consensus::NodeId id, std::string_view advertise) {
   // What a node states about itself is trusted as far as its certificate is (it is one the
   // cluster CA issued); the address only has to look like one.
-  const size_t colon = advertise.rfind(':');
-  if (advertise.size() > 255 || colon == 0 || colon == std::string_view::npos ||
-      colon + 1 == advertise.size()) {
-    return;
-  }
+  if (advertise.size() > 255 || !cluster::SplitHostPort(advertise).ok()) return;
   for (char c : advertise) {
     if (c <= ' ' || c > '~') return;
   }

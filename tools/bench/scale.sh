@@ -68,6 +68,11 @@ load_s=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
 log "loaded in $load_s s"
 measure loaded
 rows=$("$ATLAS_BIN/atlas" --socket "$tmp/c/n2/atlas.sock" -c "TABLE INFO s_7" | head -1)
+at_rest() {  # objects at rest / held on node $1 (docs/consensus.md §Cost per object)
+  curl -sk --max-time 5 "https://127.0.0.1:$((29600 + 100 + $1))/metrics" |
+    awk '/^atlas_consensus_objects_at_rest / {r = $2} /^atlas_consensus_objects / {n = $2}
+         END {printf "%d of %d", r, n}'
+}
 
 per_table=$(( (res[loaded,rss] - res[empty,rss]) * 1024 * 1024 / 3 / tables ))
 echo
@@ -79,3 +84,4 @@ for l in empty loaded; do
 done
 echo "RAM per table: $per_table bytes per node ((loaded - empty RSS) / 3 nodes / tables)"
 echo "a sample table on node 2: $rows"
+echo "objects at rest: node 1 $(at_rest 1), node 2 $(at_rest 2), node 3 $(at_rest 3)"
