@@ -77,9 +77,9 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
 }
 
 void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
-  active_.insert(object);
   awake_.insert(object);
-  ObjectState& o = *(objects_[object].state = std::make_unique<ObjectState>());
+  StoredObject& stored = objects_[object];
+  ObjectState& o = *(stored.state = std::make_unique<ObjectState>());
   o.hard = std::move(hard);
   o.acceptor.truncated_persisted = o.hard.truncated_through;
   if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
@@ -111,13 +111,19 @@ void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
   o.learner.anchor_scanned = o.hard.commit_index;  // The persisted anchor is as of commit_index.
   EvictApplied(object, o);  // read from the store at start-up, and on disk
   if (o.hard.anchor_epoch != 0) LearnConfig(o.hard.anchor_epoch, o.hard.anchor_config);
-  if (o.learner.applied < o.hard.commit_index) work_ = true;
-  // CollectReady re-emits its committed slots, the indexes count it. (Not the heartbeat list:
-  // the first heartbeat is a full one, or the rolling window reaches it.)
-  o.bookkeeping.queued_collect = true;
-  collect_.push_back(object);
-  o.bookkeeping.queued_index = true;
-  reindex_.push_back(object);
+  Reindex(object, o);
+  // An object with work left is listed for CollectReady (which re-emits its committed slots)
+  // and Tick; the others rest at once, so that a node restarting with a million tables never
+  // holds a million full states. (Not the heartbeat list: the first heartbeat is a full one,
+  // or the rolling window reaches it.)
+  if (o.learner.applied < o.hard.commit_index || NeedsTick(object, o)) {
+    work_ = true;
+    active_.insert(object);
+    o.bookkeeping.queued_collect = true;
+    collect_.push_back(object);
+  } else if (TryRest(object, stored)) {
+    awake_.erase(object);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

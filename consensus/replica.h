@@ -716,6 +716,7 @@ class Replica {
   uint64_t AnchorFloor() const;  // Lowest anchor epoch over held objects (latest if none).
   // Brings anchor_counts_, sweep_ and lagging_ up to date with the objects touched since.
   void RefreshIndexes() const;
+  void Reindex(const ObjectId& object, const ObjectState& o) const;  // one object's part
   void Sweep();
 
   // replica_rest.cc: objects at rest. An object is stored awake (`state`) or at rest (its
@@ -733,6 +734,9 @@ class Replica {
   bool MayRest(const ObjectId& object, const ObjectState& o) const;
   // Rests the awake objects that may (up to rest_checks_per_tick looked at per call).
   void RestIdleObjects();
+  // Rests `object` if it may and its encoding gives its state back; true if it did (the
+  // caller takes it off awake_).
+  bool TryRest(const ObjectId& object, StoredObject& s);
   // nullopt: the state holds something the encoding does not carry (it stays awake).
   std::optional<std::string> EncodeAtRest(const ObjectState& o) const;
   ObjectState DecodeAtRest(std::string_view in) const;

@@ -285,38 +285,42 @@ void Replica::RefreshIndexes() const {
     if (it == objects_.end()) continue;
     const ObjectState& o = Wake(object, it->second);
     o.bookkeeping.queued_index = false;
-    if (o.bookkeeping.indexed_held) {
-      auto c = anchor_counts_.find(o.bookkeeping.indexed_anchor);
-      if (--c->second == 0) anchor_counts_.erase(c);
-    }
-    o.bookkeeping.indexed_held = Held(o);
-    if (o.bookkeeping.indexed_held) {
-      o.bookkeeping.indexed_anchor = o.hard.anchor_epoch;
-      ++anchor_counts_[o.bookkeeping.indexed_anchor];
-    }
-    // Sweep's static conditions; the timed ones (backoff, owner heard) are checked there.
-    // "Unfinished": slots an owner left accepted but not known committed (a removed owner
-    // that handed over): nobody else would complete them without client traffic.
-    const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
-                            o.learner.known_commit <= o.hard.commit_index;
-    const bool sweep = o.proposer.role == Role::kFollower && o.bookkeeping.indexed_held &&
-                       (NeedsAnchor(o) || unfinished);
-    if (sweep != o.bookkeeping.indexed_sweep) {
-      if (sweep) {
-        sweep_.insert(object);
-      } else {
-        sweep_.erase(object);
-      }
-      o.bookkeeping.indexed_sweep = sweep;
-    }
-    const bool lagging =
-        o.learner.applied < o.learner.known_commit || o.learner.applied < o.hard.commit_index;
-    if (lagging != o.bookkeeping.indexed_lagging) {
-      lagging_ = lagging ? lagging_ + 1 : lagging_ - 1;
-      o.bookkeeping.indexed_lagging = lagging;
-    }
+    Reindex(object, o);
   }
   reindex_.clear();
+}
+
+void Replica::Reindex(const ObjectId& object, const ObjectState& o) const {
+  if (o.bookkeeping.indexed_held) {
+    auto c = anchor_counts_.find(o.bookkeeping.indexed_anchor);
+    if (--c->second == 0) anchor_counts_.erase(c);
+  }
+  o.bookkeeping.indexed_held = Held(o);
+  if (o.bookkeeping.indexed_held) {
+    o.bookkeeping.indexed_anchor = o.hard.anchor_epoch;
+    ++anchor_counts_[o.bookkeeping.indexed_anchor];
+  }
+  // Sweep's static conditions; the timed ones (backoff, owner heard) are checked there.
+  // "Unfinished": slots an owner left accepted but not known committed (a removed owner
+  // that handed over): nobody else would complete them without client traffic.
+  const bool unfinished = o.hard.log.upper_bound(o.hard.commit_index) != o.hard.log.end() &&
+                          o.learner.known_commit <= o.hard.commit_index;
+  const bool sweep = o.proposer.role == Role::kFollower && o.bookkeeping.indexed_held &&
+                     (NeedsAnchor(o) || unfinished);
+  if (sweep != o.bookkeeping.indexed_sweep) {
+    if (sweep) {
+      sweep_.insert(object);
+    } else {
+      sweep_.erase(object);
+    }
+    o.bookkeeping.indexed_sweep = sweep;
+  }
+  const bool lagging =
+      o.learner.applied < o.learner.known_commit || o.learner.applied < o.hard.commit_index;
+  if (lagging != o.bookkeeping.indexed_lagging) {
+    lagging_ = lagging ? lagging_ + 1 : lagging_ - 1;
+    o.bookkeeping.indexed_lagging = lagging;
+  }
 }
 
 void Replica::Sweep() {

@@ -222,20 +222,26 @@ void Replica::RestIdleObjects() {
   auto it = awake_.lower_bound(rest_cursor_);
   for (; budget > 0; --budget) {
     if (it == awake_.end()) it = awake_.begin();
-    StoredObject& s = objects_.find(*it)->second;
-    std::optional<std::string> rest;
-    if (MayRest(*it, *s.state)) rest = EncodeAtRest(*s.state);
-    if (rest && (config_.test_rest_without_round_trip || DecodeAtRest(*rest) == *s.state)) {
-      if (config_.test_rest_forgets_promise) rest = EncodeForgettingPromise(*s.state);
-      s.at_rest = std::move(*rest);
-      s.state.reset();
-      ++probes_.objects_rested;
+    if (TryRest(*it, objects_.find(*it)->second)) {
       it = awake_.erase(it);
     } else {
       ++it;
     }
   }
   rest_cursor_ = it == awake_.end() ? ObjectId{} : *it;
+}
+
+bool Replica::TryRest(const ObjectId& object, StoredObject& s) {
+  if (!config_.rest_idle_objects || !MayRest(object, *s.state)) return false;
+  std::optional<std::string> rest = EncodeAtRest(*s.state);
+  if (!rest || (!config_.test_rest_without_round_trip && !(DecodeAtRest(*rest) == *s.state))) {
+    return false;
+  }
+  if (config_.test_rest_forgets_promise) rest = EncodeForgettingPromise(*s.state);
+  s.at_rest = std::move(*rest);
+  s.state.reset();
+  ++probes_.objects_rested;
+  return true;
 }
 
 std::string Replica::EncodeForgettingPromise(const ObjectState& o) const {

@@ -16,7 +16,13 @@ namespace {
 
 class NoSnapshots : public SnapshotSource {
  public:
-  std::optional<Snapshot> LatestSnapshot(const ObjectId&) override { return std::nullopt; }
+  // Set: the application state is durable with this hard state (as the daemon's is), applied
+  // through its commit index; a restart re-applies nothing.
+  const PersistentState* applied_with = nullptr;
+  std::optional<Snapshot> LatestSnapshot(const ObjectId& object) override {
+    if (applied_with == nullptr || !applied_with->contains(object)) return std::nullopt;
+    return Snapshot{applied_with->at(object).commit_index, ""};
+  }
 };
 
 // The durable log of a test node: what its Readys persisted (ApplyHardStateUpdate).
@@ -144,13 +150,14 @@ class Cluster {
     FAIL("cluster did not settle");
   }
 
+  NoSnapshots snapshots_;
+
  private:
   Topology topology_;
   QuorumSpec spec_;
   int64_t lease_ms_ = 0;
   bool q2_first_ = true;
   bool evict_ = false;
-  NoSnapshots snapshots_;
   std::map<NodeId, TestNode> nodes_;
   std::vector<Message> inflight_;
 };
@@ -866,6 +873,14 @@ TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica
   CHECK(c.N(2).replies[0].code == ReplyCode::kOk);
   c.Settle(200);
   CHECK(c.R(1).ObjectsAtRest() == 30);
+  // A restarted node builds its idle objects at rest: none is held in full on the way.
+  c.snapshots_.applied_with = &c.N(3).durable;
+  c.Start(3);
+  c.snapshots_.applied_with = nullptr;
+  CHECK(c.R(3).ObjectsAtRest() == 30);
+  CHECK(c.R(3).probes().objects_woken == 0);
+  c.Settle(200);
+  CHECK(c.R(3).CommitIndex("t9") == c.R(1).CommitIndex("t9"));
 }
 
 TEST_CASE("after a membership change a table's first write rides in its anchor's slot",

@@ -68,13 +68,24 @@ load_s=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
 log "loaded in $load_s s"
 measure loaded
 rows=$("$ATLAS_BIN/atlas" --socket "$tmp/c/n2/atlas.sock" -c "TABLE INFO s_7" | head -1)
+per_table=$(( (res[loaded,rss] - res[empty,rss]) * 1024 * 1024 / 3 / tables ))
 at_rest() {  # objects at rest / held on node $1 (docs/consensus.md §Cost per object)
   curl -sk --max-time 5 "https://127.0.0.1:$((29600 + 100 + $1))/metrics" |
     awk '/^atlas_consensus_objects_at_rest / {r = $2} /^atlas_consensus_objects / {n = $2}
          END {printf "%d of %d", r, n}'
 }
-
-per_table=$(( (res[loaded,rss] - res[empty,rss]) * 1024 * 1024 / 3 / tables ))
+resting="node 1 $(at_rest 1), node 2 $(at_rest 2), node 3 $(at_rest 3)"
+# A restart with every table on disk: until /health says ACTIVE, and the peak RSS on the way.
+log "restarting node 2 (kill -9)"
+"$root/tools/cluster" kill 2 --dir "$tmp/c" >&2
+t0=$(date +%s.%N)
+"$root/tools/cluster" start 2 --dir "$tmp/c" >&2
+until curl -sk --max-time 2 "https://127.0.0.1:29702/health" 2>/dev/null | grep -q '"ACTIVE"'; do
+  sleep 0.2
+  [ "$(python3 -c "import time; print(int(time.time() - $t0 > 600))")" = 1 ] && break
+done
+restart_s=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+restart_peak=$(awk '/^VmHWM/ {print int($2 / 1024) " MB"}' "/proc/$(cat "$tmp/c/n2.pid")/status")
 echo
 echo "3 nodes, one zone, Fn=1; $tables tables of one 100-byte row; $(nproc) CPUs; atlasd $(git -C "$root" rev-parse --short HEAD)"
 echo "load: $tables tables in $load_s s ($(python3 -c "print(round($tables / $load_s))") tables/s)"
@@ -84,4 +95,5 @@ for l in empty loaded; do
 done
 echo "RAM per table: $per_table bytes per node ((loaded - empty RSS) / 3 nodes / tables)"
 echo "a sample table on node 2: $rows"
-echo "objects at rest: node 1 $(at_rest 1), node 2 $(at_rest 2), node 3 $(at_rest 3)"
+echo "objects at rest: $resting"
+echo "node 2 after kill -9: /health ACTIVE in $restart_s s, peak RSS $restart_peak"
