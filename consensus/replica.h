@@ -288,6 +288,7 @@ struct ReplicaConfig {
   // whatever touches them next; Tick looks at this many awake objects for that.
   bool rest_idle_objects = true;
   size_t rest_checks_per_tick = 256;
+  Tick rest_retry_ticks = 200;  // An idle object whose state did not encode is tried again.
 
   // TEST ONLY: an acceptor that forgets its promises on restart (a known protocol bug, used to
   // prove that the simulator's checkers catch it). Never set outside tests.
@@ -811,6 +812,7 @@ class Replica {
   mutable absl::btree_map<ObjectId, StoredObject> objects_;
   mutable absl::btree_set<ObjectId> awake_;  // Objects with a decoded state.
   ObjectId rest_cursor_;  // RestIdleObjects: where the next look starts.
+  absl::btree_map<ObjectId, consensus::Tick> rest_retry_;  // TryRest: not before then
   absl::btree_map<NodeId, consensus::Tick> heard_;
   absl::btree_map<RequestId, PendingRequest> pending_;
   absl::btree_set<std::pair<consensus::Tick, RequestId>> deadlines_;

@@ -233,10 +233,16 @@ void Replica::RestIdleObjects() {
 
 bool Replica::TryRest(const ObjectId& object, StoredObject& s) {
   if (!config_.rest_idle_objects || !MayRest(object, *s.state)) return false;
+  // An idle state the encoding does not carry (a forward window with gaps, say) is tried
+  // again only now and then: encoding it at every tick would cost a busy node a few percent.
+  auto retry = rest_retry_.find(object);
+  if (retry != rest_retry_.end() && now_ < retry->second) return false;
   std::optional<std::string> rest = EncodeAtRest(*s.state);
   if (!rest || (!config_.test_rest_without_round_trip && !(DecodeAtRest(*rest) == *s.state))) {
+    rest_retry_[object] = now_ + config_.rest_retry_ticks;
     return false;
   }
+  if (retry != rest_retry_.end()) rest_retry_.erase(retry);
   if (config_.test_rest_forgets_promise) rest = EncodeForgettingPromise(*s.state);
   s.at_rest = std::move(*rest);
   s.state.reset();

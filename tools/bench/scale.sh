@@ -17,18 +17,8 @@ idle_s=${SCALE_IDLE_S:-10}
 probe_s=${SCALE_PROBE_S:-10}
 export ATLAS_BIN=$build_dir/bin
 
-log() { printf '[scale] %s\n' "$*" >&2; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-scale.XXXXXX")
-cleanup() {
-  keep=(); [ "${BENCH_KEEP:-0}" = 1 ] && keep=(--keep)
-  "$root/tools/cluster" down --dir "$tmp/c" "${keep[@]}" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-"$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port 29600 >&2
-targets=()
-for i in 1 2 3; do targets+=(--target "atlas:$tmp/c/n$i/atlas.sock"); done
+. "$root/tools/bench/lib.sh"
+bench_cluster scale 29600
 pids=$(for i in 1 2 3; do cat "$tmp/c/n$i.pid"; done)
 
 rss_mb() {  # total VmRSS of the three nodes, MB

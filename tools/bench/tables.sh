@@ -13,18 +13,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export ATLAS_BIN=${ATLAS_BUILD_DIR:-$root/build}/bin
 n=${TABLES_N:-20000}
 
-log() { printf '[tables] %s\n' "$*" >&2; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-tables.XXXXXX")
-cleanup() {
-  keep=(); [ "${BENCH_KEEP:-0}" = 1 ] && keep=(--keep)
-  "$root/tools/cluster" down --dir "$tmp/c" "${keep[@]}" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-"$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port 29700 >&2
-targets=()
-for i in 1 2 3; do targets+=(--target "atlas:$tmp/c/n$i/atlas.sock"); done
+. "$root/tools/bench/lib.sh"
+bench_cluster tables 29700
 
 run() {  # label prefix ops connections depth -> "ops/s p50 p99"
   local prefix=$1 ops=$2 c=$3 d=$4

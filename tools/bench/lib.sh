@@ -1,0 +1,22 @@
+# Shared by the cluster benchmarks (sourced): a scratch directory removed at exit (kept with
+# BENCH_KEEP=1) holding a 3-node cluster (tools/cluster: one zone, Fn=1), and atlas-bench's
+# --target arguments for it. Expects $root (the repository).
+#   bench_cluster <label> <base-port>   sets $tmp and $targets; log() prints "[label] ..."
+bench_label=bench
+log() { printf '[%s] %s\n' "$bench_label" "$*" >&2; }
+
+bench_cleanup() {
+  local keep=()
+  [ "${BENCH_KEEP:-0}" = 1 ] && keep=(--keep)
+  "$root/tools/cluster" down --dir "$tmp/c" "${keep[@]}" >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+
+bench_cluster() {
+  bench_label=$1
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-$1.XXXXXX")
+  trap bench_cleanup EXIT
+  "$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port "$2" >&2
+  targets=()
+  for i in 1 2 3; do targets+=(--target "atlas:$tmp/c/n$i/atlas.sock"); done
+}
