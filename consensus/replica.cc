@@ -79,7 +79,7 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
 void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
   awake_.insert(object);
   StoredObject& stored = objects_[object];
-  ObjectState& o = *(stored.state = std::make_unique<ObjectState>());
+  ObjectState& o = stored.Wake(std::make_unique<ObjectState>());
   o.hard = std::move(hard);
   o.acceptor.truncated_persisted = o.hard.truncated_through;
   if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
@@ -139,7 +139,7 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
     return o;
   }
   awake_.insert(object);
-  ObjectState& o = *(objects_[object].state = std::make_unique<ObjectState>());
+  ObjectState& o = objects_[object].Wake(std::make_unique<ObjectState>());
   // A new object's ballots also start above anything used before a restart.
   o.proposer.ballot = Ballot{restart_counter_floor_, kNoNode};
   Touch(object, o);

@@ -62,6 +62,7 @@
 #include "consensus/policy.h"
 #include "consensus/quorum.h"
 #include "consensus/random.h"
+#include "consensus/stored_object.h"
 #include "consensus/types.h"
 
 namespace atlas::consensus {
@@ -720,12 +721,9 @@ class Replica {
   void Reindex(const ObjectId& object, const ObjectState& o) const;  // one object's part
   void Sweep();
 
-  // replica_rest.cc: objects at rest. An object is stored awake (`state`) or at rest (its
+  // replica_rest.cc: objects at rest. An object is stored awake (its state) or at rest (its
   // EncodeAtRest bytes); resting and waking leave it exactly as it was.
-  struct StoredObject {
-    std::unique_ptr<ObjectState> state;
-    std::string at_rest;
-  };
+  using StoredObject = internal::StoredObject;
   ObjectState& Wake(const ObjectId& object, StoredObject& s) const;
   ObjectState& Stored(const ObjectId& object) const {  // An object this node holds.
     return Wake(object, objects_.find(object)->second);

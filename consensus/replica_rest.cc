@@ -232,20 +232,19 @@ void Replica::RestIdleObjects() {
 }
 
 bool Replica::TryRest(const ObjectId& object, StoredObject& s) {
-  if (!config_.rest_idle_objects || !MayRest(object, *s.state)) return false;
+  if (!config_.rest_idle_objects || !MayRest(object, *s.state())) return false;
   // An idle state the encoding does not carry (a forward window with gaps, say) is tried
   // again only now and then: encoding it at every tick would cost a busy node a few percent.
   auto retry = rest_retry_.find(object);
   if (retry != rest_retry_.end() && now_ < retry->second) return false;
-  std::optional<std::string> rest = EncodeAtRest(*s.state);
-  if (!rest || (!config_.test_rest_without_round_trip && !(DecodeAtRest(*rest) == *s.state))) {
+  std::optional<std::string> rest = EncodeAtRest(*s.state());
+  if (!rest || (!config_.test_rest_without_round_trip && !(DecodeAtRest(*rest) == *s.state()))) {
     rest_retry_[object] = now_ + config_.rest_retry_ticks;
     return false;
   }
   if (retry != rest_retry_.end()) rest_retry_.erase(retry);
-  if (config_.test_rest_forgets_promise) rest = EncodeForgettingPromise(*s.state);
-  s.at_rest = std::move(*rest);
-  s.state.reset();
+  if (config_.test_rest_forgets_promise) rest = EncodeForgettingPromise(*s.state());
+  s.Rest(*rest);
   ++probes_.objects_rested;
   return true;
 }
@@ -257,20 +256,19 @@ std::string Replica::EncodeForgettingPromise(const ObjectState& o) const {
 }
 
 Replica::ObjectState& Replica::Wake(const ObjectId& object, StoredObject& s) const {
-  if (s.state == nullptr) {
-    s.state = std::make_unique<ObjectState>(DecodeAtRest(s.at_rest));
-    std::string().swap(s.at_rest);
+  if (s.state() == nullptr) {
+    s.Wake(std::make_unique<ObjectState>(DecodeAtRest(s.at_rest())));
     awake_.insert(object);
     ++probes_.objects_woken;
   }
-  return *s.state;
+  return *s.state();
 }
 
 size_t Replica::ObjectsAtRest() const { return objects_.size() - awake_.size(); }
 
 size_t Replica::BytesAtRest() const {
   size_t bytes = 0;
-  for (const auto& [object, stored] : objects_) bytes += stored.at_rest.size();
+  for (const auto& [object, stored] : objects_) bytes += stored.at_rest().size();
   return bytes;
 }
 

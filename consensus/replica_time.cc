@@ -178,8 +178,8 @@ void Replica::SendHeartbeat() {
   // wakes only if that changes it.
   auto add = [&](const ObjectId& object, StoredObject& s, bool reannounce) {
     std::optional<ObjectState> resting;
-    if (s.state == nullptr) resting = DecodeAtRest(s.at_rest);
-    const ObjectState& o = s.state != nullptr ? *s.state : *resting;
+    if (s.state() == nullptr) resting = DecodeAtRest(s.at_rest());
+    const ObjectState& o = s.state() != nullptr ? *s.state() : *resting;
     hb.commit_indexes.push_back({object, o.hard.commit_index});
     if (reannounce && o.proposer.role == Role::kOwner) announce.push_back(object);
     if (o.learner.heartbeat_commit != o.hard.commit_index) {
@@ -189,7 +189,8 @@ void Replica::SendHeartbeat() {
   auto add_changed = [&] {
     for (const ObjectId& object : changed) {
       StoredObject& s = objects_.find(object)->second;
-      if (Wake(object, s).hard.commit_index != s.state->learner.heartbeat_commit) {
+      const ObjectState& o = Wake(object, s);
+      if (o.hard.commit_index != o.learner.heartbeat_commit) {
         add(object, s, false);
       }
     }
@@ -234,7 +235,7 @@ void Replica::SendHeartbeat() {
 void Replica::DropIdleTransfers(consensus::Tick idle) {
   if (serving_count_ == 0) return;
   for (auto& [object, stored] : objects_) {
-    ObjectState* o = stored.state.get();  // (no snapshot is served for an object at rest)
+    ObjectState* o = stored.state();  // (no snapshot is served for an object at rest)
     if (o != nullptr && o->transfer.serving != nullptr &&
         now_ - o->transfer.serving_touched > idle) {
       o->transfer.serving.reset();  // The learner finished or went away; free the memory.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "consensus/membership.h"
 #include "consensus/replica.h"
+#include "consensus/stored_object.h"
 
 namespace atlas::consensus {
 namespace {
@@ -912,3 +913,24 @@ TEST_CASE("after a membership change a table's first write rides in its anchor's
 
 }  // namespace
 }  // namespace atlas::consensus
+
+TEST_CASE("a stored object holds its state or its encoding, in place when short", "[replica]") {
+  using atlas::consensus::internal::ObjectState;
+  using atlas::consensus::internal::StoredObject;
+  std::vector<StoredObject> v(3);
+  v[0].Wake(std::make_unique<ObjectState>()).hard.commit_index = 7;
+  v[1].Rest(std::string(47, 'a'));   // in place
+  v[2].Rest(std::string(300, 'b'));  // on the heap
+  v.resize(100);  // moves them
+  REQUIRE(v[0].state() != nullptr);
+  CHECK(v[0].state()->hard.commit_index == 7);
+  CHECK(v[0].at_rest().empty());
+  CHECK(v[1].state() == nullptr);
+  CHECK(v[1].at_rest() == std::string(47, 'a'));
+  CHECK(v[2].at_rest() == std::string(300, 'b'));
+  v[2].Wake(std::make_unique<ObjectState>());
+  CHECK(v[2].at_rest().empty());
+  v[0].Rest("xyz");
+  CHECK(v[0].state() == nullptr);
+  CHECK(v[0].at_rest() == "xyz");
+}
