@@ -145,7 +145,8 @@ absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& u, WriteSet& w
   return absl::OkStatus();
 }
 
-absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store) {
+absl::StatusOr<consensus::PersistentState> LoadPersistentState(
+    Store& store, const std::function<consensus::Slot(const consensus::ObjectId&)>& applied) {
   consensus::PersistentState state;
   std::unique_ptr<Cursor> it = store.Scan(Cf::kAcceptor, "", "");
   for (it->Seek(""); it->Valid(); it->Next()) {
@@ -158,7 +159,8 @@ absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store) {
     hard.truncated_through = rec->truncated_through;
     hard.anchor_epoch = rec->anchor_epoch;
     hard.anchor_config = rec->anchor_config;
-    const std::string lo = LogKey(object, 0), hi = LogKey(object, UINT64_MAX);
+    const consensus::Slot first = applied ? applied(object) + 1 : 0;
+    const std::string lo = LogKey(object, first), hi = LogKey(object, UINT64_MAX);
     std::unique_ptr<Cursor> log = store.Scan(Cf::kLog, lo, hi);
     for (log->Seek(lo); log->Valid(); log->Next()) {
       std::string_view key = log->key();

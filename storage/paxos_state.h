@@ -6,6 +6,7 @@
 // promise or accepted entry is on disk before any peer can learn of it.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,11 @@ std::optional<consensus::LogEntry> DecodeLogEntry(std::string_view in);
 absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& update, WriteSet& writes);
 
 // Everything written through AddHardStateUpdate, for constructing a Replica on restart.
-absl::StatusOr<consensus::PersistentState> LoadPersistentState(Store& store);
+// With `applied`, an object's log entries at or below applied(object) are left on disk (the
+// Replica reads them through its LogSource when it needs them): a restart with a million
+// tables does not read a million values into memory.
+absl::StatusOr<consensus::PersistentState> LoadPersistentState(
+    Store& store,
+    const std::function<consensus::Slot(const consensus::ObjectId&)>& applied = nullptr);
 
 }  // namespace atlas::storage

@@ -85,12 +85,14 @@ absl::StatusOr<int64_t> RestartGuardMs(storage::Store& store, int64_t read_lease
 
 absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store, HostIO* io,
                                                           NodeHostOptions options) {
-  auto state = storage::LoadPersistentState(*store);
-  if (!state.ok()) return state.status();
   absl::StatusOr<int64_t> guard = RestartGuardMs(*store, options.read_lease_ms);
   if (!guard.ok()) return guard.status();
   auto h = std::unique_ptr<NodeHost>(new NodeHost(store, io, options));
   h->restart_guard_ms_ = *guard;
+  auto state = storage::LoadPersistentState(*store, [&h](const consensus::ObjectId& object) {
+    return h->state_machine_.CommitIndex(object, nullptr);  // applied through (Snapshots)
+  });
+  if (!state.ok()) return state.status();
   for (const auto& [object, hard] : *state) {
     // The apply of a Ready is committed with its hard state: a store that applied past its
     // commit index is not one this node wrote (or its applies outran their fsync).

@@ -363,4 +363,11 @@ TEST_CASE("a truncated log loses exactly the truncated entries, also after a sna
   update(64, 5000, 5001, 5003);  // an installed snapshot far ahead: the entries found go
   slots = held();
   CHECK(slots == std::vector<atlas::consensus::Slot>{5001, 5002, 5003});
+  // A restart leaves the applied entries on disk.
+  auto state = LoadPersistentState(**store, [](const atlas::consensus::ObjectId&) {
+    return atlas::consensus::Slot{5002};
+  });
+  REQUIRE(state.ok());
+  CHECK((*state)["t"].log.size() == 1);
+  CHECK((*state)["t"].log.begin()->first == 5003);
 }
