@@ -69,7 +69,7 @@ resting="node 1 $(at_rest 1), node 2 $(at_rest 2), node 3 $(at_rest 3)"
 log "restarting node 2 (kill -9)"
 "$root/tools/cluster" kill 2 --dir "$tmp/c" >&2
 t0=$(date +%s.%N)
-"$root/tools/cluster" start 2 --dir "$tmp/c" >&2
+"$root/tools/cluster" start 2 --dir "$tmp/c" >&2 || log "node 2 not serving after 30 s; waiting for /health"
 until curl -sk --max-time 2 "https://127.0.0.1:29702/health" 2>/dev/null | grep -q '"ACTIVE"'; do
   sleep 0.2
   [ "$(python3 -c "import time; print(int(time.time() - $t0 > 600))")" = 1 ] && break
