@@ -25,6 +25,7 @@
 #include "atlasd/config.h"
 #include "atlasd/executor.h"
 #include "atlasd/failpoint.h"
+#include "atlasd/heap_trimmer.h"
 #include "atlasd/logging.h"
 #include "atlasd/node/node_loop.h"
 #include "atlasd/node_setup.h"
@@ -556,6 +557,8 @@ int main(int argc, char** argv) {
     replicator.Shutdown();
     cluster_node->Stop();
   };
+  atlas::HeapTrimmer heap_trimmer([&replicator] { return replicator.objects().rested; },
+                                  atlas::HeapTrimmer::kAfterRests, absl::Seconds(10));
 
   atlas::NodeIdentity self = IdentityFor(config, *setup);
   atlas::CommandMetrics command_metrics(atlas::CommandNames());

@@ -174,7 +174,8 @@ void NodeLoop::PublishStats() {
   stats_.reads.prepares_held = p.prepares_held;
   stats_.readies = host_->readies();
   stats_.ticks_skipped = host_->ticks_skipped();
-  stats_.objects = {host_->replica().ObjectCount(), host_->replica().ObjectsAtRest()};
+  stats_.objects = {host_->replica().ObjectCount(), host_->replica().ObjectsAtRest(),
+                    p.objects_rested};
 }
 
 void NodeLoop::Propose(proto::Command cmd, Done done) {

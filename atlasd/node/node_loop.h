@@ -99,6 +99,7 @@ class NodeLoop final : public Replicator {
   struct ObjectStats {
     size_t held = 0;     // consensus objects (tables) this node holds
     size_t at_rest = 0;  // of them, idle ones kept in their compact form
+    uint64_t rested = 0;  // times an object went to rest (only grows)
   };
   ObjectStats objects() const;
   uint64_t readies() const;

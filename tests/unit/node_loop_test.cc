@@ -1,9 +1,13 @@
 // The daemon's node loop on a real RocksDB: every write goes through the Paxos log,
 // the log and acceptor state are durable, and a restart neither loses nor re-applies entries.
+#include <atomic>
+#include <chrono>
 #include <future>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
+#include "atlasd/heap_trimmer.h"
 #include "atlasd/node/node_loop.h"
 #include "storage/paxos_state.h"
 #include "tests/unit/replicator_sync.h"
@@ -132,4 +136,18 @@ TEST_CASE("After runs on the node thread once its delay passed, in due order, an
   CHECK(ran);
   CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::seconds(5));
   CHECK_FALSE((*r)->After(std::chrono::milliseconds(1), [] {}));
+}
+
+TEST_CASE("the heap is trimmed once enough tables rested, not before") {
+  std::atomic<uint64_t> rested{0};
+  atlas::HeapTrimmer trimmer([&rested] { return rested.load(); }, 100, absl::Milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(trimmer.trims() == 0);
+  rested = 150;
+  for (int i = 0; i < 400 && trimmer.trims() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(trimmer.trims() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(trimmer.trims() == 1);  // nothing rested since
 }
