@@ -77,9 +77,7 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
 }
 
 void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
-  awake_.insert(object);
-  StoredObject& stored = objects_[object];
-  ObjectState& o = stored.Wake(std::make_unique<ObjectState>());
+  ObjectState& o = Create(object);
   o.hard = std::move(hard);
   o.acceptor.truncated_persisted = o.hard.truncated_through;
   if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
@@ -121,7 +119,7 @@ void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
     active_.insert(object);
     o.bookkeeping.queued_collect = true;
     collect_.push_back(object);
-  } else if (TryRest(object, stored)) {
+  } else if (TryRest(object, objects_.find(object)->second)) {
     awake_.erase(object);
   }
 }
@@ -138,12 +136,16 @@ Replica::ObjectState& Replica::Obj(const ObjectId& object) {
     Touch(object, o);
     return o;
   }
-  awake_.insert(object);
-  ObjectState& o = objects_[object].Wake(std::make_unique<ObjectState>());
+  ObjectState& o = Create(object);
   // A new object's ballots also start above anything used before a restart.
   o.proposer.ballot = Ballot{restart_counter_floor_, kNoNode};
   Touch(object, o);
   return o;
+}
+
+Replica::ObjectState& Replica::Create(const ObjectId& object) {
+  awake_.insert(object);
+  return objects_[object].Wake(std::make_unique<ObjectState>());
 }
 
 const Replica::ObjectState* Replica::FindObj(const ObjectId& object) const {

@@ -486,6 +486,7 @@ class Replica {
   // Rebuilds an object from its persisted hard state and the host's latest snapshot.
   void Restore(const ObjectId& object, ObjectHardState hard);
   ObjectState& Obj(const ObjectId& object);
+  ObjectState& Create(const ObjectId& object);  // A new object, awake (listed in awake_).
   // Does not Touch; wakes a resting object (that does not change it: hence const).
   const ObjectState* FindObj(const ObjectId& object) const;
   // Everything that may change an object goes through Touch (Obj does it): the object joins
