@@ -540,6 +540,7 @@ class Replica {
   void BecomeOwner(const ObjectId& object, ObjectState& o);
   // `announce`: send the commit notice of what we committed before letting go (never when we
   // learned that a higher ballot chose values: our commit index is no longer ours to announce).
+  void AnnounceElection(const ObjectId& object, const ObjectState& o);
   void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
 
   // replica_phase2.cc: proposals, accepts, the owner's commit index.

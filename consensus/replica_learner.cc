@@ -23,6 +23,10 @@ void Replica::HandleCommit(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
   if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
+  // A higher ballot's owner was elected by a Q1, which shares a node with each of our Q2s.
+  if (o.proposer.role != Role::kFollower && msg.ballot > o.proposer.ballot) {
+    StepDown(msg.object, o);
+  }
   LearnUpTo(msg.object, o, msg.ballot, msg.commit_index, msg.from);
 }
 

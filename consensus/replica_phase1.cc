@@ -210,12 +210,23 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   e.ballot = o.proposer.ballot;
   e.slot = base + 1;
   ready_.ownership.push_back(std::move(e));
-  if (!m.entries.empty()) SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+  if (!m.entries.empty()) {
+    SendTo(MembersOf(ObjectEpochs(o)), m, /*include_self=*/true);
+  } else {
+    AnnounceElection(object, o);
+  }
   if (o.proposer.recovered_commit > o.hard.commit_index) {
     RequestCatchup(object, o, o.proposer.recovered_commit_from);
   }
   o.proposer.last_commit_sent = 0;
   work_ = true;
+}
+
+// An election with nothing to re-propose sends no Accept, and a Q1 may leave members out (with
+// Fn=0 it is one node): an old owner that held our Prepare for its lease would otherwise go on
+// taking itself for the owner, and be shown as such, until the next write.
+void Replica::AnnounceElection(const ObjectId& object, const ObjectState& o) {
+  SendToSilent(MembersOf(ObjectEpochs(o)), o.proposer.promises, CommitNotice(object, o));
 }
 
 void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {

@@ -24,6 +24,14 @@ inline std::string ReadFile(const std::string& path) {
   return s;
 }
 
+// How long a test waits for the reply to `line`. A move waits out the read lease its owner
+// may hold (2 s by default) and then a steal with synced writes, which on a loaded CI machine
+// has taken over 5 s; the daemon's own bound for it is 10 s (move_timeout), so wait past that
+// and see the daemon's error rather than a client timeout.
+inline std::chrono::milliseconds ReplyTimeout(std::string_view line) {
+  return std::chrono::milliseconds(line.starts_with("TABLE MOVE") ? 15'000 : 5'000);
+}
+
 // N nodes on loopback with fixed ports (restarts keep their addresses).
 class LocalCluster {
  public:
@@ -72,10 +80,10 @@ class LocalCluster {
   std::string Token() { return ReadFile(nodes_.at(0)->data_dir() + "/join-token"); }
 
   // One command on node i over a fresh connection; "" when the node cannot be reached.
-  // `timeout`: for the connection and the reply.
+  // `timeout`: for the connection and the reply (0: ReplyTimeout(line)).
   std::string Call(size_t i, const std::string& line,
-                   std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
-    auto c = node(i).Connect(timeout);
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    auto c = node(i).Connect(timeout.count() > 0 ? timeout : ReplyTimeout(line));
     if (!c) return "";
     auto r = c->Call(line);
     return r.ok() ? Texts(*r) : "(call failed: " + std::string(r.status().message()) + ")";
@@ -117,7 +125,7 @@ inline std::string OwnerOf(LocalCluster& c, size_t via, const std::string& table
 // the payload of a KEY BLOB SET.
 inline std::string As(LocalCluster& c, size_t node, const std::string& principal,
                       const std::string& line, std::string_view blob = {}) {
-  auto conn = c.node(node).Connect(std::chrono::milliseconds(5000));
+  auto conn = c.node(node).Connect(ReplyTimeout(line));
   if (!conn) return "(no connection)";
   if (!principal.empty()) {
     auto r = conn->Call("PRINCIPAL ASSUME " + principal);

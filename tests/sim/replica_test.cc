@@ -703,6 +703,33 @@ TEST_CASE("an owner read lease answers reads with no round and holds other steal
   CHECK_FALSE(c.R(1).IsOwner("t"));
 }
 
+TEST_CASE("an owner elected by a Q1 without the old owner tells it, and the old owner steps "
+          "down", "[replica]") {
+  // Fn=0: a Q1 is any one node, so node 2 wins with its own promise; nodes 1 and 3 never see
+  // its Prepare (as when they held it for a lease that node 2's own acceptor had ended).
+  Cluster c({3}, QuorumSpec{0, 0});
+  OwnedByNode1(c);
+  c.R(2).Steal("t");
+  std::vector<Message> others;  // what node 2 sends the other nodes, Prepares left out
+  for (int i = 0; i < 10 && !c.R(2).IsOwner("t"); ++i) {
+    for (const Message& m : c.Drain(2)) {
+      if (m.to == 2) {
+        c.R(2).Step(m);
+      } else if (m.type != MessageType::kPrepare) {
+        others.push_back(m);
+      }
+    }
+  }
+  REQUIRE(c.R(2).IsOwner("t"));
+  REQUIRE(c.R(1).IsOwner("t"));
+  for (const Message& m : c.Drain(2)) others.push_back(m);
+  for (const Message& m : others) c.R(m.to).Step(m);
+  c.Settle();
+  CHECK_FALSE(c.R(1).IsOwner("t"));
+  CHECK(c.R(1).BelievedOwner("t") == 2);
+  CHECK(c.R(3).BelievedOwner("t") == 2);
+}
+
 TEST_CASE("a steal held by a lease completes although the owner keeps confirming reads",
           "[replica][lease]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
