@@ -733,6 +733,12 @@ class Replica {
   // Nothing in progress and on no work list: nothing would look at it before a message,
   // request or tick touches it (and so wakes it).
   bool MayRest(const ObjectId& object, const ObjectState& o) const;
+  // True if `object` rests and a peer's report of its commit index (a heartbeat's, or with
+  // `owner` the commit notice of that owner) changes nothing of it but, for a notice, the time
+  // its owner was last heard of (then updated in its encoding). Such reports come once per
+  // idle object per heartbeat cycle, and leave it at rest.
+  bool ReportLeavesAtRest(const ObjectId& object, Slot commit_index, NodeId from,
+                          std::optional<Ballot> owner = std::nullopt);
   // Rests the awake objects that may (up to rest_checks_per_tick looked at per call).
   void RestIdleObjects();
   // Rests `object` if it may and its encoding gives its state back; true if it did (the
@@ -756,6 +762,8 @@ class Replica {
   void TickOwner(const ObjectId& object, ObjectState& o);
   void TickFollower(const ObjectId& object, ObjectState& o);
   bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
+  // An owner's commit notice once per heartbeat cycle, sent without waking it if it rests.
+  void Reannounce(const ObjectId& object);
   // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
   uint64_t HeartbeatCycle() const;
   void SendHeartbeat();

@@ -20,6 +20,7 @@ namespace atlas::consensus {
 // Commit index.
 
 void Replica::HandleCommit(const Message& msg) {
+  if (ReportLeavesAtRest(msg.object, msg.commit_index, msg.from, msg.ballot)) return;
   ObjectState& o = Obj(msg.object);
   ObserveBallot(o, msg.ballot);
   if (msg.ballot == o.learner.owner_ballot) o.learner.owner_heard = now_;
@@ -38,6 +39,7 @@ void Replica::HandleHeartbeat(const Message& msg) {
   }
   for (const auto& [object, commit_index] : msg.commit_indexes) {
     if (!member && object != kMembershipObject) continue;
+    if (ReportLeavesAtRest(object, commit_index, msg.from)) continue;
     ObjectState& o = Obj(object);
     NoteCommitIndex(o, commit_index, msg.from);
     if (commit_index > o.hard.commit_index) RequestCatchup(object, o, msg.from);

@@ -231,6 +231,28 @@ void Replica::RestIdleObjects() {
   rest_cursor_ = it == awake_.end() ? ObjectId{} : *it;
 }
 
+bool Replica::ReportLeavesAtRest(const ObjectId& object, Slot commit_index, NodeId from,
+                                 std::optional<Ballot> owner) {
+  auto it = objects_.find(object);
+  if (it == objects_.end() || it->second.state() != nullptr) return false;
+  ObjectState o = DecodeAtRest(it->second.at_rest());
+  if (commit_index > o.hard.commit_index) return false;  // something to learn
+  if (owner && (*owner != o.learner.owner_ballot || o.proposer.role != Role::kFollower ||
+                commit_index > o.learner.notice_commit)) {
+    return false;  // a new owner, or one to step down for, or a notice to record
+  }
+  const auto before = o.learner;  // all NoteCommitIndex may change
+  NoteCommitIndex(o, commit_index, from);
+  if (!(o.learner == before)) return false;
+  if (!owner) return true;
+  // The sweeper reads when the owner was last heard of: write that into the encoding.
+  o.learner.owner_heard = now_;
+  std::optional<std::string> rest = EncodeAtRest(o);
+  if (!rest || !(DecodeAtRest(*rest) == o)) return false;
+  it->second.Rest(*rest);
+  return true;
+}
+
 bool Replica::TryRest(const ObjectId& object, StoredObject& s) {
   if (!config_.rest_idle_objects || !MayRest(object, *s.state())) return false;
   // An idle state the encoding does not carry (a forward window with gaps, say) is tried

@@ -175,16 +175,16 @@ void Replica::SendHeartbeat() {
   std::sort(changed.begin(), changed.end());
   std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
   // Reports an object's commit index (re-announcing ours, for owners); an object at rest
-  // wakes only if that changes it.
+  // stays at rest.
   auto add = [&](const ObjectId& object, StoredObject& s, bool reannounce) {
     std::optional<ObjectState> resting;
     if (s.state() == nullptr) resting = DecodeAtRest(s.at_rest());
     const ObjectState& o = s.state() != nullptr ? *s.state() : *resting;
     hb.commit_indexes.push_back({object, o.hard.commit_index});
     if (reannounce && o.proposer.role == Role::kOwner) announce.push_back(object);
-    if (o.learner.heartbeat_commit != o.hard.commit_index) {
-      Wake(object, s).learner.heartbeat_commit = o.hard.commit_index;
-    }
+    // Spares the next heartbeats reporting an awake object's change again (add_changed). A
+    // resting object is on no change list: it need not wake for that.
+    if (s.state() != nullptr) s.state()->learner.heartbeat_commit = o.hard.commit_index;
   };
   auto add_changed = [&] {
     for (const ObjectId& object : changed) {
@@ -229,7 +229,21 @@ void Replica::SendHeartbeat() {
   Broadcast(hb, /*include_self=*/false);
   // Owners re-announce (ballot, commit index) once per cycle: followers that missed a notice
   // or restarted learn the owner here; new commits are announced as they happen.
-  for (const ObjectId& object : announce) SendCommitNotice(object, Stored(object));
+  for (const ObjectId& object : announce) Reannounce(object);
+}
+
+void Replica::Reannounce(const ObjectId& object) {
+  StoredObject& s = objects_.find(object)->second;
+  if (s.state() == nullptr) {
+    // A resting owner owes its lazy learners nothing (MayRest); if it announced its commit
+    // index already, the notice changes nothing of it, and it stays at rest.
+    const ObjectState o = DecodeAtRest(s.at_rest());
+    if (o.proposer.last_commit_sent == o.hard.commit_index) {
+      SendTo(MembersOf(NoticeEpochs(o)), CommitNotice(object, o), /*include_self=*/false);
+      return;
+    }
+  }
+  SendCommitNotice(object, Wake(object, s));
 }
 
 void Replica::DropIdleTransfers(consensus::Tick idle) {
