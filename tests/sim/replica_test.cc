@@ -911,6 +911,30 @@ TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica
   CHECK(c.R(3).CommitIndex("t9") == c.R(1).CommitIndex("t9"));
 }
 
+TEST_CASE("idle objects stay at rest through heartbeats and their owners' re-announcements",
+          "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
+  for (uint64_t k = 1; k <= 30; ++k) {
+    c.R(1).Propose("t" + std::to_string(k), "put a " + std::to_string(k), RequestId{1, k});
+    c.Settle();
+  }
+  c.Settle(600);  // they rest, and a full heartbeat has reported each of them since
+  std::map<NodeId, uint64_t> woken;
+  for (NodeId id : {1, 2, 3}) {
+    REQUIRE(c.R(id).ObjectsAtRest() == 30);
+    woken[id] = c.R(id).probes().objects_woken;
+  }
+  // Two more heartbeat cycles (every 10th heartbeat of 50 ticks reports every object, and the
+  // owner re-announces its 30): nothing in them changes an idle object, so nothing wakes.
+  c.Settle(1000);
+  for (NodeId id : {1, 2, 3}) {
+    INFO("node " << id);
+    CHECK(c.R(id).ObjectsAtRest() == 30);
+    CHECK(c.R(id).probes().objects_woken == woken[id]);
+  }
+  CHECK(c.R(2).BelievedOwner("t5") == 1);
+}
+
 TEST_CASE("after a membership change a table's first write rides in its anchor's slot",
           "[replica][membership]") {
   // Three nodes at epoch 1; epoch 2 keeps them (a new epoch is enough to need anchors).
