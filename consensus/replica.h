@@ -538,9 +538,10 @@ class Replica {
   void HandlePromise(const Message& msg);
   void HandleRejection(const Message& msg, ObjectState& o, Role role);
   void BecomeOwner(const ObjectId& object, ObjectState& o);
+  // A commit notice of the new ballot to the members outside its Q1 (replica_phase1.cc).
+  void AnnounceElection(const ObjectId& object, const ObjectState& o);
   // `announce`: send the commit notice of what we committed before letting go (never when we
   // learned that a higher ballot chose values: our commit index is no longer ours to announce).
-  void AnnounceElection(const ObjectId& object, const ObjectState& o);
   void StepDown(const ObjectId& object, ObjectState& o, bool announce = true);
 
   // replica_phase2.cc: proposals, accepts, the owner's commit index.
