@@ -316,6 +316,9 @@ struct ReplicaConfig {
   bool test_rest_without_round_trip = false;
   // TEST ONLY: an object at rest forgets its promise (an encoding that omits a field).
   bool test_rest_forgets_promise = false;
+  // TEST ONLY: every report of a resting object's commit index leaves it at rest, also one
+  // that would teach it something (ReportLeavesAtRest does not look).
+  bool test_reports_never_wake = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).

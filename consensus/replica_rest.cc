@@ -235,6 +235,7 @@ bool Replica::ReportLeavesAtRest(const ObjectId& object, Slot commit_index, Node
                                  std::optional<Ballot> owner) {
   auto it = objects_.find(object);
   if (it == objects_.end() || it->second.state() != nullptr) return false;
+  if (config_.test_reports_never_wake) return true;
   ObjectState o = DecodeAtRest(it->second.at_rest());
   if (commit_index > o.hard.commit_index) return false;  // something to learn
   if (owner && (*owner != o.learner.owner_ballot || o.proposer.role != Role::kFollower ||

@@ -404,6 +404,17 @@ TEST_CASE("the simulator catches an object at rest that forgets its promise", "[
   CatchDirectlyAndEndToEnd(400, [](SimOptions& o) { o.bug_rest_forgets_promise = true; });
 }
 
+TEST_CASE("the simulator catches reports that leave a resting object at rest although they "
+          "teach it something", "[sim][teeth]") {
+  // A peer's heartbeat report of a resting object's commit index, or its owner's notice,
+  // leaves it at rest only if it changes nothing of it. Skipping every report, a follower that
+  // missed an Accept (dropped, or lazy) never learns the slot: replicas do not converge.
+  std::string v = FirstCatch(0, 100, [](SimOptions& o) { o.bug_reports_never_wake = true; },
+                             {"replicas did not converge"});
+  INFO(v);
+  REQUIRE_FALSE(v.empty());
+}
+
 TEST_CASE("the simulator catches a record cache that outlives a crash", "[sim][teeth]") {
   // The state machine's records (commit index, table state) of a Ready that a crash stopped
   // before its fsync stay in memory; the restarted node believes it applied what it never

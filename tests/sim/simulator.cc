@@ -486,6 +486,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_evict_accepted = opt_.bug_evict_accepted;
   cfg.test_rest_forgets_promise = opt_.bug_rest_forgets_promise;
   cfg.test_rest_without_round_trip = opt_.bug_rest_without_round_trip;
+  cfg.test_reports_never_wake = opt_.bug_reports_never_wake;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -1536,6 +1537,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_evict_accepted) absl::StrAppend(&cmd, " --bug-evict-accepted");
   if (o.bug_rest_forgets_promise) absl::StrAppend(&cmd, " --bug-rest-forgets-promise");
   if (o.bug_rest_without_round_trip) absl::StrAppend(&cmd, " --bug-rest-without-round-trip");
+  if (o.bug_reports_never_wake) absl::StrAppend(&cmd, " --bug-reports-never-wake");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {

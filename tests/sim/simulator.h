@@ -136,6 +136,9 @@ struct SimOptions {
   // Objects rest even when their encoding does not give their state back: whatever an idle
   // object holds beyond the encoded fields is lost (test_rest_without_round_trip).
   bool bug_rest_without_round_trip = false;
+  // Reports of a resting object's commit index never wake it, even ones that would teach it
+  // something (ReplicaConfig::test_reports_never_wake).
+  bool bug_reports_never_wake = false;
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

@@ -36,7 +36,7 @@ void Usage() {
                "                 [--bug-count-own-ack-before-persist] [--crash-before-sync P]\n"
                "                 [--bug-count-lazy-as-acked] [--bug-ack-unsynced-accepts]\n"
                "                 [--bug-evict-accepted] [--bug-rest-forgets-promise]\n"
-               "                 [--bug-rest-without-round-trip]\n"
+               "                 [--bug-rest-without-round-trip] [--bug-reports-never-wake]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
@@ -221,6 +221,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-evict-accepted", &o.bug_evict_accepted},
       {"--bug-rest-forgets-promise", &o.bug_rest_forgets_promise},
       {"--bug-rest-without-round-trip", &o.bug_rest_without_round_trip},
+      {"--bug-reports-never-wake", &o.bug_reports_never_wake},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
