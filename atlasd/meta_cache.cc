@@ -34,32 +34,34 @@ void MetaCache::Put(const std::string& key, std::string value) {
   Record record(std::move(value));
   young_bytes_ += Cost(key, record) - Cost(key, e.record);
   e.record = std::move(record);
-  if (!e.dirty) ++dirty_;
-  e.dirty = true;
+  MarkDirty(key, e);
 }
 
 void MetaCache::Delete(const std::string& key) {
   Entry& e = Young(key);
   young_bytes_ += Cost(key, std::nullopt) - Cost(key, e.record);
   e.record.reset();
-  if (!e.dirty) ++dirty_;
+  MarkDirty(key, e);
+}
+
+void MetaCache::MarkDirty(const std::string& key, Entry& e) {
+  if (e.dirty) return;
   e.dirty = true;
+  dirty_keys_.push_back(key);
 }
 
 void MetaCache::Flush(storage::WriteSet& batch) {
-  if (dirty_ > 0) {
-    // Dirty entries are young: Put and Delete move them there, and only Flush ages them.
-    for (auto& [key, e] : young_) {
-      if (!e.dirty) continue;
-      if (e.record) {
-        batch.Put(storage::Cf::kMeta, key, *e.record);
-      } else {
-        batch.Delete(storage::Cf::kMeta, key);
-      }
-      e.dirty = false;
+  // Dirty entries are young: Put and Delete move them there, and only Flush ages them.
+  for (const std::string& key : dirty_keys_) {
+    Entry& e = young_.find(key)->second;
+    if (e.record) {
+      batch.Put(storage::Cf::kMeta, key, *e.record);
+    } else {
+      batch.Delete(storage::Cf::kMeta, key);
     }
-    dirty_ = 0;
+    e.dirty = false;
   }
+  dirty_keys_.clear();
   if (young_bytes_ > bytes_max_ / 2) {
     old_ = std::move(young_);
     old_bytes_ = young_bytes_;
@@ -69,7 +71,7 @@ void MetaCache::Flush(storage::WriteSet& batch) {
 }
 
 void MetaCache::Clear() {
-  if (dirty_ > 0) Fatal("MetaCache::Clear with unflushed records");
+  if (!dirty_keys_.empty()) Fatal("MetaCache::Clear with unflushed records");
   young_.clear();
   old_.clear();
   young_bytes_ = old_bytes_ = 0;

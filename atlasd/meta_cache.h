@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "storage/store.h"
@@ -52,7 +53,7 @@ class MetaCache {
   void Clear();
 
   size_t bytes() const { return young_bytes_ + old_bytes_; }
-  size_t dirty() const { return dirty_; }
+  size_t dirty() const { return dirty_keys_.size(); }
 
  private:
   struct Entry {
@@ -65,10 +66,14 @@ class MetaCache {
   }
   Entry& Young(const std::string& key);
 
+  void MarkDirty(const std::string& key, Entry& e);
+
   size_t bytes_max_;
   Map young_, old_;
   size_t young_bytes_ = 0, old_bytes_ = 0;
-  size_t dirty_ = 0;
+  // The keys of the dirty entries, so that Flush costs what changed, not what is held (a walk
+  // of the young generation was 13% of a node's time while tables were being created).
+  std::vector<std::string> dirty_keys_;
 };
 
 }  // namespace atlas
