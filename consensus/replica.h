@@ -262,6 +262,13 @@ struct ReplicaConfig {
   size_t catchup_bytes_max = 8 << 20;     // Command bytes per catch-up response (>= 1 entry).
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
+  // Idle objects an owner re-anchors at once after a membership change (an object with writes
+  // waiting re-anchors at once, its first write in the anchor's slot): thousands of anchor
+  // commits at once would hold foreground writes back for seconds.
+  size_t reanchors_max = 64;
+  // Resting objects woken per tick after a membership change (each one's quorums changed):
+  // spread over ticks, a million of them do not stall the node thread or fill its memory.
+  size_t config_wakes_per_tick = 256;
   size_t forward_window_max = 1 << 12;    // Out-of-order forward sequence numbers per origin.
   // A forward window restarted for a new incarnation of its origin keeps this many sequence
   // numbers below the one that restarted it open: that incarnation's first forwards may have
@@ -436,6 +443,9 @@ class Replica {
   std::vector<ObjectId> Objects() const;
   size_t ObjectCount() const { return objects_.size(); }
   size_t ObjectsAtRest() const;  // Held in their compact encoding (replica_rest.cc).
+  size_t ObjectsToTick() const { return active_.size(); }  // Tick's list (NeedsTick)
+  size_t CatchupsQueued() const { return catchup_queue_.size(); }  // waiting for a slot
+  size_t ReanchorsStarted() const { return reanchoring_.size(); }  // idle, with a turn
   size_t BytesAtRest() const;    // Their encodings' total size (walks every object: tests).
   const Probes& probes() const { return probes_; }
   // An object's entry at `slot`, from memory or the LogSource (nullopt: none, or truncated).
@@ -592,6 +602,13 @@ class Replica {
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
   void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  // Gives the free catch-up slots to the objects queued for one, oldest first.
+  void StartQueuedCatchups();
+  // replica_reconfig.cc: true if an idle owned object may propose its anchor now; else it
+  // is queued, and StartQueuedReanchors gives it a turn.
+  bool TakeReanchorTurn(const ObjectId& object);
+  void WakeForConfig();
+  void StartQueuedReanchors();
   static void ContinueTransfer(const PartialSnapshot& partial, Message& request);
   void HandleCatchupResponse(const Message& msg);
   // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
@@ -801,6 +818,21 @@ class Replica {
   // Objects this learner is catching up (a request out, or a snapshot partly received);
   // at most catchups_max, so a node far behind on many tables holds a bounded amount.
   absl::btree_set<ObjectId> catching_up_;
+  // Objects behind that found every catch-up slot taken, in the order they asked: Tick starts
+  // them as slots free (StartQueuedCatchups). They are not in active_: a node that joins
+  // behind tens of thousands of tables would otherwise visit every one of them on every tick.
+  std::deque<ObjectId> catchup_queue_;
+  absl::btree_set<ObjectId> catchup_queued_;
+  // Owned objects re-anchoring with no write waiting (at most reanchors_max; entries whose
+  // anchor committed are pruned in Tick), and those waiting their turn, oldest first.
+  absl::btree_set<ObjectId> reanchoring_;
+  // After SetConfig, the objects that were at rest are woken from this one on, a few per
+  // tick (WakeForConfig); nothing is in flight for them meanwhile, and a message or request
+  // wakes one at once anyway.
+  bool config_waking_ = false;
+  ObjectId config_wake_cursor_;
+  std::deque<ObjectId> reanchor_queue_;
+  absl::btree_set<ObjectId> reanchor_queued_;
   // Objects Tick must look at: every object touched (Obj) since Tick last found it idle.
   absl::btree_set<ObjectId> active_;
   // Work lists (unordered; the flags in ObjectState keep them duplicate-free): objects touched

@@ -139,7 +139,14 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
       o.transfer.partial != nullptr ? config_.resend_ticks * 2 : config_.resend_ticks / 2;
   if (o.learner.catchup_sent >= 0 && now_ - o.learner.catchup_sent < retry) return;
   if (!catching_up_.contains(object)) {
-    if (catching_up_.size() >= config_.catchups_max) return;  // Tick asks again later.
+    // An anchor's ack waiting for this catch-up holds its owner's writes back: it goes ahead
+    // of the queue, into up to catchups_max more slots.
+    const bool urgent = o.acceptor.deferred_anchor != 0;
+    const size_t slots = urgent ? 2 * config_.catchups_max : config_.catchups_max;
+    if (catching_up_.size() >= slots) {  // StartQueuedCatchups asks later
+      if (catchup_queued_.insert(object).second) catchup_queue_.push_back(object);
+      return;
+    }
     catching_up_.insert(object);
   }
   o.learner.catchup_sent = now_;
@@ -153,6 +160,20 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
     }
   }
   Send(std::move(m));
+}
+
+void Replica::StartQueuedCatchups() {
+  while (catching_up_.size() < config_.catchups_max && !catchup_queue_.empty()) {
+    const ObjectId object = std::move(catchup_queue_.front());
+    catchup_queue_.pop_front();
+    catchup_queued_.erase(object);
+    if (!objects_.contains(object)) continue;
+    ObjectState& o = Obj(object);  // on Tick's list again: retries are its job now
+    Touch(object, o);
+    if (o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index) {
+      RequestCatchup(object, o, o.learner.known_commit_from);
+    }
+  }
 }
 
 void Replica::ContinueTransfer(const PartialSnapshot& partial, Message& request) {

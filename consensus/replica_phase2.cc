@@ -20,6 +20,7 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     // Re-anchor in C_L once every earlier slot is committed here, so the Accept's commit index
     // lets acceptors certify the prefix (they ack an anchor only with everything before it).
     if (o.hard.commit_index + 1 != o.proposer.next_slot || !o.proposer.in_flight.empty()) return;
+    if (o.proposer.proposals.empty() && !TakeReanchorTurn(object)) return;
     const ConfigInfo& c = Latest();
     const Slot s = o.proposer.next_slot++;
     // The commands waiting ride in the anchor's own slot (first after it): one commit, not two,

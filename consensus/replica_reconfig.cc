@@ -43,16 +43,64 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
   latest_epoch_ = epoch;
   // Quorums of every object now include C_L: re-send what is in flight at once, in the new
   // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
-  for (auto& [object, stored] : objects_) {
-    // NeedsAnchor changed for all of them (indexes, CollectReady): every one wakes, and rests
-    // again once re-anchored (O(objects), as re-anchoring them is).
-    ObjectState& o = Wake(object, stored);
+  // NeedsAnchor changed for all objects (indexes, CollectReady): every one wakes, and rests
+  // again once re-anchored. Those awake now at once (their messages go out again); those at
+  // rest have nothing in flight, and wake a few per tick (WakeForConfig).
+  for (const ObjectId& object : awake_) {
+    ObjectState& o = Stored(object);
     Touch(object, o);
     if (o.proposer.role == Role::kCandidate) o.proposer.phase1_sent = now_ - config_.resend_ticks;
     for (auto& [slot, f] : o.proposer.in_flight) f.sent_tick = now_ - config_.resend_ticks;
     if (o.reads.active) o.reads.sent = now_ - config_.resend_ticks;
   }
+  config_waking_ = true;
+  config_wake_cursor_.clear();
+  WakeForConfig();
   work_ = true;
+}
+
+void Replica::WakeForConfig() {
+  if (!config_waking_) return;
+  auto it = objects_.lower_bound(config_wake_cursor_);
+  for (size_t n = 0; it != objects_.end() && n < config_.config_wakes_per_tick; ++it) {
+    if (it->second.state() != nullptr) continue;  // awake: touched at SetConfig or since
+    Touch(it->first, Wake(it->first, it->second));
+    ++n;
+    work_ = true;
+  }
+  if (it == objects_.end()) {
+    config_waking_ = false;
+  } else {
+    config_wake_cursor_ = it->first;
+  }
+}
+
+bool Replica::TakeReanchorTurn(const ObjectId& object) {
+  if (reanchoring_.contains(object)) return true;
+  if (reanchoring_.size() < config_.reanchors_max && reanchor_queue_.empty()) {
+    reanchoring_.insert(object);
+    return true;
+  }
+  if (reanchor_queued_.insert(object).second) reanchor_queue_.push_back(object);
+  return false;
+}
+
+void Replica::StartQueuedReanchors() {
+  absl::erase_if(reanchoring_, [&](const ObjectId& object) {
+    auto it = objects_.find(object);
+    const ObjectState* o = it == objects_.end() ? nullptr : it->second.state();
+    return o == nullptr || o->proposer.role != Role::kOwner ||
+           (o->proposer.anchor_slot == 0 && !NeedsAnchor(*o));
+  });
+  while (reanchoring_.size() < config_.reanchors_max && !reanchor_queue_.empty()) {
+    const ObjectId object = std::move(reanchor_queue_.front());
+    reanchor_queue_.pop_front();
+    reanchor_queued_.erase(object);
+    if (!objects_.contains(object)) continue;
+    reanchoring_.insert(object);  // its turn: FlushProposals, in the next CollectReady
+    Touch(object, Obj(object));
+    work_ = true;
+  }
 }
 
 const Replica::ConfigInfo* Replica::FindConfig(uint64_t epoch) const {

@@ -48,6 +48,9 @@ void Replica::Tick() {
       FinishRequest(id, ReplyCode::kTimeout, false, "request timed out");
     }
   }
+  StartQueuedCatchups();
+  WakeForConfig();
+  StartQueuedReanchors();
   DrainLocal();
   RestIdleObjects();  // last: whatever the above touched is on a work list, and stays awake
 }
@@ -137,7 +140,8 @@ void Replica::TickFollower(const ObjectId& object, ObjectState& o) {
 
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   // Exactly the conditions under which TickObject may act.
-  if (o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index) return true;
+  const bool behind = o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index;
+  if (behind && !catchup_queued_.contains(object)) return true;  // queued: Tick starts it
   if (catching_up_.contains(object)) return true;
   switch (o.proposer.role) {
     case Role::kCandidate: return true;

@@ -870,6 +870,39 @@ TEST_CASE("applied entries leave memory, and a node that lost its log catches up
   CHECK(c.R(1).Entry("t", 3) == c.N(1).durable.at("t").log.at(3));
 }
 
+TEST_CASE("a node behind on many objects catches them up a few at a time, and Tick visits "
+          "only those", "[replica]") {
+  // Found joining a node to a cluster of 30,000 tables: every table waiting for one of the
+  // catchups_max slots was on Tick's list, so every 5 ms tick visited all of them and the
+  // node thread fell minutes behind the clock.
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
+  for (uint64_t k = 1; k <= 40; ++k) {
+    c.R(1).Propose("t" + std::to_string(k), "put a " + std::to_string(k), RequestId{1, k});
+    c.Settle();
+  }
+  c.Settle(50);  // the lazy member (node 3) gets its Accepts before it loses them
+  c.N(3).durable.clear();
+  c.N(3).applied.clear();
+  c.Start(3);
+  const size_t slots = ReplicaConfig{}.catchups_max;
+  size_t queued_max = 0;
+  for (int t = 0; t < 1200; ++t) {
+    c.Settle(1);
+    if (c.R(3).CatchupsQueued() > 0) {
+      INFO("tick " << t << ", queued " << c.R(3).CatchupsQueued());
+      CHECK(c.R(3).ObjectsToTick() <= slots + 1);  // + the membership object's
+    }
+    queued_max = std::max(queued_max, c.R(3).CatchupsQueued());
+  }
+  CHECK(queued_max >= 40 - slots - 1);  // the full heartbeat told it of all of them at once
+  for (uint64_t k = 1; k <= 40; ++k) {
+    const ObjectId t = "t" + std::to_string(k);
+    INFO(t);
+    CHECK(c.R(3).CommitIndex(t) == c.R(1).CommitIndex(t));
+  }
+  CHECK(c.N(3).applied.size() == c.N(1).applied.size());
+}
+
 TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
   for (uint64_t k = 1; k <= 30; ++k) {
@@ -933,6 +966,43 @@ TEST_CASE("idle objects stay at rest through heartbeats and their owners' re-ann
     CHECK(c.R(id).probes().objects_woken == woken[id]);
   }
   CHECK(c.R(2).BelievedOwner("t5") == 1);
+}
+
+TEST_CASE("after a membership change idle objects re-anchor a few at a time, and a write "
+          "does not wait for them", "[replica][membership]") {
+  // Found joining a node to a cluster of 30,000 tables: every owner proposed an anchor for all
+  // its tables at once, and a foreground write queued behind them for 1.5 s.
+  Cluster c({3}, QuorumSpec{1, 0});
+  const uint64_t n = 150;
+  for (uint64_t k = 1; k <= n; ++k) {
+    c.R(1).Propose("t" + std::to_string(k), "put a " + std::to_string(k), RequestId{1, k});
+    c.Settle();
+  }
+  Topology t;
+  for (NodeId id : {1, 2, 3}) t.zone_of[id] = 0;
+  for (NodeId id : {1, 2, 3}) c.R(id).SetConfig(2, t, QuorumSpec{1, 0});
+  const size_t turns = ReplicaConfig{}.reanchors_max;
+  c.Settle();
+  CHECK(c.R(1).ReanchorsStarted() <= turns);
+  // A write to a table whose anchor is queued behind the others ("t99": objects are listed by
+  // name) commits at once, in its anchor's slot.
+  REQUIRE(c.R(1).AnchorEpoch("t98") < 2);
+  const size_t replies = c.N(1).replies.size();
+  c.R(1).Propose("t99", "put b 1", RequestId{1, n + 1});
+  c.Settle();
+  REQUIRE(c.N(1).replies.size() == replies + 1);
+  CHECK(c.N(1).replies.back().code == ReplyCode::kOk);
+  CHECK(c.R(1).AnchorEpoch("t99") == 2);
+  CHECK(c.R(1).AnchorEpoch("t98") < 2);  // still waiting its turn
+  for (int i = 0; i < 20; ++i) {
+    c.Settle(1);
+    CHECK(c.R(1).ReanchorsStarted() <= turns);
+  }
+  for (uint64_t k = 1; k <= n; ++k) {
+    INFO("t" << k);
+    CHECK(c.R(1).AnchorEpoch("t" + std::to_string(k)) == 2);
+  }
+  CHECK(c.R(1).probes().reanchors_committed >= n);
 }
 
 TEST_CASE("after a membership change a table's first write rides in its anchor's slot",
