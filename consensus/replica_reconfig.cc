@@ -62,10 +62,9 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
 void Replica::WakeForConfig() {
   if (!config_waking_) return;
   auto it = objects_.lower_bound(config_wake_cursor_);
-  for (size_t n = 0; it != objects_.end() && n < config_.config_wakes_per_tick; ++it) {
+  for (size_t n = 0; it != objects_.end() && n < config_.config_wakes_per_tick; ++it, ++n) {
     if (it->second.state() != nullptr) continue;  // awake: touched at SetConfig or since
     Touch(it->first, Wake(it->first, it->second));
-    ++n;
     work_ = true;
   }
   if (it == objects_.end()) {
@@ -381,8 +380,12 @@ void Replica::Sweep() {
   if (!IsMember(latest_epoch_, config_.id)) return;
   RefreshIndexes();
   std::vector<ObjectId> steal;
-  for (const ObjectId& object : sweep_) {  // Followers holding an unanchored/unfinished object.
-    if (steal.size() >= config_.sweep_steals_max) break;
+  // Followers holding an unanchored/unfinished object, from where the last look stopped.
+  const size_t looks = std::min(config_.sweep_checks_max, sweep_.size());
+  auto it = sweep_.lower_bound(sweep_cursor_);
+  for (size_t n = 0; n < looks && steal.size() < config_.sweep_steals_max; ++n, ++it) {
+    if (it == sweep_.end()) it = sweep_.begin();
+    const ObjectId& object = *it;
     const ObjectState& o = Stored(object);
     if (now_ < o.proposer.backoff_until) continue;
     // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
@@ -397,6 +400,7 @@ void Replica::Sweep() {
     if (owner_active) continue;
     steal.push_back(object);
   }
+  sweep_cursor_ = it == sweep_.end() ? ObjectId{} : *it;
   for (const ObjectId& object : steal) {
     ++probes_.sweeper_steals;
     StartSteal(object, StealReason::kSweep);

@@ -4,8 +4,9 @@
 # names (random names: about 63% of them distinct), then a light foreground load (50 PUT/s
 # into one table on node 1, for 90 s) starts, and 10 s into it a fourth node joins. Reports the
 # time until node 4's /health says ACTIVE, how many tables node 4 holds and has at rest 30 s
-# later (at rest = caught up), its peak RSS, the foreground's latency over the whole 90 s, and
-# how often each node's thread fell behind its clock.
+# later (at rest = caught up), its peak RSS, node 1's tables at rest then (re-anchored), the
+# foreground's latency over the whole 90 s, and how often each node's thread fell behind its
+# clock.
 #
 # Usage: tools/bench/join-tables.sh   Environment: JOIN_WRITES (default 50000),
 # ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
@@ -57,11 +58,12 @@ while [ "$(since "$start" | cut -d. -f1)" -lt 300 ]; do
 done
 sleep 30
 read -r held rest <<<"$(objects $((base + 104)))"
+read -r held1 rest1 <<<"$(objects $((base + 101)))"
 peak=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$n4/status")
 wait "$fg"
 behind=$(for f in "$tmp"/c/n[1-4].log; do grep -ac "behind the clock" "$f" || true; done | xargs)
 echo "node 4: /health ACTIVE after $active s; 30 s later it holds $held tables, $rest at rest;" \
-  "peak RSS $peak MB"
+  "peak RSS $peak MB (node 1: $rest1 of $held1 at rest; not yet re-anchored ones stay awake)"
 python3 - "$tmp/fg.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1])); l = d["latency_us"]
