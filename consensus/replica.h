@@ -58,6 +58,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "consensus/message.h"
+#include "consensus/object_queue.h"
 #include "consensus/object_state.h"
 #include "consensus/policy.h"
 #include "consensus/quorum.h"
@@ -825,13 +826,11 @@ class Replica {
   // Objects behind that found every catch-up slot taken, in the order they asked: Tick starts
   // them as slots free (StartQueuedCatchups). They are not in active_: a node that joins
   // behind tens of thousands of tables would otherwise visit every one of them on every tick.
-  std::deque<ObjectId> catchup_queue_;
-  absl::btree_set<ObjectId> catchup_queued_;
+  internal::ObjectQueue catchup_queue_;
   // Owned objects re-anchoring with no write waiting (at most reanchors_max; entries whose
   // anchor committed are pruned in Tick), and those waiting their turn, oldest first.
   absl::btree_set<ObjectId> reanchoring_;
-  std::deque<ObjectId> reanchor_queue_;
-  absl::btree_set<ObjectId> reanchor_queued_;
+  internal::ObjectQueue reanchor_queue_;
   // After SetConfig, the objects that were at rest are woken from this one on, a few per
   // tick (WakeForConfig); nothing is in flight for them meanwhile, and a message or request
   // wakes one at once anyway.

@@ -144,7 +144,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
     const bool urgent = o.acceptor.deferred_anchor != 0;
     const size_t slots = urgent ? 2 * config_.catchups_max : config_.catchups_max;
     if (catching_up_.size() >= slots) {  // StartQueuedCatchups asks later
-      if (catchup_queued_.insert(object).second) catchup_queue_.push_back(object);
+      catchup_queue_.Push(object);
       return;
     }
     catching_up_.insert(object);
@@ -164,9 +164,7 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
 
 void Replica::StartQueuedCatchups() {
   while (catching_up_.size() < config_.catchups_max && !catchup_queue_.empty()) {
-    const ObjectId object = std::move(catchup_queue_.front());
-    catchup_queue_.pop_front();
-    catchup_queued_.erase(object);
+    const ObjectId object = *catchup_queue_.Pop();
     if (!objects_.contains(object)) continue;
     ObjectState& o = Obj(object);  // on Tick's list again: retries are its job now
     Touch(object, o);

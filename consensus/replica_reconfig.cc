@@ -80,7 +80,7 @@ bool Replica::TakeReanchorTurn(const ObjectId& object) {
     reanchoring_.insert(object);
     return true;
   }
-  if (reanchor_queued_.insert(object).second) reanchor_queue_.push_back(object);
+  reanchor_queue_.Push(object);
   return false;
 }
 
@@ -92,9 +92,7 @@ void Replica::StartQueuedReanchors() {
            (o->proposer.anchor_slot == 0 && !NeedsAnchor(*o));
   });
   while (reanchoring_.size() < config_.reanchors_max && !reanchor_queue_.empty()) {
-    const ObjectId object = std::move(reanchor_queue_.front());
-    reanchor_queue_.pop_front();
-    reanchor_queued_.erase(object);
+    const ObjectId object = *reanchor_queue_.Pop();
     if (!objects_.contains(object)) continue;
     reanchoring_.insert(object);  // its turn: FlushProposals, in the next CollectReady
     Touch(object, Obj(object));

@@ -212,7 +212,7 @@ bool Replica::MayRest(const ObjectId& object, const ObjectState& o) const {
   if (k.queued_collect || k.queued_heartbeat || k.queued_index || k.queued_check) return false;
   if (k.indexed_sweep || k.indexed_lagging || o.proposer.role == Role::kCandidate) return false;
   return !active_.contains(object) && !catching_up_.contains(object) &&
-         !catchup_queued_.contains(object) && !reanchoring_.contains(object) &&
+         !catchup_queue_.contains(object) && !reanchoring_.contains(object) &&
          !leases_.contains(object) && !lazy_.contains(object) && !grants_.contains(object) &&
          !evict_due_.contains(object);
 }

@@ -141,7 +141,7 @@ void Replica::TickFollower(const ObjectId& object, ObjectState& o) {
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   // Exactly the conditions under which TickObject may act.
   const bool behind = o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index;
-  if (behind && !catchup_queued_.contains(object)) return true;  // queued: Tick starts it
+  if (behind && !catchup_queue_.contains(object)) return true;  // queued: Tick starts it
   if (catching_up_.contains(object)) return true;
   switch (o.proposer.role) {
     case Role::kCandidate: return true;

@@ -301,8 +301,10 @@ void Simulation::Setup() {
     b.sweep_steals_max = static_cast<size_t>(pick({1, 2, 8}));
     b.catchup_burst = static_cast<size_t>(pick({1, 4}));
     b.catchups_max = static_cast<size_t>(pick({1, 4}));
-    b.reanchors_max = static_cast<size_t>(pick({1, 64}));
-    b.config_wakes_per_tick = static_cast<size_t>(pick({1, 256}));
+    // One re-anchor turn at a time, and one object woken per tick after a membership change,
+    // in some runs (tied to existing draws, so every seed's random stream stays as it was).
+    b.reanchors_max = b.sweep_steals_max == 1 ? 1 : 4;
+    b.config_wakes_per_tick = b.catchup_burst == 1 ? 1 : 256;
     // Two served snapshots at least: with one, learners queue behind one another's transfers
     // (seed 252).
     b.snapshots_served_max = static_cast<size_t>(pick({2, 4}));
