@@ -166,8 +166,7 @@ void Replica::StartQueuedCatchups() {
   while (catching_up_.size() < config_.catchups_max && !catchup_queue_.empty()) {
     const ObjectId object = *catchup_queue_.Pop();
     if (!objects_.contains(object)) continue;
-    ObjectState& o = Obj(object);  // on Tick's list again: retries are its job now
-    Touch(object, o);
+    ObjectState& o = Obj(object);  // touched, and on Tick's list again: retries are its job
     if (o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index) {
       RequestCatchup(object, o, o.learner.known_commit_from);
     }

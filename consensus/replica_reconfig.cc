@@ -95,7 +95,7 @@ void Replica::StartQueuedReanchors() {
     const ObjectId object = *reanchor_queue_.Pop();
     if (!objects_.contains(object)) continue;
     reanchoring_.insert(object);  // its turn: FlushProposals, in the next CollectReady
-    Touch(object, Obj(object));
+    Obj(object);                  // wakes and touches it
     work_ = true;
   }
 }
