@@ -171,7 +171,8 @@ void ClusterNode::DetectorLoop() {
     std::shared_ptr<void> hold = HoldChain();  // the sample holds `this` on the node thread
     if (NodeLoop* r = replicator_.load(); r && hold) {
       r->Inspect([this, hold](const consensus::Replica& rep) {
-        lagging_.store(rep.LaggingObjects());
+        // A node still reading a peer's directory may not yet know the tables it lacks.
+        lagging_.store(rep.LaggingObjects() + (rep.ScanningDirectory() ? 1 : 0));
         if (rep.Settled()) settled_epoch_.store(rep.epoch());
       });
     }

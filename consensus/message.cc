@@ -21,6 +21,8 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kCatchupResponse: return "CatchupResponse";
     case MessageType::kHeartbeat: return "Heartbeat";
     case MessageType::kMoveHint: return "MoveHint";
+    case MessageType::kDirectoryRequest: return "DirectoryRequest";
+    case MessageType::kDirectory: return "Directory";
   }
   return "?";
 }

@@ -28,6 +28,8 @@ enum class MessageType {
   kCatchupResponse,  // snapshot (optional), committed entries, commit_index.
   kHeartbeat,        // Liveness + per-object commit indexes (learners detect lag).
   kMoveHint,         // Owner -> node in the dominating zone: please steal (migration policy).
+  kDirectoryRequest,  // A node that started empty -> peer: the objects after `object` ("": all).
+  kDirectory,         // commit_indexes of the next objects; object: the cursor; ok: last page.
 };
 
 const char* MessageTypeName(MessageType type);

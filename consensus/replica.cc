@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "consensus/check.h"
+#include "consensus/membership.h"
 
 namespace atlas::consensus {
 
@@ -74,6 +75,12 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
   ATLAS_CHECK(config_.heartbeat_full_every > 0);
   for (auto& [object, hard] : restart) Restore(object, std::move(hard));
+  // A node that starts with no object (it joins, or lost its disk) learns which objects exist
+  // from a peer's directory, not from heartbeats' rolling windows (docs/consensus.md §Q2 first).
+  directory_.wanted = config_.directory_objects_max > 0 &&
+                      std::all_of(objects_.begin(), objects_.end(), [](const auto& kv) {
+                        return kv.first == kMembershipObject;
+                      });
 }
 
 void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
@@ -346,8 +353,13 @@ void Replica::Step(const Message& msg) {
     case MessageType::kCatchupResponse: HandleCatchupResponse(msg); break;
     case MessageType::kHeartbeat: HandleHeartbeat(msg); break;
     case MessageType::kMoveHint: HandleMoveHint(msg); break;
+    case MessageType::kDirectoryRequest: HandleDirectoryRequest(msg); break;
+    case MessageType::kDirectory: HandleDirectory(msg); break;
   }
   if (msg.from != config_.id) DrainLocal();
+  // Here, not in the handlers: starting a catch-up may wake objects, so no handler's
+  // references to object state are alive.
+  StartQueuedCatchups();
 }
 
 // ---------------------------------------------------------------------------------------------

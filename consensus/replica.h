@@ -263,6 +263,9 @@ struct ReplicaConfig {
   size_t catchup_bytes_max = 8 << 20;     // Command bytes per catch-up response (>= 1 entry).
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
+  // Objects per page of the directory a node that started empty asks a peer for (0: no scan).
+  // The next page is asked for once fewer catch-ups than this wait in the queue.
+  size_t directory_objects_max = 4096;
   // Idle objects an owner re-anchors at once after a membership change (an object with writes
   // waiting re-anchors at once, its first write in the anchor's slot). Few: their rate then
   // follows the commit latency, and foreground writes keep most of the node (64 measured a
@@ -345,6 +348,9 @@ struct Probes {
   uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
   uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
+  uint64_t catchups_queued = 0;           // A catch-up waited for a free slot.
+  uint64_t directory_pages = 0;           // Directory pages received (a node started empty).
+  uint64_t directory_reports = 0;         // Objects those pages reported.
   uint64_t forwards = 0;
   uint64_t lazy_flushes = 0;             // Batched Accepts to members outside the Q2.
   uint64_t forward_rejects = 0;
@@ -450,6 +456,8 @@ class Replica {
   size_t ObjectsAtRest() const;  // Held in their compact encoding (replica_rest.cc).
   size_t ObjectsToTick() const { return active_.size(); }  // Tick's list (NeedsTick)
   size_t CatchupsQueued() const { return catchup_queue_.size(); }  // waiting for a slot
+  // Started empty and still reading a peer's directory: not caught up, whatever else says so.
+  bool ScanningDirectory() const { return directory_.wanted; }
   size_t ReanchorsStarted() const { return reanchoring_.size(); }  // idle, with a turn
   size_t BytesAtRest() const;    // Their encodings' total size (walks every object: tests).
   const Probes& probes() const { return probes_; }
@@ -603,10 +611,16 @@ class Replica {
   // replica_learner.cc: commit notices and catch-up.
   void HandleCommit(const Message& msg);
   void HandleHeartbeat(const Message& msg);
+  // A peer reports `object` committed up to `commit_index`: learn that, catch up if behind.
+  // `grace`: a follower first waits catchup_grace_ticks for a lazy flush (RequestCatchup).
+  void NoteReport(const ObjectId& object, Slot commit_index, NodeId from, bool grace = true);
+  void HandleDirectoryRequest(const Message& msg);
+  void HandleDirectory(const Message& msg);
+  void ContinueDirectoryScan();  // asks for the next page when the catch-up queue is short
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
-  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from);
+  void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from, bool grace = true);
   // Gives the free catch-up slots to the objects queued for one, oldest first.
   void StartQueuedCatchups();
   // replica_reconfig.cc: true if an idle owned object may propose its anchor now; else it
@@ -827,6 +841,13 @@ class Replica {
   // them as slots free (StartQueuedCatchups). They are not in active_: a node that joins
   // behind tens of thousands of tables would otherwise visit every one of them on every tick.
   internal::ObjectQueue catchup_queue_;
+  // The directory scan of a node that started empty (ContinueDirectoryScan).
+  struct DirectoryScan {
+    bool wanted = false;
+    NodeId from = kNoNode;  // the peer asked
+    ObjectId cursor;        // the last object received ("": none yet)
+    consensus::Tick sent = -1;  // a page asked for and not received
+  } directory_;
   // Owned objects re-anchoring with no write waiting (at most reanchors_max; entries whose
   // anchor committed are pruned in Tick), and those waiting their turn, oldest first.
   absl::btree_set<ObjectId> reanchoring_;

@@ -49,6 +49,7 @@ void Replica::Tick() {
     }
   }
   StartQueuedCatchups();
+  ContinueDirectoryScan();
   WakeForConfig();
   StartQueuedReanchors();
   DrainLocal();

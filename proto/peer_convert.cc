@@ -7,7 +7,7 @@ namespace {
 
 using consensus::MessageType;
 
-constexpr int kTypeMax = static_cast<int>(MessageType::kMoveHint);
+constexpr int kTypeMax = static_cast<int>(MessageType::kDirectory);
 
 // Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (shared/spec/protocol.md §4), a
 // group's object "@<group>" (docs/design.md §Groups), or a system object such as "atlas.nodes"
@@ -110,8 +110,11 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   }
   m.from = in.from();
   m.to = in.to();
-  // Heartbeats concern the node, not one object.
-  if (m.type != MessageType::kHeartbeat || !in.object().empty()) {
+  // Heartbeats concern the node, not one object; a directory's first page has no cursor.
+  const bool object_optional = m.type == MessageType::kHeartbeat ||
+                               m.type == MessageType::kDirectoryRequest ||
+                               m.type == MessageType::kDirectory;
+  if (!object_optional || !in.object().empty()) {
     if (!ValidObject(in.object(), limits.object_bytes_max)) return Invalid("bad object name");
   }
   m.object = in.object();

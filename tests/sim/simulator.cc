@@ -1409,6 +1409,9 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.snapshots_installed += from.snapshots_installed;
   into.snapshot_chunks += from.snapshot_chunks;
   into.catchup_entries += from.catchup_entries;
+  into.catchups_queued += from.catchups_queued;
+  into.directory_pages += from.directory_pages;
+  into.directory_reports += from.directory_reports;
   into.forwards += from.forwards;
   into.forward_rejects += from.forward_rejects;
   into.read_rounds += from.read_rounds;

@@ -134,3 +134,25 @@ TEST_CASE("a node heartbeat carries no object") {
   hb.commit_indexes = {{"a", 1}, {"b", 2}};
   CHECK(FromProto(Wire(hb), PeerLimits{}).ok());
 }
+
+TEST_CASE("a directory's first page has no cursor; other messages name their object") {
+  for (MessageType type : {MessageType::kDirectoryRequest, MessageType::kDirectory}) {
+    Message m;
+    m.type = type;
+    m.from = 1;
+    m.to = 2;
+    m.ok = true;
+    m.commit_indexes = {{"a", 1}, {"b", 2}};
+    auto back = FromProto(Wire(m), PeerLimits{});
+    REQUIRE(back.ok());
+    CHECK(back->type == type);
+    CHECK(back->DebugString() == m.DebugString());
+    m.object = "a b";  // a cursor is an object name like any other
+    CHECK_FALSE(FromProto(Wire(m), PeerLimits{}).ok());
+  }
+  Message m;
+  m.type = MessageType::kCatchupRequest;
+  m.from = 1;
+  m.to = 2;
+  CHECK_FALSE(FromProto(Wire(m), PeerLimits{}).ok());
+}

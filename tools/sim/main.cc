@@ -340,6 +340,8 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"recovered_noop", p.recovered_noop},
       {"snapshots_installed", p.snapshots_installed},
       {"catchup_entries", p.catchup_entries},
+      {"catchups_queued", p.catchups_queued},
+      {"directory_reports", p.directory_reports},
       {"forwards", p.forwards},
       {"forward_rejects", p.forward_rejects},
       {"read_rounds", p.read_rounds},
