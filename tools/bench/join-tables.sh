@@ -48,7 +48,12 @@ start=$(date +%s.%N)
   >"$tmp/c/n4.log" 2>&1 &
 n4=$!
 active=never
+progress=5
 while [ "$(since "$start" | cut -d. -f1)" -lt 300 ]; do
+  if [ "$(since "$start" | cut -d. -f1)" -ge "$progress" ]; then
+    log "node 4 after $progress s: $(objects $((base + 104)) | sed 's/ / tables, at rest: /')"
+    progress=$((progress + 5))
+  fi
   if curl -sk --max-time 2 "https://127.0.0.1:$((base + 104))/health" | grep -q ACTIVE; then
     active=$(since "$start")
     break
