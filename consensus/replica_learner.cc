@@ -39,6 +39,12 @@ void Replica::HandleHeartbeat(const Message& msg) {
   }
   for (const auto& [object, commit_index] : msg.commit_indexes) {
     if (!member && object != kMembershipObject) continue;
+    // The directory will report an object it has not reached yet: created now, it would
+    // wait awake in the catch-up queue (a 200,000-table join held ~100,000 of them).
+    if (directory_.wanted && object > directory_.cursor && object != kMembershipObject &&
+        !objects_.contains(object)) {
+      continue;
+    }
     NoteReport(object, commit_index, msg.from);
   }
 }
@@ -62,11 +68,13 @@ void Replica::ContinueDirectoryScan() {
       Alive(directory_.from)) {
     return;  // a page is on its way
   }
-  NodeId peer = directory_.from != kNoNode && Alive(directory_.from) ? directory_.from : kNoNode;
-  for (NodeId node : LiveNodes()) {
-    if (peer == kNoNode && node != config_.id) peer = node;
-  }
-  if (peer == kNoNode) return;  // alone, or no peer heard of yet: Tick tries again
+  // Each page from the next live peer: the peer that reports an object also serves its
+  // catch-up, so the pages spread that work over the peers instead of loading one of them.
+  NodeSet peers = LiveNodes();
+  peers.erase(config_.id);
+  if (peers.empty()) return;  // alone, or no peer heard of yet: Tick tries again
+  auto next = peers.upper_bound(directory_.from);
+  const NodeId peer = next != peers.end() ? *next : *peers.begin();
   directory_.from = peer;
   directory_.sent = now_;
   Send(MessageTo(MessageType::kDirectoryRequest, peer, directory_.cursor));
