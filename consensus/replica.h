@@ -770,6 +770,12 @@ class Replica {
   ObjectState& Stored(const ObjectId& object) const {  // An object this node holds.
     return Wake(object, objects_.find(object)->second);
   }
+  // An object's state to read without waking it: its own if awake, else decoded into `held`.
+  const ObjectState& Peek(const StoredObject& s, std::optional<ObjectState>& held) const {
+    if (s.state() != nullptr) return *s.state();
+    held = DecodeAtRest(s.at_rest());
+    return *held;
+  }
   // Nothing in progress and on no work list: nothing would look at it before a message,
   // request or tick touches it (and so wakes it).
   bool MayRest(const ObjectId& object, const ObjectState& o) const;

@@ -84,9 +84,8 @@ void Replica::HandleDirectoryRequest(const Message& msg) {
   Message r = ReplyTo(msg, MessageType::kDirectory);
   auto it = msg.object.empty() ? objects_.begin() : objects_.upper_bound(msg.object);
   for (; it != objects_.end() && r.commit_indexes.size() < config_.directory_objects_max; ++it) {
-    const StoredObject& s = it->second;
-    const Slot commit = s.state() != nullptr ? s.state()->hard.commit_index
-                                             : DecodeAtRest(s.at_rest()).hard.commit_index;
+    std::optional<ObjectState> resting;
+    const Slot commit = Peek(it->second, resting).hard.commit_index;
     if (commit > 0) r.commit_indexes.push_back({it->first, commit});
   }
   r.ok = it == objects_.end();

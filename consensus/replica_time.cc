@@ -183,8 +183,7 @@ void Replica::SendHeartbeat() {
   // stays at rest.
   auto add = [&](const ObjectId& object, StoredObject& s, bool reannounce) {
     std::optional<ObjectState> resting;
-    if (s.state() == nullptr) resting = DecodeAtRest(s.at_rest());
-    const ObjectState& o = s.state() != nullptr ? *s.state() : *resting;
+    const ObjectState& o = Peek(s, resting);
     hb.commit_indexes.push_back({object, o.hard.commit_index});
     if (reannounce && o.proposer.role == Role::kOwner) announce.push_back(object);
     // Spares the next heartbeats reporting an awake object's change again (add_changed). A

@@ -135,7 +135,7 @@ TEST_CASE("a node heartbeat carries no object") {
   CHECK(FromProto(Wire(hb), PeerLimits{}).ok());
 }
 
-TEST_CASE("a directory's first page has no cursor; other messages name their object") {
+TEST_CASE("a directory's first page has no cursor, other messages name their object") {
   for (MessageType type : {MessageType::kDirectoryRequest, MessageType::kDirectory}) {
     Message m;
     m.type = type;
