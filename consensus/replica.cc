@@ -75,9 +75,11 @@ Replica::Replica(ReplicaConfig config, PersistentState restart, SnapshotSource* 
   ATLAS_CHECK(config_.window_slots > 0 && config_.batch_commands_max > 0);
   ATLAS_CHECK(config_.heartbeat_full_every > 0);
   for (auto& [object, hard] : restart) Restore(object, std::move(hard));
-  // A node that starts with no object (it joins, or lost its disk) learns which objects exist
-  // from a peer's directory, not from heartbeats' rolling windows (docs/consensus.md §Q2 first).
+  // A node that starts with no object in a cluster (it joins, or lost its disk) learns which
+  // objects exist from a peer's directory, not from heartbeats' rolling windows
+  // (docs/consensus.md §Q2 first). A node that starts alone has nobody to ask.
   directory_.wanted = config_.directory_objects_max > 0 &&
+                      config_.topology.zone_of.size() > 1 &&
                       std::all_of(objects_.begin(), objects_.end(), [](const auto& kv) {
                         return kv.first == kMembershipObject;
                       });

@@ -967,6 +967,9 @@ TEST_CASE("a node that starts empty learns which objects exist from a peer's dir
   CHECK(c.R(3).probes().directory_pages >= 5);
   CHECK_FALSE(c.R(3).ScanningDirectory());
   CHECK(c.N(3).applied.size() == c.N(1).applied.size());
+  // A node that starts alone has nobody to ask (it would count as lagging until a peer came).
+  Cluster alone({1}, QuorumSpec{0, 0});
+  CHECK_FALSE(alone.R(1).ScanningDirectory());
 }
 
 TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica]") {
