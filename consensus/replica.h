@@ -621,6 +621,10 @@ class Replica {
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
   void RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from, bool grace = true);
+  // A peer reported more than this learner holds, or a snapshot transfer is under way.
+  static bool Behind(const ObjectState& o) {
+    return o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index;
+  }
   // Gives the free catch-up slots to the objects queued for one, oldest first.
   void StartQueuedCatchups();
   // replica_reconfig.cc: true if an idle owned object may propose its anchor now; else it

@@ -236,7 +236,7 @@ void Replica::StartQueuedCatchups() {
     const ObjectId object = *catchup_queue_.Pop();
     if (!objects_.contains(object)) continue;
     ObjectState& o = Obj(object);  // touched, and on Tick's list again: retries are its job
-    if (o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index) {
+    if (Behind(o)) {
       RequestCatchup(object, o, o.learner.known_commit_from, /*grace=*/false);  // waited
     }
   }
@@ -288,7 +288,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   }
   if (msg.commit_index > o.hard.commit_index) {
     RequestCatchup(msg.object, o, msg.from);
-  } else if (o.hard.commit_index >= o.learner.known_commit && o.transfer.partial == nullptr) {
+  } else if (!Behind(o)) {
     // Caught up: the slot goes to the queue now (Step starts it), not at this object's next
     // tick (freed once per 5 ms tick, 4 slots caught up ~800 objects a second).
     catching_up_.erase(msg.object);

@@ -57,7 +57,7 @@ void Replica::Tick() {
 }
 
 void Replica::TickObject(const ObjectId& object, ObjectState& o) {
-  if (o.learner.known_commit > o.hard.commit_index || o.transfer.partial != nullptr) {
+  if (Behind(o)) {
     RequestCatchup(object, o, o.learner.known_commit_from);
   } else if (!catching_up_.empty()) {
     catching_up_.erase(object);
@@ -141,8 +141,7 @@ void Replica::TickFollower(const ObjectId& object, ObjectState& o) {
 
 bool Replica::NeedsTick(const ObjectId& object, const ObjectState& o) const {
   // Exactly the conditions under which TickObject may act.
-  const bool behind = o.transfer.partial != nullptr || o.learner.known_commit > o.hard.commit_index;
-  if (behind && !catchup_queue_.contains(object)) return true;  // queued: Tick starts it
+  if (Behind(o) && !catchup_queue_.contains(object)) return true;  // queued: Tick starts it
   if (catching_up_.contains(object)) return true;
   switch (o.proposer.role) {
     case Role::kCandidate: return true;
