@@ -4,6 +4,7 @@
 
 #include "atlasd/acl.h"
 #include "atlasd/fatal.h"
+#include "atlasd/snapshot_stream.h"
 #include "socketproto/str.h"
 #include "socketproto/command.h"
 #include "storage/coding.h"
@@ -155,20 +156,6 @@ std::optional<proto::Command> StateMachine::BuildAdopt(const std::string& table)
 }
 
 namespace {
-// Snapshot format: repeated (u8 column family, len-prefixed key, len-prefixed value) covering
-// every key of the table in rows, blobs and meta.
-constexpr Cf kSnapshotCfs[] = {Cf::kRows, Cf::kBlobs, Cf::kMeta};
-
-std::pair<std::string, std::string> TableRange(Cf cf, const std::string& table) {
-  if (cf == Cf::kMeta) {
-    std::string lo = storage::TableMetaKey(table, "");
-    std::string hi = lo;
-    hi.back() = '\x01';  // "t" 00 <table> 01: just past the table's meta keys
-    return {lo, hi};
-  }
-  return {storage::RowRangeStart(table, ""), storage::RowRangeLimit(table, "")};
-}
-
 // Whether a snapshot entry belongs to `table` (an adopt must not write other tables' keys).
 bool InTable(Cf cf, std::string_view key, const std::string& table) {
   if (cf != Cf::kRows && cf != Cf::kBlobs && cf != Cf::kMeta) return false;
@@ -199,22 +186,29 @@ std::optional<storage::TableState> SnapshotState(const std::string& table,
   return st;
 }
 
-// Object snapshot sections.
-constexpr char kSectionMember = 'M';
-constexpr char kSectionTable = 'T';
+// Calls fn(section, table, value) for each section of an object snapshot, in order; false
+// as soon as one does not frame, is of an unknown kind, or fn returns false.
+template <typename Fn>
+bool ForEachSection(std::string_view snapshot, Fn fn) {
+  while (!snapshot.empty()) {
+    const char section = snapshot[0];
+    snapshot.remove_prefix(1);
+    std::string_view table, value;
+    if ((section != kSectionMember && section != kSectionTable) ||
+        !storage::GetLengthPrefixed(&snapshot, &table) ||
+        !storage::GetLengthPrefixed(&snapshot, &value) || !fn(section, std::string(table), value)) {
+      return false;
+    }
+  }
+  return true;
+}
 }  // namespace
 
 std::string StateMachine::SnapshotTable(const std::string& table) {
   std::string out;
   std::unique_ptr<storage::Reader> snap = store_->Snapshot();
-  for (Cf cf : kSnapshotCfs) {
-    auto [lo, hi] = TableRange(cf, table);
-    std::unique_ptr<storage::Cursor> it = snap->Scan(cf, lo, hi);
-    for (it->Seek(lo); it->Valid(); it->Next()) {
-      out.push_back(static_cast<char>(cf));
-      storage::PutLengthPrefixed(&out, it->key());
-      storage::PutLengthPrefixed(&out, it->value());
-    }
+  TableEntries entries(snap.get(), table);
+  while (entries.Next(&out)) {
   }
   return out;
 }
@@ -255,30 +249,53 @@ uint64_t StateMachine::TableBytes(const std::string& table, storage::WriteSet* b
   return bytes;
 }
 
-std::string StateMachine::SnapshotObject(const std::string& object) {
-  std::string out;
+namespace {
+// The live store as a Reader of its own (the bug switch of OpenObjectSnapshot).
+class LiveReader final : public storage::Reader {
+ public:
+  explicit LiveReader(storage::Store* store) : store_(store) {}
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
+    return store_->Get(cf, key);
+  }
+  std::unique_ptr<storage::Cursor> Scan(Cf cf, std::string_view lo, std::string_view hi) override {
+    return store_->Scan(cf, lo, hi);
+  }
+
+ private:
+  storage::Store* store_;
+};
+}  // namespace
+
+std::unique_ptr<SnapshotStream> StateMachine::OpenObjectSnapshot(const std::string& object,
+                                                                 bool test_unpinned) {
+  std::unique_ptr<storage::Reader> snap =
+      test_unpinned ? std::make_unique<LiveReader>(store_) : store_->Snapshot();
+  std::string head;
   std::vector<std::string> governed;
   bool own_seen = false;
   const std::string prefix = storage::ObjectMemberPrefix(object);
-  std::unique_ptr<storage::Cursor> it = store_->Scan(Cf::kMeta, prefix, "");
+  std::unique_ptr<storage::Cursor> it = snap->Scan(Cf::kMeta, prefix, "");
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string table(it->key().substr(prefix.size()));
     auto m = storage::DecodeObjectMember(it->value());
     if (!m) CorruptState(StrCat("member ", table, " of object ", object));
-    out.push_back(kSectionMember);
-    storage::PutLengthPrefixed(&out, table);
-    storage::PutLengthPrefixed(&out, it->value());
+    head.push_back(kSectionMember);
+    storage::PutLengthPrefixed(&head, table);
+    storage::PutLengthPrefixed(&head, it->value());
     if (m->open) governed.push_back(table);
     own_seen |= table == object;
   }
+  it.reset();
   // A table's own object governs it without a record until it is first sealed.
   if (!own_seen && !IsGroupObject(object)) governed.push_back(object);
-  for (const std::string& table : governed) {
-    out.push_back(kSectionTable);
-    storage::PutLengthPrefixed(&out, table);
-    storage::PutLengthPrefixed(&out, SnapshotTable(table));
-  }
-  return out;
+  const uint64_t slot = CommitIndex(object, nullptr);
+  return std::make_unique<SnapshotStream>(std::move(snap), slot, std::move(head),
+                                          std::move(governed));
+}
+
+std::string StateMachine::SnapshotObject(const std::string& object) {
+  std::unique_ptr<SnapshotStream> stream = OpenObjectSnapshot(object);
+  return stream->Read(0, stream->size());
 }
 
 bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_view snapshot,
@@ -294,36 +311,35 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
     }
   }
   for (const auto& k : doomed) meta_->Delete(k);
-  while (!snapshot.empty()) {
-    char section = snapshot[0];
-    snapshot.remove_prefix(1);
-    std::string_view table, value;
-    if (!storage::GetLengthPrefixed(&snapshot, &table) ||
-        !storage::GetLengthPrefixed(&snapshot, &value)) {
-      return false;
-    }
-    std::string t(table);
+  const bool ok = ForEachSection(snapshot, [&](char section, const std::string& t,
+                                               std::string_view value) {
     if (section == kSectionMember) {
       if (!storage::DecodeObjectMember(value)) return false;
       meta_->Put(storage::ObjectMemberKey(object, t), std::string(value));
-    } else if (section == kSectionTable) {
-      // Tables' data may be ahead here (another object's log moved it on): never go back.
-      auto theirs = SnapshotState(t, value);
-      if (!theirs) return false;
-      storage::TableState ours = LoadState(t, batch);
-      if (std::tuple(theirs->gen, theirs->commit_index, true) >
-          std::tuple(ours.gen, ours.commit_index, ours.whole_slot)) {
-        if (!InstallSnapshot(t, value, batch)) return false;
-        // Snapshots are taken between slots: the state includes its last slot whole.
-        theirs->whole_slot = true;
-        PutState(t, *theirs);
-      }
-    } else {
-      return false;
+      return true;
     }
-  }
-  MarkApplied(object, slot);
-  return true;
+    // Tables' data may be ahead here (another object's log moved it on): never go back.
+    auto theirs = SnapshotState(t, value);
+    if (!theirs) return false;
+    storage::TableState ours = LoadState(t, batch);
+    if (std::tuple(theirs->gen, theirs->commit_index, true) >
+        std::tuple(ours.gen, ours.commit_index, ours.whole_slot)) {
+      if (!InstallSnapshot(t, value, batch)) return false;
+      // Snapshots are taken between slots: the state includes its last slot whole.
+      theirs->whole_slot = true;
+      PutState(t, *theirs);
+    }
+    return true;
+  });
+  if (ok) MarkApplied(object, slot);
+  return ok;
+}
+
+bool StateMachine::ObjectSnapshotDecodes(std::string_view snapshot) {
+  return ForEachSection(snapshot, [](char section, const std::string& t, std::string_view value) {
+    return section == kSectionMember ? storage::DecodeObjectMember(value).has_value()
+                                     : SnapshotState(t, value).has_value();
+  });
 }
 
 void StateMachine::DropChunks(const std::string& table, const std::string& row,

@@ -23,6 +23,8 @@
 
 namespace atlas {
 
+class SnapshotStream;  // atlasd/snapshot_stream.h
+
 struct ApplyResult {
   bool ok = true;
   std::string error;      // the ERROR WARN message when !ok
@@ -130,12 +132,19 @@ class StateMachine {
   bool InstallSnapshot(const std::string& table, std::string_view snapshot,
                        storage::WriteSet* batch);
   // An object's snapshot: its member records and the state of the tables it governs; what a
-  // lagging replica installs when the log it misses was truncated.
+  // lagging replica installs when the log it misses was truncated. Streamed from a store
+  // snapshot taken now, as of the object's applied slot.
+  // (`test_unpinned`: TEST ONLY, the stream reads the live store, which moves on under it.)
+  std::unique_ptr<SnapshotStream> OpenObjectSnapshot(const std::string& object,
+                                                     bool test_unpinned = false);
+  // The same bytes at once (tests, small objects).
   std::string SnapshotObject(const std::string& object);
   // Installs it as of `slot`. A table's state is replaced only if the snapshot's is at a later
   // position (gen, commit index) than the local one. False if it does not decode.
   bool InstallObjectSnapshot(const std::string& object, std::string_view snapshot, uint64_t slot,
                              storage::WriteSet* batch);
+  // Whether InstallObjectSnapshot would decode it (a learner checks what a peer sent).
+  static bool ObjectSnapshotDecodes(std::string_view snapshot);
 
  private:
   // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).

@@ -19,6 +19,7 @@
 namespace atlas::consensus {
 
 struct Snapshot;  // consensus/replica.h
+class SnapshotReader;
 
 // The durable acceptor/learner state of one object.
 struct ObjectHardState {
@@ -164,7 +165,7 @@ struct TransferState {
   std::unique_ptr<PartialSnapshot> partial;
   // Sender: the snapshot this node is transferring to learners, kept so that every chunk
   // comes from the same snapshot, and the log after it is not truncated meanwhile.
-  std::unique_ptr<Snapshot> serving;
+  std::unique_ptr<SnapshotReader> serving;
   Tick serving_touched = 0;
   // The last catch-up answer sent (learner, first slot, chunk offset, when): a retry that
   // crossed it in flight is not answered again, so a slow link does not fill with copies.

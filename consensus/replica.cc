@@ -90,8 +90,7 @@ void Replica::Restore(const ObjectId& object, ObjectHardState hard) {
   o.hard = std::move(hard);
   o.acceptor.truncated_persisted = o.hard.truncated_through;
   if (config_.test_forget_promises_on_restart) o.hard.promised = Ballot{};
-  std::optional<Snapshot> snap = snapshots_->LatestSnapshot(object);
-  o.learner.applied = snap ? snap->slot : 0;
+  o.learner.applied = snapshots_->LatestSnapshotSlot(object);
   o.learner.snapshot_slot = o.learner.applied;
   o.learner.snapshot_asked = o.learner.applied;
   // The host installs/takes snapshots durably before the truncation that relies on them is
@@ -540,7 +539,7 @@ void Replica::Advance(const Ready& ready) {
     const Slot tail = config_.log_tail_slots;
     Slot through = o.learner.snapshot_slot > tail ? o.learner.snapshot_slot - tail : 0;
     // A learner receiving our snapshot continues with the log after it.
-    if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot);
+    if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot());
     // Accepts still waiting for lazy members are read from the log when they leave.
     if (auto l = lazy_.find(req.object); l != lazy_.end() && l->second.first != 0) {
       through = std::min(through, l->second.first - 1);

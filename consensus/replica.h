@@ -107,12 +107,45 @@ struct Snapshot {
   std::string data;
 };
 
+// One snapshot's bytes for a transfer, read a chunk at a time: a host streams them from its
+// store instead of holding them (a table may be larger than memory). Every read of one reader
+// sees the same snapshot, however long the transfer takes.
+class SnapshotReader {
+ public:
+  virtual ~SnapshotReader() = default;
+  virtual Slot slot() const = 0;      // the state after applying every slot <= slot
+  virtual uint64_t size() const = 0;  // bytes in all
+  // Bytes [offset, offset + len), fewer at the end. Reads go forward; an earlier offset than
+  // the last read's may cost re-reading from the start.
+  virtual std::string Read(uint64_t offset, size_t len) = 0;
+};
+
+// A snapshot held in memory: small objects (`atlas.nodes`), tests.
+class SnapshotBytes final : public SnapshotReader {
+ public:
+  SnapshotBytes(Slot slot, std::string data) : slot_(slot), data_(std::move(data)) {}
+  Slot slot() const override { return slot_; }
+  uint64_t size() const override { return data_.size(); }
+  std::string Read(uint64_t offset, size_t len) override {
+    return offset < data_.size() ? data_.substr(offset, len) : std::string();
+  }
+
+ private:
+  Slot slot_;
+  std::string data_;
+};
+
 // Implemented by the host; the core stays pure and treats snapshot bytes as opaque.
 class SnapshotSource {
  public:
   virtual ~SnapshotSource() = default;
-  // The latest durable snapshot of `object`, or nullopt if none was taken.
-  virtual std::optional<Snapshot> LatestSnapshot(const ObjectId& object) = 0;
+  // The slot of the latest durable snapshot of `object` (0: none was taken).
+  virtual Slot LatestSnapshotSlot(const ObjectId& object) = 0;
+  // That snapshot's bytes, to send to a learner (never null for an object with a snapshot).
+  virtual std::unique_ptr<SnapshotReader> OpenSnapshot(const ObjectId& object) = 0;
+  // Whether a snapshot a peer sent decodes as one of `object`'s: the learner installs only
+  // those, and asks again for the others (a peer's bug must not stop this node).
+  virtual bool Decodes(const ObjectId& object, std::string_view data) = 0;
 };
 
 // The durable log, for entries the Replica no longer holds in memory: with a LogSource, an
@@ -346,6 +379,7 @@ struct Probes {
   uint64_t recovered_uncommitted = 0;     // Phase 1 re-proposed an accepted value.
   uint64_t recovered_noop = 0;            // Phase 1 filled a gap with a no-op.
   uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
+  uint64_t snapshots_refused = 0;         // A received snapshot did not decode (Decodes).
   uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
   uint64_t catchups_queued = 0;           // A catch-up waited for a free slot.

@@ -256,6 +256,10 @@ void Replica::HandleCatchupResponse(const Message& msg) {
   if (snapshot) {
     std::string data;
     if (!TakeSnapshotChunk(msg, o, data)) return;
+    if (!snapshots_->Decodes(msg.object, data)) {
+      ++probes_.snapshots_refused;  // Tick asks again, from the first chunk.
+      return;
+    }
     InstallSnapshot(msg, o, std::move(data));
   }
   const Ballot learned_max = LearnCatchupEntries(msg, o);
@@ -400,7 +404,7 @@ bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r,
   // the learner then continues with log entries instead of starting over. A request continuing
   // a snapshot we no longer hold gets ours from offset 0; a held snapshot older than our log's
   // start (we installed a newer one meanwhile) is replaced.
-  if (t.serving != nullptr && t.serving->slot < o.hard.truncated_through) {
+  if (t.serving != nullptr && t.serving->slot() < o.hard.truncated_through) {
     t.serving.reset();
     --serving_count_;
   }
@@ -412,28 +416,28 @@ bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r,
       DropIdleTransfers(3 * config_.resend_ticks);
     }
     if (serving_count_ >= config_.snapshots_served_max) return false;  // The learner retries.
-    std::optional<Snapshot> snap = snapshots_->LatestSnapshot(msg.object);
-    ATLAS_CHECK(snap.has_value() && snap->slot >= o.hard.truncated_through);
-    t.serving = std::make_unique<Snapshot>(std::move(*snap));
+    t.serving = snapshots_->OpenSnapshot(msg.object);
+    ATLAS_CHECK(t.serving != nullptr && t.serving->slot() >= o.hard.truncated_through);
     ++serving_count_;
   }
   if (t.serving == nullptr ||
-      (start > o.hard.truncated_through && msg.snapshot_slot != t.serving->slot)) {
+      (start > o.hard.truncated_through && msg.snapshot_slot != t.serving->slot())) {
     return true;  // Log entries only.
   }
   t.serving_touched = now_;
-  const Snapshot& snap = *t.serving;
+  SnapshotReader& snap = *t.serving;
   const uint64_t offset =
-      msg.snapshot_slot == snap.slot && msg.snapshot_offset <= snap.data.size()
+      msg.snapshot_slot == snap.slot() && msg.snapshot_offset <= snap.size()
           ? msg.snapshot_offset
           : 0;
   if (CrossedRetry(o, msg.from, msg.slot, offset)) return false;
-  const size_t len = std::min<size_t>(config_.snapshot_chunk_bytes, snap.data.size() - offset);
-  r.snapshot_slot = snap.slot;
+  const size_t len = std::min<uint64_t>(config_.snapshot_chunk_bytes, snap.size() - offset);
+  r.snapshot_slot = snap.slot();
   r.snapshot_offset = offset;
-  r.snapshot_total = snap.data.size();
-  r.snapshot = snap.data.substr(offset, len);
-  if (offset + len < snap.data.size()) {
+  r.snapshot_total = snap.size();
+  r.snapshot = snap.Read(offset, len);
+  ATLAS_CHECK(r.snapshot.size() == len);  // (a reader that cannot read is the host's fatal)
+  if (offset + len < snap.size()) {
     Send(std::move(r));  // Entries follow with the last chunk.
     return false;
   }

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "atlasd/cluster/members.h"
 #include "atlasd/fatal.h"
+#include "atlasd/snapshot_stream.h"
 #include "socketproto/str.h"
 #include "storage/keys.h"
 #include "storage/paxos_state.h"
@@ -12,28 +13,35 @@
 namespace atlas {
 
 // The application side of snapshots: an object's state in the store *is* its snapshot, taken as
-// of the object's durable commit index (written in the same batch as every apply).
+// of the object's durable commit index (written in the same batch as every apply), and read
+// for a transfer from a store snapshot a chunk at a time (atlasd/snapshot_stream.h).
 // `atlas.nodes` is the exception: its state is the ClusterConfig, kept in node metadata.
 class NodeHost::Snapshots final : public consensus::SnapshotSource {
  public:
-  Snapshots(StateMachine* sm, const MembershipState* membership)
-      : sm_(sm), membership_(membership) {}
-  std::optional<consensus::Snapshot> LatestSnapshot(const consensus::ObjectId& object) override {
-    consensus::Snapshot snap;
-    snap.slot = sm_->CommitIndex(object, nullptr);
-    // While the Replica is constructed only the slot is needed; building every table's bytes
-    // there would read the whole database at start-up.
-    if (slot_only_) return snap;
-    snap.data = object == consensus::kMembershipObject
-                    ? consensus::EncodeClusterConfig(membership_->current())
-                    : sm_->SnapshotObject(object);
-    return snap;
+  Snapshots(StateMachine* sm, const MembershipState* membership, bool test_unpinned)
+      : sm_(sm), membership_(membership), test_unpinned_(test_unpinned) {}
+  consensus::Slot LatestSnapshotSlot(const consensus::ObjectId& object) override {
+    return sm_->CommitIndex(object, nullptr);
   }
-  bool slot_only_ = true;
+  std::unique_ptr<consensus::SnapshotReader> OpenSnapshot(
+      const consensus::ObjectId& object) override {
+    if (object == consensus::kMembershipObject) {
+      return std::make_unique<consensus::SnapshotBytes>(
+          sm_->CommitIndex(object, nullptr), consensus::EncodeClusterConfig(membership_->current()));
+    }
+    return sm_->OpenObjectSnapshot(object, test_unpinned_);
+  }
+  bool Decodes(const consensus::ObjectId& object, std::string_view data) override {
+    if (object == consensus::kMembershipObject) {
+      return consensus::DecodeClusterConfig(std::string(data)).ok();
+    }
+    return StateMachine::ObjectSnapshotDecodes(data);
+  }
 
  private:
   StateMachine* sm_;
   const MembershipState* membership_;
+  bool test_unpinned_;
 };
 
 // The log column family, for the entries the core let go of once applied (consensus::LogSource):
@@ -131,7 +139,6 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   h->replica_ = std::make_unique<consensus::Replica>(
       h->CoreConfig(), std::move(*state), h->snapshots_.get(), std::move(policy),
       options.replica_seed != 0 ? options.replica_seed : options.node_id, h->log_.get());
-  h->snapshots_->slot_only_ = false;
   // The configuration before the latest one: joint quorums of a change still settling use it.
   const consensus::ClusterConfig& previous = h->membership_.previous();
   if (previous.epoch > 0 && previous.epoch < h->membership_.current().epoch) {
@@ -148,7 +155,8 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
       state_machine_(store, options_.change_history, options_.test_meta_cache,
                      options_.test_row_cache),
       routes_(&state_machine_),
-      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_)),
+      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_,
+                                               options_.test_snapshot_unpinned)),
       log_(std::make_unique<Log>(store)),
       // Request ids must not repeat across restarts (the core deduplicates forwarded requests
       // by id), so the sequence starts from the wall clock when this incarnation started.

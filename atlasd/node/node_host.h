@@ -115,6 +115,9 @@ struct NodeHostOptions {
   // that the simulator is shown to catch it (docs/consensus.md, "Simulator and checkers").
   bool test_send_before_persist = false;  // messages leave before their Ready is durable
   bool test_reuse_sequence_numbers = false;  // every incarnation numbers from 1 again
+  // A snapshot sent in chunks reads the live store, not one store snapshot: a transfer under
+  // writes mixes states.
+  bool test_snapshot_unpinned = false;
   // The state machine's record caches (table and object records, row records), shared with
   // the previous incarnation: they keep records of Readies that a crash stopped before they
   // reached the disk (atlasd/meta_cache.h).

@@ -22,10 +22,15 @@ class NoSnapshots : public SnapshotSource {
   // Set: the application state is durable with this hard state (as the daemon's is), applied
   // through its commit index; a restart re-applies nothing.
   const PersistentState* applied_with = nullptr;
-  std::optional<Snapshot> LatestSnapshot(const ObjectId& object) override {
-    if (applied_with == nullptr || !applied_with->contains(object)) return std::nullopt;
-    return Snapshot{applied_with->at(object).commit_index, ""};
+  Slot LatestSnapshotSlot(const ObjectId& object) override {
+    if (applied_with == nullptr || !applied_with->contains(object)) return 0;
+    return applied_with->at(object).commit_index;
   }
+  std::unique_ptr<SnapshotReader> OpenSnapshot(const ObjectId& object) override {
+    if (applied_with == nullptr || !applied_with->contains(object)) return nullptr;
+    return std::make_unique<SnapshotBytes>(applied_with->at(object).commit_index, "");
+  }
+  bool Decodes(const ObjectId&, std::string_view data) override { return data.empty(); }
 };
 
 // The durable log of a test node: what its Readys persisted (ApplyHardStateUpdate).
@@ -1099,6 +1104,35 @@ TEST_CASE("after a membership change a table's first write rides in its anchor's
     }
     CHECK(writes == 1);
   }
+}
+
+TEST_CASE("a snapshot that does not decode is refused, and the learner asks again",
+          "[replica]") {
+  // A peer's bug (or a torn snapshot) must not stop the learner: the host's Decodes check
+  // runs before anything is installed, and the transfer starts over.
+  Cluster c({3}, QuorumSpec{1, 0});
+  auto chunk = [](std::string data) {
+    Message m;
+    m.type = MessageType::kCatchupResponse;
+    m.from = 2;
+    m.to = 1;
+    m.object = "t";
+    m.epoch = 1;
+    m.commit_index = 5;
+    m.snapshot_slot = 5;
+    m.snapshot_total = data.size();
+    m.snapshot = std::move(data);
+    return m;
+  };
+  c.R(1).Step(chunk("torn"));  // the test host decodes only empty snapshots
+  c.Drain(1);
+  CHECK(c.R(1).probes().snapshots_refused == 1);
+  CHECK(c.R(1).probes().snapshots_installed == 0);
+  CHECK(c.R(1).CommitIndex("t") == 0);
+  c.R(1).Step(chunk(""));
+  c.Drain(1);
+  CHECK(c.R(1).probes().snapshots_installed == 1);
+  CHECK(c.R(1).CommitIndex("t") == 5);
 }
 
 }  // namespace

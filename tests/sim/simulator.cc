@@ -150,7 +150,7 @@ class Simulation {
   // Persist before send: a promise or an acceptance leaves only once it is durable.
   void CheckDurable(const SimNode& node, const Message& m);
   std::string ReadRow(SimNode& node, const std::string& table, const std::string& row);
-  // Every row of the table on the node, "row=value;" in row order (convergence).
+  // The table's revision and every row on the node, "row=value;" in row order (convergence).
   std::string TableRows(SimNode& node, const std::string& table);
   // The node's wall clock now (ms), and what the host tells its core (SetClock).
   int64_t WallMs(NodeId id) const;
@@ -499,6 +499,7 @@ void Simulation::StartNode(SimNode& node) {
   o.test_send_before_persist = opt_.bug_send_before_persist;
   o.test_reuse_sequence_numbers = opt_.bug_reuse_sequence_numbers;
   o.test_keep_local_reads = opt_.bug_keep_local_reads;
+  o.test_snapshot_unpinned = opt_.bug_snapshot_unpinned;
   if (opt_.bug_meta_cache_outlives_crash) {
     if (!node.meta_cache) node.meta_cache = std::make_shared<MetaCache>(kDefaultMetaCacheBytes);
     if (!node.row_cache) node.row_cache = std::make_shared<MetaCache>(kDefaultRowCacheBytes);
@@ -787,7 +788,9 @@ void Simulation::CheckLeases(const SimNode& node, const ObjectId& object, Ballot
 }
 
 std::string Simulation::TableRows(SimNode& node, const std::string& table) {
-  std::string out;
+  // The table's revision too: WATCH numbers changes by it, so replicas must agree on it.
+  absl::StatusOr<storage::TableState> st = node.store->LoadTableState(table);
+  std::string out = absl::StrCat("rev=", st.ok() ? st->revision : 0, ";");
   absl::Status s = node.store->ForEachRow(table, "", std::nullopt, [&](std::string_view row) {
     const std::string name(row);
     absl::StrAppend(&out, name, "=", ReadRow(node, table, name), ";");
@@ -1407,6 +1410,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.recovered_uncommitted += from.recovered_uncommitted;
   into.recovered_noop += from.recovered_noop;
   into.snapshots_installed += from.snapshots_installed;
+  into.snapshots_refused += from.snapshots_refused;
   into.snapshot_chunks += from.snapshot_chunks;
   into.catchup_entries += from.catchup_entries;
   into.catchups_queued += from.catchups_queued;
@@ -1547,6 +1551,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_reports_never_wake) absl::StrAppend(&cmd, " --bug-reports-never-wake");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
+  if (o.bug_snapshot_unpinned) absl::StrAppend(&cmd, " --bug-snapshot-unpinned");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {
     absl::StrAppend(&cmd, " --crash-before-sync ", o.crash_before_sync_chance);
   }

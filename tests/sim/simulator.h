@@ -144,6 +144,8 @@ struct SimOptions {
   bool bug_meta_cache_outlives_crash = false;
   // Tables stay readable without a barrier after the node gave away what made that safe.
   bool bug_keep_local_reads = false;
+  // Snapshots sent in chunks read the live store (NodeHostOptions::test_snapshot_unpinned).
+  bool bug_snapshot_unpinned = false;
   // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
   double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.

@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 
+#include "atlasd/snapshot_stream.h"
 #include "atlasd/state_machine.h"
 #include "storage/keys.h"
 #include "tests/unit/temp_dir.h"
@@ -565,4 +566,46 @@ TEST_CASE("the change history keeps watch-history changes, trimmed in steps of h
     CHECK(range->latest == 103);
     CHECK(range->resumable_from == (step == 1 ? 103 - history : 100 - history));
   }
+}
+
+TEST_CASE("an object's snapshot streams a chunk at a time from the state it was opened at") {
+  Replica ref;
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(ref.Apply(Put("t", "r" + std::to_string(i), std::string(1000, 'a' + i % 26), 1)).ok);
+  }
+  REQUIRE(ref.Apply(Put("t", "big", std::string(3 * kBlobChunkBytes + 7, 'b'), 1)).ok);
+  const std::string whole = ref.sm().SnapshotObject("t");
+  const uint64_t slot = ref.sm().CommitIndex("t", nullptr);
+  std::unique_ptr<atlas::SnapshotStream> stream = ref.sm().OpenObjectSnapshot("t");
+  CHECK(stream->slot() == slot);
+  CHECK(stream->size() == whole.size());
+  // Writes after the stream opened are not in it.
+  REQUIRE(ref.Apply(Put("t", "r0", "changed", 2)).ok);
+  REQUIRE(ref.Apply(Put("t", "new", "row", 2)).ok);
+  const size_t chunk = 4096;
+  std::string streamed;
+  size_t held = 0;
+  for (uint64_t off = 0; off < stream->size(); off += chunk) {
+    std::string part = stream->Read(off, chunk);
+    CHECK(stream->Read(off, chunk) == part);  // a retry of the same chunk
+    held = std::max(held, stream->buffered());
+    streamed += part;
+  }
+  CHECK(streamed == whole);
+  // What a learner checks before installing.
+  CHECK(StateMachine::ObjectSnapshotDecodes(streamed));
+  CHECK_FALSE(StateMachine::ObjectSnapshotDecodes(streamed.substr(0, streamed.size() - 1)));
+  CHECK_FALSE(StateMachine::ObjectSnapshotDecodes(std::string("T\x01" "t\x03" "abc")));
+  // A chunk holds at most one chunk and one entry (the blob chunk) of the table.
+  CHECK(held <= chunk + kBlobChunkBytes + 64);
+  // An earlier chunk again (the learner started over) reads from the start.
+  CHECK(stream->Read(chunk, chunk) == whole.substr(chunk, chunk));
+  CHECK(stream->Read(whole.size() - 10, chunk) == whole.substr(whole.size() - 10));
+  // What the stream sent installs into the state the stream was opened at.
+  Replica r;
+  r.InstallObject("t", streamed, slot);
+  CHECK(r.sm().CommitIndex("t", nullptr) == slot);
+  CHECK(*r.Value("t", "r0") == std::string(1000, 'a'));
+  CHECK_FALSE(r.Value("t", "new").has_value());
+  CHECK(*r.Value("t", "big") == std::string(3 * kBlobChunkBytes + 7, 'b'));
 }

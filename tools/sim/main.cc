@@ -38,6 +38,7 @@ void Usage() {
                "                 [--bug-evict-accepted] [--bug-rest-forgets-promise]\n"
                "                 [--bug-rest-without-round-trip] [--bug-reports-never-wake]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
+               "                 [--bug-snapshot-unpinned]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
@@ -224,6 +225,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-reports-never-wake", &o.bug_reports_never_wake},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
+      {"--bug-snapshot-unpinned", &o.bug_snapshot_unpinned},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
       {"--no-lease-check", &a->no_lease_check},
@@ -339,6 +341,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"recovered_uncommitted", p.recovered_uncommitted},
       {"recovered_noop", p.recovered_noop},
       {"snapshots_installed", p.snapshots_installed},
+      {"snapshots_refused", p.snapshots_refused},
       {"catchup_entries", p.catchup_entries},
       {"catchups_queued", p.catchups_queued},
       {"directory_reports", p.directory_reports},

@@ -1,0 +1,117 @@
+#include "atlasd/snapshot_stream.h"
+
+#include "atlasd/fatal.h"
+#include "socketproto/str.h"
+#include "storage/coding.h"
+#include "storage/keys.h"
+
+namespace atlas {
+
+using storage::Cf;
+
+std::pair<std::string, std::string> TableRange(Cf cf, const std::string& table) {
+  if (cf == Cf::kMeta) {
+    std::string lo = storage::TableMetaKey(table, "");
+    std::string hi = lo;
+    hi.back() = '\x01';  // "t" 00 <table> 01: just past the table's meta keys
+    return {lo, hi};
+  }
+  return {storage::RowRangeStart(table, ""), storage::RowRangeLimit(table, "")};
+}
+
+TableEntries::TableEntries(storage::Reader* reader, std::string table)
+    : reader_(reader), table_(std::move(table)) {}
+
+bool TableEntries::Next(std::string* out) {
+  while (cf_ < std::size(kSnapshotCfs)) {
+    const Cf cf = kSnapshotCfs[cf_];
+    if (cursor_ == nullptr) {
+      auto [lo, hi] = TableRange(cf, table_);
+      cursor_ = reader_->Scan(cf, lo, hi);
+      cursor_->Seek(lo);
+    } else {
+      cursor_->Next();
+    }
+    if (cursor_->Valid()) {
+      out->push_back(static_cast<char>(cf));
+      storage::PutLengthPrefixed(out, cursor_->key());
+      storage::PutLengthPrefixed(out, cursor_->value());
+      return true;
+    }
+    // A read error must not pass for the end of the table: the snapshot would lose rows.
+    if (absl::Status s = cursor_->status(); !s.ok()) {
+      Fatal(StrCat("reading the snapshot of ", table_, ": ", s.ToString()));
+    }
+    cursor_.reset();
+    ++cf_;
+  }
+  return false;
+}
+
+namespace {
+std::string TableHeader(const std::string& table, uint64_t bytes) {
+  std::string out(1, kSectionTable);
+  storage::PutLengthPrefixed(&out, table);
+  storage::PutVarint(&out, bytes);
+  return out;
+}
+}  // namespace
+
+SnapshotStream::SnapshotStream(std::unique_ptr<storage::Reader> pinned, consensus::Slot slot,
+                               std::string head, std::vector<std::string> tables)
+    : pinned_(std::move(pinned)), slot_(slot), head_(std::move(head)), tables_(std::move(tables)) {
+  size_ = head_.size();
+  std::string entry;
+  for (const std::string& table : tables_) {
+    uint64_t bytes = 0;
+    TableEntries entries(pinned_.get(), table);
+    for (entry.clear(); entries.Next(&entry); entry.clear()) bytes += entry.size();
+    table_bytes_.push_back(bytes);
+    size_ += TableHeader(table, bytes).size() + bytes;
+  }
+}
+
+bool SnapshotStream::Emit() {
+  if (!head_done_) {
+    head_done_ = true;
+    buf_ += head_;
+    return true;
+  }
+  while (table_ < tables_.size()) {
+    if (entries_ == nullptr) {
+      entries_ = std::make_unique<TableEntries>(pinned_.get(), tables_[table_]);
+      buf_ += TableHeader(tables_[table_], table_bytes_[table_]);
+      return true;
+    }
+    if (entries_->Next(&buf_)) return true;
+    entries_.reset();
+    ++table_;
+  }
+  return false;
+}
+
+void SnapshotStream::Restart() {
+  head_done_ = false;
+  table_ = 0;
+  entries_.reset();
+  buf_.clear();
+  buf_start_ = 0;
+}
+
+std::string SnapshotStream::Read(uint64_t offset, size_t len) {
+  if (offset < buf_start_) Restart();  // an earlier chunk again: read from the start
+  // The buffer keeps the bytes from the last read's offset on, so a retry of the last chunk
+  // (a lost response) needs no re-read.
+  while (buf_start_ + buf_.size() < offset + len && Emit()) {
+    if (buf_start_ + buf_.size() <= offset) {  // skipping forward: hold no more than a piece
+      buf_start_ += buf_.size();
+      buf_.clear();
+    }
+  }
+  const uint64_t skip = std::min<uint64_t>(offset - buf_start_, buf_.size());
+  buf_.erase(0, skip);
+  buf_start_ += skip;
+  return buf_.substr(0, len);
+}
+
+}  // namespace atlas
