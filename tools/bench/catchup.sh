@@ -46,6 +46,14 @@ declare -a want
 for ((t = 0; t < tables; t++)); do
   want[$t]=$("$ATLAS_BIN/atlas" --socket "$sock" -c "COUNT bulk$t" | head -1)
 done
+# The senders' memory: each old node's RSS now, and its peak from here on (writing 5 to
+# clear_refs resets the kernel's high-water mark, VmHWM).
+declare -a rss0
+for i in 1 2 3; do
+  p=$(cat "$tmp/c/n$i.pid")
+  rss0[$i]=$(awk '/VmRSS/ {print int($2 / 1024)}' /proc/$p/status)
+  echo 5 >/proc/$p/clear_refs 2>/dev/null || log "cannot reset node $i's peak RSS (not root?)"
+done
 start=$(date +%s.%N)
 "$ATLAS_BIN/atlasd" --data-dir "$tmp/n4" --region zone1 --node-name n4 \
   --listen 127.0.0.1:$((base + 4)) --http-listen 127.0.0.1:$((base + 104)) \
@@ -72,4 +80,9 @@ while [ $missing -ne 0 ]; do
 done
 complete=$(python3 -c "import time; print(round(time.time() - $start, 1))")
 peak=$(awk '/VmHWM/ {print int($2 / 1024) " MB"}' /proc/$n4/status)
-echo "node 4: /health ACTIVE after $active s; every row readable on node 4 after $complete s ($mb MB written in $tables tables: ${want[*]}; node 4 holds $(du -sh "$tmp/n4" | cut -f1), peak RSS $peak)"
+growth=""
+for i in 1 2 3; do
+  hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$(cat "$tmp/c/n$i.pid")/status)
+  growth+=" n$i +$((hwm - rss0[i])) MB"
+done
+echo "node 4: /health ACTIVE after $active s; every row readable on node 4 after $complete s ($mb MB written in $tables tables: ${want[*]}; node 4 holds $(du -sh "$tmp/n4" | cut -f1), peak RSS $peak; senders' peak RSS growth:$growth)"
