@@ -159,7 +159,15 @@ void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch)
                  "timeouts stretch accordingly)",
                  host_->ticks_skipped());
   }
-  for (auto& [bytes, fn] : batch) fn();
+  size_t since_ready = 0;
+  for (auto& [bytes, fn] : batch) {
+    fn();
+    since_ready += bytes;
+    if (since_ready >= options_.ready_event_bytes_max) {
+      host_->ProcessReady();
+      since_ready = 0;
+    }
+  }
   batch.clear();
   host_->ProcessReady();
   PublishStats();

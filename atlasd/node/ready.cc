@@ -22,6 +22,9 @@ bool NodeHost::ProcessReady() {
     std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
     Applied applied;
     if (!Stage(rd, *writes, applied)) return false;
+    // An installed snapshot's bytes are in the WriteSet now and never read again: a large one
+    // would otherwise be held three times while the write goes to the memtable.
+    for (auto& [object, snap] : rd.snapshots) std::string().swap(snap.data);
     // Before any message leaves: the tables this Ready's promises give away are no longer
     // read locally.
     RefreshLocalReads(rd, applied);
