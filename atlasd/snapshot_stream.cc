@@ -22,7 +22,15 @@ std::pair<std::string, std::string> TableRange(Cf cf, const std::string& table) 
 TableEntries::TableEntries(storage::Reader* reader, std::string table)
     : reader_(reader), table_(std::move(table)) {}
 
-bool TableEntries::Next(std::string* out) {
+namespace {
+size_t VarintBytes(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
+}  // namespace
+
+bool TableEntries::Step(std::string* out, uint64_t* bytes) {
   while (cf_ < std::size(kSnapshotCfs)) {
     const Cf cf = kSnapshotCfs[cf_];
     if (cursor_ == nullptr) {
@@ -33,9 +41,15 @@ bool TableEntries::Next(std::string* out) {
       cursor_->Next();
     }
     if (cursor_->Valid()) {
-      out->push_back(static_cast<char>(cf));
-      storage::PutLengthPrefixed(out, cursor_->key());
-      storage::PutLengthPrefixed(out, cursor_->value());
+      const std::string_view k = cursor_->key(), v = cursor_->value();
+      if (bytes != nullptr) {
+        *bytes += 1 + VarintBytes(k.size()) + k.size() + VarintBytes(v.size()) + v.size();
+      }
+      if (out != nullptr) {
+        out->push_back(static_cast<char>(cf));
+        storage::PutLengthPrefixed(out, k);
+        storage::PutLengthPrefixed(out, v);
+      }
       return true;
     }
     // A read error must not pass for the end of the table: the snapshot would lose rows.
@@ -61,11 +75,11 @@ SnapshotStream::SnapshotStream(std::unique_ptr<storage::Reader> pinned, consensu
                                std::string head, std::vector<std::string> tables)
     : pinned_(std::move(pinned)), slot_(slot), head_(std::move(head)), tables_(std::move(tables)) {
   size_ = head_.size();
-  std::string entry;
   for (const std::string& table : tables_) {
     uint64_t bytes = 0;
     TableEntries entries(pinned_.get(), table);
-    for (entry.clear(); entries.Next(&entry); entry.clear()) bytes += entry.size();
+    while (entries.Measure(&bytes)) {
+    }
     table_bytes_.push_back(bytes);
     size_ += TableHeader(table, bytes).size() + bytes;
   }

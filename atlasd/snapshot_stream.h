@@ -28,9 +28,13 @@ class TableEntries {
  public:
   TableEntries(storage::Reader* reader, std::string table);
   // Appends the next entry to *out; false when there is none left.
-  bool Next(std::string* out);
+  bool Next(std::string* out) { return Step(out, nullptr); }
+  // Adds the next entry's size to *bytes without copying it; false when there is none left.
+  bool Measure(uint64_t* bytes) { return Step(nullptr, bytes); }
 
  private:
+  bool Step(std::string* out, uint64_t* bytes);
+
   storage::Reader* reader_;
   std::string table_;
   size_t cf_ = 0;  // index into kSnapshotCfs
