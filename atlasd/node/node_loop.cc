@@ -238,12 +238,25 @@ void NodeLoop::Describe(const std::string& table, std::function<void(ObjectInfo)
 }
 
 void NodeLoop::Deliver(std::vector<consensus::Message> messages) {
-  // A full queue drops the batch like a lossy network would; WPaxos retransmits.
+  // A full queue drops a part like a lossy network would; WPaxos retransmits. A large batch
+  // (catch-up bursts) is queued in parts of about ready_event_bytes_max, so that Pass makes a
+  // Ready between them.
+  std::vector<consensus::Message> part;
   size_t bytes = 0;
-  for (const consensus::Message& m : messages) bytes += WeightOf(m);
-  Post(bytes, [this, ms = std::move(messages)] {
-    for (const consensus::Message& m : ms) host_->Deliver(m);
-  });
+  auto post = [&] {
+    Post(bytes, [this, ms = std::move(part)] {
+      for (const consensus::Message& m : ms) host_->Deliver(m);
+    });
+    part.clear();
+    bytes = 0;
+  };
+  for (consensus::Message& m : messages) {
+    const size_t weight = WeightOf(m);
+    if (!part.empty() && bytes + weight > options_.ready_event_bytes_max) post();
+    bytes += weight;
+    part.push_back(std::move(m));
+  }
+  if (!part.empty()) post();
 }
 
 void NodeLoop::ProposeMembership(std::string command, MembershipDone done) {
