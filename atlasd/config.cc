@@ -59,6 +59,10 @@ void AddLimitOptions(CLI::App* app, Config* c) {
   app->add_option("--memory-budget-bytes", c->memory_budget_bytes,
                   "RocksDB's memory: block cache, memtables, index and filter blocks together")
       ->check(CLI::Range(size_t{16} << 20, size_t{1} << 42));
+  app->add_option("--catchup-bytes-per-second", c->catchup_bytes_per_second,
+                  "Catch-up this node sends to joining or lagging nodes, all together (0: no "
+                  "limit)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40));
   app->add_option("--io-threads", c->io_threads, "Threads serving client connections")
       ->check(CLI::Range(1, 64));
   app->add_option("--watch-history", c->watch_history,

@@ -42,6 +42,9 @@ struct Config {
   // RocksDB's block cache, memtables and index/filter blocks together (docs/storage.md §Memory).
   size_t memory_budget_bytes = size_t{256} << 20;
   int io_threads = 2;
+  // Catch-up (log entries, snapshot chunks) this node sends to learners, all together; 0: no
+  // limit (docs/storage.md §Snapshots).
+  uint64_t catchup_bytes_per_second = uint64_t{64} << 20;
   uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
   uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off
   size_t watch_max = 100'000;       // watchers on this node

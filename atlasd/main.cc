@@ -372,6 +372,7 @@ atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::
   options.host.acls = acls;
   options.host.change_history = config.watch_history;
   options.host.read_lease_ms = config.read_lease_ms;
+  options.host.catchup_bytes_per_second = config.catchup_bytes_per_second;
   options.host.clock_drift_ppm = config.max_clock_drift_ppm;
   options.host.node_id = static_cast<atlas::consensus::NodeId>(setup.node_id);
   options.host.may_own = false;  // until the cluster runtime judged this node's clock

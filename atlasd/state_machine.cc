@@ -249,27 +249,12 @@ uint64_t StateMachine::TableBytes(const std::string& table, storage::WriteSet* b
   return bytes;
 }
 
-namespace {
-// The live store as a Reader of its own (the bug switch of OpenObjectSnapshot).
-class LiveReader final : public storage::Reader {
- public:
-  explicit LiveReader(storage::Store* store) : store_(store) {}
-  absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
-    return store_->Get(cf, key);
-  }
-  std::unique_ptr<storage::Cursor> Scan(Cf cf, std::string_view lo, std::string_view hi) override {
-    return store_->Scan(cf, lo, hi);
-  }
-
- private:
-  storage::Store* store_;
-};
-}  // namespace
 
 std::unique_ptr<SnapshotStream> StateMachine::OpenObjectSnapshot(const std::string& object,
                                                                  bool test_unpinned) {
+  // (The bug switch reads the live store instead of the pinned snapshot.)
   std::unique_ptr<storage::Reader> snap =
-      test_unpinned ? std::make_unique<LiveReader>(store_) : store_->Snapshot();
+      test_unpinned ? store_->BulkReader() : store_->BulkSnapshot();
   std::string head;
   std::vector<std::string> governed;
   bool own_seen = false;

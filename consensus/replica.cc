@@ -373,7 +373,7 @@ bool Replica::Quiet() const {
     return kv.second.first != 0 || kv.second.notice_owed;
   });
   return active_.empty() && pending_.empty() && deadlines_.empty() && local_.empty() &&
-         held_.empty() && !lazy_waiting;
+         held_.empty() && catchup_waiting_.empty() && !lazy_waiting;
 }
 
 consensus::Tick Replica::TicksToHeartbeat() const {

@@ -293,9 +293,16 @@ struct ReplicaConfig {
   size_t pending_requests_max = 1 << 16;  // Client requests in progress on this node.
   size_t reads_max = 4096;                // Reads waiting per object.
   size_t catchup_entries_max = 128;       // Entries per catch-up response.
-  size_t catchup_bytes_max = 8 << 20;     // Command bytes per catch-up response (>= 1 entry).
+  size_t catchup_bytes_max = 4 << 20;     // Command bytes per catch-up response (>= 1 entry).
   size_t catchup_burst = 4;               // Catch-up responses answering one request.
   size_t catchups_max = 4;                // Objects a learner catches up at once (memory).
+  // What this node sends as catch-up (log entries and snapshot chunks, every learner
+  // together), in bytes per tick; 0: no limit. A joining node then cannot take the links and
+  // the disk from foreground writes, nor make a sender read more than it can send. A request
+  // over the budget waits for it (one per learner and object, at most catchup_waiting_max);
+  // after a quiet spell the budget allows one full burst at once.
+  size_t catchup_bytes_per_tick = 0;
+  size_t catchup_waiting_max = 256;
   // Objects per page of the directory a node that started empty asks a peer for (0: no scan).
   // The next page is asked for once fewer catch-ups than this wait in the queue.
   size_t directory_objects_max = 4096;
@@ -383,6 +390,7 @@ struct Probes {
   uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
   uint64_t catchups_queued = 0;           // A catch-up waited for a free slot.
+  uint64_t catchups_throttled = 0;        // Sender: a request waited for the rate budget.
   uint64_t directory_pages = 0;           // Directory pages received (a node started empty).
   uint64_t directory_reports = 0;         // Objects those pages reported.
   uint64_t forwards = 0;
@@ -672,10 +680,17 @@ class Replica {
   // once the snapshot is complete (`data`); else the response ends here (the next chunk was
   // asked for, or the chunk belongs to no transfer of ours).
   bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
+  static constexpr uint64_t kSnapshotReserveMax = uint64_t{1} << 30;
   void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
   // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
   Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
   void HandleCatchupRequest(const Message& msg);
+  // Sender's rate limit (catchup_bytes_per_tick): whether the budget allows an answer now
+  // (refilled first), spending it, and the requests waiting for it (served by Tick).
+  bool CatchupBudgetLeft();
+  void SpendCatchupBudget(size_t bytes);
+  void WaitForCatchupBudget(const Message& request);
+  void ServeWaitingCatchups();
   // A CatchupResponse to `request`, with our commit index and committed anchor.
   static Message CatchupResponse(const Message& request, const ObjectState& o);
   // Sender: puts the next chunk of our snapshot in `r` if the learner needs one. False if the
@@ -919,6 +934,11 @@ class Replica {
   mutable size_t lagging_ = 0;
   ObjectId heartbeat_cursor_;  // Rolling re-announcement: where the next window starts.
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
+  // Catch-up's rate budget in bytes (below 0 after a large answer: a debt), as of
+  // catchup_budget_at_, and the requests waiting for it, oldest first.
+  int64_t catchup_budget_ = INT64_MAX;  // full (one burst) at the first refill
+  consensus::Tick catchup_budget_at_ = 0;
+  std::deque<Message> catchup_waiting_;
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
   // Every object this node holds; waking one (FindObj) is not a change, hence mutable.

@@ -291,7 +291,9 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     return;
   }
   if (msg.commit_index > o.hard.commit_index) {
-    RequestCatchup(msg.object, o, msg.from);
+    // No grace: the lazy flush it waits for is no help to a learner this far behind (it
+    // restarted with every answer, and held each learner to one burst per grace period).
+    RequestCatchup(msg.object, o, msg.from, /*grace=*/false);
   } else if (!Behind(o)) {
     // Caught up: the slot goes to the queue now (Step starts it), not at this object's next
     // tick (freed once per 5 ms tick, 4 slots caught up ~800 objects a second).
@@ -310,6 +312,9 @@ bool Replica::TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string&
   if (msg.snapshot_offset == 0 && !same_transfer) {
     partial = std::make_unique<PartialSnapshot>(
         PartialSnapshot{msg.snapshot_slot, msg.snapshot_total, "", msg.from});
+    // Room for the whole snapshot at once: appending would double the buffer as it grows,
+    // holding up to 1.5 times the snapshot while it moves (capped: `total` is the peer's word).
+    partial->data.reserve(std::min<uint64_t>(msg.snapshot_total, kSnapshotReserveMax));
   }
   if (partial == nullptr || partial->slot != msg.snapshot_slot ||
       partial->total != msg.snapshot_total || partial->from != msg.from ||
@@ -381,6 +386,10 @@ Ballot Replica::LearnCatchupEntries(const Message& msg, ObjectState& o) {
 void Replica::HandleCatchupRequest(const Message& msg) {
   ObjectState& o = Obj(msg.object);
   if (o.hard.commit_index < msg.slot) return;
+  if (!CatchupBudgetLeft()) {
+    WaitForCatchupBudget(msg);
+    return;
+  }
   Message r = CatchupResponse(msg, o);
   Slot start = msg.slot;
   if (!ServeSnapshotChunk(msg, o, r, start)) return;
@@ -437,6 +446,7 @@ bool Replica::ServeSnapshotChunk(const Message& msg, ObjectState& o, Message& r,
   r.snapshot_total = snap.size();
   r.snapshot = snap.Read(offset, len);
   ATLAS_CHECK(r.snapshot.size() == len);  // (a reader that cannot read is the host's fatal)
+  SpendCatchupBudget(len);
   if (offset + len < snap.size()) {
     Send(std::move(r));  // Entries follow with the last chunk.
     return false;
@@ -454,7 +464,9 @@ void Replica::SendCatchupBurst(const Message& msg, const ObjectState& o, Message
   // Up to catchup_burst responses answer one request, so a learner far behind gets that many
   // times more per round trip; `round` counts the responses still following in the burst.
   std::vector<Message> burst;
-  for (size_t i = 0; i < config_.catchup_burst && (i == 0 || start <= o.hard.commit_index); ++i) {
+  for (size_t i = 0; i < config_.catchup_burst &&
+                     (i == 0 || (start <= o.hard.commit_index && CatchupBudgetLeft()));
+       ++i) {
     Message part = i == 0 ? std::move(first) : CatchupResponse(msg, o);
     size_t bytes = 0;
     for (; start <= o.hard.commit_index && part.entries.size() < config_.catchup_entries_max &&
@@ -465,11 +477,48 @@ void Replica::SendCatchupBurst(const Message& msg, const ObjectState& o, Message
       for (const Command& c : e->value) bytes += c.data.size();
       part.entries.push_back({start, std::move(*e)});
     }
+    SpendCatchupBudget(bytes);
     burst.push_back(std::move(part));
   }
   for (size_t i = 0; i < burst.size(); ++i) {
     burst[i].round = burst.size() - 1 - i;
     Send(std::move(burst[i]));
+  }
+}
+
+bool Replica::CatchupBudgetLeft() {
+  const int64_t rate = static_cast<int64_t>(config_.catchup_bytes_per_tick);
+  if (rate == 0) return true;
+  // Full: one burst (a larger snapshot chunk still goes while the budget is above zero).
+  const int64_t full = static_cast<int64_t>(config_.catchup_burst * config_.catchup_bytes_max);
+  // (Elapsed ticks capped: a budget full for weeks must not overflow.)
+  const int64_t ticks = std::min<int64_t>(now_ - catchup_budget_at_, full / rate + 1);
+  catchup_budget_ = catchup_budget_ >= full - ticks * rate ? full : catchup_budget_ + ticks * rate;
+  catchup_budget_at_ = now_;
+  return catchup_budget_ > 0;
+}
+
+void Replica::SpendCatchupBudget(size_t bytes) {
+  if (config_.catchup_bytes_per_tick != 0) catchup_budget_ -= static_cast<int64_t>(bytes);
+}
+
+void Replica::WaitForCatchupBudget(const Message& request) {
+  ++probes_.catchups_throttled;
+  // A learner's retry replaces its request waiting for the same object.
+  for (Message& waiting : catchup_waiting_) {
+    if (waiting.from == request.from && waiting.object == request.object) {
+      waiting = request;
+      return;
+    }
+  }
+  if (catchup_waiting_.size() < config_.catchup_waiting_max) catchup_waiting_.push_back(request);
+}
+
+void Replica::ServeWaitingCatchups() {
+  while (!catchup_waiting_.empty() && CatchupBudgetLeft()) {
+    const Message request = std::move(catchup_waiting_.front());
+    catchup_waiting_.pop_front();
+    HandleCatchupRequest(request);
   }
 }
 

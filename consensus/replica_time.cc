@@ -48,6 +48,7 @@ void Replica::Tick() {
       FinishRequest(id, ReplyCode::kTimeout, false, "request timed out");
     }
   }
+  ServeWaitingCatchups();
   StartQueuedCatchups();
   ContinueDirectoryScan();
   WakeForConfig();

@@ -90,6 +90,21 @@ class MemSnapshot final : public Reader {
   std::array<Table, kCfs> data_;
 };
 
+// The live store read through (no block cache here to go around).
+class LiveReader final : public Reader {
+ public:
+  explicit LiveReader(Store* store) : store_(store) {}
+  absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
+    return store_->Get(cf, key);
+  }
+  std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) override {
+    return store_->Scan(cf, lower, upper);
+  }
+
+ private:
+  Store* store_;
+};
+
 class MemStore final : public Store {
  public:
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override {
@@ -132,6 +147,8 @@ class MemStore final : public Store {
     absl::MutexLock lock(&mu_);
     return std::make_unique<MemSnapshot>(data_);
   }
+  std::unique_ptr<Reader> BulkSnapshot() override { return Snapshot(); }
+  std::unique_ptr<Reader> BulkReader() override { return std::make_unique<LiveReader>(this); }
   absl::StatusOr<uint64_t> Sync() override {
     absl::MutexLock lock(&mu_);
     undo_.clear();

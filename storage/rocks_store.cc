@@ -73,16 +73,21 @@ class RocksWriteSet final : public WriteSet {
 };
 
 // Reads as of one RocksDB snapshot.
-class RocksSnapshot final : public Reader {
+// Reads under a RocksDB snapshot (null: the live store), filling the block cache or not.
+class RocksView final : public Reader {
  public:
-  RocksSnapshot(RocksStore* store, const rocksdb::Snapshot* snap) : store_(store), snap_(snap) {}
-  ~RocksSnapshot() override;
+  RocksView(RocksStore* store, const rocksdb::Snapshot* snap, bool fill_cache)
+      : store_(store), snap_(snap), fill_cache_(fill_cache) {}
+  ~RocksView() override;
   absl::StatusOr<std::optional<std::string>> Get(Cf cf, std::string_view key) override;
   std::unique_ptr<Cursor> Scan(Cf cf, std::string_view lower, std::string_view upper) override;
 
  private:
+  rocksdb::ReadOptions Options() const;
+
   RocksStore* store_;
   const rocksdb::Snapshot* snap_;
+  bool fill_cache_;
 };
 
 class RocksStore final : public Store {
@@ -137,7 +142,13 @@ class RocksStore final : public Store {
   }
   uint64_t commits() override { return commits_.load(std::memory_order_acquire); }
   std::unique_ptr<Reader> Snapshot() override {
-    return std::make_unique<RocksSnapshot>(this, db_->GetSnapshot());
+    return std::make_unique<RocksView>(this, db_->GetSnapshot(), /*fill_cache=*/true);
+  }
+  std::unique_ptr<Reader> BulkSnapshot() override {
+    return std::make_unique<RocksView>(this, db_->GetSnapshot(), /*fill_cache=*/false);
+  }
+  std::unique_ptr<Reader> BulkReader() override {
+    return std::make_unique<RocksView>(this, nullptr, /*fill_cache=*/false);
   }
   uint64_t Property(std::string_view name) override {
     uint64_t total = 0;
@@ -188,19 +199,23 @@ void RocksWriteSet::Put(Cf cf, std::string_view key, std::string_view value) {
 
 void RocksWriteSet::Delete(Cf cf, std::string_view key) { batch_.Delete(store_->cf(cf), key); }
 
-RocksSnapshot::~RocksSnapshot() { store_->db()->ReleaseSnapshot(snap_); }
-
-absl::StatusOr<std::optional<std::string>> RocksSnapshot::Get(Cf cf, std::string_view key) {
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap_;
-  return store_->GetAt(ro, cf, key);
+RocksView::~RocksView() {
+  if (snap_ != nullptr) store_->db()->ReleaseSnapshot(snap_);
 }
 
-std::unique_ptr<Cursor> RocksSnapshot::Scan(Cf cf, std::string_view lower,
-                                            std::string_view upper) {
+rocksdb::ReadOptions RocksView::Options() const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snap_;
-  return store_->ScanAt(ro, cf, lower, upper);
+  ro.fill_cache = fill_cache_;
+  return ro;
+}
+
+absl::StatusOr<std::optional<std::string>> RocksView::Get(Cf cf, std::string_view key) {
+  return store_->GetAt(Options(), cf, key);
+}
+
+std::unique_ptr<Cursor> RocksView::Scan(Cf cf, std::string_view lower, std::string_view upper) {
+  return store_->ScanAt(Options(), cf, lower, upper);
 }
 
 // One memory budget for RocksDB (docs/storage.md §Memory). The block cache's capacity is the

@@ -83,6 +83,11 @@ class Store : public Reader {
   virtual absl::Status Commit(WriteSet& writes, bool sync) = 0;
   // A consistent view of the whole store as it is now (later commits do not show in it).
   virtual std::unique_ptr<Reader> Snapshot() = 0;
+  // Bulk reads (a snapshot streamed to a learner, catch-up's log entries) go around the block
+  // cache: read once, they would evict what foreground reads use and grow the node by the
+  // cache's size. A snapshot as above, and the live store.
+  virtual std::unique_ptr<Reader> BulkSnapshot() = 0;
+  virtual std::unique_ptr<Reader> BulkReader() = 0;
   // Pipelined durability (docs/design.md §Pipelined syncs): makes every commit made before it
   // started durable (as a synced one would be) and returns how many commits that is (the
   // commits() it read first). Only one thread commits; Sync may run on another.

@@ -48,11 +48,12 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
 // catch-up reads them from here, so RAM holds only what is not applied yet.
 class NodeHost::Log final : public consensus::LogSource {
  public:
-  explicit Log(storage::Store* store) : store_(store) {}
+  // Entries read back are mostly catch-up's, read once: around the block cache.
+  explicit Log(storage::Store* store) : reader_(store->BulkReader()) {}
   std::optional<consensus::LogEntry> Entry(const consensus::ObjectId& object,
                                            consensus::Slot slot) override {
     absl::StatusOr<std::optional<std::string>> v =
-        store_->Get(storage::Cf::kLog, storage::LogKey(object, slot));
+        reader_->Get(storage::Cf::kLog, storage::LogKey(object, slot));
     if (!v.ok()) Fatal(StrCat("reading the log of ", object, ": ", v.status().ToString()));
     if (!v->has_value()) return std::nullopt;
     std::optional<consensus::LogEntry> e = storage::DecodeLogEntry(**v);
@@ -61,7 +62,7 @@ class NodeHost::Log final : public consensus::LogSource {
   }
 
  private:
-  storage::Store* store_;
+  std::unique_ptr<storage::Reader> reader_;
 };
 
 namespace {
@@ -191,6 +192,7 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   config.lazy_flush_ticks = std::max<int64_t>(1, per_second / 20);
   config.interest_ticks = per_second;
   config.catchup_grace_ticks = std::max<int64_t>(1, per_second / 10);
+  config.catchup_bytes_per_tick = options_.catchup_bytes_per_second / per_second;
   return config;
 }
 

@@ -102,6 +102,9 @@ struct NodeHostOptions {
   bool may_own = true;  // until SetClock says otherwise
   // Owner read leases (consensus::ReplicaConfig::lease_ms, clock_drift_ppm); 0: off.
   int64_t read_lease_ms = 0;
+  // Catch-up this node sends, all learners together (ReplicaConfig::catchup_bytes_per_tick);
+  // 0: no limit.
+  uint64_t catchup_bytes_per_second = 0;
   int64_t clock_drift_ppm = 10'000;
   uint64_t replica_seed = 0;  // the core's seeded randomness (0: node_id)
   // The migration policy: access counting with these windows (default: half a second), or,
@@ -244,6 +247,7 @@ class NodeHost {
   bool SendEarly(consensus::Ready& rd, bool unsynced);
   void StartSync(bool overlap);
   bool Write(storage::WriteSet& writes, bool in_line);
+  void DropWritten(consensus::Ready& rd);
   bool Hold(consensus::Ready rd, bool must_sync);
   bool ReleaseSynced();
   bool Release(consensus::Ready& rd);

@@ -34,7 +34,7 @@ struct NodeLoopOptions {
   // Events a Ready follows from, at most (in their queued bytes; one event may exceed it): a
   // long queue of large messages (catch-up entries) becomes several Readies, so that no one
   // write batch holds them all, three times over (log, row, WATCH change).
-  size_t ready_event_bytes_max = size_t{16} << 20;
+  size_t ready_event_bytes_max = size_t{8} << 20;
   // One-shot timers pending at once (After); beyond it they are refused.
   size_t timers_max = 4096;
   // Sends Ready::messages to their nodes (the peer transport); null in a one-node cluster.

@@ -41,9 +41,20 @@ bool NodeHost::ProcessReady() {
     Publish(applied);
     for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
     AnswerClients(rd);
+    DropWritten(rd);
     if (!Hold(std::move(rd), must_sync)) return false;
   }
   return true;
+}
+
+// What a Ready wrote is in the store now; waiting for its sync it keeps only what Release
+// needs (messages, and Advance's object names and numbers). Catch-up's entries would otherwise
+// be held by every Ready waiting for the fsync, twice (persisted and applied).
+void NodeHost::DropWritten(consensus::Ready& rd) {
+  for (consensus::HardStateUpdate& u : rd.persist) {
+    std::vector<consensus::SlotEntry>().swap(u.entries);
+  }
+  for (consensus::CommittedEntry& c : rd.committed) consensus::Batch().swap(c.commands);
 }
 
 // The owner's Accepts leave at once (consensus/replica.h); the bug switch sends everything.

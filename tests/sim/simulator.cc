@@ -308,6 +308,12 @@ void Simulation::Setup() {
     // Two served snapshots at least: with one, learners queue behind one another's transfers
     // (seed 252).
     b.snapshots_served_max = static_cast<size_t>(pick({2, 4}));
+    // A sender's catch-up rate limit in a quarter of the runs (tied to existing draws):
+    // requests wait for its budget, learners' retries replace them.
+    if (b.catchups_max == 1 && b.catchup_burst == 1) {
+      b.catchup_bytes_max = 256;
+      b.catchup_bytes_per_tick = 16;
+    }
     // Slow limits together (1 s resends, 13-byte chunks, one catch-up at a time, lost
     // chunks) need up to ~5 s of quiet for a restarted or joining learner to converge
     // (seeds 2306, 2729, 2758 with --membership): the liveness bound is longer, not gone.
@@ -1414,6 +1420,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.snapshot_chunks += from.snapshot_chunks;
   into.catchup_entries += from.catchup_entries;
   into.catchups_queued += from.catchups_queued;
+  into.catchups_throttled += from.catchups_throttled;
   into.directory_pages += from.directory_pages;
   into.directory_reports += from.directory_reports;
   into.forwards += from.forwards;

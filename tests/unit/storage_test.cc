@@ -329,6 +329,47 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
   CHECK(store.Property("rocksdb.estimate-table-readers-mem") < (size_t{1} << 20));
 }
 
+TEST_CASE("bulk reads go around the block cache, and see what a snapshot or the live store "
+          "holds") {
+  atlas::testing::TempDir dir;
+  StoreOptions options;
+  options.memory_budget_bytes = size_t{64} << 20;
+  auto opened = Store::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  // 96 MiB of 16 KiB log entries: most of it flushed to SST files by the budget.
+  const int kRows = 6144;
+  const std::string value(16384, 'v');
+  for (int i = 0; i < kRows; i += 64) {
+    std::unique_ptr<WriteSet> b = store.NewWriteSet();
+    for (int j = i; j < i + 64; ++j) b->Put(Cf::kLog, RowKey("t", std::to_string(j)), value);
+    REQUIRE(store.Commit(*b, false).ok());
+  }
+  std::unique_ptr<Reader> snapshot = store.BulkSnapshot();
+  {
+    std::unique_ptr<WriteSet> b = store.NewWriteSet();
+    b->Put(Cf::kLog, RowKey("t", "after"), "x");
+    REQUIRE(store.Commit(*b, false).ok());
+  }
+  std::unique_ptr<Reader> live = store.BulkReader();
+  CHECK(live->Get(Cf::kLog, RowKey("t", "after"))->has_value());
+  CHECK_FALSE(snapshot->Get(Cf::kLog, RowKey("t", "after"))->has_value());
+  auto read_all = [&](Reader& r) {
+    for (int j = 0; j < kRows; ++j) {
+      REQUIRE(r.Get(Cf::kLog, RowKey("t", std::to_string(j)))->has_value());
+    }
+  };
+  const uint64_t before = store.Property("rocksdb.block-cache-usage");
+  read_all(*live);
+  read_all(*snapshot);
+  const uint64_t bulk = store.Property("rocksdb.block-cache-usage");
+  read_all(store);
+  const uint64_t cached = store.Property("rocksdb.block-cache-usage");
+  INFO("cache before " << before << ", after bulk reads " << bulk << ", after reads " << cached);
+  CHECK(bulk <= before + (size_t{2} << 20));  // index and filter blocks at most
+  CHECK(cached >= bulk + (size_t{16} << 20));
+}
+
 TEST_CASE("a truncated log loses exactly the truncated entries, also after a snapshot's long "
           "jump") {
   atlas::testing::TempDir dir;

@@ -4,8 +4,13 @@
 # 100,000 bytes, stored as blobs), then a fourth node joins; we time from its start until its
 # /health says ACTIVE and until it holds every row itself (TABLE INFO rows= on node 4).
 #
+# Foreground: 100-byte PUTs at CATCHUP_FG_RATE a second (default 200) through node 2, for
+# CATCHUP_FG_S seconds (default 15) just before the join (idle) and again from node 4's start
+# (during): their p99s are compared (issue «A million tables»: during ≤ 2× idle).
+#
 # Usage: tools/bench/catchup.sh   Environment: CATCHUP_MB (default 1024), CATCHUP_TABLES
-# (default 32), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1 keeps the data.
+# (default 32), CATCHUP_FG_RATE, CATCHUP_FG_S, ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1
+# keeps the data.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -46,6 +51,16 @@ declare -a want
 for ((t = 0; t < tables; t++)); do
   want[$t]=$("$ATLAS_BIN/atlas" --socket "$sock" -c "COUNT bulk$t" | head -1)
 done
+# The foreground load: the same open-loop PUTs idle, then during the join (in the background).
+fg() {
+  "$ATLAS_BIN/atlas-bench" --socket "$tmp/c/n2/atlas.sock" --op put --table fg --keys 1000 \
+    --value-size 100 -c 4 --rate "${CATCHUP_FG_RATE:-200}" --duration "${CATCHUP_FG_S:-15}" \
+    --ops 100000000 --json |
+    python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); l=j["latency_us"]
+print("p50 %s us, p99 %s us, %s PUTs, %s errors" % (l["p50"], l["p99"], j["ops"], j["errors"]))'
+}
+fg_idle=$(fg)
+log "foreground idle: $fg_idle"
 # The senders' memory: each old node's RSS now, and its peak from here on (writing 5 to
 # clear_refs resets the kernel's high-water mark, VmHWM).
 declare -a rss0
@@ -54,6 +69,8 @@ for i in 1 2 3; do
   rss0[$i]=$(awk '/VmRSS/ {print int($2 / 1024)}' /proc/$p/status)
   echo 5 >/proc/$p/clear_refs 2>/dev/null || log "cannot reset node $i's peak RSS (not root?)"
 done
+fg >"$tmp/fg-during" &
+fg_pid=$!
 start=$(date +%s.%N)
 "$ATLAS_BIN/atlasd" --data-dir "$tmp/n4" --region zone1 --node-name n4 \
   --listen 127.0.0.1:$((base + 4)) --http-listen 127.0.0.1:$((base + 104)) \
@@ -85,4 +102,6 @@ for i in 1 2 3; do
   hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$(cat "$tmp/c/n$i.pid")/status)
   growth+=" n$i +$((hwm - rss0[i])) MB"
 done
+wait $fg_pid || true
+echo "foreground PUTs idle: $fg_idle; during the join: $(cat "$tmp/fg-during")"
 echo "node 4: /health ACTIVE after $active s; every row readable on node 4 after $complete s ($mb MB written in $tables tables: ${want[*]}; node 4 holds $(du -sh "$tmp/n4" | cut -f1), peak RSS $peak; senders' peak RSS growth:$growth)"

@@ -344,6 +344,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"snapshots_refused", p.snapshots_refused},
       {"catchup_entries", p.catchup_entries},
       {"catchups_queued", p.catchups_queued},
+      {"catchups_throttled", p.catchups_throttled},
       {"directory_reports", p.directory_reports},
       {"forwards", p.forwards},
       {"forward_rejects", p.forward_rejects},
