@@ -3,9 +3,20 @@
 #include <malloc.h>
 #include <pthread.h>
 
+#include <cstdlib>
+
 #include "spdlog/spdlog.h"
 
 namespace atlas {
+
+void TuneAllocator() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) {
+    mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
+  }
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) {
+    mallopt(M_TRIM_THRESHOLD, kTrimThresholdBytes);
+  }
+}
 
 HeapTrimmer::HeapTrimmer(std::function<uint64_t()> rested, uint64_t after,
                          absl::Duration interval)

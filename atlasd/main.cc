@@ -269,6 +269,7 @@ void HideJoinToken(int argc, char** argv, const std::string& token) {
 
 // Logging, descriptor limits, SIGPIPE, and the warnings every start repeats.
 void PrepareProcess(const atlas::Config& config) {
+  atlas::TuneAllocator();
   // Debian's Abseil is built with deadlock detection on: every Mutex::Lock then takes a
   // process-wide lock to update a lock graph (2.4% of a 64-connection GET profile). The lock
   // order is checked by clang's -Wthread-safety and the tests instead.

@@ -303,6 +303,7 @@ struct ReplicaConfig {
   // after a quiet spell the budget allows one full burst at once.
   size_t catchup_bytes_per_tick = 0;
   size_t catchup_waiting_max = 256;
+  size_t catchup_backlog_max = 0;  // SetInboundBacklog; 0: no limit
   // Objects per page of the directory a node that started empty asks a peer for (0: no scan).
   // The next page is asked for once fewer catch-ups than this wait in the queue.
   size_t directory_objects_max = 4096;
@@ -391,6 +392,7 @@ struct Probes {
   uint64_t catchup_entries = 0;
   uint64_t catchups_queued = 0;           // A catch-up waited for a free slot.
   uint64_t catchups_throttled = 0;        // Sender: a request waited for the rate budget.
+  uint64_t catchups_held = 0;             // Learner: a request held back by its backlog.
   uint64_t directory_pages = 0;           // Directory pages received (a node started empty).
   uint64_t directory_reports = 0;         // Objects those pages reported.
   uint64_t forwards = 0;
@@ -446,6 +448,11 @@ class Replica {
   // `mono_ms` is the host's monotonic clock, read after every event of the batch arrived: the
   // owner judges its read leases by it, the acceptor the leases it granted.
   void SetClock(int64_t wall_ms, int64_t mono_ms, bool may_own);
+  // The bytes of messages the host has received and not stepped yet. While they are over
+  // catchup_backlog_max this learner asks for no more catch-up (Tick asks again once they are
+  // under it): a node that applies slower than its peers send would otherwise queue the
+  // difference, and ask again for answers that sit in its own queue.
+  void SetInboundBacklog(uint64_t bytes) { inbound_backlog_ = bytes; }
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
@@ -939,6 +946,7 @@ class Replica {
   int64_t catchup_budget_ = INT64_MAX;  // full (one burst) at the first refill
   consensus::Tick catchup_budget_at_ = 0;
   std::deque<Message> catchup_waiting_;
+  uint64_t inbound_backlog_ = 0;  // SetInboundBacklog
   uint64_t restart_counter_floor_ = 0;  // Ballot counters above this are from this incarnation.
   bool work_ = false;                    // TakeReady has something to collect.
   // Every object this node holds; waking one (FindObj) is not a change, hence mutable.

@@ -218,6 +218,11 @@ void Replica::RequestCatchup(const ObjectId& object, ObjectState& o, NodeId from
     }
     catching_up_.insert(object);
   }
+  if (config_.catchup_backlog_max != 0 && inbound_backlog_ > config_.catchup_backlog_max &&
+      object != kMembershipObject) {
+    ++probes_.catchups_held;  // It keeps its slot; Tick asks again.
+    return;
+  }
   o.learner.catchup_sent = now_;
   Message m = MessageTo(MessageType::kCatchupRequest, from, object);
   m.slot = o.hard.commit_index + 1;

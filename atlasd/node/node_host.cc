@@ -193,6 +193,8 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   config.interest_ticks = per_second;
   config.catchup_grace_ticks = std::max<int64_t>(1, per_second / 10);
   config.catchup_bytes_per_tick = options_.catchup_bytes_per_second / per_second;
+  // Two bursts' worth: a learner's queue holds what it asked for, not its peers' whole rate.
+  config.catchup_backlog_max = 2 * config.catchup_burst * config.catchup_bytes_max;
   return config;
 }
 

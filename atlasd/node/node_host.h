@@ -153,6 +153,8 @@ class NodeHost {
   // stamps), and whether this node may own objects (its clock is trusted). Call before the
   // other calls of each pass; the host then runs the ticks and timers that fell due.
   void SetTime(int64_t now_ms, int64_t wall_ms, bool may_own);
+  // Bytes of queued events not run yet (consensus::Replica::SetInboundBacklog).
+  void SetBacklog(uint64_t bytes) { replica_->SetInboundBacklog(bytes); }
 
   void Propose(proto::Command cmd, Done done);
   void ReadBarrier(const std::string& table, ReadDone done);

@@ -151,6 +151,9 @@ void NodeLoop::TakeDueTimers(int64_t now_ms,
 }
 
 void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch) {
+  uint64_t backlog = 0;
+  for (const auto& event : batch) backlog += event.first;
+  host_->SetBacklog(backlog);  // before the ticks: their catch-up retries look at it
   const uint64_t skipped = host_->ticks_skipped();
   host_->SetTime(MonotonicMs(), WallUs() / 1000, may_own_.load());
   if (host_->ticks_skipped() != skipped && MonotonicMs() - last_skip_warning_ms_ > 10'000) {
@@ -161,6 +164,8 @@ void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch)
   }
   size_t since_ready = 0;
   for (auto& [bytes, fn] : batch) {
+    backlog -= bytes;
+    host_->SetBacklog(backlog);
     fn();
     since_ready += bytes;
     if (since_ready >= options_.ready_event_bytes_max) {

@@ -1188,6 +1188,30 @@ TEST_CASE("a sender keeps its catch-up within its rate budget, and a request ove
   CHECK(c.N(3).applied.size() == c.N(1).applied.size());
 }
 
+TEST_CASE("a learner with a backlog of received messages asks for no more catch-up until it "
+          "is under its limit", "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
+  c.Configure([](ReplicaConfig& cfg) { cfg.catchup_backlog_max = 1000; });
+  for (NodeId id : {1, 2, 3}) c.Start(id);
+  c.Settle(5);
+  for (uint64_t k = 1; k <= 20; ++k) {
+    c.R(1).Propose("t", "put a" + std::to_string(k) + " 1", RequestId{1, k});
+    c.Settle();
+  }
+  c.Settle(50);
+  c.N(3).durable.clear();
+  c.N(3).applied.clear();
+  c.Start(3);
+  c.R(3).SetInboundBacklog(5000);  // its host has 5,000 bytes of messages queued
+  c.Settle(600);                   // it hears of "t" (directory, heartbeats) and holds back
+  CHECK(c.R(3).CommitIndex("t") == 0);
+  CHECK(c.R(3).probes().catchups_held > 0);
+  c.R(3).SetInboundBacklog(1000);  // at the limit: it asks again
+  c.Settle(100);
+  CHECK(c.R(3).CommitIndex("t") == c.R(1).CommitIndex("t"));
+  CHECK(c.N(3).applied.size() == c.N(1).applied.size());
+}
+
 }  // namespace
 }  // namespace atlas::consensus
 

@@ -1421,6 +1421,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.catchup_entries += from.catchup_entries;
   into.catchups_queued += from.catchups_queued;
   into.catchups_throttled += from.catchups_throttled;
+  into.catchups_held += from.catchups_held;
   into.directory_pages += from.directory_pages;
   into.directory_reports += from.directory_reports;
   into.forwards += from.forwards;
