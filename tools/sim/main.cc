@@ -345,6 +345,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"catchup_entries", p.catchup_entries},
       {"catchups_queued", p.catchups_queued},
       {"catchups_throttled", p.catchups_throttled},
+      {"catchups_held", p.catchups_held},
       {"directory_reports", p.directory_reports},
       {"forwards", p.forwards},
       {"forward_rejects", p.forward_rejects},
