@@ -118,6 +118,7 @@ bool NodeLoop::Post(size_t bytes, std::function<void()> fn) {
 
 void NodeLoop::Run() {
   std::deque<std::pair<size_t, std::function<void()>>> batch;
+  uint64_t batch_bytes = 0;
   for (;;) {
     const int64_t host_wake_ms = host_->NextWorkAtMs();
     {
@@ -136,10 +137,11 @@ void NodeLoop::Run() {
       // On shutdown, finish what was queued (in-flight commands commit or fail) and stop.
       if (stopping_ && events_.empty() && timers_.empty() && host_->Idle()) return;
       batch.swap(events_);
+      batch_bytes = events_bytes_;
       events_bytes_ = 0;
       TakeDueTimers(MonotonicMs(), batch);
     }
-    Pass(batch);
+    Pass(batch, batch_bytes);
   }
 }
 
@@ -150,9 +152,8 @@ void NodeLoop::TakeDueTimers(int64_t now_ms,
   timers_.erase(timers_.begin(), end);
 }
 
-void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch) {
-  uint64_t backlog = 0;
-  for (const auto& event : batch) backlog += event.first;
+void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch,
+                    uint64_t backlog) {
   host_->SetBacklog(backlog);  // before the ticks: their catch-up retries look at it
   const uint64_t skipped = host_->ticks_skipped();
   host_->SetTime(MonotonicMs(), WallUs() / 1000, may_own_.load());

@@ -133,7 +133,8 @@ class NodeLoop final : public Replicator {
   // Moves the timers due by `now_ms` (all of them when stopping) into `batch`.
   void TakeDueTimers(int64_t now_ms, std::deque<std::pair<size_t, std::function<void()>>>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch);
+  // `backlog`: the batch's queued bytes (the events' sum, timers weigh nothing).
+  void Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch, uint64_t backlog);
   void PublishStats();
 
   NodeLoopOptions options_;
