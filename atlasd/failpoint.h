@@ -17,7 +17,7 @@ inline constexpr const char* kNames[] = {
     "ready-before-sync",       // a Ready (promises, accepts, applied commands) before its fsync
     "ready-after-sync",        // durable, but no message (ack, promise) sent and no client told
     "ready-after-send",        // acks sent, clients not yet told
-    "snapshot-install",        // a catch-up snapshot in the batch, not yet written
+    "snapshot-install",        // a part of a catch-up snapshot's install written, not all
     "join-after-certificate",  // a joiner holds its signed certificate, nothing written yet
 };
 

@@ -128,4 +128,121 @@ std::string SnapshotStream::Read(uint64_t offset, size_t len) {
   return buf_.substr(0, len);
 }
 
+bool StringPieces::Next(std::string* piece) {
+  if (done_ || data_.empty()) return false;
+  piece->assign(data_);
+  done_ = true;
+  return true;
+}
+
+bool StagedSnapshot::Next(std::string* piece) {
+  auto [lo, hi] = storage::StagedRange(object_);
+  if (cursor_ == nullptr) {
+    cursor_ = reader_->Scan(Cf::kMeta, lo, hi);
+    cursor_->Seek(lo);
+  } else {
+    cursor_->Next();
+  }
+  if (!cursor_->Valid()) {
+    if (absl::Status s = cursor_->status(); !s.ok()) {
+      Fatal(StrCat("reading the staged snapshot of ", object_, ": ", s.ToString()));
+    }
+    return false;
+  }
+  piece->assign(cursor_->value());
+  return true;
+}
+
+std::string ReadWhole(SnapshotPieces& pieces) {
+  std::string data, piece;
+  pieces.Rewind();
+  while (pieces.Next(&piece)) data += piece;
+  return data;
+}
+
+void DropStagedChunks(const std::string& object, storage::WriteSet& writes) {
+  auto [lo, hi] = storage::StagedRange(object);
+  std::vector<std::string> doomed;  // collected first: the WriteSet must not change under it
+  {
+    std::unique_ptr<storage::Cursor> it = writes.Scan(Cf::kMeta, lo, hi);
+    for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
+  }
+  for (const std::string& k : doomed) writes.Delete(Cf::kMeta, k);
+}
+
+bool SnapshotParser::Fill(size_t n) {
+  std::string piece;
+  while (buf_.size() - pos_ < n) {
+    buf_.erase(0, pos_);  // what was read is gone: the buffer stays about a piece long
+    pos_ = 0;
+    if (!in_->Next(&piece)) return false;
+    buf_.append(piece);
+  }
+  return true;
+}
+
+bool SnapshotParser::VarintAt(size_t* at, uint64_t* v) {
+  Fill(*at + 10);  // a varint takes at most 10 bytes; fewer may be left
+  if (buf_.size() - pos_ < *at) return false;
+  std::string_view in(buf_);
+  in.remove_prefix(pos_ + *at);
+  const size_t before = in.size();
+  if (!storage::GetVarint(&in, v)) return false;
+  *at += before - in.size();
+  return true;
+}
+
+bool SnapshotParser::BytesAt(size_t* at, uint64_t n, size_t* start) {
+  if (n > kItemBytesMax || !Fill(*at + n)) return false;
+  *start = *at;
+  *at += n;
+  return true;
+}
+
+std::string_view SnapshotParser::View(size_t start, uint64_t n) const {
+  return std::string_view(buf_).substr(pos_ + start, n);
+}
+
+bool SnapshotParser::NextSection(char* kind, std::string* table, std::string* member) {
+  storage::Cf cf;
+  std::string_view key, value;
+  while (NextEntry(&cf, &key, &value)) {
+  }
+  if (!ok_ || !Fill(1)) return false;  // the end, unless a section was cut short
+  // Offsets from pos_ while the header is read: a Fill may move the buffer, not them.
+  size_t at = 1, name = 0, record = 0;
+  uint64_t name_bytes = 0, record_bytes = 0;
+  *kind = buf_[pos_];
+  if ((*kind != kSectionMember && *kind != kSectionTable) || !VarintAt(&at, &name_bytes) ||
+      !BytesAt(&at, name_bytes, &name)) {
+    return Fail();
+  }
+  if (*kind == kSectionMember) {
+    if (!VarintAt(&at, &record_bytes) || !BytesAt(&at, record_bytes, &record)) return Fail();
+    member->assign(View(record, record_bytes));
+  } else if (!VarintAt(&at, &left_)) {
+    return Fail();
+  }
+  table->assign(View(name, name_bytes));
+  pos_ += at;
+  return true;
+}
+
+bool SnapshotParser::NextEntry(storage::Cf* cf, std::string_view* key, std::string_view* value) {
+  if (left_ == 0 || !ok_) return false;
+  size_t at = 1, k = 0, v = 0;
+  uint64_t k_bytes = 0, v_bytes = 0;
+  if (!Fill(1) || !VarintAt(&at, &k_bytes) || !BytesAt(&at, k_bytes, &k) ||
+      !VarintAt(&at, &v_bytes) || !BytesAt(&at, v_bytes, &v) || at > left_ ||
+      static_cast<uint8_t>(buf_[pos_]) >= static_cast<uint8_t>(Cf::kCount)) {
+    return Fail();
+  }
+  *cf = static_cast<Cf>(static_cast<uint8_t>(buf_[pos_]));
+  *key = View(k, k_bytes);
+  *value = View(v, v_bytes);
+  pos_ += at;
+  left_ -= at;
+  return true;
+}
+
 }  // namespace atlas

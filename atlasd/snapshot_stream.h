@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -72,6 +73,83 @@ class SnapshotStream final : public consensus::SnapshotReader {
   // Bytes produced and not yet read past: [buf_start_, buf_start_ + buf_.size()).
   std::string buf_;
   uint64_t buf_start_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The receiving side: a snapshot read back in pieces, never whole.
+
+// The bytes of a received snapshot, front to back, as often as needed.
+class SnapshotPieces {
+ public:
+  virtual ~SnapshotPieces() = default;
+  virtual void Rewind() = 0;
+  // The next piece into *piece; false at the end.
+  virtual bool Next(std::string* piece) = 0;
+};
+
+// A snapshot held in memory (a table adopted by a group, tests): one piece.
+class StringPieces final : public SnapshotPieces {
+ public:
+  explicit StringPieces(std::string_view data) : data_(data) {}
+  void Rewind() override { done_ = false; }
+  bool Next(std::string* piece) override;
+
+ private:
+  std::string_view data_;
+  bool done_ = false;
+};
+
+// The chunks staged for `object` (storage::StagedChunkKey), read through `reader`, which
+// must outlive this.
+class StagedSnapshot final : public SnapshotPieces {
+ public:
+  StagedSnapshot(storage::Reader* reader, std::string object)
+      : reader_(reader), object_(std::move(object)) {}
+  void Rewind() override { cursor_.reset(); }
+  bool Next(std::string* piece) override;
+
+ private:
+  storage::Reader* reader_;
+  std::string object_;
+  std::unique_ptr<storage::Cursor> cursor_;
+};
+
+// All of it at once (small snapshots: `atlas.nodes`).
+std::string ReadWhole(SnapshotPieces& pieces);
+// Deletes, in `writes`, the chunks staged for `object`.
+void DropStagedChunks(const std::string& object, storage::WriteSet& writes);
+
+// Reads an object's snapshot (the format of SnapshotStream) section by section and a table's
+// entries one at a time, holding about one piece. Views it returns last until the next call.
+class SnapshotParser {
+ public:
+  explicit SnapshotParser(SnapshotPieces* in) : in_(in) { in_->Rewind(); }
+  // Starts inside one table's section of `bytes` bytes: a bare table snapshot.
+  SnapshotParser(SnapshotPieces* in, uint64_t bytes) : SnapshotParser(in) { left_ = bytes; }
+  // The next section (the rest of the current one is skipped): its kind and table, and for a
+  // member section its record. False at the end, or on bytes that do not frame (!ok()).
+  bool NextSection(char* kind, std::string* table, std::string* member);
+  // The next entry of the current table section; false at its end, or on error (!ok()).
+  bool NextEntry(storage::Cf* cf, std::string_view* key, std::string_view* value);
+  bool ok() const { return ok_; }
+  size_t buffered() const { return buf_.size(); }  // bytes held (tests: about a piece)
+
+  // No key, value or name is this large: a length past it is corrupt (and must not make the
+  // parser buffer the whole snapshot).
+  static constexpr uint64_t kItemBytesMax = 16 << 20;
+
+ private:
+  bool Fill(size_t n);  // n bytes buffered from pos_ on; false if the input ends first
+  bool VarintAt(size_t* at, uint64_t* v);
+  bool BytesAt(size_t* at, uint64_t n, size_t* start);  // offsets from pos_
+  std::string_view View(size_t start, uint64_t n) const;
+  bool Fail() { return ok_ = false; }
+
+  SnapshotPieces* in_;
+  std::string buf_;
+  size_t pos_ = 0;
+  uint64_t left_ = 0;  // bytes left in the current table section
+  bool ok_ = true;
 };
 
 }  // namespace atlas

@@ -1,5 +1,6 @@
 #include "atlasd/state_machine.h"
 
+#include <map>
 #include <tuple>
 
 #include "atlasd/acl.h"
@@ -163,44 +164,57 @@ bool InTable(Cf cf, std::string_view key, const std::string& table) {
   return key >= std::string_view(lo) && key < std::string_view(hi);
 }
 
-// The table state inside a table snapshot (default when it has none); nullopt if the snapshot
-// does not decode or holds keys of other tables.
-std::optional<storage::TableState> SnapshotState(const std::string& table,
-                                                 std::string_view snapshot) {
+// The state of the table whose section `p` is in (default when it has none), reading the
+// section to its end; nullopt if it does not decode or holds keys of other tables.
+std::optional<storage::TableState> SectionState(SnapshotParser& p, const std::string& table) {
   storage::TableState st;
   const std::string state_key = storage::TableMetaKey(table, "state");
-  while (!snapshot.empty()) {
-    auto cf = static_cast<Cf>(static_cast<uint8_t>(snapshot[0]));
-    snapshot.remove_prefix(1);
-    std::string_view key, value;
-    if (!storage::GetLengthPrefixed(&snapshot, &key) ||
-        !storage::GetLengthPrefixed(&snapshot, &value) || !InTable(cf, key, table)) {
-      return std::nullopt;
-    }
+  Cf cf;
+  std::string_view key, value;
+  while (p.NextEntry(&cf, &key, &value)) {
+    if (!InTable(cf, key, table)) return std::nullopt;
     if (cf == Cf::kMeta && key == state_key) {
       auto decoded = storage::DecodeTableState(value);
       if (!decoded) return std::nullopt;
       st = *decoded;
     }
   }
+  if (!p.ok()) return std::nullopt;
   return st;
 }
 
-// Calls fn(section, table, value) for each section of an object snapshot, in order; false
-// as soon as one does not frame, is of an unknown kind, or fn returns false.
-template <typename Fn>
-bool ForEachSection(std::string_view snapshot, Fn fn) {
-  while (!snapshot.empty()) {
-    const char section = snapshot[0];
-    snapshot.remove_prefix(1);
-    std::string_view table, value;
-    if ((section != kSectionMember && section != kSectionTable) ||
-        !storage::GetLengthPrefixed(&snapshot, &table) ||
-        !storage::GetLengthPrefixed(&snapshot, &value) || !fn(section, std::string(table), value)) {
-      return false;
+// The table state inside a table snapshot held in memory (an adopt's).
+std::optional<storage::TableState> SnapshotState(const std::string& table,
+                                                 std::string_view snapshot) {
+  StringPieces in(snapshot);
+  SnapshotParser p(&in, snapshot.size());
+  return SectionState(p, table);
+}
+
+// What an object snapshot says besides its tables' rows: its member records, and the state
+// of each table (the last entry of the table's section, so a first pass reads them all).
+struct SnapshotHeads {
+  std::vector<std::pair<std::string, std::string>> members;  // table, record
+  std::map<std::string, storage::TableState> tables;
+};
+
+std::optional<SnapshotHeads> ReadHeads(SnapshotPieces& in) {
+  SnapshotParser p(&in);
+  SnapshotHeads heads;
+  char kind = 0;
+  std::string table, member;
+  while (p.NextSection(&kind, &table, &member)) {
+    if (kind == kSectionMember) {
+      if (!storage::DecodeObjectMember(member)) return std::nullopt;
+      heads.members.emplace_back(table, member);
+      continue;
     }
+    std::optional<storage::TableState> st = SectionState(p, table);
+    if (!st) return std::nullopt;
+    heads.tables[table] = *st;
   }
-  return true;
+  if (!p.ok()) return std::nullopt;
+  return heads;
 }
 }  // namespace
 
@@ -213,26 +227,27 @@ std::string StateMachine::SnapshotTable(const std::string& table) {
   return out;
 }
 
-bool StateMachine::InstallSnapshot(const std::string& table, std::string_view snapshot,
-                                   storage::WriteSet* batch) {
+bool StateMachine::InstallTable(const std::string& table, const storage::TableState& theirs,
+                                SnapshotParser& p, storage::WriteSet* batch, const Spill& spill) {
   const uint64_t revision_before = LoadState(table, batch).revision;
   for (Cf cf : kSnapshotCfs) {
     auto [lo, hi] = TableRange(cf, table);
     DeleteRange(cf, lo, hi, batch);
   }
-  while (!snapshot.empty()) {
-    auto cf = static_cast<uint8_t>(snapshot[0]);
-    snapshot.remove_prefix(1);
-    std::string_view key, value;
-    if (cf >= static_cast<uint8_t>(Cf::kCount) || !storage::GetLengthPrefixed(&snapshot, &key) ||
-        !storage::GetLengthPrefixed(&snapshot, &value)) {
-      return false;
-    }
-    batch->Put(static_cast<Cf>(cf), key, value);
+  // The state record is the caller's to write, after every other entry: a write spilled in
+  // parts thus leaves a table without one (never installed) or whole.
+  const std::string state_key = storage::TableMetaKey(table, "state");
+  Cf cf;
+  std::string_view key, value;
+  while (p.NextEntry(&cf, &key, &value)) {
+    if (cf == Cf::kMeta && key == state_key) continue;
+    batch->Put(cf, key, value);
+    if (spill) spill(*batch);
   }
+  if (!p.ok()) return false;
   // The changes between our revision and the snapshot's never passed through here: the
   // history restarts at the snapshot (WATCH ... FROM before it is told it was compacted).
-  if (LoadState(table, batch).revision != revision_before) DropChanges(table, batch);
+  if (theirs.revision != revision_before) DropChanges(table, batch);
   return true;
 }
 
@@ -283,8 +298,10 @@ std::string StateMachine::SnapshotObject(const std::string& object) {
   return stream->Read(0, stream->size());
 }
 
-bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_view snapshot,
-                                         uint64_t slot, storage::WriteSet* batch) {
+bool StateMachine::InstallObjectSnapshot(const std::string& object, SnapshotPieces& snapshot,
+                                         storage::WriteSet* batch, const Spill& spill) {
+  std::optional<SnapshotHeads> heads = ReadHeads(snapshot);
+  if (!heads) return false;
   // The member records are the object's own state: replaced wholesale.
   const std::string prefix = storage::ObjectMemberPrefix(object);
   std::vector<std::string> doomed;
@@ -296,35 +313,33 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, std::string_
     }
   }
   for (const auto& k : doomed) meta_->Delete(k);
-  const bool ok = ForEachSection(snapshot, [&](char section, const std::string& t,
-                                               std::string_view value) {
-    if (section == kSectionMember) {
-      if (!storage::DecodeObjectMember(value)) return false;
-      meta_->Put(storage::ObjectMemberKey(object, t), std::string(value));
-      return true;
-    }
-    // Tables' data may be ahead here (another object's log moved it on): never go back.
-    auto theirs = SnapshotState(t, value);
-    if (!theirs) return false;
-    storage::TableState ours = LoadState(t, batch);
-    if (std::tuple(theirs->gen, theirs->commit_index, true) >
-        std::tuple(ours.gen, ours.commit_index, ours.whole_slot)) {
-      if (!InstallSnapshot(t, value, batch)) return false;
-      // Snapshots are taken between slots: the state includes its last slot whole.
-      theirs->whole_slot = true;
-      PutState(t, *theirs);
-    }
-    return true;
-  });
-  if (ok) MarkApplied(object, slot);
-  return ok;
+  for (const auto& [t, record] : heads->members) {
+    meta_->Put(storage::ObjectMemberKey(object, t), record);
+  }
+  // Tables' data may be ahead here (another object's log moved it on): never go back.
+  for (auto it = heads->tables.begin(); it != heads->tables.end();) {
+    const storage::TableState& theirs = it->second;
+    storage::TableState ours = LoadState(it->first, batch);
+    const bool newer = std::tuple(theirs.gen, theirs.commit_index, true) >
+                       std::tuple(ours.gen, ours.commit_index, ours.whole_slot);
+    it = newer ? std::next(it) : heads->tables.erase(it);
+  }
+  SnapshotParser p(&snapshot);
+  char kind = 0;
+  std::string table, member;
+  while (p.NextSection(&kind, &table, &member)) {
+    auto theirs = heads->tables.find(table);
+    if (kind != kSectionTable || theirs == heads->tables.end()) continue;
+    if (!InstallTable(table, theirs->second, p, batch, spill)) return false;
+    // Snapshots are taken between slots: the state includes its last slot whole.
+    theirs->second.whole_slot = true;
+    PutState(table, theirs->second);
+  }
+  return p.ok();
 }
 
-bool StateMachine::ObjectSnapshotDecodes(std::string_view snapshot) {
-  return ForEachSection(snapshot, [](char section, const std::string& t, std::string_view value) {
-    return section == kSectionMember ? storage::DecodeObjectMember(value).has_value()
-                                     : SnapshotState(t, value).has_value();
-  });
+bool StateMachine::ObjectSnapshotDecodes(SnapshotPieces& snapshot) {
+  return ReadHeads(snapshot).has_value();
 }
 
 void StateMachine::DropChunks(const std::string& table, const std::string& row,
@@ -495,7 +510,9 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   if (ours.gen >= k) return {};  // this replica's state is already from interval k or later
   // The snapshot is the state as of the seal: it includes every entry of the old log up to
   // it, even those this replica has not applied yet (they will be skipped).
-  InstallSnapshot(table, cmd.adopt().snapshot(), batch);
+  StringPieces in(cmd.adopt().snapshot());
+  SnapshotParser p(&in, cmd.adopt().snapshot().size());
+  InstallTable(table, *theirs, p, batch, {});
   std::vector<storage::TableInterval> moves = LoadMoves(table, batch);
   if (moves.size() != k) CorruptState(StrCat("moves of table ", table, " in adopt"));
   moves.push_back({object, slot, 0});

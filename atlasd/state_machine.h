@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +24,9 @@
 
 namespace atlas {
 
-class SnapshotStream;  // atlasd/snapshot_stream.h
+class SnapshotStream;
+class SnapshotPieces;
+class SnapshotParser;  // atlasd/snapshot_stream.h
 
 struct ApplyResult {
   bool ok = true;
@@ -128,9 +131,15 @@ class StateMachine {
   // A table's whole replicated state (rows, chunks, ACL, table state) as one byte string
   // (docs/storage.md §Snapshots).
   std::string SnapshotTable(const std::string& table);
-  // Replaces the table's state with `snapshot` in `batch`. False if it does not decode.
-  bool InstallSnapshot(const std::string& table, std::string_view snapshot,
-                       storage::WriteSet* batch);
+  // Called between the writes of a large install with the batch they go to: it may commit
+  // the batch and Clear it (the caller keeps that safe across a crash, docs/storage.md
+  // §Snapshots).
+  using Spill = std::function<void(storage::WriteSet&)>;
+  // Replaces the table's rows, chunks and metadata with the entries of the table's section
+  // `p` is in, except its state record (`theirs`), which the caller writes after. False if
+  // they do not decode.
+  bool InstallTable(const std::string& table, const storage::TableState& theirs,
+                    SnapshotParser& p, storage::WriteSet* batch, const Spill& spill);
   // An object's snapshot: its member records and the state of the tables it governs; what a
   // lagging replica installs when the log it misses was truncated. Streamed from a store
   // snapshot taken now, as of the object's applied slot.
@@ -139,12 +148,14 @@ class StateMachine {
                                                      bool test_unpinned = false);
   // The same bytes at once (tests, small objects).
   std::string SnapshotObject(const std::string& object);
-  // Installs it as of `slot`. A table's state is replaced only if the snapshot's is at a later
-  // position (gen, commit index) than the local one. False if it does not decode.
-  bool InstallObjectSnapshot(const std::string& object, std::string_view snapshot, uint64_t slot,
-                             storage::WriteSet* batch);
+  // Installs it. A table's state is replaced only if the snapshot's is at a later position
+  // (gen, commit index) than the local one. False if it does not decode. It is read twice, a
+  // piece at a time: a table may be larger than memory. The caller then marks the object
+  // applied through the snapshot's slot (MarkApplied).
+  bool InstallObjectSnapshot(const std::string& object, SnapshotPieces& snapshot,
+                             storage::WriteSet* batch, const Spill& spill = {});
   // Whether InstallObjectSnapshot would decode it (a learner checks what a peer sent).
-  static bool ObjectSnapshotDecodes(std::string_view snapshot);
+  static bool ObjectSnapshotDecodes(SnapshotPieces& snapshot);
 
  private:
   // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).

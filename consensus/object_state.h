@@ -151,11 +151,12 @@ struct LearnerState {
   friend bool operator==(const LearnerState&, const LearnerState&) = default;
 };
 
-// Learner: a snapshot being received in chunks (data so far; `total` bytes when complete).
+// Learner: a snapshot being received in chunks, staged by the host (`received` bytes so far;
+// `total` bytes when complete).
 struct PartialSnapshot {
   Slot slot = 0;
   uint64_t total = 0;
-  std::string data;
+  uint64_t received = 0;
   NodeId from = kNoNode;
 };
 

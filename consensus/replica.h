@@ -101,10 +101,14 @@ void ApplyHardStateUpdate(const HardStateUpdate& update, PersistentState& state)
 // ---------------------------------------------------------------------------------------------
 // Application hooks.
 
-// An application snapshot of one object: the state after applying every slot <= slot.
+// An application snapshot of one object, received from a peer: the state after applying every
+// slot <= slot. Its bytes are what the host staged (SnapshotSource::StageChunk).
 struct Snapshot {
   Slot slot = 0;
-  std::string data;
+  // The committed anchor the sender shipped with it: a snapshot hides the anchor entries below
+  // it (0/empty: none).
+  uint64_t anchor_epoch = 0;
+  std::string anchor_config;
 };
 
 // One snapshot's bytes for a transfer, read a chunk at a time: a host streams them from its
@@ -143,9 +147,16 @@ class SnapshotSource {
   virtual Slot LatestSnapshotSlot(const ObjectId& object) = 0;
   // That snapshot's bytes, to send to a learner (never null for an object with a snapshot).
   virtual std::unique_ptr<SnapshotReader> OpenSnapshot(const ObjectId& object) = 0;
-  // Whether a snapshot a peer sent decodes as one of `object`'s: the learner installs only
-  // those, and asks again for the others (a peer's bug must not stop this node).
-  virtual bool Decodes(const ObjectId& object, std::string_view data) = 0;
+  // A chunk of a snapshot of `object` a peer is sending: the host keeps the bytes (on disk; a
+  // table may be larger than memory) until a Ready installs them. Chunks come in order; offset
+  // 0 starts a new transfer and drops what was staged before. Staged bytes are scratch, not
+  // state: a restart may lose them (the transfer then starts over).
+  virtual void StageChunk(const ObjectId& object, uint64_t offset, std::string_view bytes) = 0;
+  // Whether the `total` bytes staged for `object` decode as one of its snapshots: the learner
+  // installs only those, and asks again for the others (a peer's bug must not stop this node).
+  virtual bool StagedDecodes(const ObjectId& object, uint64_t total) = 0;
+  // The staged transfer of `object` was abandoned: its bytes may go.
+  virtual void DropStaged(const ObjectId& object) = 0;
 };
 
 // The durable log, for entries the Replica no longer holds in memory: with a LogSource, an
@@ -233,7 +244,9 @@ struct Ready {
   uint64_t number = 0;  // 1, 2, ... in TakeReady order (Advance releases by it)
   std::vector<HardStateUpdate> persist;
   std::vector<Message> messages;
-  std::vector<std::pair<ObjectId, Snapshot>> snapshots;  // Install durably before `persist`.
+  // Install durably before `persist`, from the bytes staged for the object, before the next
+  // Step (which may stage a new transfer of it).
+  std::vector<std::pair<ObjectId, Snapshot>> snapshots;
   std::vector<CommittedEntry> committed;
   std::vector<SnapshotRequest> snapshot_requests;
   std::vector<ReadState> reads;
@@ -387,7 +400,8 @@ struct Probes {
   uint64_t recovered_uncommitted = 0;     // Phase 1 re-proposed an accepted value.
   uint64_t recovered_noop = 0;            // Phase 1 filled a gap with a no-op.
   uint64_t snapshots_installed = 0;       // Learner caught up from a snapshot.
-  uint64_t snapshots_refused = 0;         // A received snapshot did not decode (Decodes).
+  uint64_t snapshots_refused = 0;         // A received snapshot did not decode (StagedDecodes).
+  uint64_t installs_resumed = 0;          // Installs a restart redid (ResumeInstall).
   uint64_t snapshot_chunks = 0;           // Snapshot chunks received (> 1 per large snapshot).
   uint64_t catchup_entries = 0;
   uint64_t catchups_queued = 0;           // A catch-up waited for a free slot.
@@ -465,6 +479,12 @@ class Replica {
   // host propose the next membership change (with expected epoch L). True at the first epoch.
   bool Settled() const;
   uint64_t epoch() const { return latest_epoch_; }
+
+  // After a restart, before anything else: the host was installing `snapshot` of `object`
+  // (from the bytes it staged) when the node stopped, and had not written the hard state that
+  // goes with it. The next Ready hands the install out again. False if this node's state is
+  // already at or past it (nothing to redo).
+  bool ResumeInstall(const ObjectId& object, Snapshot snapshot);
 
   bool HasReady() const;
   // Nothing can happen on this node until the next heartbeat unless a message or request
@@ -686,9 +706,8 @@ class Replica {
   // Learner: adds the snapshot chunk of `msg` to the transfer under way (or starts one). True
   // once the snapshot is complete (`data`); else the response ends here (the next chunk was
   // asked for, or the chunk belongs to no transfer of ours).
-  bool TakeSnapshotChunk(const Message& msg, ObjectState& o, std::string& data);
-  static constexpr uint64_t kSnapshotReserveMax = uint64_t{1} << 30;
-  void InstallSnapshot(const Message& msg, ObjectState& o, std::string data);
+  bool TakeSnapshotChunk(const Message& msg, ObjectState& o);
+  void InstallSnapshot(ObjectState& o, Snapshot snapshot);
   // Appends the committed entries of `msg` that continue our log; returns their highest ballot.
   Ballot LearnCatchupEntries(const Message& msg, ObjectState& o);
   void HandleCatchupRequest(const Message& msg);

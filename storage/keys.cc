@@ -97,6 +97,27 @@ std::string ObjectMemberKey(std::string_view object, std::string_view table) {
   return k;
 }
 
+std::string StagedChunkKey(std::string_view object, uint64_t offset) {
+  std::string k = NulJoined({"s", object, ""});
+  PutBigEndian64(&k, offset);
+  return k;
+}
+
+std::pair<std::string, std::string> StagedRange(std::string_view object) {
+  std::string lo = NulJoined({"s", object, ""});
+  std::string hi = lo;
+  hi.back() = '\x01';
+  return {lo, hi};
+}
+
+std::pair<std::string, std::string> AllStagedRange() { return {{"s\0", 2}, {"s\x01", 2}}; }
+
+std::string InstallingKey(std::string_view object) { return NulJoined({"i", object}); }
+
+std::pair<std::string, std::string> AllInstallingRange() {
+  return {{"i\0", 2}, {"i\x01", 2}};
+}
+
 std::string ChangeKey(std::string_view table, uint64_t revision) {
   return NameAndNumber(table, revision);
 }

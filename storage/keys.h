@@ -6,6 +6,8 @@
 //         "n" 0x00 <field>                   node-local metadata (identity, cluster)
 //         "o" 0x00 <object> 0x00 "ci"        a consensus object's applied slot
 //         "o" 0x00 <object> 0x00 "m" 0x00 <table>   the object's record of a member table
+//         "s" 0x00 <object> 0x00 <be64 offset>      a snapshot being received (staged)
+//         "i" 0x00 <object>                  a staged snapshot being installed (a redo marker)
 // log / acceptor: <object> 0x00 <be64 slot>  per-object Paxos log and acceptor state
 //
 // Table names never contain 0x00 and rows are printable UTF-8, so 0x00 separates unambiguously
@@ -16,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace atlas::storage {
 
@@ -42,6 +45,15 @@ std::string ObjectMetaKey(std::string_view object, std::string_view field);
 std::string ObjectMemberKey(std::string_view object, std::string_view table);
 // The prefix of every ObjectMemberKey of `object`.
 std::string ObjectMemberPrefix(std::string_view object);
+
+// Snapshot transfers being received (staged, not state): the chunk at byte `offset` of the
+// transfer of `object`, the range of the object's chunks, and the range of every object's.
+std::string StagedChunkKey(std::string_view object, uint64_t offset);
+std::pair<std::string, std::string> StagedRange(std::string_view object);
+std::pair<std::string, std::string> AllStagedRange();
+// The marker of an install of a staged snapshot that a restart must redo, and their range.
+std::string InstallingKey(std::string_view object);
+std::pair<std::string, std::string> AllInstallingRange();
 
 std::string LogKey(std::string_view object, uint64_t slot);
 

@@ -58,12 +58,19 @@ class MemWriteSet final : public WriteSet {
   void Put(Cf cf, std::string_view key, std::string_view value) override {
     writes_[static_cast<size_t>(cf)][std::string(key)] = std::string(value);
     ++count_;
+    bytes_ += key.size() + value.size();
   }
   void Delete(Cf cf, std::string_view key) override {
     writes_[static_cast<size_t>(cf)][std::string(key)] = std::nullopt;
     ++count_;
+    bytes_ += key.size();
   }
   size_t Count() const override { return count_; }
+  size_t Bytes() const override { return bytes_; }
+  void Clear() override {
+    for (auto& w : writes_) w.clear();
+    count_ = bytes_ = 0;
+  }
 
   // Last write per key wins; nullopt: deleted.
   std::array<std::map<std::string, std::optional<std::string>, std::less<>>, kCfs> writes_;
@@ -71,6 +78,7 @@ class MemWriteSet final : public WriteSet {
  private:
   MemStore* store_;
   size_t count_ = 0;
+  size_t bytes_ = 0;
 };
 
 class MemSnapshot final : public Reader {
@@ -129,8 +137,8 @@ class MemStore final : public Store {
         auto it = t.find(key);
         // Remember what an unsynced write replaced, to put it back on a crash.
         if (!sync) {
-          undo_.push_back({cf, key, it == t.end() ? std::nullopt
-                                                  : std::optional<std::string>(it->second)});
+          undo_.push_back({commits_, cf, key,
+                           it == t.end() ? std::nullopt : std::optional<std::string>(it->second)});
         }
         if (value) {
           t[key] = *value;
@@ -161,9 +169,11 @@ class MemStore final : public Store {
   uint64_t Property(std::string_view) override { return 0; }
   const std::string& path() const override { return path_; }
 
-  void Crash() {
+  void Crash(size_t keep) {
     absl::MutexLock lock(&mu_);
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    // Unsynced commits are numbered in order: the first `keep` of them stay.
+    const uint64_t first_lost = undo_.empty() ? 0 : undo_.front().commit + keep;
+    for (auto it = undo_.rbegin(); it != undo_.rend() && it->commit >= first_lost; ++it) {
       Table& t = data_[it->cf];
       if (it->old) {
         t[it->key] = *it->old;
@@ -173,9 +183,14 @@ class MemStore final : public Store {
     }
     undo_.clear();
   }
+  size_t UnsyncedCommits() {
+    absl::MutexLock lock(&mu_);
+    return undo_.empty() ? 0 : undo_.back().commit - undo_.front().commit + 1;
+  }
 
  private:
   struct Undo {
+    uint64_t commit;
     size_t cf;
     std::string key;
     std::optional<std::string> old;
@@ -217,6 +232,10 @@ std::unique_ptr<Cursor> MemWriteSet::Scan(Cf cf, std::string_view lower, std::st
 
 std::unique_ptr<Store> NewMemStore() { return std::make_unique<MemStore>(); }
 
-void CrashMemStore(Store& store) { static_cast<MemStore&>(store).Crash(); }
+void CrashMemStore(Store& store, size_t keep) { static_cast<MemStore&>(store).Crash(keep); }
+
+size_t UnsyncedMemStoreCommits(Store& store) {
+  return static_cast<MemStore&>(store).UnsyncedCommits();
+}
 
 }  // namespace atlas::storage

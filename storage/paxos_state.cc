@@ -177,4 +177,31 @@ absl::StatusOr<consensus::PersistentState> LoadPersistentState(
   return state;
 }
 
+std::string EncodeInstalling(const consensus::Snapshot& snapshot) {
+  std::string out;
+  PutVarint(&out, snapshot.slot);
+  PutVarint(&out, snapshot.anchor_epoch);
+  out.append(snapshot.anchor_config);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>> LoadInstalling(
+    Store& store) {
+  std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>> out;
+  auto [lo, hi] = AllInstallingRange();
+  std::unique_ptr<Cursor> it = store.Scan(Cf::kMeta, lo, hi);
+  for (it->Seek(lo); it->Valid(); it->Next()) {
+    std::string object(it->key().substr(lo.size()));
+    std::string_view in = it->value();
+    consensus::Snapshot snap;
+    if (!GetVarint(&in, &snap.slot) || !GetVarint(&in, &snap.anchor_epoch)) {
+      return absl::DataLossError(fmt::format("corrupt install marker of {}", object));
+    }
+    snap.anchor_config = std::string(in);
+    out.emplace_back(std::move(object), std::move(snap));
+  }
+  if (absl::Status s = it->status(); !s.ok()) return s;
+  return out;
+}
+
 }  // namespace atlas::storage

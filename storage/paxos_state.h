@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "consensus/replica.h"
@@ -31,5 +33,12 @@ absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& update, WriteS
 absl::StatusOr<consensus::PersistentState> LoadPersistentState(
     Store& store,
     const std::function<consensus::Slot(const consensus::ObjectId&)>& applied = nullptr);
+
+// The redo marker of a staged snapshot's install (InstallingKey): written before the install's
+// first part, deleted with the hard state that completes it (docs/storage.md §Snapshots).
+std::string EncodeInstalling(const consensus::Snapshot& snapshot);
+// Every marker left by installs a stop interrupted, by object.
+absl::StatusOr<std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>> LoadInstalling(
+    Store& store);
 
 }  // namespace atlas::storage

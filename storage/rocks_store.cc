@@ -65,6 +65,10 @@ class RocksWriteSet final : public WriteSet {
   size_t Count() const override {
     return static_cast<size_t>(const_cast<rocksdb::WriteBatchWithIndex&>(batch_).GetWriteBatch()->Count());
   }
+  size_t Bytes() const override {
+    return const_cast<rocksdb::WriteBatchWithIndex&>(batch_).GetWriteBatch()->GetDataSize();
+  }
+  void Clear() override { batch_.Clear(); }
   rocksdb::WriteBatch* batch() { return batch_.GetWriteBatch(); }
 
  private:

@@ -58,6 +58,8 @@ class WriteSet : public Reader {
   virtual void Put(Cf cf, std::string_view key, std::string_view value) = 0;
   virtual void Delete(Cf cf, std::string_view key) = 0;
   virtual size_t Count() const = 0;  // writes so far
+  virtual size_t Bytes() const = 0;  // about the bytes of those writes
+  virtual void Clear() = 0;          // empty again (after a Commit, to fill it anew)
 };
 
 struct StoreOptions {
@@ -128,8 +130,11 @@ void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view valu
 // What Commit applies with sync=false is lost by Crash(); what it applied with sync=true is
 // not. Thread-safe.
 std::unique_ptr<Store> NewMemStore();
-// Drops the writes committed without sync since the last synced commit (a power cut). Only for
-// stores from NewMemStore.
-void CrashMemStore(Store& store);
+// Drops the writes committed without sync since the last synced commit (a power cut), except
+// the first `keep` of those commits: a write-ahead log may have reached the disk in part, but
+// never with a hole. Only for stores from NewMemStore.
+void CrashMemStore(Store& store, size_t keep = 0);
+// How many commits since the last synced one a crash could keep or lose.
+size_t UnsyncedMemStoreCommits(Store& store);
 
 }  // namespace atlas::storage

@@ -7,6 +7,7 @@
 #include "atlasd/fatal.h"
 #include "atlasd/snapshot_stream.h"
 #include "socketproto/str.h"
+#include "spdlog/spdlog.h"
 #include "storage/keys.h"
 #include "storage/paxos_state.h"
 
@@ -16,10 +17,13 @@ namespace atlas {
 // of the object's durable commit index (written in the same batch as every apply), and read
 // for a transfer from a store snapshot a chunk at a time (atlasd/snapshot_stream.h).
 // `atlas.nodes` is the exception: its state is the ClusterConfig, kept in node metadata.
+// A snapshot a peer sends is staged in the store a chunk at a time (storage/keys.h) and read
+// back twice in pieces to install (docs/storage.md §Snapshots): never held whole.
 class NodeHost::Snapshots final : public consensus::SnapshotSource {
  public:
-  Snapshots(StateMachine* sm, const MembershipState* membership, bool test_unpinned)
-      : sm_(sm), membership_(membership), test_unpinned_(test_unpinned) {}
+  Snapshots(storage::Store* store, StateMachine* sm, const MembershipState* membership,
+            bool test_unpinned)
+      : store_(store), sm_(sm), membership_(membership), test_unpinned_(test_unpinned) {}
   consensus::Slot LatestSnapshotSlot(const consensus::ObjectId& object) override {
     return sm_->CommitIndex(object, nullptr);
   }
@@ -31,14 +35,37 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
     }
     return sm_->OpenObjectSnapshot(object, test_unpinned_);
   }
-  bool Decodes(const consensus::ObjectId& object, std::string_view data) override {
+  // Unsynced: staged bytes are scratch until the Ready that installs them (which is synced).
+  void StageChunk(const consensus::ObjectId& object, uint64_t offset,
+                  std::string_view bytes) override {
+    std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
+    if (offset == 0) DropStagedChunks(object, *writes);
+    writes->Put(storage::Cf::kMeta, storage::StagedChunkKey(object, offset), bytes);
+    Commit(*writes);
+  }
+  bool StagedDecodes(const consensus::ObjectId& object, uint64_t total) override {
+    std::unique_ptr<storage::Reader> reader = store_->BulkReader();
+    StagedSnapshot staged(reader.get(), object);
     if (object == consensus::kMembershipObject) {
-      return consensus::DecodeClusterConfig(std::string(data)).ok();
+      std::string data = ReadWhole(staged);
+      return data.size() == total && consensus::DecodeClusterConfig(data).ok();
     }
-    return StateMachine::ObjectSnapshotDecodes(data);
+    return StateMachine::ObjectSnapshotDecodes(staged);
+  }
+  void DropStaged(const consensus::ObjectId& object) override {
+    std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
+    DropStagedChunks(object, *writes);
+    Commit(*writes);
   }
 
  private:
+  void Commit(storage::WriteSet& writes) {
+    if (absl::Status s = store_->Commit(writes, /*sync=*/false); !s.ok()) {
+      Fatal(StrCat("staging a snapshot failed: ", s.ToString()));
+    }
+  }
+
+  storage::Store* store_;
   StateMachine* sm_;
   const MembershipState* membership_;
   bool test_unpinned_;
@@ -92,12 +119,52 @@ absl::StatusOr<int64_t> RestartGuardMs(storage::Store& store, int64_t read_lease
 
 }  // namespace
 
+namespace {
+using Installs = std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>;
+
+// Transfers under way when the node stopped start over: what they staged is garbage, except
+// the snapshots whose install a restart redoes.
+absl::Status DropStagedTransfers(storage::Store& store, const Installs& installs) {
+  auto [lo, hi] = storage::AllStagedRange();
+  std::unique_ptr<storage::WriteSet> writes = store.NewWriteSet();
+  {
+    std::unique_ptr<storage::Cursor> it = store.Scan(storage::Cf::kMeta, lo, hi);
+    for (it->Seek(lo); it->Valid(); it->Next()) {
+      const bool redone = std::any_of(installs.begin(), installs.end(), [&](const auto& i) {
+        return it->key().starts_with(storage::StagedRange(i.first).first);
+      });
+      if (!redone) writes->Delete(storage::Cf::kMeta, it->key());
+    }
+    if (absl::Status s = it->status(); !s.ok()) return s;
+  }
+  return writes->Count() == 0 ? absl::OkStatus() : store.Commit(*writes, /*sync=*/false);
+}
+}  // namespace
+
+// Installs of staged snapshots a stop interrupted are redone, before anything else can read
+// their tables' data: the core hands each out again in its first Ready.
+absl::Status NodeHost::ResumeInstalls(const Installs& installs) {
+  std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
+  for (const auto& [object, snap] : installs) {
+    if (replica_->ResumeInstall(object, snap)) {
+      spdlog::warn("redoing the install of a snapshot of {} at slot {}", object, snap.slot);
+      continue;
+    }
+    DropStagedChunks(object, *writes);
+    writes->Delete(storage::Cf::kMeta, storage::InstallingKey(object));
+  }
+  return writes->Count() == 0 ? absl::OkStatus() : store_->Commit(*writes, /*sync=*/false);
+}
+
 absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store, HostIO* io,
                                                           NodeHostOptions options) {
   absl::StatusOr<int64_t> guard = RestartGuardMs(*store, options.read_lease_ms);
   if (!guard.ok()) return guard.status();
   auto h = std::unique_ptr<NodeHost>(new NodeHost(store, io, options));
   h->restart_guard_ms_ = *guard;
+  absl::StatusOr<Installs> installs = storage::LoadInstalling(*store);
+  if (!installs.ok()) return installs.status();
+  if (absl::Status s = DropStagedTransfers(*store, *installs); !s.ok()) return s;
   auto state = storage::LoadPersistentState(*store, [&h](const consensus::ObjectId& object) {
     return h->state_machine_.CommitIndex(object, nullptr);  // applied through (Snapshots)
   });
@@ -145,6 +212,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   if (previous.epoch > 0 && previous.epoch < h->membership_.current().epoch) {
     h->replica_->SetConfig(previous.epoch, previous.ToTopology(options.distance), previous.quorum);
   }
+  if (absl::Status s = h->ResumeInstalls(*installs); !s.ok()) return s;
   io->MembershipChanged(h->membership_.current(), h->membership_.previous());
   return h;
 }
@@ -156,7 +224,7 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
       state_machine_(store, options_.change_history, options_.test_meta_cache,
                      options_.test_row_cache),
       routes_(&state_machine_),
-      snapshots_(std::make_unique<Snapshots>(&state_machine_, &membership_,
+      snapshots_(std::make_unique<Snapshots>(store, &state_machine_, &membership_,
                                                options_.test_snapshot_unpinned)),
       log_(std::make_unique<Log>(store)),
       // Request ids must not repeat across restarts (the core deduplicates forwarded requests

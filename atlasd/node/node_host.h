@@ -105,6 +105,8 @@ struct NodeHostOptions {
   // Catch-up this node sends, all learners together (ReplicaConfig::catchup_bytes_per_tick);
   // 0: no limit.
   uint64_t catchup_bytes_per_second = 0;
+  // A received snapshot is installed in writes of about this size (docs/storage.md §Snapshots).
+  size_t install_part_bytes = size_t{16} << 20;
   int64_t clock_drift_ppm = 10'000;
   uint64_t replica_seed = 0;  // the core's seeded randomness (0: node_id)
   // The migration policy: access counting with these windows (default: half a second), or,
@@ -121,6 +123,9 @@ struct NodeHostOptions {
   // A snapshot sent in chunks reads the live store, not one store snapshot: a transfer under
   // writes mixes states.
   bool test_snapshot_unpinned = false;
+  // A received snapshot is installed in parts with no redo marker: a crash between parts
+  // leaves tables half replaced under the old hard state.
+  bool test_install_without_marker = false;
   // The state machine's record caches (table and object records, row records), shared with
   // the previous incarnation: they keep records of Readies that a crash stopped before they
   // reached the disk (atlasd/meta_cache.h).
@@ -240,6 +245,9 @@ class NodeHost {
 
   // Ready steps (the contract above). Those returning bool return false when the node crashed.
   bool Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied);
+  bool InstallStaged(const consensus::ObjectId& object, const consensus::Snapshot& snap);
+  absl::Status ResumeInstalls(
+      const std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>& installs);
   bool InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,
                         Applied& applied);
   void ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet& writes,

@@ -8,8 +8,10 @@
 #include "atlasd/fatal.h"
 #include "atlasd/logging.h"
 #include "atlasd/node/node_host.h"
+#include "atlasd/snapshot_stream.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
+#include "storage/keys.h"
 #include "storage/paxos_state.h"
 
 namespace atlas {
@@ -22,9 +24,6 @@ bool NodeHost::ProcessReady() {
     std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
     Applied applied;
     if (!Stage(rd, *writes, applied)) return false;
-    // An installed snapshot's bytes are in the WriteSet now and never read again: a large one
-    // would otherwise be held three times while the write goes to the memtable.
-    for (auto& [object, snap] : rd.snapshots) std::string().swap(snap.data);
     // Before any message leaves: the tables this Ready's promises give away are no longer
     // read locally.
     RefreshLocalReads(rd, applied);
@@ -162,17 +161,52 @@ bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& w
   routes_.ForgetAll();
   for (const auto& [object, snap] : rd.snapshots) {
     if (object == consensus::kMembershipObject) {
-      if (!membership_.Install(snap.data, writes)) Fatal("undecodable membership snapshot");
+      std::unique_ptr<storage::Reader> reader = store_->BulkReader();
+      StagedSnapshot staged(reader.get(), object);
+      if (!membership_.Install(ReadWhole(staged), writes)) {
+        Fatal("undecodable membership snapshot");
+      }
       applied.membership_changed = true;
-      state_machine_.MarkApplied(object, snap.slot);
-      continue;
+    } else if (!InstallStaged(object, snap)) {
+      return false;
     }
-    if (!state_machine_.InstallObjectSnapshot(object, snap.data, snap.slot, &writes)) {
-      Fatal(StrCat("undecodable snapshot of ", object));
-    }
-    if (io_->Crash("snapshot-install")) return false;
+    DropStagedChunks(object, writes);
+    writes.Delete(storage::Cf::kMeta, storage::InstallingKey(object));
   }
+  // Only now (an install's parts flush the record cache): an object's applied slot must not
+  // reach the disk before the hard state that covers it, in this Ready's own write.
+  for (const auto& [object, snap] : rd.snapshots) state_machine_.MarkApplied(object, snap.slot);
   return true;
+}
+
+// Writes a staged snapshot's tables in parts of about install_part_bytes ahead of the Ready's
+// own write: a table larger than memory is never held whole. A marker written first has a
+// restart redo the install (ResumeInstall) until that write, which deletes it, is durable.
+bool NodeHost::InstallStaged(const consensus::ObjectId& object, const consensus::Snapshot& snap) {
+  std::unique_ptr<storage::Reader> reader = store_->BulkReader();
+  StagedSnapshot staged(reader.get(), object);
+  std::unique_ptr<storage::WriteSet> part = store_->NewWriteSet();
+  if (!options_.test_install_without_marker) {
+    part->Put(storage::Cf::kMeta, storage::InstallingKey(object),
+              storage::EncodeInstalling(snap));
+  }
+  bool crashed = false;
+  auto write = [&](storage::WriteSet& w) {
+    if (crashed) return;
+    if (absl::Status s = store_->Commit(w, /*sync=*/false); !s.ok()) {
+      Fatal(StrCat("installing a snapshot of ", object, ": ", s.ToString()));
+    }
+    w.Clear();
+    crashed = io_->Crash("snapshot-install");  // a part and the marker written, not the rest
+  };
+  auto spill = [&](storage::WriteSet& w) {
+    if (w.Bytes() >= options_.install_part_bytes) write(w);
+  };
+  if (!state_machine_.InstallObjectSnapshot(object, staged, part.get(), spill)) {
+    Fatal(StrCat("undecodable snapshot of ", object));
+  }
+  write(*part);
+  return !crashed;
 }
 
 void NodeHost::ApplyMembership(const consensus::CommittedEntry& e, storage::WriteSet& writes,

@@ -30,7 +30,19 @@ class NoSnapshots : public SnapshotSource {
     if (applied_with == nullptr || !applied_with->contains(object)) return nullptr;
     return std::make_unique<SnapshotBytes>(applied_with->at(object).commit_index, "");
   }
-  bool Decodes(const ObjectId&, std::string_view data) override { return data.empty(); }
+  // Staged transfers are kept as the daemon keeps them (in order, offset 0 starting over);
+  // the test host decodes only empty snapshots.
+  void StageChunk(const ObjectId& object, uint64_t offset, std::string_view bytes) override {
+    std::string& s = staged[object];
+    REQUIRE(offset == (offset == 0 ? 0 : s.size()));
+    if (offset == 0) s.clear();
+    s.append(bytes);
+  }
+  bool StagedDecodes(const ObjectId& object, uint64_t total) override {
+    return staged[object].size() == total && staged[object].empty();
+  }
+  void DropStaged(const ObjectId& object) override { staged.erase(object); }
+  std::map<ObjectId, std::string> staged;
 };
 
 // The durable log of a test node: what its Readys persisted (ApplyHardStateUpdate).

@@ -20,6 +20,8 @@
 #include "proto/command.pb.h"
 #include "proto/peer_convert.h"
 #include "spdlog/spdlog.h"
+#include "storage/keys.h"
+#include "storage/paxos_state.h"
 #include "storage/store.h"
 #include "tests/sim/linearizability.h"
 
@@ -152,6 +154,7 @@ class Simulation {
   std::string ReadRow(SimNode& node, const std::string& table, const std::string& row);
   // The table's revision and every row on the node, "row=value;" in row order (convergence).
   std::string TableRows(SimNode& node, const std::string& table);
+  void CheckWholeTables(SimNode& node);
   // The node's wall clock now (ms), and what the host tells its core (SetClock).
   int64_t WallMs(NodeId id) const;
   // The node's monotonic clock now (ms): simulated time at the node's drift rate (DriftPpm).
@@ -506,6 +509,9 @@ void Simulation::StartNode(SimNode& node) {
   o.test_reuse_sequence_numbers = opt_.bug_reuse_sequence_numbers;
   o.test_keep_local_reads = opt_.bug_keep_local_reads;
   o.test_snapshot_unpinned = opt_.bug_snapshot_unpinned;
+  o.test_install_without_marker = opt_.bug_install_without_marker;
+  // With 13-byte chunks, snapshots install in parts of a few entries, which crashes cut.
+  if (opt_.base.snapshot_chunk_bytes < 1024) o.install_part_bytes = 16;
   if (opt_.bug_meta_cache_outlives_crash) {
     if (!node.meta_cache) node.meta_cache = std::make_shared<MetaCache>(kDefaultMetaCacheBytes);
     if (!node.row_cache) node.row_cache = std::make_shared<MetaCache>(kDefaultRowCacheBytes);
@@ -531,9 +537,34 @@ void Simulation::StartNode(SimNode& node) {
                              hard.promised.ToString(), " persisted"));
     }
   }
+  CheckWholeTables(node);
   node.up = true;
   SyncClock(node);
   Trace(absl::StrCat("start node ", node.id, " incarnation ", node.incarnation));
+}
+
+// Every write leaves a table with rows whole, state record included (an install writes that
+// record last); only an install a restart redoes (its marker still there) may be half done.
+void Simulation::CheckWholeTables(SimNode& node) {
+  absl::StatusOr<std::vector<std::pair<ObjectId, consensus::Snapshot>>> redone =
+      storage::LoadInstalling(*node.store);
+  ATLAS_CHECK(redone.ok());
+  std::set<std::string> tables;
+  std::unique_ptr<storage::Cursor> it = node.store->Scan(storage::Cf::kRows, "", "");
+  for (it->Seek(""); it->Valid(); it->Next()) {
+    std::string table, row;
+    if (storage::DecodeRowKey(it->key(), &table, &row)) tables.insert(table.substr(0, table.find('.')));
+  }
+  for (const std::string& table : tables) {
+    const bool redo = std::any_of(redone->begin(), redone->end(), [&](const auto& r) {
+      return r.first == table || r.first.starts_with("@");
+    });
+    auto state = node.store->Get(storage::Cf::kMeta, storage::TableMetaKey(table, "state"));
+    if (!redo && state.ok() && !state->has_value()) {
+      Violation(absl::StrCat("node ", node.id, " restarted with rows of table ", table,
+                             " but no state record: an install was cut short"));
+    }
+  }
 }
 
 // The node is gone: its host and whatever it had not committed.
@@ -542,7 +573,19 @@ void Simulation::StopNode(SimNode& node) {
   node.host.reset();
   node.io.reset();
   node.up = false;
-  storage::CrashMemStore(*node.store);
+  // What reached the disk of the unsynced writes (by a hash, not a draw: every seed's random
+  // stream stays as it was): none, a prefix (a power cut), or all (a killed process).
+  const size_t unsynced = storage::UnsyncedMemStoreCommits(*node.store);
+  uint64_t h = opt_.seed * 1'000'003 + node.id * 7919 + static_cast<uint64_t>(node.incarnation);
+  h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL;  // a splitmix64 step: deterministic, well mixed
+  h ^= h >> 29;
+  const size_t kept = h % 3 == 0 ? 0 : h % 3 == 1 ? (h / 3) % (unsynced + 1) : unsynced;
+  storage::CrashMemStore(*node.store, kept);
+  if (kept > 0) {  // what is durable now includes the unsynced Readies that were kept
+    absl::StatusOr<PersistentState> state = storage::LoadPersistentState(*node.store);
+    ATLAS_CHECK(state.ok());
+    node.durable = std::move(*state);
+  }
   // The store gives back what was synced: a promise no message announced yet, and a commit
   // index (which rests on chosen values) may be older; the slots after it are checked again
   // when committed again. (That no announced promise is lost is checked at restart.)
@@ -675,7 +718,9 @@ bool Simulation::CrashAt(SimNode& node, const char* point) {
     node.sent_promise = false;
     if (crash) node.crash_point = "after promise";
   } else if (p == "snapshot-install") {
-    crash = crashes && rng_.Chance(0.01);
+    // After each part of an install: the marker and some of the tables are written (if the
+    // crash keeps them), and the restart must redo the install.
+    crash = crashes && rng_.Chance(0.1);
     if (crash) node.crash_point = "installing a snapshot";
   }
   return crash;
@@ -1417,6 +1462,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.recovered_noop += from.recovered_noop;
   into.snapshots_installed += from.snapshots_installed;
   into.snapshots_refused += from.snapshots_refused;
+  into.installs_resumed += from.installs_resumed;
   into.snapshot_chunks += from.snapshot_chunks;
   into.catchup_entries += from.catchup_entries;
   into.catchups_queued += from.catchups_queued;
@@ -1560,6 +1606,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.bug_snapshot_unpinned) absl::StrAppend(&cmd, " --bug-snapshot-unpinned");
+  if (o.bug_install_without_marker) absl::StrAppend(&cmd, " --bug-install-without-marker");
   if (o.crash_before_sync_chance != SimOptions{}.crash_before_sync_chance) {
     absl::StrAppend(&cmd, " --crash-before-sync ", o.crash_before_sync_chance);
   }

@@ -146,6 +146,9 @@ struct SimOptions {
   bool bug_keep_local_reads = false;
   // Snapshots sent in chunks read the live store (NodeHostOptions::test_snapshot_unpinned).
   bool bug_snapshot_unpinned = false;
+  // A received snapshot is installed in parts with no redo marker
+  // (NodeHostOptions::test_install_without_marker).
+  bool bug_install_without_marker = false;
   // Under crash faults: the chance that a node crashes between a Ready's apply and its fsync.
   double crash_before_sync_chance = 0.0005;
   int membership_changes_max = 4;       // Under faults.membership.

@@ -38,7 +38,7 @@ void Usage() {
                "                 [--bug-evict-accepted] [--bug-rest-forgets-promise]\n"
                "                 [--bug-rest-without-round-trip] [--bug-reports-never-wake]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
-               "                 [--bug-snapshot-unpinned]\n"
+               "                 [--bug-snapshot-unpinned] [--bug-install-without-marker]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
                "                 [--heartbeat-objects-max N] [--clock-offset NODE:MS]...\n"
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
@@ -226,6 +226,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-snapshot-unpinned", &o.bug_snapshot_unpinned},
+      {"--bug-install-without-marker", &o.bug_install_without_marker},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
       {"--no-lease-check", &a->no_lease_check},
@@ -342,6 +343,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"recovered_noop", p.recovered_noop},
       {"snapshots_installed", p.snapshots_installed},
       {"snapshots_refused", p.snapshots_refused},
+      {"installs_resumed", p.installs_resumed},
       {"catchup_entries", p.catchup_entries},
       {"catchups_queued", p.catchups_queued},
       {"catchups_throttled", p.catchups_throttled},
