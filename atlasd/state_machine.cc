@@ -191,14 +191,9 @@ std::optional<storage::TableState> SnapshotState(const std::string& table,
   return SectionState(p, table);
 }
 
-// What an object snapshot says besides its tables' rows: its member records, and the state
-// of each table (the last entry of the table's section, so a first pass reads them all).
-struct SnapshotHeads {
-  std::vector<std::pair<std::string, std::string>> members;  // table, record
-  std::map<std::string, storage::TableState> tables;
-};
+}  // namespace
 
-std::optional<SnapshotHeads> ReadHeads(SnapshotPieces& in) {
+std::optional<SnapshotHeads> StateMachine::ReadSnapshotHeads(SnapshotPieces& in) {
   SnapshotParser p(&in);
   SnapshotHeads heads;
   char kind = 0;
@@ -216,7 +211,6 @@ std::optional<SnapshotHeads> ReadHeads(SnapshotPieces& in) {
   if (!p.ok()) return std::nullopt;
   return heads;
 }
-}  // namespace
 
 std::string StateMachine::SnapshotTable(const std::string& table) {
   std::string out;
@@ -299,8 +293,9 @@ std::string StateMachine::SnapshotObject(const std::string& object) {
 }
 
 bool StateMachine::InstallObjectSnapshot(const std::string& object, SnapshotPieces& snapshot,
+                                         std::optional<SnapshotHeads> heads,
                                          storage::WriteSet* batch, const Spill& spill) {
-  std::optional<SnapshotHeads> heads = ReadHeads(snapshot);
+  if (!heads) heads = ReadSnapshotHeads(snapshot);
   if (!heads) return false;
   // The member records are the object's own state: replaced wholesale.
   const std::string prefix = storage::ObjectMemberPrefix(object);
@@ -336,10 +331,6 @@ bool StateMachine::InstallObjectSnapshot(const std::string& object, SnapshotPiec
     PutState(table, theirs->second);
   }
   return p.ok();
-}
-
-bool StateMachine::ObjectSnapshotDecodes(SnapshotPieces& snapshot) {
-  return ReadHeads(snapshot).has_value();
 }
 
 void StateMachine::DropChunks(const std::string& table, const std::string& row,

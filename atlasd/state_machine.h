@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,7 +27,14 @@ namespace atlas {
 
 class SnapshotStream;
 class SnapshotPieces;
-class SnapshotParser;  // atlasd/snapshot_stream.h
+class SnapshotParser;
+
+// What an object snapshot says besides its tables' rows: its member records, and the state
+// of each table (the last entry of the table's section, so a first pass reads them all).
+struct SnapshotHeads {
+  std::vector<std::pair<std::string, std::string>> members;  // table, record
+  std::map<std::string, storage::TableState> tables;
+};  // atlasd/snapshot_stream.h
 
 struct ApplyResult {
   bool ok = true;
@@ -152,10 +160,13 @@ class StateMachine {
   // (gen, commit index) than the local one. False if it does not decode. It is read twice, a
   // piece at a time: a table may be larger than memory. The caller then marks the object
   // applied through the snapshot's slot (MarkApplied).
+  // `heads`: what ReadSnapshotHeads read from it, if the caller has it (one pass fewer).
   bool InstallObjectSnapshot(const std::string& object, SnapshotPieces& snapshot,
-                             storage::WriteSet* batch, const Spill& spill = {});
-  // Whether InstallObjectSnapshot would decode it (a learner checks what a peer sent).
-  static bool ObjectSnapshotDecodes(SnapshotPieces& snapshot);
+                             std::optional<SnapshotHeads> heads, storage::WriteSet* batch,
+                             const Spill& spill = {});
+  // A first pass over an object snapshot: whether all of it decodes (a learner checks what a
+  // peer sent), and if so its member records and its tables' state records.
+  static std::optional<SnapshotHeads> ReadSnapshotHeads(SnapshotPieces& snapshot);
 
  private:
   // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).

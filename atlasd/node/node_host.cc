@@ -39,7 +39,10 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
   void StageChunk(const consensus::ObjectId& object, uint64_t offset,
                   std::string_view bytes) override {
     std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
-    if (offset == 0) DropStagedChunks(object, *writes);
+    if (offset == 0) {
+      DropStagedChunks(object, *writes);
+      decoded_.erase(object);
+    }
     writes->Put(storage::Cf::kMeta, storage::StagedChunkKey(object, offset), bytes);
     Commit(*writes);
   }
@@ -50,12 +53,25 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
       std::string data = ReadWhole(staged);
       return data.size() == total && consensus::DecodeClusterConfig(data).ok();
     }
-    return StateMachine::ObjectSnapshotDecodes(staged);
+    std::optional<SnapshotHeads> heads = StateMachine::ReadSnapshotHeads(staged);
+    if (!heads) return false;
+    decoded_[object] = std::move(*heads);  // the install needs them: one pass fewer
+    return true;
   }
   void DropStaged(const consensus::ObjectId& object) override {
+    decoded_.erase(object);
     std::unique_ptr<storage::WriteSet> writes = store_->NewWriteSet();
     DropStagedChunks(object, *writes);
     Commit(*writes);
+  }
+
+  // What StagedDecodes read of the snapshot staged for `object`, if it is still held.
+  std::optional<SnapshotHeads> TakeHeads(const consensus::ObjectId& object) {
+    auto it = decoded_.find(object);
+    if (it == decoded_.end()) return std::nullopt;
+    SnapshotHeads heads = std::move(it->second);
+    decoded_.erase(it);
+    return heads;
   }
 
  private:
@@ -69,7 +85,14 @@ class NodeHost::Snapshots final : public consensus::SnapshotSource {
   StateMachine* sm_;
   const MembershipState* membership_;
   bool test_unpinned_;
+  // Per object whose snapshot was checked and awaits its install (the next Ready's): a few
+  // bytes per table.
+  std::map<consensus::ObjectId, SnapshotHeads> decoded_;
 };
+
+std::optional<SnapshotHeads> NodeHost::DecodedHeads(const consensus::ObjectId& object) {
+  return snapshots_->TakeHeads(object);
+}
 
 // The log column family, for the entries the core let go of once applied (consensus::LogSource):
 // catch-up reads them from here, so RAM holds only what is not applied yet.

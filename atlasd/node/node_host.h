@@ -246,6 +246,7 @@ class NodeHost {
   // Ready steps (the contract above). Those returning bool return false when the node crashed.
   bool Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied);
   bool InstallStaged(const consensus::ObjectId& object, const consensus::Snapshot& snap);
+  std::optional<SnapshotHeads> DecodedHeads(const consensus::ObjectId& object);
   absl::Status ResumeInstalls(
       const std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>& installs);
   bool InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,

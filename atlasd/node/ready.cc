@@ -4,6 +4,7 @@
 // changed and answer the requests it settled; its other messages and its Advance wait for the
 // sync of what they rest on (pipelined syncs, docs/design.md).
 #include <algorithm>
+#include <chrono>
 
 #include "atlasd/fatal.h"
 #include "atlasd/logging.h"
@@ -167,8 +168,12 @@ bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& w
         Fatal("undecodable membership snapshot");
       }
       applied.membership_changed = true;
-    } else if (!InstallStaged(object, snap)) {
-      return false;
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      if (!InstallStaged(object, snap)) return false;
+      spdlog::info("installed a snapshot of {} at slot {} in {} ms", object, snap.slot,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - start).count());
     }
     DropStagedChunks(object, writes);
     writes.Delete(storage::Cf::kMeta, storage::InstallingKey(object));
@@ -202,7 +207,8 @@ bool NodeHost::InstallStaged(const consensus::ObjectId& object, const consensus:
   auto spill = [&](storage::WriteSet& w) {
     if (w.Bytes() >= options_.install_part_bytes) write(w);
   };
-  if (!state_machine_.InstallObjectSnapshot(object, staged, part.get(), spill)) {
+  if (!state_machine_.InstallObjectSnapshot(object, staged, DecodedHeads(object), part.get(),
+                                            spill)) {
     Fatal(StrCat("undecodable snapshot of ", object));
   }
   write(*part);
