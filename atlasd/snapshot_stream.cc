@@ -150,6 +150,7 @@ bool StagedSnapshot::Next(std::string* piece) {
     return false;
   }
   piece->assign(cursor_->value());
+  bytes_ += piece->size();
   return true;
 }
 

@@ -105,13 +105,18 @@ class StagedSnapshot final : public SnapshotPieces {
  public:
   StagedSnapshot(storage::Reader* reader, std::string object)
       : reader_(reader), object_(std::move(object)) {}
-  void Rewind() override { cursor_.reset(); }
+  void Rewind() override {
+    cursor_.reset();
+    bytes_ = 0;
+  }
   bool Next(std::string* piece) override;
+  uint64_t bytes() const { return bytes_; }  // read since the last Rewind
 
  private:
   storage::Reader* reader_;
   std::string object_;
   std::unique_ptr<storage::Cursor> cursor_;
+  uint64_t bytes_ = 0;
 };
 
 // All of it at once (small snapshots: `atlas.nodes`).

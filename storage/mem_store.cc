@@ -167,6 +167,7 @@ class MemStore final : public Store {
     return commits_;
   }
   uint64_t Property(std::string_view) override { return 0; }
+  void Reclaim(Cf, std::string, std::string) override {}
   const std::string& path() const override { return path_; }
 
   void Crash(size_t keep) {

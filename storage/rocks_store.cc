@@ -1,7 +1,12 @@
 // The Store on RocksDB (docs/storage.md): what the daemon runs on.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "fmt/format.h"
@@ -97,6 +102,7 @@ class RocksView final : public Reader {
 class RocksStore final : public Store {
  public:
   ~RocksStore() override {
+    StopReclaimer();
     if (!db_) return;
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
     db_->DestroyColumnFamilyHandle(default_cf_);
@@ -170,8 +176,18 @@ class RocksStore final : public Store {
     return total;
   }
   const std::string& path() const override { return path_; }
+  void Reclaim(Cf which, std::string lo, std::string hi) override;
 
  private:
+  void ReclaimLoop();
+  void StopReclaimer();
+
+  // One background thread, started by the first Reclaim, compacts the ranges it is given.
+  std::mutex reclaim_mu_;
+  std::condition_variable reclaim_cv_;
+  std::deque<std::tuple<Cf, std::string, std::string>> reclaim_;
+  bool reclaim_stop_ = false;
+  std::thread reclaimer_;
   std::atomic<uint64_t> commits_{0};
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -255,6 +271,45 @@ rocksdb::ColumnFamilyOptions BudgetedOptions(const StoreOptions& options,
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   cf.write_buffer_size = std::min(budget / 8, size_t{64} << 20);
   return cf;
+}
+
+void RocksStore::Reclaim(Cf which, std::string lo, std::string hi) {
+  std::lock_guard<std::mutex> lock(reclaim_mu_);
+  if (!reclaimer_.joinable()) reclaimer_ = std::thread([this] { ReclaimLoop(); });
+  reclaim_.emplace_back(which, std::move(lo), std::move(hi));
+  reclaim_cv_.notify_one();
+}
+
+void RocksStore::ReclaimLoop() {
+  std::unique_lock<std::mutex> lock(reclaim_mu_);
+  while (true) {
+    reclaim_cv_.wait(lock, [this] { return reclaim_stop_ || !reclaim_.empty(); });
+    if (reclaim_stop_) return;
+    auto [which, lo, hi] = std::move(reclaim_.front());
+    reclaim_.pop_front();
+    lock.unlock();
+    // Flushes the memtable if it holds the deletions, then compacts the range down: the
+    // deleted values are dropped, not rewritten. A failure only leaves the space for later.
+    rocksdb::CompactRangeOptions o;
+    o.exclusive_manual_compaction = false;  // automatic compactions go on meanwhile
+    o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    const rocksdb::Slice begin(lo), end(hi);
+    rocksdb::Status s = db_->CompactRange(o, cf(which), &begin, &end);
+    if (!s.ok() && !s.IsShutdownInProgress()) {
+      fmt::print(stderr, "atlasd: compacting deleted keys away failed: {}\n", s.ToString());
+    }
+    lock.lock();
+  }
+}
+
+void RocksStore::StopReclaimer() {
+  {
+    std::lock_guard<std::mutex> lock(reclaim_mu_);
+    reclaim_stop_ = true;
+  }
+  reclaim_cv_.notify_all();
+  // A compaction under way finishes first (RocksDB has no way to cancel one range's).
+  if (reclaimer_.joinable()) reclaimer_.join();
 }
 
 absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& options) {

@@ -100,6 +100,10 @@ class Store : public Reader {
   // e.g. "rocksdb.total-sst-files-size"); 0 when the engine has none.
   virtual uint64_t Property(std::string_view name) = 0;
   virtual const std::string& path() const = 0;
+  // The keys of [lo, hi) in `cf` were just deleted, many bytes at once (a staged snapshot):
+  // their space is compacted away in the background now, not whenever compaction gets there.
+  // Nothing in memory.
+  virtual void Reclaim(Cf cf, std::string lo, std::string hi) = 0;
 
   // Typed reads of the formats in records.h and keys.h.
   absl::StatusOr<std::optional<RowRecord>> GetRow(std::string_view table, std::string_view row);

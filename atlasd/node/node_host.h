@@ -247,6 +247,10 @@ class NodeHost {
   bool Stage(const consensus::Ready& rd, storage::WriteSet& writes, Applied& applied);
   bool InstallStaged(const consensus::ObjectId& object, const consensus::Snapshot& snap);
   std::optional<SnapshotHeads> DecodedHeads(const consensus::ObjectId& object);
+  // Objects whose staged snapshot the Ready being written deletes, large enough that their
+  // space is compacted away at once (Store::Reclaim) rather than whenever compaction comes.
+  static constexpr uint64_t kReclaimBytesMin = uint64_t{64} << 20;
+  std::vector<consensus::ObjectId> reclaim_;
   absl::Status ResumeInstalls(
       const std::vector<std::pair<consensus::ObjectId, consensus::Snapshot>>& installs);
   bool InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& writes,

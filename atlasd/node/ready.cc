@@ -35,6 +35,11 @@ bool NodeHost::ProcessReady() {
     const bool in_line = !rd.snapshots.empty() || applied.everything ||
                          applied.membership_changed || (!options_.pipeline && must_sync);
     if (!Write(*writes, in_line)) return false;
+    for (const consensus::ObjectId& object : reclaim_) {
+      auto [lo, hi] = storage::StagedRange(object);
+      store_->Reclaim(storage::Cf::kMeta, std::move(lo), std::move(hi));
+    }
+    reclaim_.clear();
     if (!SendEarly(rd, must_sync && !in_line)) return false;
     // Applies and answers rest on chosen values only (consensus/replica.h): no fsync to wait
     // for.
@@ -212,6 +217,8 @@ bool NodeHost::InstallStaged(const consensus::ObjectId& object, const consensus:
     Fatal(StrCat("undecodable snapshot of ", object));
   }
   write(*part);
+  // The staged copy goes with the Ready's write; a large one's space is compacted away after.
+  if (staged.bytes() >= kReclaimBytesMin) reclaim_.push_back(object);
   return !crashed;
 }
 

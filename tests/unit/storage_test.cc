@@ -1,8 +1,10 @@
 // Key encoding and value formats of docs/storage.md, and the RocksDB store itself.
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -327,6 +329,42 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
   }
   CHECK(store.Property("rocksdb.block-cache-usage") <= options.memory_budget_bytes * 11 / 10);
   CHECK(store.Property("rocksdb.estimate-table-readers-mem") < (size_t{1} << 20));
+}
+
+TEST_CASE("Reclaim compacts a deleted range's space away in the background") {
+  // A staged snapshot is deleted once installed: its gigabyte would otherwise stay on disk
+  // until compaction reached it (a joining node held twice the data).
+  atlas::testing::TempDir dir;
+  StoreOptions options;
+  options.memory_budget_bytes = size_t{16} << 20;
+  auto opened = Store::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  auto [lo, hi] = StagedRange("t");
+  std::string value(1 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 64; ++i) {
+    for (char& c : value) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = static_cast<char>(x);
+    }
+    std::unique_ptr<WriteSet> b = store.NewWriteSet();
+    b->Put(Cf::kMeta, StagedChunkKey("t", uint64_t(i) << 20), value);
+    REQUIRE(store.Commit(*b, false).ok());
+  }
+  const uint64_t full = store.Property("rocksdb.total-sst-files-size");
+  CHECK(full >= (uint64_t{32} << 20));  // most of it flushed by the budget
+  std::unique_ptr<WriteSet> b = store.NewWriteSet();
+  for (int i = 0; i < 64; ++i) b->Delete(Cf::kMeta, StagedChunkKey("t", uint64_t(i) << 20));
+  REQUIRE(store.Commit(*b, true).ok());
+  store.Reclaim(Cf::kMeta, lo, hi);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (store.Property("rocksdb.total-sst-files-size") > (uint64_t{4} << 20) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  INFO("SST bytes: " << full << " before the deletion");
+  CHECK(store.Property("rocksdb.total-sst-files-size") <= (uint64_t{4} << 20));
 }
 
 TEST_CASE("bulk reads go around the block cache, and see what a snapshot or the live store "
