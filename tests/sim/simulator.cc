@@ -553,7 +553,7 @@ void Simulation::CheckWholeTables(SimNode& node) {
   std::unique_ptr<storage::Cursor> it = node.store->Scan(storage::Cf::kRows, "", "");
   for (it->Seek(""); it->Valid(); it->Next()) {
     std::string table, row;
-    if (storage::DecodeRowKey(it->key(), &table, &row)) tables.insert(table.substr(0, table.find('.')));
+    if (storage::DecodeRowKey(it->key(), &table, &row)) tables.insert(table);
   }
   for (const std::string& table : tables) {
     const bool redo = std::any_of(redone->begin(), redone->end(), [&](const auto& r) {
