@@ -163,12 +163,9 @@ std::string ReadWhole(SnapshotPieces& pieces) {
 
 void DropStagedChunks(const std::string& object, storage::WriteSet& writes) {
   auto [lo, hi] = storage::StagedRange(object);
-  std::vector<std::string> doomed;  // collected first: the WriteSet must not change under it
-  {
-    std::unique_ptr<storage::Cursor> it = writes.Scan(Cf::kMeta, lo, hi);
-    for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
+  if (absl::Status s = storage::DeleteAllIn(writes, Cf::kMeta, lo, hi); !s.ok()) {
+    Fatal(StrCat("reading the staged snapshot of ", object, ": ", s.ToString()));
   }
-  for (const std::string& k : doomed) writes.Delete(Cf::kMeta, k);
 }
 
 bool SnapshotParser::Fill(size_t n) {

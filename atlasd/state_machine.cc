@@ -455,12 +455,9 @@ void StateMachine::DropChanges(const std::string& table, storage::WriteSet* batc
 void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& hi,
                                storage::WriteSet* batch) {
   if (cf == Cf::kMeta) meta_->Flush(*batch);  // the scan must see every record of the batch
-  std::vector<std::string> doomed;  // collected first: the batch must not change under it
-  {
-    std::unique_ptr<storage::Cursor> it = batch->Scan(cf, lo, hi);
-    for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
+  if (absl::Status s = storage::DeleteAllIn(*batch, cf, lo, hi); !s.ok()) {
+    Fatal(StrCat("deleting a range of keys: ", s.ToString()));
   }
-  for (const auto& k : doomed) batch->Delete(cf, k);
   // Records deleted (and, by the caller, rewritten) past the caches.
   if (cf == Cf::kMeta) meta_->Clear();
   if (cf == Cf::kRows) rows_->Clear();

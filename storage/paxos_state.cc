@@ -135,14 +135,8 @@ absl::Status AddHardStateUpdate(const consensus::HardStateUpdate& u, WriteSet& w
     }
     return absl::OkStatus();
   }
-  const std::string lo = LogKey(u.object, u.truncated_from + 1);
-  const std::string hi = LogKey(u.object, u.truncated_through + 1);
-  std::vector<std::string> held;
-  std::unique_ptr<Cursor> it = writes.Scan(Cf::kLog, lo, hi);
-  for (it->Seek(lo); it->Valid(); it->Next()) held.emplace_back(it->key());
-  if (absl::Status s = it->status(); !s.ok()) return s;
-  for (const std::string& key : held) writes.Delete(Cf::kLog, key);
-  return absl::OkStatus();
+  return DeleteAllIn(writes, Cf::kLog, LogKey(u.object, u.truncated_from + 1),
+                     LogKey(u.object, u.truncated_through + 1));
 }
 
 absl::StatusOr<consensus::PersistentState> LoadPersistentState(

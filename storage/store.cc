@@ -93,6 +93,17 @@ absl::StatusOr<std::optional<std::string>> Store::GetNodeMeta(std::string_view f
   return Get(Cf::kMeta, NodeMetaKey(field));
 }
 
+absl::Status DeleteAllIn(WriteSet& writes, Cf cf, std::string_view lo, std::string_view hi) {
+  std::vector<std::string> doomed;
+  {
+    std::unique_ptr<Cursor> it = writes.Scan(cf, lo, hi);
+    for (it->Seek(lo); it->Valid(); it->Next()) doomed.emplace_back(it->key());
+    if (absl::Status s = it->status(); !s.ok()) return s;
+  }
+  for (const std::string& key : doomed) writes.Delete(cf, key);
+  return absl::OkStatus();
+}
+
 void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view value) {
   writes.Put(Cf::kMeta, NodeMetaKey(field), value);
 }

@@ -130,6 +130,10 @@ class Store : public Reader {
 // Writes one node-local metadata field (NodeMetaKey) into `writes`.
 void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view value);
 
+// Deletes, in `writes`, every key of [lo, hi) in `cf` that it or the store holds (collected
+// first: the WriteSet must not change under its own scan). Fails only if the scan does.
+absl::Status DeleteAllIn(WriteSet& writes, Cf cf, std::string_view lo, std::string_view hi);
+
 // The store in memory, for the simulator and unit tests: every column family an ordered map.
 // What Commit applies with sync=false is lost by Crash(); what it applied with sync=true is
 // not. Thread-safe.

@@ -279,6 +279,16 @@ TEST_CASE("both stores: Sync makes the unsynced commits before it durable and co
   }
 }
 
+namespace {
+// Fills `value` with incompressible bytes (xorshift64 from *x, which moves on).
+void FillRandom(std::string& value, uint64_t* x) {
+  for (char& c : value) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    c = static_cast<char>(*x);
+  }
+}
+}  // namespace
+
 TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index and filter "
           "blocks") {
   atlas::testing::TempDir dir;
@@ -296,10 +306,7 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
   for (int i = 0; i < kRows; i += 64) {
     std::unique_ptr<WriteSet> b = store.NewWriteSet();
     for (int j = i; j < i + 64; ++j) {
-      for (char& c : value) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        c = static_cast<char>(x);
-      }
+      FillRandom(value, &x);
       const Cf cf = j % 3 == 0 ? Cf::kRows : j % 3 == 1 ? Cf::kLog : Cf::kChanges;
       b->Put(cf, RowKey("t", std::to_string(j)), value);
     }
@@ -344,10 +351,7 @@ TEST_CASE("Reclaim compacts a deleted range's space away in the background") {
   std::string value(1 << 20, '\0');
   uint64_t x = 88172645463325252ull;
   for (int i = 0; i < 64; ++i) {
-    for (char& c : value) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      c = static_cast<char>(x);
-    }
+    FillRandom(value, &x);
     std::unique_ptr<WriteSet> b = store.NewWriteSet();
     b->Put(Cf::kMeta, StagedChunkKey("t", uint64_t(i) << 20), value);
     REQUIRE(store.Commit(*b, false).ok());
