@@ -151,6 +151,16 @@ void AppendClusterMetrics(atlas::ClusterView& cluster, std::string* out) {
                   [](const atlas::NodeView& v) { return v.rtt_ms / 1000.0; });
 }
 
+void AppendPeerMetrics(const atlas::PeerTransport::Stats& stats, std::string* out) {
+  AppendHelp(out, "atlas_peer_messages_sent_total", "counter",
+             "Consensus messages this node sent to its peers.");
+  AppendSample(out, "atlas_peer_messages_sent_total", "", static_cast<double>(stats.sent.load()));
+  AppendHelp(out, "atlas_peer_bytes_sent_total", "counter",
+             "Bytes of those messages as serialized (before TLS and HTTP/2 framing).");
+  AppendSample(out, "atlas_peer_bytes_sent_total", "",
+               static_cast<double>(stats.bytes_sent.load()));
+}
+
 // RocksDB, summed over atlasd's column families.
 void AppendRocksDbMetrics(atlas::storage::Store* store, std::string* out) {
   struct Property {
@@ -193,6 +203,7 @@ struct MetricsSources {
   atlas::socketproto::SocketServer* server;
   atlas::storage::Store* store;
   const atlas::JoinCounters* joins;
+  const atlas::PeerTransport::Stats* peers;
   std::chrono::steady_clock::time_point started;
 };
 
@@ -205,6 +216,7 @@ std::string MetricsText(const MetricsSources& m) {
   AppendObjectMetrics(m.node->objects(), &out);
   AppendClientMetrics(*m.watch, *m.server, &out);
   AppendClusterMetrics(*m.cluster, &out);
+  AppendPeerMetrics(*m.peers, &out);
   AppendRocksDbMetrics(m.store, &out);
   m.joins->Render(&out);
   return out;
@@ -576,9 +588,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   atlas::JoinCounters join_counters;
-  const MetricsSources metrics{&self,        &command_metrics,   &replicator,
-                               &watch_hub,   cluster_node.get(), &server,
-                               store->get(), &join_counters,     std::chrono::steady_clock::now()};
+  const MetricsSources metrics{&self,
+                               &command_metrics,
+                               &replicator,
+                               &watch_hub,
+                               cluster_node.get(),
+                               &server,
+                               store->get(),
+                               &join_counters,
+                               &transport.stats(),
+                               std::chrono::steady_clock::now()};
   atlas::cluster::HttpsServerOptions https_options;
   https_options.listen = config.http_listen;
   auto https = atlas::cluster::HttpsServer::Start(

@@ -319,6 +319,7 @@ class PeerTransport::PeerLink {
     proto::StreamSummary summary;
     proto::MessageBatch wire;  // the write in flight
     size_t in_flight = 0;      // messages in `wire`
+    size_t wire_bytes = 0;     // its serialized size
     bool wrote = false;        // a batch got through on this stream
 
    private:
@@ -384,6 +385,7 @@ class PeerTransport::PeerLink {
     s->wire.Clear();
     for (const consensus::Message& m : batch) proto::ToProto(m, s->wire.add_messages());
     s->in_flight = batch.size();
+    s->wire_bytes = s->wire.ByteSizeLong();
     s->StartWrite(&s->wire);
   }
 
@@ -398,6 +400,7 @@ class PeerTransport::PeerLink {
         t_->stats_.dropped_link_down += s->in_flight;
       } else if (s->in_flight > 0) {
         t_->stats_.sent += s->in_flight;
+        t_->stats_.bytes_sent += s->wire_bytes;
         s->wrote = true;
         backoff_ = std::chrono::milliseconds(100);
       } else if (!verified_) {

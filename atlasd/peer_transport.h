@@ -135,6 +135,7 @@ class PeerTransport {
   struct Stats {
     std::atomic<uint64_t> sent{0}, received{0}, dropped_queue_full{0}, dropped_link_down{0},
         dropped_invalid{0}, reconnects{0};
+    std::atomic<uint64_t> bytes_sent{0};  // serialized message batches written to peers
   };
   const Stats& stats() const { return stats_; }
 

@@ -23,6 +23,8 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kMoveHint: return "MoveHint";
     case MessageType::kDirectoryRequest: return "DirectoryRequest";
     case MessageType::kDirectory: return "Directory";
+    case MessageType::kRangeRequest: return "RangeRequest";
+    case MessageType::kRange: return "Range";
   }
   return "?";
 }
@@ -54,6 +56,9 @@ std::string Message::DebugString() const {
   if (epoch) absl::StrAppend(&out, " e=", epoch);
   if (anchor_epoch) absl::StrAppend(&out, " anchor=", anchor_epoch);
   if (!commit_indexes.empty()) absl::StrAppend(&out, " objs=", commit_indexes.size());
+  if (!digest.lo.empty()) {
+    absl::StrAppend(&out, " digest=[", digest.lo, "..", digest.hi, "]x", digest.count);
+  }
   return out;
 }
 

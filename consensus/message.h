@@ -4,6 +4,7 @@
 #ifndef ATLAS_CONSENSUS_MESSAGE_H_
 #define ATLAS_CONSENSUS_MESSAGE_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,13 +27,27 @@ enum class MessageType {
   kReadIndexResponse,  // Owner -> origin: ok, read ids, read_index.
   kCatchupRequest,   // Learner -> peer: slot = first slot wanted.
   kCatchupResponse,  // snapshot (optional), committed entries, commit_index.
-  kHeartbeat,        // Liveness + per-object commit indexes (learners detect lag).
+  kHeartbeat,        // Liveness, commit indexes that moved, a digest of a range of objects.
   kMoveHint,         // Owner -> node in the dominating zone: please steal (migration policy).
   kDirectoryRequest,  // A node that started empty -> peer: the objects after `object` ("": all).
   kDirectory,         // commit_indexes of the next objects; object: the cursor; ok: last page.
+  kRangeRequest,  // A heartbeat's digest differed: ours, and our commit indexes in its range.
+  kRange,         // The reply: the commit indexes of the range (owners re-announce theirs).
 };
 
 const char* MessageTypeName(MessageType type);
+
+// What a node holds of the objects in [lo, hi] (docs/consensus.md §Idle objects): how many
+// it holds with a commit index, and an order-free hash of each one's commit index and the
+// owner it believes in. Nodes whose digests of a range agree have nothing to tell each other
+// about it. lo empty: no digest.
+struct RangeDigest {
+  ObjectId lo;
+  ObjectId hi;
+  uint64_t count = 0;
+  uint64_t hash = 0;
+  bool operator==(const RangeDigest&) const = default;
+};
 
 struct SlotEntry {
   Slot slot = 0;
@@ -70,8 +85,11 @@ struct Message {
   // transfer names the snapshot (snapshot_slot) and the next offset it wants.
   uint64_t snapshot_offset = 0;
   uint64_t snapshot_total = 0;
-  // Heartbeat: (object, commit_index) pairs, sorted by object.
+  // Heartbeat, RangeRequest, Range: (object, commit_index) pairs, sorted by object.
   std::vector<std::pair<ObjectId, Slot>> commit_indexes;
+  // Heartbeat: the sender's digest of its next range of objects. RangeRequest: the receiver's
+  // digest of that range; Range: the range answered.
+  RangeDigest digest;
   // Reconfiguration (docs/consensus.md, "Reconfiguration").
   // Prepare/Accept/Confirm and Heartbeat: the sender's latest configuration epoch (the fence);
   // a rejected Promise/Accepted/ConfirmAck (ok=false): the rejecting acceptor's latest epoch.

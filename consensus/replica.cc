@@ -356,6 +356,8 @@ void Replica::Step(const Message& msg) {
     case MessageType::kMoveHint: HandleMoveHint(msg); break;
     case MessageType::kDirectoryRequest: HandleDirectoryRequest(msg); break;
     case MessageType::kDirectory: HandleDirectory(msg); break;
+    case MessageType::kRangeRequest: HandleRangeRequest(msg); break;
+    case MessageType::kRange: HandleRange(msg); break;
   }
   if (msg.from != config_.id) DrainLocal();
   // Here, not in the handlers: starting a catch-up may wake objects, so no handler's

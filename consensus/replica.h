@@ -343,12 +343,14 @@ struct ReplicaConfig {
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.
   Tick snapshot_serve_idle_ticks = 4000;  // A transfer nobody asked to continue is dropped.
-  // Heartbeats re-announce every object's commit index (and owners their ballot) once per
-  // cycle. Up to this many objects, the whole set goes in every heartbeat_full_every-th
-  // heartbeat; above it, each heartbeat carries a rolling window of at most this many, so idle
-  // traffic stays bounded however many tables a node holds (the cycle lengthens instead).
+  // Heartbeats carry a digest of every object's commit index and believed owner once per
+  // cycle (replica_digest.cc); peers whose digest differs swap the range's commit indexes. Up
+  // to this many objects, the digest covers all of them every heartbeat_full_every-th
+  // heartbeat; above it, each heartbeat's covers a rolling window of at most this many, so
+  // the work per heartbeat stays bounded however many tables a node holds (the cycle
+  // lengthens instead).
   size_t heartbeat_objects_max = 256;
-  uint64_t heartbeat_full_every = 10;     // Heartbeats per re-announcement cycle (at least).
+  uint64_t heartbeat_full_every = 10;     // Heartbeats per digest cycle (at least).
   // Ownerless objects the reconfiguration sweeper steals per heartbeat (see Sweep).
   size_t sweep_steals_max = 2;
   // Candidates the sweeper looks at per heartbeat, from where it stopped: after a membership
@@ -388,6 +390,9 @@ struct ReplicaConfig {
   // TEST ONLY: every report of a resting object's commit index leaves it at rest, also one
   // that would teach it something (ReportLeavesAtRest does not look).
   bool test_reports_never_wake = false;
+  // TEST ONLY: digests leave commit indexes out (docs/consensus.md §Idle objects): a learner
+  // that missed an idle object's last commit notice is never told.
+  bool test_digest_without_commit = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -409,6 +414,8 @@ struct Probes {
   uint64_t catchups_held = 0;             // Learner: a request held back by its backlog.
   uint64_t directory_pages = 0;           // Directory pages received (a node started empty).
   uint64_t directory_reports = 0;         // Objects those pages reported.
+  uint64_t digests_differed = 0;          // A heartbeat's range digest differed from ours.
+  uint64_t ranges_received = 0;           // Replies to our RangeRequests.
   uint64_t forwards = 0;
   uint64_t lazy_flushes = 0;             // Batched Accepts to members outside the Q2.
   uint64_t forward_rejects = 0;
@@ -683,9 +690,31 @@ class Replica {
   // A peer reports `object` committed up to `commit_index`: learn that, catch up if behind.
   // `grace`: a follower first waits catchup_grace_ticks for a lazy flush (RequestCatchup).
   void NoteReport(const ObjectId& object, Slot commit_index, NodeId from, bool grace = true);
+  // NoteReport for each of a heartbeat's, RangeRequest's or Range's commit indexes.
+  void NoteReports(const Message& msg);
   void HandleDirectoryRequest(const Message& msg);
   void HandleDirectory(const Message& msg);
   void ContinueDirectoryScan();  // asks for the next page when the catch-up queue is short
+
+  // replica_digest.cc: idle objects, compared by range digests instead of listed.
+  // The owner this node vouches for: itself if it owns the object, else the one it believes
+  // in (none if that is itself or one that disowned the object).
+  Ballot ClaimedOwner(const ObjectState& o) const;
+  // The digest of our objects in [lo, hi]; with `entries`, their commit indexes too (up to
+  // directory_objects_max).
+  RangeDigest DigestRange(const ObjectId& lo, const ObjectId& hi,
+                          std::vector<std::pair<ObjectId, Slot>>* entries = nullptr);
+  void AddHeartbeatDigest(Message& hb);  // this heartbeat's range (the cycle's next window)
+  void CompareDigest(const Message& msg);  // a member's heartbeat: agree, or ask for the range
+  void HandleRangeRequest(const Message& msg);
+  void HandleRange(const Message& msg);
+  void ReannounceTo(const ObjectId& object, NodeId node);  // an owned object's commit notice
+  // `owner`'s digest of a range holding `object` agreed with ours within SilenceTicks: it
+  // still claims what we believe (Sweep: an owner alive and silent has not stepped down).
+  bool OwnerAgreed(NodeId owner, const ObjectId& object) const;
+  void PruneAgreed();  // forgets agreements older than SilenceTicks
+  // Two digest cycles: how long an owner may go unheard and unconfirmed.
+  consensus::Tick SilenceTicks() const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
@@ -887,9 +916,7 @@ class Replica {
   void TickOwner(const ObjectId& object, ObjectState& o);
   void TickFollower(const ObjectId& object, ObjectState& o);
   bool NeedsTick(const ObjectId& object, const ObjectState& o) const;
-  // An owner's commit notice once per heartbeat cycle, sent without waking it if it rests.
-  void Reannounce(const ObjectId& object);
-  // Heartbeats in one full re-announcement cycle (see heartbeat_objects_max).
+  // Heartbeats in one digest cycle (see heartbeat_objects_max).
   uint64_t HeartbeatCycle() const;
   void SendHeartbeat();
   // Frees the snapshots held for transfers nobody continued for snapshot_serve_idle_ticks.
@@ -958,7 +985,10 @@ class Replica {
   mutable absl::btree_set<ObjectId> sweep_;
   ObjectId sweep_cursor_;  // Sweep: where the next look starts.
   mutable size_t lagging_ = 0;
-  ObjectId heartbeat_cursor_;  // Rolling re-announcement: where the next window starts.
+  ObjectId heartbeat_cursor_;  // Rolling digests: where the next window starts.
+  // Per peer, the ranges whose digest agreed with ours: lo -> (hi, when) (OwnerAgreed).
+  absl::btree_map<NodeId, absl::btree_map<ObjectId, std::pair<ObjectId, consensus::Tick>>>
+      agreed_;
   size_t serving_count_ = 0;  // Objects whose snapshot we hold for a transfer (`serving`).
   // Catch-up's rate budget in bytes (below 0 after a large answer: a debt), as of
   // catchup_budget_at_, and the requests waiting for it, oldest first.

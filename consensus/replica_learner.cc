@@ -37,6 +37,12 @@ void Replica::HandleHeartbeat(const Message& msg) {
     uint64_t& w = settle_witness_[msg.from];
     w = std::max(w, std::min(msg.epoch, msg.anchor_epoch));
   }
+  NoteReports(msg);
+  if (member && !directory_.wanted) CompareDigest(msg);  // a joiner lacks them all anyway
+}
+
+void Replica::NoteReports(const Message& msg) {
+  const bool member = KnownNode(msg.from);  // else a newcomer: FromNewcomer
   for (const auto& [object, commit_index] : msg.commit_indexes) {
     if (!member && object != kMembershipObject) continue;
     // The directory will report an object it has not reached yet: created now, it would

@@ -386,15 +386,15 @@ void Replica::Sweep() {
     const ObjectId& object = *it;
     const ObjectState& o = Stored(object);
     if (now_ < o.proposer.backoff_until) continue;
-    // An owner re-announces itself every heartbeat cycle; one alive but silent for longer has
-    // stepped down (or lost the object) and will not re-anchor it.
+    // An owner's digests vouch for its idle objects every cycle; one alive but neither heard
+    // nor vouching for longer has stepped down (or lost the object) and will not re-anchor it.
     const NodeId owner = o.learner.owner_ballot.node;
     const bool owner_active =
         // (A removed node never owns again: not active, whatever it says.)
         owner != kNoNode && owner != config_.id && IsMember(latest_epoch_, owner) &&
-        Alive(owner) && o.learner.owner_heard >= 0 &&
-        now_ - o.learner.owner_heard <=
-            2 * static_cast<consensus::Tick>(HeartbeatCycle()) * config_.heartbeat_ticks;
+        Alive(owner) &&
+        ((o.learner.owner_heard >= 0 && now_ - o.learner.owner_heard <= SilenceTicks()) ||
+         OwnerAgreed(owner, object));
     if (owner_active) continue;
     steal.push_back(object);
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "consensus/membership.h"
 
 namespace atlas::consensus {
 
@@ -168,86 +169,32 @@ void Replica::SendHeartbeat() {
   hb.epoch = latest_epoch_;
   hb.anchor_epoch = AnchorFloor();  // With epoch: our settle report (Settled()).
   DropIdleTransfers(config_.snapshot_serve_idle_ticks);
+  PruneAgreed();
+  ++heartbeats_sent_;
   // Heartbeats carry the commit indexes that moved since the previous heartbeat (objects
-  // touched since), plus a re-announcement of every object once per cycle (covers lost
-  // heartbeats and restarted peers): all of them every heartbeat_full_every-th time for a
-  // small node, a rolling window for a large one. Their size follows activity, not tables.
+  // touched since), the membership object's (a member that missed a membership commit learns
+  // it from anyone, FromNewcomer), and a digest of one range of objects (replica_digest.cc):
+  // their size follows activity, not tables.
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
   for (const ObjectId& object : changed) {
     Stored(object).bookkeeping.queued_heartbeat = false;
   }
+  if (objects_.contains(kMembershipObject)) changed.push_back(kMembershipObject);
   std::sort(changed.begin(), changed.end());
-  std::vector<ObjectId> announce;  // Owned objects re-announced after this heartbeat.
-  // Reports an object's commit index (re-announcing ours, for owners); an object at rest
-  // stays at rest.
-  auto add = [&](const ObjectId& object, StoredObject& s, bool reannounce) {
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  for (const ObjectId& object : changed) {
+    StoredObject& s = objects_.find(object)->second;
     std::optional<ObjectState> resting;
     const ObjectState& o = Peek(s, resting);
+    if (object != kMembershipObject && o.hard.commit_index == o.learner.heartbeat_commit) continue;
     hb.commit_indexes.push_back({object, o.hard.commit_index});
-    if (reannounce && o.proposer.role == Role::kOwner) announce.push_back(object);
-    // Spares the next heartbeats reporting an awake object's change again (add_changed). A
-    // resting object is on no change list: it need not wake for that.
+    // Spares the next heartbeats reporting it again. A resting object is on no change list
+    // (the membership object may be): it need not wake for that.
     if (s.state() != nullptr) s.state()->learner.heartbeat_commit = o.hard.commit_index;
-  };
-  auto add_changed = [&] {
-    for (const ObjectId& object : changed) {
-      StoredObject& s = objects_.find(object)->second;
-      const ObjectState& o = Wake(object, s);
-      if (o.hard.commit_index != o.learner.heartbeat_commit) {
-        add(object, s, false);
-      }
-    }
-  };
-  const size_t n = objects_.size();
-  if (n <= config_.heartbeat_objects_max) {
-    if (heartbeats_sent_++ % config_.heartbeat_full_every == 0) {
-      for (auto& [object, s] : objects_) add(object, s, true);
-    } else {
-      add_changed();
-    }
-  } else {
-    ++heartbeats_sent_;
-    const uint64_t cycle = HeartbeatCycle();
-    const size_t window = static_cast<size_t>((n + cycle - 1) / cycle);
-    auto it = objects_.lower_bound(heartbeat_cursor_);
-    for (size_t i = 0; i < window; ++i, ++it) {
-      if (it == objects_.end()) it = objects_.begin();
-      add(it->first, it->second, true);
-    }
-    heartbeat_cursor_ = it == objects_.end() ? ObjectId{} : it->first;
-    add_changed();
-    // The window may wrap past the last object, and the changed ones come after it: peers
-    // take a heartbeat only with its objects in order (proto::FromProto), so sort them (found
-    // when the simulator began passing every message through the peers' validation).
-    std::sort(hb.commit_indexes.begin(), hb.commit_indexes.end(),
-              [](const auto& a, const auto& b) {  // an object's highest report first
-                return a.first != b.first ? a.first < b.first : a.second > b.second;
-              });
-    hb.commit_indexes.erase(std::unique(hb.commit_indexes.begin(), hb.commit_indexes.end(),
-                                        [](const auto& a, const auto& b) {
-                                          return a.first == b.first;
-                                        }),
-                            hb.commit_indexes.end());
   }
+  AddHeartbeatDigest(hb);
   Broadcast(hb, /*include_self=*/false);
-  // Owners re-announce (ballot, commit index) once per cycle: followers that missed a notice
-  // or restarted learn the owner here; new commits are announced as they happen.
-  for (const ObjectId& object : announce) Reannounce(object);
-}
-
-void Replica::Reannounce(const ObjectId& object) {
-  StoredObject& s = objects_.find(object)->second;
-  if (s.state() == nullptr) {
-    // A resting owner owes its lazy learners nothing (MayRest); if it announced its commit
-    // index already, the notice changes nothing of it, and it stays at rest.
-    const ObjectState o = DecodeAtRest(s.at_rest());
-    if (o.proposer.last_commit_sent == o.hard.commit_index) {
-      SendTo(MembersOf(NoticeEpochs(o)), CommitNotice(object, o), /*include_self=*/false);
-      return;
-    }
-  }
-  SendCommitNotice(object, Wake(object, s));
 }
 
 void Replica::DropIdleTransfers(consensus::Tick idle) {

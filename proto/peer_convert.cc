@@ -7,7 +7,7 @@ namespace {
 
 using consensus::MessageType;
 
-constexpr int kTypeMax = static_cast<int>(MessageType::kDirectory);
+constexpr int kTypeMax = static_cast<int>(MessageType::kRange);
 
 // Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (shared/spec/protocol.md §4), a
 // group's object "@<group>" (docs/design.md §Groups), or a system object such as "atlas.nodes"
@@ -92,6 +92,13 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
     oc->set_object(object);
     oc->set_commit_index(index);
   }
+  if (!m.digest.lo.empty()) {
+    RangeDigest* d = out->mutable_digest();
+    d->set_lo(m.digest.lo);
+    d->set_hi(m.digest.hi);
+    d->set_count(m.digest.count);
+    d->set_hash(m.digest.hash);
+  }
 }
 
 absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLimits& limits,
@@ -111,9 +118,10 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   m.from = in.from();
   m.to = in.to();
   // Heartbeats concern the node, not one object; a directory's first page has no cursor.
-  const bool object_optional = m.type == MessageType::kHeartbeat ||
-                               m.type == MessageType::kDirectoryRequest ||
-                               m.type == MessageType::kDirectory;
+  const bool object_optional =
+      m.type == MessageType::kHeartbeat || m.type == MessageType::kDirectoryRequest ||
+      m.type == MessageType::kDirectory || m.type == MessageType::kRangeRequest ||
+      m.type == MessageType::kRange;
   if (!object_optional || !in.object().empty()) {
     if (!ValidObject(in.object(), limits.object_bytes_max)) return Invalid("bad object name");
   }
@@ -195,6 +203,14 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
     }
     last_object = &oc.object();
     m.commit_indexes.emplace_back(oc.object(), oc.commit_index());
+  }
+  if (in.has_digest() && !in.digest().lo().empty()) {
+    const RangeDigest& d = in.digest();
+    if (!ValidObject(d.lo(), limits.object_bytes_max) ||
+        !ValidObject(d.hi(), limits.object_bytes_max) || d.hi() < d.lo()) {
+      return Invalid("bad digest range");
+    }
+    m.digest = {d.lo(), d.hi(), d.count(), d.hash()};
   }
   return m;
 }

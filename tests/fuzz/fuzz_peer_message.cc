@@ -24,11 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   atlas::proto::ToProto(*m, &out);
   auto again = atlas::proto::FromProto(out, limits);
   if (!again.ok() || again->DebugString() != m->DebugString()) std::abort();
-  // Only a heartbeat and a directory's first page (request or answer) name no object.
+  // Only a heartbeat, a directory's first page (request or answer) and a range exchange name
+  // no object.
   using atlas::consensus::MessageType;
-  const bool object_optional = m->type == MessageType::kHeartbeat ||
-                               m->type == MessageType::kDirectoryRequest ||
-                               m->type == MessageType::kDirectory;
+  const bool object_optional =
+      m->type == MessageType::kHeartbeat || m->type == MessageType::kDirectoryRequest ||
+      m->type == MessageType::kDirectory || m->type == MessageType::kRangeRequest ||
+      m->type == MessageType::kRange;
   if (m->object.empty() && !object_optional) std::abort();
   return 0;
 }

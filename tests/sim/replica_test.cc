@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -165,7 +166,9 @@ class Cluster {
       if (!inflight_.empty()) {
         std::vector<Message> batch;
         batch.swap(inflight_);
-        for (const Message& m : batch) nodes_[m.to].replica->Step(m);
+        for (const Message& m : batch) {
+          if (!unreachable.contains(m.to)) nodes_[m.to].replica->Step(m);
+        }
         any = true;
       }
       if (!any) {
@@ -178,6 +181,7 @@ class Cluster {
 
   NoSnapshots snapshots_;
   std::function<void(const Message&)> watch;  // sees every message Settle sends
+  std::set<NodeId> unreachable;  // Settle drops the messages to these nodes
 
  private:
   Topology topology_;
@@ -1034,28 +1038,61 @@ TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica
   CHECK(c.R(3).CommitIndex("t9") == c.R(1).CommitIndex("t9"));
 }
 
-TEST_CASE("idle objects stay at rest through heartbeats and their owners' re-announcements",
+TEST_CASE("idle objects send nothing: heartbeats' digests agree and nothing wakes",
           "[replica]") {
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
   for (uint64_t k = 1; k <= 30; ++k) {
     c.R(1).Propose("t" + std::to_string(k), "put a " + std::to_string(k), RequestId{1, k});
     c.Settle();
   }
-  c.Settle(600);  // they rest, and a full heartbeat has reported each of them since
+  c.Settle(600);  // they rest, and a full digest has covered each of them since
   std::map<NodeId, uint64_t> woken;
   for (NodeId id : {1, 2, 3}) {
     REQUIRE(c.R(id).ObjectsAtRest() == 30);
     woken[id] = c.R(id).probes().objects_woken;
   }
-  // Two more heartbeat cycles (every 10th heartbeat of 50 ticks reports every object, and the
-  // owner re-announces its 30): nothing in them changes an idle object, so nothing wakes.
+  // Two more digest cycles (every 10th heartbeat of 50 ticks covers every object): the
+  // digests agree, so heartbeats are all that is sent, they name no object, and nothing wakes.
+  std::map<MessageType, int> sent;
+  size_t objects_named = 0;
+  c.watch = [&](const Message& m) {
+    ++sent[m.type];
+    objects_named += m.commit_indexes.size();
+  };
   c.Settle(1000);
+  c.watch = nullptr;
+  CHECK(sent.size() == 1);
+  CHECK(sent[MessageType::kHeartbeat] == 3 * 2 * 20);
+  CHECK(objects_named == 0);
   for (NodeId id : {1, 2, 3}) {
     INFO("node " << id);
     CHECK(c.R(id).ObjectsAtRest() == 30);
     CHECK(c.R(id).probes().objects_woken == woken[id]);
+    CHECK(c.R(id).probes().digests_differed == 0);
   }
   CHECK(c.R(2).BelievedOwner("t5") == 1);
+}
+
+TEST_CASE("a digest that differs repairs a missed commit notice within a cycle", "[replica]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/0, /*q2_first=*/true, /*evict=*/true);
+  for (uint64_t k = 1; k <= 30; ++k) {
+    c.R(1).Propose("t" + std::to_string(k), "put a " + std::to_string(k), RequestId{1, k});
+    c.Settle();
+  }
+  c.Settle(600);
+  // Node 3 misses t5's next write: its Accept, its commit notice and the heartbeats that
+  // report the new commit index are lost, and nothing is written to t5 again.
+  c.unreachable = {3};
+  c.R(1).Propose("t5", "put a again", RequestId{1, 31});
+  c.Settle(60);
+  c.unreachable.clear();
+  REQUIRE(c.R(1).CommitIndex("t5") > c.R(3).CommitIndex("t5"));
+  // Within one digest cycle (10 heartbeats of 50 ticks) node 3 finds its digest differs from
+  // node 1's, asks for the range and learns.
+  c.Settle(600);
+  CHECK(c.R(3).CommitIndex("t5") == c.R(1).CommitIndex("t5"));
+  CHECK(c.R(3).probes().digests_differed + c.R(1).probes().digests_differed > 0);
+  CHECK(c.R(3).probes().ranges_received + c.R(1).probes().ranges_received > 0);
 }
 
 TEST_CASE("after a membership change idle objects re-anchor a few at a time, and a write "

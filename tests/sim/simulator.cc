@@ -500,6 +500,7 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_rest_forgets_promise = opt_.bug_rest_forgets_promise;
   cfg.test_rest_without_round_trip = opt_.bug_rest_without_round_trip;
   cfg.test_reports_never_wake = opt_.bug_reports_never_wake;
+  cfg.test_digest_without_commit = opt_.bug_digest_without_commit;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
@@ -1470,6 +1471,8 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.catchups_held += from.catchups_held;
   into.directory_pages += from.directory_pages;
   into.directory_reports += from.directory_reports;
+  into.digests_differed += from.digests_differed;
+  into.ranges_received += from.ranges_received;
   into.forwards += from.forwards;
   into.forward_rejects += from.forward_rejects;
   into.read_rounds += from.read_rounds;
@@ -1603,6 +1606,7 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.bug_rest_forgets_promise) absl::StrAppend(&cmd, " --bug-rest-forgets-promise");
   if (o.bug_rest_without_round_trip) absl::StrAppend(&cmd, " --bug-rest-without-round-trip");
   if (o.bug_reports_never_wake) absl::StrAppend(&cmd, " --bug-reports-never-wake");
+  if (o.bug_digest_without_commit) absl::StrAppend(&cmd, " --bug-digest-without-commit");
   if (o.bug_meta_cache_outlives_crash) absl::StrAppend(&cmd, " --bug-meta-cache-outlives-crash");
   if (o.bug_keep_local_reads) absl::StrAppend(&cmd, " --bug-keep-local-reads");
   if (o.bug_snapshot_unpinned) absl::StrAppend(&cmd, " --bug-snapshot-unpinned");

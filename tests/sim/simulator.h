@@ -139,6 +139,7 @@ struct SimOptions {
   // Reports of a resting object's commit index never wake it, even ones that would teach it
   // something (ReplicaConfig::test_reports_never_wake).
   bool bug_reports_never_wake = false;
+  bool bug_digest_without_commit = false;  // ReplicaConfig::test_digest_without_commit
   // The state machine's record cache outlives a crash: it keeps records of a Ready that never
   // reached the disk (NodeHostOptions::test_meta_cache).
   bool bug_meta_cache_outlives_crash = false;

@@ -37,6 +37,7 @@ void Usage() {
                "                 [--bug-count-lazy-as-acked] [--bug-ack-unsynced-accepts]\n"
                "                 [--bug-evict-accepted] [--bug-rest-forgets-promise]\n"
                "                 [--bug-rest-without-round-trip] [--bug-reports-never-wake]\n"
+               "                 [--bug-digest-without-commit]\n"
                "                 [--bug-meta-cache-outlives-crash] [--bug-keep-local-reads]\n"
                "                 [--bug-snapshot-unpinned] [--bug-install-without-marker]\n"
                "                 [--expect-violation] [--require-probes] [--multi-paxos]\n"
@@ -223,6 +224,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-rest-forgets-promise", &o.bug_rest_forgets_promise},
       {"--bug-rest-without-round-trip", &o.bug_rest_without_round_trip},
       {"--bug-reports-never-wake", &o.bug_reports_never_wake},
+      {"--bug-digest-without-commit", &o.bug_digest_without_commit},
       {"--bug-meta-cache-outlives-crash", &o.bug_meta_cache_outlives_crash},
       {"--bug-keep-local-reads", &o.bug_keep_local_reads},
       {"--bug-snapshot-unpinned", &o.bug_snapshot_unpinned},
@@ -349,6 +351,8 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"catchups_throttled", p.catchups_throttled},
       {"catchups_held", p.catchups_held},
       {"directory_reports", p.directory_reports},
+      {"digests_differed", p.digests_differed},
+      {"ranges_received", p.ranges_received},
       {"forwards", p.forwards},
       {"forward_rejects", p.forward_rejects},
       {"read_rounds", p.read_rounds},
