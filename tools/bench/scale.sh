@@ -3,7 +3,8 @@
 # tables. A 3-node cluster (tools/cluster, one zone, Fn=1) is measured empty, then loaded with
 # SCALE_TABLES tables of one 100-byte row each (every table a consensus object of its own), and
 # measured again. Each measurement: resident memory of every node (VmRSS), idle CPU over
-# SCALE_IDLE_S seconds, and PUT / GET latency on 1,000 tables at 16 concurrent requests for
+# SCALE_IDLE_S seconds, idle peer traffic (atlas_peer_bytes_sent_total) over the same
+# seconds, and PUT / GET latency on 1,000 tables at 16 concurrent requests for
 # SCALE_PROBE_S seconds. Reports bytes of RAM per table = RSS growth / tables.
 #
 # Usage: tools/bench/scale.sh   Environment: SCALE_TABLES (default 1000000), SCALE_IDLE_S
@@ -31,12 +32,20 @@ cpu_ticks() {  # utime+stime of the three nodes, clock ticks
   for p in $pids; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo $t
 }
+peer_sent() {  # bytes and messages the three nodes sent to peers so far: "<bytes> <messages>"
+  local i
+  for i in 1 2 3; do curl -sk --max-time 5 "https://127.0.0.1:$((29600 + 100 + i))/metrics"; done |
+    awk '/^atlas_peer_bytes_sent_total / {b += $2} /^atlas_peer_messages_sent_total / {m += $2}
+         END {printf "%d %d", b, m}'
+}
 declare -A res
 measure() {  # measure <label>
-  local label=$1 c0 c1 out
+  local label=$1 c0 c1 p0 p1 out
   sleep 2  # let the load's tail settle
-  c0=$(cpu_ticks); sleep "$idle_s"; c1=$(cpu_ticks)
+  p0=$(peer_sent); c0=$(cpu_ticks); sleep "$idle_s"; c1=$(cpu_ticks); p1=$(peer_sent)
   res[$label,cpu]=$(python3 -c "print(round(100 * ($c1 - $c0) / $(getconf CLK_TCK) / $idle_s / 3, 1))")
+  res[$label,peer]=$(python3 -c "b0, m0, b1, m1 = map(int, '$p0 $p1'.split())
+print('%.0f B/s, %.1f msgs/s' % ((b1 - b0) / $idle_s / 3, (m1 - m0) / $idle_s / 3))")
   res[$label,rss]=$(rss_mb)
   for op in put get; do
     out=$("$ATLAS_BIN/atlas-bench" "${targets[@]}" --op $op -c 16 -d 1 --keys 1000 --tables 1000 \
@@ -45,7 +54,8 @@ measure() {  # measure <label>
 d = json.loads(sys.argv[1]); l = d["latency_us"]
 print("%9.0f %7.2f %7.2f %6d" % (d["ops_per_sec"], l["p50"] / 1000, l["p99"] / 1000, d["errors"]))' "$out")
   done
-  log "$label: RSS ${res[$label,rss]} MB, idle CPU ${res[$label,cpu]}% per node"
+  log "$label: RSS ${res[$label,rss]} MB, idle CPU ${res[$label,cpu]}% per node," \
+    "idle peer traffic ${res[$label,peer]} per node"
 }
 
 measure empty
@@ -84,6 +94,7 @@ for l in empty loaded; do
   printf '%-8s %9s %9s%% | %s | %s\n' "$l" "${res[$l,rss]}" "${res[$l,cpu]}" "${res[$l,put]}" "${res[$l,get]}"
 done
 echo "RAM per table: $per_table bytes per node ((loaded - empty RSS) / 3 nodes / tables)"
+echo "idle peer traffic per node (sent): empty ${res[empty,peer]}; loaded ${res[loaded,peer]}"
 echo "a sample table on node 2: $rows"
 echo "objects at rest: $resting"
 echo "node 2 after kill -9: /health ACTIVE in $restart_s s, peak RSS $restart_peak"
