@@ -8,7 +8,8 @@
 # SCALE_PROBE_S seconds. Reports bytes of RAM per table = RSS growth / tables.
 #
 # Usage: tools/bench/scale.sh   Environment: SCALE_TABLES (default 1000000), SCALE_IDLE_S
-# (default 10), SCALE_PROBE_S (default 10), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
+# (default 10), SCALE_SETTLE_S (seconds between a load and its measurement, default 2),
+# SCALE_PROBE_S (default 10), ATLAS_BUILD_DIR (default build/), BENCH_KEEP=1.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -16,6 +17,7 @@ build_dir=${ATLAS_BUILD_DIR:-$root/build}
 tables=${SCALE_TABLES:-1000000}
 idle_s=${SCALE_IDLE_S:-10}
 probe_s=${SCALE_PROBE_S:-10}
+settle_s=${SCALE_SETTLE_S:-2}
 export ATLAS_BIN=$build_dir/bin
 
 . "$root/tools/bench/lib.sh"
@@ -41,7 +43,7 @@ peer_sent() {  # bytes and messages the three nodes sent to peers so far: "<byte
 declare -A res
 measure() {  # measure <label>
   local label=$1 c0 c1 p0 p1 out
-  sleep 2  # let the load's tail settle
+  sleep "$settle_s"  # let the load's tail settle
   p0=$(peer_sent); c0=$(cpu_ticks); sleep "$idle_s"; c1=$(cpu_ticks); p1=$(peer_sent)
   res[$label,cpu]=$(python3 -c "print(round(100 * ($c1 - $c0) / $(getconf CLK_TCK) / $idle_s / 3, 1))")
   res[$label,peer]=$(python3 -c "b0, m0, b1, m1 = map(int, '$p0 $p1'.split())
