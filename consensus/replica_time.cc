@@ -172,22 +172,26 @@ void Replica::SendHeartbeat() {
   PruneAgreed();
   ++heartbeats_sent_;
   // Heartbeats carry the commit indexes that moved since the previous heartbeat (objects
-  // touched since), the membership object's (a member that missed a membership commit learns
-  // it from anyone, FromNewcomer), and a digest of one range of objects (replica_digest.cc):
-  // their size follows activity, not tables.
+  // touched since), every heartbeat_full_every-th one the membership object's too (a member
+  // that missed a membership commit learns it from anyone, FromNewcomer), and a digest of one
+  // range of objects (replica_digest.cc): their size follows activity, not tables.
   std::vector<ObjectId> changed;
   changed.swap(heartbeat_changed_);
   for (const ObjectId& object : changed) {
     Stored(object).bookkeeping.queued_heartbeat = false;
   }
-  if (objects_.contains(kMembershipObject)) changed.push_back(kMembershipObject);
+  const bool full = (heartbeats_sent_ - 1) % config_.heartbeat_full_every == 0;
+  if (full && objects_.contains(kMembershipObject)) changed.push_back(kMembershipObject);
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
   for (const ObjectId& object : changed) {
     StoredObject& s = objects_.find(object)->second;
     std::optional<ObjectState> resting;
     const ObjectState& o = Peek(s, resting);
-    if (object != kMembershipObject && o.hard.commit_index == o.learner.heartbeat_commit) continue;
+    if (!(full && object == kMembershipObject) &&
+        o.hard.commit_index == o.learner.heartbeat_commit) {
+      continue;
+    }
     hb.commit_indexes.push_back({object, o.hard.commit_index});
     // Spares the next heartbeats reporting it again. A resting object is on no change list
     // (the membership object may be): it need not wake for that.
