@@ -68,6 +68,10 @@ void AddLimitOptions(CLI::App* app, Config* c) {
   app->add_option("--watch-history", c->watch_history,
                   "Row changes kept per table for WATCH ... FROM (revisions)")
       ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 32));
+  app->add_option("--watch-history-bytes", c->watch_history_bytes,
+                  "Bytes of a table's row changes kept for WATCH ... FROM, at most about (0: "
+                  "no bound but --watch-history)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 42));
   app->add_option("--watch-lag-max", c->watch_lag_max,
                   "Revisions a watcher may fall behind before it is cut off")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));

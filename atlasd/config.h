@@ -46,6 +46,7 @@ struct Config {
   // limit (docs/storage.md §Snapshots).
   uint64_t catchup_bytes_per_second = uint64_t{64} << 20;
   uint64_t watch_history = 10'000;  // row changes kept per table for WATCH ... FROM
+  uint64_t watch_history_bytes = uint64_t{8} << 20;  // ... and no more bytes of them (0: any)
   uint64_t watch_lag_max = 5'000;   // revisions a watcher may fall behind before it is cut off
   size_t watch_max = 100'000;       // watchers on this node
   // A node whose clock is further than this from its peers' neither owns tables nor serves

@@ -383,7 +383,7 @@ atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::
                                       atlas::ClusterNode* cluster_node, atlas::AclCache* acls) {
   atlas::NodeLoopOptions options;
   options.host.acls = acls;
-  options.host.change_history = config.watch_history;
+  options.host.change_history = {config.watch_history, config.watch_history_bytes};
   options.host.read_lease_ms = config.read_lease_ms;
   options.host.catchup_bytes_per_second = config.catchup_bytes_per_second;
   options.host.clock_drift_ppm = config.max_clock_drift_ppm;

@@ -417,7 +417,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   state.clock_ms = std::max(state.clock_ms, now_ms);
   if (result.ok && result.row_changed) {
     ++state.revision;
-    AppendChange(cmd, state.revision, batch);
+    AppendChange(cmd, state, batch);
     result.table_revision = state.revision;
   }
   PutState(table, state);
@@ -425,7 +425,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   return result;
 }
 
-void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
+void StateMachine::AppendChange(const proto::Command& cmd, storage::TableState& state,
                                 storage::WriteSet* batch) {
   storage::RowChange change;
   if (cmd.has_put()) {
@@ -435,21 +435,71 @@ void StateMachine::AppendChange(const proto::Command& cmd, uint64_t revision,
     change.del = true;
     change.row = cmd.del().row();
   }
-  batch->Put(Cf::kChanges, storage::ChangeKey(cmd.table(), revision),
-             storage::EncodeRowChange(change));
+  const std::string record = storage::EncodeRowChange(change);
+  state.change_bytes += record.size();
+  batch->Put(Cf::kChanges, storage::ChangeKey(cmd.table(), state.revision), record);
   // Trimmed in steps, the oldest changes of a step deleted together and in order: one delete
   // per change, at the far end of the table's history from the append, cost the memtable a
   // full skip-list search each (~17% of PUT throughput at 64 connections; docs/watch.md).
-  if (revision > change_history_ && revision % trim_step_ == 0) {
-    const uint64_t through = revision - change_history_;
-    for (uint64_t r = through >= trim_step_ ? through - trim_step_ + 1 : 1; r <= through; ++r) {
-      batch->Delete(Cf::kChanges, storage::ChangeKey(cmd.table(), r));
+  if (state.revision % trim_step_ == 0) TrimChanges(cmd.table(), state, batch);
+}
+
+void StateMachine::TrimChanges(const std::string& table, const storage::TableState& state,
+                               storage::WriteSet* batch) {
+  const uint64_t revision = state.revision;
+  uint64_t through = revision > change_history_ ? revision - change_history_ : 0;
+  uint64_t from = through >= trim_step_ ? through - trim_step_ + 1 : 1;
+  if (change_history_bytes_ > 0) {
+    // Marks of change_bytes every step: the changes up to a mark m hold all but
+    // change_bytes - mark(m) of the history's bytes. Drop those up to the newest mark that
+    // leaves at least change_history_bytes_ (found among a few dozen small records).
+    std::string mark;
+    storage::PutVarint(&mark, state.change_bytes);
+    batch->Put(Cf::kChanges, storage::ChangeMarkKey(table, revision), mark);
+    std::vector<std::string> marks_gone;
+    {
+      const std::string lo = storage::ChangeMarkKey(table, 0);
+      std::unique_ptr<storage::Cursor> it =
+          batch->Scan(Cf::kChanges, lo, storage::ChangeMarkLimit(table));
+      for (it->Seek(lo); it->Valid(); it->Next()) {
+        std::string_view v = it->value();
+        uint64_t bytes = 0;
+        // (A mark above change_bytes came before a snapshot of another count: kept, it ages.)
+        if (!storage::GetVarint(&v, &bytes) || bytes > state.change_bytes ||
+            state.change_bytes - bytes < change_history_bytes_) {
+          break;
+        }
+        marks_gone.emplace_back(it->key());
+      }
+    }
+    for (const std::string& key : marks_gone) batch->Delete(Cf::kChanges, key);
+    if (!marks_gone.empty()) {
+      const std::string_view last = marks_gone.back();
+      const std::optional<uint64_t> m = storage::ChangeRevision(table, last.substr(1));
+      if (m && *m > through) {
+        through = *m;
+        from = std::max<uint64_t>(OldestChange(table, batch), 1);
+      }
     }
   }
+  for (uint64_t r = from; r <= through; ++r) {
+    batch->Delete(Cf::kChanges, storage::ChangeKey(table, r));
+  }
+}
+
+uint64_t StateMachine::OldestChange(const std::string& table, storage::WriteSet* batch) {
+  const std::string lo = storage::ChangeKey(table, 0);
+  std::unique_ptr<storage::Cursor> it =
+      batch->Scan(Cf::kChanges, lo, storage::ChangeRangeLimit(table));
+  it->Seek(lo);
+  if (!it->Valid()) return 0;
+  return storage::ChangeRevision(table, it->key()).value_or(0);
 }
 
 void StateMachine::DropChanges(const std::string& table, storage::WriteSet* batch) {
   DeleteRange(Cf::kChanges, storage::ChangeKey(table, 0), storage::ChangeRangeLimit(table), batch);
+  DeleteRange(Cf::kChanges, storage::ChangeMarkKey(table, 0), storage::ChangeMarkLimit(table),
+              batch);
 }
 
 void StateMachine::DeleteRange(Cf cf, const std::string& lo, const std::string& hi,

@@ -58,6 +58,14 @@ struct ApplyResult {
 // Revisions of row changes each table keeps for WATCH ... FROM (per node; older ones are
 // deleted as new ones are written).
 inline constexpr uint64_t kDefaultChangeHistory = 10'000;
+inline constexpr uint64_t kDefaultChangeHistoryBytes = uint64_t{8} << 20;
+
+// What a node keeps of each table's row changes for WATCH ... FROM (docs/watch.md): the last
+// `changes` of them, and no more than about `bytes` of them (0: no bound in bytes).
+struct ChangeHistory {
+  uint64_t changes = kDefaultChangeHistory;
+  uint64_t bytes = kDefaultChangeHistoryBytes;
+};
 
 // A table's revision as applied on this node, and the oldest revision a WATCH may resume
 // after (the change log holds every change after it). Reads the database.
@@ -85,11 +93,12 @@ class StateMachine {
   // their own, kDefaultMetaCacheBytes and kDefaultRowCacheBytes. Caches shared with an earlier
   // incarnation are the simulator's bug switch (NodeHostOptions::test_meta_cache): they
   // outlive Readies that never reached the disk.
-  explicit StateMachine(storage::Store* store, uint64_t change_history = kDefaultChangeHistory,
+  explicit StateMachine(storage::Store* store, ChangeHistory change_history = {},
                         std::shared_ptr<MetaCache> meta = nullptr,
                         std::shared_ptr<MetaCache> rows = nullptr)
       : store_(store),
-        change_history_(std::max<uint64_t>(change_history, 1)),
+        change_history_(std::max<uint64_t>(change_history.changes, 1)),
+        change_history_bytes_(change_history.bytes),
         trim_step_(std::clamp<uint64_t>(change_history_ / 16, 1, 256)),
         meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)),
         rows_(rows ? std::move(rows) : std::make_shared<MetaCache>(kDefaultRowCacheBytes)) {}
@@ -203,10 +212,16 @@ class StateMachine {
   void DropChunks(const std::string& table, const std::string& row,
                   const storage::RowRecord& old, storage::WriteSet* batch);
 
-  // Writes the change that `cmd` made as the table's `revision`, and drops the one that falls
-  // out of the history.
-  void AppendChange(const proto::Command& cmd, uint64_t revision,
+  // Writes the change that `cmd` made as the table's revision `state.revision` (adding its
+  // bytes to state.change_bytes); every trim step, drops what falls out of the history.
+  void AppendChange(const proto::Command& cmd, storage::TableState& state,
                     storage::WriteSet* batch);
+  // At a trim step: marks the table's change_bytes, and deletes the changes past the last
+  // change_history_ and those before the newest mark that leaves change_history_bytes_.
+  void TrimChanges(const std::string& table, const storage::TableState& state,
+                   storage::WriteSet* batch);
+  // The revision of the table's oldest change kept (0: none), as `batch` sees it.
+  uint64_t OldestChange(const std::string& table, storage::WriteSet* batch);
   // Deletes the table's change log (its history no longer leads to its state: a snapshot).
   void DropChanges(const std::string& table, storage::WriteSet* batch);
   // Deletes every key of `cf` in [lo, hi), as seen through `batch`, in `batch`.
@@ -215,6 +230,7 @@ class StateMachine {
 
   storage::Store* store_;
   uint64_t change_history_;
+  uint64_t change_history_bytes_;
   // The change history is trimmed every trim_step_ revisions, that many at once (AppendChange):
   // a table keeps between change_history_ and change_history_ + trim_step_ - 1 changes.
   uint64_t trim_step_;

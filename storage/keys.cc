@@ -128,6 +128,14 @@ std::string ChangeRangeLimit(std::string_view table) {
   return k;
 }
 
+std::string ChangeMarkKey(std::string_view table, uint64_t revision) {
+  return "\x01" + NameAndNumber(table, revision);
+}
+
+std::string ChangeMarkLimit(std::string_view table) {
+  return "\x01" + ChangeRangeLimit(table);
+}
+
 std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view key) {
   if (key.size() != table.size() + 9 || !key.starts_with(table) || key[table.size()] != '\0') {
     return std::nullopt;

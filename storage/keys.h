@@ -63,5 +63,9 @@ std::string ChangeKey(std::string_view table, uint64_t revision);
 std::string ChangeRangeLimit(std::string_view table);  // just past the table's entries
 // The revision of a ChangeKey of `table`; nullopt if `key` is not one.
 std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view key);
+// A table's change marks (docs/watch.md): its change_bytes at every trim step, "\x01" <table>
+// 00 <revision, 8 bytes big-endian>, before every table's changes (no name starts with 01).
+std::string ChangeMarkKey(std::string_view table, uint64_t revision);
+std::string ChangeMarkLimit(std::string_view table);  // just past the table's marks
 
 }  // namespace atlas::storage

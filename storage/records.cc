@@ -13,7 +13,8 @@ constexpr uint8_t kAclFormat = 1;
 constexpr uint8_t kStateFormatV1 = 1;  // commit_index, pin, group
 constexpr uint8_t kStateFormatV2 = 2;  // + gen, pending
 constexpr uint8_t kStateFormatV3 = 3;  // + revision
-constexpr uint8_t kStateFormat = 4;    // + clock
+constexpr uint8_t kStateFormatV4 = 4;  // + clock
+constexpr uint8_t kStateFormat = 5;    // + change_bytes
 constexpr uint8_t kChangeFormat = 1;
 constexpr uint8_t kMovesFormat = 1;
 constexpr uint8_t kMemberFormat = 1;
@@ -93,6 +94,7 @@ std::string EncodeTableState(const TableState& s) {
   out.push_back(static_cast<char>((s.pending ? 1 : 0) | (s.whole_slot ? 2 : 0)));
   PutVarint(&out, s.revision);
   PutVarint(&out, static_cast<uint64_t>(std::max<int64_t>(s.clock_ms, 0)));
+  PutVarint(&out, s.change_bytes);
   return out;
 }
 
@@ -143,10 +145,11 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
   }
   if (format >= kStateFormatV3 && !GetVarint(&in, &s.revision)) return std::nullopt;
   uint64_t clock = 0;
-  if (format >= kStateFormat && (!GetVarint(&in, &clock) || clock > INT64_MAX)) {
+  if (format >= kStateFormatV4 && (!GetVarint(&in, &clock) || clock > INT64_MAX)) {
     return std::nullopt;
   }
   s.clock_ms = static_cast<int64_t>(clock);
+  if (format >= kStateFormat && !GetVarint(&in, &s.change_bytes)) return std::nullopt;
   if (!in.empty()) return std::nullopt;
   return s;
 }

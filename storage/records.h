@@ -68,6 +68,9 @@ struct TableState {
   // max(its stamp, this), so the time WORM retention is judged at never goes backwards within
   // a table, whichever owner stamped (docs/consensus.md §Time).
   int64_t clock_ms = 0;
+  // Bytes of change records (EncodeRowChange) the table's revisions made so far: the same on
+  // every replica. Marks of it bound a node's change history in bytes (docs/watch.md).
+  uint64_t change_bytes = 0;
 };
 
 std::string EncodeTableState(const TableState& s);

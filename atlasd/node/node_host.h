@@ -98,7 +98,7 @@ struct NodeHostOptions {
   // Pipelined syncs: the next Readies are prepared and written while one is synced (by
   // HostIO::RequestSync). Off: synced in line on the node's thread.
   bool pipeline = true;
-  uint64_t change_history = kDefaultChangeHistory;  // row changes kept per table (WATCH)
+  ChangeHistory change_history;  // row changes kept per table (WATCH)
   bool may_own = true;  // until SetClock says otherwise
   // Owner read leases (consensus::ReplicaConfig::lease_ms, clock_drift_ppm); 0: off.
   int64_t read_lease_ms = 0;

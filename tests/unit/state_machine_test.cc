@@ -563,7 +563,7 @@ TEST_CASE("the change history keeps watch-history changes, trimmed in steps of h
     INFO("history " << history);
     const uint64_t step = std::max<uint64_t>(history / 16, 1);  // 4, then 1: exact
     std::unique_ptr<Store> store = NewMemStore();
-    StateMachine sm(store.get(), history);
+    StateMachine sm(store.get(), {history, 0});
     auto kept = [&] {
       std::vector<uint64_t> revs;
       std::unique_ptr<Cursor> it =
@@ -591,6 +591,52 @@ TEST_CASE("the change history keeps watch-history changes, trimmed in steps of h
     CHECK(range->latest == 103);
     CHECK(range->resumable_from == (step == 1 ? 103 - history : 100 - history));
   }
+}
+
+TEST_CASE("the change history is bounded in bytes too, at a step's granularity") {
+  // 10 KB values, 64 changes and 100 KB at most: the byte bound keeps ~10 of them.
+  const uint64_t history = 64, step = 4, bound = 100'000;
+  std::unique_ptr<Store> store = NewMemStore();
+  StateMachine sm(store.get(), {history, bound});
+  auto kept = [&] {
+    std::vector<uint64_t> revs;
+    uint64_t bytes = 0;
+    std::unique_ptr<Cursor> it =
+        store->Scan(Cf::kChanges, ChangeKey("t", 0), ChangeRangeLimit("t"));
+    for (it->Seek(ChangeKey("t", 0)); it->Valid(); it->Next()) {
+      revs.push_back(*ChangeRevision("t", it->key()));
+      bytes += it->value().size();
+    }
+    return std::pair(revs, bytes);
+  };
+  uint64_t fewest = UINT64_MAX;
+  for (uint64_t rev = 1; rev <= 200; ++rev) {
+    std::unique_ptr<WriteSet> wb = store->NewWriteSet();
+    const std::string value(10'000, static_cast<char>('a' + rev % 26));
+    REQUIRE(sm.Apply(Put("t", "r" + std::to_string(rev % 7), value, 1), "t", rev, wb.get()).ok);
+    sm.FlushMeta(wb.get());
+    REQUIRE(store->Commit(*wb, false).ok());
+    const auto [revs, bytes] = kept();
+    // Always the newest changes, consecutive; at least `bound` bytes of them once there are
+    // that many, and at most a step of changes more than that.
+    REQUIRE(revs.back() == rev);
+    REQUIRE(revs.back() - revs.front() + 1 == revs.size());
+    if (rev * 10'000 >= bound) REQUIRE(bytes >= bound);
+    REQUIRE(bytes <= bound + 2 * step * 10'100);
+    if (rev > 20) fewest = std::min<uint64_t>(fewest, revs.size());
+  }
+  CHECK(fewest < history);  // the bound in bytes, not the count, decided
+  auto range = atlas::TableRevisions(store.get(), "t");
+  REQUIRE(range.ok());
+  CHECK(range->latest == 200);
+  CHECK(range->resumable_from >= 200 - 20);
+  // The marks go as the history does: a few, one per step still in it.
+  size_t marks = 0;
+  std::unique_ptr<Cursor> it =
+      store->Scan(Cf::kChanges, ChangeMarkKey("t", 0), ChangeMarkLimit("t"));
+  for (it->Seek(ChangeMarkKey("t", 0)); it->Valid(); it->Next()) ++marks;
+  CHECK(marks >= 1);
+  CHECK(marks <= 20 / step + 1);
 }
 
 TEST_CASE("an object's snapshot streams a chunk at a time from the state it was opened at") {

@@ -127,9 +127,21 @@ TEST_CASE("row records, ACLs and table state round-trip - garbage is rejected") 
   REQUIRE(st2);
   CHECK(st2->clock_ms == 1'790'000'000'123);
   st.clock_ms = 0;
-  // A state written before table clocks (format 3) reads as clock 0, one before revisions
-  // (format 2) as revision 0 too.
-  std::string v3 = EncodeTableState(st);
+  st.change_bytes = 300'000;
+  st2 = DecodeTableState(EncodeTableState(st));
+  REQUIRE(st2);
+  CHECK(st2->change_bytes == 300'000);
+  st.change_bytes = 0;
+  // A state written before change marks (format 4) reads as change_bytes 0, one before table
+  // clocks (format 3) as clock 0 too, one before revisions (format 2) as revision 0 too.
+  std::string v4 = EncodeTableState(st);
+  v4[0] = 4;
+  v4.pop_back();  // the change_bytes varint (one byte for 0)
+  auto v4_state = DecodeTableState(v4);
+  REQUIRE(v4_state);
+  CHECK(v4_state->revision == 77);
+  CHECK(v4_state->change_bytes == 0);
+  std::string v3 = v4;
   v3[0] = 3;
   v3.pop_back();  // the clock varint (one byte for 0)
   auto v3_state = DecodeTableState(v3);
