@@ -436,21 +436,27 @@ void StateMachine::AppendChange(const proto::Command& cmd, storage::TableState& 
     change.row = cmd.del().row();
   }
   const std::string record = storage::EncodeRowChange(change);
+  const uint64_t before = state.change_bytes;
   state.change_bytes += record.size();
   batch->Put(Cf::kChanges, storage::ChangeKey(cmd.table(), state.revision), record);
   // Trimmed in steps, the oldest changes of a step deleted together and in order: one delete
   // per change, at the far end of the table's history from the append, cost the memtable a
   // full skip-list search each (~17% of PUT throughput at 64 connections; docs/watch.md).
-  if (state.revision % trim_step_ == 0) TrimChanges(cmd.table(), state, batch);
+  // A step every trim_step_ changes, and one every 1/16 of the bound in bytes (large values
+  // would fill it in a few changes).
+  const uint64_t unit = std::max<uint64_t>(change_history_bytes_ / 16, 1);
+  const bool count_step = state.revision % trim_step_ == 0;
+  const bool bytes_step = change_history_bytes_ > 0 && before / unit != state.change_bytes / unit;
+  if (count_step || bytes_step) TrimChanges(cmd.table(), state, count_step, bytes_step, batch);
 }
 
 void StateMachine::TrimChanges(const std::string& table, const storage::TableState& state,
-                               storage::WriteSet* batch) {
+                               bool count_step, bool bytes_step, storage::WriteSet* batch) {
   const uint64_t revision = state.revision;
-  uint64_t through = revision > change_history_ ? revision - change_history_ : 0;
+  uint64_t through = count_step && revision > change_history_ ? revision - change_history_ : 0;
   uint64_t from = through >= trim_step_ ? through - trim_step_ + 1 : 1;
-  if (change_history_bytes_ > 0) {
-    // Marks of change_bytes every step: the changes up to a mark m hold all but
+  if (bytes_step) {
+    // A mark of change_bytes at every such step: the changes up to a mark m hold all but
     // change_bytes - mark(m) of the history's bytes. Drop those up to the newest mark that
     // leaves at least change_history_bytes_ (found among a few dozen small records).
     std::string mark;

@@ -216,10 +216,11 @@ class StateMachine {
   // bytes to state.change_bytes); every trim step, drops what falls out of the history.
   void AppendChange(const proto::Command& cmd, storage::TableState& state,
                     storage::WriteSet* batch);
-  // At a trim step: marks the table's change_bytes, and deletes the changes past the last
-  // change_history_ and those before the newest mark that leaves change_history_bytes_.
-  void TrimChanges(const std::string& table, const storage::TableState& state,
-                   storage::WriteSet* batch);
+  // At a trim step: deletes the changes past the last change_history_ (count_step); marks the
+  // table's change_bytes and deletes the changes up to the newest mark that leaves
+  // change_history_bytes_ after it (bytes_step).
+  void TrimChanges(const std::string& table, const storage::TableState& state, bool count_step,
+                   bool bytes_step, storage::WriteSet* batch);
   // The revision of the table's oldest change kept (0: none), as `batch` sees it.
   uint64_t OldestChange(const std::string& table, storage::WriteSet* batch);
   // Deletes the table's change log (its history no longer leads to its state: a snapshot).
@@ -232,7 +233,8 @@ class StateMachine {
   uint64_t change_history_;
   uint64_t change_history_bytes_;
   // The change history is trimmed every trim_step_ revisions, that many at once (AppendChange):
-  // a table keeps between change_history_ and change_history_ + trim_step_ - 1 changes.
+  // a table keeps between change_history_ and change_history_ + trim_step_ - 1 changes; and
+  // every change_history_bytes_ / 16 bytes of changes, down to about change_history_bytes_.
   uint64_t trim_step_;
   std::shared_ptr<MetaCache> meta_;
   // Row records (Cf::kRows), written to the batch directly and held here as written: never

@@ -131,6 +131,7 @@ struct LearnerState {
   Slot applied = 0;        // Handed to the host through Ready::committed. <= commit_index.
   Slot snapshot_slot = 0;  // Latest application snapshot we know of.
   Slot snapshot_asked = 0;
+  uint64_t applied_bytes = 0;  // Command bytes applied since snapshot_asked.
   Ballot owner_ballot;     // Highest ballot seen from an owner (Accept/Commit).
   Ballot disowned;         // owner_ballot's node told us it does not own the object.
   Tick owner_heard = -1;   // Last Accept/Commit of owner_ballot (sweeper).

@@ -455,11 +455,17 @@ void Replica::CollectCommitted(const ObjectId& object, ObjectState& o) {
     }
     // Anchors are the core's: the host applies the commands after it (none: a no-op).
     if (IsAnchor(e->value)) e->value.erase(e->value.begin());
+    for (const Command& cmd : e->value) o.learner.applied_bytes += cmd.data.size();
     ready_.committed.push_back({object, s, std::move(e->value)});
     o.learner.applied = s;
   }
-  if (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots) {
+  // Every snapshot_interval_slots slots, or sooner when they are large (the log on disk
+  // would otherwise hold a table's large values a second time).
+  if (o.learner.applied > o.learner.snapshot_asked &&
+      (o.learner.applied >= o.learner.snapshot_asked + config_.snapshot_interval_slots ||
+       o.learner.applied_bytes >= config_.snapshot_interval_bytes)) {
     o.learner.snapshot_asked = o.learner.applied;
+    o.learner.applied_bytes = 0;
     ready_.snapshot_requests.push_back({object, o.learner.applied});
   }
 }
@@ -537,9 +543,13 @@ void Replica::Advance(const Ready& ready) {
   // The host durably took these snapshots: the log below them may go (bounded memory).
   for (const SnapshotRequest& req : ready.snapshot_requests) {
     ObjectState& o = Obj(req.object);
-    o.learner.snapshot_slot = std::max(o.learner.snapshot_slot, req.slot);
+    const Slot previous = o.learner.snapshot_slot;
+    o.learner.snapshot_slot = std::max(previous, req.slot);
     const Slot tail = config_.log_tail_slots;
     Slot through = o.learner.snapshot_slot > tail ? o.learner.snapshot_slot - tail : 0;
+    // Snapshots asked for by bytes may come sooner than every log_tail_slots slots: the tail
+    // is then what was applied since the previous one (about snapshot_interval_bytes).
+    through = std::max(through, std::min(previous, o.learner.snapshot_slot));
     // A learner receiving our snapshot continues with the log after it.
     if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot());
     // Accepts still waiting for lazy members are read from the log when they leave.

@@ -358,6 +358,7 @@ void Replica::InstallSnapshot(ObjectState& o, Snapshot snapshot) {
   o.learner.applied = s;
   o.learner.snapshot_slot = s;
   o.learner.snapshot_asked = s;
+  o.learner.applied_bytes = 0;
   ++probes_.snapshots_installed;
   // The sender's anchor is committed (a fact cluster-wide), possibly at a slot we lack yet.
   if (snapshot.anchor_epoch > o.hard.anchor_epoch) {

@@ -282,6 +282,11 @@ void Simulation::Setup() {
     b.window_slots = static_cast<size_t>(pick({1, 2, 8, 32}));
     b.batch_commands_max = static_cast<size_t>(pick({1, 3, 64}));
     b.snapshot_interval_slots = static_cast<consensus::Slot>(pick({4, 16, 64}));
+    // Snapshots by bytes (tied to that draw, like the chunks below): with 16 slots, every 64
+    // bytes of commands (a few); with 64, every 1 KiB; with 4, by slots only.
+    b.snapshot_interval_bytes = b.snapshot_interval_slots == 16   ? 64
+                                : b.snapshot_interval_slots == 64 ? 1024
+                                                                  : uint64_t{4} << 20;
     b.catchup_entries_max = static_cast<size_t>(pick({16, 128}));
     // Tiny snapshot chunks in half the runs (tied to an existing draw, so every other seed's
     // random stream stays as it was): transfers of many chunks, lost and duplicated ones.
@@ -340,7 +345,8 @@ void Simulation::Setup() {
   result_.cluster = absl::StrCat(
       "zones=", absl::StrJoin(sizes, "/"), " fn=", quorum_.fn, " fz=", quorum_.fz,
       " window=", opt_.base.window_slots, " batch=", opt_.base.batch_commands_max,
-      " snap=", opt_.base.snapshot_interval_slots, " fwd_window=", opt_.base.forward_window_max);
+      " snap=", opt_.base.snapshot_interval_slots, "/", opt_.base.snapshot_interval_bytes,
+      "B fwd_window=", opt_.base.forward_window_max);
   for (int i = 0; i < opt_.objects; ++i) {
     objects_.push_back(absl::StrCat("t", i));
     object_home_.push_back(static_cast<ZoneId>(i % sizes.size()));
