@@ -132,6 +132,7 @@ struct LearnerState {
   Slot snapshot_slot = 0;  // Latest application snapshot we know of.
   Slot snapshot_asked = 0;
   uint64_t applied_bytes = 0;  // Command bytes applied since snapshot_asked.
+  Slot truncate_wanted = 0;    // The log may go through here once nothing holds it (TruncateLog).
   Ballot owner_ballot;     // Highest ballot seen from an owner (Accept/Commit).
   Ballot disowned;         // owner_ballot's node told us it does not own the object.
   Tick owner_heard = -1;   // Last Accept/Commit of owner_ballot (sweeper).

@@ -550,21 +550,27 @@ void Replica::Advance(const Ready& ready) {
     // Snapshots asked for by bytes may come sooner than every log_tail_slots slots: the tail
     // is then what was applied since the previous one (about snapshot_interval_bytes).
     through = std::max(through, std::min(previous, o.learner.snapshot_slot));
-    // A learner receiving our snapshot continues with the log after it.
-    if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot());
-    // Accepts still waiting for lazy members are read from the log when they leave.
-    if (auto l = lazy_.find(req.object); l != lazy_.end() && l->second.first != 0) {
-      through = std::min(through, l->second.first - 1);
-    }
-    if (through > o.hard.truncated_through) {
-      o.hard.truncated_through = through;
-      o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));
-      for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
-        it = *it <= through ? o.acceptor.dirty_slots.erase(it) : std::next(it);
-      }
-      MarkDirty(o);
-    }
+    o.learner.truncate_wanted = std::max(o.learner.truncate_wanted, through);
+    TruncateLog(req.object, o);
   }
+}
+
+void Replica::TruncateLog(const ObjectId& object, ObjectState& o) {
+  Slot through = o.learner.truncate_wanted;
+  // A learner receiving our snapshot continues with the log after it.
+  if (o.transfer.serving != nullptr) through = std::min(through, o.transfer.serving->slot());
+  // Accepts still waiting for lazy members are read from the log when they leave (FlushLazy
+  // truncates once they left).
+  if (auto l = lazy_.find(object); l != lazy_.end() && l->second.first != 0) {
+    through = std::min(through, l->second.first - 1);
+  }
+  if (through <= o.hard.truncated_through) return;
+  o.hard.truncated_through = through;
+  o.hard.log.erase(o.hard.log.begin(), o.hard.log.upper_bound(through));
+  for (auto it = o.acceptor.dirty_slots.begin(); it != o.acceptor.dirty_slots.end();) {
+    it = *it <= through ? o.acceptor.dirty_slots.erase(it) : std::next(it);
+  }
+  MarkDirty(o);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -503,6 +503,9 @@ class Replica {
   // Sends the waiting Accepts to the members outside `eager`: every tick, before anything that
   // carries the commit index to them (a notice, a heartbeat, an anchor), and when full.
   void FlushLazy(const ObjectId& object, ObjectState& o);
+  // Truncates the log through learner.truncate_wanted (a snapshot covers it), as far as a
+  // transfer being served and Accepts waiting for lazy members allow.
+  void TruncateLog(const ObjectId& object, ObjectState& o);
   // The buffered range's Accepts (then none wait), to its lazy members: those it reached.
   NodeSet SendLazyRange(const ObjectId& object, ObjectState& o, LazyLearners& l,
                         const NodeSet& members);

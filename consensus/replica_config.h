@@ -85,7 +85,7 @@ struct ReplicaConfig {
   // duplicates): the host passes something that grows across restarts (its start time, µs).
   uint64_t forward_seq_base = 0;
   Slot snapshot_interval_slots = 64;      // Ask for a snapshot after this many applied slots,
-  uint64_t snapshot_interval_bytes = 4 << 20;  // or after this many bytes of commands.
+  uint64_t snapshot_interval_bytes = 2 << 20;  // or after this many bytes of commands.
   Slot log_tail_slots = 16;               // Entries kept below a snapshot for cheap catch-up.
   size_t snapshot_chunk_bytes = 4 << 20;  // Catch-up snapshots travel in chunks of this size.
   size_t snapshots_served_max = 4;        // Snapshots held in memory for transfers at once.

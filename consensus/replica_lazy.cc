@@ -71,10 +71,12 @@ void Replica::FlushLazy(const ObjectId& object, ObjectState& o) {
   // be chosen, and announces its own commits.
   if (o.proposer.role != Role::kOwner) {
     l.first = l.last = 0;
+    TruncateLog(object, o);
     return;
   }
   const NodeSet members = MembersOf(ObjectEpochs(o));
   const NodeSet reached = SendLazyRange(object, o, l, members);
+  TruncateLog(object, o);  // what the range held back from a snapshot may go now
   if (!notice_owed) return;
   // The deferred notice, to whoever is lazy now and got no Accept above (those carry the
   // commit index): a member eager when the range was buffered may be lazy by now.

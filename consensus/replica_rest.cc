@@ -31,6 +31,7 @@ void VisitScalars(State& o, F&& f) {
   f(a.deferred_anchor), f(a.deferred_to), f(a.truncated_persisted), f(a.dirty), f(a.must_sync);
   auto& l = o.learner;
   f(l.applied), f(l.snapshot_slot), f(l.snapshot_asked), f(l.applied_bytes);
+  f(l.truncate_wanted);
   ballot(l.owner_ballot);
   ballot(l.disowned);
   f(l.owner_heard), f(l.catchup_sent), f(l.behind_since), f(l.behind_at);

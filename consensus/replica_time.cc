@@ -209,6 +209,7 @@ void Replica::DropIdleTransfers(consensus::Tick idle) {
         now_ - o->transfer.serving_touched > idle) {
       o->transfer.serving.reset();  // The learner finished or went away; free the memory.
       --serving_count_;
+      TruncateLog(object, *o);  // what the transfer held back from a snapshot may go now
     }
   }
 }
