@@ -290,17 +290,23 @@ void FillRandom(std::string& value, uint64_t* x) {
     c = static_cast<char>(*x);
   }
 }
+// A RocksDB store in `dir` whose memory is held to `budget` bytes (docs/storage.md §Memory).
+std::unique_ptr<Store> OpenBudgeted(const atlas::testing::TempDir& dir, size_t budget) {
+  StoreOptions options;
+  options.memory_budget_bytes = budget;
+  auto opened = Store::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  return *std::move(opened);
+}
 }  // namespace
 
 TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index and filter "
           "blocks") {
   atlas::testing::TempDir dir;
-  StoreOptions options;
-  options.memory_budget_bytes = size_t{16} << 20;
-  auto opened = Store::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  Store& store = **opened;
-  CHECK(store.Property("rocksdb.block-cache-capacity") == options.memory_budget_bytes);
+  const size_t budget = size_t{16} << 20;
+  std::unique_ptr<Store> opened = OpenBudgeted(dir, budget);
+  Store& store = *opened;
+  CHECK(store.Property("rocksdb.block-cache-capacity") == budget);
   // 128 MiB of incompressible 4 KiB values over three column families, eight budgets' worth.
   uint64_t x = 88172645463325252ull;
   std::string value(4096, '\0');
@@ -322,13 +328,13 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
   }
   // The memtables keep to half the budget (plus the write buffer being filled when a flush
   // is chosen); by default each family alone could hold 64 MiB.
-  CHECK(memtables_max <= options.memory_budget_bytes * 3 / 4);
+  CHECK(memtables_max <= budget * 3 / 4);
   // The write-ahead log is bounded too (on disk): 128 MiB of it would otherwise be live.
   uint64_t wal_bytes = 0;
   for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
     if (f.path().extension() == ".log") wal_bytes += f.file_size();
   }
-  CHECK(wal_bytes <= options.memory_budget_bytes);
+  CHECK(wal_bytes <= budget);
   // Point reads of everything fill the cache with data, index and filter blocks: it stays
   // within its capacity, and nothing of the SST files is held outside it.
   for (int j = 0; j < kRows; j += 7) {
@@ -337,7 +343,7 @@ TEST_CASE("one memory budget bounds RocksDB's memtables, block cache and index a
     REQUIRE(v.ok());
     REQUIRE(v->has_value());
   }
-  CHECK(store.Property("rocksdb.block-cache-usage") <= options.memory_budget_bytes * 11 / 10);
+  CHECK(store.Property("rocksdb.block-cache-usage") <= budget * 11 / 10);
   CHECK(store.Property("rocksdb.estimate-table-readers-mem") < (size_t{1} << 20));
 }
 
@@ -345,11 +351,9 @@ TEST_CASE("Reclaim compacts a deleted range's space away in the background") {
   // A staged snapshot is deleted once installed: its gigabyte would otherwise stay on disk
   // until compaction reached it (a joining node held twice the data).
   atlas::testing::TempDir dir;
-  StoreOptions options;
-  options.memory_budget_bytes = size_t{16} << 20;
-  auto opened = Store::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  Store& store = **opened;
+  const size_t budget = size_t{16} << 20;
+  std::unique_ptr<Store> opened = OpenBudgeted(dir, budget);
+  Store& store = *opened;
   auto [lo, hi] = StagedRange("t");
   std::string value(1 << 20, '\0');
   uint64_t x = 88172645463325252ull;
@@ -377,11 +381,8 @@ TEST_CASE("Reclaim compacts a deleted range's space away in the background") {
 TEST_CASE("bulk reads go around the block cache, and see what a snapshot or the live store "
           "holds") {
   atlas::testing::TempDir dir;
-  StoreOptions options;
-  options.memory_budget_bytes = size_t{64} << 20;
-  auto opened = Store::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  Store& store = **opened;
+  std::unique_ptr<Store> opened = OpenBudgeted(dir, size_t{64} << 20);
+  Store& store = *opened;
   // 96 MiB of 16 KiB log entries: most of it flushed to SST files by the budget.
   const int kRows = 6144;
   const std::string value(16384, 'v');
