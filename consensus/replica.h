@@ -530,8 +530,8 @@ class Replica {
   // The owner this node vouches for: itself if it owns the object, else the one it believes
   // in (none if that is itself or one that disowned the object).
   Ballot ClaimedOwner(const ObjectState& o) const;
-  // The digest of our objects in [lo, hi]; with `entries`, their commit indexes too (up to
-  // directory_objects_max).
+  // The digest of our objects in [lo, hi] (the first directory_objects_max of them); with
+  // `entries`, their commit indexes too.
   RangeDigest DigestRange(const ObjectId& lo, const ObjectId& hi,
                           std::vector<std::pair<ObjectId, Slot>>* entries = nullptr);
   void AddHeartbeatDigest(Message& hb);  // this heartbeat's range (the cycle's next window)

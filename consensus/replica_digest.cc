@@ -47,7 +47,12 @@ Ballot Replica::ClaimedOwner(const ObjectState& o) const {
 RangeDigest Replica::DigestRange(const ObjectId& lo, const ObjectId& hi,
                                  std::vector<std::pair<ObjectId, Slot>>* entries) {
   RangeDigest d{lo, hi, 0, 0};
-  for (auto it = objects_.lower_bound(lo); it != objects_.end() && it->first <= hi; ++it) {
+  // Bounded, as any work a peer's message asks for: a range holding more of our objects than
+  // that differs from the peer's, and the exchange teaches it the first ones.
+  size_t looked = 0;
+  for (auto it = objects_.lower_bound(lo);
+       it != objects_.end() && it->first <= hi && looked < config_.directory_objects_max;
+       ++it, ++looked) {
     std::optional<ObjectState> resting;
     const ObjectState& o = Peek(it->second, resting);
     // An object nothing was committed in (a read of a table nobody created) is not worth a
@@ -108,8 +113,10 @@ void Replica::HandleRangeRequest(const Message& msg) {
   // The owners' side of the range: who owns what (a restarted peer, or one that missed a
   // steal, learns it here).
   std::vector<ObjectId> owned;
-  for (auto it = objects_.lower_bound(msg.digest.lo);
-       it != objects_.end() && it->first <= msg.digest.hi; ++it) {
+  auto it = objects_.lower_bound(msg.digest.lo);
+  for (size_t looked = 0; it != objects_.end() && it->first <= msg.digest.hi &&
+                          looked < config_.directory_objects_max;
+       ++it, ++looked) {
     std::optional<ObjectState> resting;
     if (Peek(it->second, resting).proposer.role == Role::kOwner) owned.push_back(it->first);
   }
