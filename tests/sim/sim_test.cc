@@ -102,8 +102,9 @@ TEST_CASE("without the promise check, agreement catches the forgetful acceptor e
   // The consequence needs a narrow schedule (old owner cut off from the stealer, the acceptor
   // crashing right after its promise and restarting before the old owner's next Accept); seed
   // 17330 of this configuration has it (14795 did before idle objects were compared by
-  // digests, 5217 before nodes that start empty read a peer's directory, 3076 before new owners announced elections without Accepts, 2460 before
-  // catch-up waited for lazy flushes, 16595 before learned entries went unsynced, 9110 before
+  // digests, 5217 before nodes that start empty read a peer's directory, 3076 before new owners
+  // announced elections without Accepts, 2460 before catch-up waited for lazy flushes, 16595 before
+  // learned entries went unsynced, 9110 before
   // Q2 first, 5035 before pipelined syncs, 2987 before restarted nodes' forwards stopped being
   // dropped as duplicates). If a code change moves the schedule, widen the range.
   int caught = 0;
