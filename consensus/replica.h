@@ -534,7 +534,9 @@ class Replica {
   // `entries`, their commit indexes too.
   RangeDigest DigestRange(const ObjectId& lo, const ObjectId& hi,
                           std::vector<std::pair<ObjectId, Slot>>* entries = nullptr);
-  void AddHeartbeatDigest(Message& hb);  // this heartbeat's range (the cycle's next window)
+  // This heartbeat's range: the cycle's next window, or everything on a small node when `full`
+  // (every heartbeat_full_every-th heartbeat, as SendHeartbeat counts them).
+  void AddHeartbeatDigest(Message& hb, bool full);
   void CompareDigest(const Message& msg);  // a member's heartbeat: agree, or ask for the range
   void HandleRangeRequest(const Message& msg);
   void HandleRange(const Message& msg);

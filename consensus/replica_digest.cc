@@ -68,12 +68,12 @@ RangeDigest Replica::DigestRange(const ObjectId& lo, const ObjectId& hi,
   return d;
 }
 
-void Replica::AddHeartbeatDigest(Message& hb) {
+void Replica::AddHeartbeatDigest(Message& hb, bool full) {
   if (objects_.empty()) return;
   const size_t n = objects_.size();
   if (n <= config_.heartbeat_objects_max) {
-    // A small node: all of it, every heartbeat_full_every-th heartbeat.
-    if ((heartbeats_sent_ - 1) % config_.heartbeat_full_every != 0) return;
+    // A small node: all of it, every heartbeat_full_every-th heartbeat (`full`).
+    if (!full) return;
     hb.digest = DigestRange(objects_.begin()->first, objects_.rbegin()->first);
     return;
   }

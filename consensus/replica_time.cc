@@ -197,7 +197,7 @@ void Replica::SendHeartbeat() {
     // (the membership object may be): it need not wake for that.
     if (s.state() != nullptr) s.state()->learner.heartbeat_commit = o.hard.commit_index;
   }
-  AddHeartbeatDigest(hb);
+  AddHeartbeatDigest(hb, full);
   Broadcast(hb, /*include_self=*/false);
 }
 
