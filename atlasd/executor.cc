@@ -51,6 +51,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::KeyDel>, Access::kAtApply, "WRITE"},
     {kIndex<sp::KeyBlobSet>, Access::kAtApply, "WRITE"},
     {kIndex<sp::KeyBlobGet>, Access::kRead, "READ"},
+    {kIndex<sp::KeyInfo>, Access::kRead, "READ"},
     {kIndex<sp::Scan>, Access::kRead, "READ"},
     {kIndex<sp::Count>, Access::kRead, "READ"},
     {kIndex<sp::Sample>, Access::kRead, "READ"},

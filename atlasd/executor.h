@@ -109,6 +109,9 @@ class Executor final : public socketproto::CommandHandler {
   std::optional<std::string> Build(Call& call, socketproto::KeyPut& c, proto::Command* cmd);
   std::optional<std::string> Build(Call& call, socketproto::KeyBlobSet& c, proto::Command* cmd);
   std::optional<std::string> Build(Call& call, socketproto::KeyDel& c, proto::Command* cmd);
+  void Run(const CallPtr& call, const socketproto::KeyInfo& c);
+  static void SetWriteOptions(const std::optional<socketproto::Worm>& worm,
+                              std::optional<uint64_t> if_rev, proto::Put* put);
   // KEY GET / KEY BLOB GET: reserves the value's size, then reads it.
   void ReadRow(const CallPtr& call, const socketproto::Key& key, bool blob, int attempt);
   // scans.cc

@@ -403,7 +403,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
   // owner's clock may be a little behind the last one's: docs/consensus.md §Time).
   const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
   switch (cmd.op_case()) {
-    case proto::Command::kPut: result = ApplyPut(cmd, now_ms, slot, batch); break;
+    case proto::Command::kPut: result = ApplyPut(cmd, now_ms, state.revision + 1, batch); break;
     case proto::Command::kDel: result = ApplyDel(cmd, now_ms, batch); break;
     case proto::Command::kAcl: result = ApplyAcl(cmd, batch); break;
     case proto::Command::kPlacement: result = ApplyPlacement(cmd, object, slot, batch); break;
@@ -570,7 +570,16 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   return {};
 }
 
-ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
+std::optional<std::string> StateMachine::ConditionFails(bool has_if_rev, uint64_t if_rev,
+                                                        const std::string& table,
+                                                        const std::string& row,
+                                                        const RowRecord* current) {
+  const uint64_t actual = current != nullptr ? current->revision : 0;
+  if (!has_if_rev || if_rev == actual) return std::nullopt;
+  return StrCat("condition failed: '", Key(table, row), "' is at revision ", actual);
+}
+
+ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t revision,
                                    storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const proto::Put& put = cmd.put();
@@ -581,9 +590,16 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
   }
   const std::string row_key = storage::RowKey(table, put.row());
   std::string raw;
+  std::optional<RowRecord> old;
   if (GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) {
-    auto old = storage::DecodeRowRecord(raw);
+    old = storage::DecodeRowRecord(raw);
     if (!old) CorruptState(StrCat("row ", Key(table, put.row())));
+  }
+  if (auto why = ConditionFails(put.has_if_rev(), put.if_rev(), table, put.row(),
+                                old ? &*old : nullptr)) {
+    return {false, std::move(*why)};
+  }
+  if (old) {
     // Replicas agree on this: the time is the owner's stamp in the chosen entry.
     if (old->worm_until_ms > now_ms) {
       return {false, StrCat("row '", Key(table, put.row()), "' is WORM-protected until ",
@@ -593,7 +609,7 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
   }
   RowRecord rec;
   rec.size = put.value().size();
-  rec.revision = slot;
+  rec.revision = revision;
   rec.binary = put.value().find_first_of("\r\n") != std::string::npos;
   if (put.worm_expires_ms() > now_ms && put.worm_expires_ms() - now_ms > socketproto::kRetentionMsMax) {
     // The same bound as WORM TTL's: a retention nobody could ever lift by mistake is a typo.
@@ -631,9 +647,16 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
   }
   const std::string row_key = storage::RowKey(table, row);
   std::string raw;
-  if (!GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) return {};  // deleting nothing is OK
-  auto old = storage::DecodeRowRecord(raw);
-  if (!old) CorruptState(StrCat("row ", Key(table, row)));
+  std::optional<RowRecord> old;
+  if (GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) {
+    old = storage::DecodeRowRecord(raw);
+    if (!old) CorruptState(StrCat("row ", Key(table, row)));
+  }
+  if (auto why = ConditionFails(cmd.del().has_if_rev(), cmd.del().if_rev(), table, row,
+                                old ? &*old : nullptr)) {
+    return {false, std::move(*why)};
+  }
+  if (!old) return {};  // deleting nothing is OK
   if (old->worm_until_ms > now_ms) {
     return {false, StrCat("row '", Key(table, row), "' is WORM-protected until ",
                                 socketproto::FormatRfc3339Ms(old->worm_until_ms))};

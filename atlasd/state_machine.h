@@ -179,10 +179,16 @@ class StateMachine {
 
  private:
   // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).
-  ApplyResult ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t slot,
+  // `revision`: the table revision the row gets if it is written.
+  ApplyResult ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t revision,
                        storage::WriteSet* batch);
   ApplyResult ApplyDel(const proto::Command& cmd, int64_t now_ms,
                        storage::WriteSet* batch);
+  // Why an IF REV condition fails for a row now at `current` (null: absent), if it does.
+  static std::optional<std::string> ConditionFails(bool has_if_rev, uint64_t if_rev,
+                                                   const std::string& table,
+                                                   const std::string& row,
+                                                   const storage::RowRecord* current);
   ApplyResult ApplyAcl(const proto::Command& cmd, storage::WriteSet* batch);
   ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
                              storage::WriteSet* batch);

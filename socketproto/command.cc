@@ -48,7 +48,7 @@ std::string FamilyUsage(std::string_view family) {
 }
 
 // Family summaries shorter than the list of their commands' syntaxes.
-constexpr std::string_view kUsageKey = "KEY GET|PUT|SET|DEL|BLOB SET|BLOB GET <key> ...";
+constexpr std::string_view kUsageKey = "KEY GET|PUT|SET|DEL|INFO|BLOB SET|BLOB GET <key> ...";
 constexpr std::string_view kUsageAcl =
     "ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>";
 
@@ -141,44 +141,92 @@ std::variant<Worm, ParseError> ParseWorm(const Parser& p, size_t i) {
   return p.Err(UsageOf<KeyPut>());
 }
 
-// KEY PUT|SET <key> [PRINCIPAL <name>] [WORM ...] <value...>
-std::variant<Request, ParseError> ParseKeyPut(const Parser& p) {
+// `IF REV <r>` at tokens i..i+2 (i names IF).
+std::variant<uint64_t, ParseError> ParseIfRev(const Parser& p, size_t i,
+                                              const std::string& usage) {
   const auto& t = p.tok;
-  auto k = p.KeyAt(2, UsageOf<KeyPut>());
-  if (auto* e = std::get_if<ParseError>(&k)) return *e;
-  KeyPut put{std::get<Key>(std::move(k)), std::nullopt, std::nullopt, ""};
-  size_t i = 3;
-  while (i < t.size()) {
-    if (Eq(t[i].text, "PRINCIPAL") && !put.principal) {
-      if (i + 2 >= t.size()) return p.Err(UsageOf<KeyPut>());
+  if (i + 2 >= t.size() || !Eq(t[i + 1].text, "REV")) return p.Err(usage);
+  std::optional<uint64_t> r = ParseU64(t[i + 2].text);
+  if (!r) {
+    return p.Err(StrCat("invalid revision '", t[i + 2].text.substr(0, 32),
+                        "': expected a number >= 0"));
+  }
+  return *r;
+}
+
+// The write options of KEY PUT and KEY BLOB SET from token i on, each at most once; an option
+// and its values must end before token `end` (what follows them: the value, the length).
+// Stops at the first token that starts none (before `stop`); returns its index.
+struct WriteOptions {
+  std::optional<std::string> principal;
+  std::optional<Worm> worm;
+  std::optional<uint64_t> if_rev;
+};
+std::variant<size_t, ParseError> ParseWriteOptions(const Parser& p, size_t i, size_t end,
+                                                   size_t stop, bool principal_allowed,
+                                                   const std::string& usage, WriteOptions* o) {
+  const auto& t = p.tok;
+  while (i < stop) {
+    if (principal_allowed && Eq(t[i].text, "PRINCIPAL") && !o->principal) {
+      if (i + 2 > end) return p.Err(usage);
       std::string why = ValidatePrincipal(t[i + 1].text);
       if (!why.empty()) return p.Err(StrCat("invalid principal: ", why));
-      put.principal = std::string(t[i + 1].text);
+      o->principal = std::string(t[i + 1].text);
       i += 2;
-    } else if (Eq(t[i].text, "WORM") && !put.worm) {
-      if (i + 3 >= t.size()) return p.Err(UsageOf<KeyPut>());
+    } else if (Eq(t[i].text, "WORM") && !o->worm) {
+      if (i + 3 > end) return p.Err(usage);
       auto worm = ParseWorm(p, i);
       if (auto* e = std::get_if<ParseError>(&worm)) return *e;
-      put.worm = std::get<Worm>(worm);
+      o->worm = std::get<Worm>(worm);
+      i += 3;
+    } else if (Eq(t[i].text, "IF") && i + 1 < t.size() && Eq(t[i + 1].text, "REV") &&
+               !o->if_rev) {  // (a value may start with "IF")
+      if (i + 3 > end) return p.Err(usage);
+      auto r = ParseIfRev(p, i, usage);
+      if (auto* e = std::get_if<ParseError>(&r)) return *e;
+      o->if_rev = std::get<uint64_t>(r);
       i += 3;
     } else {
       break;
     }
   }
-  if (i >= t.size()) return p.Err(UsageOf<KeyPut>());
-  // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
-  put.value = std::string(p.rest.substr(t[i].offset));
-  return Request{p.id, std::move(put)};
+  return i;
 }
 
-// KEY BLOB SET <key> <length> (+ the payload) | KEY BLOB GET <key>
+// KEY PUT|SET <key> [PRINCIPAL <name>] [WORM ...] [IF REV <r>] <value...>
+std::variant<Request, ParseError> ParseKeyPut(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string usage = UsageOf<KeyPut>();
+  auto k = p.KeyAt(2, usage);
+  if (auto* e = std::get_if<ParseError>(&k)) return *e;
+  WriteOptions o;
+  // An option needs the value after it (so `KEY PUT t.r WORM` is a usage error, as before).
+  auto end = ParseWriteOptions(p, 3, t.size() - 1, t.size(), /*principal_allowed=*/true, usage,
+                               &o);
+  if (auto* e = std::get_if<ParseError>(&end)) return *e;
+  const size_t i = std::get<size_t>(end);
+  if (i >= t.size()) return p.Err(usage);
+  // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
+  return Request{p.id, KeyPut{std::get<Key>(std::move(k)), std::move(o.principal), o.worm,
+                              std::string(p.rest.substr(t[i].offset)), o.if_rev}};
+}
+
+// KEY BLOB SET <key> [IF REV <r>] [WORM ...] <length> (+ the payload) | KEY BLOB GET <key>.
+// The length is the last word: that is how the frame parser found the payload.
 std::variant<Request, ParseError> ParseKeyBlob(const Parser& p) {
   const auto& t = p.tok;
   if (t.size() >= 3 && Eq(t[2].text, "SET")) {
-    if (t.size() != 5 || !p.blob->has_value()) return p.Err(UsageOf<KeyBlobSet>());
-    auto k = p.KeyAt(3, UsageOf<KeyBlobSet>());
+    const std::string usage = UsageOf<KeyBlobSet>();
+    if (t.size() < 5 || !p.blob->has_value()) return p.Err(usage);
+    auto k = p.KeyAt(3, usage);
     if (auto* e = std::get_if<ParseError>(&k)) return *e;
-    return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob)}};
+    WriteOptions o;
+    auto end = ParseWriteOptions(p, 4, t.size() - 1, t.size() - 1, /*principal_allowed=*/false,
+                                 usage, &o);
+    if (auto* e = std::get_if<ParseError>(&end)) return *e;
+    if (std::get<size_t>(end) != t.size() - 1) return p.Err(usage);
+    return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob), o.if_rev,
+                                    o.worm}};
   }
   if (t.size() >= 3 && Eq(t[2].text, "GET")) {
     if (t.size() != 4) return p.Err(UsageOf<KeyBlobGet>());
@@ -189,19 +237,37 @@ std::variant<Request, ParseError> ParseKeyBlob(const Parser& p) {
   return p.Err(FamilyUsage("KEY BLOB"));
 }
 
+// KEY DEL <key> [IF REV <r>]
+std::variant<Request, ParseError> ParseKeyDel(const Parser& p) {
+  const auto& t = p.tok;
+  const std::string usage = UsageOf<KeyDel>();
+  if (t.size() != 3 && t.size() != 6) return p.Err(usage);
+  auto k = p.KeyAt(2, usage);
+  if (auto* e = std::get_if<ParseError>(&k)) return *e;
+  KeyDel del{std::get<Key>(std::move(k)), std::nullopt};
+  if (t.size() == 6) {
+    if (!Eq(t[3].text, "IF")) return p.Err(usage);
+    auto r = ParseIfRev(p, 3, usage);
+    if (auto* e = std::get_if<ParseError>(&r)) return *e;
+    del.if_rev = std::get<uint64_t>(r);
+  }
+  return Request{p.id, std::move(del)};
+}
+
 std::variant<Request, ParseError> ParseKeyCommand(const Parser& p) {
   const auto& t = p.tok;
   if (t.size() < 2) return p.Err(Usage(kUsageKey));
   std::string_view sub = p.sub();
-  if (Eq(sub, "GET") || Eq(sub, "DEL")) {
-    bool get = Eq(sub, "GET");
-    std::string usage = get ? UsageOf<KeyGet>() : UsageOf<KeyDel>();
+  if (Eq(sub, "GET") || Eq(sub, "INFO")) {
+    const bool get = Eq(sub, "GET");
+    std::string usage = get ? UsageOf<KeyGet>() : UsageOf<KeyInfo>();
     if (t.size() != 3) return p.Err(usage);
     auto k = p.KeyAt(2, usage);
     if (auto* e = std::get_if<ParseError>(&k)) return *e;
     if (get) return Request{p.id, KeyGet{std::get<Key>(std::move(k))}};
-    return Request{p.id, KeyDel{std::get<Key>(std::move(k))}};
+    return Request{p.id, KeyInfo{std::get<Key>(std::move(k))}};
   }
+  if (Eq(sub, "DEL")) return ParseKeyDel(p);
   if (Eq(sub, "PUT") || Eq(sub, "SET")) return ParseKeyPut(p);
   if (Eq(sub, "BLOB")) return ParseKeyBlob(p);
   return p.Err(StrCat("unknown command 'KEY ", sub, "'"));

@@ -51,10 +51,21 @@ struct KeyPut {
   std::optional<std::string> principal;
   std::optional<Worm> worm;
   std::string value;
+  std::optional<uint64_t> if_rev;  // IF REV <r> (transactions.md §2)
 };
-struct KeyDel { Key key; };
-struct KeyBlobSet { Key key; std::string value; };
+struct KeyDel {
+  Key key;
+  std::optional<uint64_t> if_rev;
+};
+struct KeyBlobSet {
+  Key key;
+  std::string value;
+  std::optional<uint64_t> if_rev;
+  std::optional<Worm> worm;
+};
 struct KeyBlobGet { Key key; };
+// A row's revision, size, retention and expiry: ROW key=... rev=... (transactions.md §1).
+struct KeyInfo { Key key; };
 struct Scan {
   TableRange range;
   std::optional<uint64_t> limit;
@@ -97,7 +108,7 @@ struct TokenList {};
 struct TokenRevoke { std::string id; };
 
 using Command =
-    std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, Scan, Count, Sample,
+    std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
                  TableGroup, TableList, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;

@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 28> kCommands = {{
+inline constexpr std::array<CommandInfo, 29> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -77,20 +77,21 @@ inline constexpr std::array<CommandInfo, 28> kCommands = {{
      .kind = CommandKind::kWrite,
      .serves_data = true,
      .syntax = "KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-               "<value>",
-     .help = "Stores the rest of the line exactly. WORM makes the row immutable until then. KEY "
-             "SET is the same."},
+               "[IF REV <r>] <value>",
+     .help = "Stores the rest of the line exactly. WORM makes the row immutable until then; IF "
+             "REV writes only if the row is at revision r (0: absent). KEY SET is the same."},
     {.index = kCommandIndex<KeyDel>,
      .name = "KEY DEL",
      .kind = CommandKind::kWrite,
      .serves_data = true,
-     .syntax = "KEY DEL <key>",
-     .help = "Deletes a row (OK if it was not there)."},
+     .syntax = "KEY DEL <key> [IF REV <r>]",
+     .help = "Deletes a row (OK if it was not there); IF REV: only if it is at revision r."},
     {.index = kCommandIndex<KeyBlobSet>,
      .name = "KEY BLOB SET",
      .kind = CommandKind::kWrite,
      .serves_data = true,
-     .syntax = "KEY BLOB SET <key> <length>",
+     .syntax = "KEY BLOB SET <key> [IF REV <r>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
+               "<length>",
      .help = "Stores the <length> raw bytes after the line as the value. In atlas: KEY BLOB SET "
              "<key> @<file> sends a file."},
     {.index = kCommandIndex<KeyBlobGet>,
@@ -100,6 +101,13 @@ inline constexpr std::array<CommandInfo, 28> kCommands = {{
      .syntax = "KEY BLOB GET <key>",
      .help = "Any value as bytes: a preview here, or saved with atlas --out FILE. EMPTY when "
              "none."},
+    {.index = kCommandIndex<KeyInfo>,
+     .name = "KEY INFO",
+     .kind = CommandKind::kRead,
+     .serves_data = true,
+     .syntax = "KEY INFO <key>",
+     .help = "A row's revision, size, WORM retention and expiry: ROW key=... rev=..., or "
+             "NOT_FOUND. Linearizable."},
     {.index = kCommandIndex<Scan>,
      .name = "SCAN",
      .kind = CommandKind::kRead,

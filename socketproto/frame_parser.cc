@@ -166,12 +166,15 @@ bool FrameParser::InspectLine(std::string* error) {
     }
     return true;
   }
-  std::vector<Token> t = Tokenize(rest, 6);
-  if (t.size() < 5 || !EqualsIgnoreCase(t[0].text, "KEY") ||
+  std::vector<Token> t = Tokenize(rest, 3);  // a KEY PUT's value is not split into words
+  if (t.size() < 3 || !EqualsIgnoreCase(t[0].text, "KEY") ||
       !EqualsIgnoreCase(t[1].text, "BLOB") || !EqualsIgnoreCase(t[2].text, "SET")) {
     return true;
   }
-  std::string_view len = t[4].text;
+  t = Tokenize(rest);
+  if (t.size() < 5) return true;  // no length: a usage error, and no payload follows
+  // The length is the last word, after any options (transactions.md §2).
+  std::string_view len = t.back().text;
   uint64_t n = 0;
   auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
   if (ec == std::errc::result_out_of_range) {

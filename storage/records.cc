@@ -6,7 +6,8 @@
 
 namespace atlas::storage {
 namespace {
-constexpr uint8_t kRowFormat = 1;
+constexpr uint8_t kRowFormatV1 = 1;  // revision: the log slot of the last write
+constexpr uint8_t kRowFormat = 2;    // revision: the table revision; + expires
 constexpr uint8_t kFlagChunked = 1;
 constexpr uint8_t kFlagBinary = 2;
 constexpr uint8_t kAclFormat = 1;
@@ -30,12 +31,15 @@ std::string EncodeRowRecord(const RowRecord& r) {
   PutVarint(&out, static_cast<uint64_t>(r.worm_until_ms));
   PutVarint(&out, r.size);
   PutVarint(&out, r.revision);
+  PutVarint(&out, static_cast<uint64_t>(r.expires_ms));
   if (!r.chunked) out.append(r.inline_value);
   return out;
 }
 
 std::optional<RowRecord> DecodeRowRecord(std::string_view in) {
-  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kRowFormat) return std::nullopt;
+  if (in.size() < 2) return std::nullopt;
+  const auto format = static_cast<uint8_t>(in[0]);
+  if (format != kRowFormat && format != kRowFormatV1) return std::nullopt;
   RowRecord r;
   auto flags = static_cast<uint8_t>(in[1]);
   r.chunked = flags & kFlagChunked;
@@ -47,6 +51,17 @@ std::optional<RowRecord> DecodeRowRecord(std::string_view in) {
   }
   if (worm > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
   r.worm_until_ms = static_cast<int64_t>(worm);
+  if (format == kRowFormatV1) {
+    // Its number was a log slot, which a later table revision could equal: kept apart.
+    if (r.revision >= kLegacyRevisionBase) return std::nullopt;
+    r.revision += kLegacyRevisionBase;
+  } else {
+    uint64_t expires = 0;
+    if (!GetVarint(&in, &expires) || expires > static_cast<uint64_t>(INT64_MAX)) {
+      return std::nullopt;
+    }
+    r.expires_ms = static_cast<int64_t>(expires);
+  }
   if (!r.chunked) {
     if (in.size() != r.size) return std::nullopt;
     r.inline_value.assign(in);

@@ -15,12 +15,18 @@ namespace atlas::storage {
 inline constexpr size_t kInlineValueBytesMax = 64 * 1024;
 inline constexpr size_t kBlobChunkBytes = 1024 * 1024;
 
+inline constexpr uint64_t kLegacyRevisionBase = uint64_t{1} << 62;
+
 struct RowRecord {
   bool chunked = false;       // value lives in the blobs CF
   bool binary = false;        // value contains CR or LF: KEY GET refuses it
   int64_t worm_until_ms = 0;  // 0: not WORM-protected
   uint64_t size = 0;          // value bytes
-  uint64_t revision = 0;      // the table's commit index of the write that produced this row
+  // The table revision of the change that wrote this row (transactions.md §1). Rows written
+  // before row revisions (format 1) stored a log slot instead, which a later table revision
+  // could equal: they read as kLegacyRevisionBase + that slot, a number no table reaches.
+  uint64_t revision = 0;
+  int64_t expires_ms = 0;     // 0: never; else gone for readers from this instant
   std::string inline_value;   // when !chunked
 
   uint32_t chunk_count() const {

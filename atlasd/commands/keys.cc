@@ -1,4 +1,5 @@
-// KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (shared/spec/protocol.md §5).
+// KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (shared/spec/protocol.md §5),
+// KEY INFO and IF REV (shared/spec/transactions.md §1-2).
 #include "atlasd/commands/call.h"
 #include "socketproto/str.h"
 
@@ -12,6 +13,21 @@ void Executor::Run(const CallPtr& call, const sp::KeyGet& c) {
 
 void Executor::Run(const CallPtr& call, const sp::KeyBlobGet& c) {
   ReadRow(call, c.key, /*blob=*/true, 0);
+}
+
+void Executor::Run(const CallPtr& call, const sp::KeyInfo& c) {
+  auto rec = store_->GetRow(c.key.table(), c.key.row());
+  if (!rec.ok()) return call->Warn(StrCat("internal error: ", rec.status().message()));
+  if (!rec->has_value()) {
+    call->reply.Line("NOT_FOUND");
+    return call->Ok();
+  }
+  const storage::RowRecord& r = **rec;
+  auto instant = [](int64_t ms) { return ms > 0 ? sp::FormatRfc3339Ms(ms) : std::string("-"); };
+  call->reply.Line(StrCat("ROW key=", c.key.full, " rev=", r.revision, " size=", r.size,
+                          " worm_until=", instant(r.worm_until_ms), " expires=",
+                          instant(r.expires_ms)));
+  call->Ok();
 }
 
 void Executor::ReadRow(const CallPtr& call, const sp::Key& key, bool blob, int attempt) {
@@ -48,10 +64,7 @@ std::optional<std::string> Executor::Build(Call&, sp::KeyPut& c, proto::Command*
   proto::Put* put = cmd->mutable_put();
   put->set_row(std::string(c.key.row()));
   put->set_value(std::move(c.value));
-  if (c.worm && c.worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(c.worm->ttl_ms);
-  if (c.worm && c.worm->kind == sp::Worm::Kind::kExpires) {
-    put->set_worm_expires_ms(c.worm->expires_ms);
-  }
+  SetWriteOptions(c.worm, c.if_rev, put);
   return std::nullopt;
 }
 
@@ -60,13 +73,22 @@ std::optional<std::string> Executor::Build(Call&, sp::KeyBlobSet& c, proto::Comm
   proto::Put* put = cmd->mutable_put();
   put->set_row(std::string(c.key.row()));
   put->set_value(std::move(c.value));
+  SetWriteOptions(c.worm, c.if_rev, put);
   return std::nullopt;
 }
 
 std::optional<std::string> Executor::Build(Call&, sp::KeyDel& c, proto::Command* cmd) {
   cmd->set_table(std::string(c.key.table()));
   cmd->mutable_del()->set_row(std::string(c.key.row()));
+  if (c.if_rev) cmd->mutable_del()->set_if_rev(*c.if_rev);
   return std::nullopt;
+}
+
+void Executor::SetWriteOptions(const std::optional<sp::Worm>& worm,
+                               std::optional<uint64_t> if_rev, proto::Put* put) {
+  if (worm && worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(worm->ttl_ms);
+  if (worm && worm->kind == sp::Worm::Kind::kExpires) put->set_worm_expires_ms(worm->expires_ms);
+  if (if_rev) put->set_if_rev(*if_rev);
 }
 
 }  // namespace atlas

@@ -124,6 +124,45 @@ TEST_CASE_METHOD(Fixture, "WORM rows refuse changes until retention ends") {
   CHECK(Call(*conn, "KEY PUT audit.e2 new") == "OK");
 }
 
+TEST_CASE_METHOD(Fixture, "KEY INFO and IF REV: row revisions and conditional writes over the "
+                          "socket (transactions.md §1-2)") {
+  CHECK(Call(*conn, "KEY INFO acct.a") == "NOT_FOUND\nOK");
+  CHECK(Call(*conn, "KEY PUT acct.a IF REV 0 10") == "OK");
+  CHECK(Call(*conn, "KEY INFO acct.a") ==
+        "ROW key=acct.a rev=1 size=2 worm_until=- expires=-\nOK");
+  CHECK(Call(*conn, "[ID:c1] KEY PUT acct.a IF REV 0 11") ==
+        "[ID:c1] ERROR WARN condition failed: 'acct.a' is at revision 1");
+  CHECK(Call(*conn, "KEY SET acct.a IF REV 1 11") == "OK");
+  CHECK(Call(*conn, "KEY GET acct.a") == "VALUE:11\nOK");
+  CHECK(Call(*conn, "KEY DEL acct.a IF REV 1") ==
+        "ERROR WARN condition failed: 'acct.a' is at revision 2");
+  auto blob = conn->Call("KEY BLOB SET acct.b IF REV 0 WORM TTL 1h 3", std::string_view("x\0y", 3));
+  REQUIRE(blob.ok());
+  CHECK(Texts(*blob) == "OK");
+  // A refused blob's payload is consumed all the same: the stream stays framed.
+  auto again = conn->Call("KEY BLOB SET acct.b IF REV 0 3", std::string_view("zzz", 3));
+  REQUIRE(again.ok());
+  CHECK(Texts(*again) == "ERROR WARN condition failed: 'acct.b' is at revision 3");
+  std::string info = Call(*conn, "KEY INFO acct.b");
+  CHECK(info.starts_with("ROW key=acct.b rev=3 size=3 worm_until=20"));
+  CHECK(info.ends_with(" expires=-\nOK"));
+  CHECK(Call(*conn, "KEY DEL acct.a IF REV 2") == "OK");
+  CHECK(Call(*conn, "KEY INFO acct.a") == "NOT_FOUND\nOK");
+  CHECK(Call(*conn, "KEY PUT acct.a IF REV 0 again") == "OK");
+  CHECK(Call(*conn, "KEY INFO acct.a").starts_with("ROW key=acct.a rev=5 "));
+  CHECK(Call(*conn, "KEY PUT acct.a IF REV x v") ==
+        "ERROR WARN invalid revision 'x': expected a number >= 0");
+  CHECK(Call(*conn, "KEY INFO acct").starts_with("ERROR WARN invalid key 'acct'"));
+  // KEY INFO needs READ, like KEY GET.
+  CHECK(Call(*conn, "PRINCIPAL ASSUME alice") == "OK");
+  CHECK(Call(*conn, "ACL GRANT acct alice PERMS OWNER") == "OK");
+  auto other = daemon.Connect();
+  REQUIRE(other);
+  CHECK(Call(*other, "PRINCIPAL ASSUME bob") == "OK");
+  CHECK(Call(*other, "KEY INFO acct.a") ==
+        "ERROR WARN permission denied for principal 'bob': READ on acct");
+}
+
 TEST_CASE_METHOD(Fixture, "NODE, QUORUM and TABLE answer for the one-node cluster") {
   // The harness lets the daemon pick its peer port.
   std::string list = Call(*conn, "NODE LIST");

@@ -53,8 +53,8 @@ Request MustParse(std::string line, std::optional<std::string> blob = std::nullo
   return std::get<Request>(std::move(r));
 }
 
-std::string MustFail(std::string line) {
-  auto r = ParseCommand(Frame{std::move(line), std::nullopt});
+std::string MustFail(std::string line, std::optional<std::string> blob = std::nullopt) {
+  auto r = ParseCommand(Frame{std::move(line), std::move(blob)});
   if (std::holds_alternative<Request>(r)) FAIL("expected a parse error");
   return std::get<ParseError>(r).message;
 }
@@ -189,6 +189,46 @@ TEST_CASE("KEY PUT options: PRINCIPAL and WORM, in either order") {
   CHECK(MustFail("KEY PUT a.b").find("usage: KEY PUT") == 0);
 }
 
+TEST_CASE("IF REV on KEY PUT, KEY DEL and KEY BLOB SET; KEY INFO") {
+  auto put = std::get<KeyPut>(MustParse("KEY PUT a.b IF REV 7 the value").command);
+  CHECK(put.if_rev == 7u);
+  CHECK(put.value == "the value");
+  auto both = std::get<KeyPut>(MustParse("KEY PUT a.b if rev 0 WORM TTL 1h v").command);
+  CHECK(both.if_rev == 0u);
+  CHECK(both.worm);
+  // A value may start with IF when no REV follows; IF REV is taken once.
+  CHECK(std::get<KeyPut>(MustParse("KEY PUT a.b IF only").command).value == "IF only");
+  CHECK(std::get<KeyPut>(MustParse("KEY PUT a.b IF REV 1 IF REV 2").command).value == "IF REV 2");
+  CHECK(MustFail("KEY PUT a.b IF REV x v") == "invalid revision 'x': expected a number >= 0");
+  CHECK(MustFail("KEY PUT a.b IF REV -1 v").starts_with("invalid revision '-1'"));
+  CHECK(MustFail("KEY PUT a.b IF REV 3").starts_with("usage: KEY PUT"));  // no value
+  CHECK(std::get<KeyDel>(MustParse("KEY DEL a.b IF REV 4").command).if_rev == 4u);
+  CHECK_FALSE(std::get<KeyDel>(MustParse("KEY DEL a.b").command).if_rev);
+  CHECK(MustFail("KEY DEL a.b IF REV") == "usage: KEY DEL <key> [IF REV <r>]");
+  CHECK(MustFail("KEY DEL a.b WHEN REV 4") == "usage: KEY DEL <key> [IF REV <r>]");
+  auto blob = std::get<KeyBlobSet>(
+      MustParse("KEY BLOB SET a.b IF REV 2 WORM TTL 1d 3", "xyz").command);
+  CHECK(blob.if_rev == 2u);
+  REQUIRE(blob.worm);
+  CHECK(blob.worm->ttl_ms == 86'400'000);
+  CHECK(blob.value == "xyz");
+  CHECK(MustFail("KEY BLOB SET a.b IF 3", "xyz").starts_with("usage: KEY BLOB SET"));
+  CHECK(std::get<KeyInfo>(MustParse("key info a.b").command).key.full == "a.b");
+  CHECK(MustFail("KEY INFO a.b c") == "usage: KEY INFO <key>");
+}
+
+TEST_CASE("a blob's length is the last word of its line, after any options") {
+  auto p = Feed("KEY BLOB SET a.b IF REV 0 WORM TTL 1h 3\r\nabcKEY GET a.b\r\n");
+  REQUIRE_FALSE(p.fatal);
+  REQUIRE(p.frames.size() == 2);
+  CHECK(p.frames[0].blob == std::string("abc"));
+  CHECK(p.frames[1].line == "KEY GET a.b");
+  // Options never hide a bad length: the stream is unframeable as before.
+  auto bad = Feed("KEY BLOB SET a.b IF REV 0 x\r\n");
+  REQUIRE(bad.fatal);
+  CHECK(bad.fatal->find("invalid blob length 'x'") == 0);
+}
+
 TEST_CASE("durations: a positive integer and one of s m h d") {
   CHECK(ParseDurationMs("90s") == 90000);
   CHECK(ParseDurationMs("15m") == 900000);
@@ -262,7 +302,7 @@ TEST_CASE("errors name the problem the way protocol.md promises") {
   CHECK(MustFail("KEY GET") == "usage: KEY GET <key>");
   CHECK(MustFail("KEY GET a.b extra") == "usage: KEY GET <key>");
   CHECK(MustFail("KEY GET nodot") == "invalid key 'nodot': expected <table>.<row>");
-  CHECK(MustFail("KEY BLOB SET a.b 3") == "usage: KEY BLOB SET <key> <length>");  // no payload
+  CHECK(MustFail("KEY BLOB SET a.b 3").starts_with("usage: KEY BLOB SET <key> "));  // no payload
   CHECK(MustFail("ACL GRANT t bob PERMS ROOT").find("invalid permission 'ROOT'") == 0);
   CHECK(MustFail("SCAN t LIMIT x").find("invalid LIMIT") == 0);
   CHECK(MustFail("NODE INFO x").find("invalid node id") == 0);
@@ -278,6 +318,7 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"KEY DEL", "KEY DEL a.b"},
       {"KEY BLOB SET", "KEY BLOB SET a.b 1"},
       {"KEY BLOB GET", "KEY BLOB GET a.b"},
+      {"KEY INFO", "KEY INFO a.b"},
       {"SCAN", "SCAN a"},
       {"COUNT", "COUNT a"},
       {"SAMPLE", "SAMPLE a 2"},
@@ -329,10 +370,12 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
   CHECK(MustFail("UNWATCH") == "usage: UNWATCH <id>");
   CHECK(MustFail("KEY PUT a.b") ==
         "usage: KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-        "<value>");
+        "[IF REV <r>] <value>");
   CHECK(MustFail("NODE") == "usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>");
   CHECK(MustFail("PRINCIPAL") == "usage: PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI");
-  CHECK(MustFail("KEY BLOB") == "usage: KEY BLOB SET <key> <length> | KEY BLOB GET <key>");
+  CHECK(MustFail("KEY BLOB") ==
+        "usage: KEY BLOB SET <key> [IF REV <r>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
+        "<length> | KEY BLOB GET <key>");
   CHECK(MustFail("TOKEN") ==
         "usage: TOKEN CREATE [TTL <duration>|TTL NEVER] [USES <n>] | TOKEN LIST | "
         "TOKEN REVOKE <id>");
@@ -341,7 +384,7 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
         "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] "
         "[AFTER <table>]");
   // Family summaries that are not a list of syntaxes.
-  CHECK(MustFail("KEY") == "usage: KEY GET|PUT|SET|DEL|BLOB SET|BLOB GET <key> ...");
+  CHECK(MustFail("KEY") == "usage: KEY GET|PUT|SET|DEL|INFO|BLOB SET|BLOB GET <key> ...");
   CHECK(MustFail("ACL") ==
         "usage: ACL GRANT|REVOKE <table> <principal> PERMS <READ|WRITE|OWNER> | ACL LIST <table>");
 }

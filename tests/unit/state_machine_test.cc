@@ -151,6 +151,62 @@ class Pieces final : public atlas::SnapshotPieces {
 };
 }  // namespace
 
+namespace {
+Command IfRev(Command c, uint64_t r) {
+  if (c.has_put()) c.mutable_put()->set_if_rev(r);
+  if (c.has_del()) c.mutable_del()->set_if_rev(r);
+  return c;
+}
+uint64_t RowRevision(Replica& r, const std::string& table, const std::string& row) {
+  auto rec = r.store()->GetRow(table, row);
+  REQUIRE(rec.ok());
+  return rec->has_value() ? (*rec)->revision : 0;
+}
+}  // namespace
+
+TEST_CASE("a row's revision is the table revision of the change that wrote it; IF REV writes "
+          "only at that revision, and a failed one changes nothing") {
+  Replica r;
+  CHECK(r.Apply(IfRev(Put("t", "a", "1", 1000), 0)).ok);  // IF REV 0: only if absent
+  CHECK(RowRevision(r, "t", "a") == 1);
+  ApplyResult again = r.Apply(IfRev(Put("t", "a", "2", 1000), 0));
+  CHECK_FALSE(again.ok);
+  CHECK(again.error == "condition failed: 't.a' is at revision 1");
+  CHECK(again.table_revision == 0);  // no WATCH event
+  CHECK(r.Value("t", "a") == "1");
+  CHECK(r.Apply(Put("t", "b", "x", 1000)).table_revision == 2);  // failures took no revision
+  CHECK(r.Apply(IfRev(Put("t", "a", "3", 1000), 1)).ok);
+  CHECK(RowRevision(r, "t", "a") == 3);
+  CHECK(r.Apply(IfRev(Del("t", "a", 1000), 1)).error ==
+        "condition failed: 't.a' is at revision 3");
+  CHECK(r.Apply(IfRev(Del("t", "gone", 1000), 2)).error ==
+        "condition failed: 't.gone' is at revision 0");
+  CHECK(r.Apply(IfRev(Del("t", "gone", 1000), 0)).ok);  // absent, as asked: nothing to delete
+  CHECK(r.Apply(IfRev(Del("t", "a", 1000), 3)).ok);
+  CHECK(RowRevision(r, "t", "a") == 0);
+  ApplyResult back = r.Apply(IfRev(Put("t", "a", "4", 1000), 0));
+  CHECK(back.ok);
+  CHECK(RowRevision(r, "t", "a") == back.table_revision);
+  CHECK(back.table_revision == 5);  // the puts at 1, 2, 3 and the delete at 4
+  // The condition is checked before WORM: the client learns the revision either way.
+  CHECK(r.Apply(IfRev(Put("t", "a", "5", 1000), 9)).error.starts_with("condition failed"));
+}
+
+TEST_CASE("conditional writes decide the same on every replica, in a batched slot too") {
+  Replica a, b(/*memory=*/true);
+  std::vector<Command> slot = {IfRev(Put("t", "k", "1", 10), 0), IfRev(Put("t", "k", "2", 10), 0),
+                               IfRev(Put("t", "k", "3", 10), 1), IfRev(Del("t", "k", 10), 1)};
+  for (Replica* r : {&a, &b}) {
+    std::vector<ApplyResult> out = r->ApplySlot("t", slot);
+    CHECK(out[0].ok);
+    CHECK_FALSE(out[1].ok);  // a read sees the writes before it in the same slot
+    CHECK(out[2].ok);
+    CHECK_FALSE(out[3].ok);
+    CHECK(RowRevision(*r, "t", "k") == 2);
+  }
+  CHECK(a.Dump() == b.Dump());
+}
+
 TEST_CASE("WORM retention is judged by the entry's timestamp, not a local clock") {
   Replica r;
   Command worm = Put("t", "w", "v1", 1000);

@@ -97,6 +97,15 @@ TEST_CASE("row records, ACLs and table state round-trip - garbage is rejected") 
   CHECK(back->binary);
   CHECK(back->worm_until_ms == r.worm_until_ms);
   CHECK(back->inline_value == r.inline_value);
+  CHECK(back->revision == 77);
+  r.expires_ms = 1893553446000;
+  CHECK(DecodeRowRecord(EncodeRowRecord(r))->expires_ms == r.expires_ms);
+  // Format 1 stored the log slot of the last write: it reads apart from every table revision.
+  const std::string v1 = std::string("\x01\x00\x00\x01\x05", 5) + "x";
+  REQUIRE(DecodeRowRecord(v1));
+  CHECK(DecodeRowRecord(v1)->revision == kLegacyRevisionBase + 5);
+  CHECK(DecodeRowRecord(v1)->expires_ms == 0);
+  CHECK(DecodeRowRecord(v1)->inline_value == "x");
   RowRecord big;
   big.chunked = true;
   big.size = 3 * kBlobChunkBytes + 1;

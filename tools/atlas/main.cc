@@ -249,11 +249,11 @@ class Runner {
     auto tok = atlas::socketproto::Tokenize(rest);
     if (tok.empty()) return true;
     std::optional<std::string> blob;
-    // KEY BLOB SET <key> @file uploads a file; in a script, KEY BLOB SET <key> <n> takes the
-    // next n bytes of the script itself.
-    if (tok.size() == 5 && atlas::EqualsIgnoreCase(tok[0].text, "KEY") &&
+    // KEY BLOB SET <key> [options] @file uploads a file; in a script, KEY BLOB SET <key>
+    // [options] <n> takes the next n bytes of the script itself. Either is the last word.
+    if (tok.size() >= 5 && atlas::EqualsIgnoreCase(tok[0].text, "KEY") &&
         atlas::EqualsIgnoreCase(tok[1].text, "BLOB") && atlas::EqualsIgnoreCase(tok[2].text, "SET")) {
-      std::string_view arg = tok[4].text;
+      std::string_view arg = tok.back().text;
       if (!arg.empty() && arg[0] == '@') {
         std::ifstream f(std::string(arg.substr(1)), std::ios::binary);
         if (!f) {
@@ -264,7 +264,7 @@ class Runner {
         std::stringstream ss;
         ss << f.rdbuf();
         blob = ss.str();
-        line = StrCat(line.substr(0, rest.data() - line.data() + tok[4].offset), blob->size());
+        line = StrCat(line.substr(0, rest.data() - line.data() + tok.back().offset), blob->size());
       } else if (payload_source != nullptr) {
         size_t n = std::strtoull(std::string(arg).c_str(), nullptr, 10);
         std::string data(n, '\0');
