@@ -97,6 +97,78 @@ TEST_CASE("TABLE MOVE hands a table to node 2 and its writes then commit there")
   CHECK(c.Call(1, "TABLE MOVE orders 9").starts_with("ERROR WARN unknown region or node"));
 }
 
+namespace {
+// One read-modify-write of the counter ctr.n through `conn`: its revision and value read
+// consistently (KEY INFO, KEY GET, KEY INFO again at the same revision), then
+// KEY SET ... IF REV. "OK", the refusal, or another error (outcome unknown, node busy).
+std::string IncrementOnce(Connection& conn) {
+  auto text = [&](const std::string& line) {
+    auto r = conn.Call(line);
+    return r.ok() ? Texts(*r) : std::string("(call failed)");
+  };
+  auto rev = [](const std::string& info) -> std::optional<uint64_t> {
+    size_t p = info.find(" rev=");
+    if (!info.starts_with("ROW ") || p == std::string::npos) return std::nullopt;
+    return std::stoull(info.substr(p + 5));
+  };
+  std::optional<uint64_t> before = rev(text("KEY INFO ctr.n"));
+  std::string value = text("KEY GET ctr.n");
+  if (!before || rev(text("KEY INFO ctr.n")) != before || !value.starts_with("VALUE:")) {
+    return "(moved on while read)";
+  }
+  const uint64_t n = std::stoull(value.substr(6));
+  return text("KEY SET ctr.n IF REV " + std::to_string(*before) + " " + std::to_string(n + 1));
+}
+}  // namespace
+
+TEST_CASE("a counter incremented with IF REV by 16 clients on 3 nodes, while its table moves, "
+          "ends at exactly the number of increments that committed") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT ctr.n IF REV 0 0") == "OK");
+  std::atomic<int> ok{0}, refused{0}, unknown{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 16; ++t) {
+    clients.emplace_back([&, t] {
+      auto conn = c.node(1 + t % 3).Connect(std::chrono::seconds(15));
+      if (!conn) return;
+      for (int i = 0; i < 40 && !stop; ++i) {
+        std::string r = IncrementOnce(*conn);
+        if (r == "OK") {
+          ++ok;
+        } else if (r.starts_with("ERROR WARN condition failed: 'ctr.n' is at revision ") ||
+                   r == "(moved on while read)") {
+          ++refused;
+        } else {
+          ++unknown;  // e.g. a timeout during a move: it may or may not have committed
+        }
+      }
+    });
+  }
+  int moves = 0;
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (c.Call(1 + i % 3, "TABLE MOVE ctr " + std::to_string(1 + (i + 1) % 3)) == "OK") ++moves;
+  }
+  for (auto& t : clients) t.join();
+  stop = true;
+  // Every committed write moved the counter by exactly one: its value is the number of
+  // changes the table took after the first (no lost update), and each OK is among them.
+  std::string info = c.Call(2, "KEY INFO ctr.n");
+  std::string value = c.Call(3, "KEY GET ctr.n");
+  INFO(info << " / " << value << "; ok " << ok << ", refused " << refused << ", unknown "
+            << unknown << ", moves " << moves);
+  REQUIRE(value.starts_with("VALUE:"));
+  const uint64_t n = std::stoull(value.substr(6));
+  CHECK(info.starts_with("ROW key=ctr.n rev=" + std::to_string(n + 1) + " "));
+  CHECK(n >= static_cast<uint64_t>(ok.load()));
+  CHECK(n <= static_cast<uint64_t>(ok.load() + unknown.load()));
+  CHECK(ok > 16);
+  CHECK(refused > 0);  // they did contend
+  CHECK(moves >= 3);
+}
+
 TEST_CASE("read leases: the owner answers GETs with no round, and a move waits for the lease") {
   // Three nodes of one region with Fn=0: every node is a Q1 of its own, so without a lease each
   // batch of reads on the owner runs a confirmation round with all three.
