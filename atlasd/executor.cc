@@ -52,6 +52,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::KeyBlobSet>, Access::kAtApply, "WRITE"},
     {kIndex<sp::KeyBlobGet>, Access::kRead, "READ"},
     {kIndex<sp::KeyInfo>, Access::kRead, "READ"},
+    {kIndex<sp::Txn>, Access::kAtApply, "WRITE"},  // each command's own, when applied
     {kIndex<sp::Scan>, Access::kRead, "READ"},
     {kIndex<sp::Count>, Access::kRead, "READ"},
     {kIndex<sp::Sample>, Access::kRead, "READ"},
@@ -318,8 +319,9 @@ void Executor::Propose(const CallPtr& call, T& command) {
 }
 
 void Executor::Write(const CallPtr& call, proto::Command cmd) {
-  replicator_->Propose(std::move(cmd), [call](ApplyResult r) {
+  replicator_->Propose(std::move(cmd), [this, call](ApplyResult r) {
     if (!r.ok) return call->Warn(r.error);
+    if (!r.reads.empty()) return AnswerReads(call, std::move(r.reads));
     call->Ok();
   });
 }

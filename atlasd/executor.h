@@ -110,8 +110,9 @@ class Executor final : public socketproto::CommandHandler {
   std::optional<std::string> Build(Call& call, socketproto::KeyBlobSet& c, proto::Command* cmd);
   std::optional<std::string> Build(Call& call, socketproto::KeyDel& c, proto::Command* cmd);
   void Run(const CallPtr& call, const socketproto::KeyInfo& c);
-  static void SetWriteOptions(const std::optional<socketproto::Worm>& worm,
-                              std::optional<uint64_t> if_rev, proto::Put* put);
+  std::optional<std::string> Build(Call& call, socketproto::Txn& c, proto::Command* cmd);
+  // A transaction's read frames, then OK, once the reply budget has room for them.
+  void AnswerReads(const CallPtr& call, std::vector<TxnRead> reads);
   // KEY GET / KEY BLOB GET: reserves the value's size, then reads it.
   void ReadRow(const CallPtr& call, const socketproto::Key& key, bool blob, int attempt);
   // scans.cc

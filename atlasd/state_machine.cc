@@ -351,22 +351,11 @@ std::string DescribeObject(const std::string& object) {
 // records), so refusals are the same on every replica whatever the interleaving of logs. The
 // table's data may be ahead of this log on a lagging replica (an adopt from a later interval,
 // or a catch-up snapshot, applied first); its entries are then already included and skipped.
-ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& object,
-                                uint64_t slot, storage::WriteSet* batch) {
+std::optional<ApplyResult> StateMachine::NotGoverned(const proto::Command& cmd,
+                                                     const std::string& object,
+                                                     const std::string& table, uint64_t slot,
+                                                     storage::WriteSet* batch) {
   ApplyResult result;
-  result.revision = slot;
-  MarkApplied(object, slot);
-  const std::string& table = cmd.table();
-  if (socketproto::IsReservedTable(table)) {
-    result.ok = false;
-    result.error = StrCat("table '", table, "' is reserved");
-    return result;
-  }
-  if (cmd.op_case() == proto::Command::kAdopt) {
-    result = ApplyAdopt(cmd, object, slot, batch);
-    result.revision = slot;
-    return result;
-  }
   std::optional<storage::ObjectMember> member = LoadMember(object, table, batch);
   if (!member || !member->open) {
     result.ok = false;
@@ -399,19 +388,59 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     return result;
   }
   if (state.gen < j) CorruptState(StrCat("table ", table, " is behind object ", object));
+  return std::nullopt;
+}
+
+ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& object,
+                                uint64_t slot, storage::WriteSet* batch, bool with_reads) {
+  ApplyResult result;
+  result.revision = slot;
+  MarkApplied(object, slot);
+  const std::string& table = cmd.table();
+  if (socketproto::IsReservedTable(table)) {
+    result.ok = false;
+    result.error = StrCat("table '", table, "' is reserved");
+    return result;
+  }
+  if (cmd.op_case() == proto::Command::kAdopt) {
+    result = ApplyAdopt(cmd, object, slot, batch);
+    result.revision = slot;
+    return result;
+  }
+  if (cmd.op_case() == proto::Command::kTxn) {
+    result = ApplyTxn(cmd, object, slot, batch, with_reads);
+    result.revision = slot;
+    return result;
+  }
+  if (std::optional<ApplyResult> refused = NotGoverned(cmd, object, table, slot, batch)) {
+    refused->revision = slot;
+    return *refused;
+  }
+  storage::TableState state = LoadState(table, batch);
   // The time this command is judged at: its stamp, but never before the table's time (a new
   // owner's clock may be a little behind the last one's: docs/consensus.md §Time).
   const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
   switch (cmd.op_case()) {
-    case proto::Command::kPut: result = ApplyPut(cmd, now_ms, state.revision + 1, batch); break;
-    case proto::Command::kDel: result = ApplyDel(cmd, now_ms, batch); break;
+    case proto::Command::kPut:
+      result = ApplyPut(cmd, cmd, now_ms, state.revision + 1, batch);
+      break;
+    case proto::Command::kDel: result = ApplyDel(cmd, cmd, now_ms, batch); break;
     case proto::Command::kAcl: result = ApplyAcl(cmd, batch); break;
     case proto::Command::kPlacement: result = ApplyPlacement(cmd, object, slot, batch); break;
     case proto::Command::kAdopt:  // handled above
+    case proto::Command::kTxn:
     case proto::Command::OP_NOT_SET: result = {false, "empty command"}; break;
+    case proto::Command::kRead: result = {false, "a read outside a transaction"}; break;
   }
+  Settle(cmd, slot, now_ms, result, batch);
+  result.revision = slot;
+  return result;
+}
+
+void StateMachine::Settle(const proto::Command& cmd, uint64_t slot, int64_t now_ms,
+                          ApplyResult& result, storage::WriteSet* batch) {
   // Placement changes were written by ApplyPlacement into the same key; re-read keeps them.
-  state = LoadState(table, batch);
+  storage::TableState state = LoadState(cmd.table(), batch);
   state.commit_index = slot;
   state.whole_slot = false;
   state.clock_ms = std::max(state.clock_ms, now_ms);
@@ -420,9 +449,7 @@ ApplyResult StateMachine::Apply(const proto::Command& cmd, const std::string& ob
     AppendChange(cmd, state, batch);
     result.table_revision = state.revision;
   }
-  PutState(table, state);
-  result.revision = slot;
-  return result;
+  PutState(cmd.table(), state);
 }
 
 void StateMachine::AppendChange(const proto::Command& cmd, storage::TableState& state,
@@ -570,54 +597,62 @@ ApplyResult StateMachine::ApplyAdopt(const proto::Command& cmd, const std::strin
   return {};
 }
 
-std::optional<std::string> StateMachine::ConditionFails(bool has_if_rev, uint64_t if_rev,
-                                                        const std::string& table,
-                                                        const std::string& row,
-                                                        const RowRecord* current) {
+std::optional<std::string> StateMachine::WriteRefused(const proto::Command& cmd, int64_t now_ms,
+                                                      const RowRecord* current) {
+  const std::string& row = cmd.has_put() ? cmd.put().row() : cmd.del().row();
+  const bool has_if_rev = cmd.has_put() ? cmd.put().has_if_rev() : cmd.del().has_if_rev();
+  const uint64_t if_rev = cmd.has_put() ? cmd.put().if_rev() : cmd.del().if_rev();
   const uint64_t actual = current != nullptr ? current->revision : 0;
-  if (!has_if_rev || if_rev == actual) return std::nullopt;
-  return StrCat("condition failed: '", Key(table, row), "' is at revision ", actual);
+  if (has_if_rev && if_rev != actual) {
+    return StrCat("condition failed: '", Key(cmd.table(), row), "' is at revision ", actual);
+  }
+  // Replicas agree on this: the time is the owner's stamp in the chosen entry.
+  if (current != nullptr && current->worm_until_ms > now_ms) {
+    return StrCat("row '", Key(cmd.table(), row), "' is WORM-protected until ",
+                  socketproto::FormatRfc3339Ms(current->worm_until_ms));
+  }
+  const int64_t expires = cmd.has_put() ? cmd.put().worm_expires_ms() : 0;
+  if (expires > now_ms && expires - now_ms > socketproto::kRetentionMsMax) {
+    // The same bound as WORM TTL's: a retention nobody could ever lift by mistake is a typo.
+    return StrCat("WORM EXPIRES ", socketproto::FormatRfc3339Ms(expires),
+                  " is more than 100 years ahead");
+  }
+  return std::nullopt;
 }
 
-ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t revision,
-                                   storage::WriteSet* batch) {
+int64_t StateMachine::WormUntil(const proto::Put& put, int64_t now_ms) {
+  if (put.worm_expires_ms() > now_ms) return put.worm_expires_ms();
+  return put.worm_ttl_ms() > 0 ? now_ms + put.worm_ttl_ms() : 0;
+}
+
+std::optional<RowRecord> StateMachine::LoadRow(const std::string& table, const std::string& row,
+                                               storage::WriteSet* batch) {
+  std::string raw;
+  if (!GetCached(*rows_, Cf::kRows, storage::RowKey(table, row), &raw, batch)) {
+    return std::nullopt;
+  }
+  std::optional<RowRecord> rec = storage::DecodeRowRecord(raw);
+  if (!rec) CorruptState(StrCat("row ", Key(table, row)));
+  return rec;
+}
+
+ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, const proto::Command& as,
+                                   int64_t now_ms, uint64_t revision, storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const proto::Put& put = cmd.put();
   std::optional<std::string> principal;
-  if (!cmd.principal().empty()) principal = cmd.principal();
-  if (!AclAllows(LoadAcl(table, batch), principal, cmd.admin(), AclOp::kWrite)) {
+  if (!as.principal().empty()) principal = as.principal();
+  if (!AclAllows(LoadAcl(table, batch), principal, as.admin(), AclOp::kWrite)) {
     return {false, PermissionDenied(principal, "WRITE", table)};
   }
-  const std::string row_key = storage::RowKey(table, put.row());
-  std::string raw;
-  std::optional<RowRecord> old;
-  if (GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) {
-    old = storage::DecodeRowRecord(raw);
-    if (!old) CorruptState(StrCat("row ", Key(table, put.row())));
-  }
-  if (auto why = ConditionFails(put.has_if_rev(), put.if_rev(), table, put.row(),
-                                old ? &*old : nullptr)) {
-    return {false, std::move(*why)};
-  }
-  if (old) {
-    // Replicas agree on this: the time is the owner's stamp in the chosen entry.
-    if (old->worm_until_ms > now_ms) {
-      return {false, StrCat("row '", Key(table, put.row()), "' is WORM-protected until ",
-                                  socketproto::FormatRfc3339Ms(old->worm_until_ms))};
-    }
-    DropChunks(table, put.row(), *old, batch);
-  }
+  std::optional<RowRecord> old = LoadRow(table, put.row(), batch);
+  if (auto why = WriteRefused(cmd, now_ms, old ? &*old : nullptr)) return {false, *why};
+  if (old) DropChunks(table, put.row(), *old, batch);
   RowRecord rec;
   rec.size = put.value().size();
   rec.revision = revision;
   rec.binary = put.value().find_first_of("\r\n") != std::string::npos;
-  if (put.worm_expires_ms() > now_ms && put.worm_expires_ms() - now_ms > socketproto::kRetentionMsMax) {
-    // The same bound as WORM TTL's: a retention nobody could ever lift by mistake is a typo.
-    return {false, StrCat("WORM EXPIRES ", socketproto::FormatRfc3339Ms(put.worm_expires_ms()),
-                          " is more than 100 years ahead")};
-  }
-  if (put.worm_ttl_ms() > 0) rec.worm_until_ms = now_ms + put.worm_ttl_ms();
-  if (put.worm_expires_ms() > now_ms) rec.worm_until_ms = put.worm_expires_ms();
+  rec.worm_until_ms = WormUntil(put, now_ms);
   if (put.value().size() <= storage::kInlineValueBytesMax) {
     rec.inline_value = put.value();
   } else {
@@ -628,6 +663,7 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
                  v.substr(size_t{i} * storage::kBlobChunkBytes, storage::kBlobChunkBytes));
     }
   }
+  const std::string row_key = storage::RowKey(table, put.row());
   std::string encoded = storage::EncodeRowRecord(rec);
   batch->Put(Cf::kRows, row_key, encoded);
   rows_->Fill(row_key, std::move(encoded));
@@ -636,32 +672,20 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, int64_t now_ms, ui
   return changed;
 }
 
-ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, int64_t now_ms,
-                                   storage::WriteSet* batch) {
+ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, const proto::Command& as,
+                                   int64_t now_ms, storage::WriteSet* batch) {
   const std::string& table = cmd.table();
   const std::string& row = cmd.del().row();
   std::optional<std::string> principal;
-  if (!cmd.principal().empty()) principal = cmd.principal();
-  if (!AclAllows(LoadAcl(table, batch), principal, cmd.admin(), AclOp::kWrite)) {
+  if (!as.principal().empty()) principal = as.principal();
+  if (!AclAllows(LoadAcl(table, batch), principal, as.admin(), AclOp::kWrite)) {
     return {false, PermissionDenied(principal, "WRITE", table)};
   }
-  const std::string row_key = storage::RowKey(table, row);
-  std::string raw;
-  std::optional<RowRecord> old;
-  if (GetCached(*rows_, Cf::kRows, row_key, &raw, batch)) {
-    old = storage::DecodeRowRecord(raw);
-    if (!old) CorruptState(StrCat("row ", Key(table, row)));
-  }
-  if (auto why = ConditionFails(cmd.del().has_if_rev(), cmd.del().if_rev(), table, row,
-                                old ? &*old : nullptr)) {
-    return {false, std::move(*why)};
-  }
+  std::optional<RowRecord> old = LoadRow(table, row, batch);
+  if (auto why = WriteRefused(cmd, now_ms, old ? &*old : nullptr)) return {false, *why};
   if (!old) return {};  // deleting nothing is OK
-  if (old->worm_until_ms > now_ms) {
-    return {false, StrCat("row '", Key(table, row), "' is WORM-protected until ",
-                                socketproto::FormatRfc3339Ms(old->worm_until_ms))};
-  }
   DropChunks(table, row, *old, batch);
+  const std::string row_key = storage::RowKey(table, row);
   batch->Delete(Cf::kRows, row_key);
   rows_->Fill(row_key, std::nullopt);
   ApplyResult changed;

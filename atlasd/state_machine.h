@@ -36,6 +36,18 @@ struct SnapshotHeads {
   std::map<std::string, storage::TableState> tables;
 };  // atlasd/snapshot_stream.h
 
+// A read inside a transaction, as the node that proposed it answers (atlasd/commands/keys.cc).
+struct TxnRead {
+  proto::Read::Kind kind = proto::Read::GET;
+  std::string key;                        // table.row
+  std::optional<storage::RowRecord> row;  // nullopt: no such row
+  std::string value;                      // GET and BLOB: the value's bytes
+};
+
+// What the reads of one transaction may return in all: decided the same on every replica (a
+// constant, not a setting), before anything is written.
+inline constexpr uint64_t kTxnReadBytesMax = uint64_t{128} << 20;
+
 struct ApplyResult {
   bool ok = true;
   std::string error;      // the ERROR WARN message when !ok
@@ -53,6 +65,10 @@ struct ApplyResult {
   bool row_changed = false;
   // When a row changed: the table's new revision, whose change is in Cf::kChanges (WATCH).
   uint64_t table_revision = 0;
+  // A transaction: its reads in order (when asked for), and each table it changed with the
+  // table's last new revision.
+  std::vector<TxnRead> reads = {};
+  std::vector<std::pair<std::string, uint64_t>> changes = {};
 };
 
 // Revisions of row changes each table keeps for WATCH ... FROM (per node; older ones are
@@ -113,8 +129,9 @@ class StateMachine {
   // (reads see earlier commands of the same batch). Records the object's new commit index.
   // The table and object records it changes reach `batch` in FlushMeta: call it before the
   // batch is committed.
+  // A transaction's reads are answered only `with_reads` (the node that proposed it).
   ApplyResult Apply(const proto::Command& cmd, const std::string& object, uint64_t slot,
-                    storage::WriteSet* batch);
+                    storage::WriteSet* batch, bool with_reads = true);
   // A table's own object.
   ApplyResult Apply(const proto::Command& cmd, uint64_t slot,
                     storage::WriteSet* batch) {
@@ -178,17 +195,40 @@ class StateMachine {
   static std::optional<SnapshotHeads> ReadSnapshotHeads(SnapshotPieces& snapshot);
 
  private:
-  // `now_ms`: the time the command is judged at (its stamp, never before the table's clock).
+  // `now_ms`: the time the command is judged at (its stamp, never before the table's clock);
+  // `as`: the command whose principal it acts as (itself, or its transaction).
   // `revision`: the table revision the row gets if it is written.
-  ApplyResult ApplyPut(const proto::Command& cmd, int64_t now_ms, uint64_t revision,
+  ApplyResult ApplyPut(const proto::Command& cmd, const proto::Command& as, int64_t now_ms,
+                       uint64_t revision, storage::WriteSet* batch);
+  ApplyResult ApplyDel(const proto::Command& cmd, const proto::Command& as, int64_t now_ms,
                        storage::WriteSet* batch);
-  ApplyResult ApplyDel(const proto::Command& cmd, int64_t now_ms,
-                       storage::WriteSet* batch);
-  // Why an IF REV condition fails for a row now at `current` (null: absent), if it does.
-  static std::optional<std::string> ConditionFails(bool has_if_rev, uint64_t if_rev,
-                                                   const std::string& table,
-                                                   const std::string& row,
-                                                   const storage::RowRecord* current);
+  // After a command of the table's: its position (slot), clock, and revision if it changed a
+  // row, whose change it appends to the history.
+  void Settle(const proto::Command& cmd, uint64_t slot, int64_t now_ms, ApplyResult& result,
+              storage::WriteSet* batch);
+  // Why `cmd` (a put or a del, of its table) may not write over its row as it is now
+  // (`current`, null: absent) at `now_ms`, if it may not: IF REV, WORM, the retention bound.
+  // Not the ACL.
+  static std::optional<std::string> WriteRefused(const proto::Command& cmd, int64_t now_ms,
+                                                 const storage::RowRecord* current);
+  // The retention a put gives its row at `now_ms` (0: none).
+  static int64_t WormUntil(const proto::Put& put, int64_t now_ms);
+  // The row's record through the batch (and the row cache).
+  std::optional<storage::RowRecord> LoadRow(const std::string& table, const std::string& row,
+                                            storage::WriteSet* batch);
+  // Why `object`'s log may not change `table` at `slot` now, if it may not: the result to
+  // answer instead (not governed here, or already included in the table's state).
+  std::optional<ApplyResult> NotGoverned(const proto::Command& cmd, const std::string& object,
+                                         const std::string& table, uint64_t slot,
+                                         storage::WriteSet* batch);
+  // TXN (transactions.md §3): TxnRefused checks every command against the state the ones
+  // before it would leave, writing nothing; only if none is refused are they applied.
+  ApplyResult ApplyTxn(const proto::Command& cmd, const std::string& object, uint64_t slot,
+                       storage::WriteSet* batch, bool with_reads);
+  std::optional<std::string> TxnRefused(const proto::Command& cmd, const std::string& object,
+                                        uint64_t slot, storage::WriteSet* batch,
+                                        std::optional<ApplyResult>* not_governed);
+  TxnRead ReadInTxn(const proto::Command& op, storage::WriteSet* batch);
   ApplyResult ApplyAcl(const proto::Command& cmd, storage::WriteSet* batch);
   ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
                              storage::WriteSet* batch);

@@ -57,6 +57,7 @@ struct Parser {
   std::vector<Token> tok;     // tokens of rest
   std::optional<std::string> id;
   std::optional<std::string>* blob;
+  Frame* frame;  // the whole frame: a TXN's commands are in its body
 
   ParseError Err(std::string msg) const { return ParseError{id, std::move(msg)}; }
   // The second word (the sub-verb), or "".
@@ -495,11 +496,57 @@ struct VerbParser {
   std::string_view verb;
   std::variant<Request, ParseError> (*parse)(const Parser& p);
 };
+// Takes a command into a transaction if it is one a transaction may hold.
+bool AddToTxn(Command& c, Txn& txn) {
+  return std::visit(
+      [&](auto& command) {
+        using T = std::decay_t<decltype(command)>;
+        if constexpr (std::is_constructible_v<TxnCommand, T>) {
+          if constexpr (std::is_same_v<T, KeyPut>) {
+            if (command.principal) return false;
+          }
+          txn.ops.emplace_back(std::move(command));
+          return true;
+        } else {
+          return false;
+        }
+      },
+      c);
+}
+
+// TXN <n>; the framer gathered the n commands after it into the frame's body.
+std::variant<Request, ParseError> ParseTxn(const Parser& p) {
+  const std::string usage = UsageOf<Txn>();
+  if (!p.frame->body_error.empty()) {
+    return p.Err(StrCat("transaction too large: ", p.frame->body_error));
+  }
+  if (p.tok.size() != 2 || p.frame->body.empty()) return p.Err(usage);
+  Txn txn;
+  txn.ops.reserve(p.frame->body.size());
+  for (size_t i = 0; i < p.frame->body.size(); ++i) {
+    Frame& f = p.frame->body[i];
+    const std::string where = StrCat(" (command ", i + 1, " of the transaction)");
+    std::optional<std::string> id;
+    std::string_view rest;
+    std::string err;
+    if (!SplitRequestId(f.line, &id, &rest, &err) || id) {
+      return p.Err(StrCat("a transaction's commands carry no tags", where));
+    }
+    auto parsed = ParseCommand(std::move(f));
+    if (auto* e = std::get_if<ParseError>(&parsed)) return p.Err(e->message + where);
+    if (!AddToTxn(std::get<Request>(parsed).command, txn)) {
+      return p.Err(StrCat(usage, "; no PRINCIPAL option", where));
+    }
+  }
+  return Request{p.id, std::move(txn)};
+}
+
 constexpr VerbParser kVerbParsers[] = {
     {"KEY", ParseKeyCommand}, {"SCAN", ParseScan},           {"COUNT", ParseCount},
     {"SAMPLE", ParseSample},  {"PRINCIPAL", ParsePrincipal}, {"ACL", ParseAcl},
     {"NODE", ParseNode},      {"TOKEN", ParseToken},         {"QUORUM", ParseQuorum},
     {"TABLE", ParseTable},    {"WATCH", ParseWatch},         {"UNWATCH", ParseUnwatch},
+    {"TXN", ParseTxn},
 };
 
 }  // namespace
@@ -607,6 +654,7 @@ std::variant<Request, ParseError> ParseCommand(Frame frame) {
   if (!SplitRequestId(line, &p.id, &p.rest, &err)) return ParseError{std::nullopt, err};
   p.tok = Tokenize(p.rest);
   p.blob = &frame.blob;
+  p.frame = &frame;
   if (p.tok.empty()) return p.Err(Usage("[ID:<id>] <command>"));
   std::string_view verb = p.tok[0].text;
   // A blob payload only belongs to KEY BLOB SET; the framer guarantees nothing else has one.

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "socketproto/frame_parser.h"
 
@@ -66,6 +67,10 @@ struct KeyBlobSet {
 struct KeyBlobGet { Key key; };
 // A row's revision, size, retention and expiry: ROW key=... rev=... (transactions.md §1).
 struct KeyInfo { Key key; };
+// What a transaction may hold, and TXN itself: its commands, applied all or none in one
+// consensus object (transactions.md §3). No command in it has a PRINCIPAL option.
+using TxnCommand = std::variant<KeyGet, KeyInfo, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet>;
+struct Txn { std::vector<TxnCommand> ops; };
 struct Scan {
   TableRange range;
   std::optional<uint64_t> limit;
@@ -108,7 +113,7 @@ struct TokenList {};
 struct TokenRevoke { std::string id; };
 
 using Command =
-    std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Scan, Count, Sample,
+    std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
                  TableGroup, TableList, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;

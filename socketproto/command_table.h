@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 29> kCommands = {{
+inline constexpr std::array<CommandInfo, 30> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -108,6 +108,13 @@ inline constexpr std::array<CommandInfo, 29> kCommands = {{
      .syntax = "KEY INFO <key>",
      .help = "A row's revision, size, WORM retention and expiry: ROW key=... rev=..., or "
              "NOT_FOUND. Linearizable."},
+    {.index = kCommandIndex<Txn>,
+     .name = "TXN",
+     .kind = CommandKind::kWrite,
+     .serves_data = true,
+     .syntax = "TXN <n>, then n lines of KEY GET|INFO|PUT|SET|DEL|BLOB SET|BLOB GET",
+     .help = "The next n commands as one transaction, all or none, in one table or TABLE "
+             "GROUP: their data frames, then one OK."},
     {.index = kCommandIndex<Scan>,
      .name = "SCAN",
      .kind = CommandKind::kRead,

@@ -58,6 +58,61 @@ bool SplitRequestId(std::string_view line, std::optional<std::string>* id, std::
 }
 
 ParseStatus FrameParser::Next(std::string_view* input, Frame* frame, std::string* error) {
+  for (;;) {
+    Frame f;
+    ParseStatus st = NextLine(input, &f, error);
+    if (st != ParseStatus::kFrame) return st;
+    if (!txn_) {
+      if (!InspectTxn(f, error)) return ParseStatus::kFatal;
+      if (!txn_) {
+        *frame = std::move(f);
+        return ParseStatus::kFrame;
+      }
+    } else {
+      // Over a limit, the rest is read and dropped: the stream stays framed.
+      txn_bytes_ += f.line.size() + (f.blob ? f.blob->size() : 0);
+      if (txn_->body_error.empty() && txn_bytes_ > limits_.max_blob_bytes) {
+        txn_->body_error = StrCat("more than ", limits_.max_blob_bytes, " bytes");
+        txn_->body.clear();
+      }
+      if (txn_->body_error.empty()) txn_->body.push_back(std::move(f));
+      --txn_remaining_;
+    }
+    if (txn_remaining_ == 0) {
+      *frame = std::move(*txn_);
+      txn_.reset();
+      txn_bytes_ = 0;
+      return ParseStatus::kFrame;
+    }
+  }
+}
+
+bool FrameParser::InspectTxn(Frame& frame, std::string* error) {
+  if (!handshake_done_) return true;
+  std::optional<std::string> id;
+  std::string_view rest;
+  std::string ignored;
+  if (!SplitRequestId(frame.line, &id, &rest, &ignored)) return true;  // ParseCommand says why
+  std::vector<Token> t = Tokenize(rest, 3);
+  if (t.empty() || !EqualsIgnoreCase(t[0].text, "TXN")) return true;
+  // The commands that follow cannot be told from ordinary ones without their count: run one
+  // by one, they would not be atomic. So a count that cannot be read ends the connection.
+  uint64_t n = 0;
+  std::string_view count = t.size() > 1 ? t[1].text : std::string_view();
+  auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+  if (t.size() != 2 || ec != std::errc() || ptr != count.data() + count.size()) {
+    *error = StrCat("invalid transaction length '", count.substr(0, 32), "'");
+    return false;
+  }
+  txn_ = std::move(frame);
+  txn_remaining_ = n;
+  if (n > kTxnCommandsMax) {
+    txn_->body_error = StrCat(n, " commands (limit ", kTxnCommandsMax, ")");
+  }
+  return true;
+}
+
+ParseStatus FrameParser::NextLine(std::string_view* input, Frame* frame, std::string* error) {
   while (!input->empty()) {
     if (in_payload_) {
       size_t take = static_cast<size_t>(

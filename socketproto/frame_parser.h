@@ -21,7 +21,14 @@ namespace atlas::socketproto {
 struct Frame {
   std::string line;                 // without the "\r\n" / "\n" terminator
   std::optional<std::string> blob;  // the payload, when the line announced one
+  // A `TXN <n>` line: the n frames after it (shared/spec/transactions.md §3), or, when they
+  // were over a limit, none and `body_error` saying which (they were read and dropped).
+  std::vector<Frame> body = {};
+  std::string body_error = {};
 };
+
+// The most commands one TXN may hold (the contract asks for at least 10,000).
+inline constexpr uint64_t kTxnCommandsMax = 100'000;
 
 enum class ParseStatus {
   kFrame,     // *frame holds a complete frame
@@ -37,12 +44,19 @@ class FrameParser {
   void set_handshake_done() { handshake_done_ = true; }
 
   // Consumes bytes from the front of *input. Blank lines are skipped (shared/spec/protocol.md §3).
+  // A TXN line and the n frames after it come out as one frame.
   ParseStatus Next(std::string_view* input, Frame* frame, std::string* error);
 
-  // Bytes buffered inside the parser (a partial line or payload); bounded by the limits.
-  size_t buffered_bytes() const { return line_.size() + payload_.size(); }
+  // Bytes buffered inside the parser (a partial line or payload, a transaction's frames so
+  // far); bounded by the limits.
+  size_t buffered_bytes() const { return line_.size() + payload_.size() + txn_bytes_; }
 
  private:
+  // One line, with its payload when it announces one.
+  ParseStatus NextLine(std::string_view* input, Frame* frame, std::string* error);
+  // Whether a line opens a transaction: sets txn_ (false with *error when its count is bad).
+  bool InspectTxn(Frame& frame, std::string* error);
+
   // Decides whether a finished line announces a payload. Returns false on a bad length.
   bool InspectLine(std::string* error);
 
@@ -53,6 +67,10 @@ class FrameParser {
   uint64_t payload_remaining_ = 0;
   std::string payload_;
   std::string pending_line_;  // the line that announced the payload being read
+  // The transaction being gathered: its TXN frame, and how many frames it still takes.
+  std::optional<Frame> txn_;
+  uint64_t txn_remaining_ = 0;
+  uint64_t txn_bytes_ = 0;
 };
 
 // Splits a line into whitespace-separated tokens, remembering where each starts so a command

@@ -1,6 +1,7 @@
 // KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (shared/spec/protocol.md §5),
-// KEY INFO and IF REV (shared/spec/transactions.md §1-2).
+// KEY INFO, IF REV and TXN (shared/spec/transactions.md §1-3).
 #include "atlasd/commands/call.h"
+#include "atlasd/state_machine.h"
 #include "socketproto/str.h"
 
 namespace atlas {
@@ -15,19 +16,100 @@ void Executor::Run(const CallPtr& call, const sp::KeyBlobGet& c) {
   ReadRow(call, c.key, /*blob=*/true, 0);
 }
 
+namespace {
+
+// The options of KEY PUT and KEY BLOB SET that reach the replicated command.
+void SetWriteOptions(const std::optional<sp::Worm>& worm, std::optional<uint64_t> if_rev,
+                     proto::Put* put) {
+  if (worm && worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(worm->ttl_ms);
+  if (worm && worm->kind == sp::Worm::Kind::kExpires) put->set_worm_expires_ms(worm->expires_ms);
+  if (if_rev) put->set_if_rev(*if_rev);
+}
+
+// KEY INFO's answer for a row that exists.
+std::string RowLine(std::string_view key, const storage::RowRecord& r) {
+  auto instant = [](int64_t ms) { return ms > 0 ? sp::FormatRfc3339Ms(ms) : std::string("-"); };
+  return StrCat("ROW key=", key, " rev=", r.revision, " size=", r.size, " worm_until=",
+                instant(r.worm_until_ms), " expires=", instant(r.expires_ms));
+}
+
+// Which object a table's commands go to, as this node last applied it.
+std::string ObjectOfTable(storage::Store& store, const std::string& table) {
+  absl::StatusOr<storage::TableState> st = store.LoadTableState(table);
+  return StateMachine::ObjectOf(table, st.ok() ? st->group : "");
+}
+
+// A transaction's command as the replicated one (a read is a proto::Read).
+void BuildTxnOp(sp::TxnCommand& c, proto::Command* op) {
+  std::visit(
+      [&](auto& command) {
+        using T = std::decay_t<decltype(command)>;
+        op->set_table(std::string(command.key.table()));
+        const std::string row(command.key.row());
+        if constexpr (std::is_same_v<T, sp::KeyPut> || std::is_same_v<T, sp::KeyBlobSet>) {
+          proto::Put* put = op->mutable_put();
+          put->set_row(row);
+          put->set_value(std::move(command.value));
+          SetWriteOptions(command.worm, command.if_rev, put);
+        } else if constexpr (std::is_same_v<T, sp::KeyDel>) {
+          op->mutable_del()->set_row(row);
+          if (command.if_rev) op->mutable_del()->set_if_rev(*command.if_rev);
+        } else {
+          op->mutable_read()->set_row(row);
+          op->mutable_read()->set_kind(std::is_same_v<T, sp::KeyInfo>      ? proto::Read::INFO
+                                       : std::is_same_v<T, sp::KeyBlobGet> ? proto::Read::BLOB
+                                                                           : proto::Read::GET);
+        }
+      },
+      c);
+}
+
+}  // namespace
+
 void Executor::Run(const CallPtr& call, const sp::KeyInfo& c) {
   auto rec = store_->GetRow(c.key.table(), c.key.row());
   if (!rec.ok()) return call->Warn(StrCat("internal error: ", rec.status().message()));
-  if (!rec->has_value()) {
-    call->reply.Line("NOT_FOUND");
-    return call->Ok();
-  }
-  const storage::RowRecord& r = **rec;
-  auto instant = [](int64_t ms) { return ms > 0 ? sp::FormatRfc3339Ms(ms) : std::string("-"); };
-  call->reply.Line(StrCat("ROW key=", c.key.full, " rev=", r.revision, " size=", r.size,
-                          " worm_until=", instant(r.worm_until_ms), " expires=",
-                          instant(r.expires_ms)));
+  call->reply.Line(rec->has_value() ? RowLine(c.key.full, **rec) : "NOT_FOUND");
   call->Ok();
+}
+
+std::optional<std::string> Executor::Build(Call&, sp::Txn& c, proto::Command* cmd) {
+  // One consensus object holds the whole transaction: one table, or tables of one group. The
+  // owner checks it again when it applies (the grouping may change meanwhile).
+  const std::string first(std::visit([](auto& op) { return op.key.table(); }, c.ops.front()));
+  const std::string object = ObjectOfTable(*store_, first);
+  for (sp::TxnCommand& op : c.ops) {
+    const std::string table(std::visit([](auto& o) { return o.key.table(); }, op));
+    if (table != first && ObjectOfTable(*store_, table) != object) {
+      return StrCat("transaction spans '", first, "' and '", table,
+                    "', which are not in one group");
+    }
+    BuildTxnOp(op, cmd->mutable_txn()->add_ops());
+  }
+  cmd->set_table(first);  // routes the entry to the object's log
+  return std::nullopt;
+}
+
+void Executor::AnswerReads(const CallPtr& call, std::vector<TxnRead> reads) {
+  size_t bytes = 256;
+  for (const TxnRead& r : reads) bytes += r.value.size() + r.key.size() + 160;
+  auto shared = std::make_shared<std::vector<TxnRead>>(std::move(reads));
+  Reserve(call, bytes, [call, shared] {
+    for (const TxnRead& r : *shared) {
+      if (r.kind == proto::Read::INFO) {
+        call->reply.Line(r.row ? RowLine(r.key, *r.row) : "NOT_FOUND");
+      } else if (r.kind == proto::Read::BLOB) {
+        if (r.row) {
+          call->reply.Blob(r.value);
+        } else {
+          call->reply.Line("EMPTY");
+        }
+      } else {
+        call->reply.Line(r.row ? StrCat("VALUE:", r.value) : "NOT_FOUND");
+      }
+    }
+    call->Ok();
+  });
 }
 
 void Executor::ReadRow(const CallPtr& call, const sp::Key& key, bool blob, int attempt) {
@@ -84,11 +166,5 @@ std::optional<std::string> Executor::Build(Call&, sp::KeyDel& c, proto::Command*
   return std::nullopt;
 }
 
-void Executor::SetWriteOptions(const std::optional<sp::Worm>& worm,
-                               std::optional<uint64_t> if_rev, proto::Put* put) {
-  if (worm && worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(worm->ttl_ms);
-  if (worm && worm->kind == sp::Worm::Kind::kExpires) put->set_worm_expires_ms(worm->expires_ms);
-  if (if_rev) put->set_if_rev(*if_rev);
-}
 
 }  // namespace atlas

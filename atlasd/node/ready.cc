@@ -253,8 +253,10 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
       // that predates stamps) keep the proposer's time.
       if (c.stamp_ms > 0) cmd.set_timestamp_ms(c.stamp_ms);
       if (cmd.has_placement() || cmd.has_adopt()) routes_.Forget(cmd.table());
-      r = state_machine_.Apply(cmd, e.object, e.slot, &writes);
+      // Only the node that proposed a transaction answers its reads.
+      r = state_machine_.Apply(cmd, e.object, e.slot, &writes, c.id.node == options_.node_id);
       if (r.table_revision > 0) applied.changes.emplace_back(cmd.table(), r.table_revision);
+      for (auto& change : r.changes) applied.changes.push_back(std::move(change));
       if (cmd.has_adopt()) applied.everything = true;
       if (r.ok && cmd.has_acl()) applied.acls.push_back(cmd.table());
       if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {

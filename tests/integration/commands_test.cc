@@ -163,6 +163,36 @@ TEST_CASE_METHOD(Fixture, "KEY INFO and IF REV: row revisions and conditional wr
         "ERROR WARN permission denied for principal 'bob': READ on acct");
 }
 
+TEST_CASE_METHOD(Fixture, "TXN: one OK after the commands' data frames, all or none, tagged or "
+                          "not (transactions.md §3)") {
+  auto txn = [&](const std::string& head, const std::string& body) {
+    auto r = conn->Call(head, body);
+    REQUIRE(r.ok());
+    return Texts(*r);
+  };
+  CHECK(Call(*conn, "KEY PUT bank.a 100") == "OK");
+  CHECK(txn("[ID:t1] TXN 5", "KEY GET bank.a\r\nKEY SET bank.a IF REV 1 70\r\n"
+                             "KEY PUT bank.b 30\r\nKEY INFO bank.b\r\nKEY BLOB GET bank.b\r\n") ==
+        "[ID:t1] VALUE:100\n[ID:t1] ROW key=bank.b rev=3 size=2 worm_until=- expires=-\n"
+        "[ID:t1] BLOB 2\n[ID:t1] OK");
+  CHECK(txn("TXN 2", "KEY SET bank.a IF REV 2 60\r\nKEY SET bank.b IF REV 2 40\r\n") ==
+        "ERROR WARN transaction aborted: condition failed: 'bank.b' is at revision 3");
+  CHECK(Call(*conn, "KEY GET bank.a") == "VALUE:70\nOK");
+  // A blob inside: its payload follows its line, as outside.
+  CHECK(txn("TXN 2", "KEY BLOB SET bank.c IF REV 0 3\r\nx\ryKEY GET bank.missing\r\n") ==
+        "NOT_FOUND\nOK");
+  CHECK(txn("TXN 2", "KEY GET bank.a\r\nSCAN bank\r\n").starts_with(
+        "ERROR WARN usage: TXN <n>, then n lines of "));
+  CHECK(txn("TXN 2", "KEY PUT bank.x 1\r\nKEY PUT vault.x 1\r\n") ==
+        "ERROR WARN transaction spans 'bank' and 'vault', which are not in one group");
+  CHECK(Call(*conn, "TXN 0") == "ERROR WARN usage: TXN <n>, then n lines of KEY GET|INFO|PUT|"
+                                "SET|DEL|BLOB SET|BLOB GET");
+  // The connection carries on after each of them.
+  CHECK(Call(*conn, "KEY INFO bank.x") == "NOT_FOUND\nOK");
+  // A count that cannot be read ends the connection: what follows cannot be framed.
+  CHECK(Call(*conn, "TXN many") == "ERROR FATAL invalid transaction length 'many'");
+}
+
 TEST_CASE_METHOD(Fixture, "NODE, QUORUM and TABLE answer for the one-node cluster") {
   // The harness lets the daemon pick its peer port.
   std::string list = Call(*conn, "NODE LIST");

@@ -240,3 +240,28 @@ TEST_CASE("WATCH: a watcher that stops reading is cut off and told where to resu
   REQUIRE(w->Send("[ID:r] WATCH slow FROM " + std::to_string(got.back().revision) + "\r\n"));
   CHECK(w->ReadUntil("[ID:r] EVENT 1500 ", 20000).find("[ID:r] EVENT 1500 ") != std::string::npos);
 }
+
+TEST_CASE("WATCH: a transaction's changes are consecutive events; a refused one sends none") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto conn = d.Connect();
+  REQUIRE(atlas::testing::Texts(*conn->Call("KEY PUT tx.a 1")) == "OK");
+  auto w = Watcher(d.socket_path(), "[ID:t] WATCH tx");
+  auto txn = [&](const std::string& body) {
+    auto r = conn->Call("TXN 3", body);
+    REQUIRE(r.ok());
+    return atlas::testing::Texts(*r);
+  };
+  CHECK(txn("KEY SET tx.a IF REV 1 2\r\nKEY PUT tx.b 3\r\nKEY DEL tx.a\r\n") == "OK");
+  CHECK(txn("KEY PUT tx.c 9\r\nKEY DEL tx.b IF REV 1\r\nKEY GET tx.c\r\n") ==
+        "ERROR WARN transaction aborted: condition failed: 'tx.b' is at revision 3");
+  REQUIRE(atlas::testing::Texts(*conn->Call("KEY PUT tx.d 4")) == "OK");
+  w->ReadUntil("[ID:t] EVENT 5 PUT tx.d 1\r\n4");
+  std::vector<Event> got = ParseEvents(w->buffer(), "t");
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].revision == 2);
+  CHECK(got[0].text == "PUT tx.a 2");
+  CHECK(got[1].text == "PUT tx.b 3");
+  CHECK(got[2].text == "DEL tx.a");
+  CHECK(got[3].revision == 5);  // the refused transaction took none
+}

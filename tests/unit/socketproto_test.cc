@@ -229,6 +229,64 @@ TEST_CASE("a blob's length is the last word of its line, after any options") {
   CHECK(bad.fatal->find("invalid blob length 'x'") == 0);
 }
 
+TEST_CASE("TXN <n> gathers the n frames after it, blobs included, into one frame") {
+  auto p = Feed("[ID:t] TXN 3\r\nKEY GET a.b\r\nKEY BLOB SET a.c IF REV 0 2\r\nxyKEY DEL a.d\r\n"
+                "KEY GET after.txn\r\n", 5);
+  REQUIRE_FALSE(p.fatal);
+  REQUIRE(p.frames.size() == 2);
+  CHECK(p.frames[0].line == "[ID:t] TXN 3");
+  REQUIRE(p.frames[0].body.size() == 3);
+  CHECK(p.frames[0].body[1].blob == std::string("xy"));
+  CHECK(p.frames[1].line == "KEY GET after.txn");
+  auto r = ParseCommand(std::move(p.frames[0]));
+  REQUIRE(std::holds_alternative<Request>(r));
+  const Request& req = std::get<Request>(r);
+  CHECK(req.id == std::string("t"));
+  const auto& txn = std::get<Txn>(req.command);
+  REQUIRE(txn.ops.size() == 3);
+  CHECK(std::get<KeyBlobSet>(txn.ops[1]).if_rev == 0u);
+  CHECK(std::holds_alternative<KeyDel>(txn.ops[2]));
+  // A count that cannot be read leaves the commands after it unframeable.
+  for (const char* bad : {"TXN\r\n", "TXN x\r\n", "TXN -1\r\n", "TXN 2 3\r\n"}) {
+    auto f = Feed(bad);
+    REQUIRE(f.fatal);
+    CHECK(f.fatal->starts_with("invalid transaction length"));
+  }
+}
+
+TEST_CASE("a transaction holds only row commands, untagged and without PRINCIPAL; over a limit "
+          "its commands are read and dropped") {
+  auto one = [](std::string line) {
+    auto p = Feed("TXN 1\n" + line + "\n");
+    REQUIRE(p.frames.size() == 1);
+    auto r = ParseCommand(std::move(p.frames[0]));
+    return std::holds_alternative<ParseError>(r) ? std::get<ParseError>(r).message : "parsed";
+  };
+  CHECK(one("KEY INFO a.b") == "parsed");
+  CHECK(one("NODE LIST").starts_with("usage: TXN <n>, then n lines of KEY GET|INFO|PUT|SET|DEL"));
+  CHECK(one("NODE LIST").ends_with("(command 1 of the transaction)"));
+  CHECK(one("KEY PUT a.b PRINCIPAL bob v").find("no PRINCIPAL option") != std::string::npos);
+  CHECK(one("[ID:x] KEY GET a.b") ==
+        "a transaction's commands carry no tags (command 1 of the transaction)");
+  CHECK(one("KEY GET nodot") ==
+        "invalid key 'nodot': expected <table>.<row> (command 1 of the transaction)");
+  CHECK(one("TXN 1").starts_with("usage: TXN"));  // no nesting
+  auto empty = Feed("TXN 0\nKEY GET a.b\n");
+  REQUIRE(empty.frames.size() == 2);
+  CHECK(std::get<ParseError>(ParseCommand(std::move(empty.frames[0]))).message.starts_with(
+      "usage: TXN"));
+  Limits small;
+  small.max_blob_bytes = 16;
+  auto big = Feed("TXN 2\nKEY PUT a.b 0123456789\nKEY PUT a.c 0123456789\nKEY GET a.b\n", 0,
+                  small);
+  REQUIRE(big.frames.size() == 2);  // the transaction, then the next command
+  CHECK(big.frames[0].body.empty());
+  CHECK(std::get<ParseError>(ParseCommand(std::move(big.frames[0]))).message ==
+        "transaction too large: more than 16 bytes");
+  auto many = Feed("TXN 100001\n");
+  REQUIRE(many.frames.empty());  // still reading (and dropping) its commands
+}
+
 TEST_CASE("durations: a positive integer and one of s m h d") {
   CHECK(ParseDurationMs("90s") == 90000);
   CHECK(ParseDurationMs("15m") == 900000);
@@ -343,13 +401,18 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"TOKEN LIST", "TOKEN LIST"},
       {"TOKEN REVOKE", "TOKEN REVOKE 0123456789ab"},
       {"KEY SET", "KEY SET a.b v"},
+      {"TXN", "TXN 1"},  // its one command is the frame's body (below)
   };
   auto parses_to = [&](std::string_view name, size_t index) {
     INFO(name);
     auto it = examples.find(name);
     REQUIRE(it != examples.end());
     CHECK(it->second.starts_with(name));
-    Request r = MustParse(it->second, std::string("x"));
+    Frame frame{it->second, std::string("x")};
+    if (name == "TXN") frame = Frame{"TXN 1", std::nullopt, {Frame{"KEY GET a.b", std::nullopt}}};
+    auto parsed = ParseCommand(std::move(frame));
+    REQUIRE(std::holds_alternative<Request>(parsed));
+    Request r = std::get<Request>(std::move(parsed));
     CHECK(r.command.index() == index);
     CHECK(&InfoOf(r.command) == &kCommands[index]);
   };

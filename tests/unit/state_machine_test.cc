@@ -815,3 +815,113 @@ TEST_CASE("a damaged snapshot is refused by the first pass or installs, never cr
   }
   CHECK(decoded > 0);  // (a changed value byte still decodes)
 }
+
+namespace {
+Command ReadOp(const std::string& table, const std::string& row, atlas::proto::Read::Kind kind) {
+  Command c;
+  c.set_table(table);
+  c.mutable_read()->set_row(row);
+  c.mutable_read()->set_kind(kind);
+  return c;
+}
+Command Txn(std::vector<Command> ops, int64_t ts = 1000, const std::string& principal = "") {
+  Command c;
+  c.set_table(ops.front().table());
+  c.set_timestamp_ms(ts);
+  c.set_principal(principal);
+  for (Command& op : ops) *c.mutable_txn()->add_ops() = std::move(op);
+  return c;
+}
+// Puts `table` into group `group` the way NodeHost does: the seal in the table's log, then
+// the adopt in the group's.
+void JoinGroup(Replica& r, const std::string& table, const std::string& group) {
+  REQUIRE(r.Apply(Group(table, group)).sealed);
+  std::optional<Command> adopt = r.sm().BuildAdopt(table);
+  REQUIRE(adopt);
+  REQUIRE(r.ApplyTo("@" + group, *adopt).ok);
+}
+}  // namespace
+
+TEST_CASE("a transaction applies all of its commands or none, each change its own revision, "
+          "its reads seeing the writes before them") {
+  Replica r;
+  REQUIRE(r.Apply(Put("acct", "a", "100", 1000)).ok);
+  REQUIRE(r.Apply(Put("acct", "b", "5", 1000)).ok);
+  using R = atlas::proto::Read;
+  ApplyResult ok = r.Apply(Txn({IfRev(Put("acct", "a", "90", 0), 1), ReadOp("acct", "a", R::GET),
+                                IfRev(Put("acct", "b", "15", 0), 2), Del("acct", "gone", 0),
+                                ReadOp("acct", "b", R::INFO), ReadOp("acct", "none", R::BLOB)}));
+  REQUIRE(ok.ok);
+  REQUIRE(ok.reads.size() == 3);
+  CHECK(ok.reads[0].value == "90");  // its own earlier write
+  REQUIRE(ok.reads[1].row);
+  CHECK(ok.reads[1].row->revision == 4);  // a at 3, b at 4: consecutive, in command order
+  CHECK(ok.reads[1].value.empty());        // INFO carries no value
+  CHECK_FALSE(ok.reads[2].row);
+  CHECK(ok.changes == std::vector<std::pair<std::string, uint64_t>>{{"acct", 4}});
+  // The second write's condition fails: the first, allowed on its own, is not applied either.
+  ApplyResult aborted = r.Apply(Txn({IfRev(Put("acct", "a", "80", 0), 3),
+                                     IfRev(Put("acct", "b", "25", 0), 3)}));
+  CHECK_FALSE(aborted.ok);
+  CHECK(aborted.error == "transaction aborted: condition failed: 'acct.b' is at revision 4");
+  CHECK(aborted.changes.empty());
+  CHECK(r.Value("acct", "a") == "90");
+  CHECK(r.Apply(Put("acct", "c", "x", 1000)).table_revision == 5);  // none was taken
+  // A later command of the transaction sees the revision an earlier one gave the row.
+  CHECK(r.Apply(Txn({IfRev(Put("acct", "n", "1", 0), 0), IfRev(Put("acct", "n", "2", 0), 6),
+                     IfRev(Del("acct", "n", 0), 7)})).ok);
+  CHECK_FALSE(r.Value("acct", "n"));
+  // Only the proposer answers the reads.
+  std::unique_ptr<WriteSet> wb = r.store()->NewWriteSet();
+  ApplyResult quiet = r.sm().Apply(Txn({ReadOp("acct", "a", atlas::proto::Read::GET)}), "acct",
+                                   r.sm().CommitIndex("acct", wb.get()) + 1, wb.get(),
+                                   /*with_reads=*/false);
+  CHECK(quiet.ok);
+  CHECK(quiet.reads.empty());
+}
+
+TEST_CASE("a transaction is refused whole by a WORM row, an ACL, a binary GET or a table of "
+          "another object") {
+  Replica r;
+  REQUIRE(r.Apply(Put("t", "a", "1", 1000)).ok);
+  Command worm = Put("t", "w", "kept", 1000);
+  worm.mutable_put()->set_worm_ttl_ms(3'600'000);
+  REQUIRE(r.Apply(worm).ok);
+  ApplyResult w = r.Apply(Txn({Put("t", "a", "2", 0), Del("t", "w", 0)}));
+  CHECK(w.error.starts_with("transaction aborted: row 't.w' is WORM-protected until "));
+  CHECK(r.Value("t", "a") == "1");
+  REQUIRE(r.Apply(Acl("t", "alice", atlas::proto::OWNER, true, "alice")).ok);
+  REQUIRE(r.Apply(Acl("t", "bob", atlas::proto::READ, true, "alice")).ok);
+  ApplyResult acl = r.Apply(Txn({ReadOp("t", "a", atlas::proto::Read::GET), Put("t", "a", "3", 0)},
+                                1000, "bob"));
+  CHECK(acl.error == "transaction aborted: permission denied for principal 'bob': WRITE on t");
+  CHECK(r.Apply(Txn({ReadOp("t", "a", atlas::proto::Read::GET)}, 1000, "bob")).ok);
+  CHECK(r.Apply(Txn({ReadOp("t", "a", atlas::proto::Read::GET)}, 1000, "eve")).error ==
+        "transaction aborted: permission denied for principal 'eve': READ on t");
+  ApplyResult binary = r.Apply(
+      Txn({Put("t", "b", "x\r\ny", 0), ReadOp("t", "b", atlas::proto::Read::GET)}, 1000, "alice"));
+  CHECK(binary.error == "transaction aborted: value of 't.b' is binary; use KEY BLOB GET");
+  // Another table is not in this object's log: retried elsewhere, never half-applied.
+  ApplyResult other = r.Apply(Txn({Put("t", "a", "4", 0), Put("u", "a", "4", 0)}, 1000, "alice"));
+  CHECK(other.moved);
+  CHECK(other.error == "table 'u' is not in no group yet; retry");
+  CHECK(r.Value("t", "a") == "1");
+}
+
+TEST_CASE("a transaction over the tables of one group, applied the same on every replica") {
+  Replica a, b(/*memory=*/true);
+  for (Replica* r : {&a, &b}) {
+    REQUIRE(r->Apply(Put("x", "k", "1", 1000)).ok);
+    JoinGroup(*r, "x", "g");
+    JoinGroup(*r, "y", "g");
+    ApplyResult t = r->ApplyTo("@g", Txn({IfRev(Put("x", "k", "2", 0), 1), Put("y", "k", "3", 0),
+                                          ReadOp("y", "k", atlas::proto::Read::GET)}));
+    REQUIRE(t.ok);
+    CHECK(t.reads.at(0).value == "3");
+    CHECK(t.changes == std::vector<std::pair<std::string, uint64_t>>{{"x", 2}, {"y", 1}});
+    ApplyResult half = r->ApplyTo("@g", Txn({Put("x", "k", "4", 0), IfRev(Del("y", "k", 0), 9)}));
+    CHECK(half.error == "transaction aborted: condition failed: 'y.k' is at revision 1");
+    CHECK(r->Value("x", "k") == "2");
+  }
+  CHECK(a.Dump() == b.Dump());
+}

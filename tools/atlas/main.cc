@@ -29,6 +29,7 @@
 namespace {
 
 using atlas::StrCat;
+using atlas::StrAppend;
 using atlas::client::Connection;
 using atlas::client::ReplyFrame;
 
@@ -249,34 +250,15 @@ class Runner {
     auto tok = atlas::socketproto::Tokenize(rest);
     if (tok.empty()) return true;
     std::optional<std::string> blob;
-    // KEY BLOB SET <key> [options] @file uploads a file; in a script, KEY BLOB SET <key>
-    // [options] <n> takes the next n bytes of the script itself. Either is the last word.
-    if (tok.size() >= 5 && atlas::EqualsIgnoreCase(tok[0].text, "KEY") &&
-        atlas::EqualsIgnoreCase(tok[1].text, "BLOB") && atlas::EqualsIgnoreCase(tok[2].text, "SET")) {
-      std::string_view arg = tok.back().text;
-      if (!arg.empty() && arg[0] == '@') {
-        std::ifstream f(std::string(arg.substr(1)), std::ios::binary);
-        if (!f) {
-          std::fprintf(stderr, "atlas: cannot read %s\n", std::string(arg.substr(1)).c_str());
-          failed_ = true;
-          return true;
-        }
-        std::stringstream ss;
-        ss << f.rdbuf();
-        blob = ss.str();
-        line = StrCat(line.substr(0, rest.data() - line.data() + tok.back().offset), blob->size());
-      } else if (payload_source != nullptr) {
-        size_t n = std::strtoull(std::string(arg).c_str(), nullptr, 10);
-        std::string data(n, '\0');
-        payload_source->read(data.data(), static_cast<std::streamsize>(n));
-        data.resize(static_cast<size_t>(payload_source->gcount()));
-        blob = std::move(data);
-      } else {
-        std::fprintf(stderr, "atlas: in the REPL, upload a file with KEY BLOB SET <key> @<file>\n");
-        failed_ = true;
-        return true;
-      }
+    if (!TakePayload(tok, payload_source, &line, &blob)) return true;
+    std::optional<std::string> assumes;  // PRINCIPAL ASSUME <name>
+    if (tok.size() == 3 && atlas::EqualsIgnoreCase(tok[0].text, "PRINCIPAL") &&
+        atlas::EqualsIgnoreCase(tok[1].text, "ASSUME")) {
+      assumes = std::string(tok[2].text);
     }
+    std::string context(rest);  // what an error message is about
+    if (Gather(tok, id.has_value(), &line, &blob)) return true;
+    if (line.starts_with("TXN ") && context != line) context = line;
     auto frames = conn_->Call(line, blob ? std::optional<std::string_view>(*blob) : std::nullopt);
     if (!frames.ok()) {
       std::fprintf(stderr, "atlas: %s\n", std::string(frames.status().message()).c_str());
@@ -285,7 +267,7 @@ class Runner {
     }
     for (const ReplyFrame& f : *frames) {
       if (interactive_ && f.IsError() && !f.blob) {
-        PrintError(f, rest);
+        PrintError(f, context);
       } else {
         Print(f);
       }
@@ -295,12 +277,86 @@ class Runner {
       lost_ = true;
       return false;
     }
-    if (!frames->empty() && frames->back().text == "OK" && tok.size() == 3 &&
-        atlas::EqualsIgnoreCase(tok[0].text, "PRINCIPAL") &&
-        atlas::EqualsIgnoreCase(tok[1].text, "ASSUME")) {
-      principal_ = std::string(tok[2].text);
-    }
+    if (!frames->empty() && frames->back().text == "OK" && assumes) principal_ = *assumes;
     return true;
+  }
+
+  // KEY BLOB SET <key> [options] @file uploads a file; in a script, KEY BLOB SET <key>
+  // [options] <n> takes the next n bytes of the script itself. Either is the last word.
+  // False (the line is done with) when there is no payload to send.
+  bool TakePayload(const std::vector<atlas::socketproto::Token>& tok, std::istream* source,
+                   std::string* line, std::optional<std::string>* blob) {
+    if (tok.size() < 5 || !atlas::EqualsIgnoreCase(tok[0].text, "KEY") ||
+        !atlas::EqualsIgnoreCase(tok[1].text, "BLOB") ||
+        !atlas::EqualsIgnoreCase(tok[2].text, "SET")) {
+      return true;
+    }
+    std::string_view arg = tok.back().text;
+    if (!arg.empty() && arg[0] == '@') {
+      std::ifstream f(std::string(arg.substr(1)), std::ios::binary);
+      if (!f) {
+        std::fprintf(stderr, "atlas: cannot read %s\n", std::string(arg.substr(1)).c_str());
+        failed_ = true;
+        return false;
+      }
+      std::stringstream ss;
+      ss << f.rdbuf();
+      *blob = ss.str();
+      const size_t at = static_cast<size_t>(arg.data() - line->data());
+      *line = StrCat(line->substr(0, at), (*blob)->size());
+      return true;
+    }
+    if (source == nullptr) {
+      std::fprintf(stderr, "atlas: in the REPL, upload a file with KEY BLOB SET <key> @<file>\n");
+      failed_ = true;
+      return false;
+    }
+    size_t n = std::strtoull(std::string(arg).c_str(), nullptr, 10);
+    std::string data(n, '\0');
+    source->read(data.data(), static_cast<std::streamsize>(n));
+    data.resize(static_cast<size_t>(source->gcount()));
+    *blob = std::move(data);
+    return true;
+  }
+
+  // Transactions as typed: `TXN <n>` and its n lines, or BEGIN, the commands, COMMIT (or
+  // ABORT). True while one is being gathered (nothing to send yet); when one is complete,
+  // *line and *blob become its TXN line and the bytes of its commands.
+  bool Gather(const std::vector<atlas::socketproto::Token>& tok, bool tagged, std::string* line,
+              std::optional<std::string>* blob) {
+    auto word = [&](std::string_view w) {
+      return tok.size() == 1 && atlas::EqualsIgnoreCase(tok[0].text, w);
+    };
+    if (!txn_) {
+      if (word("BEGIN") && !tagged) {
+        txn_.emplace();
+        return true;
+      }
+      if (tok.size() != 2 || !atlas::EqualsIgnoreCase(tok[0].text, "TXN") ||
+          tok[1].text.find_first_not_of("0123456789") != std::string_view::npos) {
+        return false;
+      }
+      const uint64_t n = std::strtoull(std::string(tok[1].text).c_str(), nullptr, 10);
+      if (n == 0) return false;  // the server explains
+      txn_.emplace(Txn{*line, "", n, 0});  // the server waits for all n lines too
+      return true;
+    }
+    if (word("ABORT") || word("ROLLBACK")) {
+      txn_.reset();
+      return true;
+    }
+    if (!word("COMMIT") || txn_->want > 0) {
+      StrAppend(&txn_->body, *line, "\r\n", blob->value_or(""));
+      if (++txn_->have < txn_->want || txn_->want == 0) return true;
+    }
+    if (txn_->have == 0) {  // BEGIN, then COMMIT: nothing to send
+      txn_.reset();
+      return true;
+    }
+    *line = txn_->want > 0 ? std::move(txn_->line) : StrCat("TXN ", txn_->have);
+    *blob = std::move(txn_->body);
+    txn_.reset();
+    return false;
   }
 
   void Print(const ReplyFrame& f) {
@@ -335,8 +391,23 @@ class Runner {
   bool failed() const { return failed_; }
   bool lost() const { return lost_; }
   const std::string& principal() const { return principal_; }
+  bool InTransaction() const { return txn_.has_value(); }
+  // The REPL's prompt inside a transaction: how many of its commands are typed.
+  std::string TxnPrompt() const {
+    if (txn_->want > 0) return StrCat("txn ", txn_->have + 1, "/", txn_->want, "> ");
+    return StrCat("txn ", txn_->have + 1, " (COMMIT or ABORT)> ");
+  }
 
  private:
+  // A transaction being typed: `TXN <n>` and its lines (want = n), or BEGIN ... COMMIT.
+  struct Txn {
+    std::string line;  // the TXN line as typed
+    std::string body;  // the commands so far, each line with its payload
+    uint64_t want = 0;
+    uint64_t have = 0;
+  };
+  std::optional<Txn> txn_;
+
   Connection* conn_;
   const Options& opt_;
   bool failed_ = false;
@@ -398,7 +469,9 @@ int Repl(Connection* conn, const Options& opt) {
   bool timing = false;
   for (;;) {
     std::string prompt =
-        runner.principal().empty() ? "atlas> " : StrCat("atlas(", runner.principal(), ")> ");
+        runner.InTransaction()    ? runner.TxnPrompt()
+        : runner.principal().empty() ? "atlas> "
+                                     : StrCat("atlas(", runner.principal(), ")> ");
     char* input = readline(prompt.c_str());
     if (input == nullptr) {
       std::printf("\n");
