@@ -231,14 +231,21 @@ bool StateMachine::InstallTable(const std::string& table, const storage::TableSt
   // The state record is the caller's to write, after every other entry: a write spilled in
   // parts thus leaves a table without one (never installed) or whole.
   const std::string state_key = storage::TableMetaKey(table, "state");
+  const auto [expiry_lo, expiry_hi] = storage::ExpiryRange(table);
+  bool expiring = false;
   Cf cf;
   std::string_view key, value;
   while (p.NextEntry(&cf, &key, &value)) {
     if (cf == Cf::kMeta && key == state_key) continue;
+    expiring |= cf == Cf::kMeta && key >= expiry_lo && key < expiry_hi;
     batch->Put(cf, key, value);
     if (spill) spill(*batch);
   }
   if (!p.ok()) return false;
+  if (expiring) {  // this node's expirer must know of them, should it own the table
+    batch->Put(Cf::kMeta, storage::ExpiringTableKey(table), "");
+    expiring_.insert(table);
+  }
   // The changes between our revision and the snapshot's never passed through here: the
   // history restarts at the snapshot (WATCH ... FROM before it is told it was compacted).
   if (theirs.revision != revision_before) DropChanges(table, batch);
@@ -611,11 +618,16 @@ std::optional<std::string> StateMachine::WriteRefused(const proto::Command& cmd,
     return StrCat("row '", Key(cmd.table(), row), "' is WORM-protected until ",
                   socketproto::FormatRfc3339Ms(current->worm_until_ms));
   }
-  const int64_t expires = cmd.has_put() ? cmd.put().worm_expires_ms() : 0;
+  if (!cmd.has_put()) return std::nullopt;
+  const int64_t expires = cmd.put().worm_expires_ms();
   if (expires > now_ms && expires - now_ms > socketproto::kRetentionMsMax) {
     // The same bound as WORM TTL's: a retention nobody could ever lift by mistake is a typo.
     return StrCat("WORM EXPIRES ", socketproto::FormatRfc3339Ms(expires),
                   " is more than 100 years ahead");
+  }
+  const int64_t gone = ExpiresAt(cmd.put(), now_ms);
+  if (gone > 0 && gone < WormUntil(cmd.put(), now_ms)) {
+    return StrCat("expiry before the WORM retention of '", Key(cmd.table(), row), "' ends");
   }
   return std::nullopt;
 }
@@ -623,6 +635,24 @@ std::optional<std::string> StateMachine::WriteRefused(const proto::Command& cmd,
 int64_t StateMachine::WormUntil(const proto::Put& put, int64_t now_ms) {
   if (put.worm_expires_ms() > now_ms) return put.worm_expires_ms();
   return put.worm_ttl_ms() > 0 ? now_ms + put.worm_ttl_ms() : 0;
+}
+
+int64_t StateMachine::ExpiresAt(const proto::Put& put, int64_t now_ms) {
+  if (put.expire_at_ms() > 0) return put.expire_at_ms();
+  return put.expire_ttl_ms() > 0 ? now_ms + put.expire_ttl_ms() : 0;
+}
+
+void StateMachine::IndexExpiry(const std::string& table, const std::string& row,
+                               const RowRecord* old, const RowRecord* now,
+                               storage::WriteSet* batch) {
+  if (old != nullptr && old->expires_ms > 0) {
+    if (now != nullptr && now->expires_ms == old->expires_ms) return;
+    batch->Delete(Cf::kMeta, storage::ExpiryKey(table, old->expires_ms, row));
+  }
+  if (now == nullptr || now->expires_ms == 0) return;
+  batch->Put(Cf::kMeta, storage::ExpiryKey(table, now->expires_ms, row), "");
+  batch->Put(Cf::kMeta, storage::ExpiringTableKey(table), "");
+  expiring_.insert(table);
 }
 
 std::optional<RowRecord> StateMachine::LoadRow(const std::string& table, const std::string& row,
@@ -646,13 +676,17 @@ ApplyResult StateMachine::ApplyPut(const proto::Command& cmd, const proto::Comma
     return {false, PermissionDenied(principal, "WRITE", table)};
   }
   std::optional<RowRecord> old = LoadRow(table, put.row(), batch);
-  if (auto why = WriteRefused(cmd, now_ms, old ? &*old : nullptr)) return {false, *why};
+  // An expired row is gone for the conditions too (its removal may not have committed yet).
+  const bool live = old && !storage::Expired(*old, now_ms);
+  if (auto why = WriteRefused(cmd, now_ms, live ? &*old : nullptr)) return {false, *why};
   if (old) DropChunks(table, put.row(), *old, batch);
   RowRecord rec;
   rec.size = put.value().size();
   rec.revision = revision;
   rec.binary = put.value().find_first_of("\r\n") != std::string::npos;
   rec.worm_until_ms = WormUntil(put, now_ms);
+  rec.expires_ms = ExpiresAt(put, now_ms);
+  IndexExpiry(table, put.row(), old ? &*old : nullptr, &rec, batch);
   if (put.value().size() <= storage::kInlineValueBytesMax) {
     rec.inline_value = put.value();
   } else {
@@ -682,9 +716,13 @@ ApplyResult StateMachine::ApplyDel(const proto::Command& cmd, const proto::Comma
     return {false, PermissionDenied(principal, "WRITE", table)};
   }
   std::optional<RowRecord> old = LoadRow(table, row, batch);
-  if (auto why = WriteRefused(cmd, now_ms, old ? &*old : nullptr)) return {false, *why};
+  const bool live = old && !storage::Expired(*old, now_ms);
+  // The owner's removal of an expired row: only if it still is (written again since: kept).
+  if (cmd.del().only_expired() && (!old || live)) return {};
+  if (auto why = WriteRefused(cmd, now_ms, live ? &*old : nullptr)) return {false, *why};
   if (!old) return {};  // deleting nothing is OK
   DropChunks(table, row, *old, batch);
+  IndexExpiry(table, row, &*old, nullptr, batch);
   const std::string row_key = storage::RowKey(table, row);
   batch->Delete(Cf::kRows, row_key);
   rows_->Fill(row_key, std::nullopt);

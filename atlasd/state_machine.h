@@ -15,7 +15,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -140,6 +142,10 @@ class StateMachine {
 
   // Writes the records the applies changed since the last call into `batch`.
   void FlushMeta(storage::WriteSet* batch);
+
+  // The tables that got rows that expire since the last call (written to the store as
+  // storage::ExpiringTableKey too): where the owner's expirer looks (NodeHost::ExpireDue).
+  std::set<std::string> TakeExpiringTables() { return std::exchange(expiring_, {}); }
   const MetaCache& meta_cache() const { return *meta_; }
 
   // Records that `slot` of `object` was applied without a command (a no-op slot).
@@ -211,8 +217,14 @@ class StateMachine {
   // Not the ACL.
   static std::optional<std::string> WriteRefused(const proto::Command& cmd, int64_t now_ms,
                                                  const storage::RowRecord* current);
-  // The retention a put gives its row at `now_ms` (0: none).
+  // The retention a put gives its row at `now_ms` (0: none), and its expiry (0: none).
   static int64_t WormUntil(const proto::Put& put, int64_t now_ms);
+  static int64_t ExpiresAt(const proto::Put& put, int64_t now_ms);
+  // Keeps the table's expiry index (storage::ExpiryKey) and the node's list of expiring
+  // tables right as a row goes from `old` to `now` (null: absent).
+  void IndexExpiry(const std::string& table, const std::string& row,
+                   const storage::RowRecord* old, const storage::RowRecord* now,
+                   storage::WriteSet* batch);
   // The row's record through the batch (and the row cache).
   std::optional<storage::RowRecord> LoadRow(const std::string& table, const std::string& row,
                                             storage::WriteSet* batch);
@@ -221,14 +233,14 @@ class StateMachine {
   std::optional<ApplyResult> NotGoverned(const proto::Command& cmd, const std::string& object,
                                          const std::string& table, uint64_t slot,
                                          storage::WriteSet* batch);
-  // TXN (transactions.md §3): TxnRefused checks every command against the state the ones
+  // TXN (shared/spec/transactions.md §3): TxnRefused checks every command against the state the ones
   // before it would leave, writing nothing; only if none is refused are they applied.
   ApplyResult ApplyTxn(const proto::Command& cmd, const std::string& object, uint64_t slot,
                        storage::WriteSet* batch, bool with_reads);
   std::optional<std::string> TxnRefused(const proto::Command& cmd, const std::string& object,
                                         uint64_t slot, storage::WriteSet* batch,
                                         std::optional<ApplyResult>* not_governed);
-  TxnRead ReadInTxn(const proto::Command& op, storage::WriteSet* batch);
+  TxnRead ReadInTxn(const proto::Command& op, int64_t now_ms, storage::WriteSet* batch);
   ApplyResult ApplyAcl(const proto::Command& cmd, storage::WriteSet* batch);
   ApplyResult ApplyPlacement(const proto::Command& cmd, const std::string& object, uint64_t slot,
                              storage::WriteSet* batch);
@@ -286,6 +298,7 @@ class StateMachine {
   // Row records (Cf::kRows), written to the batch directly and held here as written: never
   // dirty, cleared when a snapshot replaces rows.
   std::shared_ptr<MetaCache> rows_;
+  std::set<std::string> expiring_;  // TakeExpiringTables
 };
 
 }  // namespace atlas

@@ -40,11 +40,11 @@ ApplyResult StateMachine::ApplyTxn(const proto::Command& cmd, const std::string&
   if (not_governed) return *not_governed;
   ApplyResult result;
   for (const proto::Command& op : cmd.txn().ops()) {
+    const int64_t now_ms = std::max(LoadState(op.table(), batch).clock_ms, cmd.timestamp_ms());
     if (op.has_read()) {
-      if (with_reads) result.reads.push_back(ReadInTxn(op, batch));
+      if (with_reads) result.reads.push_back(ReadInTxn(op, now_ms, batch));
       continue;
     }
-    const int64_t now_ms = std::max(LoadState(op.table(), batch).clock_ms, cmd.timestamp_ms());
     const uint64_t revision = LoadState(op.table(), batch).revision + 1;
     ApplyResult r = op.has_put() ? ApplyPut(op, cmd, now_ms, revision, batch)
                                  : ApplyDel(op, cmd, now_ms, batch);
@@ -97,25 +97,28 @@ std::optional<std::string> StateMachine::TxnRefused(const proto::Command& cmd,
     auto r = rows.find(key);
     if (r == rows.end()) r = rows.emplace(key, LoadRow(table, RowOf(op), batch)).first;
     std::optional<RowRecord>& row = r->second;
+    const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
+    const bool live = row && !storage::Expired(*row, now_ms);  // expired: gone for all
     if (read) {
-      if (row && row->binary && op.read().kind() == proto::Read::GET) {
+      if (live && row->binary && op.read().kind() == proto::Read::GET) {
         return StrCat("value of '", key, "' is binary; use KEY BLOB GET");
       }
-      if (row && op.read().kind() != proto::Read::INFO) read_bytes += row->size;
+      if (live && op.read().kind() != proto::Read::INFO) read_bytes += row->size;
       if (read_bytes > kTxnReadBytesMax) {
         return StrCat("transaction too large: its reads return more than ", kTxnReadBytesMax,
                       " bytes");
       }
       continue;
     }
-    const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
-    if (auto why = WriteRefused(op, now_ms, row ? &*row : nullptr)) return why;
+    if (op.has_del() && op.del().only_expired() && (!row || live)) continue;  // a no-op
+    if (auto why = WriteRefused(op, now_ms, live ? &*row : nullptr)) return why;
     if (op.has_put()) {
       RowRecord next;
       next.revision = ++state.revision;
       next.size = op.put().value().size();
       next.binary = op.put().value().find_first_of("\r\n") != std::string::npos;
       next.worm_until_ms = WormUntil(op.put(), now_ms);
+      next.expires_ms = ExpiresAt(op.put(), now_ms);
       row = std::move(next);
     } else if (row) {
       ++state.revision;
@@ -125,11 +128,13 @@ std::optional<std::string> StateMachine::TxnRefused(const proto::Command& cmd,
   return std::nullopt;
 }
 
-TxnRead StateMachine::ReadInTxn(const proto::Command& op, storage::WriteSet* batch) {
+TxnRead StateMachine::ReadInTxn(const proto::Command& op, int64_t now_ms,
+                                storage::WriteSet* batch) {
   TxnRead r;
   r.kind = op.read().kind();
   r.key = StrCat(op.table(), ".", op.read().row());
   r.row = LoadRow(op.table(), op.read().row(), batch);
+  if (r.row && storage::Expired(*r.row, now_ms)) r.row.reset();
   if (!r.row || r.kind == proto::Read::INFO) return r;
   if (!r.row->chunked) {
     r.value = r.row->inline_value;

@@ -162,7 +162,33 @@ struct WriteOptions {
   std::optional<std::string> principal;
   std::optional<Worm> worm;
   std::optional<uint64_t> if_rev;
+  std::optional<Expiry> expire;
 };
+
+// `EXPIRE <duration>` or `EXPIRE AT <rfc3339>` at token i (i names EXPIRE), ending before
+// token `end`; sets *used to the tokens it took.
+std::variant<Expiry, ParseError> ParseExpire(const Parser& p, size_t i, size_t end,
+                                             const std::string& usage, size_t* used) {
+  const auto& t = p.tok;
+  if (i + 2 <= end && Eq(t[i + 1].text, "AT")) {
+    if (i + 3 > end) return p.Err(usage);
+    auto ms = ParseRfc3339Ms(t[i + 2].text);
+    if (!ms) {
+      return p.Err(StrCat("invalid EXPIRE time '", t[i + 2].text.substr(0, 64),
+                          "': expected RFC 3339, e.g. 2030-01-01T00:00:00Z"));
+    }
+    *used = 3;
+    return Expiry{Expiry::Kind::kAt, 0, *ms};
+  }
+  if (i + 2 > end) return p.Err(usage);
+  auto ms = ParseDurationMs(t[i + 1].text);
+  if (!ms) {
+    return p.Err(StrCat("invalid EXPIRE duration '", t[i + 1].text.substr(0, 64),
+                        "': expected e.g. 90s, 15m, 2h, 7d"));
+  }
+  *used = 2;
+  return Expiry{Expiry::Kind::kTtl, *ms, 0};
+}
 std::variant<size_t, ParseError> ParseWriteOptions(const Parser& p, size_t i, size_t end,
                                                    size_t stop, bool principal_allowed,
                                                    const std::string& usage, WriteOptions* o) {
@@ -180,6 +206,12 @@ std::variant<size_t, ParseError> ParseWriteOptions(const Parser& p, size_t i, si
       if (auto* e = std::get_if<ParseError>(&worm)) return *e;
       o->worm = std::get<Worm>(worm);
       i += 3;
+    } else if (Eq(t[i].text, "EXPIRE") && !o->expire) {
+      size_t used = 0;
+      auto e = ParseExpire(p, i, end, usage, &used);
+      if (auto* err = std::get_if<ParseError>(&e)) return *err;
+      o->expire = std::get<Expiry>(e);
+      i += used;
     } else if (Eq(t[i].text, "IF") && i + 1 < t.size() && Eq(t[i + 1].text, "REV") &&
                !o->if_rev) {  // (a value may start with "IF")
       if (i + 3 > end) return p.Err(usage);
@@ -194,7 +226,7 @@ std::variant<size_t, ParseError> ParseWriteOptions(const Parser& p, size_t i, si
   return i;
 }
 
-// KEY PUT|SET <key> [PRINCIPAL <name>] [WORM ...] [IF REV <r>] <value...>
+// KEY PUT|SET <key> [PRINCIPAL <name>] [WORM ...] [EXPIRE ...] [IF REV <r>] <value...>
 std::variant<Request, ParseError> ParseKeyPut(const Parser& p) {
   const auto& t = p.tok;
   const std::string usage = UsageOf<KeyPut>();
@@ -209,10 +241,11 @@ std::variant<Request, ParseError> ParseKeyPut(const Parser& p) {
   if (i >= t.size()) return p.Err(usage);
   // The value is the rest of the line, exact bytes (inner and trailing spaces kept).
   return Request{p.id, KeyPut{std::get<Key>(std::move(k)), std::move(o.principal), o.worm,
-                              std::string(p.rest.substr(t[i].offset)), o.if_rev}};
+                              std::string(p.rest.substr(t[i].offset)), o.if_rev, o.expire}};
 }
 
-// KEY BLOB SET <key> [IF REV <r>] [WORM ...] <length> (+ the payload) | KEY BLOB GET <key>.
+// KEY BLOB SET <key> [IF REV <r>] [WORM ...] [EXPIRE ...] <length> (+ the payload) |
+// KEY BLOB GET <key>.
 // The length is the last word: that is how the frame parser found the payload.
 std::variant<Request, ParseError> ParseKeyBlob(const Parser& p) {
   const auto& t = p.tok;
@@ -227,7 +260,7 @@ std::variant<Request, ParseError> ParseKeyBlob(const Parser& p) {
     if (auto* e = std::get_if<ParseError>(&end)) return *e;
     if (std::get<size_t>(end) != t.size() - 1) return p.Err(usage);
     return Request{p.id, KeyBlobSet{std::get<Key>(std::move(k)), std::move(**p.blob), o.if_rev,
-                                    o.worm}};
+                                    o.worm, o.expire}};
   }
   if (t.size() >= 3 && Eq(t[2].text, "GET")) {
     if (t.size() != 4) return p.Err(UsageOf<KeyBlobGet>());

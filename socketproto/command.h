@@ -46,13 +46,22 @@ struct Worm {
   int64_t expires_ms = 0;   // kExpires: unix epoch milliseconds
 };
 
+// EXPIRE <duration> or EXPIRE AT <rfc3339>: the row is gone from then on
+// (shared/spec/transactions.md §4); resolved against the entry's commit timestamp.
+struct Expiry {
+  enum class Kind { kTtl, kAt } kind;
+  int64_t ttl_ms = 0;  // kTtl
+  int64_t at_ms = 0;   // kAt: unix epoch milliseconds
+};
+
 struct KeyGet { Key key; };
 struct KeyPut {
   Key key;
   std::optional<std::string> principal;
   std::optional<Worm> worm;
   std::string value;
-  std::optional<uint64_t> if_rev;  // IF REV <r> (transactions.md §2)
+  std::optional<uint64_t> if_rev;  // IF REV <r> (shared/spec/transactions.md §2)
+  std::optional<Expiry> expire;
 };
 struct KeyDel {
   Key key;
@@ -63,12 +72,13 @@ struct KeyBlobSet {
   std::string value;
   std::optional<uint64_t> if_rev;
   std::optional<Worm> worm;
+  std::optional<Expiry> expire;
 };
 struct KeyBlobGet { Key key; };
-// A row's revision, size, retention and expiry: ROW key=... rev=... (transactions.md §1).
+// A row's revision, size, retention and expiry: ROW key=... rev=... (shared/spec/transactions.md §1).
 struct KeyInfo { Key key; };
 // What a transaction may hold, and TXN itself: its commands, applied all or none in one
-// consensus object (transactions.md §3). No command in it has a PRINCIPAL option.
+// consensus object (shared/spec/transactions.md §3). No command in it has a PRINCIPAL option.
 using TxnCommand = std::variant<KeyGet, KeyInfo, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet>;
 struct Txn { std::vector<TxnCommand> ops; };
 struct Scan {

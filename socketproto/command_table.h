@@ -77,9 +77,10 @@ inline constexpr std::array<CommandInfo, 30> kCommands = {{
      .kind = CommandKind::kWrite,
      .serves_data = true,
      .syntax = "KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-               "[IF REV <r>] <value>",
-     .help = "Stores the rest of the line exactly. WORM makes the row immutable until then; IF "
-             "REV writes only if the row is at revision r (0: absent). KEY SET is the same."},
+               "[EXPIRE <duration> | EXPIRE AT <rfc3339>] [IF REV <r>] <value>",
+     .help = "Stores the rest of the line exactly. WORM makes the row immutable until then; "
+             "EXPIRE removes it then; IF REV writes only if the row is at revision r (0: "
+             "absent). KEY SET is the same."},
     {.index = kCommandIndex<KeyDel>,
      .name = "KEY DEL",
      .kind = CommandKind::kWrite,
@@ -91,7 +92,7 @@ inline constexpr std::array<CommandInfo, 30> kCommands = {{
      .kind = CommandKind::kWrite,
      .serves_data = true,
      .syntax = "KEY BLOB SET <key> [IF REV <r>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-               "<length>",
+               "[EXPIRE <duration> | EXPIRE AT <rfc3339>] <length>",
      .help = "Stores the <length> raw bytes after the line as the value. In atlas: KEY BLOB SET "
              "<key> @<file> sends a file."},
     {.index = kCommandIndex<KeyBlobGet>,
@@ -114,7 +115,7 @@ inline constexpr std::array<CommandInfo, 30> kCommands = {{
      .serves_data = true,
      .syntax = "TXN <n>, then n lines of KEY GET|INFO|PUT|SET|DEL|BLOB SET|BLOB GET",
      .help = "The next n commands as one transaction, all or none, in one table or TABLE "
-             "GROUP: their data frames, then one OK."},
+             "GROUP: their data frames, then one OK. In atlas also BEGIN ... COMMIT (or ABORT)."},
     {.index = kCommandIndex<Scan>,
      .name = "SCAN",
      .kind = CommandKind::kRead,

@@ -228,7 +228,7 @@ bool FrameParser::InspectLine(std::string* error) {
   }
   t = Tokenize(rest);
   if (t.size() < 5) return true;  // no length: a usage error, and no payload follows
-  // The length is the last word, after any options (transactions.md §2).
+  // The length is the last word, after any options (shared/spec/transactions.md §2).
   std::string_view len = t.back().text;
   uint64_t n = 0;
   auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), n);

@@ -79,6 +79,37 @@ std::optional<std::string_view> TableOfStateKey(std::string_view key) {
   return table;
 }
 
+std::string ExpiryKey(std::string_view table, int64_t expires_ms, std::string_view row) {
+  std::string field = "x";
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    field.push_back(static_cast<char>((static_cast<uint64_t>(expires_ms) >> shift) & 0xff));
+  }
+  field.append(row);
+  return TableMetaKey(table, field);
+}
+
+std::pair<std::string, std::string> ExpiryRange(std::string_view table) {
+  return {TableMetaKey(table, "x"), TableMetaKey(table, "y")};
+}
+
+bool DecodeExpiryKey(std::string_view table, std::string_view key, int64_t* expires_ms,
+                     std::string* row) {
+  const std::string prefix = TableMetaKey(table, "x");
+  if (!key.starts_with(prefix) || key.size() < prefix.size() + 8) return false;
+  uint64_t t = 0;
+  for (size_t i = 0; i < 8; ++i) t = (t << 8) | static_cast<uint8_t>(key[prefix.size() + i]);
+  if (t > static_cast<uint64_t>(INT64_MAX)) return false;
+  *expires_ms = static_cast<int64_t>(t);
+  row->assign(key.substr(prefix.size() + 8));
+  return true;
+}
+
+std::string ExpiringTableKey(std::string_view table) { return NulJoined({"e", table}); }
+
+std::pair<std::string, std::string> AllExpiringTablesRange() {
+  return {{"e\0", 2}, {"e\x01", 2}};
+}
+
 std::string NodeMetaKey(std::string_view field) { return NulJoined({"n", field}); }
 
 std::string ObjectMetaKey(std::string_view object, std::string_view field) {

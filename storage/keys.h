@@ -8,6 +8,7 @@
 //         "o" 0x00 <object> 0x00 "m" 0x00 <table>   the object's record of a member table
 //         "s" 0x00 <object> 0x00 <be64 offset>      a snapshot being received (staged)
 //         "i" 0x00 <object>                  a staged snapshot being installed (a redo marker)
+//         "e" 0x00 <table>                   a table with rows that expire (node-local hint)
 // log / acceptor: <object> 0x00 <be64 slot>  per-object Paxos log and acceptor state
 //
 // Table names never contain 0x00 and rows are printable UTF-8, so 0x00 separates unambiguously
@@ -39,6 +40,17 @@ std::string TableMetaLimit();
 // The table of a TableMetaKey(table, "state") (the record every table with replicated state
 // has); nullopt for any other key.
 std::optional<std::string_view> TableOfStateKey(std::string_view key);
+// A table's rows that expire, by time (shared/spec/transactions.md §4): the field
+// "x" <be64 expires_ms> <row>, replicated with the table (its snapshots carry them). The
+// range of a table's, and the instant and row of one.
+std::string ExpiryKey(std::string_view table, int64_t expires_ms, std::string_view row);
+std::pair<std::string, std::string> ExpiryRange(std::string_view table);
+bool DecodeExpiryKey(std::string_view table, std::string_view key, int64_t* expires_ms,
+                     std::string* row);
+// Node-local: the tables that have (or lately had) rows that expire, "e" 0x00 <table>; what
+// the owner's expirer looks at. Not replicated: each node writes its own as it applies.
+std::string ExpiringTableKey(std::string_view table);
+std::pair<std::string, std::string> AllExpiringTablesRange();
 std::string NodeMetaKey(std::string_view field);
 // Per consensus object (a table, a group "@<g>", atlas.nodes): state kept by its own log.
 std::string ObjectMetaKey(std::string_view object, std::string_view field);

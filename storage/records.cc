@@ -36,6 +36,17 @@ std::string EncodeRowRecord(const RowRecord& r) {
   return out;
 }
 
+int64_t RowExpiryMs(std::string_view in) {
+  if (in.size() < 2 || static_cast<uint8_t>(in[0]) != kRowFormat) return 0;
+  in.remove_prefix(2);
+  uint64_t worm, size, revision, expires;
+  if (!GetVarint(&in, &worm) || !GetVarint(&in, &size) || !GetVarint(&in, &revision) ||
+      !GetVarint(&in, &expires) || expires > static_cast<uint64_t>(INT64_MAX)) {
+    return 0;
+  }
+  return static_cast<int64_t>(expires);
+}
+
 std::optional<RowRecord> DecodeRowRecord(std::string_view in) {
   if (in.size() < 2) return std::nullopt;
   const auto format = static_cast<uint8_t>(in[0]);

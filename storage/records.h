@@ -22,7 +22,7 @@ struct RowRecord {
   bool binary = false;        // value contains CR or LF: KEY GET refuses it
   int64_t worm_until_ms = 0;  // 0: not WORM-protected
   uint64_t size = 0;          // value bytes
-  // The table revision of the change that wrote this row (transactions.md §1). Rows written
+  // The table revision of the change that wrote this row (shared/spec/transactions.md §1). Rows written
   // before row revisions (format 1) stored a log slot instead, which a later table revision
   // could equal: they read as kLegacyRevisionBase + that slot, a number no table reaches.
   uint64_t revision = 0;
@@ -36,6 +36,13 @@ struct RowRecord {
 
 std::string EncodeRowRecord(const RowRecord& r);
 std::optional<RowRecord> DecodeRowRecord(std::string_view in);
+// Whether a row has expired by `now_ms`: gone for every reader from its expiry on.
+inline bool Expired(const RowRecord& r, int64_t now_ms) {
+  return r.expires_ms > 0 && r.expires_ms <= now_ms;
+}
+// The expiry of an encoded row record (0: none, or it does not decode), without copying its
+// value: for scans, which look at every row.
+int64_t RowExpiryMs(std::string_view encoded);
 
 enum class AclPerm : uint8_t { kRead = 0, kWrite = 1, kOwner = 2 };
 

@@ -41,7 +41,8 @@ absl::StatusOr<std::string> Store::ReadValue(std::string_view table, std::string
 
 absl::Status Store::ForEachRow(std::string_view table, std::string_view row_prefix,
                                const std::optional<std::string>& after_row,
-                               const std::function<bool(std::string_view row)>& fn) {
+                               const std::function<bool(std::string_view row)>& fn,
+                               int64_t now_ms) {
   const std::string start = RowRangeStart(table, row_prefix);
   const std::string limit = RowRangeLimit(table, row_prefix);
   std::unique_ptr<Cursor> it = Scan(Cf::kRows, start, limit);
@@ -54,6 +55,10 @@ absl::Status Store::ForEachRow(std::string_view table, std::string_view row_pref
     it->Seek(start);
   }
   for (; it->Valid(); it->Next()) {
+    if (now_ms > 0) {
+      const int64_t expires = RowExpiryMs(it->value());
+      if (expires > 0 && expires <= now_ms) continue;
+    }
     if (!fn(it->key().substr(row_offset))) break;
   }
   return it->status();

@@ -112,10 +112,12 @@ class Store : public Reader {
   absl::StatusOr<std::string> ReadValue(std::string_view table, std::string_view row,
                                         const RowRecord& record);
   // Visits rows of `table` whose row starts with `row_prefix`, in byte order, starting after
-  // `after_row` when given. `fn(row)` returns false to stop.
+  // `after_row` when given, leaving out rows expired by `now_ms` (0: none left out).
+  // `fn(row)` returns false to stop.
   absl::Status ForEachRow(std::string_view table, std::string_view row_prefix,
                           const std::optional<std::string>& after_row,
-                          const std::function<bool(std::string_view row)>& fn);
+                          const std::function<bool(std::string_view row)>& fn,
+                          int64_t now_ms = 0);
   // Visits the tables with replicated state on this node (a meta "state" record), in byte
   // order, after `after` when given, until `fn` returns false.
   absl::Status ForEachTable(const std::optional<std::string>& after,

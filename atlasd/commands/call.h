@@ -19,6 +19,14 @@
 
 namespace atlas {
 
+// This node's clock, which decides for its readers when a row has expired (docs/protocol.md
+// §Expiring rows).
+inline int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // The tables a connection read with the backup right, so that each is logged once.
 struct Executor::BackupAudit {
   absl::Mutex mu;

@@ -19,11 +19,15 @@ void Executor::Run(const CallPtr& call, const sp::KeyBlobGet& c) {
 namespace {
 
 // The options of KEY PUT and KEY BLOB SET that reach the replicated command.
-void SetWriteOptions(const std::optional<sp::Worm>& worm, std::optional<uint64_t> if_rev,
-                     proto::Put* put) {
-  if (worm && worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(worm->ttl_ms);
-  if (worm && worm->kind == sp::Worm::Kind::kExpires) put->set_worm_expires_ms(worm->expires_ms);
-  if (if_rev) put->set_if_rev(*if_rev);
+template <typename T>  // KeyPut, KeyBlobSet
+void SetWriteOptions(const T& c, proto::Put* put) {
+  if (c.worm && c.worm->kind == sp::Worm::Kind::kTtl) put->set_worm_ttl_ms(c.worm->ttl_ms);
+  if (c.worm && c.worm->kind == sp::Worm::Kind::kExpires) {
+    put->set_worm_expires_ms(c.worm->expires_ms);
+  }
+  if (c.expire && c.expire->kind == sp::Expiry::Kind::kTtl) put->set_expire_ttl_ms(c.expire->ttl_ms);
+  if (c.expire && c.expire->kind == sp::Expiry::Kind::kAt) put->set_expire_at_ms(c.expire->at_ms);
+  if (c.if_rev) put->set_if_rev(*c.if_rev);
 }
 
 // KEY INFO's answer for a row that exists.
@@ -50,7 +54,7 @@ void BuildTxnOp(sp::TxnCommand& c, proto::Command* op) {
           proto::Put* put = op->mutable_put();
           put->set_row(row);
           put->set_value(std::move(command.value));
-          SetWriteOptions(command.worm, command.if_rev, put);
+          SetWriteOptions(command, put);
         } else if constexpr (std::is_same_v<T, sp::KeyDel>) {
           op->mutable_del()->set_row(row);
           if (command.if_rev) op->mutable_del()->set_if_rev(*command.if_rev);
@@ -69,7 +73,8 @@ void BuildTxnOp(sp::TxnCommand& c, proto::Command* op) {
 void Executor::Run(const CallPtr& call, const sp::KeyInfo& c) {
   auto rec = store_->GetRow(c.key.table(), c.key.row());
   if (!rec.ok()) return call->Warn(StrCat("internal error: ", rec.status().message()));
-  call->reply.Line(rec->has_value() ? RowLine(c.key.full, **rec) : "NOT_FOUND");
+  const bool found = rec->has_value() && !storage::Expired(**rec, WallNowMs());
+  call->reply.Line(found ? RowLine(c.key.full, **rec) : "NOT_FOUND");
   call->Ok();
 }
 
@@ -116,7 +121,7 @@ void Executor::ReadRow(const CallPtr& call, const sp::Key& key, bool blob, int a
   const std::string table(key.table());
   auto rec = store_->GetRow(table, key.row());
   if (!rec.ok()) return call->Warn(StrCat("internal error: ", rec.status().message()));
-  if (!rec->has_value()) {
+  if (!rec->has_value() || storage::Expired(**rec, WallNowMs())) {
     call->reply.Line(blob ? "EMPTY" : "NOT_FOUND");
     return call->Ok();
   }
@@ -146,7 +151,7 @@ std::optional<std::string> Executor::Build(Call&, sp::KeyPut& c, proto::Command*
   proto::Put* put = cmd->mutable_put();
   put->set_row(std::string(c.key.row()));
   put->set_value(std::move(c.value));
-  SetWriteOptions(c.worm, c.if_rev, put);
+  SetWriteOptions(c, put);
   return std::nullopt;
 }
 
@@ -155,7 +160,7 @@ std::optional<std::string> Executor::Build(Call&, sp::KeyBlobSet& c, proto::Comm
   proto::Put* put = cmd->mutable_put();
   put->set_row(std::string(c.key.row()));
   put->set_value(std::move(c.value));
-  SetWriteOptions(c.worm, c.if_rev, put);
+  SetWriteOptions(c, put);
   return std::nullopt;
 }
 

@@ -47,7 +47,7 @@ void Executor::Run(const CallPtr& call, const sp::Scan& c) {
         }
         keys.push_back(StrCat(table, ".", row));
         return true;
-      });
+      }, WallNowMs());
   if (!s.ok()) return call->Warn(StrCat("internal error: ", s.message()));
   if (truncated && !c.limit) {
     return call->Warn(StrCat("scan too large: more than ", options_.scan_keys_max,
@@ -63,7 +63,7 @@ void Executor::Run(const CallPtr& call, const sp::Count& c) {
       store_->ForEachRow(c.range.table, c.range.row_prefix, std::nullopt, [&](std::string_view) {
         ++n;
         return true;
-      });
+      }, WallNowMs());
   if (!s.ok()) return call->Warn(StrCat("internal error: ", s.message()));
   call->reply.Line(StrCat("COUNT:", n));
   call->Ok();
@@ -87,7 +87,7 @@ void Executor::Run(const CallPtr& call, const sp::Sample& c) {
           if (j < n) reservoir[j] = StrCat(table, ".", row);
         }
         return true;
-      });
+      }, WallNowMs());
   if (!s.ok()) return call->Warn(StrCat("internal error: ", s.message()));
   std::sort(reservoir.begin(), reservoir.end());
   ReplyKeys(call->reply, reservoir);

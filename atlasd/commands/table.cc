@@ -25,7 +25,7 @@ void Executor::Run(const CallPtr& call, const sp::TableInfo& c) {
     absl::Status s = store_->ForEachRow(c.table, "", std::nullopt, [&](std::string_view) {
       ++n;
       return true;
-    });
+    }, WallNowMs());
     if (!s.ok()) return call->Warn(StrCat("internal error: ", s.message()));
     rows = StrCat(n);
   }

@@ -236,6 +236,7 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
     h->replica_->SetConfig(previous.epoch, previous.ToTopology(options.distance), previous.quorum);
   }
   if (absl::Status s = h->ResumeInstalls(*installs); !s.ok()) return s;
+  if (absl::Status s = h->LoadExpiringTables(); !s.ok()) return s;
   io->MembershipChanged(h->membership_.current(), h->membership_.previous());
   return h;
 }

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -282,6 +283,15 @@ class NodeHost {
 
   // Routing (docs/design.md §Groups).
   void Submit(proto::Command cmd, Done done, int attempt, bool adopt = false);
+  // The owner's expirer (atlasd/node/expirer.cc).
+  absl::Status LoadExpiringTables();
+  void NoteExpiringTables();
+  void ArmExpirer();
+  void ExpireDue();
+  // The rows of `table` due for removal now, in expiry order, a batch at most; false when
+  // none of its rows expires at all any more.
+  bool DueRows(const std::string& table, std::vector<std::string>* due);
+  void ProposeRemovals(const std::string& table, std::vector<std::string> rows);
   void MaybeAdopt(const std::string& table);
   void IssueRead(const std::string& table, ReadDone done, int attempt);
   void After(int64_t delay_ms, std::function<void()> fn);
@@ -302,6 +312,12 @@ class NodeHost {
   std::unique_ptr<Log> log_;  // applied log entries, read back from the store
   std::unique_ptr<consensus::Replica> replica_;
   std::shared_ptr<LocalReads> local_reads_ = std::make_shared<LocalReads>();
+  // The expirer: tables with rows that expire, those with removals in flight, and whether
+  // its next round is scheduled (every kExpireEveryMs while there are any).
+  static constexpr int64_t kExpireEveryMs = 500;
+  std::set<std::string> expiring_;
+  std::set<std::string> expiring_busy_;
+  bool expirer_armed_ = false;
   consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_; null: static
 
   uint64_t next_seq_;

@@ -44,6 +44,7 @@ bool NodeHost::ProcessReady() {
     // Applies and answers rest on chosen values only (consensus/replica.h): no fsync to wait
     // for.
     Publish(applied);
+    NoteExpiringTables();
     for (const consensus::OwnershipEvent& e : rd.ownership) NoteOwnership(e);
     AnswerClients(rd);
     DropWritten(rd);

@@ -218,6 +218,31 @@ TEST_CASE("the REPL on a terminal runs pasted lines in order and shows help per 
   CHECK(Run("grep -c t.x " + dir + "/history").second == "2\n");  // kept for the next session
 }
 
+TEST_CASE("atlas sends a transaction typed as TXN <n> or BEGIN ... COMMIT once it is complete") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto [rc, out] = Run("printf 'KEY PUT t.a 1\nTXN 2\nKEY SET t.a IF REV 1 2\n"
+                       "KEY BLOB SET t.b 3\nxyzBEGIN\nKEY GET t.a\nKEY BLOB GET t.b\nCOMMIT\n"
+                       "BEGIN\nKEY PUT t.c 1\nABORT\nKEY GET t.c\n' | " + Atlas(d));
+  CHECK(rc == 0);
+  CHECK(out == "OK\nOK\nVALUE:2\nBLOB 3\n  text: \"xyz\"\nOK\nNOT_FOUND\nOK\n");
+  // -c lines too; input that ends inside a transaction sends nothing of it.
+  auto [rc2, out2] = Run(Atlas(d) + " -c 'BEGIN' -c 'KEY PUT t.d 1' 2>&1; " + Atlas(d) +
+                         " -c 'KEY GET t.d'");
+  CHECK(out2 == "atlas: the input ended inside a transaction (1 command(s) typed, no COMMIT); "
+                "nothing of it was sent\nNOT_FOUND\nOK\n");
+  // The REPL's prompt counts the commands of the transaction being typed.
+  std::string dir = std::filesystem::path(d.data_dir()).parent_path().string();
+  auto [rc3, out3] = Run("printf 'TXN 2\\nKEY PUT t.e 1\\nKEY GET t.e\\nBEGIN\\nCOMMIT\\n"
+                         "quit\\n' | timeout 20 script -qec '" + Atlas(d) + " --history-file " +
+                         dir + "/history' /dev/null");
+  INFO(out3);
+  CHECK(rc3 == 0);
+  CHECK(out3.find("atlas> TXN 2\r\ntxn 1/2> KEY PUT t.e 1\r\ntxn 2/2> KEY GET t.e\r\n"
+                  "VALUE:1\r\nOK\r\natlas> BEGIN\r\ntxn 1 (COMMIT or ABORT)> COMMIT\r\n"
+                  "atlas> ") != std::string::npos);
+}
+
 TEST_CASE("the REPL shows errors readably with what to try next and scripts get the raw frames") {
   Daemon d;
   REQUIRE(d.Start());

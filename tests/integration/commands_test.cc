@@ -125,7 +125,7 @@ TEST_CASE_METHOD(Fixture, "WORM rows refuse changes until retention ends") {
 }
 
 TEST_CASE_METHOD(Fixture, "KEY INFO and IF REV: row revisions and conditional writes over the "
-                          "socket (transactions.md §1-2)") {
+                          "socket (shared/spec/transactions.md §1-2)") {
   CHECK(Call(*conn, "KEY INFO acct.a") == "NOT_FOUND\nOK");
   CHECK(Call(*conn, "KEY PUT acct.a IF REV 0 10") == "OK");
   CHECK(Call(*conn, "KEY INFO acct.a") ==
@@ -164,7 +164,7 @@ TEST_CASE_METHOD(Fixture, "KEY INFO and IF REV: row revisions and conditional wr
 }
 
 TEST_CASE_METHOD(Fixture, "TXN: one OK after the commands' data frames, all or none, tagged or "
-                          "not (transactions.md §3)") {
+                          "not (shared/spec/transactions.md §3)") {
   auto txn = [&](const std::string& head, const std::string& body) {
     auto r = conn->Call(head, body);
     REQUIRE(r.ok());

@@ -241,7 +241,7 @@ TEST_CASE("WATCH: a watcher that stops reading is cut off and told where to resu
   CHECK(w->ReadUntil("[ID:r] EVENT 1500 ", 20000).find("[ID:r] EVENT 1500 ") != std::string::npos);
 }
 
-TEST_CASE("WATCH: a transaction's changes are consecutive events; a refused one sends none") {
+TEST_CASE("WATCH: a transaction's changes are consecutive events and a refused one sends none") {
   Daemon d;
   REQUIRE(d.Start());
   auto conn = d.Connect();

@@ -189,7 +189,7 @@ TEST_CASE("KEY PUT options: PRINCIPAL and WORM, in either order") {
   CHECK(MustFail("KEY PUT a.b").find("usage: KEY PUT") == 0);
 }
 
-TEST_CASE("IF REV on KEY PUT, KEY DEL and KEY BLOB SET; KEY INFO") {
+TEST_CASE("IF REV on KEY PUT, KEY DEL and KEY BLOB SET, and KEY INFO") {
   auto put = std::get<KeyPut>(MustParse("KEY PUT a.b IF REV 7 the value").command);
   CHECK(put.if_rev == 7u);
   CHECK(put.value == "the value");
@@ -254,7 +254,7 @@ TEST_CASE("TXN <n> gathers the n frames after it, blobs included, into one frame
   }
 }
 
-TEST_CASE("a transaction holds only row commands, untagged and without PRINCIPAL; over a limit "
+TEST_CASE("a transaction holds only row commands, untagged and without PRINCIPAL - over a limit "
           "its commands are read and dropped") {
   auto one = [](std::string line) {
     auto p = Feed("TXN 1\n" + line + "\n");

@@ -164,7 +164,7 @@ uint64_t RowRevision(Replica& r, const std::string& table, const std::string& ro
 }
 }  // namespace
 
-TEST_CASE("a row's revision is the table revision of the change that wrote it; IF REV writes "
+TEST_CASE("a row's revision is the table revision of the change that wrote it - IF REV writes "
           "only at that revision, and a failed one changes nothing") {
   Replica r;
   CHECK(r.Apply(IfRev(Put("t", "a", "1", 1000), 0)).ok);  // IF REV 0: only if absent

@@ -392,6 +392,15 @@ class Runner {
   bool lost() const { return lost_; }
   const std::string& principal() const { return principal_; }
   bool InTransaction() const { return txn_.has_value(); }
+  // At the end of the input: a transaction still being typed is not sent, and is an error.
+  void Finish() {
+    if (!txn_) return;
+    std::fprintf(stderr, "atlas: the input ended inside a transaction (%llu command(s) typed%s);"
+                 " nothing of it was sent\n", static_cast<unsigned long long>(txn_->have),
+                 txn_->want > 0 ? "" : ", no COMMIT");
+    txn_.reset();
+    failed_ = true;
+  }
   // The REPL's prompt inside a transaction: how many of its commands are typed.
   std::string TxnPrompt() const {
     if (txn_->want > 0) return StrCat("txn ", txn_->have + 1, "/", txn_->want, "> ");
@@ -507,6 +516,7 @@ int Repl(Connection* conn, const Options& opt) {
                                              std::chrono::steady_clock::now() - t0).count());
     }
   }
+  runner.Finish();
   write_history(history.c_str());
   history_truncate_file(history.c_str(), 10000);
   return runner.lost() ? kExitConnection : kExitOk;
@@ -518,6 +528,7 @@ int RunLines(Connection* conn, const Options& opt, const std::vector<std::string
   for (const auto& c : lines) {
     if (!runner.Run(c, nullptr)) break;
   }
+  runner.Finish();
   return ExitCode(runner);
 }
 
@@ -676,5 +687,6 @@ int main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     if (!runner.Run(line, &std::cin)) break;
   }
+  runner.Finish();
   return ExitCode(runner);
 }
