@@ -169,6 +169,31 @@ TEST_CASE("a counter incremented with IF REV by 16 clients on 3 nodes, while its
   CHECK(moves >= 3);
 }
 
+TEST_CASE("expiring rows are removed by their table's owner and the removal reaches every node "
+          "- also after the table moves") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(2, "KEY PUT exp.a EXPIRE 1s v") == "OK");
+  REQUIRE(c.Call(2, "KEY PUT exp.b EXPIRE 3s v") == "OK");
+  REQUIRE(c.Call(2, "KEY PUT exp.keep v") == "OK");
+  CHECK(c.Call(3, "KEY GET exp.a") == "VALUE:v\nOK");
+  CHECK(c.Call(1, "TABLE MOVE exp 3") == "OK");  // node 3's expirer acts from now on
+  // Gone for readers on every node by their clocks; removed through the log by the owner:
+  // the table's revision counts both removals (3 puts, 2 removals: the next write is 6).
+  for (size_t n = 1; n <= 3; ++n) {
+    INFO("node " << n);
+    CHECK(Eventually([&] { return c.Call(n, "SCAN exp") == "KEYS:1\nexp.keep\nOK"; }));
+  }
+  CHECK(Eventually([&] { return c.Call(3, "KEY INFO exp.b") == "NOT_FOUND\nOK" &&
+                                c.Call(3, "COUNT exp") == "COUNT:1\nOK"; }));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the removal of b commits
+  REQUIRE(c.Call(1, "KEY PUT exp.z 1") == "OK");
+  for (size_t n = 1; n <= 3; ++n) {
+    INFO("node " << n);
+    CHECK(Eventually([&] { return c.Call(n, "KEY INFO exp.z").starts_with("ROW key=exp.z rev=6 "); }));
+  }
+}
+
 TEST_CASE("read leases: the owner answers GETs with no round, and a move waits for the lease") {
   // Three nodes of one region with Fn=0: every node is a Q1 of its own, so without a lease each
   // batch of reads on the owner runs a confirmation round with all three.

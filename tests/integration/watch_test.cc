@@ -265,3 +265,26 @@ TEST_CASE("WATCH: a transaction's changes are consecutive events and a refused o
   CHECK(got[2].text == "DEL tx.a");
   CHECK(got[3].revision == 5);  // the refused transaction took none
 }
+
+TEST_CASE("WATCH: an expired row's removal is a committed DEL within seconds of its expiry") {
+  Daemon d;
+  REQUIRE(d.Start());
+  auto conn = d.Connect();
+  auto w = Watcher(d.socket_path(), "[ID:e] WATCH ttl");
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(atlas::testing::Texts(*conn->Call("KEY PUT ttl.s EXPIRE 1s session")) == "OK");
+  REQUIRE(atlas::testing::Texts(*conn->Call("KEY PUT ttl.k kept")) == "OK");
+  REQUIRE(atlas::testing::Texts(*conn->Call("KEY PUT ttl.old EXPIRE AT 2001-01-01T00:00:00Z x")) ==
+          "OK");
+  CHECK(atlas::testing::Texts(*conn->Call("KEY GET ttl.old")) == "NOT_FOUND\nOK");  // at once
+  CHECK(atlas::testing::Texts(*conn->Call("KEY GET ttl.s")) == "VALUE:session\nOK");
+  w->ReadUntil("DEL ttl.s\r\n", 10'000);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<Event> got = ParseEvents(w->buffer(), "e");
+  REQUIRE(got.size() == 5);
+  CHECK(got[3].text == "DEL ttl.old");
+  CHECK(got[4].text == "DEL ttl.s");
+  CHECK(waited < 1 + 5);  // the contract: within 5 s of the expiry on a lightly loaded node
+  CHECK(atlas::testing::Texts(*conn->Call("KEY GET ttl.s")) == "NOT_FOUND\nOK");
+  CHECK(atlas::testing::Texts(*conn->Call("COUNT ttl")) == "COUNT:1\nOK");
+}

@@ -217,6 +217,26 @@ TEST_CASE("IF REV on KEY PUT, KEY DEL and KEY BLOB SET, and KEY INFO") {
   CHECK(MustFail("KEY INFO a.b c") == "usage: KEY INFO <key>");
 }
 
+TEST_CASE("EXPIRE <duration> and EXPIRE AT <rfc3339> on KEY PUT and KEY BLOB SET") {
+  auto put = std::get<KeyPut>(MustParse("KEY PUT s.a EXPIRE 15m IF REV 0 v").command);
+  REQUIRE(put.expire);
+  CHECK(put.expire->kind == Expiry::Kind::kTtl);
+  CHECK(put.expire->ttl_ms == 15 * 60'000);
+  CHECK(put.if_rev == 0u);
+  auto at = std::get<KeyPut>(MustParse("KEY SET s.a expire at 2030-01-02T03:04:05Z v").command);
+  CHECK(at.expire->kind == Expiry::Kind::kAt);
+  CHECK(at.expire->at_ms == 1893553445000);
+  auto blob = std::get<KeyBlobSet>(MustParse("KEY BLOB SET s.b EXPIRE 2h 1", "x").command);
+  CHECK(blob.expire->ttl_ms == 7'200'000);
+  CHECK(MustFail("KEY PUT s.a EXPIRE 1x v") ==
+        "invalid EXPIRE duration '1x': expected e.g. 90s, 15m, 2h, 7d");
+  CHECK(MustFail("KEY PUT s.a EXPIRE AT soon v") ==
+        "invalid EXPIRE time 'soon': expected RFC 3339, e.g. 2030-01-01T00:00:00Z");
+  CHECK(MustFail("KEY PUT s.a EXPIRE 1h").starts_with("usage: KEY PUT"));  // no value
+  CHECK(std::get<KeyPut>(MustParse("KEY PUT s.a EXPIRE 1h EXPIRE 2h").command).value ==
+        "EXPIRE 2h");  // once: the second is the value
+}
+
 TEST_CASE("a blob's length is the last word of its line, after any options") {
   auto p = Feed("KEY BLOB SET a.b IF REV 0 WORM TTL 1h 3\r\nabcKEY GET a.b\r\n");
   REQUIRE_FALSE(p.fatal);
@@ -433,12 +453,12 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
   CHECK(MustFail("UNWATCH") == "usage: UNWATCH <id>");
   CHECK(MustFail("KEY PUT a.b") ==
         "usage: KEY PUT <key> [PRINCIPAL <name>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-        "[IF REV <r>] <value>");
+        "[EXPIRE <duration> | EXPIRE AT <rfc3339>] [IF REV <r>] <value>");
   CHECK(MustFail("NODE") == "usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>");
   CHECK(MustFail("PRINCIPAL") == "usage: PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI");
   CHECK(MustFail("KEY BLOB") ==
         "usage: KEY BLOB SET <key> [IF REV <r>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
-        "<length> | KEY BLOB GET <key>");
+        "[EXPIRE <duration> | EXPIRE AT <rfc3339>] <length> | KEY BLOB GET <key>");
   CHECK(MustFail("TOKEN") ==
         "usage: TOKEN CREATE [TTL <duration>|TTL NEVER] [USES <n>] | TOKEN LIST | "
         "TOKEN REVOKE <id>");

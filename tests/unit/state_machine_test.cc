@@ -925,3 +925,78 @@ TEST_CASE("a transaction over the tables of one group, applied the same on every
   }
   CHECK(a.Dump() == b.Dump());
 }
+
+namespace {
+Command Expiring(Command c, int64_t ttl_ms, int64_t at_ms = 0) {
+  c.mutable_put()->set_expire_ttl_ms(ttl_ms);
+  c.mutable_put()->set_expire_at_ms(at_ms);
+  return c;
+}
+Command Removal(const std::string& table, const std::vector<std::string>& rows, int64_t ts) {
+  std::vector<Command> ops;
+  for (const std::string& row : rows) {
+    Command d = Del(table, row, ts);
+    d.mutable_del()->set_only_expired(true);
+    ops.push_back(d);
+  }
+  Command c = Txn(ops, ts);
+  c.set_admin(true);
+  return c;
+}
+// The table's expiry index: "<expires_ms> <row>" in order.
+std::vector<std::string> Index(Replica& r, const std::string& table) {
+  std::vector<std::string> out;
+  auto [lo, hi] = ExpiryRange(table);
+  std::unique_ptr<Cursor> it = r.store()->Scan(Cf::kMeta, lo, hi);
+  for (it->Seek(lo); it->Valid(); it->Next()) {
+    int64_t at = 0;
+    std::string row;
+    REQUIRE(DecodeExpiryKey(table, it->key(), &at, &row));
+    out.push_back(std::to_string(at) + " " + row);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("expiring rows: the index follows every write, an expired row is gone for conditions "
+          "and reads, and only a still-expired row is removed") {
+  Replica r;
+  REQUIRE(r.Apply(Expiring(Put("s", "a", "1", 1000), 5000)).ok);      // gone at 6000
+  REQUIRE(r.Apply(Expiring(Put("s", "b", "1", 1000), 0, 3000)).ok);   // EXPIRE AT 3000
+  REQUIRE(r.Apply(Put("s", "c", "1", 1000)).ok);
+  CHECK(Index(r, "s") == std::vector<std::string>{"3000 b", "6000 a"});
+  CHECK(r.sm().TakeExpiringTables() == std::set<std::string>{"s"});
+  // Rewritten: with another expiry, or none (a write without EXPIRE clears it).
+  REQUIRE(r.Apply(Expiring(Put("s", "a", "2", 2000), 8000)).ok);      // gone at 10000
+  REQUIRE(r.Apply(Put("s", "b", "2", 2000)).ok);
+  CHECK(Index(r, "s") == std::vector<std::string>{"10000 a"});
+  // Past its expiry a row is gone for IF REV (0) and for a transaction's reads.
+  REQUIRE(r.Apply(Expiring(Put("s", "d", "1", 2000), 1000)).ok);      // gone at 3000
+  CHECK(r.Apply(Txn({ReadOp("s", "d", atlas::proto::Read::GET)}, 2999)).reads.at(0).row);
+  CHECK_FALSE(r.Apply(Txn({ReadOp("s", "d", atlas::proto::Read::GET)}, 3000)).reads.at(0).row);
+  // The owner's removal: d (expired) goes; a and c (not expired, or never) stay.
+  ApplyResult removed = r.Apply(Removal("s", {"a", "c", "d", "none"}, 3500));
+  REQUIRE(removed.ok);
+  CHECK(removed.changes == std::vector<std::pair<std::string, uint64_t>>{{"s", 7}});
+  CHECK_FALSE(r.Value("s", "d"));
+  CHECK(r.Value("s", "a") == "2");
+  CHECK(r.Value("s", "c") == "1");
+  CHECK(Index(r, "s") == std::vector<std::string>{"10000 a"});
+  // IF REV 0 writes over a row that expired but is not removed yet.
+  CHECK(r.Apply(IfRev(Put("s", "a", "3", 10000), 0)).ok);
+  CHECK(Index(r, "s").empty());
+  // An expiry before the row's WORM retention is refused; EXPIRE AT in the past is not.
+  Command worm = Expiring(Put("s", "w", "1", 1000), 60'000);
+  worm.mutable_put()->set_worm_ttl_ms(3'600'000);
+  CHECK(r.Apply(worm).error == "expiry before the WORM retention of 's.w' ends");
+  CHECK(r.Apply(Expiring(Put("s", "p", "1", 20'000), 0, 1000)).ok);
+}
+
+TEST_CASE("a snapshot carries a table's expiry index, and the node that installs it lists the "
+          "table") {
+  Replica a, b;
+  REQUIRE(a.Apply(Expiring(Put("s", "a", "1", 1000), 5000)).ok);
+  b.InstallObject("s", a.sm().SnapshotObject("s"), 1);
+  CHECK(Index(b, "s") == std::vector<std::string>{"6000 a"});
+  CHECK(b.sm().TakeExpiringTables() == std::set<std::string>{"s"});
+}
