@@ -190,7 +190,8 @@ TEST_CASE("expiring rows are removed by their table's owner and the removal reac
   REQUIRE(c.Call(1, "KEY PUT exp.z 1") == "OK");
   for (size_t n = 1; n <= 3; ++n) {
     INFO("node " << n);
-    CHECK(Eventually([&] { return c.Call(n, "KEY INFO exp.z").starts_with("ROW key=exp.z rev=6 "); }));
+    CHECK(Eventually(
+        [&] { return c.Call(n, "KEY INFO exp.z").starts_with("ROW key=exp.z rev=6 "); }));
   }
 }
 

@@ -279,7 +279,8 @@ TEST_CASE("WATCH: an expired row's removal is a committed DEL within seconds of 
   CHECK(atlas::testing::Texts(*conn->Call("KEY GET ttl.old")) == "NOT_FOUND\nOK");  // at once
   CHECK(atlas::testing::Texts(*conn->Call("KEY GET ttl.s")) == "VALUE:session\nOK");
   w->ReadUntil("DEL ttl.s\r\n", 10'000);
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<Event> got = ParseEvents(w->buffer(), "e");
   REQUIRE(got.size() == 5);
   CHECK(got[3].text == "DEL ttl.old");
