@@ -19,7 +19,7 @@ namespace atlas {
 namespace {
 // Removals per proposal: a batch as one transaction of deletes. The next batch of a table
 // goes as soon as one commits, so a million rows due at once leave at the commit rate.
-constexpr size_t kExpireBatchRows = 1024;
+constexpr size_t kExpireBatchRows = 256;
 constexpr size_t kExpireBatchBytes = size_t{1} << 20;
 }  // namespace
 
@@ -56,7 +56,8 @@ void NodeHost::ExpireDue() {
       continue;
     }
     std::vector<std::string> due;
-    if (!DueRows(table, &due)) {  // no row of it expires any more
+    std::string next;
+    if (!DueRows(table, "", &due, &next)) {  // no row of it expires any more
       std::unique_ptr<storage::WriteSet> w = store_->NewWriteSet();
       w->Delete(storage::Cf::kMeta, storage::ExpiringTableKey(table));
       if (absl::Status s = store_->Commit(*w, /*sync=*/false); !s.ok()) {
@@ -65,16 +66,20 @@ void NodeHost::ExpireDue() {
       it = expiring_.erase(it);
       continue;
     }
-    if (!due.empty()) ProposeRemovals(table, std::move(due));
+    if (!due.empty()) ProposeRemovals(table, std::move(due), std::move(next));
     ++it;
   }
   ArmExpirer();
 }
 
-bool NodeHost::DueRows(const std::string& table, std::vector<std::string>* due) {
+bool NodeHost::DueRows(const std::string& table, const std::string& from,
+                       std::vector<std::string>* due, std::string* next) {
   auto [lo, hi] = storage::ExpiryRange(table);
-  std::unique_ptr<storage::Cursor> it = store_->Scan(storage::Cf::kMeta, lo, hi);
-  it->Seek(lo);
+  // A batch's successor starts where it ended: the entries before are deleted (tombstones
+  // that a scan from the start would step over again for every batch).
+  std::unique_ptr<storage::Cursor> it =
+      store_->Scan(storage::Cf::kMeta, std::max(lo, from), hi);
+  it->Seek(std::max(lo, from));
   const bool any = it->Valid();
   size_t bytes = 0;
   for (; it->Valid() && due->size() < kExpireBatchRows && bytes < kExpireBatchBytes;
@@ -85,11 +90,14 @@ bool NodeHost::DueRows(const std::string& table, std::vector<std::string>* due) 
     if (expires_ms > wall_ms_) break;  // in time order: the rest are not due yet
     bytes += row.size();
     due->push_back(std::move(row));
+    next->assign(it->key());
+    next->push_back('\0');  // just after this entry
   }
   return any;
 }
 
-void NodeHost::ProposeRemovals(const std::string& table, std::vector<std::string> rows) {
+void NodeHost::ProposeRemovals(const std::string& table, std::vector<std::string> rows,
+                               std::string next) {
   proto::Command cmd;
   cmd.set_table(table);
   cmd.set_admin(true);  // the cluster's own change: no principal's ACL applies
@@ -100,16 +108,23 @@ void NodeHost::ProposeRemovals(const std::string& table, std::vector<std::string
     op->mutable_del()->set_only_expired(true);
   }
   expiring_busy_.insert(table);
-  Propose(std::move(cmd), [this, table](ApplyResult r) {
+  Propose(std::move(cmd), [this, table, next = std::move(next)](ApplyResult r) {
     expiring_busy_.erase(table);
     if (!r.ok) spdlog::debug("expirer: removals in {} not applied: {}", table, r.error);
-    // More may be due already: the next batch goes now, not at the next round.
-    if (r.ok && !r.changes.empty()) {
+    // More may be due already: the next batch goes in the next pass of the node thread, not
+    // at the next round (which starts from the table's first entry again, for rows written
+    // since that are due earlier). Not in this pass: the commands queued meanwhile go first.
+    if (!r.ok || r.changes.empty()) return;
+    expiring_busy_.insert(table);
+    After(0, [this, table, next] {
+      expiring_busy_.erase(table);
+      if (!replica_->IsOwner(routes_.Of(table).object)) return;
       std::vector<std::string> due;
-      if (replica_->IsOwner(routes_.Of(table).object) && DueRows(table, &due) && !due.empty()) {
-        ProposeRemovals(table, std::move(due));
+      std::string after;
+      if (DueRows(table, next, &due, &after) && !due.empty()) {
+        ProposeRemovals(table, std::move(due), std::move(after));
       }
-    }
+    });
   });
 }
 

@@ -288,10 +288,11 @@ class NodeHost {
   void NoteExpiringTables();
   void ArmExpirer();
   void ExpireDue();
-  // The rows of `table` due for removal now, in expiry order, a batch at most; false when
-  // none of its rows expires at all any more.
-  bool DueRows(const std::string& table, std::vector<std::string>* due);
-  void ProposeRemovals(const std::string& table, std::vector<std::string> rows);
+  // The rows of `table` due for removal now, in expiry order from index key `from` on, a
+  // batch at most, and the key after the last; false when no index entry is left from there.
+  bool DueRows(const std::string& table, const std::string& from, std::vector<std::string>* due,
+               std::string* next);
+  void ProposeRemovals(const std::string& table, std::vector<std::string> rows, std::string next);
   void MaybeAdopt(const std::string& table);
   void IssueRead(const std::string& table, ReadDone done, int attempt);
   void After(int64_t delay_ms, std::function<void()> fn);

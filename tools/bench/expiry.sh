@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Rows that expire together (issue «What applications need from a consistent store»;
+# docs/benchmarks.md): one node (tools/cluster), EXPIRY_ROWS rows of 100 bytes written into one
+# table with the same EXPIRE AT instant, then the owner's removals through the log are timed
+# (the table's revision counts them), while a light foreground load writes into another table.
+# Reports the removal rate and the foreground's PUT p99 before the instant and during the
+# removals.
+#
+# Usage: tools/bench/expiry.sh   Environment: EXPIRY_ROWS (default 1000000), ATLAS_BUILD_DIR
+# (default build/), BENCH_KEEP=1.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export ATLAS_BIN=${ATLAS_BUILD_DIR:-$root/build}/bin
+rows=${EXPIRY_ROWS:-1000000}
+bench_label=expiry
+log() { printf '[%s] %s\n' "$bench_label" "$*" >&2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-expiry.XXXXXX")
+cleanup() {
+  "$root/tools/cluster" down --dir "$tmp/c" >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+"$root/tools/cluster" up --zones 1 --nodes-per-zone 1 --dir "$tmp/c" --base-port 29800 >&2
+sock=$tmp/c/n1/atlas.sock
+
+# The instant: after the load (at ~15,000 rows/s here, with a margin).
+at_s=$(python3 -c "import time; print(int(time.time() + $rows / 15000 + 15))")
+log "writing $rows rows expiring at $(date -u -d "@$at_s" +%FT%TZ)"
+python3 - "$sock" "$rows" "$at_s" <<'EOF'
+import socket, sys, time
+path, rows, at_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at_s))
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+s.sendall(b"HELLO 1.0 expiry-bench\r\n")
+buf = b""
+while b"READY\r\n" not in buf:
+    buf += s.recv(4096)
+buf = buf[buf.index(b"READY\r\n") + 7:]
+value = "v" * 100
+window, sent, done, t0 = 256, 0, 0, time.time()
+while done < rows:
+    batch = []
+    while sent < rows and sent - done < window:
+        batch.append(f"[ID:{sent}] KEY PUT big.r{sent:08d} EXPIRE AT {at} {value}\r\n")
+        sent += 1
+    if batch:
+        s.sendall("".join(batch).encode())
+    buf += s.recv(1 << 20)
+    *lines, buf = buf.split(b"\r\n")
+    for line in lines:
+        if line.endswith(b"] OK"):
+            done += 1
+        elif line:
+            sys.exit("unexpected reply: %r" % line)
+print("loaded %d rows in %.1f s (%.0f rows/s)" % (rows, time.time() - t0,
+      rows / (time.time() - t0)), file=sys.stderr)
+if time.time() > at_s:
+    print("warning: the load outlasted the expiry instant", file=sys.stderr)
+EOF
+
+atlas() { "$ATLAS_BIN/atlas" --socket "$sock" "$@"; }
+p99() {  # PUT p99 in ms of a 250-PUT/s foreground into table fg for $1 seconds
+  "$ATLAS_BIN/atlas-bench" --target "atlas:$sock" --op put -c 4 -d 1 --rate 250 \
+    --duration "$1" --keys 1000 --table fg --value-size 100 --json 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["latency_us"]["p99"] / 1000))'
+}
+idle=$(p99 5)
+log "foreground PUT p99 before the instant: $idle ms"
+now=$(date +%s)
+[ "$now" -lt "$at_s" ] && sleep $((at_s - now))
+p99 20 >"$tmp/during" &
+fg=$!
+# Removals so far: the table's revision, less the rows written and our probes.
+probes=0
+removed() {  # after probe number $probes
+  atlas -c "KEY PUT big.probe $probes" >/dev/null
+  atlas -c "KEY INFO big.probe" | awk -v rows="$rows" -v p="$probes" \
+    '/^ROW/ {for (i = 1; i <= NF; i++) if ($i ~ /^rev=/) {sub("rev=", "", $i); print $i - rows - p}}'
+}
+t0=$(date +%s.%N)
+first=
+while :; do
+  probes=$((probes + 1))
+  r=$(removed)
+  t=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+  [ -z "$first" ] && [ "$r" -gt 0 ] && first=$t
+  log "after $t s: $r of $rows removed"
+  [ "$r" -ge "$rows" ] && break
+  [ "${t%.*}" -ge 600 ] && { log "gave up"; break; }
+  sleep 1
+done
+wait "$fg"
+echo "removed $r rows in $t s after the instant ($(python3 -c "print(round($r / max($t, 0.1)))") rows/s);" \
+  "first removal seen $first s after it"
+echo "foreground PUT p99: $idle ms before, $(cat "$tmp/during") ms during the removals"
