@@ -70,18 +70,24 @@ ParseStatus FrameParser::Next(std::string_view* input, Frame* frame, std::string
       }
     } else {
       // Over a limit, the rest is read and dropped: the stream stays framed.
-      txn_bytes_ += f.line.size() + (f.blob ? f.blob->size() : 0);
+      const size_t bytes = f.line.size() + (f.blob ? f.blob->size() : 0);
+      txn_bytes_ += bytes;
       if (txn_->body_error.empty() && txn_bytes_ > limits_.max_blob_bytes) {
         txn_->body_error = StrCat("more than ", limits_.max_blob_bytes, " bytes");
-        txn_->body.clear();
+        std::vector<Frame>().swap(txn_->body);
+        txn_held_bytes_ = 0;
       }
-      if (txn_->body_error.empty()) txn_->body.push_back(std::move(f));
+      if (txn_->body_error.empty()) {
+        txn_->body.push_back(std::move(f));
+        txn_held_bytes_ += bytes;
+      }
       --txn_remaining_;
     }
     if (txn_remaining_ == 0) {
       *frame = std::move(*txn_);
       txn_.reset();
       txn_bytes_ = 0;
+      txn_held_bytes_ = 0;
       return ParseStatus::kFrame;
     }
   }

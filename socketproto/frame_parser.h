@@ -48,8 +48,9 @@ class FrameParser {
   ParseStatus Next(std::string_view* input, Frame* frame, std::string* error);
 
   // Bytes buffered inside the parser (a partial line or payload, a transaction's frames so
-  // far); bounded by the limits.
-  size_t buffered_bytes() const { return line_.size() + payload_.size() + txn_bytes_; }
+  // far): at most max_line_bytes + 2 × max_blob_bytes + 1 (a transaction's frames, and the
+  // payload of the next one being read).
+  size_t buffered_bytes() const { return line_.size() + payload_.size() + txn_held_bytes_; }
 
  private:
   // One line, with its payload when it announces one.
@@ -70,7 +71,8 @@ class FrameParser {
   // The transaction being gathered: its TXN frame, and how many frames it still takes.
   std::optional<Frame> txn_;
   uint64_t txn_remaining_ = 0;
-  uint64_t txn_bytes_ = 0;
+  uint64_t txn_bytes_ = 0;       // its frames' bytes so far, kept or dropped
+  uint64_t txn_held_bytes_ = 0;  // those kept
 };
 
 // Splits a line into whitespace-separated tokens, remembering where each starts so a command

@@ -11,7 +11,7 @@
 // byte-at-a-time, default limits) or '#' (0x23: three chunk-size bytes follow).
 //
 // Invariants (each failure prints what broke and aborts, which libFuzzer reports as a crash):
-//   - the parser never buffers more than max_line_bytes + max_blob_bytes + 1 bytes;
+//   - the parser never buffers more than max_line_bytes + 2 * max_blob_bytes + 1 bytes;
 //   - kNeedMore consumes all input; frames hold no LF and are never blank;
 //   - a blob frame's line announces exactly that many bytes, within the blob limit;
 //   - one chunk and many chunks give the same frames, the same fatal error, the same leftover;
@@ -67,7 +67,8 @@ struct Outcome {
 
 // Runs `stream` through one parser, cut into chunks of the given sizes (cyclic; empty: 1 byte).
 Outcome RunFramer(std::string_view stream, const Limits& limits, const std::vector<size_t>& sizes) {
-  const size_t bound = limits.max_line_bytes + limits.max_blob_bytes + 1;
+  // A line, a transaction's frames (at most max_blob_bytes) and the payload being read.
+  const size_t bound = limits.max_line_bytes + 2 * limits.max_blob_bytes + 1;
   FrameParser parser(limits);
   Outcome out;
   bool handshake_done = false;

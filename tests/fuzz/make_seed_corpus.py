@@ -93,6 +93,20 @@ SEEDS = {
     "repro_bad_tag_blob_payload_runs_as_commands": b" " + HELLO + b"[ID:" + b"x" * 65 +
         b"] KEY BLOB SET t.upload 13\r\nKEY DEL t.a\r\n",
     "zero_blob_limit": b"8" + HELLO + crlf(b"KEY BLOB SET t.k 0", b"KEY BLOB SET t.k 1") + b"x",
+    # Row revisions, conditions, expiry and transactions (shared/spec/transactions.md).
+    "if_rev_info_expire": b" " + HELLO + crlf(
+        b"KEY PUT t.k IF REV 0 EXPIRE 90s v", b"KEY INFO t.k", b"KEY DEL t.k IF REV 3",
+        b"KEY SET t.k EXPIRE AT 2030-01-01T00:00:00Z WORM TTL 1h IF REV 1 v",
+        b"KEY PUT t.k IF REV -1 v", b"KEY PUT t.k EXPIRE 1x v", b"KEY PUT t.k IF only") +
+        b"KEY BLOB SET t.b IF REV 0 EXPIRE 1h 2\r\nxy" + crlf(b"KEY BLOB SET t.b IF 2") + b"zz",
+    "txn": b"#\x00\x05\x11" + HELLO + crlf(
+        b"[ID:t] TXN 3", b"KEY GET t.a", b"KEY SET t.a IF REV 1 2") +
+        b"KEY BLOB SET t.b 3\r\nabc" + crlf(b"TXN 2", b"NODE LIST", b"[ID:x] KEY GET t.a",
+                                            b"TXN 0", b"TXN 1", b"TXN 1", b"KEY GET t.c",
+                                            b"TXN x", b"KEY GET t.d"),
+    # Profile 1 (64-byte lines, 1 KiB blobs): 40 lines of 50 bytes are over the limit.
+    "txn_over_limit": b"(" + b"HELLO 1.0 c\r\n" + crlf(
+        b"TXN 40", *[b"KEY PUT t.a%02d " % i + b"v" * 38 for i in range(40)], b"KEY GET t.a"),
 }
 
 
