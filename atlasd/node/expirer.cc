@@ -11,6 +11,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <utility>
+
 #include "socketproto/str.h"
 #include "storage/keys.h"
 
@@ -29,7 +32,7 @@ absl::Status NodeHost::LoadExpiringTables() {
   for (it->Seek(lo); it->Valid(); it->Next()) {
     expiring_.emplace(it->key().substr(lo.size()));
   }
-  ArmExpirer();
+  ArmExpirer(kExpireEveryMs);
   return it->status();
 }
 
@@ -37,18 +40,25 @@ void NodeHost::NoteExpiringTables() {
   std::set<std::string> fresh = state_machine_.TakeExpiringTables();
   if (fresh.empty()) return;
   expiring_.merge(fresh);
-  ArmExpirer();
+  ArmExpirer(kExpireEveryMs);
 }
 
-void NodeHost::ArmExpirer() {
-  // An idle node with no expiring rows keeps sleeping (no timer at all).
-  if (expirer_armed_ || expiring_.empty()) return;
-  expirer_armed_ = true;
-  After(kExpireEveryMs, [this] { ExpireDue(); });
+void NodeHost::ArmExpirer(int64_t delay_ms) {
+  // An idle node with no expiring rows keeps sleeping. Not a timer: a clean shutdown does not
+  // wait for the expirer (NodeHost::Idle).
+  if (expiring_.empty()) return;
+  const int64_t at = now_ms_ + delay_ms;
+  if (expire_at_ms_ < 0 || at < expire_at_ms_) expire_at_ms_ = at;
+}
+
+void NodeHost::RunExpirer() {
+  if (expire_at_ms_ < 0 || now_ms_ < expire_at_ms_) return;
+  expire_at_ms_ = -1;
+  ExpireDue();
 }
 
 void NodeHost::ExpireDue() {
-  expirer_armed_ = false;
+  std::map<std::string, std::string> from = std::exchange(expire_from_, {});
   for (auto it = expiring_.begin(); it != expiring_.end();) {
     const std::string table = *it;
     if (expiring_busy_.contains(table) || !replica_->IsOwner(routes_.Of(table).object)) {
@@ -57,7 +67,12 @@ void NodeHost::ExpireDue() {
     }
     std::vector<std::string> due;
     std::string next;
-    if (!DueRows(table, "", &due, &next)) {  // no row of it expires any more
+    auto cursor = from.find(table);
+    if (!DueRows(table, cursor == from.end() ? "" : cursor->second, &due, &next)) {
+      if (cursor != from.end()) {  // past the entries of a continued batch: look again later
+        ++it;
+        continue;
+      }
       std::unique_ptr<storage::WriteSet> w = store_->NewWriteSet();
       w->Delete(storage::Cf::kMeta, storage::ExpiringTableKey(table));
       if (absl::Status s = store_->Commit(*w, /*sync=*/false); !s.ok()) {
@@ -69,7 +84,7 @@ void NodeHost::ExpireDue() {
     if (!due.empty()) ProposeRemovals(table, std::move(due), std::move(next));
     ++it;
   }
-  ArmExpirer();
+  ArmExpirer(kExpireEveryMs);
 }
 
 bool NodeHost::DueRows(const std::string& table, const std::string& from,
@@ -115,16 +130,8 @@ void NodeHost::ProposeRemovals(const std::string& table, std::vector<std::string
     // at the next round (which starts from the table's first entry again, for rows written
     // since that are due earlier). Not in this pass: the commands queued meanwhile go first.
     if (!r.ok || r.changes.empty()) return;
-    expiring_busy_.insert(table);
-    After(0, [this, table, next] {
-      expiring_busy_.erase(table);
-      if (!replica_->IsOwner(routes_.Of(table).object)) return;
-      std::vector<std::string> due;
-      std::string after;
-      if (DueRows(table, next, &due, &after) && !due.empty()) {
-        ProposeRemovals(table, std::move(due), std::move(after));
-      }
-    });
+    expire_from_[table] = next;
+    ArmExpirer(0);
   });
 }
 

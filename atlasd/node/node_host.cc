@@ -335,6 +335,7 @@ int64_t NodeHost::NextWorkAtMs() const {
   int64_t due = next_tick_ms_;
   if (Quiet()) due += (replica_->TicksToHeartbeat() - 1) * options_.tick_ms;
   if (!timers_.empty()) due = std::min(due, timers_.begin()->first);
+  if (expire_at_ms_ >= 0) due = std::min(due, expire_at_ms_);
   return due;
 }
 
@@ -353,6 +354,7 @@ void NodeHost::RunTimers() {
     timers_.erase(timers_.begin());
     fn();
   }
+  RunExpirer();
 }
 
 void NodeHost::Propose(proto::Command cmd, Done done) {

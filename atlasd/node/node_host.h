@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -286,7 +287,8 @@ class NodeHost {
   // The owner's expirer (atlasd/node/expirer.cc).
   absl::Status LoadExpiringTables();
   void NoteExpiringTables();
-  void ArmExpirer();
+  void ArmExpirer(int64_t delay_ms);  // the next round, if there are expiring tables
+  void RunExpirer();                  // the round, when it is due (SetTime)
   void ExpireDue();
   // The rows of `table` due for removal now, in expiry order from index key `from` on, a
   // batch at most, and the key after the last; false when no index entry is left from there.
@@ -313,12 +315,14 @@ class NodeHost {
   std::unique_ptr<Log> log_;  // applied log entries, read back from the store
   std::unique_ptr<consensus::Replica> replica_;
   std::shared_ptr<LocalReads> local_reads_ = std::make_shared<LocalReads>();
-  // The expirer: tables with rows that expire, those with removals in flight, and whether
-  // its next round is scheduled (every kExpireEveryMs while there are any).
+  // The expirer: tables with rows that expire, those with removals in flight, where the next
+  // batch of a table whose last one just committed starts, and when its next round is due
+  // (-1: none; every kExpireEveryMs while there are expiring tables, at once after a batch).
   static constexpr int64_t kExpireEveryMs = 500;
   std::set<std::string> expiring_;
   std::set<std::string> expiring_busy_;
-  bool expirer_armed_ = false;
+  std::map<std::string, std::string> expire_from_;
+  int64_t expire_at_ms_ = -1;
   consensus::AccessCountingPolicy* policy_ = nullptr;  // owned by replica_; null: static
 
   uint64_t next_seq_;
