@@ -205,9 +205,9 @@ void CheckRequest(const Request& req, const Frame& frame) {
   CheckOneFrame(req.id, Reply(req.id).Ok().Take());
 }
 
-// The length n when `line` reads `[ID:<anything>] KEY BLOB SET <key> <n>` (any tag, even a
-// malformed one, as long as it is closed by ']'), or an untagged `KEY BLOB SET <key> <n>`,
-// with n a decimal number; nullopt otherwise.
+// The length n when `line` reads `[ID:<anything>] KEY BLOB SET <key> [options] <n>` (any
+// tag, even a malformed one, as long as it is closed by ']'), or an untagged one, with n a
+// decimal number as the last word; nullopt otherwise.
 std::optional<uint64_t> BlobAnnouncement(std::string_view line) {
   while (!line.empty() && IsAsciiSpace(line.front())) line.remove_prefix(1);
   if (line.size() >= 4 && EqualsIgnoreCase(line.substr(0, 4), "[ID:")) {
@@ -215,13 +215,13 @@ std::optional<uint64_t> BlobAnnouncement(std::string_view line) {
     if (close == std::string_view::npos) return std::nullopt;
     line.remove_prefix(close + 1);
   }
-  std::vector<Token> t = Tokenize(line, 6);
+  std::vector<Token> t = Tokenize(line);
   if (t.size() < 5 || !EqualsIgnoreCase(t[0].text, "KEY") || !EqualsIgnoreCase(t[1].text, "BLOB") ||
       !EqualsIgnoreCase(t[2].text, "SET")) {
     return std::nullopt;
   }
   uint64_t n = 0;
-  std::string_view len = t[4].text;
+  std::string_view len = t.back().text;
   auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
   if (ec != std::errc() || ptr != len.data() + len.size()) return std::nullopt;
   return n;
