@@ -57,8 +57,8 @@ def worker(n, txn, out):
     out.append((lat, i))
 
 def run(clients, txn):
-    out, threads = [], [threading.Thread(target=worker, args=(n, txn, out))
-                        for n in range(clients)]
+    out = []
+    threads = [threading.Thread(target=worker, args=(n, txn, out)) for n in range(clients)]
     t0 = time.time()
     for t in threads: t.start()
     for t in threads: t.join()
