@@ -43,29 +43,25 @@ std::string ObjectOfTable(storage::Store& store, const std::string& table) {
   return StateMachine::ObjectOf(table, st.ok() ? st->group : "");
 }
 
-// A transaction's command as the replicated one (a read is a proto::Read).
-void BuildTxnOp(sp::TxnCommand& c, proto::Command* op) {
-  std::visit(
-      [&](auto& command) {
-        using T = std::decay_t<decltype(command)>;
-        op->set_table(std::string(command.key.table()));
-        const std::string row(command.key.row());
-        if constexpr (std::is_same_v<T, sp::KeyPut> || std::is_same_v<T, sp::KeyBlobSet>) {
-          proto::Put* put = op->mutable_put();
-          put->set_row(row);
-          put->set_value(std::move(command.value));
-          SetWriteOptions(command, put);
-        } else if constexpr (std::is_same_v<T, sp::KeyDel>) {
-          op->mutable_del()->set_row(row);
-          if (command.if_rev) op->mutable_del()->set_if_rev(*command.if_rev);
-        } else {
-          op->mutable_read()->set_row(row);
-          op->mutable_read()->set_kind(std::is_same_v<T, sp::KeyInfo>      ? proto::Read::INFO
-                                       : std::is_same_v<T, sp::KeyBlobGet> ? proto::Read::BLOB
-                                                                           : proto::Read::GET);
-        }
-      },
-      c);
+// A row command as the replicated one (inside a transaction, a read is a proto::Read).
+template <typename T>
+void BuildRowCommand(T& command, proto::Command* op) {
+  op->set_table(std::string(command.key.table()));
+  const std::string row(command.key.row());
+  if constexpr (std::is_same_v<T, sp::KeyPut> || std::is_same_v<T, sp::KeyBlobSet>) {
+    proto::Put* put = op->mutable_put();
+    put->set_row(row);
+    put->set_value(std::move(command.value));
+    SetWriteOptions(command, put);
+  } else if constexpr (std::is_same_v<T, sp::KeyDel>) {
+    op->mutable_del()->set_row(row);
+    if (command.if_rev) op->mutable_del()->set_if_rev(*command.if_rev);
+  } else {
+    op->mutable_read()->set_row(row);
+    op->mutable_read()->set_kind(std::is_same_v<T, sp::KeyInfo>      ? proto::Read::INFO
+                                 : std::is_same_v<T, sp::KeyBlobGet> ? proto::Read::BLOB
+                                                                     : proto::Read::GET);
+  }
 }
 
 }  // namespace
@@ -89,7 +85,7 @@ std::optional<std::string> Executor::Build(Call&, sp::Txn& c, proto::Command* cm
       return StrCat("transaction spans '", first, "' and '", table,
                     "', which are not in one group");
     }
-    BuildTxnOp(op, cmd->mutable_txn()->add_ops());
+    std::visit([&](auto& o) { BuildRowCommand(o, cmd->mutable_txn()->add_ops()); }, op);
   }
   cmd->set_table(first);  // routes the entry to the object's log
   return std::nullopt;
@@ -147,27 +143,17 @@ void Executor::ReadRow(const CallPtr& call, const sp::Key& key, bool blob, int a
 }
 
 std::optional<std::string> Executor::Build(Call&, sp::KeyPut& c, proto::Command* cmd) {
-  cmd->set_table(std::string(c.key.table()));
-  proto::Put* put = cmd->mutable_put();
-  put->set_row(std::string(c.key.row()));
-  put->set_value(std::move(c.value));
-  SetWriteOptions(c, put);
+  BuildRowCommand(c, cmd);
   return std::nullopt;
 }
 
 std::optional<std::string> Executor::Build(Call&, sp::KeyBlobSet& c, proto::Command* cmd) {
-  cmd->set_table(std::string(c.key.table()));
-  proto::Put* put = cmd->mutable_put();
-  put->set_row(std::string(c.key.row()));
-  put->set_value(std::move(c.value));
-  SetWriteOptions(c, put);
+  BuildRowCommand(c, cmd);
   return std::nullopt;
 }
 
 std::optional<std::string> Executor::Build(Call&, sp::KeyDel& c, proto::Command* cmd) {
-  cmd->set_table(std::string(c.key.table()));
-  cmd->mutable_del()->set_row(std::string(c.key.row()));
-  if (c.if_rev) cmd->mutable_del()->set_if_rev(*c.if_rev);
+  BuildRowCommand(c, cmd);
   return std::nullopt;
 }
 

@@ -13,16 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export ATLAS_BIN=${ATLAS_BUILD_DIR:-$root/build}/bin
 rows=${EXPIRY_ROWS:-1000000}
-bench_label=expiry
-log() { printf '[%s] %s\n' "$bench_label" "$*" >&2; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-expiry.XXXXXX")
-cleanup() {
-  "$root/tools/cluster" down --dir "$tmp/c" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-"$root/tools/cluster" up --zones 1 --nodes-per-zone 1 --dir "$tmp/c" --base-port 29800 >&2
-sock=$tmp/c/n1/atlas.sock
+. "$root/tools/bench/lib.sh"
+bench_node expiry 29800
 
 # The instant: after the load (at ~15,000 rows/s here, with a margin).
 at_s=$(python3 -c "import time; print(int(time.time() + $rows / 15000 + 15))")

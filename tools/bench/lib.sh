@@ -1,6 +1,6 @@
 # Shared by the cluster benchmarks (sourced): a scratch directory removed at exit (kept with
 # BENCH_KEEP=1) holding a 3-node cluster (tools/cluster: one zone, Fn=1), and atlas-bench's
-# --target arguments for it. Expects $root (the repository).
+# --target arguments for it; or one node (bench_node). Expects $root (the repository).
 #   bench_cluster <label> <base-port>   sets $tmp and $targets; log() prints "[label] ..."
 bench_label=bench
 log() { printf '[%s] %s\n' "$bench_label" "$*" >&2; }
@@ -19,4 +19,14 @@ bench_cluster() {
   "$root/tools/cluster" up --zones 1 --nodes-per-zone 3 --fn 1 --dir "$tmp/c" --base-port "$2" >&2
   targets=()
   for i in 1 2 3; do targets+=(--target "atlas:$tmp/c/n$i/atlas.sock"); done
+}
+
+# One node (tools/cluster: one zone, one node): sets $tmp and $sock.
+#   bench_node <label> <base-port>
+bench_node() {
+  bench_label=$1
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-$1.XXXXXX")
+  trap bench_cleanup EXIT
+  "$root/tools/cluster" up --zones 1 --nodes-per-zone 1 --dir "$tmp/c" --base-port "$2" >&2
+  sock=$tmp/c/n1/atlas.sock
 }

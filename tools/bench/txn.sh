@@ -10,17 +10,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export ATLAS_BIN=${ATLAS_BUILD_DIR:-$root/build}/bin
-bench_label=txn
-log() { printf '[%s] %s\n' "$bench_label" "$*" >&2; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/atlas-txn.XXXXXX")
-cleanup() {
-  "$root/tools/cluster" down --dir "$tmp/c" >/dev/null 2>&1 || true
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-"$root/tools/cluster" up --zones 1 --nodes-per-zone 1 --dir "$tmp/c" --base-port 29850 >&2
+. "$root/tools/bench/lib.sh"
+bench_node txn 29850
 
-python3 - "$tmp/c/n1/atlas.sock" "${TXN_CLIENTS:-1 16}" "${TXN_SIZE:-10}" \
+python3 - "$sock" "${TXN_CLIENTS:-1 16}" "${TXN_SIZE:-10}" \
   "${TXN_SECONDS:-5}" <<'EOF'
 import socket, sys, threading, time
 path, clients_list, size, seconds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), \
