@@ -102,9 +102,11 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
     const Node& nd = nodes[entry];
     if (nd.is_call) {
       const Operation& op = *ops[nd.op];
-      bool legal = op.is_write || op.value == state;
+      const bool legal = op.is_cas   ? (state == op.expected) == op.cas_applied
+                         : op.is_write ? true
+                                       : op.value == state;
       if (legal) {
-        std::string next_state = op.is_write ? op.value : state;
+        std::string next_state = (op.is_write || (op.is_cas && op.cas_applied)) ? op.value : state;
         bits[nd.op / 64] |= (1ULL << (nd.op % 64));
         Key key{bits, next_state};
         if (cache.insert(key).second) {
@@ -125,10 +127,14 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
       if (stack.empty()) {
         result.ok = false;
         const Operation& op = *ops[deepest_block >= 0 ? deepest_block : nd.op];
+        const std::string what =
+            op.is_cas ? "cas(" + op.expected + "->" + op.value +
+                            (op.cas_applied ? ")" : ") refused")
+            : op.is_write ? "put(" + op.value + ")"
+                          : "get()->" + op.value;
         result.detail = "key " + op.key + ": after " + std::to_string(deepest) +
-                        " ops, no linearization before the return of " +
-                        (op.is_write ? "put(" : "get()->") + op.value +
-                        (op.is_write ? ")" : "") + " by client " + std::to_string(op.client) +
+                        " ops, no linearization before the return of " + what +
+                        " by client " + std::to_string(op.client) +
                         " [invoke " + std::to_string(op.invoke) + ", return " +
                         std::to_string(op.ret) + "]";
         return result;
@@ -149,14 +155,16 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
 LinearizabilityResult CheckLinearizable(const std::vector<Operation>& history,
                                         uint64_t max_steps) {
   // Values are unique per write, so a write of unknown outcome that no read ever returned can
-  // always be linearized as "never happened": drop it (it only inflates the search).
+  // always be linearized as "never happened": drop it (it only inflates the search). One that
+  // a read returned did happen: a compare-and-set kept for that reason must have applied.
   std::map<std::string, std::set<std::string>> read_values;
   for (const Operation& op : history) {
-    if (!op.is_write) read_values[op.key].insert(op.value);
+    if (!op.is_write && !op.is_cas) read_values[op.key].insert(op.value);
   }
   std::map<std::string, std::vector<const Operation*>> by_key;
   for (const Operation& op : history) {
-    if (op.is_write && !op.completed && !read_values[op.key].contains(op.value)) continue;
+    const bool writes = op.is_write || op.is_cas;
+    if (writes && !op.completed && !read_values[op.key].contains(op.value)) continue;
     by_key[op.key].push_back(&op);
   }
   LinearizabilityResult total;

@@ -19,6 +19,12 @@ struct Operation {
   uint64_t ret = 0;       // Ignored when !completed.
   bool completed = true;  // False: outcome unknown (the write may or may not have happened).
   int client = 0;
+  // A compare-and-set (KEY SET ... IF REV, with the revision read together with `expected`):
+  // sets `value` if the key holds `expected` ("" = absent). `cas_applied`: it did (or, with
+  // an unknown outcome, may have); false: refused, so the key held something else.
+  bool is_cas = false;
+  std::string expected = {};
+  bool cas_applied = true;
 };
 
 struct LinearizabilityResult {
@@ -28,8 +34,8 @@ struct LinearizabilityResult {
   uint64_t steps = 0;
 };
 
-// Reads that failed must not be passed in. Writes with an unknown outcome are passed with
-// completed=false. `max_steps` bounds the search per key.
+// Reads that failed must not be passed in. Writes and compare-and-sets with an unknown
+// outcome are passed with completed=false. `max_steps` bounds the search per key.
 LinearizabilityResult CheckLinearizable(const std::vector<Operation>& history,
                                         uint64_t max_steps = 2'000'000);
 

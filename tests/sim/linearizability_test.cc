@@ -37,6 +37,36 @@ TEST_CASE("a write with unknown outcome may or may not take effect", "[lin]") {
   REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 0, false), Get("1", 2, 3), Get("", 4, 5)}).ok);
 }
 
+Operation Cas(const std::string& from, const std::string& to, uint64_t inv, uint64_t ret,
+              bool applied = true, bool completed = true) {
+  Operation op{"k", false, to, inv, ret, completed, 2};
+  op.is_cas = true;
+  op.expected = from;
+  op.cas_applied = applied;
+  return op;
+}
+
+TEST_CASE("compare-and-set: applied only from its expected value, refused only from another",
+          "[lin]") {
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 4), Get("2", 5, 6)}).ok);
+  REQUIRE(CheckLinearizable({Cas("", "1", 1, 2), Get("1", 3, 4)}).ok);  // from absent
+  // Applied although the key held something else: two increments from the same value.
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 4), Cas("1", "3", 5, 6)}).ok);
+  // Refused although the key held the expected value.
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 4, false)}).ok);
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Put("x", 3, 4), Cas("1", "2", 5, 6, false)}).ok);
+  // Applied concurrently with a put: only before it (after it the key holds "x").
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 10), Put("x", 4, 9),
+                             Get("x", 11, 12)}).ok);
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 10), Put("x", 4, 9),
+                                   Get("2", 11, 12)}).ok);
+  // Unknown outcome: dropped unless a read returned its value; then it applied.
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 0, true, false), Get("1", 4, 5)}).ok);
+  REQUIRE(CheckLinearizable({Put("1", 1, 2), Cas("1", "2", 3, 0, true, false), Get("2", 4, 5)}).ok);
+  REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Put("x", 3, 4),
+                                   Cas("1", "2", 5, 0, true, false), Get("2", 6, 7)}).ok);
+}
+
 TEST_CASE("a lost acknowledged write is caught", "[lin]") {
   REQUIRE_FALSE(CheckLinearizable({Put("1", 1, 2), Get("", 3, 4)}).ok);
 }

@@ -3,11 +3,12 @@
 //
 //   atlas-jepsen-check history FILE
 //       FILE: one operation per line, tab-separated:
-//         client  key  W|R  value  invoke_ns  return_ns  ok|unknown
+//         client  key  W|R|C  value  invoke_ns  return_ns  ok|unknown|refused
 //       (reads that failed are not recorded; a write whose outcome is unknown has "unknown"
-//       and no meaningful return time). Checks the history for linearizability with the
-//       simulator's checker, key by key. Exit 0 when linearizable, 1 when not, 3 when the
-//       search was inconclusive.
+//       and no meaningful return time). C is a compare-and-set, its value "<expected>><new>"
+//       (expected "" = absent); "refused" is a compare-and-set refused by its condition.
+//       Checks the history for linearizability with the simulator's checker, key by key.
+//       Exit 0 when linearizable, 1 when not, 3 when the search was inconclusive.
 //   atlas-jepsen-check digest DATA_DIR TABLE...
 //       Opens a stopped node's database and prints, per table, the size and an FNV-1a hash of
 //       its replicated state (StateMachine::SnapshotTable): converged replicas print the same.
@@ -42,14 +43,17 @@ int CheckHistory(const char* path) {
     return 2;
   }
   std::vector<atlas::sim::Operation> ops;
-  uint64_t writes_ok = 0, writes_unknown = 0, reads = 0;
+  uint64_t writes_ok = 0, writes_unknown = 0, reads = 0, cas_refused = 0;
   std::string line;
   int lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
     if (line.empty()) continue;
     std::vector<std::string> f = absl::StrSplit(line, '\t');
-    if (f.size() != 7 || (f[2] != "W" && f[2] != "R") || (f[6] != "ok" && f[6] != "unknown")) {
+    const bool cas = f.size() == 7 && f[2] == "C";
+    if (f.size() != 7 || (f[2] != "W" && f[2] != "R" && !cas) ||
+        (f[6] != "ok" && f[6] != "unknown" && !(cas && f[6] == "refused")) ||
+        (cas && f[3].find('>') == std::string::npos)) {
       std::fprintf(stderr, "%s:%d: malformed line\n", path, lineno);
       return 2;
     }
@@ -60,19 +64,27 @@ int CheckHistory(const char* path) {
     op.value = f[3];
     op.invoke = std::stoull(f[4]);
     op.ret = std::stoull(f[5]);
-    op.completed = f[6] == "ok";
-    if (!op.is_write && !op.completed) continue;  // A failed read says nothing.
-    if (op.is_write) {
+    op.completed = f[6] != "unknown";
+    if (cas) {
+      op.is_cas = true;
+      op.expected = f[3].substr(0, f[3].find('>'));
+      op.value = f[3].substr(f[3].find('>') + 1);
+      op.cas_applied = f[6] != "refused";
+      if (!op.cas_applied) ++cas_refused;
+    }
+    if (!op.is_write && !cas && !op.completed) continue;  // A failed read says nothing.
+    if (op.is_write || (cas && op.cas_applied)) {
       ++(op.completed ? writes_ok : writes_unknown);
-    } else {
+    } else if (!cas) {
       ++reads;
     }
     ops.push_back(std::move(op));
   }
   atlas::sim::LinearizabilityResult r = atlas::sim::CheckLinearizable(ops, 20'000'000);
   std::printf("history: %zu operations (%" PRIu64 " acknowledged writes, %" PRIu64
-              " writes with unknown outcome, %" PRIu64 " reads); search steps %" PRIu64 "\n",
-              ops.size(), writes_ok, writes_unknown, reads, r.steps);
+              " writes with unknown outcome, %" PRIu64 " compare-and-sets refused, %" PRIu64
+              " reads); search steps %" PRIu64 "\n",
+              ops.size(), writes_ok, writes_unknown, cas_refused, reads, r.steps);
   if (!r.ok) {
     std::printf("NOT LINEARIZABLE: %s\n", r.detail.c_str());
     return 1;
