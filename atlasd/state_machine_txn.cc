@@ -40,12 +40,13 @@ ApplyResult StateMachine::ApplyTxn(const proto::Command& cmd, const std::string&
   if (not_governed) return *not_governed;
   ApplyResult result;
   for (const proto::Command& op : cmd.txn().ops()) {
-    const int64_t now_ms = std::max(LoadState(op.table(), batch).clock_ms, cmd.timestamp_ms());
+    const storage::TableState state = LoadState(op.table(), batch);
+    const int64_t now_ms = std::max(state.clock_ms, cmd.timestamp_ms());
     if (op.has_read()) {
       if (with_reads) result.reads.push_back(ReadInTxn(op, now_ms, batch));
       continue;
     }
-    const uint64_t revision = LoadState(op.table(), batch).revision + 1;
+    const uint64_t revision = state.revision + 1;
     ApplyResult r = op.has_put() ? ApplyPut(op, cmd, now_ms, revision, batch)
                                  : ApplyDel(op, cmd, now_ms, batch);
     // TxnRefused allowed each command against the very state it meets here: a refusal now

@@ -1,5 +1,7 @@
 // KEY GET, KEY PUT (KEY SET), KEY DEL, KEY BLOB SET, KEY BLOB GET (shared/spec/protocol.md §5),
 // KEY INFO, IF REV and TXN (shared/spec/transactions.md §1-3).
+#include <set>
+
 #include "atlasd/commands/call.h"
 #include "atlasd/state_machine.h"
 #include "socketproto/str.h"
@@ -79,9 +81,10 @@ std::optional<std::string> Executor::Build(Call&, sp::Txn& c, proto::Command* cm
   // owner checks it again when it applies (the grouping may change meanwhile).
   const std::string first(std::visit([](auto& op) { return op.key.table(); }, c.ops.front()));
   const std::string object = ObjectOfTable(*store_, first);
+  std::set<std::string> checked = {first};  // each table's object read once
   for (sp::TxnCommand& op : c.ops) {
     const std::string table(std::visit([](auto& o) { return o.key.table(); }, op));
-    if (table != first && ObjectOfTable(*store_, table) != object) {
+    if (checked.insert(table).second && ObjectOfTable(*store_, table) != object) {
       return StrCat("transaction spans '", first, "' and '", table,
                     "', which are not in one group");
     }
