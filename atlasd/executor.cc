@@ -71,6 +71,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::TablePin>, Access::kAtApply, "TABLE placement"},
     {kIndex<sp::TableGroup>, Access::kAtApply, "TABLE placement"},
     {kIndex<sp::TableList>, Access::kAnyone, ""},  // names are not access controlled
+    {kIndex<sp::TableDump>, Access::kRead, "READ"},
     {kIndex<sp::Watch>, Access::kReadLive, "READ"},
     {kIndex<sp::Unwatch>, Access::kAnyone, ""},  // the connection's own watches
     {kIndex<sp::TokenCreate>, Access::kClusterAdmin, "TOKEN"},
@@ -190,6 +191,10 @@ void Executor::Start(const CallPtr& call, sp::SessionContext& ctx, T& command) {
     if constexpr (kInfo.kind == sp::CommandKind::kWrite) {
       return Propose(call, command);
     } else if constexpr (NeedsBarrier<T>()) {
+      // A dump's later pages read the snapshot its first page took after the barrier.
+      if constexpr (std::is_same_v<T, sp::TableDump>) {
+        if (command.at) return RunChecked(call, command);
+      }
       return AfterBarrier(call, TableOf(command));
     } else {
       // Cluster commands report this node's view; they need no read barrier (and must work
@@ -240,11 +245,9 @@ bool Executor::Authenticate(Call& call, sp::SessionContext& ctx) {
   }
   call.admin = IsAdmin(call.principal);
   call.backup = call.admin || IsBackup(call.principal);
-  if (call.backup) {
-    // Per-connection state lives in the session's context, which outlives this call.
-    if (!ctx.handler_state) ctx.handler_state = std::make_shared<BackupAudit>();
-    call.audit = std::static_pointer_cast<BackupAudit>(ctx.handler_state);
-  }
+  // Per-connection state lives in the session's context, which outlives this call.
+  if (!ctx.handler_state) ctx.handler_state = std::make_shared<ConnectionState>();
+  call.connection = std::static_pointer_cast<ConnectionState>(ctx.handler_state);
   return true;
 }
 
@@ -365,9 +368,10 @@ bool Executor::MayRead(Call& call, const storage::TableAcl& acl, const std::stri
   // Allowed by the backup right alone: on the record, once per connection and table.
   bool first = false;
   {
-    absl::MutexLock lock(&call.audit->mu);
-    if (call.audit->tables.size() < kAuditTablesMax)
-      first = call.audit->tables.insert(table).second;
+    absl::MutexLock lock(&call.connection->mu);
+    if (call.connection->audited.size() < kAuditTablesMax) {
+      first = call.connection->audited.insert(table).second;
+    }
   }
   if (first) {
     LogEvent(spdlog::level::info, "backup read",

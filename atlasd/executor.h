@@ -73,7 +73,13 @@ class Executor final : public socketproto::CommandHandler {
  private:
   struct Call;  // one request in progress (atlasd/commands/call.h)
   using CallPtr = std::shared_ptr<Call>;
-  struct BackupAudit;
+  // A snapshot of the store that the pages of one TABLE DUMP read, and the table's revision in it.
+  struct DumpSnapshot {
+    std::string table;
+    uint64_t revision = 0;
+    std::shared_ptr<storage::Reader> reader;
+  };
+  struct ConnectionState;
 
   // The executor's paths (executor.cc). Start takes a command down the path of its kind;
   // Resume runs a command's checks and handler, at once or after its read barrier (again
@@ -142,6 +148,9 @@ class Executor final : public socketproto::CommandHandler {
   std::optional<std::string> Build(Call& call, socketproto::TableGroup& c, proto::Command* cmd);
   void Run(const CallPtr& call, const socketproto::TableList& c);
   bool RegionHasMembers(const std::string& region);
+  // dump.cc
+  void Run(const CallPtr& call, const socketproto::TableDump& c);
+  void DumpPage(const CallPtr& call, const socketproto::TableDump& c, const DumpSnapshot& snap);
   // watch.cc
   void Run(const CallPtr& call, const socketproto::Watch& c);
   void Run(const CallPtr& call, socketproto::SessionContext& ctx, const socketproto::Unwatch& c);

@@ -475,7 +475,36 @@ std::variant<Request, ParseError> ParseTableList(const Parser& p) {
   return Request{p.id, std::move(list)};
 }
 
-// TABLE INFO|MOVE|PIN|GROUP <table> ... | TABLE LIST ...
+// TABLE DUMP <table> [AT <rev>] [AFTER <key>] [LIMIT <n>], the table at tokens[2] (valid).
+std::variant<Request, ParseError> ParseTableDump(const Parser& p, std::string table) {
+  const auto& t = p.tok;
+  const std::string usage = UsageOf<TableDump>();
+  TableDump dump{std::move(table), std::nullopt, std::nullopt, std::nullopt};
+  for (size_t i = 3; i < t.size(); i += 2) {
+    if (i + 1 >= t.size()) return p.Err(usage);
+    const std::string_view arg = t[i + 1].text;
+    if (Eq(t[i].text, "AT") && !dump.at) {
+      dump.at = ParseU64(arg);
+      if (!dump.at) return p.Err(StrCat("invalid revision '", arg.substr(0, 32), "'"));
+    } else if (Eq(t[i].text, "AFTER") && !dump.after) {
+      std::string why = ValidateKey(arg);
+      if (!why.empty()) return p.Err(why);
+      dump.after = std::string(arg);
+    } else if (Eq(t[i].text, "LIMIT") && !dump.limit) {
+      dump.limit = ParseU64(arg);
+      if (!dump.limit || *dump.limit == 0) {
+        return p.Err(StrCat("invalid LIMIT '", arg.substr(0, 32), "'"));
+      }
+    } else {
+      return p.Err(usage);
+    }
+  }
+  // The pages of one dump share its snapshot: a page that goes on from a key names it.
+  if (dump.after && !dump.at) return p.Err(StrCat("AFTER needs AT <rev>; ", usage));
+  return Request{p.id, std::move(dump)};
+}
+
+// TABLE INFO|MOVE|PIN|GROUP|DUMP <table> ... | TABLE LIST ...
 std::variant<Request, ParseError> ParseTable(const Parser& p) {
   const auto& t = p.tok;
   const std::string_view sub = p.sub();
@@ -485,6 +514,7 @@ std::variant<Request, ParseError> ParseTable(const Parser& p) {
   if (auto* e = std::get_if<ParseError>(&table)) return *e;
   std::string name = std::get<std::string>(table);
   if (Eq(sub, "INFO") && t.size() == 3) return Request{p.id, TableInfo{name}};
+  if (Eq(sub, "DUMP")) return ParseTableDump(p, std::move(name));
   if (t.size() != 4) return p.Err(FamilyUsage("TABLE"));
   std::string arg(t[3].text);
   if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};

@@ -104,6 +104,16 @@ struct TableList {
   std::optional<uint64_t> limit;
   std::optional<std::string> after;
 };
+// A page of a table's rows with their revisions, retention and expiry, all pages read from one
+// snapshot of the table at one revision (atlasd's extension: what `atlas dump` reads). The first
+// page takes the snapshot; later pages name its revision (`at`) and the last key of the page
+// before (`after`).
+struct TableDump {
+  std::string table;
+  std::optional<uint64_t> at;
+  std::optional<std::string> after;
+  std::optional<uint64_t> limit;
+};
 struct TableMove { std::string table; std::string target; };  // region or node id
 struct TablePin { std::string table; std::optional<std::string> region; };
 struct TableGroup { std::string table; std::optional<std::string> group; };
@@ -126,7 +136,7 @@ using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
-                 TableGroup, TableList, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;
+                 TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 30> kCommands = {{
+inline constexpr std::array<CommandInfo, 31> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -226,6 +226,13 @@ inline constexpr std::array<CommandInfo, 30> kCommands = {{
      .serves_data = false,
      .syntax = "TABLE LIST [LIMIT <n>] [AFTER <table>]",
      .help = "The tables this node holds."},
+    {.index = kCommandIndex<TableDump>,
+     .name = "TABLE DUMP",
+     .kind = CommandKind::kRead,
+     .serves_data = true,
+     .syntax = "TABLE DUMP <table> [AT <rev> [AFTER <key>]] [LIMIT <n>]",
+     .help = "A page of rows with revision, retention, expiry and value, every page from one "
+             "snapshot at revision <rev> (what atlas dump reads)."},
     {.index = kCommandIndex<Watch>,
      .name = "WATCH",
      .kind = CommandKind::kStream,

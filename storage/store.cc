@@ -16,15 +16,13 @@ absl::StatusOr<std::optional<RowRecord>> Store::GetRow(std::string_view table,
   return std::optional<RowRecord>(std::move(*rec));
 }
 
-absl::StatusOr<std::string> Store::ReadValue(std::string_view table, std::string_view row,
-                                             const RowRecord& record) {
+absl::StatusOr<std::string> ReadValueIn(Reader& reader, std::string_view table,
+                                        std::string_view row, const RowRecord& record) {
   if (!record.chunked) return record.inline_value;
   std::string out;
   out.reserve(record.size);
-  // One snapshot so that a concurrent overwrite cannot mix chunks of two values.
-  std::unique_ptr<Reader> snap = Snapshot();
   for (uint32_t i = 0; i < record.chunk_count(); ++i) {
-    auto chunk = snap->Get(Cf::kBlobs, BlobChunkKey(table, row, i));
+    auto chunk = reader.Get(Cf::kBlobs, BlobChunkKey(table, row, i));
     if (!chunk.ok()) return chunk.status();
     if (!chunk->has_value()) {
       if (out.size() != record.size) return absl::AbortedError("value changed while reading");
@@ -32,11 +30,26 @@ absl::StatusOr<std::string> Store::ReadValue(std::string_view table, std::string
     }
     out.append(**chunk);
   }
-  if (out.size() != record.size) {
-    // The row was overwritten between reading its record and its chunks; callers retry.
-    return absl::AbortedError("value changed while reading");
-  }
+  if (out.size() != record.size) return absl::AbortedError("value changed while reading");
   return out;
+}
+
+absl::StatusOr<std::string> Store::ReadValue(std::string_view table, std::string_view row,
+                                             const RowRecord& record) {
+  if (!record.chunked) return record.inline_value;
+  // One snapshot so that a concurrent overwrite cannot mix chunks of two values; the row may
+  // still have been overwritten between its record and this snapshot (Aborted: callers retry).
+  std::unique_ptr<Reader> snap = Snapshot();
+  return ReadValueIn(*snap, table, row, record);
+}
+
+absl::StatusOr<TableState> TableStateIn(Reader& reader, std::string_view table) {
+  auto raw = reader.Get(Cf::kMeta, TableMetaKey(table, "state"));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return TableState{};
+  auto st = DecodeTableState(**raw);
+  if (!st) return absl::DataLossError(fmt::format("corrupt state of table {}", table));
+  return *st;
 }
 
 absl::Status Store::ForEachRow(std::string_view table, std::string_view row_prefix,
@@ -77,12 +90,7 @@ absl::Status Store::ForEachTable(const std::optional<std::string>& after,
 }
 
 absl::StatusOr<TableState> Store::LoadTableState(std::string_view table) {
-  auto raw = Get(Cf::kMeta, TableMetaKey(table, "state"));
-  if (!raw.ok()) return raw.status();
-  if (!raw->has_value()) return TableState{};
-  auto st = DecodeTableState(**raw);
-  if (!st) return absl::DataLossError(fmt::format("corrupt state of table {}", table));
-  return *st;
+  return TableStateIn(*this, table);
 }
 
 absl::StatusOr<TableAcl> Store::LoadTableAcl(std::string_view table) {

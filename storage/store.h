@@ -73,6 +73,14 @@ struct StoreOptions {
   std::shared_ptr<rocksdb::Logger> info_log;
 };
 
+// The full value of a row record read through `reader` (a snapshot, where the chunks of a chunked
+// value cannot change under it). DataLoss when a chunk is missing; Aborted when the chunks do
+// not add up to the record's size (on a live reader: the row was overwritten meanwhile).
+absl::StatusOr<std::string> ReadValueIn(Reader& reader, std::string_view table,
+                                        std::string_view row, const RowRecord& record);
+// A table's replicated state as `reader` sees it (the default state when it has none).
+absl::StatusOr<TableState> TableStateIn(Reader& reader, std::string_view table);
+
 class Store : public Reader {
  public:
   // Opens (or creates) the RocksDB database under `dir` (storage/rocks_store.cc). A directory

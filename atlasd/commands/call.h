@@ -27,10 +27,16 @@ inline int64_t WallNowMs() {
       .count();
 }
 
-// The tables a connection read with the backup right, so that each is logged once.
-struct Executor::BackupAudit {
+// KEY INFO's answer for a row that exists (and TABLE DUMP's line before each value).
+std::string RowLine(std::string_view key, const storage::RowRecord& r);
+
+// What the executor keeps per connection, in its SessionContext.
+struct Executor::ConnectionState {
   absl::Mutex mu;
-  absl::flat_hash_set<std::string> tables ABSL_GUARDED_BY(mu);
+  // The tables it read with the backup right, so that each is logged once.
+  absl::flat_hash_set<std::string> audited ABSL_GUARDED_BY(mu);
+  // Its table dump in progress (atlasd/commands/dump.cc): one at a time.
+  std::optional<DumpSnapshot> dump ABSL_GUARDED_BY(mu);
 };
 
 // Owned by shared pointers: the handler's callbacks (read barrier, replication, cluster, reply
@@ -41,7 +47,7 @@ struct Executor::Call {
   bool admin = false;
   bool backup = false;  // a backup-users (or admin-users) principal: may read every table
   uint64_t connection_id = 0;
-  std::shared_ptr<BackupAudit> audit;  // the connection's, for reads only `backup` allowed
+  std::shared_ptr<ConnectionState> connection;
   std::shared_ptr<socketproto::OutputStream> stream;  // the connection's (WATCH)
   std::shared_ptr<socketproto::ReplyBudget> budget;   // the connection's reply memory
   size_t reserved = 0;                                // bytes this call holds in `budget`

@@ -18,6 +18,12 @@ void Executor::Run(const CallPtr& call, const sp::KeyBlobGet& c) {
   ReadRow(call, c.key, /*blob=*/true, 0);
 }
 
+std::string RowLine(std::string_view key, const storage::RowRecord& r) {
+  auto instant = [](int64_t ms) { return ms > 0 ? sp::FormatRfc3339Ms(ms) : std::string("-"); };
+  return StrCat("ROW key=", key, " rev=", r.revision, " size=", r.size, " worm_until=",
+                instant(r.worm_until_ms), " expires=", instant(r.expires_ms));
+}
+
 namespace {
 
 // The options of KEY PUT and KEY BLOB SET that reach the replicated command.
@@ -30,13 +36,6 @@ void SetWriteOptions(const T& c, proto::Put* put) {
   if (c.expire && c.expire->kind == sp::Expiry::Kind::kTtl) put->set_expire_ttl_ms(c.expire->ttl_ms);
   if (c.expire && c.expire->kind == sp::Expiry::Kind::kAt) put->set_expire_at_ms(c.expire->at_ms);
   if (c.if_rev) put->set_if_rev(*c.if_rev);
-}
-
-// KEY INFO's answer for a row that exists.
-std::string RowLine(std::string_view key, const storage::RowRecord& r) {
-  auto instant = [](int64_t ms) { return ms > 0 ? sp::FormatRfc3339Ms(ms) : std::string("-"); };
-  return StrCat("ROW key=", key, " rev=", r.revision, " size=", r.size, " worm_until=",
-                instant(r.worm_until_ms), " expires=", instant(r.expires_ms));
 }
 
 // Which object a table's commands go to, as this node last applied it.

@@ -72,7 +72,9 @@ SEEDS = {
         b"QUORUM INFO users", b"QUORUM INFO atlas.nodes", b"TABLE INFO users",
         b"TABLE MOVE users eu-west", b"TABLE MOVE users 3", b"TABLE PIN users us-east",
         b"TABLE PIN users NONE", b"TABLE GROUP users g1", b"TABLE GROUP users none",
-        b"TABLE PIN users bad.region", b"TABLE FOO users x"),
+        b"TABLE PIN users bad.region", b"TABLE FOO users x", b"TABLE DUMP users",
+        b"TABLE DUMP users LIMIT 10", b"TABLE DUMP users AT 7 AFTER users.k LIMIT 2",
+        b"TABLE DUMP users AFTER users.k", b"TABLE DUMP users AT x", b"TABLE DUMP users LIMIT 0"),
     "put_options_worm": b" " + HELLO + crlf(
         b"KEY PUT t.k PRINCIPAL alice v", b"KEY PUT t.k WORM TTL 90s v",
         b"KEY PUT t.k WORM TTL 0s v", b"KEY PUT t.k WORM TTL 99999999999999d v",

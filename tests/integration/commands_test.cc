@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "tests/integration/daemon.h"
 
@@ -191,6 +193,69 @@ TEST_CASE_METHOD(Fixture, "TXN: one OK after the commands' data frames, all or n
   CHECK(Call(*conn, "KEY INFO bank.x") == "NOT_FOUND\nOK");
   // A count that cannot be read ends the connection: what follows cannot be framed.
   CHECK(Call(*conn, "TXN many") == "ERROR FATAL invalid transaction length 'many'");
+}
+
+TEST_CASE_METHOD(Fixture, "TABLE DUMP: pages of rows with revision - retention - expiry and "
+                          "value - all read from one snapshot at one revision") {
+  CHECK(Call(*conn, "KEY PUT inv.a 1") == "OK");
+  CHECK(Call(*conn, "KEY PUT inv.b WORM EXPIRES 2100-01-01T00:00:00.250Z two") == "OK");
+  auto blob = conn->Call("KEY BLOB SET inv.c EXPIRE AT 2100-01-02T00:00:00Z 3",
+                         std::string_view("x\0y", 3));
+  REQUIRE(blob.ok());
+  CHECK(Call(*conn, "KEY PUT inv.d EXPIRE 1s gone") == "OK");
+  CHECK(Call(*conn, "KEY PUT inv.e 5") == "OK");
+  CHECK(Call(*conn, "KEY PUT other.x 0") == "OK");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // inv.d has expired
+  auto first = conn->Call("TABLE DUMP inv LIMIT 2");
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 6);
+  // The revision: 5 writes, and the removal of inv.d once the owner's expirer got to it.
+  const std::string head = (*first)[0].text;
+  const size_t at = head.find("rev=") + 4;
+  const std::string rev = head.substr(at, head.find(' ', at) - at);
+  CHECK((head == "DUMP table=inv rev=" + rev + " rows=2 more=1" && (rev == "5" || rev == "6")));
+  CHECK((*first)[1].text == "ROW key=inv.a rev=1 size=1 worm_until=- expires=-");
+  CHECK((*first)[2].blob == std::string("1"));
+  CHECK((*first)[3].text ==
+        "ROW key=inv.b rev=2 size=3 worm_until=2100-01-01T00:00:00.250Z expires=-");
+  // Changes after the first page do not show in the later ones: the dump is the table at
+  // that revision.
+  CHECK(Call(*conn, "KEY DEL inv.c") == "OK");
+  CHECK(Call(*conn, "KEY PUT inv.e changed") == "OK");
+  CHECK(Call(*conn, "KEY PUT inv.f new") == "OK");
+  CHECK(Call(*conn, "KEY GET inv.e") == "VALUE:changed\nOK");
+  auto rest = conn->Call("TABLE DUMP inv AT " + rev + " AFTER inv.b LIMIT 10");
+  REQUIRE(rest.ok());
+  REQUIRE(rest->size() == 6);
+  CHECK((*rest)[0].text == "DUMP table=inv rev=" + rev + " rows=2 more=0");
+  CHECK((*rest)[1].text ==
+        "ROW key=inv.c rev=3 size=3 worm_until=- expires=2100-01-02T00:00:00.000Z");
+  CHECK((*rest)[2].blob == std::string("x\0y", 3));
+  CHECK((*rest)[3].text == "ROW key=inv.e rev=5 size=1 worm_until=- expires=-");  // not inv.d
+  CHECK((*rest)[4].blob == std::string("5"));
+  // The last page let the snapshot go; the next dump starts from the table as it is now.
+  CHECK(Call(*conn, "TABLE DUMP inv AT " + rev + " AFTER inv.b") ==
+        "ERROR WARN no dump of 'inv' at revision " + rev +
+            " on this connection: begin again with TABLE DUMP inv");
+  const std::string fresh = Call(*conn, "TABLE DUMP inv LIMIT 1");
+  CHECK(fresh.starts_with("DUMP table=inv rev="));
+  CHECK_FALSE(fresh.starts_with("DUMP table=inv rev=" + rev + " "));
+  // A dump's snapshot is its connection's.
+  auto other = daemon.Connect();
+  REQUIRE(other);
+  CHECK(Call(*other, "TABLE DUMP inv AT 8 AFTER inv.a").starts_with("ERROR WARN no dump of 'inv'"));
+  CHECK(Call(*conn, "TABLE DUMP empty") == "DUMP table=empty rev=0 rows=0 more=0\nOK");
+  CHECK(Call(*conn, "TABLE DUMP inv AFTER inv.a") ==
+        "ERROR WARN AFTER needs AT <rev>; usage: TABLE DUMP <table> [AT <rev> [AFTER <key>]] "
+        "[LIMIT <n>]");
+  CHECK(Call(*conn, "TABLE DUMP inv AT 8 AFTER other.x") ==
+        "ERROR WARN AFTER names a key of another table than 'inv'");
+  // It needs READ, like SCAN.
+  CHECK(Call(*conn, "PRINCIPAL ASSUME alice") == "OK");
+  CHECK(Call(*conn, "ACL GRANT inv alice PERMS OWNER") == "OK");
+  CHECK(Call(*other, "PRINCIPAL ASSUME bob") == "OK");
+  CHECK(Call(*other, "TABLE DUMP inv") ==
+        "ERROR WARN permission denied for principal 'bob': READ on inv");
 }
 
 TEST_CASE_METHOD(Fixture, "NODE, QUORUM and TABLE answer for the one-node cluster") {

@@ -373,6 +373,20 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(MustFail("TABLE LIST LIMIT").starts_with("usage: TABLE INFO <table>"));
   CHECK(MustFail("TABLE LIST LIMIT x") == "invalid LIMIT 'x'");
   CHECK(MustFail("TABLE LIST AFTER a b") .starts_with("usage: "));
+  auto first = std::get<TableDump>(MustParse("TABLE DUMP users").command);
+  CHECK(first.table == "users");
+  CHECK_FALSE(first.at);
+  auto next = std::get<TableDump>(MustParse("table dump users LIMIT 5 AT 9 AFTER users.k").command);
+  CHECK(next.at == 9u);
+  CHECK(next.after == std::string("users.k"));
+  CHECK(next.limit == 5u);
+  CHECK(MustFail("TABLE DUMP users AFTER users.k").starts_with("AFTER needs AT <rev>; usage: "));
+  CHECK(MustFail("TABLE DUMP users AT") == "usage: TABLE DUMP <table> [AT <rev> [AFTER <key>]] "
+                                            "[LIMIT <n>]");
+  CHECK(MustFail("TABLE DUMP users AT x") == "invalid revision 'x'");
+  CHECK(MustFail("TABLE DUMP users LIMIT 0") == "invalid LIMIT '0'");
+  CHECK(MustFail("TABLE DUMP users AT 1 AT 2").starts_with("usage: TABLE DUMP"));
+  CHECK(MustFail("TABLE DUMP users AT 1 AFTER bad").starts_with("invalid key 'bad'"));
 }
 
 TEST_CASE("errors name the problem the way protocol.md promises") {
@@ -415,6 +429,7 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"TABLE PIN", "TABLE PIN a NONE"},
       {"TABLE GROUP", "TABLE GROUP a g"},
       {"TABLE LIST", "TABLE LIST"},
+      {"TABLE DUMP", "TABLE DUMP a"},
       {"WATCH", "WATCH a"},
       {"UNWATCH", "UNWATCH w"},
       {"TOKEN CREATE", "TOKEN CREATE"},
@@ -465,7 +480,7 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
   CHECK(MustFail("TABLE x") ==
         "usage: TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> "
         "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] "
-        "[AFTER <table>]");
+        "[AFTER <table>] | TABLE DUMP <table> [AT <rev> [AFTER <key>]] [LIMIT <n>]");
   // Family summaries that are not a list of syntaxes.
   CHECK(MustFail("KEY") == "usage: KEY GET|PUT|SET|DEL|INFO|BLOB SET|BLOB GET <key> ...");
   CHECK(MustFail("ACL") ==
