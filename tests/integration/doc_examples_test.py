@@ -8,8 +8,8 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
-import time
+
+from pydaemon import Daemon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,21 +43,12 @@ def matches(expected, actual):
 def main():
     bin_dir = os.path.abspath(sys.argv[1])
     docs = sys.argv[2:] or [os.path.join(ROOT, "docs", "commands.md")]
-    work = tempfile.mkdtemp(prefix="atlas-docs.")
+    daemon = Daemon(bin_dir, "atlas-docs.")
+    work, sock = daemon.work, daemon.sock
     with open(os.path.join(work, "hello.txt"), "wb") as f:
         f.write(b"hello\r\nworld")
-    sock = os.path.join(work, "atlas.sock")
-    log = open(os.path.join(work, "atlasd.log"), "w")
-    daemon = subprocess.Popen([os.path.join(bin_dir, "atlasd"), "--data-dir",
-                               os.path.join(work, "data"), "--socket", sock, "--region", "us-east",
-                               "--node-name", "n1", "--listen", "127.0.0.1:0", "--http-listen",
-                               "127.0.0.1:0"], stdout=log, stderr=log)
     failures = total = 0
     try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.1)
         for doc in docs:
             for start, cmds, expected in blocks(doc):
                 total += 1
@@ -72,11 +63,8 @@ def main():
                     print(f"FAIL {doc}:{start}:\n  sent:     {cmds}\n  expected: {expected}\n"
                           f"  got:      {actual}\n  stderr:   {p.stderr.strip()}")
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
+        daemon.stop(keep=failures > 0)
     print(f"{total - failures}/{total} example blocks passed")
-    if failures == 0:
-        subprocess.run(["rm", "-rf", work])
     return 1 if failures or total == 0 else 0
 
 

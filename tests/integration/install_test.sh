@@ -37,6 +37,13 @@ who=$("$tmp/prefix/bin/atlas" --socket "$tmp/atlas.sock" -c 'PRINCIPAL WHOAMI' -
 [ "$(echo "$who" | head -1)" = "PRINCIPAL $(id -un)" ] || fail "shipped config is not peercred: $who"
 grep -q "only admin-users may assume another principal" <<<"$who" || fail "assume allowed: $who"
 grep -q "principal-mode assume" "$tmp/log" && fail "the shipped config started in assume mode"
+# The Python client, installed where python3 looks for it (under the prefix here).
+pymod=$(ls "$tmp"/prefix/lib/python3*/dist-packages/atlas_client.py 2>/dev/null | head -1)
+[ -n "$pymod" ] || fail "cmake --install did not install atlas_client.py"
+py=$(PYTHONPATH=$(dirname "$pymod") python3 -c 'import atlas_client, sys
+with atlas_client.connect(sys.argv[1]) as db:
+    print(db.get("pkg.k").decode())' "$tmp/atlas.sock") || fail "the installed Python client failed"
+[ "$py" = installed ] || fail "the installed Python client read: $py"
 kill "$pid"; wait "$pid" || fail "atlasd did not exit 0 on SIGTERM"
 pid=
 

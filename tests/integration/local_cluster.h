@@ -108,6 +108,13 @@ bool Eventually(Fn fn, std::chrono::milliseconds timeout = std::chrono::seconds(
   return fn();
 }
 
+// The last `lines` lines of `text` (a daemon's log, for a failure's message).
+inline std::string Tail(const std::string& text, size_t lines) {
+  size_t p = text.size();
+  for (size_t n = 0; p > 0 && n <= lines; ++n) p = text.rfind('\n', p - 1);
+  return p == std::string::npos || p == 0 ? text : text.substr(p + 1);
+}
+
 inline int CountOf(const std::string& text, const std::string& needle) {
   int n = 0;
   for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;

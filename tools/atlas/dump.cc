@@ -6,6 +6,7 @@
 #include <istream>
 #include <ostream>
 
+#include "socketproto/command.h"
 #include "socketproto/str.h"
 #include "tools/atlas/dump_format.h"
 
@@ -14,8 +15,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 constexpr int kOk = 0, kError = 1, kConnection = 2, kIncomplete = 3;
-constexpr int kPage = 1000;  // keys per SCAN / tables per TABLE LIST
+constexpr int kPage = 1000;  // rows per TABLE DUMP page / tables per TABLE LIST
 
 
 // One command; `error` gets the reason when it did not end in OK.
@@ -99,31 +106,44 @@ bool PermissionDenied(const std::string& error) {
   return error.starts_with("ERROR WARN permission denied");
 }
 
+// One page's rows, written to `out`. Returns the last key.
+std::string WriteRows(DumpPage& page, std::ostream& out, Progress& p, const std::string& table) {
+  std::string last;
+  for (auto& [info, value] : page.rows) {
+    DumpRow row{std::move(info.key), std::move(value), info.revision, info.worm_until_ms,
+                info.expires_ms};
+    out << RowLine(row) << '\n';
+    p.Row(table);
+    last = std::move(row.key);
+  }
+  return last;
+}
+
 // Writes one table's rows, then its grants. kOk, or the failure (after saying so); a table the
-// principal may not read returns kError with `*denied` set and nothing of it written.
+// principal may not read returns kError with `*denied` set and nothing of it written. Every
+// page comes from the snapshot the first one took: the rows are the table at one revision.
 int DumpTable(Connection& conn, const std::string& table, std::ostream& out, Progress& p,
               std::ostream& progress, bool* denied) {
-  std::string after;
-  for (;;) {
-    Result scan = Run(conn, "SCAN " + table + " LIMIT " + std::to_string(kPage) +
-                                (after.empty() ? "" : " AFTER " + after));
-    if (scan.status != kOk) {
-      *denied = PermissionDenied(scan.error);
-      if (!*denied) progress << "atlas dump: SCAN " << table << ": " << scan.error << std::endl;
-      return scan.status;
-    }
-    std::vector<std::string> keys = Listed(scan);
-    for (const std::string& key : keys) {
-      Result get = Run(conn, "KEY BLOB GET " + key);
-      if (get.status != kOk) {
-        progress << "atlas dump: KEY BLOB GET " << key << ": " << get.error << std::endl;
-        return get.status;
+  std::string next = "TABLE DUMP " + table;
+  for (bool first = true;; first = false) {
+    Result page = Run(conn, next + " LIMIT " + std::to_string(kPage));
+    if (page.status != kOk) {
+      *denied = PermissionDenied(page.error);
+      if (!*denied) {
+        progress << "atlas dump: TABLE DUMP " << table << ": " << page.error << std::endl;
       }
-      out << RowLine(key, get.frames.front().blob.value_or("")) << '\n';  // EMPTY: ""
-      p.Row(table);
+      return page.status;
     }
-    if (keys.size() < static_cast<size_t>(kPage)) break;
-    after = keys.back();
+    absl::StatusOr<DumpPage> rows = ParseDumpPage(std::move(page.frames));
+    if (!rows.ok()) {
+      progress << "atlas dump: TABLE DUMP " << table << ": " << rows.status().message()
+               << std::endl;
+      return kError;
+    }
+    if (first) out << TableLine(table, rows->revision) << '\n';
+    const std::string last = WriteRows(*rows, out, p, table);
+    if (!rows->more || last.empty()) break;
+    next = StrCat("TABLE DUMP ", table, " AT ", rows->revision, " AFTER ", last);
   }
   Result acl = Run(conn, "ACL LIST " + table);
   if (acl.status != kOk) {
@@ -173,7 +193,7 @@ int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
 int Restore(Connection& conn, std::istream& in, std::ostream& progress) {
   Progress p(progress, "restore");
   std::string line;
-  size_t number = 0, tables = 0;
+  size_t number = 0, tables = 0, expired = 0;
   auto fail = [&](std::string_view why, int status) {
     progress << "atlas restore: line " << number << ": " << why << std::endl;
     return status;
@@ -181,7 +201,7 @@ int Restore(Connection& conn, std::istream& in, std::ostream& progress) {
   while (std::getline(in, line)) {
     ++number;
     // Nothing reaches the server before the whole line passed the server's own rules.
-    absl::StatusOr<DumpLine> parsed = ParseDumpLine(line);
+    absl::StatusOr<DumpLine> parsed = ParseDumpLine(line, WallNowMs());
     if (!parsed.ok()) return fail(ToStd(parsed.status().message()), kError);
     for (const RestoreCommand& c : parsed->commands) {
       Result r = c.blob ? Run(conn, c.line, *c.blob) : Run(conn, c.line);
@@ -191,10 +211,18 @@ int Restore(Connection& conn, std::istream& in, std::ostream& progress) {
                     r.status);
       }
     }
-    if (parsed->kind == DumpLine::Kind::kRow) p.Row(parsed->table);
+    if (parsed->expired) {
+      ++expired;
+    } else if (parsed->kind == DumpLine::Kind::kRow) {
+      p.Row(parsed->table);
+    }
     if (parsed->kind == DumpLine::Kind::kGrants) ++tables;
   }
   p.Done(tables, "tables with grants");
+  if (expired > 0) {
+    progress << "atlas restore: " << expired << " row(s) not restored: expired since the dump"
+             << std::endl;
+  }
   return kOk;
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/atlas/connection.h"
+#include "socketproto/client.h"
 
 namespace atlas::client {
 

@@ -13,7 +13,16 @@ using json = nlohmann::json;
 
 absl::Status Bad(std::string_view why) { return absl::InvalidArgumentError(std::string(why)); }
 
-absl::StatusOr<DumpLine> ParseRow(const json& j) {
+// An optional instant of a row line: 0 when absent; nullopt when it is not RFC 3339.
+std::optional<int64_t> InstantField(const json& j, const char* name) {
+  if (!j.contains(name)) return 0;
+  if (!j[name].is_string()) return std::nullopt;
+  std::optional<int64_t> ms = socketproto::ParseRfc3339Ms(j[name].get_ref<const std::string&>());
+  if (!ms || *ms <= 0) return std::nullopt;
+  return ms;
+}
+
+absl::StatusOr<DumpLine> ParseRow(const json& j, int64_t now_ms) {
   if (!j["key"].is_string()) return Bad("'key' must be a string");
   const std::string& key = j["key"].get_ref<const std::string&>();
   if (std::string why = socketproto::ValidateKey(key); !why.empty()) {
@@ -35,7 +44,33 @@ absl::StatusOr<DumpLine> ParseRow(const json& j) {
   } else {
     return Bad("a row needs 'value' or 'value_base64'");
   }
-  out.commands.push_back({StrCat("KEY BLOB SET ", key, " ", value.size()), std::move(value)});
+  const std::optional<int64_t> worm = InstantField(j, "worm_until");
+  const std::optional<int64_t> expires = InstantField(j, "expires");
+  if (!worm || !expires) return Bad("'worm_until' and 'expires' are RFC 3339 instants");
+  if (*expires > 0 && *expires <= now_ms) {
+    out.expired = true;
+    return out;
+  }
+  // The retention goes as it was, to the millisecond: the server judges it by its own clock
+  // (one already over protects nothing), so a restore never shortens it.
+  std::string line = StrCat("KEY BLOB SET ", key);
+  if (*worm > 0) StrAppend(&line, " WORM EXPIRES ", socketproto::FormatRfc3339Ms(*worm));
+  if (*expires > 0) StrAppend(&line, " EXPIRE AT ", socketproto::FormatRfc3339Ms(*expires));
+  StrAppend(&line, " ", value.size());
+  out.commands.push_back({std::move(line), std::move(value)});
+  return out;
+}
+
+absl::StatusOr<DumpLine> ParseTable(const json& j) {
+  if (!j["table"].is_string() || !j["rev"].is_number_unsigned()) {
+    return Bad("'table' must be a string and 'rev' a number");
+  }
+  DumpLine out;
+  out.kind = DumpLine::Kind::kTable;
+  out.table = j["table"].get<std::string>();
+  if (std::string why = socketproto::ValidateTableName(out.table); !why.empty()) {
+    return Bad(StrCat("invalid table: ", socketproto::SanitizeMessage(why)));
+  }
   return out;
 }
 
@@ -78,22 +113,31 @@ absl::StatusOr<DumpLine> ParseGrants(const json& j) {
 
 }  // namespace
 
-absl::StatusOr<DumpLine> ParseDumpLine(std::string_view line) {
+absl::StatusOr<DumpLine> ParseDumpLine(std::string_view line, int64_t now_ms) {
   if (line.empty()) return DumpLine{};
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Bad("not a JSON object");
-  if (j.contains("key")) return ParseRow(j);
+  if (j.contains("key")) return ParseRow(j, now_ms);
   if (j.contains("table") && j.contains("acl")) return ParseGrants(j);
-  return Bad("neither a row ('key') nor a table's grants ('table', 'acl')");
+  if (j.contains("table") && j.contains("rev")) return ParseTable(j);
+  return Bad("neither a row ('key'), a table ('table', 'rev') nor its grants ('table', 'acl')");
 }
 
-std::string RowLine(const std::string& key, const std::string& value) {
-  json row = {{"key", key}};
-  if (socketproto::IsValidUtf8(value)) {
-    row["value"] = value;
+std::string TableLine(const std::string& table, uint64_t revision) {
+  return nlohmann::ordered_json{{"table", table}, {"rev", revision}}.dump(-1, ' ', false,
+                                                         json::error_handler_t::replace);
+}
+
+std::string RowLine(const DumpRow& r) {
+  nlohmann::ordered_json row = {{"key", r.key}};  // in this order, for people reading it
+  if (socketproto::IsValidUtf8(r.value)) {
+    row["value"] = r.value;
   } else {
-    row["value_base64"] = absl::Base64Escape(value);
+    row["value_base64"] = absl::Base64Escape(r.value);
   }
+  row["rev"] = r.revision;
+  if (r.worm_until_ms > 0) row["worm_until"] = socketproto::FormatRfc3339Ms(r.worm_until_ms);
+  if (r.expires_ms > 0) row["expires"] = socketproto::FormatRfc3339Ms(r.expires_ms);
   return row.dump();
 }
 

@@ -20,7 +20,7 @@
 #include "socketproto/command_table.h"
 #include "socketproto/frame_parser.h"
 #include "socketproto/str.h"
-#include "tools/atlas/connection.h"
+#include "socketproto/client.h"
 #include "tools/atlas/dump.h"
 #include "tools/atlas/status.h"
 #include "tools/atlas/terminal.h"

@@ -3,7 +3,7 @@
 
 #include <iosfwd>
 
-#include "tools/atlas/connection.h"
+#include "socketproto/client.h"
 
 namespace atlas::client {
 

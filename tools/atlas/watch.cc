@@ -50,27 +50,25 @@ int Watch(Connection& conn, const WatchOptions& options, std::ostream& out, std:
       err << "atlas watch: " << text << "\n";
       return 1;
     }
-    if (text.rfind("EVENT ", 0) != 0) continue;
-    // EVENT <rev> PUT <key> <n> (payload in blob) | EVENT <rev> DEL <key>
-    std::vector<socketproto::Token> t = socketproto::Tokenize(text);
-    if (t.size() < 4) continue;
-    const std::string rev(t[1].text), op(t[2].text), key(t[3].text);
+    std::optional<WatchEvent> e = ParseWatchEvent(*f);
+    if (!e) continue;
+    const char* op = e->del ? "DEL" : "PUT";
     if (options.json) {
-      nlohmann::json j = {{"revision", std::stoull(rev)}, {"op", op}, {"key", key}};
-      if (f->blob) {
-        if (socketproto::IsValidUtf8(*f->blob)) {
-          j["value"] = *f->blob;
+      nlohmann::json j = {{"revision", e->revision}, {"op", op}, {"key", e->key}};
+      if (!e->del) {
+        if (socketproto::IsValidUtf8(e->value)) {
+          j["value"] = e->value;
         } else {
-          j["value_base64"] = absl::Base64Escape(*f->blob);
+          j["value_base64"] = absl::Base64Escape(e->value);
         }
       }
       out << j.dump() << "\n";
-    } else if (f->blob) {
-      out << rev << " " << op << " " << ForTerminal(key) << " "
-          << (Printable(*f->blob) ? ForTerminal(*f->blob) : StrCat("<", f->blob->size(), " bytes>"))
+    } else if (!e->del) {
+      out << e->revision << " " << op << " " << ForTerminal(e->key) << " "
+          << (Printable(e->value) ? ForTerminal(e->value) : StrCat("<", e->value.size(), " bytes>"))
           << "\n";
     } else {
-      out << rev << " " << op << " " << ForTerminal(key) << "\n";
+      out << e->revision << " " << op << " " << ForTerminal(e->key) << "\n";
     }
     out.flush();
     if (options.count > 0 && ++events >= options.count) return 0;

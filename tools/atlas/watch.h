@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "tools/atlas/connection.h"
+#include "socketproto/client.h"
 
 namespace atlas::client {
 

@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "socketproto/client.h"
 #include "socketproto/str.h"
 #include "tools/bench/driver.h"
 #include "tools/bench/resp.h"
@@ -54,15 +55,17 @@ class AtlasDriver : public Driver {
     timeout_ = timeout;
     auto deadline = Clock::now() + timeout;
     if (auto s = stream_.Connect(path_, deadline); !s.ok()) return s;
-    std::string line;
-    if (auto s = ReadLine(deadline, &line); !s.ok()) return s;
-    if (line.rfind("WELCOME ", 0) != 0) {
-      return absl::UnavailableError(StrCat("unexpected greeting: ", line.substr(0, 200)));
+    client::ReplyFrame frame;
+    if (auto s = ReadFrame(deadline, &frame); !s.ok()) return s;
+    if (frame.text.rfind("WELCOME ", 0) != 0) {
+      return absl::UnavailableError(StrCat("unexpected greeting: ", frame.text.substr(0, 200)));
     }
     StrAppend(&stream_.out(), "HELLO 1.0 clientId=", client_id_, "\r\n");
     if (auto s = stream_.Flush(deadline); !s.ok()) return s;
-    if (auto s = ReadLine(deadline, &line); !s.ok()) return s;
-    if (line != "READY") return absl::UnavailableError(StrCat("handshake: ", line.substr(0, 200)));
+    if (auto s = ReadFrame(deadline, &frame); !s.ok()) return s;
+    if (frame.text != "READY") {
+      return absl::UnavailableError(StrCat("handshake: ", frame.text.substr(0, 200)));
+    }
     return absl::OkStatus();
   }
 
@@ -82,25 +85,25 @@ class AtlasDriver : public Driver {
   }
 
  private:
+  // The frames at the front of `in` (socketproto/client.h decodes them, blobs included).
   absl::StatusOr<size_t> ParseLines(std::string_view in, std::vector<Completion>* out) {
     size_t used = 0;
     for (;;) {
-      size_t nl = in.find('\n', used);
-      if (nl == std::string_view::npos) return used;
-      std::string_view line = in.substr(used, nl - used);
-      used = nl + 1;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (auto s = OnFrame(line, out); !s.ok()) return s;
+      client::ReplyFrame frame;
+      absl::StatusOr<size_t> n = client::DecodeFrame(in.substr(used), &frame);
+      if (!n.ok()) return n.status();
+      if (*n == 0) return used;
+      used += *n;
+      if (auto s = OnFrame(frame, out); !s.ok()) return s;
     }
   }
 
-  absl::Status ReadLine(Clock::time_point deadline, std::string* line) {
+  absl::Status ReadFrame(Clock::time_point deadline, client::ReplyFrame* frame) {
     for (;;) {
-      std::string_view in = stream_.in();
-      if (size_t nl = in.find('\n'); nl != std::string_view::npos) {
-        line->assign(in.substr(0, nl));
-        if (!line->empty() && line->back() == '\r') line->pop_back();
-        stream_.Consume(nl + 1);
+      absl::StatusOr<size_t> n = client::DecodeFrame(stream_.in(), frame);
+      if (!n.ok()) return n.status();
+      if (*n > 0) {
+        stream_.Consume(*n);
         return absl::OkStatus();
       }
       if (Clock::now() >= deadline) return absl::DeadlineExceededError("handshake timed out");
@@ -108,18 +111,16 @@ class AtlasDriver : public Driver {
     }
   }
 
-  absl::Status OnFrame(std::string_view line, std::vector<Completion>* out) {
+  absl::Status OnFrame(const client::ReplyFrame& frame, std::vector<Completion>* out) {
     uint64_t token = 0;
-    if (line.rfind("[ID:", 0) == 0) {
-      size_t close = line.find("] ");
-      if (close == std::string_view::npos ||
-          std::from_chars(line.data() + 4, line.data() + close, token).ptr != line.data() + close) {
-        return absl::DataLossError(StrCat("bad tag in frame: ", line.substr(0, 200)));
-      }
-      line.remove_prefix(close + 2);
-    } else {
+    const std::string_view line = frame.text;
+    if (!frame.id) {
       // Only an unusable stream produces untagged frames (ERROR FATAL, bad tag).
       return absl::DataLossError(StrCat("untagged frame: ", line.substr(0, 200)));
+    }
+    const std::string& id = *frame.id;
+    if (std::from_chars(id.data(), id.data() + id.size(), token).ptr != id.data() + id.size()) {
+      return absl::DataLossError(StrCat("bad tag in frame: ", id.substr(0, 200)));
     }
     if (line == "NOT_FOUND") {
       not_found_.insert(token);

@@ -18,7 +18,7 @@
 
 #include "CLI/CLI.hpp"
 #include "socketproto/str.h"
-#include "tools/atlas/connection.h"
+#include "socketproto/client.h"
 
 namespace {
 
