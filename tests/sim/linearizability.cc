@@ -102,11 +102,18 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
     const Node& nd = nodes[entry];
     if (nd.is_call) {
       const Operation& op = *ops[nd.op];
-      const bool legal = op.is_cas   ? (state == op.expected) == op.cas_applied
+      // A compare-and-set of unknown outcome may be linearized anywhere: it applies if the key
+      // holds its expected value there, and otherwise was refused (or never ran). Not running
+      // at all is covered too: it may be linearized last, after every other operation.
+      const bool unknown_cas = op.is_cas && !op.completed;
+      const bool legal = unknown_cas ? true
+                         : op.is_cas ? (state == op.expected) == op.cas_applied
                          : op.is_write ? true
                                        : op.value == state;
       if (legal) {
-        std::string next_state = (op.is_write || (op.is_cas && op.cas_applied)) ? op.value : state;
+        const bool applies = op.is_cas ? (unknown_cas ? state == op.expected : op.cas_applied)
+                                       : op.is_write;
+        std::string next_state = applies ? op.value : state;
         bits[nd.op / 64] |= (1ULL << (nd.op % 64));
         Key key{bits, next_state};
         if (cache.insert(key).second) {
@@ -154,17 +161,26 @@ LinearizabilityResult CheckKey(const std::vector<const Operation*>& ops, uint64_
 
 LinearizabilityResult CheckLinearizable(const std::vector<Operation>& history,
                                         uint64_t max_steps) {
-  // Values are unique per write, so a write of unknown outcome that no read ever returned can
-  // always be linearized as "never happened": drop it (it only inflates the search). One that
-  // a read returned did happen: a compare-and-set kept for that reason must have applied.
-  std::map<std::string, std::set<std::string>> read_values;
+  // Values are unique per write, so a write of unknown outcome whose value nothing observed
+  // can be linearized as "never happened": drop it (it only inflates the search). Observing
+  // a value: a read returning it, or a compare-and-set that applied expecting it. A refused
+  // compare-and-set observes only that the key held something else, which any write may
+  // explain: on such a key no write of unknown outcome is dropped. One kept because it was
+  // observed did happen: a compare-and-set kept for that reason must have applied.
+  std::map<std::string, std::set<std::string>> observed;
+  std::set<std::string> refusals;  // keys with a refused compare-and-set
   for (const Operation& op : history) {
-    if (!op.is_write && !op.is_cas) read_values[op.key].insert(op.value);
+    if (!op.is_write && !op.is_cas) observed[op.key].insert(op.value);
+    if (op.is_cas && op.completed && op.cas_applied) observed[op.key].insert(op.expected);
+    if (op.is_cas && op.completed && !op.cas_applied) refusals.insert(op.key);
   }
   std::map<std::string, std::vector<const Operation*>> by_key;
   for (const Operation& op : history) {
     const bool writes = op.is_write || op.is_cas;
-    if (writes && !op.completed && !read_values[op.key].contains(op.value)) continue;
+    if (writes && !op.completed && !refusals.contains(op.key) &&
+        !observed[op.key].contains(op.value)) {
+      continue;
+    }
     by_key[op.key].push_back(&op);
   }
   LinearizabilityResult total;

@@ -20,8 +20,9 @@ struct Operation {
   bool completed = true;  // False: outcome unknown (the write may or may not have happened).
   int client = 0;
   // A compare-and-set (KEY SET ... IF REV, with the revision read together with `expected`):
-  // sets `value` if the key holds `expected` ("" = absent). `cas_applied`: it did (or, with
-  // an unknown outcome, may have); false: refused, so the key held something else.
+  // sets `value` if the key holds `expected` ("" = absent). `cas_applied`: it did; false:
+  // refused, so the key held something else. With an unknown outcome (!completed) it is
+  // ignored: the operation applied where the key held `expected`, or had no effect.
   bool is_cas = false;
   std::string expected = {};
   bool cas_applied = true;

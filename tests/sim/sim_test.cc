@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "tests/sim/simulator.h"
 
 namespace atlas::sim {
@@ -563,6 +564,43 @@ TEST_CASE("reads without a round happen in every Q1 or on a lease and stay linea
 }
 
 // Seeds that once found a bug (see docs/consensus.md, "Regression seeds"). Each must stay clean.
+TEST_CASE("read-modify-writes (a transaction's read, then IF REV) stay linearizable under "
+          "faults, and the conditions both hold and fail", "[sim]") {
+  uint64_t applied = 0, refused = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    SimOptions o = Base(seed, MixFaults(seed));
+    o.cas_fraction = 0.6;
+    o.keys_per_object = 1;  // one row per object: the clients contend on it
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << "\n" << absl::StrJoin(r.violations, "\n"));
+    CHECK(r.violations.empty());
+    applied += r.cas_applied;
+    refused += r.cas_refused;
+  }
+  CHECK(applied > 100);
+  CHECK(refused > 10);
+}
+
+TEST_CASE("the linearizability checker catches a compare-and-set that never checked its "
+          "condition", "[sim][teeth]") {
+  int caught = 0;
+  std::string first;
+  for (uint64_t seed = 1; seed <= 12 && caught == 0; ++seed) {
+    SimOptions o = Base(seed, "none");
+    o.cas_fraction = 0.6;
+    o.keys_per_object = 1;
+    o.bug_cas_without_condition = true;
+    SimResult r = RunSimulation(o);
+    for (const std::string& v : r.violations) {
+      if (v.rfind("linearizability", 0) == 0 && caught++ == 0) {
+        first = v + " | replay: " + ReplayCommand(o);
+      }
+    }
+  }
+  INFO(first);
+  REQUIRE(caught > 0);
+}
+
 TEST_CASE("pinned regression seeds stay clean", "[sim]") {
   struct Pinned {
     uint64_t seed;

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -107,6 +109,14 @@ struct SimNode {
   absl::flat_hash_map<ObjectId, Shadow> shadows;  // Only looked up: order never matters.
 };
 
+// The second half of a read-modify-write: what its read found.
+struct CasStep {
+  ObjectId object;
+  std::string row;
+  std::string expected;  // the value read ("" = absent)
+  uint64_t revision = 0;  // the row's revision read with it (0 = absent)
+};
+
 struct ClientState {
   int index = 0;
   NodeId node = 0;
@@ -115,6 +125,7 @@ struct ClientState {
   int op = -1;  // Index into history.
   uint64_t counter = 0;
   int64_t invoke_us = 0;
+  std::optional<CasStep> cas;  // a read-modify-write's read returned: its compare-and-set next
 };
 
 enum class EventKind {
@@ -182,6 +193,13 @@ class Simulation {
   int64_t OneWayUs(NodeId a, NodeId b) const;
   void ClientStep(ClientState& c);
   void CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value);
+  // Adds a client's op to the history; returns its index there.
+  int Invoke(ClientState& c, Operation op, const ObjectId& object);
+  // A read-modify-write's read: a transaction of KEY BLOB GET + KEY INFO through the log.
+  void ProposeRmwRead(SimNode& node, const ObjectId& object, const std::string& row,
+                      std::function<ClientState*()> current);
+  // Its compare-and-set: KEY SET ... IF REV the revision read.
+  void InvokeCas(ClientState& c, SimNode& node);
   void Violation(std::string what);
   // After every Ready loop of `node`: its core's own invariants (Replica::CheckInvariants),
   // then, for the objects it touched, those across steps and nodes (CheckProgress).
@@ -1095,6 +1113,7 @@ void Simulation::ClientStep(ClientState& c) {
     Schedule(now_ + 50'000, std::move(ev));
     return;
   }
+  if (c.cas) return InvokeCas(c, node);
   const ObjectId object = PickObject(c);
   Operation op;
   op.key = absl::StrCat(object, "/k", rng_.Uniform(opt_.keys_per_object));
@@ -1102,36 +1121,34 @@ void Simulation::ClientStep(ClientState& c) {
   op.is_write = !rng_.Chance(ci < opt_.client_read_fraction.size()
                                  ? opt_.client_read_fraction[ci]
                                  : opt_.read_fraction);
-  op.client = c.index;
-  op.invoke = ++history_clock_;
-  op.completed = false;
+  // A read-modify-write begins with its read (no draw at all unless asked for: seeds replay).
+  const bool rmw = op.is_write && opt_.cas_fraction > 0 && rng_.Chance(opt_.cas_fraction);
+  if (rmw) op.is_write = false;
   if (op.is_write) op.value = absl::StrCat("c", c.index, "-", ++c.counter);
-  c.busy = true;
-  c.op = static_cast<int>(history_.size());
-  c.invoke_us = now_;
-  history_.push_back(op);
-  history_invoke_us_.push_back(now_);
-  op_object_.push_back(object);
-  ++result_.ops_invoked;
   if (opt_.trace) {
     Trace(absl::StrCat("invoke client ", c.index, " node ", c.node, " ",
-                       op.is_write ? "put " : "get ", op.key, op.is_write ? "=" : "", op.value));
+                       rmw ? "rmw-read " : op.is_write ? "put " : "get ", op.key,
+                       op.is_write ? "=" : "", op.value));
   }
+  const std::string key = op.key;
+  const int op_index = Invoke(c, std::move(op), object);
   // As atlasd's node thread: the clock is read after the request arrived, before it is handled
   // (read leases are judged by it).
   SyncClock(node);
   // The client's op, unless the node crashed meanwhile (which completed it as unknown).
-  const int index = c.index, op_index = c.op;
+  const int index = c.index;
   auto current = [this, index, op_index]() -> ClientState* {
     ClientState& cs = clients_[static_cast<size_t>(index)];
     return cs.busy && cs.op == op_index ? &cs : nullptr;
   };
-  const std::string row = op.key.substr(op.key.find('/') + 1);
-  if (op.is_write) {
+  const std::string row = key.substr(key.find('/') + 1);
+  if (rmw) {
+    ProposeRmwRead(node, object, row, current);
+  } else if (history_[op_index].is_write) {
     proto::Command cmd;
     cmd.set_table(object);
     cmd.mutable_put()->set_row(row);
-    cmd.mutable_put()->set_value(op.value);
+    cmd.mutable_put()->set_value(history_[op_index].value);
     node.host->Propose(std::move(cmd), [this, current](ApplyResult r) {
       if (ClientState* cs = current()) CompleteOp(*cs, r.ok, !r.outcome_unknown, "");
     });
@@ -1149,6 +1166,73 @@ void Simulation::ClientStep(ClientState& c) {
   Pump(node);
 }
 
+int Simulation::Invoke(ClientState& c, Operation op, const ObjectId& object) {
+  op.client = c.index;
+  op.invoke = ++history_clock_;
+  op.completed = false;
+  c.busy = true;
+  c.op = static_cast<int>(history_.size());
+  c.invoke_us = now_;
+  history_.push_back(std::move(op));
+  history_invoke_us_.push_back(now_);
+  op_object_.push_back(object);
+  ++result_.ops_invoked;
+  return c.op;
+}
+
+void Simulation::ProposeRmwRead(SimNode& node, const ObjectId& object, const std::string& row,
+                                std::function<ClientState*()> current) {
+  proto::Command cmd;
+  cmd.set_table(object);
+  for (proto::Read::Kind kind : {proto::Read::BLOB, proto::Read::INFO}) {
+    proto::Command* read = cmd.mutable_txn()->add_ops();
+    read->set_table(object);
+    read->mutable_read()->set_row(row);
+    read->mutable_read()->set_kind(kind);
+  }
+  node.host->Propose(std::move(cmd), [this, current, object, row](ApplyResult r) {
+    ClientState* cs = current();
+    if (cs == nullptr) return;
+    if (!r.ok || r.reads.size() != 2) return CompleteOp(*cs, false, true, "");  // no read
+    const std::string value = r.reads[0].row ? r.reads[0].value : "";
+    const uint64_t rev = r.reads[1].row ? r.reads[1].row->revision : 0;
+    cs->cas = CasStep{object, row, value, rev};
+    CompleteOp(*cs, true, true, value);
+  });
+}
+
+void Simulation::InvokeCas(ClientState& c, SimNode& node) {
+  CasStep step = *std::exchange(c.cas, std::nullopt);
+  Operation op;
+  op.key = absl::StrCat(step.object, "/", step.row);
+  op.is_cas = true;
+  op.expected = step.expected;
+  op.value = absl::StrCat("c", c.index, "-", ++c.counter);
+  if (opt_.trace) {
+    Trace(absl::StrCat("invoke client ", c.index, " node ", c.node, " cas ", op.key, " ",
+                       step.expected, "@", step.revision, "->", op.value));
+  }
+  const int index = c.index;
+  const int op_index = Invoke(c, op, step.object);
+  SyncClock(node);
+  proto::Command cmd;
+  cmd.set_table(step.object);
+  cmd.mutable_put()->set_row(step.row);
+  cmd.mutable_put()->set_value(op.value);
+  if (!opt_.bug_cas_without_condition) cmd.mutable_put()->set_if_rev(step.revision);
+  node.host->Propose(std::move(cmd), [this, index, op_index](ApplyResult r) {
+    ClientState& cs = clients_[static_cast<size_t>(index)];
+    if (!cs.busy || cs.op != op_index) return;  // its node crashed: completed as unknown
+    // A refused condition was judged in log order: the key held something else then.
+    const bool refused = !r.ok && !r.outcome_unknown && r.error.starts_with("condition failed");
+    if (refused) history_[op_index].cas_applied = false;
+    if (refused) ++result_.cas_refused;
+    if (r.ok) ++result_.cas_applied;
+    CompleteOp(cs, r.ok || refused, !r.outcome_unknown, "");
+  });
+  Pump(node);
+}
+
 void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::string& read_value) {
   if (!c.busy) return;
   Operation& op = history_[c.op];
@@ -1156,13 +1240,13 @@ void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::stri
   if (ok) {
     op.completed = true;
     op.ret = ++history_clock_;
-    if (!op.is_write) op.value = read_value;
+    if (!op.is_write && !op.is_cas) op.value = read_value;
     ++result_.ops_ok;
     if (now_ >= opt_.warmup_us) {
       const double ms = static_cast<double>(now_ - c.invoke_us) / 1000.0;
-      (op.is_write ? result_.latency.write_ms : result_.latency.read_ms).push_back(ms);
+      (op.is_write || op.is_cas ? result_.latency.write_ms : result_.latency.read_ms).push_back(ms);
     }
-  } else if (known || !op.is_write) {
+  } else if (known || (!op.is_write && !op.is_cas)) {
     // Certainly not executed (or a failed read): not part of the history.
     op.key.clear();
     ++result_.ops_failed;
@@ -1171,9 +1255,13 @@ void Simulation::CompleteOp(ClientState& c, bool ok, bool known, const std::stri
     ++result_.ops_unknown;
   }
   if (opt_.trace) {
+    const bool read = !op.is_write && !op.is_cas;
     Trace(absl::StrCat("return client ", c.index, " ", ok ? "ok" : (known ? "failed" : "unknown"),
-                       op.is_write ? "" : " value=", op.is_write ? "" : op.value));
+                       read ? " value=" : "", read ? op.value : "",
+                       op.is_cas && !op.cas_applied ? " refused" : ""));
   }
+  // A read-modify-write's compare-and-set follows its read at once.
+  if (c.cas && !ok) c.cas.reset();
   Event ev;
   ev.kind = EventKind::kClient;
   ev.target = c.index;
@@ -1640,6 +1728,10 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.read_fraction != defaults.read_fraction) {
     absl::StrAppend(&cmd, " --read-percent ", static_cast<int>(o.read_fraction * 100 + 0.5));
   }
+  if (o.cas_fraction != defaults.cas_fraction) {
+    absl::StrAppend(&cmd, " --cas-percent ", static_cast<int>(o.cas_fraction * 100 + 0.5));
+  }
+  if (o.bug_cas_without_condition) absl::StrAppend(&cmd, " --bug-cas-without-condition");
   if (!o.check_leases) absl::StrAppend(&cmd, " --no-lease-check");
   if (o.base.heartbeat_objects_max != consensus::ReplicaConfig{}.heartbeat_objects_max) {
     absl::StrAppend(&cmd, " --heartbeat-objects-max ", o.base.heartbeat_objects_max);

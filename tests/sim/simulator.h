@@ -76,6 +76,13 @@ struct SimOptions {
   std::vector<consensus::NodeId> client_nodes;  // If set: client i runs on client_nodes[i % n].
   double read_fraction = 0.4;
   std::vector<double> client_read_fraction;  // If set: client i's own share (scenarios).
+  // The share of writes done as a read-modify-write: a transaction reads the row's value and
+  // revision (KEY BLOB GET + KEY INFO, through the log), then KEY SET ... IF REV that revision
+  // (a compare-and-set in the history). 0 draws nothing more from the seed's randomness.
+  double cas_fraction = 0;
+  // The compare-and-set is sent without its IF REV, and reported as applied (the checker must
+  // catch it: a write that claims a condition it never had judged).
+  bool bug_cas_without_condition = false;
   int64_t think_us = 2000;
   // > 0: each client invokes one op every interval (or as soon as its previous op returns),
   // so slow and fast zones contribute equally many samples (no closed-loop bias).
@@ -169,6 +176,7 @@ struct SimResult {
   std::vector<std::string> violations;
   bool inconclusive = false;
   uint64_t ops_invoked = 0, ops_ok = 0, ops_failed = 0, ops_unknown = 0;
+  uint64_t cas_applied = 0, cas_refused = 0;  // Compare-and-sets (cas_fraction) by outcome.
   uint64_t messages = 0, dropped = 0, crashes = 0;
   uint64_t ownership_changes = 0;  // Steals won after warmup.
   uint64_t local_reads = 0;        // Reads answered without a barrier (LocalReads).

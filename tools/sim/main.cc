@@ -45,6 +45,7 @@ void Usage() {
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
                "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
                "                 [--no-lease-check] [--read-percent N] [--request-timeout-ms N]\n"
+               "                 [--cas-percent N] [--bug-cas-without-condition]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
                "        membership | all (all = every fault but membership)\n"
@@ -231,6 +232,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-install-without-marker", &o.bug_install_without_marker},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
+      {"--bug-cas-without-condition", &o.bug_cas_without_condition},
       {"--no-lease-check", &a->no_lease_check},
       {"--membership", &a->membership},
       {"--expect-violation", &a->expect_violation},
@@ -256,6 +258,8 @@ std::function<void(int64_t)> NumberFlag(const std::string& flag, Args* a) {
   if (flag == "--quiet-ms") return [&o](int64_t v) { o.quiet_us = v * 1000; };
   if (flag == "--read-lease-ms") return [&o](int64_t v) { o.read_lease_ms = v; };
   if (flag == "--read-percent") return [&o](int64_t v) { o.read_fraction = v / 100.0; };
+  // The share of writes done as a read-modify-write (a TXN read, then KEY SET ... IF REV).
+  if (flag == "--cas-percent") return [&o](int64_t v) { o.cas_fraction = v / 100.0; };
   if (flag == "--clock-drift-ppm") return [&o](int64_t v) { o.clock_drift_ppm = v; };
   if (flag == "--request-timeout-ms") return [&o](int64_t v) { o.base.request_timeout_ticks = v * 1000 / o.tick_us; };
   if (flag == "--untrusted-clock") {
@@ -381,7 +385,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
 // What a sweep of seeds adds up.
 struct Totals {
   uint64_t runs = 0, failed = 0, inconclusive = 0, ops = 0, ok_ops = 0, unknown = 0;
-  uint64_t changes = 0, refused = 0;
+  uint64_t changes = 0, refused = 0, cas_applied = 0, cas_refused = 0;
   atlas::consensus::Probes probes;
 };
 
@@ -398,6 +402,8 @@ void RunSeed(const Args& args, bool mix, uint64_t seed, Totals* t) {
   t->unknown += r.ops_unknown;
   t->changes += r.membership_applied;
   t->refused += r.membership_refused;
+  t->cas_applied += r.cas_applied;
+  t->cas_refused += r.cas_refused;
   if (r.inconclusive) {
     ++t->inconclusive;
     std::printf("seed %llu inconclusive (linearizability search bound hit; %s, faults %s)\n",
@@ -438,6 +444,11 @@ void PrintTotals(const Args& args, const Totals& t) {
       static_cast<unsigned long long>(t.runs), static_cast<unsigned long long>(t.failed),
       static_cast<unsigned long long>(t.inconclusive), static_cast<unsigned long long>(t.ops),
       static_cast<unsigned long long>(t.ok_ops), static_cast<unsigned long long>(t.unknown));
+  if (t.cas_applied + t.cas_refused > 0) {
+    std::printf("compare-and-sets: applied=%llu refused=%llu\n",
+                static_cast<unsigned long long>(t.cas_applied),
+                static_cast<unsigned long long>(t.cas_refused));
+  }
   if (t.changes + t.refused > 0) {
     std::printf("membership: changes applied=%llu refused=%llu\n",
                 static_cast<unsigned long long>(t.changes),
