@@ -239,6 +239,17 @@ TEST_CASE("atlas restore gives rows back their WORM retention and expiry and lea
   CHECK(Texts(*cb->Call("KEY DEL keep.w")).starts_with(
       "ERROR WARN row 'keep.w' is WORM-protected until 20"));
   CHECK(Texts(*cb->Call("KEY GET keep.soon")) == "NOT_FOUND\nOK");
+  // Restored again, the copy's own retention refuses keep.w: the transaction of the table's
+  // rows writes nothing, the rows are written one by one up to keep.w, and the restore stops
+  // there, naming its line (5: after the table's line, keep.e, keep.plain and keep.soon).
+  REQUIRE(Texts(*cb->Call("KEY PUT keep.plain changed")) == "OK");
+  auto [again, why] = Run(Atlas(b) + " restore " + dir + "/keep.jsonl 2>&1");
+  INFO(why);
+  CHECK(again == 1);
+  CHECK(why.find("atlas restore: line 5: KEY BLOB SET keep.w WORM EXPIRES 20") !=
+        std::string::npos);
+  CHECK(why.find("ERROR WARN row 'keep.w' is WORM-protected until") != std::string::npos);
+  CHECK(Texts(*cb->Call("KEY GET keep.plain")) == "VALUE:v\nOK");
   // A retention that is over protects nothing: such a row restores as an ordinary one.
   auto [old_rc, old_out] = Run("printf '{\"key\":\"keep.old\",\"value\":\"x\",\"worm_until\":"
                                "\"2020-01-01T00:00:00Z\"}\\n' | " + Atlas(b) + " restore 2>&1");

@@ -190,34 +190,103 @@ int Dump(Connection& conn, std::vector<std::string> tables, std::ostream& out,
   return kIncomplete;
 }
 
+namespace {
+
+// Rows of one table written together: a TXN of up to kBatchRows rows and kBatchBytes, one
+// round trip instead of one per row. A batch the server refuses (a TXN writes nothing then) is
+// written again row by row, so that the restore stops at the exact line it cannot apply with
+// every row before it written.
+class RowBatch {
+ public:
+  static constexpr size_t kBatchRows = 100;
+  static constexpr size_t kBatchBytes = size_t{4} << 20;
+
+  bool Fits(const std::string& table, const RestoreCommand& c) const {
+    return rows_.empty() || (table == table_ && rows_.size() < kBatchRows &&
+                             bytes_ + Bytes(c) <= kBatchBytes);
+  }
+  void Add(size_t line, const std::string& table, RestoreCommand c) {
+    table_ = table;
+    bytes_ += Bytes(c);
+    rows_.push_back({line, std::move(c)});
+  }
+  // Writes the rows: kOk, or the failure with the line it stopped at and why.
+  int Flush(Connection& conn, size_t* line, std::string* why) {
+    int status = kOk;
+    if (rows_.size() > 1) {
+      std::string body;
+      body.reserve(bytes_);
+      for (const auto& [n, c] : rows_) StrAppend(&body, c.line, "\r\n", *c.blob);
+      Result r = Run(conn, StrCat("TXN ", rows_.size()), body);
+      status = r.status;
+      if (status == kConnection) *line = rows_.front().first, *why = r.error;
+    }
+    if (rows_.size() == 1 || status == kError) {
+      status = kOk;
+      for (const auto& [n, c] : rows_) {
+        Result r = Run(conn, c.line, *c.blob);
+        if (r.status == kOk) continue;
+        // (The command without its length: the key names it.)
+        *line = n, *why = StrCat(c.line.substr(0, c.line.rfind(' ')), ": ", r.error);
+        status = r.status;
+        break;
+      }
+    }
+    rows_.clear();
+    bytes_ = 0;
+    return status;
+  }
+
+ private:
+  static size_t Bytes(const RestoreCommand& c) { return c.line.size() + 2 + c.blob->size(); }
+
+  std::string table_;
+  std::vector<std::pair<size_t, RestoreCommand>> rows_;  // (line number, its command)
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
 int Restore(Connection& conn, std::istream& in, std::ostream& progress) {
   Progress p(progress, "restore");
-  std::string line;
-  size_t number = 0, tables = 0, expired = 0;
-  auto fail = [&](std::string_view why, int status) {
-    progress << "atlas restore: line " << number << ": " << why << std::endl;
+  RowBatch batch;
+  std::string line, why;
+  size_t number = 0, tables = 0, expired = 0, failed_line = 0;
+  auto fail = [&](size_t at, std::string_view reason, int status) {
+    progress << "atlas restore: line " << at << ": " << reason << std::endl;
     return status;
   };
+  auto flush = [&] { return batch.Flush(conn, &failed_line, &why); };
   while (std::getline(in, line)) {
     ++number;
     // Nothing reaches the server before the whole line passed the server's own rules.
     absl::StatusOr<DumpLine> parsed = ParseDumpLine(line, WallNowMs());
-    if (!parsed.ok()) return fail(ToStd(parsed.status().message()), kError);
-    for (const RestoreCommand& c : parsed->commands) {
-      Result r = c.blob ? Run(conn, c.line, *c.blob) : Run(conn, c.line);
-      if (r.status != kOk) {
-        // (A row's command without its length: the key names it.)
-        return fail(StrCat(c.blob ? c.line.substr(0, c.line.rfind(' ')) : c.line, ": ", r.error),
-                    r.status);
-      }
+    if (!parsed.ok()) {
+      if (int rc = flush()) return fail(failed_line, why, rc);  // the lines before it first
+      return fail(number, ToStd(parsed.status().message()), kError);
     }
     if (parsed->expired) {
       ++expired;
-    } else if (parsed->kind == DumpLine::Kind::kRow) {
+      continue;
+    }
+    if (parsed->kind == DumpLine::Kind::kRow) {
+      RestoreCommand& c = parsed->commands.front();
+      if (!batch.Fits(parsed->table, c)) {
+        if (int rc = flush()) return fail(failed_line, why, rc);
+      }
+      batch.Add(number, parsed->table, std::move(c));
       p.Row(parsed->table);
+      continue;
+    }
+    // A table's grants follow its rows: those are written first.
+    if (int rc = flush()) return fail(failed_line, why, rc);
+    for (const RestoreCommand& c : parsed->commands) {
+      Result r = Run(conn, c.line);
+      if (r.status != kOk) return fail(number, StrCat(c.line, ": ", r.error), r.status);
     }
     if (parsed->kind == DumpLine::Kind::kGrants) ++tables;
   }
+  if (int rc = flush()) return fail(failed_line, why, rc);
   p.Done(tables, "tables with grants");
   if (expired > 0) {
     progress << "atlas restore: " << expired << " row(s) not restored: expired since the dump"

@@ -3,7 +3,8 @@
 # one node (tools/cluster), DUMP_ROWS rows of 100 bytes in one table, then `atlas dump` of the
 # table to a file, timed, while nothing else runs; and the same rows read the way the dump read
 # them before TABLE DUMP (SCAN pages and a KEY BLOB GET per row, pipelined 256 deep), as the
-# baseline in the same run. Reports rows/s of each and checks the dump's row count.
+# baseline in the same run. Reports rows/s of each and checks the dump's row count. Then
+# `atlas restore` of the dump into the same node (every row written again), timed.
 #
 # Usage: tools/bench/dump.sh   Environment: DUMP_ROWS (default 1000000), ATLAS_BUILD_DIR
 # (default build/), BENCH_KEEP=1.
@@ -60,3 +61,8 @@ EOF
 echo "atlas dump: $rows rows in $(python3 -c "print(round($t1 - $t0, 2))") s = $dump_rate rows/s;" \
   "SCAN + KEY BLOB GET (pipelined): $base_rate rows/s;" \
   "ratio $(python3 -c "print(round($dump_rate / $base_rate, 1))")x"
+t0=$(date +%s.%N)
+"$ATLAS_BIN/atlas" --socket "$sock" restore "$tmp/big.jsonl" 2>"$tmp/restore.err"
+t1=$(date +%s.%N)
+echo "atlas restore: $rows rows in $(python3 -c "print(round($t1 - $t0, 2))") s =" \
+  "$(python3 -c "print(round($rows / ($t1 - $t0)))") rows/s"
