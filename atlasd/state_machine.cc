@@ -488,7 +488,6 @@ void StateMachine::TrimChanges(const std::string& table, const storage::TableSta
                                bool count_step, bool bytes_step, storage::WriteSet* batch) {
   const uint64_t revision = state.revision;
   uint64_t through = count_step && revision > change_history_ ? revision - change_history_ : 0;
-  uint64_t from = through >= trim_step_ ? through - trim_step_ + 1 : 1;
   if (bytes_step) {
     // A mark of change_bytes at every such step: the changes up to a mark m hold all but
     // change_bytes - mark(m) of the history's bytes. Drop those up to the newest mark that
@@ -516,15 +515,32 @@ void StateMachine::TrimChanges(const std::string& table, const storage::TableSta
     if (!marks_gone.empty()) {
       const std::string_view last = marks_gone.back();
       const std::optional<uint64_t> m = storage::ChangeRevision(table, last.substr(1));
-      if (m && *m > through) {
-        through = *m;
-        from = std::max<uint64_t>(OldestChange(table, batch), 1);
-      }
+      if (m) through = std::max(through, *m);
     }
   }
-  for (uint64_t r = from; r <= through; ++r) {
+  // Deleted from where the last trim ended, in key order: contiguous, so the history never
+  // has a gap (a lowered watch-history trims its older changes with the next step).
+  const uint64_t trimmed = TrimmedThrough(table, batch);
+  if (through <= trimmed) return;
+  for (uint64_t r = trimmed + 1; r <= through; ++r) {
     batch->Delete(Cf::kChanges, storage::ChangeKey(table, r));
   }
+  std::string record;
+  storage::PutVarint(&record, through);
+  batch->Put(Cf::kChanges, storage::ChangeTrimKey(table), record);
+}
+
+uint64_t StateMachine::TrimmedThrough(const std::string& table, storage::WriteSet* batch) {
+  absl::StatusOr<std::optional<std::string>> raw =
+      batch->Get(Cf::kChanges, storage::ChangeTrimKey(table));
+  if (!raw.ok()) Fatal(StrCat("reading the trim record of ", table, ": ", raw.status().ToString()));
+  uint64_t through = 0;
+  std::string_view v = raw->value_or("");
+  if (raw->has_value() && storage::GetVarint(&v, &through)) return through;
+  // No record yet (a history written before it, or the table's first trim): the oldest change
+  // there is, found once by a seek.
+  const uint64_t oldest = OldestChange(table, batch);
+  return oldest > 0 ? oldest - 1 : 0;
 }
 
 uint64_t StateMachine::OldestChange(const std::string& table, storage::WriteSet* batch) {
@@ -538,6 +554,7 @@ uint64_t StateMachine::OldestChange(const std::string& table, storage::WriteSet*
 
 void StateMachine::DropChanges(const std::string& table, storage::WriteSet* batch) {
   DeleteRange(Cf::kChanges, storage::ChangeKey(table, 0), storage::ChangeRangeLimit(table), batch);
+  batch->Delete(Cf::kChanges, storage::ChangeTrimKey(table));
   DeleteRange(Cf::kChanges, storage::ChangeMarkKey(table, 0), storage::ChangeMarkLimit(table),
               batch);
 }

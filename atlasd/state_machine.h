@@ -281,6 +281,8 @@ class StateMachine {
                    bool bytes_step, storage::WriteSet* batch);
   // The revision of the table's oldest change kept (0: none), as `batch` sees it.
   uint64_t OldestChange(const std::string& table, storage::WriteSet* batch);
+  // The revision up to which the table's changes are deleted (ChangeTrimKey).
+  uint64_t TrimmedThrough(const std::string& table, storage::WriteSet* batch);
   // Deletes the table's change log (its history no longer leads to its state: a snapshot).
   void DropChanges(const std::string& table, storage::WriteSet* batch);
   // Deletes every key of `cf` in [lo, hi), as seen through `batch`, in `batch`.

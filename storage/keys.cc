@@ -167,6 +167,8 @@ std::string ChangeMarkLimit(std::string_view table) {
   return "\x01" + ChangeRangeLimit(table);
 }
 
+std::string ChangeTrimKey(std::string_view table) { return "\x02" + std::string(table); }
+
 std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view key) {
   if (key.size() != table.size() + 9 || !key.starts_with(table) || key[table.size()] != '\0') {
     return std::nullopt;

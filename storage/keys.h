@@ -79,5 +79,8 @@ std::optional<uint64_t> ChangeRevision(std::string_view table, std::string_view 
 // 00 <revision, 8 bytes big-endian>, before every table's changes (no name starts with 01).
 std::string ChangeMarkKey(std::string_view table, uint64_t revision);
 std::string ChangeMarkLimit(std::string_view table);  // just past the table's marks
+// How far a table's changes have been trimmed (varint: every change up to that revision is
+// deleted), "\x02" <table>: the next trim goes on from there without a seek over tombstones.
+std::string ChangeTrimKey(std::string_view table);
 
 }  // namespace atlas::storage

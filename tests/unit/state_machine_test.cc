@@ -696,6 +696,45 @@ TEST_CASE("the change history is bounded in bytes too, at a step's granularity")
   CHECK(marks <= kept().first.size());
 }
 
+TEST_CASE("trims go on from the table's trim record: a lowered watch-history leaves no gap") {
+  std::unique_ptr<Store> store = NewMemStore();
+  auto apply = [&](StateMachine& sm, uint64_t from, uint64_t to) {
+    for (uint64_t rev = from; rev <= to; ++rev) {
+      std::unique_ptr<WriteSet> wb = store->NewWriteSet();
+      REQUIRE(sm.Apply(Put("t", "r" + std::to_string(rev % 7), "v", 1), "t", rev, wb.get()).ok);
+      sm.FlushMeta(wb.get());
+      REQUIRE(store->Commit(*wb, false).ok());
+    }
+  };
+  auto kept = [&] {
+    std::vector<uint64_t> revs;
+    std::unique_ptr<Cursor> it =
+        store->Scan(Cf::kChanges, ChangeKey("t", 0), ChangeRangeLimit("t"));
+    for (it->Seek(ChangeKey("t", 0)); it->Valid(); it->Next()) {
+      revs.push_back(*ChangeRevision("t", it->key()));
+    }
+    return revs;
+  };
+  {
+    StateMachine sm(store.get(), {64, 0});  // steps of 4
+    apply(sm, 1, 100);
+  }
+  std::optional<std::string> record = *store->Get(Cf::kChanges, ChangeTrimKey("t"));
+  REQUIRE(record);
+  std::string_view v = *record;
+  uint64_t through = 0;
+  REQUIRE(GetVarint(&v, &through));
+  CHECK(through == 100 - 64);
+  CHECK(kept().front() == through + 1);
+  // Restarted with a history of 16: the next step trims every older change, not only its own
+  // step's (which would leave changes 37..80 behind a gap a WATCH FROM could not see across).
+  StateMachine lowered(store.get(), {16, 0});  // steps of 1
+  apply(lowered, 101, 101);
+  const std::vector<uint64_t> revs = kept();
+  CHECK(revs.front() == 101 - 16 + 1);
+  CHECK(revs.back() - revs.front() + 1 == revs.size());
+}
+
 TEST_CASE("an object's snapshot streams a chunk at a time from the state it was opened at") {
   Replica ref;
   for (int i = 0; i < 300; ++i) {

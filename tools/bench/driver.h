@@ -31,6 +31,12 @@ class Driver {
   // Queue one request; `token` comes back in its Completion.
   virtual void StartGet(uint64_t token, std::string_view key) = 0;
   virtual void StartPut(uint64_t token, std::string_view key, std::string_view value) = 0;
+  // One transaction of a KEY PUT of `value` to each key (atlasd only; the others never get one:
+  // main.cc refuses --txn-size for them).
+  virtual void StartTxn(uint64_t token, const std::vector<std::string>& keys,
+                        std::string_view value) {
+    (void)token, (void)keys, (void)value;
+  }
   // Sends every queued request.
   virtual absl::Status Flush() = 0;
   // Waits until at least one completion arrived or `deadline` passed, appending what arrived.

@@ -75,6 +75,13 @@ class AtlasDriver : public Driver {
   void StartPut(uint64_t token, std::string_view key, std::string_view value) override {
     StrAppend(&stream_.out(), "[ID:", token, "] KEY PUT ", key, " ", value, "\r\n");
   }
+  void StartTxn(uint64_t token, const std::vector<std::string>& keys,
+                std::string_view value) override {
+    StrAppend(&stream_.out(), "[ID:", token, "] TXN ", keys.size(), "\r\n");
+    for (const std::string& key : keys) {
+      StrAppend(&stream_.out(), "KEY PUT ", key, " ", value, "\r\n");
+    }
+  }
   absl::Status Flush() override { return stream_.Flush(Clock::now() + timeout_); }
 
   absl::Status Poll(Clock::time_point deadline, std::vector<Completion>* out) override {

@@ -54,6 +54,9 @@ struct Options {
   double duration_s = 0;  // 0: unbounded (then ops bounds the run)
   double rate = 0;        // total ops/s; 0: closed loop
   size_t value_size = 100;
+  // > 1: each write is a TXN of this many KEY PUTs, to rows <key>_0 .. <key>_<n-1> of the
+  // key's table (atlasd only); an op is the transaction, `rows_per_sec` counts its rows.
+  int txn_size = 1;
   std::string distribution = "uniform";
   std::string locality_csv;
   double conflict_percent = 0;
@@ -159,6 +162,7 @@ struct Shared {
 struct Stats {
   Histogram latency_ns;
   uint64_t ops = 0;
+  uint64_t rows = 0;  // rows written or read by the ops that succeeded (a TXN: its puts)
   uint64_t errors = 0;
   uint64_t not_found = 0;
   std::string first_error;
@@ -166,6 +170,7 @@ struct Stats {
   void Merge(const Stats& o) {
     latency_ns.Merge(o.latency_ns);
     ops += o.ops;
+    rows += o.rows;
     errors += o.errors;
     not_found += o.not_found;
     if (first_error.empty()) first_error = o.first_error;
@@ -265,6 +270,7 @@ class Worker {
  private:
   struct Pending {
     Clock::time_point start;  // sent, or (open loop) scheduled
+    uint64_t rows = 1;        // a TXN: its puts
   };
 
   std::unique_ptr<Driver> MakeDriver() {
@@ -355,12 +361,17 @@ class Worker {
     }
     uint64_t token = next_token_++;
     std::string name = w.KeyName(key);
-    if (write) {
+    if (write && options_.txn_size > 1) {
+      std::vector<std::string> rows;
+      for (int i = 0; i < options_.txn_size; ++i) rows.push_back(StrCat(name, "_", i));
+      driver_->StartTxn(token, rows, value_);
+    } else if (write) {
       driver_->StartPut(token, name, value_);
     } else {
       driver_->StartGet(token, name);
     }
-    inflight_.emplace(token, Pending{start});
+    const bool txn = write && options_.txn_size > 1;
+    inflight_.emplace(token, Pending{start, txn ? static_cast<uint64_t>(options_.txn_size) : 1});
   }
 
   void Complete(const std::vector<Completion>& done) {
@@ -370,10 +381,12 @@ class Worker {
       if (it == inflight_.end()) continue;
       auto ns = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - it->second.start).count());
+      const uint64_t rows = it->second.rows;
       inflight_.erase(it);
       stats_.latency_ns.Record(ns);
       ++stats_.ops;
       bool error = c.outcome == Completion::Outcome::kError;
+      if (!error) stats_.rows += rows;
       if (error) {
         ++stats_.errors;
         shared_->errors.fetch_add(1, std::memory_order_relaxed);
@@ -541,6 +554,7 @@ Json SettingsJson(const Options& o, const RunInfo& info) {
   if (w.distribution == Distribution::kShift) j["shift_every_s"] = w.shift_period_s;
   j["connections"] = o.connections;
   j["depth"] = o.depth;
+  j["txn_size"] = o.txn_size;
   j["rate"] = o.rate;
   j["value_size"] = o.value_size;
   j["keys"] = w.keys;
@@ -612,6 +626,7 @@ void ReportJson(const Options& o, const RunInfo& info, const PhaseResult& r, con
   j["not_found"] = r.total.not_found;
   j["seconds"] = std::round(r.seconds * 1000) / 1000;
   j["ops_per_sec"] = Round1(r.seconds > 0 ? static_cast<double>(r.total.ops) / r.seconds : 0);
+  j["rows_per_sec"] = Round1(r.seconds > 0 ? static_cast<double>(r.total.rows) / r.seconds : 0);
   j["latency_us"] = LatencyJson(r.total.latency_ns);
   j["first_error"] = r.total.first_error.empty() ? Json(nullptr) : Json(r.total.first_error);
   std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
@@ -630,6 +645,10 @@ void ReportTable(const Options& o, const RunInfo& info, const PhaseResult& r) {
               r.seconds);
   std::printf("  %-12s %.1f\n", "ops/s",
               r.seconds > 0 ? static_cast<double>(r.total.ops) / r.seconds : 0);
+  if (o.txn_size > 1) {
+    std::printf("  %-12s %.1f (transactions of %d puts)\n", "rows/s",
+                r.seconds > 0 ? static_cast<double>(r.total.rows) / r.seconds : 0, o.txn_size);
+  }
   std::printf("  %-12s %llu", "errors", static_cast<unsigned long long>(r.total.errors));
   if (!r.total.first_error.empty()) std::printf("  (first: %s)", r.total.first_error.c_str());
   std::printf("\n");
@@ -669,6 +688,9 @@ CLI::Option* AddOptions(CLI::App* app, Options* o, WorkloadSpec* w) {
       ->check(CLI::Range(1, 4096));
   app->add_option("--depth,-d", o->depth, "requests in flight per connection")
       ->check(CLI::Range(1, 1024));
+  app->add_option("--txn-size", o->txn_size,
+                  "each write a TXN of N KEY PUTs to rows <key>_0..<key>_<N-1> (atlasd)")
+      ->check(CLI::Range(1, 10000));
   CLI::Option* ops_opt =
       app->add_option("--ops,-n", o->ops, "stop after N operations (default 10000)");
   app->add_option("--duration", o->duration_s, "stop after S seconds")->check(CLI::PositiveNumber);
@@ -841,6 +863,10 @@ int Main(int argc, char** argv) {
   if (absl::Status s = ResolveTargets(o, &info); !s.ok()) return usage(ToStd(s.message()));
   ResolveWriteRatio(o, &info);
   if (ops_opt->count() == 0 && o.duration_s == 0) o.ops = 10000;
+  if (o.txn_size > 1 && (info.targets.empty() ||
+                         info.targets.front().system != Target::System::kAtlas)) {
+    return usage("--txn-size needs atlas targets (TXN is atlasd's)");
+  }
   if (ops_opt->count() != 0 && o.ops == 0) return usage("--ops must be positive");
   auto workload = MakeWorkload(o, info, std::move(w));
   if (!workload.ok()) return usage(ToStd(workload.status().message()));
