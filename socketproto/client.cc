@@ -134,6 +134,13 @@ absl::StatusOr<size_t> DecodeFrame(std::string_view in, ReplyFrame* out) {
   return used;
 }
 
+bool Connection::HasFrame() const {
+  if (!stash_.empty()) return true;
+  ReplyFrame f;
+  absl::StatusOr<size_t> used = DecodeFrame(std::string_view(buf_).substr(pos_), &f);
+  return !used.ok() || *used > 0;  // (a malformed frame: Read() says so at once)
+}
+
 absl::StatusOr<ReplyFrame> Connection::Read() {
   if (!stash_.empty()) {
     ReplyFrame f = std::move(stash_.front());

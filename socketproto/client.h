@@ -67,6 +67,8 @@ class Connection {
   absl::StatusOr<std::vector<ReplyFrame>> ReadReply(const std::optional<std::string>& id);
 
   int fd() const { return fd_; }
+  // Whether Read() has a whole frame without waiting for the socket (one read earlier).
+  bool HasFrame() const;
 
  private:
   explicit Connection(int fd) : fd_(fd) {}

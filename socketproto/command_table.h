@@ -239,8 +239,8 @@ inline constexpr std::array<CommandInfo, 31> kCommands = {{
      .serves_data = true,
      .syntax = "WATCH <table>[.<row-prefix>] [FROM <revision>]",
      .help = "WATCHING <rev>, then EVENT <rev> PUT <key> <n> + bytes / EVENT <rev> DEL <key> as "
-             "rows change, until UNWATCH <id> (tag it: [ID:<id>] WATCH ...). atlas watch <table> "
-             "prints them."},
+             "rows change, until UNWATCH <id> (tag it: [ID:<id>] WATCH ...). In atlas they print "
+             "as they arrive; Ctrl-C or Enter ends the watch."},
     {.index = kCommandIndex<Unwatch>,
      .name = "UNWATCH",
      .kind = CommandKind::kSession,

@@ -282,6 +282,31 @@ TEST_CASE("the REPL on a terminal runs pasted lines in order and shows help per 
   CHECK(Run("grep -c t.x " + dir + "/history").second == "2\n");  // kept for the next session
 }
 
+TEST_CASE("WATCH in the REPL prints events as they arrive and Ctrl-C or Enter ends the watch - "
+          "not the REPL") {
+  Daemon d;
+  REQUIRE(d.Start());
+  std::string dir = std::filesystem::path(d.data_dir()).parent_path().string();
+  // `script` gives atlas a terminal; the input arrives over time. Another client writes while
+  // the watch runs; then Ctrl-C (0x03, which the terminal turns into SIGINT); then a second
+  // watch that Enter ends; then more commands in the same REPL.
+  const std::string other = Atlas(d) + " -c ";
+  auto [rc, out] = Run(
+      "( printf 'WATCH w\\n'; sleep 1.5; " + other + "'KEY PUT w.a 1' >/dev/null; " + other +
+      "'KEY DEL w.a' >/dev/null; sleep 1; printf '\\003'; sleep 0.5; "
+      "printf 'KEY PUT w.b 2\\nWATCH w\\n'; sleep 1; printf '\\n'; sleep 0.5; "
+      "printf 'KEY GET w.b\\nquit\\n' ) | timeout 20 script -qec '" + Atlas(d) +
+      " --history-file " + dir + "/history' /dev/null");
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("watching w after revision 0 (Ctrl-C or Enter ends it)") != std::string::npos);
+  CHECK(out.find("1 PUT w.a 1") != std::string::npos);
+  CHECK(out.find("2 DEL w.a") != std::string::npos);
+  CHECK(out.find("watch ended") != out.rfind("watch ended"));  // both watches ended
+  CHECK(out.find("watching w after revision 3") != std::string::npos);
+  CHECK(out.find("VALUE:2") != std::string::npos);  // the REPL went on after both
+}
+
 TEST_CASE("atlas sends a transaction typed as TXN <n> or BEGIN ... COMMIT once it is complete") {
   Daemon d;
   REQUIRE(d.Start());

@@ -257,6 +257,7 @@ class Runner {
       assumes = std::string(tok[2].text);
     }
     std::string context(rest);  // what an error message is about
+    if (!txn_ && atlas::EqualsIgnoreCase(tok[0].text, "WATCH")) return RunWatch(line);
     if (Gather(tok, id.has_value(), &line, &blob)) return true;
     if (line.starts_with("TXN ") && context != line) context = line;
     auto frames = conn_->Call(line, blob ? std::optional<std::string_view>(*blob) : std::nullopt);
@@ -279,6 +280,15 @@ class Runner {
     }
     if (!frames->empty() && frames->back().text == "OK" && assumes) principal_ = *assumes;
     return true;
+  }
+
+  // WATCH streams its events until Ctrl-C (or, on a terminal, Enter) ends the watch, not atlas.
+  bool RunWatch(const std::string& line) {
+    const bool stdin_ends = interactive_ && isatty(STDIN_FILENO);
+    const int rc = atlas::client::StreamWatch(*conn_, line, stdin_ends, std::cout, std::cerr);
+    if (rc == 1) failed_ = true;
+    if (rc == 2) lost_ = true;
+    return rc != 2;
   }
 
   // KEY BLOB SET <key> [options] @file uploads a file; in a script, KEY BLOB SET <key>

@@ -22,4 +22,11 @@ struct WatchOptions {
 // off, permission) or 2 (the connection failed).
 int Watch(Connection& conn, const WatchOptions& options, std::ostream& out, std::ostream& err);
 
+// A WATCH typed in the REPL or a script (`line`, tagged or not): its events as they arrive,
+// until the server ends it, Ctrl-C, or (`stdin_ends`: the REPL on a terminal) Enter; then
+// UNWATCH, and the connection goes on. Returns 0, 1 (the server ended it with an ERROR) or 2
+// (the connection failed).
+int StreamWatch(Connection& conn, const std::string& line, bool stdin_ends, std::ostream& out,
+                std::ostream& err);
+
 }  // namespace atlas::client
