@@ -9,6 +9,7 @@
 #include "atlasd/cluster/join_token.h"
 #include "atlasd/cluster/members.h"
 #include "atlasd/logging.h"
+#include "consensus/quorum.h"
 #include "socketproto/str.h"
 #include "spdlog/spdlog.h"
 
@@ -494,6 +495,46 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
         spdlog::info("node {} left (epoch {})", id, res->config.epoch);
         wait_settled();
       });
+}
+
+void ClusterNode::SetQuorum(int fn, int fz, std::function<void(absl::Status)> done) {
+  const consensus::QuorumSpec want{fn, fz};
+  consensus::ClusterConfig next;
+  {
+    absl::MutexLock lock(&mu_);
+    next = membership_;
+  }
+  if (next.quorum.fn == fn && next.quorum.fz == fz) return done(absl::OkStatus());
+  // The rules the change will be applied by, on a copy: the same refusal, before proposing.
+  if (auto applied = consensus::ApplyMembershipCommand(
+          next, consensus::EncodeSetQuorum(want, next.epoch));
+      !applied.ok()) {
+    return done(absl::FailedPreconditionError(
+        StrCat("cannot set Fn=", fn, " Fz=", fz, ": ", applied.status().message())));
+  }
+  // Whether the members alive now could form both of the new quorums: a change they could
+  // not serve would stop every write the moment it applied.
+  consensus::NodeSet live;
+  for (const NodeView& n : Nodes()) {
+    const auto id = static_cast<consensus::NodeId>(n.id);
+    if (n.status == "ACTIVE" && next.members.contains(id)) live.insert(id);
+  }
+  const auto self = next.members.find(static_cast<consensus::NodeId>(options_.self));
+  const consensus::QuorumSystem quorums(next.ToTopology({}), want);
+  if (self != next.members.end()) {
+    if (absl::Status s = quorums.CheckAvailable(self->second.zone, live); !s.ok()) {
+      return done(absl::FailedPreconditionError(StrCat(
+          "cannot set Fn=", fn, " Fz=", fz, ": the live members could not serve it (",
+          cluster::NameZones(ToStd(s.message()), next), ")")));
+    }
+  }
+  ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
+                [want, done = std::move(done)](absl::StatusOr<NodeLoop::MembershipResult> res) {
+                  if (!res.ok()) return done(res.status());
+                  spdlog::info("quorum is now Fn={} Fz={} (QUORUM SET, epoch {})", want.fn,
+                               want.fz, res->config.epoch);
+                  done(absl::OkStatus());
+                });
 }
 
 cluster::HealthInfo ClusterNode::Health() {

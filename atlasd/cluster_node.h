@@ -92,6 +92,7 @@ class ClusterNode final : public ClusterView {
   void MoveTable(const std::string& table, uint64_t target,
                  std::function<void(absl::Status)> done) override;
   void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) override;
+  void SetQuorum(int fn, int fz, std::function<void(absl::Status)> done) override;
   std::optional<std::string> ServingProblem() override;
   void CreateToken(int64_t ttl_ms, uint32_t uses,
                    std::function<void(absl::StatusOr<TokenView>)> done) override;

@@ -66,6 +66,9 @@ class ClusterView {
   // Moves `table` to node `target`; `done` once the move completed or timed out.
   virtual void MoveTable(const std::string& table, uint64_t target,
                          std::function<void(absl::Status)> done) = 0;
+  // Sets Fn/Fz through `atlas.nodes` (QUORUM SET), up or down; refused (FailedPrecondition,
+  // with the reason) when the live members could not form the new quorums.
+  virtual void SetQuorum(int fn, int fz, std::function<void(absl::Status)> done) = 0;
   // Removes member `id` through `atlas.nodes` (NODE LEAVE); `done` once the change committed.
   virtual void RemoveNode(uint64_t id, std::function<void(absl::Status)> done) = 0;
   // Why this node must not serve data commands now (its clock is off: docs/consensus.md

@@ -66,6 +66,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::NodePing>, Access::kAnyone, ""},
     {kIndex<sp::NodeLeave>, Access::kClusterAdmin, "NODE LEAVE"},
     {kIndex<sp::QuorumInfo>, Access::kAnyone, ""},
+    {kIndex<sp::QuorumSet>, Access::kClusterAdmin, "QUORUM SET"},
     {kIndex<sp::TableInfo>, Access::kAnyone, ""},  // the row count needs READ: see its handler
     {kIndex<sp::TableMove>, Access::kAdminister, "TABLE MOVE"},
     {kIndex<sp::TablePin>, Access::kAtApply, "TABLE placement"},

@@ -139,6 +139,7 @@ class Executor final : public socketproto::CommandHandler {
   void Run(const CallPtr& call, const socketproto::NodePing& c);
   void Run(const CallPtr& call, const socketproto::NodeLeave& c);
   void Run(const CallPtr& call, const socketproto::QuorumInfo& c);
+  void Run(const CallPtr& call, const socketproto::QuorumSet& c);
   std::string NodeLine(const NodeView& node, bool detailed);
   uint64_t OwnedTables();
   // table.cc

@@ -448,7 +448,15 @@ std::variant<Request, ParseError> ParseNode(const Parser& p) {
 
 std::variant<Request, ParseError> ParseQuorum(const Parser& p) {
   const auto& t = p.tok;
-  if (!Eq(p.sub(), "INFO") || t.size() != 3) return p.Err(UsageOf<QuorumInfo>());
+  if (Eq(p.sub(), "SET") && t.size() == 4) {
+    std::optional<uint64_t> fn = ParseU64(t[2].text), fz = ParseU64(t[3].text);
+    if (!fn || !fz || *fn > 1000 || *fz > 1000) {
+      return p.Err(StrCat("invalid Fn/Fz '", t[2].text.substr(0, 16), " ",
+                          t[3].text.substr(0, 16), "': numbers of failures, 0 or more"));
+    }
+    return Request{p.id, QuorumSet{static_cast<int>(*fn), static_cast<int>(*fz)}};
+  }
+  if (!Eq(p.sub(), "INFO") || t.size() != 3) return p.Err(FamilyUsage("QUORUM"));
   auto table = TableArg(p, t[2].text);
   if (auto* e = std::get_if<ParseError>(&table)) return *e;
   return Request{p.id, QuorumInfo{std::get<std::string>(table)}};

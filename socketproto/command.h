@@ -98,6 +98,8 @@ struct NodeInfo { uint64_t id; };
 struct NodePing { uint64_t id; };
 struct NodeLeave { uint64_t id; };  // extension: removes a member (docs/protocol.md)
 struct QuorumInfo { std::string table; };
+// Fn and Fz, changed through consensus in either direction (atlasd's extension).
+struct QuorumSet { int fn = 0; int fz = 0; };
 struct TableInfo { std::string table; };
 // The tables this node holds, in byte order (atlasd's extension: what `atlas dump` walks).
 struct TableList {
@@ -135,7 +137,7 @@ struct TokenRevoke { std::string id; };
 using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
-                 NodeInfo, NodePing, NodeLeave, QuorumInfo, TableInfo, TableMove, TablePin,
+                 NodeInfo, NodePing, NodeLeave, QuorumInfo, QuorumSet, TableInfo, TableMove, TablePin,
                  TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;
 
 struct Request {

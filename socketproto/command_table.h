@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 31> kCommands = {{
+inline constexpr std::array<CommandInfo, 32> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -196,6 +196,14 @@ inline constexpr std::array<CommandInfo, 31> kCommands = {{
      .serves_data = false,
      .syntax = "QUORUM INFO <table>",
      .help = "The Q1 and Q2 the table's owner uses now."},
+    {.index = kCommandIndex<QuorumSet>,
+     .name = "QUORUM SET",
+     .kind = CommandKind::kAdmin,
+     .serves_data = false,
+     .syntax = "QUORUM SET <Fn> <Fz>",
+     .help = "Changes the node failures tolerated per zone (Fn) and zone failures tolerated "
+             "(Fz), up or down, through consensus; refused with the reason when the live "
+             "members cannot form the new quorums."},
     {.index = kCommandIndex<TableInfo>,
      .name = "TABLE INFO",
      .kind = CommandKind::kCluster,

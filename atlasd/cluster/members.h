@@ -9,6 +9,7 @@
 //   unambiguously; the core never looks inside.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -100,6 +101,34 @@ inline std::map<std::pair<consensus::ZoneId, consensus::ZoneId>, int64_t> Measur
       out[{zone, self_zone}] = us;
     }
   }
+  return out;
+}
+
+// The core names zones by number; operators know them by region ("zone 3107 has 0/1" becomes
+// "zone eu-west has 0/1"), as `config`'s members give them.
+inline std::string NameZones(std::string_view text, const consensus::ClusterConfig& config) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t z = text.find("zone ", pos);
+    if (z == std::string_view::npos) break;
+    size_t d = z + 5, e = d;
+    while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+    out.append(text, pos, d - pos);
+    pos = d;
+    if (e == d) continue;
+    uint64_t zone = 0;
+    std::string region;
+    if (std::from_chars(text.data() + d, text.data() + e, zone).ec == std::errc()) {
+      for (const auto& [id, m] : config.members) {
+        if (m.zone != zone) continue;
+        if (auto a = DecodeMemberAddress(m.address)) region = a->region;
+      }
+    }
+    out.append(region.empty() ? text.substr(d, e - d) : std::string_view(region));
+    pos = e;
+  }
+  out.append(text.substr(pos));
   return out;
 }
 

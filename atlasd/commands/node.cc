@@ -49,6 +49,14 @@ void Executor::Run(const CallPtr& call, const sp::NodeLeave& c) {
   });
 }
 
+void Executor::Run(const CallPtr& call, const sp::QuorumSet& c) {
+  if (!options_.cluster) return call->Warn("QUORUM SET: this node runs without a cluster");
+  options_.cluster->SetQuorum(c.fn, c.fz, [call](absl::Status s) {
+    if (!s.ok()) return call->Warn(ToStd(s.message()));
+    call->Ok();
+  });
+}
+
 void Executor::Run(const CallPtr& call, const sp::QuorumInfo& c) {
   if (!options_.cluster) {
     std::string member = StrCat("id=", self_.id, " region=", self_.region, " addr=", self_.addr,

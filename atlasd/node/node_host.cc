@@ -437,32 +437,8 @@ void NodeHost::Pin(const std::string& object, const std::string& region) {
   }
 }
 
-// The core names zones by number; operators know them by region ("zone 3107 has 0/1" becomes
-// "zone eu-west has 0/1").
 std::string NodeHost::NameZones(const std::string& text) const {
-  std::string out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t z = text.find("zone ", pos);
-    if (z == std::string::npos) break;
-    size_t d = z + 5, e = d;
-    while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
-    out.append(text, pos, d - pos);
-    pos = d;
-    if (e == d) continue;
-    uint64_t zone = 0;
-    std::string region;
-    if (absl::SimpleAtoi(text.substr(d, e - d), &zone)) {
-      for (const auto& [id, m] : membership_.current().members) {
-        if (m.zone != zone) continue;
-        if (auto a = cluster::DecodeMemberAddress(m.address)) region = a->region;
-      }
-    }
-    out.append(region.empty() ? text.substr(d, e - d) : region);
-    pos = e;
-  }
-  out.append(text, pos, std::string::npos);
-  return out;
+  return cluster::NameZones(text, membership_.current());
 }
 
 }  // namespace atlas

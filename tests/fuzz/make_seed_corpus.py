@@ -69,7 +69,8 @@ SEEDS = {
         b"ACL LIST atlas.nodes", b"PRINCIPAL FORGET", b"ACL SHOW users"),
     "node_quorum_table": b" " + HELLO + crlf(
         b"NODE LIST", b"NODE INFO 1", b"NODE PING 2", b"NODE PING x", b"NODE INFO",
-        b"QUORUM INFO users", b"QUORUM INFO atlas.nodes", b"TABLE INFO users",
+        b"QUORUM INFO users", b"QUORUM INFO atlas.nodes", b"QUORUM SET 1 0", b"QUORUM SET x 1",
+        b"QUORUM SET 99999 0", b"TABLE INFO users",
         b"TABLE MOVE users eu-west", b"TABLE MOVE users 3", b"TABLE PIN users us-east",
         b"TABLE PIN users NONE", b"TABLE GROUP users g1", b"TABLE GROUP users none",
         b"TABLE PIN users bad.region", b"TABLE FOO users x", b"TABLE DUMP users",

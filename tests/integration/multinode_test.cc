@@ -487,6 +487,43 @@ TEST_CASE("grouped tables share one owner, move together and keep their data") {
   }
 }
 
+// Fn/Fz both ways (issue «The operator's console, and a cluster that lives for years»): a
+// membership change through atlas.nodes, applied by every node; refused with the reason when
+// the configuration or the live members could not serve it.
+TEST_CASE("QUORUM SET changes Fn and Fz through consensus in either direction and refuses what "
+          "the live members could not serve") {
+  LocalCluster c({"east"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  auto q2_size = [&](size_t node) {
+    std::string info = c.Call(node, "QUORUM INFO q");
+    size_t p = info.find("Q2 size=");
+    return p == std::string::npos ? std::string() : info.substr(p + 8, 1);
+  };
+  CHECK(q2_size(2) == "3");  // Fn=0: every node of the zone accepts
+  CHECK(c.Call(1, "QUORUM SET 1 0", std::chrono::seconds(30)) == "OK");
+  CHECK(Eventually([&] { return q2_size(2) == "2" && q2_size(3) == "2"; }));
+  CHECK(c.Call(1, "KEY PUT q.a 1") == "OK");
+  CHECK(c.Call(3, "QUORUM SET 0 0", std::chrono::seconds(30)) == "OK");  // down, via another node
+  CHECK(Eventually([&] { return q2_size(1) == "3"; }));
+  CHECK(c.Call(2, "QUORUM SET 0 0") == "OK");  // already so: nothing to change
+  CHECK(c.Call(1, "QUORUM SET 0 1") ==
+        "ERROR WARN cannot set Fn=0 Fz=1: Fz=1 needs more than 1 zone(s)");
+  CHECK(c.Call(1, "QUORUM SET 1 0", std::chrono::seconds(30)) == "OK");
+  CHECK(Eventually([&] { return q2_size(2) == "2"; }));
+  CHECK(c.Call(1, "KEY PUT q.b 2") == "OK");
+  // With node 3 down, Fn=0 would need all three nodes for every write: refused, and Fn stays 1.
+  REQUIRE(c.node(3).Stop() == 0);
+  REQUIRE(Eventually([&] {
+    return c.Call(1, "NODE LIST").find("id=3 region=east status=ACTIVE") == std::string::npos;
+  }));
+  CHECK(c.Call(1, "QUORUM SET 0 0") ==
+        "ERROR WARN cannot set Fn=0 Fz=0: the live members could not serve it (quorum "
+        "unavailable: Q2 must include the owner's zone east which has 2 live of the 3 nodes "
+        "needed (Fn=0))");
+  CHECK(q2_size(1) == "2");
+  CHECK(c.Call(2, "KEY GET q.b") == "VALUE:2\nOK");
+}
+
 // Failpoints (atlasd/failpoint.h): the daemon kills itself at a chosen point of the Ready
 // contract; whatever it acknowledged must survive, and it must rejoin cleanly.
 TEST_CASE("failpoints: the owner crashes before or after its fsync or after sending acks, and no acknowledged write is lost") {

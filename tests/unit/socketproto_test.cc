@@ -362,6 +362,10 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(std::get<NodePing>(MustParse("NODE PING 1").command).id == 1);
   CHECK(std::get<NodeLeave>(MustParse("node leave 4").command).id == 4);
   CHECK(std::get<QuorumInfo>(MustParse("QUORUM INFO atlas.nodes").command).table == "atlas");
+  auto set = std::get<QuorumSet>(MustParse("quorum set 1 0").command);
+  CHECK((set.fn == 1 && set.fz == 0));
+  CHECK(MustFail("QUORUM SET -1 0") == "invalid Fn/Fz '-1 0': numbers of failures, 0 or more");
+  CHECK(MustFail("QUORUM SET 1") == "usage: QUORUM INFO <table> | QUORUM SET <Fn> <Fz>");
   CHECK(std::get<TableInfo>(MustParse("TABLE INFO users").command).table == "users");
   CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");
   CHECK_FALSE(std::get<TablePin>(MustParse("TABLE PIN users none").command).region);
@@ -424,6 +428,7 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"NODE PING", "NODE PING 1"},
       {"NODE LEAVE", "NODE LEAVE 1"},
       {"QUORUM INFO", "QUORUM INFO a"},
+      {"QUORUM SET", "QUORUM SET 1 0"},
       {"TABLE INFO", "TABLE INFO a"},
       {"TABLE MOVE", "TABLE MOVE a eu"},
       {"TABLE PIN", "TABLE PIN a NONE"},
