@@ -614,21 +614,24 @@ TEST_CASE("the record cache stays within its byte limit and never drops a change
   CHECK(cache.dirty() == 1);
 }
 
+// The revisions of the changes `table` keeps for WATCH, in order.
+static std::vector<uint64_t> KeptChanges(Store& store, const std::string& table) {
+  std::vector<uint64_t> revs;
+  std::unique_ptr<Cursor> it =
+      store.Scan(Cf::kChanges, ChangeKey(table, 0), ChangeRangeLimit(table));
+  for (it->Seek(ChangeKey(table, 0)); it->Valid(); it->Next()) {
+    revs.push_back(*ChangeRevision(table, it->key()));
+  }
+  return revs;
+}
+
 TEST_CASE("the change history keeps watch-history changes, trimmed in steps of history/16") {
   for (uint64_t history : {uint64_t{64}, uint64_t{16}}) {
     INFO("history " << history);
     const uint64_t step = std::max<uint64_t>(history / 16, 1);  // 4, then 1: exact
     std::unique_ptr<Store> store = NewMemStore();
     StateMachine sm(store.get(), {history, 0});
-    auto kept = [&] {
-      std::vector<uint64_t> revs;
-      std::unique_ptr<Cursor> it =
-          store->Scan(Cf::kChanges, ChangeKey("t", 0), ChangeRangeLimit("t"));
-      for (it->Seek(ChangeKey("t", 0)); it->Valid(); it->Next()) {
-        revs.push_back(*ChangeRevision("t", it->key()));
-      }
-      return revs;
-    };
+    auto kept = [&] { return KeptChanges(*store, "t"); };
     for (uint64_t rev = 1; rev <= 103; ++rev) {
       std::unique_ptr<WriteSet> wb = store->NewWriteSet();
       REQUIRE(sm.Apply(Put("t", "r" + std::to_string(rev % 7), "v", 1), "t", rev, wb.get()).ok);
@@ -706,15 +709,7 @@ TEST_CASE("trims go on from the table's trim record: a lowered watch-history lea
       REQUIRE(store->Commit(*wb, false).ok());
     }
   };
-  auto kept = [&] {
-    std::vector<uint64_t> revs;
-    std::unique_ptr<Cursor> it =
-        store->Scan(Cf::kChanges, ChangeKey("t", 0), ChangeRangeLimit("t"));
-    for (it->Seek(ChangeKey("t", 0)); it->Valid(); it->Next()) {
-      revs.push_back(*ChangeRevision("t", it->key()));
-    }
-    return revs;
-  };
+  auto kept = [&] { return KeptChanges(*store, "t"); };
   {
     StateMachine sm(store.get(), {64, 0});  // steps of 4
     apply(sm, 1, 100);
