@@ -100,45 +100,69 @@ absl::Status Connection::Fill() {
   }
 }
 
-absl::StatusOr<size_t> DecodeFrame(std::string_view in, ReplyFrame* out) {
-  const size_t nl = in.find('\n');
-  if (nl == std::string_view::npos) return 0;
-  std::string_view line = in.substr(0, nl);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  ReplyFrame f;
-  std::string_view rest;
-  std::string err;
+namespace {
+
+// The frame at the front of `in`: its line (without terminator), its tag if any, the text after
+// the tag, and its payload's length; nullopt until the line is whole. DataLoss for a payload
+// length that is not a number.
+struct FrameHead {
+  std::string_view line;
   std::optional<std::string> id;
-  if (socketproto::SplitRequestId(line, &id, &rest, &err) && id) {
-    f.id = std::move(id);
-    if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-    f.text = std::string(rest);
+  std::string_view text;
+  bool has_payload = false;  // BLOB or EVENT ... PUT (a payload of 0 bytes is one too)
+  size_t payload = 0;
+  size_t bytes = 0;  // line, terminator and payload
+};
+
+absl::StatusOr<std::optional<FrameHead>> ParseHead(std::string_view in) {
+  const size_t nl = in.find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;
+  FrameHead h;
+  h.line = in.substr(0, nl);
+  if (!h.line.empty() && h.line.back() == '\r') h.line.remove_suffix(1);
+  std::string err;
+  h.text = h.line;
+  if (socketproto::SplitRequestId(h.line, &h.id, &h.text, &err) && h.id) {
+    if (!h.text.empty() && h.text.front() == ' ') h.text.remove_prefix(1);
   } else {
-    f.text = std::string(line);
+    h.id.reset();
+    h.text = h.line;
   }
-  size_t used = nl + 1;
   // `BLOB <n>` and a WATCH's `EVENT <rev> PUT <key> <n>` carry n raw bytes after the line.
-  const bool event_put = f.text.starts_with("EVENT ") && f.text.find(" PUT ") != std::string::npos;
-  if (f.text.starts_with("BLOB ") || event_put) {
-    std::string_view n = std::string_view(f.text).substr(f.text.rfind(' ') + 1);
-    size_t len = 0;
-    auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), len);
-    if (ec != std::errc() || p != n.data() + n.size()) {
-      return absl::DataLossError(StrCat("malformed frame: ", f.text.substr(0, 200)));
+  const bool event_put = h.text.starts_with("EVENT ") && h.text.find(" PUT ") != h.text.npos;
+  h.has_payload = h.text.starts_with("BLOB ") || event_put;
+  if (h.has_payload) {
+    std::string_view n = h.text.substr(h.text.rfind(' ') + 1);
+    auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), h.payload);
+    // (A length no buffer could hold is as malformed as one that is not a number.)
+    if (ec != std::errc() || p != n.data() + n.size() || h.payload > (size_t{1} << 48)) {
+      return absl::DataLossError(StrCat("malformed frame: ", h.text.substr(0, 200)));
     }
-    if (in.size() - used < len) return 0;
-    f.blob = std::string(in.substr(used, len));
-    used += len;
   }
+  h.bytes = nl + 1 + h.payload;
+  return h;
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> DecodeFrame(std::string_view in, ReplyFrame* out) {
+  absl::StatusOr<std::optional<FrameHead>> head = ParseHead(in);
+  if (!head.ok()) return head.status();
+  if (!*head || in.size() < (*head)->bytes) return 0;
+  const FrameHead& h = **head;
+  ReplyFrame f;
+  f.id = h.id;
+  f.text = std::string(h.text);
+  if (h.has_payload) f.blob = std::string(in.substr(h.bytes - h.payload, h.payload));
   *out = std::move(f);
-  return used;
+  return h.bytes;
 }
 
 bool Connection::HasFrame() const {
   if (!stash_.empty()) return true;
-  ReplyFrame f;
-  absl::StatusOr<size_t> used = DecodeFrame(std::string_view(buf_).substr(pos_), &f);
-  return !used.ok() || *used > 0;  // (a malformed frame: Read() says so at once)
+  absl::StatusOr<std::optional<FrameHead>> head = ParseHead(std::string_view(buf_).substr(pos_));
+  // (A malformed frame: Read() says so at once.)
+  return !head.ok() || (*head && buf_.size() - pos_ >= (*head)->bytes);
 }
 
 absl::StatusOr<ReplyFrame> Connection::Read() {

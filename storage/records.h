@@ -43,6 +43,11 @@ inline bool Expired(const RowRecord& r, int64_t now_ms) {
 // The expiry of an encoded row record (0: none, or it does not decode), without copying its
 // value: for scans, which look at every row.
 int64_t RowExpiryMs(std::string_view encoded);
+// Expired(), for an encoded row record.
+inline bool ExpiredRecord(std::string_view encoded, int64_t now_ms) {
+  const int64_t expires = RowExpiryMs(encoded);
+  return expires > 0 && expires <= now_ms;
+}
 
 enum class AclPerm : uint8_t { kRead = 0, kWrite = 1, kOwner = 2 };
 

@@ -68,10 +68,7 @@ absl::Status Store::ForEachRow(std::string_view table, std::string_view row_pref
     it->Seek(start);
   }
   for (; it->Valid(); it->Next()) {
-    if (now_ms > 0) {
-      const int64_t expires = RowExpiryMs(it->value());
-      if (expires > 0 && expires <= now_ms) continue;
-    }
+    if (now_ms > 0 && ExpiredRecord(it->value(), now_ms)) continue;
     if (!fn(it->key().substr(row_offset))) break;
   }
   return it->status();

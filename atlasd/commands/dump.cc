@@ -43,16 +43,11 @@ std::unique_ptr<storage::Cursor> RowsFrom(storage::Reader& reader, const std::st
   return it;
 }
 
-bool Live(std::string_view encoded, int64_t now_ms) {
-  const int64_t expires = storage::RowExpiryMs(encoded);
-  return expires == 0 || expires > now_ms;
-}
-
 absl::StatusOr<PagePlan> PlanPage(storage::Cursor& it, size_t key_bytes, uint64_t limit,
                                   int64_t now_ms) {
   PagePlan plan;
   for (; it.Valid(); it.Next()) {
-    if (!Live(it.value(), now_ms)) continue;
+    if (storage::ExpiredRecord(it.value(), now_ms)) continue;
     std::optional<storage::RowRecord> rec = storage::DecodeRowRecord(it.value());
     if (!rec) return absl::DataLossError(StrCat("corrupt row record ", it.key()));
     const size_t cost = rec->size + key_bytes + it.key().size() + kRowFrameBytes;
@@ -111,7 +106,7 @@ void Executor::DumpPage(const CallPtr& call, const sp::TableDump& c, const DumpS
     std::unique_ptr<storage::Cursor> it = RowsFrom(*snap.reader, c.table, c.after);
     const size_t row_offset = c.table.size() + 1;
     for (uint64_t n = 0; n < plan.rows && it->Valid(); it->Next()) {
-      if (!Live(it->value(), now_ms)) continue;
+      if (storage::ExpiredRecord(it->value(), now_ms)) continue;
       std::optional<storage::RowRecord> rec = storage::DecodeRowRecord(it->value());
       if (!rec) return call->Warn(StrCat("internal error: corrupt row record ", it->key()));
       const std::string_view row = it->key().substr(row_offset);

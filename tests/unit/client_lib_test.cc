@@ -47,6 +47,9 @@ TEST_CASE("client: frames decode from every split of the stream, payloads and ta
   }
   ReplyFrame f;
   CHECK(absl::IsDataLoss(DecodeFrame("BLOB x\r\n", &f).status()));
+  // A length no buffer could hold never wraps the frame's size around.
+  CHECK(absl::IsDataLoss(DecodeFrame("BLOB 18446744073709551615\r\nxy", &f).status()));
+  CHECK(absl::IsDataLoss(DecodeFrame("[ID:1] BLOB 99999999999999999999\r\n", &f).status()));
 }
 
 TEST_CASE("client: a reply's status says what a program can do about it") {
