@@ -61,12 +61,10 @@ absl::StatusOr<DumpLine> ParseRow(const json& j, int64_t now_ms) {
   return out;
 }
 
-absl::StatusOr<DumpLine> ParseTable(const json& j) {
-  if (!j["table"].is_string() || !j["rev"].is_number_unsigned()) {
-    return Bad("'table' must be a string and 'rev' a number");
-  }
+// A table line or a table's grants line, its "table" a string: the name checked.
+absl::StatusOr<DumpLine> LineOfTable(const json& j, DumpLine::Kind kind) {
   DumpLine out;
-  out.kind = DumpLine::Kind::kTable;
+  out.kind = kind;
   out.table = j["table"].get<std::string>();
   if (std::string why = socketproto::ValidateTableName(out.table); !why.empty()) {
     return Bad(StrCat("invalid table: ", socketproto::SanitizeMessage(why)));
@@ -74,16 +72,20 @@ absl::StatusOr<DumpLine> ParseTable(const json& j) {
   return out;
 }
 
+absl::StatusOr<DumpLine> ParseTable(const json& j) {
+  if (!j["table"].is_string() || !j["rev"].is_number_unsigned()) {
+    return Bad("'table' must be a string and 'rev' a number");
+  }
+  return LineOfTable(j, DumpLine::Kind::kTable);
+}
+
 absl::StatusOr<DumpLine> ParseGrants(const json& j) {
   if (!j["table"].is_string() || !j["acl"].is_array()) {
     return Bad("'table' must be a string and 'acl' a list");
   }
-  DumpLine out;
-  out.kind = DumpLine::Kind::kGrants;
-  out.table = j["table"].get<std::string>();
-  if (std::string why = socketproto::ValidateTableName(out.table); !why.empty()) {
-    return Bad(StrCat("invalid table: ", socketproto::SanitizeMessage(why)));
-  }
+  absl::StatusOr<DumpLine> line = LineOfTable(j, DumpLine::Kind::kGrants);
+  if (!line.ok()) return line.status();
+  DumpLine& out = *line;
   if (socketproto::IsReservedTable(out.table)) {
     return Bad(StrCat("table '", out.table, "' is reserved"));
   }
@@ -108,7 +110,7 @@ absl::StatusOr<DumpLine> ParseGrants(const json& j) {
                               std::nullopt});
     }
   }
-  return out;
+  return line;
 }
 
 }  // namespace
