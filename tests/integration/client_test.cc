@@ -290,12 +290,14 @@ TEST_CASE("WATCH in the REPL prints events as they arrive and Ctrl-C or Enter en
   // `script` gives atlas a terminal; the input arrives over time. Another client writes while
   // the watch runs; then Ctrl-C (0x03, which the terminal turns into SIGINT); then a second
   // watch that Enter ends; then more commands in the same REPL.
+  // `exec`: script runs its command through $SHELL -c, and a dash that stayed atlas's parent
+  // would itself die of the Ctrl-C (script then exits 130).
   const std::string other = Atlas(d) + " -c ";
   auto [rc, out] = Run(
       "( printf 'WATCH w\\n'; sleep 1.5; " + other + "'KEY PUT w.a 1' >/dev/null; " + other +
       "'KEY DEL w.a' >/dev/null; sleep 1; printf '\\003'; sleep 0.5; "
       "printf 'KEY PUT w.b 2\\nWATCH w\\n'; sleep 1; printf '\\n'; sleep 0.5; "
-      "printf 'KEY GET w.b\\nquit\\n' ) | timeout 20 script -qec '" + Atlas(d) +
+      "printf 'KEY GET w.b\\nquit\\n' ) | timeout 20 script -qec 'exec " + Atlas(d) +
       " --history-file " + dir + "/history' /dev/null");
   INFO(out);
   CHECK(rc == 0);
@@ -323,7 +325,7 @@ TEST_CASE("atlas sends a transaction typed as TXN <n> or BEGIN ... COMMIT once i
   // The REPL's prompt counts the commands of the transaction being typed.
   std::string dir = std::filesystem::path(d.data_dir()).parent_path().string();
   auto [rc3, out3] = Run("printf 'TXN 2\\nKEY PUT t.e 1\\nKEY GET t.e\\nBEGIN\\nCOMMIT\\n"
-                         "quit\\n' | timeout 20 script -qec '" + Atlas(d) + " --history-file " +
+                         "quit\\n' | timeout 20 script -qec 'exec " + Atlas(d) + " --history-file " +
                          dir + "/history' /dev/null");
   INFO(out3);
   CHECK(rc3 == 0);
@@ -338,7 +340,7 @@ TEST_CASE("the REPL shows errors readably with what to try next and scripts get 
   const std::string input =
       "printf 'KEY GTE t.x\\nKEY PUT bad\\nPRINCIPAL ASSUME bob\\nACL GRANT t bob PERMS OWNER\\n"
       "PRINCIPAL ASSUME eve\\nKEY PUT t.x 1\\nquit\\n'";
-  auto [rc, out] = Run(input + " | NO_COLOR=1 timeout 20 script -qec '" + Atlas(d) +
+  auto [rc, out] = Run(input + " | NO_COLOR=1 timeout 20 script -qec 'exec " + Atlas(d) +
                        " --history-file /dev/null' /dev/null");
   INFO(out);
   CHECK(rc == 0);
