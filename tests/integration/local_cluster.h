@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -42,6 +43,22 @@ class LocalCluster {
 
   // Starts node 1 (creates the cluster) or joins node i through node 1.
   bool Add(const std::string& token_override = "", const std::string& failpoints = "") {
+    for (int attempt = 0;; ++attempt) {
+      if (AddOnce(token_override, failpoints)) return true;
+      // Why, for the failure's message: a join refused, a slow start, a port taken meanwhile.
+      const std::string log = nodes_.back()->Log();
+      std::cerr << "node " << nodes_.size() << " did not start; its log ends:\n"
+                << log.substr(log.size() > 4000 ? log.size() - 4000 : 0) << "\n";
+      // FreePort's port can be taken by another test's process before the daemon binds it:
+      // then the node starts again on new ports (once).
+      if (attempt > 0 || log.find("in use") == std::string::npos) return false;
+      nodes_.pop_back();
+      http_ports_.pop_back();
+      peer_ports_.pop_back();
+    }
+  }
+
+  bool AddOnce(const std::string& token_override, const std::string& failpoints) {
     const size_t i = nodes_.size() + 1;
     const std::string region = regions_[(i - 1) % regions_.size()];
     int peer = FreePort(), http = FreePort();
