@@ -263,8 +263,13 @@ PeerReport ClusterNode::Report() {
       if (p.ever_ok) r.rtt_ms.emplace_back(static_cast<consensus::NodeId>(id), p.rtt_ms);
     }
   }
-  if (NodeLoop* rep = replicator_.load()) r.owned_tables = rep->ownership().owned;
+  if (NodeLoop* rep = replicator_.load()) {
+    r.owned_tables = rep->ownership().owned;
+    r.moves = rep->recent_moves();
+  }
   r.version = options_.version;
+  if (options_.load) r.load = options_.load();
+  r.cert_not_after_ms = options_.cert_not_after_ms;
   {
     absl::MutexLock lock(&mu_);
     r.clock = ClockStateName(clock_.state());
@@ -306,6 +311,9 @@ std::vector<NodeView> ClusterNode::Nodes() {
       v.uptime_s = report->uptime_s;
       v.clock = report->clock;
       v.clock_offset_ms = report->clock_offset_ms;
+      v.load = report->load;
+      v.cert_not_after_ms = report->cert_not_after_ms;
+      v.moves = report->moves;
     }
     out.push_back(std::move(v));
   };

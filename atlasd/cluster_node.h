@@ -50,6 +50,9 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds move_timeout{10'000};
   std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
   std::string version;  // reported to peers (NODE INFO of this node from elsewhere)
+  // Also reported: this node's command totals (null: none) and certificate expiry (unix ms).
+  std::function<LoadTotals()> load;
+  int64_t cert_not_after_ms = 0;
   // A node further than this from its peers' clocks owns nothing and serves no data
   // (docs/consensus.md §Time).
   int64_t max_clock_offset_ms = 500;

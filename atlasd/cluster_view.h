@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "atlasd/node_report.h"
 
 namespace atlas {
 
@@ -33,6 +34,9 @@ struct NodeView {
   uint64_t uptime_s = 0;
   std::string clock;           // its ClockState: ok | unknown | offset ("" when not reported)
   double clock_offset_ms = 0;  // its clock minus its peers' (median)
+  LoadTotals load;             // its socket commands since it started
+  int64_t cert_not_after_ms = 0;     // its node certificate's expiry (unix ms; 0: unknown)
+  std::vector<OwnershipMove> moves;  // its last ownership wins, oldest first
 };
 
 // A join token as TOKEN LIST shows it (the secret itself is never stored: only its hash).

@@ -22,6 +22,14 @@ uint64_t LatencyHistogram::count() const {
   return n;
 }
 
+void LatencyHistogram::AddTo(LoadTotals* totals) const {
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    const uint64_t n = buckets_[i].load(std::memory_order_relaxed);
+    totals->buckets[i] += n;
+    totals->commands += n;
+  }
+}
+
 void LatencyHistogram::Render(std::string* out, std::string_view name,
                               std::string_view labels) const {
   const std::string sep = labels.empty() ? "" : std::string(labels) + ",";
@@ -55,6 +63,18 @@ void CommandMetrics::Observe(size_t command, std::chrono::nanoseconds elapsed, b
   if (command >= names_.size()) return;
   latency_[command]->Observe(elapsed);
   if (error) errors_[command].fetch_add(1, std::memory_order_relaxed);
+}
+
+LoadTotals CommandMetrics::Totals() const {
+  LoadTotals t;
+  t.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  for (size_t i = 0; i < names_.size(); ++i) {
+    latency_[i]->AddTo(&t);
+    t.errors += errors_[i].load(std::memory_order_relaxed);
+  }
+  return t;
 }
 
 void CommandMetrics::Render(std::string* out) const {

@@ -11,20 +11,22 @@
 #include <string_view>
 #include <vector>
 
+#include "atlasd/node_report.h"
+
 namespace atlas {
 
 // A latency histogram with fixed buckets (seconds): from 0.5 ms, below a local fsync, to 10 s,
 // the longest a replicated write may wait.
 class LatencyHistogram {
  public:
-  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                     0.025,  0.05,  0.1,    0.25,  0.5,
-                                                     1,      2.5,   5,      10};
+  static constexpr auto kBounds = LoadTotals::kBounds;
   void Observe(std::chrono::nanoseconds elapsed);
   // Appends `<name>_bucket` (cumulative, with `le`), `<name>_sum` and `<name>_count`; `labels`
   // is "" or `key="value",...` (already escaped).
   void Render(std::string* out, std::string_view name, std::string_view labels) const;
   uint64_t count() const;
+  // Adds its buckets to `totals` (the console's summary of all commands).
+  void AddTo(LoadTotals* totals) const;
 
  private:
   std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // the last one: +Inf
@@ -38,6 +40,7 @@ class CommandMetrics {
   // `error`: the reply ended in an ERROR frame.
   void Observe(size_t command, std::chrono::nanoseconds elapsed, bool error);
   void Render(std::string* out) const;
+  LoadTotals Totals() const;  // all commands together
 
  private:
   std::vector<std::string> names_;

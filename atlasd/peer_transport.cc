@@ -3,6 +3,7 @@
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster/pki.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -17,6 +18,35 @@ namespace atlas {
 
 namespace {
 constexpr size_t kReportPeersMax = 4096;  // RTT entries taken from one peer's report
+
+// The console's part of a report (node_report.h): load, certificate expiry, ownership wins.
+void EncodeLoad(const PeerReport& report, proto::PingResponse* resp) {
+  resp->set_load_wall_ms(report.load.wall_ms);
+  resp->set_commands(report.load.commands);
+  resp->set_errors(report.load.errors);
+  for (uint64_t n : report.load.buckets) resp->add_latency_buckets(n);
+  resp->set_cert_not_after_ms(report.cert_not_after_ms);
+  for (const OwnershipMove& m : report.moves) {
+    proto::OwnershipMove* p = resp->add_moves();
+    p->set_table(m.table);
+    p->set_ballot(m.ballot);
+    p->set_wall_ms(m.wall_ms);
+  }
+}
+
+// Bounded as everything a peer sends: what does not fit is dropped, never trusted to be small.
+void DecodeLoad(const proto::PingResponse& resp, PeerReport* report) {
+  report->load.wall_ms = resp.load_wall_ms();
+  report->load.commands = resp.commands();
+  report->load.errors = resp.errors();
+  const size_t buckets = std::min<size_t>(resp.latency_buckets_size(), report->load.buckets.size());
+  for (size_t i = 0; i < buckets; ++i) report->load.buckets[i] = resp.latency_buckets(i);
+  report->cert_not_after_ms = resp.cert_not_after_ms();
+  for (const proto::OwnershipMove& m : resp.moves()) {
+    if (report->moves.size() == OwnershipMove::kRecentMoves) break;
+    report->moves.push_back({m.table().substr(0, 255), m.ballot().substr(0, 64), m.wall_ms()});
+  }
+}
 // Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer).
 constexpr char kAdvertiseKey[] = "atlas-advertise";
 
@@ -111,6 +141,7 @@ class PeerTransport::Service final : public proto::Peer::CallbackService {
       resp->set_uptime_s(report.uptime_s);
       resp->set_clock(report.clock);
       resp->set_clock_offset_ms(report.clock_offset_ms);
+      EncodeLoad(report, resp);
     }
     return grpc::Status::OK;
   }
@@ -302,6 +333,7 @@ class PeerTransport::PeerLink {
       report.uptime_s = resp.uptime_s();
       report.clock = resp.clock().substr(0, 16);
       report.clock_offset_ms = resp.clock_offset_ms();
+      DecodeLoad(resp, &report);
     }
     return pong;
   }

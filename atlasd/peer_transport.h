@@ -37,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "atlasd/node_report.h"
 #include "consensus/message.h"
 #include "proto/peer_convert.h"
 
@@ -83,6 +84,9 @@ struct PeerReport {
   uint64_t uptime_s = 0;
   std::string clock;           // ClockStateName of its clock
   double clock_offset_ms = 0;  // its clock minus its peers'
+  LoadTotals load;             // its socket commands since it started
+  int64_t cert_not_after_ms = 0;     // when its node certificate expires (0: unknown)
+  std::vector<OwnershipMove> moves;  // its last ownership wins, oldest first
 };
 
 struct Pong {

@@ -625,6 +625,17 @@ size_t Replica::LaggingObjects() const {
   return lagging_;
 }
 
+void Replica::ForEachObject(
+    const std::function<void(const ObjectId&, const ObjectSummary&)>& fn) const {
+  std::optional<ObjectState> held;
+  for (const auto& [object, stored] : objects_) {
+    const ObjectState& o = Peek(stored, held);
+    const NodeId owner =
+        o.proposer.role == Role::kOwner ? config_.id : o.learner.owner_ballot.node;
+    fn(object, ObjectSummary{owner, o.hard.promised, o.hard.commit_index});
+  }
+}
+
 std::vector<ObjectId> Replica::Objects() const {
   std::vector<ObjectId> out;
   for (const auto& [object, stored] : objects_) out.push_back(object);

@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -355,6 +356,14 @@ class Replica {
   // to do): the node reports CATCHING_UP, not ACTIVE, while this is non-zero.
   size_t LaggingObjects() const;
   std::vector<ObjectId> Objects() const;
+  // Every held object in order with who owns it as far as this node knows, its promised
+  // ballot and commit index (the console's table list). Objects at rest stay at rest.
+  struct ObjectSummary {
+    NodeId owner = kNoNode;
+    Ballot promised;
+    Slot commit_index = 0;
+  };
+  void ForEachObject(const std::function<void(const ObjectId&, const ObjectSummary&)>& fn) const;
   size_t ObjectCount() const { return objects_.size(); }
   size_t ObjectsAtRest() const;  // Held in their compact encoding (replica_rest.cc).
   size_t ObjectsToTick() const { return active_.size(); }  // Tick's list (NeedsTick)

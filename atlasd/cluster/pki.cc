@@ -484,6 +484,13 @@ std::optional<uint64_t> NodeIdOfIdentity(const std::vector<std::string_view>& co
   return id;
 }
 
+int64_t CertNotAfterMs(X509* cert) {
+  const ASN1_TIME* t = cert == nullptr ? nullptr : X509_get0_notAfter(cert);
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
 std::string CertCommonName(X509* cert) {
   X509_NAME* name = X509_get_subject_name(cert);
   int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);

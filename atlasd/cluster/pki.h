@@ -128,6 +128,9 @@ SubjectAltNames CertSans(X509* cert);
 // The subject's commonName, or "" when absent.
 std::string CertCommonName(X509* cert);
 
+// When the certificate stops being valid (notAfter), unix ms; 0 when it cannot be read.
+int64_t CertNotAfterMs(X509* cert);
+
 enum class Purpose { kAny, kServer, kClient };
 
 // Verifies that `leaf` chains to `ca` with `ca` as the only trust anchor (no system roots, no

@@ -2,6 +2,7 @@
 // (docs/protocol.md §NODE, QUORUM, TABLE). No read barrier: they must answer when quorums
 // cannot form.
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "atlasd/commands/call.h"
 #include "atlasd/state_machine.h"
 #include "socketproto/str.h"
@@ -110,6 +111,11 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
     if (!node.clock.empty()) {
       StrAppend(&line, " clock=", node.clock,
                 absl::StrFormat(" clock_offset_ms=%.3f", node.clock_offset_ms));
+    }
+    if (node.cert_not_after_ms > 0) {
+      StrAppend(&line, " cert_expires=",
+                absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(node.cert_not_after_ms),
+                                 absl::UTCTimeZone()));
     }
   } else if (node.self) {  // No cluster runtime (executor tests): one node owns every table.
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(

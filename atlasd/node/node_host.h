@@ -40,6 +40,7 @@
 #include "atlasd/node/local_reads.h"
 #include "atlasd/node/group_routes.h"
 #include "atlasd/node/membership_state.h"
+#include "atlasd/node_report.h"
 #include "atlasd/replicator.h"
 #include "atlasd/state_machine.h"
 #include "consensus/membership.h"
@@ -201,6 +202,10 @@ class NodeHost {
   uint64_t readies() const { return readies_; }
   uint64_t ticks_skipped() const { return ticks_skipped_; }
   const OwnershipStats& ownership() const { return ownership_; }
+  // The last OwnershipMove::kRecentMoves tables this node won, oldest first; the version
+  // changes with every win (NodeLoop copies them only then).
+  const std::deque<OwnershipMove>& recent_moves() const { return moves_; }
+  uint64_t moves_version() const { return ownership_.elected; }
   // The tables whose reads need no barrier; shared with the client threads (thread-safe).
   std::shared_ptr<const LocalReads> local_reads() const { return local_reads_; }
 
@@ -344,6 +349,7 @@ class NodeHost {
   uint64_t readies_ = 0;
   uint64_t ticks_skipped_ = 0;
   OwnershipStats ownership_;
+  std::deque<OwnershipMove> moves_;
 };
 
 }  // namespace atlas

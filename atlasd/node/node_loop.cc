@@ -182,6 +182,10 @@ void NodeLoop::Pass(std::deque<std::pair<size_t, std::function<void()>>>& batch,
 void NodeLoop::PublishStats() {
   absl::MutexLock lock(&stats_mu_);
   stats_.ownership = host_->ownership();
+  if (stats_.moves_version != host_->moves_version()) {
+    stats_.moves_version = host_->moves_version();
+    stats_.moves.assign(host_->recent_moves().begin(), host_->recent_moves().end());
+  }
   const consensus::Probes& p = host_->replica().probes();
   stats_.reads.rounds = p.read_rounds;
   stats_.reads.lease_grants = p.leases_granted;
@@ -364,6 +368,11 @@ consensus::ClusterConfig NodeLoop::PreviousMembership() const {
 OwnershipStats NodeLoop::ownership() const {
   absl::MutexLock lock(&stats_mu_);
   return stats_.ownership;
+}
+
+std::vector<OwnershipMove> NodeLoop::recent_moves() const {
+  absl::MutexLock lock(&stats_mu_);
+  return stats_.moves;
 }
 
 NodeLoop::ReadStats NodeLoop::reads() const {

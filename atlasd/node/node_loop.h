@@ -92,6 +92,7 @@ class NodeLoop final : public Replicator {
   consensus::ClusterConfig Membership() const;
   consensus::ClusterConfig PreviousMembership() const;
   OwnershipStats ownership() const;
+  std::vector<OwnershipMove> recent_moves() const;  // NodeHost::recent_moves
   // How this node's linearizable reads were ordered (GET /metrics, docs/metrics.md).
   struct ReadStats {
     uint64_t rounds = 0;         // confirmation rounds run as owner (lease renewals included)
@@ -115,6 +116,8 @@ class NodeLoop final : public Replicator {
   struct Stats {
     consensus::ClusterConfig membership, previous;  // set by IO::MembershipChanged
     OwnershipStats ownership;
+    std::vector<OwnershipMove> moves;
+    uint64_t moves_version = 0;
     ReadStats reads;
     ObjectStats objects;
     uint64_t readies = 0, ticks_skipped = 0;

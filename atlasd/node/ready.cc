@@ -494,7 +494,11 @@ void NodeHost::NoteOwnership(const consensus::OwnershipEvent& e) {
       break;
     case Kind::kElected:
       ++ownership_.elected;
-      if (counted) ++ownership_.owned;
+      if (counted) {
+        ++ownership_.owned;
+        if (moves_.size() == OwnershipMove::kRecentMoves) moves_.pop_front();
+        moves_.push_back({e.object, e.ballot.ToString(), wall_ms_});
+      }
       LogEvent(spdlog::level::info, what,
                {{"table", e.object}, {"ballot", e.ballot.ToString()},
                 {"first_slot", std::to_string(e.slot)}});

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iterator>
 #include <map>
+#include <regex>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -722,7 +723,7 @@ TEST_CASE("atlas status: members, the RTT matrix from every node, tables owned p
     for (std::string line; std::getline(lines, line);) {
       std::istringstream words(line);
       std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
-      if (w.size() == 7 && w[2] == "ACTIVE") node_tables[w[0]] = w[6];
+      if (w.size() == 8 && w[2] == "ACTIVE") node_tables[w[0]] = w[6];
       if (w.size() == 4 && (w[0] == "1" || w[0] == "2" || w[0] == "3")) {
         matrix[w[0]] = {w[1], w[2], w[3]};
       }
@@ -750,7 +751,9 @@ TEST_CASE("atlas status: members, the RTT matrix from every node, tables owned p
   INFO(out);
   CHECK(out.find("cluster: 3 member(s)") != std::string::npos);
   CHECK(out.find("NODE  REGION        STATUS    ADDRESS                 VERSION   UPTIME_S  "
-                 "TABLES_OWNED") != std::string::npos);
+                 "TABLES_OWNED  CERT_EXPIRES") != std::string::npos);
+  // Every member's certificate expiry, as it reports it: a year from now, to the second.
+  CHECK(std::regex_search(out, std::regex("\n3 .* \\d+ +0 +20\\d\\d-\\d\\d-\\d\\dT[0-9:]+Z\n")));
   CHECK(out.find("RTT_MS (row: from, column: to") != std::string::npos);
   for (const auto& [from, row] : matrix) {
     for (size_t k = 0; k < row.size(); ++k) {

@@ -92,7 +92,7 @@ int Status(Connection& conn, std::ostream& out, std::ostream& err) {
       << "\n\n";
   out << std::left << std::setw(6) << "NODE" << std::setw(14) << "REGION" << std::setw(10)
       << "STATUS" << std::setw(24) << "ADDRESS" << std::setw(10) << "VERSION" << std::setw(10)
-      << "UPTIME_S" << "TABLES_OWNED\n";
+      << "UPTIME_S" << std::setw(14) << "TABLES_OWNED" << "CERT_EXPIRES\n";
   struct RegionTotals {
     size_t nodes = 0;
     uint64_t owned = 0;
@@ -104,7 +104,8 @@ int Status(Connection& conn, std::ostream& out, std::ostream& err) {
     out << std::left << std::setw(6) << Get(m, "id") << std::setw(14) << Get(m, "region")
         << std::setw(10) << Get(m, "status") << std::setw(24)
         << (Get(m, "addr") + ":" + Get(m, "port")) << std::setw(10) << Get(m, "version")
-        << std::setw(10) << Get(m, "uptime_s") << Get(m, "owned_tables") << "\n";
+        << std::setw(10) << Get(m, "uptime_s") << std::setw(14) << Get(m, "owned_tables")
+        << Get(m, "cert_expires") << "\n";
     if (Get(m, "status") == "LEFT") continue;
     live.push_back(&m);
     RegionTotals& r = regions[Get(m, "region")];
