@@ -19,7 +19,11 @@ void AddNodeOptions(CLI::App* app, Config* c) {
   app->add_option("--node-name", c->node_name, "Human-readable node name (default host name)");
   app->add_option("--listen", c->listen, "Peer gRPC/TLS listen address host:port");
   app->add_option("--advertise", c->advertise, "Address peers dial (default: listen)");
-  app->add_option("--http-listen", c->http_listen, "HTTPS address: bootstrap, health, metrics");
+  app->add_option("--http-listen", c->http_listen,
+                  "HTTPS address: bootstrap, health, metrics, console");
+  app->add_option("--console-access", c->console_access,
+                  "Who may see the console on the HTTPS port: open | client-cert | off")
+      ->check(CLI::IsMember({"open", "client-cert", "off"}));
   app->add_option("--join", c->join, "https://host:port of any member, to join its cluster");
   app->add_option("--join-token", c->join_token,
                   "Join token from the cluster (prefer join-token-file: arguments are visible to "

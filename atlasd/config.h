@@ -22,6 +22,7 @@ struct Config {
   std::string listen = "127.0.0.1:7400";
   std::string advertise;  // default: listen
   std::string http_listen = "127.0.0.1:7480";
+  std::string console_access = "open";  // open | client-cert | off (docs/console.md)
   std::string join;
   std::string join_token;
   // A file holding the join token (read once at the first start): keeps it out of the process's

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "atlasd/acl.h"
 #include "atlasd/cluster/https_server.h"
+#include "atlasd/console/console.h"
 #include "atlasd/cluster/join_limiter.h"
 #include "atlasd/cluster/pki.h"
 #include "atlasd/cluster_node.h"
@@ -143,6 +144,14 @@ void AppendClusterMetrics(atlas::ClusterView& cluster, std::string* out) {
                    value(v));
     }
   };
+  AppendHelp(out, "atlas_node_certificate_expiry_timestamp_seconds", "gauge",
+             "When each member's node certificate expires (unix seconds), as it reports it.");
+  for (const auto& v : nodes) {
+    if (v.status == "LEFT" || v.cert_not_after_ms <= 0) continue;
+    AppendSample(out, "atlas_node_certificate_expiry_timestamp_seconds",
+                 atlas::StrCat("node=\"", v.id, "\",region=\"", LabelValue(v.region), "\""),
+                 static_cast<double>(v.cert_not_after_ms) / 1000.0);
+  }
   append_per_peer("atlas_peer_up",
                   "1 while a peer is ACTIVE for this node's failure detector, else 0.",
                   [](const atlas::NodeView& v) { return v.status == "ACTIVE" ? 1 : 0; });
@@ -349,6 +358,7 @@ atlas::ClusterNodeOptions ClusterOptionsFor(const atlas::Config& config,
   options.max_clock_offset_ms = config.max_clock_offset_ms;
   options.ca_fingerprint = atlas::cluster::Fingerprint(setup.ca->cert.get());
   options.legacy_join_secret = setup.join_secret;
+  options.cert_not_after_ms = atlas::cluster::CertNotAfterMs(setup.cert.get());
   return options;
 }
 
@@ -441,6 +451,12 @@ atlas::socketproto::ServerOptions ServerOptionsFor(const atlas::Config& config) 
   options.max_connections = config.max_connections;
   options.warn = [](std::string_view m) { spdlog::warn("{}", m); };
   return options;
+}
+
+atlas::cluster::ConsoleAccess ConsoleAccessOf(const std::string& setting) {
+  using atlas::cluster::ConsoleAccess;
+  if (setting == "off") return ConsoleAccess::kOff;
+  return setting == "client-cert" ? ConsoleAccess::kClientCert : ConsoleAccess::kOpen;
 }
 
 // HTTPS: health, metrics, and joins (answered by the member holding the CA key and the token).
@@ -542,8 +558,10 @@ int main(int argc, char** argv) {
                                  [&cluster_node](std::vector<atlas::consensus::Message> ms) {
                                    if (cluster_node) cluster_node->Deliver(std::move(ms));
                                  });
-  cluster_node =
-      std::make_unique<atlas::ClusterNode>(ClusterOptionsFor(config, *setup), &transport);
+  atlas::CommandMetrics command_metrics(atlas::CommandNames());
+  atlas::ClusterNodeOptions cluster_options = ClusterOptionsFor(config, *setup);
+  cluster_options.load = [&command_metrics] { return command_metrics.Totals(); };
+  cluster_node = std::make_unique<atlas::ClusterNode>(std::move(cluster_options), &transport);
   transport.SetReportSource([&cluster_node] { return cluster_node->Report(); });
   // Declared after both: runs before either goes away, on every return path.
   absl::Cleanup unset_report = [&transport] { transport.SetReportSource(nullptr); };
@@ -575,7 +593,6 @@ int main(int argc, char** argv) {
                                   atlas::HeapTrimmer::kAfterRests, absl::Seconds(10));
 
   atlas::NodeIdentity self = IdentityFor(config, *setup);
-  atlas::CommandMetrics command_metrics(atlas::CommandNames());
   // Client connections are spread over io-threads threads; the first also runs the listeners.
   atlas::socketproto::IoPool pool(config.io_threads);
   boost::asio::io_context& io = pool.main();
@@ -598,12 +615,21 @@ int main(int argc, char** argv) {
                                &join_counters,
                                &transport.stats(),
                                std::chrono::steady_clock::now()};
+  atlas::console::Console console(
+      {self, setup->cluster_id, cluster_node.get(), &replicator, store->get()});
   atlas::cluster::HttpsServerOptions https_options;
   https_options.listen = config.http_listen;
-  auto https = atlas::cluster::HttpsServer::Start(
-      io, https_options, setup->cert.get(), setup->key.get(),
-      HttpContextFor(*setup, cluster_node.get(), &join_counters,
-                     [&metrics] { return MetricsText(metrics); }));
+  auto http_context = HttpContextFor(*setup, cluster_node.get(), &join_counters,
+                                     [&metrics] { return MetricsText(metrics); });
+  http_context->console_access = ConsoleAccessOf(config.console_access);
+  https_options.request_client_cert =
+      http_context->console_access == atlas::cluster::ConsoleAccess::kClientCert;
+  http_context->console = [&console](const atlas::cluster::HttpRequest& request,
+                                     std::function<void(atlas::cluster::HttpResponse)> reply) {
+    console.Handle(request, std::move(reply));
+  };
+  auto https = atlas::cluster::HttpsServer::Start(io, https_options, setup->cert.get(),
+                                                  setup->key.get(), std::move(http_context));
   if (!https.ok()) {
     spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
                   https.status().message());

@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <algorithm>
 #include <charconv>
 
 #include "atlasd/cluster/join_limiter.h"
 #include "atlasd/cluster/join_token.h"
 #include "nlohmann/json.hpp"
+#include "socketproto/command.h"
 #include "socketproto/str.h"
 
 namespace atlas::cluster {
@@ -220,6 +222,38 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
 
 }  // namespace
 
+ConsoleRoute ParseConsoleTarget(std::string_view target) {
+  using Kind = ConsoleRoute::Kind;
+  ConsoleRoute r;
+  std::string_view path = target, query;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  r.path = std::string(path);
+  if (path == "/" || path.starts_with("/console/")) {
+    r.kind = Kind::kAsset;
+  } else if (path == "/v1/status") {
+    r.kind = Kind::kStatus;
+  } else if (path == "/v1/tables") {
+    r.kind = Kind::kTables;
+    if (query.starts_with("limit=")) {
+      const std::string_view digits = query.substr(6);
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+      if (ec != std::errc() || end != digits.data() + digits.size() || n == 0) {
+        r.error = "limit must be a positive number";
+      }
+      r.limit = static_cast<size_t>(std::min<uint64_t>(n, kConsoleTablesMax));
+    }
+  } else if (path.starts_with("/v1/tables/")) {
+    r.kind = Kind::kTable;
+    r.table = std::string(path.substr(11));
+    r.error = socketproto::ValidateTableName(r.table);
+  }
+  return r;
+}
+
 std::string JoinTokenHash(std::string_view secret) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -263,6 +297,17 @@ void HandleHttpRequest(const HttpRequest& request,
       r.content_type = std::string(kPrometheusContentType);
       r.body = context->metrics();
       return once(std::move(r));
+    }
+    if (context->console && ParseConsoleTarget(request.target).kind != ConsoleRoute::Kind::kNone) {
+      if (request.method != "GET") return once(MethodNotAllowed("GET"));
+      if (context->console_access == ConsoleAccess::kOff) {
+        return once(ErrorResponse(404, "the console is off on this node (console-access)"));
+      }
+      if (context->console_access == ConsoleAccess::kClientCert && !request.client_certified) {
+        return once(ErrorResponse(
+            403, "the console needs a client certificate of the cluster CA (console-access)"));
+      }
+      return context->console(request, once);
     }
     if (path == "/v1/join") {
       if (request.method != "POST") return once(MethodNotAllowed("POST"));

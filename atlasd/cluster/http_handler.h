@@ -15,11 +15,16 @@
 
 namespace atlas::cluster {
 
+// Who may see the console (setting console-access): anyone who reaches the HTTPS port (as
+// /metrics), only clients with a certificate of the cluster CA, or nobody.
+enum class ConsoleAccess { kOpen, kClientCert, kOff };
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // origin-form, e.g. "/v1/join" (a query string is ignored)
   std::string body;
   std::string peer;    // the client's address (rate limits, logs); "" when unknown
+  bool client_certified = false;  // it presented a certificate the cluster CA signed
 };
 
 struct HttpResponse {
@@ -110,6 +115,10 @@ struct HttpHandlerContext {
   std::function<HealthInfo()> health;    // null: {"node_id":0,"status":"UNKNOWN","zone":""}
   std::function<std::string()> metrics;  // null: /metrics is 404
   JoinHandler join;                      // null: joins answer 503
+  // The operator's console (GET /, /console/*, /v1/status, /v1/tables...; docs/console.md)
+  // and who may see it. Null: those paths are 404.
+  std::function<void(const HttpRequest&, std::function<void(HttpResponse)>)> console;
+  ConsoleAccess console_access = ConsoleAccess::kOpen;
 };
 
 // Computes the response to one request and passes it to `reply` exactly once: synchronously
@@ -121,6 +130,17 @@ void HandleHttpRequest(const HttpRequest& request,
 
 // The registry's name for a join secret: hex SHA-256 of its hex text (consensus::JoinTokenRecord).
 std::string JoinTokenHash(std::string_view secret);
+
+// A console request target, parsed (no I/O, fuzzed): what the console is asked for.
+struct ConsoleRoute {
+  enum class Kind { kNone, kAsset, kStatus, kTables, kTable } kind = Kind::kNone;
+  std::string path;        // without the query
+  size_t limit = 20;       // kTables: ?limit=<n>, 1..kConsoleTablesMax
+  std::string table;       // kTable
+  std::string error;       // non-empty: answer 400 with it
+};
+inline constexpr size_t kConsoleTablesMax = 200;
+ConsoleRoute ParseConsoleTarget(std::string_view target);
 
 // JSON helpers shared with the client (and tests).
 std::string JsonError(std::string_view message);

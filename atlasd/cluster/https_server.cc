@@ -98,8 +98,18 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.async_handshake(ssl::stream_base::server,
                             [self = shared_from_this()](beast::error_code ec) {
                               // Plaintext HTTP, scanners, clients that distrust us: drop.
-                              if (!ec) self->Read();
+                              if (ec) return;
+                              self->certified_ = self->PresentedClusterCert();
+                              self->Read();
                             });
+  }
+
+  // Whether the client presented a certificate the cluster CA signed (it is asked for one
+  // only when a setting needs it: HttpsServerOptions::request_client_cert).
+  bool PresentedClusterCert() {
+    X509* leaf = SSL_get0_peer_certificate(stream_.native_handle());
+    return leaf != nullptr &&
+           VerifyChain(leaf, state_->context->ca->cert.get(), Purpose::kClient).ok();
   }
 
   void Read() {
@@ -132,7 +142,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     const auto& msg = parser_->get();
     HttpRequest request{std::string(msg.method_string()), std::string(msg.target()),
-                        std::move(parser_->get().body()), source_};
+                        std::move(parser_->get().body()), source_, certified_};
     ++requests_;
     bool close = !msg.keep_alive() || requests_ >= state_->options.requests_per_connection_max;
     // The reply may come from a join handler on another thread: hop back onto our strand.
@@ -152,6 +162,10 @@ class Session : public std::enable_shared_from_this<Session> {
     response_->set(http::field::server, "atlasd");
     response_->set(http::field::content_type, response.content_type);
     response_->set(http::field::cache_control, "no-store");
+    // The console's page runs only its own script and styles, and is never framed.
+    response_->set("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    response_->set("X-Content-Type-Options", "nosniff");
     if (!response.allow.empty()) response_->set(http::field::allow, response.allow);
     response_->keep_alive(!close);
     response_->body() = std::move(response.body);
@@ -201,6 +215,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_bytes_ = 0;
   const std::string source_;
   std::atomic<bool> idle_{true};
+  bool certified_ = false;  // PresentedClusterCert, after the handshake
 };
 
 // Makes room for a connection from `source`: true if it may be served (room, or an idle
@@ -313,6 +328,14 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
   }
   if (SSL_CTX_add1_chain_cert(tls, context->ca->cert.get()) != 1) {
     return absl::InternalError(StrCat("adding the CA to the TLS chain: ", OpenSslError()));
+  }
+  if (options.request_client_cert) {
+    // Asked for, never required (a joining node has none yet); the session checks what came
+    // against the cluster CA itself (PresentedClusterCert), so OpenSSL's verdict is ignored.
+    SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(tls), context->ca->cert.get()) != 1) {
+      return absl::InternalError(StrCat("trusting the cluster CA: ", OpenSslError()));
+    }
   }
 
   absl::StatusOr<std::pair<std::string, std::string>> hp = SplitHostPort(options.listen);

@@ -49,6 +49,9 @@ struct HttpsServerOptions {
   size_t connections_max = 128;
   size_t connections_per_source_max = 32;
   size_t requests_per_connection_max = 100;
+  // Ask clients for a certificate (HttpRequest::client_certified tells who presented one the
+  // cluster CA signed); a client without one is served all the same.
+  bool request_client_cert = false;
 };
 
 class HttpsServer {

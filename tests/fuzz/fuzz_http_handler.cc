@@ -6,7 +6,8 @@
 // input), the rest is the body. In the body, "@CSR@" becomes a valid PEM CSR and "@SECRET@" the
 // node's join secret, so that mutations reach the validation behind them. Checks beyond "no
 // crash": exactly one reply, a status from the documented set, JSON that parses whenever the
-// reply says it is JSON.
+// reply says it is JSON. Byte 0 also picks console-access and whether the client presented a
+// certificate; console targets reach a fake console that checks how the router parsed them.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +26,8 @@ using atlas::cluster::HttpResponse;
 
 struct Fixture {
   std::shared_ptr<const atlas::cluster::HttpHandlerContext> context;
+  // The same, with console-access client-cert and off (the console is open in `context`).
+  std::shared_ptr<const atlas::cluster::HttpHandlerContext> cert_only, console_off;
   std::string csr_pem;
 };
 
@@ -49,7 +52,28 @@ const Fixture& TheFixture() {
       d.config = "cfg";
       done(std::move(d));
     };
+    // A console that checks what the router gives it: a console target, parsed consistently.
+    ctx->console = [](const HttpRequest& req, std::function<void(HttpResponse)> reply) {
+      using Kind = atlas::cluster::ConsoleRoute::Kind;
+      const atlas::cluster::ConsoleRoute r = atlas::cluster::ParseConsoleTarget(req.target);
+      if (r.kind == Kind::kNone) std::abort();
+      if (r.error.empty() && (r.limit < 1 || r.limit > atlas::cluster::kConsoleTablesMax)) {
+        std::abort();
+      }
+      if (r.kind == Kind::kTable && r.error.empty() && r.table.find('/') != std::string::npos) {
+        std::abort();
+      }
+      HttpResponse ok;
+      ok.body = "{}";
+      reply(std::move(ok));
+    };
     out->context = ctx;
+    auto cert_only = std::make_shared<atlas::cluster::HttpHandlerContext>(*ctx);
+    cert_only->console_access = atlas::cluster::ConsoleAccess::kClientCert;
+    out->cert_only = cert_only;
+    auto off = std::make_shared<atlas::cluster::HttpHandlerContext>(*ctx);
+    off->console_access = atlas::cluster::ConsoleAccess::kOff;
+    out->console_off = off;
     auto csr = atlas::cluster::CreateNodeCsr({{"node.example"}, {"127.0.0.1"}});
     if (!csr.ok()) std::abort();
     out->csr_pem = atlas::cluster::CsrToPem(csr->csr.get());
@@ -75,10 +99,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   static const char* kMethods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "get", "", "POST "};
   static const char* kTargets[] = {"/v1/join", "/health", "/metrics", "/", "/v1/join?x=1",
-                                   "/v1/JOIN", "//v1/join", "/health/", "/v1/join/../health"};
+                                   "/v1/JOIN", "//v1/join", "/health/", "/v1/join/../health",
+                                   "/v1/status", "/v1/tables?limit=5", "/v1/tables/users",
+                                   "/console/console.js", "/v1/tables?limit=0", "/v1/tables/"};
   const Fixture& f = TheFixture();
   HttpRequest req;
   req.method = kMethods[data[0] % (sizeof(kMethods) / sizeof(kMethods[0]))];
+  // Bits of byte 0 past the method's: a client certificate, and the console-access setting.
+  req.client_certified = (data[0] & 0x08) != 0;
+  const auto& context = (data[0] >> 4) % 3 == 0   ? f.context
+                        : (data[0] >> 4) % 3 == 1 ? f.cert_only
+                                                  : f.console_off;
   std::string rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   const size_t nt = sizeof(kTargets) / sizeof(kTargets[0]);
   if (data[1] < nt * 16) {
@@ -94,7 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   int replies = 0;
   HttpResponse response;
-  atlas::cluster::HandleHttpRequest(req, f.context, [&](HttpResponse r) {
+  atlas::cluster::HandleHttpRequest(req, context, [&](HttpResponse r) {
     ++replies;
     response = std::move(r);
   });

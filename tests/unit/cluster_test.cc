@@ -361,6 +361,60 @@ TEST_CASE("HandleHttpRequest routes, refuses wrong methods and unknown paths", "
   CHECK(json::parse(missing.body).at("error").is_string());
 }
 
+TEST_CASE("console targets parse into what the console serves, and bad ones into an error",
+          "[unit]") {
+  using Kind = ConsoleRoute::Kind;
+  CHECK(ParseConsoleTarget("/").kind == Kind::kAsset);
+  CHECK(ParseConsoleTarget("/console/console.js?v=2").path == "/console/console.js");
+  CHECK(ParseConsoleTarget("/v1/status").kind == Kind::kStatus);
+  ConsoleRoute tables = ParseConsoleTarget("/v1/tables");
+  CHECK((tables.kind == Kind::kTables && tables.limit == 20 && tables.error.empty()));
+  CHECK(ParseConsoleTarget("/v1/tables?limit=7").limit == 7);
+  CHECK(ParseConsoleTarget("/v1/tables?limit=100000").limit == kConsoleTablesMax);
+  for (const char* bad : {"/v1/tables?limit=0", "/v1/tables?limit=-1", "/v1/tables?limit=7x",
+                          "/v1/tables?limit="}) {
+    INFO(bad);
+    CHECK(ParseConsoleTarget(bad).error == "limit must be a positive number");
+  }
+  ConsoleRoute table = ParseConsoleTarget("/v1/tables/users?x");
+  CHECK((table.kind == Kind::kTable && table.table == "users" && table.error.empty()));
+  CHECK(ParseConsoleTarget("/v1/tables/a%2Fb").error ==
+        "table name may only contain A-Z a-z 0-9 _ -");
+  CHECK(ParseConsoleTarget("/v1/tables/").error == "empty table name");
+  for (const char* other : {"/health", "/metrics", "/v1/join", "/v1/statusx", "/consolex"}) {
+    CHECK(ParseConsoleTarget(other).kind == Kind::kNone);
+  }
+}
+
+TEST_CASE("console-access: open serves anyone, client-cert only the CA's clients, off nobody",
+          "[unit]") {
+  PureFixture f;
+  auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
+  std::vector<std::string> served;
+  c->console = [&](const HttpRequest& r, std::function<void(HttpResponse)> reply) {
+    served.push_back(r.target);
+    reply(HttpResponse{});
+  };
+  auto call = [&](ConsoleAccess access, bool certified, std::string method = "GET") {
+    c->console_access = access;
+    std::optional<HttpResponse> out;
+    HttpRequest r{std::move(method), "/v1/status", "", "10.9.8.7", certified};
+    HandleHttpRequest(r, c, [&](HttpResponse resp) { out = std::move(resp); });
+    return out->status;
+  };
+  CHECK(call(ConsoleAccess::kOpen, false) == 200);
+  CHECK(call(ConsoleAccess::kClientCert, false) == 403);
+  CHECK(call(ConsoleAccess::kClientCert, true) == 200);
+  CHECK(call(ConsoleAccess::kOff, true) == 404);
+  CHECK(call(ConsoleAccess::kOpen, false, "POST") == 405);  // read-only
+  CHECK(served.size() == 2);
+  // Health and metrics do not depend on the setting.
+  c->console_access = ConsoleAccess::kOff;
+  f.ctx = c;
+  CHECK(f.Call("GET", "/health").status == 200);
+  CHECK(f.Call("GET", "/metrics").status == 200);
+}
+
 TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR", "[unit]") {
   PureFixture f;
   HttpResponse ok = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));

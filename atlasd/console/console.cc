@@ -1,0 +1,273 @@
+#include "atlasd/console/console.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "consensus/membership.h"
+#include "consensus/quorum.h"
+#include "nlohmann/json.hpp"
+#include "atlasd/state_machine.h"
+#include "socketproto/str.h"
+
+namespace atlas::console {
+namespace {
+
+using cluster::HttpResponse;
+using json = nlohmann::json;
+
+HttpResponse JsonResponse(const json& j) {
+  HttpResponse r;
+  // Table names are bytes: whatever is not UTF-8 shows as U+FFFD rather than failing.
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RegionOf(const std::vector<NodeView>& nodes, uint64_t id) {
+  for (const NodeView& n : nodes) {
+    if (n.id == id) return n.region;
+  }
+  return "";
+}
+
+json LoadJson(const LoadTotals& load) {
+  return {{"wall_ms", load.wall_ms},
+          {"commands", load.commands},
+          {"errors", load.errors},
+          {"latency_buckets", load.buckets}};
+}
+
+json NodeJson(const NodeView& n) {
+  json j = {{"id", n.id},         {"region", n.region}, {"name", n.name.empty() ? "-" : n.name},
+            {"addr", n.addr},     {"port", n.port},     {"status", n.status},
+            {"self", n.self},     {"rtt_ms", n.rtt_ms}, {"reported", n.reported}};
+  if (!n.reported) return j;
+  json rtts = json::object();
+  for (const auto& [peer, ms] : n.rtts) rtts[std::to_string(peer)] = ms;
+  j.update({{"rtts_ms", rtts},
+            {"version", n.version},
+            {"uptime_s", n.uptime_s},
+            {"owned_tables", n.owned_tables},
+            {"clock", n.clock},
+            {"clock_offset_ms", n.clock_offset_ms},
+            {"cert_expires_ms", n.cert_not_after_ms},
+            {"load", LoadJson(n.load)}});
+  return j;
+}
+
+// Fn/Fz, and per zone how many nodes a phase-1 and a phase-2 quorum take there.
+json QuorumJson(const consensus::ClusterConfig& config, const std::vector<NodeView>& nodes) {
+  json j = {{"fn", config.quorum.fn}, {"fz", config.quorum.fz}, {"epoch", config.epoch}};
+  consensus::Topology topology = config.ToTopology({});
+  const std::vector<consensus::ZoneId> zones = topology.Zones();
+  if (zones.empty() || config.quorum.fz >= static_cast<int>(zones.size())) return j;
+  const consensus::QuorumSystem qs(topology, config.quorum);
+  json per_zone = json::array();
+  for (consensus::ZoneId zone : zones) {
+    const std::vector<consensus::NodeId> members = topology.NodesIn(zone);
+    per_zone.push_back({{"region", RegionOf(nodes, members.front())},
+                        {"members", members.size()},
+                        {"q1", qs.Q1PerZone(zone)},
+                        {"q2", qs.Q2PerZone(zone)}});
+  }
+  j.update({{"zones", per_zone},
+            {"q1_zones", qs.Q1Zones()},
+            {"q2_zones", qs.Q2Zones()}});
+  return j;
+}
+
+// Every node's last ownership wins, newest first.
+json MovesJson(const std::vector<NodeView>& nodes, const std::string& only_table) {
+  std::vector<std::pair<const NodeView*, const OwnershipMove*>> all;
+  for (const NodeView& n : nodes) {
+    for (const OwnershipMove& m : n.moves) {
+      if (only_table.empty() || m.table == only_table) all.emplace_back(&n, &m);
+    }
+  }
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.second->wall_ms > b.second->wall_ms; });
+  json out = json::array();
+  for (const auto& [n, m] : all) {
+    out.push_back({{"table", m->table},
+                   {"owner", n->id},
+                   {"region", n->region},
+                   {"ballot", m->ballot},
+                   {"wall_ms", m->wall_ms}});
+  }
+  return out;
+}
+
+}  // namespace
+
+// One walk over the node's replica (Replica::ForEachObject): owners counted, the busiest kept.
+struct Console::Summary {
+  struct Object {
+    std::string name;
+    uint64_t owner = 0;
+    std::string ballot;
+    uint64_t commit_index = 0;
+  };
+  uint64_t objects = 0;
+  std::map<uint64_t, uint64_t> by_owner;
+  std::vector<Object> busiest;  // most commits first, at most kBusiestMax
+  int64_t wall_ms = 0;
+
+  void Add(const std::string& name, const consensus::Replica::ObjectSummary& s) {
+    if (name == consensus::kMembershipObject) return;
+    ++objects;
+    ++by_owner[s.owner];
+    // A heap with the least busy on top: one pass keeps the kBusiestMax busiest.
+    auto more = [](const Object& a, const Object& b) { return a.commit_index > b.commit_index; };
+    if (busiest.size() == kBusiestMax) {
+      if (busiest.front().commit_index >= s.commit_index) return;
+      std::pop_heap(busiest.begin(), busiest.end(), more);
+      busiest.pop_back();
+    }
+    busiest.push_back({name, s.owner, s.promised.ToString(), s.commit_index});
+    std::push_heap(busiest.begin(), busiest.end(), more);
+  }
+  void Finish() {
+    std::sort_heap(busiest.begin(), busiest.end(),
+                   [](const Object& a, const Object& b) { return a.commit_index > b.commit_index; });
+  }
+};
+
+void Console::Handle(const cluster::HttpRequest& request,
+                     std::function<void(HttpResponse)> reply) {
+  using Kind = cluster::ConsoleRoute::Kind;
+  const cluster::ConsoleRoute route = cluster::ParseConsoleTarget(request.target);
+  if (!route.error.empty()) return reply(cluster::ErrorResponse(400, route.error));
+  switch (route.kind) {
+    case Kind::kStatus:
+      return reply(Status());
+    case Kind::kTables:
+      return Tables(route.limit, std::move(reply));
+    case Kind::kTable:
+      return Table(route.table, std::move(reply));
+    case Kind::kAsset:
+    case Kind::kNone:
+      break;
+  }
+  std::string_view body, type;
+  if (!FindAsset(route.path, &body, &type)) {
+    return reply(cluster::ErrorResponse(404, "no such page"));
+  }
+  HttpResponse r;
+  r.body = std::string(body);
+  r.content_type = std::string(type);
+  reply(std::move(r));
+}
+
+HttpResponse Console::Status() {
+  const std::vector<NodeView> nodes = sources_.cluster->Nodes();
+  const consensus::ClusterConfig membership = sources_.node->Membership();
+  json node_list = json::array();
+  for (const NodeView& n : nodes) node_list.push_back(NodeJson(n));
+  json j = {{"cluster_id", sources_.cluster_id},
+            {"node", sources_.self.id},
+            {"region", sources_.self.region},
+            {"version", sources_.self.version},
+            {"time_ms", WallNowMs()},
+            {"latency_bounds_s", LoadTotals::kBounds},
+            {"quorum", QuorumJson(membership, nodes)},
+            {"nodes", node_list},
+            {"moves", MovesJson(nodes, "")}};
+  return JsonResponse(j);
+}
+
+void Console::Tables(size_t limit, std::function<void(HttpResponse)> reply) {
+  // Shares a recent walk; otherwise walks on the node thread and answers from there.
+  auto answer = [this, limit, reply](std::shared_ptr<const Summary> s) {
+    const std::vector<NodeView> nodes = sources_.cluster->Nodes();
+    json by_owner = json::array();
+    std::map<std::string, uint64_t> by_region;
+    for (const auto& [owner, count] : s->by_owner) {
+      const std::string region = owner == 0 ? "" : RegionOf(nodes, owner);
+      by_owner.push_back({{"owner", owner}, {"region", region}, {"tables", count}});
+      by_region[region.empty() ? "-" : region] += count;
+    }
+    json busiest = json::array();
+    for (size_t i = 0; i < s->busiest.size() && i < limit; ++i) {
+      const Summary::Object& o = s->busiest[i];
+      busiest.push_back({{"table", o.name},
+                         {"owner", o.owner},
+                         {"region", RegionOf(nodes, o.owner)},
+                         {"ballot", o.ballot},
+                         {"commit_index", o.commit_index}});
+    }
+    reply(JsonResponse({{"node", sources_.self.id},
+                        {"time_ms", s->wall_ms},
+                        {"tables", s->objects},
+                        {"by_owner", by_owner},
+                        {"by_region", by_region},
+                        {"busiest", busiest}}));
+  };
+  std::shared_ptr<const Summary> recent;
+  {
+    absl::MutexLock lock(&mu_);
+    if (std::chrono::steady_clock::now() - summary_at_ < kSummaryMaxAge) recent = summary_;
+  }
+  if (recent) return answer(recent);
+  auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
+  bool posted = sources_.node->Inspect([this, shared_answer](const consensus::Replica& replica) {
+    auto s = std::make_shared<Summary>();
+    replica.ForEachObject(
+        [&](const std::string& name, const consensus::Replica::ObjectSummary& o) { s->Add(name, o); });
+    s->Finish();
+    s->wall_ms = WallNowMs();
+    {
+      absl::MutexLock lock(&mu_);
+      summary_ = s;
+      summary_at_ = std::chrono::steady_clock::now();
+    }
+    (*shared_answer)(s);
+  });
+  if (!posted) reply(cluster::ErrorResponse(503, "the node is busy; try again"));
+}
+
+void Console::Table(const std::string& table, std::function<void(HttpResponse)> reply) {
+  absl::StatusOr<storage::TableState> st = sources_.store->LoadTableState(table);
+  if (!st.ok()) return reply(cluster::ErrorResponse(500, ToStd(st.status().message())));
+  uint64_t rows = 0;
+  absl::Status counted = sources_.store->ForEachRow(
+      table, "", std::nullopt, [&](std::string_view) { return ++rows <= kRowsCountedMax; },
+      WallNowMs());
+  if (!counted.ok()) return reply(cluster::ErrorResponse(500, ToStd(counted.message())));
+  json j = {{"table", table},
+            {"object", StateMachine::ObjectOf(table, st->group)},
+            {"group", st->group.empty() ? "-" : st->group},
+            {"pinned", st->pinned_region.empty() ? "-" : st->pinned_region},
+            {"revision", st->revision},
+            {"rows", std::min(rows, kRowsCountedMax)},
+            {"rows_more", rows > kRowsCountedMax}};
+  // Then the replica's view (node thread), then the quorums its owner uses.
+  ClusterView* cluster = sources_.cluster;
+  sources_.node->Describe(table, [cluster, j, reply](ObjectInfo info) mutable {
+    if (info.owner == 0 && info.commit_index == 0 && j["revision"] == 0) {
+      return reply(cluster::ErrorResponse(404, "no such table on this node"));
+    }
+    const std::vector<NodeView> nodes = cluster->Nodes();
+    const std::string object = j["object"];
+    j.update({{"owner", info.owner},
+              {"region", RegionOf(nodes, info.owner)},
+              {"ballot", info.ballot},
+              {"commit_index", info.commit_index},
+              {"moves", MovesJson(nodes, object)}});
+    cluster->Quorums(object, [j, reply](absl::StatusOr<QuorumView> q) mutable {
+      if (q.ok()) {
+        j.update({{"q1", q->q1}, {"q2", q->q2}});
+      } else {
+        j["quorum_error"] = ToStd(q.status().message());
+      }
+      reply(JsonResponse(j));
+    });
+  });
+}
+
+}  // namespace atlas::console
