@@ -280,6 +280,11 @@ PeerReport ClusterNode::Report() {
   return r;
 }
 
+consensus::ClusterConfig ClusterNode::Membership() {
+  absl::MutexLock lock(&mu_);
+  return membership_;
+}
+
 std::vector<NodeView> ClusterNode::Nodes() {
   PeerReport own = Report();
   std::vector<NodeView> out;

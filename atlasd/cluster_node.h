@@ -89,6 +89,8 @@ class ClusterNode final : public ClusterView {
 
   // ClusterView.
   std::vector<NodeView> Nodes() override;
+  consensus::ClusterConfig Membership() override ABSL_LOCKS_EXCLUDED(mu_);
+  std::string ClusterId() override { return options_.cluster_id; }
   void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) override;
   void Quorums(const std::string& table,
                std::function<void(absl::StatusOr<QuorumView>)> done) override;

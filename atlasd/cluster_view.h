@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "atlasd/node_report.h"
+#include "consensus/membership.h"
 
 namespace atlas {
 
@@ -60,6 +61,9 @@ class ClusterView {
   virtual ~ClusterView() = default;
   // Every member (and members that left), sorted by id.
   virtual std::vector<NodeView> Nodes() = 0;
+  // The replicated membership as this node has applied it (Fn/Fz, zones), and the cluster's id.
+  virtual consensus::ClusterConfig Membership() = 0;
+  virtual std::string ClusterId() = 0;
   // One round trip over the peer channel to `id` (self: through the node thread). `done` runs
   // on some other thread.
   virtual void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) = 0;

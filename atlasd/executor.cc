@@ -78,6 +78,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::TokenCreate>, Access::kClusterAdmin, "TOKEN"},
     {kIndex<sp::TokenList>, Access::kClusterAdmin, "TOKEN"},
     {kIndex<sp::TokenRevoke>, Access::kClusterAdmin, "TOKEN"},
+    {kIndex<sp::NodeStatus>, Access::kAnyone, ""},
 }};
 
 constexpr bool RulesInVariantOrder() {

@@ -616,7 +616,7 @@ int main(int argc, char** argv) {
                                &transport.stats(),
                                std::chrono::steady_clock::now()};
   atlas::console::Console console(
-      {self, setup->cluster_id, cluster_node.get(), &replicator, store->get()});
+      {self, cluster_node.get(), &replicator, store->get()});
   atlas::cluster::HttpsServerOptions https_options;
   https_options.listen = config.http_listen;
   auto http_context = HttpContextFor(*setup, cluster_node.get(), &join_counters,

@@ -436,6 +436,7 @@ std::variant<Request, ParseError> ParseNode(const Parser& p) {
   const auto& t = p.tok;
   const std::string_view sub = p.sub();
   if (Eq(sub, "LIST") && t.size() == 2) return Request{p.id, NodeList{}};
+  if (Eq(sub, "STATUS") && t.size() == 2) return Request{p.id, NodeStatus{}};
   if ((Eq(sub, "INFO") || Eq(sub, "PING") || Eq(sub, "LEAVE")) && t.size() == 3) {
     auto id = ParseU64(t[2].text);
     if (!id) return p.Err(StrCat("invalid node id '", t[2].text, "'"));

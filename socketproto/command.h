@@ -97,6 +97,7 @@ struct NodeList {};
 struct NodeInfo { uint64_t id; };
 struct NodePing { uint64_t id; };
 struct NodeLeave { uint64_t id; };  // extension: removes a member (docs/protocol.md)
+struct NodeStatus {};  // extension: the cluster as JSON (docs/console.md)
 struct QuorumInfo { std::string table; };
 // Fn and Fz, changed through consensus in either direction (atlasd's extension).
 struct QuorumSet { int fn = 0; int fz = 0; };
@@ -138,7 +139,8 @@ using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, QuorumSet, TableInfo, TableMove, TablePin,
-                 TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke>;
+                 TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke,
+                 NodeStatus>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 32> kCommands = {{
+inline constexpr std::array<CommandInfo, 33> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -274,6 +274,13 @@ inline constexpr std::array<CommandInfo, 32> kCommands = {{
      .serves_data = false,
      .syntax = "TOKEN REVOKE <id>",
      .help = "No node joins with that token any more."},
+    {.index = kCommandIndex<NodeStatus>,
+     .name = "NODE STATUS",
+     .kind = CommandKind::kCluster,
+     .serves_data = false,
+     .syntax = "NODE STATUS",
+     .help = "The cluster as this node sees it, as one JSON document in a BLOB (what atlas "
+             "status and the console's /v1/status show)."},
 }};
 
 inline constexpr std::array<CommandAlias, 1> kCommandAliases = {{

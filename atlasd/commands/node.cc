@@ -1,9 +1,10 @@
-// NODE LIST / INFO / PING / LEAVE and QUORUM INFO: this node's view of the cluster
+// NODE LIST / INFO / STATUS / PING / LEAVE and QUORUM INFO: this node's view of the cluster
 // (docs/protocol.md §NODE, QUORUM, TABLE). No read barrier: they must answer when quorums
 // cannot form.
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "atlasd/commands/call.h"
+#include "atlasd/console/status.h"
 #include "atlasd/state_machine.h"
 #include "socketproto/str.h"
 #include "storage/keys.h"
@@ -24,6 +25,13 @@ void Executor::Run(const CallPtr& call, const sp::NodeInfo& c) {
     return call->Ok();
   }
   call->Warn(StrCat("unknown node ", c.id));
+}
+
+void Executor::Run(const CallPtr& call, const sp::NodeStatus&) {
+  if (!options_.cluster) return call->Warn("NODE STATUS: this node runs without a cluster");
+  call->reply.Blob(console::ClusterStatus(*options_.cluster, self_)
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  call->Ok();
 }
 
 void Executor::Run(const CallPtr& call, const sp::NodePing& c) {

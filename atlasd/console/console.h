@@ -25,7 +25,6 @@ namespace atlas::console {
 
 struct ConsoleSources {
   NodeIdentity self;
-  std::string cluster_id;
   ClusterView* cluster = nullptr;  // members, quorums
   NodeLoop* node = nullptr;        // the replica: owners, ballots, commit indexes
   storage::Store* store = nullptr;  // table state (revision, group, pin), row counts

@@ -300,7 +300,7 @@ TEST_CASE_METHOD(Fixture, "malformed commands get the WARN frames protocol.md na
   CHECK(Call(*conn, "KEY GET t.\xff\xfe").rfind("ERROR WARN invalid key 't.  ': not valid UTF-8", 0) == 0);
   CHECK(Call(*conn, "SCAN") == "ERROR WARN usage: SCAN <table>[.<row-prefix>] [LIMIT <n>] [AFTER <key>]");
   CHECK(Call(*conn, "ACL GRANT t x PERMS ALL").rfind("ERROR WARN invalid permission", 0) == 0);
-  CHECK(Call(*conn, "[ID:q] NODE INFO") == "[ID:q] ERROR WARN usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id>");
+  CHECK(Call(*conn, "[ID:q] NODE INFO") == "[ID:q] ERROR WARN usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id> | NODE STATUS");
   CHECK(Call(*conn, "[ID:] KEY GET a.b").rfind("ERROR WARN invalid request id", 0) == 0);
   // The connection is still usable after every one of them.
   CHECK(Call(*conn, "KEY PUT ok.still works") == "OK");

@@ -70,6 +70,17 @@ def test_api(bin_dir):
         check(s["quorum"]["fn"] == 0 and s["quorum"]["zones"][0]["members"] == 1, s["quorum"])
         check({m["table"] for m in s["moves"]} >= {"users", "t"}, s["moves"])
 
+        # The same document over the socket: NODE STATUS, and atlas status --json.
+        out = subprocess.run([os.path.join(bin_dir, "atlas"), "--socket", d.sock, "status",
+                              "--json"], capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0, out.stderr)
+        doc = json.loads(out.stdout)
+        check(doc["cluster_id"] == s["cluster_id"] and doc["nodes"][0]["id"] == 1, doc)
+        check(doc["nodes"][0]["load"]["commands"] >= n["load"]["commands"], "a later report")
+        table = subprocess.run([os.path.join(bin_dir, "atlas"), "--socket", d.sock, "status"],
+                               capture_output=True, text=True, timeout=30).stdout
+        check(re.search(r"\n1 +us-east +ACTIVE .* 20\d\d-\d\d-\d\dT", table), table)
+
         status, t, _ = get(port, "/v1/tables?limit=1")
         check(status == 200 and t["tables"] == 2 and len(t["busiest"]) == 1, t)
         check(t["busiest"][0]["table"] == "users" and t["busiest"][0]["owner"] == 1, t)

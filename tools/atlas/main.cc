@@ -581,6 +581,7 @@ struct Subcommands {
   std::string restore_file, as_principal;
   atlas::client::WatchOptions watch_options;
   TokenOptions token_options;
+  bool status_json = false;
 };
 
 // Registers the subcommands on `app`; `sub` must outlive the parse.
@@ -591,8 +592,10 @@ void AddSubcommands(CLI::App& app, Subcommands* sub) {
   sub->dump->add_option("--as", sub->as_principal,
                         "PRINCIPAL ASSUME this name first (one that may read)");
   sub->status = app.add_subcommand("status",
-                                   "Members (region, status, version, uptime, tables owned), the "
-                                   "RTT matrix, tables owned per region");
+                                   "Members (region, status, version, uptime, tables owned, "
+                                   "certificate expiry), the RTT matrix, tables owned per region");
+  sub->status->add_flag("--json", sub->status_json,
+                        "Print NODE STATUS's JSON document (the console's /v1/status) as is");
   sub->restore = app.add_subcommand(
       "restore", "Write the rows and grants of a dump (a file, or stdin) into this cluster");
   sub->restore->add_option("file", sub->restore_file, "The dump (default: stdin)");
@@ -634,7 +637,9 @@ std::optional<int> AssumePrincipal(Connection& conn, const std::string& principa
 
 // The subcommand given, run; nullopt when none was.
 std::optional<int> RunSubcommand(Connection* conn, const Options& opt, const Subcommands& sub) {
-  if (sub.status->parsed()) return atlas::client::Status(*conn, std::cout, std::cerr);
+  if (sub.status->parsed()) {
+    return atlas::client::Status(*conn, sub.status_json, std::cout, std::cerr);
+  }
   if (sub.token->parsed()) {
     if (sub.token_create->parsed()) return TokenCreate(*conn, sub.token_options);
     if (sub.token_revoke->parsed()) {

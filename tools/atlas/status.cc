@@ -7,137 +7,125 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+
 namespace atlas::client {
 namespace {
 
-using Fields = std::map<std::string, std::string>;
+using json = nlohmann::json;
 
-// "KEY=value KEY2=value2 ..." after the first word.
-Fields ParseFields(const std::string& line) {
-  Fields f;
-  std::istringstream in(line);
-  std::string word;
-  in >> word;
-  while (in >> word) {
-    size_t eq = word.find('=');
-    if (eq != std::string::npos) f[word.substr(0, eq)] = word.substr(eq + 1);
-  }
-  return f;
-}
-
-std::string Get(const Fields& f, const char* key) {
-  auto it = f.find(key);
-  return it == f.end() || it->second.empty() ? std::string("-") : it->second;
-}
-
-// "2:0.412,3:0.398" -> {"2": "0.412", "3": "0.398"}; "-" -> {}.
-std::map<std::string, std::string> ParseRtts(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    size_t colon = item.find(':');
-    if (colon != std::string::npos) out[item.substr(0, colon)] = item.substr(colon + 1);
-  }
-  return out;
+// A field of a member as text; "-" when the node has not reported it.
+std::string Text(const json& node, const char* key) {
+  const auto it = node.find(key);
+  if (it == node.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>().empty() ? "-" : it->get<std::string>();
+  return it->dump();
 }
 
 // "3.1" ms with two decimals under 10 ms, one above: readable at LAN and WAN scale alike.
-std::string Ms(const std::string& text) {
-  try {
-    double ms = std::stod(text);
-    std::ostringstream o;
-    o << std::fixed << std::setprecision(ms < 10 ? 2 : 1) << ms;
-    return o.str();
-  } catch (...) {
-    return "-";
-  }
+std::string Ms(double ms) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(ms < 10 ? 2 : 1) << ms;
+  return o.str();
 }
 
-}  // namespace
+// Unix ms as 2027-12-07T07:30:12Z; "-" for 0 (unknown).
+std::string Utc(int64_t ms) {
+  if (ms <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream o;
+  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+  return o.str();
+}
 
-int Status(Connection& conn, std::ostream& out, std::ostream& err) {
-  auto call = [&](const std::string& line, std::vector<ReplyFrame>* frames) -> int {
-    auto r = conn.Call(line);
-    if (!r.ok()) {
-      err << "atlas status: " << r.status().message() << "\n";
-      return 2;
-    }
-    if (r->empty() || r->back().text != "OK") {
-      err << "atlas status: " << line << ": " << (r->empty() ? "no reply" : r->back().text)
-          << "\n";
-      return 1;
-    }
-    *frames = std::move(*r);
-    return 0;
-  };
-  std::vector<ReplyFrame> list;
-  if (int rc = call("NODE LIST", &list)) return rc;
-  // NODE INFO of each member: its own report (owned tables, version, uptime, its RTT row),
-  // relayed by the node answering from that member's last ping answer.
-  std::vector<Fields> members;
-  for (size_t i = 0; i + 1 < list.size(); ++i) {
-    Fields f = ParseFields(list[i].text);
-    std::vector<ReplyFrame> info;
-    if (f["status"] != "LEFT") {
-      if (int rc = call("NODE INFO " + f["id"], &info)) return rc;
-      Fields detailed = ParseFields(info.front().text);
-      detailed["status"] = f["status"];
-      f = std::move(detailed);
-    }
-    members.push_back(std::move(f));
-  }
-
-  out << "cluster: " << members.size()
-      << " member(s); status as the node answering sees it, the rest as each node reports it"
-      << "\n\n";
+void PrintMembers(const json& nodes, std::ostream& out) {
   out << std::left << std::setw(6) << "NODE" << std::setw(14) << "REGION" << std::setw(10)
       << "STATUS" << std::setw(24) << "ADDRESS" << std::setw(10) << "VERSION" << std::setw(10)
       << "UPTIME_S" << std::setw(14) << "TABLES_OWNED" << "CERT_EXPIRES\n";
+  for (const json& n : nodes) {
+    out << std::left << std::setw(6) << Text(n, "id") << std::setw(14) << Text(n, "region")
+        << std::setw(10) << Text(n, "status") << std::setw(24)
+        << (Text(n, "addr") + ":" + Text(n, "port")) << std::setw(10) << Text(n, "version")
+        << std::setw(10) << Text(n, "uptime_s") << std::setw(14) << Text(n, "owned_tables")
+        << Utc(n.value("cert_expires_ms", int64_t{0})) << "\n";
+  }
+}
+
+void PrintRtts(const std::vector<const json*>& live, std::ostream& out) {
+  out << "\nRTT_MS (row: from, column: to; - not measured or not reported)\n";
+  out << std::left << std::setw(8) << "FROM\\TO";
+  for (const json* to : live) out << std::setw(9) << Text(*to, "id");
+  out << "\n";
+  for (const json* from : live) {
+    const json rtts = from->value("rtts_ms", json::object());
+    out << std::left << std::setw(8) << Text(*from, "id");
+    for (const json* to : live) {
+      const auto it = rtts.find(Text(*to, "id"));
+      out << std::setw(9) << (it == rtts.end() ? "-" : Ms(it->get<double>()));
+    }
+    out << "\n";
+  }
+}
+
+void PrintRegions(const std::vector<const json*>& live, std::ostream& out) {
   struct RegionTotals {
     size_t nodes = 0;
     uint64_t owned = 0;
     bool complete = true;  // every node of the region reported
   };
   std::map<std::string, RegionTotals> regions;
-  std::vector<const Fields*> live;  // rows and columns of the RTT matrix
-  for (const Fields& m : members) {
-    out << std::left << std::setw(6) << Get(m, "id") << std::setw(14) << Get(m, "region")
-        << std::setw(10) << Get(m, "status") << std::setw(24)
-        << (Get(m, "addr") + ":" + Get(m, "port")) << std::setw(10) << Get(m, "version")
-        << std::setw(10) << Get(m, "uptime_s") << std::setw(14) << Get(m, "owned_tables")
-        << Get(m, "cert_expires") << "\n";
-    if (Get(m, "status") == "LEFT") continue;
-    live.push_back(&m);
-    RegionTotals& r = regions[Get(m, "region")];
+  for (const json* n : live) {
+    RegionTotals& r = regions[Text(*n, "region")];
     ++r.nodes;
-    try {
-      r.owned += std::stoull(Get(m, "owned_tables"));
-    } catch (...) {
+    if (n->contains("owned_tables")) {
+      r.owned += n->at("owned_tables").get<uint64_t>();
+    } else {
       r.complete = false;
     }
   }
-
-  out << "\nRTT_MS (row: from, column: to; - not measured or not reported)\n";
-  out << std::left << std::setw(8) << "FROM\\TO";
-  for (const Fields* to : live) out << std::setw(9) << Get(*to, "id");
-  out << "\n";
-  for (const Fields* from : live) {
-    std::map<std::string, std::string> rtts = ParseRtts(Get(*from, "rtts"));
-    out << std::left << std::setw(8) << Get(*from, "id");
-    for (const Fields* to : live) {
-      std::string cell = "-";
-      if (auto it = rtts.find(Get(*to, "id")); it != rtts.end()) cell = Ms(it->second);
-      out << std::setw(9) << cell;
-    }
-    out << "\n";
-  }
-
   out << "\n" << std::left << std::setw(16) << "REGION" << std::setw(7) << "NODES"
       << "TABLES_OWNED\n";
   for (const auto& [region, r] : regions) {
     out << std::left << std::setw(16) << region << std::setw(7) << r.nodes << r.owned
         << (r.complete ? "" : " (a node has not reported)") << "\n";
   }
+}
+
+}  // namespace
+
+int Status(Connection& conn, bool as_json, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::vector<ReplyFrame>> r = conn.Call("NODE STATUS");
+  if (!r.ok()) {
+    err << "atlas status: " << r.status().message() << "\n";
+    return 2;
+  }
+  if (r->size() != 2 || !(*r)[0].blob || r->back().text != "OK") {
+    err << "atlas status: NODE STATUS: " << (r->empty() ? "no reply" : r->back().text) << "\n";
+    return 1;
+  }
+  const std::string& text = *(*r)[0].blob;
+  if (as_json) {
+    out << text << "\n";
+    return 0;
+  }
+  const json status = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!status.is_object() || !status.contains("nodes") || !status["nodes"].is_array()) {
+    err << "atlas status: NODE STATUS did not answer a status document\n";
+    return 1;
+  }
+  const json& nodes = status["nodes"];
+  out << "cluster: " << nodes.size()
+      << " member(s); status as the node answering sees it, the rest as each node reports it"
+      << "\n\n";
+  PrintMembers(nodes, out);
+  std::vector<const json*> live;  // rows and columns of the RTT matrix
+  for (const json& n : nodes) {
+    if (Text(n, "status") != "LEFT") live.push_back(&n);
+  }
+  PrintRtts(live, out);
+  PrintRegions(live, out);
   return 0;
 }
 
