@@ -43,18 +43,17 @@ struct Console::Summary {
     ++objects;
     ++by_owner[s.owner];
     // A heap with the least busy on top: one pass keeps the kBusiestMax busiest.
-    auto more = [](const Object& a, const Object& b) { return a.commit_index > b.commit_index; };
     if (busiest.size() == kBusiestMax) {
       if (busiest.front().commit_index >= s.commit_index) return;
-      std::pop_heap(busiest.begin(), busiest.end(), more);
+      std::pop_heap(busiest.begin(), busiest.end(), MoreCommits);
       busiest.pop_back();
     }
     busiest.push_back({name, s.owner, s.promised.ToString(), s.commit_index});
-    std::push_heap(busiest.begin(), busiest.end(), more);
+    std::push_heap(busiest.begin(), busiest.end(), MoreCommits);
   }
-  void Finish() {
-    std::sort_heap(busiest.begin(), busiest.end(),
-                   [](const Object& a, const Object& b) { return a.commit_index > b.commit_index; });
+  void Finish() { std::sort_heap(busiest.begin(), busiest.end(), MoreCommits); }
+  static bool MoreCommits(const Object& a, const Object& b) {
+    return a.commit_index > b.commit_index;
   }
 };
 
@@ -124,8 +123,8 @@ void Console::Tables(size_t limit, std::function<void(HttpResponse)> reply) {
   auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
   bool posted = sources_.node->Inspect([this, shared_answer](const consensus::Replica& replica) {
     auto s = std::make_shared<Summary>();
-    replica.ForEachObject(
-        [&](const std::string& name, const consensus::Replica::ObjectSummary& o) { s->Add(name, o); });
+    replica.ForEachObject([&](const std::string& name,
+                              const consensus::Replica::ObjectSummary& o) { s->Add(name, o); });
     s->Finish();
     s->wall_ms = WallNowMs();
     {
