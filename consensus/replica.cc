@@ -625,15 +625,20 @@ size_t Replica::LaggingObjects() const {
   return lagging_;
 }
 
-void Replica::ForEachObject(
+std::optional<ObjectId> Replica::ForEachObject(
+    const ObjectId& after, size_t max,
     const std::function<void(const ObjectId&, const ObjectSummary&)>& fn) const {
   std::optional<ObjectState> held;
-  for (const auto& [object, stored] : objects_) {
-    const ObjectState& o = Peek(stored, held);
+  size_t visited = 0;
+  for (auto it = after.empty() ? objects_.begin() : objects_.upper_bound(after);
+       it != objects_.end(); ++it) {
+    if (visited++ == max) return std::prev(it)->first;
+    const ObjectState& o = Peek(it->second, held);
     const NodeId owner =
         o.proposer.role == Role::kOwner ? config_.id : o.learner.owner_ballot.node;
-    fn(object, ObjectSummary{owner, o.hard.promised, o.hard.commit_index});
+    fn(it->first, ObjectSummary{owner, o.hard.promised, o.hard.commit_index});
   }
+  return std::nullopt;
 }
 
 std::vector<ObjectId> Replica::Objects() const {

@@ -356,14 +356,18 @@ class Replica {
   // to do): the node reports CATCHING_UP, not ACTIVE, while this is non-zero.
   size_t LaggingObjects() const;
   std::vector<ObjectId> Objects() const;
-  // Every held object in order with who owns it as far as this node knows, its promised
-  // ballot and commit index (the console's table list). Objects at rest stay at rest.
+  // Held objects in order after `after` ("": from the first), at most `max` of them, with who
+  // owns each as far as this node knows, its promised ballot and commit index (the console's
+  // table list, walked in slices). Objects at rest stay at rest. Returns the last one visited
+  // when `max` stopped the walk, nullopt at the end.
   struct ObjectSummary {
     NodeId owner = kNoNode;
     Ballot promised;
     Slot commit_index = 0;
   };
-  void ForEachObject(const std::function<void(const ObjectId&, const ObjectSummary&)>& fn) const;
+  std::optional<ObjectId> ForEachObject(
+      const ObjectId& after, size_t max,
+      const std::function<void(const ObjectId&, const ObjectSummary&)>& fn) const;
   size_t ObjectCount() const { return objects_.size(); }
   size_t ObjectsAtRest() const;  // Held in their compact encoding (replica_rest.cc).
   size_t ObjectsToTick() const { return active_.size(); }  // Tick's list (NeedsTick)

@@ -37,6 +37,7 @@ struct Console::Summary {
   std::map<uint64_t, uint64_t> by_owner;
   std::vector<Object> busiest;  // most commits first, at most kBusiestMax
   int64_t wall_ms = 0;
+  std::chrono::steady_clock::duration walk{0};  // node-thread time it took
 
   void Add(const std::string& name, const consensus::Replica::ObjectSummary& s) {
     if (name == consensus::kMembershipObject) return;
@@ -90,6 +91,7 @@ HttpResponse Console::Status() {
 void Console::Tables(size_t limit, std::function<void(HttpResponse)> reply) {
   // Shares a recent walk; otherwise walks on the node thread and answers from there.
   auto answer = [this, limit, reply](std::shared_ptr<const Summary> s) {
+    if (!s) return reply(cluster::ErrorResponse(503, "the node is busy; try again"));
     const std::vector<NodeView> nodes = sources_.cluster->Nodes();
     json by_owner = json::array();
     std::map<std::string, uint64_t> by_region;
@@ -110,6 +112,7 @@ void Console::Tables(size_t limit, std::function<void(HttpResponse)> reply) {
     reply(JsonResponse({{"node", sources_.self.id},
                         {"time_ms", s->wall_ms},
                         {"tables", s->objects},
+                        {"walk_ms", std::chrono::duration<double, std::milli>(s->walk).count()},
                         {"by_owner", by_owner},
                         {"by_region", by_region},
                         {"busiest", busiest}}));
@@ -117,24 +120,53 @@ void Console::Tables(size_t limit, std::function<void(HttpResponse)> reply) {
   std::shared_ptr<const Summary> recent;
   {
     absl::MutexLock lock(&mu_);
-    if (std::chrono::steady_clock::now() - summary_at_ < kSummaryMaxAge) recent = summary_;
+    if (std::chrono::steady_clock::now() < summary_until_) {
+      recent = summary_;
+    } else {
+      // Viewers that come while a walk runs wait for it (a bounded few; others are told to
+      // come back); the first starts it.
+      if (waiting_.size() >= kWaitingMax) {
+        return reply(cluster::ErrorResponse(503, "the node is busy; try again"));
+      }
+      waiting_.push_back(std::move(answer));
+      if (waiting_.size() > 1) return;
+    }
   }
   if (recent) return answer(recent);
-  auto shared_answer = std::make_shared<decltype(answer)>(std::move(answer));
-  bool posted = sources_.node->Inspect([this, shared_answer](const consensus::Replica& replica) {
-    auto s = std::make_shared<Summary>();
-    replica.ForEachObject([&](const std::string& name,
-                              const consensus::Replica::ObjectSummary& o) { s->Add(name, o); });
+  Walk(std::make_shared<Summary>(), "");
+}
+
+void Console::Walk(std::shared_ptr<Summary> s, std::string after) {
+  bool posted = sources_.node->Inspect([this, s, after](const consensus::Replica& replica) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<std::string> next = replica.ForEachObject(
+        after, kWalkSlice,
+        [&](const std::string& name, const consensus::Replica::ObjectSummary& o) {
+          s->Add(name, o);
+        });
+    const auto t1 = std::chrono::steady_clock::now();
+    s->walk += t1 - t0;
+    if (next) return Walk(s, *next);  // the next slice queues behind the node's other work
     s->Finish();
     s->wall_ms = WallNowMs();
-    {
-      absl::MutexLock lock(&mu_);
-      summary_ = s;
-      summary_at_ = std::chrono::steady_clock::now();
-    }
-    (*shared_answer)(s);
+    Answered(s, t1 + std::max<std::chrono::steady_clock::duration>(kSummaryMaxAge,
+                                                                  kWalkShare * s->walk));
   });
-  if (!posted) reply(cluster::ErrorResponse(503, "the node is busy; try again"));
+  if (!posted) Answered(nullptr, std::chrono::steady_clock::now());
+}
+
+void Console::Answered(std::shared_ptr<const Summary> s,
+                       std::chrono::steady_clock::time_point until) {
+  std::vector<Answer> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    if (s) {
+      summary_ = s;
+      summary_until_ = until;
+    }
+    waiting.swap(waiting_);
+  }
+  for (Answer& a : waiting) a(s);
 }
 
 void Console::Table(const std::string& table, std::function<void(HttpResponse)> reply) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "atlasd/cluster/http_handler.h"
@@ -42,20 +43,29 @@ class Console {
   // before it says "more" (the count runs on an HTTPS thread).
   static constexpr size_t kBusiestMax = cluster::kConsoleTablesMax;
   static constexpr uint64_t kRowsCountedMax = 10'000;
-  // The table summary walks every table on the node thread: viewers share one walk at most
-  // this often.
+  // The table summary walks every table on the node thread, kWalkSlice tables per task so
+  // that other work runs in between. Viewers share one walk, redone at most every
+  // kSummaryMaxAge, and never more often than it takes 1/kWalkShare of the node thread.
   static constexpr std::chrono::seconds kSummaryMaxAge{2};
+  static constexpr size_t kWalkSlice = 10'000;
+  static constexpr int kWalkShare = 20;
+  static constexpr size_t kWaitingMax = 64;  // viewers waiting for one walk
 
  private:
   struct Summary;
+  using Answer = std::function<void(std::shared_ptr<const Summary>)>;  // null: not walked
   cluster::HttpResponse Status();
   void Tables(size_t limit, std::function<void(cluster::HttpResponse)> reply);
   void Table(const std::string& table, std::function<void(cluster::HttpResponse)> reply);
+  // One slice of the walk after `after`, on the node thread; the next slice, or Answered.
+  void Walk(std::shared_ptr<Summary> s, std::string after);
+  void Answered(std::shared_ptr<const Summary> s, std::chrono::steady_clock::time_point until);
 
   const ConsoleSources sources_;
   absl::Mutex mu_;
   std::shared_ptr<const Summary> summary_ ABSL_GUARDED_BY(mu_);
-  std::chrono::steady_clock::time_point summary_at_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point summary_until_ ABSL_GUARDED_BY(mu_);
+  std::vector<Answer> waiting_ ABSL_GUARDED_BY(mu_);
 };
 
 // The console's page and its assets by path ("/", "/console/console.js", ...); false when

@@ -1010,6 +1010,24 @@ TEST_CASE("idle objects rest in a compact form and wake as they were", "[replica
     CHECK(c.R(id).ObjectsAtRest() == 30);
     CHECK(c.R(id).BytesAtRest() <= 30 * 45);  // what docs/consensus.md says a table takes
   }
+  // The console's walk, in slices: every object once, in order, with its owner and commit
+  // index, and none of them woken.
+  std::vector<std::pair<ObjectId, Replica::ObjectSummary>> seen;
+  std::optional<ObjectId> after = "";
+  while (after) {
+    after = c.R(2).ForEachObject(*after, 7, [&](const ObjectId& o,
+                                                const Replica::ObjectSummary& s) {
+      seen.emplace_back(o, s);
+    });
+  }
+  CHECK(c.R(2).ObjectsAtRest() == 30);
+  CHECK(seen.size() == c.R(2).ObjectCount());
+  for (size_t i = 0; i < seen.size(); ++i) {
+    INFO(seen[i].first);
+    if (i > 0) CHECK(seen[i - 1].first < seen[i].first);
+    CHECK(seen[i].second.owner == 1);
+    CHECK(seen[i].second.commit_index == c.R(3).CommitIndex(seen[i].first));  // (wakes node 3's)
+  }
   // Waking changes nothing: node 1 still owns them, and writes to them commit at once.
   const uint64_t woken = c.R(1).probes().objects_woken;
   CHECK(c.R(1).IsOwner("t7"));
