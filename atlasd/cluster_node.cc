@@ -35,6 +35,7 @@ using Clock = std::chrono::steady_clock;
 ClusterNode::ClusterNode(ClusterNodeOptions options, PeerTransport* transport)
     : options_(std::move(options)),
       transport_(transport),
+      cert_not_after_ms_(options_.cert_not_after_ms),
       // A sample is evidence for three ping rounds.
       clock_(options_.max_clock_offset_ms, 3 * options_.ping_interval.count()) {}
 
@@ -269,7 +270,7 @@ PeerReport ClusterNode::Report() {
   }
   r.version = options_.version;
   if (options_.load) r.load = options_.load();
-  r.cert_not_after_ms = options_.cert_not_after_ms;
+  r.cert_not_after_ms = cert_not_after_ms_.load();
   {
     absl::MutexLock lock(&mu_);
     r.clock = ClockStateName(clock_.state());
@@ -278,6 +279,11 @@ PeerReport ClusterNode::Report() {
   r.uptime_s = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count());
   return r;
+}
+
+bool ClusterNode::IsMember(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  return membership_.members.contains(static_cast<consensus::NodeId>(id));
 }
 
 consensus::ClusterConfig ClusterNode::Membership() {

@@ -50,7 +50,8 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds move_timeout{10'000};
   std::chrono::milliseconds settle_timeout{30'000};  // a join waits this long for a settle
   std::string version;  // reported to peers (NODE INFO of this node from elsewhere)
-  // Also reported: this node's command totals (null: none) and certificate expiry (unix ms).
+  // Also reported: this node's command totals (null: none) and certificate expiry (unix ms,
+  // until SetCertNotAfter).
   std::function<LoadTotals()> load;
   int64_t cert_not_after_ms = 0;
   // A node further than this from its peers' clocks owns nothing and serves no data
@@ -90,6 +91,9 @@ class ClusterNode final : public ClusterView {
   // ClusterView.
   std::vector<NodeView> Nodes() override;
   consensus::ClusterConfig Membership() override ABSL_LOCKS_EXCLUDED(mu_);
+  bool IsMember(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+  // A renewed certificate's expiry, for the reports (cluster::CertRenewer).
+  void SetCertNotAfter(int64_t ms) { cert_not_after_ms_.store(ms); }
   std::string ClusterId() override { return options_.cluster_id; }
   void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) override;
   void Quorums(const std::string& table,
@@ -148,6 +152,7 @@ class ClusterNode final : public ClusterView {
   ClusterNodeOptions options_;
   PeerTransport* transport_;
   std::atomic<NodeLoop*> replicator_{nullptr};
+  std::atomic<int64_t> cert_not_after_ms_;
 
   absl::Mutex mu_;
   consensus::ClusterConfig membership_ ABSL_GUARDED_BY(mu_);

@@ -24,6 +24,9 @@ void AddNodeOptions(CLI::App* app, Config* c) {
   app->add_option("--console-access", c->console_access,
                   "Who may see the console on the HTTPS port: open | client-cert | off")
       ->check(CLI::IsMember({"open", "client-cert", "off"}));
+  app->add_option("--node-cert-lifetime", c->node_cert_lifetime,
+                  "How long the node certificates this node signs are valid (365d; 1m at least);"
+                  " nodes renew theirs in its last third");
   app->add_option("--join", c->join, "https://host:port of any member, to join its cluster");
   app->add_option("--join-token", c->join_token,
                   "Join token from the cluster (prefer join-token-file: arguments are visible to "
@@ -141,6 +144,12 @@ absl::Status Finish(int argc, Config* c) {
   } else {
     return absl::InvalidArgumentError(StrCat("--join-token-ttl: '", c->join_token_ttl,
                                              "' is not a duration like 24h, 7d or never"));
+  }
+  if (auto life = socketproto::ParseDurationMs(c->node_cert_lifetime); life && *life >= 60'000) {
+    c->node_cert_lifetime_s = *life / 1000;
+  } else {
+    return absl::InvalidArgumentError(StrCat("--node-cert-lifetime: '", c->node_cert_lifetime,
+                                             "' is not a duration of 1m or more, like 365d"));
   }
   if (!c->join_token.empty() && !c->join_token_file.empty()) {
     return absl::InvalidArgumentError("--join-token and --join-token-file: give one of them");

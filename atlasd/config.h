@@ -23,6 +23,7 @@ struct Config {
   std::string advertise;  // default: listen
   std::string http_listen = "127.0.0.1:7480";
   std::string console_access = "open";  // open | client-cert | off (docs/console.md)
+  std::string node_cert_lifetime = "365d";
   std::string join;
   std::string join_token;
   // A file holding the join token (read once at the first start): keeps it out of the process's
@@ -66,6 +67,7 @@ struct Config {
   int64_t max_clock_offset_ms = 500;
   int64_t read_lease_ms = 2000;  // 0: off
   int64_t join_token_ttl_ms = 24 * 3600 * 1000;  // 0: never expires
+  int64_t node_cert_lifetime_s = 365 * 24 * 3600;
 };
 
 // "250ms", "2s", "1m" (a positive integer and a unit: ms, s, m): milliseconds, or nullopt.

@@ -18,6 +18,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/mutex.h"
 #include "atlasd/acl.h"
+#include "atlasd/cluster/cert_renewer.h"
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/console/console.h"
 #include "atlasd/cluster/join_limiter.h"
@@ -368,7 +369,11 @@ atlas::PeerTransportOptions TransportOptionsFor(const atlas::Config& config,
   options.self = static_cast<atlas::consensus::NodeId>(setup.node_id);
   options.listen = config.listen;
   options.advertise = config.advertise;
-  options.tls = {setup.ca_pem, setup.cert_pem, setup.key_pem};
+  options.tls.ca_pem = setup.ca_pem;
+  options.tls.cert_pem = setup.cert_pem;
+  options.tls.key_pem = setup.key_pem;
+  // The files themselves, watched: a renewed certificate takes effect without a restart.
+  options.tls.watch_dir = config.data_dir;
   return options;
 }
 
@@ -477,6 +482,7 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
                     {{"source", a.source}, {"outcome", a.outcome}, {"detail", a.detail}});
   };
   context->health = [cluster_node] { return cluster_node->Health(); };
+  context->is_member = [cluster_node](uint64_t id) { return cluster_node->IsMember(id); };
   context->metrics = std::move(metrics);
   context->join = [cluster_node](const atlas::cluster::JoinRequest& r,
                                  atlas::cluster::JoinDone done) {
@@ -622,8 +628,7 @@ int main(int argc, char** argv) {
   auto http_context = HttpContextFor(*setup, cluster_node.get(), &join_counters,
                                      [&metrics] { return MetricsText(metrics); });
   http_context->console_access = ConsoleAccessOf(config.console_access);
-  https_options.request_client_cert =
-      http_context->console_access == atlas::cluster::ConsoleAccess::kClientCert;
+  http_context->node_cert_validity_seconds = config.node_cert_lifetime_s;
   http_context->console = [&console](const atlas::cluster::HttpRequest& request,
                                      std::function<void(atlas::cluster::HttpResponse)> reply) {
     console.Handle(request, std::move(reply));
@@ -635,6 +640,17 @@ int main(int argc, char** argv) {
                   https.status().message());
     return 1;
   }
+  // Renews node.pem in its last third; gRPC reads it again by itself, HTTPS is told.
+  atlas::cluster::CertRenewer renewer(
+      {config.data_dir, config.join, atlas::cluster::Fingerprint(setup->ca->cert.get()),
+       config.node_cert_lifetime_s,
+       [&https, &cluster_node](X509* cert, EVP_PKEY* key) {
+         if (absl::Status s = (*https)->SetCertificate(cert, key); !s.ok()) {
+           spdlog::error("certificate renewal: HTTPS keeps the old certificate: {}", s.message());
+         }
+         cluster_node->SetCertNotAfter(atlas::cluster::CertNotAfterMs(cert));
+       }});
+  renewer.Start();
   spdlog::info(
       "atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "
       "on port {}",

@@ -119,7 +119,8 @@ absl::StatusOr<NodeSetup> CreateCluster(const Config& config, storage::Store* st
   // the CA fingerprint of the token; the host names are for other TLS clients.
   auto key_csr = cluster::CreateNodeCsr(NodeSans(config));
   if (!key_csr.ok()) return key_csr.status();
-  auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, 1, NodeSans(config));
+  auto cert = cluster::SignNodeCsr(key_csr->csr.get(), *ca, 1, NodeSans(config),
+                                   config.node_cert_lifetime_s);
   if (!cert.ok()) return cert.status();
   auto token = cluster::NewJoinToken(cluster::Fingerprint(ca->cert.get()));
   if (!token.ok()) return token.status();

@@ -1,6 +1,7 @@
 #include "atlasd/peer_transport.h"
 
 #include "atlasd/cluster/https_server.h"
+#include "atlasd/cluster/join_client.h"
 #include "atlasd/cluster/pki.h"
 
 #include <algorithm>
@@ -234,10 +235,11 @@ class PeerTransport::PeerLink {
  public:
   PeerLink(PeerTransport* t, consensus::NodeId id, std::string address)
       : t_(t), id_(id), address_(std::move(address)) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = t_->options_.tls.ca_pem;
-    ssl.pem_private_key = t_->options_.tls.key_pem;
-    ssl.pem_cert_chain = t_->options_.tls.cert_pem;
+    grpc::experimental::TlsChannelCredentialsOptions tls;
+    tls.set_certificate_provider(t_->certificates_);
+    tls.watch_root_certs();
+    tls.watch_identity_key_cert_pairs();
+    tls.set_verify_server_certs(true);
     grpc::ChannelArguments args;
     // Verify the peer as "the node with this id", whatever address it is reached at.
     args.SetSslTargetNameOverride(NodeTlsName(id_));
@@ -247,7 +249,7 @@ class PeerTransport::PeerLink {
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
-    channel_ = grpc::CreateCustomChannel(address_, grpc::SslCredentials(ssl), args);
+    channel_ = grpc::CreateCustomChannel(address_, grpc::experimental::TlsCredentials(tls), args);
     stub_ = proto::Peer::NewStub(channel_);
   }
 
@@ -511,8 +513,27 @@ class PeerTransport::PeerLink {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+std::shared_ptr<grpc::experimental::CertificateProviderInterface> CertificatesOf(
+    const PeerTlsConfig& tls) {
+  if (!tls.watch_dir.empty()) {
+    auto in = [&](std::string_view file) { return StrCat(tls.watch_dir, "/", file); };
+    return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        in(cluster::kNodeKeyFile), in(cluster::kNodeCertFile), in(cluster::kCaCertFile),
+        tls.reload_seconds);
+  }
+  return std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      tls.ca_pem, std::vector<grpc::experimental::IdentityKeyCertPair>{
+                      {tls.key_pem, tls.cert_pem}});
+}
+
+}  // namespace
+
 PeerTransport::PeerTransport(PeerTransportOptions options, Deliver deliver)
-    : options_(std::move(options)), deliver_(std::move(deliver)) {}
+    : options_(std::move(options)),
+      certificates_(CertificatesOf(options_.tls)),
+      deliver_(std::move(deliver)) {}
 
 std::optional<std::chrono::steady_clock::time_point> PeerTransport::LastHeard(
     consensus::NodeId id) {
@@ -525,12 +546,14 @@ std::optional<std::chrono::steady_clock::time_point> PeerTransport::LastHeard(
 PeerTransport::~PeerTransport() { Shutdown(); }
 
 absl::Status PeerTransport::Start() {
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_root_certs = options_.tls.ca_pem;
-  ssl.pem_key_cert_pairs.push_back({options_.tls.key_pem, options_.tls.cert_pem});
+  grpc::experimental::TlsServerCredentialsOptions tls(certificates_);
+  tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
   service_ = std::make_unique<Service>(this);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::SslServerCredentials(ssl), &bound_port_);
+  builder.AddListeningPort(options_.listen, grpc::experimental::TlsServerCredentials(tls),
+                           &bound_port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(options_.message_bytes_max);
   builder.SetMaxSendMessageSize(options_.message_bytes_max);

@@ -37,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/security/tls_certificate_provider.h"
 #include "atlasd/node_report.h"
 #include "consensus/message.h"
 #include "proto/peer_convert.h"
@@ -52,6 +53,11 @@ struct PeerTlsConfig {
   std::string ca_pem;    // the cluster CA: the only trust anchor
   std::string cert_pem;  // this node's certificate (CN atlasd-node-<id>)
   std::string key_pem;
+  // Non-empty: the directory holding ca.pem, node.pem and node-key.pem, which gRPC reads
+  // again every `reload_seconds` (a renewed certificate is used by new connections within
+  // that time, docs/security.md §Certificates); the PEMs above are then not used.
+  std::string watch_dir;
+  unsigned reload_seconds = 10;
 };
 
 struct PeerTransportOptions {
@@ -154,6 +160,9 @@ class PeerTransport {
   void LearnNewcomer(consensus::NodeId id, std::string_view advertise);
 
   PeerTransportOptions options_;
+  // The node's TLS identity and trust anchor for the server and every channel: fixed PEMs, or
+  // files watched for a renewed certificate (PeerTlsConfig::watch_dir).
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> certificates_;
   Deliver deliver_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -201,8 +201,9 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
         }
         // The names are ours to decide: the node's id and the address it advertised (which
         // the membership now records for it), nothing the CSR asked for.
-        absl::StatusOr<X509Ptr> cert = SignNodeCsr(shared_csr.get(), *context->ca,
-                                                   decision->node_id, HostSans({advertise}));
+        absl::StatusOr<X509Ptr> cert =
+            SignNodeCsr(shared_csr.get(), *context->ca, decision->node_id, HostSans({advertise}),
+                        context->node_cert_validity_seconds);
         if (!cert.ok()) {
           return reply(ErrorResponse(500, ToStd(cert.status().message())), "refused",
                        ToStd(cert.status().message()));
@@ -218,6 +219,47 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
                                  {"membership_previous", decision->previous_config}}),
               "accepted", StrCat("node ", decision->node_id));
       });
+}
+
+// The node a presented certificate names, and the host names it carries besides its own name.
+std::optional<uint64_t> NodeOf(X509* cert, SubjectAltNames* hosts) {
+  SubjectAltNames sans = CertSans(cert);
+  const std::string cn = CertCommonName(cert);
+  std::vector<std::string_view> dns(sans.dns.begin(), sans.dns.end());
+  std::optional<uint64_t> id = NodeIdOfIdentity({cn}, dns);
+  if (!id) return std::nullopt;
+  std::erase(sans.dns, NodeCommonName(*id));
+  *hosts = std::move(sans);
+  return id;
+}
+
+// POST /v1/renew {"csr": PEM}: a member renews its certificate before it expires, presenting
+// it as its TLS client certificate. It gets one for the same node and names, valid from now.
+HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context) {
+  if (!request.client_certified || !request.client_cert) {
+    return ErrorResponse(403, "a renewal needs the node's current certificate as its TLS client "
+                              "certificate");
+  }
+  SubjectAltNames hosts;
+  std::optional<uint64_t> id = NodeOf(request.client_cert.get(), &hosts);
+  if (!id) return ErrorResponse(403, "the client certificate names no node");
+  if (!context.is_member || !context.is_member(*id)) {
+    return ErrorResponse(403, StrCat("node ", *id, " is not a member"));
+  }
+  if (!context.ca || !context.ca->key) return NotTheSigner();
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) return ErrorResponse(400, "request body must be a JSON object");
+  absl::StatusOr<std::string> csr_pem = StringField(body, "csr", 16 * 1024, true);
+  if (!csr_pem.ok()) return ErrorResponse(400, ToStd(csr_pem.status().message()));
+  absl::StatusOr<X509ReqPtr> csr = CsrFromPem(*csr_pem);
+  if (!csr.ok()) return ErrorResponse(400, ToStd(csr.status().message()));
+  if (absl::StatusOr<SubjectAltNames> valid = ValidateCsr(csr->get()); !valid.ok()) {
+    return ErrorResponse(400, ToStd(valid.status().message()));
+  }
+  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->get(), *context.ca, *id, hosts,
+                                             context.node_cert_validity_seconds);
+  if (!cert.ok()) return ErrorResponse(500, ToStd(cert.status().message()));
+  return JsonResponse(200, {{"node_id", *id}, {"cert", CertToPem(cert->get())}});
 }
 
 }  // namespace
@@ -312,6 +354,10 @@ void HandleHttpRequest(const HttpRequest& request,
     if (path == "/v1/join") {
       if (request.method != "POST") return once(MethodNotAllowed("POST"));
       return Join(request, context, once);
+    }
+    if (path == "/v1/renew") {
+      if (request.method != "POST") return once(MethodNotAllowed("POST"));
+      return once(Renew(request, *context));
     }
     once(ErrorResponse(404, "no such endpoint"));
   } catch (const std::exception&) {

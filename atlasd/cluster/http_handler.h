@@ -25,6 +25,7 @@ struct HttpRequest {
   std::string body;
   std::string peer;    // the client's address (rate limits, logs); "" when unknown
   bool client_certified = false;  // it presented a certificate the cluster CA signed
+  std::shared_ptr<X509> client_cert = nullptr;  // that certificate, when client_certified
 };
 
 struct HttpResponse {
@@ -119,6 +120,10 @@ struct HttpHandlerContext {
   // and who may see it. Null: those paths are 404.
   std::function<void(const HttpRequest&, std::function<void(HttpResponse)>)> console;
   ConsoleAccess console_access = ConsoleAccess::kOpen;
+  // POST /v1/renew (docs/security.md §Certificates): whether node `id` is a member now, and
+  // how long the certificates this node signs (joins, renewals) are valid.
+  std::function<bool(uint64_t id)> is_member;
+  int64_t node_cert_validity_seconds = kNodeValiditySeconds;
 };
 
 // Computes the response to one request and passes it to `reply` exactly once: synchronously

@@ -51,6 +51,8 @@ struct HttpsServer::State {
   net::steady_timer retry_timer;  // backs off after accept errors such as EMFILE
   std::atomic<size_t> connections{0};
 
+  // Held while a session is made from `tls` and while SetCertificate changes it.
+  absl::Mutex tls_mu;
   // Open connections by source address, oldest first (for eviction).
   absl::Mutex mu;
   std::map<std::string, std::list<std::weak_ptr<Session>>> by_source ABSL_GUARDED_BY(mu);
@@ -99,13 +101,18 @@ class Session : public std::enable_shared_from_this<Session> {
                             [self = shared_from_this()](beast::error_code ec) {
                               // Plaintext HTTP, scanners, clients that distrust us: drop.
                               if (ec) return;
-                              self->certified_ = self->PresentedClusterCert();
+                              if (self->PresentedClusterCert()) {
+                                X509* leaf = SSL_get0_peer_certificate(
+                                    self->stream_.native_handle());
+                                X509_up_ref(leaf);
+                                self->client_cert_.reset(leaf, X509_free);
+                              }
                               self->Read();
                             });
   }
 
-  // Whether the client presented a certificate the cluster CA signed (it is asked for one
-  // only when a setting needs it: HttpsServerOptions::request_client_cert).
+  // Whether the client presented a certificate the cluster CA signed (every client is asked
+  // for one and none must give one: a renewal and console-access client-cert look at it).
   bool PresentedClusterCert() {
     X509* leaf = SSL_get0_peer_certificate(stream_.native_handle());
     return leaf != nullptr &&
@@ -142,7 +149,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
     const auto& msg = parser_->get();
     HttpRequest request{std::string(msg.method_string()), std::string(msg.target()),
-                        std::move(parser_->get().body()), source_, certified_};
+                        std::move(parser_->get().body()), source_, client_cert_ != nullptr,
+                        client_cert_};
     ++requests_;
     bool close = !msg.keep_alive() || requests_ >= state_->options.requests_per_connection_max;
     // The reply may come from a join handler on another thread: hop back onto our strand.
@@ -215,7 +223,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_bytes_ = 0;
   const std::string source_;
   std::atomic<bool> idle_{true};
-  bool certified_ = false;  // PresentedClusterCert, after the handshake
+  std::shared_ptr<X509> client_cert_;  // a certificate of the cluster CA the client presented
 };
 
 // Makes room for a connection from `source`: true if it may be served (room, or an idle
@@ -276,7 +284,12 @@ void Accept(std::shared_ptr<State> state) {
         beast::error_code peer_ec;
         const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
         const std::string source = peer_ec ? "?" : peer.address().to_string();
-        auto session = std::make_shared<Session>(std::move(socket), state, source);
+        std::shared_ptr<Session> session;
+        {
+          // A session's TLS state copies the certificate from the context when it is made.
+          absl::MutexLock lock(&state->tls_mu);
+          session = std::make_shared<Session>(std::move(socket), state, source);
+        }
         // Shed load: a connection we cannot serve is closed now (its Session dies here).
         if (Admit(*state, source, session)) session->Run();
         Accept(state);
@@ -329,13 +342,12 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
   if (SSL_CTX_add1_chain_cert(tls, context->ca->cert.get()) != 1) {
     return absl::InternalError(StrCat("adding the CA to the TLS chain: ", OpenSslError()));
   }
-  if (options.request_client_cert) {
-    // Asked for, never required (a joining node has none yet); the session checks what came
-    // against the cluster CA itself (PresentedClusterCert), so OpenSSL's verdict is ignored.
-    SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
-    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(tls), context->ca->cert.get()) != 1) {
-      return absl::InternalError(StrCat("trusting the cluster CA: ", OpenSslError()));
-    }
+  // Client certificates are asked for, never required (a joining node has none yet); the
+  // session checks what came against the cluster CA itself (PresentedClusterCert), so
+  // OpenSSL's verdict is ignored.
+  SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  if (X509_STORE_add_cert(SSL_CTX_get_cert_store(tls), context->ca->cert.get()) != 1) {
+    return absl::InternalError(StrCat("trusting the cluster CA: ", OpenSslError()));
   }
 
   absl::StatusOr<std::pair<std::string, std::string>> hp = SplitHostPort(options.listen);
@@ -367,6 +379,16 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
 HttpsServer::~HttpsServer() { Stop(); }
 
 size_t HttpsServer::connections() const { return state_->connections.load(); }
+
+absl::Status HttpsServer::SetCertificate(X509* cert, EVP_PKEY* key) {
+  absl::MutexLock lock(&state_->tls_mu);
+  SSL_CTX* tls = state_->tls.native_handle();
+  if (SSL_CTX_use_certificate(tls, cert) != 1 || SSL_CTX_use_PrivateKey(tls, key) != 1 ||
+      SSL_CTX_check_private_key(tls) != 1) {
+    return absl::InvalidArgumentError(StrCat("HTTPS server certificate/key: ", OpenSslError()));
+  }
+  return absl::OkStatus();
+}
 
 void HttpsServer::Stop() {
   net::dispatch(state_->acceptor.get_executor(), [state = state_] {

@@ -49,9 +49,6 @@ struct HttpsServerOptions {
   size_t connections_max = 128;
   size_t connections_per_source_max = 32;
   size_t requests_per_connection_max = 100;
-  // Ask clients for a certificate (HttpRequest::client_certified tells who presented one the
-  // cluster CA signed); a client without one is served all the same.
-  bool request_client_cert = false;
 };
 
 class HttpsServer {
@@ -72,6 +69,8 @@ class HttpsServer {
 
   uint16_t port() const { return port_; }
   size_t connections() const;
+  // A renewed certificate (and its key) for the connections accepted from now on.
+  absl::Status SetCertificate(X509* cert, EVP_PKEY* key);
   // Stops accepting new connections. Idempotent.
   void Stop();
 

@@ -117,7 +117,8 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
                                                 std::string_view ca_fingerprint,
                                                 std::string_view method, std::string_view target,
                                                 std::string_view body,
-                                                std::chrono::milliseconds timeout) {
+                                                std::chrono::milliseconds timeout,
+                                                X509* client_cert, EVP_PKEY* client_key) {
   absl::StatusOr<std::pair<std::string, std::string>> hp = ParseHttpsUrl(url);
   if (!hp.ok()) return hp.status();
   const auto& [host, port] = *hp;
@@ -133,6 +134,11 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
   SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
   SSL_CTX_set_verify(tls.native_handle(), SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_cert_verify_callback(tls.native_handle(), VerifyPinned, &pin);
+  if (client_cert != nullptr &&
+      (SSL_CTX_use_certificate(tls.native_handle(), client_cert) != 1 ||
+       SSL_CTX_use_PrivateKey(tls.native_handle(), client_key) != 1)) {
+    return absl::InvalidArgumentError(StrCat("client certificate: ", OpenSslError()));
+  }
 
   net::io_context ioc;
   tcp::resolver resolver(ioc);

@@ -27,12 +27,15 @@ namespace atlas::cluster {
 // (lowercase hex). `url` is "https://host:port" (a trailing "/" is allowed, nothing else).
 // Errors: InvalidArgument (bad URL), Unavailable (resolve/connect/I/O), Unauthenticated (the
 // server failed the pin), DeadlineExceeded (the whole exchange took longer than `timeout`).
-// Any HTTP status is a successful result. Response bodies are capped at 1 MiB.
+// Any HTTP status is a successful result. Response bodies are capped at 1 MiB. With
+// `client_cert` and `client_key`, the client presents them (a certificate renewal).
 absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
                                                 std::string_view ca_fingerprint,
                                                 std::string_view method, std::string_view target,
                                                 std::string_view body,
-                                                std::chrono::milliseconds timeout);
+                                                std::chrono::milliseconds timeout,
+                                                X509* client_cert = nullptr,
+                                                EVP_PKEY* client_key = nullptr);
 
 struct JoinOptions {
   std::string url;  // https://host:port of any member that holds the CA key

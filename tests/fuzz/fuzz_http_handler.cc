@@ -101,7 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const char* kTargets[] = {"/v1/join", "/health", "/metrics", "/", "/v1/join?x=1",
                                    "/v1/JOIN", "//v1/join", "/health/", "/v1/join/../health",
                                    "/v1/status", "/v1/tables?limit=5", "/v1/tables/users",
-                                   "/console/console.js", "/v1/tables?limit=0", "/v1/tables/"};
+                                   "/console/console.js", "/v1/tables?limit=0", "/v1/tables/",
+                                   "/v1/renew"};
   const Fixture& f = TheFixture();
   HttpRequest req;
   req.method = kMethods[data[0] % (sizeof(kMethods) / sizeof(kMethods[0]))];

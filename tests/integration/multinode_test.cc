@@ -533,6 +533,48 @@ TEST_CASE("QUORUM SET changes Fn and Fz through consensus in either direction an
   CHECK(Eventually([&] { return c.Call(2, "KEY GET q.b") == "VALUE:2\nOK"; }));
 }
 
+// Certificates that live 90 s: every node renews its own in the last 30 s (node 1 signs its
+// own, the others ask it over /v1/renew), the peer channels take the new ones without a
+// restart, and the cluster serves past the first certificates' expiry.
+TEST_CASE("certificates renew themselves: with 90-second certificates three nodes serve past the "
+          "first ones' expiry, and a restarted node comes back with its renewed one") {
+  LocalCluster c({"east"}, {"--fn", "1", "--node-cert-lifetime", "90s"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  // Every node's expiry as node 1 sees it (its own, and its peers' reports).
+  auto expiry = [&](int id) {
+    const std::string info = c.Call(1, "NODE INFO " + std::to_string(id));
+    const size_t at = info.find("cert_expires=");
+    return at == std::string::npos ? std::string() : info.substr(at + 13, 20);
+  };
+  std::map<int, std::string> first;
+  for (int id = 1; id <= 3; ++id) {
+    REQUIRE(Eventually([&] { return !expiry(id).empty(); }));
+    first[id] = expiry(id);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; std::chrono::steady_clock::now() - start < std::chrono::seconds(105); ++i) {
+    for (size_t n = 1; n <= 3; ++n) {
+      INFO("write " << i << " through node " << n);
+      CHECK(c.Call(n, "KEY PUT renew.k" + std::to_string(i) + " v") == "OK");
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  for (int id = 1; id <= 3; ++id) {
+    INFO("node " << id << ": first certificate until " << first[id]);
+    CHECK(Eventually([&] { return expiry(id) > first[id]; }));
+    CHECK(c.node(id).Log().find("certificate renewal: node " + std::to_string(id) +
+                                " has a new certificate") != std::string::npos);
+  }
+  // Its first certificate has expired: the node restarts with the renewed one from disk.
+  REQUIRE(c.node(2).Stop() == 0);
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] {
+    return c.Call(1, "NODE LIST").find("id=2 region=east status=ACTIVE") != std::string::npos;
+  }));
+  CHECK(Eventually([&] { return c.Call(2, "KEY PUT renew.after v") == "OK"; }));
+  CHECK(c.Call(3, "KEY GET renew.k0") == "VALUE:v\nOK");
+}
+
 // Failpoints (atlasd/failpoint.h): the daemon kills itself at a chosen point of the Ready
 // contract; whatever it acknowledged must survive, and it must rejoin cleanly.
 TEST_CASE("failpoints: the owner crashes before or after its fsync or after sending acks, and no acknowledged write is lost") {

@@ -50,8 +50,11 @@ class Pki {
        "extendedKeyUsage=serverAuth,clientAuth\\n' > " + n + ".ext && "
        "openssl x509 -req -in " + n + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key "
        "-CAcreateserial -days " + std::to_string(days) + " -extfile " + n + ".ext -out " + n + ".pem");
-    return {Slurp(dir_ + "/" + ca + ".pem"), Slurp(dir_ + "/" + n + ".pem"),
-            Slurp(dir_ + "/" + n + ".key")};
+    PeerTlsConfig tls;
+    tls.ca_pem = Slurp(dir_ + "/" + ca + ".pem");
+    tls.cert_pem = Slurp(dir_ + "/" + n + ".pem");
+    tls.key_pem = Slurp(dir_ + "/" + n + ".key");
+    return tls;
   }
 
  private:

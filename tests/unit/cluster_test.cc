@@ -415,6 +415,51 @@ TEST_CASE("console-access: open serves anyone, client-cert only the CA's clients
   CHECK(f.Call("GET", "/metrics").status == 200);
 }
 
+TEST_CASE("POST /v1/renew signs a member's new certificate for the node and names its current one"
+          " shows", "[unit]") {
+  PureFixture f;
+  auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
+  c->is_member = [](uint64_t id) { return id == 7; };
+  c->node_cert_validity_seconds = 120;
+  NodeCreds member = NewNode(*c->ca, 7, HostSans({"10.0.0.7:7400"}));
+  NodeCreds stranger = NewNode(*c->ca, 8);
+  // The CSR asks for other names: the signer keeps those of the certificate being replaced.
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr({{"evil.example"}, {}}, member.key.get());
+  REQUIRE(csr.ok());
+  const std::string body = json{{"csr", CsrToPem(csr->csr.get())}}.dump();
+  auto renew = [&](X509* presented, std::string method = "POST") {
+    std::shared_ptr<X509> cert;
+    if (presented != nullptr && X509_up_ref(presented) == 1) cert.reset(presented, X509_free);
+    std::optional<HttpResponse> out;
+    HandleHttpRequest({std::move(method), "/v1/renew", body, "10.9.8.7", cert != nullptr, cert},
+                      c, [&](HttpResponse r) { out = std::move(r); });
+    return *out;
+  };
+  CHECK(renew(nullptr).status == 403);
+  HttpResponse not_member = renew(stranger.cert.get());
+  CHECK(not_member.status == 403);
+  CHECK(json::parse(not_member.body).at("error") == "node 8 is not a member");
+  CHECK(renew(member.cert.get(), "GET").status == 405);
+  HttpResponse ok = renew(member.cert.get());
+  REQUIRE(ok.status == 200);
+  absl::StatusOr<X509Ptr> fresh = CertFromPem(json::parse(ok.body).at("cert").get<std::string>());
+  REQUIRE(fresh.ok());
+  CHECK(VerifyChain(fresh->get(), c->ca->cert.get()).ok());
+  CHECK(CertCommonName(fresh->get()) == NodeCommonName(7));
+  CHECK(CertSans(fresh->get()) == CertSans(member.cert.get()));
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  CHECK(std::abs(CertNotAfterMs(fresh->get()) - now_ms - 120'000) < 5'000);
+  // A member without the CA key sends the node to the signer.
+  auto no_key = std::make_shared<HttpHandlerContext>(*c);
+  auto public_ca = std::make_shared<ClusterCa>();
+  public_ca->cert.reset(X509_dup(c->ca->cert.get()));
+  no_key->ca = public_ca;
+  c = no_key;
+  CHECK(renew(member.cert.get()).status == 503);
+}
+
 TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR", "[unit]") {
   PureFixture f;
   HttpResponse ok = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));

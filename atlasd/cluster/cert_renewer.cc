@@ -1,0 +1,127 @@
+#include "atlasd/cluster/cert_renewer.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "atlasd/cluster/join_client.h"
+#include "nlohmann/json.hpp"
+#include "socketproto/str.h"
+#include "spdlog/spdlog.h"
+
+namespace atlas::cluster {
+namespace {
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t NotBeforeSeconds(X509* cert) {
+  struct tm tm {};
+  if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+std::chrono::seconds Clamp(int64_t seconds) {
+  return std::chrono::seconds(std::clamp<int64_t>(seconds, 1, 600));
+}
+
+}  // namespace
+
+CertRenewer::CertRenewer(CertRenewerOptions options) : options_(std::move(options)) {}
+
+CertRenewer::~CertRenewer() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void CertRenewer::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void CertRenewer::Run() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    mu_.Unlock();
+    const std::chrono::seconds wait = CheckOnce();
+    mu_.Lock();
+    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::FromChrono(wait));
+  }
+}
+
+std::chrono::seconds CertRenewer::CheckOnce() {
+  const std::string dir = options_.data_dir + "/";
+  absl::StatusOr<X509Ptr> cert = LoadCert(dir + std::string(kNodeCertFile));
+  absl::StatusOr<PkeyPtr> key = LoadKey(dir + std::string(kNodeKeyFile));
+  if (!cert.ok() || !key.ok()) {
+    spdlog::warn("certificate renewal: cannot read this node's certificate and key: {}",
+                 (cert.ok() ? key.status() : cert.status()).message());
+    return Clamp(600);
+  }
+  // Its lifetime as signed (certificates are back-dated by kClockSkewSeconds).
+  const int64_t not_after = CertNotAfterMs(cert->get()) / 1000;
+  const int64_t lifetime =
+      std::max<int64_t>(60, not_after - NotBeforeSeconds(cert->get()) - kClockSkewSeconds);
+  const int64_t left = not_after - NowSeconds();
+  if (left >= lifetime / 3) return Clamp(std::min(lifetime / 12, left - lifetime / 3 + 1));
+  if (absl::Status s = Renew(cert->get(), key->get()); !s.ok()) {
+    spdlog::warn("certificate renewal: this node's certificate expires in {} s and was not "
+                 "renewed: {}",
+                 left, s.message());
+    return Clamp(lifetime / 24);
+  }
+  return Clamp(lifetime / 12);
+}
+
+absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key) {
+  SubjectAltNames hosts = CertSans(current);
+  std::vector<std::string_view> dns(hosts.dns.begin(), hosts.dns.end());
+  std::optional<uint64_t> id = NodeIdOfIdentity({CertCommonName(current)}, dns);
+  if (!id) return absl::FailedPreconditionError("this node's certificate names no node");
+  std::erase(hosts.dns, NodeCommonName(*id));
+  // The same key: the new certificate and the key on disk always match.
+  absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(hosts, key);
+  if (!csr.ok()) return csr.status();
+  const std::string dir = options_.data_dir + "/";
+  absl::StatusOr<X509Ptr> ca_cert = LoadCert(dir + std::string(kCaCertFile));
+  if (!ca_cert.ok()) return ca_cert.status();
+  absl::StatusOr<X509Ptr> fresh;
+  if (std::filesystem::exists(dir + std::string(kCaKeyFile))) {  // this node is the signer
+    absl::StatusOr<PkeyPtr> ca_key = LoadKey(dir + std::string(kCaKeyFile));
+    if (!ca_key.ok()) return ca_key.status();
+    ClusterCa ca{std::move(*ca_cert), std::move(*ca_key)};
+    fresh = SignNodeCsr(csr->csr.get(), ca, *id, hosts, options_.validity_seconds);
+    ca_cert = std::move(ca.cert);
+  } else {
+    if (options_.signer_url.empty()) {
+      return absl::FailedPreconditionError(
+          "no signer to ask: set `join` to the HTTPS URL of the member that holds the CA key");
+    }
+    const std::string body = nlohmann::json{{"csr", CsrToPem(csr->csr.get())}}.dump();
+    absl::StatusOr<HttpResponse> r =
+        PinnedHttpsRequest(options_.signer_url, options_.ca_fingerprint, "POST", "/v1/renew",
+                           body, std::chrono::seconds(30), current, key);
+    if (!r.ok()) return r.status();
+    nlohmann::json answer = nlohmann::json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !answer.is_object() || !answer.contains("cert") ||
+        !answer["cert"].is_string()) {
+      return absl::UnavailableError(
+          StrCat(options_.signer_url, " refused (HTTP ", r->status, "): ", r->body.substr(0, 200)));
+    }
+    fresh = CertFromPem(answer["cert"].get<std::string>());
+  }
+  if (!fresh.ok()) return fresh.status();
+  if (absl::Status s = VerifyChain(fresh->get(), ca_cert->get()); !s.ok()) return s;
+  if (absl::Status s = SaveCert(dir + std::string(kNodeCertFile), fresh->get()); !s.ok()) {
+    return s;
+  }
+  spdlog::info("certificate renewal: node {} has a new certificate, valid until {} (unix s)",
+               *id, CertNotAfterMs(fresh->get()) / 1000);
+  if (options_.on_renewed) options_.on_renewed(fresh->get(), key);
+  return absl::OkStatus();
+}
+
+}  // namespace atlas::cluster
