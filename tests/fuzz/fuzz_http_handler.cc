@@ -113,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                   : f.console_off;
   std::string rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   const size_t nt = sizeof(kTargets) / sizeof(kTargets[0]);
-  if (data[1] < nt * 16) {
+  if (data[1] < nt * 8) {
     req.target = kTargets[data[1] % nt];
   } else {  // A target from the input: up to the first newline.
     const size_t nl = rest.find('\n');
