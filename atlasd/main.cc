@@ -464,11 +464,19 @@ atlas::cluster::ConsoleAccess ConsoleAccessOf(const std::string& setting) {
   return setting == "client-cert" ? ConsoleAccess::kClientCert : ConsoleAccess::kOpen;
 }
 
-// HTTPS: health, metrics, and joins (answered by the member holding the CA key and the token).
+// HTTPS: health, metrics, joins and renewals (answered by the member holding the CA key), and
+// the console.
 std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
-    const atlas::NodeSetup& setup, atlas::ClusterNode* cluster_node,
-    atlas::JoinCounters* join_counters, std::function<std::string()> metrics) {
+    const atlas::Config& config, const atlas::NodeSetup& setup, atlas::ClusterNode* cluster_node,
+    atlas::JoinCounters* join_counters, std::function<std::string()> metrics,
+    atlas::console::Console* console) {
   auto context = std::make_shared<atlas::cluster::HttpHandlerContext>();
+  context->console_access = ConsoleAccessOf(config.console_access);
+  context->console = [console](const atlas::cluster::HttpRequest& request,
+                               std::function<void(atlas::cluster::HttpResponse)> reply) {
+    console->Handle(request, std::move(reply));
+  };
+  context->node_cert_validity_seconds = config.node_cert_lifetime_s;
   context->ca = setup.ca;
   // The replicated token registry decides (the token file only while it is empty).
   context->authorize = [cluster_node](const std::string& secret) {
@@ -489,6 +497,22 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
     cluster_node->HandleJoin(r, std::move(done));
   };
   return context;
+}
+
+// Renews node.pem in its last third; gRPC reads it again by itself, HTTPS and the reports are
+// told here.
+atlas::cluster::CertRenewerOptions RenewerOptionsFor(const atlas::Config& config,
+                                                     const atlas::NodeSetup& setup,
+                                                     atlas::cluster::HttpsServer* https,
+                                                     atlas::ClusterNode* cluster_node) {
+  return {config.data_dir, config.join, atlas::cluster::Fingerprint(setup.ca->cert.get()),
+          config.node_cert_lifetime_s, [https, cluster_node](X509* cert, EVP_PKEY* key) {
+            if (absl::Status s = https->SetCertificate(cert, key); !s.ok()) {
+              spdlog::error("certificate renewal: HTTPS keeps the old certificate: {}",
+                            s.message());
+            }
+            cluster_node->SetCertNotAfter(atlas::cluster::CertNotAfterMs(cert));
+          }};
 }
 
 // Runs the io threads until SIGINT or SIGTERM, then shuts down gracefully: stop accepting,
@@ -621,35 +645,20 @@ int main(int argc, char** argv) {
                                &join_counters,
                                &transport.stats(),
                                std::chrono::steady_clock::now()};
-  atlas::console::Console console(
-      {self, cluster_node.get(), &replicator, store->get()});
+  atlas::console::Console console({self, cluster_node.get(), &replicator, store->get()});
   atlas::cluster::HttpsServerOptions https_options;
   https_options.listen = config.http_listen;
-  auto http_context = HttpContextFor(*setup, cluster_node.get(), &join_counters,
-                                     [&metrics] { return MetricsText(metrics); });
-  http_context->console_access = ConsoleAccessOf(config.console_access);
-  http_context->node_cert_validity_seconds = config.node_cert_lifetime_s;
-  http_context->console = [&console](const atlas::cluster::HttpRequest& request,
-                                     std::function<void(atlas::cluster::HttpResponse)> reply) {
-    console.Handle(request, std::move(reply));
-  };
-  auto https = atlas::cluster::HttpsServer::Start(io, https_options, setup->cert.get(),
-                                                  setup->key.get(), std::move(http_context));
+  auto https = atlas::cluster::HttpsServer::Start(
+      io, https_options, setup->cert.get(), setup->key.get(),
+      HttpContextFor(config, *setup, cluster_node.get(), &join_counters,
+                     [&metrics] { return MetricsText(metrics); }, &console));
   if (!https.ok()) {
     spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
                   https.status().message());
     return 1;
   }
-  // Renews node.pem in its last third; gRPC reads it again by itself, HTTPS is told.
   atlas::cluster::CertRenewer renewer(
-      {config.data_dir, config.join, atlas::cluster::Fingerprint(setup->ca->cert.get()),
-       config.node_cert_lifetime_s,
-       [&https, &cluster_node](X509* cert, EVP_PKEY* key) {
-         if (absl::Status s = (*https)->SetCertificate(cert, key); !s.ok()) {
-           spdlog::error("certificate renewal: HTTPS keeps the old certificate: {}", s.message());
-         }
-         cluster_node->SetCertNotAfter(atlas::cluster::CertNotAfterMs(cert));
-       }});
+      RenewerOptionsFor(config, *setup, https->get(), cluster_node.get()));
   renewer.Start();
   spdlog::info(
       "atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "

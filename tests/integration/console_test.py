@@ -175,9 +175,15 @@ def test_browser(bin_dir):
                         "--base-port", str(base)], env=env, check=True, capture_output=True,
                        timeout=120)
         ports = []
-        for i in (1, 2, 3):
-            with open(os.path.join(work, "n%d.log" % i)) as f:
-                ports.append(int(re.search(r"HTTPS on port (\d+)", f.read()).group(1)))
+        for i in (1, 2, 3):  # (the socket answers a moment before HTTPS is up and logged)
+            for _ in range(100):
+                with open(os.path.join(work, "n%d.log" % i)) as f:
+                    m = re.search(r"HTTPS on port (\d+)", f.read())
+                if m:
+                    break
+                time.sleep(0.1)
+            check(m, "node %d never logged its HTTPS port" % i)
+            ports.append(int(m.group(1)))
         sock = os.path.join(work, "n1", "atlas.sock")
         for i in range(20):
             atlas(bin_dir, sock, "KEY PUT moved.k%d v" % i)
@@ -189,10 +195,15 @@ def test_browser(bin_dir):
                 break
             time.sleep(0.2)
 
-        dom, err = chromium(url)
-        problems = page_problems(dom, err)
-        check(not problems, "page errors: %s" % problems)
-        check(int(re.search(r'data-polls="(\d+)"', dom).group(1)) >= 2, "the page polled")
+        # A loaded machine may need more than one visit for the page to finish two polls.
+        for _ in range(5):
+            dom, err = chromium(url)
+            problems = page_problems(dom, err)
+            check(not problems, "page errors: %s" % problems)
+            polls = re.search(r'data-polls="(\d+)"', dom)
+            if polls and int(polls.group(1)) >= 2:
+                break
+        check(polls and int(polls.group(1)) >= 2, "the page never finished two polls: " + dom)
         for i in (1, 2, 3):
             check(re.search(r'<tr data-node="%d">' % i, dom), "node %d in the node table" % i)
             check(re.search(r'<div class="member" data-node="%d">' % i, dom), "node %d's zone" % i)
