@@ -2,7 +2,6 @@
 // (docs/protocol.md §NODE, QUORUM, TABLE). No read barrier: they must answer when quorums
 // cannot form.
 #include "absl/strings/str_format.h"
-#include "absl/time/time.h"
 #include "atlasd/commands/call.h"
 #include "atlasd/console/status.h"
 #include "atlasd/state_machine.h"
@@ -121,9 +120,7 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
                 absl::StrFormat(" clock_offset_ms=%.3f", node.clock_offset_ms));
     }
     if (node.cert_not_after_ms > 0) {
-      StrAppend(&line, " cert_expires=",
-                absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(node.cert_not_after_ms),
-                                 absl::UTCTimeZone()));
+      StrAppend(&line, " cert_expires=", sp::FormatRfc3339Ms(node.cert_not_after_ms));
     }
   } else if (node.self) {  // No cluster runtime (executor tests): one node owns every table.
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(

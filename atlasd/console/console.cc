@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "atlasd/commands/call.h"
 #include "atlasd/console/status.h"
 #include "consensus/membership.h"
 #include "nlohmann/json.hpp"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "atlasd/commands/call.h"
 #include "consensus/quorum.h"
 
 namespace atlas::console {
@@ -57,12 +58,6 @@ json QuorumJson(const consensus::ClusterConfig& config, const std::vector<NodeVi
 }
 
 }  // namespace
-
-int64_t WallNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string RegionOf(const std::vector<NodeView>& nodes, uint64_t id) {
   for (const NodeView& n : nodes) {

@@ -19,7 +19,5 @@ nlohmann::json ClusterStatus(ClusterView& cluster, const NodeIdentity& self);
 std::string RegionOf(const std::vector<NodeView>& nodes, uint64_t id);
 // Every member's last ownership wins (of `only_table` when not empty), newest first.
 nlohmann::json MovesJson(const std::vector<NodeView>& nodes, const std::string& only_table);
-// Unix ms now, by this host's clock.
-int64_t WallNowMs();
 
 }  // namespace atlas::console

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "socketproto/command.h"
 
 namespace atlas::client {
 namespace {
@@ -29,17 +30,6 @@ std::string Ms(double ms) {
   return o.str();
 }
 
-// Unix ms as 2027-12-07T07:30:12Z; "-" for 0 (unknown).
-std::string Utc(int64_t ms) {
-  if (ms <= 0) return "-";
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-  return o.str();
-}
-
 void PrintMembers(const json& nodes, std::ostream& out) {
   out << std::left << std::setw(6) << "NODE" << std::setw(14) << "REGION" << std::setw(10)
       << "STATUS" << std::setw(24) << "ADDRESS" << std::setw(10) << "VERSION" << std::setw(10)
@@ -49,7 +39,10 @@ void PrintMembers(const json& nodes, std::ostream& out) {
         << std::setw(10) << Text(n, "status") << std::setw(24)
         << (Text(n, "addr") + ":" + Text(n, "port")) << std::setw(10) << Text(n, "version")
         << std::setw(10) << Text(n, "uptime_s") << std::setw(14) << Text(n, "owned_tables")
-        << Utc(n.value("cert_expires_ms", int64_t{0})) << "\n";
+        << (n.value("cert_expires_ms", int64_t{0}) > 0
+                ? socketproto::FormatRfc3339Ms(n["cert_expires_ms"].get<int64_t>())
+                : "-")
+        << "\n";
   }
 }
 
