@@ -17,12 +17,6 @@ int64_t NowSeconds() {
       .count();
 }
 
-int64_t NotBeforeSeconds(X509* cert) {
-  struct tm tm {};
-  if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) != 1) return 0;
-  return static_cast<int64_t>(timegm(&tm));
-}
-
 std::chrono::seconds Clamp(int64_t seconds) {
   return std::chrono::seconds(std::clamp<int64_t>(seconds, 1, 600));
 }
@@ -64,7 +58,7 @@ std::chrono::seconds CertRenewer::CheckOnce() {
   // Its lifetime as signed (certificates are back-dated by kClockSkewSeconds).
   const int64_t not_after = CertNotAfterMs(cert->get()) / 1000;
   const int64_t lifetime =
-      std::max<int64_t>(60, not_after - NotBeforeSeconds(cert->get()) - kClockSkewSeconds);
+      std::max<int64_t>(60, not_after - CertNotBeforeMs(cert->get()) / 1000 - kClockSkewSeconds);
   const int64_t left = not_after - NowSeconds();
   if (left >= lifetime / 3) return Clamp(std::min(lifetime / 12, left - lifetime / 3 + 1));
   if (absl::Status s = Renew(cert->get(), key->get()); !s.ok()) {
@@ -77,11 +71,9 @@ std::chrono::seconds CertRenewer::CheckOnce() {
 }
 
 absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key) {
-  SubjectAltNames hosts = CertSans(current);
-  std::vector<std::string_view> dns(hosts.dns.begin(), hosts.dns.end());
-  std::optional<uint64_t> id = NodeIdOfIdentity({CertCommonName(current)}, dns);
+  SubjectAltNames hosts;
+  std::optional<uint64_t> id = NodeOfCert(current, &hosts);
   if (!id) return absl::FailedPreconditionError("this node's certificate names no node");
-  std::erase(hosts.dns, NodeCommonName(*id));
   // The same key: the new certificate and the key on disk always match.
   absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(hosts, key);
   if (!csr.ok()) return csr.status();

@@ -221,18 +221,6 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
       });
 }
 
-// The node a presented certificate names, and the host names it carries besides its own name.
-std::optional<uint64_t> NodeOf(X509* cert, SubjectAltNames* hosts) {
-  SubjectAltNames sans = CertSans(cert);
-  const std::string cn = CertCommonName(cert);
-  std::vector<std::string_view> dns(sans.dns.begin(), sans.dns.end());
-  std::optional<uint64_t> id = NodeIdOfIdentity({cn}, dns);
-  if (!id) return std::nullopt;
-  std::erase(sans.dns, NodeCommonName(*id));
-  *hosts = std::move(sans);
-  return id;
-}
-
 // POST /v1/renew {"csr": PEM}: a member renews its certificate before it expires, presenting
 // it as its TLS client certificate. It gets one for the same node and names, valid from now.
 HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context) {
@@ -241,7 +229,7 @@ HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context
                               "certificate");
   }
   SubjectAltNames hosts;
-  std::optional<uint64_t> id = NodeOf(request.client_cert.get(), &hosts);
+  std::optional<uint64_t> id = NodeOfCert(request.client_cert.get(), &hosts);
   if (!id) return ErrorResponse(403, "the client certificate names no node");
   if (!context.is_member || !context.is_member(*id)) {
     return ErrorResponse(403, StrCat("node ", *id, " is not a member"));

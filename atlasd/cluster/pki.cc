@@ -484,11 +484,31 @@ std::optional<uint64_t> NodeIdOfIdentity(const std::vector<std::string_view>& co
   return id;
 }
 
-int64_t CertNotAfterMs(X509* cert) {
-  const ASN1_TIME* t = cert == nullptr ? nullptr : X509_get0_notAfter(cert);
+namespace {
+int64_t AsnTimeMs(const ASN1_TIME* t) {
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
   return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+}  // namespace
+
+int64_t CertNotBeforeMs(X509* cert) {
+  return cert == nullptr ? 0 : AsnTimeMs(X509_get0_notBefore(cert));
+}
+
+int64_t CertNotAfterMs(X509* cert) {
+  return cert == nullptr ? 0 : AsnTimeMs(X509_get0_notAfter(cert));
+}
+
+std::optional<uint64_t> NodeOfCert(X509* cert, SubjectAltNames* hosts) {
+  SubjectAltNames sans = CertSans(cert);
+  const std::string cn = CertCommonName(cert);
+  std::vector<std::string_view> dns(sans.dns.begin(), sans.dns.end());
+  std::optional<uint64_t> id = NodeIdOfIdentity({cn}, dns);
+  if (!id) return std::nullopt;
+  std::erase(sans.dns, NodeCommonName(*id));
+  *hosts = std::move(sans);
+  return id;
 }
 
 std::string CertCommonName(X509* cert) {

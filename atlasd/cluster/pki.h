@@ -128,8 +128,14 @@ SubjectAltNames CertSans(X509* cert);
 // The subject's commonName, or "" when absent.
 std::string CertCommonName(X509* cert);
 
-// When the certificate stops being valid (notAfter), unix ms; 0 when it cannot be read.
+// When the certificate starts and stops being valid (notBefore, notAfter), unix ms; 0 when it
+// cannot be read.
+int64_t CertNotBeforeMs(X509* cert);
 int64_t CertNotAfterMs(X509* cert);
+
+// The node a certificate names (NodeIdOfIdentity over its CN and DNS names), and in `hosts`
+// its other names: what a renewed certificate keeps. nullopt: it names no node, or two.
+std::optional<uint64_t> NodeOfCert(X509* cert, SubjectAltNames* hosts);
 
 enum class Purpose { kAny, kServer, kClient };
 
