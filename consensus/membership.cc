@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace atlas::consensus {
@@ -78,6 +80,27 @@ absl::StatusOr<std::string> ApplyTokenCommand(ClusterConfig& config,
   return absl::InvalidArgumentError("bad token command");
 }
 
+// "trust <cert>...": the CAs (base64 DER, the signer first); the epoch stays.
+absl::StatusOr<std::string> ApplyTrustCommand(ClusterConfig& config,
+                                              const std::vector<std::string>& f) {
+  if (f.size() < 2 || f.size() > 1 + kTrustedCasMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a cluster trusts 1 to ", kTrustedCasMax, " CAs"));
+  }
+  std::vector<std::string> certs(f.begin() + 1, f.end());
+  for (const std::string& c : certs) {
+    const bool base64 = std::all_of(c.begin(), c.end(), [](char ch) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '+' || ch == '/' ||
+             ch == '=';
+    });
+    if (c.empty() || c.size() > kTrustedCaBytesMax || !base64) {
+      return absl::InvalidArgumentError("a trusted CA must be a base64 DER certificate");
+    }
+  }
+  config.trust = std::move(certs);
+  return std::string("OK");
+}
+
 }  // namespace
 
 Topology ClusterConfig::ToTopology(
@@ -104,6 +127,12 @@ std::string EncodeTokenCreate(const std::string& secret_hash, int64_t expires_ms
 
 std::string EncodeTokenRevoke(const std::string& id) {
   return WithEpoch(absl::StrCat("revoke", std::string(1, kSep), id), 0);
+}
+
+std::string EncodeTrust(const std::vector<std::string>& certs) {
+  std::string out = "trust";
+  for (const std::string& c : certs) absl::StrAppend(&out, std::string(1, kSep), c);
+  return WithEpoch(std::move(out), 0);
 }
 
 std::string JoinTokenRecord::Status(int64_t now_ms) const {
@@ -148,6 +177,7 @@ absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
   }
   f.pop_back();
   if (!f.empty() && (f[0] == "token" || f[0] == "revoke")) return ApplyTokenCommand(config, f, now_ms);
+  if (!f.empty() && f[0] == "trust") return ApplyTrustCommand(config, f);
   if (expected != config.epoch) {
     // Optimistic concurrency: each change is judged against the epoch its proposer saw settled.
     return absl::FailedPreconditionError(absl::StrCat(
@@ -202,6 +232,7 @@ std::string EncodeClusterConfig(const ClusterConfig& c) {
     absl::StrAppend(&out, "token", sep, hash, sep, t.created_ms, sep, t.expires_ms, sep,
                     t.uses_max, sep, t.uses, sep, t.revoked ? 1 : 0, "\n");
   }
+  if (!c.trust.empty()) absl::StrAppend(&out, "trust", sep, absl::StrJoin(c.trust, sep), "\n");
   return out;
 }
 
@@ -215,6 +246,11 @@ absl::StatusOr<ClusterConfig> DecodeClusterConfig(const std::string& data) {
   }
   for (size_t i = 4; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], kSep);
+    if (!f.empty() && f[0] == "trust") {
+      if (f.size() < 2) return absl::DataLossError("bad cluster config trust");
+      c.trust.assign(f.begin() + 1, f.end());
+      continue;
+    }
     if (!f.empty() && f[0] == "token") {
       JoinTokenRecord t;
       int revoked = 0;

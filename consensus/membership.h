@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
@@ -61,12 +62,17 @@ struct ClusterConfig {
   // no quorum depends on them. Empty in clusters created before tokens were replicated: then
   // the signer's token file is the one token (docs/cluster-bootstrap.md §Upgrades).
   absl::btree_map<std::string, JoinTokenRecord> tokens;
+  // The cluster CAs every node trusts, each a certificate in base64 DER (opaque here); the
+  // first signs new node certificates (docs/security.md §Rotating the CA). Empty until the
+  // first rotation: each node's ca.pem is then the one CA. Not a new configuration either.
+  std::vector<std::string> trust;
 
   // Placement for QuorumSystem; `distance` comes from the failure detector's RTT samples.
   Topology ToTopology(const absl::btree_map<std::pair<ZoneId, ZoneId>, int64_t>& distance) const;
   friend bool operator==(const ClusterConfig& a, const ClusterConfig& b) {
     return a.epoch == b.epoch && a.next_id == b.next_id && a.quorum.fn == b.quorum.fn &&
-           a.quorum.fz == b.quorum.fz && a.members == b.members && a.tokens == b.tokens;
+           a.quorum.fz == b.quorum.fz && a.members == b.members && a.tokens == b.tokens &&
+           a.trust == b.trust;
   }
 };
 
@@ -81,6 +87,10 @@ std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch);
 std::string EncodeTokenCreate(const std::string& secret_hash, int64_t expires_ms,
                               uint32_t uses_max);
 std::string EncodeTokenRevoke(const std::string& id);
+// Replaces ClusterConfig::trust (1 to kTrustedCasMax certificates, the signer first).
+std::string EncodeTrust(const std::vector<std::string>& certs);
+inline constexpr size_t kTrustedCasMax = 4;
+inline constexpr size_t kTrustedCaBytesMax = 8192;
 
 // Applies one committed command at `now_ms` (the owner's stamp of its entry; 0 when unstamped,
 // then token expiry is not judged). On success returns the result text (for a join: the

@@ -668,6 +668,30 @@ TEST_CASE("join tokens in atlas.nodes: a join needs an active one and uses it up
   REQUIRE(full.tokens.size() == kJoinTokensMax);
 }
 
+TEST_CASE("the trusted CAs in atlas.nodes: replaced whole, bounded, kept by the snapshot, "
+          "no new epoch",
+          "[unit]") {
+  ClusterConfig cfg;
+  cfg.epoch = 3;
+  cfg.members[1] = Member{1, 0, "x"};
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTrust({"QUJD", "REVG+/=="})).ok());
+  REQUIRE(cfg.trust == std::vector<std::string>{"QUJD", "REVG+/=="});
+  REQUIRE(cfg.epoch == 3);  // no quorum depends on it
+  REQUIRE(*DecodeClusterConfig(EncodeClusterConfig(cfg)) == cfg);
+  REQUIRE(ApplyMembershipCommand(cfg, EncodeTrust({"REVG"})).ok());
+  REQUIRE(cfg.trust == std::vector<std::string>{"REVG"});
+  // Refused, the list unchanged: none, too many, not base64 (a tab or newline would break the
+  // encoding), too long.
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{}, std::vector<std::string>(kTrustedCasMax + 1, "QQ=="),
+        std::vector<std::string>{"a b"}, std::vector<std::string>{"a\nb"},
+        std::vector<std::string>{""},
+        std::vector<std::string>{std::string(kTrustedCaBytesMax + 1, 'A')}}) {
+    REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeTrust(bad)).ok());
+    REQUIRE(cfg.trust == std::vector<std::string>{"REVG"});
+  }
+}
+
 }  // namespace
 }  // namespace atlas::consensus
 
