@@ -37,7 +37,8 @@ ClusterNode::ClusterNode(ClusterNodeOptions options, PeerTransport* transport)
       transport_(transport),
       cert_not_after_ms_(options_.cert_not_after_ms),
       // A sample is evidence for three ping rounds.
-      clock_(options_.max_clock_offset_ms, 3 * options_.ping_interval.count()) {}
+      clock_(options_.max_clock_offset_ms, 3 * options_.ping_interval.count()),
+      cert_ca_(options_.cert_ca) {}
 
 ClusterNode::~ClusterNode() { Stop(); }
 
@@ -52,6 +53,8 @@ void ClusterNode::Deliver(std::vector<consensus::Message> messages) {
 }
 
 void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
+  // ca.pem follows the replicated list (rewritten only when it changed).
+  if (options_.ca_rotation) options_.ca_rotation->Adopt(config.trust);
   absl::MutexLock lock(&mu_);
   for (const auto& [id, m] : membership_.members) {
     if (!config.members.contains(id)) {
@@ -183,6 +186,7 @@ void ClusterNode::DetectorLoop() {
     // Until this node knows its clock it may not own anything: measure it at every check.
     next_ping = Clock::now() + (clock_known ? options_.ping_interval : options_.check_interval);
     PingRound(ids);
+    AdvanceCaRotation();
   }
 }
 
@@ -271,8 +275,10 @@ PeerReport ClusterNode::Report() {
   r.version = options_.version;
   if (options_.load) r.load = options_.load();
   r.cert_not_after_ms = cert_not_after_ms_.load();
+  if (options_.ca_rotation) r.trusted_cas = options_.ca_rotation->SettledTrust();
   {
     absl::MutexLock lock(&mu_);
+    r.cert_ca = cert_ca_;
     r.clock = ClockStateName(clock_.state());
     r.clock_offset_ms = clock_.offset_ms();
   }
@@ -613,7 +619,10 @@ void ClusterNode::CreateToken(int64_t ttl_ms, uint32_t uses,
                               std::function<void(absl::StatusOr<TokenView>)> done) {
   NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
-  absl::StatusOr<cluster::JoinToken> token = cluster::NewJoinToken(options_.ca_fingerprint);
+  // New tokens pin the CA that signs now (after a CA rotation, the new one).
+  absl::StatusOr<cluster::JoinToken> token = cluster::NewJoinToken(
+      options_.ca_rotation ? cluster::Fingerprint(options_.ca_rotation->cas()->Get()->cert.get())
+                           : options_.ca_fingerprint);
   if (!token.ok()) return done(token.status());
   const std::string hash = cluster::JoinTokenHash(token->secret);
   const int64_t expires = ttl_ms > 0 ? WallMs() + ttl_ms : 0;

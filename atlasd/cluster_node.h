@@ -54,6 +54,10 @@ struct ClusterNodeOptions {
   // until SetCertNotAfter).
   std::function<LoadTotals()> load;
   int64_t cert_not_after_ms = 0;
+  std::string cert_ca;  // the fingerprint of its CA (until SetCertificate)
+  // The cluster CAs (null: no rotation, e.g. in tests): adopts the replicated list, and on the
+  // member holding the CA key the detector moves a rotation on.
+  std::shared_ptr<cluster::CaRotation> ca_rotation;
   // A node further than this from its peers' clocks owns nothing and serves no data
   // (docs/consensus.md §Time).
   int64_t max_clock_offset_ms = 500;
@@ -92,8 +96,9 @@ class ClusterNode final : public ClusterView {
   std::vector<NodeView> Nodes() override;
   consensus::ClusterConfig Membership() override ABSL_LOCKS_EXCLUDED(mu_);
   bool IsMember(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
-  // A renewed certificate's expiry, for the reports (cluster::CertRenewer).
-  void SetCertNotAfter(int64_t ms) { cert_not_after_ms_.store(ms); }
+  // A renewed certificate's expiry and CA, for the reports (cluster::CertRenewer).
+  void SetCertificate(int64_t not_after_ms, std::string ca_fingerprint)
+      ABSL_LOCKS_EXCLUDED(mu_);
   std::string ClusterId() override { return options_.cluster_id; }
   void Ping(uint64_t id, std::function<void(absl::StatusOr<double>)> done) override;
   void Quorums(const std::string& table,
@@ -107,6 +112,8 @@ class ClusterNode final : public ClusterView {
                    std::function<void(absl::StatusOr<TokenView>)> done) override;
   std::vector<TokenView> Tokens() override;
   void RevokeToken(const std::string& id, std::function<void(absl::Status)> done) override;
+  cluster::RotationStatus CaStatus() override;
+  void RotateCa(std::function<void(absl::StatusOr<cluster::RotationStatus>)> done) override;
 
  private:
   struct Peer {
@@ -140,6 +147,10 @@ class ClusterNode final : public ClusterView {
   void AwaitSettled(NodeLoop* r, std::chrono::steady_clock::time_point deadline,
                     std::function<void(Settle)> then);
   void MaybeRaiseQuorum(const consensus::ClusterConfig& config);
+  // Every member's CA report (this node's own included), for the rotation.
+  std::vector<cluster::MemberCas> CaReports() ABSL_LOCKS_EXCLUDED(mu_);
+  // On the CA key holder: proposes a rotation's next step once every member is ready.
+  void AdvanceCaRotation();
   // A token that a chain of continuations (a move, a change, a settle wait) holds while it
   // runs: Stop waits until none is held. Null when kChainsMax run or stopping.
   std::shared_ptr<void> HoldChain() ABSL_LOCKS_EXCLUDED(chains_mu_);
@@ -182,6 +193,8 @@ class ClusterNode final : public ClusterView {
   int chains_ ABSL_GUARDED_BY(chains_mu_) = 0;
   bool chains_closed_ ABSL_GUARDED_BY(chains_mu_) = false;
   std::atomic<bool> raising_quorum_{false};
+  std::atomic<bool> proposing_trust_{false};
+  std::string cert_ca_ ABSL_GUARDED_BY(mu_);
   // Catch-up: objects behind what peers reported, sampled by the detector; and when a peer was
   // first reachable (a full heartbeat round must have arrived before "nothing to catch up"
   // means anything).

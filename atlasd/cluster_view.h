@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/node_report.h"
 #include "consensus/membership.h"
 
@@ -88,6 +89,10 @@ class ClusterView {
                            std::function<void(absl::StatusOr<TokenView>)> done) = 0;
   virtual std::vector<TokenView> Tokens() = 0;
   virtual void RevokeToken(const std::string& id, std::function<void(absl::Status)> done) = 0;
+  // The cluster CAs (docs/security.md §Rotating the CA): where a rotation stands, and starting
+  // one (only on the member holding the CA key; `done` once its first step committed).
+  virtual cluster::RotationStatus CaStatus() = 0;
+  virtual void RotateCa(std::function<void(absl::StatusOr<cluster::RotationStatus>)> done) = 0;
 };
 
 }  // namespace atlas

@@ -79,6 +79,8 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::TokenList>, Access::kClusterAdmin, "TOKEN"},
     {kIndex<sp::TokenRevoke>, Access::kClusterAdmin, "TOKEN"},
     {kIndex<sp::NodeStatus>, Access::kAnyone, ""},
+    {kIndex<sp::CaStatus>, Access::kAnyone, ""},  // fingerprints are public (every handshake)
+    {kIndex<sp::CaRotate>, Access::kClusterAdmin, "CA ROTATE"},
 }};
 
 constexpr bool RulesInVariantOrder() {

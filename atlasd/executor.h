@@ -159,6 +159,8 @@ class Executor final : public socketproto::CommandHandler {
   void Run(const CallPtr& call, const socketproto::TokenCreate& c);
   void Run(const CallPtr& call, const socketproto::TokenList& c);
   void Run(const CallPtr& call, const socketproto::TokenRevoke& c);
+  void Run(const CallPtr& call, const socketproto::CaStatus& c);
+  void Run(const CallPtr& call, const socketproto::CaRotate& c);
   void Run(const CallPtr& call, const socketproto::NodeStatus& c);
 
   // What the handlers share (executor.cc).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/mutex.h"
 #include "atlasd/acl.h"
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/cluster/cert_renewer.h"
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/console/console.h"
@@ -349,8 +351,21 @@ absl::StatusOr<std::unique_ptr<atlas::storage::Store>> OpenStore(const atlas::Co
   return atlas::storage::Store::Open(config.data_dir + "/db", store_options);
 }
 
+// The CAs this node trusts and their rotation (docs/security.md §Rotating the CA): the
+// renewer, once it runs, looks again when the cluster's signing CA changes.
+std::shared_ptr<atlas::cluster::CaRotation> CaRotationFor(
+    const atlas::Config& config, const atlas::NodeSetup& setup,
+    std::atomic<atlas::cluster::CertRenewer*>* renewer) {
+  return std::make_shared<atlas::cluster::CaRotation>(
+      config.data_dir, setup.cluster_id, std::make_shared<atlas::cluster::TrustedCas>(setup.ca),
+      [renewer] {
+        if (atlas::cluster::CertRenewer* r = renewer->load()) r->Wake();
+      });
+}
+
 atlas::ClusterNodeOptions ClusterOptionsFor(const atlas::Config& config,
-                                            const atlas::NodeSetup& setup) {
+                                            const atlas::NodeSetup& setup,
+                                            std::shared_ptr<atlas::cluster::CaRotation> cas) {
   atlas::ClusterNodeOptions options;
   options.self = setup.node_id;
   options.cluster_id = setup.cluster_id;
@@ -360,6 +375,8 @@ atlas::ClusterNodeOptions ClusterOptionsFor(const atlas::Config& config,
   options.ca_fingerprint = atlas::cluster::Fingerprint(setup.ca->cert.get());
   options.legacy_join_secret = setup.join_secret;
   options.cert_not_after_ms = atlas::cluster::CertNotAfterMs(setup.cert.get());
+  options.cert_ca = atlas::cluster::IssuerFingerprint(setup.cert.get(), *setup.ca);
+  options.ca_rotation = std::move(cas);
   return options;
 }
 
@@ -467,9 +484,9 @@ atlas::cluster::ConsoleAccess ConsoleAccessOf(const std::string& setting) {
 // HTTPS: health, metrics, joins and renewals (answered by the member holding the CA key), and
 // the console.
 std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
-    const atlas::Config& config, const atlas::NodeSetup& setup, atlas::ClusterNode* cluster_node,
-    atlas::JoinCounters* join_counters, std::function<std::string()> metrics,
-    atlas::console::Console* console) {
+    const atlas::Config& config, std::shared_ptr<atlas::cluster::TrustedCas> cas,
+    atlas::ClusterNode* cluster_node, atlas::JoinCounters* join_counters,
+    std::function<std::string()> metrics, atlas::console::Console* console) {
   auto context = std::make_shared<atlas::cluster::HttpHandlerContext>();
   context->console_access = ConsoleAccessOf(config.console_access);
   context->console = [console](const atlas::cluster::HttpRequest& request,
@@ -477,7 +494,7 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
     console->Handle(request, std::move(reply));
   };
   context->node_cert_validity_seconds = config.node_cert_lifetime_s;
-  context->ca = setup.ca;
+  context->cas = std::move(cas);
   // The replicated token registry decides (the token file only while it is empty).
   context->authorize = [cluster_node](const std::string& secret) {
     return cluster_node->AuthorizeJoin(secret);
@@ -501,17 +518,17 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
 
 // Renews node.pem in its last third; gRPC reads it again by itself, HTTPS and the reports are
 // told here.
-atlas::cluster::CertRenewerOptions RenewerOptionsFor(const atlas::Config& config,
-                                                     const atlas::NodeSetup& setup,
-                                                     atlas::cluster::HttpsServer* https,
-                                                     atlas::ClusterNode* cluster_node) {
-  return {config.data_dir, config.join, atlas::cluster::Fingerprint(setup.ca->cert.get()),
-          config.node_cert_lifetime_s, [https, cluster_node](X509* cert, EVP_PKEY* key) {
+atlas::cluster::CertRenewerOptions RenewerOptionsFor(
+    const atlas::Config& config, std::shared_ptr<atlas::cluster::TrustedCas> cas,
+    atlas::cluster::HttpsServer* https, atlas::ClusterNode* cluster_node) {
+  return {config.data_dir, config.join, config.node_cert_lifetime_s,
+          [https, cluster_node, cas](X509* cert, EVP_PKEY* key) {
             if (absl::Status s = https->SetCertificate(cert, key); !s.ok()) {
               spdlog::error("certificate renewal: HTTPS keeps the old certificate: {}",
                             s.message());
             }
-            cluster_node->SetCertNotAfter(atlas::cluster::CertNotAfterMs(cert));
+            cluster_node->SetCertificate(atlas::cluster::CertNotAfterMs(cert),
+                                         atlas::cluster::IssuerFingerprint(cert, *cas->Get()));
           }};
 }
 
@@ -589,7 +606,9 @@ int main(int argc, char** argv) {
                                    if (cluster_node) cluster_node->Deliver(std::move(ms));
                                  });
   atlas::CommandMetrics command_metrics(atlas::CommandNames());
-  atlas::ClusterNodeOptions cluster_options = ClusterOptionsFor(config, *setup);
+  std::atomic<atlas::cluster::CertRenewer*> renewer_slot{nullptr};
+  auto ca_rotation = CaRotationFor(config, *setup, &renewer_slot);
+  atlas::ClusterNodeOptions cluster_options = ClusterOptionsFor(config, *setup, ca_rotation);
   cluster_options.load = [&command_metrics] { return command_metrics.Totals(); };
   cluster_node = std::make_unique<atlas::ClusterNode>(std::move(cluster_options), &transport);
   transport.SetReportSource([&cluster_node] { return cluster_node->Report(); });
@@ -650,7 +669,7 @@ int main(int argc, char** argv) {
   https_options.listen = config.http_listen;
   auto https = atlas::cluster::HttpsServer::Start(
       io, https_options, setup->cert.get(), setup->key.get(),
-      HttpContextFor(config, *setup, cluster_node.get(), &join_counters,
+      HttpContextFor(config, ca_rotation->cas(), cluster_node.get(), &join_counters,
                      [&metrics] { return MetricsText(metrics); }, &console));
   if (!https.ok()) {
     spdlog::error("HTTPS on {} (setting http-listen): {}", config.http_listen,
@@ -658,7 +677,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   atlas::cluster::CertRenewer renewer(
-      RenewerOptionsFor(config, *setup, https->get(), cluster_node.get()));
+      RenewerOptionsFor(config, ca_rotation->cas(), https->get(), cluster_node.get()));
+  renewer_slot.store(&renewer);
   renewer.Start();
   spdlog::info(
       "atlasd {} serving cluster {} as node {} (region {}) on {}; peers on {}, HTTPS "

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
 
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster/join_client.h"
 #include "atlasd/failpoint.h"
@@ -60,7 +61,7 @@ absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::st
 
 // Fills the PEM copies the transport wants from the parsed objects.
 absl::Status FillPems(NodeSetup& s) {
-  s.ca_pem = cluster::CertToPem(s.ca->cert.get());
+  s.ca_pem = cluster::CasToPem(*s.ca);
   s.cert_pem = cluster::CertToPem(s.cert.get());
   auto key_pem = cluster::KeyToPem(s.key.get());
   if (!key_pem.ok()) return key_pem.status();
@@ -74,25 +75,19 @@ absl::StatusOr<NodeSetup> Restart(const Config& config, uint64_t node_id,
   s.kind = NodeSetup::Kind::kRestarted;
   s.node_id = node_id;
   s.cluster_id = cluster_id;
-  auto ca_cert = cluster::LoadCert(PathIn(config.data_dir, kCaCertFile));
+  // ca.pem, and the key of its signing CA where this node holds it (the node that created the
+  // cluster, which answers joins).
+  auto ca = cluster::LoadClusterCa(config.data_dir);
   auto cert = cluster::LoadCert(PathIn(config.data_dir, kNodeCertFile));
   auto key = cluster::LoadKey(PathIn(config.data_dir, kNodeKeyFile));
-  for (const absl::Status& st : {ca_cert.status(), cert.status(), key.status()}) {
+  for (const absl::Status& st : {ca.status(), cert.status(), key.status()}) {
     if (!st.ok()) {
       return absl::DataLossError(StrCat("node ", node_id, " of cluster ", cluster_id,
                                         ": cannot load its certificates from ", config.data_dir,
                                         ": ", st.message()));
     }
   }
-  auto ca = std::make_shared<cluster::ClusterCa>();
-  ca->cert = std::move(*ca_cert);
-  // Only the node that created the cluster has the CA key (and answers joins).
-  if (std::filesystem::exists(PathIn(config.data_dir, kCaKeyFile))) {
-    auto ca_key = cluster::LoadKey(PathIn(config.data_dir, kCaKeyFile));
-    if (!ca_key.ok()) return ca_key.status();
-    ca->key = std::move(*ca_key);
-  }
-  s.ca = ca;
+  s.ca = std::make_shared<cluster::ClusterCa>(std::move(*ca));
   s.cert = std::move(*cert);
   s.key = std::move(*key);
   if (auto token = cluster::ReadJoinToken(config.data_dir); token.ok()) {
@@ -205,9 +200,7 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   if (absl::Status st = SaveIdentity(store, s.node_id, s.cluster_id); !st.ok()) return st;
   std::error_code ignored;  // node-key.pem holds the same key now
   std::filesystem::remove(PathIn(config.data_dir, cluster::kJoinKeyFile), ignored);
-  auto ca = std::make_shared<cluster::ClusterCa>();
-  ca->cert = std::move(joined->ca);
-  s.ca = ca;
+  s.ca = std::make_shared<cluster::ClusterCa>(std::move(joined->ca));
   s.cert = std::move(joined->cert);
   s.key = std::move(joined->key);
   s.membership = *membership;

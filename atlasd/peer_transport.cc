@@ -20,7 +20,8 @@ namespace atlas {
 namespace {
 constexpr size_t kReportPeersMax = 4096;  // RTT entries taken from one peer's report
 
-// The console's part of a report (node_report.h): load, certificate expiry, ownership wins.
+// The console's part of a report (node_report.h): load, certificate expiry, ownership wins;
+// and the node's CAs.
 void EncodeLoad(const PeerReport& report, proto::PingResponse* resp) {
   resp->set_load_wall_ms(report.load.wall_ms);
   resp->set_commands(report.load.commands);
@@ -33,6 +34,8 @@ void EncodeLoad(const PeerReport& report, proto::PingResponse* resp) {
     p->set_ballot(m.ballot);
     p->set_wall_ms(m.wall_ms);
   }
+  for (const std::string& fp : report.trusted_cas) resp->add_trusted_cas(fp);
+  resp->set_cert_ca(report.cert_ca);
 }
 
 // Bounded as everything a peer sends: what does not fit is dropped, never trusted to be small.
@@ -47,6 +50,11 @@ void DecodeLoad(const proto::PingResponse& resp, PeerReport* report) {
     if (report->moves.size() == OwnershipMove::kRecentMoves) break;
     report->moves.push_back({m.table().substr(0, 255), m.ballot().substr(0, 64), m.wall_ms()});
   }
+  for (const std::string& fp : resp.trusted_cas()) {
+    if (report->trusted_cas.size() == 8) break;
+    report->trusted_cas.push_back(fp.substr(0, 64));
+  }
+  report->cert_ca = resp.cert_ca().substr(0, 64);
 }
 // Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer).
 constexpr char kAdvertiseKey[] = "atlas-advertise";

@@ -93,6 +93,8 @@ struct PeerReport {
   LoadTotals load;             // its socket commands since it started
   int64_t cert_not_after_ms = 0;     // when its node certificate expires (0: unknown)
   std::vector<OwnershipMove> moves;  // its last ownership wins, oldest first
+  std::vector<std::string> trusted_cas;  // CAs its TLS trusts (fingerprints; CA rotation)
+  std::string cert_ca;                   // the CA of its certificate
 };
 
 struct Pong {

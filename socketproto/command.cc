@@ -395,6 +395,13 @@ std::variant<Request, ParseError> ParseToken(const Parser& p) {
   return ParseTokenCreate(p);
 }
 
+// CA STATUS | CA ROTATE
+std::variant<Request, ParseError> ParseCa(const Parser& p) {
+  if (p.tok.size() == 2 && Eq(p.sub(), "STATUS")) return Request{p.id, CaStatus{}};
+  if (p.tok.size() == 2 && Eq(p.sub(), "ROTATE")) return Request{p.id, CaRotate{}};
+  return p.Err(FamilyUsage("CA"));
+}
+
 std::variant<Request, ParseError> ParsePrincipal(const Parser& p) {
   const auto& t = p.tok;
   if (Eq(p.sub(), "ASSUME")) {
@@ -618,7 +625,7 @@ constexpr VerbParser kVerbParsers[] = {
     {"SAMPLE", ParseSample},  {"PRINCIPAL", ParsePrincipal}, {"ACL", ParseAcl},
     {"NODE", ParseNode},      {"TOKEN", ParseToken},         {"QUORUM", ParseQuorum},
     {"TABLE", ParseTable},    {"WATCH", ParseWatch},         {"UNWATCH", ParseUnwatch},
-    {"TXN", ParseTxn},
+    {"TXN", ParseTxn},        {"CA", ParseCa},
 };
 
 }  // namespace

@@ -134,13 +134,16 @@ struct TokenCreate {
 };
 struct TokenList {};
 struct TokenRevoke { std::string id; };
+// The cluster CAs (extension; docs/security.md §Rotating the CA).
+struct CaStatus {};
+struct CaRotate {};
 
 using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, QuorumSet, TableInfo, TableMove, TablePin,
                  TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke,
-                 NodeStatus>;
+                 NodeStatus, CaStatus, CaRotate>;
 
 struct Request {
   std::optional<std::string> id;  // [ID:<id>]

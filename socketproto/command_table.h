@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 33> kCommands = {{
+inline constexpr std::array<CommandInfo, 35> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -281,6 +281,20 @@ inline constexpr std::array<CommandInfo, 33> kCommands = {{
      .syntax = "NODE STATUS",
      .help = "The cluster as this node sees it, as one JSON document in a BLOB (what atlas "
              "status and the console's /v1/status show)."},
+    {.index = kCommandIndex<CaStatus>,
+     .name = "CA STATUS",
+     .kind = CommandKind::kCluster,
+     .serves_data = false,
+     .syntax = "CA STATUS",
+     .help = "The cluster CAs: the one that signs, those trusted, a rotation's phase and the "
+             "members it waits for."},
+    {.index = kCommandIndex<CaRotate>,
+     .name = "CA ROTATE",
+     .kind = CommandKind::kAdmin,
+     .serves_data = false,
+     .syntax = "CA ROTATE",
+     .help = "Replaces the cluster CA while the cluster runs: every node trusts both, renews "
+             "from the new one, then the old one goes (on the node holding the CA key)."},
 }};
 
 inline constexpr std::array<CommandAlias, 1> kCommandAliases = {{

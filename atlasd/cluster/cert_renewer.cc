@@ -1,8 +1,8 @@
 #include "atlasd/cluster/cert_renewer.h"
 
 #include <algorithm>
-#include <filesystem>
 
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/cluster/join_client.h"
 #include "nlohmann/json.hpp"
 #include "socketproto/str.h"
@@ -35,14 +35,22 @@ CertRenewer::~CertRenewer() {
 
 void CertRenewer::Start() { thread_ = std::thread([this] { Run(); }); }
 
+void CertRenewer::Wake() {
+  absl::MutexLock lock(&mu_);
+  woken_ = true;
+}
+
 void CertRenewer::Run() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
+    woken_ = false;
     mu_.Unlock();
     const std::chrono::seconds wait = CheckOnce();
     mu_.Lock();
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::FromChrono(wait));
+    auto stop_or_wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || woken_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&stop_or_wake), absl::FromChrono(wait));
   }
 }
 
@@ -50,9 +58,11 @@ std::chrono::seconds CertRenewer::CheckOnce() {
   const std::string dir = options_.data_dir + "/";
   absl::StatusOr<X509Ptr> cert = LoadCert(dir + std::string(kNodeCertFile));
   absl::StatusOr<PkeyPtr> key = LoadKey(dir + std::string(kNodeKeyFile));
-  if (!cert.ok() || !key.ok()) {
-    spdlog::warn("certificate renewal: cannot read this node's certificate and key: {}",
-                 (cert.ok() ? key.status() : cert.status()).message());
+  absl::StatusOr<ClusterCa> ca = LoadClusterCa(options_.data_dir);
+  for (const absl::Status& s : {cert.status(), key.status(), ca.status()}) {
+    if (s.ok()) continue;
+    spdlog::warn("certificate renewal: cannot read this node's certificates and key: {}",
+                 s.message());
     return Clamp(600);
   }
   // Its lifetime as signed (certificates are back-dated by kClockSkewSeconds).
@@ -60,8 +70,14 @@ std::chrono::seconds CertRenewer::CheckOnce() {
   const int64_t lifetime =
       std::max<int64_t>(60, not_after - CertNotBeforeMs(cert->get()) / 1000 - kClockSkewSeconds);
   const int64_t left = not_after - NowSeconds();
-  if (left >= lifetime / 3) return Clamp(std::min(lifetime / 12, left - lifetime / 3 + 1));
-  if (absl::Status s = Renew(cert->get(), key->get()); !s.ok()) {
+  // During a CA rotation every node renews once the new CA signs (a certificate from an
+  // untrusted CA would not verify at all: renewing could not help it).
+  const bool other_ca = !VerifyChain(cert->get(), ca->cert.get()).ok() &&
+                        VerifyToCluster(cert->get(), *ca).ok();
+  if (left >= lifetime / 3 && !other_ca) {
+    return Clamp(std::min(lifetime / 12, left - lifetime / 3 + 1));
+  }
+  if (absl::Status s = Renew(cert->get(), key->get(), *ca); !s.ok()) {
     spdlog::warn("certificate renewal: this node's certificate expires in {} s and was not "
                  "renewed: {}",
                  left, s.message());
@@ -70,7 +86,7 @@ std::chrono::seconds CertRenewer::CheckOnce() {
   return Clamp(lifetime / 12);
 }
 
-absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key) {
+absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key, const ClusterCa& ca) {
   SubjectAltNames hosts;
   std::optional<uint64_t> id = NodeOfCert(current, &hosts);
   if (!id) return absl::FailedPreconditionError("this node's certificate names no node");
@@ -78,24 +94,20 @@ absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key) {
   absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr(hosts, key);
   if (!csr.ok()) return csr.status();
   const std::string dir = options_.data_dir + "/";
-  absl::StatusOr<X509Ptr> ca_cert = LoadCert(dir + std::string(kCaCertFile));
-  if (!ca_cert.ok()) return ca_cert.status();
   absl::StatusOr<X509Ptr> fresh;
-  if (std::filesystem::exists(dir + std::string(kCaKeyFile))) {  // this node is the signer
-    absl::StatusOr<PkeyPtr> ca_key = LoadKey(dir + std::string(kCaKeyFile));
-    if (!ca_key.ok()) return ca_key.status();
-    ClusterCa ca{std::move(*ca_cert), std::move(*ca_key)};
+  if (ca.key) {  // this node is the signer
     fresh = SignNodeCsr(csr->csr.get(), ca, *id, hosts, options_.validity_seconds);
-    ca_cert = std::move(ca.cert);
   } else {
     if (options_.signer_url.empty()) {
       return absl::FailedPreconditionError(
           "no signer to ask: set `join` to the HTTPS URL of the member that holds the CA key");
     }
     const std::string body = nlohmann::json{{"csr", CsrToPem(csr->csr.get())}}.dump();
+    std::vector<std::string> pins{Fingerprint(ca.cert.get())};
+    for (const X509Ptr& other : ca.also_trusted) pins.push_back(Fingerprint(other.get()));
     absl::StatusOr<HttpResponse> r =
-        PinnedHttpsRequest(options_.signer_url, options_.ca_fingerprint, "POST", "/v1/renew",
-                           body, std::chrono::seconds(30), current, key);
+        PinnedHttpsRequest(options_.signer_url, pins, "POST", "/v1/renew", body,
+                           std::chrono::seconds(30), current, key);
     if (!r.ok()) return r.status();
     nlohmann::json answer = nlohmann::json::parse(r->body, nullptr, false);
     if (r->status != 200 || !answer.is_object() || !answer.contains("cert") ||
@@ -106,7 +118,7 @@ absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key) {
     fresh = CertFromPem(answer["cert"].get<std::string>());
   }
   if (!fresh.ok()) return fresh.status();
-  if (absl::Status s = VerifyChain(fresh->get(), ca_cert->get()); !s.ok()) return s;
+  if (absl::Status s = VerifyChain(fresh->get(), ca.cert.get()); !s.ok()) return s;
   if (absl::Status s = SaveCert(dir + std::string(kNodeCertFile), fresh->get()); !s.ok()) {
     return s;
   }

@@ -159,7 +159,8 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   // Only the member holding the CA key answers joins. Any other member says where to go rather
   // than "invalid join token", which would send the operator after a good token; it learns
   // nothing about the token either way.
-  if (!context->ca || !context->ca->key || (!context->authorize && context->join_secret.empty())) {
+  std::shared_ptr<const ClusterCa> ca = context->cas ? context->cas->Get() : nullptr;
+  if (!ca || !ca->key || (!context->authorize && context->join_secret.empty())) {
     HttpResponse r = NotTheSigner();
     return reply(std::move(r), "not_signer", "");
   }
@@ -182,7 +183,6 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   if (!csr.ok()) return refuse(400, "invalid", ToStd(csr.status().message()));
   absl::StatusOr<SubjectAltNames> sans = ValidateCsr(csr->get());
   if (!sans.ok()) return refuse(400, "invalid", ToStd(sans.status().message()));
-  if (!context->ca->cert) return refuse(503, "not_signer", "this member has no cluster CA");
   if (!context->join) return refuse(503, "not_signer", "this member does not accept joins");
 
   EVP_PKEY* csr_key = X509_REQ_get0_pubkey(csr->get());
@@ -200,17 +200,20 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
                        why);
         }
         // The names are ours to decide: the node's id and the address it advertised (which
-        // the membership now records for it), nothing the CSR asked for.
+        // the membership now records for it), nothing the CSR asked for. The CAs as they are
+        // now: a rotation may have moved on while the join was ordered.
+        std::shared_ptr<const ClusterCa> ca = context->cas->Get();
         absl::StatusOr<X509Ptr> cert =
-            SignNodeCsr(shared_csr.get(), *context->ca, decision->node_id, HostSans({advertise}),
-                        context->node_cert_validity_seconds);
+            ca->key ? SignNodeCsr(shared_csr.get(), *ca, decision->node_id, HostSans({advertise}),
+                                  context->node_cert_validity_seconds)
+                    : absl::UnavailableError("this member no longer holds the CA key");
         if (!cert.ok()) {
           return reply(ErrorResponse(500, ToStd(cert.status().message())), "refused",
                        ToStd(cert.status().message()));
         }
         reply(JsonResponse(200, {{"node_id", decision->node_id},
                                  {"cert", CertToPem(cert->get())},
-                                 {"ca", CertToPem(context->ca->cert.get())},
+                                 {"ca", CasToPem(*ca)},
                                  {"cluster_id", decision->cluster_id},
                                  {"fn", decision->fn},
                                  {"fz", decision->fz},
@@ -234,7 +237,8 @@ HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context
   if (!context.is_member || !context.is_member(*id)) {
     return ErrorResponse(403, StrCat("node ", *id, " is not a member"));
   }
-  if (!context.ca || !context.ca->key) return NotTheSigner();
+  std::shared_ptr<const ClusterCa> ca = context.cas ? context.cas->Get() : nullptr;
+  if (!ca || !ca->key) return NotTheSigner();
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) return ErrorResponse(400, "request body must be a JSON object");
   absl::StatusOr<std::string> csr_pem = StringField(body, "csr", 16 * 1024, true);
@@ -244,7 +248,7 @@ HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context
   if (absl::StatusOr<SubjectAltNames> valid = ValidateCsr(csr->get()); !valid.ok()) {
     return ErrorResponse(400, ToStd(valid.status().message()));
   }
-  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->get(), *context.ca, *id, hosts,
+  absl::StatusOr<X509Ptr> cert = SignNodeCsr(csr->get(), *ca, *id, hosts,
                                              context.node_cert_validity_seconds);
   if (!cert.ok()) return ErrorResponse(500, ToStd(cert.status().message()));
   return JsonResponse(200, {{"node_id", *id}, {"cert", CertToPem(cert->get())}});

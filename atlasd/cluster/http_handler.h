@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/cluster/pki.h"
 
 namespace atlas::cluster {
@@ -97,11 +98,13 @@ struct JoinAttempt {
   std::string detail;
 };
 
-// Everything HandleHttpRequest needs. Shared, immutable after construction; it must outlive
-// pending join handlers, hence the shared_ptr in HandleHttpRequest.
+// Everything HandleHttpRequest needs. Shared, immutable after construction (the CAs change
+// inside `cas`); it must outlive pending join handlers, hence the shared_ptr in
+// HandleHttpRequest.
 struct HttpHandlerContext {
-  // The cluster CA. Its key is needed to answer joins; a member without it answers 503.
-  std::shared_ptr<const ClusterCa> ca;
+  // The cluster CAs. The signer's key is needed to answer joins and renewals; a member
+  // without it answers 503.
+  std::shared_ptr<TrustedCas> cas;
   // Whether a presented join secret (hex) admits a join now: OK, or PermissionDenied with why
   // (the replicated token registry, docs/cluster-bootstrap.md §Join tokens). Null: compare with
   // `join_secret`.

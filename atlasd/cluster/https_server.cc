@@ -116,7 +116,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool PresentedClusterCert() {
     X509* leaf = SSL_get0_peer_certificate(stream_.native_handle());
     return leaf != nullptr &&
-           VerifyChain(leaf, state_->context->ca->cert.get(), Purpose::kClient).ok();
+           VerifyToCluster(leaf, *state_->context->cas->Get(), Purpose::kClient).ok();
   }
 
   void Read() {
@@ -318,10 +318,29 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHostPort(std::string_vi
   return std::pair{host, port};
 }
 
+namespace {
+
+// This node's certificate and key, with the CA that issued it as the chain: a joiner looks
+// for the CA its token pins there.
+absl::Status UseIdentity(SSL_CTX* tls, X509* cert, EVP_PKEY* key, const ClusterCa& cas) {
+  if (SSL_CTX_use_certificate(tls, cert) != 1 || SSL_CTX_use_PrivateKey(tls, key) != 1 ||
+      SSL_CTX_check_private_key(tls) != 1) {
+    return absl::InvalidArgumentError(StrCat("HTTPS server certificate/key: ", OpenSslError()));
+  }
+  X509* issuer = IssuingCa(cert, cas);
+  if (SSL_CTX_clear_chain_certs(tls) != 1 ||
+      SSL_CTX_add1_chain_cert(tls, issuer != nullptr ? issuer : cas.cert.get()) != 1) {
+    return absl::InternalError(StrCat("adding the CA to the TLS chain: ", OpenSslError()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
     net::io_context& ioc, const HttpsServerOptions& options, X509* cert, EVP_PKEY* key,
     std::shared_ptr<const HttpHandlerContext> context) {
-  if (!context || !context->ca || !context->ca->cert) {
+  if (!context || !context->cas || !context->cas->Get()->cert) {
     return absl::InvalidArgumentError("HTTPS server needs the cluster CA certificate");
   }
   auto state = std::make_shared<State>(ioc, options, context);
@@ -335,20 +354,11 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(
   }
   // Renegotiation only gives a client a way to make us do handshakes without reconnecting.
   SSL_CTX_set_options(tls, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_use_certificate(tls, cert) != 1 || SSL_CTX_use_PrivateKey(tls, key) != 1 ||
-      SSL_CTX_check_private_key(tls) != 1) {
-    return absl::InvalidArgumentError(StrCat("HTTPS server certificate/key: ", OpenSslError()));
-  }
-  if (SSL_CTX_add1_chain_cert(tls, context->ca->cert.get()) != 1) {
-    return absl::InternalError(StrCat("adding the CA to the TLS chain: ", OpenSslError()));
-  }
+  if (absl::Status s = UseIdentity(tls, cert, key, *context->cas->Get()); !s.ok()) return s;
   // Client certificates are asked for, never required (a joining node has none yet); the
-  // session checks what came against the cluster CA itself (PresentedClusterCert), so
+  // session checks what came against the cluster CAs itself (PresentedClusterCert), so
   // OpenSSL's verdict is ignored.
   SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
-  if (X509_STORE_add_cert(SSL_CTX_get_cert_store(tls), context->ca->cert.get()) != 1) {
-    return absl::InternalError(StrCat("trusting the cluster CA: ", OpenSslError()));
-  }
 
   absl::StatusOr<std::pair<std::string, std::string>> hp = SplitHostPort(options.listen);
   if (!hp.ok()) return hp.status();
@@ -382,12 +392,7 @@ size_t HttpsServer::connections() const { return state_->connections.load(); }
 
 absl::Status HttpsServer::SetCertificate(X509* cert, EVP_PKEY* key) {
   absl::MutexLock lock(&state_->tls_mu);
-  SSL_CTX* tls = state_->tls.native_handle();
-  if (SSL_CTX_use_certificate(tls, cert) != 1 || SSL_CTX_use_PrivateKey(tls, key) != 1 ||
-      SSL_CTX_check_private_key(tls) != 1) {
-    return absl::InvalidArgumentError(StrCat("HTTPS server certificate/key: ", OpenSslError()));
-  }
-  return absl::OkStatus();
+  return UseIdentity(state_->tls.native_handle(), cert, key, *state_->context->cas->Get());
 }
 
 void HttpsServer::Stop() {

@@ -54,8 +54,8 @@ struct HttpsServerOptions {
 class HttpsServer {
  public:
   // Binds `options.listen` and starts accepting on `ioc`. `cert`/`key` are this node's TLS
-  // identity (a node certificate from the cluster CA); the CA certificate in `context->ca` is
-  // sent along as the chain, which is what lets a joiner find the CA its token pins. The
+  // identity (a node certificate from the cluster CA); the CA of `context->cas` that issued it
+  // is sent along as the chain, which is what lets a joiner find the CA its token pins. The
   // server keeps its own references to cert, key and context.
   static absl::StatusOr<std::unique_ptr<HttpsServer>> Start(
       boost::asio::io_context& ioc, const HttpsServerOptions& options, X509* cert, EVP_PKEY* key,
@@ -69,7 +69,8 @@ class HttpsServer {
 
   uint16_t port() const { return port_; }
   size_t connections() const;
-  // A renewed certificate (and its key) for the connections accepted from now on.
+  // A renewed certificate (and its key) for the connections accepted from now on; its chain is
+  // the CA of `context->cas` that issued it.
   absl::Status SetCertificate(X509* cert, EVP_PKEY* key);
   // Stops accepting new connections. Idempotent.
   void Stop();

@@ -29,7 +29,7 @@ constexpr size_t kResponseBytesMax = 1 << 20;
 
 // What the certificate check learned, for an error message better than "verify failed".
 struct Pin {
-  std::string fingerprint;
+  std::vector<std::string> fingerprints;  // any of them
   std::string failure;
 };
 
@@ -43,7 +43,10 @@ int VerifyPinned(X509_STORE_CTX* store_ctx, void* arg) {
   X509* ca = nullptr;
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
     X509* candidate = sk_X509_value(chain, i);
-    if (Fingerprint(candidate) == pin->fingerprint) ca = candidate;
+    const std::string fp = Fingerprint(candidate);
+    for (const std::string& pinned : pin->fingerprints) {
+      if (fp == pinned) ca = candidate;
+    }
   }
   if (ca == nullptr) {
     pin->failure =
@@ -119,17 +122,29 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
                                                 std::string_view body,
                                                 std::chrono::milliseconds timeout,
                                                 X509* client_cert, EVP_PKEY* client_key) {
+  return PinnedHttpsRequest(url, std::vector<std::string>{std::string(ca_fingerprint)}, method,
+                            target, body, timeout, client_cert, client_key);
+}
+
+absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
+                                                const std::vector<std::string>& ca_fingerprints,
+                                                std::string_view method, std::string_view target,
+                                                std::string_view body,
+                                                std::chrono::milliseconds timeout,
+                                                X509* client_cert, EVP_PKEY* client_key) {
   absl::StatusOr<std::pair<std::string, std::string>> hp = ParseHttpsUrl(url);
   if (!hp.ok()) return hp.status();
   const auto& [host, port] = *hp;
-  if (ca_fingerprint.size() != kFingerprintHexChars) {
-    return absl::InvalidArgumentError("CA fingerprint must be 64 hex digits");
+  for (const std::string& fp : ca_fingerprints) {
+    if (fp.size() != kFingerprintHexChars) {
+      return absl::InvalidArgumentError("CA fingerprint must be 64 hex digits");
+    }
   }
   http::verb verb = http::string_to_verb(beast::string_view(method.data(), method.size()));
   if (verb == http::verb::unknown) return absl::InvalidArgumentError("unknown HTTP method");
   const Clock::time_point deadline = Clock::now() + timeout;
 
-  Pin pin{std::string(ca_fingerprint), ""};
+  Pin pin{ca_fingerprints, ""};
   ssl::context tls(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
   SSL_CTX_set_verify(tls.native_handle(), SSL_VERIFY_PEER, nullptr);
@@ -268,19 +283,27 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
     return absl::InternalError(
         StrCat("malformed join response from ", options.url, ": ", e.what()));
   }
-  absl::StatusOr<X509Ptr> ca = CertFromPem(ca_pem);
+  // The cluster's CAs, the signer first (two during a CA rotation).
+  absl::StatusOr<std::vector<X509Ptr>> cas = CertsFromPem(ca_pem, 4);
   absl::StatusOr<X509Ptr> cert = CertFromPem(cert_pem);
-  if (!ca.ok() || !cert.ok()) {
+  if (!cas.ok() || !cert.ok()) {
     return absl::InternalError(
         StrCat("join response from ", options.url, " carries an unreadable certificate"));
   }
+  ClusterCa ca;
+  ca.cert = std::move(cas->front());
+  for (size_t i = 1; i < cas->size(); ++i) ca.also_trusted.push_back(std::move((*cas)[i]));
   // The TLS pin already authenticated the server; these checks catch a member that answers
   // with a different CA than the one it serves with, or a certificate for someone else's key.
-  if (Fingerprint(ca->get()) != options.token.ca_fingerprint) {
+  bool pinned = Fingerprint(ca.cert.get()) == options.token.ca_fingerprint;
+  for (const X509Ptr& other : ca.also_trusted) {
+    pinned = pinned || Fingerprint(other.get()) == options.token.ca_fingerprint;
+  }
+  if (!pinned) {
     return absl::UnauthenticatedError(
         StrCat("join response from ", options.url, ": CA does not match the join token"));
   }
-  if (absl::Status s = VerifyChain(cert->get(), ca->get(), Purpose::kClient); !s.ok()) {
+  if (absl::Status s = VerifyChain(cert->get(), ca.cert.get(), Purpose::kClient); !s.ok()) {
     return absl::UnauthenticatedError(
         StrCat("join response from ", options.url, ": ", s.message()));
   }
@@ -296,7 +319,7 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
   }
   result.key = std::move(csr->key);
   result.cert = std::move(*cert);
-  result.ca = std::move(*ca);
+  result.ca = std::move(ca);
   return result;
 }
 
@@ -307,7 +330,7 @@ absl::Status SaveJoinCredentials(const std::string& data_dir, const JoinResult& 
   if (absl::Status s = SaveCert((dir / kNodeCertFile).string(), result.cert.get()); !s.ok()) {
     return s;
   }
-  return SaveCert((dir / kCaCertFile).string(), result.ca.get());
+  return WriteFileAtomic((dir / kCaCertFile).string(), CasToPem(result.ca), 0644);
 }
 
 }  // namespace atlas::cluster

@@ -36,6 +36,14 @@ absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
                                                 std::chrono::milliseconds timeout,
                                                 X509* client_cert = nullptr,
                                                 EVP_PKEY* client_key = nullptr);
+// The same, accepting a server that presents any of these CAs (a CA rotation).
+absl::StatusOr<HttpResponse> PinnedHttpsRequest(std::string_view url,
+                                                const std::vector<std::string>& ca_fingerprints,
+                                                std::string_view method, std::string_view target,
+                                                std::string_view body,
+                                                std::chrono::milliseconds timeout,
+                                                X509* client_cert = nullptr,
+                                                EVP_PKEY* client_key = nullptr);
 
 struct JoinOptions {
   std::string url;  // https://host:port of any member that holds the CA key
@@ -54,7 +62,7 @@ struct JoinResult {
   JoinDecision decision;  // node id, cluster id, Fn/Fz, members
   PkeyPtr key;            // this node's new private key
   X509Ptr cert;           // its certificate, verified against `ca`
-  X509Ptr ca;             // the cluster CA, its fingerprint equal to the token's
+  ClusterCa ca;           // the cluster's CAs (no key), one with the token's fingerprint
 };
 
 // Generates a key and CSR, POSTs /v1/join, and checks the answer: the returned CA has the
@@ -67,6 +75,8 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options);
 // File names under the data dir (docs/cluster-bootstrap.md §PKI layout).
 inline constexpr std::string_view kCaCertFile = "ca.pem";
 inline constexpr std::string_view kCaKeyFile = "ca-key.pem";
+// The new CA's key during a CA rotation (atlasd/cluster/ca_rotation.h).
+inline constexpr std::string_view kCaNextKeyFile = "ca-next-key.pem";
 inline constexpr std::string_view kNodeCertFile = "node.pem";
 inline constexpr std::string_view kNodeKeyFile = "node-key.pem";
 // The key of a join in progress (JoinOptions::key_file); removed once the node has its identity.

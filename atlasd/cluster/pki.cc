@@ -104,13 +104,16 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const char* value) 
 }
 
 // The common skeleton of both certificate profiles; extensions and signing are the callers'.
+// Valid from kClockSkewSeconds ago, or from `not_before_s` (unix s) if that is later.
 absl::StatusOr<X509Ptr> NewCert(EVP_PKEY* subject_key, std::string_view common_name,
-                                int64_t validity_seconds) {
+                                int64_t validity_seconds, int64_t not_before_s = 0) {
   X509Ptr cert(X509_new());
   if (!cert) return SslError("allocating a certificate");
   if (X509_set_version(cert.get(), X509_VERSION_3) != 1) return SslError("setting version");
   if (absl::Status s = SetRandomSerial(cert.get()); !s.ok()) return s;
-  if (X509_gmtime_adj(X509_getm_notBefore(cert.get()), -kClockSkewSeconds) == nullptr ||
+  const time_t now = time(nullptr);
+  const time_t from = std::max<time_t>(now - kClockSkewSeconds, not_before_s);
+  if (ASN1_TIME_set(X509_getm_notBefore(cert.get()), from) == nullptr ||
       X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(validity_seconds)) ==
           nullptr) {
     return SslError("setting the validity period");
@@ -244,14 +247,15 @@ absl::Status ValidateSans(const SubjectAltNames& sans) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id) {
+absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id, int64_t not_before_s) {
   if (cluster_id.empty() || cluster_id.size() > 48) {
     return absl::InvalidArgumentError("cluster id must be 1..48 bytes");
   }
   absl::StatusOr<PkeyPtr> key = NewP256Key();
   if (!key.ok()) return key.status();
   absl::StatusOr<X509Ptr> cert =
-      NewCert(key->get(), StrCat("atlasd cluster ", cluster_id), kCaValiditySeconds);
+      NewCert(key->get(), StrCat("atlasd cluster ", cluster_id), kCaValiditySeconds,
+              not_before_s);
   if (!cert.ok()) return cert.status();
   X509* c = cert->get();
   if (X509_set_issuer_name(c, X509_get_subject_name(c)) != 1) return SslError("setting issuer");
@@ -263,7 +267,7 @@ absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id) {
     if (absl::Status s = AddExtension(c, c, nid, value); !s.ok()) return s;
   }
   if (X509_sign(c, key->get(), EVP_sha256()) <= 0) return SslError("self-signing the CA");
-  return ClusterCa{std::move(*cert), std::move(*key)};
+  return ClusterCa{std::move(*cert), std::move(*key), {}};
 }
 
 absl::StatusOr<NodeKeyAndCsr> CreateNodeCsr(const SubjectAltNames& sans, EVP_PKEY* existing) {
@@ -545,6 +549,55 @@ absl::Status VerifyChain(X509* leaf, X509* ca, Purpose purpose) {
   return absl::OkStatus();
 }
 
+X509* IssuingCa(X509* leaf, const ClusterCa& ca, Purpose purpose) {
+  if (ca.cert && VerifyChain(leaf, ca.cert.get(), purpose).ok()) return ca.cert.get();
+  for (const X509Ptr& other : ca.also_trusted) {
+    if (VerifyChain(leaf, other.get(), purpose).ok()) return other.get();
+  }
+  return nullptr;
+}
+
+absl::Status VerifyToCluster(X509* leaf, const ClusterCa& ca, Purpose purpose) {
+  if (IssuingCa(leaf, ca, purpose) != nullptr) return absl::OkStatus();
+  return VerifyChain(leaf, ca.cert.get(), purpose);
+}
+
+std::string CasToPem(const ClusterCa& ca) {
+  std::string out = CertToPem(ca.cert.get());
+  for (const X509Ptr& other : ca.also_trusted) out += CertToPem(other.get());
+  return out;
+}
+
+std::string CertToBase64(X509* cert) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len <= 0) return "";
+  std::string out(4 * ((static_cast<size_t>(len) + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), der, len);
+  OPENSSL_free(der);
+  out.resize(static_cast<size_t>(std::max(n, 0)));
+  return out;
+}
+
+absl::StatusOr<X509Ptr> CertFromBase64(std::string_view text) {
+  if (text.empty() || text.size() > kPemBytesMax || text.size() % 4 != 0) {
+    return absl::InvalidArgumentError("not a base64 certificate");
+  }
+  std::string der(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(der.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n <= 0) return absl::InvalidArgumentError("not a base64 certificate");
+  // EVP_DecodeBlock keeps the padding's zero bytes: d2i reads the DER's own length.
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  X509Ptr cert(d2i_X509(nullptr, &p, n));
+  if (!cert) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("not a DER certificate");
+  }
+  return cert;
+}
+
 namespace {
 
 std::string BioContents(BIO* bio) {
@@ -595,6 +648,23 @@ absl::StatusOr<X509Ptr> CertFromPem(std::string_view pem) {
     return absl::InvalidArgumentError("not a PEM certificate");
   }
   return cert;
+}
+
+absl::StatusOr<std::vector<X509Ptr>> CertsFromPem(std::string_view pem, size_t count_max) {
+  absl::StatusOr<BioPtr> bio = ReadBio(pem);
+  if (!bio.ok()) return bio.status();
+  std::vector<X509Ptr> certs;
+  while (certs.size() <= count_max) {
+    X509Ptr cert(PEM_read_bio_X509(bio->get(), nullptr, NoPassphrase, nullptr));
+    if (!cert) break;
+    certs.push_back(std::move(cert));
+  }
+  ERR_clear_error();  // the end of the input reads as an error
+  if (certs.empty()) return absl::InvalidArgumentError("not a PEM certificate");
+  if (certs.size() > count_max) {
+    return absl::InvalidArgumentError(StrCat("more than ", count_max, " certificates"));
+  }
+  return certs;
 }
 
 absl::StatusOr<X509ReqPtr> CsrFromPem(std::string_view pem) {

@@ -52,10 +52,13 @@ struct SubjectAltNames {
   bool operator==(const SubjectAltNames&) const = default;
 };
 
-// The cluster CA. `key` is null on members that only hold the CA certificate.
+// The cluster CA. `key` is null on members that only hold the CA certificate. During a CA
+// rotation (docs/security.md §Rotating the CA) a second CA is trusted too: `cert` signs,
+// `also_trusted` is only accepted.
 struct ClusterCa {
   X509Ptr cert;
   PkeyPtr key;
+  std::vector<X509Ptr> also_trusted;
 };
 
 // A node's private key and the certificate signing request that carries its public key.
@@ -72,8 +75,9 @@ std::string NodeCommonName(uint64_t node_id);
 
 // Creates a fresh cluster CA: ECDSA P-256 key, self-signed certificate with
 // subject CN="atlasd cluster <cluster_id>", basicConstraints critical CA:TRUE, pathlen:0,
-// keyUsage keyCertSign+cRLSign, valid for kCaValiditySeconds.
-absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id);
+// keyUsage keyCertSign+cRLSign, valid for kCaValiditySeconds (from `not_before_s`, unix s, when
+// that is later than kClockSkewSeconds ago: a rotation's new CA is always the younger one).
+absl::StatusOr<ClusterCa> CreateClusterCa(std::string_view cluster_id, int64_t not_before_s = 0);
 
 // Creates a node key (ECDSA P-256) and a CSR for it with subject CN="atlasd-node" and the
 // given subject alternative names (validated as in ValidateSans).
@@ -143,6 +147,18 @@ enum class Purpose { kAny, kServer, kClient };
 // intermediates), is within its validity period, and (unless kAny) is fit for `purpose`.
 // PermissionDenied with OpenSSL's reason otherwise.
 absl::Status VerifyChain(X509* leaf, X509* ca, Purpose purpose = Purpose::kAny);
+
+// The CA of `ca` (its signer or one also trusted) that `leaf` chains to, null when none.
+X509* IssuingCa(X509* leaf, const ClusterCa& ca, Purpose purpose = Purpose::kAny);
+// OK when `leaf` chains to a CA of `ca`; otherwise the signer's VerifyChain error.
+absl::Status VerifyToCluster(X509* leaf, const ClusterCa& ca, Purpose purpose = Purpose::kAny);
+// Every CA of `ca`, the signer first (ca.pem's contents).
+std::string CasToPem(const ClusterCa& ca);
+// A PEM bundle of 1 to `count_max` certificates, in order.
+absl::StatusOr<std::vector<X509Ptr>> CertsFromPem(std::string_view pem, size_t count_max = 8);
+// A certificate as base64 DER (one line; what atlas.nodes replicates) and back.
+std::string CertToBase64(X509* cert);
+absl::StatusOr<X509Ptr> CertFromBase64(std::string_view text);
 
 // PEM text conversions. Parsing is bounded by the input size and never trusts it further.
 std::string CertToPem(X509* cert);

@@ -1,5 +1,8 @@
 // TOKEN CREATE / LIST / REVOKE: join tokens, replicated in atlas.nodes
-// (docs/cluster-bootstrap.md §Join tokens). Only admin-users, when configured (kRules).
+// (docs/cluster-bootstrap.md §Join tokens); CA STATUS / ROTATE: the cluster CAs, replicated
+// there too (docs/security.md §Rotating the CA). Changes only by admin-users, when configured
+// (kRules).
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "atlasd/commands/call.h"
 #include "socketproto/str.h"
@@ -25,6 +28,13 @@ std::string TokenLine(const TokenView& t) {
 
 constexpr std::string_view kNoCluster = "TOKEN: this node runs without a cluster";
 
+// `CA phase=<idle|trusting|renewing> signing=<fp> trusted=<fp>[,<fp>] waiting=<ids>|-`.
+std::string CaLine(const cluster::RotationStatus& s) {
+  std::string waiting = s.waiting.empty() ? "-" : absl::StrJoin(s.waiting, ",");
+  return StrCat("CA phase=", s.phase, " signing=", s.signing,
+                " trusted=", absl::StrJoin(s.trusted, ","), " waiting=", waiting);
+}
+
 }  // namespace
 
 void Executor::Run(const CallPtr& call, const sp::TokenCreate& c) {
@@ -40,6 +50,21 @@ void Executor::Run(const CallPtr& call, const sp::TokenList&) {
   if (!options_.cluster) return call->Warn(kNoCluster);
   for (const TokenView& t : options_.cluster->Tokens()) call->reply.Line(TokenLine(t));
   call->Ok();
+}
+
+void Executor::Run(const CallPtr& call, const sp::CaStatus&) {
+  if (!options_.cluster) return call->Warn("CA: this node runs without a cluster");
+  call->reply.Line(CaLine(options_.cluster->CaStatus()));
+  call->Ok();
+}
+
+void Executor::Run(const CallPtr& call, const sp::CaRotate&) {
+  if (!options_.cluster) return call->Warn("CA: this node runs without a cluster");
+  options_.cluster->RotateCa([call](absl::StatusOr<cluster::RotationStatus> s) {
+    if (!s.ok()) return call->Warn(ToStd(s.status().message()));
+    call->reply.Line(CaLine(*s));
+    call->Ok();
+  });
 }
 
 void Executor::Run(const CallPtr& call, const sp::TokenRevoke& c) {

@@ -57,6 +57,12 @@ json QuorumJson(const consensus::ClusterConfig& config, const std::vector<NodeVi
   return j;
 }
 
+// The cluster CAs and a rotation's progress (docs/security.md §Rotating the CA).
+json CaJson(const cluster::RotationStatus& s) {
+  return {{"phase", s.phase}, {"signing", s.signing}, {"trusted", s.trusted},
+          {"waiting", s.waiting}};
+}
+
 }  // namespace
 
 std::string RegionOf(const std::vector<NodeView>& nodes, uint64_t id) {
@@ -98,7 +104,8 @@ json ClusterStatus(ClusterView& cluster, const NodeIdentity& self) {
           {"latency_bounds_s", LoadTotals::kBounds},
           {"quorum", QuorumJson(cluster.Membership(), nodes)},
           {"nodes", node_list},
-          {"moves", MovesJson(nodes, "")}};
+          {"moves", MovesJson(nodes, "")},
+          {"ca", CaJson(cluster.CaStatus())}};
 }
 
 }  // namespace atlas::console

@@ -37,7 +37,8 @@ const Fixture& TheFixture() {
     auto ctx = std::make_shared<atlas::cluster::HttpHandlerContext>();
     auto ca = atlas::cluster::CreateClusterCa("fuzz-cluster");
     if (!ca.ok()) std::abort();
-    ctx->ca = std::make_shared<atlas::cluster::ClusterCa>(std::move(*ca));
+    ctx->cas = std::make_shared<atlas::cluster::TrustedCas>(
+        std::make_shared<atlas::cluster::ClusterCa>(std::move(*ca)));
     ctx->join_secret = std::string(atlas::cluster::kJoinSecretHexChars, 'a');
     ctx->health = [] { return atlas::cluster::HealthInfo{1, "ACTIVE", "z1", "", 0, ""}; };
     ctx->metrics = [] { return std::string("atlas_up 1\n"); };

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iterator>
 #include <map>
+#include <set>
 #include <regex>
 #include <fstream>
 #include <sstream>
@@ -574,6 +575,108 @@ TEST_CASE("certificates renew themselves: with 90-second certificates three node
   }));
   CHECK(Eventually([&] { return c.Call(2, "KEY PUT renew.after v") == "OK"; }));
   CHECK(c.Call(3, "KEY GET renew.k0") == "VALUE:v\nOK");
+}
+
+namespace {
+
+// The value of `name=` in a reply line ("" when absent).
+std::string FieldOf(const std::string& reply, const std::string& name) {
+  const size_t at = reply.find(" " + name + "=");
+  if (at == std::string::npos) return "";
+  const size_t from = at + name.size() + 2;
+  return reply.substr(from, reply.find_first_of(" \n", from) - from);
+}
+
+// What the openssl tool (not our code) says of a node's files: the SHA-256 fingerprints of the
+// CAs in ca.pem, and whether node.pem verifies against `ca_fp` alone.
+std::vector<std::string> CaFingerprints(const std::string& dir) {
+  // Each certificate of the bundle through its own openssl, in order.
+  auto [rc, out] = atlas::testing::Run(
+      "awk '/BEGIN/{c=\"openssl x509 -noout -fingerprint -sha256\"} c{print | c} "
+      "/END/{close(c); c=\"\"}' " + dir + "/ca.pem");
+  std::vector<std::string> fps;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::string hex;
+    for (char ch : line.substr(line.find('=') + 1)) {
+      if (ch != ':') hex += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    fps.push_back(hex);
+  }
+  return fps;
+}
+
+}  // namespace
+
+// CA rotation: node 1 holds the CA key. CA ROTATE makes a new CA; every node trusts both, then
+// renews from the new one, then the old one is trusted no more, while writes go on through
+// every node. A node restarted afterwards (all its connections new) and a node that joins with
+// a token made afterwards work with the new CA alone.
+TEST_CASE("CA ROTATE replaces the cluster CA while three nodes serve writes, and afterwards a "
+          "restarted node and a new node work with the new CA alone") {
+  LocalCluster c({"east"}, {"--fn", "1"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  const std::string before = c.Call(2, "CA STATUS");
+  REQUIRE(before.rfind("CA phase=idle signing=", 0) == 0);
+  const std::string old_ca = FieldOf(before, "signing");
+  CHECK(FieldOf(before, "trusted") == old_ca);
+  CHECK(c.Call(2, "CA ROTATE") ==
+        "ERROR WARN this node does not hold the cluster CA key: run CA ROTATE on the node that "
+        "does");
+  const std::string started = c.Call(1, "CA ROTATE", std::chrono::seconds(30));
+  INFO("CA ROTATE: " << started);
+  REQUIRE(started.rfind("CA phase=trusting signing=" + old_ca + " trusted=" + old_ca + ",", 0) ==
+          0);
+  const std::string new_ca = FieldOf(started, "trusted").substr(old_ca.size() + 1);
+  REQUIRE(new_ca.size() == 64);
+  CHECK(c.Call(1, "CA ROTATE") == "ERROR WARN a CA rotation is in progress (CA STATUS)");
+  // Writes through every node, without one failure, until the rotation is done.
+  const std::string done = "CA phase=idle signing=" + new_ca + " trusted=" + new_ca +
+                           " waiting=-\nOK";
+  std::set<std::string> phases;
+  int writes = 0;
+  const auto start = Clock::now();
+  while (Clock::now() - start < std::chrono::seconds(150)) {
+    for (size_t n = 1; n <= 3; ++n, ++writes) {
+      INFO("write " << writes << " through node " << n);
+      CHECK(c.Call(n, "KEY PUT rot.k" + std::to_string(writes) + " v") == "OK");
+    }
+    const std::string status = c.Call(3, "CA STATUS");
+    phases.insert(FieldOf(status, "phase"));
+    if (status == done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  INFO("phases seen by node 3: " << phases.size() << ", writes: " << writes);
+  REQUIRE(c.Call(3, "CA STATUS") == done);
+  CHECK(phases.count("trusting") == 1);
+  CHECK(phases.count("renewing") == 1);
+  for (size_t n = 1; n <= 3; ++n) {
+    INFO("node " << n);
+    const std::string dir = c.node(n).data_dir();
+    CHECK(Eventually([&] { return c.Call(n, "CA STATUS") == done; }));
+    CHECK(CaFingerprints(dir) == std::vector<std::string>{new_ca});
+    CHECK(atlas::testing::Run("openssl verify -CAfile " + dir + "/ca.pem " + dir + "/node.pem")
+              .first == 0);
+    CHECK(c.node(n).Log().find("certificate renewal: node " + std::to_string(n) +
+                               " has a new certificate") != std::string::npos);
+  }
+  // The new CA's key took the old one's place on node 1.
+  CHECK_FALSE(std::filesystem::exists(c.node(1).data_dir() + "/ca-next-key.pem"));
+  const std::string dir1 = c.node(1).data_dir();
+  CHECK(atlas::testing::Run("bash -c 'cmp <(openssl x509 -in " + dir1 + "/ca.pem -noout -pubkey)"
+                            " <(openssl pkey -in " + dir1 + "/ca-key.pem -pubout)'")
+            .first == 0);
+  // Restarted, node 2 opens every connection anew with the new CA alone.
+  REQUIRE(c.node(2).Stop() == 0);
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] { return c.Call(2, "KEY PUT rot.after-restart v") == "OK"; }));
+  // A token made now pins the new CA; a node joins with it.
+  const std::string token = FieldOf(c.Call(1, "TOKEN CREATE"), "token");
+  REQUIRE(token.ends_with("." + new_ca));
+  REQUIRE(c.Add(token));
+  CHECK(Eventually([&] { return c.Call(4, "KEY PUT rot.from-4 v") == "OK"; }));
+  CHECK(CaFingerprints(c.node(4).data_dir()) == std::vector<std::string>{new_ca});
+  CHECK(Eventually([&] { return c.Call(4, "KEY GET rot.k0") == "VALUE:v\nOK"; }));
 }
 
 // Failpoints (atlasd/failpoint.h): the daemon kills itself at a chosen point of the Ready

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "atlasd/cluster/ca_rotation.h"
 #include "atlasd/cluster/http_handler.h"
 #include "atlasd/cluster/https_server.h"
 #include "atlasd/cluster/join_client.h"
@@ -292,7 +293,7 @@ struct PureFixture {
     auto shared_ca = std::make_shared<ClusterCa>(NewCa());
     token = *NewJoinToken(Fingerprint(shared_ca->cert.get()));
     auto c = std::make_shared<HttpHandlerContext>();
-    c->ca = shared_ca;
+    c->cas = std::make_shared<TrustedCas>(shared_ca);
     c->join_secret = token.secret;
     c->health = [] { return HealthInfo{3, "ACTIVE", "us-east", "", 0, ""}; };
     c->metrics = [] { return std::string("atlas_up 1\n"); };
@@ -421,8 +422,8 @@ TEST_CASE("POST /v1/renew signs a member's new certificate for the node and name
   auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
   c->is_member = [](uint64_t id) { return id == 7; };
   c->node_cert_validity_seconds = 120;
-  NodeCreds member = NewNode(*c->ca, 7, HostSans({"10.0.0.7:7400"}));
-  NodeCreds stranger = NewNode(*c->ca, 8);
+  NodeCreds member = NewNode(*c->cas->Get(), 7, HostSans({"10.0.0.7:7400"}));
+  NodeCreds stranger = NewNode(*c->cas->Get(), 8);
   // The CSR asks for other names: the signer keeps those of the certificate being replaced.
   absl::StatusOr<NodeKeyAndCsr> csr = CreateNodeCsr({{"evil.example"}, {}}, member.key.get());
   REQUIRE(csr.ok());
@@ -444,7 +445,7 @@ TEST_CASE("POST /v1/renew signs a member's new certificate for the node and name
   REQUIRE(ok.status == 200);
   absl::StatusOr<X509Ptr> fresh = CertFromPem(json::parse(ok.body).at("cert").get<std::string>());
   REQUIRE(fresh.ok());
-  CHECK(VerifyChain(fresh->get(), c->ca->cert.get()).ok());
+  CHECK(VerifyChain(fresh->get(), c->cas->Get()->cert.get()).ok());
   CHECK(CertCommonName(fresh->get()) == NodeCommonName(7));
   CHECK(CertSans(fresh->get()) == CertSans(member.cert.get()));
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -454,8 +455,8 @@ TEST_CASE("POST /v1/renew signs a member's new certificate for the node and name
   // A member without the CA key sends the node to the signer.
   auto no_key = std::make_shared<HttpHandlerContext>(*c);
   auto public_ca = std::make_shared<ClusterCa>();
-  public_ca->cert.reset(X509_dup(c->ca->cert.get()));
-  no_key->ca = public_ca;
+  public_ca->cert.reset(X509_dup(c->cas->Get()->cert.get()));
+  no_key->cas = std::make_shared<TrustedCas>(public_ca);
   c = no_key;
   CHECK(renew(member.cert.get()).status == 503);
 }
@@ -472,7 +473,7 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   CHECK(body.at("members").at(0).at("port") == 7400);
   absl::StatusOr<X509Ptr> cert = CertFromPem(body.at("cert").get<std::string>());
   REQUIRE(cert.ok());
-  CHECK(VerifyChain(cert->get(), f.ctx->ca->cert.get()).ok());
+  CHECK(VerifyChain(cert->get(), f.ctx->cas->Get()->cert.get()).ok());
   CHECK(CertCommonName(cert->get()) == "atlasd-node-42");
   // Its names are the signer's choice: the node's own and the address it advertised, not the
   // "n2" its CSR asked for.
@@ -508,8 +509,8 @@ TEST_CASE(
   PureFixture f;
   auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
   auto cert_only = std::make_shared<ClusterCa>();
-  cert_only->cert.reset(X509_dup(f.ctx->ca->cert.get()));
-  c->ca = cert_only;
+  cert_only->cert.reset(X509_dup(f.ctx->cas->Get()->cert.get()));
+  c->cas = std::make_shared<TrustedCas>(cert_only);
   f.ctx = c;
   CHECK(f.Call("POST", "/v1/join", f.JoinBody(f.token.secret)).status == 503);
 
@@ -525,7 +526,7 @@ TEST_CASE(
 
   auto c2 = std::make_shared<HttpHandlerContext>(*c);
   auto full = std::make_shared<ClusterCa>(NewCa());
-  c2->ca = full;
+  c2->cas = std::make_shared<TrustedCas>(full);
   c2->join = [](const JoinRequest&, JoinDone done) {
     done(absl::FailedPreconditionError("node name already taken"));
   };
@@ -578,7 +579,7 @@ class LoopbackCluster {
     token_ = *NewJoinToken(Fingerprint(ca_->cert.get()));
     node_ = NewNode(*ca_, 1, {{"localhost"}, {"127.0.0.1"}});
     auto ctx = std::make_shared<HttpHandlerContext>();
-    ctx->ca = ca_;
+    ctx->cas = std::make_shared<TrustedCas>(ca_);
     ctx->join_secret = token_.secret;
     ctx->health = [] { return HealthInfo{1, "ACTIVE", "local", "", 0, ""}; };
     ctx->join = [this](const JoinRequest& r, JoinDone done) {
@@ -689,7 +690,7 @@ TEST_CASE("a node joins over HTTPS and gets a certificate that verifies against 
   REQUIRE(joined->decision.members.size() == 2);
   CHECK(joined->decision.members[1] == Member{2, "eu", "127.0.0.1", 7401});
   CHECK(joined->decision.config == "membership-of-2");  // the replicated membership travels
-  CHECK(Fingerprint(joined->ca.get()) == cluster.token().ca_fingerprint);
+  CHECK(Fingerprint(joined->ca.cert.get()) == cluster.token().ca_fingerprint);
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kServer).ok());
   CHECK(VerifyChain(joined->cert.get(), cluster.ca().cert.get(), Purpose::kClient).ok());
   CHECK(X509_check_private_key(joined->cert.get(), joined->key.get()) == 1);
@@ -747,7 +748,7 @@ TEST_CASE("a joiner refuses a server that presents the pinned CA with a leaf it 
   auto ctx = std::make_shared<HttpHandlerContext>();
   auto presented = std::make_shared<ClusterCa>();
   presented->cert.reset(X509_dup(real.ca().cert.get()));
-  ctx->ca = presented;
+  ctx->cas = std::make_shared<TrustedCas>(presented);
   ctx->join_secret = real.token().secret;
   std::atomic<int> requests{0};
   ctx->health = [&] {
@@ -882,6 +883,89 @@ TEST_CASE("PinnedHttpsRequest reports bad URLs and unreachable servers as errors
   // Port 1 on loopback: nothing listens, connection refused.
   CHECK(absl::IsUnavailable(
       PinnedHttpsRequest("https://127.0.0.1:1", fp, "GET", "/", "", 1s).status()));
+}
+
+// CA rotation (atlasd/cluster/ca_rotation.h), on the key holder's files: each step waits for
+// every member, ca.pem follows the replicated list, the new key takes the old one's place.
+TEST_CASE("a CA rotation moves on only when every member is ready, and ca.pem and the keys "
+          "follow the list",
+          "[unit]") {
+  testing::TempDir dir;
+  absl::StatusOr<ClusterCa> first = CreateClusterCa("c1");
+  REQUIRE(first.ok());
+  REQUIRE(SaveCert(dir.path() + "/ca.pem", first->cert.get()).ok());
+  REQUIRE(SaveKey(dir.path() + "/ca-key.pem", first->key.get()).ok());
+  absl::StatusOr<ClusterCa> loaded = LoadClusterCa(dir.path());
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->key);  // ca-key.pem matches ca.pem: this node signs
+  auto cas = std::make_shared<TrustedCas>(std::make_shared<ClusterCa>(std::move(*loaded)));
+  int changes = 0;
+  CaRotation rotation(dir.path(), "c1", cas, [&] { ++changes; });
+  const std::string old_fp = Fingerprint(first->cert.get());
+  CHECK(rotation.Status({}).phase == "idle");
+
+  // Step 1: both trusted, the old one still signs, nothing to do until every member trusts new.
+  absl::StatusOr<std::vector<std::string>> step1 = rotation.Begin();
+  REQUIRE(step1.ok());
+  REQUIRE(step1->size() == 2);
+  // One at a time, from the moment it begins (a second would replace ca-next-key.pem).
+  CHECK(absl::IsFailedPrecondition(rotation.Begin().status()));
+  rotation.Adopt(*step1);
+  CHECK(changes == 1);
+  CHECK(absl::IsFailedPrecondition(rotation.Begin().status()));
+  const RotationStatus trusting = rotation.Status({});
+  REQUIRE(trusting.phase == "trusting");
+  REQUIRE(trusting.signing == old_fp);
+  const std::string new_fp = trusting.trusted.at(1);
+  CHECK(LoadClusterCa(dir.path())->also_trusted.size() == 1);
+  // Just adopted: gRPC may not have read it yet, so this node does not report it.
+  CHECK(rotation.SettledTrust() == std::vector<std::string>{old_fp});
+  MemberCas me{1, true, {old_fp, new_fp}, old_fp};
+  MemberCas lagging{2, true, {old_fp}, old_fp};
+  MemberCas silent{3, false, {}, ""};
+  CHECK_FALSE(rotation.Next({me, lagging, silent}));
+  CHECK(rotation.Status({me, lagging, silent}).waiting == std::vector<uint64_t>{2, 3});
+  lagging.trusted.push_back(new_fp);
+  silent = {3, true, {new_fp, old_fp}, old_fp};
+  std::optional<std::vector<std::string>> step2 = rotation.Next({me, lagging, silent});
+  REQUIRE(step2);
+
+  // Step 2: the new CA signs with ca-next-key.pem; the old is only trusted; done when every
+  // member's certificate is from the new one.
+  rotation.Adopt(*step2);
+  CHECK(rotation.Status({}).phase == "renewing");
+  CHECK(rotation.Status({}).signing == new_fp);
+  CHECK(IssuerFingerprint(first->cert.get(), *cas->Get()) == old_fp);  // still trusted
+  REQUIRE(cas->Get()->key);
+  CHECK(LoadClusterCa(dir.path())->key);  // found in ca-next-key.pem
+  me.cert_ca = lagging.cert_ca = new_fp;
+  CHECK_FALSE(rotation.Next({me, lagging, silent}));
+  CHECK(rotation.Status({me, lagging, silent}).waiting == std::vector<uint64_t>{3});
+  silent.cert_ca = new_fp;
+  std::optional<std::vector<std::string>> step3 = rotation.Next({me, lagging, silent});
+  REQUIRE(step3);
+  REQUIRE(step3->size() == 1);
+
+  // Step 3: the old CA is trusted no more; its key is gone, the new one is ca-key.pem.
+  rotation.Adopt(*step3);
+  CHECK(rotation.Status({}).phase == "idle");
+  CHECK(rotation.Status({}).trusted == std::vector<std::string>{new_fp});
+  CHECK_FALSE(IssuingCa(first->cert.get(), *cas->Get()));
+  CHECK_FALSE(std::filesystem::exists(dir.path() + "/ca-next-key.pem"));
+  absl::StatusOr<ClusterCa> after = LoadClusterCa(dir.path());
+  REQUIRE(after.ok());
+  CHECK(Fingerprint(after->cert.get()) == new_fp);
+  CHECK(after->key);
+  CHECK(after->also_trusted.empty());
+  rotation.Adopt(*step3);  // the same list again: nothing to do
+  CHECK(changes == 3);
+  // A node without the CA key cannot start one.
+  auto public_only = std::make_shared<ClusterCa>();
+  public_only->cert.reset(X509_dup(after->cert.get()));
+  testing::TempDir other;
+  CaRotation member(other.path(), "c1", std::make_shared<TrustedCas>(public_only), nullptr);
+  CHECK(absl::IsFailedPrecondition(member.Begin().status()));
+  CHECK_FALSE(member.Next({me}));
 }
 
 }  // namespace

@@ -441,6 +441,8 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"TOKEN LIST", "TOKEN LIST"},
       {"TOKEN REVOKE", "TOKEN REVOKE 0123456789ab"},
       {"NODE STATUS", "NODE STATUS"},
+      {"CA STATUS", "CA STATUS"},
+      {"CA ROTATE", "CA ROTATE"},
       {"KEY SET", "KEY SET a.b v"},
       {"TXN", "TXN 1"},  // its one command is the frame's body (below)
   };
@@ -478,6 +480,7 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
   CHECK(MustFail("NODE") ==
         "usage: NODE LIST | NODE INFO <id> | NODE PING <id> | NODE LEAVE <id> | NODE STATUS");
   CHECK(MustFail("PRINCIPAL") == "usage: PRINCIPAL ASSUME <name> | PRINCIPAL WHOAMI");
+  CHECK(MustFail("CA ROTATE NOW") == "usage: CA STATUS | CA ROTATE");
   CHECK(MustFail("KEY BLOB") ==
         "usage: KEY BLOB SET <key> [IF REV <r>] [WORM TTL <duration> | WORM EXPIRES <rfc3339>] "
         "[EXPIRE <duration> | EXPIRE AT <rfc3339>] <length> | KEY BLOB GET <key>");
