@@ -6,19 +6,21 @@
 Chromium's --screenshot takes the picture at once (or after virtual time, which runs ahead of
 the nodes' clocks), so the charts would be empty. This drives headless Chromium over the
 DevTools protocol instead: open the page, wait in real time, capture. Python's standard
-library only: the protocol's WebSocket is spoken here (text frames, client-masked).
+library only (the WebSocket is tools/browser_ws.py).
 """
 import argparse
 import base64
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_ws import WebSocket  # noqa: E402
 
 
 class DevTools:
@@ -27,54 +29,14 @@ class DevTools:
     def __init__(self, ws_url):
         host_port, path = ws_url[len("ws://"):].split("/", 1)
         host, port = host_port.split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=60)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n" % (path, host_port, key)).encode())
-        response = b""
-        while b"\r\n\r\n" not in response:
-            response += self.sock.recv(4096)
-        if b" 101 " not in response.split(b"\r\n")[0]:
-            raise RuntimeError("no WebSocket upgrade: %r" % response[:80])
-        self.buffer = response.split(b"\r\n\r\n", 1)[1]
+        self.ws = WebSocket(host, int(port), "/" + path, timeout=60)
         self.next_id = 0
-
-    def _read(self, n):
-        while len(self.buffer) < n:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise RuntimeError("DevTools closed the connection")
-            self.buffer += chunk
-        out, self.buffer = self.buffer[:n], self.buffer[n:]
-        return out
-
-    def _receive(self):
-        message = b""
-        while True:
-            b0, b1 = self._read(2)
-            length = b1 & 0x7F
-            if length == 126:
-                length = struct.unpack(">H", self._read(2))[0]
-            elif length == 127:
-                length = struct.unpack(">Q", self._read(8))[0]
-            message += self._read(length)
-            if b0 & 0x80:  # FIN
-                return json.loads(message)
 
     def call(self, method, **params):
         self.next_id += 1
-        payload = json.dumps({"id": self.next_id, "method": method, "params": params}).encode()
-        mask = os.urandom(4)
-        header = bytes([0x81])
-        if len(payload) < 126:
-            header += bytes([0x80 | len(payload)])
-        else:
-            header += bytes([0x80 | 126]) + struct.pack(">H", len(payload))
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
-            reply = self._receive()
+            reply = json.loads(self.ws.recv())
             if reply.get("id") == self.next_id:
                 if "error" in reply:
                     raise RuntimeError("%s: %s" % (method, reply["error"]))

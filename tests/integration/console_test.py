@@ -6,6 +6,8 @@
                                 no console errors, shows the three nodes and the RTT matrix, and
                                 a table moved with TABLE MOVE shows its new owner within seconds.
                                 Exit 77 (skipped) without chromium.
+  console_test.py BIN firefox   the same in headless Firefox (firefox-esr, driven over WebDriver
+                                BiDi). Exit 77 (skipped) without it.
 """
 import http.client
 import json
@@ -21,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pydaemon import Daemon  # noqa: E402
+from firefox_bidi import Firefox  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -153,23 +156,55 @@ def chromium(url, *flags, budget_ms=4000):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def page_problems(dom, stderr):
-    problems = [line for line in stderr.splitlines() if ":CONSOLE" in line]
+def page_problems(dom, console_errors):
+    problems = list(console_errors)
     m = re.search(r'data-errors="(\d+)"', dom)
     if m:
         problems.append("the page counted %s errors" % m.group(1))
     return problems
 
 
-def test_browser(bin_dir):
-    if shutil.which("chromium") is None:
-        print("chromium not installed: skipped")
+class ChromiumVisits:
+    """Each look at the page is a fresh headless Chromium visit of `budget_ms` virtual time."""
+
+    def look(self, url, budget_ms):
+        dom, err = chromium(url, budget_ms=budget_ms)
+        return dom, page_problems(dom, [l for l in err.splitlines() if ":CONSOLE" in l])
+
+    def close(self):
+        pass
+
+
+class FirefoxVisits:
+    """One Firefox page that stays open (it updates itself); each look waits `budget_ms`."""
+
+    def __init__(self):
+        self.firefox = Firefox()
+        self.url = None
+
+    def look(self, url, budget_ms):
+        if url != self.url:
+            self.firefox.open(url)
+            self.url = url
+        time.sleep(budget_ms / 1000)
+        dom = self.firefox.dom()
+        return dom, page_problems(dom, self.firefox.errors)
+
+    def close(self):
+        self.firefox.close()
+
+
+def test_browser(bin_dir, browser):
+    binary = {"chromium": "chromium", "firefox": "firefox-esr"}[browser]
+    if shutil.which(binary) is None:
+        print("%s not installed: skipped" % binary)
         return 77
     work = tempfile.mkdtemp(prefix="atlas-console-3-")
     base = random.randrange(20000, 40000, 300)
     env = dict(os.environ, ATLAS_BIN=bin_dir)
     cluster = os.path.join(ROOT, "tools", "cluster")
     ok = False
+    visits = None
     try:
         subprocess.run([cluster, "up", "--zones", "1", "--nodes-per-zone", "3", "--dir", work,
                         "--base-port", str(base)], env=env, check=True, capture_output=True,
@@ -195,10 +230,10 @@ def test_browser(bin_dir):
                 break
             time.sleep(0.2)
 
-        # A loaded machine may need more than one visit for the page to finish two polls.
+        # A loaded machine may need more than one look for the page to finish two polls.
+        visits = ChromiumVisits() if browser == "chromium" else FirefoxVisits()
         for _ in range(5):
-            dom, err = chromium(url)
-            problems = page_problems(dom, err)
+            dom, problems = visits.look(url, 4000)
             check(not problems, "page errors: %s" % problems)
             polls = re.search(r'data-polls="(\d+)"', dom)
             if polls and int(polls.group(1)) >= 2:
@@ -214,24 +249,28 @@ def test_browser(bin_dir):
         atlas(bin_dir, sock, "TABLE MOVE moved 3")
         moved_at = time.monotonic()
         while True:
-            dom, err = chromium(url, budget_ms=1500)
+            dom, problems = visits.look(url, 1500)
             if re.search(r'data-table="moved" data-owner="3"', dom):
                 break
             check(time.monotonic() - moved_at < 15, "the page never showed node 3 owning 'moved'")
         print("the page showed the move after %.1f s" % (time.monotonic() - moved_at))
-        check(not page_problems(dom, err), "page errors after the move")
+        check(not problems, "page errors after the move: %s" % problems)
 
         ok = True
     finally:
+        if visits:
+            visits.close()
         subprocess.run([cluster, "down", "--dir", work], env=env, capture_output=True)
         if ok:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print("kept " + work)
-    print("console in chromium: ok")
+    print("console in %s: ok" % browser)
     return 0
 
 
 if __name__ == "__main__":
     bin_dir, part = sys.argv[1], sys.argv[2]
-    sys.exit(test_api(bin_dir) or 0 if part == "api" else test_browser(bin_dir))
+    if part == "api":
+        sys.exit(test_api(bin_dir) or 0)
+    sys.exit(test_browser(bin_dir, "chromium" if part == "browser" else "firefox"))
