@@ -391,6 +391,10 @@ atlas::PeerTransportOptions TransportOptionsFor(const atlas::Config& config,
   options.tls.key_pem = setup.key_pem;
   // The files themselves, watched: a renewed certificate takes effect without a restart.
   options.tls.watch_dir = config.data_dir;
+  // Tests pretend to be a release that speaks only another peer protocol (docs/testing.md).
+  if (const char* p = std::getenv("ATLAS_TEST_PEER_PROTOCOL")) {
+    options.protocol = options.protocol_min = std::atoi(p);
+  }
   return options;
 }
 

@@ -56,8 +56,23 @@ void DecodeLoad(const proto::PingResponse& resp, PeerReport* report) {
   }
   report->cert_ca = resp.cert_ca().substr(0, 64);
 }
-// Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer).
+// Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer),
+// and the peer protocol it speaks.
 constexpr char kAdvertiseKey[] = "atlas-advertise";
+constexpr char kProtocolKey[] = "atlas-protocol";
+
+// The protocol a dialling peer announced; releases from before protocols were announced sent
+// none, and spoke protocol 1.
+int AnnouncedProtocol(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  auto it = metadata.find(kProtocolKey);
+  if (it == metadata.end()) return 1;
+  int protocol = 0;
+  std::string_view text(it->second.data(), it->second.size());
+  if (std::from_chars(text.data(), text.data() + text.size(), protocol).ec != std::errc()) {
+    return 0;
+  }
+  return protocol;
+}
 
 // Deadlines on the monotonic clock: a wall clock that steps (or runs far off, which the clock
 // guard exists to survive) must not stretch or shrink a timeout.
@@ -133,6 +148,7 @@ class PeerTransport::Service final : public proto::Peer::CallbackService {
     auto from = PeerIdOf(*ctx.auth_context());
     if (!from) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no atlasd node identity");
     if (grpc::Status member = t_->Admit(*from); !member.ok()) return member;
+    if (grpc::Status p = t_->AdmitProtocol(*from, ctx.client_metadata()); !p.ok()) return p;
     resp->set_node(t_->options_.self);
     resp->set_nonce(req.nonce());
     resp->set_wall_us(WallMicros());
@@ -173,6 +189,10 @@ class PeerTransport::Service::Inbound final : public grpc::ServerReadReactor<pro
       return;
     }
     const auto& metadata = ctx->client_metadata();
+    if (grpc::Status p = t_->AdmitProtocol(*from, metadata); !p.ok()) {
+      Finish(p);
+      return;
+    }
     if (auto a = metadata.find(kAdvertiseKey); a != metadata.end()) {
       t_->LearnNewcomer(*from, std::string_view(a->second.data(), a->second.size()));
     }
@@ -298,6 +318,7 @@ class PeerTransport::PeerLink {
 
   absl::StatusOr<Pong> Ping() {
     grpc::ClientContext ctx;
+    ctx.AddMetadata(kProtocolKey, std::to_string(t_->options_.protocol));
     proto::PingRequest req;
     req.set_from(t_->options_.self);
     req.set_nonce(++nonce_);
@@ -415,6 +436,7 @@ class PeerTransport::PeerLink {
   // Outside mu_: gRPC may run a reaction inline, and reactions take mu_.
   void Open(Stream* s) {
     if (!t_->options_.advertise.empty()) s->ctx.AddMetadata(kAdvertiseKey, t_->options_.advertise);
+    s->ctx.AddMetadata(kProtocolKey, std::to_string(t_->options_.protocol));
     stub_->async()->Exchange(&s->ctx, &s->summary, s);
     s->AddHold();
     // Nothing is sent before the server proved to be node id_: an empty batch opens the
@@ -465,6 +487,12 @@ class PeerTransport::PeerLink {
     {
       absl::MutexLock lock(&mu_);
       spdlog::debug("peer link to node {} closed: {}", id_, status.error_message());
+      // Refused for its protocol (AdmitProtocol): worth an operator's attention, once.
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !refused_logged_) {
+        spdlog::error("peer link to node {} refused: {}", id_, status.error_message());
+        refused_logged_ = true;
+      }
+      if (s->wrote) refused_logged_ = false;
       // A stream that carried traffic reconnects at once; one that never did backs off.
       retry_at_ = std::chrono::steady_clock::now();
       if (!s->wrote) {
@@ -517,6 +545,7 @@ class PeerTransport::PeerLink {
   std::chrono::steady_clock::time_point retry_at_ ABSL_GUARDED_BY(mu_);
   std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
   bool warned_ ABSL_GUARDED_BY(mu_) = false;  // an impostor was logged
+  bool refused_logged_ ABSL_GUARDED_BY(mu_) = false;  // a protocol refusal was logged
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -590,6 +619,26 @@ grpc::Status PeerTransport::Admit(consensus::NodeId id) {
   // Not a member (any more): its certificate is still valid, its access is not.
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                       StrCat("node ", id, " is not a member of this cluster"));
+}
+
+grpc::Status PeerTransport::AdmitProtocol(
+    consensus::NodeId id, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  const int theirs = AnnouncedProtocol(metadata);
+  if (theirs >= options_.protocol_min && theirs <= options_.protocol) return grpc::Status::OK;
+  const std::string why =
+      StrCat("node ", id, " speaks peer protocol ", theirs, " and node ", options_.self,
+             " speaks ", options_.protocol_min, " to ", options_.protocol,
+             ": run releases that share a protocol (docs/operations.md §Rolling upgrades)");
+  {
+    absl::MutexLock lock(&heard_mu_);
+    auto& last = refused_logged_[id];
+    const auto now = std::chrono::steady_clock::now();
+    if (last == std::chrono::steady_clock::time_point{} || now - last > std::chrono::minutes(1)) {
+      spdlog::error("refusing a peer: {}", why);
+      last = now;
+    }
+  }
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
 }
 
 void PeerTransport::LearnNewcomer(consensus::NodeId id, std::string_view advertise) {

@@ -38,6 +38,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/support/status.h"
+#include "grpcpp/support/string_ref.h"
 #include "atlasd/node_report.h"
 #include "consensus/message.h"
 #include "proto/peer_convert.h"
@@ -60,8 +62,18 @@ struct PeerTlsConfig {
   unsigned reload_seconds = 10;
 };
 
+// The peer protocol this build speaks, and the oldest it still talks to (docs/operations.md
+// §Rolling upgrades). Raise kPeerProtocol with any change an older release would misread, and
+// kPeerProtocolMin when this build no longer reads what the oldest one sends.
+inline constexpr int kPeerProtocol = 1;
+inline constexpr int kPeerProtocolMin = 1;
+
 struct PeerTransportOptions {
   consensus::NodeId self = 0;
+  // The protocols this node speaks: it announces `protocol` and refuses a peer announcing one
+  // outside [protocol_min, protocol] (tests pretend to be another release with these).
+  int protocol = kPeerProtocol;
+  int protocol_min = kPeerProtocolMin;
   std::string listen;  // host:port; port 0 picks one (see bound_port())
   // host:port peers dial this node at, told to every node it connects to: a member that has
   // not learned this node's admission yet dials it back with it (SetNewcomerFloor).
@@ -160,6 +172,10 @@ class PeerTransport {
   grpc::Status Admit(consensus::NodeId id);
   // A newcomer connected, stating the address it is dialled at: dial it back.
   void LearnNewcomer(consensus::NodeId id, std::string_view advertise);
+  // OK, or FAILED_PRECONDITION saying why, for a peer announcing its protocol in `metadata`
+  // (logged at most once a minute per peer).
+  grpc::Status AdmitProtocol(consensus::NodeId id,
+                             const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
   PeerTransportOptions options_;
   // The node's TLS identity and trust anchor for the server and every channel: fixed PEMs, or
@@ -178,6 +194,9 @@ class PeerTransport {
   std::function<PeerReport()> report_source_ ABSL_GUARDED_BY(report_mu_);
   absl::Mutex heard_mu_;
   std::map<consensus::NodeId, std::chrono::steady_clock::time_point> heard_
+      ABSL_GUARDED_BY(heard_mu_);
+  // When a peer's protocol was last logged as refused.
+  std::map<consensus::NodeId, std::chrono::steady_clock::time_point> refused_logged_
       ABSL_GUARDED_BY(heard_mu_);
   Stats stats_;
 };

@@ -366,6 +366,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
                                                    const StoreOptions& options) {
   auto store = std::make_unique<RocksStore>();
   if (absl::Status s = store->Open(dir, options); !s.ok()) return s;
+  if (options.check_format) {
+    if (absl::Status s = CheckFormat(*store, dir); !s.ok()) return s;
+  }
   return std::unique_ptr<Store>(std::move(store));
 }
 

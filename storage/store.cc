@@ -1,6 +1,7 @@
 // Typed reads over any Store (store.h); the engines are in rocks_store.cc and mem_store.cc.
 #include "storage/store.h"
 
+#include "absl/strings/numbers.h"
 #include "fmt/format.h"
 #include "storage/keys.h"
 
@@ -101,6 +102,33 @@ absl::StatusOr<TableAcl> Store::LoadTableAcl(std::string_view table) {
 
 absl::StatusOr<std::optional<std::string>> Store::GetNodeMeta(std::string_view field) {
   return Get(Cf::kMeta, NodeMetaKey(field));
+}
+
+absl::Status CheckFormat(Store& store, const std::string& dir) {
+  absl::StatusOr<std::optional<std::string>> text = store.GetNodeMeta("format");
+  if (!text.ok()) return text.status();
+  int format = 1;  // a data directory from before formats were recorded
+  if (text->has_value() && !absl::SimpleAtoi(**text, &format)) {
+    return absl::DataLossError(fmt::format("data directory {}: unreadable format '{}'", dir,
+                                           **text));
+  }
+  if (format > kFormatVersion) {
+    return absl::FailedPreconditionError(fmt::format(
+        "data directory {} is in format {}, which a newer atlasd wrote; this atlasd reads formats "
+        "{} to {}. Run that newer release on it (to go back, `atlas dump` with the newer one "
+        "and `atlas restore` into a fresh directory here: docs/operations.md §Rolling upgrades)",
+        dir, format, kFormatVersionMin, kFormatVersion));
+  }
+  if (format < kFormatVersionMin) {
+    return absl::FailedPreconditionError(fmt::format(
+        "data directory {} is in format {}, older than this atlasd reads ({} to {}): upgrade "
+        "through a release that reads both (docs/operations.md §Rolling upgrades)",
+        dir, format, kFormatVersionMin, kFormatVersion));
+  }
+  if (text->has_value() && format == kFormatVersion) return absl::OkStatus();
+  std::unique_ptr<WriteSet> mark = store.NewWriteSet();
+  PutNodeMeta(*mark, "format", std::to_string(kFormatVersion));
+  return store.Commit(*mark, /*sync=*/true);
 }
 
 absl::Status DeleteAllIn(WriteSet& writes, Cf cf, std::string_view lo, std::string_view hi) {

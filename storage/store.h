@@ -69,6 +69,9 @@ struct StoreOptions {
   size_t memory_budget_bytes = size_t{256} << 20;
   static constexpr size_t kMemoryBudgetMin = size_t{16} << 20;
   bool create_if_missing = true;
+  // False: open whatever format the directory says it is in (for tools and tests that look at
+  // or repair one; atlasd always checks).
+  bool check_format = true;
   // Where RocksDB's own messages go; null: its LOG files in the database directory.
   std::shared_ptr<rocksdb::Logger> info_log;
 };
@@ -81,10 +84,16 @@ absl::StatusOr<std::string> ReadValueIn(Reader& reader, std::string_view table,
 // A table's replicated state as `reader` sees it (the default state when it has none).
 absl::StatusOr<TableState> TableStateIn(Reader& reader, std::string_view table);
 
+// The on-disk format this build writes, and the oldest it reads (docs/storage.md §Format
+// versions). Raise kFormatVersion with any change an older release would misread.
+inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersionMin = 1;
+
 class Store : public Reader {
  public:
-  // Opens (or creates) the RocksDB database under `dir` (storage/rocks_store.cc). A directory
-  // another process holds open fails with FailedPrecondition and a message naming the lock.
+  // Opens (or creates) the RocksDB database under `dir` (storage/rocks_store.cc) and checks its
+  // format (CheckFormat). A directory another process holds open fails with
+  // FailedPrecondition and a message naming the lock.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir,
                                                      const StoreOptions& options);
 
@@ -139,6 +148,12 @@ class Store : public Reader {
 
 // Writes one node-local metadata field (NodeMetaKey) into `writes`.
 void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view value);
+
+// The format a data directory says it is in (node metadata "format"; absent: written before
+// formats were recorded, which is format 1), checked against this build's range: OK, or
+// FailedPrecondition saying what to do. A new or older-but-readable store is marked with
+// kFormatVersion.
+absl::Status CheckFormat(Store& store, const std::string& dir);
 
 // Deletes, in `writes`, every key of [lo, hi) in `cf` that it or the store holds (collected
 // first: the WriteSet must not change under its own scan). Fails only if the scan does.

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "storage/store.h"
 #include "tests/integration/daemon.h"
 #include "tests/integration/local_cluster.h"
 
@@ -677,6 +678,76 @@ TEST_CASE("CA ROTATE replaces the cluster CA while three nodes serve writes, and
   CHECK(Eventually([&] { return c.Call(4, "KEY PUT rot.from-4 v") == "OK"; }));
   CHECK(CaFingerprints(c.node(4).data_dir()) == std::vector<std::string>{new_ca});
   CHECK(Eventually([&] { return c.Call(4, "KEY GET rot.k0") == "VALUE:v\nOK"; }));
+}
+
+// Upgrades (docs/operations.md §Rolling upgrades): a data directory a newer release wrote is
+// refused at start with what to do, and nothing in it is touched.
+TEST_CASE("a node refuses to start on a data directory in a newer format, saying what to do, "
+          "and starts again once it is in its own") {
+  LocalCluster c({"east"});
+  REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT up.k v") == "OK");
+  REQUIRE(c.node(1).Stop() == 0);
+  // What a release whose format is one higher leaves behind.
+  auto set_format = [&](int format) {
+    atlas::storage::StoreOptions raw;
+    raw.check_format = false;
+    auto store = atlas::storage::Store::Open(c.node(1).data_dir() + "/db", raw);
+    REQUIRE(store.ok());
+    std::unique_ptr<atlas::storage::WriteSet> b = (*store)->NewWriteSet();
+    atlas::storage::PutNodeMeta(*b, "format", std::to_string(format));
+    REQUIRE((*store)->Commit(*b, true).ok());
+  };
+  const int newer = atlas::storage::kFormatVersion + 1;
+  set_format(newer);
+  CHECK_FALSE(c.node(1).Start());
+  CHECK(c.node(1).WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(c.node(1).Log().find("is in format " + std::to_string(newer) +
+                             ", which a newer atlasd wrote; this atlasd reads formats") !=
+        std::string::npos);
+  // Back in its own format: it serves, its rows intact.
+  set_format(atlas::storage::kFormatVersion);
+  REQUIRE(c.node(1).Start());
+  CHECK(c.Call(1, "KEY GET up.k") == "VALUE:v\nOK");
+}
+
+// Upgrades: nodes of releases that share no peer protocol refuse each other's streams and pings
+// with a message on both sides, and the rest of the cluster goes on; back on a shared protocol
+// the node catches up.
+TEST_CASE("nodes refuse a peer that speaks another peer protocol, saying so on both sides, and "
+          "the others go on serving") {
+  LocalCluster c({"east"}, {"--fn", "1"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(Eventually([&] { return c.Call(2, "KEY PUT proto.a 1") == "OK"; }));
+  // Node 2 restarts as a release that speaks only protocol 2.
+  REQUIRE(c.node(2).Stop() == 0);
+  c.node(2).SetEnv("ATLAS_TEST_PEER_PROTOCOL", "2");
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] {
+    return c.node(1).Log().find("refusing a peer: node 2 speaks peer protocol 2 and node 1 "
+                                "speaks 1 to 1: run releases that share a protocol") !=
+           std::string::npos;
+  }));
+  CHECK(Eventually([&] {
+    return c.node(2).Log().find("refusing a peer: node 3 speaks peer protocol 1 and node 2 "
+                                "speaks 2 to 2") != std::string::npos;
+  }));
+  CHECK(Eventually([&] {
+    return c.node(2).Log().find("peer link to node 1 refused: node 2 speaks peer protocol 2") !=
+           std::string::npos;
+  }));
+  for (int i = 0; i < 10; ++i) {
+    CHECK(Eventually([&] { return c.Call(1, "KEY PUT proto.b" + std::to_string(i) + " v") ==
+                                  "OK"; }));
+  }
+  CHECK(Eventually([&] {
+    return c.Call(1, "NODE LIST").find("id=2 region=east status=ACTIVE") == std::string::npos;
+  }));
+  // Back on protocol 1: it talks again and has what was written meanwhile.
+  REQUIRE(c.node(2).Stop() == 0);
+  c.node(2).ClearEnv();
+  REQUIRE(c.node(2).Start());
+  CHECK(Eventually([&] { return c.Call(2, "KEY GET proto.b9") == "VALUE:v\nOK"; }));
 }
 
 // Failpoints (atlasd/failpoint.h): the daemon kills itself at a chosen point of the Ready

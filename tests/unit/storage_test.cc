@@ -226,6 +226,43 @@ struct BothStores {
   std::unique_ptr<Store> mem = NewMemStore();
 };
 
+TEST_CASE("a data directory records its format: one a newer release wrote, or one older than "
+          "this build reads, is refused with what to do") {
+  // A fresh directory whose format field is then set to `format` (absent: nullopt).
+  auto dir_with = [](const std::optional<std::string>& format) {
+    auto dir = std::make_unique<atlas::testing::TempDir>();
+    auto store = Store::Open(dir->path(), {});
+    REQUIRE(store.ok());
+    CHECK((*store)->GetNodeMeta("format")->value_or("") == std::to_string(kFormatVersion));
+    std::unique_ptr<WriteSet> b = (*store)->NewWriteSet();
+    if (format) {
+      PutNodeMeta(*b, "format", *format);
+    } else {
+      b->Delete(Cf::kMeta, NodeMetaKey("format"));
+    }
+    REQUIRE((*store)->Commit(*b, true).ok());
+    return dir;
+  };
+  {
+    // Written before formats were recorded: format 1, read and marked.
+    auto legacy = dir_with(std::nullopt);
+    auto store = Store::Open(legacy->path(), {});
+    REQUIRE(store.ok());
+    CHECK((*store)->GetNodeMeta("format")->value_or("") == std::to_string(kFormatVersion));
+  }
+  auto newer_dir = dir_with(std::to_string(kFormatVersion + 1));
+  auto newer = Store::Open(newer_dir->path(), {});
+  REQUIRE(newer.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(newer.status().message())
+            .find("is in format " + std::to_string(kFormatVersion + 1) +
+                  ", which a newer atlasd wrote") != std::string::npos);
+  auto older_dir = dir_with(std::to_string(kFormatVersionMin - 1));
+  auto older = Store::Open(older_dir->path(), {});
+  REQUIRE(older.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(std::string(older.status().message()).find("older than this atlasd reads") !=
+        std::string::npos);
+}
+
 TEST_CASE("both stores: read-your-writes through a write set, bounded scans, snapshots, and "
           "only unsynced commits lost by a crash of the memory store") {
   BothStores stores;
