@@ -44,6 +44,16 @@ void ClusterNode::RotateCa(std::function<void(absl::StatusOr<cluster::RotationSt
   NodeLoop* r = replicator_.load();
   if (!options_.ca_rotation) return done(absl::FailedPreconditionError("this node has no CA"));
   if (!r) return done(absl::UnavailableError("node is starting"));
+  // A release without CA rotation would refuse the trust command atlas.nodes orders (and
+  // could not read a snapshot holding the list): every member must have reported its CAs.
+  // (Without the key, Begin says why first.)
+  for (const cluster::MemberCas& m : CaReports()) {
+    if (m.trusted.empty() && options_.ca_rotation->HoldsKey()) {
+      return done(absl::FailedPreconditionError(StrCat(
+          "node ", m.id, " has not reported its CAs (down, or a release without CA rotation): "
+          "bring it up on this release, or NODE LEAVE it, first")));
+    }
+  }
   std::shared_ptr<void> hold = HoldChain();
   if (!hold) return done(NoRoom("changes"));
   absl::StatusOr<std::vector<std::string>> first = options_.ca_rotation->Begin();

@@ -15,6 +15,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_buffer_manager.h"
+#include "storage/keys.h"
 #include "storage/store.h"
 
 namespace atlas::storage {
@@ -151,6 +152,14 @@ class RocksStore final : public Store {
     return through;
   }
   uint64_t commits() override { return commits_.load(std::memory_order_acquire); }
+  // The directory is in kFormatVersion now (synced; not one of the commits counted above).
+  absl::Status MarkFormat() {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Put(wo, cf(Cf::kMeta), NodeMetaKey("format"),
+                              std::to_string(kFormatVersion)),
+                     "marking the data directory's format");
+  }
   std::unique_ptr<Reader> Snapshot() override {
     return std::make_unique<RocksView>(this, db_->GetSnapshot(), /*fill_cache=*/true);
   }
@@ -367,7 +376,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
   auto store = std::make_unique<RocksStore>();
   if (absl::Status s = store->Open(dir, options); !s.ok()) return s;
   if (options.check_format) {
-    if (absl::Status s = CheckFormat(*store, dir); !s.ok()) return s;
+    absl::StatusOr<bool> mark = CheckFormat(*store, dir);
+    if (!mark.ok()) return mark.status();
+    if (*mark) {
+      if (absl::Status s = store->MarkFormat(); !s.ok()) return s;
+    }
   }
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -104,8 +104,8 @@ absl::StatusOr<std::optional<std::string>> Store::GetNodeMeta(std::string_view f
   return Get(Cf::kMeta, NodeMetaKey(field));
 }
 
-absl::Status CheckFormat(Store& store, const std::string& dir) {
-  absl::StatusOr<std::optional<std::string>> text = store.GetNodeMeta("format");
+absl::StatusOr<bool> CheckFormat(Reader& store, const std::string& dir) {
+  absl::StatusOr<std::optional<std::string>> text = store.Get(Cf::kMeta, NodeMetaKey("format"));
   if (!text.ok()) return text.status();
   int format = 1;  // a data directory from before formats were recorded
   if (text->has_value() && !absl::SimpleAtoi(**text, &format)) {
@@ -125,10 +125,7 @@ absl::Status CheckFormat(Store& store, const std::string& dir) {
         "through a release that reads both (docs/operations.md §Rolling upgrades)",
         dir, format, kFormatVersionMin, kFormatVersion));
   }
-  if (text->has_value() && format == kFormatVersion) return absl::OkStatus();
-  std::unique_ptr<WriteSet> mark = store.NewWriteSet();
-  PutNodeMeta(*mark, "format", std::to_string(kFormatVersion));
-  return store.Commit(*mark, /*sync=*/true);
+  return !text->has_value() || format != kFormatVersion;
 }
 
 absl::Status DeleteAllIn(WriteSet& writes, Cf cf, std::string_view lo, std::string_view hi) {

@@ -149,11 +149,11 @@ class Store : public Reader {
 // Writes one node-local metadata field (NodeMetaKey) into `writes`.
 void PutNodeMeta(WriteSet& writes, std::string_view field, std::string_view value);
 
-// The format a data directory says it is in (node metadata "format"; absent: written before
-// formats were recorded, which is format 1), checked against this build's range: OK, or
-// FailedPrecondition saying what to do. A new or older-but-readable store is marked with
-// kFormatVersion.
-absl::Status CheckFormat(Store& store, const std::string& dir);
+// The format the data directory `dir` says it is in (node metadata "format"; absent: written
+// before formats were recorded, which is format 1), checked against this build's range:
+// whether to mark it with kFormatVersion (a new or older-but-readable one), or
+// FailedPrecondition saying what to do.
+absl::StatusOr<bool> CheckFormat(Reader& store, const std::string& dir);
 
 // Deletes, in `writes`, every key of [lo, hi) in `cf` that it or the store holds (collected
 // first: the WriteSet must not change under its own scan). Fails only if the scan does.

@@ -624,7 +624,12 @@ TEST_CASE("CA ROTATE replaces the cluster CA while three nodes serve writes, and
   CHECK(c.Call(2, "CA ROTATE") ==
         "ERROR WARN this node does not hold the cluster CA key: run CA ROTATE on the node that "
         "does");
-  const std::string started = c.Call(1, "CA ROTATE", std::chrono::seconds(30));
+  // (Refused until every member has reported its CAs in a ping answer: at most 2 s.)
+  std::string started;
+  REQUIRE(Eventually([&] {
+    started = c.Call(1, "CA ROTATE", std::chrono::seconds(30));
+    return started.rfind("CA phase=", 0) == 0;
+  }));
   INFO("CA ROTATE: " << started);
   REQUIRE(started.rfind("CA phase=trusting signing=" + old_ca + " trusted=" + old_ca + ",", 0) ==
           0);

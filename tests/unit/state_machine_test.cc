@@ -76,6 +76,8 @@ class Replica {
     for (Cf cf : cfs) {
       std::unique_ptr<Cursor> it = store_->Scan(cf, "", "");
       for (it->Seek(""); it->Valid(); it->Next()) {
+        // Node-local metadata (the data directory's format on RocksDB) is not replicated state.
+        if (cf == Cf::kMeta && it->key().starts_with(NodeMetaKey(""))) continue;
         out += std::string(it->key()) + "=" + std::string(it->value()) + ";";
       }
     }

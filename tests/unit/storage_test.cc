@@ -266,20 +266,21 @@ TEST_CASE("a data directory records its format: one a newer release wrote, or on
 TEST_CASE("both stores: read-your-writes through a write set, bounded scans, snapshots, and "
           "only unsynced commits lost by a crash of the memory store") {
   BothStores stores;
+  // (In `rows`: `meta` holds the data directory's format on RocksDB.)
   for (Store* store : stores.all()) {
     INFO(stores.name(store));
     std::unique_ptr<WriteSet> w = store->NewWriteSet();
-    w->Put(Cf::kMeta, "a", "1");
-    w->Put(Cf::kMeta, "b", "2");
-    w->Put(Cf::kMeta, "c", "3");
-    w->Delete(Cf::kMeta, "b");
+    w->Put(Cf::kRows, "a", "1");
+    w->Put(Cf::kRows, "b", "2");
+    w->Put(Cf::kRows, "c", "3");
+    w->Delete(Cf::kRows, "b");
     CHECK(w->Count() == 4);
-    CHECK(**w->Get(Cf::kMeta, "a") == "1");
-    CHECK_FALSE(w->Get(Cf::kMeta, "b")->has_value());
-    CHECK_FALSE(store->Get(Cf::kMeta, "a")->has_value());  // not committed yet
+    CHECK(**w->Get(Cf::kRows, "a") == "1");
+    CHECK_FALSE(w->Get(Cf::kRows, "b")->has_value());
+    CHECK_FALSE(store->Get(Cf::kRows, "a")->has_value());  // not committed yet
     auto keys = [](Reader& r, std::string_view lo, std::string_view hi) {
       std::string out;
-      std::unique_ptr<Cursor> it = r.Scan(Cf::kMeta, lo, hi);
+      std::unique_ptr<Cursor> it = r.Scan(Cf::kRows, lo, hi);
       for (it->Seek(lo); it->Valid(); it->Next()) out += std::string(it->key()) + ",";
       return out;
     };
@@ -288,16 +289,16 @@ TEST_CASE("both stores: read-your-writes through a write set, bounded scans, sna
     REQUIRE(store->Commit(*w, /*sync=*/true).ok());
     std::unique_ptr<Reader> snap = store->Snapshot();
     std::unique_ptr<WriteSet> w2 = store->NewWriteSet();
-    w2->Put(Cf::kMeta, "d", "4");
-    w2->Delete(Cf::kMeta, "a");
+    w2->Put(Cf::kRows, "d", "4");
+    w2->Delete(Cf::kRows, "a");
     REQUIRE(store->Commit(*w2, /*sync=*/false).ok());
     CHECK(keys(*store, "", "") == "c,d,");
     CHECK(keys(*snap, "", "") == "a,c,");  // the snapshot does not see later commits
-    CHECK(**snap->Get(Cf::kMeta, "a") == "1");
+    CHECK(**snap->Get(Cf::kRows, "a") == "1");
     CHECK(keys(*store, "b", "") == "c,d,");
   }
   CrashMemStore(*stores.mem);  // the unsynced commit is lost, the synced one stays
-  std::unique_ptr<Cursor> it = stores.mem->Scan(Cf::kMeta, "", "");
+  std::unique_ptr<Cursor> it = stores.mem->Scan(Cf::kRows, "", "");
   std::string after;
   for (it->Seek(""); it->Valid(); it->Next()) after += std::string(it->key()) + ",";
   CHECK(after == "a,c,");
