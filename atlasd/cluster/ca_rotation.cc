@@ -22,21 +22,24 @@ std::string PathIn(const std::string& dir, std::string_view file) {
   return dir + "/" + std::string(file);
 }
 
+// The key in `file` if it belongs to `cert`; null otherwise.
+PkeyPtr KeyIn(const std::string& dir, std::string_view file, X509* cert) {
+  const std::string path = PathIn(dir, file);
+  if (!std::filesystem::exists(path)) return nullptr;
+  absl::StatusOr<PkeyPtr> key = LoadKey(path);
+  if (!key.ok()) {
+    spdlog::warn("cannot read {}: {}", path, key.status().message());
+    return nullptr;
+  }
+  const bool matches = X509_check_private_key(cert, key->get()) == 1;
+  ERR_clear_error();
+  return matches ? std::move(*key) : nullptr;
+}
+
 // The key in ca-key.pem or ca-next-key.pem that belongs to `cert`; null when neither does.
 PkeyPtr KeyFor(const std::string& dir, X509* cert) {
-  for (std::string_view file : {kCaKeyFile, kCaNextKeyFile}) {
-    const std::string path = PathIn(dir, file);
-    if (!std::filesystem::exists(path)) continue;
-    absl::StatusOr<PkeyPtr> key = LoadKey(path);
-    if (!key.ok()) {
-      spdlog::warn("cannot read {}: {}", path, key.status().message());
-      continue;
-    }
-    const bool matches = X509_check_private_key(cert, key->get()) == 1;
-    ERR_clear_error();
-    if (matches) return std::move(*key);
-  }
-  return nullptr;
+  PkeyPtr key = KeyIn(dir, kCaKeyFile, cert);
+  return key ? std::move(key) : KeyIn(dir, kCaNextKeyFile, cert);
 }
 
 std::vector<std::string> FingerprintsOf(const ClusterCa& ca) {
@@ -139,6 +142,13 @@ absl::StatusOr<std::vector<std::string>> CaRotation::Begin() {
   }
   if (StepOf(*current) != Step::kIdle || begun_) {
     return absl::FailedPreconditionError("a CA rotation is in progress (CA STATUS)");
+  }
+  // ca-next-key.pem is about to be overwritten: the signing key must be in ca-key.pem (a crash
+  // during the last step's rename can leave it only in ca-next-key.pem).
+  if (!KeyIn(data_dir_, kCaKeyFile, current->cert.get())) {
+    if (absl::Status s = SaveKey(PathIn(data_dir_, kCaKeyFile), current->key.get()); !s.ok()) {
+      return s;
+    }
   }
   // A name of its own, so that no tool confuses the two CAs while both are trusted.
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

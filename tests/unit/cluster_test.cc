@@ -959,6 +959,22 @@ TEST_CASE("a CA rotation moves on only when every member is ready, and ca.pem an
   CHECK(after->also_trusted.empty());
   rotation.Adopt(*step3);  // the same list again: nothing to do
   CHECK(changes == 3);
+  // A crash inside step 3's rename leaves the signing key only in ca-next-key.pem (and the old
+  // one in ca-key.pem): the next rotation moves it to ca-key.pem before it writes a new
+  // ca-next-key.pem, so the signing key survives.
+  REQUIRE(SaveKey(dir.path() + "/ca-next-key.pem", after->key.get()).ok());
+  REQUIRE(SaveKey(dir.path() + "/ca-key.pem", first->key.get()).ok());
+  absl::StatusOr<ClusterCa> crashed = LoadClusterCa(dir.path());
+  REQUIRE(crashed.ok());
+  REQUIRE(crashed->key);  // found in ca-next-key.pem
+  CaRotation restarted(dir.path(), "c1",
+                       std::make_shared<TrustedCas>(std::make_shared<ClusterCa>(
+                           std::move(*crashed))),
+                       nullptr);
+  REQUIRE(restarted.Begin().ok());
+  absl::StatusOr<PkeyPtr> kept = LoadKey(dir.path() + "/ca-key.pem");
+  REQUIRE(kept.ok());
+  CHECK(X509_check_private_key(after->cert.get(), kept->get()) == 1);
   // A node without the CA key cannot start one.
   auto public_only = std::make_shared<ClusterCa>();
   public_only->cert.reset(X509_dup(after->cert.get()));
