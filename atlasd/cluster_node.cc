@@ -408,7 +408,12 @@ void ClusterNode::Quorums(const std::string& table,
   }
   auto shared = std::make_shared<std::function<void(absl::StatusOr<QuorumView>)>>(std::move(done));
   const uint64_t self = options_.self;
-  bool posted = r->Inspect([table, live, rtts, shared, self](const consensus::Replica& replica) {
+  // Errors name regions, not zone ids.
+  auto named = [membership = Membership()](const absl::Status& s) {
+    return absl::Status(s.code(), cluster::NameZones(ToStd(s.message()), membership));
+  };
+  bool posted = r->Inspect([table, live, rtts, shared, self,
+                            named](const consensus::Replica& replica) {
     // Owners send to every member and the nearest answer first, so the quorums really used
     // are the nearest live ones: rank zones by the RTTs measured here.
     consensus::Topology topology = replica.quorums().topology();
@@ -433,8 +438,15 @@ void ClusterNode::Quorums(const std::string& table,
     consensus::ZoneId zone = qs.topology().ZoneOf(owner);
     auto q1 = qs.ChooseQ1(zone, live);
     auto q2 = qs.ChooseQ2(zone, live);
-    if (!q1.ok()) return (*shared)(q1.status());
-    if (!q2.ok()) return (*shared)(q2.status());
+    // The owner's zone short of live nodes: its writes still commit once the acks of other
+    // zones form a Q2 (IsQ2 asks for Fz+1 zones, not the owner's), a WAN round trip later.
+    // Show the nearest such Q2: the one they commit with.
+    for (consensus::ZoneId other : qs.ZonesByDistance(zone)) {
+      if (q2.ok()) break;
+      if (auto alt = qs.ChooseQ2(other, live); alt.ok() && qs.IsQ2(*alt)) q2 = std::move(alt);
+    }
+    if (!q1.ok()) return (*shared)(named(q1.status()));
+    if (!q2.ok()) return (*shared)(named(q2.status()));
     QuorumView v;
     v.q1.assign(q1->begin(), q1->end());
     v.q2.assign(q2->begin(), q2->end());

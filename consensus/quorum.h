@@ -76,10 +76,11 @@ class QuorumSystem {
 
   // Human-readable summary, e.g. for QUORUM INFO: "Fn=1 Fz=0 Q1=2/zone in 3 zones ...".
   std::string Describe() const;
+  // Every zone, `from` first, then by distance from it (ties by zone id).
+  std::vector<ZoneId> ZonesByDistance(ZoneId from) const;
 
  private:
   std::vector<int> Counts(const NodeSet& nodes) const;
-  std::vector<ZoneId> ZonesByDistance(ZoneId from) const;
 
   Topology topology_;
   QuorumSpec spec_;

@@ -685,6 +685,31 @@ TEST_CASE("CA ROTATE replaces the cluster CA while three nodes serve writes, and
   CHECK(Eventually([&] { return c.Call(4, "KEY GET rot.k0") == "VALUE:v\nOK"; }));
 }
 
+// QUORUM INFO tells what commits: a member that died right after joining leaves its zone
+// short of the n-Fn live nodes its Q2 would need (Fn=0), and writes owned there commit with
+// the Q2 of another zone instead; QUORUM INFO shows that one, not "unavailable".
+TEST_CASE("with the owner's zone short of a Q2, QUORUM INFO shows the other zones' Q2 that the "
+          "owner's writes commit with") {
+  LocalCluster c({"zone1", "zone2", "zone3"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(Eventually([&] { return c.Call(1, "KEY PUT qi.a 1") == "OK"; }));
+  // Node 4 joins zone1 and dies before it ever starts: a member that never answers.
+  CHECK_FALSE(c.Add("", "join-after-certificate=crash@1"));
+  REQUIRE(Eventually([&] {
+    return c.Call(1, "NODE LIST").find("id=4 region=zone1 status=ACTIVE") == std::string::npos &&
+           c.Call(1, "NODE LIST").find("id=4 region=zone1") != std::string::npos;
+  }));
+  CHECK(Eventually([&] { return c.Call(1, "KEY PUT qi.b 2") == "OK"; }));
+  std::string info;
+  CHECK(Eventually([&] {
+    info = c.Call(1, "QUORUM INFO qi");
+    return info.find("\nQ2 size=1\nid=2 region=zone2 ") != std::string::npos ||
+           info.find("\nQ2 size=1\nid=3 region=zone3 ") != std::string::npos;
+  }));
+  INFO(info);
+  CHECK(info.find("ERROR") == std::string::npos);
+}
+
 // Upgrades (docs/operations.md §Rolling upgrades): a data directory a newer release wrote is
 // refused at start with what to do, and nothing in it is touched.
 TEST_CASE("a node refuses to start on a data directory in a newer format, saying what to do, "
