@@ -76,7 +76,11 @@ void ClusterNode::RotateCa(std::function<void(absl::StatusOr<cluster::RotationSt
 void ClusterNode::AdvanceCaRotation() {
   cluster::CaRotation* rotation = options_.ca_rotation.get();
   NodeLoop* r = replicator_.load();
-  if (!rotation || !r || !rotation->HoldsKey() || proposing_trust_.load()) return;
+  // (Checked first: CaReports copies the member list, and this runs every ping round.)
+  if (!rotation || !r || !rotation->InProgress() || !rotation->HoldsKey() ||
+      proposing_trust_.load()) {
+    return;
+  }
   std::optional<std::vector<std::string>> next = rotation->Next(CaReports());
   if (!next) return;
   std::shared_ptr<void> hold = HoldChain();

@@ -42,12 +42,6 @@ PkeyPtr KeyFor(const std::string& dir, X509* cert) {
   return key ? std::move(key) : KeyIn(dir, kCaNextKeyFile, cert);
 }
 
-std::vector<std::string> FingerprintsOf(const ClusterCa& ca) {
-  std::vector<std::string> out{Fingerprint(ca.cert.get())};
-  for (const X509Ptr& other : ca.also_trusted) out.push_back(Fingerprint(other.get()));
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<ClusterCa> LoadClusterCa(const std::string& data_dir) {
@@ -75,7 +69,7 @@ CaRotation::CaRotation(std::string data_dir, std::string cluster_id,
       cas_(std::move(cas)),
       on_change_(std::move(on_change)) {
   absl::MutexLock lock(&mu_);
-  for (const std::string& fp : FingerprintsOf(*cas_->Get())) trusted_since_[fp] = {};
+  for (const std::string& fp : CaFingerprints(*cas_->Get())) trusted_since_[fp] = {};
 }
 
 CaRotation::Step CaRotation::StepOf(const ClusterCa& ca) {
@@ -102,8 +96,8 @@ void CaRotation::Adopt(const std::vector<std::string>& trust) {
       next->cert = std::move(*cert);
     }
   }
-  const std::vector<std::string> fps = FingerprintsOf(*next);
-  if (fps == FingerprintsOf(*cas_->Get())) return;
+  const std::vector<std::string> fps = CaFingerprints(*next);
+  if (fps == CaFingerprints(*cas_->Get())) return;
   if (absl::Status s = WriteFileAtomic(PathIn(data_dir_, kCaCertFile), CasToPem(*next), 0644);
       !s.ok()) {
     spdlog::error("cannot write the cluster's trusted CAs to {}: {}", data_dir_, s.message());
@@ -177,7 +171,7 @@ void CaRotation::Abandon() {
 RotationStatus CaRotation::Status(const std::vector<MemberCas>& members) {
   std::shared_ptr<const ClusterCa> ca = cas_->Get();
   RotationStatus out;
-  out.trusted = FingerprintsOf(*ca);
+  out.trusted = CaFingerprints(*ca);
   out.signing = out.trusted.front();
   const Step step = StepOf(*ca);
   out.phase = step == Step::kIdle ? "idle" : step == Step::kTrusting ? "trusting" : "renewing";
@@ -190,6 +184,8 @@ RotationStatus CaRotation::Status(const std::vector<MemberCas>& members) {
   }
   return out;
 }
+
+bool CaRotation::InProgress() { return StepOf(*cas_->Get()) != Step::kIdle; }
 
 std::optional<std::vector<std::string>> CaRotation::Next(const std::vector<MemberCas>& members) {
   std::shared_ptr<const ClusterCa> ca = cas_->Get();

@@ -86,6 +86,7 @@ class CaRotation {
   // The CAs trusted long enough that gRPC has read them (what this node reports).
   std::vector<std::string> SettledTrust() ABSL_LOCKS_EXCLUDED(mu_);
   bool HoldsKey() { return cas_->Get()->key != nullptr; }
+  bool InProgress();  // two CAs are trusted
   const std::shared_ptr<TrustedCas>& cas() const { return cas_; }
 
   // gRPC's certificate provider reads ca.pem again every 10 s (PeerTlsConfig).

@@ -103,10 +103,8 @@ absl::Status CertRenewer::Renew(X509* current, EVP_PKEY* key, const ClusterCa& c
           "no signer to ask: set `join` to the HTTPS URL of the member that holds the CA key");
     }
     const std::string body = nlohmann::json{{"csr", CsrToPem(csr->csr.get())}}.dump();
-    std::vector<std::string> pins{Fingerprint(ca.cert.get())};
-    for (const X509Ptr& other : ca.also_trusted) pins.push_back(Fingerprint(other.get()));
     absl::StatusOr<HttpResponse> r =
-        PinnedHttpsRequest(options_.signer_url, pins, "POST", "/v1/renew", body,
+        PinnedHttpsRequest(options_.signer_url, CaFingerprints(ca), "POST", "/v1/renew", body,
                            std::chrono::seconds(30), current, key);
     if (!r.ok()) return r.status();
     nlohmann::json answer = nlohmann::json::parse(r->body, nullptr, false);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "atlasd/cluster/https_server.h"
@@ -295,11 +296,8 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
   for (size_t i = 1; i < cas->size(); ++i) ca.also_trusted.push_back(std::move((*cas)[i]));
   // The TLS pin already authenticated the server; these checks catch a member that answers
   // with a different CA than the one it serves with, or a certificate for someone else's key.
-  bool pinned = Fingerprint(ca.cert.get()) == options.token.ca_fingerprint;
-  for (const X509Ptr& other : ca.also_trusted) {
-    pinned = pinned || Fingerprint(other.get()) == options.token.ca_fingerprint;
-  }
-  if (!pinned) {
+  const std::vector<std::string> fps = CaFingerprints(ca);
+  if (std::find(fps.begin(), fps.end(), options.token.ca_fingerprint) == fps.end()) {
     return absl::UnauthenticatedError(
         StrCat("join response from ", options.url, ": CA does not match the join token"));
   }

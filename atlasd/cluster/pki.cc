@@ -562,6 +562,12 @@ absl::Status VerifyToCluster(X509* leaf, const ClusterCa& ca, Purpose purpose) {
   return VerifyChain(leaf, ca.cert.get(), purpose);
 }
 
+std::vector<std::string> CaFingerprints(const ClusterCa& ca) {
+  std::vector<std::string> out{Fingerprint(ca.cert.get())};
+  for (const X509Ptr& other : ca.also_trusted) out.push_back(Fingerprint(other.get()));
+  return out;
+}
+
 std::string CasToPem(const ClusterCa& ca) {
   std::string out = CertToPem(ca.cert.get());
   for (const X509Ptr& other : ca.also_trusted) out += CertToPem(other.get());

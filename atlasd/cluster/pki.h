@@ -152,6 +152,8 @@ absl::Status VerifyChain(X509* leaf, X509* ca, Purpose purpose = Purpose::kAny);
 X509* IssuingCa(X509* leaf, const ClusterCa& ca, Purpose purpose = Purpose::kAny);
 // OK when `leaf` chains to a CA of `ca`; otherwise the signer's VerifyChain error.
 absl::Status VerifyToCluster(X509* leaf, const ClusterCa& ca, Purpose purpose = Purpose::kAny);
+// The fingerprints of every CA of `ca`, the signer first.
+std::vector<std::string> CaFingerprints(const ClusterCa& ca);
 // Every CA of `ca`, the signer first (ca.pem's contents).
 std::string CasToPem(const ClusterCa& ca);
 // A PEM bundle of 1 to `count_max` certificates, in order.
