@@ -15,11 +15,13 @@ namespace {
 
 constexpr char kSep = '\t';
 
-// A configuration is usable iff every quorum can be formed when all members are up.
+// A configuration is usable iff every quorum can be formed when all voters are up.
 absl::Status Validate(const ClusterConfig& c) {
-  if (c.members.empty()) return absl::FailedPreconditionError("no members left");
   absl::btree_map<ZoneId, int> sizes;
-  for (const auto& [id, m] : c.members) ++sizes[m.zone];
+  for (const auto& [id, m] : c.members) {
+    if (!m.learner) ++sizes[m.zone];
+  }
+  if (sizes.empty()) return absl::FailedPreconditionError("no voting members left");
   const int zones = static_cast<int>(sizes.size());
   if (c.quorum.fn < 0 || c.quorum.fz < 0) return absl::InvalidArgumentError("negative Fn/Fz");
   if (c.quorum.fz >= zones) {
@@ -101,12 +103,42 @@ absl::StatusOr<std::string> ApplyTrustCommand(ClusterConfig& config,
   return std::string("OK");
 }
 
+// "join|learner <zone> <address> [<token hash>]": allocates the node id (inside the decision:
+// concurrent joiners are ordered by slot) and uses the token.
+absl::StatusOr<std::string> AddMember(ClusterConfig& config, const std::vector<std::string>& f,
+                                      int64_t now_ms, bool learner) {
+  uint32_t zone = 0;
+  if (f.size() != 3 && f.size() != 4) return absl::InvalidArgumentError("bad join command");
+  if (!absl::SimpleAtoi(f[1], &zone)) return absl::InvalidArgumentError("bad zone");
+  const std::string token = f.size() == 4 ? f[3] : "";
+  if (absl::Status s = CheckJoinToken(config, token, now_ms); !s.ok()) return s;
+  for (const auto& [id, m] : config.members) {
+    if (m.address == f[2]) {
+      return absl::AlreadyExistsError(absl::StrCat(f[2], " is already node ", id));
+    }
+  }
+  if (auto t = config.tokens.find(token); t != config.tokens.end()) ++t->second.uses;
+  const NodeId id = config.next_id++;
+  config.members[id] = Member{id, zone, f[2], learner};
+  return absl::StrCat(id);
+}
+
+// The learner `field` names, if any: its removal changes no quorum.
+const Member* FindLearner(const ClusterConfig& config, const std::string& field) {
+  uint32_t id = 0;
+  if (!absl::SimpleAtoi(field, &id)) return nullptr;
+  auto it = config.members.find(id);
+  return it != config.members.end() && it->second.learner ? &it->second : nullptr;
+}
+
 }  // namespace
 
 Topology ClusterConfig::ToTopology(
     const absl::btree_map<std::pair<ZoneId, ZoneId>, int64_t>& distance) const {
   Topology t;
-  for (const auto& [id, m] : members) t.zone_of[id] = m.zone;
+  for (const auto& [id, m] : members) {
+    if (!m.learner) t.zone_of[id] = m.zone;
+  }
   t.distance = distance;
   return t;
 }
@@ -116,6 +148,18 @@ std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expecte
   std::string join = absl::StrCat("join", std::string(1, kSep), zone, std::string(1, kSep), address);
   if (!token_hash.empty()) absl::StrAppend(&join, std::string(1, kSep), token_hash);
   return WithEpoch(std::move(join), expected_epoch);
+}
+
+std::string EncodeJoinLearner(ZoneId zone, const std::string& address, NodeId expected_id,
+                              const std::string& token_hash) {
+  const std::string sep(1, kSep);
+  std::string join = absl::StrCat("learner", sep, zone, sep, address);
+  if (!token_hash.empty()) absl::StrAppend(&join, sep, token_hash);
+  return WithEpoch(std::move(join), expected_id);  // "@<id>": see membership.h
+}
+
+std::string EncodePromote(NodeId id, uint64_t expected_epoch) {
+  return WithEpoch(absl::StrCat("promote", std::string(1, kSep), id), expected_epoch);
 }
 
 std::string EncodeTokenCreate(const std::string& secret_hash, int64_t expires_ms,
@@ -178,43 +222,50 @@ absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
   f.pop_back();
   if (!f.empty() && (f[0] == "token" || f[0] == "revoke")) return ApplyTokenCommand(config, f, now_ms);
   if (!f.empty() && f[0] == "trust") return ApplyTrustCommand(config, f);
+  // Learners take part in no quorum: adding or removing one is no new configuration.
+  if (!f.empty() && f[0] == "learner") {
+    if (expected != config.next_id) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "membership changed concurrently: next node id is ", config.next_id, ", expected ",
+          expected));
+    }
+    return AddMember(config, f, now_ms, /*learner=*/true);
+  }
+  if (f.size() == 2 && f[0] == "leave" && FindLearner(config, f[1]) != nullptr) {
+    config.members.erase(FindLearner(config, f[1])->id);
+    return std::string("OK");
+  }
   if (expected != config.epoch) {
     // Optimistic concurrency: each change is judged against the epoch its proposer saw settled.
     return absl::FailedPreconditionError(absl::StrCat(
         "membership changed concurrently: epoch is ", config.epoch, ", expected ", expected));
   }
   ClusterConfig next = config;
-  std::string result;
-  if ((f.size() == 3 || f.size() == 4) && f[0] == "join") {
-    uint32_t zone = 0;
-    if (!absl::SimpleAtoi(f[1], &zone)) return absl::InvalidArgumentError("bad zone");
-    const std::string token = f.size() == 4 ? f[3] : "";
-    if (absl::Status s = CheckJoinToken(next, token, now_ms); !s.ok()) return s;
-    if (auto t = next.tokens.find(token); t != next.tokens.end()) ++t->second.uses;
-    for (const auto& [id, m] : next.members) {
-      if (m.address == f[2]) {
-        return absl::AlreadyExistsError(absl::StrCat(f[2], " is already node ", id));
-      }
+  absl::StatusOr<std::string> result = std::string("OK");
+  if (!f.empty() && f[0] == "join") {
+    result = AddMember(next, f, now_ms, /*learner=*/false);
+  } else if (f.size() == 2 && f[0] == "promote") {
+    uint32_t id = 0;
+    auto it = absl::SimpleAtoi(f[1], &id) ? next.members.find(id) : next.members.end();
+    if (it == next.members.end()) return absl::NotFoundError(absl::StrCat("no node ", f[1]));
+    if (!it->second.learner) {
+      return absl::AlreadyExistsError(absl::StrCat("node ", id, " already votes"));
     }
-    // The id is allocated here, inside the decision: concurrent joiners are ordered by slot.
-    const NodeId id = next.next_id++;
-    next.members[id] = Member{id, zone, f[2]};
-    result = absl::StrCat(id);
+    it->second.learner = false;
   } else if (f.size() == 2 && f[0] == "leave") {
     uint32_t id = 0;
     if (!absl::SimpleAtoi(f[1], &id) || !next.members.contains(id)) {
       return absl::NotFoundError(absl::StrCat("no node ", f[1]));
     }
     next.members.erase(id);
-    result = "OK";
   } else if (f.size() == 3 && f[0] == "quorum") {
     if (!absl::SimpleAtoi(f[1], &next.quorum.fn) || !absl::SimpleAtoi(f[2], &next.quorum.fz)) {
       return absl::InvalidArgumentError("bad Fn/Fz");
     }
-    result = "OK";
   } else {
     return absl::InvalidArgumentError("unknown membership command");
   }
+  if (!result.ok()) return result;
   if (absl::Status s = Validate(next); !s.ok()) return s;
   ++next.epoch;
   config = std::move(next);
@@ -225,7 +276,9 @@ std::string EncodeClusterConfig(const ClusterConfig& c) {
   std::string out = absl::StrCat(c.epoch, "\n", c.next_id, "\n", c.quorum.fn, "\n",
                                  c.quorum.fz, "\n");
   for (const auto& [id, m] : c.members) {
-    absl::StrAppend(&out, id, std::string(1, kSep), m.zone, std::string(1, kSep), m.address, "\n");
+    absl::StrAppend(&out, id, std::string(1, kSep), m.zone, std::string(1, kSep), m.address);
+    // Only with learners: a release before them reads every other snapshot.
+    absl::StrAppend(&out, m.learner ? absl::StrCat(std::string(1, kSep), "learner") : "", "\n");
   }
   const std::string sep(1, kSep);
   for (const auto& [hash, t] : c.tokens) {
@@ -265,10 +318,12 @@ absl::StatusOr<ClusterConfig> DecodeClusterConfig(const std::string& data) {
       continue;
     }
     Member m;
-    if (f.size() != 3 || !absl::SimpleAtoi(f[0], &m.id) || !absl::SimpleAtoi(f[1], &m.zone)) {
+    if ((f.size() != 3 && (f.size() != 4 || f[3] != "learner")) ||
+        !absl::SimpleAtoi(f[0], &m.id) || !absl::SimpleAtoi(f[1], &m.zone)) {
       return absl::DataLossError("bad cluster config member");
     }
     m.address = f[2];
+    m.learner = f.size() == 4;
     c.members[m.id] = m;
   }
   return c;

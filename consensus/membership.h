@@ -29,6 +29,10 @@ struct Member {
   NodeId id = kNoNode;
   ZoneId zone = 0;
   std::string address;  // Opaque to the core (e.g. host:port).
+  // A learner is a member that takes no part in any quorum: a joiner is one until its node
+  // starts and asks to vote (`promote`), so a join whose node never starts wedges nothing
+  // (docs/cluster.md §Learners). Not in ToTopology; adding or removing one is no new epoch.
+  bool learner = false;
 
   friend bool operator==(const Member&, const Member&) = default;
 };
@@ -67,7 +71,8 @@ struct ClusterConfig {
   // first rotation: each node's ca.pem is then the one CA. Not a new configuration either.
   std::vector<std::string> trust;
 
-  // Placement for QuorumSystem; `distance` comes from the failure detector's RTT samples.
+  // Placement for QuorumSystem (the voters); `distance` comes from the failure detector's RTT
+  // samples.
   Topology ToTopology(const absl::btree_map<std::pair<ZoneId, ZoneId>, int64_t>& distance) const;
   friend bool operator==(const ClusterConfig& a, const ClusterConfig& b) {
     return a.epoch == b.epoch && a.next_id == b.next_id && a.quorum.fn == b.quorum.fn &&
@@ -81,6 +86,17 @@ struct ClusterConfig {
 // `token_hash`: the join token the joiner presented ("" only while the cluster has no tokens).
 std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch,
                        const std::string& token_hash = "");
+// A join as a learner: the same rules, but no quorum changes, so no new epoch. It carries the
+// id it expects to allocate (ClusterConfig::next_id) where other changes carry the epoch: a
+// concurrent join refuses it the same way, and so does a replay on a later membership (a
+// joiner that started from a join answer and catches up the log before it). A release before
+// learners refuses the command: only proposed once every member said it reads it
+// (docs/cluster.md §Learners).
+std::string EncodeJoinLearner(ZoneId zone, const std::string& address, NodeId expected_id,
+                              const std::string& token_hash = "");
+// Makes learner `id` a voter: a new epoch, like a join before learners.
+std::string EncodePromote(NodeId id, uint64_t expected_epoch);
+// Removes a member; a learner's removal needs no epoch and makes none.
 std::string EncodeLeave(NodeId id, uint64_t expected_epoch);
 std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch);
 // Token changes need no expected epoch: they commute with membership changes.

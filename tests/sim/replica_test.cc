@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "consensus/membership.h"
 #include "consensus/replica.h"
@@ -690,6 +691,53 @@ TEST_CASE("the trusted CAs in atlas.nodes: replaced whole, bounded, kept by the 
     REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeTrust(bad)).ok());
     REQUIRE(cfg.trust == std::vector<std::string>{"REVG"});
   }
+}
+
+TEST_CASE("a learner member takes part in no quorum: joining and leaving as one makes no new "
+          "epoch, promote makes it a voter in the next one",
+          "[unit]") {
+  ClusterConfig cfg;
+  cfg.epoch = 4;
+  cfg.next_id = 2;
+  cfg.members[1] = Member{1, 0, "a"};
+  // No epoch is checked (no quorum depends on a learner), but the id it expects to allocate.
+  const std::string join_b = EncodeJoinLearner(0, "b", 2);
+  REQUIRE(ApplyMembershipCommand(cfg, join_b).value() == "2");
+  REQUIRE(cfg.epoch == 4);
+  REQUIRE(cfg.members.at(2).learner);
+  REQUIRE(cfg.ToTopology({}).zone_of.size() == 1);  // node 1 alone decides: Q2 = {1}
+  REQUIRE(QuorumSystem(cfg.ToTopology({}), cfg.quorum).IsQ2({1}));
+  REQUIRE(*DecodeClusterConfig(EncodeClusterConfig(cfg)) == cfg);
+  // Same address, same refusal as a join.
+  auto same_address = ApplyMembershipCommand(cfg, EncodeJoinLearner(1, "b", 3));
+  REQUIRE(absl::IsAlreadyExists(same_address.status()));
+  // A concurrent join took the id: refused as a concurrent change (ClusterNode rebuilds it).
+  auto taken = ApplyMembershipCommand(cfg, EncodeJoinLearner(1, "c", 2));
+  REQUIRE(absl::StrContains(taken.status().message(), "changed concurrently"));
+  // The last voter cannot leave while only a learner would stay.
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodeLeave(1, 4)).ok());
+  ClusterConfig left = cfg;
+  REQUIRE(ApplyMembershipCommand(left, EncodeLeave(2, 1)).ok());  // a learner: any epoch
+  REQUIRE(left.epoch == 4);
+  REQUIRE_FALSE(left.members.contains(2));
+  // Replayed on a later membership (a joiner catching up the log before its join answer),
+  // neither the join nor the leave changes anything.
+  const ClusterConfig later = left;
+  REQUIRE_FALSE(ApplyMembershipCommand(left, join_b).ok());
+  REQUIRE_FALSE(ApplyMembershipCommand(left, EncodeLeave(2, 1)).ok());
+  REQUIRE(left == later);
+  // Promote: a new epoch, checked like any change; only a learner, only once.
+  REQUIRE(absl::IsAlreadyExists(ApplyMembershipCommand(cfg, EncodePromote(1, 4)).status()));
+  REQUIRE(absl::IsNotFound(ApplyMembershipCommand(cfg, EncodePromote(9, 4)).status()));
+  REQUIRE_FALSE(ApplyMembershipCommand(cfg, EncodePromote(2, 3)).ok());
+  REQUIRE(cfg.members.at(2).learner);
+  REQUIRE(ApplyMembershipCommand(cfg, EncodePromote(2, 4)).ok());
+  REQUIRE(cfg.epoch == 5);
+  REQUIRE_FALSE(cfg.members.at(2).learner);
+  REQUIRE(cfg.ToTopology({}).zone_of.size() == 2);
+  REQUIRE(absl::IsAlreadyExists(ApplyMembershipCommand(cfg, EncodePromote(2, 5)).status()));
+  // A snapshot without learners reads as before (a release before them reads it too).
+  REQUIRE(EncodeClusterConfig(cfg).find("learner") == std::string::npos);
 }
 
 }  // namespace

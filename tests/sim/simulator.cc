@@ -967,7 +967,8 @@ void Simulation::ConfigApplied(SimNode& node, const ClusterConfig& c,
   Trace(absl::StrCat("membership epoch ", c.epoch, " applied first on node ", node.id, ": ",
                      members, "fn=", c.quorum.fn, " fz=", c.quorum.fz));
   for (const auto& [id, m] : c.members) {
-    if (nodes_.contains(id)) continue;
+    // A learner's node starts once it is promoted, with the promoting configuration.
+    if (nodes_.contains(id) || m.learner) continue;
     // A joiner starts empty with the configuration its join was answered with, and the one
     // before it (atlasd's join answer).
     SimNode& j = nodes_[id];
@@ -1036,19 +1037,34 @@ void Simulation::ProposeMembershipChange(int retries) {
   SimNode& p = nodes_[ready[rng_.Uniform(ready.size())]];
   const ClusterConfig cur = p.host->membership();
   std::map<ZoneId, int> zone_size;
-  for (const auto& [id, m] : cur.members) ++zone_size[m.zone];
+  std::vector<NodeId> learners;
+  for (const auto& [id, m] : cur.members) {
+    if (m.learner) {
+      learners.push_back(id);
+    } else {
+      ++zone_size[m.zone];
+    }
+  }
   int max_size = 1;
   for (const auto& [z, n] : zone_size) max_size = std::max(max_size, n);
   std::string cmd, what;
-  int kind = static_cast<int>(rng_.Uniform(3));
+  // Joins are learners half the time (atlasd's joins where every member reads them), whose
+  // node starts once promoted (docs/cluster.md §Learners).
+  int kind = static_cast<int>(rng_.Uniform(learners.empty() ? 3 : 4));
   if (kind == 0 && cur.members.size() >= 9) kind = 1;
   if (kind == 1 && cur.members.size() <= 1) kind = 0;
   if (kind == 0) {
     const ZoneId max_zone = zone_size.rbegin()->first;
     const ZoneId zone = static_cast<ZoneId>(
         rng_.Uniform(std::min<uint64_t>(opt_.wan.zones.size(), max_zone + 2)));
-    cmd = consensus::EncodeJoin(zone, absl::StrCat("n", cur.next_id), cur.epoch);
-    what = absl::StrCat("join zone ", zone);
+    const bool learner = rng_.Uniform(2) == 0;
+    cmd = learner ? consensus::EncodeJoinLearner(zone, absl::StrCat("n", cur.next_id), cur.next_id)
+                  : consensus::EncodeJoin(zone, absl::StrCat("n", cur.next_id), cur.epoch);
+    what = absl::StrCat(learner ? "learner " : "", "join zone ", zone);
+  } else if (kind == 3) {
+    const NodeId id = learners[rng_.Uniform(learners.size())];
+    cmd = consensus::EncodePromote(id, cur.epoch);
+    what = absl::StrCat("promote ", id);
   } else if (kind == 1) {
     auto it = cur.members.begin();
     std::advance(it, rng_.Uniform(cur.members.size()));
