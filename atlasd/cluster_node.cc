@@ -22,8 +22,6 @@ constexpr int kChainsMax = 64;
 // How often waits look again: an ownership move, a settled epoch.
 constexpr std::chrono::milliseconds kMovePoll{20};
 constexpr std::chrono::milliseconds kSettlePoll{100};
-// Joins remembered for a retry (ClusterNode::certified_keys_): far more than join at once.
-constexpr size_t kCertifiedKeysKept = 1024;
 // A full heartbeat round: every 10th heartbeat carries every table's commit index, heartbeats
 // go every 250 ms (NodeHost), so 2.5 s; plus a margin. (A node holding more than 256
 // tables re-announces in rolling windows over a longer cycle: see docs/cluster.md.)
@@ -273,6 +271,7 @@ PeerReport ClusterNode::Report() {
     r.moves = rep->recent_moves();
   }
   r.version = options_.version;
+  r.reads_learners = true;
   if (options_.load) r.load = options_.load();
   r.cert_not_after_ms = cert_not_after_ms_.load();
   if (options_.ca_rotation) r.trusted_cas = options_.ca_rotation->SettledTrust();
@@ -342,6 +341,7 @@ std::vector<NodeView> ClusterNode::Nodes() {
     } else {
       add(id, m.address, "SUSPECT");
     }
+    out.back().learner = m.learner;
   }
   for (const auto& [id, address] : left_) add(id, address, "LEFT");
   std::sort(out.begin(), out.end(), [](const NodeView& a, const NodeView& b) { return a.id < b.id; });
@@ -524,8 +524,8 @@ void ClusterNode::RemoveNode(uint64_t id, std::function<void(absl::Status)> done
   }
   if (left) return wait_settled();  // outside mu_: the wait starts on the node thread
   ProposeChange(
-      [id](uint64_t epoch) {
-        return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), epoch);
+      [id](const consensus::ClusterConfig& now) {
+        return consensus::EncodeLeave(static_cast<consensus::NodeId>(id), now.epoch);
       },
       [id, shared, wait_settled](absl::StatusOr<NodeLoop::MembershipResult> res) {
         if (!res.ok()) return (*shared)(res.status());
@@ -565,7 +565,9 @@ void ClusterNode::SetQuorum(int fn, int fz, std::function<void(absl::Status)> do
           cluster::NameZones(ToStd(s.message()), next), ")")));
     }
   }
-  ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
+  ProposeChange([want](const consensus::ClusterConfig& now) {
+                  return consensus::EncodeSetQuorum(want, now.epoch);
+                },
                 [want, done = std::move(done)](absl::StatusOr<NodeLoop::MembershipResult> res) {
                   if (!res.ok()) return done(res.status());
                   spdlog::info("quorum is now Fn={} Fz={} (QUORUM SET, epoch {})", want.fn,
@@ -678,94 +680,6 @@ void ClusterNode::RevokeToken(const std::string& id, std::function<void(absl::St
                        });
 }
 
-void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done) {
-  if (!cluster::IsToken(request.region)) {
-    return done(absl::InvalidArgumentError("region must be a non-empty word without spaces"));
-  }
-  if (!request.node_name.empty() && !cluster::IsToken(request.node_name)) {
-    return done(absl::InvalidArgumentError("node_name must not contain spaces"));
-  }
-  const consensus::ZoneId zone = cluster::ZoneOfRegion(request.region);
-  uint64_t again = 0;  // the node id this joiner already has
-  consensus::ClusterConfig current;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [id, m] : membership_.members) {
-      auto a = cluster::DecodeMemberAddress(m.address);
-      if (!a) continue;
-      if (a->HostPort() == request.advertise) {
-        auto known = certified_keys_.find(id);
-        if (known != certified_keys_.end() && !request.key_fingerprint.empty() &&
-            known->second == request.key_fingerprint) {
-          // The same joiner again (only it holds that key: the CSR proves it): it was admitted
-          // but never saw the answer. Answer again instead of admitting a second member.
-          again = id;
-          current = membership_;  // answered from outside the lock
-          break;
-        }
-        return done(absl::AlreadyExistsError(
-            StrCat(request.advertise, " is already node ", id,
-                   "; remove it first (NODE LEAVE) or advertise another address")));
-      }
-      if (m.zone == zone && a->region != request.region) {
-        return done(absl::FailedPreconditionError(StrCat(
-            "region '", request.region, "' collides with region '", a->region,
-            "' in the zone hash; choose another region name")));
-      }
-    }
-  }
-  if (again != 0) {
-    spdlog::info("join request from {}: already node {} with this key; answering again",
-                 request.advertise, again);
-    return done(Decision(again, current));
-  }
-  std::string address =
-      cluster::EncodeMemberAddress(request.advertise, request.region, request.node_name);
-  spdlog::info("join request from {} (region {})", request.advertise, request.region);
-  auto shared = std::make_shared<cluster::JoinDone>(std::move(done));
-  ProposeChange(
-      [zone, address, token = request.token_hash](uint64_t epoch) {
-        return consensus::EncodeJoin(zone, address, epoch, token);
-      },
-      [this, shared, key = request.key_fingerprint](
-          absl::StatusOr<NodeLoop::MembershipResult> result) {
-        if (!result.ok()) return (*shared)(result.status());
-        uint64_t id = 0;
-        if (!absl::SimpleAtoi(result->result, &id)) {
-          return (*shared)(absl::InternalError("membership returned no node id"));
-        }
-        {
-          absl::MutexLock lock(&mu_);
-          if (certified_keys_.size() >= kCertifiedKeysKept) {
-            certified_keys_.erase(certified_keys_.begin());  // the oldest id
-          }
-          certified_keys_[id] = key;
-        }
-        spdlog::info("node {} joined (epoch {})", id, result->config.epoch);
-        (*shared)(Decision(id, result->config));
-        MaybeRaiseQuorum(result->config);
-      });
-}
-
-cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::ClusterConfig& config) {
-  cluster::JoinDecision d;
-  d.node_id = id;
-  d.cluster_id = options_.cluster_id;
-  d.fn = config.quorum.fn;
-  d.fz = config.quorum.fz;
-  for (const auto& [mid, m] : config.members) {
-    auto a = cluster::DecodeMemberAddress(m.address);
-    if (!a) continue;
-    d.members.push_back({mid, a->region, a->host, a->port});
-  }
-  d.config = consensus::EncodeClusterConfig(config);
-  if (NodeLoop* r = replicator_.load()) {
-    consensus::ClusterConfig previous = r->PreviousMembership();
-    if (previous.epoch > 0) d.previous_config = consensus::EncodeClusterConfig(previous);
-  }
-  return d;
-}
-
 void ClusterNode::AwaitSettled(NodeLoop* r, Clock::time_point deadline,
                                std::function<void(Settle)> then) {
   auto shared_then = std::make_shared<std::function<void(Settle)>>(std::move(then));
@@ -782,14 +696,13 @@ void ClusterNode::AwaitSettled(NodeLoop* r, Clock::time_point deadline,
 }
 
 struct ClusterNode::Change {
-  std::function<std::string(uint64_t epoch)> make;
+  MakeChange make;
   ChangeDone done;
   Clock::time_point deadline;
   std::shared_ptr<void> hold;
 };
 
-void ClusterNode::ProposeChange(std::function<std::string(uint64_t epoch)> make,
-                                ChangeDone done) {
+void ClusterNode::ProposeChange(MakeChange make, ChangeDone done) {
   NodeLoop* r = replicator_.load();
   if (!r) return done(absl::UnavailableError("node is starting"));
   std::shared_ptr<void> hold = HoldChain();
@@ -815,8 +728,7 @@ void ClusterNode::ChangeStep(NodeLoop* r, std::shared_ptr<Change> c) {
       case Settle::kSettled:
         break;
     }
-    const uint64_t epoch = r->Membership().epoch;
-    r->ProposeMembership(c->make(epoch), [this, r, c](auto res) {
+    r->ProposeMembership(c->make(r->Membership()), [this, r, c](auto res) {
       // Lost a race with another change: build it again for the new epoch.
       if (!res.ok() && absl::StrContains(res.status().message(), "changed concurrently") &&
           Clock::now() < c->deadline) {
@@ -837,7 +749,9 @@ std::optional<consensus::QuorumSpec> QuorumToRaise(const consensus::ClusterConfi
                              std::max(config.quorum.fz, desired.fz)};
   if (want.fn == config.quorum.fn && want.fz == config.quorum.fz) return std::nullopt;
   absl::btree_set<consensus::ZoneId> zones;
-  for (const auto& [id, m] : config.members) zones.insert(m.zone);
+  for (const auto& [id, m] : config.members) {
+    if (!m.learner) zones.insert(m.zone);
+  }
   if (static_cast<int>(zones.size()) <= want.fz) return std::nullopt;  // Not enough zones yet.
   return want;
 }
@@ -847,7 +761,9 @@ void ClusterNode::MaybeRaiseQuorum(const consensus::ClusterConfig& config) {
   if (!raise) return;
   const consensus::QuorumSpec want = *raise;
   if (raising_quorum_.exchange(true)) return;
-  ProposeChange([want](uint64_t epoch) { return consensus::EncodeSetQuorum(want, epoch); },
+  ProposeChange([want](const consensus::ClusterConfig& now) {
+                  return consensus::EncodeSetQuorum(want, now.epoch);
+                },
                        [this, want](absl::StatusOr<NodeLoop::MembershipResult> res) {
                          raising_quorum_.store(false);
                          if (res.ok()) {

@@ -90,6 +90,8 @@ class ClusterNode final : public ClusterView {
   // Whether a presented join secret admits a join now (HttpHandlerContext::authorize).
   absl::Status AuthorizeJoin(const std::string& secret);
   void HandleJoin(const cluster::JoinRequest& request, cluster::JoinDone done);
+  // POST /v1/promote: learner `id` votes from the next epoch (docs/cluster.md §Learners).
+  void HandlePromote(uint64_t id, cluster::JoinDone done);
   cluster::HealthInfo Health();
 
   // ClusterView.
@@ -134,10 +136,11 @@ class ClusterNode final : public ClusterView {
   using ChangeDone = std::function<void(absl::StatusOr<NodeLoop::MembershipResult>)>;
   struct Change;
   struct MoveWait;
-  // Orders a membership change built for the current epoch by `make`, once this node sees
-  // that epoch settled (Replica::Settled); retries when another change won the race. Gives up
-  // at settle_timeout.
-  void ProposeChange(std::function<std::string(uint64_t epoch)> make, ChangeDone done);
+  // Orders a membership change built by `make` for the current membership (its epoch), once
+  // this node sees that epoch settled (Replica::Settled); retries when another change won the
+  // race. Gives up at settle_timeout.
+  using MakeChange = std::function<std::string(const consensus::ClusterConfig& current)>;
+  void ProposeChange(MakeChange make, ChangeDone done);
   void ChangeStep(NodeLoop* r, std::shared_ptr<Change> change);
   void MoveStep(NodeLoop* r, std::shared_ptr<MoveWait> move);
   // How a wait for a settled epoch ended.
@@ -175,6 +178,8 @@ class ClusterNode final : public ClusterView {
   // joiner that died before saving its answer gets the same id again. In memory: after a
   // restart of the signer such a joiner is told to NODE LEAVE it (docs/cluster.md).
   std::map<uint64_t, std::string> certified_keys_ ABSL_GUARDED_BY(mu_);
+  // Whether every other member reported that it reads learner joins (ping answers).
+  bool MembersReadLearners() ABSL_LOCKS_EXCLUDED(mu_);
   // The answer to a join: node `id` in `config`.
   cluster::JoinDecision Decision(uint64_t id, const consensus::ClusterConfig& config);
   std::map<uint64_t, Peer> peers_ ABSL_GUARDED_BY(mu_);

@@ -25,6 +25,7 @@ struct NodeView {
   std::string addr;
   int port = 0;
   std::string status;  // ACTIVE | SUSPECT | DOWN | LEFT
+  bool learner = false;  // a member in no quorum yet (docs/cluster.md §Learners)
   double rtt_ms = 0;
   bool self = false;
   // As the node itself reports them (its ping answers; for self, this node's own figures).

@@ -19,6 +19,7 @@ inline constexpr const char* kNames[] = {
     "ready-after-send",        // acks sent, clients not yet told
     "snapshot-install",        // a part of a catch-up snapshot's install written, not all
     "join-after-certificate",  // a joiner holds its signed certificate, nothing written yet
+    "join-before-promote",     // a learner saved its identity, has not asked to vote yet
 };
 
 // Reads ATLAS_FAILPOINTS; an unknown name or a bad spec is fatal (a test with a typo would

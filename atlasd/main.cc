@@ -517,6 +517,9 @@ std::shared_ptr<atlas::cluster::HttpHandlerContext> HttpContextFor(
                                  atlas::cluster::JoinDone done) {
     cluster_node->HandleJoin(r, std::move(done));
   };
+  context->promote = [cluster_node](uint64_t id, atlas::cluster::JoinDone done) {
+    cluster_node->HandlePromote(id, std::move(done));
+  };
   return context;
 }
 

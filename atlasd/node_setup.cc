@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
@@ -52,11 +53,51 @@ absl::StatusOr<std::optional<std::string>> Meta(storage::Store* store, const std
   return store->GetNodeMeta(name);
 }
 
-absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::string& cluster_id) {
+// Node metadata: the member a learner asks to vote through ("" or absent: it votes).
+constexpr char kPromoteViaField[] = "promote_via";
+
+absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::string& cluster_id,
+                          const std::string& promote_via = "") {
   std::unique_ptr<storage::WriteSet> batch = store->NewWriteSet();
   storage::PutNodeMeta(*batch, "cluster_id", cluster_id);
   storage::PutNodeMeta(*batch, "node_id", StrCat(node_id));
+  storage::PutNodeMeta(*batch, kPromoteViaField, promote_via);
   return store->Commit(*batch, /*sync=*/true);
+}
+
+// A learner votes only once its node runs (docs/cluster.md §Learners): before its node starts
+// it asks through `url` until a member answers; `s.membership` becomes the membership it votes
+// in. Retries for two minutes; a restart asks again.
+absl::Status PromoteSelf(const std::string& url, storage::Store* store, NodeSetup& s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<cluster::PromoteResult> r = cluster::PromoteLearner(
+        url, *s.ca, s.cert.get(), s.key.get(), std::chrono::seconds(30));
+    if (r.ok()) {
+      auto config = consensus::DecodeClusterConfig(r->config);
+      if (!config.ok()) return absl::InternalError("the member answered an unreadable membership");
+      s.membership = *config;
+      if (auto previous = consensus::DecodeClusterConfig(r->previous_config); previous.ok()) {
+        s.previous_membership = *previous;
+      }
+      spdlog::info("node {} votes now (epoch {})", s.node_id, s.membership.epoch);
+      return SaveIdentity(store, s.node_id, s.cluster_id);
+    }
+    const std::string why(r.status().message());
+    if (absl::IsNotFound(r.status()) || absl::IsPermissionDenied(r.status())) {
+      return absl::FailedPreconditionError(StrCat(
+          "node ", s.node_id, " cannot start voting: ", why,
+          ". If it was removed (NODE LEAVE), empty its data directory and join again"));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::UnavailableError(StrCat(
+          "node ", s.node_id, " joined as a learner and could not ask to vote through ", url,
+          " for 2 minutes (", why, "); start it again once that member answers: it keeps its "
+          "identity"));
+    }
+    spdlog::warn("asking to vote through {} failed ({}); retrying", url, why);
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt, 5)));
+  }
 }
 
 // Fills the PEM copies the transport wants from the parsed objects.
@@ -69,7 +110,7 @@ absl::Status FillPems(NodeSetup& s) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<NodeSetup> Restart(const Config& config, uint64_t node_id,
+absl::StatusOr<NodeSetup> Restart(const Config& config, storage::Store* store, uint64_t node_id,
                                   const std::string& cluster_id) {
   NodeSetup s;
   s.kind = NodeSetup::Kind::kRestarted;
@@ -94,6 +135,12 @@ absl::StatusOr<NodeSetup> Restart(const Config& config, uint64_t node_id,
     s.join_secret = token->secret;
   }
   if (absl::Status st = FillPems(s); !st.ok()) return st;
+  // A learner that stopped before it asked to vote (or before the answer) asks now.
+  auto via = Meta(store, kPromoteViaField);
+  if (!via.ok()) return via.status();
+  if (via->has_value() && !(*via)->empty()) {
+    if (absl::Status st = PromoteSelf(**via, store, s); !st.ok()) return st;
+  }
   return s;
 }
 
@@ -197,7 +244,12 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   s.kind = NodeSetup::Kind::kJoined;
   s.node_id = joined->decision.node_id;
   s.cluster_id = joined->decision.cluster_id;
-  if (absl::Status st = SaveIdentity(store, s.node_id, s.cluster_id); !st.ok()) return st;
+  const auto self = membership->members.find(static_cast<consensus::NodeId>(s.node_id));
+  const bool learner = self != membership->members.end() && self->second.learner;
+  if (absl::Status st = SaveIdentity(store, s.node_id, s.cluster_id, learner ? config.join : "");
+      !st.ok()) {
+    return st;
+  }
   std::error_code ignored;  // node-key.pem holds the same key now
   std::filesystem::remove(PathIn(config.data_dir, cluster::kJoinKeyFile), ignored);
   s.ca = std::make_shared<cluster::ClusterCa>(std::move(joined->ca));
@@ -209,8 +261,13 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
     if (previous.ok()) s.previous_membership = *previous;
   }
   if (absl::Status st = FillPems(s); !st.ok()) return st;
-  spdlog::info("joined cluster {} as node {} ({} member(s), epoch {})", s.cluster_id, s.node_id,
-               s.membership.members.size(), s.membership.epoch);
+  spdlog::info("joined cluster {} as node {} ({} member(s), epoch {}{})", s.cluster_id,
+               s.node_id, s.membership.members.size(), s.membership.epoch,
+               learner ? ", a learner until it asks to vote" : "");
+  if (learner) {
+    failpoint::Hit("join-before-promote");
+    if (absl::Status st = PromoteSelf(config.join, store, s); !st.ok()) return st;
+  }
   return s;
 }
 
@@ -235,7 +292,7 @@ absl::StatusOr<NodeSetup> SetUpNode(const Config& config, storage::Store* store)
     if (!config.join.empty()) {
       spdlog::info("already node {} of cluster {}; ignoring join", id, **cluster_id);
     }
-    return Restart(config, id, cluster_id->value_or(""));
+    return Restart(config, store, id, cluster_id->value_or(""));
   }
   // A data dir from a single-node build (node 1, no PKI) keeps its cluster id.
   if (node_id->has_value()) {

@@ -36,6 +36,7 @@ void EncodeLoad(const PeerReport& report, proto::PingResponse* resp) {
   }
   for (const std::string& fp : report.trusted_cas) resp->add_trusted_cas(fp);
   resp->set_cert_ca(report.cert_ca);
+  resp->set_reads_learners(report.reads_learners);
 }
 
 // Bounded as everything a peer sends: what does not fit is dropped, never trusted to be small.
@@ -55,6 +56,7 @@ void DecodeLoad(const proto::PingResponse& resp, PeerReport* report) {
     report->trusted_cas.push_back(fp.substr(0, 64));
   }
   report->cert_ca = resp.cert_ca().substr(0, 64);
+  report->reads_learners = resp.reads_learners();
 }
 // Stream metadata: the address the dialling node is reached at (PeerTransport::LearnNewcomer),
 // and the peer protocol it speaks.

@@ -107,6 +107,7 @@ struct PeerReport {
   std::vector<OwnershipMove> moves;  // its last ownership wins, oldest first
   std::vector<std::string> trusted_cas;  // CAs its TLS trusts (fingerprints; CA rotation)
   std::string cert_ca;                   // the CA of its certificate
+  bool reads_learners = false;           // it applies learner joins (docs/cluster.md §Learners)
 };
 
 struct Pong {

@@ -34,6 +34,8 @@ int HttpStatusFor(const absl::Status& s) {
       return 400;
     case absl::StatusCode::kPermissionDenied:
       return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
       return 409;
@@ -178,6 +180,10 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
   for (const auto* field : {&csr_pem, &region, &advertise, &node_name}) {
     if (!field->ok()) return refuse(400, "invalid", ToStd(field->status().message()));
   }
+  const auto learner = body.find("learner");
+  if (learner != body.end() && !learner->is_boolean()) {
+    return refuse(400, "invalid", "field 'learner' must be true or false");
+  }
   if (!IsHostPort(*advertise)) return refuse(400, "invalid", "field 'advertise' must be host:port");
   absl::StatusOr<X509ReqPtr> csr = CsrFromPem(*csr_pem);
   if (!csr.ok()) return refuse(400, "invalid", ToStd(csr.status().message()));
@@ -187,7 +193,8 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
 
   EVP_PKEY* csr_key = X509_REQ_get0_pubkey(csr->get());
   JoinRequest join{std::move(*region), std::move(*advertise), std::move(*node_name),
-                   PublicKeyFingerprint(csr_key), JoinTokenHash(*secret)};
+                   PublicKeyFingerprint(csr_key), JoinTokenHash(*secret),
+                   learner != body.end() && learner->get<bool>()};
   // The CSR is owned by the callback: the handler may complete on another thread, later.
   std::shared_ptr<X509_REQ> shared_csr(csr->release(), X509ReqDeleter());
   context->join(
@@ -252,6 +259,27 @@ HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context
                                              context.node_cert_validity_seconds);
   if (!cert.ok()) return ErrorResponse(500, ToStd(cert.status().message()));
   return JsonResponse(200, {{"node_id", *id}, {"cert", CertToPem(cert->get())}});
+}
+
+// POST /v1/promote (no body): a learner, presenting its certificate, asks to vote. Answered
+// once atlas.nodes ordered it (or at once when it votes already) with the membership.
+void Promote(const HttpRequest& request, const HttpHandlerContext& context,
+             std::function<void(HttpResponse)> answer) {
+  if (!request.client_certified || !request.client_cert) {
+    return answer(ErrorResponse(403, "a promotion needs the node's certificate as its TLS "
+                                     "client certificate"));
+  }
+  std::optional<uint64_t> id = NodeOfCert(request.client_cert.get(), nullptr);
+  if (!id) return answer(ErrorResponse(403, "the client certificate names no node"));
+  if (!context.promote) return answer(ErrorResponse(503, "this member cannot order promotions"));
+  context.promote(*id, [answer = std::move(answer)](absl::StatusOr<JoinDecision> d) {
+    if (!d.ok()) {
+      return answer(ErrorResponse(HttpStatusFor(d.status()), ToStd(d.status().message())));
+    }
+    answer(JsonResponse(200, {{"node_id", d->node_id},
+                              {"membership", d->config},
+                              {"membership_previous", d->previous_config}}));
+  });
 }
 
 }  // namespace
@@ -350,6 +378,10 @@ void HandleHttpRequest(const HttpRequest& request,
     if (path == "/v1/renew") {
       if (request.method != "POST") return once(MethodNotAllowed("POST"));
       return once(Renew(request, *context));
+    }
+    if (path == "/v1/promote") {
+      if (request.method != "POST") return once(MethodNotAllowed("POST"));
+      return Promote(request, *context, once);
     }
     once(ErrorResponse(404, "no such endpoint"));
   } catch (const std::exception&) {

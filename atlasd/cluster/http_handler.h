@@ -68,6 +68,9 @@ struct JoinRequest {
   std::string node_name;
   std::string key_fingerprint;  // PublicKeyFingerprint of the CSR's key
   std::string token_hash;       // JoinTokenHash of the secret the joiner presented
+  // The joiner promotes itself once it runs (POST /v1/promote): it may join as a learner
+  // (docs/cluster.md §Learners). A release before learners does not ask.
+  bool learner = false;
 };
 
 // What the cluster decided about a joiner (the real handler gets the node id from a consensus
@@ -127,6 +130,9 @@ struct HttpHandlerContext {
   // how long the certificates this node signs (joins, renewals) are valid.
   std::function<bool(uint64_t id)> is_member;
   int64_t node_cert_validity_seconds = kNodeValiditySeconds;
+  // POST /v1/promote (docs/cluster.md §Learners): learner `id`, presenting its certificate,
+  // asks to vote; `done` gets the membership it votes in. Any member answers. Null: 503.
+  std::function<void(uint64_t id, JoinDone done)> promote;
 };
 
 // Computes the response to one request and passes it to `reply` exactly once: synchronously

@@ -94,18 +94,21 @@ bool IsIpLiteral(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-absl::Status StatusFromHttp(int status, std::string_view url, std::string_view body) {
+absl::Status StatusFromHttp(int status, std::string_view url, std::string_view body,
+                            std::string_view what = "join") {
   std::string message = std::string(body.substr(0, 512));
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_object() && j.contains("error") && j["error"].is_string()) {
     message = j["error"].get<std::string>();
   }
-  std::string text = StrCat("join refused by ", url, " (HTTP ", status, "): ", message);
+  std::string text = StrCat(what, " refused by ", url, " (HTTP ", status, "): ", message);
   switch (status) {
     case 400:
       return absl::InvalidArgumentError(text);
     case 403:
       return absl::PermissionDeniedError(text);
+    case 404:
+      return absl::NotFoundError(text);
     case 409:
       return absl::FailedPreconditionError(text);
     case 503:
@@ -252,7 +255,8 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
                   {"csr", CsrToPem(csr->csr.get())},
                   {"region", options.region},
                   {"advertise", options.advertise},
-                  {"node_name", options.node_name}};
+                  {"node_name", options.node_name},
+                  {"learner", true}};  // it promotes itself (PromoteLearner)
   absl::StatusOr<HttpResponse> response = PinnedHttpsRequest(
       options.url, options.token.ca_fingerprint, "POST", "/v1/join",
       request.dump(-1, ' ', false, json::error_handler_t::replace), options.timeout);
@@ -318,6 +322,26 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options) {
   result.key = std::move(csr->key);
   result.cert = std::move(*cert);
   result.ca = std::move(ca);
+  return result;
+}
+
+absl::StatusOr<PromoteResult> PromoteLearner(const std::string& url, const ClusterCa& ca,
+                                             X509* cert, EVP_PKEY* key,
+                                             std::chrono::milliseconds timeout) {
+  absl::StatusOr<HttpResponse> response = PinnedHttpsRequest(
+      url, CaFingerprints(ca), "POST", "/v1/promote", "", timeout, cert, key);
+  if (!response.ok()) return response.status();
+  if (response->status != 200) {
+    return StatusFromHttp(response->status, url, response->body, "promotion");
+  }
+  PromoteResult result;
+  try {
+    json body = json::parse(response->body);
+    result.config = body.at("membership").get<std::string>();
+    result.previous_config = body.at("membership_previous").get<std::string>();
+  } catch (const json::exception& e) {
+    return absl::InternalError(StrCat("malformed promote response from ", url, ": ", e.what()));
+  }
   return result;
 }
 

@@ -72,6 +72,18 @@ struct JoinResult {
 // Internal).
 absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options);
 
+// A learner asks to vote (POST /v1/promote at `url`, any member), presenting its certificate;
+// answered once atlas.nodes ordered it, with the memberships its node starts from
+// (consensus::EncodeClusterConfig). Errors map back from the HTTP status like JoinCluster's;
+// NotFound: this node is no member any more.
+struct PromoteResult {
+  std::string config;
+  std::string previous_config;  // "" when none
+};
+absl::StatusOr<PromoteResult> PromoteLearner(const std::string& url, const ClusterCa& ca,
+                                             X509* cert, EVP_PKEY* key,
+                                             std::chrono::milliseconds timeout);
+
 // File names under the data dir (docs/cluster-bootstrap.md §PKI layout).
 inline constexpr std::string_view kCaCertFile = "ca.pem";
 inline constexpr std::string_view kCaKeyFile = "ca-key.pem";

@@ -511,7 +511,7 @@ std::optional<uint64_t> NodeOfCert(X509* cert, SubjectAltNames* hosts) {
   std::optional<uint64_t> id = NodeIdOfIdentity({cn}, dns);
   if (!id) return std::nullopt;
   std::erase(sans.dns, NodeCommonName(*id));
-  *hosts = std::move(sans);
+  if (hosts != nullptr) *hosts = std::move(sans);
   return id;
 }
 

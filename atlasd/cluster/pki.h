@@ -138,7 +138,8 @@ int64_t CertNotBeforeMs(X509* cert);
 int64_t CertNotAfterMs(X509* cert);
 
 // The node a certificate names (NodeIdOfIdentity over its CN and DNS names), and in `hosts`
-// its other names: what a renewed certificate keeps. nullopt: it names no node, or two.
+// its other names (when `hosts` is not null): what a renewed certificate keeps. nullopt: it names
+// no node, or two.
 std::optional<uint64_t> NodeOfCert(X509* cert, SubjectAltNames* hosts);
 
 enum class Purpose { kAny, kServer, kClient };

@@ -104,6 +104,7 @@ std::string Executor::NodeLine(const NodeView& node, bool detailed) {
   std::string line = StrCat("NODE id=", node.id, " region=", node.region, " status=", node.status,
                             absl::StrFormat(" rtt_ms=%.3f", node.rtt_ms), " addr=", node.addr,
                             " port=", node.port);
+  if (node.learner) StrAppend(&line, " role=learner");
   if (!detailed) return line;
   StrAppend(&line, " name=", node.name.empty() ? "-" : node.name);
   if (node.reported) {

@@ -21,7 +21,8 @@ json LoadJson(const LoadTotals& load) {
 json NodeJson(const NodeView& n) {
   json j = {{"id", n.id},         {"region", n.region}, {"name", n.name.empty() ? "-" : n.name},
             {"addr", n.addr},     {"port", n.port},     {"status", n.status},
-            {"self", n.self},     {"rtt_ms", n.rtt_ms}, {"reported", n.reported}};
+            {"self", n.self},     {"rtt_ms", n.rtt_ms}, {"reported", n.reported},
+            {"learner", n.learner}};
   if (!n.reported) return j;
   json rtts = json::object();
   for (const auto& [peer, ms] : n.rtts) rtts[std::to_string(peer)] = ms;

@@ -685,16 +685,18 @@ TEST_CASE("CA ROTATE replaces the cluster CA while three nodes serve writes, and
   CHECK(Eventually([&] { return c.Call(4, "KEY GET rot.k0") == "VALUE:v\nOK"; }));
 }
 
-// QUORUM INFO tells what commits: a member that died right after joining leaves its zone
-// short of the n-Fn live nodes its Q2 would need (Fn=0), and writes owned there commit with
-// the Q2 of another zone instead; QUORUM INFO shows that one, not "unavailable".
+// QUORUM INFO tells what commits: a voter that died leaves its zone short of the n-Fn live
+// nodes its Q2 would need (Fn=0), and writes owned there commit with the Q2 of another zone
+// instead; QUORUM INFO shows that one, not "unavailable".
 TEST_CASE("with the owner's zone short of a Q2, QUORUM INFO shows the other zones' Q2 that the "
           "owner's writes commit with") {
   LocalCluster c({"zone1", "zone2", "zone3"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
   REQUIRE(Eventually([&] { return c.Call(1, "KEY PUT qi.a 1") == "OK"; }));
-  // Node 4 joins zone1 and dies before it ever starts: a member that never answers.
-  CHECK_FALSE(c.Add("", "join-after-certificate=crash@1"));
+  // Node 4 joins zone1, votes, and dies.
+  REQUIRE(c.Add());  // zone1 again
+  REQUIRE(Eventually([&] { return CountOf(c.Call(1, "NODE LIST"), "status=ACTIVE") == 4; }));
+  c.node(4).Kill9();
   REQUIRE(Eventually([&] {
     return c.Call(1, "NODE LIST").find("id=4 region=zone1 status=ACTIVE") == std::string::npos &&
            c.Call(1, "NODE LIST").find("id=4 region=zone1") != std::string::npos;
@@ -708,6 +710,40 @@ TEST_CASE("with the owner's zone short of a Q2, QUORUM INFO shows the other zone
   }));
   INFO(info);
   CHECK(info.find("ERROR") == std::string::npos);
+}
+
+// Learners (docs/cluster.md §Learners): a joiner votes only once its node runs and asks to. One
+// that never starts is a learner, in no quorum: with Fn=0 on one node it would otherwise stop
+// every write, and NODE LEAVE of it could not commit.
+TEST_CASE("a joiner that dies before its node starts is a learner: writes go on, NODE LEAVE "
+          "removes it at once, and one that starts later asks to vote") {
+  LocalCluster c({"east"});
+  REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT l.k before") == "OK");
+  CHECK_FALSE(c.Add("", "join-before-promote=crash@1"));
+  CHECK(c.node(2).Log().find("failpoint join-before-promote: crashing") != std::string::npos);
+  CHECK(c.node(1).Log().find("node 2 joined as a learner") != std::string::npos);
+  CHECK(c.Call(1, "NODE LIST").find("NODE id=2 region=east") != std::string::npos);
+  CHECK(c.Call(1, "NODE LIST").find(" role=learner") != std::string::npos);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(c.Call(1, "KEY PUT l.k during") == "OK");
+  CHECK(c.Call(1, "NODE LEAVE 2") == "OK");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(c.Call(1, "NODE LIST").find("id=2 region=east status=LEFT") != std::string::npos);
+  // Another joiner that dies the same way, started again, asks to vote and serves.
+  CHECK_FALSE(c.Add("", "join-before-promote=crash@1"));
+  c.node(3).ClearEnv();
+  REQUIRE(c.node(3).Start());
+  CHECK(c.node(3).Log().find("node 3 votes now") != std::string::npos);
+  CHECK(Eventually([&] { return CountOf(c.Call(1, "NODE LIST"), "status=ACTIVE") == 2; }));
+  CHECK(c.Call(1, "NODE LIST").find("role=learner") == std::string::npos);
+  CHECK(Eventually([&] { return c.Call(3, "KEY GET l.k") == "VALUE:during\nOK"; }));
+  CHECK(c.Call(3, "KEY PUT l.k after") == "OK");
+  // The removed node 2, started again, is told so and stops.
+  c.node(2).ClearEnv();
+  CHECK_FALSE(c.node(2).Start());
+  CHECK(c.node(2).WaitExit(std::chrono::seconds(10)) == 1);
+  CHECK(c.node(2).Log().find("node 2 cannot start voting") != std::string::npos);
 }
 
 // Upgrades (docs/operations.md §Rolling upgrades): a data directory a newer release wrote is

@@ -461,6 +461,43 @@ TEST_CASE("POST /v1/renew signs a member's new certificate for the node and name
   CHECK(renew(member.cert.get()).status == 503);
 }
 
+TEST_CASE("POST /v1/promote: the node its certificate names asks to vote; the handler's refusals "
+          "map to HTTP", "[unit]") {
+  PureFixture f;
+  auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
+  std::vector<uint64_t> asked;
+  c->promote = [&](uint64_t id, JoinDone done) {
+    asked.push_back(id);
+    if (id != 7) return done(absl::NotFoundError("node 8 is not a member"));
+    JoinDecision d;
+    d.node_id = id;
+    d.config = "5\n8\n0\n0\n";
+    done(d);
+  };
+  NodeCreds member = NewNode(*c->cas->Get(), 7);
+  NodeCreds removed = NewNode(*c->cas->Get(), 8);
+  auto promote = [&](X509* presented, std::string method = "POST") {
+    std::shared_ptr<X509> cert;
+    if (presented != nullptr && X509_up_ref(presented) == 1) cert.reset(presented, X509_free);
+    std::optional<HttpResponse> out;
+    HandleHttpRequest({std::move(method), "/v1/promote", "", "10.9.8.7", cert != nullptr, cert},
+                      c, [&](HttpResponse r) { out = std::move(r); });
+    return *out;
+  };
+  CHECK(promote(nullptr).status == 403);
+  CHECK(promote(member.cert.get(), "GET").status == 405);
+  CHECK(asked.empty());
+  HttpResponse ok = promote(member.cert.get());
+  REQUIRE(ok.status == 200);
+  CHECK(json::parse(ok.body).at("membership") == "5\n8\n0\n0\n");
+  HttpResponse gone = promote(removed.cert.get());
+  CHECK(gone.status == 404);
+  CHECK(json::parse(gone.body).at("error") == "node 8 is not a member");
+  CHECK(asked == std::vector<uint64_t>{7, 8});
+  c->promote = nullptr;
+  CHECK(promote(member.cert.get()).status == 503);
+}
+
 TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR", "[unit]") {
   PureFixture f;
   HttpResponse ok = f.Call("POST", "/v1/join", f.JoinBody(f.token.secret));
@@ -468,6 +505,7 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   CHECK(f.joins == 1);
   CHECK(f.last.region == "eu");
   CHECK(f.last.advertise == "10.0.0.2:7400");
+  CHECK_FALSE(f.last.learner);  // a joiner that does not say it promotes itself votes at once
   json body = json::parse(ok.body);
   CHECK(body.at("node_id") == 42);
   CHECK(body.at("members").at(0).at("port") == 7400);
@@ -500,6 +538,12 @@ TEST_CASE("HandleHttpRequest: joins need the secret, valid JSON and a valid CSR"
   with_number_region["region"] = 5;
   CHECK(f.Call("POST", "/v1/join", with_number_region.dump()).status == 400);
   CHECK(f.joins == 1);  // none of the refused requests reached the handler
+  json learner = json::parse(f.JoinBody(f.token.secret));
+  learner["learner"] = "yes";
+  CHECK(f.Call("POST", "/v1/join", learner.dump()).status == 400);
+  learner["learner"] = true;
+  REQUIRE(f.Call("POST", "/v1/join", learner.dump()).status == 200);
+  CHECK(f.last.learner);
 }
 
 TEST_CASE(

@@ -137,7 +137,7 @@ function drawZones(status) {
       ...members.map((n) => el("div", { class: "member", "data-node": n.id },
         el("span", { class: "dot " + n.status, title: n.status }),
         el("strong", {}, "node " + n.id), n.self ? el("span", { class: "muted" }, "(this)") : null,
-        el("span", { class: "muted" }, n.status),
+        el("span", { class: "muted" }, n.learner ? n.status + " · learner" : n.status),
         n.reported ? el("span", { class: "muted" }, n.owned_tables + " owned") : null))));
   }
   replace("zones", ...cards);
@@ -175,7 +175,8 @@ function drawNodes(status) {
     return el("tr", { "data-node": n.id },
       el("td", {}, el("span", { class: "dot", style: { background: colorOf(n.id) } }), " ", n.id,
          n.self ? " (this)" : ""),
-      el("td", {}, n.region), el("td", {}, el("span", { class: "dot " + n.status }), " ", n.status),
+      el("td", {}, n.region), el("td", {}, el("span", { class: "dot " + n.status }), " ", n.status,
+         n.learner ? " (learner)" : ""),
       el("td", {}, n.version || "–"),
       el("td", {}, n.reported ? fmtAge(n.uptime_s * 1000) : "–"),
       el("td", { class: "num" }, n.reported ? n.owned_tables : "–"),
