@@ -77,9 +77,9 @@ void ClusterNode::OnMembership(const consensus::ClusterConfig& config) {
   // After SetPeer: a newcomer the change made a member stays; one it did not goes.
   if (transport_) transport_->SetNewcomerFloor(static_cast<consensus::NodeId>(config.next_id));
   membership_ = config;
-  std::vector<uint64_t> others;
+  std::vector<uint64_t> others;  // a learner's node may never have run: its clock is no evidence
   for (const auto& [id, m] : config.members) {
-    if (id != options_.self) others.push_back(id);
+    if (id != options_.self && !m.learner) others.push_back(id);
   }
   clock_.SetPeers(others);
   EvaluateClockLocked();
@@ -596,7 +596,7 @@ cluster::HealthInfo ClusterNode::Health() {
   // ACTIVE once caught up: alone, at once; otherwise after a peer answered, a full heartbeat
   // round (every table's commit index) had time to arrive, and no table is behind it.
   h.status = "ACTIVE";
-  if (membership_.members.size() > 1) {
+  if (membership_.ToTopology({}).zone_of.size() > 1) {  // peers to catch up from: voters
     const int64_t first = first_peer_ok_ms_.load();
     const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                Clock::now().time_since_epoch())

@@ -43,6 +43,12 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
             StrCat(request.advertise, " is already node ", id,
                    "; remove it first (NODE LEAVE) or advertise another address")));
       }
+      if (m.learner && !request.learner) {
+        // A joiner of a release before learners could not read an answer that lists one.
+        return done(absl::FailedPreconditionError(
+            StrCat("node ", id, " is a learner that has not asked to vote yet; join this node "
+                   "once it votes, or after NODE LEAVE ", id)));
+      }
       if (m.zone == zone && a->region != request.region) {
         return done(absl::FailedPreconditionError(StrCat(
             "region '", request.region, "' collides with region '", a->region,
@@ -64,7 +70,7 @@ void ClusterNode::HandleJoin(const cluster::JoinRequest& request, cluster::JoinD
   auto shared = std::make_shared<cluster::JoinDone>(std::move(done));
   ProposeChange(
       [zone, address, learner, token = request.token_hash](const consensus::ClusterConfig& now) {
-        return learner ? consensus::EncodeJoinLearner(zone, address, now.next_id, token)
+        return learner ? consensus::EncodeJoinLearner(zone, address, now.epoch, token)
                        : consensus::EncodeJoin(zone, address, now.epoch, token);
       },
       [this, shared, learner, key = request.key_fingerprint](
@@ -111,7 +117,7 @@ cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::Cluste
 bool ClusterNode::MembersReadLearners() {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, m] : membership_.members) {
-    if (id == options_.self) continue;
+    if (id == options_.self || m.learner) continue;  // a learner's node does not run yet
     auto it = peers_.find(id);
     if (it == peers_.end() || !it->second.report || !it->second.report->reads_learners) {
       return false;  // down since this node started, or a release before learners

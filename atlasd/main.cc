@@ -441,6 +441,27 @@ atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::
   return options;
 }
 
+// The node thread. A learner asks to vote first, now that its peers can reach it, and stops
+// asking once the node stored the membership it votes in (docs/cluster.md §Learners).
+absl::StatusOr<std::unique_ptr<atlas::NodeLoop>> StartNode(
+    const atlas::Config& config, atlas::NodeSetup& setup, atlas::storage::Store* store,
+    atlas::WatchHub* watch_hub, atlas::PeerTransport* transport,
+    atlas::ClusterNode* cluster_node, atlas::AclCache* acls) {
+  if (!setup.promote_via.empty()) {
+    if (absl::Status s = atlas::PromoteSelf(setup); !s.ok()) return s;
+  }
+  auto node = atlas::NodeLoop::Start(
+      store, NodeOptionsFor(config, setup, watch_hub, transport, cluster_node, acls));
+  if (!node.ok()) {
+    return absl::Status(node.status().code(),
+                        atlas::StrCat("loading consensus state: ", node.status().message()));
+  }
+  if (!setup.promote_via.empty()) {
+    if (absl::Status s = atlas::FinishPromotion(store); !s.ok()) return s;
+  }
+  return node;
+}
+
 atlas::NodeIdentity IdentityFor(const atlas::Config& config, const atlas::NodeSetup& setup) {
   atlas::NodeIdentity self;
   self.id = setup.node_id;
@@ -628,11 +649,10 @@ int main(int argc, char** argv) {
 
   atlas::AclCache acls(atlas::kDefaultAclCacheBytes);  // the node keeps it coherent
   atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get(), &acls));
-  auto replicator_or = atlas::NodeLoop::Start(
-      store->get(),
-      NodeOptionsFor(config, *setup, &watch_hub, &transport, cluster_node.get(), &acls));
+  auto replicator_or = StartNode(config, *setup, store->get(), &watch_hub, &transport,
+                                 cluster_node.get(), &acls);
   if (!replicator_or.ok()) {
-    spdlog::error("loading consensus state: {}", replicator_or.status().message());
+    spdlog::error("{}", replicator_or.status().message());
     return 1;
   }
   atlas::NodeLoop& replicator = **replicator_or;

@@ -65,41 +65,6 @@ absl::Status SaveIdentity(storage::Store* store, uint64_t node_id, const std::st
   return store->Commit(*batch, /*sync=*/true);
 }
 
-// A learner votes only once its node runs (docs/cluster.md §Learners): before its node starts
-// it asks through `url` until a member answers; `s.membership` becomes the membership it votes
-// in. Retries for two minutes; a restart asks again.
-absl::Status PromoteSelf(const std::string& url, storage::Store* store, NodeSetup& s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-  for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<cluster::PromoteResult> r = cluster::PromoteLearner(
-        url, *s.ca, s.cert.get(), s.key.get(), std::chrono::seconds(30));
-    if (r.ok()) {
-      auto config = consensus::DecodeClusterConfig(r->config);
-      if (!config.ok()) return absl::InternalError("the member answered an unreadable membership");
-      s.membership = *config;
-      if (auto previous = consensus::DecodeClusterConfig(r->previous_config); previous.ok()) {
-        s.previous_membership = *previous;
-      }
-      spdlog::info("node {} votes now (epoch {})", s.node_id, s.membership.epoch);
-      return SaveIdentity(store, s.node_id, s.cluster_id);
-    }
-    const std::string why(r.status().message());
-    if (absl::IsNotFound(r.status()) || absl::IsPermissionDenied(r.status())) {
-      return absl::FailedPreconditionError(StrCat(
-          "node ", s.node_id, " cannot start voting: ", why,
-          ". If it was removed (NODE LEAVE), empty its data directory and join again"));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return absl::UnavailableError(StrCat(
-          "node ", s.node_id, " joined as a learner and could not ask to vote through ", url,
-          " for 2 minutes (", why, "); start it again once that member answers: it keeps its "
-          "identity"));
-    }
-    spdlog::warn("asking to vote through {} failed ({}); retrying", url, why);
-    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt, 5)));
-  }
-}
-
 // Fills the PEM copies the transport wants from the parsed objects.
 absl::Status FillPems(NodeSetup& s) {
   s.ca_pem = cluster::CasToPem(*s.ca);
@@ -135,11 +100,12 @@ absl::StatusOr<NodeSetup> Restart(const Config& config, storage::Store* store, u
     s.join_secret = token->secret;
   }
   if (absl::Status st = FillPems(s); !st.ok()) return st;
-  // A learner that stopped before it asked to vote (or before the answer) asks now.
+  // A learner that stopped before its node stored the membership it votes in asks again:
+  // through the member `join` names now, else the one it joined through.
   auto via = Meta(store, kPromoteViaField);
   if (!via.ok()) return via.status();
   if (via->has_value() && !(*via)->empty()) {
-    if (absl::Status st = PromoteSelf(**via, store, s); !st.ok()) return st;
+    s.promote_via = config.join.empty() ? **via : config.join;
   }
   return s;
 }
@@ -264,14 +230,50 @@ absl::StatusOr<NodeSetup> Join(const Config& config, storage::Store* store) {
   spdlog::info("joined cluster {} as node {} ({} member(s), epoch {}{})", s.cluster_id,
                s.node_id, s.membership.members.size(), s.membership.epoch,
                learner ? ", a learner until it asks to vote" : "");
-  if (learner) {
-    failpoint::Hit("join-before-promote");
-    if (absl::Status st = PromoteSelf(config.join, store, s); !st.ok()) return st;
-  }
+  if (learner) s.promote_via = config.join;
   return s;
 }
 
 }  // namespace
+
+absl::Status PromoteSelf(NodeSetup& s) {
+  failpoint::Hit("join-before-promote");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<cluster::PromoteResult> r = cluster::PromoteLearner(
+        s.promote_via, *s.ca, s.cert.get(), s.key.get(), std::chrono::seconds(30));
+    if (r.ok()) {
+      auto config = consensus::DecodeClusterConfig(r->config);
+      if (!config.ok()) return absl::InternalError("the member answered an unreadable membership");
+      s.membership = *config;
+      if (auto previous = consensus::DecodeClusterConfig(r->previous_config); previous.ok()) {
+        s.previous_membership = *previous;
+      }
+      spdlog::info("node {} votes now (epoch {})", s.node_id, s.membership.epoch);
+      return absl::OkStatus();
+    }
+    const std::string why(r.status().message());
+    if (absl::IsNotFound(r.status())) {
+      return absl::FailedPreconditionError(StrCat(
+          "node ", s.node_id, " cannot start voting: ", why,
+          ". It was removed (NODE LEAVE): empty its data directory and join again"));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::UnavailableError(StrCat(
+          "node ", s.node_id, " joined as a learner and could not ask to vote through ",
+          s.promote_via, " for 2 minutes (", why, "); start it again once that member answers "
+          "(or with join set to another member's HTTPS address): it keeps its identity"));
+    }
+    spdlog::warn("asking to vote through {} failed ({}); retrying", s.promote_via, why);
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt, 5)));
+  }
+}
+
+absl::Status FinishPromotion(storage::Store* store) {
+  std::unique_ptr<storage::WriteSet> batch = store->NewWriteSet();
+  storage::PutNodeMeta(*batch, kPromoteViaField, "");
+  return store->Commit(*batch, /*sync=*/true);
+}
 
 std::string SelfAddress(const Config& config) {
   return cluster::EncodeMemberAddress(config.advertise.empty() ? config.listen : config.advertise,

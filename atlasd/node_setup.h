@@ -33,6 +33,9 @@ struct NodeSetup {
   // The membership to start from when the store has none (new cluster or fresh join).
   consensus::ClusterConfig membership;
   std::optional<consensus::ClusterConfig> previous_membership;
+  // Non-empty: this node is a learner and asks to vote through this member (PromoteSelf)
+  // before its node starts (docs/cluster.md §Learners).
+  std::string promote_via;
   enum class Kind { kCreated, kJoined, kRestarted } kind = Kind::kRestarted;
 };
 
@@ -40,6 +43,14 @@ struct NodeSetup {
 // cluster refused the token), Unavailable/Unauthenticated (could not reach / verify the
 // member), DataLoss (files missing on restart).
 absl::StatusOr<NodeSetup> SetUpNode(const Config& config, storage::Store* store);
+
+// A learner asks to vote (POST /v1/promote) through `s.promote_via`, retrying for two minutes;
+// on success `s.membership` (and the previous one) is the membership it votes in. Called once
+// the peer transport listens, just before the node starts; FinishPromotion once the node
+// has stored that membership (until then a restart asks again: a node that votes already is
+// answered with the current membership).
+absl::Status PromoteSelf(NodeSetup& s);
+absl::Status FinishPromotion(storage::Store* store);
 
 // This node's entry in `atlas.nodes`: "host:port region name" (atlasd/cluster/members.h).
 std::string SelfAddress(const Config& config);

@@ -123,14 +123,6 @@ absl::StatusOr<std::string> AddMember(ClusterConfig& config, const std::vector<s
   return absl::StrCat(id);
 }
 
-// The learner `field` names, if any: its removal changes no quorum.
-const Member* FindLearner(const ClusterConfig& config, const std::string& field) {
-  uint32_t id = 0;
-  if (!absl::SimpleAtoi(field, &id)) return nullptr;
-  auto it = config.members.find(id);
-  return it != config.members.end() && it->second.learner ? &it->second : nullptr;
-}
-
 }  // namespace
 
 Topology ClusterConfig::ToTopology(
@@ -150,12 +142,12 @@ std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expecte
   return WithEpoch(std::move(join), expected_epoch);
 }
 
-std::string EncodeJoinLearner(ZoneId zone, const std::string& address, NodeId expected_id,
+std::string EncodeJoinLearner(ZoneId zone, const std::string& address, uint64_t expected_epoch,
                               const std::string& token_hash) {
   const std::string sep(1, kSep);
   std::string join = absl::StrCat("learner", sep, zone, sep, address);
   if (!token_hash.empty()) absl::StrAppend(&join, sep, token_hash);
-  return WithEpoch(std::move(join), expected_id);  // "@<id>": see membership.h
+  return WithEpoch(std::move(join), expected_epoch);
 }
 
 std::string EncodePromote(NodeId id, uint64_t expected_epoch) {
@@ -222,24 +214,13 @@ absl::StatusOr<std::string> ApplyMembershipCommand(ClusterConfig& config,
   f.pop_back();
   if (!f.empty() && (f[0] == "token" || f[0] == "revoke")) return ApplyTokenCommand(config, f, now_ms);
   if (!f.empty() && f[0] == "trust") return ApplyTrustCommand(config, f);
-  // Learners take part in no quorum: adding or removing one is no new configuration.
-  if (!f.empty() && f[0] == "learner") {
-    if (expected != config.next_id) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "membership changed concurrently: next node id is ", config.next_id, ", expected ",
-          expected));
-    }
-    return AddMember(config, f, now_ms, /*learner=*/true);
-  }
-  if (f.size() == 2 && f[0] == "leave" && FindLearner(config, f[1]) != nullptr) {
-    config.members.erase(FindLearner(config, f[1])->id);
-    return std::string("OK");
-  }
   if (expected != config.epoch) {
     // Optimistic concurrency: each change is judged against the epoch its proposer saw settled.
     return absl::FailedPreconditionError(absl::StrCat(
         "membership changed concurrently: epoch is ", config.epoch, ", expected ", expected));
   }
+  // A learner takes part in no quorum: adding one is no new configuration.
+  if (!f.empty() && f[0] == "learner") return AddMember(config, f, now_ms, /*learner=*/true);
   ClusterConfig next = config;
   absl::StatusOr<std::string> result = std::string("OK");
   if (!f.empty() && f[0] == "join") {

@@ -31,7 +31,7 @@ struct Member {
   std::string address;  // Opaque to the core (e.g. host:port).
   // A learner is a member that takes no part in any quorum: a joiner is one until its node
   // starts and asks to vote (`promote`), so a join whose node never starts wedges nothing
-  // (docs/cluster.md §Learners). Not in ToTopology; adding or removing one is no new epoch.
+  // (docs/cluster.md §Learners). Not in ToTopology; adding one makes no new epoch.
   bool learner = false;
 
   friend bool operator==(const Member&, const Member&) = default;
@@ -86,17 +86,18 @@ struct ClusterConfig {
 // `token_hash`: the join token the joiner presented ("" only while the cluster has no tokens).
 std::string EncodeJoin(ZoneId zone, const std::string& address, uint64_t expected_epoch,
                        const std::string& token_hash = "");
-// A join as a learner: the same rules, but no quorum changes, so no new epoch. It carries the
-// id it expects to allocate (ClusterConfig::next_id) where other changes carry the epoch: a
-// concurrent join refuses it the same way, and so does a replay on a later membership (a
-// joiner that started from a join answer and catches up the log before it). A release before
-// learners refuses the command: only proposed once every member said it reads it
-// (docs/cluster.md §Learners).
-std::string EncodeJoinLearner(ZoneId zone, const std::string& address, NodeId expected_id,
+// A join as a learner: the same rules, checked against the expected epoch, but no quorum
+// changes, so it makes no new one (concurrent learner joins both apply, in slot order). What
+// could make a refused one valid later (its address freed) or an applied one apply twice (the
+// learner gone) is a `leave` or `promote`, which make a new epoch: replayed on a later
+// membership (a joiner catching up the log behind its join answer) it changes nothing. A
+// release before learners refuses the command: only proposed once every member said it reads
+// it (docs/cluster.md §Learners).
+std::string EncodeJoinLearner(ZoneId zone, const std::string& address, uint64_t expected_epoch,
                               const std::string& token_hash = "");
 // Makes learner `id` a voter: a new epoch, like a join before learners.
 std::string EncodePromote(NodeId id, uint64_t expected_epoch);
-// Removes a member; a learner's removal needs no epoch and makes none.
+// Removes a member (a learner too: a new epoch with the same quorums).
 std::string EncodeLeave(NodeId id, uint64_t expected_epoch);
 std::string EncodeSetQuorum(QuorumSpec quorum, uint64_t expected_epoch);
 // Token changes need no expected epoch: they commute with membership changes.

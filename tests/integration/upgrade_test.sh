@@ -2,7 +2,9 @@
 # A rolling upgrade from the previous release (docs/operations.md §Rolling upgrades): a 3-node
 # cluster (one zone, Fn=1) started with the previous release's binaries is restarted one node
 # at a time with this build's, writes going through every running node before, during and
-# after each restart; at the end every node holds every row written.
+# after each restart; at the end every node holds every row written. Joins too: one while the
+# cluster is mixed (a voter's join, as the older release answers and applies it) and one after
+# (a learner's, then promoted: docs/cluster.md §Learners).
 #
 #   upgrade_test.sh NEW_BIN_DIR [PREVIOUS_BIN_DIR]
 #
@@ -54,8 +56,18 @@ OK" ]
 runs() {  # node binary-dir: the node's process runs that directory's atlasd
   [ "$(readlink -f "/proc/$(cat "$dir/c/n$1.pid")/exe")" = "$(readlink -f "$2/atlasd")" ]
 }
-all_active() {  # node: it sees all three members ACTIVE
-  [ "$(atlas "$1" 'NODE LIST' | grep -c 'status=ACTIVE')" = 3 ]
+members=3
+all_active() {  # node: it sees every member ACTIVE, none a learner
+  local list
+  list=$(atlas "$1" 'NODE LIST')
+  [ "$(grep -c 'status=ACTIVE' <<<"$list")" = "$members" ] && ! grep -q 'role=learner' <<<"$list"
+}
+join_new() {  # a node of this release joins through node 1; every member sees it ACTIVE
+  cluster "$new" add
+  members=$((members + 1))
+  local node
+  for node in "$@"; do wait_for 60 all_active "$node"; done
+  write_through "$members"
 }
 wait_for() {  # seconds, command...
   local until=$((SECONDS + $1))
@@ -79,10 +91,20 @@ for node in 3 2 1; do
   wait_for 60 all_active "$node"
   write_through 1 2 3
   echo "node $node upgraded: $(atlas "$node" "NODE INFO $node" | grep -o 'version=[^ ]*')"
+  if [ "$node" = 3 ]; then
+    join_new 1 2 3  # nodes 1 and 2 still run the previous release: a voter's join
+    grep -q 'joined as a learner' "$dir/c/n1.log" && { echo "FAIL: a learner join, mixed"; exit 1; }
+    echo "node 4 joined the mixed cluster"
+  fi
 done
+join_new 1 2 3 4
+grep -q 'node 5 joined as a learner' "$dir/c/n1.log" || { echo "FAIL: node 5 no learner"; exit 1; }
+grep -q 'node 5 votes now' "$dir/c/n5.log" || { echo "FAIL: node 5 did not ask to vote"; exit 1; }
+echo "node 5 joined as a learner and votes"
+
 
 # Every row on every node, read locally once each has caught up.
-for node in 1 2 3; do
+for node in 1 2 3 4 5; do
   wait_for 60 holds_all "$node"
   for ((k = 1; k <= written; k++)); do
     got=$(atlas "$node" "KEY GET up.k$k")
@@ -91,4 +113,4 @@ OK" ] || { echo "FAIL: node $node: KEY GET up.k$k: $got"; exit 1; }
   done
 done
 ok=1
-echo "rolling upgrade: $written rows through 3 restarts, all on every node: ok"
+echo "rolling upgrade: $written rows through 3 restarts and 2 joins, all on every node: ok"

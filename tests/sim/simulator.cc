@@ -1058,7 +1058,7 @@ void Simulation::ProposeMembershipChange(int retries) {
     const ZoneId zone = static_cast<ZoneId>(
         rng_.Uniform(std::min<uint64_t>(opt_.wan.zones.size(), max_zone + 2)));
     const bool learner = rng_.Uniform(2) == 0;
-    cmd = learner ? consensus::EncodeJoinLearner(zone, absl::StrCat("n", cur.next_id), cur.next_id)
+    cmd = learner ? consensus::EncodeJoinLearner(zone, absl::StrCat("n", cur.next_id), cur.epoch)
                   : consensus::EncodeJoin(zone, absl::StrCat("n", cur.next_id), cur.epoch);
     what = absl::StrCat(learner ? "learner " : "", "join zone ", zone);
   } else if (kind == 3) {

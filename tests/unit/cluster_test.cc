@@ -461,8 +461,9 @@ TEST_CASE("POST /v1/renew signs a member's new certificate for the node and name
   CHECK(renew(member.cert.get()).status == 503);
 }
 
-TEST_CASE("POST /v1/promote: the node its certificate names asks to vote; the handler's refusals "
-          "map to HTTP", "[unit]") {
+TEST_CASE("POST /v1/promote: the node its certificate names asks to vote, and the handler's "
+          "refusals map to HTTP",
+          "[unit]") {
   PureFixture f;
   auto c = std::make_shared<HttpHandlerContext>(*f.ctx);
   std::vector<uint64_t> asked;
