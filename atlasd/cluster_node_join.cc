@@ -113,7 +113,6 @@ cluster::JoinDecision ClusterNode::Decision(uint64_t id, const consensus::Cluste
   return d;
 }
 
-
 bool ClusterNode::MembersReadLearners() {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, m] : membership_.members) {

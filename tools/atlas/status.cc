@@ -44,6 +44,12 @@ void PrintMembers(const json& nodes, std::ostream& out) {
                 : "-")
         << "\n";
   }
+  for (const json& n : nodes) {
+    if (n.value("learner", false)) {
+      out << "node " << Text(n, "id") << " is a learner: in no quorum until its node runs and "
+          << "asks to vote (docs/cluster.md §Learners)\n";
+    }
+  }
 }
 
 void PrintRtts(const std::vector<const json*>& live, std::ostream& out) {
