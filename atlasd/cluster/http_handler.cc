@@ -231,16 +231,26 @@ void Join(const HttpRequest& request, const std::shared_ptr<const HttpHandlerCon
       });
 }
 
+// The node a request's client certificate (of a cluster CA) names, with its other names in
+// `hosts` when not null; else why not (`missing` when there is no certificate).
+absl::StatusOr<uint64_t> CertifiedNode(const HttpRequest& request, const char* missing,
+                                       SubjectAltNames* hosts) {
+  if (!request.client_certified || !request.client_cert) {
+    return absl::PermissionDeniedError(missing);
+  }
+  std::optional<uint64_t> id = NodeOfCert(request.client_cert.get(), hosts);
+  if (!id) return absl::PermissionDeniedError("the client certificate names no node");
+  return *id;
+}
+
 // POST /v1/renew {"csr": PEM}: a member renews its certificate before it expires, presenting
 // it as its TLS client certificate. It gets one for the same node and names, valid from now.
 HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context) {
-  if (!request.client_certified || !request.client_cert) {
-    return ErrorResponse(403, "a renewal needs the node's current certificate as its TLS client "
-                              "certificate");
-  }
   SubjectAltNames hosts;
-  std::optional<uint64_t> id = NodeOfCert(request.client_cert.get(), &hosts);
-  if (!id) return ErrorResponse(403, "the client certificate names no node");
+  absl::StatusOr<uint64_t> id = CertifiedNode(
+      request, "a renewal needs the node's current certificate as its TLS client certificate",
+      &hosts);
+  if (!id.ok()) return ErrorResponse(403, ToStd(id.status().message()));
   if (!context.is_member || !context.is_member(*id)) {
     return ErrorResponse(403, StrCat("node ", *id, " is not a member"));
   }
@@ -265,12 +275,9 @@ HttpResponse Renew(const HttpRequest& request, const HttpHandlerContext& context
 // once atlas.nodes ordered it (or at once when it votes already) with the membership.
 void Promote(const HttpRequest& request, const HttpHandlerContext& context,
              std::function<void(HttpResponse)> answer) {
-  if (!request.client_certified || !request.client_cert) {
-    return answer(ErrorResponse(403, "a promotion needs the node's certificate as its TLS "
-                                     "client certificate"));
-  }
-  std::optional<uint64_t> id = NodeOfCert(request.client_cert.get(), nullptr);
-  if (!id) return answer(ErrorResponse(403, "the client certificate names no node"));
+  absl::StatusOr<uint64_t> id = CertifiedNode(
+      request, "a promotion needs the node's certificate as its TLS client certificate", nullptr);
+  if (!id.ok()) return answer(ErrorResponse(403, ToStd(id.status().message())));
   if (!context.promote) return answer(ErrorResponse(503, "this member cannot order promotions"));
   context.promote(*id, [answer = std::move(answer)](absl::StatusOr<JoinDecision> d) {
     if (!d.ok()) {
