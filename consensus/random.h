@@ -5,6 +5,7 @@
 #define ATLAS_CONSENSUS_RANDOM_H_
 
 #include <cstdint>
+#include <string_view>
 
 #include "consensus/check.h"
 
@@ -16,6 +17,25 @@ inline uint64_t SplitMix64(uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+// Hashes every node computes alike (absl::Hash is seeded per process), for values nodes
+// compare (range digests) or agree on without talking (sweeper turns): FNV-1a over bytes,
+// and a splitmix64 finaliser per further field. Changing them changes the digests peers of
+// an older version compute.
+inline uint64_t StableHash(std::string_view bytes) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+inline uint64_t StableMix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
 }
 
 // xoshiro256** generator. Not thread-safe; one per owner.

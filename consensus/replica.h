@@ -560,6 +560,8 @@ class Replica {
   void PruneAgreed();  // forgets agreements older than SilenceTicks
   // Two digest cycles: how long an owner may go unheard and unconfirmed.
   consensus::Tick SilenceTicks() const;
+  // Sweep: whether this turn of sweeping `object` is ours (one live member's at a time).
+  bool SweepTurn(const ObjectId& object) const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);

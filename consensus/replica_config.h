@@ -26,6 +26,7 @@ struct ReplicaConfig {
   Tick resend_ticks = 400;            // Retransmit unanswered phase-1/phase-2/confirm rounds.
   Tick request_timeout_ticks = 4000;  // Client requests fail after this long.
   Tick steal_backoff_ticks = 100;     // Base of the randomized backoff after losing a steal.
+  int64_t tick_ms = 1;                // A tick of the host's clock (sweeper turns, Sweep).
   // Owner read leases (docs/consensus.md §Owner read leases): an owner asks for lease_ms, an
   // acceptor grants up to lease_ms (promising no other node for that long of its clock); 0
   // turns leases off. Every node's monotonic clock must run within clock_drift_ppm of real

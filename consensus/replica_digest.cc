@@ -15,23 +15,10 @@
 namespace atlas::consensus {
 namespace {
 
-// A hash every node computes alike (absl::Hash is seeded per process): FNV-1a, then a
-// splitmix64 finaliser per field.
-uint64_t Mix(uint64_t h, uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  return h ^ (h >> 31);
-}
-
 uint64_t DigestPart(const ObjectId& object, Slot commit, const Ballot& owner) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : object) h = (h ^ c) * 0x100000001b3ULL;
-  h = Mix(h, commit);
-  h = Mix(h, owner.counter);
-  return Mix(h, owner.node);
+  uint64_t h = StableMix(StableHash(object), commit);
+  h = StableMix(h, owner.counter);
+  return StableMix(h, owner.node);
 }
 
 }  // namespace

@@ -177,7 +177,6 @@ void Replica::HandleRejection(const Message& msg, ObjectState& o, Role role) {
 
 void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   o.proposer.role = Role::kOwner;
-  o.proposer.steal_attempts = 0;
   ++probes_.steals_won;
   ObserveBallot(o, o.proposer.ballot);
   policy_->Reset(object);
@@ -202,6 +201,9 @@ void Replica::BecomeOwner(const ObjectId& object, ObjectState& o) {
   }
   o.proposer.recovered.clear();
   o.proposer.next_slot = top + 1;
+  // The duel is over once our ballot commits (AdvanceOwnerCommit), or now if nothing is left
+  // to commit: until then a preemption counts as a lost duel (StepDown).
+  if (m.entries.empty() && !NeedsAnchor(o)) o.proposer.steal_attempts = 0;
   // Reads wait for the recovered prefix: the new owner catches up before it serves reads.
   o.reads.ready_slot = top;
   OwnershipEvent e;
@@ -239,14 +241,22 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
     e.other = std::max(o.learner.owner_ballot, o.hard.promised);
     ready_.ownership.push_back(std::move(e));
   }
-  if (o.proposer.role == Role::kCandidate) {
+  const bool unsettled = o.proposer.role == Role::kOwner &&
+                         (o.hard.commit_index < o.reads.ready_slot ||
+                          o.proposer.anchor_slot != 0 || NeedsAnchor(o));
+  if (o.proposer.role == Role::kCandidate || unsettled) {
+    // Preempted in phase 1, or as an owner before it committed what phase 1 recovered and
+    // its anchor: a lost duel either way. Without the backoff, an
+    // owner preempted at once would steal straight back (seed 305086: ten nodes duelled for
+    // six seconds after a restart of all).
     ++probes_.steals_preempted;
     ++o.proposer.steal_attempts;
     // Randomized exponential backoff so duelling stealers separate (seeded, deterministic).
     const consensus::Tick base = config_.steal_backoff_ticks;
     const consensus::Tick cap = base << std::min(o.proposer.steal_attempts, 5);
     o.proposer.backoff_until = now_ + rng_.Range(base / 2, cap);
-  } else if (o.proposer.role == Role::kOwner && !o.proposer.in_flight.empty()) {
+  }
+  if (o.proposer.role == Role::kOwner && !o.proposer.in_flight.empty()) {
     ++probes_.steal_during_phase2;
   }
   if (announce && o.proposer.role == Role::kOwner &&

@@ -171,6 +171,7 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
     auto local = o.hard.log.find(s);
     if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));
     o.hard.commit_index = s;
+    o.proposer.steal_attempts = 0;  // Our ballot committed: the duel that won it is over.
     o.proposer.chosen.erase(s);
     o.proposer.in_flight.erase(it);
     MarkDirty(o);

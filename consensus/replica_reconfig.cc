@@ -395,7 +395,7 @@ void Replica::Sweep() {
         Alive(owner) &&
         ((o.learner.owner_heard >= 0 && now_ - o.learner.owner_heard <= SilenceTicks()) ||
          OwnerAgreed(owner, object));
-    if (owner_active) continue;
+    if (owner_active || !SweepTurn(object)) continue;
     steal.push_back(object);
   }
   sweep_cursor_ = it == sweep_.end() ? ObjectId{} : *it;
@@ -403,6 +403,36 @@ void Replica::Sweep() {
     ++probes_.sweeper_steals;
     StartSteal(object, StealReason::kSweep);
   }
+}
+
+// After a restart of all, every member found every object ownerless at once, and ten sweepers
+// duelled for seconds (seed 305086). So sweeping an object is one live member's turn at a
+// time: the highest rendezvous hash of (object, turn, member). Turns follow the wall clock,
+// so members agree on them within the clock bound; one whose owner cannot win in its turn
+// (no trusted clock, a partition) hands the object on with the turn.
+bool Replica::SweepTurn(const ObjectId& object) const {
+  const ConfigInfo* c = FindConfig(latest_epoch_);
+  if (c == nullptr) return false;
+  const int64_t tick_ms = std::max<int64_t>(config_.tick_ms, 1);
+  const int64_t turn_ms =
+      tick_ms * std::max(config_.peer_timeout_ticks, 4 * config_.steal_backoff_ticks);
+  const int64_t clock_ms = boot_ms_ < 0 ? now_ * tick_ms : wall_ms_;
+  const auto turn = static_cast<uint64_t>(clock_ms / turn_ms);
+  const uint64_t seed = StableMix(StableHash(object), turn);
+  // Until a peer timeout has passed since our start, a member not heard yet counts as alive:
+  // after a restart of all, nobody has heard anybody at first.
+  const bool starting = now_ < config_.peer_timeout_ticks;
+  NodeId best = kNoNode;
+  uint64_t best_hash = 0;
+  for (const auto& [node, zone] : c->quorums.topology().zone_of) {
+    if (!starting && !Alive(node)) continue;
+    const uint64_t h = StableMix(seed, node);
+    if (best == kNoNode || h > best_hash) {
+      best = node;
+      best_hash = h;
+    }
+  }
+  return best == config_.id;
 }
 
 }  // namespace atlas::consensus

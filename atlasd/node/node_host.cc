@@ -266,6 +266,7 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   config.topology = membership.ToTopology(options_.distance);
   if (config.topology.zone_of.empty()) config.topology.zone_of[options_.node_id] = 1;
   config.quorum = membership.quorum;
+  config.tick_ms = options_.tick_ms;
   if (options_.replica) return config;
   config.lease_ms = options_.read_lease_ms;
   config.clock_drift_ppm = options_.clock_drift_ppm;

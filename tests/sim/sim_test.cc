@@ -648,6 +648,10 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
       {2306, "dup,reorder,membership", true},
       {2729, "drop,steals,membership", true},
       {2758, "drop,dup,reorder,crash,membership", true},
+      // Membership soak: after a restart of all, every member swept every object at once and
+      // they duelled for seconds (an owner preempted before its ballot committed stole straight
+      // back); t1 had not converged when the run ended. Sweeping is now one member's turn.
+      {305086, "drop,dup,reorder,crash,membership", true},
   };
   for (const Pinned& p : pinned) {
     SimOptions o = Base(p.seed, p.faults);
