@@ -246,9 +246,8 @@ void Replica::StepDown(const ObjectId& object, ObjectState& o, bool announce) {
                           o.proposer.anchor_slot != 0 || NeedsAnchor(o));
   if (o.proposer.role == Role::kCandidate || unsettled) {
     // Preempted in phase 1, or as an owner before it committed what phase 1 recovered and
-    // its anchor: a lost duel either way. Without the backoff, an
-    // owner preempted at once would steal straight back (seed 305086: ten nodes duelled for
-    // six seconds after a restart of all).
+    // its anchor: a lost duel either way. Without the backoff, an owner preempted at once
+    // stole straight back (seed 305086: ten nodes duelled after a restart of all).
     ++probes_.steals_preempted;
     ++o.proposer.steal_attempts;
     // Randomized exponential backoff so duelling stealers separate (seeded, deterministic).

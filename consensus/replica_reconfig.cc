@@ -408,14 +408,15 @@ void Replica::Sweep() {
 // After a restart of all, every member found every object ownerless at once, and ten sweepers
 // duelled for seconds (seed 305086). So sweeping an object is one live member's turn at a
 // time: the highest rendezvous hash of (object, turn, member). Turns follow the wall clock,
-// so members agree on them within the clock bound; one whose owner cannot win in its turn
-// (no trusted clock, a partition) hands the object on with the turn.
+// so members agree on them within the clock bound; a member that cannot win in its turn (no
+// trusted clock, a partition) hands the object on with the turn.
 bool Replica::SweepTurn(const ObjectId& object) const {
   const ConfigInfo* c = FindConfig(latest_epoch_);
   if (c == nullptr) return false;
   const int64_t tick_ms = std::max<int64_t>(config_.tick_ms, 1);
-  const int64_t turn_ms =
-      tick_ms * std::max(config_.peer_timeout_ticks, 4 * config_.steal_backoff_ticks);
+  const consensus::Tick turn_ticks =
+      std::max<consensus::Tick>({config_.peer_timeout_ticks, 4 * config_.steal_backoff_ticks, 1});
+  const int64_t turn_ms = tick_ms * turn_ticks;
   const int64_t clock_ms = boot_ms_ < 0 ? now_ * tick_ms : wall_ms_;
   const auto turn = static_cast<uint64_t>(clock_ms / turn_ms);
   const uint64_t seed = StableMix(StableHash(object), turn);
