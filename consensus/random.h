@@ -11,12 +11,16 @@
 
 namespace atlas::consensus {
 
-// SplitMix64: used to expand one 64-bit seed into the xoshiro state.
-inline uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+// SplitMix64's finaliser: every bit of the result depends on every bit of z.
+inline uint64_t SplitMixFinish(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+// SplitMix64: used to expand one 64-bit seed into the xoshiro state.
+inline uint64_t SplitMix64(uint64_t& state) {
+  return SplitMixFinish(state += 0x9e3779b97f4a7c15ULL);
 }
 
 // Hashes every node computes alike (absl::Hash is seeded per process), for values nodes
@@ -30,12 +34,7 @@ inline uint64_t StableHash(std::string_view bytes) {
 }
 
 inline uint64_t StableMix(uint64_t h, uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  return h ^ (h >> 31);
+  return SplitMixFinish(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
 }
 
 // xoshiro256** generator. Not thread-safe; one per owner.

@@ -560,8 +560,6 @@ class Replica {
   void PruneAgreed();  // forgets agreements older than SilenceTicks
   // Two digest cycles: how long an owner may go unheard and unconfirmed.
   consensus::Tick SilenceTicks() const;
-  // Sweep: whether this turn of sweeping `object` is ours (one live member's at a time).
-  bool SweepTurn(const ObjectId& object) const;
   void NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from);
   void LearnUpTo(const ObjectId& object, ObjectState& o, Ballot ballot, Slot commit_index,
                  NodeId from);
@@ -717,6 +715,8 @@ class Replica {
   void RefreshIndexes() const;
   void Reindex(const ObjectId& object, const ObjectState& o) const;  // one object's part
   void Sweep();
+  // Whether this turn of sweeping `object` is ours (one live member's at a time).
+  bool SweepTurn(const ObjectId& object) const;
 
   // replica_rest.cc: objects at rest. An object is stored awake (its state) or at rest (its
   // EncodeAtRest bytes); resting and waking leave it exactly as it was.
