@@ -25,6 +25,8 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kDirectory: return "Directory";
     case MessageType::kRangeRequest: return "RangeRequest";
     case MessageType::kRange: return "Range";
+    case MessageType::kLeaseRequest: return "LeaseRequest";
+    case MessageType::kLeaseGrant: return "LeaseGrant";
   }
   return "?";
 }
@@ -35,6 +37,7 @@ std::string Message::DebugString() const {
   if (!ballot.IsZero()) absl::StrAppend(&out, " b=", ballot.ToString());
   if (ok) absl::StrAppend(&out, " ok");
   if (lease_ms) absl::StrAppend(&out, " lease=", lease_ms);
+  if (holders) absl::StrAppend(&out, " holders");
   if (slot) absl::StrAppend(&out, " slot=", slot);
   if (commit_index) absl::StrAppend(&out, " ci=", commit_index);
   if (round) absl::StrAppend(&out, " round=", round);

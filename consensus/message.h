@@ -33,6 +33,9 @@ enum class MessageType {
   kDirectory,         // commit_indexes of the next objects; object: the cursor; ok: last page.
   kRangeRequest,  // A heartbeat's digest differed: ours, and our commit indexes in its range.
   kRange,         // The reply: the commit indexes of the range (owners re-announce theirs).
+  // Replica read leases (docs/consensus.md §Replica read leases):
+  kLeaseRequest,  // Member -> owner: ballot believed, round = the asker's clock when it asked.
+  kLeaseGrant,    // Owner -> asker: ballot, round echoed, lease_ms, commit_index to apply first.
 };
 
 const char* MessageTypeName(MessageType type);
@@ -67,6 +70,9 @@ struct Message {
   // Confirm: the read lease the owner asks for, in ms of the acceptor's clock (0: none);
   // ConfirmAck: the lease granted, that long or 0 (docs/consensus.md §Owner read leases).
   int64_t lease_ms = 0;
+  // Confirm: the owner has (or is granting) replica read leases, so the lease asked for binds
+  // the acceptor against every Prepare, the owner's own too; ConfirmAck: such a grant was made.
+  bool holders = false;
   // Also, in a ForwardReject / rejecting ReadIndexResponse: kNotOwning when the sender does not
   // own the object at all (so the origin stops forwarding to it).
   Slot slot = 0;

@@ -358,6 +358,8 @@ void Replica::Step(const Message& msg) {
     case MessageType::kDirectory: HandleDirectory(msg); break;
     case MessageType::kRangeRequest: HandleRangeRequest(msg); break;
     case MessageType::kRange: HandleRange(msg); break;
+    case MessageType::kLeaseRequest: HandleLeaseRequest(msg); break;
+    case MessageType::kLeaseGrant: HandleLeaseGrant(msg); break;
   }
   if (msg.from != config_.id) DrainLocal();
   // Here, not in the handlers: starting a catch-up may wake objects, so no handler's
@@ -429,6 +431,7 @@ void Replica::CollectOwnerWork(const ObjectId& object, ObjectState& o) {
   }
   FlushProposals(object, o);
   StartReadRound(object, o);
+  StartHolderRound(object, o);
   SendDeferredAnchorAck(object, o);
 }
 
@@ -583,6 +586,15 @@ bool Replica::IsOwner(const ObjectId& object) const {
 
 LocalReadWindow Replica::LocalReads(const ObjectId& object) const {
   const ObjectState* o = FindObj(object);
+  if (o != nullptr && o->proposer.role == Role::kFollower) {
+    // A lease holder, once it applied everything it accepted (docs/consensus.md §Replica read
+    // leases).
+    std::optional<Slot> index = HolderReadIndex(object, *o);
+    if (!index || o->learner.applied < *index) return {};
+    if (config_.test_holder_reads_expired) return {LocalReadWindow::kForever, 0};
+    const int64_t until = held_leases_.at(object).until_ms;
+    return {until, until - OwnerLeaseMs() / 2};
+  }
   if (o == nullptr || !may_own_ || o->proposer.role != Role::kOwner ||
       o->hard.commit_index < o->reads.ready_slot || o->learner.applied < o->reads.ready_slot) {
     return {};

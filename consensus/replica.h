@@ -302,6 +302,15 @@ class Replica {
   // under it): a node that applies slower than its peers send would otherwise queue the
   // difference, and ask again for answers that sit in its own queue.
   void SetInboundBacklog(uint64_t bytes) { inbound_backlog_ = bytes; }
+  // Whether this node asks for replica read leases on `object` when it serves reads of it
+  // (TABLE READS LOCAL; docs/consensus.md §Replica read leases). Needs holder_leases.
+  void SetLeaseReads(const ObjectId& object, bool on) {
+    if (on) {
+      lease_reads_.insert(object);
+    } else {
+      lease_reads_.erase(object);
+    }
+  }
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
@@ -348,6 +357,11 @@ class Replica {
   LocalReadWindow LocalReads(const ObjectId& object) const;
   // The owner's read lease of `object` (ballot, until on this node's clock), if it has one.
   std::optional<std::pair<Ballot, int64_t>> OwnerLease(const ObjectId& object) const;
+  // The replica read lease this node holds for `object` (the owner's ballot, until on this
+  // node's clock), if any (docs/consensus.md §Replica read leases).
+  std::optional<std::pair<Ballot, int64_t>> HolderLease(const ObjectId& object) const;
+  // Owner: the members whose acks writes of `object` wait for (leases not ended on our clock).
+  std::vector<NodeId> LeaseHolders(const ObjectId& object) const;
   NodeId BelievedOwner(const ObjectId& object) const;
   Ballot Promised(const ObjectId& object) const;
   Slot CommitIndex(const ObjectId& object) const;
@@ -490,7 +504,7 @@ class Replica {
   void FlushProposals(const ObjectId& object, ObjectState& o);
   void HandleAccept(const Message& msg);
   void HandleAccepted(const Message& msg);
-  void AdvanceOwnerCommit(ObjectState& o);
+  void AdvanceOwnerCommit(const ObjectId& object, ObjectState& o);
   // `lazy_may_wait`: the members outside the eager set (docs/consensus.md §Q2 first) get it
   // with their next lazy flush (at most lazy_flush_ticks later); only the idle pipeline's
   // notice does that.
@@ -625,7 +639,9 @@ class Replica {
     int64_t until_ms = 0;   // This node's clock.
     uint64_t round = 0;     // The confirmation round collecting grants,
     int64_t round_sent_ms = 0;  // started then,
-    NodeSet grants;         // and the acceptors that granted in it.
+    NodeSet grants;         // and the acceptors that granted in it,
+    bool holders = false;   // the round binds against every Prepare (replica read leases),
+    NodeSet holder_grants;  // and those that granted so.
   };
   struct LeaseGrant {
     Ballot ballot;          // The owner we promised to wait for,
@@ -633,6 +649,8 @@ class Replica {
     // The highest Prepare we held for it: no lease is granted below it any more, so that the
     // stealer's next resend gets its promise however many reads the owner keeps confirming.
     Ballot held;
+    // A grant that covered replica lease holders binds against every Prepare until then.
+    int64_t holders_until_ms = 0;
   };
   // lease_ms shortened by the drift bound on both clocks and by the clocks' resolution.
   int64_t OwnerLeaseMs() const;
@@ -652,8 +670,42 @@ class Replica {
   // Acceptor: grants (or extends) the lease a Confirm asks for; the length granted, 0 if none.
   int64_t GrantLease(const Message& confirm);
   void NoteRoundForLease(const ObjectId& object, const ObjectState& o);
-  void NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const Message& ack);
+  void NoteLeaseGrant(const ObjectId& object, ObjectState& o, const Message& ack);
   void DropExpiredLeases();
+
+  // replica_holders.cc: replica read leases (docs/consensus.md §Replica read leases).
+  struct HolderAsk {
+    int64_t asked_ms = 0;   // The asker's clock when it asked (echoed in the grant).
+    uint64_t round = 0;     // The first confirmation round begun after the ask arrived.
+  };
+  struct Holders {          // Owner side, per object, across our ballots.
+    absl::btree_map<NodeId, int64_t> until;    // Holder -> until when its acks are needed.
+    absl::btree_map<NodeId, HolderAsk> asks;   // Members waiting for a grant.
+  };
+  struct ReplicaLease {     // Holder side.
+    Ballot ballot;          // The owner that granted it,
+    int64_t until_ms = 0;   // until then (our clock),
+    Slot index = 0;         // once we applied this far.
+  };
+  // Holder: asks the owner we believe in for a lease (or its renewal), at most every quarter
+  // lease.
+  void AskLease(const ObjectId& object, const ObjectState& o);
+  void HandleLeaseRequest(const Message& msg);
+  void HandleLeaseGrant(const Message& msg);
+  // Owner: whether asks may be granted now (owner, settled, one configuration).
+  bool MayGrantHolders(const ObjectState& o) const;
+  // Owner: starts a confirmation round for asks that arrived since the last one began.
+  void StartHolderRound(const ObjectId& object, ObjectState& o);
+  // Owner: a round begun after the asks got its lease from a Q2 that binds against every
+  // Prepare: record the askers as holders and grant them.
+  void RecordHolders(const ObjectId& object, ObjectState& o, uint64_t round);
+  bool HoldersWanted(const ObjectId& object) const;  // asks waiting, or holders not ended
+  // Owner: whether a holder whose lease has not ended is missing from `acks` (for an anchor:
+  // whether any holder's lease has not ended; a new configuration starts with none).
+  bool HoldersMissing(const ObjectId& object, const NodeSet& acks, bool anchor) const;
+  // Holder: the read index a read invoked now may use (its lease holds), else nullopt.
+  std::optional<Slot> HolderReadIndex(const ObjectId& object, const ObjectState& o) const;
+  void DropExpiredHolders();
 
   // replica_routing.cc: routing and forwarding of client writes, migration.
   void FinishRequest(RequestId id, ReplyCode code, bool definite, std::string detail);
@@ -790,6 +842,10 @@ class Replica {
   absl::btree_set<ObjectId> evict_due_;  // lazy ranges flushed: their entries may go (Advance)
   absl::btree_map<ObjectId, LazyLearners> lazy_;       // Owned objects with lazy members.
   absl::btree_map<ObjectId, LeaseGrant> grants_;       // Acceptor: leases granted.
+  absl::btree_map<ObjectId, Holders> holders_;          // Owner: replica read leases.
+  absl::btree_map<ObjectId, ReplicaLease> held_leases_;   // Holder: replica read leases held.
+  absl::btree_map<ObjectId, int64_t> lease_asked_;      // Holder: when we last asked.
+  absl::btree_set<ObjectId> lease_reads_;               // SetLeaseReads
   bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;

@@ -36,6 +36,16 @@ struct ReplicaConfig {
   int64_t lease_ms = 0;
   int64_t clock_drift_ppm = 10'000;
   int64_t restart_guard_ms = -1;
+  // Replica read leases (docs/consensus.md §Replica read leases): a member that serves a
+  // read of an object it does not own asks the owner for a lease of lease_ms, and under it
+  // answers reads from its own replica; the owner then counts a write chosen only with every
+  // live holder's ack. Needs lease_ms > 0, and the same setting on every node: with it, a
+  // lease that covers holders binds acceptors against every Prepare, and a restarted acceptor
+  // holds every Prepare (its previous owner's too) for its restart guard.
+  bool holder_leases = false;
+  // Members ask for leases on every object they read (the simulator); otherwise only on
+  // those the host named (Replica::SetLeaseReads: TABLE READS LOCAL).
+  bool lease_reads_everywhere = false;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   // Q2 first: Accepts go at once to the owner's Q2 and to members interested in the object
@@ -141,6 +151,10 @@ struct ReplicaConfig {
   // TEST ONLY: digests leave commit indexes out (docs/consensus.md §Idle objects): a learner
   // that missed an idle object's last commit notice is never told.
   bool test_digest_without_commit = false;
+  // TEST ONLY: a lease holder keeps answering reads from its replica after its lease ended.
+  bool test_holder_reads_expired = false;
+  // TEST ONLY: the owner counts a write chosen on a Q2 alone, without its lease holders' acks.
+  bool test_commit_without_holders = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).
@@ -172,6 +186,9 @@ struct Probes {
   uint64_t reads_on_lease = 0;            // Reads released by the owner's read lease.
   uint64_t leases_granted = 0;            // Owner: a Q2 granted (or renewed) its lease.
   uint64_t prepares_held = 0;             // Acceptor: a Prepare waited for a lease to end.
+  uint64_t holders_granted = 0;           // Owner: a replica read lease granted (or renewed).
+  uint64_t reads_on_holder_lease = 0;     // Holder: a read answered from its own replica.
+  uint64_t commits_held_for_holders = 0;  // Owner: a Q2 had acked, a holder had not yet.
   uint64_t moves_suggested = 0;
   uint64_t accept_resends = 0;
   // Reconfiguration.

@@ -30,6 +30,7 @@ NodeSet Replica::EagerTargets(const ObjectId& object, const ObjectState& o,
       if (until > now_) eager.insert(node);
     }
   }
+  for (NodeId node : LeaseHolders(object)) eager.insert(node);  // writes wait for their acks
   NodeSet out;
   std::set_intersection(eager.begin(), eager.end(), members.begin(), members.end(),
                         std::inserter(out, out.end()));

@@ -290,7 +290,7 @@ void Replica::HandleCatchupResponse(const Message& msg) {
     auto& chosen = o.proposer.chosen;
     in_flight.erase(in_flight.begin(), in_flight.upper_bound(o.hard.commit_index));
     chosen.erase(chosen.begin(), chosen.upper_bound(o.hard.commit_index));
-    AdvanceOwnerCommit(o);
+    AdvanceOwnerCommit(msg.object, o);
   }
   if (o.learner.notice_commit > o.hard.commit_index) {
     LearnUpTo(msg.object, o, o.learner.notice_ballot, o.learner.notice_commit, msg.from);

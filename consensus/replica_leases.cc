@@ -27,6 +27,9 @@ Message Replica::ConfirmMessage(const ObjectId& object, const ObjectState& o) co
   Message m = ProposerMessage(MessageType::kConfirm, object, o);
   m.round = o.reads.round;
   m.lease_ms = OwnerLeaseMs() > 0 ? config_.lease_ms : 0;
+  auto l = leases_.find(object);
+  m.holders = m.lease_ms > 0 && l != leases_.end() && l->second.round == o.reads.round &&
+              l->second.holders;
   return m;
 }
 
@@ -53,14 +56,21 @@ bool Replica::LeaseBlocksPrepare(const Message& msg, const ObjectState& o) {
   // that of the promise it restarted with, so other nodes wait out the longest lease it may
   // have granted (a promise made since, with a higher counter, is covered by grants_).
   const int64_t guard_end = std::max<int64_t>(boot_ms_, 0) + RestartGuardMs();
+  // With replica read leases that exception goes where members other than the owner may hold
+  // one (holders are members): a lease we granted may have bound us for holders, whom the
+  // owner's next ballot must wait out too.
+  const bool holders_possible =
+      config_.holder_leases && MembersOf(ObjectEpochs(o)).size() > 1;
   const bool restarting = mono_ms_ < guard_end && !o.hard.promised.IsZero() &&
                           o.hard.promised.counter <= restart_counter_floor_ &&
-                          msg.from != o.hard.promised.node;
-  // The holder itself may re-steal: it stepped down (and stopped reading) before asking.
+                          (holders_possible || msg.from != o.hard.promised.node);
+  // The holder itself may re-steal: it stepped down (and stopped reading) before asking. Not
+  // past a grant that bound us for replica lease holders: they read on until it ends.
   auto it = grants_.find(msg.object);
   const bool granted = it != grants_.end() && mono_ms_ < it->second.until_ms &&
                        msg.from != it->second.ballot.node;
-  if (!restarting && !granted) return false;
+  const bool holders = it != grants_.end() && mono_ms_ < it->second.holders_until_ms;
+  if (!restarting && !granted && !holders) return false;
   LeaseGrant& g = grants_[msg.object];
   if (restarting && g.until_ms < guard_end) {
     if (g.ballot.IsZero()) g.ballot = o.hard.promised;
@@ -83,6 +93,7 @@ int64_t Replica::GrantLease(const Message& confirm) {
     g.until_ms = 0;
   }
   g.until_ms = std::max(g.until_ms, mono_ms_ + confirm.lease_ms);
+  if (confirm.holders) g.holders_until_ms = std::max(g.holders_until_ms, g.until_ms);
   return confirm.lease_ms;
 }
 
@@ -96,14 +107,21 @@ void Replica::NoteRoundForLease(const ObjectId& object, const ObjectState& o) {
   l.round = o.reads.round;
   l.round_sent_ms = mono_ms_;  // No acceptor can ack before the Confirm leaves, after this.
   l.grants.clear();
+  l.holders = HoldersWanted(object);
+  l.holder_grants.clear();
 }
 
-void Replica::NoteLeaseGrant(const ObjectId& object, const ObjectState& o, const Message& ack) {
+void Replica::NoteLeaseGrant(const ObjectId& object, ObjectState& o, const Message& ack) {
   auto it = leases_.find(object);
   if (it == leases_.end()) return;
   OwnerLeaseState& l = it->second;
   if (l.ballot != o.proposer.ballot || l.round != ack.round || ack.lease_ms != config_.lease_ms) {
     return;
+  }
+  // Only grants that say they bind against every Prepare count for lease holders.
+  if (l.holders && ack.holders && l.holder_grants.insert(ack.from).second &&
+      IsQ2In(ObjectEpochs(o), l.holder_grants)) {
+    RecordHolders(object, o, l.round);
   }
   if (!l.grants.insert(ack.from).second) return;
   const EpochSet epochs = ObjectEpochs(o);
@@ -121,7 +139,7 @@ void Replica::DropExpiredLeases() {
   // A grant whose Prepare still waits is kept until that Prepare is promised, or for one
   // more lease (the stealer gave up).
   absl::erase_if(grants_, [this](const auto& g) {
-    if (g.second.until_ms > mono_ms_) return false;
+    if (g.second.until_ms > mono_ms_ || g.second.holders_until_ms > mono_ms_) return false;
     const ObjectState* o = FindObj(g.first);
     return g.second.held.IsZero() || (o != nullptr && o->hard.promised >= g.second.held) ||
            mono_ms_ >= g.second.until_ms + config_.lease_ms;
@@ -131,6 +149,7 @@ void Replica::DropExpiredLeases() {
     return l.second.until_ms <= mono_ms_ &&
            (o == nullptr || o->proposer.role != Role::kOwner || !o->reads.active);
   });
+  DropExpiredHolders();
 }
 
 std::optional<std::pair<Ballot, int64_t>> Replica::OwnerLease(const ObjectId& object) const {

@@ -156,10 +156,10 @@ void Replica::HandleAccepted(const Message& msg) {
     it->second.acks.insert(msg.from);
     o.proposer.chosen.insert(s);  // Acked; whether a joint Q2 is what AdvanceOwnerCommit decides.
   }
-  AdvanceOwnerCommit(o);
+  AdvanceOwnerCommit(msg.object, o);
 }
 
-void Replica::AdvanceOwnerCommit(ObjectState& o) {
+void Replica::AdvanceOwnerCommit(const ObjectId& object, ObjectState& o) {
   while (o.proposer.chosen.contains(o.hard.commit_index + 1)) {
     const Slot s = o.hard.commit_index + 1;
     auto it = o.proposer.in_flight.find(s);
@@ -167,6 +167,10 @@ void Replica::AdvanceOwnerCommit(ObjectState& o) {
     // Judged now, not at ack time: the configurations needed may have grown since (a newer
     // epoch from SetConfig, an anchor learned by catch-up). A superset is always safe.
     if (!IsQ2In(ObjectEpochs(o), it->second.acks)) break;
+    if (HoldersMissing(object, it->second.acks, IsAnchor(it->second.value))) {
+      ++probes_.commits_held_for_holders;  // Tick looks again as their leases end
+      break;
+    }
     LogEntry chosen{o.proposer.ballot, std::move(it->second.value)};
     auto local = o.hard.log.find(s);
     if (local == o.hard.log.end() || !(local->second == chosen)) PutEntry(o, s, std::move(chosen));

@@ -17,7 +17,18 @@ void Replica::Read(const ObjectId& object, RequestId id) {
     SetReadIndex(id, 0);
     return;
   }
-  RouteRead(object, id);
+  if (config_.holder_leases) {
+    ObjectState& o = Obj(object);
+    if (std::optional<Slot> index = HolderReadIndex(object, o)) {
+      ++probes_.reads_on_holder_lease;
+      SetReadIndex(id, *index);
+    } else {
+      RouteRead(object, id);
+    }
+    AskLease(object, Obj(object));
+  } else {
+    RouteRead(object, id);
+  }
   DrainLocal();
 }
 
@@ -156,6 +167,7 @@ void Replica::HandleConfirm(const Message& msg) {
     r.ok = true;
     r.ballot = msg.ballot;
     r.lease_ms = GrantLease(msg);
+    r.holders = msg.holders && r.lease_ms > 0;
   }
   Send(std::move(r));
 }

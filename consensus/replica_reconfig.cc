@@ -41,6 +41,7 @@ void Replica::SetConfig(uint64_t epoch, Topology topology, QuorumSpec quorum) {
   AddConfig(epoch, std::move(topology), quorum);
   if (epoch <= latest_epoch_) return;
   latest_epoch_ = epoch;
+  held_leases_.clear();  // replica read leases are for one configuration (rule 4)
   // Quorums of every object now include C_L: re-send what is in flight at once, in the new
   // epoch (acceptors that know it fence the old one), and owners re-anchor (FlushProposals).
   // NeedsAnchor changed for all objects (indexes, CollectReady): every one wakes, and rests

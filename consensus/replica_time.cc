@@ -104,6 +104,7 @@ void Replica::TickOwner(const ObjectId& object, ObjectState& o) {
     }
   }
   for (auto& [node, m] : resend) Send(std::move(m));
+  if (holders_.contains(object)) AdvanceOwnerCommit(object, o);  // a holder's lease may end
   if (o.reads.active && now_ - o.reads.sent >= config_.resend_ticks) {
     o.reads.sent = now_;
     SendToSilent(members(), o.reads.acks, ConfirmMessage(object, o));

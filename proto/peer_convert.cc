@@ -7,7 +7,7 @@ namespace {
 
 using consensus::MessageType;
 
-constexpr int kTypeMax = static_cast<int>(MessageType::kRange);
+constexpr int kTypeMax = static_cast<int>(MessageType::kLeaseGrant);
 
 // Object names are table names, 1-255 bytes of [A-Za-z0-9_-] (shared/spec/protocol.md §4), a
 // group's object "@<group>" (docs/design.md §Groups), or a system object such as "atlas.nodes"
@@ -62,6 +62,7 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
   out->mutable_ballot()->set_node(m.ballot.node);
   out->set_ok(m.ok);
   out->set_lease_ms(static_cast<uint64_t>(m.lease_ms));
+  out->set_holders(m.holders);
   out->set_slot(m.slot);
   out->set_commit_index(m.commit_index);
   out->set_round(m.round);
@@ -132,6 +133,7 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
     return Invalid("read lease too long");
   }
   m.lease_ms = static_cast<int64_t>(in.lease_ms());
+  m.holders = in.holders();
   m.slot = in.slot();
   m.commit_index = in.commit_index();
   m.round = in.round();

@@ -903,6 +903,83 @@ TEST_CASE("a restarted acceptor waits out one lease before it promises another n
   CHECK(c.R(3).IsOwner("t"));
 }
 
+// Replica read leases (docs/consensus.md §Replica read leases): node 1 owns "t" and node 2,
+// which read it at 10'100 on its clock, holds a lease.
+void HolderLeaseToNode2(Cluster& c) {
+  c.Configure([](ReplicaConfig& cfg) {
+    cfg.holder_leases = true;
+    cfg.lease_reads_everywhere = true;
+  });
+  for (NodeId id : {1, 2, 3}) c.Start(id);
+  OwnedByNode1(c);
+  c.SetClocks(10'100);
+  c.R(2).Read("t", RequestId{2, 1});  // through the owner, asking for a lease on the way
+  c.Settle();
+  REQUIRE(c.N(2).reads.size() == 1);
+  REQUIRE(c.R(1).probes().holders_granted == 1);
+}
+
+TEST_CASE("a replica read lease: the holder reads its own replica, and writes wait for its ack "
+          "until the lease has ended on the owner's clock", "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  HolderLeaseToNode2(c);
+  CHECK(c.R(1).LeaseHolders("t") == std::vector<NodeId>{2});
+  // Counted from its ask, shortened as the owner's lease is: 978 ms.
+  auto lease = c.R(2).HolderLease("t");
+  REQUIRE(lease);
+  CHECK(lease->second == 11'078);
+  CHECK(c.R(2).LocalReads("t").until_ms == 11'078);
+  CHECK(c.R(2).LocalReads("t").renew_at_ms == 10'589);
+  const uint64_t forwards = c.R(2).probes().forwards;
+  c.R(2).Read("t", RequestId{2, 2});
+  c.Settle();
+  CHECK(c.N(2).reads.size() == 2);
+  CHECK(c.R(2).probes().reads_on_holder_lease == 1);
+  CHECK(c.R(2).probes().forwards == forwards);
+
+  // Reachable, the holder acks like any acceptor and the write commits at once.
+  c.R(1).Propose("t", "put a 2", RequestId{1, 3});
+  c.Settle();
+  REQUIRE(c.N(1).replies.size() == 2);
+  // Cut off, a Q2 (nodes 1 and 3) is not enough until the owner judges its lease over: the
+  // grant was recorded at 10'100 on the owner's clock, so at 10'100 + 1000 + 2 ms.
+  c.unreachable = {2};
+  c.R(1).Propose("t", "put a 3", RequestId{1, 4});
+  c.Settle(/*ticks=*/50);
+  CHECK(c.N(1).replies.size() == 2);
+  CHECK(c.R(1).probes().commits_held_for_holders >= 1);
+  c.SetClocks(11'101);
+  c.Settle(/*ticks=*/5);
+  CHECK(c.N(1).replies.size() == 2);
+  CHECK(c.R(2).LocalReads("t").until_ms == 0);  // its own count ended first
+  c.SetClocks(11'102);
+  c.Settle(/*ticks=*/5);
+  REQUIRE(c.N(1).replies.size() == 3);
+  CHECK(c.N(1).replies[2].code == ReplyCode::kOk);
+  CHECK(c.R(1).LeaseHolders("t").empty());
+}
+
+TEST_CASE("a replica read lease holds off every new ballot, the owner's own after a restart too",
+          "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  HolderLeaseToNode2(c);
+  // Node 1 restarts and forgets whom it granted; the acceptors' grants to its old ballot
+  // would let its own next ballot through (the owner's lease allows that), but a grant that
+  // covered holders binds against every Prepare until 10'100 + 1000 on their clocks.
+  c.Start(1);
+  c.SetClocks(10'200);
+  c.R(1).Propose("t", "put a 2", RequestId{1, 1'000});
+  c.Settle(/*ticks=*/500);
+  CHECK_FALSE(c.R(1).IsOwner("t"));
+  CHECK(c.R(3).probes().prepares_held >= 1);
+  c.SetClocks(11'099);
+  c.Settle(/*ticks=*/500);
+  CHECK_FALSE(c.R(1).IsOwner("t"));
+  c.SetClocks(11'100);  // node 2's lease ended at 11'078 on its clock
+  c.Settle(/*ticks=*/500);
+  CHECK(c.R(1).IsOwner("t"));
+}
+
 TEST_CASE("a member that missed a membership change learns it from a node that change added, "
           "and takes nothing else from it", "[replica][membership]") {
   // Nodes 1 and 2 know only the configuration {1, 2}. Node 5 was added by a change node 1

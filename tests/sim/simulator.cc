@@ -526,6 +526,10 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_reports_never_wake = opt_.bug_reports_never_wake;
   cfg.test_digest_without_commit = opt_.bug_digest_without_commit;
   cfg.lease_ms = opt_.read_lease_ms;
+  cfg.holder_leases = opt_.holder_leases;
+  cfg.lease_reads_everywhere = opt_.holder_leases;
+  cfg.test_holder_reads_expired = opt_.bug_holder_reads_expired;
+  cfg.test_commit_without_holders = opt_.bug_commit_without_holders;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
   o.policy = consensus::AccessCountingPolicy::Options{};
@@ -850,15 +854,22 @@ bool Simulation::LocalRead(SimNode& node, const ObjectId& object) {
 
 // Judged by real (simulated) time, read on each holder's own clock: a node elected while another
 // node's read lease still holds lets that node serve reads that miss the new owner's writes.
+// A replica read lease binds every ballot above the one that granted it, the elected node's
+// own lease included (docs/consensus.md §Replica read leases).
 void Simulation::CheckLeases(const SimNode& node, const ObjectId& object, Ballot ballot) {
   if (!opt_.check_leases) return;
   for (const auto& [id, other] : nodes_) {
-    if (id == node.id || !other.up) continue;
-    auto lease = other.host->replica().OwnerLease(object);
-    if (lease && lease->first < ballot && MonoMs(id) < lease->second) {
-      Violation(absl::StrCat("node ", node.id, " elected for ", object, " (", ballot.ToString(),
-                             ") while node ", id, "'s read lease (", lease->first.ToString(),
-                             ") holds for ", lease->second - MonoMs(id), " ms more"));
+    if (!other.up) continue;
+    const consensus::Replica& r = other.host->replica();
+    for (const bool holder : {false, true}) {
+      const char* kind = holder ? "replica read lease" : "read lease";
+      if (id == node.id && !holder) continue;
+      auto lease = holder ? r.HolderLease(object) : r.OwnerLease(object);
+      if (lease && lease->first < ballot && MonoMs(id) < lease->second) {
+        Violation(absl::StrCat("node ", node.id, " elected for ", object, " (", ballot.ToString(),
+                               ") while node ", id, "'s ", kind, " (", lease->first.ToString(),
+                               ") holds for ", lease->second - MonoMs(id), " ms more"));
+      }
     }
   }
 }
@@ -1590,6 +1601,9 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.reads_on_lease += from.reads_on_lease;
   into.leases_granted += from.leases_granted;
   into.prepares_held += from.prepares_held;
+  into.holders_granted += from.holders_granted;
+  into.reads_on_holder_lease += from.reads_on_holder_lease;
+  into.commits_held_for_holders += from.commits_held_for_holders;
   into.moves_suggested += from.moves_suggested;
   into.accept_resends += from.accept_resends;
   into.reanchors_committed += from.reanchors_committed;
@@ -1741,6 +1755,9 @@ std::string ReplayCommand(const SimOptions& o) {
     absl::StrAppend(&cmd, " --clock-drift-ppm ", o.clock_drift_ppm);
   }
   if (o.bug_drift_beyond_bound) absl::StrAppend(&cmd, " --bug-drift-beyond-bound");
+  if (o.holder_leases) absl::StrAppend(&cmd, " --holder-leases");
+  if (o.bug_holder_reads_expired) absl::StrAppend(&cmd, " --bug-holder-reads-expired");
+  if (o.bug_commit_without_holders) absl::StrAppend(&cmd, " --bug-commit-without-holders");
   if (o.read_fraction != defaults.read_fraction) {
     absl::StrAppend(&cmd, " --read-percent ", static_cast<int>(o.read_fraction * 100 + 0.5));
   }

@@ -111,6 +111,11 @@ struct SimOptions {
   int64_t read_lease_ms = 300;  // base.lease_ms for every node; 0: no leases
   int64_t clock_drift_ppm = 10'000;
   bool bug_drift_beyond_bound = false;
+  // Replica read leases (ReplicaConfig::holder_leases): members read their own replica of
+  // the objects they do not own, under leases the owners grant them.
+  bool holder_leases = false;
+  bool bug_holder_reads_expired = false;     // ReplicaConfig::test_holder_reads_expired
+  bool bug_commit_without_holders = false;   // ReplicaConfig::test_commit_without_holders
   std::map<consensus::NodeId, int64_t> drift_ppm_of;  // Fixed rates for these nodes (scenarios).
   // Links down for a while, on top of the fault mix (scenarios): a, b, from, until (µs).
   struct LinkCut {

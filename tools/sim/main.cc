@@ -45,6 +45,8 @@ void Usage() {
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
                "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
                "                 [--no-lease-check] [--read-percent N] [--request-timeout-ms N]\n"
+               "                 [--holder-leases] [--bug-holder-reads-expired]\n"
+               "                 [--bug-commit-without-holders]\n"
                "                 [--cas-percent N] [--bug-cas-without-condition]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
@@ -232,6 +234,9 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-install-without-marker", &o.bug_install_without_marker},
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
+      {"--holder-leases", &o.holder_leases},
+      {"--bug-holder-reads-expired", &o.bug_holder_reads_expired},
+      {"--bug-commit-without-holders", &o.bug_commit_without_holders},
       {"--bug-cas-without-condition", &o.bug_cas_without_condition},
       {"--no-lease-check", &a->no_lease_check},
       {"--membership", &a->membership},
@@ -364,6 +369,9 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"reads_on_lease", p.reads_on_lease},
       {"leases_granted", p.leases_granted},
       {"prepares_held", p.prepares_held},
+      {"holders_granted", p.holders_granted},
+      {"reads_on_holder_lease", p.reads_on_holder_lease},
+      {"commits_held_for_holders", p.commits_held_for_holders},
       {"moves", p.moves_suggested},
       {"accept_resends", p.accept_resends},
       {"rested", p.objects_rested},
