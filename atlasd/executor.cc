@@ -71,6 +71,7 @@ constexpr std::array<Rule, sp::kCommands.size()> kRules = {{
     {kIndex<sp::TableMove>, Access::kAdminister, "TABLE MOVE"},
     {kIndex<sp::TablePin>, Access::kAtApply, "TABLE placement"},
     {kIndex<sp::TableGroup>, Access::kAtApply, "TABLE placement"},
+    {kIndex<sp::TableReads>, Access::kAtApply, "TABLE placement"},
     {kIndex<sp::TableList>, Access::kAnyone, ""},  // names are not access controlled
     {kIndex<sp::TableDump>, Access::kRead, "READ"},
     {kIndex<sp::Watch>, Access::kReadLive, "READ"},

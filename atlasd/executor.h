@@ -147,6 +147,7 @@ class Executor final : public socketproto::CommandHandler {
   void Run(const CallPtr& call, const socketproto::TableMove& c);
   std::optional<std::string> Build(Call& call, socketproto::TablePin& c, proto::Command* cmd);
   std::optional<std::string> Build(Call& call, socketproto::TableGroup& c, proto::Command* cmd);
+  std::optional<std::string> Build(Call& call, socketproto::TableReads& c, proto::Command* cmd);
   void Run(const CallPtr& call, const socketproto::TableList& c);
   bool RegionHasMembers(const std::string& region);
   // dump.cc

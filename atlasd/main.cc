@@ -96,6 +96,12 @@ void AppendReadMetrics(const atlas::NodeLoop::ReadStats& reads, std::string* out
        reads.lease_grants},
       {"atlas_read_lease_prepares_held_total",
        "Prepares this acceptor held until a read lease it granted ended.", reads.prepares_held},
+      {"atlas_replica_lease_reads_total",
+       "Reads of tables in TABLE READS LOCAL mode answered from this node's replica under a "
+       "replica read lease, through the node thread (the client thread's count as local).",
+       reads.replica_lease},
+      {"atlas_replica_lease_grants_total",
+       "Replica read leases this node granted or renewed as owner.", reads.replica_lease_grants},
   };
   for (const auto& [name, help, n] : counters) {
     AppendHelp(out, name, "counter", help);

@@ -25,6 +25,9 @@ struct ObjectInfo {
   uint64_t owner = 0;      // node id, 0 when unknown
   std::string ballot;      // "<counter>.<node>"
   uint64_t commit_index = 0;
+  // Replica read leases: on the owner, the members holding one; elsewhere, this node if it
+  // holds one (docs/consensus.md §Replica read leases).
+  std::vector<uint64_t> lease_holders;
 };
 
 class Replicator {

@@ -795,6 +795,7 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::s
     result.sealed = true;
   }
   if (cmd.placement().has_pinned_region()) state.pinned_region = cmd.placement().pinned_region();
+  if (cmd.placement().has_local_reads()) state.local_reads = cmd.placement().local_reads();
   PutState(table, state);
   return result;
 }

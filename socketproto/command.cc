@@ -520,7 +520,7 @@ std::variant<Request, ParseError> ParseTableDump(const Parser& p, std::string ta
   return Request{p.id, std::move(dump)};
 }
 
-// TABLE INFO|MOVE|PIN|GROUP|DUMP <table> ... | TABLE LIST ...
+// TABLE INFO|MOVE|PIN|GROUP|READS|DUMP <table> ... | TABLE LIST ...
 std::variant<Request, ParseError> ParseTable(const Parser& p) {
   const auto& t = p.tok;
   const std::string_view sub = p.sub();
@@ -534,6 +534,12 @@ std::variant<Request, ParseError> ParseTable(const Parser& p) {
   if (t.size() != 4) return p.Err(FamilyUsage("TABLE"));
   std::string arg(t[3].text);
   if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};
+  if (Eq(sub, "READS")) {
+    if (Eq(arg, "LOCAL") || Eq(arg, "OWNER")) {
+      return Request{p.id, TableReads{name, Eq(arg, "LOCAL")}};
+    }
+    return p.Err(StrCat("invalid read mode '", arg, "': LOCAL or OWNER"));
+  }
   std::optional<std::string> opt;
   if (!Eq(arg, "NONE")) {
     std::string why = ValidateTableName(arg);  // regions and groups share the table-name rules

@@ -120,6 +120,9 @@ struct TableDump {
 struct TableMove { std::string table; std::string target; };  // region or node id
 struct TablePin { std::string table; std::optional<std::string> region; };
 struct TableGroup { std::string table; std::optional<std::string> group; };
+// Where linearizable reads of the table are answered (docs/consensus.md §Replica read leases):
+// LOCAL, every member reads its own replica under a lease; OWNER, through the owner.
+struct TableReads { std::string table; bool local = false; };
 // The table's row changes as they commit, after revision `from` (default: the latest), until
 // UNWATCH or disconnect (docs/watch.md).
 struct Watch {
@@ -142,7 +145,7 @@ using Command =
     std::variant<KeyGet, KeyPut, KeyDel, KeyBlobSet, KeyBlobGet, KeyInfo, Txn, Scan, Count, Sample,
                  PrincipalAssume, PrincipalWhoami, AclGrant, AclRevoke, AclList, NodeList,
                  NodeInfo, NodePing, NodeLeave, QuorumInfo, QuorumSet, TableInfo, TableMove, TablePin,
-                 TableGroup, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke,
+                 TableGroup, TableReads, TableList, TableDump, Watch, Unwatch, TokenCreate, TokenList, TokenRevoke,
                  NodeStatus, CaStatus, CaRotate>;
 
 struct Request {

@@ -65,7 +65,7 @@ struct AlternativeIndex<T, std::variant<Ts...>> {
 template <typename T>
 inline constexpr size_t kCommandIndex = internal::AlternativeIndex<T, Command>::value;
 
-inline constexpr std::array<CommandInfo, 35> kCommands = {{
+inline constexpr std::array<CommandInfo, 36> kCommands = {{
     {.index = kCommandIndex<KeyGet>,
      .name = "KEY GET",
      .kind = CommandKind::kRead,
@@ -228,6 +228,12 @@ inline constexpr std::array<CommandInfo, 35> kCommands = {{
      .serves_data = true,
      .syntax = "TABLE GROUP <table> <group|NONE>",
      .help = "Tables of one group share one owner and move together."},
+    {.index = kCommandIndex<TableReads>,
+     .name = "TABLE READS",
+     .kind = CommandKind::kWrite,
+     .serves_data = true,
+     .syntax = "TABLE READS <table> <LOCAL|OWNER>",
+     .help = "LOCAL: every member answers reads from its own replica, under a lease."},
     {.index = kCommandIndex<TableList>,
      .name = "TABLE LIST",
      .kind = CommandKind::kCluster,

@@ -74,6 +74,7 @@ struct TableState {
   uint64_t commit_index = 0;  // last slot applied to this table, in its current object's log
   std::string pinned_region;  // empty: not pinned
   std::string group;          // empty: no group (after a seal: the group it is moving to)
+  bool local_reads = false;   // TABLE READS LOCAL (docs/consensus.md §Replica read leases)
   uint64_t gen = 0;           // index of the current interval (number of seals before it)
   bool pending = false;       // the current interval was sealed; the adopt has not applied yet
   // commit_index's slot is included whole (the state came from a snapshot); otherwise later

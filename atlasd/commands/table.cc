@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "atlasd/acl.h"
 #include "atlasd/commands/call.h"
 #include "socketproto/str.h"
@@ -39,7 +40,11 @@ void Executor::Run(const CallPtr& call, const sp::TableInfo& c) {
     call->reply.Line(StrCat("TABLE name=", table, " owner=", info.owner, " region=", region,
                             " ballot=", info.ballot, " rows=", rows,
                             " group=", st.group.empty() ? "-" : st.group,
-                            " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region));
+                            " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region,
+                            " reads=", st.local_reads ? "local" : "owner",
+                            " holders=", info.lease_holders.empty()
+                                             ? std::string("-")
+                                             : absl::StrJoin(info.lease_holders, ",")));
     call->Ok();
   });
 }
@@ -106,6 +111,12 @@ std::optional<std::string> Executor::Build(Call&, sp::TablePin& c, proto::Comman
 std::optional<std::string> Executor::Build(Call&, sp::TableGroup& c, proto::Command* cmd) {
   cmd->set_table(c.table);
   cmd->mutable_placement()->set_group(c.group.value_or(""));
+  return std::nullopt;
+}
+
+std::optional<std::string> Executor::Build(Call&, sp::TableReads& c, proto::Command* cmd) {
+  cmd->set_table(c.table);
+  cmd->mutable_placement()->set_local_reads(c.local);
   return std::nullopt;
 }
 

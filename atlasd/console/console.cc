@@ -182,6 +182,7 @@ void Console::Table(const std::string& table, std::function<void(HttpResponse)> 
             {"object", StateMachine::ObjectOf(table, st->group)},
             {"group", st->group.empty() ? "-" : st->group},
             {"pinned", st->pinned_region.empty() ? "-" : st->pinned_region},
+            {"reads", st->local_reads ? "local" : "owner"},
             {"revision", st->revision},
             {"rows", std::min(rows, kRowsCountedMax)},
             {"rows_more", rows > kRowsCountedMax}};
@@ -197,6 +198,7 @@ void Console::Table(const std::string& table, std::function<void(HttpResponse)> 
               {"region", RegionOf(nodes, info.owner)},
               {"ballot", info.ballot},
               {"commit_index", info.commit_index},
+              {"lease_holders", info.lease_holders},
               {"moves", MovesJson(nodes, object)}});
     cluster->Quorums(object, [j, reply](absl::StatusOr<QuorumView> q) mutable {
       if (q.ok()) {

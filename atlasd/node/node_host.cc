@@ -220,16 +220,20 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
     h->policy_ = counting.get();
     policy = std::move(counting);
   }
-  // TABLE PIN survives restarts: pinned tables are kept out of automatic moves again.
+  // TABLE PIN and TABLE READS survive restarts: pinned tables are kept out of automatic
+  // moves again, and members ask for leases on LOCAL tables again.
+  std::vector<std::string> local_reads;
   absl::Status pins = store->ForEachTable(std::nullopt, [&](std::string_view table) {
     absl::StatusOr<storage::TableState> st = store->LoadTableState(table);
     if (st.ok() && !st->pinned_region.empty()) h->Pin(std::string(table), st->pinned_region);
+    if (st.ok() && st->local_reads) local_reads.emplace_back(table);
     return true;
   });
   if (!pins.ok()) return pins;
   h->replica_ = std::make_unique<consensus::Replica>(
       h->CoreConfig(), std::move(*state), h->snapshots_.get(), std::move(policy),
       options.replica_seed != 0 ? options.replica_seed : options.node_id, h->log_.get());
+  for (const std::string& table : local_reads) h->replica_->SetLeaseReads(table, true);
   // The configuration before the latest one: joint quorums of a change still settling use it.
   const consensus::ClusterConfig& previous = h->membership_.previous();
   if (previous.epoch > 0 && previous.epoch < h->membership_.current().epoch) {
@@ -271,6 +275,8 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   config.lease_ms = options_.read_lease_ms;
   config.clock_drift_ppm = options_.clock_drift_ppm;
   config.restart_guard_ms = restart_guard_ms_;
+  // Replica read leases ride on the owner's: TABLE READS LOCAL needs nothing more.
+  config.holder_leases = options_.read_lease_ms > 0;
   // Tick counts for the tick length: heartbeats 250 ms (4 per peer timeout; each costs every
   // peer a message, the bulk of an idle node's CPU), peers suspect after 1 s, resend after
   // 200 ms, client requests time out after 10 s; members outside the Q2 learn every 50 ms
@@ -420,6 +426,11 @@ ObjectInfo NodeHost::Describe(const std::string& table) {
   info.owner = replica_->IsOwner(object) ? options_.node_id : replica_->BelievedOwner(object);
   info.ballot = replica_->Promised(object).ToString();
   info.commit_index = replica_->CommitIndex(object);
+  if (replica_->IsOwner(object)) {
+    for (consensus::NodeId n : replica_->LeaseHolders(object)) info.lease_holders.push_back(n);
+  } else if (replica_->LocalReads(object).until_ms != 0 || replica_->HolderLease(object)) {
+    info.lease_holders.push_back(options_.node_id);
+  }
   return info;
 }
 

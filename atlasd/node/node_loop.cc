@@ -190,6 +190,8 @@ void NodeLoop::PublishStats() {
   stats_.reads.rounds = p.read_rounds;
   stats_.reads.lease_grants = p.leases_granted;
   stats_.reads.prepares_held = p.prepares_held;
+  stats_.reads.replica_lease = p.reads_on_holder_lease;
+  stats_.reads.replica_lease_grants = p.holders_granted;
   stats_.readies = host_->readies();
   stats_.ticks_skipped = host_->ticks_skipped();
   stats_.objects = {host_->replica().ObjectCount(), host_->replica().ObjectsAtRest(),

@@ -99,6 +99,8 @@ class NodeLoop final : public Replicator {
     uint64_t lease_grants = 0;   // a Q2 granted (or renewed) this owner's read lease
     uint64_t prepares_held = 0;  // Prepares this acceptor held until a lease it granted ended
     uint64_t local = 0;          // reads answered on the client thread (LocalReads)
+    uint64_t replica_lease = 0;  // reads answered from this replica under a replica lease
+    uint64_t replica_lease_grants = 0;  // replica read leases this owner granted or renewed
   };
   ReadStats reads() const;
   struct ObjectStats {

@@ -263,6 +263,10 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
       if (r.ok && cmd.has_placement() && cmd.placement().has_pinned_region()) {
         Pin(e.object, cmd.placement().pinned_region());
       }
+      // Keyed by the table: a grouped table's object is its group's, which never asks.
+      if (r.ok && cmd.has_placement() && cmd.placement().has_local_reads()) {
+        replica_->SetLeaseReads(cmd.table(), cmd.placement().local_reads());
+      }
     }
     if (c.id.node != options_.node_id) continue;
     auto it = writes_.find(c.id.seq);

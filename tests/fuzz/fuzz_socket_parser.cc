@@ -197,7 +197,8 @@ void CheckRequest(const Request& req, const Frame& frame) {
         } else if constexpr (std::is_same_v<T, AclList> || std::is_same_v<T, QuorumInfo> ||
                              std::is_same_v<T, TableInfo> || std::is_same_v<T, TableMove>) {
           FUZZ_CHECK(ValidateTableName(cmd.table).empty());
-        } else if constexpr (std::is_same_v<T, TablePin> || std::is_same_v<T, TableGroup>) {
+        } else if constexpr (std::is_same_v<T, TablePin> || std::is_same_v<T, TableGroup> ||
+                             std::is_same_v<T, TableReads>) {
           FUZZ_CHECK(ValidateTableName(cmd.table).empty());
         }
       },

@@ -276,15 +276,21 @@ TEST_CASE_METHOD(Fixture, "NODE, QUORUM and TABLE answer for the one-node cluste
   REQUIRE(Call(*conn, "KEY PUT t1.a 1") == "OK");
   REQUIRE(Call(*conn, "KEY PUT t1.b 1") == "OK");
   CHECK(Call(*conn, "TABLE INFO t1") ==
-        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=- pinned=-\nOK");
+        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=- pinned=- reads=owner "
+        "holders=-\nOK");
   CHECK(Call(*conn, "TABLE PIN t1 local") == "OK");
   CHECK(Call(*conn, "TABLE GROUP t1 g1") == "OK");
   CHECK(Call(*conn, "TABLE INFO t1") ==
-        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=g1 pinned=local\nOK");
+        "TABLE name=t1 owner=1 region=local ballot=1.1 rows=2 group=g1 pinned=local "
+        "reads=owner holders=-\nOK");
   CHECK(Call(*conn, "TABLE PIN t1 NONE") == "OK");
   CHECK(Call(*conn, "TABLE GROUP t1 none") == "OK");
   CHECK(Call(*conn, "TABLE INFO t1").find("group=- pinned=-") != std::string::npos);
   CHECK(Call(*conn, "TABLE PIN t1 mars") == "ERROR WARN unknown region 'mars'");
+  // One node: nobody else to hold a lease; the mode is kept all the same.
+  CHECK(Call(*conn, "TABLE READS t1 LOCAL") == "OK");
+  CHECK(Call(*conn, "TABLE INFO t1").find(" reads=local holders=-\n") != std::string::npos);
+  CHECK(Call(*conn, "TABLE READS t1 OWNER") == "OK");
   CHECK(Call(*conn, "TABLE MOVE t1 local") == "OK");
   CHECK(Call(*conn, "TABLE MOVE t1 1") == "OK");
   CHECK(Call(*conn, "TABLE MOVE t1 mars") == "ERROR WARN unknown region or node 'mars'");

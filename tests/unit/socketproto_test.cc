@@ -370,6 +370,9 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");
   CHECK_FALSE(std::get<TablePin>(MustParse("TABLE PIN users none").command).region);
   CHECK(std::get<TableGroup>(MustParse("TABLE GROUP users g1").command).group == std::string("g1"));
+  CHECK(std::get<TableReads>(MustParse("TABLE READS users local").command).local);
+  CHECK_FALSE(std::get<TableReads>(MustParse("table reads users OWNER").command).local);
+  CHECK(MustFail("TABLE READS users AUTO") == "invalid read mode 'AUTO': LOCAL or OWNER");
   CHECK_FALSE(std::get<TableList>(MustParse("TABLE LIST").command).limit);
   auto list = std::get<TableList>(MustParse("table list AFTER users LIMIT 10").command);
   CHECK(list.limit == 10u);
@@ -433,6 +436,7 @@ TEST_CASE("every row of the command table is its alternative's: an example spell
       {"TABLE MOVE", "TABLE MOVE a eu"},
       {"TABLE PIN", "TABLE PIN a NONE"},
       {"TABLE GROUP", "TABLE GROUP a g"},
+      {"TABLE READS", "TABLE READS a LOCAL"},
       {"TABLE LIST", "TABLE LIST"},
       {"TABLE DUMP", "TABLE DUMP a"},
       {"WATCH", "WATCH a"},
@@ -489,8 +493,9 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
         "TOKEN REVOKE <id>");
   CHECK(MustFail("TABLE x") ==
         "usage: TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> "
-        "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE LIST [LIMIT <n>] "
-        "[AFTER <table>] | TABLE DUMP <table> [AT <rev> [AFTER <key>]] [LIMIT <n>]");
+        "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE READS <table> <LOCAL|OWNER> | "
+        "TABLE LIST [LIMIT <n>] [AFTER <table>] | TABLE DUMP <table> [AT <rev> [AFTER <key>]] "
+        "[LIMIT <n>]");
   // Family summaries that are not a list of syntaxes.
   CHECK(MustFail("KEY") == "usage: KEY GET|PUT|SET|DEL|INFO|BLOB SET|BLOB GET <key> ...");
   CHECK(MustFail("ACL") ==
