@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Replica read leases in the WAN lab (docs/benchmarks.md §Local reads in every zone): five
+# zones of the shared RTT matrix, one atlasd each (Fn=0, Fz=0). One table, owned in va, read
+# from every zone:
+#   1. OWNER: reads only, every zone; a read outside va goes to the owner.
+#   2. LOCAL (TABLE READS LOCAL): the same reads, answered by each zone's own replica.
+#   3. LOCAL, writes from va while the other zones keep reading (and so keep their leases):
+#      a write waits for the farthest holder's ack.
+#   4. OWNER and LOCAL again with 5% writes from every zone (a read-mostly table).
+# Usage: sudo tools/bench/wan-reads.sh   Environment: WAN_OUT (JSON dir), WAN_SECONDS (15),
+# WAN_CONNS (connections per zone, 2).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bin=${ATLAS_BIN:-$root/build/bin}
+out=${WAN_OUT:-$(mktemp -d /tmp/atlas-wan-reads.XXXXXX)}
+secs=${WAN_SECONDS:-15}
+conns=${WAN_CONNS:-2}
+zones=(va or ca ir jp)
+work=$(mktemp -d /tmp/atlas-wan-lab.XXXXXX)
+export ATLAS_BIN=$bin
+lab() { "$root/tools/wan/lab" "$@"; }
+trap 'lab down --dir "$work/lab" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+mkdir -p "$out"
+lab up --dir "$work/lab" --zones "$(IFS=,; echo "${zones[*]}")" --lab-id 9 >&2
+all=() others=()
+for k in "${!zones[@]}"; do
+  all+=(--target "zone=${zones[$k]}@atlas:$work/lab/n$((k + 1))/atlas.sock")
+  [ "$k" -gt 0 ] && others+=(--target "zone=${zones[$k]}@atlas:$work/lab/n$((k + 1))/atlas.sock")
+done
+va=(--target "zone=va@atlas:$work/lab/n1/atlas.sock")
+atlas() { "$bin/atlas" --socket "$work/lab/n1/atlas.sock" -c "$1"; }
+common=(--distribution conflict --conflict 100 --tables 1 --keys 100 -d 1 --json)
+bench() { "$bin/atlas-bench" "$@" "${common[@]}" 2>/dev/null || true; }
+# Each zone's mean / p50 / p99 in ms, and the zone average of the means.
+show() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+row, means = f"{sys.argv[2]:<28}", []
+for z, v in d["zones"].items():
+    l = v["latency_us"]; means.append(l["mean"] / 1000)
+    row += f"{z:>4} {l['mean'] / 1000:6.1f}/{l['p50'] / 1000:5.1f}/{l['p99'] / 1000:6.1f}"
+print(row + f"   avg {sum(means) / len(means):6.1f}")
+PY
+}
+echo "per zone: mean/p50/p99 ms"
+# Preload through va (the table is owned there), pin it there.
+bench "${va[@]}" --write-ratio 1 -c 1 --duration 2 >/dev/null
+atlas "TABLE MOVE bench_shared 1" >/dev/null
+atlas "TABLE PIN bench_shared va" >/dev/null
+bench "${all[@]}" --write-ratio 0 -c "$conns" --duration "$secs" --no-preload >"$out/owner-reads.json"
+show "$out/owner-reads.json" "OWNER, reads"
+atlas "TABLE READS bench_shared LOCAL" >/dev/null
+bench "${all[@]}" --write-ratio 0 -c "$conns" --duration 3 --no-preload >/dev/null  # leases
+bench "${all[@]}" --write-ratio 0 -c "$conns" --duration "$secs" --no-preload >"$out/local-reads.json"
+show "$out/local-reads.json" "LOCAL, reads"
+bench "${others[@]}" --write-ratio 0 -c "$conns" --duration "$((secs + 6))" --no-preload \
+  >"$out/local-holders-reading.json" &
+readers=$!
+sleep 3
+bench "${va[@]}" --write-ratio 1 -c "$conns" --duration "$secs" --no-preload >"$out/local-writes.json"
+wait "$readers"
+show "$out/local-writes.json" "LOCAL, writes from va"
+show "$out/local-holders-reading.json" "LOCAL, reads meanwhile"
+bench "${all[@]}" --write-ratio 0.05 -c "$conns" --duration "$secs" --no-preload >"$out/local-95.json"
+show "$out/local-95.json" "LOCAL, 95% reads"
+atlas "TABLE READS bench_shared OWNER" >/dev/null
+sleep 3  # the leases lapse
+bench "${all[@]}" --write-ratio 0.05 -c "$conns" --duration "$secs" --no-preload >"$out/owner-95.json"
+show "$out/owner-95.json" "OWNER, 95% reads"
+echo "JSON in $out"
