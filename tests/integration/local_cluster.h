@@ -138,6 +138,15 @@ inline int CountOf(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// A counter or gauge from node `node`'s GET /metrics (-1 when absent).
+inline double Metric(LocalCluster& c, size_t node, const std::string& name) {
+  std::string m = Run("curl -sk --max-time 5 https://127.0.0.1:" +
+                      std::to_string(c.HttpPort(node)) + "/metrics")
+                      .second;
+  size_t p = m.find("\n" + name + " ");
+  return p == std::string::npos ? -1.0 : std::stod(m.substr(p + name.size() + 2));
+}
+
 inline std::string OwnerOf(LocalCluster& c, size_t via, const std::string& table) {
   std::string info = c.Call(via, "TABLE INFO " + table);
   size_t p = info.find("owner=");

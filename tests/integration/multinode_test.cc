@@ -22,6 +22,7 @@ using atlas::testing::FreePort;
 using atlas::testing::CountOf;
 using atlas::testing::Eventually;
 using atlas::testing::LocalCluster;
+using atlas::testing::Metric;
 using atlas::testing::OwnerOf;
 using atlas::testing::ReadFile;
 using atlas::testing::Tail;
@@ -192,13 +193,7 @@ TEST_CASE("read leases: the owner answers GETs with no round, and a move waits f
   LocalCluster c({"east"}, {"--read-lease", "1s"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
   REQUIRE(c.Call(1, "KEY PUT cfg.flag on") == "OK");
-  auto metric = [&](size_t i, const std::string& name) {
-    std::string m = atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
-                                        std::to_string(c.HttpPort(i)) + "/metrics")
-                        .second;
-    size_t p = m.find("\n" + name + " ");
-    return p == std::string::npos ? -1.0 : std::stod(m.substr(p + name.size() + 2));
-  };
+  auto metric = [&](size_t i, const std::string& name) { return Metric(c, i, name); };
   for (int k = 0; k < 40; ++k) REQUIRE(c.Call(1, "KEY GET cfg.flag") == "VALUE:on\nOK");
   const double rounds = metric(1, "atlas_read_rounds_total");
   const double local = metric(1, "atlas_reads_local_total");
@@ -246,13 +241,7 @@ TEST_CASE("TABLE READS LOCAL: members answer reads from their own replicas under
   REQUIRE(c.Call(1, "KEY PUT cfg.flag v0") == "OK");
   REQUIRE(c.Call(1, "TABLE READS cfg LOCAL") == "OK");
   CHECK(c.Call(1, "TABLE READS cfg SOMETIMES").starts_with("ERROR"));
-  auto metric = [&](size_t i, const std::string& name) {
-    std::string m = atlas::testing::Run("curl -sk --max-time 5 https://127.0.0.1:" +
-                                        std::to_string(c.HttpPort(i)) + "/metrics")
-                        .second;
-    size_t p = m.find("\n" + name + " ");
-    return p == std::string::npos ? -1.0 : std::stod(m.substr(p + name.size() + 2));
-  };
+  auto metric = [&](size_t i, const std::string& name) { return Metric(c, i, name); };
   const double local_before = metric(2, "atlas_reads_local_total");
   for (int k = 0; k < 40; ++k) REQUIRE(c.Call(2, "KEY GET cfg.flag") == "VALUE:v0\nOK");
   const double local = metric(2, "atlas_reads_local_total") - local_before;

@@ -30,3 +30,15 @@ bench_node() {
   "$root/tools/cluster" up --zones 1 --nodes-per-zone 1 --dir "$tmp/c" --base-port "$2" >&2
   sock=$tmp/c/n1/atlas.sock
 }
+
+# The WAN lab (tools/wan/lab) in a scratch directory removed at exit, as lab 9: sets $bin and
+# $work (the lab in $work/lab) and brings up one atlasd in each of the zones named.
+#   wan_lab_up <zone,zone,...>
+lab() { "$root/tools/wan/lab" "$@"; }
+wan_lab_up() {
+  bin=${ATLAS_BIN:-$root/build/bin}
+  export ATLAS_BIN=$bin
+  work=$(mktemp -d /tmp/atlas-wan-lab.XXXXXX)
+  trap 'lab down --dir "$work/lab" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  lab up --dir "$work/lab" --zones "$1" --lab-id 9 >&2
+}

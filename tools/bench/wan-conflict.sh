@@ -6,17 +6,13 @@
 # WAN_CONNS (connections per zone, 2).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin=${ATLAS_BIN:-$root/build/bin}
+source "$root/tools/bench/lib.sh"
 out=${WAN_OUT:-$(mktemp -d /tmp/atlas-wan-conflict.XXXXXX)}
 secs=${WAN_SECONDS:-20}
 conns=${WAN_CONNS:-2}
 zones=(va or ca ir jp)
-work=$(mktemp -d /tmp/atlas-wan-lab.XXXXXX)
-export ATLAS_BIN=$bin
-lab() { "$root/tools/wan/lab" "$@"; }
-trap 'lab down --dir "$work/lab" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 mkdir -p "$out"
-lab up --dir "$work/lab" --zones "$(IFS=,; echo "${zones[*]}")" --lab-id 9 >&2
+wan_lab_up "$(IFS=,; echo "${zones[*]}")"
 t=()
 for k in "${!zones[@]}"; do t+=(--target "zone=${zones[$k]}@atlas:$work/lab/n$((k + 1))/atlas.sock"); done
 atlas() { "$bin/atlas" --socket "$work/lab/n1/atlas.sock" -c "$1"; }
