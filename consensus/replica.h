@@ -358,7 +358,7 @@ class Replica {
   // The owner's read lease of `object` (ballot, until on this node's clock), if it has one.
   std::optional<std::pair<Ballot, int64_t>> OwnerLease(const ObjectId& object) const;
   // The replica read lease this node holds for `object` (the owner's ballot, until on this
-  // node's clock), if any (docs/consensus.md §Replica read leases).
+  // node's clock), if one has not ended (docs/consensus.md §Replica read leases).
   std::optional<std::pair<Ballot, int64_t>> HolderLease(const ObjectId& object) const;
   // Owner: the members whose acks writes of `object` wait for (leases not ended on our clock).
   std::vector<NodeId> LeaseHolders(const ObjectId& object) const;

@@ -132,12 +132,7 @@ void Replica::HandleLeaseGrant(const Message& msg) {
 
 bool Replica::HoldersWanted(const ObjectId& object) const {
   auto it = holders_.find(object);
-  if (it == holders_.end()) return false;
-  if (!it->second.asks.empty()) return true;
-  for (const auto& [node, until] : it->second.until) {
-    if (mono_ms_ < until) return true;
-  }
-  return false;
+  return it != holders_.end() && (!it->second.asks.empty() || !LeaseHolders(object).empty());
 }
 
 bool Replica::HoldersMissing(const ObjectId& object, const NodeSet& acks, bool anchor) const {
@@ -178,7 +173,7 @@ void Replica::DropExpiredHolders() {
 
 std::optional<std::pair<Ballot, int64_t>> Replica::HolderLease(const ObjectId& object) const {
   auto it = held_leases_.find(object);
-  if (it == held_leases_.end()) return std::nullopt;
+  if (it == held_leases_.end() || it->second.until_ms <= mono_ms_) return std::nullopt;
   return std::make_pair(it->second.ballot, it->second.until_ms);
 }
 

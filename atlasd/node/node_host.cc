@@ -428,7 +428,7 @@ ObjectInfo NodeHost::Describe(const std::string& table) {
   info.commit_index = replica_->CommitIndex(object);
   if (replica_->IsOwner(object)) {
     for (consensus::NodeId n : replica_->LeaseHolders(object)) info.lease_holders.push_back(n);
-  } else if (replica_->LocalReads(object).until_ms != 0 || replica_->HolderLease(object)) {
+  } else if (replica_->HolderLease(object)) {
     info.lease_holders.push_back(options_.node_id);
   }
   return info;
