@@ -102,6 +102,9 @@ void AppendReadMetrics(const atlas::NodeLoop::ReadStats& reads, std::string* out
        reads.replica_lease},
       {"atlas_replica_lease_grants_total",
        "Replica read leases this node granted or renewed as owner.", reads.replica_lease_grants},
+      {"atlas_replica_lease_refusals_total",
+       "Asks for a replica read lease this owner refused: TABLE READS AUTO, writes dominate.",
+       reads.replica_lease_refusals},
   };
   for (const auto& [name, help, n] : counters) {
     AppendHelp(out, name, "counter", help);

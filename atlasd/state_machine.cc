@@ -795,7 +795,10 @@ ApplyResult StateMachine::ApplyPlacement(const proto::Command& cmd, const std::s
     result.sealed = true;
   }
   if (cmd.placement().has_pinned_region()) state.pinned_region = cmd.placement().pinned_region();
-  if (cmd.placement().has_local_reads()) state.local_reads = cmd.placement().local_reads();
+  if (cmd.placement().has_local_reads()) {
+    state.local_reads = cmd.placement().local_reads();
+    state.auto_reads = state.local_reads && cmd.placement().auto_reads();
+  }
   PutState(table, state);
   return result;
 }

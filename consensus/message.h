@@ -78,6 +78,8 @@ struct Message {
   Slot slot = 0;
   Slot commit_index = 0;
   uint64_t round = 0;  // Confirm/ConfirmAck: the read round. CatchupResponse: parts still following.
+  // LeaseRequest: the asker's reads of the object per minute, for an AUTO owner to weigh.
+  uint64_t read_rate = 0;
   uint64_t seq = 0;  // Forward: per (origin, addressed ballot) sequence number, from 1.
   std::vector<SlotEntry> entries;
   std::vector<Slot> slots;

@@ -302,15 +302,12 @@ class Replica {
   // under it): a node that applies slower than its peers send would otherwise queue the
   // difference, and ask again for answers that sit in its own queue.
   void SetInboundBacklog(uint64_t bytes) { inbound_backlog_ = bytes; }
-  // Whether this node asks for replica read leases on `object` when it serves reads of it
-  // (TABLE READS LOCAL; docs/consensus.md §Replica read leases). Needs holder_leases.
-  void SetLeaseReads(const ObjectId& object, bool on) {
-    if (on) {
-      lease_reads_.insert(object);
-    } else {
-      lease_reads_.erase(object);
-    }
-  }
+  // Whether this node asks for replica read leases on `object` when it serves reads of it,
+  // and, owning it, whom it grants them to (TABLE READS; docs/consensus.md §Replica read
+  // leases). Needs holder_leases.
+  void SetLeaseReads(const ObjectId& object, LeaseReads mode);
+  // Reads of `object` the host answered without Read (LocalReads windows): AUTO weighs them.
+  void NoteReads(const ObjectId& object, uint64_t n);
   // Ask `target` to steal `object` (TABLE MOVE elsewhere); a hint, not a guarantee.
   void Move(const ObjectId& object, NodeId target);
 
@@ -682,6 +679,15 @@ class Replica {
     absl::btree_map<NodeId, int64_t> until;    // Holder -> until when its acks are needed.
     absl::btree_map<NodeId, HolderAsk> asks;   // Members waiting for a grant.
   };
+  // AUTO: events of one kind (reads asked here, slots proposed here) in two windows of
+  // kDemandWindowMs, for a rate that forgets the past within two windows.
+  struct Demand {
+    int64_t start_ms = 0;
+    uint64_t now = 0, before = 0;
+    void Add(int64_t mono_ms, uint64_t n);
+    uint64_t PerMinute(int64_t mono_ms) const;
+  };
+  static constexpr int64_t kDemandWindowMs = 2'000;
   struct ReplicaLease {     // Holder side.
     Ballot ballot;          // The owner that granted it,
     int64_t until_ms = 0;   // until then (our clock),
@@ -691,6 +697,10 @@ class Replica {
   // lease.
   void AskLease(const ObjectId& object, const ObjectState& o);
   void HandleLeaseRequest(const Message& msg);
+  LeaseReads LeaseReadsOf(const ObjectId& object) const;
+  // AUTO, owner side: whether `from`, reading `per_minute`, gets (or keeps) a lease.
+  bool AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute) const;
+  void NoteProposed(const ObjectId& object, uint64_t slots);
   void HandleLeaseGrant(const Message& msg);
   // Owner: whether asks may be granted now (owner, settled, one configuration).
   bool MayGrantHolders(const ObjectState& o) const;
@@ -845,7 +855,9 @@ class Replica {
   absl::btree_map<ObjectId, Holders> holders_;          // Owner: replica read leases.
   absl::btree_map<ObjectId, ReplicaLease> held_leases_;   // Holder: replica read leases held.
   absl::btree_map<ObjectId, int64_t> lease_asked_;      // Holder: when we last asked.
-  absl::btree_set<ObjectId> lease_reads_;               // SetLeaseReads
+  absl::btree_map<ObjectId, LeaseReads> lease_reads_;   // SetLeaseReads (kOff: absent)
+  absl::btree_map<ObjectId, Demand> reads_seen_;       // AUTO: reads asked here
+  absl::btree_map<ObjectId, Demand> slots_proposed_;   // AUTO: slots we proposed as owner
   bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;

@@ -10,6 +10,11 @@
 
 namespace atlas::consensus {
 
+// Which members hold replica read leases on an object (TABLE READS; docs/consensus.md
+// §Replica read leases): none; every member that reads it; or, AUTO, those whose reads
+// dominate its writes, as the owner judges them.
+enum class LeaseReads : uint8_t { kOff, kLocal, kAuto };
+
 // ---------------------------------------------------------------------------------------------
 // Configuration.
 
@@ -43,9 +48,9 @@ struct ReplicaConfig {
   // lease that covers holders binds acceptors against every Prepare, and a restarted acceptor
   // holds every Prepare (its previous owner's too) for its restart guard.
   bool holder_leases = false;
-  // Members ask for leases on every object they read (the simulator); otherwise only on
-  // those the host named (Replica::SetLeaseReads: TABLE READS LOCAL).
-  bool lease_reads_everywhere = false;
+  // Members ask for leases on every object they read, in this mode (the simulator); otherwise
+  // only on those the host named (Replica::SetLeaseReads: TABLE READS LOCAL or AUTO).
+  LeaseReads lease_reads_everywhere = LeaseReads::kOff;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   // Q2 first: Accepts go at once to the owner's Q2 and to members interested in the object
@@ -188,6 +193,7 @@ struct Probes {
   uint64_t prepares_held = 0;             // Acceptor: a Prepare waited for a lease to end.
   uint64_t holders_granted = 0;           // Owner: a replica read lease granted (or renewed).
   uint64_t reads_on_holder_lease = 0;     // Holder: a read answered from its own replica.
+  uint64_t holders_refused = 0;           // Owner: an AUTO ask refused (writes dominate).
   uint64_t commits_held_for_holders = 0;  // Owner: a Q2 had acked, a holder had not yet.
   uint64_t moves_suggested = 0;
   uint64_t accept_resends = 0;

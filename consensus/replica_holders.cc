@@ -14,8 +14,7 @@ namespace atlas::consensus {
 
 void Replica::AskLease(const ObjectId& object, const ObjectState& o) {
   if (!config_.holder_leases || OwnerLeaseMs() <= 0 || mono_ms_ <= boot_ms_ ||
-      o.proposer.role != Role::kFollower ||
-      (!config_.lease_reads_everywhere && !lease_reads_.contains(object))) {
+      o.proposer.role != Role::kFollower || LeaseReadsOf(object) == LeaseReads::kOff) {
     return;
   }
   const Ballot owner = o.learner.owner_ballot;
@@ -35,6 +34,9 @@ void Replica::AskLease(const ObjectId& object, const ObjectState& o) {
   m.ballot = owner;
   m.round = static_cast<uint64_t>(mono_ms_);  // the lease counts from here, on our clock
   m.lease_ms = config_.lease_ms;
+  if (auto seen = reads_seen_.find(object); seen != reads_seen_.end()) {
+    m.read_rate = seen->second.PerMinute(mono_ms_);
+  }
   Send(std::move(m));
 }
 
@@ -46,10 +48,69 @@ void Replica::HandleLeaseRequest(const Message& msg) {
       !MembersOf(ObjectEpochs(o)).contains(msg.from)) {
     return;  // it reads through us meanwhile, and asks again
   }
+  if (LeaseReadsOf(msg.object) == LeaseReads::kAuto &&
+      !AutoGrants(msg.object, msg.from, msg.read_rate)) {
+    ++probes_.holders_refused;
+    return;  // a lease that is not renewed ends by itself: AUTO withdraws it so
+  }
   // Any round begun from now on started after the ask: its grants outlast the lease.
   holders_[msg.object].asks[msg.from] = {static_cast<int64_t>(msg.round), o.reads.round + 1};
   NoteInterest(msg.object, o, msg.from);
   work_ = true;
+}
+
+// AUTO (docs/consensus.md §Automatic read leases). A holder saves each of its reads a round trip
+// to us and costs every write the wait for its ack: it gets a lease while its reads outnumber
+// our slots twice over, and keeps it while they number half of them (hysteresis, so that a
+// workload near the line does not make leases come and go).
+bool Replica::AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute) const {
+  auto slots = slots_proposed_.find(object);
+  const uint64_t writes = slots == slots_proposed_.end() ? 0 : slots->second.PerMinute(mono_ms_);
+  const std::vector<NodeId> holders = LeaseHolders(object);
+  const bool holds = std::find(holders.begin(), holders.end(), from) != holders.end();
+  return per_minute > 0 && (holds ? 2 * per_minute >= writes : per_minute >= 2 * writes);
+}
+
+void Replica::Demand::Add(int64_t mono_ms, uint64_t n) {
+  if (mono_ms - start_ms >= kDemandWindowMs) {
+    before = mono_ms - start_ms < 2 * kDemandWindowMs ? now : 0;
+    now = 0;
+    start_ms = mono_ms;
+  }
+  now += n;
+}
+
+uint64_t Replica::Demand::PerMinute(int64_t mono_ms) const {
+  const int64_t age = mono_ms - start_ms;
+  if (age >= 2 * kDemandWindowMs) return 0;
+  if (age >= kDemandWindowMs) return now * 60'000 / static_cast<uint64_t>(age + 1);
+  return (now + before) * 60'000 / static_cast<uint64_t>(kDemandWindowMs + age + 1);
+}
+
+LeaseReads Replica::LeaseReadsOf(const ObjectId& object) const {
+  if (config_.lease_reads_everywhere != LeaseReads::kOff) return config_.lease_reads_everywhere;
+  auto it = lease_reads_.find(object);
+  return it == lease_reads_.end() ? LeaseReads::kOff : it->second;
+}
+
+void Replica::SetLeaseReads(const ObjectId& object, LeaseReads mode) {
+  if (mode == LeaseReads::kOff) {
+    lease_reads_.erase(object);
+  } else {
+    lease_reads_[object] = mode;
+  }
+  if (mode != LeaseReads::kAuto) {
+    reads_seen_.erase(object);
+    slots_proposed_.erase(object);
+  }
+}
+
+void Replica::NoteReads(const ObjectId& object, uint64_t n) {
+  if (n > 0 && LeaseReadsOf(object) == LeaseReads::kAuto) reads_seen_[object].Add(mono_ms_, n);
+}
+
+void Replica::NoteProposed(const ObjectId& object, uint64_t slots) {
+  if (LeaseReadsOf(object) == LeaseReads::kAuto) slots_proposed_[object].Add(mono_ms_, slots);
 }
 
 bool Replica::MayGrantHolders(const ObjectState& o) const {
@@ -163,6 +224,11 @@ void Replica::DropExpiredHolders() {
   }
   absl::erase_if(lease_asked_,
                  [this](const auto& a) { return mono_ms_ - a.second >= config_.lease_ms; });
+  auto forgotten = [this](const auto& d) {
+    return mono_ms_ - d.second.start_ms >= 2 * kDemandWindowMs;
+  };
+  absl::erase_if(reads_seen_, forgotten);
+  absl::erase_if(slots_proposed_, forgotten);
   absl::erase_if(holders_, [this](auto& h) {
     absl::erase_if(h.second.until, [this](const auto& u) { return u.second <= mono_ms_; });
     const ObjectState* o = FindObj(h.first);

@@ -18,6 +18,7 @@ void Replica::Read(const ObjectId& object, RequestId id) {
     return;
   }
   if (config_.holder_leases) {
+    NoteReads(object, 1);
     ObjectState& o = Obj(object);
     if (std::optional<Slot> index = HolderReadIndex(object, o)) {
       ++probes_.reads_on_holder_lease;

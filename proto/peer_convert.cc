@@ -63,6 +63,7 @@ void ToProto(const consensus::Message& m, PeerMessage* out) {
   out->set_ok(m.ok);
   out->set_lease_ms(static_cast<uint64_t>(m.lease_ms));
   out->set_holders(m.holders);
+  out->set_read_rate(m.read_rate);
   out->set_slot(m.slot);
   out->set_commit_index(m.commit_index);
   out->set_round(m.round);
@@ -134,6 +135,7 @@ absl::StatusOr<consensus::Message> FromProto(const PeerMessage& in, const PeerLi
   }
   m.lease_ms = static_cast<int64_t>(in.lease_ms());
   m.holders = in.holders();
+  m.read_rate = in.read_rate();
   m.slot = in.slot();
   m.commit_index = in.commit_index();
   m.round = in.round();

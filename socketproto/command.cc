@@ -535,10 +535,11 @@ std::variant<Request, ParseError> ParseTable(const Parser& p) {
   std::string arg(t[3].text);
   if (Eq(sub, "MOVE")) return Request{p.id, TableMove{name, arg}};
   if (Eq(sub, "READS")) {
-    if (Eq(arg, "LOCAL") || Eq(arg, "OWNER")) {
-      return Request{p.id, TableReads{name, Eq(arg, "LOCAL")}};
-    }
-    return p.Err(StrCat("invalid read mode '", arg, "': LOCAL or OWNER"));
+    using Mode = TableReads::Mode;
+    if (Eq(arg, "LOCAL")) return Request{p.id, TableReads{name, Mode::kLocal}};
+    if (Eq(arg, "OWNER")) return Request{p.id, TableReads{name, Mode::kOwner}};
+    if (Eq(arg, "AUTO")) return Request{p.id, TableReads{name, Mode::kAuto}};
+    return p.Err(StrCat("invalid read mode '", arg, "': LOCAL, OWNER or AUTO"));
   }
   std::optional<std::string> opt;
   if (!Eq(arg, "NONE")) {

@@ -122,7 +122,11 @@ struct TablePin { std::string table; std::optional<std::string> region; };
 struct TableGroup { std::string table; std::optional<std::string> group; };
 // Where linearizable reads of the table are answered (docs/consensus.md §Replica read leases):
 // LOCAL, every member reads its own replica under a lease; OWNER, through the owner.
-struct TableReads { std::string table; bool local = false; };
+struct TableReads {
+  enum class Mode { kOwner, kLocal, kAuto };
+  std::string table;
+  Mode mode = Mode::kOwner;
+};
 // The table's row changes as they commit, after revision `from` (default: the latest), until
 // UNWATCH or disconnect (docs/watch.md).
 struct Watch {

@@ -232,8 +232,9 @@ inline constexpr std::array<CommandInfo, 36> kCommands = {{
      .name = "TABLE READS",
      .kind = CommandKind::kWrite,
      .serves_data = true,
-     .syntax = "TABLE READS <table> <LOCAL|OWNER>",
-     .help = "LOCAL: every member answers reads from its own replica, under a lease."},
+     .syntax = "TABLE READS <table> <LOCAL|OWNER|AUTO>",
+     .help = "LOCAL: members answer reads from their own replica, under a lease; AUTO: where "
+             "reads dominate."},
     {.index = kCommandIndex<TableList>,
      .name = "TABLE LIST",
      .kind = CommandKind::kCluster,

@@ -118,7 +118,7 @@ std::string EncodeTableState(const TableState& s) {
   PutLengthPrefixed(&out, s.group);
   PutVarint(&out, s.gen);
   out.push_back(static_cast<char>((s.pending ? 1 : 0) | (s.whole_slot ? 2 : 0) |
-                                  (s.local_reads ? 4 : 0)));
+                                  (s.local_reads ? 4 : 0) | (s.auto_reads ? 8 : 0)));
   PutVarint(&out, s.revision);
   PutVarint(&out, static_cast<uint64_t>(std::max<int64_t>(s.clock_ms, 0)));
   PutVarint(&out, s.change_bytes);
@@ -163,12 +163,13 @@ std::optional<TableState> DecodeTableState(std::string_view in) {
   s.pinned_region = pin;
   s.group = group;
   if (format >= kStateFormatV2) {
-    if (!GetVarint(&in, &s.gen) || in.empty() || static_cast<uint8_t>(in[0]) > 7) {
+    if (!GetVarint(&in, &s.gen) || in.empty() || static_cast<uint8_t>(in[0]) > 15) {
       return std::nullopt;
     }
     s.pending = in[0] & 1;
     s.whole_slot = in[0] & 2;
     s.local_reads = in[0] & 4;
+    s.auto_reads = in[0] & 8;
     in.remove_prefix(1);
   }
   if (format >= kStateFormatV3 && !GetVarint(&in, &s.revision)) return std::nullopt;

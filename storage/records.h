@@ -74,7 +74,8 @@ struct TableState {
   uint64_t commit_index = 0;  // last slot applied to this table, in its current object's log
   std::string pinned_region;  // empty: not pinned
   std::string group;          // empty: no group (after a seal: the group it is moving to)
-  bool local_reads = false;   // TABLE READS LOCAL (docs/consensus.md §Replica read leases)
+  bool local_reads = false;   // TABLE READS LOCAL or AUTO (docs/consensus.md §Replica read leases)
+  bool auto_reads = false;    // TABLE READS AUTO: leases only where reads dominate
   uint64_t gen = 0;           // index of the current interval (number of seals before it)
   bool pending = false;       // the current interval was sealed; the adopt has not applied yet
   // commit_index's slot is included whole (the state came from a snapshot); otherwise later
@@ -91,6 +92,11 @@ struct TableState {
   // every replica. Marks of it bound a node's change history in bytes (docs/watch.md).
   uint64_t change_bytes = 0;
 };
+
+// TABLE INFO's reads= field.
+inline const char* ReadsModeName(const TableState& s) {
+  return !s.local_reads ? "owner" : s.auto_reads ? "auto" : "local";
+}
 
 std::string EncodeTableState(const TableState& s);
 

@@ -41,7 +41,7 @@ void Executor::Run(const CallPtr& call, const sp::TableInfo& c) {
                             " ballot=", info.ballot, " rows=", rows,
                             " group=", st.group.empty() ? "-" : st.group,
                             " pinned=", st.pinned_region.empty() ? "-" : st.pinned_region,
-                            " reads=", st.local_reads ? "local" : "owner",
+                            " reads=", storage::ReadsModeName(st),
                             " holders=", info.lease_holders.empty()
                                              ? std::string("-")
                                              : absl::StrJoin(info.lease_holders, ",")));
@@ -116,7 +116,8 @@ std::optional<std::string> Executor::Build(Call&, sp::TableGroup& c, proto::Comm
 
 std::optional<std::string> Executor::Build(Call&, sp::TableReads& c, proto::Command* cmd) {
   cmd->set_table(c.table);
-  cmd->mutable_placement()->set_local_reads(c.local);
+  cmd->mutable_placement()->set_local_reads(c.mode != sp::TableReads::Mode::kOwner);
+  cmd->mutable_placement()->set_auto_reads(c.mode == sp::TableReads::Mode::kAuto);
   return std::nullopt;
 }
 

@@ -182,7 +182,7 @@ void Console::Table(const std::string& table, std::function<void(HttpResponse)> 
             {"object", StateMachine::ObjectOf(table, st->group)},
             {"group", st->group.empty() ? "-" : st->group},
             {"pinned", st->pinned_region.empty() ? "-" : st->pinned_region},
-            {"reads", st->local_reads ? "local" : "owner"},
+            {"reads", storage::ReadsModeName(*st)},
             {"revision", st->revision},
             {"rows", std::min(rows, kRowsCountedMax)},
             {"rows_more", rows > kRowsCountedMax}};

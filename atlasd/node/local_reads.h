@@ -14,13 +14,14 @@
 
 #include <time.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "consensus/replica.h"
 
@@ -48,21 +49,29 @@ class LocalReads {
     {
       absl::ReaderMutexLock lock(&mu_);
       auto it = tables_.find(table);
-      if (it == tables_.end() || now_ms >= it->second.until_ms) return Answer::kBarrier;
-      if (now_ms < it->second.renew_at_ms) return Answer::kLocal;
+      if (it == tables_.end() || now_ms >= it->second.window.until_ms) return Answer::kBarrier;
+      it->second.reads.fetch_add(1, std::memory_order_relaxed);
+      if (now_ms < it->second.window.renew_at_ms) return Answer::kLocal;
     }
     absl::MutexLock lock(&mu_);
     auto it = tables_.find(table);
-    if (it == tables_.end() || now_ms >= it->second.until_ms) return Answer::kBarrier;
-    if (now_ms < it->second.renew_at_ms) return Answer::kLocal;
-    it->second.renew_at_ms = Window::kForever;
+    if (it == tables_.end() || now_ms >= it->second.window.until_ms) return Answer::kBarrier;
+    if (now_ms < it->second.window.renew_at_ms) return Answer::kLocal;
+    it->second.window.renew_at_ms = Window::kForever;
     return Answer::kLocalAndRenew;
   }
   // Until when `table` is read locally; 0 if it is not in the set.
   int64_t Until(const std::string& table) const {
     absl::ReaderMutexLock lock(&mu_);
     auto it = tables_.find(table);
-    return it == tables_.end() ? 0 : it->second.until_ms;
+    return it == tables_.end() ? 0 : it->second.window.until_ms;
+  }
+  // Node thread. The reads Check answered locally since the last call (TABLE READS AUTO
+  // weighs them: Replica::NoteReads).
+  uint64_t TakeReads(const std::string& table) {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = tables_.find(table);
+    return it == tables_.end() ? 0 : it->second.reads.exchange(0, std::memory_order_relaxed);
   }
   size_t size() const {
     absl::ReaderMutexLock lock(&mu_);
@@ -75,21 +84,26 @@ class LocalReads {
     if (window.until_ms == 0) {
       tables_.erase(table);
     } else if (tables_.size() < kTablesMax || tables_.contains(table)) {
-      tables_[table] = window;
+      tables_[table].window = window;
     }
   }
   // Replaces every table's window by `window_of(table)`.
   void Update(const std::function<Window(const std::string&)>& window_of) {
     absl::MutexLock lock(&mu_);
     absl::erase_if(tables_, [&window_of](auto& t) {
-      t.second = window_of(t.first);
-      return t.second.until_ms == 0;
+      t.second.window = window_of(t.first);
+      return t.second.window.until_ms == 0;
     });
   }
 
  private:
+  struct Entry {
+    Window window;
+    mutable std::atomic<uint64_t> reads{0};  // counted under the reader lock
+  };
   mutable absl::Mutex mu_;
-  mutable absl::flat_hash_map<std::string, Window> tables_ ABSL_GUARDED_BY(mu_);
+  // Nodes stay put: readers count into an entry while others are added.
+  mutable absl::node_hash_map<std::string, Entry> tables_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace atlas

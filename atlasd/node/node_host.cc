@@ -222,18 +222,20 @@ absl::StatusOr<std::unique_ptr<NodeHost>> NodeHost::Start(storage::Store* store,
   }
   // TABLE PIN and TABLE READS survive restarts: pinned tables are kept out of automatic
   // moves again, and members ask for leases on LOCAL tables again.
-  std::vector<std::string> local_reads;
+  std::vector<std::pair<std::string, consensus::LeaseReads>> local_reads;
   absl::Status pins = store->ForEachTable(std::nullopt, [&](std::string_view table) {
     absl::StatusOr<storage::TableState> st = store->LoadTableState(table);
     if (st.ok() && !st->pinned_region.empty()) h->Pin(std::string(table), st->pinned_region);
-    if (st.ok() && st->local_reads) local_reads.emplace_back(table);
+    if (st.ok() && st->local_reads) {
+      local_reads.emplace_back(table, LeaseReadsMode(true, st->auto_reads));
+    }
     return true;
   });
   if (!pins.ok()) return pins;
   h->replica_ = std::make_unique<consensus::Replica>(
       h->CoreConfig(), std::move(*state), h->snapshots_.get(), std::move(policy),
       options.replica_seed != 0 ? options.replica_seed : options.node_id, h->log_.get());
-  for (const std::string& table : local_reads) h->replica_->SetLeaseReads(table, true);
+  for (const auto& [table, mode] : local_reads) h->replica_->SetLeaseReads(table, mode);
   // The configuration before the latest one: joint quorums of a change still settling use it.
   const consensus::ClusterConfig& previous = h->membership_.previous();
   if (previous.epoch > 0 && previous.epoch < h->membership_.current().epoch) {
@@ -399,6 +401,7 @@ void NodeHost::IssueRead(const std::string& table, ReadDone done, int attempt) {
   if (route.pending) MaybeAdopt(table);
   consensus::RequestId id = NextRequestId();
   reads_[id.seq] = PendingRead{std::move(done), table, object, attempt};
+  replica_->NoteReads(object, local_reads_->TakeReads(table));
   replica_->Read(object, id);
 }
 

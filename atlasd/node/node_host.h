@@ -140,6 +140,12 @@ struct NodeHostOptions {
   bool test_keep_local_reads = false;
 };
 
+// A table's TABLE READS setting as the core takes it (Replica::SetLeaseReads).
+inline consensus::LeaseReads LeaseReadsMode(bool local, bool automatic) {
+  if (!local) return consensus::LeaseReads::kOff;
+  return automatic ? consensus::LeaseReads::kAuto : consensus::LeaseReads::kLocal;
+}
+
 class NodeHost {
  public:
   // The outcome of a write: its apply result, or why it was not ordered.

@@ -192,6 +192,7 @@ void NodeLoop::PublishStats() {
   stats_.reads.prepares_held = p.prepares_held;
   stats_.reads.replica_lease = p.reads_on_holder_lease;
   stats_.reads.replica_lease_grants = p.holders_granted;
+  stats_.reads.replica_lease_refusals = p.holders_refused;
   stats_.readies = host_->readies();
   stats_.ticks_skipped = host_->ticks_skipped();
   stats_.objects = {host_->replica().ObjectCount(), host_->replica().ObjectsAtRest(),

@@ -101,6 +101,7 @@ class NodeLoop final : public Replicator {
     uint64_t local = 0;          // reads answered on the client thread (LocalReads)
     uint64_t replica_lease = 0;  // reads answered from this replica under a replica lease
     uint64_t replica_lease_grants = 0;  // replica read leases this owner granted or renewed
+    uint64_t replica_lease_refusals = 0;  // asks for one this owner refused (AUTO)
   };
   ReadStats reads() const;
   struct ObjectStats {

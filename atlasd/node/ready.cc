@@ -265,7 +265,8 @@ void NodeHost::ApplyEntry(const consensus::CommittedEntry& e, storage::WriteSet&
       }
       // Keyed by the table: a grouped table's object is its group's, which never asks.
       if (r.ok && cmd.has_placement() && cmd.placement().has_local_reads()) {
-        replica_->SetLeaseReads(cmd.table(), cmd.placement().local_reads());
+        replica_->SetLeaseReads(cmd.table(), LeaseReadsMode(cmd.placement().local_reads(),
+                                                            cmd.placement().auto_reads()));
       }
     }
     if (c.id.node != options_.node_id) continue;

@@ -265,6 +265,42 @@ TEST_CASE("TABLE READS LOCAL: members answer reads from their own replicas under
   CHECK(c.Call(2, "KEY GET cfg.flag") == "VALUE:last\nOK");
 }
 
+TEST_CASE("TABLE READS AUTO: a member whose reads dominate gets a lease; writes that dominate "
+          "take it back") {
+  LocalCluster c({"east"}, {"--read-lease", "1s"});
+  for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
+  REQUIRE(c.Call(1, "KEY PUT cfg.flag v0") == "OK");
+  REQUIRE(c.Call(1, "TABLE READS cfg AUTO") == "OK");
+  CHECK(Eventually(
+      [&] { return c.Call(2, "TABLE INFO cfg").find(" reads=auto ") != std::string::npos; }));
+  auto metric = [&](size_t i, const std::string& name) { return Metric(c, i, name); };
+  auto holders = [&] {
+    const std::string info = c.Call(1, "TABLE INFO cfg");
+    return info.substr(info.find(" holders="));
+  };
+  for (int k = 0; k < 40; ++k) REQUIRE(c.Call(2, "KEY GET cfg.flag") == "VALUE:v0\nOK");
+  CHECK(holders() == " holders=2\nOK");
+  CHECK(metric(2, "atlas_reads_local_total") + metric(2, "atlas_replica_lease_reads_total") >= 20);
+  // Twenty writes per read for 3 s: node 2's renewals are refused, its lease lapses, and its
+  // reads (still linearizable) go to the owner.
+  int k = 0;
+  for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+       std::chrono::steady_clock::now() < end;) {
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(c.Call(1, "KEY PUT cfg.flag w" + std::to_string(++k)) == "OK");
+    }
+    REQUIRE(c.Call(2, "KEY GET cfg.flag") == "VALUE:w" + std::to_string(k) + "\nOK");
+  }
+  CHECK(metric(1, "atlas_replica_lease_refusals_total") >= 1);
+  CHECK(Eventually([&] { return holders() == " holders=-\nOK"; }));
+  // Writes stop; 4 s later they are forgotten and reads win the lease back.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  CHECK(Eventually([&] {
+    c.Call(2, "KEY GET cfg.flag");
+    return holders() == " holders=2\nOK";
+  }));
+}
+
 TEST_CASE("restarts one at a time and all at once keep every acknowledged write") {
   LocalCluster c({"east"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());

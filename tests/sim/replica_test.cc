@@ -908,7 +908,7 @@ TEST_CASE("a restarted acceptor waits out one lease before it promises another n
 void HolderLeaseToNode2(Cluster& c) {
   c.Configure([](ReplicaConfig& cfg) {
     cfg.holder_leases = true;
-    cfg.lease_reads_everywhere = true;
+    cfg.lease_reads_everywhere = LeaseReads::kLocal;
   });
   for (NodeId id : {1, 2, 3}) c.Start(id);
   OwnedByNode1(c);
@@ -978,6 +978,57 @@ TEST_CASE("a replica read lease holds off every new ballot, the owner's own afte
   c.SetClocks(11'100);  // node 2's lease ended at 11'078 on its clock
   c.Settle(/*ticks=*/500);
   CHECK(c.R(1).IsOwner("t"));
+}
+
+TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, kept while they "
+          "number half, withdrawn when writes dominate", "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  c.Configure([](ReplicaConfig& cfg) {
+    cfg.holder_leases = true;
+    cfg.lease_reads_everywhere = LeaseReads::kAuto;
+  });
+  for (NodeId id : {1, 2, 3}) c.Start(id);
+  OwnedByNode1(c);
+  c.SetClocks(10'100);
+  uint64_t seq = 100;
+  auto writes = [&](int slots) {
+    for (int i = 0; i < slots; ++i) {
+      c.R(1).Propose("t", "put w " + std::to_string(i), RequestId{1, ++seq});
+      c.Settle();
+    }
+  };
+  auto read = [&](NodeId node) {
+    c.R(node).Read("t", RequestId{node, ++seq});
+    c.Settle();
+  };
+  // 20 slots, then a read: refused; the read goes through the owner.
+  writes(20);
+  read(2);
+  CHECK(c.R(1).probes().holders_refused == 1);
+  CHECK(c.R(1).probes().holders_granted == 0);
+  // 4 s later the writes are forgotten: the next read gets a lease.
+  c.SetClocks(15'000);
+  for (int i = 0; i < 10; ++i) read(2);
+  CHECK(c.R(1).LeaseHolders("t") == std::vector<NodeId>{2});
+  CHECK(c.R(2).probes().reads_on_holder_lease == 9);
+  // As many slots as reads: node 2 keeps its lease, node 3 (asking anew) gets none.
+  c.SetClocks(15'100);
+  writes(10);
+  c.SetClocks(15'600);  // past the middle of node 2's lease (until 15'978): it renews
+  read(2);
+  read(3);
+  CHECK(c.R(1).probes().holders_granted == 2);
+  CHECK(c.R(1).probes().holders_refused == 2);
+  CHECK(c.R(1).LeaseHolders("t") == std::vector<NodeId>{2});
+  // Writes dominate: the renewal is refused and the lease lapses.
+  writes(60);
+  c.SetClocks(16'100);
+  read(2);
+  CHECK(c.R(1).probes().holders_refused == 3);
+  c.SetClocks(16'700);
+  c.Settle(/*ticks=*/5);
+  CHECK(c.R(1).LeaseHolders("t").empty());
+  CHECK_FALSE(c.R(2).HolderLease("t"));
 }
 
 TEST_CASE("a member that missed a membership change learns it from a node that change added, "

@@ -527,7 +527,9 @@ void Simulation::StartNode(SimNode& node) {
   cfg.test_digest_without_commit = opt_.bug_digest_without_commit;
   cfg.lease_ms = opt_.read_lease_ms;
   cfg.holder_leases = opt_.holder_leases;
-  cfg.lease_reads_everywhere = opt_.holder_leases;
+  cfg.lease_reads_everywhere = !opt_.holder_leases ? consensus::LeaseReads::kOff
+                               : opt_.auto_reads  ? consensus::LeaseReads::kAuto
+                                                  : consensus::LeaseReads::kLocal;
   cfg.test_holder_reads_expired = opt_.bug_holder_reads_expired;
   cfg.test_commit_without_holders = opt_.bug_commit_without_holders;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
@@ -1756,6 +1758,7 @@ std::string ReplayCommand(const SimOptions& o) {
   }
   if (o.bug_drift_beyond_bound) absl::StrAppend(&cmd, " --bug-drift-beyond-bound");
   if (o.holder_leases) absl::StrAppend(&cmd, " --holder-leases");
+  if (o.auto_reads) absl::StrAppend(&cmd, " --auto-reads");
   if (o.bug_holder_reads_expired) absl::StrAppend(&cmd, " --bug-holder-reads-expired");
   if (o.bug_commit_without_holders) absl::StrAppend(&cmd, " --bug-commit-without-holders");
   if (o.read_fraction != defaults.read_fraction) {

@@ -114,6 +114,7 @@ struct SimOptions {
   // Replica read leases (ReplicaConfig::holder_leases): members read their own replica of
   // the objects they do not own, under leases the owners grant them.
   bool holder_leases = false;
+  bool auto_reads = false;   // holder_leases in AUTO: owners grant only where reads dominate
   bool bug_holder_reads_expired = false;     // ReplicaConfig::test_holder_reads_expired
   bool bug_commit_without_holders = false;   // ReplicaConfig::test_commit_without_holders
   std::map<consensus::NodeId, int64_t> drift_ppm_of;  // Fixed rates for these nodes (scenarios).

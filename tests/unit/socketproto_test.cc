@@ -370,9 +370,11 @@ TEST_CASE("every command of protocol.md parses") {
   CHECK(std::get<TableMove>(MustParse("TABLE MOVE users eu").command).target == "eu");
   CHECK_FALSE(std::get<TablePin>(MustParse("TABLE PIN users none").command).region);
   CHECK(std::get<TableGroup>(MustParse("TABLE GROUP users g1").command).group == std::string("g1"));
-  CHECK(std::get<TableReads>(MustParse("TABLE READS users local").command).local);
-  CHECK_FALSE(std::get<TableReads>(MustParse("table reads users OWNER").command).local);
-  CHECK(MustFail("TABLE READS users AUTO") == "invalid read mode 'AUTO': LOCAL or OWNER");
+  using Mode = TableReads::Mode;
+  CHECK(std::get<TableReads>(MustParse("TABLE READS users local").command).mode == Mode::kLocal);
+  CHECK(std::get<TableReads>(MustParse("table reads users OWNER").command).mode == Mode::kOwner);
+  CHECK(std::get<TableReads>(MustParse("TABLE READS users Auto").command).mode == Mode::kAuto);
+  CHECK(MustFail("TABLE READS users ANY") == "invalid read mode 'ANY': LOCAL, OWNER or AUTO");
   CHECK_FALSE(std::get<TableList>(MustParse("TABLE LIST").command).limit);
   auto list = std::get<TableList>(MustParse("table list AFTER users LIMIT 10").command);
   CHECK(list.limit == 10u);
@@ -493,7 +495,7 @@ TEST_CASE("usage errors quote the command table: a command's syntax, or its fami
         "TOKEN REVOKE <id>");
   CHECK(MustFail("TABLE x") ==
         "usage: TABLE INFO <table> | TABLE MOVE <table> <region|node-id> | TABLE PIN <table> "
-        "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE READS <table> <LOCAL|OWNER> | "
+        "<region|NONE> | TABLE GROUP <table> <group|NONE> | TABLE READS <table> <LOCAL|OWNER|AUTO> | "
         "TABLE LIST [LIMIT <n>] [AFTER <table>] | TABLE DUMP <table> [AT <rev> [AFTER <key>]] "
         "[LIMIT <n>]");
   // Family summaries that are not a list of syntaxes.

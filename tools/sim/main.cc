@@ -45,7 +45,7 @@ void Usage() {
                "                 [--untrusted-clock NODE]... [--bug-ignore-untrusted-clock]\n"
                "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
                "                 [--no-lease-check] [--read-percent N] [--request-timeout-ms N]\n"
-               "                 [--holder-leases] [--bug-holder-reads-expired]\n"
+               "                 [--holder-leases [--auto-reads]] [--bug-holder-reads-expired]\n"
                "                 [--bug-commit-without-holders]\n"
                "                 [--cas-percent N] [--bug-cas-without-condition]\n"
                "                 [--wan-figures [--locality FILE]]\n"
@@ -235,6 +235,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--bug-ignore-untrusted-clock", &o.bug_ignore_untrusted_clock},
       {"--bug-drift-beyond-bound", &o.bug_drift_beyond_bound},
       {"--holder-leases", &o.holder_leases},
+      {"--auto-reads", &o.auto_reads},
       {"--bug-holder-reads-expired", &o.bug_holder_reads_expired},
       {"--bug-commit-without-holders", &o.bug_commit_without_holders},
       {"--bug-cas-without-condition", &o.bug_cas_without_condition},
