@@ -136,6 +136,18 @@ std::string TableOf(const T& c) {
   }
 }
 
+// The one row a read returns, when it returns no more ("table.row"; Replicator::ReadBarrier):
+// a lease holder's barrier then waits only for writes that may change it. KEY GET and
+// KEY INFO show a row's own record; everything else reads more (a scan, a blob's chunks).
+template <typename T>
+std::string RowKeyOf(const T& c) {
+  if constexpr (std::is_same_v<T, sp::KeyGet> || std::is_same_v<T, sp::KeyInfo>) {
+    return c.key.full;
+  } else {
+    return {};
+  }
+}
+
 // Reads and WATCH see every write acknowledged before them; TABLE MOVE checks the ACL in force.
 template <typename T>
 constexpr bool NeedsBarrier() {
@@ -200,7 +212,7 @@ void Executor::Start(const CallPtr& call, sp::SessionContext& ctx, T& command) {
       if constexpr (std::is_same_v<T, sp::TableDump>) {
         if (command.at) return RunChecked(call, command);
       }
-      return AfterBarrier(call, TableOf(command));
+      return AfterBarrier(call, TableOf(command), RowKeyOf(command));
     } else {
       // Cluster commands report this node's view; they need no read barrier (and must work
       // when quorums do not).
@@ -296,11 +308,12 @@ bool Executor::Permitted(Call& call, const std::string& table) {
   return true;
 }
 
-void Executor::AfterBarrier(const CallPtr& call, const std::string& table) {
+void Executor::AfterBarrier(const CallPtr& call, const std::string& table,
+                            const std::string& key) {
   // Answered here, on the thread that parsed it, when the node reads the table from its own
   // applied state (docs/consensus.md §Reads without a round).
   if (replicator_->ReadsLocally(table)) return Resume(call);
-  replicator_->ReadBarrier(table, [this, call](absl::Status s) {
+  replicator_->ReadBarrier(table, key, [this, call](absl::Status s) {
     if (!s.ok()) return call->Warn(ToStd(s.message()));
     // The barrier completes on the replication thread, which large reads must not hold up:
     // the read goes on on the thread that serves its connection.

@@ -94,7 +94,8 @@ class Executor final : public socketproto::CommandHandler {
   bool Authenticate(Call& call, socketproto::SessionContext& ctx);
   // The command's access rule (kRules) for `table`; false (and the call answered) if denied.
   bool Permitted(Call& call, const std::string& table);
-  void AfterBarrier(const CallPtr& call, const std::string& table);
+  // `key`: the one row the command reads ("table.row"), or empty (Replicator::ReadBarrier).
+  void AfterBarrier(const CallPtr& call, const std::string& table, const std::string& key);
   template <typename T>
   void Propose(const CallPtr& call, T& command);
   void Write(const CallPtr& call, proto::Command cmd);

@@ -38,8 +38,10 @@ class Replicator {
   // command is durable and applied (ok or not), or with an error when it could not be ordered
   // (overload, shutdown). Never blocks the caller.
   virtual void Propose(proto::Command cmd, Done done) = 0;
-  // `done` runs once reads issued after it observe every write acknowledged before the call.
-  virtual void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) = 0;
+  // `done` runs once reads issued after it observe every write acknowledged before the call:
+  // of the whole table, or (`key` "table.row") of that row alone.
+  virtual void ReadBarrier(const std::string& table, const std::string& key,
+                           std::function<void(absl::Status)> done) = 0;
   // True when reads of `table` need no barrier now: this node may read it from its own applied
   // state (docs/consensus.md §Reads without a round). Any thread; never blocks.
   virtual bool ReadsLocally(const std::string& /*table*/) { return false; }

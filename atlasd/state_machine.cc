@@ -109,6 +109,22 @@ std::string StateMachine::ObjectOf(const std::string& table, const std::string& 
   return group.empty() ? table : StrCat("@", group);
 }
 
+bool StateMachine::MayWrite(const consensus::Command& c, std::string_view key) {
+  proto::Command cmd;
+  if (c.id.node == consensus::kNoNode || !cmd.ParseFromString(c.data)) return true;
+  std::string_view row;
+  if (cmd.has_put()) {
+    row = cmd.put().row();
+  } else if (cmd.has_del()) {
+    row = cmd.del().row();
+  } else {
+    return true;
+  }
+  const std::string_view table = cmd.table();
+  return key.size() == table.size() + 1 + row.size() && key.starts_with(table) &&
+         key[table.size()] == '.' && key.ends_with(row);
+}
+
 uint64_t StateMachine::CommitIndex(const std::string& object,
                                    storage::WriteSet* batch) {
   std::string raw;

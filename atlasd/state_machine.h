@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "atlasd/meta_cache.h"
+#include "consensus/types.h"
 #include "proto/command.pb.h"
 #include "storage/store.h"
 
@@ -126,6 +127,10 @@ class StateMachine {
   // can have, or the table itself.
   static std::string ObjectOf(const std::string& table, const std::string& group);
   static bool IsGroupObject(std::string_view object) { return object.starts_with('@'); }
+  // Whether log command `c` may change what KEY GET or KEY INFO of `key` ("table.row")
+  // returns: only a put or delete of that row does, but anything else (a transaction, an ACL
+  // or placement change, an anchor) counts as if it did (ReplicaConfig::may_write).
+  static bool MayWrite(const consensus::Command& c, std::string_view key);
 
   // Applies `cmd` as slot `slot` of consensus object `object`, adding its writes to `batch`
   // (reads see earlier commands of the same batch). Records the object's new commit index.

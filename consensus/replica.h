@@ -285,8 +285,10 @@ class Replica {
   void Tick();
   // Client write: `command` is opaque; `id.node` must be this node. Replied through Ready.
   void Propose(const ObjectId& object, std::string command, RequestId id);
-  // Linearizable read barrier; Ready::reads says when to read the applied state.
-  void Read(const ObjectId& object, RequestId id);
+  // Linearizable read barrier; Ready::reads says when to read the applied state. A `key`
+  // (ReplicaConfig::may_write) says the read is of that alone: a lease holder then waits
+  // only for what may write it.
+  void Read(const ObjectId& object, RequestId id, std::string_view key = {});
   // Explicit ownership move: steal `object` to this node now (TABLE MOVE to here).
   void Steal(const ObjectId& object);
   // The host's wall clock (unix ms), which the owner stamps the commands it orders with, and
@@ -714,7 +716,9 @@ class Replica {
   // whether any holder's lease has not ended; a new configuration starts with none).
   bool HoldersMissing(const ObjectId& object, const NodeSet& acks, bool anchor) const;
   // Holder: the read index a read invoked now may use (its lease holds), else nullopt.
-  std::optional<Slot> HolderReadIndex(const ObjectId& object, const ObjectState& o) const;
+  std::optional<Slot> HolderReadIndex(const ObjectId& object, const ObjectState& o,
+                                      std::string_view key = {}) const;
+  bool MayWrite(const Batch& batch, std::string_view key) const;
   void DropExpiredHolders();
 
   // replica_routing.cc: routing and forwarding of client writes, migration.

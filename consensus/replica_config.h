@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 
 #include "consensus/quorum.h"
 #include "consensus/types.h"
@@ -51,6 +53,10 @@ struct ReplicaConfig {
   // Members ask for leases on every object they read, in this mode (the simulator); otherwise
   // only on those the host named (Replica::SetLeaseReads: TABLE READS LOCAL or AUTO).
   LeaseReads lease_reads_everywhere = LeaseReads::kOff;
+  // Whether `command` may change what a read of `key` returns (keys and commands are the
+  // host's business; Read's key). A holder's read of a key waits only for the accepted
+  // entries that may (docs/consensus.md §Replica read leases). Unset: every command may.
+  std::function<bool(const Command& command, std::string_view key)> may_write;
 
   size_t window_slots = 32;               // Phase-2 pipelining: slots in flight per object.
   // Q2 first: Accepts go at once to the owner's Q2 and to members interested in the object
@@ -160,6 +166,8 @@ struct ReplicaConfig {
   bool test_holder_reads_expired = false;
   // TEST ONLY: the owner counts a write chosen on a Q2 alone, without its lease holders' acks.
   bool test_commit_without_holders = false;
+  // TEST ONLY: a holder's read of a key waits for no accepted entry (as if none wrote it).
+  bool test_holder_reads_skip_accepted = false;
 };
 
 // Probe counters: prove that rare paths were exercised (FoundationDB-style coverage probes).

@@ -206,16 +206,27 @@ bool Replica::HoldersMissing(const ObjectId& object, const NodeSet& acks, bool a
   return false;
 }
 
-std::optional<Slot> Replica::HolderReadIndex(const ObjectId& object,
-                                             const ObjectState& o) const {
+std::optional<Slot> Replica::HolderReadIndex(const ObjectId& object, const ObjectState& o,
+                                             std::string_view key) const {
   if (o.proposer.role != Role::kFollower) return std::nullopt;
   auto it = held_leases_.find(object);
   if (it == held_leases_.end()) return std::nullopt;
   if (mono_ms_ >= it->second.until_ms && !config_.test_holder_reads_expired) return std::nullopt;
   // An entry we accepted may be counted chosen at any moment: the read waits for its commit.
+  // Only for one that may write what it reads: no other value can be chosen in its slot while
+  // our lease holds (no other ballot is elected), so the others leave the key as it is.
   Slot index = std::max(it->second.index, o.hard.commit_index);
-  if (!o.hard.log.empty()) index = std::max(index, o.hard.log.rbegin()->first);
+  for (auto e = o.hard.log.upper_bound(index); e != o.hard.log.end(); ++e) {
+    if (key.empty() || MayWrite(e->second.value, key)) index = e->first;
+  }
   return index;
+}
+
+bool Replica::MayWrite(const Batch& batch, std::string_view key) const {
+  if (config_.test_holder_reads_skip_accepted) return false;
+  if (!config_.may_write) return true;
+  return std::any_of(batch.begin(), batch.end(),
+                     [&](const Command& c) { return config_.may_write(c, key); });
 }
 
 void Replica::DropExpiredHolders() {

@@ -11,7 +11,7 @@
 
 namespace atlas::consensus {
 
-void Replica::Read(const ObjectId& object, RequestId id) {
+void Replica::Read(const ObjectId& object, RequestId id, std::string_view key) {
   if (Admit(object, id, /*is_read=*/true) == nullptr) return;
   if (config_.test_unsafe_local_reads) {
     SetReadIndex(id, 0);
@@ -20,7 +20,7 @@ void Replica::Read(const ObjectId& object, RequestId id) {
   if (config_.holder_leases) {
     NoteReads(object, 1);
     ObjectState& o = Obj(object);
-    if (std::optional<Slot> index = HolderReadIndex(object, o)) {
+    if (std::optional<Slot> index = HolderReadIndex(object, o, key)) {
       ++probes_.reads_on_holder_lease;
       SetReadIndex(id, *index);
     } else {

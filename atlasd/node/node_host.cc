@@ -273,6 +273,7 @@ consensus::ReplicaConfig NodeHost::CoreConfig() const {
   if (config.topology.zone_of.empty()) config.topology.zone_of[options_.node_id] = 1;
   config.quorum = membership.quorum;
   config.tick_ms = options_.tick_ms;
+  config.may_write = &StateMachine::MayWrite;  // the commands are ours (per-key holder reads)
   if (options_.replica) return config;
   config.lease_ms = options_.read_lease_ms;
   config.clock_drift_ppm = options_.clock_drift_ppm;
@@ -391,18 +392,19 @@ void NodeHost::MaybeAdopt(const std::string& table) {
   Submit(std::move(*adopt), [](ApplyResult) {}, 0, /*adopt=*/true);
 }
 
-void NodeHost::ReadBarrier(const std::string& table, ReadDone done) {
-  IssueRead(table, std::move(done), 0);
+void NodeHost::ReadBarrier(const std::string& table, const std::string& key, ReadDone done) {
+  IssueRead(table, key, std::move(done), 0);
 }
 
-void NodeHost::IssueRead(const std::string& table, ReadDone done, int attempt) {
+void NodeHost::IssueRead(const std::string& table, const std::string& key, ReadDone done,
+                         int attempt) {
   const StateMachine::Route& route = routes_.Of(table);
   const std::string object = route.object;
   if (route.pending) MaybeAdopt(table);
   consensus::RequestId id = NextRequestId();
-  reads_[id.seq] = PendingRead{std::move(done), table, object, attempt};
+  reads_[id.seq] = PendingRead{std::move(done), table, key, object, attempt};
   replica_->NoteReads(object, local_reads_->TakeReads(table));
-  replica_->Read(object, id);
+  replica_->Read(object, id, key);
 }
 
 void NodeHost::ProposeMembership(std::string command, MembershipDone done) {

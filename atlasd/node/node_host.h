@@ -171,7 +171,7 @@ class NodeHost {
   void SetBacklog(uint64_t bytes) { replica_->SetInboundBacklog(bytes); }
 
   void Propose(proto::Command cmd, Done done);
-  void ReadBarrier(const std::string& table, ReadDone done);
+  void ReadBarrier(const std::string& table, const std::string& key, ReadDone done);
   void ProposeMembership(std::string command, MembershipDone done);
   void Deliver(const consensus::Message& message);
   // Explicit ownership move of `table` (TABLE MOVE): steal it here, or hint `target` to.
@@ -229,6 +229,7 @@ class NodeHost {
   struct PendingRead {
     ReadDone done;
     std::string table;
+    std::string key;  // "table.row", or empty: the whole table
     std::string object;
     int attempt = 0;
   };
@@ -307,7 +308,7 @@ class NodeHost {
                std::string* next);
   void ProposeRemovals(const std::string& table, std::vector<std::string> rows, std::string next);
   void MaybeAdopt(const std::string& table);
-  void IssueRead(const std::string& table, ReadDone done, int attempt);
+  void IssueRead(const std::string& table, const std::string& key, ReadDone done, int attempt);
   void After(int64_t delay_ms, std::function<void()> fn);
   void RunTimers();
   std::string NameZones(const std::string& text) const;

@@ -213,10 +213,11 @@ void NodeLoop::Propose(proto::Command cmd, Done done) {
   }
 }
 
-void NodeLoop::ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) {
+void NodeLoop::ReadBarrier(const std::string& table, const std::string& key,
+                           std::function<void(absl::Status)> done) {
   auto shared_done = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
-  bool posted = Post(table.size(), [this, table, shared_done] {
-    host_->ReadBarrier(table, std::move(*shared_done));
+  bool posted = Post(table.size() + key.size(), [this, table, key, shared_done] {
+    host_->ReadBarrier(table, key, std::move(*shared_done));
   });
   if (!posted) (*shared_done)(absl::UnavailableError("overloaded: replication queue full"));
 }
@@ -231,7 +232,7 @@ bool NodeLoop::ReadsLocally(const std::string& table) {
       local_reads_answered_.fetch_add(1, std::memory_order_relaxed);
       // The lease is past its middle: a barrier read in the background renews it, so that
       // reads that keep coming never wait for the round.
-      ReadBarrier(table, [](absl::Status) {});
+      ReadBarrier(table, "", [](absl::Status) {});
       return true;
   }
   return false;

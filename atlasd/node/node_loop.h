@@ -61,7 +61,8 @@ class NodeLoop final : public Replicator {
 
   // Replicator.
   void Propose(proto::Command cmd, Done done) override;
-  void ReadBarrier(const std::string& table, std::function<void(absl::Status)> done) override;
+  void ReadBarrier(const std::string& table, const std::string& key,
+                   std::function<void(absl::Status)> done) override;
   bool ReadsLocally(const std::string& table) override;
   void Ping(std::function<void()> done) override;
   void Describe(const std::string& table, std::function<void(ObjectInfo)> done) override;

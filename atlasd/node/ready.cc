@@ -343,7 +343,7 @@ void NodeHost::ReleaseRead(const consensus::ReadState& rs) {
     read.done(absl::OkStatus());
   } else if (read.attempt < GroupRoutes::kRetries) {
     After(GroupRoutes::BackoffMs(read.attempt), [this, read = std::move(read)]() mutable {
-      IssueRead(read.table, std::move(read.done), read.attempt + 1);
+      IssueRead(read.table, read.key, std::move(read.done), read.attempt + 1);
     });
   } else {
     read.done(absl::UnavailableError(

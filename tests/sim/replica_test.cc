@@ -124,6 +124,7 @@ class Cluster {
       for (Message& m : rd.messages) out.push_back(std::move(m));
       for (auto& c : rd.committed) n.applied.push_back(c);
       for (auto& r : rd.replies) n.replies.push_back(r);
+      for (auto& r : rd.reads) n.reads.push_back(r);
       n.replica->Advance(rd);
     }
     CheckInvariants(id);
@@ -909,6 +910,11 @@ void HolderLeaseToNode2(Cluster& c) {
   c.Configure([](ReplicaConfig& cfg) {
     cfg.holder_leases = true;
     cfg.lease_reads_everywhere = LeaseReads::kLocal;
+    // "put <row> <value>" writes <row>.
+    cfg.may_write = [](const Command& command, std::string_view key) {
+      return command.data.size() < 4 ||
+             std::string_view(command.data).substr(4).starts_with(std::string(key) + " ");
+    };
   });
   for (NodeId id : {1, 2, 3}) c.Start(id);
   OwnedByNode1(c);
@@ -978,6 +984,26 @@ TEST_CASE("a replica read lease holds off every new ballot, the owner's own afte
   c.SetClocks(11'100);  // node 2's lease ended at 11'078 on its clock
   c.Settle(/*ticks=*/500);
   CHECK(c.R(1).IsOwner("t"));
+}
+
+TEST_CASE("a lease holder's read of a key waits only for the accepted entries that may write "
+          "it", "[replica][lease]") {
+  Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
+  HolderLeaseToNode2(c);
+  // Node 2 accepts "put a 5" and has not learned that it is chosen.
+  c.R(1).Propose("t", "put a 5", RequestId{1, 50});
+  const std::vector<Message> acks = c.DeliverTo(c.Drain(1), MessageType::kAccept, 2);
+  const size_t before = c.N(2).reads.size();
+  c.R(2).Read("t", RequestId{2, 51}, "b");  // "put a 5" leaves b alone: answered at once
+  c.Drain(2);
+  CHECK(c.N(2).reads.size() == before + 1);
+  c.R(2).Read("t", RequestId{2, 52}, "a");  // it may be chosen (and acknowledged) already
+  c.R(2).Read("t", RequestId{2, 53});       // as may a read of the whole object
+  c.Drain(2);
+  CHECK(c.N(2).reads.size() == before + 1);
+  for (const Message& m : acks) c.R(m.to).Step(m);  // node 2's ack reaches the owner
+  c.Settle();  // and the commit reaches node 2
+  CHECK(c.N(2).reads.size() == before + 3);
 }
 
 TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, kept while they "

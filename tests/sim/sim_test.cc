@@ -589,6 +589,27 @@ TEST_CASE("members read their own replicas under replica read leases, linearizab
   CHECK(local > 1000);
 }
 
+TEST_CASE("AUTO read leases come and go with the workload, linearizably, under faults",
+          "[sim][lease]") {
+  // The owners grant only where reads dominate (docs/consensus.md §Automatic read leases):
+  // the sim's mix is near the line, so both grants and refusals happen.
+  consensus::Probes probes;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    SimOptions o = Base(seed, MixFaults(seed));
+    o.randomize_cluster = true;
+    o.holder_leases = true;
+    o.auto_reads = true;
+    o.read_fraction = 0.8;
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << "\n" << (r.violations.empty() ? "" : r.violations[0]));
+    REQUIRE(r.violations.empty());
+    AddProbes(probes, r.probes);
+  }
+  CHECK(probes.holders_granted > 20);
+  CHECK(probes.holders_refused > 20);
+  CHECK(probes.reads_on_holder_lease > 20);
+}
+
 // A replica read lease's bug switch, caught by the linearizability checker (with every member
 // asking for leases, in the default sweep's first seeds); "" if not.
 std::string HolderLeaseCatch(const std::function<void(SimOptions&)>& bug) {
@@ -606,6 +627,14 @@ TEST_CASE("the simulator catches a lease holder that reads after its lease ended
 TEST_CASE("the simulator catches an owner that commits without its lease holders' acks",
           "[sim][teeth][lease]") {
   std::string v = HolderLeaseCatch([](SimOptions& o) { o.bug_commit_without_holders = true; });
+  INFO(v);
+  REQUIRE_FALSE(v.empty());
+}
+
+TEST_CASE("the simulator catches a lease holder that reads a row past an accepted write of it",
+          "[sim][teeth][lease]") {
+  std::string v =
+      HolderLeaseCatch([](SimOptions& o) { o.bug_holder_reads_skip_accepted = true; });
   INFO(v);
   REQUIRE_FALSE(v.empty());
 }

@@ -532,6 +532,7 @@ void Simulation::StartNode(SimNode& node) {
                                                   : consensus::LeaseReads::kLocal;
   cfg.test_holder_reads_expired = opt_.bug_holder_reads_expired;
   cfg.test_commit_without_holders = opt_.bug_commit_without_holders;
+  cfg.test_holder_reads_skip_accepted = opt_.bug_holder_reads_skip_accepted;
   cfg.clock_drift_ppm = opt_.clock_drift_ppm;  // the bound the core assumes (the bug exceeds it)
   o.replica = cfg;
   o.policy = consensus::AccessCountingPolicy::Options{};
@@ -845,7 +846,7 @@ bool Simulation::LocalRead(SimNode& node, const ObjectId& object) {
     case LocalReads::Answer::kBarrier:
       return false;
     case LocalReads::Answer::kLocalAndRenew:
-      node.host->ReadBarrier(object, [](absl::Status) {});
+      node.host->ReadBarrier(object, "", [](absl::Status) {});
       break;
     case LocalReads::Answer::kLocal:
       break;
@@ -1185,7 +1186,8 @@ void Simulation::ClientStep(ClientState& c) {
     // As atlasd's client threads do: no barrier while the node reads the table locally.
     CompleteOp(c, true, true, ReadRow(node, object, row));
   } else {
-    node.host->ReadBarrier(object, [this, current, id = node.id, object, row](absl::Status s) {
+    const std::string whole = object + "." + row;
+    node.host->ReadBarrier(object, whole, [this, current, id = node.id, object, row](absl::Status s) {
       ClientState* cs = current();
       if (cs == nullptr) return;
       // Linearizable from here: the read runs on the node's applied state, as atlasd's does.
@@ -1604,6 +1606,7 @@ void AddProbes(consensus::Probes& into, const consensus::Probes& from) {
   into.leases_granted += from.leases_granted;
   into.prepares_held += from.prepares_held;
   into.holders_granted += from.holders_granted;
+  into.holders_refused += from.holders_refused;
   into.reads_on_holder_lease += from.reads_on_holder_lease;
   into.commits_held_for_holders += from.commits_held_for_holders;
   into.moves_suggested += from.moves_suggested;
@@ -1761,6 +1764,9 @@ std::string ReplayCommand(const SimOptions& o) {
   if (o.auto_reads) absl::StrAppend(&cmd, " --auto-reads");
   if (o.bug_holder_reads_expired) absl::StrAppend(&cmd, " --bug-holder-reads-expired");
   if (o.bug_commit_without_holders) absl::StrAppend(&cmd, " --bug-commit-without-holders");
+  if (o.bug_holder_reads_skip_accepted) {
+    absl::StrAppend(&cmd, " --bug-holder-reads-skip-accepted");
+  }
   if (o.read_fraction != defaults.read_fraction) {
     absl::StrAppend(&cmd, " --read-percent ", static_cast<int>(o.read_fraction * 100 + 0.5));
   }

@@ -117,6 +117,7 @@ struct SimOptions {
   bool auto_reads = false;   // holder_leases in AUTO: owners grant only where reads dominate
   bool bug_holder_reads_expired = false;     // ReplicaConfig::test_holder_reads_expired
   bool bug_commit_without_holders = false;   // ReplicaConfig::test_commit_without_holders
+  bool bug_holder_reads_skip_accepted = false;  // ...::test_holder_reads_skip_accepted
   std::map<consensus::NodeId, int64_t> drift_ppm_of;  // Fixed rates for these nodes (scenarios).
   // Links down for a while, on top of the fault mix (scenarios): a, b, from, until (µs).
   struct LinkCut {

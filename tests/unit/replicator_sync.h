@@ -29,7 +29,7 @@ inline ApplyResult ProposeSync(Replicator& r, proto::Command c) {
 inline absl::Status ReadBarrierSync(Replicator& r, const std::string& table) {
   auto p = std::make_shared<std::promise<absl::Status>>();
   auto f = p->get_future();
-  r.ReadBarrier(table, [p](absl::Status s) { p->set_value(std::move(s)); });
+  r.ReadBarrier(table, "", [p](absl::Status s) { p->set_value(std::move(s)); });
   return f.get();
 }
 

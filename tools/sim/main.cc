@@ -46,7 +46,7 @@ void Usage() {
                "                 [--read-lease-ms N] [--clock-drift-ppm N] [--bug-drift-beyond-bound]\n"
                "                 [--no-lease-check] [--read-percent N] [--request-timeout-ms N]\n"
                "                 [--holder-leases [--auto-reads]] [--bug-holder-reads-expired]\n"
-               "                 [--bug-commit-without-holders]\n"
+               "                 [--bug-commit-without-holders] [--bug-holder-reads-skip-accepted]\n"
                "                 [--cas-percent N] [--bug-cas-without-condition]\n"
                "                 [--wan-figures [--locality FILE]]\n"
                "faults: none | comma list of drop,dup,reorder,partition,crash,crashall,steals,\n"
@@ -238,6 +238,7 @@ bool* SwitchFor(const std::string& flag, Args* a) {
       {"--auto-reads", &o.auto_reads},
       {"--bug-holder-reads-expired", &o.bug_holder_reads_expired},
       {"--bug-commit-without-holders", &o.bug_commit_without_holders},
+      {"--bug-holder-reads-skip-accepted", &o.bug_holder_reads_skip_accepted},
       {"--bug-cas-without-condition", &o.bug_cas_without_condition},
       {"--no-lease-check", &a->no_lease_check},
       {"--membership", &a->membership},
@@ -371,6 +372,7 @@ std::string ProbesLine(const atlas::consensus::Probes& p) {
       {"leases_granted", p.leases_granted},
       {"prepares_held", p.prepares_held},
       {"holders_granted", p.holders_granted},
+      {"holders_refused", p.holders_refused},
       {"reads_on_holder_lease", p.reads_on_holder_lease},
       {"commits_held_for_holders", p.commits_held_for_holders},
       {"moves", p.moves_suggested},
