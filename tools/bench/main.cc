@@ -161,6 +161,7 @@ struct Shared {
 
 struct Stats {
   Histogram latency_ns;
+  Histogram read_ns, write_ns;  // the same, by kind (a mix's reads and writes apart)
   uint64_t ops = 0;
   uint64_t rows = 0;  // rows written or read by the ops that succeeded (a TXN: its puts)
   uint64_t errors = 0;
@@ -169,6 +170,8 @@ struct Stats {
 
   void Merge(const Stats& o) {
     latency_ns.Merge(o.latency_ns);
+    read_ns.Merge(o.read_ns);
+    write_ns.Merge(o.write_ns);
     ops += o.ops;
     rows += o.rows;
     errors += o.errors;
@@ -271,6 +274,7 @@ class Worker {
   struct Pending {
     Clock::time_point start;  // sent, or (open loop) scheduled
     uint64_t rows = 1;        // a TXN: its puts
+    bool write = true;
   };
 
   std::unique_ptr<Driver> MakeDriver() {
@@ -371,7 +375,8 @@ class Worker {
       driver_->StartGet(token, name);
     }
     const bool txn = write && options_.txn_size > 1;
-    inflight_.emplace(token, Pending{start, txn ? static_cast<uint64_t>(options_.txn_size) : 1});
+    inflight_.emplace(token,
+                      Pending{start, txn ? static_cast<uint64_t>(options_.txn_size) : 1, write});
   }
 
   void Complete(const std::vector<Completion>& done) {
@@ -382,6 +387,7 @@ class Worker {
       auto ns = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(now - it->second.start).count());
       const uint64_t rows = it->second.rows;
+      (it->second.write ? stats_.write_ns : stats_.read_ns).Record(ns);
       inflight_.erase(it);
       stats_.latency_ns.Record(ns);
       ++stats_.ops;
@@ -572,7 +578,9 @@ Json ZonesJson(const RunInfo& info, const PhaseResult& r) {
              {"errors", s.errors},
              {"not_found", s.not_found},
              {"ops_per_sec", Round1(r.seconds > 0 ? static_cast<double>(s.ops) / r.seconds : 0)},
-             {"latency_us", LatencyJson(s.latency_ns)}};
+             {"latency_us", LatencyJson(s.latency_ns)},
+             {"read_latency_us", LatencyJson(s.read_ns)},
+             {"write_latency_us", LatencyJson(s.write_ns)}};
   }
   return zones;
 }
