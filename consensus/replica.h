@@ -268,6 +268,22 @@ struct LocalReadWindow {
 
 // ---------------------------------------------------------------------------------------------
 
+// TABLE READS AUTO (docs/consensus.md §Automatic read leases): events of one kind (reads
+// asked here, writes proposed here) in two windows of kDemandWindowMs, for a rate that forgets
+// the past within two windows.
+struct Demand {
+  static constexpr int64_t kDemandWindowMs = 2'000;
+  int64_t start_ms = 0;
+  uint64_t now = 0, before = 0;
+  void Add(int64_t mono_ms, uint64_t n);
+  uint64_t PerMinute(int64_t mono_ms) const;
+};
+struct AutoLoad {  // Owner side, per AUTO object.
+  Demand writes;                                  // commands we proposed
+  absl::btree_map<NodeId, Demand> writes_from;    // the same by the node they came from
+  absl::btree_map<NodeId, std::pair<uint64_t, int64_t>> reads_of;  // reported: rate, when
+};
+
 class Replica {
  public:
   // `restart` is the PersistentState written through earlier Readys (empty for a new node).
@@ -681,15 +697,6 @@ class Replica {
     absl::btree_map<NodeId, int64_t> until;    // Holder -> until when its acks are needed.
     absl::btree_map<NodeId, HolderAsk> asks;   // Members waiting for a grant.
   };
-  // AUTO: events of one kind (reads asked here, slots proposed here) in two windows of
-  // kDemandWindowMs, for a rate that forgets the past within two windows.
-  struct Demand {
-    int64_t start_ms = 0;
-    uint64_t now = 0, before = 0;
-    void Add(int64_t mono_ms, uint64_t n);
-    uint64_t PerMinute(int64_t mono_ms) const;
-  };
-  static constexpr int64_t kDemandWindowMs = 2'000;
   struct ReplicaLease {     // Holder side.
     Ballot ballot;          // The owner that granted it,
     int64_t until_ms = 0;   // until then (our clock),
@@ -701,8 +708,8 @@ class Replica {
   void HandleLeaseRequest(const Message& msg);
   LeaseReads LeaseReadsOf(const ObjectId& object) const;
   // AUTO, owner side: whether `from`, reading `per_minute`, gets (or keeps) a lease.
-  bool AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute) const;
-  void NoteProposed(const ObjectId& object, uint64_t slots);
+  bool AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute);
+  void NoteProposed(const ObjectId& object, const Message& accept);
   void HandleLeaseGrant(const Message& msg);
   // Owner: whether asks may be granted now (owner, settled, one configuration).
   bool MayGrantHolders(const ObjectState& o) const;
@@ -861,7 +868,7 @@ class Replica {
   absl::btree_map<ObjectId, int64_t> lease_asked_;      // Holder: when we last asked.
   absl::btree_map<ObjectId, LeaseReads> lease_reads_;   // SetLeaseReads (kOff: absent)
   absl::btree_map<ObjectId, Demand> reads_seen_;       // AUTO: reads asked here
-  absl::btree_map<ObjectId, Demand> slots_proposed_;   // AUTO: slots we proposed as owner
+  absl::btree_map<ObjectId, AutoLoad> auto_load_;     // AUTO: what we saw as owner
   bool may_own_ = true;   // SetClock: the host trusts its clock
   consensus::Tick last_heartbeat_ = -1;
   uint64_t heartbeats_sent_ = 0;

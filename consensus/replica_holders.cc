@@ -60,18 +60,32 @@ void Replica::HandleLeaseRequest(const Message& msg) {
 }
 
 // AUTO (docs/consensus.md §Automatic read leases). A holder saves each of its reads a round trip
-// to us and costs every write the wait for its ack: it gets a lease while its reads outnumber
-// our slots twice over, and keeps it while they number half of them (hysteresis, so that a
-// workload near the line does not make leases come and go).
-bool Replica::AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute) const {
-  auto slots = slots_proposed_.find(object);
-  const uint64_t writes = slots == slots_proposed_.end() ? 0 : slots->second.PerMinute(mono_ms_);
+// to us and costs every write the wait for its ack, up to a round trip more: leases pay once
+// reads outnumber writes about twice. A member gets one while the table's reads outnumber its
+// writes four times over, and the member's reads the writes that come from it; it keeps it
+// while both outnumber them twice (hysteresis: a workload near the line does not make leases
+// come and go).
+bool Replica::AutoGrants(const ObjectId& object, NodeId from, uint64_t per_minute) {
+  if (per_minute == 0) return false;
+  AutoLoad& load = auto_load_[object];
+  load.reads_of[from] = {per_minute, mono_ms_};
+  uint64_t reads = 0;
+  if (auto own = reads_seen_.find(object); own != reads_seen_.end()) {
+    reads = own->second.PerMinute(mono_ms_);
+  }
+  for (const auto& [node, report] : load.reads_of) {
+    if (mono_ms_ - report.second < 2 * Demand::kDemandWindowMs) reads += report.first;
+  }
+  auto writes_from = load.writes_from.find(from);
+  const uint64_t own_writes =
+      writes_from == load.writes_from.end() ? 0 : writes_from->second.PerMinute(mono_ms_);
   const std::vector<NodeId> holders = LeaseHolders(object);
   const bool holds = std::find(holders.begin(), holders.end(), from) != holders.end();
-  return per_minute > 0 && (holds ? 2 * per_minute >= writes : per_minute >= 2 * writes);
+  auto dominate = [holds](uint64_t r, uint64_t w) { return r >= (holds ? 2 : 4) * w; };
+  return dominate(reads, load.writes.PerMinute(mono_ms_)) && dominate(per_minute, own_writes);
 }
 
-void Replica::Demand::Add(int64_t mono_ms, uint64_t n) {
+void Demand::Add(int64_t mono_ms, uint64_t n) {
   if (mono_ms - start_ms >= kDemandWindowMs) {
     before = mono_ms - start_ms < 2 * kDemandWindowMs ? now : 0;
     now = 0;
@@ -80,7 +94,7 @@ void Replica::Demand::Add(int64_t mono_ms, uint64_t n) {
   now += n;
 }
 
-uint64_t Replica::Demand::PerMinute(int64_t mono_ms) const {
+uint64_t Demand::PerMinute(int64_t mono_ms) const {
   const int64_t age = mono_ms - start_ms;
   if (age >= 2 * kDemandWindowMs) return 0;
   if (age >= kDemandWindowMs) return now * 60'000 / static_cast<uint64_t>(age + 1);
@@ -101,7 +115,7 @@ void Replica::SetLeaseReads(const ObjectId& object, LeaseReads mode) {
   }
   if (mode != LeaseReads::kAuto) {
     reads_seen_.erase(object);
-    slots_proposed_.erase(object);
+    auto_load_.erase(object);
   }
 }
 
@@ -109,8 +123,13 @@ void Replica::NoteReads(const ObjectId& object, uint64_t n) {
   if (n > 0 && LeaseReadsOf(object) == LeaseReads::kAuto) reads_seen_[object].Add(mono_ms_, n);
 }
 
-void Replica::NoteProposed(const ObjectId& object, uint64_t slots) {
-  if (LeaseReadsOf(object) == LeaseReads::kAuto) slots_proposed_[object].Add(mono_ms_, slots);
+void Replica::NoteProposed(const ObjectId& object, const Message& accept) {
+  if (LeaseReadsOf(object) != LeaseReads::kAuto) return;
+  AutoLoad& load = auto_load_[object];
+  for (const SlotEntry& e : accept.entries) {
+    load.writes.Add(mono_ms_, e.entry.value.size());
+    for (const Command& c : e.entry.value) load.writes_from[c.id.node].Add(mono_ms_, 1);
+  }
 }
 
 bool Replica::MayGrantHolders(const ObjectState& o) const {
@@ -236,10 +255,17 @@ void Replica::DropExpiredHolders() {
   absl::erase_if(lease_asked_,
                  [this](const auto& a) { return mono_ms_ - a.second >= config_.lease_ms; });
   auto forgotten = [this](const auto& d) {
-    return mono_ms_ - d.second.start_ms >= 2 * kDemandWindowMs;
+    return mono_ms_ - d.second.start_ms >= 2 * Demand::kDemandWindowMs;
   };
   absl::erase_if(reads_seen_, forgotten);
-  absl::erase_if(slots_proposed_, forgotten);
+  absl::erase_if(auto_load_, [this, &forgotten](auto& l) {
+    absl::erase_if(l.second.writes_from, forgotten);
+    absl::erase_if(l.second.reads_of, [this](const auto& r) {
+      return mono_ms_ - r.second.second >= 2 * Demand::kDemandWindowMs;
+    });
+    return l.second.writes_from.empty() && l.second.reads_of.empty() &&
+           mono_ms_ - l.second.writes.start_ms >= 2 * Demand::kDemandWindowMs;
+  });
   absl::erase_if(holders_, [this](auto& h) {
     absl::erase_if(h.second.until, [this](const auto& u) { return u.second <= mono_ms_; });
     const ObjectState* o = FindObj(h.first);

@@ -129,10 +129,12 @@ void Replica::NoteCommitIndex(ObjectState& o, Slot commit_index, NodeId from) {
     o.learner.known_commit = commit_index;
     return;
   }
-  // An equally informed peer replaces one that went silent (crashed, or removed and stopped).
+  // An equally informed peer replaces one that went silent (crashed, or removed and stopped),
+  // and the owner any other: a peer that restarted with no commit at all reports nothing
+  // (digests leave such objects out), so it would be asked for ever (simulator, seed 799).
   if (commit_index > o.learner.known_commit ||
       (commit_index == o.learner.known_commit && o.learner.known_commit_from != from &&
-       !Alive(o.learner.known_commit_from))) {
+       (!Alive(o.learner.known_commit_from) || from == o.learner.owner_ballot.node))) {
     o.learner.known_commit = commit_index;
     o.learner.known_commit_from = from;
   }

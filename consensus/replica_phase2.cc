@@ -44,7 +44,7 @@ void Replica::FlushProposals(const ObjectId& object, ObjectState& o) {
     m.entries.push_back({s, LogEntry{o.proposer.ballot, std::move(batch)}});
   }
   if (m.entries.empty()) return;
-  NoteProposed(object, m.entries.size());
+  NoteProposed(object, m);
   const NodeSet members = MembersOf(ObjectEpochs(o));
   const NodeSet eager = EagerTargets(object, o, members);
   SendTo(eager, m, /*include_self=*/true);

@@ -66,12 +66,13 @@ class LocalReads {
     auto it = tables_.find(table);
     return it == tables_.end() ? 0 : it->second.window.until_ms;
   }
-  // Node thread. The reads Check answered locally since the last call (TABLE READS AUTO
-  // weighs them: Replica::NoteReads).
-  uint64_t TakeReads(const std::string& table) {
+  // Node thread. Calls `note(table, n)` for every table Check answered n > 0 reads of locally
+  // since the last call (TABLE READS AUTO weighs them: Replica::NoteReads).
+  void TakeReads(const std::function<void(const std::string&, uint64_t)>& note) {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = tables_.find(table);
-    return it == tables_.end() ? 0 : it->second.reads.exchange(0, std::memory_order_relaxed);
+    for (auto& [table, entry] : tables_) {
+      if (uint64_t n = entry.reads.exchange(0, std::memory_order_relaxed); n > 0) note(table, n);
+    }
   }
   size_t size() const {
     absl::ReaderMutexLock lock(&mu_);

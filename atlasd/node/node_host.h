@@ -243,6 +243,7 @@ class NodeHost {
     bool everything = false;
     bool membership_changed = false;
     std::vector<std::string> acls;  // tables whose ACL changed
+    std::vector<std::string> installed;  // objects a snapshot replaced
   };
   class Snapshots;
   class Log;
@@ -343,6 +344,7 @@ class NodeHost {
   bool clock_started_ = false;
   int64_t next_tick_ms_ = 0;
   int64_t last_stamp_ms_ = 0;
+  int64_t next_reads_note_ms_ = 0;  // SetTime: LocalReads::TakeReads
   int64_t restart_guard_ms_ = -1;  // consensus::ReplicaConfig::restart_guard_ms (Start)
   absl::flat_hash_map<uint64_t, PendingWrite> writes_;  // by RequestId::seq
   absl::flat_hash_map<uint64_t, PendingRead> reads_;

@@ -177,6 +177,7 @@ bool NodeHost::InstallSnapshots(const consensus::Ready& rd, storage::WriteSet& w
     } else {
       const auto start = std::chrono::steady_clock::now();
       if (!InstallStaged(object, snap)) return false;
+      applied.installed.push_back(object);
       spdlog::info("installed a snapshot of {} at slot {} in {} ms", object, snap.slot,
                    std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::steady_clock::now() - start).count());
@@ -287,6 +288,12 @@ void NodeHost::Publish(Applied& applied) {
     io_->TablesChanged(std::move(applied.changes), applied.everything);
   }
   if (applied.membership_changed) InstallMembership();
+  // A snapshot brings a table's TABLE READS mode without the entry that set it.
+  for (const std::string& object : applied.installed) {
+    if (StateMachine::IsGroupObject(object)) continue;  // a group's object never asks
+    absl::StatusOr<storage::TableState> st = store_->LoadTableState(object);
+    if (st.ok()) replica_->SetLeaseReads(object, LeaseReadsMode(st->local_reads, st->auto_reads));
+  }
 }
 
 void NodeHost::InstallMembership() {

@@ -377,7 +377,9 @@ TEST_CASE("a fourth node joins a cluster that holds data and catches up") {
                                   " v" + std::to_string(k)) == "OK");
   }
   // A table whose log is truncated (a snapshot every 64 slots) and whose snapshot spans several
-  // 4 MiB chunks: 96 blobs of 128 KiB.
+  // 4 MiB chunks: 96 blobs of 128 KiB. Its reads are LOCAL: node 4 learns that from the
+  // snapshot alone.
+  REQUIRE(c.Call(1, "TABLE READS big LOCAL") == "OK");
   {
     auto conn = c.node(1).Connect(std::chrono::milliseconds(5000));
     REQUIRE(conn);
@@ -402,6 +404,12 @@ TEST_CASE("a fourth node joins a cluster that holds data and catches up") {
   CHECK(c.Call(4, "COUNT big") == "COUNT:96\nOK");
   // TABLE INFO counts node 4's own rows: the chunked snapshot arrived whole.
   CHECK(c.Call(4, "TABLE INFO big").find(" rows=96 ") != std::string::npos);
+  CHECK(c.Call(4, "TABLE INFO big").find(" reads=local ") != std::string::npos);
+  CHECK(Eventually([&] {  // and asks for a lease when it reads
+    c.Call(4, "KEY INFO big.b1");
+    const std::string info = c.Call(1, "TABLE INFO big");
+    return std::regex_search(info, std::regex(" holders=([0-9]+,)*4[ ,\n]"));
+  }));
   CHECK(c.Call(4, "KEY PUT data0.new n") == "OK");
   CHECK(c.Call(1, "KEY GET data0.new") == "VALUE:n\nOK");
 }

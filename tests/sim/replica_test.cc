@@ -1006,8 +1006,9 @@ TEST_CASE("a lease holder's read of a key waits only for the accepted entries th
   CHECK(c.N(2).reads.size() == before + 3);
 }
 
-TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, kept while they "
-          "number half, withdrawn when writes dominate", "[replica][lease]") {
+TEST_CASE("AUTO read leases: granted where reads outnumber writes four times over, kept while "
+          "they do twice, withdrawn when writes dominate", "[replica][lease]") {
+  // Both in the whole table and in what the asking member itself reads and writes.
   Cluster c({3}, QuorumSpec{1, 0}, /*lease_ms=*/1000);
   c.Configure([](ReplicaConfig& cfg) {
     cfg.holder_leases = true;
@@ -1017,9 +1018,9 @@ TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, ke
   OwnedByNode1(c);
   c.SetClocks(10'100);
   uint64_t seq = 100;
-  auto writes = [&](int slots) {
+  auto writes = [&](int slots, NodeId via = 1) {
     for (int i = 0; i < slots; ++i) {
-      c.R(1).Propose("t", "put w " + std::to_string(i), RequestId{1, ++seq});
+      c.R(via).Propose("t", "put w " + std::to_string(i), RequestId{via, ++seq});
       c.Settle();
     }
   };
@@ -1037,9 +1038,9 @@ TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, ke
   for (int i = 0; i < 10; ++i) read(2);
   CHECK(c.R(1).LeaseHolders("t") == std::vector<NodeId>{2});
   CHECK(c.R(2).probes().reads_on_holder_lease == 9);
-  // As many slots as reads: node 2 keeps its lease, node 3 (asking anew) gets none.
+  // Reads outnumber writes twice: node 2 keeps its lease, node 3 (asking anew) gets none.
   c.SetClocks(15'100);
-  writes(10);
+  writes(5);
   c.SetClocks(15'600);  // past the middle of node 2's lease (until 15'978): it renews
   read(2);
   read(3);
@@ -1055,6 +1056,16 @@ TEST_CASE("AUTO read leases: granted where reads outnumber writes twice over, ke
   c.Settle(/*ticks=*/5);
   CHECK(c.R(1).LeaseHolders("t").empty());
   CHECK_FALSE(c.R(2).HolderLease("t"));
+  // A read-mostly table (node 2's renewal reports 61 reads), but node 3 writes more than it
+  // reads: node 3 gets no lease.
+  c.SetClocks(25'000);
+  for (int i = 0; i < 60; ++i) read(2);
+  c.SetClocks(25'500);
+  read(2);
+  writes(10, /*via=*/3);
+  read(3);
+  CHECK(c.R(1).LeaseHolders("t") == std::vector<NodeId>{2});
+  CHECK(c.R(1).probes().holders_refused == 4);
 }
 
 TEST_CASE("a member that missed a membership change learns it from a node that change added, "
