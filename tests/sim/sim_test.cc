@@ -765,6 +765,16 @@ TEST_CASE("pinned regression seeds stay clean", "[sim]") {
     INFO(ReplayCommand(o) << " " << (r.violations.empty() ? "" : r.violations[0]));
     REQUIRE(r.violations.empty());
   }
+  {  // 799: after a crash of all, a learner kept asking a peer that had restarted with no
+     // commit of the object (so reported none), while the owner told it the commit index.
+    SimOptions o = Base(799, MixFaults(799));
+    o.randomize_cluster = true;
+    o.holder_leases = true;
+    o.read_fraction = 0.8;
+    SimResult r = RunSimulation(o);
+    INFO(ReplayCommand(o) << " " << (r.violations.empty() ? "" : r.violations[0]));
+    REQUIRE(r.violations.empty());
+  }
   // A node stole t0 just before applying its own removal, committed slot 13, stepped down as a
   // removed owner before announcing the commit and was stopped: nobody could finish slot 13.
   // Fixed: stepping down announces the commit index; the sweeper finishes unfinished objects.
