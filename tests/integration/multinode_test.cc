@@ -265,8 +265,8 @@ TEST_CASE("TABLE READS LOCAL: members answer reads from their own replicas under
   CHECK(c.Call(2, "KEY GET cfg.flag") == "VALUE:last\nOK");
 }
 
-TEST_CASE("TABLE READS AUTO: a member whose reads dominate gets a lease; writes that dominate "
-          "take it back") {
+TEST_CASE("TABLE READS AUTO: a member whose reads dominate gets a lease, and writes that "
+          "dominate take it back") {
   LocalCluster c({"east"}, {"--read-lease", "1s"});
   for (int i = 0; i < 3; ++i) REQUIRE(c.Add());
   REQUIRE(c.Call(1, "KEY PUT cfg.flag v0") == "OK");
