@@ -232,8 +232,9 @@ std::optional<Slot> Replica::HolderReadIndex(const ObjectId& object, const Objec
   if (it == held_leases_.end()) return std::nullopt;
   if (mono_ms_ >= it->second.until_ms && !config_.test_holder_reads_expired) return std::nullopt;
   // An entry we accepted may be counted chosen at any moment: the read waits for its commit.
-  // Only for one that may write what it reads: no other value can be chosen in its slot while
-  // our lease holds (no other ballot is elected), so the others leave the key as it is.
+  // Only for one that may write what it reads: while our lease holds, a slot counts chosen only
+  // with our ack of the value we then hold in it (no other ballot is elected meanwhile), so the
+  // others leave the key as it is.
   Slot index = std::max(it->second.index, o.hard.commit_index);
   for (auto e = o.hard.log.upper_bound(index); e != o.hard.log.end(); ++e) {
     if (key.empty() || MayWrite(e->second.value, key)) index = e->first;
