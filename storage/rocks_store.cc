@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_buffer_manager.h"
@@ -282,6 +283,22 @@ rocksdb::ColumnFamilyOptions BudgetedOptions(const StoreOptions& options,
   return cf;
 }
 
+// Keys of the log and the change history are a name, a NUL and a big-endian number that only
+// grows (storage/keys.cc): each object's or table's new keys land right after its last. With
+// the name as the prefix, the memtable keeps where each name's last insert went and starts the
+// next one there instead of at the skip list's head (`memtable_insert_with_hint_prefix_
+// extractor`); the hint only shortens the search, the list stays the same.
+class NamePrefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "atlas.NamePrefix"; }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() > 8 && key[key.size() - 9] == '\0';
+  }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return {key.data(), key.size() - 8};
+  }
+};
+
 void RocksStore::Reclaim(Cf which, std::string lo, std::string hi) {
   std::lock_guard<std::mutex> lock(reclaim_mu_);
   if (!reclaimer_.joinable()) reclaimer_ = std::thread([this] { ReclaimLoop(); });
@@ -345,6 +362,17 @@ absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& option
       cf.min_blob_size = 0;
       cf.blob_file_size = 256 << 20;
       cf.enable_blob_garbage_collection = true;
+    }
+    if (std::string_view(name) == "rows") {
+      // A write first looks up the row it replaces; a new row is not there, and without a
+      // filter proving it absent each such lookup searched the whole memtable skip list (8% of
+      // the node thread under transactions of new rows). 2% of the write buffer: ~25 bits per
+      // row of 100 bytes.
+      cf.memtable_prefix_bloom_size_ratio = 0.02;
+      cf.memtable_whole_key_filtering = true;
+    }
+    if (std::string_view(name) == "log" || std::string_view(name) == "changes") {
+      cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<NamePrefix>();
     }
     descriptors.emplace_back(name, cf);
   }
