@@ -12,7 +12,6 @@
 #include "fmt/format.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
-#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_buffer_manager.h"
@@ -283,22 +282,6 @@ rocksdb::ColumnFamilyOptions BudgetedOptions(const StoreOptions& options,
   return cf;
 }
 
-// Keys of the log and the change history are a name, a NUL and a big-endian number that only
-// grows (storage/keys.cc): each object's or table's new keys land right after its last. With
-// the name as the prefix, the memtable keeps where each name's last insert went and starts the
-// next one there instead of at the skip list's head (`memtable_insert_with_hint_prefix_
-// extractor`); the hint only shortens the search, the list stays the same.
-class NamePrefix final : public rocksdb::SliceTransform {
- public:
-  const char* Name() const override { return "atlas.NamePrefix"; }
-  bool InDomain(const rocksdb::Slice& key) const override {
-    return key.size() > 8 && key[key.size() - 9] == '\0';
-  }
-  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return {key.data(), key.size() - 8};
-  }
-};
-
 void RocksStore::Reclaim(Cf which, std::string lo, std::string hi) {
   std::lock_guard<std::mutex> lock(reclaim_mu_);
   if (!reclaimer_.joinable()) reclaimer_ = std::thread([this] { ReclaimLoop(); });
@@ -370,9 +353,6 @@ absl::Status RocksStore::Open(const std::string& dir, const StoreOptions& option
       // row of 100 bytes.
       cf.memtable_prefix_bloom_size_ratio = 0.02;
       cf.memtable_whole_key_filtering = true;
-    }
-    if (std::string_view(name) == "log" || std::string_view(name) == "changes") {
-      cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<NamePrefix>();
     }
     descriptors.emplace_back(name, cf);
   }
