@@ -275,6 +275,15 @@ rocksdb::ColumnFamilyOptions BudgetedOptions(const StoreOptions& options,
   table_options.cache_index_and_filter_blocks_with_high_priority = true;
   table_options.pin_l0_filter_and_index_blocks_in_cache = true;
   table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Filters and indexes in partitions of ~4 KiB, under a small top level kept in the cache: a
+  // lookup loads the one partition it needs. Whole, an SST's filter is ~1.2 bytes per key;
+  // once a small budget's cache could no longer hold them, every lookup read and checksummed a
+  // filter of megabytes again (81% of a node's CPU while loading 1,000,000 one-row tables at a
+  // 64 MiB budget, the load slowed to ~300 tables/s).
+  table_options.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table_options.partition_filters = true;
+  table_options.metadata_block_size = 4096;
+  table_options.pin_top_level_index_and_filter = true;
 
   rocksdb::ColumnFamilyOptions cf;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
