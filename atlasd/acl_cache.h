@@ -26,6 +26,9 @@ namespace atlas {
 
 // About 100,000 tables' ACLs of a few grants.
 inline constexpr size_t kDefaultAclCacheBytes = size_t{16} << 20;
+// For a node of `memory_budget_bytes` (docs/storage.md §Memory): a sixteenth of it, the
+// default above at the default budget (256 MiB).
+inline size_t AclCacheBytes(size_t memory_budget_bytes) { return memory_budget_bytes / 16; }
 
 class AclCache {
  public:

@@ -429,6 +429,7 @@ atlas::NodeLoopOptions NodeOptionsFor(const atlas::Config& config, const atlas::
   atlas::NodeLoopOptions options;
   options.host.acls = acls;
   options.host.change_history = {config.watch_history, config.watch_history_bytes};
+  options.host.record_cache_bytes = atlas::RecordCacheBytes(config.memory_budget_bytes);
   options.host.read_lease_ms = config.read_lease_ms;
   options.host.catchup_bytes_per_second = config.catchup_bytes_per_second;
   options.host.clock_drift_ppm = config.max_clock_drift_ppm;
@@ -656,7 +657,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  atlas::AclCache acls(atlas::kDefaultAclCacheBytes);  // the node keeps it coherent
+  // The node keeps it coherent.
+  atlas::AclCache acls(atlas::AclCacheBytes(config.memory_budget_bytes));
   atlas::WatchHub watch_hub(store->get(), WatchOptionsFor(config, store->get(), &acls));
   auto replicator_or = StartNode(config, *setup, store->get(), &watch_hub, &transport,
                                  cluster_node.get(), &acls);

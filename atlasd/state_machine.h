@@ -100,27 +100,32 @@ absl::StatusOr<RevisionRange> TableRevisions(storage::Store* store, const std::s
 inline constexpr uint64_t kAdoptBytesMax = 64ull << 20;
 
 // Memory for the table and object records of the applies (atlasd/meta_cache.h): about 100,000
-// tables' records.
+// tables' records. The daemon sizes it from its memory budget (RecordCacheBytes).
 inline constexpr size_t kDefaultMetaCacheBytes = size_t{32} << 20;
 // Memory for the row records the applies read (a PUT or DEL reads the row it replaces: WORM,
 // chunks), kept as the store has them, inline values included.
 inline constexpr size_t kDefaultRowCacheBytes = size_t{32} << 20;
+// Each of the two record caches for a node of `memory_budget_bytes` (docs/storage.md §Memory):
+// an eighth of it, so that one setting scales the node's memory (the default budget, 256 MiB,
+// gives the defaults above).
+inline size_t RecordCacheBytes(size_t memory_budget_bytes) { return memory_budget_bytes / 8; }
 
 class StateMachine {
  public:
   // `meta`, `rows`: the caches of table and object records and of row records; by default
-  // their own, kDefaultMetaCacheBytes and kDefaultRowCacheBytes. Caches shared with an earlier
+  // their own, of `cache_bytes` each. Caches shared with an earlier
   // incarnation are the simulator's bug switch (NodeHostOptions::test_meta_cache): they
   // outlive Readies that never reached the disk.
   explicit StateMachine(storage::Store* store, ChangeHistory change_history = {},
                         std::shared_ptr<MetaCache> meta = nullptr,
-                        std::shared_ptr<MetaCache> rows = nullptr)
+                        std::shared_ptr<MetaCache> rows = nullptr,
+                        size_t cache_bytes = kDefaultMetaCacheBytes)
       : store_(store),
         change_history_(std::max<uint64_t>(change_history.changes, 1)),
         change_history_bytes_(change_history.bytes),
         trim_step_(std::clamp<uint64_t>(change_history_ / 16, 1, 256)),
-        meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(kDefaultMetaCacheBytes)),
-        rows_(rows ? std::move(rows) : std::make_shared<MetaCache>(kDefaultRowCacheBytes)) {}
+        meta_(meta ? std::move(meta) : std::make_shared<MetaCache>(cache_bytes)),
+        rows_(rows ? std::move(rows) : std::make_shared<MetaCache>(cache_bytes)) {}
 
 
   // The consensus object of a table in group `group` ("" = none): "@<group>", a name no table

@@ -252,7 +252,7 @@ NodeHost::NodeHost(storage::Store* store, HostIO* io, NodeHostOptions options)
       io_(io),
       options_(std::move(options)),
       state_machine_(store, options_.change_history, options_.test_meta_cache,
-                     options_.test_row_cache),
+                     options_.test_row_cache, options_.record_cache_bytes),
       routes_(&state_machine_),
       snapshots_(std::make_unique<Snapshots>(store, &state_machine_, &membership_,
                                                options_.test_snapshot_unpinned)),

@@ -133,6 +133,8 @@ struct NodeHostOptions {
   // the previous incarnation: they keep records of Readies that a crash stopped before they
   // reached the disk (atlasd/meta_cache.h).
   std::shared_ptr<MetaCache> test_meta_cache, test_row_cache;
+  // The bound of each record cache (StateMachine; RecordCacheBytes of the memory budget).
+  size_t record_cache_bytes = kDefaultMetaCacheBytes;
   // The client threads' ACLs (not owned; null: none), invalidated once an ACL change is durable.
   AclCache* acls = nullptr;
   // TEST ONLY: tables stay in local_reads() after the node lost what made those reads safe
