@@ -63,9 +63,13 @@ void MetaCache::Flush(storage::WriteSet& batch) {
   }
   dirty_keys_.clear();
   if (young_bytes_ > bytes_max_ / 2) {
-    old_ = std::move(young_);
+    // The dropped generation's table is emptied and kept for the new young one: freed, it
+    // went back to the kernel (blocks of 1 MiB and more are mapped on their own), and the new
+    // one page-faulted the same memory in again as it grew (~5% of the node thread while
+    // tables were being created).
+    std::swap(old_, young_);
+    EmptyKeepingMemory(young_);
     old_bytes_ = young_bytes_;
-    young_ = Map();
     young_bytes_ = 0;
   }
 }

@@ -7,7 +7,7 @@ namespace atlas {
 const StateMachine::Route& GroupRoutes::Of(const std::string& table) {
   auto it = cache_.find(table);
   if (it != cache_.end()) return it->second;
-  if (cache_.size() >= kCachedMax) cache_.clear();
+  if (cache_.size() >= kCachedMax) EmptyKeepingMemory(cache_);
   return cache_.emplace(table, state_machine_->RouteOf(table)).first->second;
 }
 
