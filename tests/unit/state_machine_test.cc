@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 
+#include "absl/container/flat_hash_map.h"
 #include "atlasd/snapshot_stream.h"
 #include "atlasd/state_machine.h"
 #include "storage/coding.h"
@@ -614,6 +615,21 @@ TEST_CASE("the record cache stays within its byte limit and never drops a change
   REQUIRE(cache.Find("k9999") != nullptr);
   CHECK_FALSE(cache.Find("k9999")->has_value());
   CHECK(cache.dirty() == 1);
+}
+
+TEST_CASE("a cache emptied to start over keeps its hash table and none of its records") {
+  absl::flat_hash_map<std::string, std::string> map;
+  for (int i = 0; i < 100000; ++i) map.emplace("k" + std::to_string(i), "v");
+  const size_t capacity = map.capacity();
+  atlas::EmptyKeepingMemory(map);
+  CHECK(map.empty());
+  CHECK(map.capacity() == capacity);  // clear() would have freed it
+  CHECK_FALSE(map.contains("k1"));
+  // Refilled through its tombstones without growing.
+  for (int i = 0; i < 100000; ++i) map.emplace("n" + std::to_string(i), "v");
+  CHECK(map.size() == 100000);
+  CHECK(map.capacity() == capacity);
+  CHECK_FALSE(map.contains("k1"));
 }
 
 // The revisions of the changes `table` keeps for WATCH, in order.
