@@ -63,10 +63,8 @@ void MetaCache::Flush(storage::WriteSet& batch) {
   }
   dirty_keys_.clear();
   if (young_bytes_ > bytes_max_ / 2) {
-    // The dropped generation's table is emptied and kept for the new young one: freed, it
-    // went back to the kernel (blocks of 1 MiB and more are mapped on their own), and the new
-    // one page-faulted the same memory in again as it grew (~5% of the node thread while
-    // tables were being created).
+    // The dropped generation's table, emptied, serves the new young one (EmptyKeepingMemory:
+    // ~5% of the node thread in page faults while tables were being created).
     std::swap(old_, young_);
     EmptyKeepingMemory(young_);
     old_bytes_ = young_bytes_;
